@@ -1,0 +1,38 @@
+"""Domain errors. Each message is written for the agent (or person) who reads it: what is wrong and
+what to do about it. The MCP layer turns every one of them into a tool error; the CLI prints it and
+exits non-zero. Nothing else should escape to a user."""
+
+from __future__ import annotations
+
+
+class ExperimentError(Exception):
+    """Base class: a request the lifecycle refused, with a message fit to show as it is."""
+
+
+class InvalidInput(ExperimentError):
+    """A value is malformed or out of range (NaN metric, negative sample size, unknown metric...)."""
+
+
+class NotFound(ExperimentError):
+    """An experiment or trial id that the store does not know."""
+
+
+class InvalidState(ExperimentError):
+    """The operation does not apply to the experiment in its current status."""
+
+
+class PathError(InvalidInput):
+    """A path that escapes the project root, does not exist or is not a regular file."""
+
+
+class Conflict(ExperimentError):
+    """Something changed under us: a file edited since the experiment started, a trial recorded
+    twice with different values, an id that already exists."""
+
+    def __init__(self, message: str, *, diff: str | None = None) -> None:
+        super().__init__(message)
+        self.diff = diff
+
+
+class StoreError(ExperimentError):
+    """The state folder or database cannot be used (permissions, a newer schema, corruption)."""

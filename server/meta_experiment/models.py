@@ -1,0 +1,274 @@
+"""Pydantic models: what an experiment is, what each tool returns. No I/O here.
+
+Field names are snake_case everywhere (tool arguments, structured content, export files)."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Direction = Literal["lower_is_better", "higher_is_better"]
+MetricKind = Literal["continuous", "binary"]
+Arm = Literal["control", "treatment"]
+ARMS: tuple[Arm, Arm] = ("control", "treatment")
+ExperimentStatus = Literal["draft", "running", "promoted", "rolled_back", "expired"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"promoted", "rolled_back", "expired"})
+TrialStatus = Literal["assigned", "recorded", "abandoned"]
+
+METRIC_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$"
+# Units that make a metric a duration: when such a primary metric is missing from `record`, the
+# time since `assign` is used, converted to this unit.
+DURATION_UNITS: dict[str, float] = {
+    "ms": 0.001,
+    "s": 1.0,
+    "sec": 1.0,
+    "seconds": 1.0,
+    "min": 60.0,
+    "minutes": 60.0,
+    "h": 3600.0,
+    "hours": 3600.0,
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MetricSpec(Strict):
+    """One metric: its name, which way is better, and whether it is continuous or binary."""
+
+    name: Annotated[str, Field(pattern=METRIC_NAME_PATTERN, description="Metric name, e.g. time_to_complete.")]
+    direction: Annotated[
+        Direction,
+        Field(description="lower_is_better (time, errors) or higher_is_better (issues caught, satisfaction)."),
+    ]
+    kind: Annotated[
+        MetricKind,
+        Field(description="continuous (a number per trial) or binary (0/1 per trial, e.g. success)."),
+    ] = "continuous"
+    unit: Annotated[
+        str | None,
+        Field(
+            max_length=32,
+            description=f"Unit shown in reports. A duration unit ({', '.join(DURATION_UNITS)}) makes a "
+            "primary metric default to the time since assign when record omits it.",
+        ),
+    ] = None
+    description: Annotated[str, Field(max_length=2000)] = ""
+    max_regression: Annotated[
+        float | None,
+        Field(ge=0, le=1000, description="Guardrail override: largest tolerated regression in % (else targets)."),
+    ] = None
+    floor: Annotated[
+        float | None,
+        Field(description="Monitoring: alert when the treatment mean falls below this (e.g. satisfaction 0.5)."),
+    ] = None
+    log_scale: Annotated[
+        bool, Field(description="Analyse on the log scale (for heavy-tailed positive metrics such as durations).")
+    ] = False
+
+    @property
+    def is_duration(self) -> bool:
+        return self.unit is not None and self.unit in DURATION_UNITS
+
+    @field_validator("floor")
+    @classmethod
+    def _finite_floor(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("floor must be a finite number")
+        return v
+
+
+class Targets(Strict):
+    """Decision thresholds, in the seed's terms."""
+
+    improvement_threshold: Annotated[
+        float, Field(ge=0, le=1000, description="Minimum improvement (%) of the primary metric to promote.")
+    ] = 15.0
+    max_regression: Annotated[
+        float, Field(ge=0, le=1000, description="Largest tolerated regression (%) before rolling back.")
+    ] = 10.0
+    confidence_threshold: Annotated[
+        float,
+        Field(
+            gt=0.5,
+            lt=1.0,
+            description="Required confidence (1 - alpha of the always-valid test), e.g. 0.80 or 0.95.",
+        ),
+    ] = 0.80
+
+
+class Defaults(Strict):
+    """Defaults for new experiments, from the seed, overridable in the settings file."""
+
+    targets: Targets = Targets()
+    sample_size_required: Annotated[int, Field(ge=2, le=10_000_000)] = 10
+    max_duration_days: Annotated[float, Field(gt=0, le=3650)] = 14.0
+    auto_promote: bool = False
+    auto_rollback: bool = True
+
+
+class FileChange(Strict):
+    """One file under test: production path and the variant that replaces it in the treatment arm.
+    Hashes are of the contents snapshotted when the experiment started."""
+
+    production: str
+    variant: str
+    control_sha256: str
+    treatment_sha256: str
+    backup: str | None = None
+
+
+class ExperimentSpec(Strict):
+    """Everything needed to create an experiment (validated before anything is written)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    hypothesis: Annotated[str, Field(min_length=1, max_length=4000)]
+    description: Annotated[str, Field(max_length=8000)] = ""
+    change_type: Annotated[str, Field(max_length=64)] = "command_modification"
+    files: dict[str, str]
+    primary_metric: MetricSpec
+    secondary_metrics: list[MetricSpec] = []
+    targets: Targets = Targets()
+    sample_size_required: Annotated[int, Field(ge=2, le=10_000_000)] = 10
+    max_duration_days: Annotated[float, Field(gt=0, le=3650)] = 14.0
+    auto_promote: bool = False
+    auto_rollback: bool = True
+
+    @model_validator(mode="after")
+    def _distinct_metrics(self) -> ExperimentSpec:
+        names = [self.primary_metric.name, *(m.name for m in self.secondary_metrics)]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"metric names must be distinct; repeated: {', '.join(dupes)}")
+        if not self.files:
+            raise ValueError("files must name at least one production path and its variant")
+        return self
+
+    @property
+    def metrics(self) -> list[MetricSpec]:
+        return [self.primary_metric, *self.secondary_metrics]
+
+
+class ArmCounts(Strict):
+    assigned: int = 0
+    recorded: int = 0
+    abandoned: int = 0
+    successes: int = 0
+
+
+class Experiment(Strict):
+    """An experiment as stored: its spec, its status and its counters."""
+
+    id: str
+    name: str
+    hypothesis: str
+    description: str
+    change_type: str
+    status: ExperimentStatus
+    status_reason: str | None = None
+    created_at: str
+    started_at: str | None = None
+    ended_at: str | None = None
+    files: list[FileChange]
+    primary_metric: MetricSpec
+    secondary_metrics: list[MetricSpec]
+    targets: Targets
+    sample_size_required: int
+    max_duration_days: float
+    auto_promote: bool
+    auto_rollback: bool
+    control: ArmCounts = ArmCounts()
+    treatment: ArmCounts = ArmCounts()
+
+    @property
+    def metrics(self) -> list[MetricSpec]:
+        return [self.primary_metric, *self.secondary_metrics]
+
+    def metric(self, name: str) -> MetricSpec | None:
+        return next((m for m in self.metrics if m.name == name), None)
+
+    @property
+    def trials_recorded(self) -> int:
+        return self.control.recorded + self.treatment.recorded
+
+
+class Trial(Strict):
+    trial_id: int
+    experiment_id: str
+    arm: Arm
+    unit: str | None = None
+    status: TrialStatus
+    source: Literal["assign", "import"] = "assign"
+    assigned_at: str
+    recorded_at: str | None = None
+    success: bool | None = None
+    metrics: dict[str, float] = {}
+
+
+class Event(Strict):
+    id: int
+    experiment_id: str | None
+    at: str
+    actor: str
+    kind: str
+    message: str
+    data: dict[str, object] = {}
+
+
+# -- results of lifecycle operations (the tools' structured content) ---------------------------------
+
+
+class AssignedFile(Strict):
+    production: Annotated[str, Field(description="The production path (relative to the project root).")]
+    path: Annotated[str, Field(description="The file this arm uses: production for control, variant for treatment.")]
+    sha256: str
+    content: Annotated[str, Field(description="The text to use for this run (snapshotted when the experiment started).")]
+
+
+class Assignment(Strict):
+    trial_id: int
+    experiment_id: str
+    arm: Arm
+    unit: str | None = None
+    assigned_at: str
+    files: list[AssignedFile]
+    next_step: str
+    warnings: list[str] = []
+
+
+class Progress(Strict):
+    trials_recorded: int
+    sample_size_required: int
+    percent: float
+    trials_needed: int
+
+
+class RecordResult(Strict):
+    trial_id: int
+    experiment_id: str
+    arm: Arm
+    metrics: dict[str, float]
+    success: bool
+    duplicate: Annotated[bool, Field(description="True when this exact result was already recorded (a retry).")]
+    progress: Progress
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as an ISO-8601 UTC string with microseconds (lossless for export)."""
+    if ts is None:
+        return None
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> float:
+    from datetime import UTC, datetime
+
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()

@@ -1,0 +1,108 @@
+"""Where the project and its state live, and the one helper that keeps every file path inside the
+project root (resolve, then relative_to; symlinks that lead outside are refused)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path, PurePosixPath
+
+from .errors import PathError
+
+STATE_DIR_NAME = ".meta-experiment"
+STATE_GITIGNORE = "# meta-experiment state: database, backups, settings. Not for version control.\n*\n"
+
+
+def find_project_root(cwd: Path | None = None, env: dict[str, str] | None = None) -> Path:
+    """`CLAUDE_PROJECT_DIR`, else the git top level of the working directory, else the working
+    directory itself (DESIGN.md, "State")."""
+    env = dict(os.environ) if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    explicit = env.get("CLAUDE_PROJECT_DIR")
+    if explicit:
+        return Path(explicit).resolve()
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        out = None
+    if out is not None and out.returncode == 0 and out.stdout.strip():
+        return Path(out.stdout.strip()).resolve()
+    return cwd.resolve()
+
+
+def find_state_dir(project_root: Path, env: dict[str, str] | None = None) -> Path:
+    """`META_EXPERIMENT_HOME` if set, else `<project>/.meta-experiment`."""
+    env = dict(os.environ) if env is None else env
+    override = env.get("META_EXPERIMENT_HOME")
+    if override:
+        return Path(override).expanduser().resolve()
+    return project_root / STATE_DIR_NAME
+
+
+def ensure_state_dir(state_dir: Path) -> Path:
+    """Create the state folder on first write, with its own `.gitignore` so that nothing in it is
+    ever committed by accident."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    ignore = state_dir / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text(STATE_GITIGNORE, encoding="utf-8")
+    return state_dir
+
+
+def confine(project_root: Path, user_path: str, *, must_exist: bool = True, what: str = "path") -> str:
+    """Check that `user_path` names a regular file inside `project_root` and return it as a
+    normalised POSIX path relative to the root.
+
+    Refused: empty paths, absolute paths that are not under the root, `..` escapes, and any path
+    whose resolved target (following every symlink) lies outside the root. With `must_exist`, the
+    file must exist and be a regular file.
+    """
+    if not isinstance(user_path, str) or not user_path.strip():
+        raise PathError(f"The {what} is empty. Give a file path relative to the project root.")
+    if "\x00" in user_path:
+        raise PathError(f"The {what} {user_path!r} contains a NUL byte; give a plain file path.")
+    root = project_root.resolve()
+    raw = Path(user_path)
+    candidate = raw if raw.is_absolute() else root / raw
+    # Lexical check first: refuse `..` escapes even when the target does not exist yet.
+    lexical = Path(os.path.normpath(candidate))
+    try:
+        lexical.relative_to(root)
+    except ValueError:
+        raise PathError(
+            f"The {what} {user_path!r} is outside the project root {root.name!r}. "
+            "Give a path relative to the project root, without '..' segments that leave it."
+        ) from None
+    resolved = candidate.resolve()
+    try:
+        relative = resolved.relative_to(root)
+    except ValueError:
+        raise PathError(
+            f"The {what} {user_path!r} resolves (through a symlink) to a place outside the project "
+            "root. Experiments may only touch files inside the project; point at the real file."
+        ) from None
+    if not relative.parts:
+        raise PathError(f"The {what} {user_path!r} is the project root itself; name a file.")
+    if must_exist:
+        if not resolved.exists():
+            raise PathError(
+                f"The {what} {user_path!r} does not exist. Create the file first, or check the "
+                "spelling (paths are relative to the project root)."
+            )
+        if not resolved.is_file():
+            raise PathError(f"The {what} {user_path!r} is not a regular file.")
+    return PurePosixPath(*relative.parts).as_posix()
+
+
+def project_file(project_root: Path, rel_path: str) -> Path:
+    """The absolute path of a stored (already confined) relative path, confined again: a symlink
+    swapped in since the path was accepted is caught here."""
+    confine(project_root, rel_path, must_exist=False)
+    return project_root.resolve() / rel_path

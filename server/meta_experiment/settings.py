@@ -1,0 +1,167 @@
+"""Settings: defaults for new experiments and monitoring thresholds.
+
+Read from `[tool.meta-experiment]` in the project's pyproject.toml (if any), then from
+`settings.toml` in the state folder, which wins. Updates go to `settings.toml` only, through tomlkit,
+so a person's comments, ordering and formatting survive; the previous file is kept as
+`settings.toml.bak` and the new one is written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import tomlkit
+import tomlkit.exceptions
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import InvalidInput
+
+SETTINGS_FILE_NAME = "settings.toml"
+
+_HEADER = """\
+meta-experiment settings for this project.
+[defaults] apply to experiments created from now on; [monitoring] to alerts.
+Comments and ordering here are kept when a tool or the CLI updates a value."""
+
+
+class DefaultSettings(BaseModel):
+    """Defaults for new experiments (the seed's values unless changed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    improvement_threshold: Annotated[float, Field(ge=0, le=1000)] = 15.0
+    max_regression: Annotated[float, Field(ge=0, le=1000)] = 10.0
+    confidence_threshold: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.80
+    sample_size_required: Annotated[int, Field(ge=2, le=10_000_000)] = 10
+    max_duration_days: Annotated[float, Field(gt=0, le=3650)] = 14.0
+    auto_promote: bool = False
+    auto_rollback: bool = True
+
+
+class MonitoringSettings(BaseModel):
+    """Alert thresholds (the seed's "Continuous Monitoring"), with guards against tiny samples."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error_rate_ratio: Annotated[float, Field(gt=1, le=100)] = 2.0
+    min_trials_per_arm: Annotated[int, Field(ge=1, le=100_000)] = 10
+    min_failures: Annotated[int, Field(ge=1, le=100_000)] = 3
+    satisfaction_floor: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    defaults: DefaultSettings = DefaultSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+
+
+SECTIONS: dict[str, type[BaseModel]] = {"defaults": DefaultSettings, "monitoring": MonitoringSettings}
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}")
+    return f"{source}: " + "; ".join(parts)
+
+
+def _load_toml(path: Path) -> tomlkit.TOMLDocument | None:
+    if not path.exists():
+        return None
+    try:
+        return tomlkit.parse(path.read_text(encoding="utf-8"))
+    except tomlkit.exceptions.ParseError as exc:
+        raise InvalidInput(
+            f"{path.name} is not valid TOML ({exc}). Fix that line, or move the file aside to use the defaults."
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path.name} cannot be read: {exc}.") from exc
+
+
+def _plain(value: Any) -> Any:
+    return value.unwrap() if hasattr(value, "unwrap") else value
+
+
+def load_settings(state_dir: Path, project_root: Path | None = None) -> Settings:
+    merged: dict[str, dict[str, Any]] = {}
+    sources: list[tuple[str, dict[str, Any]]] = []
+    if project_root is not None:
+        pyproject = _load_toml(project_root / "pyproject.toml")
+        if pyproject is not None:
+            section = _plain(pyproject).get("tool", {}).get("meta-experiment")
+            if section:
+                sources.append(("pyproject.toml [tool.meta-experiment]", section))
+    own = _load_toml(state_dir / SETTINGS_FILE_NAME)
+    if own is not None:
+        sources.append((SETTINGS_FILE_NAME, _plain(own)))
+    for source, data in sources:
+        unknown = sorted(set(data) - set(SECTIONS))
+        if unknown:
+            raise InvalidInput(
+                f"{source}: unknown section(s) {unknown}; the known sections are {sorted(SECTIONS)}."
+            )
+        for section, model in SECTIONS.items():
+            values = data.get(section, {})
+            if not isinstance(values, dict):
+                raise InvalidInput(f"{source}: [{section}] must be a table of key = value lines.")
+            try:
+                model.model_validate(values)
+            except ValidationError as exc:
+                raise InvalidInput(_describe(exc, source)) from exc
+            merged.setdefault(section, {}).update(values)
+    return Settings.model_validate(merged)
+
+
+def update_settings(state_dir: Path, changes: dict[str, dict[str, Any]], project_root: Path | None = None) -> Settings:
+    """Apply `{section: {key: value}}` to settings.toml, keeping everything else in the file as it
+    was. Validated in full before the file is touched."""
+    for section, values in changes.items():
+        if section not in SECTIONS:
+            raise InvalidInput(f"Unknown settings section {section!r}; use one of {sorted(SECTIONS)}.")
+        unknown = sorted(set(values) - set(SECTIONS[section].model_fields))
+        if unknown:
+            raise InvalidInput(
+                f"Unknown setting(s) {unknown} in [{section}]; known: {sorted(SECTIONS[section].model_fields)}."
+            )
+    path = state_dir / SETTINGS_FILE_NAME
+    doc = _load_toml(path)
+    original = None if doc is None else tomlkit.dumps(doc)
+    if doc is None:
+        doc = tomlkit.document()
+        for line in _HEADER.splitlines():
+            doc.add(tomlkit.comment(line))
+        doc.add(tomlkit.nl())
+    for section, values in changes.items():
+        if not values:
+            continue
+        if section not in doc:
+            doc.add(section, tomlkit.table())
+        table = doc[section]
+        for key, value in values.items():
+            table[key] = value  # type: ignore[index]
+    try:
+        Settings.model_validate({s: _plain(doc).get(s, {}) for s in SECTIONS})
+    except ValidationError as exc:
+        raise InvalidInput(_describe(exc, "settings update")) from exc
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if original is not None:
+        _atomic_write(state_dir / (SETTINGS_FILE_NAME + ".bak"), original)
+    _atomic_write(path, tomlkit.dumps(doc))
+    return load_settings(state_dir, project_root)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,507 @@
+"""SQLite store: schema and named migrations, transactions, and the running sufficient statistics.
+
+One database per project, WAL mode, `synchronous=FULL` (a recorded trial is on disk when the call
+returns), a generous busy timeout (several Claude Code sessions may write at once). One long-lived
+connection per process, shared by the server's worker threads under a lock. Every write path runs
+inside `transaction()` (BEGIN IMMEDIATE ... COMMIT): nothing commits halfway.
+
+This module knows rows, not statistics or files: the lifecycle decides what to write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import StoreError
+
+BUSY_TIMEOUT_MS = 30_000
+DB_FILE_NAME = "experiments.db"
+
+
+@dataclass(frozen=True)
+class RunningStats:
+    """Sufficient statistics of one (experiment, arm, metric): count, mean, sum of squared
+    deviations (M2), min and max. Updated with Welford's algorithm (Welford 1962; Knuth TAOCP
+    vol. 2, 4.2.2), which stays exact where naive sum-of-squares cancels catastrophically."""
+
+    n: int
+    mean: float
+    m2: float
+    min: float
+    max: float
+
+    @property
+    def variance(self) -> float:
+        """Sample variance (n - 1 denominator); 0.0 below two observations."""
+        return self.m2 / (self.n - 1) if self.n > 1 else 0.0
+
+    def add(self, x: float) -> RunningStats:
+        n = self.n + 1
+        delta = x - self.mean
+        mean = self.mean + delta / n
+        m2 = self.m2 + delta * (x - mean)
+        if self.n == 0:
+            return RunningStats(1, x, 0.0, x, x)
+        return RunningStats(n, mean, max(m2, 0.0), min(self.min, x), max(self.max, x))
+
+
+EMPTY_STATS = RunningStats(0, 0.0, 0.0, 0.0, 0.0)
+
+
+def _migration_initial(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE experiments (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            hypothesis TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            change_type TEXT NOT NULL,
+            status TEXT NOT NULL
+                CHECK (status IN ('draft', 'running', 'promoted', 'rolled_back', 'expired')),
+            status_reason TEXT,
+            created_at REAL NOT NULL,
+            started_at REAL,
+            ended_at REAL,
+            spec_json TEXT NOT NULL,
+            next_slot INTEGER NOT NULL DEFAULT 0,
+            version INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE experiment_files (
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            production TEXT NOT NULL,
+            variant TEXT NOT NULL,
+            control_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+            treatment_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+            backup TEXT,
+            PRIMARY KEY (experiment_id, production)
+        ) WITHOUT ROWID;
+        CREATE TABLE blobs (
+            sha256 TEXT PRIMARY KEY,
+            content BLOB NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE trials (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            arm TEXT NOT NULL CHECK (arm IN ('control', 'treatment')),
+            unit TEXT,
+            status TEXT NOT NULL CHECK (status IN ('assigned', 'recorded', 'abandoned')),
+            source TEXT NOT NULL CHECK (source IN ('assign', 'import')),
+            assigned_at REAL NOT NULL,
+            recorded_at REAL,
+            success INTEGER
+        );
+        CREATE INDEX trials_by_experiment ON trials (experiment_id, arm, status);
+        CREATE TABLE metric_values (
+            trial_id INTEGER NOT NULL REFERENCES trials(id),
+            metric TEXT NOT NULL,
+            value REAL NOT NULL,
+            PRIMARY KEY (trial_id, metric)
+        ) WITHOUT ROWID;
+        CREATE TABLE arm_stats (
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            arm TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            mean REAL NOT NULL,
+            m2 REAL NOT NULL,
+            min REAL NOT NULL,
+            max REAL NOT NULL,
+            PRIMARY KEY (experiment_id, arm, metric)
+        ) WITHOUT ROWID;
+        CREATE TABLE arm_counts (
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            arm TEXT NOT NULL,
+            assigned INTEGER NOT NULL DEFAULT 0,
+            recorded INTEGER NOT NULL DEFAULT 0,
+            abandoned INTEGER NOT NULL DEFAULT 0,
+            successes INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (experiment_id, arm)
+        ) WITHOUT ROWID;
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            experiment_id TEXT,
+            at REAL NOT NULL,
+            actor TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL,
+            data_json TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX events_by_experiment ON events (experiment_id, id);
+        CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+            BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+        CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+            BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+        """
+    )
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
+    ("0001_initial", _migration_initial),
+]
+
+
+def sha256_hex(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+class Store:
+    """The project's database. Use `transaction()` for every read-modify-write."""
+
+    def __init__(self, path: Path, *, migrations: Sequence[tuple[str, Callable[[sqlite3.Connection], None]]] = ()):
+        self.path = path
+        self._lock = threading.RLock()
+        self._depth = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(
+                f"Cannot open the experiment database at {path.name!r} in the state folder: {exc}. "
+                "Check that the folder is writable, or set META_EXPERIMENT_HOME to another folder."
+            ) from exc
+        self._db.row_factory = sqlite3.Row
+        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"The database refused WAL mode (got {mode!r}); is it on a network filesystem?")
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._migrate([*MIGRATIONS, *migrations])
+
+    # -- connection and transactions -------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception. Re-entrant: an inner
+        `transaction()` joins the outer one. Holds the process-wide lock for its duration."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._db
+                finally:
+                    self._depth -= 1
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self._db
+            except BaseException:
+                self._depth = 0
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._depth = 0
+                self._db.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read: a deferred transaction, so several SELECTs see one snapshot."""
+        with self._lock:
+            if self._depth:
+                yield self._db
+                return
+            self._db.execute("BEGIN")
+            self._depth = 1
+            try:
+                yield self._db
+            finally:
+                self._depth = 0
+                self._db.execute("COMMIT")
+
+    def _migrate(self, migrations: Sequence[tuple[str, Callable[[sqlite3.Connection], None]]]) -> None:
+        known = [name for name, _ in migrations]
+        with self.transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+            applied = {r[0] for r in db.execute("SELECT name FROM schema_migrations")}
+        unknown = sorted(applied - set(known))
+        if unknown:
+            raise StoreError(
+                f"The experiment database was written by a newer meta-experiment (migrations {unknown}). "
+                "Upgrade meta-experiment, or point META_EXPERIMENT_HOME at another folder."
+            )
+        for name, apply in migrations:
+            if name in applied:
+                continue
+            # Each migration and its record commit together; a concurrent process that got there
+            # first is detected inside the same IMMEDIATE transaction.
+            with self.transaction() as db:
+                if db.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)).fetchone():
+                    continue
+                apply(db)
+                db.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
+
+    def applied_migrations(self) -> list[str]:
+        with self.reading() as db:
+            return [r[0] for r in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
+
+    # -- experiments -----------------------------------------------------------------------------
+
+    def experiment_exists(self, experiment_id: str) -> bool:
+        with self.reading() as db:
+            return db.execute("SELECT 1 FROM experiments WHERE id = ?", (experiment_id,)).fetchone() is not None
+
+    def insert_experiment(self, row: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO experiments (id, name, hypothesis, description, change_type, status, status_reason,"
+                " created_at, started_at, ended_at, spec_json) VALUES (:id, :name, :hypothesis, :description,"
+                " :change_type, :status, :status_reason, :created_at, :started_at, :ended_at, :spec_json)",
+                row,
+            )
+            for arm in ("control", "treatment"):
+                db.execute("INSERT INTO arm_counts (experiment_id, arm) VALUES (?, ?)", (row["id"], arm))
+
+    def experiment_row(self, experiment_id: str) -> sqlite3.Row | None:
+        with self.reading() as db:
+            return db.execute("SELECT * FROM experiments WHERE id = ?", (experiment_id,)).fetchone()
+
+    def experiment_rows(self, statuses: Sequence[str] | None = None) -> list[sqlite3.Row]:
+        with self.reading() as db:
+            if statuses:
+                marks = ",".join("?" * len(statuses))
+                return db.execute(
+                    f"SELECT * FROM experiments WHERE status IN ({marks}) ORDER BY created_at, id", tuple(statuses)
+                ).fetchall()
+            return db.execute("SELECT * FROM experiments ORDER BY created_at, id").fetchall()
+
+    def update_experiment(self, experiment_id: str, **fields: Any) -> None:
+        if not fields:
+            return
+        cols = ", ".join(f"{k} = :{k}" for k in fields)
+        with self.transaction() as db:
+            db.execute(
+                f"UPDATE experiments SET {cols}, version = version + 1 WHERE id = :_id",
+                {**fields, "_id": experiment_id},
+            )
+
+    def take_slot(self, experiment_id: str) -> int:
+        """The next balanced-assignment slot number (0, 1, 2, ...), unique across processes."""
+        with self.transaction() as db:
+            row = db.execute("SELECT next_slot FROM experiments WHERE id = ?", (experiment_id,)).fetchone()
+            db.execute("UPDATE experiments SET next_slot = next_slot + 1 WHERE id = ?", (experiment_id,))
+            return int(row[0])
+
+    # -- files and blobs -------------------------------------------------------------------------
+
+    def put_blob(self, content: bytes) -> str:
+        digest = sha256_hex(content)
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO blobs (sha256, content) VALUES (?, ?)", (digest, content))
+        return digest
+
+    def blob(self, digest: str) -> bytes | None:
+        with self.reading() as db:
+            row = db.execute("SELECT content FROM blobs WHERE sha256 = ?", (digest,)).fetchone()
+            return None if row is None else bytes(row[0])
+
+    def insert_file(self, experiment_id: str, production: str, variant: str, control: str, treatment: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO experiment_files (experiment_id, production, variant, control_sha256, treatment_sha256)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (experiment_id, production, variant, control, treatment),
+            )
+
+    def file_rows(self, experiment_id: str) -> list[sqlite3.Row]:
+        with self.reading() as db:
+            return db.execute(
+                "SELECT * FROM experiment_files WHERE experiment_id = ? ORDER BY production", (experiment_id,)
+            ).fetchall()
+
+    def set_file_backup(self, experiment_id: str, production: str, backup: str | None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE experiment_files SET backup = ? WHERE experiment_id = ? AND production = ?",
+                (backup, experiment_id, production),
+            )
+
+    # -- trials ----------------------------------------------------------------------------------
+
+    def insert_trial(
+        self,
+        experiment_id: str,
+        arm: str,
+        *,
+        unit: str | None,
+        source: str,
+        assigned_at: float,
+        status: str = "assigned",
+    ) -> int:
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO trials (experiment_id, arm, unit, status, source, assigned_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (experiment_id, arm, unit, status, source, assigned_at),
+            )
+            db.execute(
+                "UPDATE arm_counts SET assigned = assigned + 1 WHERE experiment_id = ? AND arm = ?",
+                (experiment_id, arm),
+            )
+            assert cur.lastrowid is not None
+            return int(cur.lastrowid)
+
+    def trial_row(self, trial_id: int) -> sqlite3.Row | None:
+        with self.reading() as db:
+            return db.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
+
+    def trial_values(self, trial_id: int) -> dict[str, float]:
+        with self.reading() as db:
+            rows = db.execute("SELECT metric, value FROM metric_values WHERE trial_id = ?", (trial_id,))
+            return {r[0]: r[1] for r in rows}
+
+    def record_trial(
+        self, trial_id: int, experiment_id: str, arm: str, values: dict[str, float], success: bool, at: float
+    ) -> None:
+        """Mark a trial recorded, store its values and fold them into the running statistics,
+        all in one transaction."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE trials SET status = 'recorded', recorded_at = ?, success = ? WHERE id = ?",
+                (at, int(success), trial_id),
+            )
+            db.executemany(
+                "INSERT INTO metric_values (trial_id, metric, value) VALUES (?, ?, ?)",
+                [(trial_id, name, value) for name, value in values.items()],
+            )
+            for name, value in values.items():
+                self._fold(db, experiment_id, arm, name, value)
+            db.execute(
+                "UPDATE arm_counts SET recorded = recorded + 1, successes = successes + ?"
+                " WHERE experiment_id = ? AND arm = ?",
+                (int(success), experiment_id, arm),
+            )
+            db.execute("UPDATE experiments SET version = version + 1 WHERE id = ?", (experiment_id,))
+
+    def abandon_trials(self, experiment_id: str, older_than: float | None = None) -> int:
+        """Mark still-assigned trials abandoned (all of them, or those assigned before a time)."""
+        with self.transaction() as db:
+            cond = "experiment_id = ? AND status = 'assigned'"
+            args: tuple[Any, ...] = (experiment_id,)
+            if older_than is not None:
+                cond += " AND assigned_at < ?"
+                args += (older_than,)
+            per_arm = db.execute(f"SELECT arm, COUNT(*) FROM trials WHERE {cond} GROUP BY arm", args).fetchall()
+            db.execute(f"UPDATE trials SET status = 'abandoned' WHERE {cond}", args)
+            for arm, count in per_arm:
+                db.execute(
+                    "UPDATE arm_counts SET abandoned = abandoned + ? WHERE experiment_id = ? AND arm = ?",
+                    (count, experiment_id, arm),
+                )
+            return sum(c for _, c in per_arm)
+
+    def _fold(self, db: sqlite3.Connection, experiment_id: str, arm: str, metric: str, value: float) -> None:
+        row = db.execute(
+            "SELECT n, mean, m2, min, max FROM arm_stats WHERE experiment_id = ? AND arm = ? AND metric = ?",
+            (experiment_id, arm, metric),
+        ).fetchone()
+        current = EMPTY_STATS if row is None else RunningStats(*row)
+        new = current.add(value)
+        db.execute(
+            "INSERT INTO arm_stats (experiment_id, arm, metric, n, mean, m2, min, max)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (experiment_id, arm, metric) DO UPDATE SET"
+            " n = excluded.n, mean = excluded.mean, m2 = excluded.m2, min = excluded.min, max = excluded.max",
+            (experiment_id, arm, metric, new.n, new.mean, new.m2, new.min, new.max),
+        )
+
+    def running_stats(self, experiment_id: str) -> dict[tuple[str, str], RunningStats]:
+        """{(arm, metric): RunningStats} for every metric seen in the experiment."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT arm, metric, n, mean, m2, min, max FROM arm_stats WHERE experiment_id = ?", (experiment_id,)
+            ).fetchall()
+        return {(r[0], r[1]): RunningStats(r[2], r[3], r[4], r[5], r[6]) for r in rows}
+
+    def arm_counts(self, experiment_id: str) -> dict[str, dict[str, int]]:
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT arm, assigned, recorded, abandoned, successes FROM arm_counts WHERE experiment_id = ?",
+                (experiment_id,),
+            ).fetchall()
+        return {r[0]: {"assigned": r[1], "recorded": r[2], "abandoned": r[3], "successes": r[4]} for r in rows}
+
+    def raw_values(self, experiment_id: str, arm: str, metric: str) -> list[float]:
+        """Recorded values of one metric in one arm, in recording order (for rank-based tests)."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT v.value FROM trials t JOIN metric_values v ON v.trial_id = t.id"
+                " WHERE t.experiment_id = ? AND t.arm = ? AND v.metric = ? AND t.status = 'recorded'"
+                " ORDER BY t.recorded_at, t.id",
+                (experiment_id, arm, metric),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def trial_rows(self, experiment_id: str) -> list[sqlite3.Row]:
+        with self.reading() as db:
+            return db.execute("SELECT * FROM trials WHERE experiment_id = ? ORDER BY id", (experiment_id,)).fetchall()
+
+    def values_by_trial(self, experiment_id: str) -> dict[int, dict[str, float]]:
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT v.trial_id, v.metric, v.value FROM trials t JOIN metric_values v ON v.trial_id = t.id"
+                " WHERE t.experiment_id = ?",
+                (experiment_id,),
+            ).fetchall()
+        out: dict[int, dict[str, float]] = {}
+        for trial_id, metric, value in rows:
+            out.setdefault(trial_id, {})[metric] = value
+        return out
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def add_event(
+        self,
+        experiment_id: str | None,
+        kind: str,
+        message: str,
+        *,
+        actor: str = "agent",
+        data: dict[str, Any] | None = None,
+        at: float | None = None,
+    ) -> int:
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO events (experiment_id, at, actor, kind, message, data_json) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    experiment_id,
+                    time.time() if at is None else at,
+                    actor,
+                    kind,
+                    message,
+                    json.dumps(data or {}, sort_keys=True, default=str),
+                ),
+            )
+            assert cur.lastrowid is not None
+            return int(cur.lastrowid)
+
+    def event_rows(
+        self, experiment_id: str | None = None, *, kinds: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[sqlite3.Row]:
+        clauses, args = [], []
+        if experiment_id is not None:
+            clauses.append("experiment_id = ?")
+            args.append(experiment_id)
+        if kinds:
+            clauses.append(f"kind IN ({','.join('?' * len(kinds))})")
+            args.extend(kinds)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        tail = f" LIMIT {int(limit)}" if limit else ""
+        with self.reading() as db:
+            rows = db.execute(f"SELECT * FROM events {where} ORDER BY id DESC{tail}", args).fetchall()
+        return list(reversed(rows))
