@@ -57,10 +57,9 @@ class RunningStats:
 EMPTY_STATS = RunningStats(0, 0.0, 0.0, 0.0, 0.0)
 
 
-def _migration_initial(db: sqlite3.Connection) -> None:
-    db.executescript(
-        """
-        CREATE TABLE experiments (
+_INITIAL_SCHEMA = [
+    """
+    CREATE TABLE experiments (
             id TEXT PRIMARY KEY,
             name TEXT NOT NULL,
             hypothesis TEXT NOT NULL,
@@ -75,8 +74,10 @@ def _migration_initial(db: sqlite3.Connection) -> None:
             spec_json TEXT NOT NULL,
             next_slot INTEGER NOT NULL DEFAULT 0,
             version INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE TABLE experiment_files (
+        )
+    """,
+    """
+    CREATE TABLE experiment_files (
             experiment_id TEXT NOT NULL REFERENCES experiments(id),
             production TEXT NOT NULL,
             variant TEXT NOT NULL,
@@ -84,12 +85,16 @@ def _migration_initial(db: sqlite3.Connection) -> None:
             treatment_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
             backup TEXT,
             PRIMARY KEY (experiment_id, production)
-        ) WITHOUT ROWID;
-        CREATE TABLE blobs (
+        ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE blobs (
             sha256 TEXT PRIMARY KEY,
             content BLOB NOT NULL
-        ) WITHOUT ROWID;
-        CREATE TABLE trials (
+        ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE trials (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             experiment_id TEXT NOT NULL REFERENCES experiments(id),
             arm TEXT NOT NULL CHECK (arm IN ('control', 'treatment')),
@@ -99,15 +104,21 @@ def _migration_initial(db: sqlite3.Connection) -> None:
             assigned_at REAL NOT NULL,
             recorded_at REAL,
             success INTEGER
-        );
-        CREATE INDEX trials_by_experiment ON trials (experiment_id, arm, status);
-        CREATE TABLE metric_values (
+        )
+    """,
+    """
+    CREATE INDEX trials_by_experiment ON trials (experiment_id, arm, status)
+    """,
+    """
+    CREATE TABLE metric_values (
             trial_id INTEGER NOT NULL REFERENCES trials(id),
             metric TEXT NOT NULL,
             value REAL NOT NULL,
             PRIMARY KEY (trial_id, metric)
-        ) WITHOUT ROWID;
-        CREATE TABLE arm_stats (
+        ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE arm_stats (
             experiment_id TEXT NOT NULL REFERENCES experiments(id),
             arm TEXT NOT NULL,
             metric TEXT NOT NULL,
@@ -117,8 +128,10 @@ def _migration_initial(db: sqlite3.Connection) -> None:
             min REAL NOT NULL,
             max REAL NOT NULL,
             PRIMARY KEY (experiment_id, arm, metric)
-        ) WITHOUT ROWID;
-        CREATE TABLE arm_counts (
+        ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE arm_counts (
             experiment_id TEXT NOT NULL REFERENCES experiments(id),
             arm TEXT NOT NULL,
             assigned INTEGER NOT NULL DEFAULT 0,
@@ -126,8 +139,10 @@ def _migration_initial(db: sqlite3.Connection) -> None:
             abandoned INTEGER NOT NULL DEFAULT 0,
             successes INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (experiment_id, arm)
-        ) WITHOUT ROWID;
-        CREATE TABLE events (
+        ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE events (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             experiment_id TEXT,
             at REAL NOT NULL,
@@ -135,14 +150,26 @@ def _migration_initial(db: sqlite3.Connection) -> None:
             kind TEXT NOT NULL,
             message TEXT NOT NULL,
             data_json TEXT NOT NULL DEFAULT '{}'
-        );
-        CREATE INDEX events_by_experiment ON events (experiment_id, id);
-        CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
-            BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-        CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
-            BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-        """
-    )
+        )
+    """,
+    """
+    CREATE INDEX events_by_experiment ON events (experiment_id, id)
+    """,
+    """
+    CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+            BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END
+    """,
+    """
+    CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+            BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END
+    """,
+]
+
+
+def _migration_initial(db: sqlite3.Connection) -> None:
+    # One statement at a time: executescript() would COMMIT the surrounding transaction first.
+    for statement in _INITIAL_SCHEMA:
+        db.execute(statement)
 
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [

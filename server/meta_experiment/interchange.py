@@ -1,0 +1,318 @@
+"""Import and export in the seed's `experiments.json` format.
+
+The seed's template fields come first and keep their meaning (`results.control_group` is the list
+of primary-metric values of the control arm, and so on). What the template has no place for —
+metric definitions, every trial with all its metrics and times, the file snapshots, the event
+log — travels in one extra object per experiment, `meta_experiment`, so that
+export → import → export gives the same document. A file in the seed's bare format (no
+`meta_experiment` block) imports too: its groups become imported trials of the primary metric."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import Conflict, InvalidInput
+from .lifecycle import Lab, validation_message
+from .models import ARMS, TERMINAL_STATUSES, MetricSpec, iso, parse_iso
+from .stats.summary import Summary
+
+FORMAT = "meta-experiment/1"
+_LOWER_IS_BETTER_HINT = re.compile(r"time|duration|latency|cost|error|fail|false_pos|regress|token", re.I)
+
+
+def _results(primary: MetricSpec, trials: list[dict[str, Any]], status: str) -> dict[str, Any]:
+    from .analysis import analyze_metric, improvement_pct
+
+    groups: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    for t in trials:
+        if t["status"] == "recorded" and primary.name in t["metrics"]:
+            groups[t["arm"]].append(t["metrics"][primary.name])
+    # fsum-based summaries: independent of recording order, so a re-import reproduces them exactly.
+    control, treatment = Summary.of(groups["control"]), Summary.of(groups["treatment"])
+    metric = analyze_metric(primary, control, treatment)
+    both = control.n > 0 and treatment.n > 0
+    return {
+        "trials_completed": control.n + treatment.n,
+        "control_group": groups["control"],
+        "treatment_group": groups["treatment"],
+        "control_avg": control.mean if control.n else None,
+        "treatment_avg": treatment.mean if treatment.n else None,
+        "improvement_pct": improvement_pct(control.mean, treatment.mean, primary.direction) if both else None,
+        "p_value": metric.p_value,
+        "statistical_confidence": None if metric.p_value is None else 1.0 - metric.p_value,
+        "status": "collecting_data" if status == "running" else status,
+    }
+
+
+def export_experiments(lab: Lab, ids: list[str] | None = None) -> dict[str, Any]:
+    """The experiments (all, or those named) as a seed-format document."""
+    with lab.store.reading():
+        experiments = [lab.get(i) for i in ids] if ids else lab.experiments()
+        out = []
+        for e in experiments:
+            values = lab.store.values_by_trial(e.id)
+            trials = [
+                {
+                    "arm": r["arm"],
+                    "unit": r["unit"],
+                    "status": r["status"],
+                    "source": r["source"],
+                    "assigned_at": iso(r["assigned_at"]),
+                    "recorded_at": iso(r["recorded_at"]),
+                    "success": None if r["success"] is None else bool(r["success"]),
+                    "metrics": values.get(r["id"], {}),
+                }
+                for r in lab.store.trial_rows(e.id)
+            ]
+            row = lab.store.experiment_row(e.id)
+            results = _results(e.primary_metric, trials, e.status)
+            out.append(
+                {
+                    "id": e.id,
+                    "name": e.name,
+                    "created": e.created_at,
+                    "status": e.status,
+                    "hypothesis": e.hypothesis,
+                    "changes": {
+                        "type": e.change_type,
+                        "files": {f.production: {"backup": f.backup, "variant": f.variant} for f in e.files},
+                        "description": e.description,
+                    },
+                    "metrics": {
+                        "primary": e.primary_metric.name,
+                        "secondary": [m.name for m in e.secondary_metrics],
+                    },
+                    "targets": e.targets.model_dump(),
+                    "sample_size_required": e.sample_size_required,
+                    "max_duration_days": e.max_duration_days,
+                    "auto_rollback": e.auto_rollback,
+                    "auto_promote": e.auto_promote,
+                    "results": results,
+                    "meta_experiment": {
+                        "status_reason": e.status_reason,
+                        "started_at": e.started_at,
+                        "ended_at": e.ended_at,
+                        "next_slot": row["next_slot"] if row is not None else 0,
+                        "metric_definitions": [m.model_dump() for m in e.metrics],
+                        "files": [
+                            {
+                                "production": f.production,
+                                "variant": f.variant,
+                                "backup": f.backup,
+                                "control_content": (lab.store.blob(f.control_sha256) or b"").decode(),
+                                "treatment_content": (lab.store.blob(f.treatment_sha256) or b"").decode(),
+                            }
+                            for f in e.files
+                        ],
+                        "trials": trials,
+                        "events": [
+                            {
+                                "at": iso(ev["at"]),
+                                "actor": ev["actor"],
+                                "kind": ev["kind"],
+                                "message": ev["message"],
+                                "data": json.loads(ev["data_json"]),
+                            }
+                            for ev in lab.store.event_rows(e.id)
+                        ],
+                    },
+                }
+            )
+    return {"format": FORMAT, "experiments": out}
+
+
+def _definitions(item: dict[str, Any], warnings: list[str]) -> list[MetricSpec]:
+    ext = item.get("meta_experiment") or {}
+    if ext.get("metric_definitions"):
+        return [MetricSpec.model_validate(m) for m in ext["metric_definitions"]]
+    metrics = item.get("metrics") or {}
+    names = [metrics.get("primary") or "time_to_complete", *(metrics.get("secondary") or [])]
+    specs = []
+    for name in names:
+        direction = "lower_is_better" if _LOWER_IS_BETTER_HINT.search(name) else "higher_is_better"
+        warnings.append(f"{item.get('id')}: metric {name!r} has no definition; assumed {direction}.")
+        specs.append(MetricSpec(name=name, direction=direction))  # type: ignore[arg-type]
+    return specs
+
+
+def _seed_trials(item: dict[str, Any], primary: str) -> list[dict[str, Any]]:
+    results = item.get("results") or {}
+    at = item.get("created")
+    trials = []
+    for arm, key in (("control", "control_group"), ("treatment", "treatment_group")):
+        for value in results.get(key) or []:
+            trials.append(
+                {
+                    "arm": arm,
+                    "unit": None,
+                    "status": "recorded",
+                    "source": "import",
+                    "assigned_at": at,
+                    "recorded_at": at,
+                    "success": True,
+                    "metrics": {primary: value},
+                }
+            )
+    return trials
+
+
+def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -> dict[str, Any]:
+    """Load a seed-format document. All or nothing: any invalid experiment refuses the whole file.
+    `on_conflict`: "error" refuses the import when an id already exists; "skip" leaves those alone."""
+    if on_conflict not in ("error", "skip"):
+        raise InvalidInput("on_conflict must be 'error' or 'skip'.")
+    if not isinstance(document, dict) or not isinstance(document.get("experiments"), list):
+        raise InvalidInput('The document must be an object with an "experiments" list (the seed\'s experiments.json).')
+    imported, skipped, warnings = [], [], []
+    with lab.store.transaction():
+        for index, item in enumerate(document["experiments"]):
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                raise InvalidInput(f"experiments[{index}] must be an object with a string id.")
+            if lab.store.experiment_exists(item["id"]):
+                if on_conflict == "skip":
+                    skipped.append(item["id"])
+                    continue
+                raise Conflict(
+                    f"Experiment {item['id']} already exists here. Nothing was imported; pass "
+                    "on_conflict='skip' to import the others and leave existing ones untouched."
+                )
+            try:
+                _import_one(lab, item, warnings)
+            except (ValidationError, ValueError, KeyError, TypeError) as exc:
+                detail = validation_message(exc, "experiment") if isinstance(exc, ValidationError) else str(exc)
+                raise InvalidInput(f"experiments[{index}] ({item['id']}): {detail} Nothing was imported.") from exc
+            imported.append(item["id"])
+        lab.store.add_event(
+            None, "imported", f"Imported {len(imported)} experiment(s)", actor=lab.actor,
+            data={"imported": imported, "skipped": skipped},
+        )
+    for experiment_id in imported:
+        lab._changed(experiment_id)
+    return {"imported": imported, "skipped": skipped, "warnings": warnings}
+
+
+def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
+    from .models import ExperimentSpec
+
+    ext = item.get("meta_experiment") or {}
+    specs = _definitions(item, warnings)
+    changes = item.get("changes") or {}
+    status = item.get("status", "running")
+    if status not in ("draft", "running", *TERMINAL_STATUSES):
+        raise ValueError(f"unknown status {status!r}.")
+    spec = ExperimentSpec.model_validate(
+        {
+            "name": item.get("name") or item["id"],
+            "hypothesis": item.get("hypothesis") or "(imported)",
+            "description": changes.get("description") or "",
+            "change_type": changes.get("type") or "command_modification",
+            "files": {p: (v or {}).get("variant") or "" for p, v in (changes.get("files") or {}).items()},
+            "primary_metric": specs[0],
+            "secondary_metrics": specs[1:],
+            "targets": item.get("targets") or {},
+            "sample_size_required": item.get("sample_size_required", 10),
+            "max_duration_days": item.get("max_duration_days", 14),
+            "auto_promote": item.get("auto_promote", False),
+            "auto_rollback": item.get("auto_rollback", True),
+        }
+    )
+    created = parse_iso(item["created"]) if item.get("created") else lab.clock()
+    spec_json = spec.model_dump(
+        mode="json",
+        include={"primary_metric", "secondary_metrics", "targets", "sample_size_required",
+                 "max_duration_days", "auto_promote", "auto_rollback"},
+    )
+    lab.store.insert_experiment(
+        {
+            "id": item["id"],
+            "name": spec.name,
+            "hypothesis": spec.hypothesis,
+            "description": spec.description,
+            "change_type": spec.change_type,
+            "status": status,
+            "status_reason": ext.get("status_reason"),
+            "created_at": created,
+            "started_at": parse_iso(ext["started_at"]) if ext.get("started_at") else created,
+            "ended_at": parse_iso(ext["ended_at"]) if ext.get("ended_at") else None,
+            "spec_json": json.dumps(spec_json, sort_keys=True),
+        }
+    )
+    if ext.get("next_slot"):
+        with lab.store.transaction() as db:
+            db.execute("UPDATE experiments SET next_slot = ? WHERE id = ?", (int(ext["next_slot"]), item["id"]))
+    snapshots = {f["production"]: f for f in ext.get("files") or []}
+    for production, variant in spec.files.items():
+        snap = snapshots.get(production)
+        if snap is not None:
+            control, treatment = snap["control_content"].encode(), snap["treatment_content"].encode()
+        else:
+            control, treatment = _read_current(lab, production, variant, status, item["id"], warnings)
+        lab.store.insert_file(item["id"], production, variant, lab.store.put_blob(control), lab.store.put_blob(treatment))
+        if snap is not None and snap.get("backup"):
+            lab.store.set_file_backup(item["id"], production, snap["backup"])
+    trials = ext.get("trials") if "trials" in ext else _seed_trials(item, spec.primary_metric.name)
+    known = {m.name: m for m in spec.metrics}
+    # Fold in recording order, as the original store did, so the running statistics match exactly.
+    order = sorted(range(len(trials)), key=lambda i: (trials[i].get("recorded_at") or "", i))
+    new_ids: dict[int, int] = {}
+    for i in range(len(trials)):
+        t = trials[i]
+        if t["arm"] not in ARMS:
+            raise ValueError(f"trial arm {t['arm']!r} is not control or treatment.")
+        new_ids[i] = lab.store.insert_trial(
+            item["id"], t["arm"], unit=t.get("unit"), source=t.get("source", "import"),
+            assigned_at=parse_iso(t["assigned_at"]) if t.get("assigned_at") else created,
+        )
+    for i in order:
+        t = trials[i]
+        if t.get("status") == "recorded":
+            values = {}
+            for name, value in (t.get("metrics") or {}).items():
+                if name not in known:
+                    raise ValueError(f"trial metric {name!r} is not one of {sorted(known)}.")
+                if not isinstance(value, int | float) or not math.isfinite(float(value)):
+                    raise ValueError(f"trial metric {name!r} has a non-finite value {value!r}.")
+                values[name] = float(value)
+            at = parse_iso(t["recorded_at"]) if t.get("recorded_at") else created
+            lab.store.record_trial(new_ids[i], item["id"], t["arm"], values, bool(t.get("success", True)), at)
+    abandoned = [new_ids[i] for i, t in enumerate(trials) if t.get("status") == "abandoned"]
+    if abandoned:
+        with lab.store.transaction() as db:
+            db.executemany("UPDATE trials SET status = 'abandoned' WHERE id = ?", [(i,) for i in abandoned])
+            for arm in ARMS:
+                count = sum(1 for i, t in enumerate(trials) if t.get("status") == "abandoned" and t["arm"] == arm)
+                db.execute(
+                    "UPDATE arm_counts SET abandoned = abandoned + ? WHERE experiment_id = ? AND arm = ?",
+                    (count, item["id"], arm),
+                )
+    for ev in ext.get("events") or []:
+        lab.store.add_event(
+            item["id"], ev["kind"], ev["message"], actor=ev.get("actor", "import"),
+            data=ev.get("data") or {}, at=parse_iso(ev["at"]),
+        )
+
+
+def _read_current(
+    lab: Lab, production: str, variant: str, status: str, experiment_id: str, warnings: list[str]
+) -> tuple[bytes, bytes]:
+    from . import paths
+
+    contents = []
+    for path in (production, variant):
+        try:
+            rel = paths.confine(lab.project_root, path)
+            contents.append((lab.project_root / rel).read_bytes())
+        except (InvalidInput, OSError):
+            if status in ("draft", "running"):
+                raise ValueError(
+                    f"{path!r} does not exist in this project, and a running experiment needs its files. "
+                    "Create the file, or import the experiment with a terminal status."
+                ) from None
+            warnings.append(f"{experiment_id}: {path} is not in this project; its snapshot is empty.")
+            contents.append(b"")
+    return contents[0], contents[1]

@@ -1,0 +1,567 @@
+"""The rules of the experiment lifecycle: create, assign, record, analyse, status.
+
+Every operation that changes state is one store transaction: it either happens completely (rows,
+running statistics and its event) or not at all. This module does not format text or speak MCP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import analysis, paths
+from .analysis import Analysis, StatusItem, StatusReport
+from .errors import Conflict, InvalidInput, InvalidState, NotFound
+from .models import (
+    ARMS,
+    DURATION_UNITS,
+    TERMINAL_STATUSES,
+    Arm,
+    ArmCounts,
+    AssignedFile,
+    Assignment,
+    Experiment,
+    ExperimentSpec,
+    FileChange,
+    MetricSpec,
+    Progress,
+    RecordResult,
+    Targets,
+    Trial,
+    iso,
+)
+from .settings import Settings, load_settings
+from .store import DB_FILE_NAME, Store
+
+MAX_FILE_BYTES = 2 * 1024 * 1024
+BLOCK_SIZE = 2  # permuted blocks of two: arms never differ by more than one assignment
+
+
+def validation_message(exc: ValidationError, what: str) -> str:
+    """A pydantic error as one sentence per field, without the input values echoed back."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or what
+        parts.append(f"{loc}: {err['msg']}")
+    return f"Invalid {what}: " + "; ".join(parts) + "."
+
+
+def check_finite(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, int | float):
+        raise InvalidInput(f"Metric {name!r} must be a number, got {type(value).__name__} {value!r}.")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidInput(
+            f"Metric {name!r} is {value!r}; only finite numbers can be recorded. "
+            "Record the real measurement, or leave the metric out if it was not measured."
+        )
+    return number
+
+
+def sticky_arm(experiment_id: str, unit: str) -> Arm:
+    """The same unit always gets the same arm: first 8 bytes of SHA-256(experiment id, unit) as a
+    uniform number in [0, 1), control below one half."""
+    digest = hashlib.sha256(f"{experiment_id}\x00{unit}".encode()).digest()
+    return "control" if int.from_bytes(digest[:8], "big") < 2**63 else "treatment"
+
+
+def block_arm(experiment_id: str, slot: int) -> Arm:
+    """Balanced assignment in permuted blocks of two: each block is control/treatment in an order
+    drawn from SHA-256(experiment id, block number), so the sequence is reproducible and every
+    process agrees on it; after an even number of assignments the arms are exactly equal."""
+    block, position = divmod(slot, BLOCK_SIZE)
+    digest = hashlib.sha256(f"{experiment_id}\x00block\x00{block}".encode()).digest()
+    first: Arm = "control" if digest[0] & 1 == 0 else "treatment"
+    second: Arm = "treatment" if first == "control" else "control"
+    return first if position == 0 else second
+
+
+@dataclass
+class Lab:
+    """One project's experiments: the project root (files under test live there), the state folder
+    and its store. Create with `Lab.open(...)`; `close()` when done."""
+
+    project_root: Path
+    state_dir: Path
+    store: Store
+    clock: Callable[[], float] = time.time
+    actor: str = "agent"
+    listeners: list[Callable[[str | None], None]] = field(default_factory=list)
+
+    @classmethod
+    def open(
+        cls,
+        project_root: Path | None = None,
+        state_dir: Path | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        actor: str = "agent",
+    ) -> Lab:
+        environ = None if env is None else dict(env)
+        root = (project_root or paths.find_project_root(env=environ)).resolve()
+        state = state_dir or paths.find_state_dir(root, env=environ)
+        paths.ensure_state_dir(state)
+        return cls(project_root=root, state_dir=state, store=Store(state / DB_FILE_NAME), actor=actor)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def settings(self) -> Settings:
+        """Read on every use, so a hand edit of settings.toml takes effect without a restart."""
+        return load_settings(self.state_dir, self.project_root)
+
+    def _changed(self, experiment_id: str | None) -> None:
+        for listener in self.listeners:
+            listener(experiment_id)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def get(self, experiment_id: str) -> Experiment:
+        row = self.store.experiment_row(experiment_id)
+        if row is None:
+            known = [r["id"] for r in self.store.experiment_rows()][-5:]
+            hint = f" Known ids (latest): {', '.join(known)}." if known else " There are no experiments yet."
+            raise NotFound(f"No experiment with id {experiment_id!r}.{hint} Use the status tool to list them.")
+        return self._experiment(row)
+
+    def experiments(self, statuses: list[str] | None = None) -> list[Experiment]:
+        return [self._experiment(r) for r in self.store.experiment_rows(statuses)]
+
+    def _experiment(self, row: Any) -> Experiment:
+        spec = json.loads(row["spec_json"])
+        counts = self.store.arm_counts(row["id"])
+        files = [
+            FileChange(
+                production=f["production"],
+                variant=f["variant"],
+                control_sha256=f["control_sha256"],
+                treatment_sha256=f["treatment_sha256"],
+                backup=f["backup"],
+            )
+            for f in self.store.file_rows(row["id"])
+        ]
+        return Experiment(
+            id=row["id"],
+            name=row["name"],
+            hypothesis=row["hypothesis"],
+            description=row["description"],
+            change_type=row["change_type"],
+            status=row["status"],
+            status_reason=row["status_reason"],
+            created_at=iso(row["created_at"]) or "",
+            started_at=iso(row["started_at"]),
+            ended_at=iso(row["ended_at"]),
+            files=files,
+            control=ArmCounts(**counts.get("control", {})),
+            treatment=ArmCounts(**counts.get("treatment", {})),
+            **spec,
+        )
+
+    def trial(self, trial_id: int) -> Trial:
+        row = self.store.trial_row(trial_id)
+        if row is None:
+            raise NotFound(
+                f"No trial with id {trial_id}. Trial ids come from the assign tool; call assign first, "
+                "or use record_measurement to import a result without an assignment."
+            )
+        return self._trial(row, self.store.trial_values(trial_id))
+
+    @staticmethod
+    def _trial(row: Any, values: dict[str, float]) -> Trial:
+        return Trial(
+            trial_id=row["id"],
+            experiment_id=row["experiment_id"],
+            arm=row["arm"],
+            unit=row["unit"],
+            status=row["status"],
+            source=row["source"],
+            assigned_at=iso(row["assigned_at"]) or "",
+            recorded_at=iso(row["recorded_at"]),
+            success=None if row["success"] is None else bool(row["success"]),
+            metrics=values,
+        )
+
+    def progress(self, experiment: Experiment) -> Progress:
+        done = experiment.trials_recorded
+        need = experiment.sample_size_required
+        return Progress(
+            trials_recorded=done,
+            sample_size_required=need,
+            percent=round(min(100.0, 100.0 * done / need), 1),
+            trials_needed=max(0, need - done),
+        )
+
+    # -- create ----------------------------------------------------------------------------------
+
+    def create(self, **fields: Any) -> Experiment:
+        """Validate, snapshot the files under test and start the experiment (status `running`).
+
+        Fields left out (targets, sample size, duration, auto flags) come from the settings file.
+        """
+        defaults = self.settings().defaults
+        targets_in = dict(fields.pop("targets", None) or {})
+        for key in ("improvement_threshold", "max_regression", "confidence_threshold"):
+            if fields.get(key) is not None:
+                targets_in[key] = fields.pop(key)
+            fields.pop(key, None)
+        for key in Targets.model_fields:
+            targets_in.setdefault(key, getattr(defaults, key))
+        for key in ("sample_size_required", "max_duration_days", "auto_promote", "auto_rollback"):
+            if fields.get(key) is None:
+                fields[key] = getattr(defaults, key)
+        try:
+            spec = ExperimentSpec.model_validate({**fields, "targets": targets_in})
+        except ValidationError as exc:
+            raise InvalidInput(validation_message(exc, "experiment")) from exc
+
+        snapshots = self._snapshot_files(spec.files)
+        now = self.clock()
+        with self.store.transaction():
+            busy = self._files_in_running_experiments()
+            for production, variant, *_ in snapshots:
+                for path in (production, variant):
+                    if path in busy:
+                        raise Conflict(
+                            f"{path!r} is already under test in running experiment {busy[path]!r}. "
+                            "Finish or roll back that experiment first: two experiments on one file "
+                            "would confound each other."
+                        )
+            experiment_id = self._new_id(now)
+            spec_json = spec.model_dump(
+                mode="json",
+                include={
+                    "primary_metric",
+                    "secondary_metrics",
+                    "targets",
+                    "sample_size_required",
+                    "max_duration_days",
+                    "auto_promote",
+                    "auto_rollback",
+                },
+            )
+            self.store.insert_experiment(
+                {
+                    "id": experiment_id,
+                    "name": spec.name,
+                    "hypothesis": spec.hypothesis,
+                    "description": spec.description,
+                    "change_type": spec.change_type,
+                    "status": "running",
+                    "status_reason": None,
+                    "created_at": now,
+                    "started_at": now,
+                    "ended_at": None,
+                    "spec_json": json.dumps(spec_json, sort_keys=True),
+                }
+            )
+            for production, variant, control, treatment in snapshots:
+                self.store.insert_file(
+                    experiment_id,
+                    production,
+                    variant,
+                    self.store.put_blob(control),
+                    self.store.put_blob(treatment),
+                )
+            same = [p for p, _, c, t in snapshots if c == t]
+            self.store.add_event(
+                experiment_id,
+                "created",
+                f"Created and started: {spec.hypothesis}",
+                actor=self.actor,
+                data={
+                    "files": {p: v for p, v, *_ in snapshots},
+                    "identical_files": same,
+                    "targets": spec.targets.model_dump(),
+                    "sample_size_required": spec.sample_size_required,
+                },
+            )
+        self._changed(experiment_id)
+        return self.get(experiment_id)
+
+    def _snapshot_files(self, files: dict[str, str]) -> list[tuple[str, str, bytes, bytes]]:
+        out = []
+        seen: set[str] = set()
+        for production_in, variant_in in files.items():
+            production = paths.confine(self.project_root, production_in, what="production file")
+            variant = paths.confine(self.project_root, variant_in, what="variant file")
+            if production == variant:
+                raise InvalidInput(
+                    f"The variant of {production!r} is the same file. Put the changed version in its own "
+                    f"file (e.g. {production}.experiment) and pass that as the variant."
+                )
+            for path in (production, variant):
+                if path in seen:
+                    raise InvalidInput(f"{path!r} appears twice in files; each file may play one role.")
+                seen.add(path)
+            contents = []
+            for path in (production, variant):
+                data = (self.project_root / path).read_bytes()
+                if len(data) > MAX_FILE_BYTES:
+                    raise InvalidInput(
+                        f"{path!r} is {len(data):,} bytes; files under test are limited to "
+                        f"{MAX_FILE_BYTES:,} bytes (prompts, commands, configs, source files)."
+                    )
+                try:
+                    data.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise InvalidInput(
+                        f"{path!r} is not UTF-8 text. Experiments test text files (prompts, commands, "
+                        "configs, code)."
+                    ) from None
+                contents.append(data)
+            out.append((production, variant, contents[0], contents[1]))
+        return out
+
+    def _files_in_running_experiments(self) -> dict[str, str]:
+        busy: dict[str, str] = {}
+        for row in self.store.experiment_rows(["draft", "running"]):
+            for f in self.store.file_rows(row["id"]):
+                busy[f["production"]] = row["id"]
+                busy[f["variant"]] = row["id"]
+        return busy
+
+    def _new_id(self, now: float) -> str:
+        base = "exp-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+        candidate, n = base, 1
+        while self.store.experiment_exists(candidate):
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
+
+    # -- assign ----------------------------------------------------------------------------------
+
+    def _running(self, experiment_id: str, doing: str) -> Experiment:
+        experiment = self.get(experiment_id)
+        if experiment.status != "running":
+            reason = f" ({experiment.status_reason})" if experiment.status_reason else ""
+            raise InvalidState(
+                f"Experiment {experiment_id} is {experiment.status}{reason}; it cannot {doing}. "
+                + (
+                    "Create a new experiment to test another change."
+                    if experiment.status in TERMINAL_STATUSES
+                    else "Start it first."
+                )
+            )
+        return experiment
+
+    def assign(self, experiment_id: str, unit: str | None = None) -> Assignment:
+        """Open a trial and say which arm it runs in, with the text of every file for that arm."""
+        if unit is not None and (not unit.strip() or len(unit) > 200):
+            raise InvalidInput("unit must be a non-empty id of at most 200 characters (e.g. a session or PR id).")
+        now = self.clock()
+        with self.store.transaction():
+            experiment = self._running(experiment_id, "assign trials")
+            if unit is not None:
+                arm = sticky_arm(experiment_id, unit)
+            else:
+                arm = block_arm(experiment_id, self.store.take_slot(experiment_id))
+            trial_id = self.store.insert_trial(experiment_id, arm, unit=unit, source="assign", assigned_at=now)
+        files, warnings = [], []
+        for f in experiment.files:
+            digest = f.control_sha256 if arm == "control" else f.treatment_sha256
+            path = f.production if arm == "control" else f.variant
+            content = self.store.blob(digest)
+            assert content is not None, "snapshot blobs are written with their experiment"
+            files.append(AssignedFile(production=f.production, path=path, sha256=digest, content=content.decode()))
+            on_disk = self.project_root / path
+            try:
+                current = hashlib.sha256(on_disk.read_bytes()).hexdigest()
+            except OSError:
+                current = None
+            if current != digest:
+                warnings.append(
+                    f"{path} has changed on disk since the experiment started; use the content returned "
+                    "here (the snapshot under test), not the file."
+                )
+        self._changed(experiment_id)
+        return Assignment(
+            trial_id=trial_id,
+            experiment_id=experiment_id,
+            arm=arm,
+            unit=unit,
+            assigned_at=iso(now) or "",
+            files=files,
+            next_step=(
+                f"Run the task with the {arm} text of each file above, then call record with trial_id "
+                f"{trial_id} and the measured {experiment.primary_metric.name}"
+                + (" (omit it to use the time since this assignment)" if experiment.primary_metric.is_duration else "")
+                + "."
+            ),
+            warnings=warnings,
+        )
+
+    # -- record ----------------------------------------------------------------------------------
+
+    def _clean_metrics(
+        self, experiment: Experiment, metrics: Mapping[str, Any], *, elapsed: float | None
+    ) -> dict[str, float]:
+        if not isinstance(metrics, Mapping):
+            raise InvalidInput("metrics must be an object of {metric name: number}.")
+        known = {m.name: m for m in experiment.metrics}
+        unknown = sorted(set(metrics) - set(known))
+        if unknown:
+            raise InvalidInput(
+                f"Unknown metric(s) {unknown} for experiment {experiment.id}; its metrics are "
+                f"{sorted(known)}. Record only those (names are case-sensitive)."
+            )
+        clean: dict[str, float] = {}
+        for name, value in metrics.items():
+            number = check_finite(name, value)
+            spec: MetricSpec = known[name]
+            if spec.kind == "binary" and number not in (0.0, 1.0):
+                raise InvalidInput(f"Metric {name!r} is binary; record 0 or 1 (or true/false), not {value!r}.")
+            if spec.is_duration and number < 0:
+                raise InvalidInput(f"Metric {name!r} is a duration; it cannot be negative ({value!r}).")
+            clean[name] = number
+        primary = experiment.primary_metric
+        if primary.name not in clean:
+            if primary.is_duration and elapsed is not None:
+                clean[primary.name] = elapsed / DURATION_UNITS[primary.unit or "s"]
+            else:
+                raise InvalidInput(
+                    f"The primary metric {primary.name!r} is missing. Every recorded trial needs it"
+                    + (
+                        "; give it a unit such as 's' or 'min' to have durations measured from assign."
+                        if not primary.is_duration
+                        else "."
+                    )
+                )
+        return clean
+
+    def record(self, trial_id: int, metrics: Mapping[str, Any], success: bool = True) -> RecordResult:
+        """Store a trial's metric values. Recording the same values twice is a harmless retry;
+        different values for an already recorded trial are refused."""
+        now = self.clock()
+        with self.store.transaction():
+            trial = self.trial(trial_id)
+            experiment = self.get(trial.experiment_id)
+            if trial.status == "recorded":
+                return self._retry(experiment, trial, metrics, success)
+            if trial.status == "abandoned":
+                raise InvalidState(
+                    f"Trial {trial_id} was abandoned (never recorded before the experiment moved on); "
+                    "its result cannot be added now. Assign a new trial."
+                )
+            self._running(experiment.id, "record results")
+            elapsed = now - _parse(trial.assigned_at)
+            clean = self._clean_metrics(experiment, metrics, elapsed=elapsed)
+            self.store.record_trial(trial_id, experiment.id, trial.arm, clean, bool(success), now)
+        self._changed(experiment.id)
+        experiment = self.get(experiment.id)
+        return RecordResult(
+            trial_id=trial_id,
+            experiment_id=experiment.id,
+            arm=trial.arm,
+            metrics=clean,
+            success=bool(success),
+            duplicate=False,
+            progress=self.progress(experiment),
+        )
+
+    def _retry(self, experiment: Experiment, trial: Trial, metrics: Mapping[str, Any], success: bool) -> RecordResult:
+        clean = self._clean_metrics(experiment, metrics, elapsed=0.0)
+        given = set(metrics)
+        if experiment.primary_metric.name not in given:
+            clean.pop(experiment.primary_metric.name, None)
+        differs = {k: (trial.metrics.get(k), v) for k, v in clean.items() if trial.metrics.get(k) != v}
+        extra = sorted(set(trial.metrics) - set(clean) - {experiment.primary_metric.name})
+        if differs or extra or trial.success != bool(success):
+            detail = ", ".join(f"{k}: recorded {old!r}, now {new!r}" for k, (old, new) in differs.items())
+            if extra:
+                detail += (", " if detail else "") + f"recorded metrics missing now: {extra}"
+            if trial.success != bool(success):
+                detail += (", " if detail else "") + f"success: recorded {trial.success}, now {bool(success)}"
+            raise Conflict(
+                f"Trial {trial.trial_id} was already recorded with different values ({detail}). "
+                "A trial is recorded once; assign a new trial for a new run."
+            )
+        return RecordResult(
+            trial_id=trial.trial_id,
+            experiment_id=experiment.id,
+            arm=trial.arm,
+            metrics=trial.metrics,
+            success=bool(trial.success),
+            duplicate=True,
+            progress=self.progress(experiment),
+        )
+
+    def record_measurement(
+        self,
+        experiment_id: str,
+        arm: str,
+        metrics: Mapping[str, Any],
+        success: bool = True,
+        at: float | None = None,
+    ) -> RecordResult:
+        """Add a past measurement without a prior assign (importing data collected elsewhere)."""
+        if arm not in ARMS:
+            raise InvalidInput(f"arm must be 'control' or 'treatment', not {arm!r}.")
+        now = self.clock() if at is None else at
+        with self.store.transaction():
+            experiment = self._running(experiment_id, "take measurements")
+            clean = self._clean_metrics(experiment, metrics, elapsed=None)
+            trial_id = self.store.insert_trial(experiment_id, arm, unit=None, source="import", assigned_at=now)
+            self.store.record_trial(trial_id, experiment_id, arm, clean, bool(success), now)
+        self._changed(experiment_id)
+        return RecordResult(
+            trial_id=trial_id,
+            experiment_id=experiment_id,
+            arm=arm,  # type: ignore[arg-type]
+            metrics=clean,
+            success=bool(success),
+            duplicate=False,
+            progress=self.progress(self.get(experiment_id)),
+        )
+
+    # -- analysis and status ---------------------------------------------------------------------
+
+    def analyze(self, experiment_id: str) -> Analysis:
+        """Per-metric summaries and tests from the running sufficient statistics."""
+        experiment, running = _analysis_inputs(self, experiment_id)
+        return analysis.analyze(experiment, running)
+
+    def status(self) -> StatusReport:
+        items = []
+        for experiment in self.experiments():
+            running = self.store.running_stats(experiment.id)
+            primary = analysis.analyze_metric(
+                experiment.primary_metric,
+                analysis.summary_of(running.get(("control", experiment.primary_metric.name))),
+                analysis.summary_of(running.get(("treatment", experiment.primary_metric.name))),
+            )
+            items.append(
+                StatusItem(
+                    experiment=experiment,
+                    progress=self.progress(experiment),
+                    primary=primary,
+                )
+            )
+        counts = {s: sum(1 for i in items if i.experiment.status == s) for s in
+                  ("draft", "running", "promoted", "rolled_back", "expired")}
+        return StatusReport(experiments=items, counts=counts)
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def event(self, experiment_id: str | None, kind: str, message: str, **data: Any) -> None:
+        self.store.add_event(experiment_id, kind, message, actor=self.actor, data=data)
+
+
+def _parse(text: str) -> float:
+    from .models import parse_iso
+
+    return parse_iso(text)
+
+
+def _analysis_inputs(lab: Lab, experiment_id: str) -> tuple[Experiment, dict]:
+    with lab.store.reading():
+        experiment = lab.get(experiment_id)
+        return experiment, lab.store.running_stats(experiment_id)
