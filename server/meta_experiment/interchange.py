@@ -188,7 +188,10 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
                 raise InvalidInput(f"experiments[{index}] ({item['id']}): {detail} Nothing was imported.") from exc
             imported.append(item["id"])
         lab.store.add_event(
-            None, "imported", f"Imported {len(imported)} experiment(s)", actor=lab.actor,
+            None,
+            "imported",
+            f"Imported {len(imported)} experiment(s)",
+            actor=lab.actor,
             data={"imported": imported, "skipped": skipped},
         )
     for experiment_id in imported:
@@ -224,8 +227,15 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
     created = parse_iso(item["created"]) if item.get("created") else lab.clock()
     spec_json = spec.model_dump(
         mode="json",
-        include={"primary_metric", "secondary_metrics", "targets", "sample_size_required",
-                 "max_duration_days", "auto_promote", "auto_rollback"},
+        include={
+            "primary_metric",
+            "secondary_metrics",
+            "targets",
+            "sample_size_required",
+            "max_duration_days",
+            "auto_promote",
+            "auto_rollback",
+        },
     )
     lab.store.insert_experiment(
         {
@@ -252,7 +262,9 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
             control, treatment = snap["control_content"].encode(), snap["treatment_content"].encode()
         else:
             control, treatment = _read_current(lab, production, variant, status, item["id"], warnings)
-        lab.store.insert_file(item["id"], production, variant, lab.store.put_blob(control), lab.store.put_blob(treatment))
+        lab.store.insert_file(
+            item["id"], production, variant, lab.store.put_blob(control), lab.store.put_blob(treatment)
+        )
         if snap is not None and snap.get("backup"):
             lab.store.set_file_backup(item["id"], production, snap["backup"])
     trials = ext.get("trials") if "trials" in ext else _seed_trials(item, spec.primary_metric.name)
@@ -265,7 +277,10 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
         if t["arm"] not in ARMS:
             raise ValueError(f"trial arm {t['arm']!r} is not control or treatment.")
         new_ids[i] = lab.store.insert_trial(
-            item["id"], t["arm"], unit=t.get("unit"), source=t.get("source", "import"),
+            item["id"],
+            t["arm"],
+            unit=t.get("unit"),
+            source=t.get("source", "import"),
             assigned_at=parse_iso(t["assigned_at"]) if t.get("assigned_at") else created,
         )
     for i in order:
@@ -292,8 +307,12 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
                 )
     for ev in ext.get("events") or []:
         lab.store.add_event(
-            item["id"], ev["kind"], ev["message"], actor=ev.get("actor", "import"),
-            data=ev.get("data") or {}, at=parse_iso(ev["at"]),
+            item["id"],
+            ev["kind"],
+            ev["message"],
+            actor=ev.get("actor", "import"),
+            data=ev.get("data") or {},
+            at=parse_iso(ev["at"]),
         )
 
 
@@ -316,3 +335,32 @@ def _read_current(
             warnings.append(f"{experiment_id}: {path} is not in this project; its snapshot is empty.")
             contents.append(b"")
     return contents[0], contents[1]
+
+
+def write_document(lab: Lab, path: str, document: dict[str, Any]) -> str:
+    """Write an export into the project (atomically); an existing file is first backed up into
+    the state folder. Returns the project-relative path written."""
+    from . import paths
+    from .files import atomic_write, backup_bytes
+
+    rel = paths.confine(lab.project_root, path, must_exist=False, what="export path")
+    target = lab.project_root / rel
+    if not target.parent.is_dir():
+        raise InvalidInput(f"The folder for {rel!r} does not exist; create it or choose another path.")
+    if target.exists():
+        if not target.is_file():
+            raise InvalidInput(f"{rel!r} exists and is not a regular file.")
+        backup = backup_bytes(lab.state_dir, target.read_bytes())
+        lab.event(None, "export_backup", f"Backed up {rel} before overwriting it", path=rel, backup=backup.name)
+    atomic_write(target, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
+    return rel
+
+
+def read_document(lab: Lab, path: str) -> Any:
+    from . import paths
+
+    rel = paths.confine(lab.project_root, path, what="import file")
+    try:
+        return json.loads((lab.project_root / rel).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"{rel!r} is not valid JSON ({exc}). Nothing was imported.") from exc

@@ -27,6 +27,7 @@ from .models import (
     ArmCounts,
     AssignedFile,
     Assignment,
+    Event,
     Experiment,
     ExperimentSpec,
     FileChange,
@@ -171,7 +172,7 @@ class Lab:
         if row is None:
             raise NotFound(
                 f"No trial with id {trial_id}. Trial ids come from the assign tool; call assign first, "
-                "or use record_measurement to import a result without an assignment."
+                "or call record with experiment_id and arm to import a past measurement."
             )
         return self._trial(row, self.store.trial_values(trial_id))
 
@@ -314,8 +315,7 @@ class Lab:
                     data.decode("utf-8")
                 except UnicodeDecodeError:
                     raise InvalidInput(
-                        f"{path!r} is not UTF-8 text. Experiments test text files (prompts, commands, "
-                        "configs, code)."
+                        f"{path!r} is not UTF-8 text. Experiments test text files (prompts, commands, configs, code)."
                     ) from None
                 contents.append(data)
             out.append((production, variant, contents[0], contents[1]))
@@ -545,14 +545,30 @@ class Lab:
                     primary=primary,
                 )
             )
-        counts = {s: sum(1 for i in items if i.experiment.status == s) for s in
-                  ("draft", "running", "promoted", "rolled_back", "expired")}
+        counts = {
+            s: sum(1 for i in items if i.experiment.status == s)
+            for s in ("draft", "running", "promoted", "rolled_back", "expired")
+        }
         return StatusReport(experiments=items, counts=counts)
 
     # -- events ----------------------------------------------------------------------------------
 
     def event(self, experiment_id: str | None, kind: str, message: str, **data: Any) -> None:
         self.store.add_event(experiment_id, kind, message, actor=self.actor, data=data)
+
+    def events(self, experiment_id: str | None = None, kinds: list[str] | None = None) -> list[Event]:
+        return [
+            Event(
+                id=r["id"],
+                experiment_id=r["experiment_id"],
+                at=iso(r["at"]) or "",
+                actor=r["actor"],
+                kind=r["kind"],
+                message=r["message"],
+                data=json.loads(r["data_json"]),
+            )
+            for r in self.store.event_rows(experiment_id, kinds=kinds)
+        ]
 
 
 def _parse(text: str) -> float:

@@ -225,7 +225,9 @@ class AssignedFile(Strict):
     production: Annotated[str, Field(description="The production path (relative to the project root).")]
     path: Annotated[str, Field(description="The file this arm uses: production for control, variant for treatment.")]
     sha256: str
-    content: Annotated[str, Field(description="The text to use for this run (snapshotted when the experiment started).")]
+    content: Annotated[
+        str, Field(description="The text to use for this run (snapshotted when the experiment started).")
+    ]
 
 
 class Assignment(Strict):

@@ -7,8 +7,6 @@ so a person's comments, ordering and formatting survive; the previous file is ke
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +15,7 @@ import tomlkit.exceptions
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InvalidInput
+from .files import atomic_write
 
 SETTINGS_FILE_NAME = "settings.toml"
 
@@ -101,9 +100,7 @@ def load_settings(state_dir: Path, project_root: Path | None = None) -> Settings
     for source, data in sources:
         unknown = sorted(set(data) - set(SECTIONS))
         if unknown:
-            raise InvalidInput(
-                f"{source}: unknown section(s) {unknown}; the known sections are {sorted(SECTIONS)}."
-            )
+            raise InvalidInput(f"{source}: unknown section(s) {unknown}; the known sections are {sorted(SECTIONS)}.")
         for section, model in SECTIONS.items():
             values = data.get(section, {})
             if not isinstance(values, dict):
@@ -149,19 +146,6 @@ def update_settings(state_dir: Path, changes: dict[str, dict[str, Any]], project
         raise InvalidInput(_describe(exc, "settings update")) from exc
     state_dir.mkdir(parents=True, exist_ok=True)
     if original is not None:
-        _atomic_write(state_dir / (SETTINGS_FILE_NAME + ".bak"), original)
-    _atomic_write(path, tomlkit.dumps(doc))
+        atomic_write(state_dir / (SETTINGS_FILE_NAME + ".bak"), original.encode())
+    atomic_write(path, tomlkit.dumps(doc).encode())
     return load_settings(state_dir, project_root)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

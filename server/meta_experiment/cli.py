@@ -1,0 +1,175 @@
+"""`meta-experiment` commands. Each one calls the lifecycle (nothing here has rules of its own);
+domain errors print as one line on stderr with exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import ExperimentError
+
+
+def _lab(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .lifecycle import Lab
+
+    return Lab.open(Path(args.project) if args.project else None, actor="cli")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .mcp_server import build_server
+
+    server = build_server(Path(args.project) if args.project else None)
+    server.run("stdio")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(trials=args.trials, seed=args.seed, keep=args.keep)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .report import render_status
+
+    lab = _lab(args)
+    try:
+        report = lab.status()
+        print(report.model_dump_json(indent=2) if args.json else render_status(report), end="")
+    finally:
+        lab.close()
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .report import render_analysis
+
+    lab = _lab(args)
+    try:
+        result = lab.analyze(args.experiment_id)
+        print(result.model_dump_json(indent=2) if args.json else render_analysis(lab.get(args.experiment_id), result))
+    finally:
+        lab.close()
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .interchange import export_experiments, write_document
+
+    lab = _lab(args)
+    try:
+        document = export_experiments(lab, args.ids or None)
+        if args.out:
+            written = write_document(lab, args.out, document)
+            print(f"Exported {len(document['experiments'])} experiment(s) to {written}", file=sys.stderr)
+        else:
+            print(json.dumps(document, indent=2, ensure_ascii=False))
+    finally:
+        lab.close()
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .errors import InvalidInput
+    from .interchange import import_experiments
+
+    try:
+        document = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"Cannot read {args.file}: {exc}. Nothing was imported.") from exc
+    lab = _lab(args)
+    try:
+        result = import_experiments(lab, document, on_conflict="skip" if args.skip_existing else "error")
+    finally:
+        lab.close()
+    print(f"Imported {len(result['imported'])}, skipped {len(result['skipped'])}.")
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    from .errors import InvalidInput
+    from .settings import SECTIONS, load_settings, update_settings
+
+    lab = _lab(args)
+    try:
+        if not args.assignments:
+            print(load_settings(lab.state_dir, lab.project_root).model_dump_json(indent=2))
+            return 0
+        changes: dict[str, dict[str, object]] = {}
+        for item in args.assignments:
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise InvalidInput(f"Expected key=value, got {item!r} (e.g. defaults.sample_size_required=20).")
+            section, _, name = key.rpartition(".")
+            if not section:
+                section = next((s for s, m in SECTIONS.items() if name in m.model_fields), "defaults")
+            try:
+                value: object = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+            changes.setdefault(section, {})[name] = value
+        result = update_settings(lab.state_dir, changes, lab.project_root)
+        lab.event(None, "settings_updated", f"Settings changed from the CLI: {args.assignments}")
+        print(result.model_dump_json(indent=2))
+    finally:
+        lab.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="meta-experiment",
+        description="A/B experiments on changes to files in a project, as an MCP server and a CLI.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--project",
+        help="Project root (default: $CLAUDE_PROJECT_DIR, else the git top level, else the current folder).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=fn)
+        return p
+
+    add("serve", cmd_serve, "Run the MCP server on stdio (what Claude Code starts).")
+    demo = add("demo", cmd_demo, "Run a full experiment end to end in a temporary git repository over MCP.")
+    demo.add_argument("--trials", type=int, default=40, help="Trials to run (default 40).")
+    demo.add_argument("--seed", type=int, default=7, help="Random seed for the synthetic durations.")
+    demo.add_argument("--keep", action="store_true", help="Keep the temporary repository and print its path.")
+    status = add("status", cmd_status, "Print the status report of every experiment.")
+    status.add_argument("--json", action="store_true", help="Structured output instead of markdown.")
+    analyze = add("analyze", cmd_analyze, "Print the analysis report of one experiment.")
+    analyze.add_argument("experiment_id")
+    analyze.add_argument("--json", action="store_true", help="Structured output instead of markdown.")
+    export = add("export", cmd_export, "Export experiments in the seed's experiments.json format.")
+    export.add_argument("ids", nargs="*", help="Experiment ids (default: all).")
+    export.add_argument("--out", help="Project-relative file to write (default: stdout).")
+    imp = add("import", cmd_import, "Import experiments from an experiments.json file.")
+    imp.add_argument("file")
+    imp.add_argument("--skip-existing", action="store_true", help="Skip ids that exist instead of refusing.")
+    settings = add("settings", cmd_settings, "Show settings, or set some: defaults.sample_size_required=20 ...")
+    settings.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ExperimentError as exc:
+        print(f"meta-experiment: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""`meta-experiment demo`: a whole experiment, end to end, through a real MCP client talking to
+this server as a stdio subprocess (the way Claude Code runs it), in a throwaway git repository.
+
+The runs are simulated: control durations are lognormal around 45 minutes, the variant's around
+27 (a real 40% improvement), so the analysis has something true to find."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+COMMAND = """\
+---
+description: Review a pull request
+---
+Review the pull request $ARGUMENTS. Run the security analyst, then the code-cleanup agent, then
+summarise their findings.
+"""
+
+VARIANT = """\
+---
+description: Review a pull request
+---
+Review the pull request $ARGUMENTS. Run the security analyst and the code-cleanup agent in
+parallel, then summarise their findings.
+"""
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=demo", "-c", "user.email=demo@example.invalid", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+
+
+def make_repo(root: Path) -> Path:
+    repo = root / "project"
+    commands = repo / ".claude" / "commands"
+    commands.mkdir(parents=True)
+    (commands / "review_pr.md").write_text(COMMAND, encoding="utf-8")
+    (commands / "review_pr.md.experiment").write_text(VARIANT, encoding="utf-8")
+    if shutil.which("git"):
+        _git(repo, "init", "-q")
+        _git(repo, "add", "--", ".claude/commands/review_pr.md")
+        _git(repo, "commit", "-q", "-m", "Add /review_pr")
+    return repo
+
+
+def server_parameters(repo: Path) -> Any:
+    from mcp import StdioServerParameters
+
+    env = {"CLAUDE_PROJECT_DIR": str(repo)}
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "meta_experiment", "serve"], env=env, cwd=str(repo)
+    )
+
+
+def _check(result: Any, what: str) -> dict[str, Any]:
+    if result.is_error:
+        raise RuntimeError(f"{what} failed: {result.content[0].text}")
+    return result.structured_content
+
+
+async def drive(repo: Path, trials: int, seed: int) -> tuple[str, str, dict[str, Any]]:
+    from mcp import Client
+
+    rng = random.Random(seed)
+    async with Client(server_parameters(repo), mode="legacy") as client:
+        created = _check(
+            await client.call_tool(
+                "create_experiment",
+                {
+                    "name": "Parallel PR review",
+                    "hypothesis": "Running security-analyst and code-cleanup in parallel saves 15 min per PR",
+                    "description": "Modified /review_pr to invoke both agents in parallel",
+                    "files": {".claude/commands/review_pr.md": ".claude/commands/review_pr.md.experiment"},
+                    "primary_metric": {
+                        "name": "time_to_complete_review",
+                        "direction": "lower_is_better",
+                        "unit": "min",
+                        "log_scale": True,
+                    },
+                    "secondary_metrics": [{"name": "issues_caught", "direction": "higher_is_better"}],
+                    "sample_size_required": trials,
+                },
+            ),
+            "create_experiment",
+        )
+        experiment_id = created["id"]
+        print(f"Created {experiment_id}; running {trials} simulated reviews over MCP...", file=sys.stderr)
+        for _ in range(trials):
+            assignment = _check(await client.call_tool("assign", {"experiment_id": experiment_id}), "assign")
+            median = 45.0 if assignment["arm"] == "control" else 27.0
+            minutes = median * rng.lognormvariate(0.0, 0.25)
+            issues = float(rng.choice([2, 3, 3, 4, 4, 5]))
+            _check(
+                await client.call_tool(
+                    "record",
+                    {
+                        "trial_id": assignment["trial_id"],
+                        "metrics": {"time_to_complete_review": round(minutes, 2), "issues_caught": issues},
+                    },
+                ),
+                "record",
+            )
+        status = await client.call_tool("status", {})
+        analysis = await client.call_tool("analyze", {"experiment_id": experiment_id})
+        _check(analysis, "analyze")
+        return status.content[0].text, analysis.content[0].text, analysis.structured_content
+
+
+def run_demo(trials: int = 40, seed: int = 7, keep: bool = False) -> int:
+    import anyio
+
+    if trials < 4:
+        print("meta-experiment: the demo needs at least 4 trials (--trials 4 or more).", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="meta-experiment-demo-"))
+    try:
+        repo = make_repo(tmp)
+        status, analysis, _ = anyio.run(drive, repo, trials, seed)
+        print(status)
+        print(analysis)
+        print(f"Demo finished in {time.perf_counter() - started:.1f} s.", file=sys.stderr)
+        if keep:
+            print(f"Kept the demo repository at {repo}", file=sys.stderr)
+    finally:
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0

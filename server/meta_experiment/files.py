@@ -1,0 +1,60 @@
+"""Small file primitives shared by settings, export and deployment: atomic replacement (temp file
+in the same folder, fsync, rename, folder fsync, mode kept) and content-addressed backups in the
+state folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+BACKUP_DIR_NAME = "backups"
+
+
+def fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Replace `path` with `data` so that a reader (or a crash) sees either the old or the new
+    content, never a mix. Keeps the existing file's permission bits unless `mode` is given."""
+    if mode is None:
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def backup_bytes(state_dir: Path, content: bytes) -> Path:
+    """Store `content` under `<state>/backups/<sha256>` (written once; identical content shares
+    one file) and return that path."""
+    digest = hashlib.sha256(content).hexdigest()
+    folder = state_dir / BACKUP_DIR_NAME
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / digest
+    if not target.exists() or hashlib.sha256(target.read_bytes()).hexdigest() != digest:
+        atomic_write(target, content, mode=0o644)
+    return target

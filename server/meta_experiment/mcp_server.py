@@ -1,0 +1,544 @@
+"""The MCP surface: a table of contents of the lifecycle. Tools validate their arguments through
+their signatures, run one lifecycle operation in a worker thread, and return structured content
+plus a short text; domain errors become tool errors. Resources expose experiment state; a change
+sends resource-updated notifications in both protocol modes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp_types import (
+    CallToolResult,
+    EmptyResult,
+    SubscribeRequestParams,
+    TextContent,
+    ToolAnnotations,
+    UnsubscribeRequestParams,
+)
+from pydantic import BaseModel, Field
+
+from . import __version__, interchange, report
+from .analysis import Analysis, StatusReport
+from .errors import Conflict, ExperimentError, NotFound
+from .lifecycle import Lab
+from .models import Assignment, Event, Experiment, MetricSpec, Progress, RecordResult
+from .settings import SETTINGS_FILE_NAME, Settings, update_settings
+
+T = TypeVar("T")
+
+INSTRUCTIONS = """\
+meta-experiment runs A/B experiments on changes to files in this project (prompts, command files,
+agent files, configs, code). Lifecycle: create_experiment (production file -> variant file, a primary
+metric with its direction) -> for each run: assign (get the arm and the text to use) -> do the run
+-> record (the measured metrics) -> analyze. status lists every experiment with its progress.
+Read the design_experiment prompt before creating one."""
+
+
+@dataclass
+class AppState:
+    lab: Lab
+    # Legacy (initialize-handshake) sessions that asked for resources/subscribe, with their URIs.
+    subscribers: list[tuple[Any, set[str]]] = field(default_factory=list)
+
+
+def experiment_uris(experiment_id: str | None) -> list[str]:
+    uris = ["experiments://list", "experiments://status"]
+    if experiment_id:
+        uris += [
+            f"experiment://{experiment_id}",
+            f"experiment://{experiment_id}/analysis",
+            f"experiment://{experiment_id}/report",
+        ]
+    return uris
+
+
+def _annotations(title: str, *, read_only: bool = False, destructive: bool = False, idempotent: bool = False):
+    return ToolAnnotations(
+        title=title,
+        read_only_hint=read_only,
+        destructive_hint=destructive,
+        idempotent_hint=idempotent,
+        open_world_hint=False,
+    )
+
+
+def _result(model: BaseModel, text: str) -> CallToolResult:
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json")
+    )
+
+
+def _tool_error(exc: ExperimentError) -> ToolError:
+    message = str(exc)
+    if isinstance(exc, Conflict) and exc.diff:
+        message += "\n\n" + exc.diff
+    return ToolError(message)
+
+
+async def _notify(ctx: Context, state: AppState, changed: list[str | None]) -> None:
+    uris = sorted({u for experiment_id in changed for u in experiment_uris(experiment_id)})
+    for uri in uris:
+        await ctx.notify_resource_updated(uri)  # 2026-07-28: subscriptions/listen streams
+    for session, wanted in list(state.subscribers):  # legacy: sessions that sent resources/subscribe
+        for uri in uris:
+            if uri in wanted:
+                try:
+                    await session.send_resource_updated(uri)
+                except Exception:
+                    state.subscribers[:] = [s for s in state.subscribers if s[0] is not session]
+                    break
+
+
+async def _run(ctx: Context, fn: Callable[[Lab], T]) -> T:
+    """Run one lifecycle call off the event loop; map domain errors; notify what changed."""
+    state: AppState = ctx.request_context.lifespan_context
+    changed: list[str | None] = []
+    state.lab.listeners.append(changed.append)
+    try:
+        return await anyio.to_thread.run_sync(partial(fn, state.lab))
+    except ExperimentError as exc:
+        raise _tool_error(exc) from exc
+    finally:
+        state.lab.listeners.remove(changed.append)
+        if changed:
+            await _notify(ctx, state, changed)
+
+
+async def _read(ctx: Context, fn: Callable[[Lab], T]) -> T:
+    """A resource read: domain errors become resource errors (not found, or another failure)."""
+    state: AppState = ctx.request_context.lifespan_context
+    try:
+        return await anyio.to_thread.run_sync(partial(fn, state.lab))
+    except NotFound as exc:
+        raise ResourceNotFoundError(str(exc)) from exc
+    except ExperimentError as exc:
+        raise ResourceError(str(exc)) from exc
+
+
+class ExperimentDetail(BaseModel):
+    experiment: Experiment
+    progress: Progress
+    events: list[Event]
+
+
+class SettingsResult(BaseModel):
+    settings: Settings
+    file: Annotated[str, Field(description="The settings file that was written (inside the state folder).")]
+
+
+class ExportResult(BaseModel):
+    experiments: int
+    path: str | None = None
+    document: dict[str, Any] | None = None
+
+
+class ImportResult(BaseModel):
+    imported: list[str]
+    skipped: list[str]
+    warnings: list[str]
+
+
+ExperimentId = Annotated[
+    str, Field(min_length=1, max_length=100, description="Experiment id, e.g. exp-20261125-101500.")
+]
+
+
+def build_server(project_root: Path | None = None, state_dir: Path | None = None) -> MCPServer:
+    """A server whose lifespan opens the project's state (a fresh one per server: tests use temp
+    folders). With no arguments the project is found from the environment (DESIGN.md, "State")."""
+
+    box: dict[str, AppState] = {}  # static resources get no Context: they read the state here
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
+        lab = await anyio.to_thread.run_sync(partial(Lab.open, project_root, state_dir))
+        box["state"] = AppState(lab=lab)
+        try:
+            yield box["state"]
+        finally:
+            box.pop("state", None)
+            lab.close()
+
+    server: MCPServer = MCPServer("meta-experiment", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+    _register_subscriptions(server)
+
+    # -- tools -----------------------------------------------------------------------------------
+
+    @server.tool(annotations=_annotations("Create experiment"))
+    async def create_experiment(
+        name: Annotated[str, Field(min_length=1, max_length=200, description="Short name, e.g. 'Parallel PR review'.")],
+        hypothesis: Annotated[
+            str, Field(min_length=1, max_length=4000, description="What should change and by how much, and why.")
+        ],
+        files: Annotated[
+            dict[str, str],
+            Field(
+                min_length=1,
+                description="Files under test: {production path: variant path}, relative to the project root. "
+                "Both must exist. Control runs use the production file, treatment runs the variant.",
+            ),
+        ],
+        primary_metric: Annotated[MetricSpec, Field(description="The metric that decides the experiment.")],
+        ctx: Context,
+        secondary_metrics: Annotated[
+            list[MetricSpec], Field(description="Guardrail metrics (each with its own direction).")
+        ] = [],  # noqa: B006 - pydantic copies defaults
+        description: Annotated[str, Field(max_length=8000, description="Description of the change.")] = "",
+        change_type: Annotated[
+            str, Field(max_length=64, description="Kind of change, e.g. command_modification.")
+        ] = "command_modification",
+        improvement_threshold: Annotated[
+            float | None, Field(ge=0, le=1000, description="Minimum improvement (%) to promote. Default: settings.")
+        ] = None,
+        max_regression: Annotated[
+            float | None, Field(ge=0, le=1000, description="Largest tolerated regression (%). Default: settings.")
+        ] = None,
+        confidence_threshold: Annotated[
+            float | None, Field(gt=0.5, lt=1, description="Required confidence, e.g. 0.8. Default: settings.")
+        ] = None,
+        sample_size_required: Annotated[
+            int | None, Field(ge=2, le=10_000_000, description="Recorded trials (both arms) before deciding.")
+        ] = None,
+        max_duration_days: Annotated[
+            float | None, Field(gt=0, le=3650, description="Days before the experiment expires.")
+        ] = None,
+        auto_promote: Annotated[bool | None, Field(description="Let auto mode promote a winner.")] = None,
+        auto_rollback: Annotated[bool | None, Field(description="Let auto mode roll back a loser.")] = None,
+    ) -> Annotated[CallToolResult, Experiment]:
+        """Create an A/B experiment on one or more files and start it (status `running`).
+
+        The production and variant files are snapshotted now: every trial uses these exact texts,
+        and promotion later checks that production was not edited in between. Defaults for the
+        targets, sample size, duration and auto flags come from the project's settings."""
+        experiment = await _run(
+            ctx,
+            lambda lab: lab.create(
+                name=name,
+                hypothesis=hypothesis,
+                files=files,
+                primary_metric=primary_metric.model_dump(),
+                secondary_metrics=[m.model_dump() for m in secondary_metrics],
+                description=description,
+                change_type=change_type,
+                improvement_threshold=improvement_threshold,
+                max_regression=max_regression,
+                confidence_threshold=confidence_threshold,
+                sample_size_required=sample_size_required,
+                max_duration_days=max_duration_days,
+                auto_promote=auto_promote,
+                auto_rollback=auto_rollback,
+            ),
+        )
+        return _result(
+            experiment,
+            f"Created {experiment.id} ({experiment.name}), running; {experiment.sample_size_required} trials "
+            f"required. Next: call assign with experiment_id {experiment.id} for each run.",
+        )
+
+    @server.tool(annotations=_annotations("Assign a trial"))
+    async def assign(
+        experiment_id: ExperimentId,
+        ctx: Context,
+        unit: Annotated[
+            str | None,
+            Field(
+                max_length=200,
+                description="Optional unit id (session, PR, user). The same unit always gets the same arm; "
+                "without one, arms are balanced in permuted blocks.",
+            ),
+        ] = None,
+    ) -> Annotated[CallToolResult, Assignment]:
+        """Start one trial: returns a trial id, its arm (control or treatment) and, for each file
+        under test, the path and text to use for this run. Record the outcome with `record`."""
+        a = await _run(ctx, lambda lab: lab.assign(experiment_id, unit))
+        text = f"Trial {a.trial_id}: {a.arm}. " + a.next_step + "".join(f"\nWarning: {w}" for w in a.warnings)
+        return _result(a, text)
+
+    @server.tool(annotations=_annotations("Record a result", idempotent=True))
+    async def record(
+        metrics: Annotated[
+            dict[str, float],
+            Field(description="Measured values: {metric name: number}. Binary metrics take 0 or 1."),
+        ],
+        ctx: Context,
+        trial_id: Annotated[int | None, Field(ge=1, description="The trial id that assign returned.")] = None,
+        success: Annotated[bool, Field(description="False when the run failed (counts toward the error rate).")] = True,
+        experiment_id: Annotated[
+            str | None, Field(description="Without trial_id: record a past measurement into this experiment.")
+        ] = None,
+        arm: Annotated[
+            Literal["control", "treatment"] | None, Field(description="Without trial_id: the measurement's arm.")
+        ] = None,
+    ) -> Annotated[CallToolResult, RecordResult]:
+        """Record the metrics of a finished trial (by `trial_id`), or import a past measurement
+        without an assignment (by `experiment_id` and `arm`). A duration primary metric left out
+        is measured from the assignment. Re-sending identical values is a harmless retry."""
+        if trial_id is not None:
+            if experiment_id is not None or arm is not None:
+                raise ToolError("Give either trial_id, or experiment_id with arm - not both.")
+            r = await _run(ctx, lambda lab: lab.record(trial_id, metrics, success))
+        elif experiment_id is not None and arm is not None:
+            r = await _run(ctx, lambda lab: lab.record_measurement(experiment_id, arm, metrics, success))
+        else:
+            raise ToolError(
+                "Say which trial this is: trial_id from assign, or experiment_id and arm to import a past measurement."
+            )
+        p = r.progress
+        text = (
+            f"{'Already recorded (identical retry)' if r.duplicate else 'Recorded'} trial {r.trial_id} "
+            f"({r.arm}). Progress {p.trials_recorded}/{p.sample_size_required}"
+            + (f", {p.trials_needed} more needed." if p.trials_needed else "; ready to analyze.")
+        )
+        return _result(r, text)
+
+    @server.tool(annotations=_annotations("Analyze", read_only=True, idempotent=True))
+    async def analyze(experiment_id: ExperimentId, ctx: Context) -> Annotated[CallToolResult, Analysis]:
+        """Statistical analysis of an experiment: per metric and arm n, mean, sd, min, max; Welch's
+        t-test, the 95% confidence interval of the difference, Cohen's d and the improvement in the
+        metric's own direction (positive = treatment better). Returns the seed's report as text."""
+
+        def run(lab: Lab) -> tuple[Analysis, str]:
+            result = lab.analyze(experiment_id)
+            return result, report.render_analysis(lab.get(experiment_id), result)
+
+        result, text = await _run(ctx, run)
+        return _result(result, text)
+
+    @server.tool(annotations=_annotations("Status", read_only=True, idempotent=True))
+    async def status(ctx: Context) -> Annotated[CallToolResult, StatusReport]:
+        """Every experiment with its status, progress toward its sample size and current results,
+        in the seed's status-report layout."""
+        result = await _run(ctx, lambda lab: lab.status())
+        return _result(result, report.render_status(result))
+
+    @server.tool(annotations=_annotations("Get experiment", read_only=True, idempotent=True))
+    async def get_experiment(experiment_id: ExperimentId, ctx: Context) -> Annotated[CallToolResult, ExperimentDetail]:
+        """One experiment: its definition, files and snapshot hashes, counts per arm, progress and
+        its event log (every state change: what, when, who, why)."""
+
+        def run(lab: Lab) -> ExperimentDetail:
+            e = lab.get(experiment_id)
+            return ExperimentDetail(experiment=e, progress=lab.progress(e), events=lab.events(experiment_id))
+
+        d = await _run(ctx, run)
+        return _result(
+            d,
+            f"{d.experiment.id} ({d.experiment.name}): {d.experiment.status}, "
+            f"{d.progress.trials_recorded}/{d.progress.sample_size_required} trials.",
+        )
+
+    @server.tool(annotations=_annotations("Update settings", idempotent=True))
+    async def update_settings_tool(
+        ctx: Context,
+        improvement_threshold: Annotated[
+            float | None, Field(ge=0, le=1000, description="Default % to promote.")
+        ] = None,
+        max_regression: Annotated[
+            float | None, Field(ge=0, le=1000, description="Default tolerated regression %.")
+        ] = None,
+        confidence_threshold: Annotated[float | None, Field(gt=0.5, lt=1, description="Default confidence.")] = None,
+        sample_size_required: Annotated[
+            int | None, Field(ge=2, le=10_000_000, description="Default sample size.")
+        ] = None,
+        max_duration_days: Annotated[float | None, Field(gt=0, le=3650, description="Default duration (days).")] = None,
+        auto_promote: Annotated[bool | None, Field(description="Default for auto_promote.")] = None,
+        auto_rollback: Annotated[bool | None, Field(description="Default for auto_rollback.")] = None,
+        error_rate_ratio: Annotated[
+            float | None,
+            Field(
+                gt=1, le=100, description="Alert when the treatment's error rate exceeds the control's by this factor."
+            ),
+        ] = None,
+        min_trials_per_arm: Annotated[
+            int | None, Field(ge=1, description="No alert from fewer trials per arm.")
+        ] = None,
+        min_failures: Annotated[int | None, Field(ge=1, description="No error-rate alert from fewer failures.")] = None,
+        satisfaction_floor: Annotated[float | None, Field(ge=0, le=1, description="Alert below this mean.")] = None,
+    ) -> Annotated[CallToolResult, SettingsResult]:
+        """Change the project's defaults for new experiments and the monitoring thresholds. Only the
+        values given change; the settings file keeps its comments and ordering, and the previous
+        version is kept as settings.toml.bak."""
+        given = {k: v for k, v in locals().items() if k != "ctx" and v is not None}
+        defaults = {k: v for k, v in given.items() if k in Settings.model_fields["defaults"].annotation.model_fields}
+        monitoring = {k: v for k, v in given.items() if k not in defaults}
+        if not given:
+            raise ToolError("Give at least one setting to change (e.g. sample_size_required=20).")
+
+        def run(lab: Lab) -> Settings:
+            result = update_settings(lab.state_dir, {"defaults": defaults, "monitoring": monitoring}, lab.project_root)
+            lab.event(None, "settings_updated", f"Settings changed: {sorted(given)}", changes=given)
+            return result
+
+        settings = await _run(ctx, run)
+        return _result(
+            SettingsResult(settings=settings, file=SETTINGS_FILE_NAME),
+            f"Updated {', '.join(f'{k}={v}' for k, v in given.items())} in {SETTINGS_FILE_NAME}.",
+        )
+
+    server.remove_tool("update_settings_tool")
+    server.add_tool(
+        update_settings_tool,
+        name="update_settings",
+        annotations=_annotations("Update settings", idempotent=True),
+    )
+
+    @server.tool(annotations=_annotations("Export experiments", idempotent=True))
+    async def export_experiments(
+        ctx: Context,
+        experiment_ids: Annotated[list[str] | None, Field(description="Ids to export; all when omitted.")] = None,
+        path: Annotated[
+            str | None,
+            Field(
+                description="Write the JSON to this project-relative file (an existing file is backed up in the "
+                "state folder first); without it the document is returned."
+            ),
+        ] = None,
+    ) -> Annotated[CallToolResult, ExportResult]:
+        """Export experiments in the seed's experiments.json format (plus a `meta_experiment` block
+        per experiment with every trial, snapshot and event, so an import restores them exactly)."""
+
+        def run(lab: Lab) -> ExportResult:
+            document = interchange.export_experiments(lab, experiment_ids)
+            count = len(document["experiments"])
+            if path is None:
+                return ExportResult(experiments=count, document=document)
+            written = interchange.write_document(lab, path, document)
+            return ExportResult(experiments=count, path=written)
+
+        r = await _run(ctx, run)
+        return _result(r, f"Exported {r.experiments} experiment(s)" + (f" to {r.path}." if r.path else "."))
+
+    @server.tool(annotations=_annotations("Import experiments"))
+    async def import_experiments(
+        ctx: Context,
+        document: Annotated[
+            dict[str, Any] | None, Field(description='A seed-format document: {"experiments": [...]}.')
+        ] = None,
+        path: Annotated[str | None, Field(description="Or a project-relative JSON file to read it from.")] = None,
+        on_conflict: Annotated[
+            Literal["error", "skip"], Field(description="When an id exists: refuse everything, or skip that one.")
+        ] = "error",
+    ) -> Annotated[CallToolResult, ImportResult]:
+        """Import experiments from the seed's experiments.json format (or this server's export).
+        All or nothing: an invalid experiment refuses the whole document."""
+        if (document is None) == (path is None):
+            raise ToolError("Give exactly one of document (the JSON object) or path (a project-relative file).")
+
+        def run(lab: Lab) -> ImportResult:
+            doc = document if document is not None else interchange.read_document(lab, path or "")
+            return ImportResult(**interchange.import_experiments(lab, doc, on_conflict=on_conflict))
+
+        r = await _run(ctx, run)
+        text = f"Imported {len(r.imported)} experiment(s)" + (f", skipped {len(r.skipped)}" if r.skipped else "") + "."
+        return _result(r, text + "".join(f"\nWarning: {w}" for w in r.warnings))
+
+    # -- resources -------------------------------------------------------------------------------
+
+    @server.resource(
+        "experiments://list",
+        name="experiments",
+        mime_type="application/json",
+        description="Every experiment: id, name, status and progress.",
+    )
+    async def list_resource() -> str:
+        def run() -> str:
+            lab = box["state"].lab
+            return json.dumps(
+                [
+                    {"id": e.id, "name": e.name, "status": e.status, "progress": lab.progress(e).model_dump()}
+                    for e in lab.experiments()
+                ],
+                indent=2,
+            )
+
+        return await anyio.to_thread.run_sync(run)
+
+    @server.resource(
+        "experiments://status",
+        name="status-report",
+        mime_type="text/markdown",
+        description="The status report of every experiment, in the seed's layout.",
+    )
+    async def status_resource() -> str:
+        return await anyio.to_thread.run_sync(lambda: report.render_status(box["state"].lab.status()))
+
+    @server.resource(
+        "experiment://{experiment_id}",
+        name="experiment",
+        mime_type="application/json",
+        description="One experiment's state: definition, status, counts per arm and progress.",
+    )
+    async def experiment_resource(experiment_id: str, ctx: Context) -> str:
+        def run(lab: Lab) -> str:
+            e = lab.get(experiment_id)
+            return json.dumps(
+                {"experiment": e.model_dump(mode="json"), "progress": lab.progress(e).model_dump(mode="json")}, indent=2
+            )
+
+        return await _read(ctx, run)
+
+    @server.resource(
+        "experiment://{experiment_id}/analysis",
+        name="experiment-analysis",
+        mime_type="application/json",
+        description="The experiment's current analysis as JSON.",
+    )
+    async def analysis_resource(experiment_id: str, ctx: Context) -> str:
+        return await _read(ctx, lambda lab: lab.analyze(experiment_id).model_dump_json(indent=2))
+
+    @server.resource(
+        "experiment://{experiment_id}/report",
+        name="experiment-report",
+        mime_type="text/markdown",
+        description="The experiment's analysis report in the seed's markdown layout.",
+    )
+    async def report_resource(experiment_id: str, ctx: Context) -> str:
+        return await _read(ctx, lambda lab: report.render_analysis(lab.get(experiment_id), lab.analyze(experiment_id)))
+
+    # -- prompts ---------------------------------------------------------------------------------
+
+    from .prompts import register_prompts
+
+    register_prompts(server)
+    return server
+
+
+def _register_subscriptions(server: MCPServer) -> None:
+    """resources/subscribe for handshake-era clients (Claude Code, the MCP Inspector). MCPServer
+    serves subscriptions/listen for 2026-07-28 clients itself; the legacy methods are registered on
+    the low-level server, which then advertises `resources.subscribe`."""
+    low = server._lowlevel_server
+
+    async def subscribe(ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
+        state: AppState = ctx.lifespan_context
+        for session, uris in state.subscribers:
+            if _connection(session) is _connection(ctx.session):
+                uris.add(str(params.uri))
+                break
+        else:
+            state.subscribers.append((ctx.session, {str(params.uri)}))
+        return EmptyResult()
+
+    async def unsubscribe(ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
+        state: AppState = ctx.lifespan_context
+        for session, uris in state.subscribers:
+            if _connection(session) is _connection(ctx.session):
+                uris.discard(str(params.uri))
+        return EmptyResult()
+
+    low.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
+    low.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
+
+
+def _connection(session: Any) -> Any:
+    """Sessions are per request; the connection they share identifies the subscriber."""
+    return getattr(session, "_connection", session)
