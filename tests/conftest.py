@@ -1,0 +1,83 @@
+"""Shared fixtures: a real git repository in a temp folder with a command file and its variant,
+and a Lab (the lifecycle) on a real SQLite file inside it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from meta_experiment.lifecycle import Lab
+
+COMMAND = "Review the pull request. Run the security analyst, then the cleanup agent.\n"
+VARIANT = "Review the pull request. Run the security analyst and the cleanup agent in parallel.\n"
+PROD = ".claude/commands/review_pr.md"
+VAR = ".claude/commands/review_pr.md.experiment"
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's project or state: clear the variables that choose them."""
+    for name in ("CLAUDE_PROJECT_DIR", "META_EXPERIMENT_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text("[init]\n\tdefaultBranch = main\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A git repository with one committed command file and an uncommitted variant beside it."""
+    repo = tmp_path / "project"
+    (repo / ".claude" / "commands").mkdir(parents=True)
+    (repo / PROD).write_text(COMMAND, encoding="utf-8")
+    (repo / VAR).write_text(VARIANT, encoding="utf-8")
+    if shutil.which("git"):
+        git(repo, "init", "-q")
+        git(repo, "add", "--", PROD)
+        git(repo, "commit", "-q", "-m", "initial")
+    return repo
+
+
+@pytest.fixture
+def lab(project: Path):
+    lab = Lab.open(project)
+    yield lab
+    lab.close()
+
+
+def spec(**overrides):
+    """Arguments for Lab.create with a duration primary metric and one guardrail."""
+    base = {
+        "name": "Parallel PR review",
+        "hypothesis": "Parallel agents save 15 minutes per review",
+        "files": {PROD: VAR},
+        "primary_metric": {"name": "time_to_complete", "direction": "lower_is_better", "unit": "min"},
+        "secondary_metrics": [{"name": "issues_caught", "direction": "higher_is_better"}],
+    }
+    base.update(overrides)
+    return base
+
+
+def server_env(project: Path) -> dict[str, str]:
+    """Environment for a server subprocess: the project, and this checkout's package on the path."""
+    env = {k: v for k, v in os.environ.items() if k not in ("META_EXPERIMENT_HOME",)}
+    env["CLAUDE_PROJECT_DIR"] = str(project)
+    return env

@@ -1,0 +1,296 @@
+"""The lifecycle rules on a real project folder and SQLite file."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import COMMAND, PROD, VAR, VARIANT, spec
+from meta_experiment.errors import Conflict, InvalidInput, InvalidState, NotFound, PathError
+from meta_experiment.lifecycle import Lab, block_arm, sticky_arm
+from meta_experiment.settings import update_settings
+
+
+def snapshot(lab: Lab) -> tuple:
+    """Everything a refused call must leave unchanged."""
+    with lab.store.reading() as db:
+        return tuple(
+            tuple(tuple(r) for r in db.execute(f"SELECT * FROM {table}"))
+            for table in (
+                "experiments",
+                "experiment_files",
+                "trials",
+                "metric_values",
+                "arm_stats",
+                "arm_counts",
+                "events",
+                "blobs",
+            )
+        )
+
+
+# -- create --------------------------------------------------------------------------------------
+
+
+def test_create_starts_running_with_seed_defaults_and_snapshots(lab: Lab) -> None:
+    e = lab.create(**spec())
+    assert re.fullmatch(r"exp-\d{8}-\d{6}", e.id)
+    assert e.status == "running" and e.started_at
+    assert (e.targets.improvement_threshold, e.targets.max_regression, e.targets.confidence_threshold) == (15, 10, 0.8)
+    assert (e.sample_size_required, e.max_duration_days) == (10, 14)
+    assert lab.store.blob(e.files[0].control_sha256) == COMMAND.encode()
+    assert lab.store.blob(e.files[0].treatment_sha256) == VARIANT.encode()
+    assert [ev.kind for ev in lab.events(e.id)] == ["created"]
+
+
+def test_ids_stay_unique_within_one_second(lab: Lab, project: Path) -> None:
+    lab.clock = lambda: 1_790_000_000.0
+    first = lab.create(**spec())
+    (project / "b.md").write_text("b")
+    (project / "b2.md").write_text("b2")
+    second = lab.create(**spec(files={"b.md": "b2.md"}))
+    assert second.id == first.id + "-2"
+
+
+def test_defaults_come_from_the_settings_file(lab: Lab) -> None:
+    update_settings(lab.state_dir, {"defaults": {"sample_size_required": 24, "improvement_threshold": 5.0}})
+    e = lab.create(**spec(max_regression=3.0))
+    assert e.sample_size_required == 24
+    assert e.targets.improvement_threshold == 5.0 and e.targets.max_regression == 3.0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        ({"files": {"missing.md": VAR}}, PathError, "does not exist"),
+        ({"files": {"../outside.md": VAR}}, PathError, "outside the project root"),
+        ({"files": {"/etc/hostname": VAR}}, PathError, "outside the project root"),
+        ({"files": {PROD: PROD}}, InvalidInput, "same file"),
+        ({"files": {}}, InvalidInput, "at least one"),
+        ({"sample_size_required": -4}, InvalidInput, "sample_size_required"),
+        ({"confidence_threshold": 1.2}, InvalidInput, "confidence_threshold"),
+        ({"primary_metric": {"name": "t", "direction": "sideways"}}, InvalidInput, "direction"),
+        ({"primary_metric": {"name": "bad name!", "direction": "lower_is_better"}}, InvalidInput, "name"),
+        (
+            {"secondary_metrics": [{"name": "time_to_complete", "direction": "lower_is_better"}]},
+            InvalidInput,
+            "distinct",
+        ),
+        ({"name": ""}, InvalidInput, "name"),
+    ],
+)
+def test_bad_create_input_is_refused_and_nothing_is_written(lab: Lab, overrides, error, message) -> None:
+    before = snapshot(lab)
+    with pytest.raises(error, match=message):
+        lab.create(**spec(**overrides))
+    assert snapshot(lab) == before
+
+
+def test_symlink_variant_pointing_outside_is_refused(lab: Lab, project: Path, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere.md").write_text("x")
+    os.symlink(tmp_path / "elsewhere.md", project / "link.md")
+    with pytest.raises(PathError, match="symlink"):
+        lab.create(**spec(files={PROD: "link.md"}))
+
+
+def test_binary_files_are_refused(lab: Lab, project: Path) -> None:
+    (project / "blob.bin").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(InvalidInput, match="not UTF-8"):
+        lab.create(**spec(files={PROD: "blob.bin"}))
+
+
+def test_a_file_under_test_cannot_join_a_second_running_experiment(lab: Lab, project: Path) -> None:
+    first = lab.create(**spec())
+    (project / "other.md").write_text("x")
+    with pytest.raises(Conflict, match=first.id):
+        lab.create(**spec(files={PROD: "other.md"}))
+
+
+# -- assign --------------------------------------------------------------------------------------
+
+
+def test_ten_assignments_give_five_and_five(lab: Lab) -> None:
+    e = lab.create(**spec())
+    arms = [lab.assign(e.id).arm for _ in range(10)]
+    assert arms.count("control") == 5
+    for k in range(2, 11, 2):  # balanced after every complete block
+        assert arms[:k].count("control") == k // 2
+
+
+def test_assignment_returns_the_snapshot_text_of_its_arm(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec())
+    (project / VAR).write_text("edited after start")
+    seen = {}
+    for _ in range(4):
+        a = lab.assign(e.id)
+        seen[a.arm] = a
+    assert seen["control"].files[0].content == COMMAND and seen["control"].files[0].path == PROD
+    assert seen["treatment"].files[0].content == VARIANT and seen["treatment"].files[0].path == VAR
+    assert any("changed on disk" in w for w in seen["treatment"].warnings)
+    assert not seen["control"].warnings
+
+
+def test_sticky_units_get_the_same_arm_every_time(lab: Lab) -> None:
+    e = lab.create(**spec())
+    for unit in ("pr-1", "pr-2", "session-abc", "ü-unicode"):
+        arms = {lab.assign(e.id, unit=unit).arm for _ in range(3)}
+        assert arms == {sticky_arm(e.id, unit)}
+    split = [sticky_arm(e.id, f"user-{i}") for i in range(2000)]
+    assert 900 < split.count("control") < 1100
+
+
+def test_sticky_arm_is_the_same_in_another_process(lab: Lab) -> None:
+    e = lab.create(**spec())
+    code = f"from meta_experiment.lifecycle import sticky_arm; print(sticky_arm({e.id!r}, 'pr-77'))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "123"},
+    )
+    assert out.stdout.strip() == lab.assign(e.id, unit="pr-77").arm
+
+
+def test_block_order_is_deterministic() -> None:
+    assert [block_arm("exp-x", i) for i in range(8)] == [block_arm("exp-x", i) for i in range(8)]
+
+
+def test_assign_refuses_unknown_and_ended_experiments(lab: Lab) -> None:
+    with pytest.raises(NotFound, match="No experiment with id 'exp-nope'"):
+        lab.assign("exp-nope")
+    e = lab.create(**spec())
+    lab.store.update_experiment(e.id, status="rolled_back", status_reason="regression")
+    before = snapshot(lab)
+    with pytest.raises(InvalidState, match="rolled_back.*regression.*new experiment"):
+        lab.assign(e.id)
+    assert snapshot(lab) == before
+
+
+# -- record --------------------------------------------------------------------------------------
+
+
+def test_record_and_identical_retry(lab: Lab) -> None:
+    e = lab.create(**spec())
+    a = lab.assign(e.id)
+    first = lab.record(a.trial_id, {"time_to_complete": 12.5, "issues_caught": 3})
+    assert not first.duplicate and first.progress.trials_recorded == 1 and first.progress.trials_needed == 9
+    before = snapshot(lab)
+    again = lab.record(a.trial_id, {"time_to_complete": 12.5, "issues_caught": 3})
+    assert again.duplicate and snapshot(lab) == before
+
+
+def test_recording_different_values_twice_is_a_conflict(lab: Lab) -> None:
+    e = lab.create(**spec())
+    a = lab.assign(e.id)
+    lab.record(a.trial_id, {"time_to_complete": 12.5})
+    before = snapshot(lab)
+    with pytest.raises(Conflict, match="recorded 12.5, now 13.0"):
+        lab.record(a.trial_id, {"time_to_complete": 13.0})
+    with pytest.raises(Conflict, match="success"):
+        lab.record(a.trial_id, {"time_to_complete": 12.5}, success=False)
+    assert snapshot(lab) == before
+
+
+def test_duration_primary_defaults_to_time_since_assign(lab: Lab) -> None:
+    now = [1_790_000_000.0]
+    lab.clock = lambda: now[0]
+    e = lab.create(**spec())
+    a = lab.assign(e.id)
+    now[0] += 90.0  # 1.5 minutes later
+    r = lab.record(a.trial_id, {"issues_caught": 2})
+    assert r.metrics["time_to_complete"] == pytest.approx(1.5)
+    now[0] += 60.0  # a retry later still matches (the duration is not re-measured)
+    assert lab.record(a.trial_id, {"issues_caught": 2}).duplicate
+
+
+def test_non_duration_primary_must_be_given(lab: Lab) -> None:
+    e = lab.create(**spec(primary_metric={"name": "score", "direction": "higher_is_better"}, secondary_metrics=[]))
+    a = lab.assign(e.id)
+    with pytest.raises(InvalidInput, match="primary metric 'score' is missing"):
+        lab.record(a.trial_id, {})
+
+
+@pytest.mark.parametrize(
+    ("metrics", "message"),
+    [
+        ({"time_to_complete": float("nan")}, "finite"),
+        ({"time_to_complete": float("inf")}, "finite"),
+        ({"time_to_complete": -1.0}, "negative"),
+        ({"time_to_complete": "fast"}, "must be a number"),
+        ({"time_to_complete": 3, "speed": 1}, "Unknown metric"),
+    ],
+)
+def test_bad_metric_values_are_refused_and_nothing_changes(lab: Lab, metrics, message) -> None:
+    e = lab.create(**spec())
+    a = lab.assign(e.id)
+    before = snapshot(lab)
+    with pytest.raises(InvalidInput, match=message):
+        lab.record(a.trial_id, metrics)
+    assert snapshot(lab) == before
+
+
+def test_binary_metric_takes_zero_or_one(lab: Lab) -> None:
+    e = lab.create(**spec(secondary_metrics=[{"name": "passed", "direction": "higher_is_better", "kind": "binary"}]))
+    a = lab.assign(e.id)
+    with pytest.raises(InvalidInput, match="binary"):
+        lab.record(a.trial_id, {"time_to_complete": 1, "passed": 0.5})
+    assert lab.record(a.trial_id, {"time_to_complete": 1, "passed": True}).metrics["passed"] == 1.0
+
+
+def test_unknown_trial_and_abandoned_trial(lab: Lab) -> None:
+    with pytest.raises(NotFound, match="No trial with id 424242"):
+        lab.record(424242, {"time_to_complete": 1})
+    e = lab.create(**spec())
+    a = lab.assign(e.id)
+    lab.store.abandon_trials(e.id)
+    with pytest.raises(InvalidState, match="abandoned"):
+        lab.record(a.trial_id, {"time_to_complete": 1})
+
+
+def test_record_measurement_without_assign(lab: Lab) -> None:
+    e = lab.create(**spec())
+    r = lab.record_measurement(e.id, "treatment", {"time_to_complete": 20.0}, success=False)
+    t = lab.trial(r.trial_id)
+    assert (t.source, t.status, t.arm, t.success) == ("import", "recorded", "treatment", False)
+    assert lab.get(e.id).treatment.recorded == 1 and lab.get(e.id).treatment.successes == 0
+    with pytest.raises(InvalidInput, match="arm must be"):
+        lab.record_measurement(e.id, "placebo", {"time_to_complete": 1.0})
+    with pytest.raises(InvalidInput, match="primary metric"):
+        lab.record_measurement(e.id, "control", {"issues_caught": 1.0})
+
+
+def test_record_refused_after_the_experiment_ended(lab: Lab) -> None:
+    e = lab.create(**spec())
+    a = lab.assign(e.id)
+    lab.store.update_experiment(e.id, status="expired")
+    with pytest.raises(InvalidState, match="expired"):
+        lab.record(a.trial_id, {"time_to_complete": 3})
+
+
+# -- analysis and status -------------------------------------------------------------------------
+
+
+def test_status_lists_progress_toward_sample_size(lab: Lab) -> None:
+    e = lab.create(**spec(sample_size_required=4))
+    for value in (40.0, 30.0, 44.0):
+        a = lab.assign(e.id)
+        lab.record(a.trial_id, {"time_to_complete": value})
+    (item,) = lab.status().experiments
+    assert item.progress.trials_recorded == 3 and item.progress.percent == 75.0 and item.progress.trials_needed == 1
+
+
+def test_analyze_reads_running_stats_not_raw_rows(lab: Lab) -> None:
+    e = lab.create(**spec())
+    for i in range(6):
+        a = lab.assign(e.id)
+        lab.record(a.trial_id, {"time_to_complete": 40.0 + i if a.arm == "control" else 25.0 + i})
+    with lab.store.transaction() as db:  # poison the raw rows: analysis must not read them
+        db.execute("UPDATE metric_values SET value = -1e9")
+    result = lab.analyze(e.id)
+    assert result.primary.control.mean > 0 and result.primary.treatment.mean > 0

@@ -1,0 +1,98 @@
+"""Path confinement and where the project and its state live."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from meta_experiment import paths
+from meta_experiment.errors import PathError
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    r = tmp_path / "root"
+    (r / "sub").mkdir(parents=True)
+    (r / "sub" / "a.md").write_text("a")
+    (tmp_path / "outside.md").write_text("secret")
+    return r
+
+
+def test_relative_path_inside_is_normalised(root: Path) -> None:
+    assert paths.confine(root, "sub/./a.md") == "sub/a.md"
+    assert paths.confine(root, str(root / "sub" / "a.md")) == "sub/a.md"
+    assert paths.confine(root, "sub/../sub/a.md") == "sub/a.md"
+
+
+@pytest.mark.parametrize("bad", ["../outside.md", "sub/../../outside.md", "/etc/passwd"])
+def test_escapes_are_refused(root: Path, bad: str) -> None:
+    with pytest.raises(PathError, match="outside the project root"):
+        paths.confine(root, bad)
+
+
+def test_symlink_pointing_outside_is_refused(root: Path, tmp_path: Path) -> None:
+    os.symlink(tmp_path / "outside.md", root / "sub" / "link.md")
+    with pytest.raises(PathError, match="symlink"):
+        paths.confine(root, "sub/link.md")
+
+
+def test_symlinked_folder_pointing_outside_is_refused(root: Path, tmp_path: Path) -> None:
+    os.symlink(tmp_path, root / "escape")
+    with pytest.raises(PathError, match="symlink"):
+        paths.confine(root, "escape/outside.md")
+
+
+def test_symlink_inside_the_root_is_accepted_as_its_target(root: Path) -> None:
+    os.symlink(root / "sub" / "a.md", root / "alias.md")
+    assert paths.confine(root, "alias.md") == "sub/a.md"
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("sub/missing.md", "does not exist"),
+        ("sub", "not a regular file"),
+        (".", "project root itself"),
+        ("a\x00b", "NUL"),
+    ],
+)
+def test_unusable_paths_say_why(root: Path, bad: str, message: str) -> None:
+    with pytest.raises(PathError, match=message):
+        paths.confine(root, bad)
+
+
+def test_missing_file_allowed_when_asked(root: Path) -> None:
+    assert paths.confine(root, "sub/new.json", must_exist=False) == "sub/new.json"
+
+
+def test_project_root_prefers_claude_project_dir(tmp_path: Path) -> None:
+    assert paths.find_project_root(tmp_path, {"CLAUDE_PROJECT_DIR": str(tmp_path / "x")}) == (tmp_path / "x").resolve()
+
+
+def test_project_root_is_the_git_top_level(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "deep" / "er").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    assert paths.find_project_root(repo / "deep" / "er", {}) == repo.resolve()
+
+
+def test_project_root_falls_back_to_the_working_directory(tmp_path: Path, monkeypatch) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    assert paths.find_project_root(plain, {}) == plain.resolve()
+
+
+def test_state_dir_default_and_override(tmp_path: Path) -> None:
+    assert paths.find_state_dir(tmp_path, {}) == tmp_path / ".meta-experiment"
+    assert paths.find_state_dir(tmp_path, {"META_EXPERIMENT_HOME": str(tmp_path / "s")}) == (tmp_path / "s").resolve()
+
+
+def test_state_dir_gets_its_own_gitignore(tmp_path: Path) -> None:
+    state = paths.ensure_state_dir(tmp_path / ".meta-experiment")
+    assert (state / ".gitignore").read_text().splitlines()[-1] == "*"

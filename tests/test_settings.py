@@ -1,0 +1,88 @@
+"""Settings: defaults from pyproject and settings.toml; updates keep a person's comments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meta_experiment.errors import InvalidInput
+from meta_experiment.settings import SETTINGS_FILE_NAME, load_settings, update_settings
+
+HAND_WRITTEN = """\
+# Our team's experiment defaults -- ask Dana before changing.
+[defaults]
+sample_size_required = 30   # enough for our noisy review times
+# we never auto-promote
+auto_promote = false
+
+[monitoring]
+satisfaction_floor = 0.6
+"""
+
+
+def test_defaults_without_any_file(tmp_path: Path) -> None:
+    s = load_settings(tmp_path)
+    assert s.defaults.sample_size_required == 10
+    assert s.defaults.confidence_threshold == 0.80
+    assert s.monitoring.error_rate_ratio == 2.0
+
+
+def test_update_keeps_comments_order_and_other_keys(tmp_path: Path) -> None:
+    (tmp_path / SETTINGS_FILE_NAME).write_text(HAND_WRITTEN)
+    s = update_settings(tmp_path, {"defaults": {"sample_size_required": 40, "max_duration_days": 7.0}})
+    text = (tmp_path / SETTINGS_FILE_NAME).read_text()
+    assert s.defaults.sample_size_required == 40 and s.defaults.max_duration_days == 7.0
+    assert "# Our team's experiment defaults -- ask Dana before changing." in text
+    assert "sample_size_required = 40   # enough for our noisy review times" in text
+    assert "# we never auto-promote" in text
+    assert text.index("[defaults]") < text.index("[monitoring]")
+    assert (tmp_path / (SETTINGS_FILE_NAME + ".bak")).read_text() == HAND_WRITTEN
+    assert load_settings(tmp_path).monitoring.satisfaction_floor == 0.6
+
+
+def test_update_creates_a_commented_file(tmp_path: Path) -> None:
+    update_settings(tmp_path, {"monitoring": {"min_failures": 5}})
+    text = (tmp_path / SETTINGS_FILE_NAME).read_text()
+    assert text.startswith("# meta-experiment settings")
+    assert load_settings(tmp_path).monitoring.min_failures == 5
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"defaults": {"sample_size_required": -3}}, "sample_size_required"),
+        ({"defaults": {"confidence_threshold": 1.5}}, "confidence_threshold"),
+        ({"defaults": {"nonsense": 1}}, "Unknown setting"),
+        ({"elsewhere": {"x": 1}}, "Unknown settings section"),
+    ],
+)
+def test_invalid_updates_are_refused_and_the_file_is_untouched(tmp_path: Path, changes, message) -> None:
+    (tmp_path / SETTINGS_FILE_NAME).write_text(HAND_WRITTEN)
+    with pytest.raises(InvalidInput, match=message):
+        update_settings(tmp_path, changes)
+    assert (tmp_path / SETTINGS_FILE_NAME).read_text() == HAND_WRITTEN
+
+
+def test_pyproject_section_is_read_and_settings_file_wins(tmp_path: Path) -> None:
+    project, state = tmp_path / "p", tmp_path / "p" / ".meta-experiment"
+    state.mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.meta-experiment.defaults]\nsample_size_required = 50\nmax_duration_days = 3\n'
+    )
+    assert load_settings(state, project).defaults.sample_size_required == 50
+    (state / SETTINGS_FILE_NAME).write_text("[defaults]\nsample_size_required = 12\n")
+    merged = load_settings(state, project)
+    assert merged.defaults.sample_size_required == 12 and merged.defaults.max_duration_days == 3
+
+
+def test_broken_toml_says_which_file_and_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / SETTINGS_FILE_NAME).write_text("[defaults\nsample_size_required = 1\n")
+    with pytest.raises(InvalidInput, match="settings.toml is not valid TOML"):
+        load_settings(tmp_path)
+
+
+def test_bad_value_in_file_names_the_key(tmp_path: Path) -> None:
+    (tmp_path / SETTINGS_FILE_NAME).write_text("[defaults]\nsample_size_required = 'ten'\n")
+    with pytest.raises(InvalidInput, match="sample_size_required"):
+        load_settings(tmp_path)

@@ -1,0 +1,158 @@
+"""The SQLite store on a real file: pragmas, migrations, running statistics, the event log."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from meta_experiment.errors import StoreError
+from meta_experiment.store import EMPTY_STATS, MIGRATIONS, RunningStats, Store
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = Store(tmp_path / "state" / "experiments.db")
+    yield s
+    s.close()
+
+
+def _experiment(store: Store, experiment_id: str = "exp-1") -> None:
+    store.insert_experiment(
+        {
+            "id": experiment_id,
+            "name": "n",
+            "hypothesis": "h",
+            "description": "",
+            "change_type": "command_modification",
+            "status": "running",
+            "status_reason": None,
+            "created_at": 0.0,
+            "started_at": 0.0,
+            "ended_at": None,
+            "spec_json": "{}",
+        }
+    )
+
+
+def test_pragmas_wal_full_sync_busy_timeout(store: Store) -> None:
+    with store.reading() as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert db.execute("PRAGMA busy_timeout").fetchone()[0] >= 10_000
+        assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_migrations_are_recorded_once_and_reopening_applies_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    first = Store(path)
+    assert first.applied_migrations() == [name for name, _ in MIGRATIONS]
+    first.close()
+    calls = []
+    again = Store(path, migrations=[("9999_probe", lambda db: calls.append(db.execute("SELECT 1").fetchone()))])
+    assert calls and again.applied_migrations()[-1] == "9999_probe"
+    again.close()
+    third = Store(path, migrations=[("9999_probe", lambda db: calls.append("ran again"))])
+    assert "ran again" not in calls
+    third.close()
+
+
+def test_a_failing_migration_leaves_no_trace(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+
+    def broken(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE half_done (x)")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        Store(path, migrations=[("0099_broken", broken)])
+    s = Store(path)
+    with s.reading() as db:
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchone() is None
+    assert "0099_broken" not in s.applied_migrations()
+    s.close()
+
+
+def test_database_from_a_newer_version_is_refused_with_advice(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    Store(path, migrations=[("9999_future", lambda db: None)]).close()
+    with pytest.raises(StoreError, match="newer meta-experiment"):
+        Store(path)
+
+
+def test_event_log_is_append_only(store: Store) -> None:
+    event_id = store.add_event(None, "probe", "hello", data={"k": 1})
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"), store.transaction() as db:
+        db.execute("UPDATE events SET message = 'changed' WHERE id = ?", (event_id,))
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"), store.transaction() as db:
+        db.execute("DELETE FROM events")
+    assert [r["message"] for r in store.event_rows()] == ["hello"]
+
+
+def test_transaction_rolls_back_everything_on_error(store: Store) -> None:
+    _experiment(store)
+    with pytest.raises(ValueError), store.transaction():
+        trial = store.insert_trial("exp-1", "control", unit=None, source="assign", assigned_at=1.0)
+        store.record_trial(trial, "exp-1", "control", {"m": 1.0}, True, 2.0)
+        raise ValueError("abort")
+    assert store.trial_rows("exp-1") == []
+    assert store.running_stats("exp-1") == {}
+    assert store.arm_counts("exp-1")["control"] == {"assigned": 0, "recorded": 0, "abandoned": 0, "successes": 0}
+
+
+@pytest.mark.parametrize(("mean", "sd"), [(1e6, 1.0), (1e8, 1.0), (1.7e9, 3.0), (0.0, 1e-3)])
+def test_running_variance_is_exact_for_awkward_data(mean: float, sd: float) -> None:
+    """Welford's update stays exact where the naive sum-of-squares formula cancels
+    catastrophically (epoch timestamps, token totals)."""
+    rng = np.random.default_rng(42)
+    values = mean + sd * rng.standard_normal(5000)
+    stats = EMPTY_STATS
+    for v in values:
+        stats = stats.add(float(v))
+    reference_var = float(np.var(values - values.mean(), ddof=1))  # two-pass on centred data
+    assert stats.n == 5000
+    assert stats.mean == pytest.approx(float(values.mean()), rel=1e-14, abs=1e-12)
+    assert stats.variance == pytest.approx(reference_var, rel=1e-12)
+    assert stats.min == values.min() and stats.max == values.max()
+    # The naive formula really does go wrong at these scales (what the issue measured).
+    if mean >= 1e6:
+        n, total, squares = len(values), 0.0, 0.0
+        for v in values:
+            total += float(v)
+            squares += float(v) * float(v)
+        naive = (squares - total * total / n) / (n - 1)
+        ours = abs(stats.variance - reference_var) / reference_var
+        theirs = abs(naive - reference_var) / reference_var
+        assert theirs > 1e-5 and theirs > 1000 * max(ours, 1e-16)
+        if mean >= 1e8:
+            assert theirs > 0.5 or naive < 0
+
+
+def test_record_folds_values_into_running_stats_in_one_transaction(store: Store) -> None:
+    _experiment(store)
+    values = [3.0, 5.0, 10.0]
+    for v in values:
+        t = store.insert_trial("exp-1", "treatment", unit=None, source="assign", assigned_at=0.0)
+        store.record_trial(t, "exp-1", "treatment", {"m": v}, v < 10, 1.0)
+    s = store.running_stats("exp-1")[("treatment", "m")]
+    assert (s.n, s.mean, s.min, s.max) == (3, 6.0, 3.0, 10.0)
+    assert s.variance == pytest.approx(np.var(values, ddof=1))
+    assert store.raw_values("exp-1", "treatment", "m") == values
+    assert store.arm_counts("exp-1")["treatment"] == {"assigned": 3, "recorded": 3, "abandoned": 0, "successes": 2}
+
+
+def test_running_stats_of_one_value_have_zero_variance() -> None:
+    s = RunningStats(0, 0.0, 0.0, 0.0, 0.0, 0.0).add(7.5)
+    assert (s.n, s.mean, s.variance, s.min, s.max) == (1, 7.5, 0.0, 7.5, 7.5)
+
+
+def test_abandon_counts_per_arm(store: Store) -> None:
+    _experiment(store)
+    for arm, at in (("control", 1.0), ("treatment", 2.0), ("treatment", 5.0)):
+        store.insert_trial("exp-1", arm, unit=None, source="assign", assigned_at=at)
+    assert store.abandon_trials("exp-1", older_than=3.0) == 2
+    counts = store.arm_counts("exp-1")
+    assert counts["control"]["abandoned"] == 1 and counts["treatment"]["abandoned"] == 1
+    assert [r["status"] for r in store.trial_rows("exp-1")] == ["abandoned", "abandoned", "assigned"]
