@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import meta_experiment
 from meta_experiment.lifecycle import Lab
 
 COMMAND = "Review the pull request. Run the security analyst, then the cleanup agent.\n"
@@ -76,8 +77,17 @@ def spec(**overrides):
     return base
 
 
+def package_env() -> dict[str, str]:
+    """Environment for a subprocess that must import the same meta_experiment as this test run."""
+    env = dict(os.environ)
+    source = str(Path(meta_experiment.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def server_env(project: Path) -> dict[str, str]:
     """Environment for a server subprocess: the project, and this checkout's package on the path."""
-    env = {k: v for k, v in os.environ.items() if k not in ("META_EXPERIMENT_HOME",)}
+    env = package_env()
+    env.pop("META_EXPERIMENT_HOME", None)
     env["CLAUDE_PROJECT_DIR"] = str(project)
     return env

@@ -1,0 +1,169 @@
+"""Import and export in the seed's experiments.json format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import PROD, VAR, spec
+from meta_experiment.errors import Conflict, InvalidInput
+from meta_experiment.interchange import export_experiments, import_experiments, write_document
+from meta_experiment.lifecycle import Lab
+
+SEED_DOCUMENT = {
+    "experiments": [
+        {
+            "id": "exp-2025-10-20-001",
+            "name": "Enhanced PR review with parallel agents",
+            "created": "2025-10-20T10:30:00Z",
+            "status": "promoted",
+            "hypothesis": "Running security-analyst + code-cleanup in parallel saves 15min per PR",
+            "changes": {
+                "type": "command_modification",
+                "files": {
+                    "plugins/psd-claude-workflow/commands/review_pr.md": {
+                        "backup": "plugins/psd-claude-workflow/commands/review_pr.md.backup",
+                        "variant": "plugins/psd-claude-workflow/commands/review_pr.md.experiment",
+                    }
+                },
+                "description": "Modified /review_pr to invoke security and cleanup agents in parallel",
+            },
+            "metrics": {
+                "primary": "time_to_complete_review",
+                "secondary": ["issues_caught", "false_positives", "user_satisfaction"],
+            },
+            "targets": {"improvement_threshold": 15, "max_regression": 10, "confidence_threshold": 0.80},
+            "sample_size_required": 10,
+            "max_duration_days": 14,
+            "auto_rollback": True,
+            "auto_promote": True,
+            "results": {
+                "trials_completed": 6,
+                "control_group": [45, 50, 41],
+                "treatment_group": [27, 30, 25],
+                "control_avg": 45.33,
+                "treatment_avg": 27.33,
+                "improvement_pct": 39.7,
+                "p_value": None,
+                "statistical_confidence": None,
+                "status": "promoted",
+            },
+        }
+    ]
+}
+
+
+def populated(lab: Lab) -> str:
+    e = lab.create(**spec(sample_size_required=6))
+    for i in range(7):
+        a = lab.assign(e.id, unit="u1" if i == 3 else None)
+        if i == 6:
+            continue  # stays assigned
+        lab.record(a.trial_id, {"time_to_complete": 30.0 + i * 1.37, "issues_caught": float(i % 3)}, success=i != 2)
+    lab.record_measurement(e.id, "control", {"time_to_complete": 44.0})
+    return e.id
+
+
+def test_round_trip_is_lossless(lab: Lab, project: Path, tmp_path: Path) -> None:
+    experiment_id = populated(lab)
+    document = export_experiments(lab)
+    item = document["experiments"][0]
+    # the seed's template fields, with their meaning
+    for key in (
+        "id",
+        "name",
+        "created",
+        "status",
+        "hypothesis",
+        "changes",
+        "metrics",
+        "targets",
+        "sample_size_required",
+        "max_duration_days",
+        "auto_rollback",
+        "auto_promote",
+        "results",
+    ):
+        assert key in item
+    assert item["changes"]["files"] == {PROD: {"backup": None, "variant": VAR}}
+    assert item["results"]["trials_completed"] == 7
+    assert len(item["results"]["control_group"]) + len(item["results"]["treatment_group"]) == 7
+    assert item["results"]["status"] == "collecting_data"
+    json.dumps(document, allow_nan=False)  # valid strict JSON: no NaN anywhere
+
+    other = Lab.open(project, tmp_path / "elsewhere")
+    try:
+        assert import_experiments(other, document)["imported"] == [experiment_id]
+        assert export_experiments(other) == document
+        assert other.store.running_stats(experiment_id) == lab.store.running_stats(experiment_id)
+        assert other.get(experiment_id).model_dump() == lab.get(experiment_id).model_dump()
+        # an imported running experiment keeps assigning where it left off
+        assert other.assign(experiment_id).arm == lab.assign(experiment_id).arm
+    finally:
+        other.close()
+
+
+def test_seed_format_without_extension_imports(lab: Lab) -> None:
+    result = import_experiments(lab, SEED_DOCUMENT)
+    assert result["imported"] == ["exp-2025-10-20-001"]
+    assert any("assumed lower_is_better" in w for w in result["warnings"])  # time_to_complete_review
+    assert any("'user_satisfaction' has no definition; assumed higher_is_better" in w for w in result["warnings"])
+    e = lab.get("exp-2025-10-20-001")
+    assert e.status == "promoted" and e.auto_promote
+    assert (e.control.recorded, e.treatment.recorded) == (3, 3)
+    running = lab.store.running_stats(e.id)
+    assert running[("control", "time_to_complete_review")].mean == pytest.approx(136 / 3)
+    exported = export_experiments(lab)["experiments"][0]
+    assert exported["results"]["control_group"] == [45.0, 50.0, 41.0]
+    assert exported["created"].startswith("2025-10-20T10:30:00")
+
+
+def test_import_is_all_or_nothing(lab: Lab) -> None:
+    bad = json.loads(json.dumps(SEED_DOCUMENT))
+    bad["experiments"].append(dict(bad["experiments"][0], id="exp-second", sample_size_required=-1))
+    with pytest.raises(InvalidInput, match="exp-second.*sample_size_required.*Nothing was imported"):
+        import_experiments(lab, bad)
+    assert lab.experiments() == []
+
+
+def test_existing_ids_conflict_or_skip(lab: Lab) -> None:
+    import_experiments(lab, SEED_DOCUMENT)
+    with pytest.raises(Conflict, match="already exists"):
+        import_experiments(lab, SEED_DOCUMENT)
+    assert import_experiments(lab, SEED_DOCUMENT, on_conflict="skip")["skipped"] == ["exp-2025-10-20-001"]
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ([], "experiments"),
+        ({"experiments": [{"name": "no id"}]}, "string id"),
+        ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], status="exploded")]}, "unknown status"),
+        ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [1, "x"]})]}, "non-finite"),
+    ],
+)
+def test_malformed_documents_are_refused(lab: Lab, document, message) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        import_experiments(lab, document)
+    assert lab.experiments() == []
+
+
+def test_running_import_needs_its_files(lab: Lab) -> None:
+    running = json.loads(json.dumps(SEED_DOCUMENT))
+    running["experiments"][0]["status"] = "running"
+    with pytest.raises(InvalidInput, match="does not exist in this project"):
+        import_experiments(lab, running)
+
+
+def test_writing_an_export_over_a_file_backs_it_up(lab: Lab, project: Path) -> None:
+    populated(lab)
+    target = project / "experiments.json"
+    target.write_text("my own notes\n")
+    assert write_document(lab, "experiments.json", export_experiments(lab)) == "experiments.json"
+    backups = list((lab.state_dir / "backups").iterdir())
+    assert [b.read_text() for b in backups] == ["my own notes\n"]
+    assert json.loads(target.read_text())["experiments"]
+    with pytest.raises(InvalidInput, match="outside"):
+        write_document(lab, "../escape.json", {})

@@ -1,0 +1,287 @@
+"""Every tool, resource and the prompt through a real MCP client (in memory), in the legacy
+(initialize) mode that Claude Code and the Inspector speak and in the default 2026-07-28 mode."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client, MCPDeprecationWarning
+from mcp.shared.exceptions import MCPError
+
+from conftest import COMMAND, PROD, VAR, VARIANT
+from meta_experiment.mcp_server import build_server
+
+pytestmark = pytest.mark.anyio
+
+MODES = ["legacy", "auto"]
+CREATE = {
+    "name": "Parallel PR review",
+    "hypothesis": "Parallel agents save 15 minutes",
+    "files": {PROD: VAR},
+    "primary_metric": {"name": "time_to_complete", "direction": "lower_is_better", "unit": "min"},
+    "secondary_metrics": [{"name": "issues_caught", "direction": "higher_is_better"}],
+    "sample_size_required": 4,
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def server(project: Path):
+    return build_server(project, project / ".meta-experiment")
+
+
+async def call(client: Client, tool: str, args: dict | None = None) -> types.CallToolResult:
+    return await client.call_tool(tool, args or {})
+
+
+async def ok(client: Client, tool: str, args: dict | None = None) -> dict:
+    result = await call(client, tool, args)
+    assert not result.is_error, result.content[0].text
+    assert result.content and result.content[0].type == "text" and result.content[0].text
+    return result.structured_content
+
+
+async def refused(client: Client, tool: str, args: dict, *, says: str) -> str:
+    """A refused call: is_error, a message that says what is wrong, and no state change."""
+    before = await ok(client, "export_experiments")
+    result = await call(client, tool, args)
+    assert result.is_error
+    text = result.content[0].text
+    assert says.lower() in text.lower(), text
+    assert "Traceback" not in text
+    assert await ok(client, "export_experiments") == before
+    return text
+
+
+async def test_every_tool_is_described_with_schemas_and_annotations(server, mode) -> None:
+    async with Client(server, mode=mode) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(tools) == {
+        "create_experiment",
+        "assign",
+        "record",
+        "analyze",
+        "status",
+        "get_experiment",
+        "update_settings",
+        "export_experiments",
+        "import_experiments",
+    }
+    for tool in tools.values():
+        assert tool.description and len(tool.description) > 40, tool.name
+        assert tool.output_schema and tool.output_schema.get("type") == "object", tool.name
+        assert tool.annotations is not None and tool.annotations.title, tool.name
+        for name, prop in tool.input_schema.get("properties", {}).items():
+            assert prop.get("description") or "$ref" in json.dumps(prop), f"{tool.name}.{name} has no description"
+    for read_only in ("analyze", "status", "get_experiment"):
+        assert tools[read_only].annotations.read_only_hint is True
+    assert tools["create_experiment"].annotations.read_only_hint is False
+
+
+async def test_full_lifecycle_through_the_protocol(server, mode) -> None:
+    async with Client(server, mode=mode) as client:
+        e = await ok(client, "create_experiment", CREATE)
+        assert e["status"] == "running" and e["sample_size_required"] == 4
+        arms = []
+        for i in range(4):
+            a = await ok(client, "assign", {"experiment_id": e["id"]})
+            arms.append(a["arm"])
+            text = {PROD: COMMAND, VAR: VARIANT}[a["files"][0]["path"]]
+            assert a["files"][0]["content"] == text
+            r = await ok(
+                client,
+                "record",
+                {
+                    "trial_id": a["trial_id"],
+                    "metrics": {
+                        "time_to_complete": 40.0 + i if a["arm"] == "control" else 20.0 + i,
+                        "issues_caught": 3,
+                    },
+                },
+            )
+            assert r["progress"]["trials_recorded"] == i + 1
+        assert sorted(arms) == ["control", "control", "treatment", "treatment"]
+        imported = await ok(
+            client, "record", {"experiment_id": e["id"], "arm": "control", "metrics": {"time_to_complete": 41.0}}
+        )
+        assert imported["arm"] == "control"
+        analysis = await ok(client, "analyze", {"experiment_id": e["id"]})
+        primary = analysis["metrics"][0]
+        assert primary["name"] == "time_to_complete" and primary["control"]["n"] == 3
+        assert primary["improvement_pct"] > 0
+        status = await call(client, "status")
+        assert "ACTIVE EXPERIMENTS" in status.content[0].text
+        assert status.structured_content["experiments"][0]["progress"]["trials_recorded"] == 5
+        detail = await ok(client, "get_experiment", {"experiment_id": e["id"]})
+        assert detail["events"][0]["kind"] == "created"
+
+
+async def test_record_retry_is_idempotent_and_conflicts_are_refused(server, mode) -> None:
+    async with Client(server, mode=mode) as client:
+        e = await ok(client, "create_experiment", CREATE)
+        a = await ok(client, "assign", {"experiment_id": e["id"]})
+        args = {"trial_id": a["trial_id"], "metrics": {"time_to_complete": 12.0}}
+        assert (await ok(client, "record", args))["duplicate"] is False
+        assert (await ok(client, "record", args))["duplicate"] is True
+        await refused(client, "record", {**args, "metrics": {"time_to_complete": 99.0}}, says="already recorded")
+
+
+async def test_bad_input_is_a_tool_error_and_changes_nothing(server, mode, tmp_path: Path) -> None:
+    (tmp_path / "outside.md").write_text("x")
+    async with Client(server, mode=mode) as client:
+        e = await ok(client, "create_experiment", CREATE)
+        a = await ok(client, "assign", {"experiment_id": e["id"]})
+        await refused(client, "assign", {"experiment_id": "exp-unknown"}, says="No experiment with id")
+        await refused(client, "get_experiment", {"experiment_id": "exp-unknown"}, says="No experiment with id")
+        await refused(client, "analyze", {"experiment_id": "exp-unknown"}, says="No experiment with id")
+        await refused(client, "record", {"trial_id": 9999, "metrics": {"time_to_complete": 1}}, says="No trial")
+        await refused(
+            client, "record", {"trial_id": a["trial_id"], "metrics": {"time_to_complete": "NaN"}}, says="finite"
+        )
+        await refused(
+            client, "record", {"trial_id": a["trial_id"], "metrics": {"time_to_complete": "Infinity"}}, says="finite"
+        )
+        await refused(
+            client,
+            "record",
+            {"trial_id": a["trial_id"], "metrics": {"time_to_complete": "slow"}},
+            says="time_to_complete",
+        )
+        await refused(client, "record", {"trial_id": "seven", "metrics": {"time_to_complete": 1}}, says="trial_id")
+        await refused(client, "record", {"metrics": {"time_to_complete": 1}}, says="trial_id")
+        await refused(client, "create_experiment", {**CREATE, "sample_size_required": -5}, says="sample_size_required")
+        await refused(client, "create_experiment", {**CREATE, "files": {"../outside.md": VAR}}, says="outside")
+        await refused(
+            client, "create_experiment", {**CREATE, "files": {str(tmp_path / "outside.md"): VAR}}, says="outside"
+        )
+        await refused(client, "create_experiment", {**CREATE, "files": {"nope.md": VAR}}, says="does not exist")
+        await refused(client, "create_experiment", {**CREATE, "primary_metric": {"name": "t"}}, says="direction")
+        await refused(client, "update_settings", {"sample_size_required": -1}, says="sample_size_required")
+        await refused(client, "update_settings", {}, says="at least one")
+        await refused(client, "import_experiments", {"document": {"nope": 1}}, says="experiments")
+        # and the server keeps serving
+        assert (await ok(client, "status"))["counts"]["running"] == 1
+
+
+async def test_settings_update_through_the_tool(server, mode, project: Path) -> None:
+    async with Client(server, mode=mode) as client:
+        s = await ok(client, "update_settings", {"sample_size_required": 30, "min_failures": 4})
+        assert s["settings"]["defaults"]["sample_size_required"] == 30
+        assert s["settings"]["monitoring"]["min_failures"] == 4
+        e = await ok(client, "create_experiment", {k: v for k, v in CREATE.items() if k != "sample_size_required"})
+        assert e["sample_size_required"] == 30
+    assert "sample_size_required = 30" in (project / ".meta-experiment" / "settings.toml").read_text()
+
+
+async def test_export_and_import_round_trip(server, mode, project: Path, tmp_path: Path) -> None:
+    async with Client(server, mode=mode) as client:
+        e = await ok(client, "create_experiment", CREATE)
+        for _ in range(3):
+            a = await ok(client, "assign", {"experiment_id": e["id"]})
+            await ok(client, "record", {"trial_id": a["trial_id"], "metrics": {"time_to_complete": 5.0}})
+        exported = await ok(client, "export_experiments")
+        document = exported["document"]
+        assert document["experiments"][0]["results"]["trials_completed"] == 3
+        (project / "exports").mkdir()
+        written = await ok(client, "export_experiments", {"path": "exports/experiments.json"})
+        assert written["path"] == "exports/experiments.json"
+        assert json.loads((project / "exports" / "experiments.json").read_text()) == document
+        await refused(client, "import_experiments", {"document": document}, says="already exists")
+        skipped = await ok(client, "import_experiments", {"path": "exports/experiments.json", "on_conflict": "skip"})
+        assert skipped["skipped"] == [e["id"]] and skipped["imported"] == []
+    other = build_server(project, tmp_path / "other-state")
+    async with Client(other, mode=mode) as client:
+        result = await ok(client, "import_experiments", {"document": document})
+        assert result["imported"] == [e["id"]]
+        assert (await ok(client, "export_experiments"))["document"] == document
+
+
+async def test_resources_list_read_and_errors(server, mode) -> None:
+    async with Client(server, mode=mode) as client:
+        e = await ok(client, "create_experiment", CREATE)
+        a = await ok(client, "assign", {"experiment_id": e["id"]})
+        await ok(client, "record", {"trial_id": a["trial_id"], "metrics": {"time_to_complete": 5.0}})
+        static = {str(r.uri) for r in (await client.list_resources()).resources}
+        assert static == {"experiments://list", "experiments://status"}
+        templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+        assert templates == {
+            "experiment://{experiment_id}",
+            "experiment://{experiment_id}/analysis",
+            "experiment://{experiment_id}/report",
+        }
+        listing = json.loads((await client.read_resource("experiments://list")).contents[0].text)
+        assert listing[0]["id"] == e["id"] and listing[0]["progress"]["trials_recorded"] == 1
+        state = json.loads((await client.read_resource(f"experiment://{e['id']}")).contents[0].text)
+        assert state["experiment"]["status"] == "running"
+        analysis = json.loads((await client.read_resource(f"experiment://{e['id']}/analysis")).contents[0].text)
+        assert analysis["experiment_id"] == e["id"]
+        report = (await client.read_resource(f"experiment://{e['id']}/report")).contents[0]
+        assert report.mime_type == "text/markdown" and f"STATISTICAL ANALYSIS - {e['id']}" in report.text
+        status = (await client.read_resource("experiments://status")).contents[0].text
+        assert "ACTIVE EXPERIMENTS" in status
+        with pytest.raises(MCPError, match="No experiment with id"):
+            await client.read_resource("experiment://exp-missing")
+
+
+async def test_design_prompt(server, mode) -> None:
+    async with Client(server, mode=mode) as client:
+        prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+        assert prompts["design_experiment"].description
+        result = await client.get_prompt("design_experiment", {"target": "review_pr.md", "goal": "faster reviews"})
+    text = result.messages[0].content.text
+    for needle in ("DON'T experiment", "hypothesis", "primary metric", "peeking", "review_pr.md", "faster reviews"):
+        assert needle in text
+
+
+async def test_resource_updated_notification_legacy_mode(server) -> None:
+    seen: list[str] = []
+
+    async def handler(message) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            seen.append(str(message.params.uri))
+
+    async with Client(server, mode="legacy", message_handler=handler) as client:
+        e = await ok(client, "create_experiment", CREATE)
+        uri = f"experiment://{e['id']}"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            await client.subscribe_resource(uri)
+        a = await ok(client, "assign", {"experiment_id": e["id"]})
+        with anyio.fail_after(5):
+            while uri not in seen:
+                await anyio.sleep(0.01)
+        seen.clear()
+        await ok(client, "record", {"trial_id": a["trial_id"], "metrics": {"time_to_complete": 5.0}})
+        with anyio.fail_after(5):
+            while uri not in seen:
+                await anyio.sleep(0.01)
+        assert f"experiment://{e['id']}/report" not in seen  # only what was subscribed
+
+
+async def test_resource_updated_notification_modern_mode(server) -> None:
+    async with Client(server) as client:
+        e = await ok(client, "create_experiment", CREATE)
+        uri = f"experiment://{e['id']}"
+        async with client.listen(resource_subscriptions=[uri]) as subscription:
+            a = await ok(client, "assign", {"experiment_id": e["id"]})
+            with anyio.fail_after(5):
+                event = await subscription.__anext__()
+            assert getattr(event, "uri", None) == uri
+            await ok(client, "record", {"trial_id": a["trial_id"], "metrics": {"time_to_complete": 5.0}})
+            with anyio.fail_after(5):
+                event = await subscription.__anext__()
+            assert getattr(event, "uri", None) == uri

@@ -1,0 +1,56 @@
+"""Smoke test over a real stdio subprocess (`python -m meta_experiment serve`), in the legacy
+initialize mode (what Claude Code and the MCP Inspector speak) and the default 2026-07-28 mode."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+from conftest import PROD, VAR, server_env
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_stdio_subprocess_round_trip(project: Path, mode: str) -> None:
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "meta_experiment", "serve"], env=server_env(project), cwd=str(project)
+    )
+    async with Client(params, mode=mode, read_timeout_seconds=60) as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert {"create_experiment", "assign", "record", "analyze", "status"} <= tools
+        created = await client.call_tool(
+            "create_experiment",
+            {
+                "name": "stdio",
+                "hypothesis": "h",
+                "files": {PROD: VAR},
+                "primary_metric": {"name": "t", "direction": "lower_is_better", "unit": "s"},
+            },
+        )
+        assert not created.is_error, created.content[0].text
+        experiment_id = created.structured_content["id"]
+        assignment = await client.call_tool("assign", {"experiment_id": experiment_id})
+        trial_id = assignment.structured_content["trial_id"]
+        recorded = await client.call_tool("record", {"trial_id": trial_id, "metrics": {"t": 1.5}})
+        assert recorded.structured_content["progress"]["trials_recorded"] == 1
+
+        bad = await client.call_tool("record", {"trial_id": trial_id, "metrics": {"t": "NaN"}})
+        assert bad.is_error and "finite" in bad.content[0].text
+        bad = await client.call_tool("assign", {"experiment_id": "exp-none"})
+        assert bad.is_error and "No experiment" in bad.content[0].text
+        status = await client.call_tool("status", {})
+        item = status.structured_content["experiments"][0]
+        assert item["progress"]["trials_recorded"] == 1  # the refused calls changed nothing
+        assert item["experiment"]["control"]["assigned"] + item["experiment"]["treatment"]["assigned"] == 1
+    # state lives in the project's own folder, with its .gitignore
+    assert (project / ".meta-experiment" / "experiments.db").exists()
+    assert (project / ".meta-experiment" / ".gitignore").exists()
