@@ -179,7 +179,7 @@ def test_record_and_identical_retry(lab: Lab) -> None:
     e = lab.create(**spec())
     a = lab.assign(e.id)
     first = lab.record(a.trial_id, {"time_to_complete": 12.5, "issues_caught": 3})
-    assert not first.duplicate and first.progress.trials_recorded == 1 and first.progress.trials_needed == 9
+    assert not first.duplicate and first.trials_recorded == 1 and first.trials_needed == 9
     before = snapshot(lab)
     again = lab.record(a.trial_id, {"time_to_complete": 12.5, "issues_caught": 3})
     assert again.duplicate and snapshot(lab) == before

@@ -113,7 +113,7 @@ async def test_full_lifecycle_through_the_protocol(server, mode) -> None:
                     },
                 },
             )
-            assert r["progress"]["trials_recorded"] == i + 1
+            assert r["trials_recorded"] == i + 1
         assert sorted(arms) == ["control", "control", "treatment", "treatment"]
         imported = await ok(
             client, "record", {"experiment_id": e["id"], "arm": "control", "metrics": {"time_to_complete": 41.0}}

@@ -41,7 +41,7 @@ async def test_stdio_subprocess_round_trip(project: Path, mode: str) -> None:
         assignment = await client.call_tool("assign", {"experiment_id": experiment_id})
         trial_id = assignment.structured_content["trial_id"]
         recorded = await client.call_tool("record", {"trial_id": trial_id, "metrics": {"t": 1.5}})
-        assert recorded.structured_content["progress"]["trials_recorded"] == 1
+        assert recorded.structured_content["trials_recorded"] == 1
 
         bad = await client.call_tool("record", {"trial_id": trial_id, "metrics": {"t": "NaN"}})
         assert bad.is_error and "finite" in bad.content[0].text

@@ -86,6 +86,19 @@ def block_arm(experiment_id: str, slot: int) -> Arm:
     return first if position == 0 else second
 
 
+@dataclass(frozen=True)
+class Definition:
+    """What the hot paths (assign, record) need to know about an experiment: its status and its
+    metric definitions, without building the whole Experiment model."""
+
+    id: str
+    status: str
+    status_reason: str | None
+    primary_metric: MetricSpec
+    metrics: tuple[MetricSpec, ...]
+    sample_size_required: int
+
+
 @dataclass
 class Lab:
     """One project's experiments: the project root (files under test live there), the state folder
@@ -97,6 +110,8 @@ class Lab:
     clock: Callable[[], float] = time.time
     actor: str = "agent"
     listeners: list[Callable[[str | None], None]] = field(default_factory=list)
+    # spec_json text -> parsed metrics; the spec never changes after create, so parse it once.
+    _specs: dict[str, tuple[MetricSpec, tuple[MetricSpec, ...], int]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(
@@ -127,12 +142,25 @@ class Lab:
     # -- reading ---------------------------------------------------------------------------------
 
     def get(self, experiment_id: str) -> Experiment:
+        return self._experiment(self._row(experiment_id))
+
+    def _row(self, experiment_id: str) -> Any:
         row = self.store.experiment_row(experiment_id)
         if row is None:
             known = [r["id"] for r in self.store.experiment_rows()][-5:]
             hint = f" Known ids (latest): {', '.join(known)}." if known else " There are no experiments yet."
             raise NotFound(f"No experiment with id {experiment_id!r}.{hint} Use the status tool to list them.")
-        return self._experiment(row)
+        return row
+
+    def definition(self, experiment_id: str) -> Definition:
+        row = self._row(experiment_id)
+        parsed = self._specs.get(row["spec_json"])
+        if parsed is None:
+            spec = json.loads(row["spec_json"])
+            primary = MetricSpec.model_validate(spec["primary_metric"])
+            metrics = (primary, *(MetricSpec.model_validate(m) for m in spec["secondary_metrics"]))
+            parsed = self._specs[row["spec_json"]] = (primary, metrics, int(spec["sample_size_required"]))
+        return Definition(row["id"], row["status"], row["status_reason"], *parsed)
 
     def experiments(self, statuses: list[str] | None = None) -> list[Experiment]:
         return [self._experiment(r) for r in self.store.experiment_rows(statuses)]
@@ -191,8 +219,11 @@ class Lab:
             metrics=values,
         )
 
-    def progress(self, experiment: Experiment) -> Progress:
-        done = experiment.trials_recorded
+    def progress(self, experiment: Experiment | Definition) -> Progress:
+        if isinstance(experiment, Experiment):
+            done = experiment.trials_recorded
+        else:
+            done = sum(c["recorded"] for c in self.store.arm_counts(experiment.id).values())
         need = experiment.sample_size_required
         return Progress(
             trials_recorded=done,
@@ -339,8 +370,10 @@ class Lab:
 
     # -- assign ----------------------------------------------------------------------------------
 
-    def _running(self, experiment_id: str, doing: str) -> Experiment:
-        experiment = self.get(experiment_id)
+    def _running(self, experiment: str | Definition, doing: str) -> Definition:
+        if isinstance(experiment, str):
+            experiment = self.definition(experiment)
+        experiment_id = experiment.id
         if experiment.status != "running":
             reason = f" ({experiment.status_reason})" if experiment.status_reason else ""
             raise InvalidState(
@@ -366,12 +399,12 @@ class Lab:
                 arm = block_arm(experiment_id, self.store.take_slot(experiment_id))
             trial_id = self.store.insert_trial(experiment_id, arm, unit=unit, source="assign", assigned_at=now)
         files, warnings = [], []
-        for f in experiment.files:
-            digest = f.control_sha256 if arm == "control" else f.treatment_sha256
-            path = f.production if arm == "control" else f.variant
+        for f in self.store.file_rows(experiment_id):
+            digest = f["control_sha256"] if arm == "control" else f["treatment_sha256"]
+            path = f["production"] if arm == "control" else f["variant"]
             content = self.store.blob(digest)
             assert content is not None, "snapshot blobs are written with their experiment"
-            files.append(AssignedFile(production=f.production, path=path, sha256=digest, content=content.decode()))
+            files.append(AssignedFile(production=f["production"], path=path, sha256=digest, content=content.decode()))
             on_disk = self.project_root / path
             try:
                 current = hashlib.sha256(on_disk.read_bytes()).hexdigest()
@@ -402,7 +435,7 @@ class Lab:
     # -- record ----------------------------------------------------------------------------------
 
     def _clean_metrics(
-        self, experiment: Experiment, metrics: Mapping[str, Any], *, elapsed: float | None
+        self, experiment: Definition, metrics: Mapping[str, Any], *, elapsed: float | None
     ) -> dict[str, float]:
         if not isinstance(metrics, Mapping):
             raise InvalidInput("metrics must be an object of {metric name: number}.")
@@ -442,32 +475,33 @@ class Lab:
         different values for an already recorded trial are refused."""
         now = self.clock()
         with self.store.transaction():
-            trial = self.trial(trial_id)
-            experiment = self.get(trial.experiment_id)
-            if trial.status == "recorded":
-                return self._retry(experiment, trial, metrics, success)
-            if trial.status == "abandoned":
+            row = self.store.trial_row(trial_id)
+            if row is None:
+                self.trial(trial_id)  # raises NotFound with its advice
+            experiment = self.definition(row["experiment_id"])
+            if row["status"] == "recorded":
+                return self._retry(experiment, self.trial(trial_id), metrics, success)
+            if row["status"] == "abandoned":
                 raise InvalidState(
                     f"Trial {trial_id} was abandoned (never recorded before the experiment moved on); "
                     "its result cannot be added now. Assign a new trial."
                 )
-            self._running(experiment.id, "record results")
-            elapsed = now - _parse(trial.assigned_at)
-            clean = self._clean_metrics(experiment, metrics, elapsed=elapsed)
-            self.store.record_trial(trial_id, experiment.id, trial.arm, clean, bool(success), now)
+            self._running(experiment, "record results")
+            clean = self._clean_metrics(experiment, metrics, elapsed=now - row["assigned_at"])
+            self.store.record_trial(trial_id, experiment.id, row["arm"], clean, bool(success), now)
+            progress = self.progress(experiment)
         self._changed(experiment.id)
-        experiment = self.get(experiment.id)
         return RecordResult(
             trial_id=trial_id,
             experiment_id=experiment.id,
-            arm=trial.arm,
+            arm=row["arm"],
             metrics=clean,
             success=bool(success),
             duplicate=False,
-            progress=self.progress(experiment),
+            **progress.model_dump(),
         )
 
-    def _retry(self, experiment: Experiment, trial: Trial, metrics: Mapping[str, Any], success: bool) -> RecordResult:
+    def _retry(self, experiment: Definition, trial: Trial, metrics: Mapping[str, Any], success: bool) -> RecordResult:
         clean = self._clean_metrics(experiment, metrics, elapsed=0.0)
         given = set(metrics)
         if experiment.primary_metric.name not in given:
@@ -491,7 +525,7 @@ class Lab:
             metrics=trial.metrics,
             success=bool(trial.success),
             duplicate=True,
-            progress=self.progress(experiment),
+            **self.progress(experiment).model_dump(),
         )
 
     def record_measurement(
@@ -511,6 +545,7 @@ class Lab:
             clean = self._clean_metrics(experiment, metrics, elapsed=None)
             trial_id = self.store.insert_trial(experiment_id, arm, unit=None, source="import", assigned_at=now)
             self.store.record_trial(trial_id, experiment_id, arm, clean, bool(success), now)
+            progress = self.progress(experiment)
         self._changed(experiment_id)
         return RecordResult(
             trial_id=trial_id,
@@ -519,7 +554,7 @@ class Lab:
             metrics=clean,
             success=bool(success),
             duplicate=False,
-            progress=self.progress(self.get(experiment_id)),
+            **progress.model_dump(),
         )
 
     # -- analysis and status ---------------------------------------------------------------------
@@ -569,12 +604,6 @@ class Lab:
             )
             for r in self.store.event_rows(experiment_id, kinds=kinds)
         ]
-
-
-def _parse(text: str) -> float:
-    from .models import parse_iso
-
-    return parse_iso(text)
 
 
 def _analysis_inputs(lab: Lab, experiment_id: str) -> tuple[Experiment, dict]:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.subscriptions import InMemorySubscriptionBus, ServerEvent
 from mcp_types import (
     CallToolResult,
     EmptyResult,
@@ -41,6 +42,15 @@ agent files, configs, code). Lifecycle: create_experiment (production file -> va
 metric with its direction) -> for each run: assign (get the arm and the text to use) -> do the run
 -> record (the measured metrics) -> analyze. status lists every experiment with its progress.
 Read the design_experiment prompt before creating one."""
+
+
+class QuietBus(InMemorySubscriptionBus):
+    """The SDK's in-process bus, minus the event-loop checkpoint per event when no
+    subscriptions/listen stream is open (the common case: every record would pay it)."""
+
+    async def publish(self, event: ServerEvent) -> None:
+        if self._listeners:
+            await super().publish(event)
 
 
 @dataclass
@@ -292,11 +302,10 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
             raise ToolError(
                 "Say which trial this is: trial_id from assign, or experiment_id and arm to import a past measurement."
             )
-        p = r.progress
         text = (
             f"{'Already recorded (identical retry)' if r.duplicate else 'Recorded'} trial {r.trial_id} "
-            f"({r.arm}). Progress {p.trials_recorded}/{p.sample_size_required}"
-            + (f", {p.trials_needed} more needed." if p.trials_needed else "; ready to analyze.")
+            f"({r.arm}). Progress {r.trials_recorded}/{r.sample_size_required}"
+            + (f", {r.trials_needed} more needed." if r.trials_needed else "; ready to analyze.")
         )
         return _result(r, text)
 

@@ -255,7 +255,11 @@ class RecordResult(Strict):
     metrics: dict[str, float]
     success: bool
     duplicate: Annotated[bool, Field(description="True when this exact result was already recorded (a retry).")]
-    progress: Progress
+    # Progress, flat: a nested model would cost clients a $ref resolution on every record.
+    trials_recorded: int
+    sample_size_required: int
+    percent: float
+    trials_needed: int
 
 
 def iso(ts: float | None) -> str | None:

@@ -1,0 +1,86 @@
+"""The `meta-experiment` command: real subprocesses, clear errors, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import package_env, spec
+from meta_experiment.lifecycle import Lab
+
+
+def run(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "meta_experiment", "--project", str(project), *args],
+        capture_output=True,
+        text=True,
+        env=package_env(),
+        timeout=120,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result
+
+
+@pytest.fixture
+def experiment_id(project: Path) -> str:
+    lab = Lab.open(project)
+    try:
+        e = lab.create(**spec(sample_size_required=4))
+        for value in (40.0, 30.0, 41.0, 29.0):
+            a = lab.assign(e.id)
+            lab.record(a.trial_id, {"time_to_complete": value})
+        return e.id
+    finally:
+        lab.close()
+
+
+def test_status_and_analyze(project: Path, experiment_id: str) -> None:
+    assert "ACTIVE EXPERIMENTS" in run(project, "status").stdout
+    data = json.loads(run(project, "status", "--json").stdout)
+    assert data["experiments"][0]["progress"]["trials_recorded"] == 4
+    assert f"STATISTICAL ANALYSIS - {experiment_id}" in run(project, "analyze", experiment_id).stdout
+
+
+def test_export_import_and_settings(project: Path, experiment_id: str, tmp_path: Path) -> None:
+    run(project, "export", "--out", "exported.json")
+    document = json.loads((project / "exported.json").read_text())
+    assert document["experiments"][0]["id"] == experiment_id
+    refused = run(project, "import", str(project / "exported.json"), check=False)
+    assert refused.returncode == 2 and "already exists" in refused.stderr
+    assert "skipped 1" in run(project, "import", str(project / "exported.json"), "--skip-existing").stdout
+    out = json.loads(run(project, "settings", "defaults.sample_size_required=25", "min_failures=4").stdout)
+    assert out["defaults"]["sample_size_required"] == 25 and out["monitoring"]["min_failures"] == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("analyze", "exp-missing"), "No experiment with id"),
+        (("settings", "defaults.sample_size_required=-2"), "sample_size_required"),
+        (("settings", "nonsense"), "key=value"),
+        (("import", "no-such-file.json"), "Cannot read"),
+    ],
+)
+def test_errors_are_one_line_with_exit_status_2(project: Path, args, message) -> None:
+    result = run(project, *args, check=False)
+    assert result.returncode == 2
+    assert message in result.stderr and result.stderr.startswith("meta-experiment: ")
+
+
+def test_demo_runs_end_to_end_over_stdio() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "meta_experiment", "demo", "--trials", "12"],
+        capture_output=True,
+        text=True,
+        env=package_env(),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ACTIVE EXPERIMENTS" in result.stdout and "STATISTICAL ANALYSIS" in result.stdout
+    assert "(12/12 trials)" in result.stdout
