@@ -80,6 +80,9 @@ async def test_every_tool_is_described_with_schemas_and_annotations(server, mode
         "update_settings",
         "export_experiments",
         "import_experiments",
+        "promote",
+        "rollback",
+        "auto",
     }
     for tool in tools.values():
         assert tool.description and len(tool.description) > 40, tool.name
@@ -90,6 +93,8 @@ async def test_every_tool_is_described_with_schemas_and_annotations(server, mode
     for read_only in ("analyze", "status", "get_experiment"):
         assert tools[read_only].annotations.read_only_hint is True
     assert tools["create_experiment"].annotations.read_only_hint is False
+    for destructive in ("promote", "rollback", "auto"):
+        assert tools[destructive].annotations.destructive_hint is True
 
 
 async def test_full_lifecycle_through_the_protocol(server, mode) -> None:
@@ -216,7 +221,7 @@ async def test_resources_list_read_and_errors(server, mode) -> None:
         a = await ok(client, "assign", {"experiment_id": e["id"]})
         await ok(client, "record", {"trial_id": a["trial_id"], "metrics": {"time_to_complete": 5.0}})
         static = {str(r.uri) for r in (await client.list_resources()).resources}
-        assert static == {"experiments://list", "experiments://status"}
+        assert static == {"experiments://list", "experiments://status", "experiments://alerts"}
         templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
         assert templates == {
             "experiment://{experiment_id}",

@@ -8,7 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .models import Direction, Experiment, MetricKind, MetricSpec, Progress
+from .models import Direction, Experiment, MetricKind, MetricSpec, Progress, parse_iso
+from .outcomes import ReleaseStatus
 from .stats.summary import Summary
 from .store import RunningStats
 
@@ -53,6 +54,8 @@ class Analysis(BaseModel):
     trials_recorded: int
     sample_size_required: int
     metrics: list[MetricAnalysis]
+    started_at: Annotated[float | None, Field(description="Epoch seconds when the experiment started.")] = None
+    max_duration_days: float = 14.0
 
     @property
     def primary(self) -> MetricAnalysis:
@@ -132,6 +135,8 @@ def analyze(experiment: Experiment, running: dict[tuple[str, str], RunningStats]
         status=experiment.status,
         trials_recorded=experiment.trials_recorded,
         sample_size_required=experiment.sample_size_required,
+        started_at=None if experiment.started_at is None else parse_iso(experiment.started_at),
+        max_duration_days=experiment.max_duration_days,
         metrics=[
             analyze_metric(
                 spec, summary_of(running.get(("control", spec.name))), summary_of(running.get(("treatment", spec.name)))
@@ -154,3 +159,6 @@ class StatusReport(BaseModel):
 
     experiments: list[StatusItem]
     counts: Annotated[dict[str, int], Field(description="Number of experiments per status.")]
+    release: Annotated[
+        ReleaseStatus | None, Field(description="Alerts, interrupted operations, deployments and time saved.")
+    ] = None

@@ -14,9 +14,13 @@ from .errors import ExperimentError
 
 
 def _lab(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """Open the project; an interrupted promote/rollback finished or undone on the way is reported."""
     from .lifecycle import Lab
 
-    return Lab.open(Path(args.project) if args.project else None, actor="cli")
+    lab = Lab.open(Path(args.project) if args.project else None, actor="cli")
+    for note in lab.recovered:
+        print(f"meta-experiment: {note.message}", file=sys.stderr)
+    return lab
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -122,6 +126,68 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _confirmed(args: argparse.Namespace, question: str) -> bool:
+    """--yes, or a y/N answer at a terminal; without a terminal and --yes, refuse."""
+    from .errors import InvalidInput
+
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise InvalidInput(f"{question} changes production files: pass --yes to confirm, or run it in a terminal.")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _deploy(args: argparse.Namespace, call: Callable[..., object], question: str) -> int:
+    from .report import render_deploy
+
+    lab = _lab(args)
+    try:
+        preview = call(lab, dry_run=True)
+        print(render_deploy(preview), end="")  # type: ignore[arg-type]
+        if args.dry_run:
+            return 0
+        if not _confirmed(args, question):
+            print("Declined: nothing changed.")
+            return 1
+        print(render_deploy(call(lab, dry_run=False)).splitlines()[0])  # type: ignore[arg-type]
+    finally:
+        lab.close()
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from .release import promote
+
+    return _deploy(
+        args,
+        lambda lab, dry_run: promote(lab, args.experiment_id, reason=args.reason, force=args.force, dry_run=dry_run),
+        f"Promote {args.experiment_id} to production?",
+    )
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from .release import rollback
+
+    return _deploy(
+        args,
+        lambda lab, dry_run: rollback(lab, args.experiment_id, reason=args.reason, dry_run=dry_run),
+        f"Roll back {args.experiment_id}?",
+    )
+
+
+def cmd_auto(args: argparse.Namespace) -> int:
+    from .auto import run_auto
+    from .report import render_auto
+
+    lab = _lab(args)
+    try:
+        result = run_auto(lab, dry_run=args.dry_run)
+        print(result.model_dump_json(indent=2) if args.json else render_auto(result), end="")
+    finally:
+        lab.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meta-experiment",
@@ -155,6 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
     imp = add("import", cmd_import, "Import experiments from an experiments.json file.")
     imp.add_argument("file")
     imp.add_argument("--skip-existing", action="store_true", help="Skip ids that exist instead of refusing.")
+    promote = add("promote", cmd_promote, "Write an experiment's tested variant over production and commit it.")
+    promote.add_argument("experiment_id")
+    promote.add_argument("--force", action="store_true", help="Promote although the policy does not recommend it.")
+    promote.add_argument("--reason", help="Why (required with --force; recorded in the event log and the commit).")
+    promote.add_argument("--dry-run", action="store_true", help="Print the diff; change nothing.")
+    promote.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
+    rollback = add("rollback", cmd_rollback, "Stop a running experiment, or restore a promoted one's backup.")
+    rollback.add_argument("experiment_id")
+    rollback.add_argument("--reason", required=True, help="Why (recorded in the event log and the commit).")
+    rollback.add_argument("--dry-run", action="store_true", help="Print the diff; change nothing.")
+    rollback.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
+    auto = add("auto", cmd_auto, "Analyse every running experiment and promote, roll back or expire as decided.")
+    auto.add_argument("--dry-run", action="store_true", help="Report what would be done; change nothing.")
+    auto.add_argument("--json", action="store_true", help="Structured output instead of text.")
     settings = add("settings", cmd_settings, "Show settings, or set some: defaults.sample_size_required=20 ...")
     settings.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
     return parser

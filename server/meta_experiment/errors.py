@@ -36,3 +36,8 @@ class Conflict(ExperimentError):
 
 class StoreError(ExperimentError):
     """The state folder or database cannot be used (permissions, a newer schema, corruption)."""
+
+
+class DeployError(ExperimentError):
+    """A production file could not be written or restored (disk full, permissions). The message
+    says what state the files were left in."""

@@ -38,6 +38,7 @@ from .models import (
     Trial,
     iso,
 )
+from .outcomes import RecoveryNote
 from .settings import Settings, load_settings
 from .store import DB_FILE_NAME, Store
 
@@ -110,6 +111,8 @@ class Lab:
     clock: Callable[[], float] = time.time
     actor: str = "agent"
     listeners: list[Callable[[str | None], None]] = field(default_factory=list)
+    # Interrupted promote/rollback operations finished or undone when this Lab was opened.
+    recovered: list[RecoveryNote] = field(default_factory=list)
     # spec_json text -> parsed metrics; the spec never changes after create, so parse it once.
     _specs: dict[str, tuple[MetricSpec, tuple[MetricSpec, ...], int]] = field(default_factory=dict, repr=False)
 
@@ -121,12 +124,20 @@ class Lab:
         *,
         env: Mapping[str, str] | None = None,
         actor: str = "agent",
+        recover: bool = True,
     ) -> Lab:
+        """Open the project's state and, unless `recover` is False, finish or undo any promote or
+        rollback that a killed process left unfinished (`release.recover`)."""
         environ = None if env is None else dict(env)
         root = (project_root or paths.find_project_root(env=environ)).resolve()
         state = state_dir or paths.find_state_dir(root, env=environ)
         paths.ensure_state_dir(state)
-        return cls(project_root=root, state_dir=state, store=Store(state / DB_FILE_NAME), actor=actor)
+        lab = cls(project_root=root, state_dir=state, store=Store(state / DB_FILE_NAME), actor=actor)
+        if recover:
+            from .release import recover as recover_operations
+
+            lab.recovered = recover_operations(lab)
+        return lab
 
     def close(self) -> None:
         self.store.close()
@@ -138,6 +149,8 @@ class Lab:
     def _changed(self, experiment_id: str | None) -> None:
         for listener in self.listeners:
             listener(experiment_id)
+
+    notify_changed = _changed  # for release/monitoring: tell listeners (resource notifications)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -498,8 +511,14 @@ class Lab:
             metrics=clean,
             success=bool(success),
             duplicate=False,
+            alerts=self._monitor(experiment, progress),
             **progress.model_dump(),
         )
+
+    def _monitor(self, experiment: Definition, progress: Progress) -> list[str]:
+        from .monitoring import after_record
+
+        return after_record(self, experiment.id, sample_reached=progress.trials_needed == 0)
 
     def _retry(self, experiment: Definition, trial: Trial, metrics: Mapping[str, Any], success: bool) -> RecordResult:
         clean = self._clean_metrics(experiment, metrics, elapsed=0.0)
@@ -554,6 +573,7 @@ class Lab:
             metrics=clean,
             success=bool(success),
             duplicate=False,
+            alerts=self._monitor(experiment, progress),
             **progress.model_dump(),
         )
 
@@ -584,7 +604,9 @@ class Lab:
             s: sum(1 for i in items if i.experiment.status == s)
             for s in ("draft", "running", "promoted", "rolled_back", "expired")
         }
-        return StatusReport(experiments=items, counts=counts)
+        from .release_status import release_status
+
+        return StatusReport(experiments=items, counts=counts, release=release_status(self))
 
     # -- events ----------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from mcp_types import (
 )
 from pydantic import BaseModel, Field
 
-from . import __version__, interchange, report
+from . import __version__, interchange, monitoring, report
 from .analysis import Analysis, StatusReport
 from .errors import Conflict, ExperimentError, NotFound
 from .lifecycle import Lab
@@ -41,7 +41,8 @@ meta-experiment runs A/B experiments on changes to files in this project (prompt
 agent files, configs, code). Lifecycle: create_experiment (production file -> variant file, a primary
 metric with its direction) -> for each run: assign (get the arm and the text to use) -> do the run
 -> record (the measured metrics) -> analyze. status lists every experiment with its progress.
-Read the design_experiment prompt before creating one."""
+promote / rollback change production files (the person confirms; dry_run shows the diff); auto
+decides and acts for every running experiment. Read the design_experiment prompt before creating one."""
 
 
 class QuietBus(InMemorySubscriptionBus):
@@ -61,7 +62,7 @@ class AppState:
 
 
 def experiment_uris(experiment_id: str | None) -> list[str]:
-    uris = ["experiments://list", "experiments://status"]
+    uris = ["experiments://list", "experiments://status", "experiments://alerts"]
     if experiment_id:
         uris += [
             f"experiment://{experiment_id}",
@@ -490,7 +491,12 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
         def run(lab: Lab) -> str:
             e = lab.get(experiment_id)
             return json.dumps(
-                {"experiment": e.model_dump(mode="json"), "progress": lab.progress(e).model_dump(mode="json")}, indent=2
+                {
+                    "experiment": e.model_dump(mode="json"),
+                    "progress": lab.progress(e).model_dump(mode="json"),
+                    "alerts": [a.model_dump(mode="json") for a in monitoring.alerts(lab, experiment_id)],
+                },
+                indent=2,
             )
 
         return await _read(ctx, run)
@@ -515,8 +521,10 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
 
     # -- prompts ---------------------------------------------------------------------------------
 
+    from .mcp_release import register_release_tools
     from .prompts import register_prompts
 
+    register_release_tools(server, lambda: box["state"].lab)
     register_prompts(server)
     return server
 

@@ -255,6 +255,9 @@ class RecordResult(Strict):
     metrics: dict[str, float]
     success: bool
     duplicate: Annotated[bool, Field(description="True when this exact result was already recorded (a retry).")]
+    alerts: Annotated[
+        list[str], Field(description="Monitoring alerts newly raised by this trial (and any auto-rollback).")
+    ] = []
     # Progress, flat: a nested model would cost clients a $ref resolution on every record.
     trials_recorded: int
     sample_size_required: int

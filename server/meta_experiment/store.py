@@ -183,8 +183,65 @@ def _migration_initial(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+_DEPLOY_SCHEMA = [
+    # One row per promote/rollback, written (committed) before any production file is touched;
+    # `applying` -> `applied` (files and experiment status agree) -> `done` (git handled), or
+    # `undone` (a file was edited meanwhile; the operation's own files were put back).
+    """
+    CREATE TABLE deploy_operations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            operation TEXT NOT NULL CHECK (operation IN ('promote', 'rollback')),
+            phase TEXT NOT NULL CHECK (phase IN ('applying', 'applied', 'done', 'undone')),
+            from_status TEXT NOT NULL,
+            to_status TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            reason TEXT,
+            commit_message TEXT NOT NULL,
+            data_json TEXT NOT NULL DEFAULT '{}',
+            git_json TEXT,
+            created_at REAL NOT NULL,
+            finished_at REAL
+        )
+    """,
+    # At most one unfinished operation per experiment: the claim that makes concurrent runs act once.
+    """
+    CREATE UNIQUE INDEX deploy_one_open_operation ON deploy_operations (experiment_id)
+            WHERE phase IN ('applying', 'applied')
+    """,
+    """
+    CREATE TABLE deploy_files (
+            operation_id INTEGER NOT NULL REFERENCES deploy_operations(id),
+            production TEXT NOT NULL,
+            old_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+            new_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+            backup TEXT,
+            PRIMARY KEY (operation_id, production)
+        ) WITHOUT ROWID
+    """,
+    # The current state of each (experiment, alert kind); the history is in the event log.
+    """
+    CREATE TABLE alerts (
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL,
+            data_json TEXT NOT NULL DEFAULT '{}',
+            raised_at REAL NOT NULL,
+            cleared_at REAL,
+            PRIMARY KEY (experiment_id, kind)
+        ) WITHOUT ROWID
+    """,
+]
+
+
+def _migration_deploy_journal(db: sqlite3.Connection) -> None:
+    for statement in _DEPLOY_SCHEMA:
+        db.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("0001_initial", _migration_initial),
+    ("0002_deploy_journal", _migration_deploy_journal),
 ]
 
 

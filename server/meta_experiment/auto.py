@@ -1,0 +1,93 @@
+"""Auto mode (the seed's `--auto`): for every running experiment, analyse, decide, and act.
+
+- the decision policy's `promote` is carried out for experiments created with `auto_promote`, its
+  `rollback` for those with `auto_rollback`; otherwise it becomes a recommendation (an event,
+  written once per change of advice);
+- an active monitoring alert on an `auto_rollback` experiment rolls it back;
+- `expire` (max_duration_days reached without a decision) ends the experiment; production keeps
+  its original, so this needs no flag;
+- `continue` changes nothing.
+
+Idempotent: a second run right after the first finds nothing new to do (acted-on experiments are
+no longer running; advice and alerts are deduplicated). Concurrent runs act once: every action
+re-checks the status under the deploy lock and the journal admits one open operation per
+experiment, so the slower run finds the experiment already promoted and reports it as skipped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import monitoring, release
+from .errors import ExperimentError
+from .outcomes import AutoItem, AutoReport, CriterionNote
+
+if TYPE_CHECKING:
+    from .lifecycle import Lab
+    from .models import Experiment
+
+
+def run_auto(lab: Lab, *, dry_run: bool = False) -> AutoReport:
+    recovered = [] if dry_run else release.recover(lab)
+    items = [_one(lab, e, dry_run) for e in lab.experiments(["running"])]
+    return AutoReport(dry_run=dry_run, items=items, recovered=recovered)
+
+
+def _one(lab: Lab, e: Experiment, dry_run: bool) -> AutoItem:
+    _, decision = release.evaluate(lab, e)
+    if not dry_run:
+        monitoring.check(lab, e.id, decision=decision)
+    alerts = [a.message for a in monitoring.alerts(lab, e.id, active_only=True)]
+    action, rationale = decision.action, decision.rationale
+    if action != "rollback" and alerts and e.auto_rollback:
+        action, rationale = "rollback", "monitoring alert: " + "; ".join(alerts)
+    item = AutoItem(
+        experiment_id=e.id,
+        name=e.name,
+        decision=decision.action,
+        action="continue",
+        rationale=rationale,
+        driven_by=decision.driven_by,
+        criteria=[CriterionNote(name=c.name, met=c.met, detail=c.detail) for c in decision.criteria],
+        alerts=alerts,
+    )
+    allowed = {"promote": e.auto_promote, "rollback": e.auto_rollback, "expire": True}.get(action)
+    if allowed is None:
+        return item
+    if not allowed:
+        item.action = "recommend_promote" if action == "promote" else "recommend_rollback"
+        if not dry_run:
+            _recommend(lab, e, action, rationale)
+        return item
+    if dry_run:
+        item.action = {"promote": "would_promote", "rollback": "would_rollback", "expire": "would_expire"}[action]
+        return item
+    try:
+        if action == "promote":
+            item.result = release.promote(lab, e.id, auto=True)
+            item.action = "promoted"
+        elif action == "rollback":
+            item.result = release.rollback(lab, e.id, reason=rationale, auto=True)
+            item.action = "rolled_back"
+        else:
+            item.result = release.expire(lab, e.id, reason=rationale)
+            item.action = "expired"
+    except ExperimentError as exc:  # reported per experiment: another run got there first, a conflict...
+        item.action = "skipped"
+        item.rationale = f"{rationale}. Not done: {exc}"
+    return item
+
+
+def _recommend(lab: Lab, e: Experiment, action: str, rationale: str) -> None:
+    """Record the advice once; the same advice again is not news."""
+    previous = lab.events(e.id, kinds=["recommendation"])
+    if previous and previous[-1].data.get("action") == action:
+        return
+    flag = "auto_promote" if action == "promote" else "auto_rollback"
+    lab.event(
+        e.id,
+        "recommendation",
+        f"Recommend {action}: {rationale} ({flag} is off, so auto mode does not act; use the {action} tool).",
+        action=action,
+    )
+    lab.notify_changed(e.id)

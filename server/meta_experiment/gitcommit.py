@@ -1,0 +1,110 @@
+"""Commit named paths, and only them, to the project's git repository.
+
+`git commit --only -- <paths>` commits the working-tree content of exactly those paths on top of
+HEAD and leaves the rest of the index alone: a person's unrelated staged changes stay staged and
+unstaged ones stay unstaged (never `git add .`). A path git does not track yet is added first.
+Hooks run (a failing pre-commit hook is reported, not bypassed). Every outcome is a value, not an
+exception: the files are already consistent when this runs, so git can only fail to record them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from .deploy import checkpoint
+from .outcomes import GitOutcome
+
+GIT_TIMEOUT_SECONDS = 120.0
+FALLBACK_IDENTITY = ("-c", "user.name=meta-experiment", "-c", "user.email=meta-experiment@localhost")
+
+
+def _git(project_root: Path, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+    # --literal-pathspecs: a file named ':(glob)*' is that file, not a pattern.
+    return subprocess.run(
+        ["git", "--literal-pathspecs", *args],
+        cwd=project_root,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def _first_lines(text: str, count: int = 3) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return " / ".join(lines[:count]) or "no message from git"
+
+
+def identity_args(project_root: Path) -> tuple[str, ...]:
+    """The person's git identity when one is configured (config or GIT_AUTHOR_* variables);
+    otherwise a meta-experiment identity for this one commit only."""
+    for var in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"):
+        if _git(project_root, "var", var).returncode != 0:
+            return FALLBACK_IDENTITY
+    return ()
+
+
+def commit_paths(project_root: Path, rel_paths: Sequence[str], message: str) -> GitOutcome:
+    if shutil.which("git") is None:
+        return GitOutcome(status="git_not_installed", detail="git not installed: the change was not committed")
+    try:
+        return _commit(project_root, list(rel_paths), message)
+    except subprocess.TimeoutExpired as exc:
+        return GitOutcome(status="failed", detail=f"commit failed: git did not finish within {exc.timeout:.0f} s")
+    except OSError as exc:
+        return GitOutcome(status="failed", detail=f"commit failed: cannot run git ({exc})")
+
+
+def _commit(project_root: Path, rel_paths: list[str], message: str) -> GitOutcome:
+    inside = _git(project_root, "rev-parse", "--is-inside-work-tree")
+    if inside.returncode != 0 or inside.stdout.strip() != "true":
+        return GitOutcome(status="not_a_repository", detail="not a git repository: the change was not committed")
+    has_head = _git(project_root, "rev-parse", "--verify", "-q", "HEAD").returncode == 0
+    added = []
+    for rel in rel_paths:
+        if _git(project_root, "ls-files", "--error-unmatch", "--", rel).returncode != 0:
+            result = _git(project_root, "add", "--", rel)
+            if result.returncode != 0:
+                _unstage(project_root, added, has_head)
+                return GitOutcome(
+                    status="failed", detail=f"commit failed: git add {rel}: {_first_lines(result.stderr)}"
+                )
+            added.append(rel)
+    if added:
+        checkpoint("git_added")
+    if has_head and not added and _git(project_root, "diff", "--quiet", "HEAD", "--", *rel_paths).returncode == 0:
+        return GitOutcome(status="nothing_to_commit", detail="nothing to commit: git already has this content")
+    result = _git(
+        project_root,
+        *identity_args(project_root),
+        "commit",
+        "-q",
+        "--only",
+        "-m",
+        message,
+        "--",
+        *rel_paths,
+        timeout=GIT_TIMEOUT_SECONDS,
+    )
+    if result.returncode != 0:
+        _unstage(project_root, added, has_head)
+        return GitOutcome(status="failed", detail=f"commit failed: {_first_lines(result.stderr + result.stdout)}")
+    sha = _git(project_root, "rev-parse", "HEAD").stdout.strip()
+    return GitOutcome(status="committed", commit=sha, detail=f"committed {sha[:12]}")
+
+
+def _unstage(project_root: Path, added: list[str], has_head: bool) -> None:
+    """Undo our own `git add` of untracked paths after a failed commit (the index is the person's)."""
+    if not added:
+        return
+    if has_head:
+        _git(project_root, "reset", "-q", "--", *added)
+    else:
+        _git(project_root, "rm", "-q", "--cached", "--", *added)

@@ -1,0 +1,224 @@
+"""The release tools (promote, rollback, auto) and the alerts resource, registered by
+`mcp_server.build_server`. Like the rest of the MCP surface, each tool is one call into `release`
+or `auto` plus a short text.
+
+Confirmation. promote and rollback overwrite production files, so they are annotated destructive
+and ask the person first. A resolver parameter (`Annotated[ElicitationResult[Confirmation],
+Resolve(...)]`) does the asking: it works in both protocol modes (a mid-call `elicitation/create`
+in the legacy initialize mode, an `InputRequiredResult` round in 2026-07-28 mode). The resolver
+first runs the operation as a dry run, so the person is only asked about something that would
+succeed, and it asks only when the client declared the elicitation capability. A client without it
+must pass `confirm: true`, which the tool's error tells the agent to do only after asking the
+person. A dry run never asks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+import anyio.to_thread
+from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import Elicit, Resolve
+from mcp_types import CallToolResult
+from pydantic import BaseModel, Field
+
+from . import auto, monitoring, release, report
+from .errors import ExperimentError
+from .mcp_server import ExperimentId, _annotations, _result, _run
+from .outcomes import Alert, AutoReport, DeployResult
+
+if TYPE_CHECKING:
+    from .lifecycle import Lab
+
+
+class Confirmation(BaseModel):
+    """The form shown to the person."""
+
+    confirm: Annotated[bool, Field(description="Yes: change the production files now.")] = False
+
+
+class NotAsked(BaseModel):
+    """What the resolver returns when it does not ask: a dry run, no elicitation capability, or a
+    call that would fail anyway (the tool body then reports that failure)."""
+
+    why: str
+
+
+def _can_elicit(ctx: Context) -> bool:
+    """Form elicitation declared (a bare `elicitation: {}` counts as form, as in the SDK)."""
+    caps = ctx.client_capabilities
+    elicitation = caps.elicitation if caps is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+def _lab(ctx: Context) -> Lab:
+    return ctx.request_context.lifespan_context.lab
+
+
+def _question(preview: DeployResult, what: str) -> str:
+    lines = [f"{what} {preview.experiment_id}?"]
+    if preview.files:
+        diff = preview.diff.splitlines()
+        added = sum(1 for line in diff if line.startswith("+") and not line.startswith("+++"))
+        removed = sum(1 for line in diff if line.startswith("-") and not line.startswith("---"))
+        lines.append(
+            f"These production files will be overwritten (+{added} -{removed} lines in all); each is "
+            "backed up first and the change is committed to git:"
+        )
+        lines += [f"- {f.production}" for f in preview.files]
+    else:
+        lines.append("No file changes: production was never touched; the experiment stops.")
+    if preview.reason:
+        lines.append(f"Reason: {preview.reason}")
+    return "\n".join(lines)
+
+
+def ask_promote(
+    ctx: Context, experiment_id: str, reason: str | None, force: bool, dry_run: bool
+) -> Elicit[Confirmation] | NotAsked:
+    if dry_run:
+        return NotAsked(why="dry run")
+    if not _can_elicit(ctx):
+        return NotAsked(why="client cannot elicit")
+    try:
+        preview = release.promote(_lab(ctx), experiment_id, reason=reason, force=force, dry_run=True)
+    except ExperimentError:
+        return NotAsked(why="the call would fail")
+    return Elicit(_question(preview, "Promote to production:"), Confirmation)
+
+
+def ask_rollback(ctx: Context, experiment_id: str, reason: str, dry_run: bool) -> Elicit[Confirmation] | NotAsked:
+    if dry_run:
+        return NotAsked(why="dry run")
+    if not _can_elicit(ctx):
+        return NotAsked(why="client cannot elicit")
+    try:
+        preview = release.rollback(_lab(ctx), experiment_id, reason=reason, dry_run=True)
+    except ExperimentError:
+        return NotAsked(why="the call would fail")
+    return Elicit(_question(preview, "Roll back"), Confirmation)
+
+
+def _approval(outcome: Any, confirm: bool) -> bool | None:
+    """True: go ahead. False: the person said no. None: nobody was asked and confirm is false."""
+    if isinstance(outcome, AcceptedElicitation):
+        if isinstance(outcome.data, Confirmation):
+            return outcome.data.confirm
+        return True if confirm else None
+    return False  # declined or cancelled
+
+
+NEEDS_CONFIRMATION = (
+    "{what} overwrites production files, so it needs the person's confirmation, and this client cannot ask "
+    "them (no elicitation support). Show the person the dry run (dry_run=true), ask them, and call again with "
+    "confirm=true only if they agree."
+)
+
+
+def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) -> None:
+
+    async def _guarded(ctx: Context, outcome: Any, confirm: bool, dry_run: bool, what: str, call: Any) -> Any:
+        approval = None if dry_run else _approval(outcome, confirm)
+        if approval is True:
+            result = await _run(ctx, lambda lab: call(lab, False))
+            return _result(result, report.render_deploy(result))
+        preview: DeployResult = await _run(ctx, lambda lab: call(lab, True))  # domain errors first
+        if dry_run:
+            return _result(preview, report.render_deploy(preview))
+        if approval is False:
+            declined = preview.model_copy(
+                update={
+                    "outcome": "declined",
+                    "summary": preview.summary.replace(
+                        "Dry run, nothing changed:", "Declined by the person, nothing changed:"
+                    ),
+                }
+            )
+            return _result(declined, declined.summary)
+        raise ToolError(NEEDS_CONFIRMATION.format(what=what))
+
+    @server.tool(annotations=_annotations("Promote to production", destructive=True))
+    async def promote(
+        experiment_id: ExperimentId,
+        ctx: Context,
+        confirmation: Annotated[ElicitationResult[Confirmation], Resolve(ask_promote)],
+        reason: Annotated[
+            str | None, Field(max_length=2000, description="Why; required with force, recorded in the event log.")
+        ] = None,
+        force: Annotated[
+            bool, Field(description="Promote although the decision policy does not recommend it (needs a reason).")
+        ] = False,
+        dry_run: Annotated[bool, Field(description="Only return the unified diff; change nothing.")] = False,
+        confirm: Annotated[
+            bool,
+            Field(description="Only for clients that cannot ask the person: true once the person has agreed."),
+        ] = False,
+    ) -> Annotated[CallToolResult, DeployResult]:
+        """Write the tested variant over each production file: verifies the experiment may be
+        promoted, that production still holds the content it had when the experiment started
+        (else a conflict with the diff, nothing overwritten), backs it up in the state folder,
+        replaces it atomically and commits exactly those paths to git. Asks the person to confirm."""
+        return await _guarded(
+            ctx,
+            confirmation,
+            confirm,
+            dry_run,
+            "Promote",
+            lambda lab, dry: release.promote(lab, experiment_id, reason=reason, force=force, dry_run=dry),
+        )
+
+    @server.tool(annotations=_annotations("Roll back", destructive=True))
+    async def rollback(
+        experiment_id: ExperimentId,
+        reason: Annotated[str, Field(min_length=1, max_length=2000, description="Why (recorded and committed).")],
+        ctx: Context,
+        confirmation: Annotated[ElicitationResult[Confirmation], Resolve(ask_rollback)],
+        dry_run: Annotated[bool, Field(description="Only return the unified diff; change nothing.")] = False,
+        confirm: Annotated[
+            bool,
+            Field(description="Only for clients that cannot ask the person: true once the person has agreed."),
+        ] = False,
+    ) -> Annotated[CallToolResult, DeployResult]:
+        """Stop a running experiment (production was never touched), or restore the backup of a
+        promoted one atomically, after checking production still holds the promoted content (else
+        a conflict with the diff), and commit it. Asks the person to confirm."""
+        return await _guarded(
+            ctx,
+            confirmation,
+            confirm,
+            dry_run,
+            "Rollback",
+            lambda lab, dry: release.rollback(lab, experiment_id, reason=reason, dry_run=dry),
+        )
+
+    @server.tool(annotations=_annotations("Auto mode", destructive=True))
+    async def auto_mode(
+        ctx: Context,
+        dry_run: Annotated[bool, Field(description="Report what auto mode would do; change nothing.")] = False,
+    ) -> Annotated[CallToolResult, AutoReport]:
+        """For every running experiment: analyse, decide and act - promote (only experiments
+        created with auto_promote), roll back (auto_rollback, or on a monitoring alert), expire
+        past max_duration_days, or keep monitoring - each with its rationale. Where the auto flags
+        are off it only recommends. Running it twice does nothing new the second time."""
+        result = await _run(ctx, lambda lab: auto.run_auto(lab, dry_run=dry_run))
+        return _result(result, report.render_auto(result))
+
+    server.remove_tool("auto_mode")
+    server.add_tool(auto_mode, name="auto", annotations=_annotations("Auto mode", destructive=True))
+
+    @server.resource(
+        "experiments://alerts",
+        name="alerts",
+        mime_type="application/json",
+        description="Monitoring alerts of every experiment (active and cleared), oldest first.",
+    )
+    async def alerts_resource() -> str:
+        def run() -> str:
+            items: list[Alert] = monitoring.alerts(current_lab())
+            return json.dumps([a.model_dump(mode="json") for a in items], indent=2)
+
+        return await anyio.to_thread.run_sync(run)

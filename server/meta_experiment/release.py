@@ -1,0 +1,458 @@
+"""Promote, rollback and expire: whether production may change, and the sequence that changes it.
+
+Promote (running -> promoted) and rollback of a promoted experiment (promoted -> rolled_back) run
+the same sequence, under the project's deploy lock:
+
+  1. check the status and that every production file holds exactly the expected content (the
+     snapshot at start for promote, the promoted content for rollback) - else Conflict with a diff;
+  2. back up the current content in `<state>/backups/` (content-addressed);
+  3. write the journal row (old/new sha256 per file) and commit it - before any file is touched;
+  4. apply the files one atomic rename at a time (`deploy.apply_steps`);
+  5. in one transaction: experiment status + journal phase `applied` + event;
+  6. git commit of exactly those paths; the journal row is `done` with the git outcome.
+
+Recovery (`recover`, at every start of the server or CLI) finishes any operation a killed process
+left unfinished: if every file holds its old or its new content, it rolls *forward* (the operation
+had passed every check and, for a manual one, the person's confirmation before step 3) and
+continues at step 4 or 6; if a file holds anything else (someone edited it meanwhile), it puts back
+the old content of the files that hold exactly the new content, overwrites nothing else, marks the
+operation `undone` and reports the conflict. Either way an event records what happened.
+
+Rollback of a running experiment, and expiry, change no file (production was never touched while
+the experiment ran): the experiment just stops.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import deploy, gitcommit, journal, policy
+from .errors import Conflict, DeployError, ExperimentError, InvalidInput, InvalidState, PathError
+from .files import backup_bytes
+from .outcomes import DeployResult, FileOutcome, GitOutcome, RecoveryNote
+from .release_text import promote_message, rollback_message
+
+if TYPE_CHECKING:
+    from .lifecycle import Lab
+    from .models import Experiment
+
+NOT_NEEDED = GitOutcome(status="not_needed", detail="nothing to commit: production was never changed")
+
+
+def evaluate(lab: Lab, experiment: Experiment) -> tuple[Any, policy.Decision]:
+    """The experiment's analysis and the decision policy's verdict on it, now."""
+    analysis = lab.analyze(experiment.id)
+    return analysis, policy.decide(analysis, experiment.targets, lab.clock())
+
+
+def _reason(reason: str | None) -> str | None:
+    reason = (reason or "").strip()
+    if len(reason) > 2000:
+        raise InvalidInput("The reason is longer than 2000 characters; summarise it.")
+    return reason or None
+
+
+def _require(experiment: Experiment, statuses: tuple[str, ...], doing: str) -> None:
+    if experiment.status not in statuses:
+        why = f" ({experiment.status_reason})" if experiment.status_reason else ""
+        raise InvalidState(
+            f"Experiment {experiment.id} is {experiment.status}{why}; it cannot be {doing}. "
+            "Check the status tool for what happened to it."
+        )
+
+
+# -- promote ------------------------------------------------------------------------------------------
+
+
+def promote(
+    lab: Lab,
+    experiment_id: str,
+    *,
+    reason: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    auto: bool = False,
+) -> DeployResult:
+    """Write the tested variant over production. Refused unless the decision policy says promote,
+    or `force` with a reason (recorded in the event log)."""
+    reason = _reason(reason)
+    if force and not reason:
+        raise InvalidInput(
+            "force=true needs a reason (it is recorded in the event log and the commit). "
+            "Say why the experiment should be promoted although the policy does not recommend it."
+        )
+    experiment = lab.get(experiment_id)
+    _require(experiment, ("running",), "promoted")
+    analysis, decision = evaluate(lab, experiment)
+    if decision.action != "promote" and not force:
+        unmet = [c.name for c in decision.criteria if c.met is False]
+        raise InvalidState(
+            f"{experiment_id} is not ready to promote: {decision.rationale}"
+            + (f" (unmet: {', '.join(unmet)})" if unmet else "")
+            + ". Keep recording trials (auto mode promotes when the policy says so), or pass force=true "
+            "with a reason to promote anyway."
+        )
+    how = "auto" if auto else "manual"
+    message = promote_message(experiment, analysis, how, reason if force else None)
+    if dry_run:
+        steps, diff, warnings = _plan(lab, experiment, "promote")
+        return _result(lab, experiment, "promote", "dry_run", steps, diff, warnings, reason=reason, forced=force)
+    with deploy.deploy_lock(lab.state_dir):
+        with lab.store.transaction():
+            experiment = lab.get(experiment_id)
+            _require(experiment, ("running",), "promoted")
+        steps, diff, warnings = _plan(lab, experiment, "promote")
+        steps = _backup(lab, steps)
+        with lab.store.transaction():
+            _require(lab.get(experiment_id), ("running",), "promoted")
+            operation_id = journal.begin(
+                lab.store,
+                experiment_id=experiment_id,
+                operation="promote",
+                from_status="running",
+                to_status="promoted",
+                actor=lab.actor,
+                reason=reason,
+                commit_message=message,
+                data={"how": how, "forced": force, "decision": decision.action, "rationale": decision.rationale},
+                steps=steps,
+            )
+        deploy.checkpoint("journal_written")
+        git = _execute(lab, operation_id)
+    return _result(
+        lab, lab.get(experiment_id), "promote", "promoted", steps, diff, warnings, reason=reason, forced=force, git=git
+    )
+
+
+# -- rollback and expiry ------------------------------------------------------------------------------
+
+
+def rollback(
+    lab: Lab, experiment_id: str, *, reason: str | None, dry_run: bool = False, auto: bool = False
+) -> DeployResult:
+    """Stop a running experiment (production untouched), or restore the pre-experiment content of
+    a promoted one. The reason is required and recorded."""
+    reason = _reason(reason)
+    if not reason:
+        raise InvalidInput("A rollback needs a reason (recorded in the event log and the commit message).")
+    experiment = lab.get(experiment_id)
+    _require(experiment, ("running", "promoted"), "rolled back")
+    if experiment.status == "running":
+        if dry_run:
+            return _result(lab, experiment, "rollback", "dry_run", [], "", [], reason=reason)
+        return _stop(lab, experiment_id, "rolled_back", reason, auto=auto)
+    how = "auto" if auto else "manual"
+    steps, diff, warnings = _plan(lab, experiment, "rollback")
+    if dry_run:
+        return _result(lab, experiment, "rollback", "dry_run", steps, diff, warnings, reason=reason)
+    analysis = lab.analyze(experiment_id)
+    message = rollback_message(experiment, analysis, reason, how)
+    with deploy.deploy_lock(lab.state_dir):
+        steps, diff, warnings = _plan(lab, experiment, "rollback")
+        steps = _backup(lab, steps)
+        with lab.store.transaction():
+            _require(lab.get(experiment_id), ("promoted",), "rolled back")
+            operation_id = journal.begin(
+                lab.store,
+                experiment_id=experiment_id,
+                operation="rollback",
+                from_status="promoted",
+                to_status="rolled_back",
+                actor=lab.actor,
+                reason=reason,
+                commit_message=message,
+                data={"how": how},
+                steps=steps,
+            )
+        deploy.checkpoint("journal_written")
+        git = _execute(lab, operation_id)
+    return _result(
+        lab, lab.get(experiment_id), "rollback", "rolled_back", steps, diff, warnings, reason=reason, git=git
+    )
+
+
+def expire(lab: Lab, experiment_id: str, *, reason: str) -> DeployResult:
+    """End a running experiment that reached max_duration_days; production keeps its original."""
+    return _stop(lab, experiment_id, "expired", reason, auto=True)
+
+
+def _stop(lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bool) -> DeployResult:
+    how = "auto" if auto else "manual"
+    with deploy.deploy_lock(lab.state_dir), lab.store.transaction():
+        experiment = lab.get(experiment_id)
+        _require(experiment, ("running",), "stopped")
+        label = "Expired" if to_status == "expired" else f"Rolled back ({how})"
+        lab.store.update_experiment(
+            experiment_id, status=to_status, status_reason=f"{label}: {reason}", ended_at=lab.clock()
+        )
+        abandoned = lab.store.abandon_trials(experiment_id)
+        lab.event(
+            experiment_id,
+            to_status,
+            f"{label} after {experiment.trials_recorded} trials: {reason}. Production was never changed.",
+            reason=reason,
+            how=how,
+            trials=experiment.trials_recorded,
+            abandoned_trials=abandoned,
+        )
+    lab.notify_changed(experiment_id)
+    outcome = "expired" if to_status == "expired" else "stopped"
+    return _result(
+        lab,
+        lab.get(experiment_id),
+        "expire" if outcome == "expired" else "rollback",
+        outcome,
+        [],
+        "",
+        [],
+        reason=reason,
+        git=NOT_NEEDED,
+    )
+
+
+# -- the shared sequence -----------------------------------------------------------------------------
+
+
+def _plan(lab: Lab, experiment: Experiment, operation: str) -> tuple[list[deploy.FileStep], str, list[str]]:
+    """Steps, the unified diff of production and warnings; Conflict (with a diff, nothing
+    written) when a production file no longer holds the expected content."""
+    steps, diffs, conflicts, warnings = [], [], [], []
+    for f in experiment.files:
+        if operation == "promote":
+            old, new, expected, target = f.control_sha256, f.treatment_sha256, "at experiment start", "variant"
+        else:
+            old, new, expected, target = f.treatment_sha256, f.control_sha256, "as promoted", "pre-experiment"
+        current = deploy.read_current(lab.project_root, f.production)
+        old_content, new_content = _blob(lab, old), _blob(lab, new)
+        if current is None or deploy.sha256_hex(current) != old:
+            state = "was deleted" if current is None else "was edited"
+            conflicts.append(
+                (
+                    f.production,
+                    state,
+                    deploy.unified_diff(
+                        f.production, old_content, current, before_label=expected, after_label="now on disk"
+                    ),
+                )
+            )
+            continue
+        steps.append(deploy.FileStep(f.production, old, new))
+        diffs.append(
+            deploy.unified_diff(f.production, current, new_content, before_label="production", after_label=target)
+        )
+        if operation == "promote":
+            warnings += _variant_drift(lab, f.variant, new)
+    if conflicts:
+        what = "; ".join(
+            f"{path} {state} {'since the experiment started' if operation == 'promote' else 'after promotion'}"
+            for path, state, _ in conflicts
+        )
+        advice = (
+            "Nothing was overwritten. The experiment tested the old text, so its result does not cover the edit: "
+            "restore the file to the snapshot (see the diff), or roll this experiment back and start a new one "
+            "that tests the edited version."
+            if operation == "promote"
+            else "Nothing was overwritten. Restore the promoted content (see the diff), or revert the file by hand."
+        )
+        raise Conflict(
+            f"Refusing to {operation} {experiment.id}: {what}. {advice}", diff="".join(d for *_, d in conflicts)
+        )
+    return steps, "".join(diffs), warnings
+
+
+def _variant_drift(lab: Lab, variant: str, tested: str) -> list[str]:
+    try:
+        on_disk = (lab.project_root / variant).read_bytes()
+    except OSError:
+        return [f"The variant file {variant} is gone; the tested snapshot of it was promoted."]
+    if deploy.sha256_hex(on_disk) != tested:
+        return [f"{variant} was edited after the experiment started; the tested snapshot was promoted, not the edit."]
+    return []
+
+
+def _blob(lab: Lab, digest: str) -> bytes:
+    content = lab.store.blob(digest)
+    if content is None:
+        raise DeployError(f"The snapshot {digest[:12]} is missing from the state database; nothing was written.")
+    return content
+
+
+def _backup(lab: Lab, steps: list[deploy.FileStep]) -> list[deploy.FileStep]:
+    """Back the current (old) content up in the state folder before anything is overwritten."""
+    out = []
+    for step in steps:
+        path = backup_bytes(lab.state_dir, _blob(lab, step.old_sha256))
+        out.append(
+            deploy.FileStep(
+                step.production, step.old_sha256, step.new_sha256, path.relative_to(lab.state_dir).as_posix()
+            )
+        )
+    deploy.checkpoint("backup_written")
+    return out
+
+
+def _execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutcome:
+    """Run a journaled operation from its current phase to `done` (or `undone`)."""
+    op = journal.load(lab.store, operation_id)
+    if op.phase == "applying":
+        try:
+            deploy.apply_steps(lab.project_root, op.steps, lambda d: _blob(lab, d))
+        except (Conflict, PathError, OSError) as exc:
+            _undo(lab, op, exc, recovered=recovered)
+        deploy.checkpoint("files_applied")
+        _finish(lab, op, recovered=recovered)
+        deploy.checkpoint("state_marked")
+    git = gitcommit.commit_paths(lab.project_root, op.paths, op.commit_message)
+    deploy.checkpoint("committed")
+    with lab.store.transaction():
+        journal.set_phase(lab.store, op.id, "done", git=git)
+        lab.event(
+            op.experiment_id,
+            "git",
+            f"{op.operation.capitalize()}: {git.detail}",
+            operation_id=op.id,
+            **git.model_dump(exclude={"detail"}),
+        )
+    lab.notify_changed(op.experiment_id)
+    return git
+
+
+def _undo(lab: Lab, op: journal.Operation, cause: Exception, *, recovered: bool) -> None:
+    """A file changed under the operation (or could not be written): put back what the operation
+    wrote, overwrite nothing else, close the journal row, and raise a domain error."""
+    try:
+        restored = deploy.undo_steps(lab.project_root, op.steps, lambda d: _blob(lab, d))
+    except (PathError, OSError) as exc:
+        raise DeployError(
+            f"The {op.operation} of {op.experiment_id} stopped ({cause}) and its own changes could not be put "
+            f"back yet ({exc}). Production files each hold either their old or new content; the operation will "
+            "be finished or undone at the next start. Nothing was lost: backups are in the state folder."
+        ) from exc
+    message = (
+        f"{'Interrupted ' if recovered else ''}{op.operation} of {op.experiment_id} undone: {cause} "
+        f"Files put back to their previous content: {', '.join(restored) or 'none needed'}; "
+        f"the experiment stays {op.from_status}."
+    )
+    with lab.store.transaction():
+        journal.set_phase(lab.store, op.id, "undone")
+        lab.event(
+            op.experiment_id, "deploy_undone", message, operation_id=op.id, restored=restored, recovered=recovered
+        )
+    lab.notify_changed(op.experiment_id)
+    if isinstance(cause, Conflict):
+        raise Conflict(message, diff=cause.diff) from cause
+    if isinstance(cause, PathError):
+        raise PathError(message) from cause
+    raise DeployError(message) from cause
+
+
+def _finish(lab: Lab, op: journal.Operation, *, recovered: bool) -> None:
+    how = op.data.get("how", "manual")
+    if op.operation == "promote":
+        label = f"Promoted ({how}{', forced' if op.data.get('forced') else ''})"
+    else:
+        label = f"Rolled back ({how}) after promotion"
+    reason = f"{label}: {op.reason}" if op.reason else label
+    with lab.store.transaction():
+        lab.store.update_experiment(op.experiment_id, status=op.to_status, status_reason=reason, ended_at=lab.clock())
+        if op.operation == "promote":
+            for step in op.steps:
+                lab.store.set_file_backup(op.experiment_id, step.production, step.backup)
+            lab.store.abandon_trials(op.experiment_id)
+        journal.set_phase(lab.store, op.id, "applied")
+        lab.event(
+            op.experiment_id,
+            "promoted" if op.operation == "promote" else "rolled_back",
+            f"{reason}. Files: {', '.join(op.paths)}"
+            + (" (finished on restart after an interruption)" if recovered else ""),
+            operation_id=op.id,
+            how=how,
+            forced=bool(op.data.get("forced")),
+            reason=op.reason,
+            recovered=recovered,
+            files={s.production: {"before": s.old_sha256, "after": s.new_sha256, "backup": s.backup} for s in op.steps},
+        )
+
+
+def _result(
+    lab: Lab,
+    experiment: Experiment,
+    operation: str,
+    outcome: str,
+    steps: list[deploy.FileStep],
+    diff: str,
+    warnings: list[str],
+    *,
+    reason: str | None,
+    forced: bool = False,
+    git: GitOutcome | None = None,
+) -> DeployResult:
+    files = [
+        FileOutcome(production=s.production, before_sha256=s.old_sha256, after_sha256=s.new_sha256, backup=s.backup)
+        for s in steps
+    ]
+    verb = {
+        "promoted": "Promoted",
+        "rolled_back": "Rolled back",
+        "stopped": "Stopped",
+        "expired": "Expired",
+        "dry_run": "Dry run, nothing changed:",
+        "declined": "Declined, nothing changed:",
+    }[outcome]
+    summary = f"{verb} {experiment.id} ({experiment.name})"
+    if files:
+        summary += f"; {len(files)} file(s): {', '.join(f.production for f in files)}"
+    if git is not None:
+        summary += f"; git: {git.detail}"
+    return DeployResult(
+        experiment_id=experiment.id,
+        operation=operation,
+        outcome=outcome,  # type: ignore[arg-type]
+        status=experiment.status,
+        reason=reason,
+        forced=forced,
+        actor=lab.actor,
+        files=files,
+        diff=diff,
+        git=git,
+        warnings=warnings,
+        summary=summary + ".",
+    )
+
+
+# -- recovery -----------------------------------------------------------------------------------------
+
+
+def recover(lab: Lab) -> list[RecoveryNote]:
+    """Finish or undo every operation that a killed process left unfinished (see the module doc).
+    Cheap when there is none: one indexed SELECT."""
+    if not journal.unfinished_ids(lab.store):
+        return []
+    notes = []
+    with deploy.deploy_lock(lab.state_dir, wait=None) as locked:
+        ids = journal.unfinished_ids(lab.store)
+        if not locked:
+            return [_note(journal.load(lab.store, i), "busy", "another process is running it now") for i in ids]
+        for operation_id in ids:
+            op = journal.load(lab.store, operation_id)
+            try:
+                git = _execute(lab, operation_id, recovered=True)
+            except (ExperimentError, OSError) as exc:
+                undone = journal.load(lab.store, operation_id).phase == "undone"
+                notes.append(_note(op, "undone" if undone else "failed", str(exc)))
+                continue
+            note = _note(op, "finished", f"finished on restart ({op.phase} when interrupted); git: {git.detail}", git)
+            lab.event(op.experiment_id, "recovered", note.message, operation_id=op.id, phase=op.phase)
+            notes.append(note)
+    return notes
+
+
+def _note(op: journal.Operation, outcome: str, detail: str, git: GitOutcome | None = None) -> RecoveryNote:
+    return RecoveryNote(
+        operation_id=op.id,
+        experiment_id=op.experiment_id,
+        operation=op.operation,  # type: ignore[arg-type]
+        outcome=outcome,  # type: ignore[arg-type]
+        message=f"Interrupted {op.operation} of {op.experiment_id}: {detail}",
+        git=git,
+    )

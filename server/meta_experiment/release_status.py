@@ -1,0 +1,98 @@
+"""The release half of the status report: the policy's advice for running experiments, when and how
+each one was deployed or ended, active alerts, interrupted operations, and time saved per month."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import journal, monitoring
+from .models import DURATION_UNITS, Experiment, iso, parse_iso
+from .outcomes import ReleaseInfo, ReleaseStatus
+from .release import evaluate
+from .release_text import headline
+
+if TYPE_CHECKING:
+    from .lifecycle import Lab
+
+DAYS_PER_MONTH = 30.0
+TIME_SAVED_BASIS = (
+    "Estimated for promoted experiments whose primary metric is a duration: (control mean - treatment "
+    "mean, in hours) x (trials recorded per day while the experiment ran, counting at least one day) "
+    f"x {DAYS_PER_MONTH:g} days. It assumes usage continues at the rate recorded during the experiment."
+)
+OPERATION_EVENTS = ("recovered", "deploy_undone")
+
+
+def time_saved_hours_per_month(lab: Lab, e: Experiment) -> float | None:
+    metric = e.primary_metric
+    if not metric.is_duration or metric.direction != "lower_is_better" or e.started_at is None:
+        return None
+    running = lab.store.running_stats(e.id)
+    control, treatment = running.get(("control", metric.name)), running.get(("treatment", metric.name))
+    if control is None or treatment is None or control.n == 0 or treatment.n == 0:
+        return None
+    hours_per_unit = DURATION_UNITS[metric.unit or "s"] / 3600.0
+    saved_per_run = (control.mean - treatment.mean) * hours_per_unit
+    end = parse_iso(e.ended_at) if e.ended_at else lab.clock()
+    days = max(1.0, (end - parse_iso(e.started_at)) / 86400.0)
+    return saved_per_run * (e.trials_recorded / days) * DAYS_PER_MONTH
+
+
+def _advice(lab: Lab, e: Experiment) -> tuple[str, float | None]:
+    analysis, decision = evaluate(lab, e)
+    needed = max(0, e.sample_size_required - e.trials_recorded)
+    if decision.action == "continue":
+        text = f"Continue ({needed} more trials needed)" if needed else f"Continue: {decision.rationale}"
+    elif decision.action == "promote":
+        how = "auto mode will promote it" if e.auto_promote else "promote it (needs confirmation)"
+        text = f"Ready to promote: {decision.rationale}; {how}"
+    elif decision.action == "rollback":
+        how = "auto mode will roll it back" if e.auto_rollback else "roll it back (needs confirmation)"
+        text = f"Roll back: {decision.rationale}; {how}"
+    else:
+        text = f"Expire: {decision.rationale}; auto mode will end it"
+    return text, headline(analysis).confidence_pct
+
+
+def release_status(lab: Lab) -> ReleaseStatus:
+    now = lab.clock()
+    infos, total, finished, promoted = [], None, 0, 0
+    for e in lab.experiments():
+        info = ReleaseInfo(experiment_id=e.id)
+        if e.status == "running":
+            info.action, info.confidence_pct = _advice(lab, e)
+        op = journal.latest(lab.store, e.id)
+        if e.status == "promoted" and op is not None and op.operation == "promote":
+            info.deployed_at = iso(op.created_at)
+            info.days_in_production = round((now - op.created_at) / 86400.0, 1)
+            info.ended_by = str(op.data.get("how", "manual"))
+            info.git = op.git.detail if op.git else "git commit pending"
+            info.time_saved_hours_per_month = time_saved_hours_per_month(lab, e)
+            if info.time_saved_hours_per_month is not None:
+                total = (total or 0.0) + info.time_saved_hours_per_month
+        elif e.status in ("rolled_back", "expired"):
+            ended = lab.events(e.id, kinds=["rolled_back", "expired"])
+            info.ended_by = str(ended[-1].data.get("how", "manual")) if ended else None
+            if op is not None and op.operation == "rollback" and op.git:
+                info.git = op.git.detail
+        finished += e.status in ("promoted", "rolled_back", "expired")
+        promoted += e.status == "promoted"
+        infos.append(info)
+    operations = [
+        f"{ev.at} {ev.experiment_id}: {ev.message}" for ev in reversed(lab.events(kinds=list(OPERATION_EVENTS)))
+    ]
+    for operation_id in journal.unfinished_ids(lab.store):
+        op = journal.load(lab.store, operation_id)
+        operations.insert(
+            0,
+            f"{op.experiment_id}: {op.operation} unfinished ({op.phase}); it is finished or undone "
+            "at the next start of the server or CLI",
+        )
+    return ReleaseStatus(
+        experiments=infos,
+        alerts=monitoring.alerts(lab, active_only=True),
+        operations=operations[:20],
+        success_rate_pct=round(100.0 * promoted / finished, 1) if finished else None,
+        time_saved_hours_per_month=None if total is None else round(total, 1),
+        time_saved_basis=TIME_SAVED_BASIS,
+    )

@@ -1,0 +1,82 @@
+"""Commit messages in the seed's format, and the headline numbers they quote."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .models import Experiment
+
+
+@dataclass(frozen=True)
+class Headline:
+    metric: str
+    improvement_pct: float | None
+    p_value: float | None
+    trials: int
+
+    @property
+    def confidence_pct(self) -> float | None:
+        return None if self.p_value is None else 100.0 * (1.0 - self.p_value)
+
+
+def headline(analysis: Any) -> Headline:
+    """Improvement of the primary metric and the p-value that decisions use: the always-valid
+    (sequential) p when the analysis has one, else the fixed-horizon p."""
+    primary = analysis.primary
+    sequential = getattr(primary, "sequential", None)
+    p = getattr(sequential, "p_value", None)
+    if p is None:
+        p = primary.p_value
+    return Headline(primary.name, primary.improvement_pct, p, analysis.trials_recorded)
+
+
+def fmt_pct(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.1f}%"
+
+
+def fmt_p(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:.4f}" if value >= 1e-4 else f"{value:.1e}"
+
+
+def promote_message(experiment: Experiment, analysis: Any, how: str, forced_reason: str | None) -> str:
+    h = headline(analysis)
+    lines = [
+        f"experiment: Promote {experiment.id} to production",
+        "",
+        f"Experiment: {experiment.name}",
+        f"Improvement: {fmt_pct(h.improvement_pct)} ({h.metric})",
+        f"Confidence: {fmt_pct(h.confidence_pct)} (p = {fmt_p(h.p_value)})",
+        f"Trials: {h.trials}",
+    ]
+    if forced_reason:
+        lines.append(f"Forced: {forced_reason}")
+    lines += ["", f"Promoted by meta-experiment ({how})"]
+    return "\n".join(lines) + "\n"
+
+
+def rollback_message(experiment: Experiment, analysis: Any, reason: str, how: str) -> str:
+    h = headline(analysis)
+    if h.improvement_pct is None:
+        regression = f"not measured ({h.metric})"
+    elif h.improvement_pct < 0:
+        regression = f"{-h.improvement_pct:.1f}% worse ({h.metric})"
+    else:
+        regression = f"none measured ({h.metric} {h.improvement_pct:.1f}% better)"
+    return (
+        "\n".join(
+            [
+                f"experiment: Rollback {experiment.id}",
+                "",
+                f"Reason: {reason}",
+                f"Regression: {regression}",
+                "Status: Rolled back to pre-experiment state",
+                "",
+                f"Rolled back by meta-experiment ({how})",
+            ]
+        )
+        + "\n"
+    )

@@ -1,0 +1,244 @@
+"""Promote, rollback and expire on a real git repository: round trips, dry runs, conflicts, path
+escapes, git outcomes, and the event log."""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from conftest import COMMAND, PROD, VAR, VARIANT, spec
+from meta_experiment import release
+from meta_experiment.errors import Conflict, InvalidInput, InvalidState, PathError
+from meta_experiment.lifecycle import Lab
+from release_helpers import (
+    UNRELATED,
+    commit_paths,
+    git,
+    head,
+    porcelain,
+    promoted,
+    record_trials,
+    unrelated_changes,
+    winner,
+)
+from test_lifecycle import snapshot
+
+
+def unchanged(lab: Lab, project: Path):
+    """Everything a refused or dry-run call must leave as it was: database, files, git."""
+    return snapshot(lab), (project / PROD).read_bytes(), head(project), porcelain(project)
+
+
+def test_promote_round_trip_commits_only_the_experiment_paths(lab: Lab, project: Path) -> None:
+    (project / PROD).chmod(0o640)
+    unrelated_changes(project)
+    e = winner(lab)
+    result = release.promote(lab, e.id)
+    assert result.outcome == "promoted" and result.status == "promoted"
+    assert (project / PROD).read_text() == VARIANT
+    assert stat.S_IMODE((project / PROD).stat().st_mode) == 0o640
+    backup = lab.state_dir / result.files[0].backup
+    assert backup.read_text() == COMMAND
+    assert lab.get(e.id).files[0].backup == result.files[0].backup
+    # git: exactly the experiment's path; the person's staged and unstaged changes untouched
+    assert result.git.status == "committed" and result.git.commit == head(project)
+    assert commit_paths(project) == {PROD}
+    assert porcelain(project) >= UNRELATED
+    message = git(project, "log", "-1", "--format=%B")
+    assert message.startswith(f"experiment: Promote {e.id} to production\n\n")
+    assert re.search(r"\nImprovement: (39|40)\.\d% \(time_to_complete\)\nConfidence: \d+\.\d% \(p = ", message)
+    for line in ("\nExperiment: Parallel PR review\n", "\nTrials: 40\n", "\nPromoted by meta-experiment (manual)"):
+        assert line in message
+    kinds = [ev.kind for ev in lab.events(e.id)]
+    assert kinds[-2:] == ["promoted", "git"]
+    # ... and back
+    back = release.rollback(lab, e.id, reason="reviews got sloppier")
+    assert back.outcome == "rolled_back" and lab.get(e.id).status == "rolled_back"
+    assert (project / PROD).read_text() == COMMAND
+    assert commit_paths(project) == {PROD}
+    message = git(project, "log", "-1", "--format=%B")
+    assert message.startswith(f"experiment: Rollback {e.id}\n\nReason: reviews got sloppier\nRegression: ")
+    assert "Status: Rolled back to pre-experiment state" in message
+    assert porcelain(project) >= UNRELATED
+    assert lab.get(e.id).status_reason == "Rolled back (manual) after promotion: reviews got sloppier"
+
+
+def test_dry_run_returns_the_diff_and_changes_nothing(lab: Lab, project: Path) -> None:
+    e = winner(lab)
+    before = unchanged(lab, project)
+    result = release.promote(lab, e.id, dry_run=True)
+    assert result.outcome == "dry_run" and result.status == "running" and result.git is None
+    assert f"--- a/{PROD} (production)" in result.diff
+    assert "-Review the pull request. Run the security analyst, then the cleanup agent." in result.diff
+    assert "+Review the pull request. Run the security analyst and the cleanup agent in parallel." in result.diff
+    assert unchanged(lab, project) == before
+    release.promote(lab, e.id)
+    before = unchanged(lab, project)
+    back = release.rollback(lab, e.id, reason="check", dry_run=True)
+    assert back.outcome == "dry_run" and "+Review the pull request. Run the security analyst, then" in back.diff
+    assert unchanged(lab, project) == before
+
+
+def test_promote_needs_the_policy_or_force_with_a_reason(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec(sample_size_required=20))
+    record_trials(lab, e.id, trials=6)
+    before = unchanged(lab, project)
+    with pytest.raises(InvalidState, match="not ready to promote.*force=true"):
+        release.promote(lab, e.id)
+    with pytest.raises(InvalidInput, match="force=true needs a reason"):
+        release.promote(lab, e.id, force=True)
+    assert unchanged(lab, project) == before
+    result = release.promote(lab, e.id, force=True, reason="the team reviewed it; ship it")
+    assert result.forced and (project / PROD).read_text() == VARIANT
+    event = next(ev for ev in lab.events(e.id) if ev.kind == "promoted")
+    assert event.data["forced"] is True and event.data["reason"] == "the team reviewed it; ship it"
+    assert "Forced: the team reviewed it; ship it" in git(project, "log", "-1", "--format=%B")
+    with pytest.raises(InvalidState, match="promoted"):
+        release.promote(lab, e.id, force=True, reason="again")
+
+
+def test_rollback_of_a_running_experiment_stops_it_without_touching_files(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec())
+    open_trial = lab.assign(e.id)
+    before_head, before_file = head(project), (project / PROD).read_bytes()
+    with pytest.raises(InvalidInput, match="needs a reason"):
+        release.rollback(lab, e.id, reason="  ")
+    result = release.rollback(lab, e.id, reason="wrong idea")
+    assert result.outcome == "stopped" and result.files == [] and result.git.status == "not_needed"
+    assert lab.get(e.id).status == "rolled_back"
+    assert (project / PROD).read_bytes() == before_file and head(project) == before_head
+    assert lab.trial(open_trial.trial_id).status == "abandoned"
+    with pytest.raises(InvalidState):
+        release.rollback(lab, e.id, reason="twice")
+
+
+def test_expire_ends_a_running_experiment(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec())
+    result = release.expire(lab, e.id, reason="14 days without a conclusive result")
+    assert result.outcome == "expired" and lab.get(e.id).status == "expired"
+    assert (project / PROD).read_text() == COMMAND
+
+
+# -- conflicts ------------------------------------------------------------------------------------
+
+
+def test_promote_refuses_when_production_was_edited_since_start(lab: Lab, project: Path) -> None:
+    e = winner(lab)
+    (project / PROD).write_text(COMMAND + "A line someone added.\n")
+    before = unchanged(lab, project)
+    with pytest.raises(Conflict, match="was edited since the experiment started.*Nothing was overwritten") as err:
+        release.promote(lab, e.id)
+    assert "+A line someone added." in err.value.diff
+    assert unchanged(lab, project) == before
+    (project / PROD).unlink()
+    with pytest.raises(Conflict, match="was deleted"):
+        release.promote(lab, e.id, force=True, reason="even forced")
+    assert not (project / PROD).exists()
+
+
+def test_rollback_refuses_when_the_promoted_file_was_edited(lab: Lab, project: Path) -> None:
+    e = promoted(lab)
+    (project / PROD).write_text(VARIANT + "tweak after promotion\n")
+    before = unchanged(lab, project)
+    with pytest.raises(Conflict, match="after promotion") as err:
+        release.rollback(lab, e.id, reason="regression")
+    assert "+tweak after promotion" in err.value.diff
+    assert unchanged(lab, project) == before
+
+
+def test_a_variant_edited_after_start_promotes_the_tested_snapshot(lab: Lab, project: Path) -> None:
+    e = winner(lab)
+    (project / VAR).write_text("an untested rewrite\n")
+    result = release.promote(lab, e.id)
+    assert (project / PROD).read_text() == VARIANT
+    assert any("tested snapshot" in w for w in result.warnings)
+
+
+# -- path escapes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["../outside.md", "ABSOLUTE", ".claude/../../outside.md"])
+def test_create_refuses_paths_outside_the_project(lab: Lab, project: Path, bad: str) -> None:
+    outside = project.parent / "outside.md"
+    outside.write_text("not yours\n")
+    path = str(outside) if bad == "ABSOLUTE" else bad
+    with pytest.raises(PathError, match="outside the project"):
+        lab.create(**spec(files={path: VAR}))
+    with pytest.raises(PathError, match="outside the project"):
+        lab.create(**spec(files={PROD: path}))
+
+
+def test_promote_refuses_a_symlink_swapped_in_after_create(lab: Lab, project: Path) -> None:
+    e = winner(lab)
+    outside = project.parent / "victim.md"
+    outside.write_text(COMMAND)  # same bytes as the snapshot: only the path check can catch it
+    (project / PROD).unlink()
+    (project / PROD).symlink_to(outside)
+    with pytest.raises(PathError, match="symlink"):
+        release.promote(lab, e.id)
+    assert outside.read_text() == COMMAND and (project / PROD).is_symlink()
+    assert lab.get(e.id).status == "running"
+
+
+def test_rollback_refuses_a_symlinked_folder_swapped_in_after_promotion(lab: Lab, project: Path) -> None:
+    e = promoted(lab)
+    elsewhere = project.parent / "elsewhere"
+    (elsewhere / "commands").mkdir(parents=True)
+    (elsewhere / "commands" / "review_pr.md").write_text(VARIANT)
+    (project / ".claude").rename(project.parent / "moved")
+    (project / ".claude").symlink_to(elsewhere)
+    with pytest.raises(PathError):
+        release.rollback(lab, e.id, reason="regression")
+    assert (elsewhere / "commands" / "review_pr.md").read_text() == VARIANT
+    assert lab.get(e.id).status == "promoted"
+
+
+# -- git outcomes ---------------------------------------------------------------------------------
+
+
+def test_promote_outside_git_and_with_a_failing_hook_keeps_files_consistent(
+    tmp_path: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = project / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho 'blocked by policy hook' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    lab = Lab.open(project)
+    try:
+        result = release.promote(lab, winner(lab).id)
+        assert result.git.status == "failed" and "blocked by policy hook" in result.git.detail
+        assert "git: commit failed: blocked by policy hook" in result.summary
+        assert result.status == "promoted" and (project / PROD).read_text() == VARIANT
+        assert [ev for ev in lab.events() if ev.kind == "git"][-1].data["status"] == "failed"
+    finally:
+        lab.close()
+    plain = tmp_path / "plain"
+    (plain / "cmd").mkdir(parents=True)
+    (plain / "cmd" / "a.md").write_text(COMMAND)
+    (plain / "cmd" / "a.md.experiment").write_text(VARIANT)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    lab = Lab.open(plain)
+    try:
+        e = winner(lab, files={"cmd/a.md": "cmd/a.md.experiment"})
+        result = release.promote(lab, e.id)
+        assert result.git.status == "not_a_repository" and "not a git repository" in result.summary
+        assert (plain / "cmd" / "a.md").read_text() == VARIANT
+    finally:
+        lab.close()
+
+
+def test_multi_file_promote_and_rollback(lab: Lab, project: Path) -> None:
+    (project / "agents").mkdir()
+    (project / "agents" / "reviewer.md").write_text("reviewer v1\n")
+    (project / "agents" / "reviewer.v2.md").write_text("reviewer v2\n")
+    git(project, "add", "--", "agents/reviewer.md")
+    git(project, "commit", "-q", "-m", "agent")
+    e = winner(lab, files={PROD: VAR, "agents/reviewer.md": "agents/reviewer.v2.md"})
+    release.promote(lab, e.id)
+    assert (project / "agents" / "reviewer.md").read_text() == "reviewer v2\n"
+    assert commit_paths(project) == {PROD, "agents/reviewer.md"}
+    release.rollback(lab, e.id, reason="both back")
+    assert (project / "agents" / "reviewer.md").read_text() == "reviewer v1\n"
+    assert (project / PROD).read_text() == COMMAND
