@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import monitoring, release
+from . import monitoring, operations, release
 from .errors import ExperimentError
 from .outcomes import AutoItem, AutoReport, CriterionNote
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 def run_auto(lab: Lab, *, dry_run: bool = False) -> AutoReport:
-    recovered = [] if dry_run else release.recover(lab)
+    recovered = [] if dry_run else operations.recover(lab)
     items = [_one(lab, e, dry_run) for e in lab.experiments(["running"])]
     return AutoReport(dry_run=dry_run, items=items, recovered=recovered)
 

@@ -168,6 +168,7 @@ def apply_steps(project_root: Path, steps: Sequence[FileStep], blob: Callable[[s
         current = read_current(project_root, step.production)
         digest = None if current is None else sha256_hex(current)
         if digest == step.new_sha256:
+            remove_stale_temps(path)  # a killed earlier run may have left one
             continue
         if digest != step.old_sha256:
             raise Conflict(

@@ -127,14 +127,14 @@ class Lab:
         recover: bool = True,
     ) -> Lab:
         """Open the project's state and, unless `recover` is False, finish or undo any promote or
-        rollback that a killed process left unfinished (`release.recover`)."""
+        rollback that a killed process left unfinished (`operations.recover`)."""
         environ = None if env is None else dict(env)
         root = (project_root or paths.find_project_root(env=environ)).resolve()
         state = state_dir or paths.find_state_dir(root, env=environ)
         paths.ensure_state_dir(state)
         lab = cls(project_root=root, state_dir=state, store=Store(state / DB_FILE_NAME), actor=actor)
         if recover:
-            from .release import recover as recover_operations
+            from .operations import recover as recover_operations
 
             lab.recovered = recover_operations(lab)
         return lab

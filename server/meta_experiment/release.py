@@ -1,4 +1,4 @@
-"""Promote, rollback and expire: whether production may change, and the sequence that changes it.
+"""Promote, rollback and expire: whether production may change, and in which order it changes.
 
 Promote (running -> promoted) and rollback of a promoted experiment (promoted -> rolled_back) run
 the same sequence, under the project's deploy lock:
@@ -11,12 +11,8 @@ the same sequence, under the project's deploy lock:
   5. in one transaction: experiment status + journal phase `applied` + event;
   6. git commit of exactly those paths; the journal row is `done` with the git outcome.
 
-Recovery (`recover`, at every start of the server or CLI) finishes any operation a killed process
-left unfinished: if every file holds its old or its new content, it rolls *forward* (the operation
-had passed every check and, for a manual one, the person's confirmation before step 3) and
-continues at step 4 or 6; if a file holds anything else (someone edited it meanwhile), it puts back
-the old content of the files that hold exactly the new content, overwrites nothing else, marks the
-operation `undone` and reports the conflict. Either way an event records what happened.
+Steps 2-6 and the recovery of an operation a killed process left unfinished are in
+`operations.py`; the file mechanics are in `deploy.py`. This module holds the rules.
 
 Rollback of a running experiment, and expiry, change no file (production was never touched while
 the experiment ran): the experiment just stops.
@@ -26,10 +22,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import deploy, gitcommit, journal, policy
-from .errors import Conflict, DeployError, ExperimentError, InvalidInput, InvalidState, PathError
-from .files import backup_bytes
-from .outcomes import DeployResult, FileOutcome, GitOutcome, RecoveryNote
+from . import deploy, journal, operations, policy
+from .errors import Conflict, InvalidInput, InvalidState
+from .outcomes import DeployResult, FileOutcome, GitOutcome
 from .release_text import promote_message, rollback_message
 
 if TYPE_CHECKING:
@@ -102,7 +97,7 @@ def promote(
             experiment = lab.get(experiment_id)
             _require(experiment, ("running",), "promoted")
         steps, diff, warnings = _plan(lab, experiment, "promote")
-        steps = _backup(lab, steps)
+        steps = operations.backup(lab, steps)
         with lab.store.transaction():
             _require(lab.get(experiment_id), ("running",), "promoted")
             operation_id = journal.begin(
@@ -118,7 +113,7 @@ def promote(
                 steps=steps,
             )
         deploy.checkpoint("journal_written")
-        git = _execute(lab, operation_id)
+        git = operations.execute(lab, operation_id)
     return _result(
         lab, lab.get(experiment_id), "promote", "promoted", steps, diff, warnings, reason=reason, forced=force, git=git
     )
@@ -149,7 +144,7 @@ def rollback(
     message = rollback_message(experiment, analysis, reason, how)
     with deploy.deploy_lock(lab.state_dir):
         steps, diff, warnings = _plan(lab, experiment, "rollback")
-        steps = _backup(lab, steps)
+        steps = operations.backup(lab, steps)
         with lab.store.transaction():
             _require(lab.get(experiment_id), ("promoted",), "rolled back")
             operation_id = journal.begin(
@@ -165,7 +160,7 @@ def rollback(
                 steps=steps,
             )
         deploy.checkpoint("journal_written")
-        git = _execute(lab, operation_id)
+        git = operations.execute(lab, operation_id)
     return _result(
         lab, lab.get(experiment_id), "rollback", "rolled_back", steps, diff, warnings, reason=reason, git=git
     )
@@ -223,7 +218,7 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> tuple[list[deploy
         else:
             old, new, expected, target = f.treatment_sha256, f.control_sha256, "as promoted", "pre-experiment"
         current = deploy.read_current(lab.project_root, f.production)
-        old_content, new_content = _blob(lab, old), _blob(lab, new)
+        old_content, new_content = operations.blob(lab, old), operations.blob(lab, new)
         if current is None or deploy.sha256_hex(current) != old:
             state = "was deleted" if current is None else "was edited"
             conflicts.append(
@@ -270,110 +265,6 @@ def _variant_drift(lab: Lab, variant: str, tested: str) -> list[str]:
     return []
 
 
-def _blob(lab: Lab, digest: str) -> bytes:
-    content = lab.store.blob(digest)
-    if content is None:
-        raise DeployError(f"The snapshot {digest[:12]} is missing from the state database; nothing was written.")
-    return content
-
-
-def _backup(lab: Lab, steps: list[deploy.FileStep]) -> list[deploy.FileStep]:
-    """Back the current (old) content up in the state folder before anything is overwritten."""
-    out = []
-    for step in steps:
-        path = backup_bytes(lab.state_dir, _blob(lab, step.old_sha256))
-        out.append(
-            deploy.FileStep(
-                step.production, step.old_sha256, step.new_sha256, path.relative_to(lab.state_dir).as_posix()
-            )
-        )
-    deploy.checkpoint("backup_written")
-    return out
-
-
-def _execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutcome:
-    """Run a journaled operation from its current phase to `done` (or `undone`)."""
-    op = journal.load(lab.store, operation_id)
-    if op.phase == "applying":
-        try:
-            deploy.apply_steps(lab.project_root, op.steps, lambda d: _blob(lab, d))
-        except (Conflict, PathError, OSError) as exc:
-            _undo(lab, op, exc, recovered=recovered)
-        deploy.checkpoint("files_applied")
-        _finish(lab, op, recovered=recovered)
-        deploy.checkpoint("state_marked")
-    git = gitcommit.commit_paths(lab.project_root, op.paths, op.commit_message)
-    deploy.checkpoint("committed")
-    with lab.store.transaction():
-        journal.set_phase(lab.store, op.id, "done", git=git)
-        lab.event(
-            op.experiment_id,
-            "git",
-            f"{op.operation.capitalize()}: {git.detail}",
-            operation_id=op.id,
-            **git.model_dump(exclude={"detail"}),
-        )
-    lab.notify_changed(op.experiment_id)
-    return git
-
-
-def _undo(lab: Lab, op: journal.Operation, cause: Exception, *, recovered: bool) -> None:
-    """A file changed under the operation (or could not be written): put back what the operation
-    wrote, overwrite nothing else, close the journal row, and raise a domain error."""
-    try:
-        restored = deploy.undo_steps(lab.project_root, op.steps, lambda d: _blob(lab, d))
-    except (PathError, OSError) as exc:
-        raise DeployError(
-            f"The {op.operation} of {op.experiment_id} stopped ({cause}) and its own changes could not be put "
-            f"back yet ({exc}). Production files each hold either their old or new content; the operation will "
-            "be finished or undone at the next start. Nothing was lost: backups are in the state folder."
-        ) from exc
-    message = (
-        f"{'Interrupted ' if recovered else ''}{op.operation} of {op.experiment_id} undone: {cause} "
-        f"Files put back to their previous content: {', '.join(restored) or 'none needed'}; "
-        f"the experiment stays {op.from_status}."
-    )
-    with lab.store.transaction():
-        journal.set_phase(lab.store, op.id, "undone")
-        lab.event(
-            op.experiment_id, "deploy_undone", message, operation_id=op.id, restored=restored, recovered=recovered
-        )
-    lab.notify_changed(op.experiment_id)
-    if isinstance(cause, Conflict):
-        raise Conflict(message, diff=cause.diff) from cause
-    if isinstance(cause, PathError):
-        raise PathError(message) from cause
-    raise DeployError(message) from cause
-
-
-def _finish(lab: Lab, op: journal.Operation, *, recovered: bool) -> None:
-    how = op.data.get("how", "manual")
-    if op.operation == "promote":
-        label = f"Promoted ({how}{', forced' if op.data.get('forced') else ''})"
-    else:
-        label = f"Rolled back ({how}) after promotion"
-    reason = f"{label}: {op.reason}" if op.reason else label
-    with lab.store.transaction():
-        lab.store.update_experiment(op.experiment_id, status=op.to_status, status_reason=reason, ended_at=lab.clock())
-        if op.operation == "promote":
-            for step in op.steps:
-                lab.store.set_file_backup(op.experiment_id, step.production, step.backup)
-            lab.store.abandon_trials(op.experiment_id)
-        journal.set_phase(lab.store, op.id, "applied")
-        lab.event(
-            op.experiment_id,
-            "promoted" if op.operation == "promote" else "rolled_back",
-            f"{reason}. Files: {', '.join(op.paths)}"
-            + (" (finished on restart after an interruption)" if recovered else ""),
-            operation_id=op.id,
-            how=how,
-            forced=bool(op.data.get("forced")),
-            reason=op.reason,
-            recovered=recovered,
-            files={s.production: {"before": s.old_sha256, "after": s.new_sha256, "backup": s.backup} for s in op.steps},
-        )
-
-
 def _result(
     lab: Lab,
     experiment: Experiment,
@@ -417,42 +308,4 @@ def _result(
         git=git,
         warnings=warnings,
         summary=summary + ".",
-    )
-
-
-# -- recovery -----------------------------------------------------------------------------------------
-
-
-def recover(lab: Lab) -> list[RecoveryNote]:
-    """Finish or undo every operation that a killed process left unfinished (see the module doc).
-    Cheap when there is none: one indexed SELECT."""
-    if not journal.unfinished_ids(lab.store):
-        return []
-    notes = []
-    with deploy.deploy_lock(lab.state_dir, wait=None) as locked:
-        ids = journal.unfinished_ids(lab.store)
-        if not locked:
-            return [_note(journal.load(lab.store, i), "busy", "another process is running it now") for i in ids]
-        for operation_id in ids:
-            op = journal.load(lab.store, operation_id)
-            try:
-                git = _execute(lab, operation_id, recovered=True)
-            except (ExperimentError, OSError) as exc:
-                undone = journal.load(lab.store, operation_id).phase == "undone"
-                notes.append(_note(op, "undone" if undone else "failed", str(exc)))
-                continue
-            note = _note(op, "finished", f"finished on restart ({op.phase} when interrupted); git: {git.detail}", git)
-            lab.event(op.experiment_id, "recovered", note.message, operation_id=op.id, phase=op.phase)
-            notes.append(note)
-    return notes
-
-
-def _note(op: journal.Operation, outcome: str, detail: str, git: GitOutcome | None = None) -> RecoveryNote:
-    return RecoveryNote(
-        operation_id=op.id,
-        experiment_id=op.experiment_id,
-        operation=op.operation,  # type: ignore[arg-type]
-        outcome=outcome,  # type: ignore[arg-type]
-        message=f"Interrupted {op.operation} of {op.experiment_id}: {detail}",
-        git=git,
     )

@@ -1,0 +1,179 @@
+"""Running a journaled promote or rollback to its end: back up, apply the files one atomic rename
+at a time, record the new status, commit to git - and, at every start of the server or CLI, finish
+or undo any operation that a killed process left unfinished (`recover`).
+
+Recovery rolls *forward* when every file holds its old or its new content: the operation had
+passed every check (and, for a manual one, the person's confirmation) before its journal row was
+written, so finishing it is what was asked for. If a file holds anything else (someone edited it
+meanwhile), it puts back the old content of the files that hold exactly the new content, overwrites
+nothing else, marks the operation `undone` and reports the conflict. Either way an event records
+what happened, and the status report shows it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+from . import deploy, gitcommit, journal
+from .errors import Conflict, DeployError, ExperimentError, PathError
+from .files import BACKUP_DIR_NAME, backup_bytes
+from .outcomes import GitOutcome, RecoveryNote
+
+if TYPE_CHECKING:
+    from .lifecycle import Lab
+
+
+def blob(lab: Lab, digest: str) -> bytes:
+    content = lab.store.blob(digest)
+    if content is None:
+        raise DeployError(f"The snapshot {digest[:12]} is missing from the state database; nothing was written.")
+    return content
+
+
+def backup(lab: Lab, steps: list[deploy.FileStep]) -> list[deploy.FileStep]:
+    """Back the current (old) content up in the state folder before anything is overwritten."""
+    _remove_stale_backup_temps(lab)
+    out = []
+    for step in steps:
+        path = backup_bytes(lab.state_dir, blob(lab, step.old_sha256))
+        out.append(
+            deploy.FileStep(
+                step.production, step.old_sha256, step.new_sha256, path.relative_to(lab.state_dir).as_posix()
+            )
+        )
+    deploy.checkpoint("backup_written")
+    return out
+
+
+def _remove_stale_backup_temps(lab: Lab, older_than: float = 3600.0) -> None:
+    """A process killed while writing a backup leaves a temp file in `<state>/backups/`; remove
+    those older than an hour (younger ones may belong to a write in progress, e.g. an export)."""
+    folder = lab.state_dir / BACKUP_DIR_NAME
+    cutoff = time.time() - older_than
+    for stale in folder.glob(".*.tmp") if folder.is_dir() else ():
+        with contextlib.suppress(FileNotFoundError):
+            if stale.stat().st_mtime < cutoff:
+                stale.unlink()
+
+
+def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutcome:
+    """Run a journaled operation from its current phase to `done` (or `undone`)."""
+    op = journal.load(lab.store, operation_id)
+    if op.phase == "applying":
+        try:
+            deploy.apply_steps(lab.project_root, op.steps, lambda d: blob(lab, d))
+        except (Conflict, PathError, OSError) as exc:
+            _undo(lab, op, exc, recovered=recovered)
+        deploy.checkpoint("files_applied")
+        _finish(lab, op, recovered=recovered)
+        deploy.checkpoint("state_marked")
+    git = gitcommit.commit_paths(lab.project_root, op.paths, op.commit_message)
+    deploy.checkpoint("committed")
+    with lab.store.transaction():
+        journal.set_phase(lab.store, op.id, "done", git=git)
+        lab.event(
+            op.experiment_id,
+            "git",
+            f"{op.operation.capitalize()}: {git.detail}",
+            operation_id=op.id,
+            **git.model_dump(exclude={"detail"}),
+        )
+    lab.notify_changed(op.experiment_id)
+    return git
+
+
+def _undo(lab: Lab, op: journal.Operation, cause: Exception, *, recovered: bool) -> None:
+    """A file changed under the operation (or could not be written): put back what the operation
+    wrote, overwrite nothing else, close the journal row, and raise a domain error."""
+    try:
+        restored = deploy.undo_steps(lab.project_root, op.steps, lambda d: blob(lab, d))
+    except (PathError, OSError) as exc:
+        raise DeployError(
+            f"The {op.operation} of {op.experiment_id} stopped ({cause}) and its own changes could not be put "
+            f"back yet ({exc}). Production files each hold either their old or new content; the operation will "
+            "be finished or undone at the next start. Nothing was lost: backups are in the state folder."
+        ) from exc
+    message = (
+        f"{'Interrupted ' if recovered else ''}{op.operation} of {op.experiment_id} undone: {cause} "
+        f"Files put back to their previous content: {', '.join(restored) or 'none needed'}; "
+        f"the experiment stays {op.from_status}."
+    )
+    with lab.store.transaction():
+        journal.set_phase(lab.store, op.id, "undone")
+        lab.event(
+            op.experiment_id, "deploy_undone", message, operation_id=op.id, restored=restored, recovered=recovered
+        )
+    lab.notify_changed(op.experiment_id)
+    if isinstance(cause, Conflict):
+        raise Conflict(message, diff=cause.diff) from cause
+    if isinstance(cause, PathError):
+        raise PathError(message) from cause
+    raise DeployError(message) from cause
+
+
+def _finish(lab: Lab, op: journal.Operation, *, recovered: bool) -> None:
+    how = op.data.get("how", "manual")
+    if op.operation == "promote":
+        label = f"Promoted ({how}{', forced' if op.data.get('forced') else ''})"
+    else:
+        label = f"Rolled back ({how}) after promotion"
+    reason = f"{label}: {op.reason}" if op.reason else label
+    with lab.store.transaction():
+        lab.store.update_experiment(op.experiment_id, status=op.to_status, status_reason=reason, ended_at=lab.clock())
+        if op.operation == "promote":
+            for step in op.steps:
+                lab.store.set_file_backup(op.experiment_id, step.production, step.backup)
+            lab.store.abandon_trials(op.experiment_id)
+        journal.set_phase(lab.store, op.id, "applied")
+        lab.event(
+            op.experiment_id,
+            "promoted" if op.operation == "promote" else "rolled_back",
+            f"{reason}. Files: {', '.join(op.paths)}"
+            + (" (finished on restart after an interruption)" if recovered else ""),
+            operation_id=op.id,
+            how=how,
+            forced=bool(op.data.get("forced")),
+            reason=op.reason,
+            recovered=recovered,
+            files={s.production: {"before": s.old_sha256, "after": s.new_sha256, "backup": s.backup} for s in op.steps},
+        )
+
+
+# -- recovery -----------------------------------------------------------------------------------------
+
+
+def recover(lab: Lab) -> list[RecoveryNote]:
+    """Finish or undo every operation that a killed process left unfinished (see the module doc).
+    Cheap when there is none: one indexed SELECT."""
+    if not journal.unfinished_ids(lab.store):
+        return []
+    notes = []
+    with deploy.deploy_lock(lab.state_dir, wait=None) as locked:
+        ids = journal.unfinished_ids(lab.store)
+        if not locked:
+            return [_note(journal.load(lab.store, i), "busy", "another process is running it now") for i in ids]
+        for operation_id in ids:
+            op = journal.load(lab.store, operation_id)
+            try:
+                git = execute(lab, operation_id, recovered=True)
+            except (ExperimentError, OSError) as exc:
+                undone = journal.load(lab.store, operation_id).phase == "undone"
+                notes.append(_note(op, "undone" if undone else "failed", str(exc)))
+                continue
+            note = _note(op, "finished", f"finished on restart ({op.phase} when interrupted); git: {git.detail}", git)
+            lab.event(op.experiment_id, "recovered", note.message, operation_id=op.id, phase=op.phase)
+            notes.append(note)
+    return notes
+
+
+def _note(op: journal.Operation, outcome: str, detail: str, git: GitOutcome | None = None) -> RecoveryNote:
+    return RecoveryNote(
+        operation_id=op.id,
+        experiment_id=op.experiment_id,
+        operation=op.operation,  # type: ignore[arg-type]
+        outcome=outcome,  # type: ignore[arg-type]
+        message=f"Interrupted {op.operation} of {op.experiment_id}: {detail}",
+        git=git,
+    )
