@@ -417,14 +417,12 @@ class Store:
                 "INSERT INTO metric_values (trial_id, metric, value) VALUES (?, ?, ?)",
                 [(trial_id, name, value) for name, value in values.items()],
             )
-            for name, value in values.items():
-                self._fold(db, experiment_id, arm, name, value)
+            self._fold(db, experiment_id, arm, values)
             db.execute(
                 "UPDATE arm_counts SET recorded = recorded + 1, successes = successes + ?"
                 " WHERE experiment_id = ? AND arm = ?",
                 (int(success), experiment_id, arm),
             )
-            db.execute("UPDATE experiments SET version = version + 1 WHERE id = ?", (experiment_id,))
 
     def abandon_trials(self, experiment_id: str, older_than: float | None = None) -> int:
         """Mark still-assigned trials abandoned (all of them, or those assigned before a time)."""
@@ -443,20 +441,25 @@ class Store:
                 )
             return sum(c for _, c in per_arm)
 
-    def _fold(self, db: sqlite3.Connection, experiment_id: str, arm: str, metric: str, value: float) -> None:
-        row = db.execute(
-            "SELECT n, shift, shifted_mean, m2, min, max FROM arm_stats"
-            " WHERE experiment_id = ? AND arm = ? AND metric = ?",
-            (experiment_id, arm, metric),
-        ).fetchone()
-        current = EMPTY_STATS if row is None else RunningStats(*row)
-        new = current.add(value)
-        db.execute(
+    def _fold(self, db: sqlite3.Connection, experiment_id: str, arm: str, values: dict[str, float]) -> None:
+        """Fold one trial's values into the arm's running statistics (inside the caller's transaction)."""
+        current = {
+            r[0]: RunningStats(*r[1:])
+            for r in db.execute(
+                "SELECT metric, n, shift, shifted_mean, m2, min, max FROM arm_stats WHERE experiment_id = ? AND arm = ?",
+                (experiment_id, arm),
+            )
+        }
+        rows = []
+        for metric, value in values.items():
+            new = current.get(metric, EMPTY_STATS).add(value)
+            rows.append((experiment_id, arm, metric, new.n, new.shift, new.shifted_mean, new.m2, new.min, new.max))
+        db.executemany(
             "INSERT INTO arm_stats (experiment_id, arm, metric, n, shift, shifted_mean, m2, min, max)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (experiment_id, arm, metric) DO UPDATE SET n = excluded.n,"
             " shifted_mean = excluded.shifted_mean, m2 = excluded.m2, min = excluded.min, max = excluded.max",
-            (experiment_id, arm, metric, new.n, new.shift, new.shifted_mean, new.m2, new.min, new.max),
+            rows,
         )
 
     def running_stats(self, experiment_id: str) -> dict[tuple[str, str], RunningStats]:
