@@ -446,7 +446,8 @@ class Store:
         current = {
             r[0]: RunningStats(*r[1:])
             for r in db.execute(
-                "SELECT metric, n, shift, shifted_mean, m2, min, max FROM arm_stats WHERE experiment_id = ? AND arm = ?",
+                "SELECT metric, n, shift, shifted_mean, m2, min, max FROM arm_stats"
+                " WHERE experiment_id = ? AND arm = ?",
                 (experiment_id, arm),
             )
         }
