@@ -253,8 +253,7 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
         }
     )
     if ext.get("next_slot"):
-        with lab.store.transaction() as db:
-            db.execute("UPDATE experiments SET next_slot = ? WHERE id = ?", (int(ext["next_slot"]), item["id"]))
+        lab.store.update_experiment(item["id"], next_slot=int(ext["next_slot"]))
     snapshots = {f["production"]: f for f in ext.get("files") or []}
     for production, variant in spec.files.items():
         snap = snapshots.get(production)
@@ -295,16 +294,7 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
                 values[name] = float(value)
             at = parse_iso(t["recorded_at"]) if t.get("recorded_at") else created
             lab.store.record_trial(new_ids[i], item["id"], t["arm"], values, bool(t.get("success", True)), at)
-    abandoned = [new_ids[i] for i, t in enumerate(trials) if t.get("status") == "abandoned"]
-    if abandoned:
-        with lab.store.transaction() as db:
-            db.executemany("UPDATE trials SET status = 'abandoned' WHERE id = ?", [(i,) for i in abandoned])
-            for arm in ARMS:
-                count = sum(1 for i, t in enumerate(trials) if t.get("status") == "abandoned" and t["arm"] == arm)
-                db.execute(
-                    "UPDATE arm_counts SET abandoned = abandoned + ? WHERE experiment_id = ? AND arm = ?",
-                    (count, item["id"], arm),
-                )
+    lab.store.abandon_trial_ids([new_ids[i] for i, t in enumerate(trials) if t.get("status") == "abandoned"])
     for ev in ext.get("events") or []:
         lab.store.add_event(
             item["id"],

@@ -441,6 +441,21 @@ class Store:
                 )
             return sum(c for _, c in per_arm)
 
+    def abandon_trial_ids(self, trial_ids: Sequence[int]) -> None:
+        """Mark these still-assigned trials abandoned (used when importing)."""
+        with self.transaction() as db:
+            for trial_id in trial_ids:
+                row = db.execute(
+                    "SELECT experiment_id, arm FROM trials WHERE id = ? AND status = 'assigned'", (trial_id,)
+                ).fetchone()
+                if row is None:
+                    continue
+                db.execute("UPDATE trials SET status = 'abandoned' WHERE id = ?", (trial_id,))
+                db.execute(
+                    "UPDATE arm_counts SET abandoned = abandoned + 1 WHERE experiment_id = ? AND arm = ?",
+                    (row[0], row[1]),
+                )
+
     def _fold(self, db: sqlite3.Connection, experiment_id: str, arm: str, values: dict[str, float]) -> None:
         """Fold one trial's values into the arm's running statistics (inside the caller's transaction)."""
         current = {
