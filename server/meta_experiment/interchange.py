@@ -168,7 +168,9 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
         raise InvalidInput("on_conflict must be 'error' or 'skip'.")
     if not isinstance(document, dict) or not isinstance(document.get("experiments"), list):
         raise InvalidInput('The document must be an object with an "experiments" list (the seed\'s experiments.json).')
-    imported, skipped, warnings = [], [], []
+    imported: list[str] = []
+    skipped: list[str] = []
+    warnings: list[str] = []
     with lab.store.transaction():
         for index, item in enumerate(document["experiments"]):
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
@@ -266,7 +268,7 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
         )
         if snap is not None and snap.get("backup"):
             lab.store.set_file_backup(item["id"], production, snap["backup"])
-    trials = ext.get("trials") if "trials" in ext else _seed_trials(item, spec.primary_metric.name)
+    trials: list[dict[str, Any]] = ext["trials"] if "trials" in ext else _seed_trials(item, spec.primary_metric.name)
     known = {m.name: m for m in spec.metrics}
     # Fold in recording order, as the original store did, so the running statistics match exactly.
     order = sorted(range(len(trials)), key=lambda i: (trials[i].get("recorded_at") or "", i))

@@ -198,11 +198,15 @@ class Lab:
     def trial(self, trial_id: int) -> Trial:
         row = self.store.trial_row(trial_id)
         if row is None:
-            raise NotFound(
-                f"No trial with id {trial_id}. Trial ids come from the assign tool; call assign first, "
-                "or call record with experiment_id and arm to import a past measurement."
-            )
+            raise self._no_trial(trial_id)
         return self._trial(row, self.store.trial_values(trial_id))
+
+    @staticmethod
+    def _no_trial(trial_id: int) -> NotFound:
+        return NotFound(
+            f"No trial with id {trial_id}. Trial ids come from the assign tool; call assign first, "
+            "or call record with experiment_id and arm to import a past measurement."
+        )
 
     @staticmethod
     def _trial(row: Any, values: dict[str, float]) -> Trial:
@@ -477,7 +481,7 @@ class Lab:
         with self.store.transaction():
             row = self.store.trial_row(trial_id)
             if row is None:
-                self.trial(trial_id)  # raises NotFound with its advice
+                raise self._no_trial(trial_id)
             experiment = self.definition(row["experiment_id"])
             if row["status"] == "recorded":
                 return self._retry(experiment, self.trial(trial_id), metrics, success)

@@ -32,7 +32,7 @@ from .analysis import Analysis, StatusReport
 from .errors import Conflict, ExperimentError, NotFound
 from .lifecycle import Lab
 from .models import Assignment, Event, Experiment, MetricSpec, Progress, RecordResult
-from .settings import SETTINGS_FILE_NAME, Settings, update_settings
+from .settings import SETTINGS_FILE_NAME, DefaultSettings, Settings, update_settings
 
 T = TypeVar("T")
 
@@ -69,6 +69,12 @@ def experiment_uris(experiment_id: str | None) -> list[str]:
             f"experiment://{experiment_id}/report",
         ]
     return uris
+
+
+def _state(ctx: Context) -> AppState:
+    state = ctx.request_context.lifespan_context
+    assert isinstance(state, AppState), "the lifespan yields an AppState"
+    return state
 
 
 def _annotations(title: str, *, read_only: bool = False, destructive: bool = False, idempotent: bool = False):
@@ -110,7 +116,7 @@ async def _notify(ctx: Context, state: AppState, changed: list[str | None]) -> N
 
 async def _run(ctx: Context, fn: Callable[[Lab], T]) -> T:
     """Run one lifecycle call off the event loop; map domain errors; notify what changed."""
-    state: AppState = ctx.request_context.lifespan_context
+    state = _state(ctx)
     changed: list[str | None] = []
     state.lab.listeners.append(changed.append)
     try:
@@ -125,7 +131,7 @@ async def _run(ctx: Context, fn: Callable[[Lab], T]) -> T:
 
 async def _read(ctx: Context, fn: Callable[[Lab], T]) -> T:
     """A resource read: domain errors become resource errors (not found, or another failure)."""
-    state: AppState = ctx.request_context.lifespan_context
+    state = _state(ctx)
     try:
         return await anyio.to_thread.run_sync(partial(fn, state.lab))
     except NotFound as exc:
@@ -377,7 +383,7 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
         values given change; the settings file keeps its comments and ordering, and the previous
         version is kept as settings.toml.bak."""
         given = {k: v for k, v in locals().items() if k != "ctx" and v is not None}
-        defaults = {k: v for k, v in given.items() if k in Settings.model_fields["defaults"].annotation.model_fields}
+        defaults = {k: v for k, v in given.items() if k in DefaultSettings.model_fields}
         monitoring = {k: v for k, v in given.items() if k not in defaults}
         if not given:
             raise ToolError("Give at least one setting to change (e.g. sample_size_required=20).")
