@@ -28,8 +28,8 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
-from meta_experiment.stats import simulate as sim  # noqa: E402
-from meta_experiment.stats.binary import wilson  # noqa: E402
+from meta_experiment.stats import simulate as sim
+from meta_experiment.stats.binary import wilson
 
 REQUIRED = (10, 20, 100)
 EFFECT = 0.30
@@ -79,11 +79,15 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
-    print(f"Auto mode re-analysing after every trial from required to {HORIZON}x required (total trials); "
-          f"{args.sims} simulated experiments per cell; threshold 15%, max_regression 10%, "
-          "confidence_threshold 0.80 or 0.95 (both: alpha 0.05, 2.5% per direction). Wilson 95% intervals.\n")
-    print("| setting | required | ours FP | ours FR | seed FP | seed FR | ours power | seed power "
-          "| seed@2.5% power | NP bound | trials |")
+    print(
+        f"Auto mode re-analysing after every trial from required to {HORIZON}x required (total trials); "
+        f"{args.sims} simulated experiments per cell; threshold 15%, max_regression 10%, "
+        "confidence_threshold 0.80 or 0.95 (both: alpha 0.05, 2.5% per direction). Wilson 95% intervals.\n"
+    )
+    print(
+        "| setting | required | ours FP | ours FR | seed FP | seed FR | ours power | seed power "
+        "| seed@2.5% power | NP bound | trials |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     worst = 0.0
     for setting in sim.SETTINGS:
@@ -93,19 +97,26 @@ def main() -> None:
             arm1, x1 = sim.generate(setting, n_req, args.sims, EFFECT, rng, HORIZON)
             seed0 = sim.seed_rule(arm0, x0, setting, n_req)
             seed1 = sim.seed_rule(arm1, x1, setting, n_req)
-            adjusted = sim.seed_rule(arm1, x1, setting, n_req, critical_p=seed_cutoff(arm0, x0, setting, n_req))
+            adjusted = sim.seed_rule(
+                arm1, x1, setting, n_req, critical_p=seed_cutoff(arm0, x0, setting, n_req)
+            )
             for label, log_scale in variants:
                 a = sim.ours(arm0, x0, setting, n_req, log_scale=log_scale)
                 b = sim.ours(arm1, x1, setting, n_req, log_scale=log_scale)
                 worst = max(worst, a.promote, a.rollback)
                 name = f"{setting} ({label})" if label else setting
                 trials = "-" if b.mean_trials_to_decision is None else f"{b.mean_trials_to_decision:.0f}"
-                print(f"| {name} | {n_req} | {fmt(a.promote, a.sims)} | {fmt(a.rollback, a.sims)} "
-                      f"| {fmt(seed0.promote, a.sims)} | {fmt(seed0.rollback, a.sims)} "
-                      f"| {b.promote:.1%} | {seed1.promote:.1%} | {adjusted.promote:.1%} "
-                      f"| {np_bound(setting, n_req):.1%} | {trials} |", flush=True)
-    print(f"\nWorst A/A error rate of ours: {worst:.2%} (goal <= 2.50%). "
-          f"Elapsed {time.perf_counter() - started:.0f} s.")
+                print(
+                    f"| {name} | {n_req} | {fmt(a.promote, a.sims)} | {fmt(a.rollback, a.sims)} "
+                    f"| {fmt(seed0.promote, a.sims)} | {fmt(seed0.rollback, a.sims)} "
+                    f"| {b.promote:.1%} | {seed1.promote:.1%} | {adjusted.promote:.1%} "
+                    f"| {np_bound(setting, n_req):.1%} | {trials} |",
+                    flush=True,
+                )
+    print(
+        f"\nWorst A/A error rate of ours: {worst:.2%} (goal <= 2.50%). "
+        f"Elapsed {time.perf_counter() - started:.0f} s."
+    )
 
 
 if __name__ == "__main__":

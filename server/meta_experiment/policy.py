@@ -68,44 +68,83 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
     over = None if imp is None else imp > targets.improvement_threshold
     confidence = None if p_two is None else 1 - p_two
     criteria = [
-        Criterion(name="Statistical significance", met=significant,
-                  detail=f"always-valid one-sided p = {_fmt_p(p_up)} (needs <= {half:g}); "
-                  f"fixed-horizon Welch/exact p = {_fmt_p(m.p_value)}, shown only"),
-        Criterion(name="Improvement > threshold", met=over,
-                  detail="improvement unknown" if imp is None
-                  else f"{imp:+.1f}% vs {targets.improvement_threshold:g}% target"),
-        Criterion(name="No regression detected", met=not bad_guards,
-                  detail="; ".join(f"{g.name}: {g.detail}" for g in bad_guards) or
-                  (f"{len(analysis.guardrails)} guardrail(s) within tolerance" if analysis.guardrails
-                   else "no guardrails")),
+        Criterion(
+            name="Statistical significance",
+            met=significant,
+            detail=f"always-valid one-sided p = {_fmt_p(p_up)} (needs <= {half:g}); "
+            f"fixed-horizon Welch/exact p = {_fmt_p(m.p_value)}, shown only",
+        ),
+        Criterion(
+            name="Improvement > threshold",
+            met=over,
+            detail="improvement unknown"
+            if imp is None
+            else f"{imp:+.1f}% vs {targets.improvement_threshold:g}% target",
+        ),
+        Criterion(
+            name="No regression detected",
+            met=not bad_guards,
+            detail="; ".join(f"{g.name}: {g.detail}" for g in bad_guards)
+            or (
+                f"{len(analysis.guardrails)} guardrail(s) within tolerance"
+                if analysis.guardrails
+                else "no guardrails"
+            ),
+        ),
         Criterion(name="Sample size adequate", met=enough, detail=f"{n} of {required} trials recorded"),
-        Criterion(name="Confidence threshold", met=None if confidence is None else confidence >= 1 - alpha,
-                  detail="not evaluated yet" if confidence is None else
-                  f"always-valid confidence {confidence:.1%} vs {targets.confidence_threshold:.0%} target "
-                  f"(decisions use {1 - alpha:.0%})"),
-        Criterion(name="Sample ratio (SRM)", met=not srm_bad,
-                  detail="; ".join(f"{s.counts} {s.control}/{s.treatment}, chi-square p = {_fmt_p(s.p_value)}"
-                                   for s in analysis.srm)),
+        Criterion(
+            name="Confidence threshold",
+            met=None if confidence is None else confidence >= 1 - alpha,
+            detail="not evaluated yet"
+            if confidence is None
+            else f"always-valid confidence {confidence:.1%} vs {targets.confidence_threshold:.0%} target "
+            f"(decisions use {1 - alpha:.0%})",
+        ),
+        Criterion(
+            name="Sample ratio (SRM)",
+            met=not srm_bad,
+            detail="; ".join(
+                f"{s.counts} {s.control}/{s.treatment}, chi-square p = {_fmt_p(s.p_value)}"
+                for s in analysis.srm
+            ),
+        ),
     ]
     rollback = _rollback_reasons(analysis, targets, half) if active else []
-    expired = analysis.started_at is not None and now - analysis.started_at >= analysis.max_duration_days * 86400
-    criteria.append(Criterion(name="Within max duration", met=not expired,
-                              detail=_elapsed(analysis, now)))
+    expired = (
+        analysis.started_at is not None and now - analysis.started_at >= analysis.max_duration_days * 86400
+    )
+    criteria.append(Criterion(name="Within max duration", met=not expired, detail=_elapsed(analysis, now)))
 
     if active and significant and over and not bad_guards and not srm_bad:
-        return Decision(action="promote", criteria=criteria, driven_by=SEQUENTIAL,
-                        rationale=f"the always-valid test shows an improvement of {imp:+.1f}% "
-                        f"(p = {_fmt_p(p_up)} <= {half:g}) above the {targets.improvement_threshold:g}% target, "
-                        "with no guardrail regression and no sample-ratio mismatch")
+        return Decision(
+            action="promote",
+            criteria=criteria,
+            driven_by=SEQUENTIAL,
+            rationale=f"the always-valid test shows an improvement of {imp:+.1f}% "
+            f"(p = {_fmt_p(p_up)} <= {half:g}) above the {targets.improvement_threshold:g}% target, "
+            "with no guardrail regression and no sample-ratio mismatch",
+        )
     if rollback:
-        return Decision(action="rollback", criteria=criteria, driven_by=SEQUENTIAL,
-                        rationale="the always-valid test shows a regression beyond tolerance: " + "; ".join(rollback))
+        return Decision(
+            action="rollback",
+            criteria=criteria,
+            driven_by=SEQUENTIAL,
+            rationale="the always-valid test shows a regression beyond tolerance: " + "; ".join(rollback),
+        )
     if expired:
-        return Decision(action="expire", criteria=criteria, driven_by="max_duration_days reached",
-                        rationale=f"no conclusive result within {analysis.max_duration_days:g} days; "
-                        "the original stays in production")
-    return Decision(action="continue", criteria=criteria, driven_by=_why_continue(analysis, active, criteria),
-                    rationale=_continue_rationale(analysis, criteria, srm_bad))
+        return Decision(
+            action="expire",
+            criteria=criteria,
+            driven_by="max_duration_days reached",
+            rationale=f"no conclusive result within {analysis.max_duration_days:g} days; "
+            "the original stays in production",
+        )
+    return Decision(
+        action="continue",
+        criteria=criteria,
+        driven_by=_why_continue(analysis, active, criteria),
+        rationale=_continue_rationale(analysis, criteria, srm_bad),
+    )
 
 
 def _rollback_reasons(analysis: Analysis, targets: Targets, half: float) -> list[str]:
@@ -115,13 +154,17 @@ def _rollback_reasons(analysis: Analysis, targets: Targets, half: float) -> list
     seq = m.sequential
     names = [m.name, *(g.name for g in analysis.guardrails)]
     p = [seq.p_value_regression if seq else None, *(g.always_valid_p for g in analysis.guardrails)]
-    regression = [None if m.improvement_pct is None else -m.improvement_pct,
-                  *(g.regression_pct for g in analysis.guardrails)]
+    regression = [
+        None if m.improvement_pct is None else -m.improvement_pct,
+        *(g.regression_pct for g in analysis.guardrails),
+    ]
     limits = [targets.max_regression, *(g.max_regression_pct for g in analysis.guardrails)]
     out = []
     for name, p_adj, reg, limit in zip(names, holm(p), regression, limits, strict=True):
         if p_adj is not None and p_adj <= half and reg is not None and reg > limit:
-            out.append(f"{name} {reg:.1f}% worse (tolerance {limit:g}%), Holm always-valid p = {_fmt_p(p_adj)}")
+            out.append(
+                f"{name} {reg:.1f}% worse (tolerance {limit:g}%), Holm always-valid p = {_fmt_p(p_adj)}"
+            )
     return out
 
 
@@ -147,8 +190,10 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
         text += "; investigate the sample-ratio mismatch (assignment or recording is biased)"
     p = analysis.primary.p_value
     if p is not None and p < 0.05 and "statistical significance" in unmet:
-        text += (f"; the fixed-horizon p = {_fmt_p(p)} would look significant, but re-testing it after "
-                 "every trial inflates false decisions, so it does not decide")
+        text += (
+            f"; the fixed-horizon p = {_fmt_p(p)} would look significant, but re-testing it after "
+            "every trial inflates false decisions, so it does not decide"
+        )
     if analysis.power and analysis.power.trials_needed_total:
         text += f"; about {analysis.power.trials_needed_total} more trials for 80% power"
     return text

@@ -28,12 +28,18 @@ def test_seed_example_promotes_with_numbers_that_agree():
     m = a.primary
     ref = stats.ttest_ind(TREATMENT, CONTROL)
     assert m.student.t == pytest.approx(ref.statistic, abs=1e-9) and m.student.df == 12
-    assert m.improvement_pct == pytest.approx((np.mean(CONTROL) - np.mean(TREATMENT)) / np.mean(CONTROL) * 100)
+    assert m.improvement_pct == pytest.approx(
+        (np.mean(CONTROL) - np.mean(TREATMENT)) / np.mean(CONTROL) * 100
+    )
     assert m.mann_whitney is not None and m.sequential.active
     assert a.decision.action == "promote"
     assert a.decision.driven_by.startswith("always-valid")
     assert [c.name for c in a.decision.criteria][:4] == [
-        "Statistical significance", "Improvement > threshold", "No regression detected", "Sample size adequate"]
+        "Statistical significance",
+        "Improvement > threshold",
+        "No regression detected",
+        "Sample size adequate",
+    ]
     assert a.power.n_per_arm_sequential >= a.power.n_per_arm_fixed
 
 
@@ -94,8 +100,15 @@ def test_guardrail_regression_blocks_promotion():
     rng = np.random.default_rng(0)
     quality = (rng.normal(10, 1, 30), rng.normal(5, 1, 30))
     guard = MetricSpec(name="issues_caught", direction="higher_is_better")
-    a = analyze(inputs(rng.normal(45, 5, 30), rng.normal(25, 5, 30), secondary=[guard],
-                       extra={"issues_caught": quality}, required=10))
+    a = analyze(
+        inputs(
+            rng.normal(45, 5, 30),
+            rng.normal(25, 5, 30),
+            secondary=[guard],
+            extra={"issues_caught": quality},
+            required=10,
+        )
+    )
     g = a.guardrails[0]
     assert g.regression_detected and g.regression_pct > 10
     assert a.decision.action == "rollback"  # the guardrail's always-valid test also fires

@@ -1,5 +1,6 @@
 """The always-valid e-process: closed forms against numerical integration (scipy.integrate)."""
 
+import itertools
 import math
 
 import numpy as np
@@ -11,9 +12,11 @@ from meta_experiment.stats import sequential as s
 
 @pytest.mark.parametrize("z,r", [(0.0, 1.0), (2.5, 3.0), (-1.0, 10.0), (4.0, 0.5)])
 def test_e_value_is_the_one_sided_normal_mixture(z, r):
-    """E+ = int_0^inf 2 phi(theta; 0, tau^2) exp(theta sqrt(I) z - theta^2 I / 2) dtheta with I = 1, tau^2 = r."""
+    """E+ = int_0^inf 2 phi(theta; 0, tau^2) exp(theta z - theta^2 / 2) dtheta (information 1, tau^2 = r)."""
     tau = math.sqrt(r)
-    val, _ = integrate.quad(lambda th: 2 * stats.norm.pdf(th, 0, tau) * math.exp(th * z - th * th / 2), 0, np.inf)
+    val, _ = integrate.quad(
+        lambda th: 2 * stats.norm.pdf(th, 0, tau) * math.exp(th * z - th * th / 2), 0, np.inf
+    )
     assert s.log_e_value(z, r) == pytest.approx(math.log(val), abs=1e-8)
 
 
@@ -37,7 +40,7 @@ def test_threshold_is_tighter_than_ville_and_exact():
 def test_always_valid_p_is_monotone_and_bounded():
     ps = [s.always_valid_p(x) for x in (-5.0, 0.0, 0.5, 2.0, 5.0, 20.0, 800.0)]
     assert ps[0] == ps[1] == 1.0 and ps[-1] == 0.0
-    assert all(a >= b for a, b in zip(ps, ps[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(ps))
 
 
 def test_boundary_is_flat_over_the_window():

@@ -18,18 +18,28 @@ def _policy_run(arm, x, setting, n_required, log_scale):
     for n in range(n_required, x.size + 1):
         arms = {a: x[:n][arm[:n] == i] for i, a in enumerate(("control", "treatment"))}
         logs = {(a, "m"): Summary.of(np.log(v)) for a, v in arms.items()} if log_scale else None
-        res = analyze(AnalysisInputs(
-            primary=spec, targets=Targets(), summaries={(a, "m"): Summary.of(v) for a, v in arms.items()},
-            assigned={a: v.size for a, v in arms.items()}, recorded={a: v.size for a, v in arms.items()},
-            sample_size_required=n_required, now=0.0, started_at=0.0, max_duration_days=1e3,
-            log_summaries=logs))
+        res = analyze(
+            AnalysisInputs(
+                primary=spec,
+                targets=Targets(),
+                summaries={(a, "m"): Summary.of(v) for a, v in arms.items()},
+                assigned={a: v.size for a, v in arms.items()},
+                recorded={a: v.size for a, v in arms.items()},
+                sample_size_required=n_required,
+                now=0.0,
+                started_at=0.0,
+                max_duration_days=1e3,
+                log_summaries=logs,
+            )
+        )
         if res.decision.action in ("promote", "rollback"):
             return res.decision.action
     return "continue"
 
 
-@pytest.mark.parametrize("setting,log_scale,effect", [("lognormal", True, 0.3), ("binary", False, 0.3),
-                                                      ("normal", False, 0.0)])
+@pytest.mark.parametrize(
+    "setting,log_scale,effect", [("lognormal", True, 0.3), ("binary", False, 0.3), ("normal", False, 0.0)]
+)
 def test_vectorised_rule_is_the_policy(setting, log_scale, effect):
     rng = np.random.default_rng(7)
     arm, x = sim.generate(setting, 10, 12, effect, rng, horizon=4)
@@ -39,8 +49,9 @@ def test_vectorised_rule_is_the_policy(setting, log_scale, effect):
         assert _policy_run(arm[i], x[i], setting, 10, log_scale) == expected
 
 
-@pytest.mark.parametrize("setting,log_scale", [("normal", False), ("lognormal", False), ("lognormal", True),
-                                               ("binary", False)])
+@pytest.mark.parametrize(
+    "setting,log_scale", [("normal", False), ("lognormal", False), ("lognormal", True), ("binary", False)]
+)
 def test_no_false_decisions_from_peeking(setting, log_scale):
     """A/A, required 10, looks after every trial up to 70: ours stays under 2.5% each way while the
     seed's peeking rule exceeds 5% (1,500 experiments: a 2.5% rate has a Wilson upper bound ~3.4%)."""

@@ -58,11 +58,19 @@ def analyze(inputs: AnalysisInputs) -> Analysis:
     secondary = [analyze_metric(_data(inputs, m, "guardrail"), design) for m in inputs.secondary]
     specs = list(inputs.secondary)
     if inputs.successes is not None and all(m.name != SUCCESS_METRIC for m in [inputs.primary, *specs]):
-        spec = MetricSpec(name=SUCCESS_METRIC, direction="higher_is_better", kind="binary",
-                          description="share of trials recorded with success=true")
-        counts = {arm: _rate_summary(inputs.successes.get(arm, 0), inputs.recorded.get(arm, 0))
-                  for arm in ("control", "treatment")}
-        secondary.append(analyze_metric(MetricData(spec, "guardrail", counts["control"], counts["treatment"]), design))
+        spec = MetricSpec(
+            name=SUCCESS_METRIC,
+            direction="higher_is_better",
+            kind="binary",
+            description="share of trials recorded with success=true",
+        )
+        counts = {
+            arm: _rate_summary(inputs.successes.get(arm, 0), inputs.recorded.get(arm, 0))
+            for arm in ("control", "treatment")
+        }
+        secondary.append(
+            analyze_metric(MetricData(spec, "guardrail", counts["control"], counts["treatment"]), design)
+        )
         specs.append(spec)
     messages = list(_input_messages(inputs))
     elapsed = None if inputs.started_at is None else max(0.0, inputs.now - inputs.started_at)
@@ -71,8 +79,10 @@ def analyze(inputs: AnalysisInputs) -> Analysis:
         primary=primary,
         guardrails=_guardrails(secondary, specs, inputs.targets, alpha),
         secondary=secondary,
-        srm=[srm_check(kind, counts.get("control", 0), counts.get("treatment", 0), inputs.control_share)
-             for kind, counts in (("assigned", inputs.assigned), ("recorded", inputs.recorded))],
+        srm=[
+            srm_check(kind, counts.get("control", 0), counts.get("treatment", 0), inputs.control_share)
+            for kind, counts in (("assigned", inputs.assigned), ("recorded", inputs.recorded))
+        ],
         power=_power(inputs, primary, alpha),
         trials_recorded=recorded,
         sample_size_required=inputs.sample_size_required,
@@ -99,10 +109,14 @@ def _data(inputs: AnalysisInputs, spec: MetricSpec, role: str) -> MetricData:
     logs = inputs.log_summaries or {}
     raw = inputs.raw_values or {}
     return MetricData(
-        spec=spec, role=role,
-        control=get(("control", spec.name), EMPTY), treatment=get(("treatment", spec.name), EMPTY),
-        control_log=logs.get(("control", spec.name)), treatment_log=logs.get(("treatment", spec.name)),
-        raw_control=raw.get(("control", spec.name)), raw_treatment=raw.get(("treatment", spec.name)),
+        spec=spec,
+        role=role,
+        control=get(("control", spec.name), EMPTY),
+        treatment=get(("treatment", spec.name), EMPTY),
+        control_log=logs.get(("control", spec.name)),
+        treatment_log=logs.get(("treatment", spec.name)),
+        raw_control=raw.get(("control", spec.name)),
+        raw_treatment=raw.get(("treatment", spec.name)),
     )
 
 
@@ -110,33 +124,47 @@ def _input_messages(inputs: AnalysisInputs) -> list[str]:
     out = []
     n = sum(inputs.recorded.values())
     if n < inputs.sample_size_required:
-        out.append(f"{n} of {inputs.sample_size_required} required trials recorded: "
-                   f"no automatic decision before {inputs.sample_size_required}")
+        out.append(
+            f"{n} of {inputs.sample_size_required} required trials recorded: "
+            f"no automatic decision before {inputs.sample_size_required}"
+        )
     return out
 
 
-def _guardrails(metrics: list[MetricAnalysis], specs: list[MetricSpec], targets: Targets,
-                alpha: float) -> list[Guardrail]:
+def _guardrails(
+    metrics: list[MetricAnalysis], specs: list[MetricSpec], targets: Targets, alpha: float
+) -> list[Guardrail]:
     """One-sided regression tests of each guardrail, Holm-adjusted across them (Holm 1979)."""
     adjusted = holm([m.p_value_regression for m in metrics])
     out = []
     for m, spec, p_holm in zip(metrics, specs, adjusted, strict=True):
         limit = spec.max_regression if spec.max_regression is not None else targets.max_regression
         regression = None if m.improvement_pct is None else -m.improvement_pct
-        detected = bool(p_holm is not None and p_holm <= alpha and regression is not None and regression > limit)
+        detected = bool(
+            p_holm is not None and p_holm <= alpha and regression is not None and regression > limit
+        )
         seq = m.sequential
         if regression is None:
             detail = "regression unknown: " + ("; ".join(m.messages) or "no data")
         else:
             p_text = "n/a" if p_holm is None else f"{p_holm:.4g}"
-            detail = (f"{'regressed' if regression > 0 else 'changed'} {regression:+.1f}% "
-                      f"(tolerance {limit:g}%), one-sided Holm p = {p_text}")
-        out.append(Guardrail(
-            name=m.name, direction=m.direction, max_regression_pct=limit, regression_pct=regression,
-            p_value=m.p_value_regression, p_value_holm=p_holm,
-            always_valid_p=seq.p_value_regression if seq is not None else None,
-            regression_detected=detected, detail=detail,
-        ))
+            detail = (
+                f"{'regressed' if regression > 0 else 'changed'} {regression:+.1f}% "
+                f"(tolerance {limit:g}%), one-sided Holm p = {p_text}"
+            )
+        out.append(
+            Guardrail(
+                name=m.name,
+                direction=m.direction,
+                max_regression_pct=limit,
+                regression_pct=regression,
+                p_value=m.p_value_regression,
+                p_value_holm=p_holm,
+                always_valid_p=seq.p_value_regression if seq is not None else None,
+                regression_detected=detected,
+                detail=detail,
+            )
+        )
     return out
 
 
@@ -149,10 +177,20 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
     base = dict(target_improvement_pct=thr, alpha=alpha, power=inputs.power)
     effect, basis, why = _effect(spec, primary, c, t, inputs.power_guess, thr)
     if effect is None:
-        return Power(effect_size=None, basis=basis, n_per_arm_fixed=None, n_per_arm_sequential=None,  # type: ignore[arg-type]
-                     trials_needed_per_arm=None, trials_needed_total=None, message=why, **base)
+        return Power(
+            effect_size=None,
+            basis=basis,
+            n_per_arm_fixed=None,
+            n_per_arm_sequential=None,  # type: ignore[arg-type]
+            trials_needed_per_arm=None,
+            trials_needed_total=None,
+            message=why,
+            **base,
+        )
     fixed = power.n_fixed(effect, alpha, inputs.power, t_test=spec.kind == "continuous")
-    seq = power.n_sequential(effect, alpha / 2, inputs.sample_size_required, inputs.power, inputs.control_share)
+    seq = power.n_sequential(
+        effect, alpha / 2, inputs.sample_size_required, inputs.power, inputs.control_share
+    )
     n_fixed = None if fixed is None else math.ceil(fixed - 1e-9)
     n_seq = None if seq is None else max(math.ceil(seq - 1e-9), math.ceil(inputs.sample_size_required / 2))
     per_arm = total = None
@@ -160,17 +198,28 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
         have = [inputs.recorded.get("control", 0), inputs.recorded.get("treatment", 0)]
         per_arm = max(0, n_seq - min(have))
         total = max(0, 2 * n_seq - sum(have))
-        message = (f"about {n_seq} trials per arm give {inputs.power:.0%} power to detect a {thr:g}% "
-                   f"improvement with the always-valid test ({n_fixed} per arm for a single fixed-horizon test)"
-                   + (f"; needs {total} more trials" if total else "; enough trials"))
+        message = (
+            f"about {n_seq} trials per arm give {inputs.power:.0%} power to detect a {thr:g}% "
+            f"improvement with the always-valid test ({n_fixed} per arm for a single fixed-horizon test)"
+            + (f"; needs {total} more trials" if total else "; enough trials")
+        )
     else:
         message = "the target improvement is too small to detect with any practical sample size"
-    return Power(effect_size=effect, basis=basis, n_per_arm_fixed=n_fixed, n_per_arm_sequential=n_seq,  # type: ignore[arg-type]
-                 trials_needed_per_arm=per_arm, trials_needed_total=total, message=message, **base)
+    return Power(
+        effect_size=effect,
+        basis=basis,
+        n_per_arm_fixed=n_fixed,
+        n_per_arm_sequential=n_seq,  # type: ignore[arg-type]
+        trials_needed_per_arm=per_arm,
+        trials_needed_total=total,
+        message=message,
+        **base,
+    )
 
 
-def _effect(spec: MetricSpec, primary: MetricAnalysis, c: Summary, t: Summary, guess: Summary | None,
-            thr: float) -> tuple[float | None, str, str]:
+def _effect(
+    spec: MetricSpec, primary: MetricAnalysis, c: Summary, t: Summary, guess: Summary | None, thr: float
+) -> tuple[float | None, str, str]:
     """(standardized effect of a `thr`% improvement, basis, message when None)."""
     if thr <= 0:
         return None, "none", "improvement_threshold is 0: no target effect to size the experiment for"

@@ -66,26 +66,49 @@ def _log_summaries(d: MetricData, messages: list[str]) -> tuple[Summary, Summary
         return d.control_log, d.treatment_log
     if d.raw_control is not None and d.raw_treatment is not None:
         if min(d.raw_control, default=1.0) > 0 and min(d.raw_treatment, default=1.0) > 0:
-            return Summary.of(math.log(x) for x in d.raw_control), Summary.of(math.log(x) for x in d.raw_treatment)
+            return Summary.of(math.log(x) for x in d.raw_control), Summary.of(
+                math.log(x) for x in d.raw_treatment
+            )
         messages.append("log scale requested but some values are <= 0: analysed on the raw scale")
         return None
     messages.append("log scale requested but no log-scale statistics were given: analysed on the raw scale")
     return None
 
 
-def _sequential(z: float | None, se: float | None, df: float | None, d: float | None, n_c: int, n_t: int,
-                design: Design, improve_sign: float) -> SequentialResult:
+def _sequential(
+    z: float | None,
+    se: float | None,
+    df: float | None,
+    d: float | None,
+    n_c: int,
+    n_t: int,
+    design: Design,
+    improve_sign: float,
+) -> SequentialResult:
     """The always-valid result at this look; `z` is oriented so that positive means better."""
     r = sequential.information(n_c, n_t, design.n_required, design.control_share)
     alpha = design.alpha_per_direction
     log_b = sequential.log_threshold(alpha)
     active = n_c + n_t >= design.n_required and z is not None and r > 0
-    base = dict(z=finite(z), information=r, alpha_per_direction=alpha, threshold=sequential.e_value(log_b),
-                method=sequential.METHOD)
+    base = dict(
+        z=finite(z),
+        information=r,
+        alpha_per_direction=alpha,
+        threshold=sequential.e_value(log_b),
+        method=sequential.METHOD,
+    )
     if not active or z is None:
-        return SequentialResult(active=False, e_value_improvement=None, e_value_regression=None,
-                                p_value_improvement=None, p_value_regression=None, p_value=None,
-                                confidence_sequence=None, improvement_confidence_sequence=None, **base)
+        return SequentialResult(
+            active=False,
+            e_value_improvement=None,
+            e_value_regression=None,
+            p_value_improvement=None,
+            p_value_regression=None,
+            p_value=None,
+            confidence_sequence=None,
+            improvement_confidence_sequence=None,
+            **base,
+        )
     le_up, le_down = sequential.log_e_value(z, r), sequential.log_e_value(-z, r)
     p_up, p_down = sequential.always_valid_p(le_up), sequential.always_valid_p(le_down)
     cs = None
@@ -95,9 +118,15 @@ def _sequential(z: float | None, se: float | None, df: float | None, d: float | 
         crit = zb if df is None else float(stats.t.isf(stats.norm.sf(zb), df))
         cs = (d - crit * se, d + crit * se)
     return SequentialResult(
-        active=True, e_value_improvement=sequential.e_value(le_up), e_value_regression=sequential.e_value(le_down),
-        p_value_improvement=p_up, p_value_regression=p_down, p_value=clip_p(2 * min(p_up, p_down)),
-        confidence_sequence=_interval(cs, 1 - 2 * alpha), improvement_confidence_sequence=None, **base,
+        active=True,
+        e_value_improvement=sequential.e_value(le_up),
+        e_value_regression=sequential.e_value(le_down),
+        p_value_improvement=p_up,
+        p_value_regression=p_down,
+        p_value=clip_p(2 * min(p_up, p_down)),
+        confidence_sequence=_interval(cs, 1 - 2 * alpha),
+        improvement_confidence_sequence=None,
+        **base,
     )
 
 
@@ -115,9 +144,21 @@ def analyze_metric(d: MetricData, design: Design) -> MetricAnalysis:
     spec, messages = d.spec, []
     sign = 1.0 if spec.direction == "higher_is_better" else -1.0
     c, t, scale = scaled_summaries(d, messages)
-    fields: dict = dict(welch=None, student=None, cohens_d=None, hedges_g=None, proportions=None,
-                        difference=None, difference_ci=None, relative_lift=None, relative_lift_ci=None,
-                        improvement_pct=None, improvement_ci=None, p_value=None, p_value_regression=None)
+    fields: dict = dict(
+        welch=None,
+        student=None,
+        cohens_d=None,
+        hedges_g=None,
+        proportions=None,
+        difference=None,
+        difference_ci=None,
+        relative_lift=None,
+        relative_lift_ci=None,
+        improvement_pct=None,
+        improvement_ci=None,
+        p_value=None,
+        p_value_regression=None,
+    )
     if spec.kind == "binary":
         seq = _binary(c, t, fields, messages, design, sign)
     else:
@@ -128,15 +169,24 @@ def analyze_metric(d: MetricData, design: Design) -> MetricAnalysis:
     if c.n > 0 and t.n > 0 and c.mean == 0 and scale == "raw":
         messages.append("the control mean is 0: relative changes (improvement %) are undefined")
     return MetricAnalysis(
-        name=spec.name, role=d.role, direction=spec.direction, kind=spec.kind, unit=spec.unit,  # type: ignore[arg-type]
+        name=spec.name,
+        role=d.role,
+        direction=spec.direction,
+        kind=spec.kind,
+        unit=spec.unit,  # type: ignore[arg-type]
         scale=scale,  # type: ignore[arg-type]
-        control=arm_summary("control", d.control), treatment=arm_summary("treatment", d.treatment),
-        mann_whitney=mw, sequential=seq, messages=messages, **fields,
+        control=arm_summary("control", d.control),
+        treatment=arm_summary("treatment", d.treatment),
+        mann_whitney=mw,
+        sequential=seq,
+        messages=messages,
+        **fields,
     )
 
 
-def _continuous(c: Summary, t: Summary, scale: str, f: dict, messages: list[str], design: Design,
-                sign: float) -> SequentialResult:
+def _continuous(
+    c: Summary, t: Summary, scale: str, f: dict, messages: list[str], design: Design, sign: float
+) -> SequentialResult:
     why = continuous.why_undefined(c, t)
     if why:
         messages.append(why)
@@ -166,8 +216,9 @@ def _continuous(c: Summary, t: Summary, scale: str, f: dict, messages: list[str]
     z = None
     if f["welch"] is not None:
         z = sign * t_to_z(f["welch"].t, f["welch"].df)
-    seq = _sequential(z, se_df[0] if se_df else None, se_df[1] if se_df else None, f["difference"],
-                      c.n, t.n, design, sign)
+    seq = _sequential(
+        z, se_df[0] if se_df else None, se_df[1] if se_df else None, f["difference"], c.n, t.n, design, sign
+    )
     if seq.confidence_sequence is not None:
         cs = seq.confidence_sequence
         if scale == "log":
@@ -176,11 +227,15 @@ def _continuous(c: Summary, t: Summary, scale: str, f: dict, messages: list[str]
             rel_cs = (cs.lower / abs(c.mean), cs.upper / abs(c.mean))
         else:
             rel_cs = None
-        seq = seq.model_copy(update={"improvement_confidence_sequence": _interval(rel_cs, cs.level, sign * 100)})
+        seq = seq.model_copy(
+            update={"improvement_confidence_sequence": _interval(rel_cs, cs.level, sign * 100)}
+        )
     return seq
 
 
-def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design, sign: float) -> SequentialResult:
+def _binary(
+    c: Summary, t: Summary, f: dict, messages: list[str], design: Design, sign: float
+) -> SequentialResult:
     x_c, x_t = round(c.mean * c.n), round(t.mean * t.n)
     if c.n == 0 or t.n == 0:
         messages.append(f"needs trials in both arms (control n={c.n}, treatment n={t.n})")
@@ -192,9 +247,14 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
     exact = binary.needs_exact(x_c, c.n, x_t, t.n)
     fisher = binary.fisher_p(x_c, c.n, x_t, t.n) if exact else None
     p_z = binary.z_test_p(z) if z is not None else 1.0
-    f["proportions"] = ProportionTest(control_successes=x_c, treatment_successes=x_t, z=finite(z),
-                                      p_value=fisher if fisher is not None else p_z,
-                                      method="fisher_exact" if exact else "z_pooled", fisher_p_value=fisher)
+    f["proportions"] = ProportionTest(
+        control_successes=x_c,
+        treatment_successes=x_t,
+        z=finite(z),
+        p_value=fisher if fisher is not None else p_z,
+        method="fisher_exact" if exact else "z_pooled",
+        fisher_p_value=fisher,
+    )
     f["p_value"] = f["proportions"].p_value
     worse = "less" if sign > 0 else "greater"
     if exact:
@@ -212,12 +272,18 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
     else:
         messages.append("the control arm has no successes: relative changes are undefined")
     se = math.sqrt(p_t * (1 - p_t) / t.n + p_c * (1 - p_c) / c.n)
-    seq = _sequential(None if z is None else sign * z, se if se > 0 else None, None, f["difference"],
-                      c.n, t.n, design, sign)
+    seq = _sequential(
+        None if z is None else sign * z, se if se > 0 else None, None, f["difference"], c.n, t.n, design, sign
+    )
     if seq.confidence_sequence is not None and x_c > 0:
         cs = seq.confidence_sequence
-        seq = seq.model_copy(update={"improvement_confidence_sequence": _interval(
-            (cs.lower / p_c, cs.upper / p_c), cs.level, sign * 100)})
+        seq = seq.model_copy(
+            update={
+                "improvement_confidence_sequence": _interval(
+                    (cs.lower / p_c, cs.upper / p_c), cs.level, sign * 100
+                )
+            }
+        )
     return seq
 
 
@@ -226,4 +292,6 @@ def _rank(raw_c: Sequence[float], raw_t: Sequence[float]) -> RankTest | None:
     if mw is None:
         return None
     shift, ci = rank.hodges_lehmann(raw_c, raw_t, LEVEL)
-    return RankTest(u=mw[0], p_value=mw[1], hodges_lehmann=shift, hodges_lehmann_ci=_interval(ci), method=mw[2])
+    return RankTest(
+        u=mw[0], p_value=mw[1], hodges_lehmann=shift, hodges_lehmann_ci=_interval(ci), method=mw[2]
+    )

@@ -47,8 +47,9 @@ def n_fixed(effect: float, alpha: float, power: float = 0.8, t_test: bool = True
     return float(optimize.brentq(lambda n: fn(effect, n, alpha) - power, lo, hi, xtol=1e-10, rtol=1e-13))
 
 
-def n_sequential(effect: float, alpha_per_direction: float, n_required: int, power: float = 0.8,
-                 control_share: float = 0.5) -> float | None:
+def n_sequential(
+    effect: float, alpha_per_direction: float, n_required: int, power: float = 0.8, control_share: float = 0.5
+) -> float | None:
     """n per arm at which the always-valid test crosses its one-sided boundary at that look with
     the given probability: effect sqrt(n/2) - z_boundary(n) = z_power (normal approximation; an
     upper bound for the sample size, since the boundary may be crossed earlier)."""

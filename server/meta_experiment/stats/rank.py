@@ -24,7 +24,11 @@ def mann_whitney(control: Sequence[float], treatment: Sequence[float]) -> tuple[
     if np.ptp(np.concatenate([x, y])) == 0:
         return float(x.size * y.size / 2), 1.0, "all values equal"
     res = stats.mannwhitneyu(x, y, alternative="two-sided", method="auto")
-    method = "exact" if min(x.size, y.size) <= 8 and np.unique(np.concatenate([x, y])).size == x.size + y.size else "asymptotic"
+    method = (
+        "exact"
+        if min(x.size, y.size) <= 8 and np.unique(np.concatenate([x, y])).size == x.size + y.size
+        else "asymptotic"
+    )
     return float(res.statistic), clip_p(res.pvalue), method
 
 

@@ -28,8 +28,9 @@ class Rates:
     mean_trials_to_decision: float | None = None
 
 
-def generate(setting: str, n_required: int, sims: int, effect: float, rng: np.random.Generator,
-             horizon: int = 7) -> tuple[np.ndarray, np.ndarray]:
+def generate(
+    setting: str, n_required: int, sims: int, effect: float, rng: np.random.Generator, horizon: int = 7
+) -> tuple[np.ndarray, np.ndarray]:
     """(arm, value) matrices of shape (sims, horizon * n_required), in recording order; arm 1 is the
     treatment, assigned by permuted blocks of 2. `effect` is the true relative improvement: durations
     scaled by (1 - effect) (lower is better), the success rate by (1 + effect) (higher is better)."""
@@ -59,9 +60,9 @@ def _cumulative(arm: np.ndarray, x: np.ndarray, n_required: int) -> tuple[np.nda
     t = arm == 1
     out = []
     for mask in (~t, t):
-        n = np.cumsum(mask, axis=1)[:, n_required - 1:].astype(float)
-        s = np.cumsum(np.where(mask, x, 0.0), axis=1)[:, n_required - 1:]
-        q = np.cumsum(np.where(mask, x * x, 0.0), axis=1)[:, n_required - 1:]
+        n = np.cumsum(mask, axis=1)[:, n_required - 1 :].astype(float)
+        s = np.cumsum(np.where(mask, x, 0.0), axis=1)[:, n_required - 1 :]
+        q = np.cumsum(np.where(mask, x * x, 0.0), axis=1)[:, n_required - 1 :]
         mean = s / np.maximum(n, 1)
         var = np.maximum(q - n * mean * mean, 0.0) / np.maximum(n - 1, 1)
         out += [n, mean, var]
@@ -86,7 +87,9 @@ def welch_z(nc, mc, vc, nt, mt, vt) -> tuple[np.ndarray, np.ndarray]:
     ok = (se2 > 0) & (nc > 1) & (nt > 1)
     se2s = np.where(ok, se2, 1.0)
     t = np.where(ok, (mt - mc) / np.sqrt(se2s), 0.0)
-    df = np.where(ok, se2s**2 / np.where(ok, a * a / np.maximum(nt - 1, 1) + b * b / np.maximum(nc - 1, 1), 1.0), 1.0)
+    df = np.where(
+        ok, se2s**2 / np.where(ok, a * a / np.maximum(nt - 1, 1) + b * b / np.maximum(nc - 1, 1), 1.0), 1.0
+    )
     log_tail = stats.t.logsf(np.abs(t), df)
     z = np.sign(t) * np.minimum(-special.ndtri_exp(log_tail), Z_CAP)
     return np.where(ok, z, 0.0), np.where(ok, 2 * np.exp(log_tail), 1.0)
@@ -105,8 +108,17 @@ def log_e(z: np.ndarray, r: np.ndarray) -> np.ndarray:
     return np.log(2) - 0.5 * np.log1p(r) + z * z * r / (2 * (1 + r)) + special.log_ndtr(z * s)
 
 
-def ours(arm: np.ndarray, x: np.ndarray, setting: str, n_required: int, *, log_scale: bool = False,
-         alpha: float = 0.05, threshold: float = 15.0, max_regression: float = 10.0) -> Rates:
+def ours(
+    arm: np.ndarray,
+    x: np.ndarray,
+    setting: str,
+    n_required: int,
+    *,
+    log_scale: bool = False,
+    alpha: float = 0.05,
+    threshold: float = 15.0,
+    max_regression: float = 10.0,
+) -> Rates:
     """Auto mode with policy.decide on the primary metric alone (no guardrails; SRM cannot fire with
     blocks of 2): promote when the improvement e-value reaches its threshold and the improvement
     exceeds `threshold` %, roll back when the regression e-value does and the regression exceeds
@@ -130,8 +142,16 @@ def ours(arm: np.ndarray, x: np.ndarray, setting: str, n_required: int, *, log_s
     return _first(promote, rollback, n_required)
 
 
-def seed_rule(arm: np.ndarray, x: np.ndarray, setting: str, n_required: int, *, threshold: float = 15.0,
-              max_regression: float = 10.0, critical_p: float = 0.05) -> Rates:
+def seed_rule(
+    arm: np.ndarray,
+    x: np.ndarray,
+    setting: str,
+    n_required: int,
+    *,
+    threshold: float = 15.0,
+    max_regression: float = 10.0,
+    critical_p: float = 0.05,
+) -> Rates:
     """The seed's auto mode: Student t-test (scipy ttest_ind) on the raw values at every look,
     p < critical_p and improvement > threshold -> promote; p < critical_p and regression >
     max_regression -> rollback."""

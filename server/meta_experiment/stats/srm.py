@@ -13,8 +13,13 @@ SRM_ALPHA = 0.001  # the usual SRM alarm level (Fabijan et al. 2019, KDD, "Diagn
 def srm_check(counts: str, control: int, treatment: int, control_share: float = 0.5) -> SrmCheck:
     """Pearson chi-square of (control, treatment) against the split, 1 df (scipy.stats.chisquare)."""
     total = control + treatment
-    base = dict(counts=counts, control=control, treatment=treatment, expected_control_share=control_share,
-                alpha=SRM_ALPHA)
+    base = dict(
+        counts=counts,
+        control=control,
+        treatment=treatment,
+        expected_control_share=control_share,
+        alpha=SRM_ALPHA,
+    )
     if total == 0:
         return SrmCheck(chi2=None, p_value=None, mismatch=False, **base)  # type: ignore[arg-type]
     e_c, e_t = total * control_share, total * (1 - control_share)
