@@ -6,8 +6,7 @@ import pytest
 from meta_experiment import policy
 from meta_experiment.models import Targets
 from meta_experiment.stats.analysis import analyze
-
-from .stats.helpers import DAY, T0, inputs
+from stats.helpers import DAY, T0, inputs
 
 rng = np.random.default_rng(11)
 BETTER = (list(rng.normal(45, 8, 12)), list(rng.normal(27, 5, 12)))

@@ -102,9 +102,7 @@ def render_chart(
             color="tab:orange",
             label="always-valid interval",
         )
-        ax1.fill_between(
-            path["n"], path["lo"], path["hi"], alpha=0.3, color="tab:blue", label="95% CI (fixed)"
-        )
+        ax1.fill_between(path["n"], path["lo"], path["hi"], alpha=0.3, color="tab:blue", label="95% CI (fixed)")
         ax1.plot(path["n"], path["lift"], color="tab:blue", label="improvement")
         ax1.set_ylim(*_limits(path))
     ax1.axhline(0, color="grey", lw=0.8)

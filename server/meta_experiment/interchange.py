@@ -26,25 +26,31 @@ _LOWER_IS_BETTER_HINT = re.compile(r"time|duration|latency|cost|error|fail|false
 
 
 def _results(primary: MetricSpec, trials: list[dict[str, Any]], status: str) -> dict[str, Any]:
-    from .analysis import analyze_metric, improvement_pct
+    """The seed's `results` block from the trials themselves. fsum-based summaries are independent of
+    recording order, so a re-import reproduces them exactly; the p-value is the fixed-horizon Welch
+    p the seed reports (decisions use the always-valid test: see analyze)."""
+    from .stats import continuous
 
     groups: dict[str, list[float]] = {arm: [] for arm in ARMS}
     for t in trials:
         if t["status"] == "recorded" and primary.name in t["metrics"]:
             groups[t["arm"]].append(t["metrics"][primary.name])
-    # fsum-based summaries: independent of recording order, so a re-import reproduces them exactly.
     control, treatment = Summary.of(groups["control"]), Summary.of(groups["treatment"])
-    metric = analyze_metric(primary, control, treatment)
-    both = control.n > 0 and treatment.n > 0
+    test = continuous.t_test(control, treatment, "welch")
+    p_value = None if test is None else test[2]
+    improvement = None
+    if control.n and treatment.n and control.mean != 0:
+        change = (treatment.mean - control.mean) / abs(control.mean) * 100
+        improvement = -change if primary.direction == "lower_is_better" else change
     return {
         "trials_completed": control.n + treatment.n,
         "control_group": groups["control"],
         "treatment_group": groups["treatment"],
         "control_avg": control.mean if control.n else None,
         "treatment_avg": treatment.mean if treatment.n else None,
-        "improvement_pct": improvement_pct(control.mean, treatment.mean, primary.direction) if both else None,
-        "p_value": metric.p_value,
-        "statistical_confidence": None if metric.p_value is None else 1.0 - metric.p_value,
+        "improvement_pct": improvement,
+        "p_value": p_value,
+        "statistical_confidence": None if p_value is None else 1.0 - p_value,
         "status": "collecting_data" if status == "running" else status,
     }
 

@@ -5,6 +5,7 @@ sends resource-updated notifications in both protocol modes."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ServerEvent
 from mcp_types import (
     CallToolResult,
     EmptyResult,
+    ImageContent,
     SubscribeRequestParams,
     TextContent,
     ToolAnnotations,
@@ -28,11 +30,12 @@ from mcp_types import (
 from pydantic import BaseModel, Field
 
 from . import __version__, interchange, report
-from .analysis import Analysis, StatusReport
 from .errors import Conflict, ExperimentError, NotFound
 from .lifecycle import Lab
 from .models import Assignment, Event, Experiment, MetricSpec, Progress, RecordResult
 from .settings import SETTINGS_FILE_NAME, DefaultSettings, Settings, update_settings
+from .stats.results import Analysis
+from .status import StatusReport
 
 T = TypeVar("T")
 
@@ -67,6 +70,7 @@ def experiment_uris(experiment_id: str | None) -> list[str]:
             f"experiment://{experiment_id}",
             f"experiment://{experiment_id}/analysis",
             f"experiment://{experiment_id}/report",
+            f"experiment://{experiment_id}/chart.png",
         ]
     return uris
 
@@ -316,17 +320,33 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
         return _result(r, text)
 
     @server.tool(annotations=_annotations("Analyze", read_only=True, idempotent=True))
-    async def analyze(experiment_id: ExperimentId, ctx: Context) -> Annotated[CallToolResult, Analysis]:
-        """Statistical analysis of an experiment: per metric and arm n, mean, sd, min, max; Welch's
-        t-test, the 95% confidence interval of the difference, Cohen's d and the improvement in the
-        metric's own direction (positive = treatment better). Returns the seed's report as text."""
+    async def analyze(
+        experiment_id: ExperimentId,
+        ctx: Context,
+        chart: Annotated[
+            bool, Field(description="Also return a PNG chart: the improvement over the trials, and both arms.")
+        ] = True,
+        rank_tests: Annotated[
+            bool, Field(description="Also run Mann-Whitney / Hodges-Lehmann on the raw values (skewed metrics).")
+        ] = True,
+    ) -> Annotated[CallToolResult, Analysis]:
+        """Full statistical analysis and the policy's decision. Per metric and arm: n, mean, sd, min,
+        max; Welch's (and Student's) t-test, 95% CI of the difference and of the relative lift
+        (delta method), Cohen's d and Hedges' g, Mann-Whitney with the Hodges-Lehmann shift,
+        proportions tests for binary metrics; the always-valid sequential test that drives
+        decisions; guardrails (Holm), sample-ratio mismatch and power ("needs K more trials").
+        Returns the seed's analysis report as text and, with `chart`, a PNG."""
 
-        def run(lab: Lab) -> tuple[Analysis, str]:
-            result = lab.analyze(experiment_id)
-            return result, report.render_analysis(lab.get(experiment_id), result)
+        def run(lab: Lab) -> tuple[Analysis, str, bytes | None]:
+            result = lab.analyze(experiment_id, rank_tests=rank_tests)
+            text = report.render_analysis(lab.get(experiment_id), result)
+            return result, text, lab.chart(experiment_id) if chart else None
 
-        result, text = await _run(ctx, run)
-        return _result(result, text)
+        result, text, png = await _run(ctx, run)
+        out = _result(result, text)
+        if png is not None:
+            out.content.append(ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png"))
+        return out
 
     @server.tool(annotations=_annotations("Status", read_only=True, idempotent=True))
     async def status(ctx: Context) -> Annotated[CallToolResult, StatusReport]:
@@ -509,6 +529,21 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
     )
     async def analysis_resource(experiment_id: str, ctx: Context) -> str:
         return await _read(ctx, lambda lab: lab.analyze(experiment_id).model_dump_json(indent=2))
+
+    @server.resource(
+        "experiment://{experiment_id}/chart.png",
+        name="experiment-chart",
+        mime_type="image/png",
+        description="The analysis chart: improvement over the trials with its intervals, and both arms.",
+    )
+    async def chart_resource(experiment_id: str, ctx: Context) -> bytes:
+        def run(lab: Lab) -> bytes:
+            png = lab.chart(experiment_id)
+            if png is None:
+                raise ResourceError(f"No chart for {experiment_id} yet: each arm needs at least 2 recorded trials.")
+            return png
+
+        return await _read(ctx, run)
 
     @server.resource(
         "experiment://{experiment_id}/report",

@@ -86,9 +86,7 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
             met=not bad_guards,
             detail="; ".join(f"{g.name}: {g.detail}" for g in bad_guards)
             or (
-                f"{len(analysis.guardrails)} guardrail(s) within tolerance"
-                if analysis.guardrails
-                else "no guardrails"
+                f"{len(analysis.guardrails)} guardrail(s) within tolerance" if analysis.guardrails else "no guardrails"
             ),
         ),
         Criterion(name="Sample size adequate", met=enough, detail=f"{n} of {required} trials recorded"),
@@ -104,15 +102,12 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
             name="Sample ratio (SRM)",
             met=not srm_bad,
             detail="; ".join(
-                f"{s.counts} {s.control}/{s.treatment}, chi-square p = {_fmt_p(s.p_value)}"
-                for s in analysis.srm
+                f"{s.counts} {s.control}/{s.treatment}, chi-square p = {_fmt_p(s.p_value)}" for s in analysis.srm
             ),
         ),
     ]
     rollback = _rollback_reasons(analysis, targets, half) if active else []
-    expired = (
-        analysis.started_at is not None and now - analysis.started_at >= analysis.max_duration_days * 86400
-    )
+    expired = analysis.started_at is not None and now - analysis.started_at >= analysis.max_duration_days * 86400
     criteria.append(Criterion(name="Within max duration", met=not expired, detail=_elapsed(analysis, now)))
 
     if active and significant and over and not bad_guards and not srm_bad:
@@ -162,9 +157,7 @@ def _rollback_reasons(analysis: Analysis, targets: Targets, half: float) -> list
     out = []
     for name, p_adj, reg, limit in zip(names, holm(p), regression, limits, strict=True):
         if p_adj is not None and p_adj <= half and reg is not None and reg > limit:
-            out.append(
-                f"{name} {reg:.1f}% worse (tolerance {limit:g}%), Holm always-valid p = {_fmt_p(p_adj)}"
-            )
+            out.append(f"{name} {reg:.1f}% worse (tolerance {limit:g}%), Holm always-valid p = {_fmt_p(p_adj)}")
     return out
 
 

@@ -1,11 +1,16 @@
-"""Markdown reports in the seed's layouts. Formatting only: every number comes in computed."""
+"""Markdown reports in the seed's layouts. Formatting only: every number comes in computed.
+
+The analysis report lives with the statistics engine (`stats/report.py`); this module renders the
+status report and re-exports `render_analysis` for the MCP layer and the CLI."""
 
 from __future__ import annotations
 
 import math
 
-from .analysis import Analysis, MetricAnalysis, StatusItem, StatusReport
 from .models import Experiment
+from .stats.report import render_analysis as _render_analysis
+from .stats.results import Analysis
+from .status import StatusItem, StatusReport
 
 STATUS_BADGE = {
     "draft": "⚪ Draft",
@@ -14,18 +19,23 @@ STATUS_BADGE = {
     "rolled_back": "🔴 Rolled back",
     "expired": "⏱️ Expired",
 }
+ACTION = {
+    "promote": "Promote (the always-valid test shows the improvement)",
+    "rollback": "Roll back (a regression beyond tolerance)",
+    "expire": "Expire (max duration reached without a conclusive result)",
+}
+
+
+def render_analysis(experiment: Experiment, analysis: Analysis) -> str:
+    return _render_analysis(analysis, experiment.name, experiment.id)
 
 
 def fmt(value: float | None, unit: str | None = None, digits: int = 3) -> str:
-    """A number for people: significant digits, no NaN/inf ever (those print as 'n/a')."""
+    """A number for people: significant digits, never NaN or inf (those print as 'n/a')."""
     if value is None or not math.isfinite(value):
         return "n/a"
     text = f"{value:.{digits}g}" if abs(value) < 10**digits else f"{value:,.0f}"
     return f"{text} {unit}" if unit else text
-
-
-def pct(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.1f}%"
 
 
 def bar(fraction: float, width: int = 10) -> str:
@@ -33,58 +43,63 @@ def bar(fraction: float, width: int = 10) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-def _current_results(primary: MetricAnalysis) -> list[str]:
-    unit = primary.unit
+def _results(item: StatusItem) -> list[str]:
+    unit = item.unit
     lines = [
-        f"- Control avg: {fmt(primary.control.mean, unit)} (n={primary.control.n})",
-        f"- Treatment avg: {fmt(primary.treatment.mean, unit)} (n={primary.treatment.n})",
+        f"- Control avg: {fmt(item.control_mean, unit)}",
+        f"- Treatment avg: {fmt(item.treatment_mean, unit)}",
     ]
-    if primary.difference is not None and primary.improvement_pct is not None:
-        word = "better" if primary.improvement_pct >= 0 else "worse"
+    if item.control_mean is not None and item.treatment_mean is not None and item.improvement_pct is not None:
+        change = abs(item.treatment_mean - item.control_mean)
+        better = item.improvement_pct >= 0
+        if item.direction == "lower_is_better":
+            word = "saved" if better else "lost"
+        else:
+            word = "gained" if better else "lost"
         lines.append(
-            f"- Change in {primary.name}: {fmt(primary.difference, unit)} ({pct(abs(primary.improvement_pct))} {word})"
+            f"- {item.primary_metric} {word}: {fmt(change, unit)} "
+            f"({abs(item.improvement_pct):.0f}% {'improvement' if better else 'regression'})"
         )
-    if primary.p_value is not None:
-        lines.append(f"- p-value (Welch): {fmt(primary.p_value)}")
-    elif primary.message:
-        lines.append(f"- {primary.message}")
+    if item.confidence is not None:
+        need = f" (needs {item.trials_needed} more trials for 80% power)" if item.trials_needed else ""
+        lines.append(f"- Confidence: {item.confidence:.0%} (always-valid){need}")
+    elif item.trials_needed:
+        lines.append(f"- Confidence: not yet (needs {item.trials_needed} more trials for 80% power)")
     return lines
 
 
-def _experiment_block(number: int, item: StatusItem) -> list[str]:
-    e, progress = item.experiment, item.progress
+def _block(number: int, item: StatusItem) -> list[str]:
+    p = item.progress
     lines = [
-        f"### Experiment #{number}: {e.id}",
-        f"**Name**: {e.name}",
-        f"**Status**: {STATUS_BADGE[e.status]}"
-        + (f" ({progress.trials_recorded}/{progress.sample_size_required} trials)" if e.status == "running" else ""),
-        f"**Hypothesis**: {e.hypothesis}",
+        f"### Experiment #{number}: {item.id}",
+        f"**Name**: {item.name}",
+        f"**Status**: {STATUS_BADGE[item.status]}"
+        + (f" ({p.trials_recorded}/{p.sample_size_required} trials)" if item.status == "running" else ""),
+        f"**Hypothesis**: {item.hypothesis}",
     ]
-    if e.status_reason:
-        lines.append(f"**Reason**: {e.status_reason}")
-    if e.status == "running":
+    if item.status == "running":
+        if p.trials_needed:
+            action = f"Continue ({p.trials_needed} more trials needed)"
+        else:
+            action = ACTION.get(item.action or "", f"Continue ({item.rationale})")
         lines += [
             "**Progress**:",
-            f"Trials: {bar(progress.percent / 100)} {progress.percent:.0f}% "
-            f"({progress.trials_recorded}/{progress.sample_size_required})",
+            f"Trials: {bar(p.percent / 100)} {p.percent:.0f}% ({p.trials_recorded}/{p.sample_size_required})",
             "**Current Results**:",
-            *_current_results(item.primary),
-            "**Action**: "
-            + (
-                f"Continue ({progress.trials_needed} more trials needed)"
-                if progress.trials_needed
-                else "Analyse: the required sample size is reached"
-            ),
+            *_results(item),
+            f"**Action**: {action}",
         ]
     else:
-        lines += ["**Final Results**:", *_current_results(item.primary), f"- Trials: {progress.trials_recorded}"]
+        if item.status_reason:
+            lines.append(f"**Reason**: {item.status_reason}")
+        lines += ["**Final Results**:", *_results(item), f"- Trials: {p.trials_recorded}"]
     return [*lines, "", "---", ""]
 
 
 def render_status(report: StatusReport) -> str:
-    active = [i for i in report.experiments if i.experiment.status in ("draft", "running")]
-    failed = [i for i in report.experiments if i.experiment.status in ("rolled_back", "expired")]
-    done = [i for i in report.experiments if i.experiment.status == "promoted"]
+    active = [i for i in report.experiments if i.status in ("draft", "running")]
+    failed = [i for i in report.experiments if i.status in ("rolled_back", "expired")]
+    done = [i for i in report.experiments if i.status == "promoted"]
     out: list[str] = []
     number = 0
     for title, items in (
@@ -97,7 +112,7 @@ def render_status(report: StatusReport) -> str:
             out += ["(none)", ""]
         for item in items:
             number += 1
-            out += _experiment_block(number, item)
+            out += _block(number, item)
     finished = len(done) + len(failed)
     rate = f" ({100 * len(done) / finished:.0f}% success rate)" if finished else ""
     out += [
@@ -106,50 +121,4 @@ def render_status(report: StatusReport) -> str:
         f"- **Successful**: {len(done)} experiment{'s' if len(done) != 1 else ''}{rate}",
         f"- **Failed**: {len(failed)} experiment{'s' if len(failed) != 1 else ''} (rolled back or expired)",
     ]
-    return "\n".join(out) + "\n"
-
-
-def render_analysis(experiment: Experiment, analysis: Analysis) -> str:
-    p = analysis.primary
-    unit = p.unit
-    out = [
-        f"## STATISTICAL ANALYSIS - {experiment.id}",
-        "",
-        "### Data Summary",
-    ]
-    for label, arm in (("Control Group", p.control), ("Treatment Group", p.treatment)):
-        out += [
-            f"**{label}** (n={arm.n}):",
-            f"- Mean: {fmt(arm.mean, unit)}",
-            f"- Std Dev: {fmt(arm.sd, unit)}",
-            f"- Range: {fmt(arm.min)}-{fmt(arm.max, unit)}",
-            "",
-        ]
-    out += ["### Statistical Tests"]
-    if p.improvement_pct is not None and p.difference is not None:
-        word = "better" if p.improvement_pct >= 0 else "worse"
-        out.append(f"**Improvement**: {pct(abs(p.improvement_pct))} {word} ({fmt(p.difference, unit)} difference)")
-    out += [
-        "**T-Test** (Welch):",
-        f"- t-statistic: {fmt(p.t_statistic)}",
-        f"- p-value: {fmt(p.p_value)}",
-        f"- Degrees of freedom: {fmt(p.df)}",
-        "",
-        f"**Effect Size** (Cohen's d): {fmt(p.cohens_d)}",
-        f"**95% Confidence Interval** of the difference: [{fmt(p.ci_low, unit)}, {fmt(p.ci_high, unit)}]",
-    ]
-    if p.message:
-        out += ["", f"_{p.message}_"]
-    if len(analysis.metrics) > 1:
-        out += [
-            "",
-            "### Secondary Metrics",
-            "| metric | control | treatment | improvement | p |",
-            "|---|---|---|---|---|",
-        ]
-        for m in analysis.metrics[1:]:
-            out.append(
-                f"| {m.name} | {fmt(m.control.mean, m.unit)} | {fmt(m.treatment.mean, m.unit)} | "
-                f"{pct(m.improvement_pct)} | {fmt(m.p_value)} |"
-            )
     return "\n".join(out) + "\n"

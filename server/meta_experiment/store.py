@@ -404,10 +404,18 @@ class Store:
             return {r[0]: r[1] for r in rows}
 
     def record_trial(
-        self, trial_id: int, experiment_id: str, arm: str, values: dict[str, float], success: bool, at: float
+        self,
+        trial_id: int,
+        experiment_id: str,
+        arm: str,
+        values: dict[str, float],
+        success: bool,
+        at: float,
+        derived: dict[str, float] | None = None,
     ) -> None:
         """Mark a trial recorded, store its values and fold them into the running statistics,
-        all in one transaction."""
+        all in one transaction. `derived` values (e.g. the log of a log-scale metric) are folded
+        into running statistics under their own names but not stored as metric values."""
         with self.transaction() as db:
             db.execute(
                 "UPDATE trials SET status = 'recorded', recorded_at = ?, success = ? WHERE id = ?",
@@ -417,7 +425,7 @@ class Store:
                 "INSERT INTO metric_values (trial_id, metric, value) VALUES (?, ?, ?)",
                 [(trial_id, name, value) for name, value in values.items()],
             )
-            self._fold(db, experiment_id, arm, values)
+            self._fold(db, experiment_id, arm, {**values, **(derived or {})})
             db.execute(
                 "UPDATE arm_counts SET recorded = recorded + 1, successes = successes + ?"
                 " WHERE experiment_id = ? AND arm = ?",
@@ -505,6 +513,17 @@ class Store:
                 (experiment_id, arm, metric),
             ).fetchall()
         return [r[0] for r in rows]
+
+    def raw_series(self, experiment_id: str, metric: str) -> list[tuple[str, float]]:
+        """(arm, value) of one metric for every recorded trial, in recording order."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT t.arm, v.value FROM trials t JOIN metric_values v ON v.trial_id = t.id"
+                " WHERE t.experiment_id = ? AND v.metric = ? AND t.status = 'recorded'"
+                " ORDER BY t.recorded_at, t.id",
+                (experiment_id, metric),
+            ).fetchall()
+        return [(r[0], r[1]) for r in rows]
 
     def trial_rows(self, experiment_id: str) -> list[sqlite3.Row]:
         with self.reading() as db:

@@ -28,9 +28,7 @@ def test_seed_example_promotes_with_numbers_that_agree():
     m = a.primary
     ref = stats.ttest_ind(TREATMENT, CONTROL)
     assert m.student.t == pytest.approx(ref.statistic, abs=1e-9) and m.student.df == 12
-    assert m.improvement_pct == pytest.approx(
-        (np.mean(CONTROL) - np.mean(TREATMENT)) / np.mean(CONTROL) * 100
-    )
+    assert m.improvement_pct == pytest.approx((np.mean(CONTROL) - np.mean(TREATMENT)) / np.mean(CONTROL) * 100)
     assert m.mann_whitney is not None and m.sequential.active
     assert a.decision.action == "promote"
     assert a.decision.driven_by.startswith("always-valid")

@@ -14,9 +14,7 @@ from meta_experiment.stats import sequential as s
 def test_e_value_is_the_one_sided_normal_mixture(z, r):
     """E+ = int_0^inf 2 phi(theta; 0, tau^2) exp(theta z - theta^2 / 2) dtheta (information 1, tau^2 = r)."""
     tau = math.sqrt(r)
-    val, _ = integrate.quad(
-        lambda th: 2 * stats.norm.pdf(th, 0, tau) * math.exp(th * z - th * th / 2), 0, np.inf
-    )
+    val, _ = integrate.quad(lambda th: 2 * stats.norm.pdf(th, 0, tau) * math.exp(th * z - th * th / 2), 0, np.inf)
     assert s.log_e_value(z, r) == pytest.approx(math.log(val), abs=1e-8)
 
 

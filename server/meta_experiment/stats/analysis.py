@@ -68,9 +68,7 @@ def analyze(inputs: AnalysisInputs) -> Analysis:
             arm: _rate_summary(inputs.successes.get(arm, 0), inputs.recorded.get(arm, 0))
             for arm in ("control", "treatment")
         }
-        secondary.append(
-            analyze_metric(MetricData(spec, "guardrail", counts["control"], counts["treatment"]), design)
-        )
+        secondary.append(analyze_metric(MetricData(spec, "guardrail", counts["control"], counts["treatment"]), design))
         specs.append(spec)
     messages = list(_input_messages(inputs))
     elapsed = None if inputs.started_at is None else max(0.0, inputs.now - inputs.started_at)
@@ -90,7 +88,11 @@ def analyze(inputs: AnalysisInputs) -> Analysis:
         started_at=inputs.started_at,
         analyzed_at=inputs.now,
         max_duration_days=inputs.max_duration_days,
-        runs_per_day=recorded / (elapsed / SECONDS_PER_DAY) if elapsed and recorded else None,
+        # A usage rate is only extrapolated from at least a day of data (a burst of runs in the
+        # first minutes says nothing about runs per month).
+        runs_per_day=recorded / (elapsed / SECONDS_PER_DAY)
+        if elapsed and elapsed >= SECONDS_PER_DAY and recorded
+        else None,
         messages=messages,
     )
     return analysis.model_copy(update={"decision": policy.decide(analysis, inputs.targets, inputs.now)})
@@ -140,9 +142,7 @@ def _guardrails(
     for m, spec, p_holm in zip(metrics, specs, adjusted, strict=True):
         limit = spec.max_regression if spec.max_regression is not None else targets.max_regression
         regression = None if m.improvement_pct is None else -m.improvement_pct
-        detected = bool(
-            p_holm is not None and p_holm <= alpha and regression is not None and regression > limit
-        )
+        detected = bool(p_holm is not None and p_holm <= alpha and regression is not None and regression > limit)
         seq = m.sequential
         if regression is None:
             detail = "regression unknown: " + ("; ".join(m.messages) or "no data")
@@ -188,9 +188,7 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
             **base,
         )
     fixed = power.n_fixed(effect, alpha, inputs.power, t_test=spec.kind == "continuous")
-    seq = power.n_sequential(
-        effect, alpha / 2, inputs.sample_size_required, inputs.power, inputs.control_share
-    )
+    seq = power.n_sequential(effect, alpha / 2, inputs.sample_size_required, inputs.power, inputs.control_share)
     n_fixed = None if fixed is None else math.ceil(fixed - 1e-9)
     n_seq = None if seq is None else max(math.ceil(seq - 1e-9), math.ceil(inputs.sample_size_required / 2))
     per_arm = total = None

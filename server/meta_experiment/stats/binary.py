@@ -77,9 +77,7 @@ def newcombe_ci(x_c: int, n_c: int, x_t: int, n_t: int, level: float = 0.95) -> 
     return lower, upper
 
 
-def relative_lift_ci(
-    x_c: int, n_c: int, x_t: int, n_t: int, level: float = 0.95
-) -> tuple[float, float] | None:
+def relative_lift_ci(x_c: int, n_c: int, x_t: int, n_t: int, level: float = 0.95) -> tuple[float, float] | None:
     """Delta-method interval of p_t / p_c - 1 (GrowthBook gbstats, Bernoulli variances p(1 - p))."""
     if n_c == 0 or n_t == 0 or x_c == 0:
         return None

@@ -63,9 +63,7 @@ def one_sided_p(c: Summary, t: Summary, worse_is_higher: bool) -> float | None:
     return clip_p(stats.t.sf(tt, df) if worse_is_higher else stats.t.cdf(tt, df))
 
 
-def difference_ci(
-    c: Summary, t: Summary, level: float = 0.95, method: str = "welch"
-) -> tuple[float, float] | None:
+def difference_ci(c: Summary, t: Summary, level: float = 0.95, method: str = "welch") -> tuple[float, float] | None:
     """Interval of mean(t) - mean(c): d -/+ t_{df} * se (scipy TtestResult.confidence_interval)."""
     se_df = welch_se_df(c, t) if method == "welch" else student_se_df(c, t)
     if se_df is None:

@@ -66,9 +66,7 @@ def _log_summaries(d: MetricData, messages: list[str]) -> tuple[Summary, Summary
         return d.control_log, d.treatment_log
     if d.raw_control is not None and d.raw_treatment is not None:
         if min(d.raw_control, default=1.0) > 0 and min(d.raw_treatment, default=1.0) > 0:
-            return Summary.of(math.log(x) for x in d.raw_control), Summary.of(
-                math.log(x) for x in d.raw_treatment
-            )
+            return Summary.of(math.log(x) for x in d.raw_control), Summary.of(math.log(x) for x in d.raw_treatment)
         messages.append("log scale requested but some values are <= 0: analysed on the raw scale")
         return None
     messages.append("log scale requested but no log-scale statistics were given: analysed on the raw scale")
@@ -227,15 +225,11 @@ def _continuous(
             rel_cs = (cs.lower / abs(c.mean), cs.upper / abs(c.mean))
         else:
             rel_cs = None
-        seq = seq.model_copy(
-            update={"improvement_confidence_sequence": _interval(rel_cs, cs.level, sign * 100)}
-        )
+        seq = seq.model_copy(update={"improvement_confidence_sequence": _interval(rel_cs, cs.level, sign * 100)})
     return seq
 
 
-def _binary(
-    c: Summary, t: Summary, f: dict, messages: list[str], design: Design, sign: float
-) -> SequentialResult:
+def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design, sign: float) -> SequentialResult:
     x_c, x_t = round(c.mean * c.n), round(t.mean * t.n)
     if c.n == 0 or t.n == 0:
         messages.append(f"needs trials in both arms (control n={c.n}, treatment n={t.n})")
@@ -279,9 +273,7 @@ def _binary(
         cs = seq.confidence_sequence
         seq = seq.model_copy(
             update={
-                "improvement_confidence_sequence": _interval(
-                    (cs.lower / p_c, cs.upper / p_c), cs.level, sign * 100
-                )
+                "improvement_confidence_sequence": _interval((cs.lower / p_c, cs.upper / p_c), cs.level, sign * 100)
             }
         )
     return seq
@@ -292,6 +284,4 @@ def _rank(raw_c: Sequence[float], raw_t: Sequence[float]) -> RankTest | None:
     if mw is None:
         return None
     shift, ci = rank.hodges_lehmann(raw_c, raw_t, LEVEL)
-    return RankTest(
-        u=mw[0], p_value=mw[1], hodges_lehmann=shift, hodges_lehmann_ci=_interval(ci), method=mw[2]
-    )
+    return RankTest(u=mw[0], p_value=mw[1], hodges_lehmann=shift, hodges_lehmann_ci=_interval(ci), method=mw[2])

@@ -124,8 +124,7 @@ def _tests(m: MetricAnalysis, drove: str) -> list[str]:
             "**Always-valid sequential test** (" + drove + "):",
             f"- e-value for improvement: {_num(s.e_value_improvement)}, for regression: "
             f"{_num(s.e_value_regression)} (threshold {_num(s.threshold)})",
-            f"- always-valid p: improvement {_p(s.p_value_improvement)}, "
-            f"regression {_p(s.p_value_regression)}",
+            f"- always-valid p: improvement {_p(s.p_value_improvement)}, regression {_p(s.p_value_regression)}",
             f"- {s.method}",
             "",
         ]
@@ -173,7 +172,7 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
                 f"| {'yes' if g.regression_detected else 'no'} |"
             )
         lines += [""]
-    if analysis.power:
+    if analysis.power and (d is None or d.action == "continue"):
         lines += [f"**Power**: {analysis.power.message}", ""]
     if d:
         lines += ["### Decision Criteria", ""]
@@ -198,9 +197,7 @@ def _impact(analysis: Analysis) -> list[str]:
     if m.improvement_pct is None or m.control.mean is None or m.treatment.mean is None:
         return []
     per_run = (
-        m.control.mean - m.treatment.mean
-        if m.direction == "lower_is_better"
-        else (m.treatment.mean - m.control.mean)
+        m.control.mean - m.treatment.mean if m.direction == "lower_is_better" else (m.treatment.mean - m.control.mean)
     )
     out = [
         "**Expected Impact**:",
@@ -209,10 +206,11 @@ def _impact(analysis: Analysis) -> list[str]:
     if analysis.runs_per_day:
         monthly = per_run * analysis.runs_per_day * 30
         out.append(
-            f"- At the observed {analysis.runs_per_day:.3g} runs/day: "
-            f"{monthly:+.3g} {m.unit or ''} per month".rstrip()
+            f"- At the observed {analysis.runs_per_day:.3g} runs/day: {monthly:+.3g} {m.unit or ''} per month".rstrip()
         )
         seconds = DURATION_UNITS.get(m.unit or "")
         if seconds:
             out.append(f"- That is {monthly * seconds / 3600:+.3g} hours per month")
+    else:
+        out.append("- Monthly impact: estimated once the experiment has run for a day (from its usage rate)")
     return [*out, ""]

@@ -67,22 +67,16 @@ class SequentialResult(Frozen):
     """The always-valid test of the primary metric (and of guardrails, for rollback): a one-sided
     normal-mixture e-process per direction, calibrated to start at `sample_size_required`."""
 
-    active: Annotated[
-        bool, Field(description="False before sample_size_required: no sequential decision yet.")
-    ]
+    active: Annotated[bool, Field(description="False before sample_size_required: no sequential decision yet.")]
     z: float | None
     information: float
     alpha_per_direction: float
     e_value_improvement: float | None
     e_value_regression: float | None
     threshold: Annotated[float, Field(description="e-value needed to reject in one direction.")]
-    p_value_improvement: Annotated[
-        float | None, Field(description="Always-valid one-sided p for improvement.")
-    ]
+    p_value_improvement: Annotated[float | None, Field(description="Always-valid one-sided p for improvement.")]
     p_value_regression: Annotated[float | None, Field(description="Always-valid one-sided p for regression.")]
-    p_value: Annotated[
-        float | None, Field(description="Always-valid two-sided p (2 x the smaller one-sided).")
-    ]
+    p_value: Annotated[float | None, Field(description="Always-valid two-sided p (2 x the smaller one-sided).")]
     confidence_sequence: Annotated[
         Interval | None, Field(description="Always-valid interval of the difference (analysis scale).")
     ]
@@ -114,9 +108,7 @@ class MetricAnalysis(Frozen):
     proportions: ProportionTest | None
     mann_whitney: RankTest | None
     p_value: Annotated[float | None, Field(description="Fixed-horizon two-sided p (Welch, or proportions).")]
-    p_value_regression: Annotated[
-        float | None, Field(description="Fixed-horizon one-sided p for regression.")
-    ]
+    p_value_regression: Annotated[float | None, Field(description="Fixed-horizon one-sided p for regression.")]
     sequential: SequentialResult | None
     messages: list[str] = []
 
@@ -183,9 +175,7 @@ class Analysis(Frozen):
     power: Power | None
     trials_recorded: int
     sample_size_required: int
-    alpha: Annotated[
-        float, Field(description="Two-sided alpha of decisions: min(0.05, 1 - confidence_threshold).")
-    ]
+    alpha: Annotated[float, Field(description="Two-sided alpha of decisions: min(0.05, 1 - confidence_threshold).")]
     started_at: float | None
     analyzed_at: float
     max_duration_days: float

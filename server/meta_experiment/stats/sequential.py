@@ -95,9 +95,7 @@ def always_valid_p(log_e: float, r0: float = MIXTURE_R0) -> float:
     return crossing_probability(log_e, r0)
 
 
-def information(
-    n_c: int, n_t: int, n_required: int, control_share: float = 0.5, r0: float = MIXTURE_R0
-) -> float:
+def information(n_c: int, n_t: int, n_required: int, control_share: float = 0.5, r0: float = MIXTURE_R0) -> float:
     """r = tau^2 n_eff, scaled so that r = r0 at the required sample size with the intended split."""
     if n_c == 0 or n_t == 0:
         return 0.0

@@ -87,9 +87,7 @@ def welch_z(nc, mc, vc, nt, mt, vt) -> tuple[np.ndarray, np.ndarray]:
     ok = (se2 > 0) & (nc > 1) & (nt > 1)
     se2s = np.where(ok, se2, 1.0)
     t = np.where(ok, (mt - mc) / np.sqrt(se2s), 0.0)
-    df = np.where(
-        ok, se2s**2 / np.where(ok, a * a / np.maximum(nt - 1, 1) + b * b / np.maximum(nc - 1, 1), 1.0), 1.0
-    )
+    df = np.where(ok, se2s**2 / np.where(ok, a * a / np.maximum(nt - 1, 1) + b * b / np.maximum(nc - 1, 1), 1.0), 1.0)
     log_tail = stats.t.logsf(np.abs(t), df)
     z = np.sign(t) * np.minimum(-special.ndtri_exp(log_tail), Z_CAP)
     return np.where(ok, z, 0.0), np.where(ok, 2 * np.exp(log_tail), 1.0)
