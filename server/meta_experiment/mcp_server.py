@@ -55,10 +55,15 @@ class QuietBus(InMemorySubscriptionBus):
         if self._listeners:
             await super().publish(event)
 
+    @property
+    def active(self) -> bool:
+        return bool(self._listeners)
+
 
 @dataclass
 class AppState:
     lab: Lab
+    bus: QuietBus = field(default_factory=QuietBus)
     # Legacy (initialize-handshake) sessions that asked for resources/subscribe, with their URIs.
     subscribers: list[tuple[Any, set[str]]] = field(default_factory=list)
 
@@ -105,15 +110,19 @@ def _tool_error(exc: ExperimentError) -> ToolError:
 
 
 async def _notify(ctx: Context, state: AppState, changed: list[str | None]) -> None:
+    if not state.bus.active and not state.subscribers:
+        return  # nobody listens (the usual case): skip building the events
     uris = sorted({u for experiment_id in changed for u in experiment_uris(experiment_id)})
-    for uri in uris:
-        await ctx.notify_resource_updated(uri)  # 2026-07-28: subscriptions/listen streams
+    if state.bus.active:
+        for uri in uris:
+            await ctx.notify_resource_updated(uri)  # 2026-07-28: subscriptions/listen streams
     for session, wanted in list(state.subscribers):  # legacy: sessions that sent resources/subscribe
         for uri in uris:
             if uri in wanted:
                 try:
                     await session.send_resource_updated(uri)
-                except Exception:
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+                    # the peer went away: forget its subscriptions, the tool call still succeeds
                     state.subscribers[:] = [s for s in state.subscribers if s[0] is not session]
                     break
 
@@ -176,19 +185,22 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
     """A server whose lifespan opens the project's state (a fresh one per server: tests use temp
     folders). With no arguments the project is found from the environment (DESIGN.md, "State")."""
 
+    bus = QuietBus()
     box: dict[str, AppState] = {}  # static resources get no Context: they read the state here
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
         lab = await anyio.to_thread.run_sync(partial(Lab.open, project_root, state_dir))
-        box["state"] = AppState(lab=lab)
+        box["state"] = AppState(lab=lab, bus=bus)
         try:
             yield box["state"]
         finally:
             box.pop("state", None)
             lab.close()
 
-    server: MCPServer = MCPServer("meta-experiment", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+    server: MCPServer = MCPServer(
+        "meta-experiment", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, subscriptions=bus
+    )
     _register_subscriptions(server)
 
     # -- tools -----------------------------------------------------------------------------------
