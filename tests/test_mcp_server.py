@@ -120,7 +120,9 @@ async def test_full_lifecycle_through_the_protocol(server, mode) -> None:
             client, "record", {"experiment_id": e["id"], "arm": "control", "metrics": {"time_to_complete": 41.0}}
         )
         assert imported["arm"] == "control"
-        result = await call(client, "analyze", {"experiment_id": e["id"]})
+        plain = await call(client, "analyze", {"experiment_id": e["id"]})
+        assert [c.type for c in plain.content] == ["text"]
+        result = await call(client, "analyze", {"experiment_id": e["id"], "chart": True})
         assert not result.is_error
         primary = result.structured_content["primary"]
         assert primary["name"] == "time_to_complete" and primary["control"]["n"] == 3

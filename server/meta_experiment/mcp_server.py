@@ -336,8 +336,12 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
         experiment_id: ExperimentId,
         ctx: Context,
         chart: Annotated[
-            bool, Field(description="Also return a PNG chart: the improvement over the trials, and both arms.")
-        ] = True,
+            bool,
+            Field(
+                description="Also return a PNG chart (the improvement over the trials, and both arms). Off by "
+                "default: an image costs many tokens; people can open experiment://{id}/chart.png instead."
+            ),
+        ] = False,
         rank_tests: Annotated[
             bool, Field(description="Also run Mann-Whitney / Hodges-Lehmann on the raw values (skewed metrics).")
         ] = True,
