@@ -63,6 +63,8 @@ def populated(lab: Lab) -> str:
             continue  # stays assigned
         lab.record(a.trial_id, {"time_to_complete": 30.0 + i * 1.37, "issues_caught": float(i % 3)}, success=i != 2)
     lab.record_measurement(e.id, "control", {"time_to_complete": 44.0})
+    assert lab.store.abandon_trials(e.id) == 1  # the open trial is abandoned ...
+    lab.assign(e.id)  # ... and a new one stays open
     return e.id
 
 
@@ -89,6 +91,8 @@ def test_round_trip_is_lossless(lab: Lab, project: Path, tmp_path: Path) -> None
         assert key in item
     assert item["changes"]["files"] == {PROD: {"backup": None, "variant": VAR}}
     assert item["results"]["trials_completed"] == 7
+    statuses = [t["status"] for t in item["meta_experiment"]["trials"]]
+    assert statuses.count("abandoned") == 1 and statuses.count("assigned") == 1
     assert len(item["results"]["control_group"]) + len(item["results"]["treatment_group"]) == 7
     assert item["results"]["status"] == "collecting_data"
     json.dumps(document, allow_nan=False)  # valid strict JSON: no NaN anywhere

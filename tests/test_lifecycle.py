@@ -294,3 +294,48 @@ def test_analyze_reads_running_stats_not_raw_rows(lab: Lab) -> None:
         db.execute("UPDATE metric_values SET value = -1e9")
     result = lab.analyze(e.id)
     assert result.primary.control.mean > 0 and result.primary.treatment.mean > 0
+
+
+def test_log_scale_metric_keeps_log_statistics_and_refuses_non_positive(lab: Lab) -> None:
+    import math
+
+    import numpy as np
+
+    primary = {"name": "time_to_complete", "direction": "lower_is_better", "unit": "min", "log_scale": True}
+    e = lab.create(**spec(primary_metric=primary, sample_size_required=6))
+    values = {"control": [40.0, 55.0, 47.0, 61.0], "treatment": [22.0, 30.0, 26.0, 35.0]}
+    for _ in range(8):
+        a = lab.assign(e.id)
+        lab.record(a.trial_id, {"time_to_complete": values[a.arm].pop()})
+    a = lab.assign(e.id)
+    with pytest.raises(InvalidInput, match="log scale"):
+        lab.record(a.trial_id, {"time_to_complete": 0.0})
+    result = lab.analyze(e.id)  # no raw values read: the log statistics come from the store
+    assert result.primary.scale == "log"
+    assert not any("log" in m for m in result.primary.messages)
+    logs = lab.store.running_stats(e.id)[("control", "log:time_to_complete")]
+    expected = np.log([40.0, 55.0, 47.0, 61.0])
+    assert logs.mean == pytest.approx(expected.mean()) and logs.variance == pytest.approx(expected.var(ddof=1))
+    assert result.primary.improvement_pct == pytest.approx(
+        -math.expm1(np.log([22.0, 30.0, 26.0, 35.0]).mean() - expected.mean()) * 100
+    )
+
+
+def test_rank_tests_only_when_asked(lab: Lab) -> None:
+    e = lab.create(**spec())
+    for i in range(12):
+        a = lab.assign(e.id)
+        lab.record(a.trial_id, {"time_to_complete": (40.0 if a.arm == "control" else 25.0) + i})
+    assert lab.analyze(e.id).primary.mann_whitney is None
+    ranked = lab.analyze(e.id, rank_tests=True).primary.mann_whitney
+    assert ranked is not None and ranked.p_value < 0.05 and ranked.hodges_lehmann < 0
+
+
+def test_chart_is_a_png_once_both_arms_have_data(lab: Lab) -> None:
+    e = lab.create(**spec())
+    assert lab.chart(e.id) is None
+    for i in range(6):
+        a = lab.assign(e.id)
+        lab.record(a.trial_id, {"time_to_complete": 30.0 + i})
+    png = lab.chart(e.id)
+    assert png is not None and png.startswith(b"\x89PNG") and len(png) > 10_000

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import warnings
 from pathlib import Path
@@ -124,13 +125,22 @@ async def test_full_lifecycle_through_the_protocol(server, mode) -> None:
             client, "record", {"experiment_id": e["id"], "arm": "control", "metrics": {"time_to_complete": 41.0}}
         )
         assert imported["arm"] == "control"
-        analysis = await ok(client, "analyze", {"experiment_id": e["id"]})
-        primary = analysis["metrics"][0]
+        plain = await call(client, "analyze", {"experiment_id": e["id"]})
+        assert [c.type for c in plain.content] == ["text"]
+        result = await call(client, "analyze", {"experiment_id": e["id"], "chart": True})
+        assert not result.is_error
+        primary = result.structured_content["primary"]
         assert primary["name"] == "time_to_complete" and primary["control"]["n"] == 3
-        assert primary["improvement_pct"] > 0
+        assert primary["improvement_pct"] > 0 and primary["welch"]["p_value"] < 0.05
+        assert result.structured_content["decision"]["action"] in ("promote", "continue")
+        assert "STATISTICAL ANALYSIS" in result.content[0].text
+        image = result.content[1]
+        assert image.type == "image" and image.mime_type == "image/png"
+        assert base64.b64decode(image.data).startswith(b"\x89PNG")
         status = await call(client, "status")
         assert "ACTIVE EXPERIMENTS" in status.content[0].text
         assert status.structured_content["experiments"][0]["progress"]["trials_recorded"] == 5
+        assert status.structured_content["experiments"][0]["improvement_pct"] > 0
         detail = await ok(client, "get_experiment", {"experiment_id": e["id"]})
         assert detail["events"][0]["kind"] == "created"
 
@@ -218,8 +228,9 @@ async def test_export_and_import_round_trip(server, mode, project: Path, tmp_pat
 async def test_resources_list_read_and_errors(server, mode) -> None:
     async with Client(server, mode=mode) as client:
         e = await ok(client, "create_experiment", CREATE)
-        a = await ok(client, "assign", {"experiment_id": e["id"]})
-        await ok(client, "record", {"trial_id": a["trial_id"], "metrics": {"time_to_complete": 5.0}})
+        for value in (5.0, 6.0, 7.0, 8.0):
+            a = await ok(client, "assign", {"experiment_id": e["id"]})
+            await ok(client, "record", {"trial_id": a["trial_id"], "metrics": {"time_to_complete": value}})
         static = {str(r.uri) for r in (await client.list_resources()).resources}
         assert static == {"experiments://list", "experiments://status", "experiments://alerts"}
         templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
@@ -227,13 +238,16 @@ async def test_resources_list_read_and_errors(server, mode) -> None:
             "experiment://{experiment_id}",
             "experiment://{experiment_id}/analysis",
             "experiment://{experiment_id}/report",
+            "experiment://{experiment_id}/chart.png",
         }
         listing = json.loads((await client.read_resource("experiments://list")).contents[0].text)
-        assert listing[0]["id"] == e["id"] and listing[0]["progress"]["trials_recorded"] == 1
+        assert listing[0]["id"] == e["id"] and listing[0]["progress"]["trials_recorded"] == 4
         state = json.loads((await client.read_resource(f"experiment://{e['id']}")).contents[0].text)
         assert state["experiment"]["status"] == "running"
         analysis = json.loads((await client.read_resource(f"experiment://{e['id']}/analysis")).contents[0].text)
-        assert analysis["experiment_id"] == e["id"]
+        assert analysis["primary"]["name"] == "time_to_complete" and analysis["trials_recorded"] == 4
+        chart = (await client.read_resource(f"experiment://{e['id']}/chart.png")).contents[0]
+        assert chart.mime_type == "image/png" and base64.b64decode(chart.blob).startswith(b"\x89PNG")
         report = (await client.read_resource(f"experiment://{e['id']}/report")).contents[0]
         assert report.mime_type == "text/markdown" and f"STATISTICAL ANALYSIS - {e['id']}" in report.text
         status = (await client.read_resource("experiments://status")).contents[0].text

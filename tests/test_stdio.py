@@ -50,7 +50,8 @@ async def test_stdio_subprocess_round_trip(project: Path, mode: str) -> None:
         status = await client.call_tool("status", {})
         item = status.structured_content["experiments"][0]
         assert item["progress"]["trials_recorded"] == 1  # the refused calls changed nothing
-        assert item["experiment"]["control"]["assigned"] + item["experiment"]["treatment"]["assigned"] == 1
+        detail = (await client.call_tool("get_experiment", {"experiment_id": experiment_id})).structured_content
+        assert detail["experiment"]["control"]["assigned"] + detail["experiment"]["treatment"]["assigned"] == 1
     # state lives in the project's own folder, with its .gitignore
     assert (project / ".meta-experiment" / "experiments.db").exists()
     assert (project / ".meta-experiment" / ".gitignore").exists()

@@ -66,6 +66,10 @@ def server_parameters(repo: Path) -> Any:
     )
 
 
+def _text(result: Any) -> str:
+    return "\n".join(block.text for block in result.content if getattr(block, "type", "") == "text")
+
+
 def _check(result: Any, what: str) -> dict[str, Any]:
     if result.is_error:
         raise RuntimeError(f"{what} failed: {result.content[0].text}")
@@ -117,7 +121,7 @@ async def drive(repo: Path, trials: int, seed: int) -> tuple[str, str, dict[str,
         status = await client.call_tool("status", {})
         analysis = await client.call_tool("analyze", {"experiment_id": experiment_id})
         _check(analysis, "analyze")
-        return status.content[0].text, analysis.content[0].text, analysis.structured_content
+        return _text(status), _text(analysis), analysis.structured_content
 
 
 def run_demo(trials: int = 40, seed: int = 7, keep: bool = False) -> int:

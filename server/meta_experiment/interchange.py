@@ -26,25 +26,31 @@ _LOWER_IS_BETTER_HINT = re.compile(r"time|duration|latency|cost|error|fail|false
 
 
 def _results(primary: MetricSpec, trials: list[dict[str, Any]], status: str) -> dict[str, Any]:
-    from .analysis import analyze_metric, improvement_pct
+    """The seed's `results` block from the trials themselves. fsum-based summaries are independent of
+    recording order, so a re-import reproduces them exactly; the p-value is the fixed-horizon Welch
+    p the seed reports (decisions use the always-valid test: see analyze)."""
+    from .stats import continuous
 
     groups: dict[str, list[float]] = {arm: [] for arm in ARMS}
     for t in trials:
         if t["status"] == "recorded" and primary.name in t["metrics"]:
             groups[t["arm"]].append(t["metrics"][primary.name])
-    # fsum-based summaries: independent of recording order, so a re-import reproduces them exactly.
     control, treatment = Summary.of(groups["control"]), Summary.of(groups["treatment"])
-    metric = analyze_metric(primary, control, treatment)
-    both = control.n > 0 and treatment.n > 0
+    test = continuous.t_test(control, treatment, "welch")
+    p_value = None if test is None else test[2]
+    improvement = None
+    if control.n and treatment.n and control.mean != 0:
+        change = (treatment.mean - control.mean) / abs(control.mean) * 100
+        improvement = -change if primary.direction == "lower_is_better" else change
     return {
         "trials_completed": control.n + treatment.n,
         "control_group": groups["control"],
         "treatment_group": groups["treatment"],
         "control_avg": control.mean if control.n else None,
         "treatment_avg": treatment.mean if treatment.n else None,
-        "improvement_pct": improvement_pct(control.mean, treatment.mean, primary.direction) if both else None,
-        "p_value": metric.p_value,
-        "statistical_confidence": None if metric.p_value is None else 1.0 - metric.p_value,
+        "improvement_pct": improvement,
+        "p_value": p_value,
+        "statistical_confidence": None if p_value is None else 1.0 - p_value,
         "status": "collecting_data" if status == "running" else status,
     }
 
@@ -168,7 +174,9 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
         raise InvalidInput("on_conflict must be 'error' or 'skip'.")
     if not isinstance(document, dict) or not isinstance(document.get("experiments"), list):
         raise InvalidInput('The document must be an object with an "experiments" list (the seed\'s experiments.json).')
-    imported, skipped, warnings = [], [], []
+    imported: list[str] = []
+    skipped: list[str] = []
+    warnings: list[str] = []
     with lab.store.transaction():
         for index, item in enumerate(document["experiments"]):
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
@@ -253,8 +261,7 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
         }
     )
     if ext.get("next_slot"):
-        with lab.store.transaction() as db:
-            db.execute("UPDATE experiments SET next_slot = ? WHERE id = ?", (int(ext["next_slot"]), item["id"]))
+        lab.store.update_experiment(item["id"], next_slot=int(ext["next_slot"]))
     snapshots = {f["production"]: f for f in ext.get("files") or []}
     for production, variant in spec.files.items():
         snap = snapshots.get(production)
@@ -267,7 +274,7 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
         )
         if snap is not None and snap.get("backup"):
             lab.store.set_file_backup(item["id"], production, snap["backup"])
-    trials = ext.get("trials") if "trials" in ext else _seed_trials(item, spec.primary_metric.name)
+    trials: list[dict[str, Any]] = ext["trials"] if "trials" in ext else _seed_trials(item, spec.primary_metric.name)
     known = {m.name: m for m in spec.metrics}
     # Fold in recording order, as the original store did, so the running statistics match exactly.
     order = sorted(range(len(trials)), key=lambda i: (trials[i].get("recorded_at") or "", i))
@@ -295,16 +302,7 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
                 values[name] = float(value)
             at = parse_iso(t["recorded_at"]) if t.get("recorded_at") else created
             lab.store.record_trial(new_ids[i], item["id"], t["arm"], values, bool(t.get("success", True)), at)
-    abandoned = [new_ids[i] for i, t in enumerate(trials) if t.get("status") == "abandoned"]
-    if abandoned:
-        with lab.store.transaction() as db:
-            db.executemany("UPDATE trials SET status = 'abandoned' WHERE id = ?", [(i,) for i in abandoned])
-            for arm in ARMS:
-                count = sum(1 for i, t in enumerate(trials) if t.get("status") == "abandoned" and t["arm"] == arm)
-                db.execute(
-                    "UPDATE arm_counts SET abandoned = abandoned + ? WHERE experiment_id = ? AND arm = ?",
-                    (count, item["id"], arm),
-                )
+    lab.store.abandon_trial_ids([new_ids[i] for i, t in enumerate(trials) if t.get("status") == "abandoned"])
     for ev in ext.get("events") or []:
         lab.store.add_event(
             item["id"],

@@ -9,15 +9,14 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from . import analysis, paths
-from .analysis import Analysis, StatusItem, StatusReport
+from . import paths
 from .errors import Conflict, InvalidInput, InvalidState, NotFound
 from .models import (
     ARMS,
@@ -37,12 +36,19 @@ from .models import (
     Targets,
     Trial,
     iso,
+    parse_iso,
 )
 from .outcomes import RecoveryNote
 from .settings import Settings, load_settings
+from .stats.results import Analysis
+from .stats.summary import Summary
+from .status import StatusReport, status_item, status_report
 from .store import DB_FILE_NAME, Store
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
+RANK_TEST_LIMIT = 20_000  # per arm: Hodges-Lehmann's interval costs ~4 s at 1M values per arm
+CHART_LIMIT = 100_000  # per arm: the chart recomputes the interval at up to 200 prefixes
+LOG_PREFIX = "log:"  # running statistics of log(value) for log-scale metrics (':' is not in metric names)
 BLOCK_SIZE = 2  # permuted blocks of two: arms never differ by more than one assignment
 
 
@@ -211,11 +217,15 @@ class Lab:
     def trial(self, trial_id: int) -> Trial:
         row = self.store.trial_row(trial_id)
         if row is None:
-            raise NotFound(
-                f"No trial with id {trial_id}. Trial ids come from the assign tool; call assign first, "
-                "or call record with experiment_id and arm to import a past measurement."
-            )
+            raise self._no_trial(trial_id)
         return self._trial(row, self.store.trial_values(trial_id))
+
+    @staticmethod
+    def _no_trial(trial_id: int) -> NotFound:
+        return NotFound(
+            f"No trial with id {trial_id}. Trial ids come from the assign tool; call assign first, "
+            "or call record with experiment_id and arm to import a past measurement."
+        )
 
     @staticmethod
     def _trial(row: Any, values: dict[str, float]) -> Trial:
@@ -467,6 +477,10 @@ class Lab:
                 raise InvalidInput(f"Metric {name!r} is binary; record 0 or 1 (or true/false), not {value!r}.")
             if spec.is_duration and number < 0:
                 raise InvalidInput(f"Metric {name!r} is a duration; it cannot be negative ({value!r}).")
+            if spec.log_scale and number <= 0:
+                raise InvalidInput(
+                    f"Metric {name!r} is analysed on the log scale, so its values must be > 0 (got {value!r})."
+                )
             clean[name] = number
         primary = experiment.primary_metric
         if primary.name not in clean:
@@ -490,7 +504,7 @@ class Lab:
         with self.store.transaction():
             row = self.store.trial_row(trial_id)
             if row is None:
-                self.trial(trial_id)  # raises NotFound with its advice
+                raise self._no_trial(trial_id)
             experiment = self.definition(row["experiment_id"])
             if row["status"] == "recorded":
                 return self._retry(experiment, self.trial(trial_id), metrics, success)
@@ -501,7 +515,15 @@ class Lab:
                 )
             self._running(experiment, "record results")
             clean = self._clean_metrics(experiment, metrics, elapsed=now - row["assigned_at"])
-            self.store.record_trial(trial_id, experiment.id, row["arm"], clean, bool(success), now)
+            self.store.record_trial(
+                trial_id,
+                experiment.id,
+                row["arm"],
+                clean,
+                bool(success),
+                now,
+                derived_values(experiment.metrics, clean),
+            )
             progress = self.progress(experiment)
         self._changed(experiment.id)
         return RecordResult(
@@ -518,7 +540,9 @@ class Lab:
     def _monitor(self, experiment: Definition, progress: Progress) -> list[str]:
         from .monitoring import after_record
 
-        return after_record(self, experiment.id, sample_reached=progress.trials_needed == 0)
+        return after_record(
+            self, experiment.id, recorded=progress.trials_recorded, required=progress.sample_size_required
+        )
 
     def _retry(self, experiment: Definition, trial: Trial, metrics: Mapping[str, Any], success: bool) -> RecordResult:
         clean = self._clean_metrics(experiment, metrics, elapsed=0.0)
@@ -563,7 +587,9 @@ class Lab:
             experiment = self._running(experiment_id, "take measurements")
             clean = self._clean_metrics(experiment, metrics, elapsed=None)
             trial_id = self.store.insert_trial(experiment_id, arm, unit=None, source="import", assigned_at=now)
-            self.store.record_trial(trial_id, experiment_id, arm, clean, bool(success), now)
+            self.store.record_trial(
+                trial_id, experiment_id, arm, clean, bool(success), now, derived_values(experiment.metrics, clean)
+            )
             progress = self.progress(experiment)
         self._changed(experiment_id)
         return RecordResult(
@@ -577,36 +603,82 @@ class Lab:
             **progress.model_dump(),
         )
 
-    # -- analysis and status ---------------------------------------------------------------------
+    # -- analysis ----------------------------------------------------------------------------------
 
-    def analyze(self, experiment_id: str) -> Analysis:
-        """Per-metric summaries and tests from the running sufficient statistics."""
-        experiment, running = _analysis_inputs(self, experiment_id)
-        return analysis.analyze(experiment, running)
+    def analyze(self, experiment_id: str, *, rank_tests: bool = False) -> Analysis:
+        """The statistics engine's analysis and the policy's decision, from the running sufficient
+        statistics. With `rank_tests`, raw values are read for Mann-Whitney and Hodges-Lehmann (up
+        to RANK_TEST_LIMIT values per arm; they are never on the record or auto-mode path)."""
+        from .stats.analysis import AnalysisInputs
+        from .stats.analysis import analyze as run_analysis
+
+        with self.store.reading():
+            e = self.get(experiment_id)
+            running = self.store.running_stats(experiment_id)
+            raw, note = None, None
+            if rank_tests:
+                if max(e.control.recorded, e.treatment.recorded) <= RANK_TEST_LIMIT:
+                    raw = {
+                        (arm, m.name): self.store.raw_values(experiment_id, arm, m.name)
+                        for arm in ARMS
+                        for m in e.metrics
+                    }
+                else:
+                    note = f"rank tests skipped: more than {RANK_TEST_LIMIT:,} trials per arm"
+        summaries, logs = {}, {}
+        for (arm, metric), s in running.items():
+            target = logs if metric.startswith(LOG_PREFIX) else summaries
+            target[(arm, metric.removeprefix(LOG_PREFIX))] = Summary(s.n, s.mean, s.variance, s.min, s.max)
+        ended = parse_iso(e.ended_at) if e.ended_at else None
+        result = run_analysis(
+            AnalysisInputs(
+                primary=e.primary_metric,
+                secondary=e.secondary_metrics,
+                targets=e.targets,
+                summaries=summaries,
+                log_summaries=logs,
+                raw_values=raw,
+                assigned={"control": e.control.assigned, "treatment": e.treatment.assigned},
+                recorded={"control": e.control.recorded, "treatment": e.treatment.recorded},
+                successes={"control": e.control.successes, "treatment": e.treatment.successes},
+                sample_size_required=e.sample_size_required,
+                started_at=parse_iso(e.started_at) if e.started_at else None,
+                now=ended if ended is not None else self.clock(),
+                max_duration_days=e.max_duration_days,
+            )
+        )
+        if note:
+            result = result.model_copy(update={"messages": [*result.messages, note]})
+        return result
 
     def status(self) -> StatusReport:
+        """Every experiment with its progress and what the policy says now."""
         items = []
         for experiment in self.experiments():
-            running = self.store.running_stats(experiment.id)
-            primary = analysis.analyze_metric(
-                experiment.primary_metric,
-                analysis.summary_of(running.get(("control", experiment.primary_metric.name))),
-                analysis.summary_of(running.get(("treatment", experiment.primary_metric.name))),
-            )
-            items.append(
-                StatusItem(
-                    experiment=experiment,
-                    progress=self.progress(experiment),
-                    primary=primary,
-                )
-            )
-        counts = {
-            s: sum(1 for i in items if i.experiment.status == s)
-            for s in ("draft", "running", "promoted", "rolled_back", "expired")
-        }
+            items.append(status_item(experiment, self.progress(experiment), self.analyze(experiment.id)))
         from .release_status import release_status
 
-        return StatusReport(experiments=items, counts=counts, release=release_status(self))
+        return status_report(items).model_copy(update={"release": release_status(self)})
+
+    def chart(self, experiment_id: str) -> bytes | None:
+        """PNG of the improvement over the trials and the arms' distributions (None without data,
+        or past CHART_LIMIT trials per arm)."""
+        from .charts import render_chart
+
+        e = self.get(experiment_id)
+        if (
+            min(e.control.recorded, e.treatment.recorded) < 2
+            or max(e.control.recorded, e.treatment.recorded) > CHART_LIMIT
+        ):
+            return None
+        series = self.store.raw_series(experiment_id, e.primary_metric.name)
+        return render_chart(
+            self.analyze(experiment_id),
+            [v for arm, v in series if arm == "control"],
+            [v for arm, v in series if arm == "treatment"],
+            [arm for arm, _ in series],
+            title=f"{e.id}: {e.name}",
+        )
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -628,7 +700,7 @@ class Lab:
         ]
 
 
-def _analysis_inputs(lab: Lab, experiment_id: str) -> tuple[Experiment, dict]:
-    with lab.store.reading():
-        experiment = lab.get(experiment_id)
-        return experiment, lab.store.running_stats(experiment_id)
+def derived_values(metrics: Sequence[MetricSpec], values: Mapping[str, float]) -> dict[str, float]:
+    """Extra running statistics to keep: log(value) for every log-scale metric."""
+    scaled = {m.name for m in metrics if m.log_scale}
+    return {LOG_PREFIX + name: math.log(v) for name, v in values.items() if name in scaled}

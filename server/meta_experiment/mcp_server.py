@@ -5,6 +5,7 @@ sends resource-updated notifications in both protocol modes."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ServerEvent
 from mcp_types import (
     CallToolResult,
     EmptyResult,
+    ImageContent,
     SubscribeRequestParams,
     TextContent,
     ToolAnnotations,
@@ -28,11 +30,12 @@ from mcp_types import (
 from pydantic import BaseModel, Field
 
 from . import __version__, interchange, monitoring, report
-from .analysis import Analysis, StatusReport
 from .errors import Conflict, ExperimentError, NotFound
 from .lifecycle import Lab
 from .models import Assignment, Event, Experiment, MetricSpec, Progress, RecordResult
-from .settings import SETTINGS_FILE_NAME, Settings, update_settings
+from .settings import SETTINGS_FILE_NAME, DefaultSettings, Settings, update_settings
+from .stats.results import Analysis
+from .status import StatusReport
 
 T = TypeVar("T")
 
@@ -53,10 +56,15 @@ class QuietBus(InMemorySubscriptionBus):
         if self._listeners:
             await super().publish(event)
 
+    @property
+    def active(self) -> bool:
+        return bool(self._listeners)
+
 
 @dataclass
 class AppState:
     lab: Lab
+    bus: QuietBus = field(default_factory=QuietBus)
     # Legacy (initialize-handshake) sessions that asked for resources/subscribe, with their URIs.
     subscribers: list[tuple[Any, set[str]]] = field(default_factory=list)
 
@@ -68,8 +76,15 @@ def experiment_uris(experiment_id: str | None) -> list[str]:
             f"experiment://{experiment_id}",
             f"experiment://{experiment_id}/analysis",
             f"experiment://{experiment_id}/report",
+            f"experiment://{experiment_id}/chart.png",
         ]
     return uris
+
+
+def _state(ctx: Context) -> AppState:
+    state = ctx.request_context.lifespan_context
+    assert isinstance(state, AppState), "the lifespan yields an AppState"
+    return state
 
 
 def _annotations(title: str, *, read_only: bool = False, destructive: bool = False, idempotent: bool = False):
@@ -96,22 +111,26 @@ def _tool_error(exc: ExperimentError) -> ToolError:
 
 
 async def _notify(ctx: Context, state: AppState, changed: list[str | None]) -> None:
+    if not state.bus.active and not state.subscribers:
+        return  # nobody listens (the usual case): skip building the events
     uris = sorted({u for experiment_id in changed for u in experiment_uris(experiment_id)})
-    for uri in uris:
-        await ctx.notify_resource_updated(uri)  # 2026-07-28: subscriptions/listen streams
+    if state.bus.active:
+        for uri in uris:
+            await ctx.notify_resource_updated(uri)  # 2026-07-28: subscriptions/listen streams
     for session, wanted in list(state.subscribers):  # legacy: sessions that sent resources/subscribe
         for uri in uris:
             if uri in wanted:
                 try:
                     await session.send_resource_updated(uri)
-                except Exception:
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+                    # the peer went away: forget its subscriptions, the tool call still succeeds
                     state.subscribers[:] = [s for s in state.subscribers if s[0] is not session]
                     break
 
 
 async def _run(ctx: Context, fn: Callable[[Lab], T]) -> T:
     """Run one lifecycle call off the event loop; map domain errors; notify what changed."""
-    state: AppState = ctx.request_context.lifespan_context
+    state = _state(ctx)
     changed: list[str | None] = []
     state.lab.listeners.append(changed.append)
     try:
@@ -126,7 +145,7 @@ async def _run(ctx: Context, fn: Callable[[Lab], T]) -> T:
 
 async def _read(ctx: Context, fn: Callable[[Lab], T]) -> T:
     """A resource read: domain errors become resource errors (not found, or another failure)."""
-    state: AppState = ctx.request_context.lifespan_context
+    state = _state(ctx)
     try:
         return await anyio.to_thread.run_sync(partial(fn, state.lab))
     except NotFound as exc:
@@ -167,19 +186,22 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
     """A server whose lifespan opens the project's state (a fresh one per server: tests use temp
     folders). With no arguments the project is found from the environment (DESIGN.md, "State")."""
 
+    bus = QuietBus()
     box: dict[str, AppState] = {}  # static resources get no Context: they read the state here
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
         lab = await anyio.to_thread.run_sync(partial(Lab.open, project_root, state_dir))
-        box["state"] = AppState(lab=lab)
+        box["state"] = AppState(lab=lab, bus=bus)
         try:
             yield box["state"]
         finally:
             box.pop("state", None)
             lab.close()
 
-    server: MCPServer = MCPServer("meta-experiment", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+    server: MCPServer = MCPServer(
+        "meta-experiment", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, subscriptions=bus
+    )
     _register_subscriptions(server)
 
     # -- tools -----------------------------------------------------------------------------------
@@ -311,17 +333,37 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
         return _result(r, text)
 
     @server.tool(annotations=_annotations("Analyze", read_only=True, idempotent=True))
-    async def analyze(experiment_id: ExperimentId, ctx: Context) -> Annotated[CallToolResult, Analysis]:
-        """Statistical analysis of an experiment: per metric and arm n, mean, sd, min, max; Welch's
-        t-test, the 95% confidence interval of the difference, Cohen's d and the improvement in the
-        metric's own direction (positive = treatment better). Returns the seed's report as text."""
+    async def analyze(
+        experiment_id: ExperimentId,
+        ctx: Context,
+        chart: Annotated[
+            bool,
+            Field(
+                description="Also return a PNG chart (the improvement over the trials, and both arms). Off by "
+                "default: an image costs many tokens; people can open experiment://{id}/chart.png instead."
+            ),
+        ] = False,
+        rank_tests: Annotated[
+            bool, Field(description="Also run Mann-Whitney / Hodges-Lehmann on the raw values (skewed metrics).")
+        ] = True,
+    ) -> Annotated[CallToolResult, Analysis]:
+        """Full statistical analysis and the policy's decision. Per metric and arm: n, mean, sd, min,
+        max; Welch's (and Student's) t-test, 95% CI of the difference and of the relative lift
+        (delta method), Cohen's d and Hedges' g, Mann-Whitney with the Hodges-Lehmann shift,
+        proportions tests for binary metrics; the always-valid sequential test that drives
+        decisions; guardrails (Holm), sample-ratio mismatch and power ("needs K more trials").
+        Returns the seed's analysis report as text and, with `chart`, a PNG."""
 
-        def run(lab: Lab) -> tuple[Analysis, str]:
-            result = lab.analyze(experiment_id)
-            return result, report.render_analysis(lab.get(experiment_id), result)
+        def run(lab: Lab) -> tuple[Analysis, str, bytes | None]:
+            result = lab.analyze(experiment_id, rank_tests=rank_tests)
+            text = report.render_analysis(lab.get(experiment_id), result)
+            return result, text, lab.chart(experiment_id) if chart else None
 
-        result, text = await _run(ctx, run)
-        return _result(result, text)
+        result, text, png = await _run(ctx, run)
+        out = _result(result, text)
+        if png is not None:
+            out.content.append(ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png"))
+        return out
 
     @server.tool(annotations=_annotations("Status", read_only=True, idempotent=True))
     async def status(ctx: Context) -> Annotated[CallToolResult, StatusReport]:
@@ -378,7 +420,7 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
         values given change; the settings file keeps its comments and ordering, and the previous
         version is kept as settings.toml.bak."""
         given = {k: v for k, v in locals().items() if k != "ctx" and v is not None}
-        defaults = {k: v for k, v in given.items() if k in Settings.model_fields["defaults"].annotation.model_fields}
+        defaults = {k: v for k, v in given.items() if k in DefaultSettings.model_fields}
         monitoring = {k: v for k, v in given.items() if k not in defaults}
         if not given:
             raise ToolError("Give at least one setting to change (e.g. sample_size_required=20).")
@@ -509,6 +551,21 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
     )
     async def analysis_resource(experiment_id: str, ctx: Context) -> str:
         return await _read(ctx, lambda lab: lab.analyze(experiment_id).model_dump_json(indent=2))
+
+    @server.resource(
+        "experiment://{experiment_id}/chart.png",
+        name="experiment-chart",
+        mime_type="image/png",
+        description="The analysis chart: improvement over the trials with its intervals, and both arms.",
+    )
+    async def chart_resource(experiment_id: str, ctx: Context) -> bytes:
+        def run(lab: Lab) -> bytes:
+            png = lab.chart(experiment_id)
+            if png is None:
+                raise ResourceError(f"No chart for {experiment_id} yet: each arm needs at least 2 recorded trials.")
+            return png
+
+        return await _read(ctx, run)
 
     @server.resource(
         "experiment://{experiment_id}/report",

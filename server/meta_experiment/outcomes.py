@@ -137,8 +137,6 @@ class ReleaseInfo(Strict):
     """Release facts about one experiment, for the status report."""
 
     experiment_id: str
-    action: Annotated[str | None, Field(description="For running experiments: the policy's current advice.")] = None
-    confidence_pct: float | None = None
     deployed_at: str | None = None
     days_in_production: float | None = None
     ended_by: Annotated[str | None, Field(description="Who ended it: auto or manual.")] = None

@@ -1,93 +1,192 @@
-"""TEMPORARY — replaced by the stats branch.
+"""The decision policy: `decide(analysis, targets, now) -> Decision` (promote, rollback, continue,
+expire), with the seed's checklist of criteria, each marked met or not with its numbers.
 
-A stand-in for the statistics issue's decision policy with the same interface,
-`decide(analysis, targets, now) -> Decision` (`Decision.action` in promote / rollback / continue /
-expire, `criteria`, `rationale`, `driven_by`), so that auto mode and the regression monitor can be
-built and tested before the real engine lands. It reads only fields that the baseline `Analysis`
-and the stats branch's `Analysis` both have (`primary.improvement_pct`, `primary.p_value`,
-`trials_recorded`, `sample_size_required`, `started_at`, `max_duration_days`).
+What the numbers mean
+---------------------
+Automatic decisions come from the always-valid sequential test of the primary metric (see
+`stats/sequential.py`), never from the fixed-horizon p-value, which is shown for comparison only
+(re-testing it after every trial inflates false decisions: "peeking").
 
-Its rule is the seed's, with its known flaw: a fixed-horizon Welch p-value re-tested after every
-trial (peeking). The stats branch replaces it with an always-valid sequential test. Do not extend
-this module; delete it when `policy.py` from the stats branch is on main.
-"""
+`confidence_threshold` (c) is the confidence of that always-valid test. The two-sided error rate of
+decisions is
+
+    alpha = min(0.05, 1 - c),   split evenly: alpha / 2 for promote, alpha / 2 for rollback.
+
+As in the seed, where a decision needed both p < 0.05 and a confidence above the threshold, the
+seed's 5% significance is a floor that the threshold can only tighten: c = 0.80 (the seed's
+default) and c = 0.95 both give alpha = 0.05, c = 0.99 gives 0.01. So, with no true difference,
+auto mode promotes with probability at most alpha / 2 = 2.5% and rolls back with probability at
+most 2.5%, however often it re-analyses and however long the experiment runs (the validation in
+bench/validate_decisions.py measures this). The "confidence" shown in reports is 1 - the
+always-valid two-sided p-value.
+
+Promote when, at or after `sample_size_required` recorded trials:
+  the always-valid test shows an improvement (one-sided always-valid p <= alpha / 2), the point
+  estimate of the improvement exceeds `improvement_threshold`, no guardrail shows a significant
+  regression beyond its tolerance, and there is no sample-ratio mismatch.
+Roll back when the always-valid test shows a regression of the primary metric beyond
+  `max_regression`, or of a guardrail beyond its own tolerance (Holm across the primary and the
+  guardrails at alpha / 2, on always-valid p-values). A sample-ratio mismatch blocks promotion
+  but not rollback: restoring the original is always safe.
+Expire when `max_duration_days` have passed without either.
+Otherwise continue."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
-
 from .models import Targets
+from .stats.guardrails import holm
+from .stats.results import Analysis, Criterion, Decision
 
-SIGNIFICANCE_FLOOR = 0.05
-
-
-class Criterion(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str
-    met: bool | None
-    detail: str
-
-
-class Decision(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    action: Literal["promote", "rollback", "continue", "expire"]
-    criteria: list[Criterion]
-    rationale: str
-    driven_by: str
+SIGNIFICANCE_FLOOR = 0.05  # the seed's p < 0.05, two-sided
+SEQUENTIAL = "always-valid sequential test (one-sided normal-mixture e-process)"
 
 
 def decision_alpha(targets: Targets) -> float:
+    """Two-sided alpha of automatic decisions: min(0.05, 1 - confidence_threshold)."""
     return min(SIGNIFICANCE_FLOOR, 1.0 - targets.confidence_threshold)
 
 
-def decide(analysis: Any, targets: Targets, now: float) -> Decision:
+def _fmt_p(p: float | None) -> str:
+    return "n/a" if p is None else f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
     alpha = decision_alpha(targets)
-    primary = analysis.primary
+    half = alpha / 2
+    m = analysis.primary
+    seq = m.sequential
     n, required = analysis.trials_recorded, analysis.sample_size_required
     enough = n >= required
-    p = primary.p_value if enough else None
-    imp = primary.improvement_pct
-    significant = None if p is None else p <= alpha
-    expired = analysis.started_at is not None and now - analysis.started_at >= analysis.max_duration_days * 86400
+    active = bool(enough and seq is not None and seq.active)
+    p_up = seq.p_value_improvement if active and seq else None
+    p_two = seq.p_value if active and seq else None
+    imp = m.improvement_pct
+    srm_bad = [s for s in analysis.srm if s.mismatch]
+    bad_guards = [g for g in analysis.guardrails if g.regression_detected]
+
+    significant = None if p_up is None else p_up <= half
+    over = None if imp is None else imp > targets.improvement_threshold
+    confidence = None if p_two is None else 1 - p_two
     criteria = [
-        Criterion(name="Statistical significance", met=significant, detail=f"Welch p = {p} (needs <= {alpha:g})"),
+        Criterion(
+            name="Statistical significance",
+            met=significant,
+            detail=f"always-valid one-sided p = {_fmt_p(p_up)} (needs <= {half:g}); "
+            f"fixed-horizon Welch/exact p = {_fmt_p(m.p_value)}, shown only",
+        ),
         Criterion(
             name="Improvement > threshold",
-            met=None if imp is None else imp > targets.improvement_threshold,
-            detail="unknown" if imp is None else f"{imp:+.1f}% vs {targets.improvement_threshold:g}% target",
+            met=over,
+            detail="improvement unknown"
+            if imp is None
+            else f"{imp:+.1f}% vs {targets.improvement_threshold:g}% target",
+        ),
+        Criterion(
+            name="No regression detected",
+            met=not bad_guards,
+            detail="; ".join(f"{g.name}: {g.detail}" for g in bad_guards)
+            or (
+                f"{len(analysis.guardrails)} guardrail(s) within tolerance" if analysis.guardrails else "no guardrails"
+            ),
         ),
         Criterion(name="Sample size adequate", met=enough, detail=f"{n} of {required} trials recorded"),
-        Criterion(name="Within max duration", met=not expired, detail=f"{analysis.max_duration_days:g} days allowed"),
+        Criterion(
+            name="Confidence threshold",
+            met=None if confidence is None else confidence >= 1 - alpha,
+            detail="not evaluated yet"
+            if confidence is None
+            else f"always-valid confidence {confidence:.1%} vs {targets.confidence_threshold:.0%} target "
+            f"(decisions use {1 - alpha:.0%})",
+        ),
+        Criterion(
+            name="Sample ratio (SRM)",
+            met=not srm_bad,
+            detail="; ".join(
+                f"{s.counts} {s.control}/{s.treatment}, chi-square p = {_fmt_p(s.p_value)}" for s in analysis.srm
+            ),
+        ),
     ]
-    if significant and imp is not None and imp > targets.improvement_threshold:
+    rollback = _rollback_reasons(analysis, targets, half) if active else []
+    expired = analysis.started_at is not None and now - analysis.started_at >= analysis.max_duration_days * 86400
+    criteria.append(Criterion(name="Within max duration", met=not expired, detail=_elapsed(analysis, now)))
+
+    if active and significant and over and not bad_guards and not srm_bad:
         return Decision(
             action="promote",
             criteria=criteria,
-            driven_by="temporary Welch rule",
-            rationale=f"significant improvement of {imp:+.1f}% (p = {p:.2g}) above the "
-            f"{targets.improvement_threshold:g}% target",
+            driven_by=SEQUENTIAL,
+            rationale=f"the always-valid test shows an improvement of {imp:+.1f}% "
+            f"(p = {_fmt_p(p_up)} <= {half:g}) above the {targets.improvement_threshold:g}% target, "
+            "with no guardrail regression and no sample-ratio mismatch",
         )
-    if significant and imp is not None and -imp > targets.max_regression:
+    if rollback:
         return Decision(
             action="rollback",
             criteria=criteria,
-            driven_by="temporary Welch rule",
-            rationale=f"{primary.name} {-imp:.1f}% worse (tolerance {targets.max_regression:g}%), p = {p:.2g}",
+            driven_by=SEQUENTIAL,
+            rationale="the always-valid test shows a regression beyond tolerance: " + "; ".join(rollback),
         )
     if expired:
         return Decision(
             action="expire",
             criteria=criteria,
             driven_by="max_duration_days reached",
-            rationale=f"no conclusive result within {analysis.max_duration_days:g} days",
+            rationale=f"no conclusive result within {analysis.max_duration_days:g} days; "
+            "the original stays in production",
         )
     return Decision(
         action="continue",
         criteria=criteria,
-        driven_by="sample size not reached" if not enough else "temporary Welch rule",
-        rationale="not enough evidence yet" if not enough else "inconclusive: continue collecting data",
+        driven_by=_why_continue(analysis, active, criteria),
+        rationale=_continue_rationale(analysis, criteria, srm_bad),
     )
+
+
+def _rollback_reasons(analysis: Analysis, targets: Targets, half: float) -> list[str]:
+    """Holm across the primary's and the guardrails' always-valid regression p-values at alpha/2,
+    each also needing a point regression beyond its tolerance."""
+    m = analysis.primary
+    seq = m.sequential
+    names = [m.name, *(g.name for g in analysis.guardrails)]
+    p = [seq.p_value_regression if seq else None, *(g.always_valid_p for g in analysis.guardrails)]
+    regression = [
+        None if m.improvement_pct is None else -m.improvement_pct,
+        *(g.regression_pct for g in analysis.guardrails),
+    ]
+    limits = [targets.max_regression, *(g.max_regression_pct for g in analysis.guardrails)]
+    out = []
+    for name, p_adj, reg, limit in zip(names, holm(p), regression, limits, strict=True):
+        if p_adj is not None and p_adj <= half and reg is not None and reg > limit:
+            out.append(f"{name} {reg:.1f}% worse (tolerance {limit:g}%), Holm always-valid p = {_fmt_p(p_adj)}")
+    return out
+
+
+def _elapsed(analysis: Analysis, now: float) -> str:
+    if analysis.started_at is None:
+        return "not started"
+    days = max(0.0, now - analysis.started_at) / 86400
+    return f"{days:.1f} of {analysis.max_duration_days:g} days"
+
+
+def _why_continue(analysis: Analysis, active: bool, criteria: list[Criterion]) -> str:
+    if analysis.trials_recorded < analysis.sample_size_required:
+        return "sample size not reached"
+    if not active:
+        return "sequential test not computable yet"
+    return SEQUENTIAL
+
+
+def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: list) -> str:
+    unmet = [c.name.lower() for c in criteria if c.met is False and c.name != "Within max duration"]
+    text = "not enough evidence yet" if not unmet else "not met: " + ", ".join(unmet)
+    if srm_bad:
+        text += "; investigate the sample-ratio mismatch (assignment or recording is biased)"
+    p = analysis.primary.p_value
+    if p is not None and p < 0.05 and "statistical significance" in unmet:
+        text += (
+            f"; the fixed-horizon p = {_fmt_p(p)} would look significant, but re-testing it after "
+            "every trial inflates false decisions, so it does not decide"
+        )
+    if analysis.power and analysis.power.trials_needed_total:
+        text += f"; about {analysis.power.trials_needed_total} more trials for 80% power"
+    return text

@@ -20,12 +20,13 @@ the experiment ran): the experiment just stops.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import deploy, journal, operations, policy
 from .errors import Conflict, InvalidInput, InvalidState
 from .outcomes import DeployResult, FileOutcome, GitOutcome
 from .release_text import promote_message, rollback_message
+from .stats.results import Analysis, Decision
 
 if TYPE_CHECKING:
     from .lifecycle import Lab
@@ -34,10 +35,12 @@ if TYPE_CHECKING:
 NOT_NEEDED = GitOutcome(status="not_needed", detail="nothing to commit: production was never changed")
 
 
-def evaluate(lab: Lab, experiment: Experiment) -> tuple[Any, policy.Decision]:
-    """The experiment's analysis and the decision policy's verdict on it, now."""
+def evaluate(lab: Lab, experiment: Experiment) -> tuple[Analysis, Decision]:
+    """The experiment's analysis and the decision policy's verdict on it now (`Lab.analyze` runs
+    `policy.decide(analysis, targets, now)`)."""
     analysis = lab.analyze(experiment.id)
-    return analysis, policy.decide(analysis, experiment.targets, lab.clock())
+    decision = analysis.decision or policy.decide(analysis, experiment.targets, lab.clock())
+    return analysis, decision
 
 
 def _reason(reason: str | None) -> str | None:

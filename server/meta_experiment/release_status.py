@@ -1,5 +1,5 @@
-"""The release half of the status report: the policy's advice for running experiments, when and how
-each one was deployed or ended, active alerts, interrupted operations, and time saved per month."""
+"""The release half of the status report: when and how each experiment was deployed or ended, active
+alerts, interrupted operations, and time saved per month."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING
 from . import journal, monitoring
 from .models import DURATION_UNITS, Experiment, iso, parse_iso
 from .outcomes import ReleaseInfo, ReleaseStatus
-from .release import evaluate
-from .release_text import headline
 
 if TYPE_CHECKING:
     from .lifecycle import Lab
@@ -38,29 +36,11 @@ def time_saved_hours_per_month(lab: Lab, e: Experiment) -> float | None:
     return saved_per_run * (e.trials_recorded / days) * DAYS_PER_MONTH
 
 
-def _advice(lab: Lab, e: Experiment) -> tuple[str, float | None]:
-    analysis, decision = evaluate(lab, e)
-    needed = max(0, e.sample_size_required - e.trials_recorded)
-    if decision.action == "continue":
-        text = f"Continue ({needed} more trials needed)" if needed else f"Continue: {decision.rationale}"
-    elif decision.action == "promote":
-        how = "auto mode will promote it" if e.auto_promote else "promote it (needs confirmation)"
-        text = f"Ready to promote: {decision.rationale}; {how}"
-    elif decision.action == "rollback":
-        how = "auto mode will roll it back" if e.auto_rollback else "roll it back (needs confirmation)"
-        text = f"Roll back: {decision.rationale}; {how}"
-    else:
-        text = f"Expire: {decision.rationale}; auto mode will end it"
-    return text, headline(analysis).confidence_pct
-
-
 def release_status(lab: Lab) -> ReleaseStatus:
     now = lab.clock()
     infos, total, finished, promoted = [], None, 0, 0
     for e in lab.experiments():
         info = ReleaseInfo(experiment_id=e.id)
-        if e.status == "running":
-            info.action, info.confidence_pct = _advice(lab, e)
         op = journal.latest(lab.store, e.id)
         if e.status == "promoted" and op is not None and op.operation == "promote":
             info.deployed_at = iso(op.created_at)

@@ -1,12 +1,17 @@
-"""Markdown reports in the seed's layouts. Formatting only: every number comes in computed."""
+"""Markdown reports in the seed's layouts. Formatting only: every number comes in computed.
+
+The analysis report lives with the statistics engine (`stats/report.py`); this module renders the
+status report and re-exports `render_analysis` for the MCP layer and the CLI."""
 
 from __future__ import annotations
 
 import math
 
-from .analysis import Analysis, MetricAnalysis, StatusItem, StatusReport
 from .models import Experiment
 from .outcomes import Alert, AutoReport, DeployResult, ReleaseInfo, ReleaseStatus
+from .stats.report import render_analysis as _render_analysis
+from .stats.results import Analysis
+from .status import StatusItem, StatusReport
 
 STATUS_BADGE = {
     "draft": "⚪ Draft",
@@ -15,18 +20,23 @@ STATUS_BADGE = {
     "rolled_back": "🔴 Rolled back",
     "expired": "⏱️ Expired",
 }
+ACTION = {
+    "promote": "Promote (the always-valid test shows the improvement)",
+    "rollback": "Roll back (a regression beyond tolerance)",
+    "expire": "Expire (max duration reached without a conclusive result)",
+}
+
+
+def render_analysis(experiment: Experiment, analysis: Analysis) -> str:
+    return _render_analysis(analysis, experiment.name, experiment.id)
 
 
 def fmt(value: float | None, unit: str | None = None, digits: int = 3) -> str:
-    """A number for people: significant digits, no NaN/inf ever (those print as 'n/a')."""
+    """A number for people: significant digits, never NaN or inf (those print as 'n/a')."""
     if value is None or not math.isfinite(value):
         return "n/a"
     text = f"{value:.{digits}g}" if abs(value) < 10**digits else f"{value:,.0f}"
     return f"{text} {unit}" if unit else text
-
-
-def pct(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.1f}%"
 
 
 def bar(fraction: float, width: int = 10) -> str:
@@ -34,60 +44,60 @@ def bar(fraction: float, width: int = 10) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-def _current_results(primary: MetricAnalysis) -> list[str]:
-    unit = primary.unit
+def _results(item: StatusItem) -> list[str]:
+    unit = item.unit
     lines = [
-        f"- Control avg: {fmt(primary.control.mean, unit)} (n={primary.control.n})",
-        f"- Treatment avg: {fmt(primary.treatment.mean, unit)} (n={primary.treatment.n})",
+        f"- Control avg: {fmt(item.control_mean, unit)}",
+        f"- Treatment avg: {fmt(item.treatment_mean, unit)}",
     ]
-    if primary.difference is not None and primary.improvement_pct is not None:
-        word = "better" if primary.improvement_pct >= 0 else "worse"
+    if item.control_mean is not None and item.treatment_mean is not None and item.improvement_pct is not None:
+        change = abs(item.treatment_mean - item.control_mean)
+        better = item.improvement_pct >= 0
+        if item.direction == "lower_is_better":
+            word = "saved" if better else "lost"
+        else:
+            word = "gained" if better else "lost"
         lines.append(
-            f"- Change in {primary.name}: {fmt(primary.difference, unit)} ({pct(abs(primary.improvement_pct))} {word})"
+            f"- {item.primary_metric} {word}: {fmt(change, unit)} "
+            f"({abs(item.improvement_pct):.0f}% {'improvement' if better else 'regression'})"
         )
-    if primary.p_value is not None:
-        lines.append(f"- p-value (Welch): {fmt(primary.p_value)}")
-    elif primary.message:
-        lines.append(f"- {primary.message}")
+    if item.confidence is not None:
+        need = f" (needs {item.trials_needed} more trials for 80% power)" if item.trials_needed else ""
+        lines.append(f"- Confidence: {item.confidence:.0%} (always-valid){need}")
+    elif item.trials_needed:
+        lines.append(f"- Confidence: not yet (needs {item.trials_needed} more trials for 80% power)")
     return lines
 
 
-def _experiment_block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list[Alert]) -> list[str]:
-    e, progress = item.experiment, item.progress
-    badge = STATUS_BADGE[e.status]
-    if e.status == "rolled_back" and info is not None and info.ended_by == "auto":
-        badge = "🔴 Failed - Auto-rolled back"
+def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list[Alert]) -> list[str]:
+    p = item.progress
+    auto = info is not None and info.ended_by == "auto"
+    badge = "🔴 Failed - Auto-rolled back" if item.status == "rolled_back" and auto else STATUS_BADGE[item.status]
     lines = [
-        f"### Experiment #{number}: {e.id}",
-        f"**Name**: {e.name}",
+        f"### Experiment #{number}: {item.id}",
+        f"**Name**: {item.name}",
         f"**Status**: {badge}"
-        + (f" ({progress.trials_recorded}/{progress.sample_size_required} trials)" if e.status == "running" else ""),
-        f"**Hypothesis**: {e.hypothesis}",
+        + (f" ({p.trials_recorded}/{p.sample_size_required} trials)" if item.status == "running" else ""),
+        f"**Hypothesis**: {item.hypothesis}",
     ]
-    if e.status_reason:
-        lines.append(f"**Reason**: {e.status_reason}")
-    confidence = [] if info is None or info.confidence_pct is None else [f"- Confidence: {info.confidence_pct:.0f}%"]
-    if e.status == "running":
+    if item.status == "running":
+        if p.trials_needed:
+            action = f"Continue ({p.trials_needed} more trials needed)"
+        else:
+            action = ACTION.get(item.action or "", f"Continue ({item.rationale})")
         lines += [
             "**Progress**:",
-            f"Trials: {bar(progress.percent / 100)} {progress.percent:.0f}% "
-            f"({progress.trials_recorded}/{progress.sample_size_required})",
+            f"Trials: {bar(p.percent / 100)} {p.percent:.0f}% ({p.trials_recorded}/{p.sample_size_required})",
             "**Current Results**:",
-            *_current_results(item.primary),
-            *confidence,
+            *_results(item),
         ]
         if alerts:
             lines += ["**Alerts**:", *(f"- ⚠️ {a.message}" for a in alerts)]
-        action = info.action if info is not None and info.action else None
-        if action is None:
-            action = (
-                f"Continue ({progress.trials_needed} more trials needed)"
-                if progress.trials_needed
-                else "Analyse: the required sample size is reached"
-            )
         lines.append(f"**Action**: {action}")
-    elif e.status == "promoted":
-        lines += ["**Final Results**:", *_current_results(item.primary), f"- Trials: {progress.trials_recorded}"]
+    elif item.status == "promoted":
+        if item.status_reason:
+            lines.append(f"**Reason**: {item.status_reason}")
+        lines += ["**Final Results**:", *_results(item), f"- Trials: {p.trials_recorded}"]
         if info is not None and info.deployed_at:
             days = info.days_in_production or 0.0
             lines.append(f"**Deployed**: {info.deployed_at[:10]} (running in production for {days:g} days)")
@@ -96,12 +106,13 @@ def _experiment_block(number: int, item: StatusItem, info: ReleaseInfo | None, a
         if info is not None and info.git:
             lines.append(f"**Git**: {info.git}")
     else:
-        how = "Automatically" if info is not None and info.ended_by == "auto" else "Manually"
-        ended = "expired" if e.status == "expired" else "rolled back"
+        if item.status_reason:
+            lines.append(f"**Reason**: {item.status_reason}")
+        ended = "expired" if item.status == "expired" else "rolled back"
         lines += [
             "**Results**:",
-            *_current_results(item.primary),
-            f"- {how} {ended} after {progress.trials_recorded} trials",
+            *_results(item),
+            f"- {'Automatically' if auto else 'Manually'} {ended} after {p.trials_recorded} trials",
         ]
         if info is not None and info.git:
             lines.append(f"**Git**: {info.git}")
@@ -109,16 +120,16 @@ def _experiment_block(number: int, item: StatusItem, info: ReleaseInfo | None, a
     return [*lines, "", "---", ""]
 
 
-def _plural(n: int, word: str = "experiment") -> str:
-    return f"{n} {word}{'s' if n != 1 else ''}"
+def _plural(n: int) -> str:
+    return f"{n} experiment{'s' if n != 1 else ''}"
 
 
 def render_status(report: StatusReport) -> str:
     release = report.release or ReleaseStatus()
     infos = {i.experiment_id: i for i in release.experiments}
-    active = [i for i in report.experiments if i.experiment.status in ("draft", "running")]
-    failed = [i for i in report.experiments if i.experiment.status in ("rolled_back", "expired")]
-    done = [i for i in report.experiments if i.experiment.status == "promoted"]
+    active = [i for i in report.experiments if i.status in ("draft", "running")]
+    failed = [i for i in report.experiments if i.status in ("rolled_back", "expired")]
+    done = [i for i in report.experiments if i.status == "promoted"]
     out: list[str] = []
     number = 0
     for title, items in (
@@ -131,20 +142,17 @@ def render_status(report: StatusReport) -> str:
             out += ["(none)", ""]
         for item in items:
             number += 1
-            alerts = [a for a in release.alerts if a.experiment_id == item.experiment.id]
-            out += _experiment_block(number, item, infos.get(item.experiment.id), alerts)
+            alerts = [a for a in release.alerts if a.experiment_id == item.id]
+            out += _block(number, item, infos.get(item.id), alerts)
     finished = len(done) + len(failed)
     rate = f" ({100 * len(done) / finished:.0f}% success rate)" if finished else ""
     auto_rolled = sum(
-        1
-        for i in failed
-        if i.experiment.status == "rolled_back" and getattr(infos.get(i.experiment.id), "ended_by", None) == "auto"
+        1 for i in failed if i.status == "rolled_back" and getattr(infos.get(i.id), "ended_by", None) == "auto"
     )
-    expired = sum(1 for i in failed if i.experiment.status == "expired")
+    expired = sum(1 for i in failed if i.status == "expired")
+    by_hand = len(failed) - auto_rolled - expired
     detail = [f"{auto_rolled} auto-rolled back"] if auto_rolled else []
-    detail += (
-        [f"{len(failed) - auto_rolled - expired} rolled back by hand"] if len(failed) - auto_rolled - expired else []
-    )
+    detail += [f"{by_hand} rolled back by hand"] if by_hand else []
     detail += [f"{expired} expired"] if expired else []
     out += [
         "## SUMMARY",
@@ -159,52 +167,6 @@ def render_status(report: StatusReport) -> str:
         out += ["", "## ALERTS", *(f"- ⚠️ {a.experiment_id} ({a.kind}): {a.message}" for a in release.alerts)]
     if release.operations:
         out += ["", "## INTERRUPTED OPERATIONS", *(f"- {line}" for line in release.operations)]
-    return "\n".join(out) + "\n"
-
-
-def render_analysis(experiment: Experiment, analysis: Analysis) -> str:
-    p = analysis.primary
-    unit = p.unit
-    out = [
-        f"## STATISTICAL ANALYSIS - {experiment.id}",
-        "",
-        "### Data Summary",
-    ]
-    for label, arm in (("Control Group", p.control), ("Treatment Group", p.treatment)):
-        out += [
-            f"**{label}** (n={arm.n}):",
-            f"- Mean: {fmt(arm.mean, unit)}",
-            f"- Std Dev: {fmt(arm.sd, unit)}",
-            f"- Range: {fmt(arm.min)}-{fmt(arm.max, unit)}",
-            "",
-        ]
-    out += ["### Statistical Tests"]
-    if p.improvement_pct is not None and p.difference is not None:
-        word = "better" if p.improvement_pct >= 0 else "worse"
-        out.append(f"**Improvement**: {pct(abs(p.improvement_pct))} {word} ({fmt(p.difference, unit)} difference)")
-    out += [
-        "**T-Test** (Welch):",
-        f"- t-statistic: {fmt(p.t_statistic)}",
-        f"- p-value: {fmt(p.p_value)}",
-        f"- Degrees of freedom: {fmt(p.df)}",
-        "",
-        f"**Effect Size** (Cohen's d): {fmt(p.cohens_d)}",
-        f"**95% Confidence Interval** of the difference: [{fmt(p.ci_low, unit)}, {fmt(p.ci_high, unit)}]",
-    ]
-    if p.message:
-        out += ["", f"_{p.message}_"]
-    if len(analysis.metrics) > 1:
-        out += [
-            "",
-            "### Secondary Metrics",
-            "| metric | control | treatment | improvement | p |",
-            "|---|---|---|---|---|",
-        ]
-        for m in analysis.metrics[1:]:
-            out.append(
-                f"| {m.name} | {fmt(m.control.mean, m.unit)} | {fmt(m.treatment.mean, m.unit)} | "
-                f"{pct(m.improvement_pct)} | {fmt(m.p_value)} |"
-            )
     return "\n".join(out) + "\n"
 
 
@@ -229,7 +191,7 @@ def render_auto(report: AutoReport) -> str:
         out.append("- No running experiments.")
     for item in report.items:
         if item.action == "continue":
-            label = "⏳ Inconclusive" if item.driven_by and "sample size" not in item.driven_by else "📊 Monitoring"
+            label = "⏳ Inconclusive" if "sample size" not in item.driven_by else "📊 Monitoring"
         else:
             label = AUTO_LINE[item.action]
         line = f"- {label}: {item.experiment_id} ({item.rationale})"

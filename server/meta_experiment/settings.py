@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import tomlkit
-import tomlkit.exceptions
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InvalidInput
@@ -68,9 +66,12 @@ def _describe(exc: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(parts)
 
 
-def _load_toml(path: Path) -> tomlkit.TOMLDocument | None:
+def _load_toml(path: Path) -> Any:
     if not path.exists():
         return None
+    import tomlkit  # imported on first use: kept out of the server's start-up
+    import tomlkit.exceptions
+
     try:
         return tomlkit.parse(path.read_text(encoding="utf-8"))
     except tomlkit.exceptions.ParseError as exc:
@@ -124,6 +125,8 @@ def update_settings(state_dir: Path, changes: dict[str, dict[str, Any]], project
             raise InvalidInput(
                 f"Unknown setting(s) {unknown} in [{section}]; known: {sorted(SECTIONS[section].model_fields)}."
             )
+    import tomlkit
+
     path = state_dir / SETTINGS_FILE_NAME
     doc = _load_toml(path)
     original = None if doc is None else tomlkit.dumps(doc)

@@ -461,10 +461,18 @@ class Store:
             return {r[0]: r[1] for r in rows}
 
     def record_trial(
-        self, trial_id: int, experiment_id: str, arm: str, values: dict[str, float], success: bool, at: float
+        self,
+        trial_id: int,
+        experiment_id: str,
+        arm: str,
+        values: dict[str, float],
+        success: bool,
+        at: float,
+        derived: dict[str, float] | None = None,
     ) -> None:
         """Mark a trial recorded, store its values and fold them into the running statistics,
-        all in one transaction."""
+        all in one transaction. `derived` values (e.g. the log of a log-scale metric) are folded
+        into running statistics under their own names but not stored as metric values."""
         with self.transaction() as db:
             db.execute(
                 "UPDATE trials SET status = 'recorded', recorded_at = ?, success = ? WHERE id = ?",
@@ -474,14 +482,12 @@ class Store:
                 "INSERT INTO metric_values (trial_id, metric, value) VALUES (?, ?, ?)",
                 [(trial_id, name, value) for name, value in values.items()],
             )
-            for name, value in values.items():
-                self._fold(db, experiment_id, arm, name, value)
+            self._fold(db, experiment_id, arm, {**values, **(derived or {})})
             db.execute(
                 "UPDATE arm_counts SET recorded = recorded + 1, successes = successes + ?"
                 " WHERE experiment_id = ? AND arm = ?",
                 (int(success), experiment_id, arm),
             )
-            db.execute("UPDATE experiments SET version = version + 1 WHERE id = ?", (experiment_id,))
 
     def abandon_trials(self, experiment_id: str, older_than: float | None = None) -> int:
         """Mark still-assigned trials abandoned (all of them, or those assigned before a time)."""
@@ -500,20 +506,41 @@ class Store:
                 )
             return sum(c for _, c in per_arm)
 
-    def _fold(self, db: sqlite3.Connection, experiment_id: str, arm: str, metric: str, value: float) -> None:
-        row = db.execute(
-            "SELECT n, shift, shifted_mean, m2, min, max FROM arm_stats"
-            " WHERE experiment_id = ? AND arm = ? AND metric = ?",
-            (experiment_id, arm, metric),
-        ).fetchone()
-        current = EMPTY_STATS if row is None else RunningStats(*row)
-        new = current.add(value)
-        db.execute(
+    def abandon_trial_ids(self, trial_ids: Sequence[int]) -> None:
+        """Mark these still-assigned trials abandoned (used when importing)."""
+        with self.transaction() as db:
+            for trial_id in trial_ids:
+                row = db.execute(
+                    "SELECT experiment_id, arm FROM trials WHERE id = ? AND status = 'assigned'", (trial_id,)
+                ).fetchone()
+                if row is None:
+                    continue
+                db.execute("UPDATE trials SET status = 'abandoned' WHERE id = ?", (trial_id,))
+                db.execute(
+                    "UPDATE arm_counts SET abandoned = abandoned + 1 WHERE experiment_id = ? AND arm = ?",
+                    (row[0], row[1]),
+                )
+
+    def _fold(self, db: sqlite3.Connection, experiment_id: str, arm: str, values: dict[str, float]) -> None:
+        """Fold one trial's values into the arm's running statistics (inside the caller's transaction)."""
+        current = {
+            r[0]: RunningStats(*r[1:])
+            for r in db.execute(
+                "SELECT metric, n, shift, shifted_mean, m2, min, max FROM arm_stats"
+                " WHERE experiment_id = ? AND arm = ?",
+                (experiment_id, arm),
+            )
+        }
+        rows = []
+        for metric, value in values.items():
+            new = current.get(metric, EMPTY_STATS).add(value)
+            rows.append((experiment_id, arm, metric, new.n, new.shift, new.shifted_mean, new.m2, new.min, new.max))
+        db.executemany(
             "INSERT INTO arm_stats (experiment_id, arm, metric, n, shift, shifted_mean, m2, min, max)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (experiment_id, arm, metric) DO UPDATE SET n = excluded.n,"
             " shifted_mean = excluded.shifted_mean, m2 = excluded.m2, min = excluded.min, max = excluded.max",
-            (experiment_id, arm, metric, new.n, new.shift, new.shifted_mean, new.m2, new.min, new.max),
+            rows,
         )
 
     def running_stats(self, experiment_id: str) -> dict[tuple[str, str], RunningStats]:
@@ -543,6 +570,17 @@ class Store:
                 (experiment_id, arm, metric),
             ).fetchall()
         return [r[0] for r in rows]
+
+    def raw_series(self, experiment_id: str, metric: str) -> list[tuple[str, float]]:
+        """(arm, value) of one metric for every recorded trial, in recording order."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT t.arm, v.value FROM trials t JOIN metric_values v ON v.trial_id = t.id"
+                " WHERE t.experiment_id = ? AND v.metric = ? AND t.status = 'recorded'"
+                " ORDER BY t.recorded_at, t.id",
+                (experiment_id, metric),
+            ).fetchall()
+        return [(r[0], r[1]) for r in rows]
 
     def trial_rows(self, experiment_id: str) -> list[sqlite3.Row]:
         with self.reading() as db:

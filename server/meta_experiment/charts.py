@@ -1,0 +1,136 @@
+"""The analysis chart as PNG bytes: the improvement and its intervals over the trials, and the two
+arms' distributions. matplotlib is imported inside `render_chart` (Agg backend), so the server
+starts without it; the numbers come from the statistics modules."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+
+from .stats import continuous, sequential
+from .stats.results import Analysis
+from .stats.summary import Summary
+
+MAX_POINTS = 200
+
+
+def lift_path(
+    control: Sequence[float], treatment: Sequence[float], order: Sequence[str] | None, analysis: Analysis
+) -> dict[str, list[float]]:
+    """Improvement % with its fixed 95% interval and its always-valid interval after each trial
+    (at most MAX_POINTS evenly spaced looks), recomputed from the raw values in recording order;
+    `order` lists the arm of each recorded trial (else the arms are interleaved)."""
+    m = analysis.primary
+    log = m.scale == "log" and min(min(control, default=1), min(treatment, default=1)) > 0
+    xs = {
+        "control": np.log(control) if log else np.asarray(control, float),
+        "treatment": np.log(treatment) if log else np.asarray(treatment, float),
+    }
+    if order is None:
+        order = [
+            arm
+            for i in range(max(len(control), len(treatment)))
+            for arm, size in (("control", len(control)), ("treatment", len(treatment)))
+            if i < size
+        ]
+    sign = 1.0 if m.direction == "higher_is_better" else -1.0
+    total = len(order)
+    looks = sorted({round(v) for v in np.linspace(1, total, min(total, MAX_POINTS))})
+    counts = {
+        "control": np.cumsum([a == "control" for a in order]),
+        "treatment": np.cumsum([a == "treatment" for a in order]),
+    }
+    alpha = analysis.alpha / 2
+    out: dict[str, list[float]] = {k: [] for k in ("n", "lift", "lo", "hi", "cs_lo", "cs_hi")}
+    for n in looks:
+        c = Summary.of(xs["control"][: counts["control"][n - 1]])
+        t = Summary.of(xs["treatment"][: counts["treatment"][n - 1]])
+        se_df = continuous.welch_se_df(c, t)
+        if se_df is None or c.mean == 0:
+            continue
+        se, df = se_df
+        d = t.mean - c.mean
+        half = continuous.t_quantile(0.95, df) * se
+        r = sequential.information(c.n, t.n, analysis.sample_size_required)
+        zb = sequential.z_boundary(r, alpha) if r > 0 else math.inf
+        # the boundary's tail probability on the t scale, as metric.py (Jennison & Turnbull 2000, 3.4)
+        cs_half = float(stats.t.isf(stats.norm.sf(zb), df)) * se if math.isfinite(zb) else math.inf
+
+        def to_pct(v: float, c_mean: float = c.mean) -> float:
+            rel = math.expm1(min(v, 50.0)) if log else v / abs(c_mean)
+            return sign * rel * 100
+
+        out["n"].append(float(n))
+        out["lift"].append(to_pct(d))
+        lo, hi = sorted((to_pct(d - half), to_pct(d + half)))
+        out["lo"].append(lo)
+        out["hi"].append(hi)
+        lo, hi = sorted((to_pct(d - cs_half), to_pct(d + cs_half)))
+        out["cs_lo"].append(lo)
+        out["cs_hi"].append(hi)
+    return out
+
+
+def render_chart(
+    analysis: Analysis,
+    control: Sequence[float],
+    treatment: Sequence[float],
+    order: Sequence[str] | None = None,
+    title: str | None = None,
+) -> bytes:
+    """PNG of (left) improvement % over trials with its 95% interval and always-valid sequence,
+    (right) both arms' distributions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    m = analysis.primary
+    fig = Figure(figsize=(10, 4), dpi=100)
+    ax1, ax2 = fig.subplots(1, 2)
+    path = lift_path(control, treatment, order, analysis)
+    if path["n"]:
+        ax1.fill_between(
+            path["n"],
+            path["cs_lo"],
+            path["cs_hi"],
+            alpha=0.15,
+            color="tab:orange",
+            label="always-valid interval",
+        )
+        ax1.fill_between(path["n"], path["lo"], path["hi"], alpha=0.3, color="tab:blue", label="95% CI (fixed)")
+        ax1.plot(path["n"], path["lift"], color="tab:blue", label="improvement")
+        ax1.set_ylim(*_limits(path))
+    ax1.axhline(0, color="grey", lw=0.8)
+    ax1.axvline(analysis.sample_size_required, color="grey", ls=":", lw=0.8, label="required trials")
+    ax1.set_xlabel("trials recorded")
+    ax1.set_ylabel(f"improvement of {m.name} (%)")
+    ax1.legend(fontsize=8, loc="best")
+    data = [np.asarray(control, float), np.asarray(treatment, float)]
+    if all(v.size for v in data):
+        ax2.boxplot(data, showfliers=True)
+        ax2.set_xticks([1, 2], [f"control (n={data[0].size})", f"treatment (n={data[1].size})"])
+        rng = np.random.default_rng(0)
+        for i, v in enumerate(data, start=1):
+            shown = v if v.size <= 2000 else rng.choice(v, 2000, replace=False)
+            ax2.scatter(i + rng.uniform(-0.12, 0.12, shown.size), shown, s=6, alpha=0.4)
+        if m.scale == "log" and min(v.min() for v in data) > 0:
+            ax2.set_yscale("log")
+    ax2.set_ylabel(f"{m.name}{f' ({m.unit})' if m.unit else ''}")
+    fig.suptitle(title or f"{m.name}: {analysis.decision.action if analysis.decision else 'analysis'}")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _limits(path: dict[str, list[float]]) -> tuple[float, float]:
+    """Clip the y axis to the fixed intervals (early always-valid bands can be very wide)."""
+    lo = min(0.0, path["cs_lo"][-1], *(path["lo"][len(path["lo"]) // 5 :] or path["lo"]))
+    hi = max(0.0, path["cs_hi"][-1], *(path["hi"][len(path["hi"]) // 5 :] or path["hi"]))
+    pad = 0.1 * (hi - lo or 1.0)
+    return lo - pad, hi + pad

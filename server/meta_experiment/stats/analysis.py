@@ -1,0 +1,253 @@
+"""The single entry point of the statistics engine: `analyze(AnalysisInputs) -> Analysis`.
+
+Mean/variance tests and the sequential decision use only the sufficient statistics the store keeps
+(n, mean, variance per arm and metric; counts for binary metrics). Raw values, when given, feed the
+rank-based tests only."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ..models import Arm, MetricSpec, Targets
+from . import binary, power
+from .guardrails import holm
+from .metric import Design, MetricData, analyze_metric, scaled_summaries
+from .results import Analysis, Guardrail, MetricAnalysis, Power
+from .srm import srm_check
+from .summary import Summary
+
+SUCCESS_METRIC = "success_rate"
+EMPTY = Summary(0, 0.0, 0.0)
+SECONDS_PER_DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class AnalysisInputs:
+    """Everything the lifecycle hands over. `summaries[(arm, metric)]` are the store's running
+    statistics of the recorded values; `log_summaries` the same of log(value) for log-scale metrics;
+    `successes` the per-arm count of trials recorded with success=True (analysed as the implicit
+    guardrail `success_rate`); `raw_values` (optional, in recording order) feed only the rank tests
+    and the chart. Times are epoch seconds."""
+
+    primary: MetricSpec
+    targets: Targets
+    summaries: Mapping[tuple[Arm, str], Summary]
+    assigned: Mapping[Arm, int]
+    recorded: Mapping[Arm, int]
+    sample_size_required: int
+    now: float
+    max_duration_days: float
+    started_at: float | None = None
+    secondary: Sequence[MetricSpec] = ()
+    successes: Mapping[Arm, int] | None = None
+    log_summaries: Mapping[tuple[Arm, str], Summary] | None = None
+    raw_values: Mapping[tuple[Arm, str], Sequence[float]] | None = None
+    control_share: float = 0.5
+    power_guess: Summary | None = field(default=None)
+    power: float = 0.8
+
+
+def analyze(inputs: AnalysisInputs) -> Analysis:
+    from .. import policy  # policy consumes Analysis; imported here to keep stats/ free of cycles
+
+    alpha = policy.decision_alpha(inputs.targets)
+    design = Design(inputs.sample_size_required, alpha / 2, inputs.control_share)
+    primary = analyze_metric(_data(inputs, inputs.primary, "primary"), design)
+    secondary = [analyze_metric(_data(inputs, m, "guardrail"), design) for m in inputs.secondary]
+    specs = list(inputs.secondary)
+    if inputs.successes is not None and all(m.name != SUCCESS_METRIC for m in [inputs.primary, *specs]):
+        spec = MetricSpec(
+            name=SUCCESS_METRIC,
+            direction="higher_is_better",
+            kind="binary",
+            description="share of trials recorded with success=true",
+        )
+        counts = {
+            arm: _rate_summary(inputs.successes.get(arm, 0), inputs.recorded.get(arm, 0))
+            for arm in ("control", "treatment")
+        }
+        secondary.append(analyze_metric(MetricData(spec, "guardrail", counts["control"], counts["treatment"]), design))
+        specs.append(spec)
+    messages = list(_input_messages(inputs))
+    elapsed = None if inputs.started_at is None else max(0.0, inputs.now - inputs.started_at)
+    recorded = sum(inputs.recorded.values())
+    analysis = Analysis(
+        primary=primary,
+        guardrails=_guardrails(secondary, specs, inputs.targets, alpha),
+        secondary=secondary,
+        srm=[
+            srm_check(kind, counts.get("control", 0), counts.get("treatment", 0), inputs.control_share)
+            for kind, counts in (("assigned", inputs.assigned), ("recorded", inputs.recorded))
+        ],
+        power=_power(inputs, primary, alpha),
+        trials_recorded=recorded,
+        sample_size_required=inputs.sample_size_required,
+        alpha=alpha,
+        started_at=inputs.started_at,
+        analyzed_at=inputs.now,
+        max_duration_days=inputs.max_duration_days,
+        # A usage rate is only extrapolated from at least a day of data (a burst of runs in the
+        # first minutes says nothing about runs per month).
+        runs_per_day=recorded / (elapsed / SECONDS_PER_DAY)
+        if elapsed and elapsed >= SECONDS_PER_DAY and recorded
+        else None,
+        messages=messages,
+    )
+    return analysis.model_copy(update={"decision": policy.decide(analysis, inputs.targets, inputs.now)})
+
+
+def _rate_summary(successes: int, n: int) -> Summary:
+    if n == 0:
+        return EMPTY
+    p = successes / n
+    variance = p * (1 - p) * n / (n - 1) if n > 1 else 0.0  # sample variance of 0/1 values
+    return Summary(n, p, variance, 0.0 if successes < n else 1.0, 1.0 if successes > 0 else 0.0)
+
+
+def _data(inputs: AnalysisInputs, spec: MetricSpec, role: str) -> MetricData:
+    get = inputs.summaries.get
+    logs = inputs.log_summaries or {}
+    raw = inputs.raw_values or {}
+    return MetricData(
+        spec=spec,
+        role=role,
+        control=get(("control", spec.name), EMPTY),
+        treatment=get(("treatment", spec.name), EMPTY),
+        control_log=logs.get(("control", spec.name)),
+        treatment_log=logs.get(("treatment", spec.name)),
+        raw_control=raw.get(("control", spec.name)),
+        raw_treatment=raw.get(("treatment", spec.name)),
+    )
+
+
+def _input_messages(inputs: AnalysisInputs) -> list[str]:
+    out = []
+    n = sum(inputs.recorded.values())
+    if n < inputs.sample_size_required:
+        out.append(
+            f"{n} of {inputs.sample_size_required} required trials recorded: "
+            f"no automatic decision before {inputs.sample_size_required}"
+        )
+    return out
+
+
+def _guardrails(
+    metrics: list[MetricAnalysis], specs: list[MetricSpec], targets: Targets, alpha: float
+) -> list[Guardrail]:
+    """One-sided regression tests of each guardrail, Holm-adjusted across them (Holm 1979)."""
+    adjusted = holm([m.p_value_regression for m in metrics])
+    out = []
+    for m, spec, p_holm in zip(metrics, specs, adjusted, strict=True):
+        limit = spec.max_regression if spec.max_regression is not None else targets.max_regression
+        regression = None if m.improvement_pct is None else -m.improvement_pct
+        detected = bool(p_holm is not None and p_holm <= alpha and regression is not None and regression > limit)
+        seq = m.sequential
+        if regression is None:
+            detail = "regression unknown: " + ("; ".join(m.messages) or "no data")
+        else:
+            p_text = "n/a" if p_holm is None else f"{p_holm:.4g}"
+            detail = (
+                f"{'regressed' if regression > 0 else 'changed'} {regression:+.1f}% "
+                f"(tolerance {limit:g}%), one-sided Holm p = {p_text}"
+            )
+        out.append(
+            Guardrail(
+                name=m.name,
+                direction=m.direction,
+                max_regression_pct=limit,
+                regression_pct=regression,
+                p_value=m.p_value_regression,
+                p_value_holm=p_holm,
+                always_valid_p=seq.p_value_regression if seq is not None else None,
+                regression_detected=detected,
+                detail=detail,
+            )
+        )
+    return out
+
+
+def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Power:
+    """Trials needed to detect `improvement_threshold` on the primary metric (Cohen 1988 effect
+    sizes d or h), from the observed control mean and pooled variance, else the stated guess."""
+    thr = inputs.targets.improvement_threshold
+    spec = inputs.primary
+    c, t, _ = scaled_summaries(_data(inputs, spec, "primary"), [])
+    base = dict(target_improvement_pct=thr, alpha=alpha, power=inputs.power)
+    effect, basis, why = _effect(spec, primary, c, t, inputs.power_guess, thr)
+    if effect is None:
+        return Power(
+            effect_size=None,
+            basis=basis,
+            n_per_arm_fixed=None,
+            n_per_arm_sequential=None,  # type: ignore[arg-type]
+            trials_needed_per_arm=None,
+            trials_needed_total=None,
+            message=why,
+            **base,
+        )
+    fixed = power.n_fixed(effect, alpha, inputs.power, t_test=spec.kind == "continuous")
+    seq = power.n_sequential(effect, alpha / 2, inputs.sample_size_required, inputs.power, inputs.control_share)
+    n_fixed = None if fixed is None else math.ceil(fixed - 1e-9)
+    n_seq = None if seq is None else max(math.ceil(seq - 1e-9), math.ceil(inputs.sample_size_required / 2))
+    per_arm = total = None
+    if n_seq is not None:
+        have = [inputs.recorded.get("control", 0), inputs.recorded.get("treatment", 0)]
+        per_arm = max(0, n_seq - min(have))
+        total = max(0, 2 * n_seq - sum(have))
+        message = (
+            f"about {n_seq} trials per arm give {inputs.power:.0%} power to detect a {thr:g}% "
+            f"improvement with the always-valid test ({n_fixed} per arm for a single fixed-horizon test)"
+            + (f"; needs {total} more trials" if total else "; enough trials")
+        )
+    else:
+        message = "the target improvement is too small to detect with any practical sample size"
+    return Power(
+        effect_size=effect,
+        basis=basis,
+        n_per_arm_fixed=n_fixed,
+        n_per_arm_sequential=n_seq,  # type: ignore[arg-type]
+        trials_needed_per_arm=per_arm,
+        trials_needed_total=total,
+        message=message,
+        **base,
+    )
+
+
+def _effect(
+    spec: MetricSpec, primary: MetricAnalysis, c: Summary, t: Summary, guess: Summary | None, thr: float
+) -> tuple[float | None, str, str]:
+    """(standardized effect of a `thr`% improvement, basis, message when None)."""
+    if thr <= 0:
+        return None, "none", "improvement_threshold is 0: no target effect to size the experiment for"
+    up = spec.direction == "higher_is_better"
+    observed = c.n >= 2 and t.n >= 2
+    src = (c, t) if observed else (guess, guess) if guess is not None else None
+    if src is None:
+        return None, "none", "no data yet and no guess of the mean and variance: sample size unknown"
+    basis = "observed" if observed else "guess"
+    ctrl = src[0]
+    if spec.kind == "binary":
+        p_c = ctrl.mean
+        p_t = min(max(p_c * (1 + thr / 100 if up else 1 - thr / 100), 0.0), 1.0)
+        if p_c <= 0 or p_c >= 1 or p_t == p_c:
+            return None, basis, f"control rate {p_c:.3g}: a relative change of {thr:g}% is not measurable"
+        return binary.cohens_h(p_c, p_t), basis, ""
+    pooled = ((c.n - 1) * c.variance + (t.n - 1) * t.variance) / (c.n + t.n - 2) if observed else 0.0
+    if not observed and guess is not None:
+        pooled = guess.variance
+    if primary.scale == "log":
+        ratio = 1 + thr / 100 if up else 1 - thr / 100
+        if ratio <= 0:
+            return None, basis, f"a {thr:g}% reduction is impossible on the log scale"
+        delta = abs(math.log(ratio))
+        if not observed:  # a guess is on the raw scale: lognormal sd of log = sqrt(log(1 + CV^2))
+            cv2 = pooled / (ctrl.mean * ctrl.mean) if ctrl.mean else 0.0
+            pooled = math.log1p(cv2)
+    else:
+        delta = thr / 100 * abs(ctrl.mean)
+    sd = math.sqrt(pooled) if pooled > 0 else 0.0
+    if sd <= 0 or delta == 0:
+        return None, basis, "zero variance or zero control mean: sample size undefined"
+    return delta / sd, basis, ""

@@ -1,0 +1,93 @@
+"""Two-proportion comparisons (success or error rates) from counts: the pooled z-test, Fisher's
+exact test at small counts, Newcombe's interval of the difference and the delta-method interval of
+the relative lift. Undefined quantities are None, never NaN."""
+
+from __future__ import annotations
+
+import math
+
+from scipy import stats
+
+from .numeric import clip_p, z_quantile
+
+SMALL_EXPECTED = 5.0  # Cochran's rule: use Fisher's exact test when an expected cell count is below 5
+
+
+def pooled_z(x_c: int, n_c: int, x_t: int, n_t: int) -> float | None:
+    """z of p_t - p_c with the pooled variance (statsmodels proportions_ztest, prop_var=False);
+    0.0 when every trial has the same outcome (no evidence either way); None with an empty arm."""
+    if n_c == 0 or n_t == 0:
+        return None
+    p = (x_c + x_t) / (n_c + n_t)
+    var = p * (1 - p) * (1 / n_c + 1 / n_t)
+    if var <= 0:
+        return 0.0
+    return (x_t / n_t - x_c / n_c) / math.sqrt(var)
+
+
+def z_test_p(z: float, alternative: str = "two-sided") -> float:
+    """p of a standard-normal statistic (two-sided, "larger" or "smaller", as statsmodels names them)."""
+    if alternative == "larger":
+        return clip_p(stats.norm.sf(z))
+    if alternative == "smaller":
+        return clip_p(stats.norm.cdf(z))
+    return clip_p(2 * stats.norm.sf(abs(z)))
+
+
+def needs_exact(x_c: int, n_c: int, x_t: int, n_t: int) -> bool:
+    """True when an expected count of the 2x2 table is below 5 (Cochran 1954)."""
+    n = n_c + n_t
+    if n == 0:
+        return True
+    x = x_c + x_t
+    expected = [n_c * x / n, n_c * (n - x) / n, n_t * x / n, n_t * (n - x) / n]
+    return min(expected) < SMALL_EXPECTED
+
+
+def fisher_p(x_c: int, n_c: int, x_t: int, n_t: int, alternative: str = "two-sided") -> float:
+    """Fisher's exact test of the table [[x_t, n_t - x_t], [x_c, n_c - x_c]] (scipy.stats.fisher_exact);
+    alternative "greater" means the treatment's rate is higher."""
+    table = [[x_t, n_t - x_t], [x_c, n_c - x_c]]
+    return clip_p(stats.fisher_exact(table, alternative=alternative).pvalue)
+
+
+def wilson(x: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (Wilson 1927; statsmodels proportion_confint 'wilson')."""
+    if n == 0:
+        return 0.0, 1.0
+    z = z_quantile(level)
+    p = x / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def newcombe_ci(x_c: int, n_c: int, x_t: int, n_t: int, level: float = 0.95) -> tuple[float, float] | None:
+    """Newcombe's hybrid score interval of p_t - p_c (Newcombe 1998, method 10; statsmodels
+    confint_proportions_2indep(method='newcomb'))."""
+    if n_c == 0 or n_t == 0:
+        return None
+    p_t, p_c = x_t / n_t, x_c / n_c
+    l_t, u_t = wilson(x_t, n_t, level)
+    l_c, u_c = wilson(x_c, n_c, level)
+    d = p_t - p_c
+    lower = d - math.sqrt((p_t - l_t) ** 2 + (u_c - p_c) ** 2)
+    upper = d + math.sqrt((u_t - p_t) ** 2 + (p_c - l_c) ** 2)
+    return lower, upper
+
+
+def relative_lift_ci(x_c: int, n_c: int, x_t: int, n_t: int, level: float = 0.95) -> tuple[float, float] | None:
+    """Delta-method interval of p_t / p_c - 1 (GrowthBook gbstats, Bernoulli variances p(1 - p))."""
+    if n_c == 0 or n_t == 0 or x_c == 0:
+        return None
+    p_t, p_c = x_t / n_t, x_c / n_c
+    var = p_t * (1 - p_t) / (n_t * p_c * p_c) + p_c * (1 - p_c) * p_t * p_t / (n_c * p_c**4)
+    lift = p_t / p_c - 1
+    h = z_quantile(level) * math.sqrt(var)
+    return lift - h, lift + h
+
+
+def cohens_h(p_c: float, p_t: float) -> float:
+    """2 asin(sqrt(p_t)) - 2 asin(sqrt(p_c)) (Cohen 1988; statsmodels proportion_effectsize)."""
+    return 2 * math.asin(math.sqrt(p_t)) - 2 * math.asin(math.sqrt(p_c))

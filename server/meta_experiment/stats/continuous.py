@@ -1,0 +1,115 @@
+"""Two-sample comparisons of a continuous metric from sufficient statistics (n, mean, variance):
+Welch's and Student's t-tests, the interval of the difference, the delta-method interval of the
+relative lift, Cohen's d and Hedges' g. Every function returns None (with no warning) where the
+quantity is undefined; `why_undefined` says why in words."""
+
+from __future__ import annotations
+
+import math
+
+from scipy import stats
+
+from .numeric import clip_p, t_quantile
+from .summary import Summary
+
+
+def why_undefined(c: Summary, t: Summary) -> str | None:
+    """A plain reason the mean/variance tests cannot run, or None when they can."""
+    if c.n < 2 or t.n < 2:
+        return f"needs at least 2 values per arm for a t-test (control n={c.n}, treatment n={t.n})"
+    if c.variance <= 0 and t.variance <= 0:
+        if c.mean == t.mean:
+            return "both arms are constant and equal: there is no difference to test"
+        return "both arms are constant (zero variance): a t-test is undefined"
+    return None
+
+
+def welch_se_df(c: Summary, t: Summary) -> tuple[float, float] | None:
+    """Standard error of mean(t) - mean(c) and the Welch-Satterthwaite degrees of freedom
+    (Welch 1947; scipy.stats.ttest_ind(equal_var=False))."""
+    if why_undefined(c, t):
+        return None
+    a, b = t.variance / t.n, c.variance / c.n
+    se2 = a + b
+    df = se2 * se2 / (a * a / (t.n - 1) + b * b / (c.n - 1))
+    return math.sqrt(se2), df
+
+
+def student_se_df(c: Summary, t: Summary) -> tuple[float, float] | None:
+    """Pooled-variance standard error and n1 + n2 - 2 df (Student 1908; scipy.stats.ttest_ind)."""
+    if why_undefined(c, t):
+        return None
+    df = c.n + t.n - 2
+    pooled = ((c.n - 1) * c.variance + (t.n - 1) * t.variance) / df
+    return math.sqrt(pooled * (1 / c.n + 1 / t.n)), float(df)
+
+
+def t_test(c: Summary, t: Summary, method: str = "welch") -> tuple[float, float, float] | None:
+    """(t, df, two-sided p) of treatment minus control; agrees with scipy.stats.ttest_ind."""
+    se_df = welch_se_df(c, t) if method == "welch" else student_se_df(c, t)
+    if se_df is None:
+        return None
+    se, df = se_df
+    tt = (t.mean - c.mean) / se
+    return tt, df, clip_p(2 * stats.t.sf(abs(tt), df))
+
+
+def one_sided_p(c: Summary, t: Summary, worse_is_higher: bool) -> float | None:
+    """Welch one-sided p for "treatment is worse" (scipy.stats.ttest_ind(..., alternative=...))."""
+    res = t_test(c, t, "welch")
+    if res is None:
+        return None
+    tt, df, _ = res
+    return clip_p(stats.t.sf(tt, df) if worse_is_higher else stats.t.cdf(tt, df))
+
+
+def difference_ci(c: Summary, t: Summary, level: float = 0.95, method: str = "welch") -> tuple[float, float] | None:
+    """Interval of mean(t) - mean(c): d -/+ t_{df} * se (scipy TtestResult.confidence_interval)."""
+    se_df = welch_se_df(c, t) if method == "welch" else student_se_df(c, t)
+    if se_df is None:
+        return None
+    se, df = se_df
+    d = t.mean - c.mean
+    h = t_quantile(level, df) * se
+    return d - h, d + h
+
+
+def relative_lift(c: Summary, t: Summary) -> float | None:
+    """(mean(t) - mean(c)) / |mean(c)|; None when the control mean is 0."""
+    if c.n == 0 or t.n == 0 or c.mean == 0:
+        return None
+    return (t.mean - c.mean) / abs(c.mean)
+
+
+def relative_lift_ci(c: Summary, t: Summary, level: float = 0.95) -> tuple[float, float] | None:
+    """Delta-method interval of the relative lift, as GrowthBook's gbstats frequentist engine:
+    var = var_t / (n_t mu_c^2) + var_c mu_t^2 / (n_c mu_c^4), with the Welch df quantile."""
+    lift = relative_lift(c, t)
+    se_df = welch_se_df(c, t)
+    if lift is None or se_df is None:
+        return None
+    mc2 = c.mean * c.mean
+    var = t.variance / (t.n * mc2) + c.variance * t.mean * t.mean / (c.n * mc2 * mc2)
+    h = t_quantile(level, se_df[1]) * math.sqrt(var)
+    return lift - h, lift + h
+
+
+def pooled_sd(c: Summary, t: Summary) -> float | None:
+    """sqrt(((n1-1)s1^2 + (n2-1)s2^2) / (n1+n2-2)), the seed's pooled_std; None when 0."""
+    if c.n + t.n < 3 or c.n < 1 or t.n < 1:
+        return None
+    v = ((c.n - 1) * c.variance + (t.n - 1) * t.variance) / (c.n + t.n - 2)
+    return math.sqrt(v) if v > 0 else None
+
+
+def cohens_d(c: Summary, t: Summary) -> float | None:
+    """(mean(t) - mean(c)) / pooled sd (Cohen 1988; the seed's formula)."""
+    sd = pooled_sd(c, t)
+    return None if sd is None else (t.mean - c.mean) / sd
+
+
+def hedges_g(c: Summary, t: Summary) -> float | None:
+    """Cohen's d times J = 1 - 3 / (4 N - 9) (Hedges & Olkin 1985; statsmodels effectsize_smd)."""
+    d = cohens_d(c, t)
+    n = c.n + t.n
+    return None if d is None or n < 3 else d * (1 - 3 / (4 * n - 9))

@@ -1,0 +1,287 @@
+"""The analysis of one metric: summaries, fixed-horizon tests, intervals, effect sizes, the
+optional rank test, and the always-valid sequential result, oriented by the metric's direction."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scipy import stats
+
+from ..models import MetricSpec
+from . import binary, continuous, rank, sequential
+from .numeric import clip_p, finite, t_to_z
+from .results import ArmSummary, Interval, MetricAnalysis, ProportionTest, RankTest, SequentialResult, TTest
+from .summary import Summary
+
+LEVEL = 0.95  # coverage of fixed-horizon intervals, as in the seed's report
+
+
+@dataclass(frozen=True)
+class Design:
+    """What the sequential test needs to know about the experiment's plan."""
+
+    n_required: int
+    alpha_per_direction: float
+    control_share: float = 0.5
+
+
+@dataclass(frozen=True)
+class MetricData:
+    spec: MetricSpec
+    role: str
+    control: Summary
+    treatment: Summary
+    control_log: Summary | None = None
+    treatment_log: Summary | None = None
+    raw_control: Sequence[float] | None = None
+    raw_treatment: Sequence[float] | None = None
+
+
+def arm_summary(arm: str, s: Summary) -> ArmSummary:
+    ok = s.n > 0
+    return ArmSummary(
+        arm=arm,  # type: ignore[arg-type]
+        n=s.n,
+        mean=finite(s.mean) if ok else None,
+        sd=finite(s.sd) if s.n > 1 else None,
+        min=finite(s.min) if ok else None,
+        max=finite(s.max) if ok else None,
+    )
+
+
+def _interval(pair: tuple[float, float] | None, level: float = LEVEL, scale: float = 1.0) -> Interval | None:
+    if pair is None:
+        return None
+    lo, hi = sorted((pair[0] * scale, pair[1] * scale))
+    if finite(lo) is None or finite(hi) is None:
+        return None
+    return Interval(lower=lo, upper=hi, level=level)
+
+
+def _log_summaries(d: MetricData, messages: list[str]) -> tuple[Summary, Summary] | None:
+    """Summaries of log(values) for a log-scale metric: given, or computed from raw values."""
+    if d.control_log is not None and d.treatment_log is not None:
+        return d.control_log, d.treatment_log
+    if d.raw_control is not None and d.raw_treatment is not None:
+        if min(d.raw_control, default=1.0) > 0 and min(d.raw_treatment, default=1.0) > 0:
+            return Summary.of(math.log(x) for x in d.raw_control), Summary.of(math.log(x) for x in d.raw_treatment)
+        messages.append("log scale requested but some values are <= 0: analysed on the raw scale")
+        return None
+    messages.append("log scale requested but no log-scale statistics were given: analysed on the raw scale")
+    return None
+
+
+def _sequential(
+    z: float | None,
+    se: float | None,
+    df: float | None,
+    d: float | None,
+    n_c: int,
+    n_t: int,
+    design: Design,
+    improve_sign: float,
+) -> SequentialResult:
+    """The always-valid result at this look; `z` is oriented so that positive means better."""
+    r = sequential.information(n_c, n_t, design.n_required, design.control_share)
+    alpha = design.alpha_per_direction
+    log_b = sequential.log_threshold(alpha)
+    active = n_c + n_t >= design.n_required and z is not None and r > 0
+    base = dict(
+        z=finite(z),
+        information=r,
+        alpha_per_direction=alpha,
+        threshold=sequential.e_value(log_b),
+        method=sequential.METHOD,
+    )
+    if not active or z is None:
+        return SequentialResult(
+            active=False,
+            e_value_improvement=None,
+            e_value_regression=None,
+            p_value_improvement=None,
+            p_value_regression=None,
+            p_value=None,
+            confidence_sequence=None,
+            improvement_confidence_sequence=None,
+            **base,
+        )
+    le_up, le_down = sequential.log_e_value(z, r), sequential.log_e_value(-z, r)
+    p_up, p_down = sequential.always_valid_p(le_up), sequential.always_valid_p(le_down)
+    cs = None
+    if se is not None and d is not None and se > 0:
+        zb = sequential.z_boundary(r, alpha)
+        # same tail probability as zb, on the t scale of the test (Jennison & Turnbull 2000, sec. 3.4)
+        crit = zb if df is None else float(stats.t.isf(stats.norm.sf(zb), df))
+        cs = (d - crit * se, d + crit * se)
+    return SequentialResult(
+        active=True,
+        e_value_improvement=sequential.e_value(le_up),
+        e_value_regression=sequential.e_value(le_down),
+        p_value_improvement=p_up,
+        p_value_regression=p_down,
+        p_value=clip_p(2 * min(p_up, p_down)),
+        confidence_sequence=_interval(cs, 1 - 2 * alpha),
+        improvement_confidence_sequence=None,
+        **base,
+    )
+
+
+def scaled_summaries(d: MetricData, messages: list[str]) -> tuple[Summary, Summary, str]:
+    """(control, treatment, scale) on the scale the metric is analysed on: log for a log-scale
+    continuous metric whose log statistics are available, else raw."""
+    if d.spec.kind == "continuous" and d.spec.log_scale:
+        logs = _log_summaries(d, messages)
+        if logs is not None:
+            return logs[0], logs[1], "log"
+    return d.control, d.treatment, "raw"
+
+
+def analyze_metric(d: MetricData, design: Design) -> MetricAnalysis:
+    spec, messages = d.spec, []
+    sign = 1.0 if spec.direction == "higher_is_better" else -1.0
+    c, t, scale = scaled_summaries(d, messages)
+    fields: dict = dict(
+        welch=None,
+        student=None,
+        cohens_d=None,
+        hedges_g=None,
+        proportions=None,
+        difference=None,
+        difference_ci=None,
+        relative_lift=None,
+        relative_lift_ci=None,
+        improvement_pct=None,
+        improvement_ci=None,
+        p_value=None,
+        p_value_regression=None,
+    )
+    if spec.kind == "binary":
+        seq = _binary(c, t, fields, messages, design, sign)
+    else:
+        seq = _continuous(c, t, scale, fields, messages, design, sign)
+    mw = None
+    if d.raw_control is not None and d.raw_treatment is not None and spec.kind == "continuous":
+        mw = _rank(d.raw_control, d.raw_treatment)
+    if c.n > 0 and t.n > 0 and c.mean == 0 and scale == "raw":
+        messages.append("the control mean is 0: relative changes (improvement %) are undefined")
+    return MetricAnalysis(
+        name=spec.name,
+        role=d.role,
+        direction=spec.direction,
+        kind=spec.kind,
+        unit=spec.unit,  # type: ignore[arg-type]
+        scale=scale,  # type: ignore[arg-type]
+        control=arm_summary("control", d.control),
+        treatment=arm_summary("treatment", d.treatment),
+        mann_whitney=mw,
+        sequential=seq,
+        messages=messages,
+        **fields,
+    )
+
+
+def _continuous(
+    c: Summary, t: Summary, scale: str, f: dict, messages: list[str], design: Design, sign: float
+) -> SequentialResult:
+    why = continuous.why_undefined(c, t)
+    if why:
+        messages.append(why)
+    if c.n and t.n:
+        f["difference"] = finite(t.mean - c.mean)
+    for method in ("welch", "student"):
+        res = continuous.t_test(c, t, method)
+        if res is not None:
+            f[method] = TTest(method=method, t=res[0], df=res[1], p_value=res[2])  # type: ignore[arg-type]
+    f["p_value"] = f["welch"].p_value if f["welch"] else None
+    f["p_value_regression"] = continuous.one_sided_p(c, t, worse_is_higher=sign < 0)
+    f["difference_ci"] = _interval(continuous.difference_ci(c, t, LEVEL))
+    f["cohens_d"], f["hedges_g"] = finite(continuous.cohens_d(c, t)), finite(continuous.hedges_g(c, t))
+    if scale == "log":
+        diff = f["difference"]
+        f["relative_lift"] = None if diff is None else finite(math.expm1(min(diff, 700.0)))
+        ci = continuous.difference_ci(c, t, LEVEL)
+        rel = None if ci is None else (math.expm1(min(ci[0], 700.0)), math.expm1(min(ci[1], 700.0)))
+    else:
+        f["relative_lift"] = finite(continuous.relative_lift(c, t))
+        rel = continuous.relative_lift_ci(c, t, LEVEL)
+    f["relative_lift_ci"] = _interval(rel)
+    if f["relative_lift"] is not None:
+        f["improvement_pct"] = sign * f["relative_lift"] * 100
+        f["improvement_ci"] = _interval(rel, scale=sign * 100)
+    se_df = continuous.welch_se_df(c, t)
+    z = None
+    if f["welch"] is not None:
+        z = sign * t_to_z(f["welch"].t, f["welch"].df)
+    seq = _sequential(
+        z, se_df[0] if se_df else None, se_df[1] if se_df else None, f["difference"], c.n, t.n, design, sign
+    )
+    if seq.confidence_sequence is not None:
+        cs = seq.confidence_sequence
+        if scale == "log":
+            rel_cs = (math.expm1(min(cs.lower, 700.0)), math.expm1(min(cs.upper, 700.0)))
+        elif c.mean != 0:
+            rel_cs = (cs.lower / abs(c.mean), cs.upper / abs(c.mean))
+        else:
+            rel_cs = None
+        seq = seq.model_copy(update={"improvement_confidence_sequence": _interval(rel_cs, cs.level, sign * 100)})
+    return seq
+
+
+def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design, sign: float) -> SequentialResult:
+    x_c, x_t = round(c.mean * c.n), round(t.mean * t.n)
+    if c.n == 0 or t.n == 0:
+        messages.append(f"needs trials in both arms (control n={c.n}, treatment n={t.n})")
+        return _sequential(None, None, None, None, c.n, t.n, design, sign)
+    p_c, p_t = x_c / c.n, x_t / t.n
+    if x_c + x_t in (0, c.n + t.n):
+        messages.append("every trial has the same outcome in both arms: no difference can be shown yet")
+    z = binary.pooled_z(x_c, c.n, x_t, t.n)
+    exact = binary.needs_exact(x_c, c.n, x_t, t.n)
+    fisher = binary.fisher_p(x_c, c.n, x_t, t.n) if exact else None
+    p_z = binary.z_test_p(z) if z is not None else 1.0
+    f["proportions"] = ProportionTest(
+        control_successes=x_c,
+        treatment_successes=x_t,
+        z=finite(z),
+        p_value=fisher if fisher is not None else p_z,
+        method="fisher_exact" if exact else "z_pooled",
+        fisher_p_value=fisher,
+    )
+    f["p_value"] = f["proportions"].p_value
+    worse = "less" if sign > 0 else "greater"
+    if exact:
+        f["p_value_regression"] = binary.fisher_p(x_c, c.n, x_t, t.n, alternative=worse)
+    elif z is not None:
+        f["p_value_regression"] = binary.z_test_p(z, "smaller" if sign > 0 else "larger")
+    f["difference"] = p_t - p_c
+    f["difference_ci"] = _interval(binary.newcombe_ci(x_c, c.n, x_t, t.n, LEVEL))
+    if x_c > 0:
+        f["relative_lift"] = p_t / p_c - 1
+        rel = binary.relative_lift_ci(x_c, c.n, x_t, t.n, LEVEL)
+        f["relative_lift_ci"] = _interval(rel)
+        f["improvement_pct"] = sign * f["relative_lift"] * 100
+        f["improvement_ci"] = _interval(rel, scale=sign * 100)
+    else:
+        messages.append("the control arm has no successes: relative changes are undefined")
+    se = math.sqrt(p_t * (1 - p_t) / t.n + p_c * (1 - p_c) / c.n)
+    seq = _sequential(
+        None if z is None else sign * z, se if se > 0 else None, None, f["difference"], c.n, t.n, design, sign
+    )
+    if seq.confidence_sequence is not None and x_c > 0:
+        cs = seq.confidence_sequence
+        seq = seq.model_copy(
+            update={
+                "improvement_confidence_sequence": _interval((cs.lower / p_c, cs.upper / p_c), cs.level, sign * 100)
+            }
+        )
+    return seq
+
+
+def _rank(raw_c: Sequence[float], raw_t: Sequence[float]) -> RankTest | None:
+    mw = rank.mann_whitney(raw_c, raw_t)
+    if mw is None:
+        return None
+    shift, ci = rank.hodges_lehmann(raw_c, raw_t, LEVEL)
+    return RankTest(u=mw[0], p_value=mw[1], hodges_lehmann=shift, hodges_lehmann_ci=_interval(ci), method=mw[2])

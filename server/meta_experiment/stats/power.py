@@ -1,0 +1,70 @@
+"""Sample size per arm to detect the target improvement with 80% power: for the fixed-horizon
+test (agreeing with statsmodels) and for the always-valid test that actually drives decisions."""
+
+from __future__ import annotations
+
+import math
+
+from scipy import optimize, stats
+
+from . import sequential
+
+N_MAX = 1e9
+
+
+def t_test_power(d: float, n: float, alpha: float) -> float:
+    """Power of the two-sided two-sample t-test, n per arm (statsmodels TTestIndPower.power:
+    noncentral t with df = 2n - 2, noncentrality d sqrt(n / 2))."""
+    df = 2 * n - 2
+    nc = d * math.sqrt(n / 2)
+    crit = stats.t.isf(alpha / 2, df)
+    p = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    return p if math.isfinite(p) else z_test_power(d, n, alpha)  # nct fails at huge df: normal limit
+
+
+def z_test_power(h: float, n: float, alpha: float) -> float:
+    """Power of the two-sided z-test, n per arm (statsmodels NormalIndPower.power)."""
+    crit = stats.norm.isf(alpha / 2)
+    shift = h * math.sqrt(n / 2)
+    return float(stats.norm.sf(crit - shift) + stats.norm.cdf(-crit - shift))
+
+
+def n_fixed(effect: float, alpha: float, power: float = 0.8, t_test: bool = True) -> float | None:
+    """n per arm (not rounded) with the given power: statsmodels tt_ind_solve_power (t_test) or
+    NormalIndPower().solve_power; None when the effect is 0 or would need more than 1e9."""
+    effect = abs(effect)
+    if effect == 0 or not math.isfinite(effect):
+        return None
+    fn = t_test_power if t_test else z_test_power
+    lo = 2.0 if t_test else 1e-6
+    if fn(effect, lo, alpha) >= power:
+        return lo
+    hi = 4.0
+    while fn(effect, hi, alpha) < power:
+        lo, hi = hi, hi * 4
+        if hi > N_MAX:
+            return None
+    return float(optimize.brentq(lambda n: fn(effect, n, alpha) - power, lo, hi, xtol=1e-10, rtol=1e-13))
+
+
+def n_sequential(
+    effect: float, alpha_per_direction: float, n_required: int, power: float = 0.8, control_share: float = 0.5
+) -> float | None:
+    """n per arm at which the always-valid test crosses its one-sided boundary at that look with
+    the given probability: effect sqrt(n/2) - z_boundary(n) = z_power (normal approximation; an
+    upper bound for the sample size, since the boundary may be crossed earlier)."""
+    effect = abs(effect)
+    if effect == 0 or not math.isfinite(effect):
+        return None
+    z_power = stats.norm.ppf(power)
+
+    def gap(n: float) -> float:
+        r = sequential.information(1, 1, n_required, control_share) * n  # n per arm -> n_eff = n / 2
+        return effect * math.sqrt(n / 2) - sequential.z_boundary(r, alpha_per_direction) - z_power
+
+    lo = 1.0
+    if gap(lo) >= 0:
+        return lo
+    if gap(N_MAX) < 0:
+        return None
+    return float(optimize.brentq(gap, lo, N_MAX, xtol=1e-6))

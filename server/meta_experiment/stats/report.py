@@ -1,0 +1,216 @@
+"""Markdown of an analysis in the seed's layout: data summary, statistical tests, effect size,
+intervals, guardrails, decision criteria, recommendation and expected impact. Formatting only:
+every number comes from the Analysis."""
+
+from __future__ import annotations
+
+from ..models import DURATION_UNITS
+from .results import Analysis, ArmSummary, Interval, MetricAnalysis
+
+HEADLINE = {
+    "promote": "PROMOTE TO PRODUCTION",
+    "rollback": "ROLL BACK",
+    "continue": "CONTINUE COLLECTING DATA",
+    "expire": "EXPIRE (INCONCLUSIVE)",
+}
+MARK = {True: "✅", False: "❌", None: "⚠️"}
+
+
+def _num(x: float | None, unit: str | None = None, digits: int = 3) -> str:
+    if x is None:
+        return "n/a"
+    text = f"{x:.{digits}g}" if abs(x) < 1e5 else f"{x:,.0f}"
+    return f"{text} {unit}" if unit else text
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "n/a"
+    return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def _ci(ci: Interval | None, unit: str | None = None, pct: bool = False) -> str:
+    if ci is None:
+        return "n/a"
+    suffix = "%" if pct else f" {unit}" if unit else ""
+    return f"[{ci.lower:.3g}{suffix}, {ci.upper:.3g}{suffix}]"
+
+
+def _effect_label(d: float | None) -> str:
+    """Cohen's (1988) conventions, with Sawilowsky's (2009) 'very large' above 1.2."""
+    if d is None:
+        return "n/a"
+    a = abs(d)
+    label = (
+        "negligible"
+        if a < 0.2
+        else "small"
+        if a < 0.5
+        else "medium"
+        if a < 0.8
+        else "large"
+        if a < 1.2
+        else "very large"
+    )
+    return f"{d:.2f} ({label} effect)"
+
+
+def _arm(title: str, arm: ArmSummary, unit: str | None) -> list[str]:
+    return [
+        f"**{title}** (n={arm.n}):",
+        f"- Mean: {_num(arm.mean, unit)}",
+        f"- Std Dev: {_num(arm.sd, unit)}",
+        f"- Range: {_num(arm.min)}-{_num(arm.max, unit)}",
+        "",
+    ]
+
+
+def _improvement(m: MetricAnalysis) -> str:
+    if m.improvement_pct is None:
+        return "n/a"
+    duration = m.unit in DURATION_UNITS
+    better = m.improvement_pct >= 0
+    if m.direction == "lower_is_better":
+        word = ("faster" if better else "slower") if duration else ("lower" if better else "higher")
+    else:
+        word = "higher" if better else "lower"
+    text = f"{abs(m.improvement_pct):.1f}% {word} ({'better' if better else 'worse'})"
+    if m.scale == "raw" and m.difference is not None and m.kind == "continuous":
+        saved = -m.difference if m.direction == "lower_is_better" else m.difference
+        verb = "saved" if duration and saved >= 0 else "lost" if duration else "difference"
+        text += f", {_num(abs(saved) if duration else m.difference, m.unit)} {verb} per run"
+    if m.scale == "log":
+        text += " (ratio of geometric means)"
+    return text
+
+
+def _tests(m: MetricAnalysis, drove: str) -> list[str]:
+    out = [f"**Improvement**: {_improvement(m)}", ""]
+    if m.welch:
+        out += [
+            "**Welch t-test** (default, unequal variances):",
+            f"- t-statistic: {m.welch.t:.3g}",
+            f"- p-value: {_p(m.welch.p_value)} (fixed horizon)",
+            f"- Degrees of freedom: {m.welch.df:.1f}",
+            "",
+        ]
+    if m.student:
+        out += [
+            "**Student t-test** (the seed's test):",
+            f"- t-statistic: {m.student.t:.3g}",
+            f"- p-value: {_p(m.student.p_value)}",
+            f"- Degrees of freedom: {m.student.df:.0f}",
+            "",
+        ]
+    if m.proportions:
+        pr = m.proportions
+        out += [
+            f"**Two-proportion test** ({pr.method.replace('_', ' ')}): "
+            f"{pr.control_successes}/{m.control.n} vs {pr.treatment_successes}/{m.treatment.n}, "
+            f"p = {_p(pr.p_value)}",
+            "",
+        ]
+    if m.mann_whitney:
+        mw = m.mann_whitney
+        out += [
+            f"**Mann-Whitney U**: U = {mw.u:.6g}, p = {_p(mw.p_value)} ({mw.method}); "
+            f"Hodges-Lehmann shift {_num(mw.hodges_lehmann, m.unit)}, "
+            f"95% CI {_ci(mw.hodges_lehmann_ci, m.unit)}",
+            "",
+        ]
+    s = m.sequential
+    if s is not None and s.active:
+        out += [
+            "**Always-valid sequential test** (" + drove + "):",
+            f"- e-value for improvement: {_num(s.e_value_improvement)}, for regression: "
+            f"{_num(s.e_value_regression)} (threshold {_num(s.threshold)})",
+            f"- always-valid p: improvement {_p(s.p_value_improvement)}, regression {_p(s.p_value_regression)}",
+            f"- {s.method}",
+            "",
+        ]
+    elif s is not None:
+        out += ["**Always-valid sequential test**: starts at the required sample size", ""]
+    return out
+
+
+def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str | None = None) -> str:
+    m = analysis.primary
+    d = analysis.decision
+    unit = m.unit
+    drove = "drove the decision" if d and d.driven_by.startswith("always-valid") else "decides automatically"
+    lines = [f"## STATISTICAL ANALYSIS - {experiment_id or experiment_name}", ""]
+    if experiment_id:
+        lines += [f"**Name**: {experiment_name}", ""]
+    lines += [f"### Data Summary ({m.name}{', log scale' if m.scale == 'log' else ''})", ""]
+    lines += _arm("Control Group", m.control, unit) + _arm("Treatment Group", m.treatment, unit)
+    lines += ["### Statistical Tests", "", *_tests(m, drove)]
+    lines += [f"**Effect Size** (Cohen's d): {_effect_label(m.cohens_d)}; Hedges' g: {_num(m.hedges_g)}", ""]
+    diff_unit = None if m.scale == "log" else unit
+    lines += [
+        f"**95% Confidence Interval** (treatment - control{', log scale' if m.scale == 'log' else ''}): "
+        f"{_ci(m.difference_ci, diff_unit)}; improvement {_ci(m.improvement_ci, pct=True)}"
+    ]
+    if m.sequential and m.sequential.active:
+        s = m.sequential
+        lines += [
+            f"**Always-valid {s.confidence_sequence.level if s.confidence_sequence else 0.95:.0%} "
+            f"confidence sequence**: {_ci(s.confidence_sequence, diff_unit)}; improvement "
+            f"{_ci(s.improvement_confidence_sequence, pct=True)}"
+        ]
+    lines += [""]
+    if analysis.guardrails:
+        lines += [
+            "### Guardrails",
+            "",
+            "| metric | change | tolerance | Holm p (one-sided) | regression |",
+            "|---|---|---|---|---|",
+        ]
+        for g in analysis.guardrails:
+            change = "n/a" if g.regression_pct is None else f"{-g.regression_pct:+.1f}%"
+            lines.append(
+                f"| {g.name} | {change} | {g.max_regression_pct:g}% | {_p(g.p_value_holm)} "
+                f"| {'yes' if g.regression_detected else 'no'} |"
+            )
+        lines += [""]
+    if analysis.power and (d is None or d.action == "continue"):
+        lines += [f"**Power**: {analysis.power.message}", ""]
+    if d:
+        lines += ["### Decision Criteria", ""]
+        lines += [f"{MARK[c.met]} {c.name}: {c.detail}" for c in d.criteria]
+        lines += [
+            "",
+            f"### RECOMMENDATION: {HEADLINE[d.action]}",
+            "",
+            f"**Rationale**: {d.rationale}",
+            f"**Decided by**: {d.driven_by}",
+            "",
+        ]
+    lines += _impact(analysis)
+    notes = [*analysis.messages, *m.messages]
+    if notes:
+        lines += ["### Notes", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _impact(analysis: Analysis) -> list[str]:
+    m = analysis.primary
+    if m.improvement_pct is None or m.control.mean is None or m.treatment.mean is None:
+        return []
+    per_run = (
+        m.control.mean - m.treatment.mean if m.direction == "lower_is_better" else (m.treatment.mean - m.control.mean)
+    )
+    out = [
+        "**Expected Impact**:",
+        f"- Per run: {per_run:+.3g} {m.unit or ''} ({m.improvement_pct:+.1f}%)".rstrip(),
+    ]
+    if analysis.runs_per_day:
+        monthly = per_run * analysis.runs_per_day * 30
+        out.append(
+            f"- At the observed {analysis.runs_per_day:.3g} runs/day: {monthly:+.3g} {m.unit or ''} per month".rstrip()
+        )
+        seconds = DURATION_UNITS.get(m.unit or "")
+        if seconds:
+            out.append(f"- That is {monthly * seconds / 3600:+.3g} hours per month")
+    else:
+        out.append("- Monthly impact: estimated once the experiment has run for a day (from its usage rate)")
+    return [*out, ""]

@@ -1,0 +1,184 @@
+"""Result models of the statistics engine and the decision policy: what `stats.analyze` returns and
+what `policy.decide` adds. Frozen pydantic models, snake_case fields, no NaN or inf anywhere: a
+quantity that cannot be computed is None and a message in `messages` says why."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..models import Arm, Direction, MetricKind
+
+Action = Literal["promote", "rollback", "continue", "expire"]
+Scale = Literal["raw", "log"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class Interval(Frozen):
+    lower: float
+    upper: float
+    level: Annotated[float, Field(description="Coverage, e.g. 0.95.")]
+
+
+class ArmSummary(Frozen):
+    arm: Arm
+    n: int
+    mean: float | None
+    sd: float | None
+    min: float | None
+    max: float | None
+
+
+class TTest(Frozen):
+    """A two-sample t-test of treatment minus control (two-sided p)."""
+
+    method: Literal["welch", "student"]
+    t: float
+    df: float
+    p_value: float
+
+
+class RankTest(Frozen):
+    """Mann-Whitney U (treatment vs control) with the Hodges-Lehmann shift (treatment minus control)."""
+
+    u: float
+    p_value: float
+    hodges_lehmann: float
+    hodges_lehmann_ci: Interval | None
+    method: str
+
+
+class ProportionTest(Frozen):
+    """Two-proportion comparison of treatment minus control."""
+
+    control_successes: int
+    treatment_successes: int
+    z: float | None
+    p_value: float
+    method: Literal["z_pooled", "fisher_exact"]
+    fisher_p_value: float | None
+
+
+class SequentialResult(Frozen):
+    """The always-valid test of the primary metric (and of guardrails, for rollback): a one-sided
+    normal-mixture e-process per direction, calibrated to start at `sample_size_required`."""
+
+    active: Annotated[bool, Field(description="False before sample_size_required: no sequential decision yet.")]
+    z: float | None
+    information: float
+    alpha_per_direction: float
+    e_value_improvement: float | None
+    e_value_regression: float | None
+    threshold: Annotated[float, Field(description="e-value needed to reject in one direction.")]
+    p_value_improvement: Annotated[float | None, Field(description="Always-valid one-sided p for improvement.")]
+    p_value_regression: Annotated[float | None, Field(description="Always-valid one-sided p for regression.")]
+    p_value: Annotated[float | None, Field(description="Always-valid two-sided p (2 x the smaller one-sided).")]
+    confidence_sequence: Annotated[
+        Interval | None, Field(description="Always-valid interval of the difference (analysis scale).")
+    ]
+    improvement_confidence_sequence: Interval | None
+    method: str
+
+
+class MetricAnalysis(Frozen):
+    name: str
+    role: Literal["primary", "guardrail"]
+    direction: Direction
+    kind: MetricKind
+    unit: str | None
+    scale: Scale
+    control: ArmSummary
+    treatment: ArmSummary
+    improvement_pct: Annotated[float | None, Field(description="Positive when the treatment is better.")]
+    improvement_ci: Interval | None
+    difference: Annotated[float | None, Field(description="Treatment minus control, on the analysis scale.")]
+    difference_ci: Interval | None
+    relative_lift: Annotated[
+        float | None, Field(description="treatment / control - 1 (of geometric means on log scale).")
+    ]
+    relative_lift_ci: Interval | None
+    welch: TTest | None
+    student: TTest | None
+    cohens_d: float | None
+    hedges_g: float | None
+    proportions: ProportionTest | None
+    mann_whitney: RankTest | None
+    p_value: Annotated[float | None, Field(description="Fixed-horizon two-sided p (Welch, or proportions).")]
+    p_value_regression: Annotated[float | None, Field(description="Fixed-horizon one-sided p for regression.")]
+    sequential: SequentialResult | None
+    messages: list[str] = []
+
+
+class SrmCheck(Frozen):
+    """Sample-ratio mismatch: chi-square of the counts against the intended split."""
+
+    counts: Literal["assigned", "recorded"]
+    control: int
+    treatment: int
+    expected_control_share: float
+    chi2: float | None
+    p_value: float | None
+    mismatch: bool
+    alpha: float
+
+
+class Power(Frozen):
+    """Sample size per arm to detect the target improvement with `power`, for the fixed-horizon test
+    and for the always-valid test that drives decisions; and how many more trials that means."""
+
+    target_improvement_pct: float
+    alpha: float
+    power: float
+    effect_size: float | None
+    basis: Literal["observed", "guess", "none"]
+    n_per_arm_fixed: int | None
+    n_per_arm_sequential: int | None
+    trials_needed_per_arm: int | None
+    trials_needed_total: int | None
+    message: str
+
+
+class Guardrail(Frozen):
+    name: str
+    direction: Direction
+    max_regression_pct: float
+    regression_pct: float | None
+    p_value: float | None
+    p_value_holm: float | None
+    always_valid_p: float | None
+    regression_detected: bool
+    detail: str
+
+
+class Criterion(Frozen):
+    name: str
+    met: bool | None
+    detail: str
+
+
+class Decision(Frozen):
+    action: Action
+    criteria: list[Criterion]
+    rationale: str
+    driven_by: str
+
+
+class Analysis(Frozen):
+    primary: MetricAnalysis
+    guardrails: list[Guardrail]
+    secondary: list[MetricAnalysis]
+    srm: list[SrmCheck]
+    power: Power | None
+    trials_recorded: int
+    sample_size_required: int
+    alpha: Annotated[float, Field(description="Two-sided alpha of decisions: min(0.05, 1 - confidence_threshold).")]
+    started_at: float | None
+    analyzed_at: float
+    max_duration_days: float
+    runs_per_day: float | None
+    messages: list[str] = []
+    decision: Decision | None = None

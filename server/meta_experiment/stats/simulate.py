@@ -1,0 +1,167 @@
+"""Monte-Carlo simulation of auto mode: an experiment re-analysed after every recorded trial from
+`sample_size_required` up to `horizon` x that many, deciding with our policy or with the seed's
+peeking rule. Vectorised over simulated experiments (the same formulas as `metric.py` and
+`sequential.py`, checked against `analyze` + `policy.decide` in tests/stats/test_simulate.py).
+Used by bench/validate_decisions.py and by the fast validation test; no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special, stats
+
+from . import sequential
+from .numeric import Z_CAP
+
+SETTINGS = ("normal", "lognormal", "binary")
+NORMAL_MEAN, NORMAL_SD = 45.0, 9.0  # minutes: the seed's example (control 45.2 +- 8.3 min)
+LOGNORMAL_SIGMA = 0.8  # sd of log duration (heavy-tailed; CV 0.95)
+BINARY_RATE = 0.5  # success rate of the control arm
+
+
+@dataclass(frozen=True)
+class Rates:
+    promote: float
+    rollback: float
+    sims: int
+    mean_trials_to_decision: float | None = None
+
+
+def generate(
+    setting: str, n_required: int, sims: int, effect: float, rng: np.random.Generator, horizon: int = 7
+) -> tuple[np.ndarray, np.ndarray]:
+    """(arm, value) matrices of shape (sims, horizon * n_required), in recording order; arm 1 is the
+    treatment, assigned by permuted blocks of 2. `effect` is the true relative improvement: durations
+    scaled by (1 - effect) (lower is better), the success rate by (1 + effect) (higher is better)."""
+    n = horizon * n_required
+    blocks = (n + 1) // 2
+    first = rng.integers(0, 2, size=(sims, blocks), dtype=np.int8)
+    arm = np.empty((sims, 2 * blocks), dtype=np.int8)
+    arm[:, 0::2], arm[:, 1::2] = first, 1 - first
+    arm = arm[:, :n]
+    if setting == "normal":
+        x = rng.normal(NORMAL_MEAN, NORMAL_SD, size=(sims, n))
+        x = np.where(arm == 1, x * (1 - effect), x)
+    elif setting == "lognormal":
+        mu = np.log(NORMAL_MEAN) - LOGNORMAL_SIGMA**2 / 2  # mean NORMAL_MEAN
+        x = np.exp(rng.normal(mu, LOGNORMAL_SIGMA, size=(sims, n)))
+        x = np.where(arm == 1, x * (1 - effect), x)
+    elif setting == "binary":
+        u = rng.random((sims, n))
+        x = (u < np.where(arm == 1, BINARY_RATE * (1 + effect), BINARY_RATE)).astype(float)
+    else:
+        raise ValueError(f"unknown setting {setting!r}; known: {', '.join(SETTINGS)}")
+    return arm, x
+
+
+def _cumulative(arm: np.ndarray, x: np.ndarray, n_required: int) -> tuple[np.ndarray, ...]:
+    """Per look (columns from n_required total on): n, mean, sample variance of each arm."""
+    t = arm == 1
+    out = []
+    for mask in (~t, t):
+        n = np.cumsum(mask, axis=1)[:, n_required - 1 :].astype(float)
+        s = np.cumsum(np.where(mask, x, 0.0), axis=1)[:, n_required - 1 :]
+        q = np.cumsum(np.where(mask, x * x, 0.0), axis=1)[:, n_required - 1 :]
+        mean = s / np.maximum(n, 1)
+        var = np.maximum(q - n * mean * mean, 0.0) / np.maximum(n - 1, 1)
+        out += [n, mean, var]
+    return tuple(out)
+
+
+def _first(promote: np.ndarray, rollback: np.ndarray, first_look_n: int) -> Rates:
+    looks = promote.shape[1]
+    ip = np.where(promote.any(axis=1), promote.argmax(axis=1), looks)
+    ir = np.where(rollback.any(axis=1), rollback.argmax(axis=1), looks)
+    stop = np.minimum(ip, ir)
+    decided = stop < looks
+    mean_n = float(stop[decided].mean() + first_look_n) if decided.any() else None
+    return Rates(float((ip < ir).mean()), float((ir < ip).mean()), promote.shape[0], mean_n)
+
+
+def welch_z(nc, mc, vc, nt, mt, vt) -> tuple[np.ndarray, np.ndarray]:
+    """Welch t of treatment minus control mapped to z by equal tail (numeric.t_to_z), and the
+    t-test p (two-sided); z = 0 and p = 1 where the test is undefined."""
+    a, b = vt / nt, vc / nc
+    se2 = a + b
+    ok = (se2 > 0) & (nc > 1) & (nt > 1)
+    se2s = np.where(ok, se2, 1.0)
+    t = np.where(ok, (mt - mc) / np.sqrt(se2s), 0.0)
+    df = np.where(ok, se2s**2 / np.where(ok, a * a / np.maximum(nt - 1, 1) + b * b / np.maximum(nc - 1, 1), 1.0), 1.0)
+    log_tail = stats.t.logsf(np.abs(t), df)
+    z = np.sign(t) * np.minimum(-special.ndtri_exp(log_tail), Z_CAP)
+    return np.where(ok, z, 0.0), np.where(ok, 2 * np.exp(log_tail), 1.0)
+
+
+def pooled_z(nc, mc, nt, mt) -> np.ndarray:
+    """Pooled two-proportion z (binary.pooled_z), 0 when every outcome is the same."""
+    p = (nc * mc + nt * mt) / (nc + nt)
+    var = p * (1 - p) * (1 / nc + 1 / nt)
+    return np.where(var > 0, (mt - mc) / np.sqrt(np.where(var > 0, var, 1.0)), 0.0)
+
+
+def log_e(z: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Vectorised sequential.log_e_value."""
+    s = np.sqrt(r / (1 + r))
+    return np.log(2) - 0.5 * np.log1p(r) + z * z * r / (2 * (1 + r)) + special.log_ndtr(z * s)
+
+
+def ours(
+    arm: np.ndarray,
+    x: np.ndarray,
+    setting: str,
+    n_required: int,
+    *,
+    log_scale: bool = False,
+    alpha: float = 0.05,
+    threshold: float = 15.0,
+    max_regression: float = 10.0,
+) -> Rates:
+    """Auto mode with policy.decide on the primary metric alone (no guardrails; SRM cannot fire with
+    blocks of 2): promote when the improvement e-value reaches its threshold and the improvement
+    exceeds `threshold` %, roll back when the regression e-value does and the regression exceeds
+    `max_regression` %."""
+    binary = setting == "binary"
+    nc, mc, vc, nt, mt, vt = _cumulative(arm, np.log(x) if log_scale else x, n_required)
+    if binary:
+        z = pooled_z(nc, mc, nt, mt)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            imp = np.where(mc > 0, (mt - mc) / np.where(mc > 0, mc, 1.0) * 100, np.nan)
+    else:
+        z, _ = welch_z(nc, mc, vc, nt, mt, vt)
+        z = -z  # lower is better
+        imp = -np.expm1(mt - mc) * 100 if log_scale else (mc - mt) / np.abs(mc) * 100
+    n_eff = nc * nt / (nc + nt)
+    r = sequential.MIXTURE_R0 * n_eff / (n_required / 4)
+    log_b = sequential.log_threshold(alpha / 2)
+    with np.errstate(invalid="ignore"):
+        promote = (log_e(z, r) >= log_b) & (imp > threshold)
+        rollback = (log_e(-z, r) >= log_b) & (-imp > max_regression)
+    return _first(promote, rollback, n_required)
+
+
+def seed_rule(
+    arm: np.ndarray,
+    x: np.ndarray,
+    setting: str,
+    n_required: int,
+    *,
+    threshold: float = 15.0,
+    max_regression: float = 10.0,
+    critical_p: float = 0.05,
+) -> Rates:
+    """The seed's auto mode: Student t-test (scipy ttest_ind) on the raw values at every look,
+    p < critical_p and improvement > threshold -> promote; p < critical_p and regression >
+    max_regression -> rollback."""
+    nc, mc, vc, nt, mt, vt = _cumulative(arm, x, n_required)
+    df = nc + nt - 2
+    pooled = ((nc - 1) * vc + (nt - 1) * vt) / df
+    se2 = pooled * (1 / nc + 1 / nt)
+    ok = se2 > 0
+    t = np.where(ok, (mt - mc) / np.sqrt(np.where(ok, se2, 1.0)), 0.0)
+    p = np.where(ok, 2 * stats.t.sf(np.abs(t), df), 1.0)
+    sign = 1.0 if setting == "binary" else -1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        imp = np.where(mc != 0, sign * (mt - mc) / np.abs(np.where(mc != 0, mc, 1.0)) * 100, np.nan)
+        sig = p < critical_p
+        return _first(sig & (imp > threshold), sig & (-imp > max_regression), n_required)

@@ -1,0 +1,118 @@
+"""The whole analysis: the seed's worked example, log scale, binary primary, degenerate data."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from meta_experiment.models import MetricSpec
+from meta_experiment.stats.analysis import analyze
+from meta_experiment.stats.results import Analysis
+
+from .helpers import inputs
+
+CONTROL = [45, 52, 38, 58, 32, 47, 44]
+TREATMENT = [27, 30, 21, 35, 25, 28, 26]
+
+
+def no_nan(analysis: Analysis) -> None:
+    text = analysis.model_dump_json()
+    assert "NaN" not in text and "Infinity" not in text
+    json.loads(text)
+
+
+def test_seed_example_promotes_with_numbers_that_agree():
+    a = analyze(inputs(CONTROL, TREATMENT, raw=True, successes={"control": 7, "treatment": 7}))
+    no_nan(a)
+    m = a.primary
+    ref = stats.ttest_ind(TREATMENT, CONTROL)
+    assert m.student.t == pytest.approx(ref.statistic, abs=1e-9) and m.student.df == 12
+    assert m.improvement_pct == pytest.approx((np.mean(CONTROL) - np.mean(TREATMENT)) / np.mean(CONTROL) * 100)
+    assert m.mann_whitney is not None and m.sequential.active
+    assert a.decision.action == "promote"
+    assert a.decision.driven_by.startswith("always-valid")
+    assert [c.name for c in a.decision.criteria][:4] == [
+        "Statistical significance",
+        "Improvement > threshold",
+        "No regression detected",
+        "Sample size adequate",
+    ]
+    assert a.power.n_per_arm_sequential >= a.power.n_per_arm_fixed
+
+
+def test_log_scale_analyses_geometric_means():
+    spec = MetricSpec(name="time", direction="lower_is_better", unit="min", log_scale=True)
+    a = analyze(inputs(CONTROL, TREATMENT, spec=spec, raw=True))
+    m = a.primary
+    assert m.scale == "log"
+    ref = stats.ttest_ind(np.log(TREATMENT), np.log(CONTROL), equal_var=False)
+    assert m.welch.p_value == pytest.approx(ref.pvalue, abs=1e-9)
+    ratio = np.exp(np.mean(np.log(TREATMENT)) - np.mean(np.log(CONTROL)))
+    assert m.improvement_pct == pytest.approx((1 - ratio) * 100, abs=1e-9)
+
+
+def test_log_scale_without_log_statistics_falls_back_with_a_message():
+    spec = MetricSpec(name="time", direction="lower_is_better", log_scale=True)
+    a = analyze(inputs(CONTROL, TREATMENT, spec=spec))
+    assert a.primary.scale == "raw" and any("log scale" in msg for msg in a.primary.messages)
+
+
+def test_binary_primary():
+    spec = MetricSpec(name="ok", direction="higher_is_better", kind="binary")
+    a = analyze(inputs([1] * 20 + [0] * 20, [1] * 35 + [0] * 5, spec=spec, required=20))
+    no_nan(a)
+    assert a.primary.proportions is not None and a.primary.improvement_pct == pytest.approx(75.0)
+    assert a.decision.action == "promote"
+
+
+@pytest.mark.parametrize(
+    "control,treatment",
+    [
+        ([], []),
+        ([5.0], [4.0]),
+        ([3.0] * 6, [3.0] * 6),
+        ([3.0] * 6, [2.0] * 6),
+        ([10.0, 11, 9, 10, 12, 10], [10.0, 11, 9, 10, 12, 1e9]),
+        ([0.0] * 6, [0.0] * 6),
+    ],
+    ids=["empty", "n1", "identical-constant", "constant-different", "huge-outlier", "all-zero"],
+)
+def test_degenerate_data_gives_a_message_not_an_exception(control, treatment):
+    a = analyze(inputs(control, treatment, raw=True, required=4, successes={"control": 0, "treatment": 0}))
+    no_nan(a)
+    assert a.decision is not None and a.decision.action in ("continue", "rollback")
+    if len(control) < 2 or np.ptp(control + treatment) == 0:
+        assert a.primary.messages
+
+
+def test_all_failures_binary():
+    spec = MetricSpec(name="ok", direction="higher_is_better", kind="binary")
+    a = analyze(inputs([0] * 10, [0] * 10, spec=spec, successes={"control": 0, "treatment": 0}))
+    no_nan(a)
+    assert a.decision.action == "continue"
+    assert any("same outcome" in m for m in a.primary.messages)
+
+
+def test_guardrail_regression_blocks_promotion():
+    rng = np.random.default_rng(0)
+    quality = (rng.normal(10, 1, 30), rng.normal(5, 1, 30))
+    guard = MetricSpec(name="issues_caught", direction="higher_is_better")
+    a = analyze(
+        inputs(
+            rng.normal(45, 5, 30),
+            rng.normal(25, 5, 30),
+            secondary=[guard],
+            extra={"issues_caught": quality},
+            required=10,
+        )
+    )
+    g = a.guardrails[0]
+    assert g.regression_detected and g.regression_pct > 10
+    assert a.decision.action == "rollback"  # the guardrail's always-valid test also fires
+
+
+def test_srm_blocks_promotion():
+    a = analyze(inputs(CONTROL, TREATMENT, assigned={"control": 60, "treatment": 7}))
+    assert a.srm[0].mismatch and a.decision.action == "continue"
+    assert "sample-ratio" in a.decision.rationale

@@ -1,0 +1,56 @@
+"""Two-proportion tests against statsmodels and scipy."""
+
+import pytest
+from scipy import stats
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    proportion_confint,
+    proportion_effectsize,
+    proportions_ztest,
+)
+
+from meta_experiment.stats import binary as b
+
+CASES = [(30, 100, 45, 100), (3, 12, 9, 11), (120, 400, 90, 380), (0, 10, 4, 10)]
+
+
+@pytest.mark.parametrize("x_c,n_c,x_t,n_t", CASES)
+def test_pooled_z_matches_statsmodels(x_c, n_c, x_t, n_t):
+    z, p = proportions_ztest([x_t, x_c], [n_t, n_c])
+    assert b.pooled_z(x_c, n_c, x_t, n_t) == pytest.approx(z, abs=1e-9)
+    assert b.z_test_p(b.pooled_z(x_c, n_c, x_t, n_t)) == pytest.approx(p, abs=1e-9)
+    z1, p1 = proportions_ztest([x_t, x_c], [n_t, n_c], alternative="larger")
+    assert b.z_test_p(z1, "larger") == pytest.approx(p1, abs=1e-9)
+
+
+@pytest.mark.parametrize("x_c,n_c,x_t,n_t", CASES)
+def test_newcombe_matches_statsmodels(x_c, n_c, x_t, n_t):
+    lo, hi = confint_proportions_2indep(x_t, n_t, x_c, n_c, method="newcomb", compare="diff")
+    assert b.newcombe_ci(x_c, n_c, x_t, n_t) == (pytest.approx(lo, abs=1e-9), pytest.approx(hi, abs=1e-9))
+
+
+@pytest.mark.parametrize("x,n", [(0, 10), (3, 10), (10, 10), (57, 200)])
+def test_wilson_matches_statsmodels(x, n):
+    lo, hi = proportion_confint(x, n, method="wilson")
+    assert b.wilson(x, n) == (pytest.approx(lo, abs=1e-9), pytest.approx(hi, abs=1e-9))
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_fisher_matches_scipy(alternative):
+    ref = stats.fisher_exact([[9, 2], [3, 9]], alternative=alternative).pvalue
+    assert b.fisher_p(3, 12, 9, 11, alternative) == pytest.approx(ref, abs=1e-12)
+
+
+def test_small_counts_need_exact():
+    assert b.needs_exact(1, 10, 4, 10)
+    assert not b.needs_exact(30, 100, 45, 100)
+
+
+def test_all_failures_is_no_evidence():
+    assert b.pooled_z(0, 10, 0, 10) == 0.0
+    assert b.pooled_z(0, 0, 3, 10) is None
+    assert b.relative_lift_ci(0, 10, 0, 10) is None
+
+
+def test_cohens_h_matches_statsmodels():
+    assert b.cohens_h(0.5, 0.65) == pytest.approx(proportion_effectsize(0.65, 0.5), abs=1e-12)

@@ -1,0 +1,90 @@
+"""Continuous-metric tests against scipy.stats, statsmodels and hand-worked values."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+from statsmodels.stats.meta_analysis import effectsize_smd
+
+from meta_experiment.stats import continuous as c
+from meta_experiment.stats.summary import Summary
+
+CONTROL = [45, 52, 38, 58, 32, 47, 44]
+TREATMENT = [27, 30, 21, 35, 25, 28, 26, 31]
+
+
+@pytest.fixture
+def arms():
+    return Summary.of(CONTROL), Summary.of(TREATMENT)
+
+
+@pytest.mark.parametrize("method,equal_var", [("welch", False), ("student", True)])
+def test_t_test_matches_scipy(arms, method, equal_var):
+    ref = stats.ttest_ind(TREATMENT, CONTROL, equal_var=equal_var)
+    t, df, p = c.t_test(*arms, method)
+    assert t == pytest.approx(ref.statistic, abs=1e-9)
+    assert df == pytest.approx(ref.df, abs=1e-9)
+    assert p == pytest.approx(ref.pvalue, abs=1e-9)
+    lo, hi = c.difference_ci(*arms, 0.95, method)
+    ci = ref.confidence_interval(0.95)
+    assert (lo, hi) == (pytest.approx(ci.low, abs=1e-9), pytest.approx(ci.high, abs=1e-9))
+
+
+@pytest.mark.parametrize("worse_is_higher,alternative", [(True, "greater"), (False, "less")])
+def test_one_sided_matches_scipy(arms, worse_is_higher, alternative):
+    ref = stats.ttest_ind(TREATMENT, CONTROL, equal_var=False, alternative=alternative)
+    assert c.one_sided_p(*arms, worse_is_higher) == pytest.approx(ref.pvalue, abs=1e-9)
+
+
+def test_relative_lift_delta_method_worked_example():
+    ctrl, trt = Summary(100, 10.0, 4.0), Summary(100, 11.0, 9.0)
+    # var = 9 / (100 * 100) + 4 * 121 / (100 * 10^4) = 0.0009 + 0.000484 = 0.001384
+    df = (0.09 + 0.04) ** 2 / (0.09**2 / 99 + 0.04**2 / 99)
+    h = stats.t.ppf(0.975, df) * math.sqrt(0.001384)
+    assert c.relative_lift(ctrl, trt) == pytest.approx(0.1, abs=1e-12)
+    lo, hi = c.relative_lift_ci(ctrl, trt)
+    assert (lo, hi) == (pytest.approx(0.1 - h, abs=1e-9), pytest.approx(0.1 + h, abs=1e-9))
+
+
+def test_effect_sizes(arms):
+    ctrl, trt = arms
+    sd = math.sqrt(((ctrl.n - 1) * ctrl.variance + (trt.n - 1) * trt.variance) / (ctrl.n + trt.n - 2))
+    assert c.cohens_d(ctrl, trt) == pytest.approx((trt.mean - ctrl.mean) / sd, abs=1e-12)
+    g, _ = effectsize_smd(trt.mean, trt.sd, trt.n, ctrl.mean, ctrl.sd, ctrl.n)
+    assert c.hedges_g(ctrl, trt) == pytest.approx(g, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "ctrl,trt,needle",
+    [
+        (Summary(1, 3.0, 0.0), Summary(5, 2.0, 1.0), "at least 2"),
+        (Summary(5, 3.0, 0.0), Summary(5, 3.0, 0.0), "constant and equal"),
+        (Summary(5, 3.0, 0.0), Summary(5, 4.0, 0.0), "zero variance"),
+        (Summary(0, 0.0, 0.0), Summary(0, 0.0, 0.0), "at least 2"),
+    ],
+)
+def test_degenerate_inputs_are_explained_not_raised(ctrl, trt, needle):
+    assert needle in c.why_undefined(ctrl, trt)
+    assert c.t_test(ctrl, trt) is None and c.difference_ci(ctrl, trt) is None
+    assert c.relative_lift_ci(ctrl, trt) is None
+
+
+def test_one_zero_variance_arm_still_tests():
+    ctrl, trt = Summary(5, 3.0, 0.0), Summary.of([1.0, 2.0, 3.0, 2.5, 2.0])
+    with warnings.catch_warnings():  # scipy warns about the constant arm; we must not
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = stats.ttest_ind([1.0, 2.0, 3.0, 2.5, 2.0], [3.0] * 5, equal_var=False)
+    assert c.t_test(ctrl, trt)[2] == pytest.approx(ref.pvalue, abs=1e-9)
+
+
+def test_zero_control_mean_gives_no_relative_lift():
+    assert c.relative_lift(Summary.of([-1.0, 1.0]), Summary.of([1.0, 2.0])) is None
+
+
+def test_large_sample_precision():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(1e6, 1.0, 50_000), rng.normal(1e6 + 0.01, 1.0, 50_000)
+    ref = stats.ttest_ind(y, x, equal_var=False)
+    assert c.t_test(Summary.of(x), Summary.of(y))[0] == pytest.approx(ref.statistic, rel=1e-6)
