@@ -74,7 +74,10 @@ def _one(lab: Lab, e: Experiment, dry_run: bool) -> AutoItem:
             item.action = "expired"
     except ExperimentError as exc:  # reported per experiment: another run got there first, a conflict...
         item.action = "skipped"
-        item.rationale = f"{rationale}. Not done: {exc}"
+        now = lab.get(e.id).status
+        item.rationale = f"{rationale}. Not done: " + (
+            f"already {now.replace('_', ' ')} by a concurrent run." if now != "running" else str(exc)
+        )
     return item
 
 

@@ -19,9 +19,11 @@ recorded trial and in auto mode. Three checks, each guarded against tiny samples
   regression is seen at most 2% of the trials later. Auto mode always evaluates it.
 
 Alerts are deduplicated: one row per (experiment, kind) that is raised once (an `alert` event),
-stays quiet while the condition holds, and is cleared (an `alert_cleared` event) when it no longer
-does. A newly raised alert on an experiment created with `auto_rollback` stops it at once
-(production was never touched while it ran).
+stays quiet while the condition holds, and is cleared (an `alert_cleared` event) when its effect is
+gone - the rate ratio below the threshold, the mean back at the floor, the policy no longer saying
+rollback - not merely when a p-value wobbles back over 0.05 (that would raise it again and again).
+A newly raised alert on an experiment created with `auto_rollback` stops it at once (production
+was never touched while it ran).
 """
 
 from __future__ import annotations
@@ -64,13 +66,17 @@ def monitoring_settings(lab: Lab) -> MonitoringSettings:
 # -- the checks -------------------------------------------------------------------------------------
 
 
-def error_rate_finding(counts: dict[str, dict[str, int]], s: MonitoringSettings) -> Finding:
+def error_rate_finding(counts: dict[str, dict[str, int]], s: MonitoringSettings, *, active: bool = False) -> Finding:
+    """`active`: the alert is up; it stays up until the rate ratio itself falls below the threshold
+    (hysteresis: a p-value hovering around 0.05 must not raise and clear it on alternate trials)."""
     c, t = counts.get("control", {}), counts.get("treatment", {})
     c_n, t_n = c.get("recorded", 0), t.get("recorded", 0)
     c_f, t_f = c_n - c.get("successes", 0), t_n - t.get("successes", 0)
+    c_rate, t_rate = (c_f / c_n if c_n else 0.0), (t_f / t_n if t_n else 0.0)
+    if active:
+        return None if t_rate < s.error_rate_ratio * c_rate else ("", {})
     if c_n < s.min_trials_per_arm or t_n < s.min_trials_per_arm or t_f < s.min_failures:
         return None
-    c_rate, t_rate = c_f / c_n, t_f / t_n
     if t_rate < s.error_rate_ratio * c_rate:
         return None
     from scipy import stats
@@ -88,8 +94,13 @@ def error_rate_finding(counts: dict[str, dict[str, int]], s: MonitoringSettings)
     )
 
 
-def floor_finding(name: str, binary: bool, stats_: Any, floor: float, s: MonitoringSettings) -> Finding:
-    """`stats_` is the treatment's RunningStats of the metric (n, mean, variance)."""
+def floor_finding(
+    name: str, binary: bool, stats_: Any, floor: float, s: MonitoringSettings, *, active: bool = False
+) -> Finding:
+    """`stats_` is the treatment's RunningStats of the metric (n, mean, variance). An active alert
+    stays up while the mean is below the floor."""
+    if active and stats_ is not None:
+        return None if stats_.mean >= floor else ("", {})
     if stats_ is None or stats_.n < s.min_trials_per_arm or stats_.mean >= floor:
         return None
     from scipy import stats
@@ -125,7 +136,11 @@ def check(lab: Lab, experiment_id: str, *, decision: Any = None, regression: boo
     if definition.status != "running":
         return []
     s = monitoring_settings(lab)
-    findings: dict[str, Finding] = {"error_rate": error_rate_finding(lab.store.arm_counts(experiment_id), s)}
+    with lab.store.reading() as db:
+        active = _active_kinds(db, experiment_id)
+    findings: dict[str, Finding] = {
+        "error_rate": error_rate_finding(lab.store.arm_counts(experiment_id), s, active="error_rate" in active)
+    }
     floors = {
         m.name: (m.kind == "binary", m.floor if m.floor is not None else s.satisfaction_floor)
         for m in definition.metrics
@@ -133,8 +148,9 @@ def check(lab: Lab, experiment_id: str, *, decision: Any = None, regression: boo
     }
     if floors:
         running = lab.store.running_stats(experiment_id)
+        up = "satisfaction" in active
         found = [
-            floor_finding(name, binary, running.get(("treatment", name)), floor, s)
+            floor_finding(name, binary, running.get(("treatment", name)), floor, s, active=up)
             for name, (binary, floor) in floors.items()
         ]
         findings["satisfaction"] = next((f for f in found if f is not None), None)
@@ -144,7 +160,7 @@ def check(lab: Lab, experiment_id: str, *, decision: Any = None, regression: boo
         decision = evaluate(lab, lab.get(experiment_id))[1]
     if decision is not None:
         findings["performance_regression"] = regression_finding(decision)
-    return _sync(lab, experiment_id, findings)
+    return _sync(lab, experiment_id, findings, active)
 
 
 def _active_kinds(db: Any, experiment_id: str) -> set[str]:
@@ -152,11 +168,9 @@ def _active_kinds(db: Any, experiment_id: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def _sync(lab: Lab, experiment_id: str, findings: dict[str, Finding]) -> list[Alert]:
-    """Raise new alerts, clear resolved ones. A plain read when nothing changes (the usual case on
-    the per-trial path); the write transaction re-reads, so concurrent recorders raise once."""
-    with lab.store.reading() as db:
-        active = _active_kinds(db, experiment_id)
+def _sync(lab: Lab, experiment_id: str, findings: dict[str, Finding], active: set[str]) -> list[Alert]:
+    """Raise new alerts, clear resolved ones. Nothing is written when nothing changes (the usual
+    case on the per-trial path); the write transaction re-reads, so concurrent recorders raise once."""
     if all((finding is not None) == (kind in active) for kind, finding in findings.items()):
         return []
     now = lab.clock()
@@ -164,7 +178,7 @@ def _sync(lab: Lab, experiment_id: str, findings: dict[str, Finding]) -> list[Al
     with lab.store.transaction() as db:
         active = _active_kinds(db, experiment_id)
         for kind, finding in findings.items():
-            if finding is not None and kind not in active:
+            if finding is not None and finding[0] and kind not in active:
                 message, data = finding
                 db.execute(
                     "INSERT INTO alerts (experiment_id, kind, message, data_json, raised_at) VALUES (?, ?, ?, ?, ?)"
