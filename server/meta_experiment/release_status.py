@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import journal, monitoring
-from .models import DURATION_UNITS, Experiment, iso, parse_iso
+from .models import DURATION_UNITS, Experiment, parse_iso
 from .outcomes import ReleaseInfo, ReleaseStatus
 
 if TYPE_CHECKING:
@@ -43,8 +43,9 @@ def release_status(lab: Lab) -> ReleaseStatus:
         info = ReleaseInfo(experiment_id=e.id)
         op = journal.latest(lab.store, e.id)
         if e.status == "promoted" and op is not None and op.operation == "promote":
-            info.deployed_at = iso(op.created_at)
-            info.days_in_production = round((now - op.created_at) / 86400.0, 1)
+            info.deployed_at = e.ended_at  # set when the promoted files and status were recorded
+            if e.ended_at:
+                info.days_in_production = round((now - parse_iso(e.ended_at)) / 86400.0, 1)
             info.ended_by = str(op.data.get("how", "manual"))
             info.git = op.git.detail if op.git else "git commit pending"
             info.time_saved_hours_per_month = time_saved_hours_per_month(lab, e)

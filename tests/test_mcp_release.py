@@ -1,0 +1,146 @@
+"""promote, rollback and auto through a real MCP client (in memory), in the legacy initialize mode
+and the 2026-07-28 mode: confirmation by elicitation (accept, decline), `confirm: true` for clients
+that cannot elicit, dry runs, refusals, conflicts, and the alerts resource."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mcp_types as types
+import pytest
+from mcp import Client
+
+from conftest import COMMAND, PROD, VARIANT, spec
+from meta_experiment.lifecycle import Lab
+from meta_experiment.mcp_server import build_server
+from release_helpers import LOSER_MEAN, head, record_trials, winner
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["legacy", "auto"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def ready(project: Path) -> str:
+    """A winner, prepared through the lifecycle before the server opens the same state."""
+    lab = Lab.open(project)
+    try:
+        return winner(lab).id
+    finally:
+        lab.close()
+
+
+class Person:
+    """An elicitation callback that answers like a person would, and remembers the questions."""
+
+    def __init__(self, answer: str, confirm: bool = True) -> None:
+        self.answer, self.confirm, self.asked = answer, confirm, []
+
+    async def __call__(self, ctx, params: types.ElicitRequestParams) -> types.ElicitResult:
+        self.asked.append(params.message)
+        if self.answer == "accept":
+            return types.ElicitResult(action="accept", content={"confirm": self.confirm})
+        return types.ElicitResult(action=self.answer)
+
+
+def client(project: Path, mode: str, person: Person | None = None) -> Client:
+    server = build_server(project, project / ".meta-experiment")
+    return Client(server, mode=mode, **({"elicitation_callback": person} if person else {}))
+
+
+async def test_the_person_confirms_a_promote_and_a_rollback(project: Path, ready: str, mode: str) -> None:
+    person = Person("accept")
+    async with client(project, mode, person) as c:
+        result = await c.call_tool("promote", {"experiment_id": ready})
+        assert not result.is_error, result.content[0].text
+        assert result.structured_content["outcome"] == "promoted"
+        assert result.structured_content["git"]["status"] == "committed"
+        assert (project / PROD).read_text() == VARIANT
+        result = await c.call_tool("rollback", {"experiment_id": ready, "reason": "reviews got worse"})
+        assert result.structured_content["outcome"] == "rolled_back", result.content[0].text
+    assert (project / PROD).read_text() == COMMAND
+    assert len(person.asked) == 2
+    assert person.asked[0].startswith(f"Promote to production: {ready}?") and PROD in person.asked[0]
+    assert person.asked[1].startswith(f"Roll back {ready}?") and "Reason: reviews got worse" in person.asked[1]
+
+
+@pytest.mark.parametrize("answer", ["decline", "cancel", "accept-but-no"])
+async def test_a_person_who_says_no_changes_nothing(project: Path, ready: str, mode: str, answer: str) -> None:
+    person = Person("accept", confirm=False) if answer == "accept-but-no" else Person(answer)
+    before = head(project)
+    async with client(project, mode, person) as c:
+        result = await c.call_tool("promote", {"experiment_id": ready, "confirm": True})
+        assert not result.is_error and result.structured_content["outcome"] == "declined"
+        assert result.content[0].text.startswith("Declined by the person, nothing changed")
+    assert person.asked and (project / PROD).read_text() == COMMAND and head(project) == before
+
+
+async def test_without_elicitation_confirm_true_is_required(project: Path, ready: str, mode: str) -> None:
+    async with client(project, mode) as c:
+        refused = await c.call_tool("promote", {"experiment_id": ready})
+        assert refused.is_error and "confirm=true only if they agree" in refused.content[0].text
+        assert (project / PROD).read_text() == COMMAND
+        done = await c.call_tool("promote", {"experiment_id": ready, "confirm": True})
+        assert done.structured_content["outcome"] == "promoted"
+    assert (project / PROD).read_text() == VARIANT
+
+
+async def test_a_dry_run_never_asks_and_returns_the_diff(project: Path, ready: str, mode: str) -> None:
+    person = Person("accept")
+    async with client(project, mode, person) as c:
+        result = await c.call_tool("promote", {"experiment_id": ready, "dry_run": True})
+    assert result.structured_content["outcome"] == "dry_run" and person.asked == []
+    assert f"--- a/{PROD} (production)" in result.structured_content["diff"]
+    assert "```diff" in result.content[0].text
+    assert (project / PROD).read_text() == COMMAND
+
+
+async def test_refusals_are_tool_errors_and_nobody_is_asked(project: Path, mode: str) -> None:
+    lab = Lab.open(project)
+    try:
+        young = lab.create(**spec(sample_size_required=20)).id
+    finally:
+        lab.close()
+    person = Person("accept")
+    async with client(project, mode, person) as c:
+        not_ready = await c.call_tool("promote", {"experiment_id": young})
+        assert not_ready.is_error and "not ready to promote" in not_ready.content[0].text
+        missing = await c.call_tool("rollback", {"experiment_id": "exp-nope", "reason": "x"})
+        assert missing.is_error and "No experiment with id 'exp-nope'" in missing.content[0].text
+        no_reason = await c.call_tool("rollback", {"experiment_id": young})
+        assert no_reason.is_error
+        (project / PROD).write_text("edited\n")
+        forced = await c.call_tool("promote", {"experiment_id": young, "force": True, "reason": "ship"})
+        assert forced.is_error and "was edited since the experiment started" in forced.content[0].text
+        assert "+edited" in forced.content[0].text  # the diff travels with the error
+    assert person.asked == [] and (project / PROD).read_text() == "edited\n"
+    assert all("Traceback" not in r.content[0].text for r in (not_ready, missing, no_reason, forced))
+
+
+async def test_auto_tool_and_alerts_resource(project: Path, mode: str) -> None:
+    lab = Lab.open(project)
+    try:
+        e = lab.create(**spec(sample_size_required=20, auto_rollback=False))
+        record_trials(lab, e.id, treatment=LOSER_MEAN)
+    finally:
+        lab.close()
+    async with client(project, mode) as c:
+        result = await c.call_tool("auto", {})
+        [item] = result.structured_content["items"]
+        assert (item["decision"], item["action"]) == ("rollback", "recommend_rollback")
+        assert "Recommend rolling back" in result.content[0].text
+        alerts = json.loads((await c.read_resource("experiments://alerts")).contents[0].text)
+        assert [a["kind"] for a in alerts] == ["performance_regression"]
+        detail = json.loads((await c.read_resource(f"experiment://{e.id}")).contents[0].text)
+        assert detail["alerts"][0]["message"].startswith("Performance regression")
+        status = await c.call_tool("status", {})
+        assert status.structured_content["release"]["alerts"][0]["kind"] == "performance_regression"

@@ -1,0 +1,80 @@
+"""The release half of the status report in the seed's layout: deployments, how experiments ended,
+the summary, and the time-saved estimate worked by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import spec
+from meta_experiment import release
+from meta_experiment.lifecycle import Lab
+from meta_experiment.release_status import TIME_SAVED_BASIS
+from meta_experiment.report import render_status
+from release_helpers import LOSER_MEAN, record_trials
+
+DAY = 86400.0
+T0 = 1_790_000_000.0
+
+
+def promoted_after(lab: Lab, days: float, **overrides: object) -> str:
+    """45 vs 27 minutes exactly (no noise), 40 trials, promoted `days` after the start."""
+    lab.clock = lambda: T0
+    e = lab.create(**spec(sample_size_required=20, **overrides))
+    record_trials(lab, e.id, noise=0.0)
+    lab.clock = lambda: T0 + days * DAY
+    release.promote(lab, e.id, force=True, reason="measured by hand")
+    return e.id
+
+
+def test_time_saved_per_month_is_worked_from_the_recorded_usage(lab: Lab) -> None:
+    experiment_id = promoted_after(lab, 4.0)
+    lab.clock = lambda: T0 + 10 * DAY
+    report = lab.status()
+    [info] = report.release.experiments
+    # (45 - 27) min = 0.3 h per run; 40 runs in 4 days = 10 a day; x 30 days
+    assert info.time_saved_hours_per_month == pytest.approx(0.3 * 10 * 30)
+    assert report.release.time_saved_hours_per_month == pytest.approx(90.0)
+    assert report.release.time_saved_basis == TIME_SAVED_BASIS
+    assert info.ended_by == "manual" and info.git.startswith("committed ")
+    assert info.days_in_production == pytest.approx(6.0)
+    text = render_status(report)
+    assert f"### Experiment #1: {experiment_id}" in text and "**Status**: ✅ Promoted to production" in text
+    assert "**Deployed**: 2026-" in text and "(running in production for 6 days)" in text
+    assert "**Time saved**: 90.0 hours/month (estimated)" in text
+    assert "- **Total ROI**: 90.0 hours/month saved (estimated)" in text and "It assumes usage continues" in text
+    assert "- **Successful**: 1 experiment (100% success rate)" in text
+
+
+def test_a_burst_of_runs_counts_as_at_least_a_day(lab: Lab) -> None:
+    promoted_after(lab, 0.01)
+    assert lab.status().release.time_saved_hours_per_month == pytest.approx(0.3 * 40 * 30)
+
+
+def test_no_estimate_without_a_duration_metric(lab: Lab) -> None:
+    lab.clock = lambda: T0
+    e = lab.create(**spec(primary_metric={"name": "time_to_complete", "direction": "lower_is_better"}))
+    record_trials(lab, e.id, noise=0.0)
+    release.promote(lab, e.id, force=True, reason="no unit")
+    report = lab.status()
+    assert report.release.time_saved_hours_per_month is None
+    assert "Total ROI" not in render_status(report)
+
+
+def test_failed_experiments_say_how_they_ended(lab: Lab, project: Path) -> None:
+    auto = lab.create(**spec(sample_size_required=20, auto_rollback=True))
+    while lab.get(auto.id).status == "running":
+        a = lab.assign(auto.id)
+        lab.record(a.trial_id, {"time_to_complete": (45.0 if a.arm == "control" else LOSER_MEAN) + a.trial_id % 3})
+    (project / "b.md").write_text("b\n")
+    (project / "b2.md").write_text("b2\n")
+    manual = lab.create(**spec(files={"b.md": "b2.md"}))
+    release.rollback(lab, manual.id, reason="wrong idea")
+    text = render_status(lab.status())
+    assert "**Status**: 🔴 Failed - Auto-rolled back" in text
+    assert "- Automatically rolled back after 20 trials" in text
+    assert "- Manually rolled back after 0 trials" in text and "**Reason**: Rolled back (manual): wrong idea" in text
+    assert "**Action**: None (experiment terminated)" in text
+    assert "- **Failed**: 2 experiments (1 auto-rolled back, 1 rolled back by hand)" in text
+    assert "- **Successful**: 0 experiments (0% success rate)" in text
