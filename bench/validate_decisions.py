@@ -97,9 +97,7 @@ def main() -> None:
             arm1, x1 = sim.generate(setting, n_req, args.sims, EFFECT, rng, HORIZON)
             seed0 = sim.seed_rule(arm0, x0, setting, n_req)
             seed1 = sim.seed_rule(arm1, x1, setting, n_req)
-            adjusted = sim.seed_rule(
-                arm1, x1, setting, n_req, critical_p=seed_cutoff(arm0, x0, setting, n_req)
-            )
+            adjusted = sim.seed_rule(arm1, x1, setting, n_req, critical_p=seed_cutoff(arm0, x0, setting, n_req))
             for label, log_scale in variants:
                 a = sim.ours(arm0, x0, setting, n_req, log_scale=log_scale)
                 b = sim.ours(arm1, x1, setting, n_req, log_scale=log_scale)
@@ -114,8 +112,7 @@ def main() -> None:
                     flush=True,
                 )
     print(
-        f"\nWorst A/A error rate of ours: {worst:.2%} (goal <= 2.50%). "
-        f"Elapsed {time.perf_counter() - started:.0f} s."
+        f"\nWorst A/A error rate of ours: {worst:.2%} (goal <= 2.50%). Elapsed {time.perf_counter() - started:.0f} s."
     )
 
 

@@ -24,7 +24,8 @@ DAY = 86400.0
 def unmonitored(monkeypatch: pytest.MonkeyPatch) -> None:
     """Record without the per-trial monitor (as data imported from elsewhere would arrive), so
     that auto mode, not the monitor, is the first to act on a regression."""
-    monkeypatch.setattr(monitoring, "after_record", lambda *args, **kwargs: [])
+    monkeypatch.setattr(monitoring, "on_trial", lambda *args, **kwargs: [])
+    monkeypatch.setattr(monitoring, "after_trial", lambda *args, **kwargs: [])
 
 
 def test_auto_promotes_a_winner_created_with_auto_promote(lab: Lab, project: Path) -> None:

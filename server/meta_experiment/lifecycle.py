@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from . import paths
+from . import monitoring, paths
 from .errors import Conflict, InvalidInput, InvalidState, NotFound
 from .models import (
     ARMS,
@@ -525,6 +525,7 @@ class Lab:
                 derived_values(experiment.metrics, clean),
             )
             progress = self.progress(experiment)
+            raised = monitoring.on_trial(self, experiment.id, experiment.metrics)  # commits with the trial
         self._changed(experiment.id)
         return RecordResult(
             trial_id=trial_id,
@@ -533,15 +534,8 @@ class Lab:
             metrics=clean,
             success=bool(success),
             duplicate=False,
-            alerts=self._monitor(experiment, progress),
+            alerts=monitoring.after_trial(self, experiment.id, raised, progress),
             **progress.model_dump(),
-        )
-
-    def _monitor(self, experiment: Definition, progress: Progress) -> list[str]:
-        from .monitoring import after_record
-
-        return after_record(
-            self, experiment.id, recorded=progress.trials_recorded, required=progress.sample_size_required
         )
 
     def _retry(self, experiment: Definition, trial: Trial, metrics: Mapping[str, Any], success: bool) -> RecordResult:
@@ -591,6 +585,7 @@ class Lab:
                 trial_id, experiment_id, arm, clean, bool(success), now, derived_values(experiment.metrics, clean)
             )
             progress = self.progress(experiment)
+            raised = monitoring.on_trial(self, experiment_id, experiment.metrics)
         self._changed(experiment_id)
         return RecordResult(
             trial_id=trial_id,
@@ -599,7 +594,7 @@ class Lab:
             metrics=clean,
             success=bool(success),
             duplicate=False,
-            alerts=self._monitor(experiment, progress),
+            alerts=monitoring.after_trial(self, experiment_id, raised, progress),
             **progress.model_dump(),
         )
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,11 +44,17 @@ if TYPE_CHECKING:
 ALERT_ALPHA = 0.05  # one-sided significance of the error-rate and floor checks
 Finding = tuple[str, dict[str, Any]] | None  # (message, data) when the condition holds
 
-_settings_cache: dict[Path, tuple[tuple[int, int], MonitoringSettings]] = {}
+SETTINGS_RECHECK_SECONDS = 1.0
+_settings_cache: dict[Path, tuple[float, tuple[int, int], MonitoringSettings]] = {}
 
 
 def monitoring_settings(lab: Lab) -> MonitoringSettings:
-    """The [monitoring] settings, re-read only when a settings file changed (this runs per trial)."""
+    """The [monitoring] settings; this runs per trial, so the files are looked at (stat) at most
+    once a second and parsed again only when one of them changed."""
+    now = time.monotonic()
+    cached = _settings_cache.get(lab.state_dir)
+    if cached is not None and now - cached[0] < SETTINGS_RECHECK_SECONDS:
+        return cached[2]
 
     def mtime(path: Path) -> int:
         try:
@@ -56,11 +63,9 @@ def monitoring_settings(lab: Lab) -> MonitoringSettings:
             return 0
 
     key = (mtime(lab.state_dir / SETTINGS_FILE_NAME), mtime(lab.project_root / "pyproject.toml"))
-    cached = _settings_cache.get(lab.state_dir)
-    if cached is None or cached[0] != key:
-        cached = (key, lab.settings().monitoring)
-        _settings_cache[lab.state_dir] = cached
-    return cached[1]
+    settings = cached[2] if cached is not None and cached[1] == key else lab.settings().monitoring
+    _settings_cache[lab.state_dir] = (now, key, settings)
+    return settings
 
 
 # -- the checks -------------------------------------------------------------------------------------
@@ -129,25 +134,29 @@ def regression_finding(decision: Any) -> Finding:
     return (f"Performance regression: {decision.rationale}", {"driven_by": decision.driven_by})
 
 
-def check(lab: Lab, experiment_id: str, *, decision: Any = None, regression: bool = False) -> list[Alert]:
+def check(
+    lab: Lab, experiment_id: str, *, decision: Any = None, regression: bool = False, metrics: Any = None
+) -> list[Alert]:
     """Run the checks on a running experiment and return the alerts newly raised by this call.
-    `regression`: also evaluate the decision policy (when `decision` is not given)."""
-    definition = lab.definition(experiment_id)
-    if definition.status != "running":
-        return []
+    `regression`: also evaluate the decision policy (when `decision` is not given). `metrics`: the
+    experiment's metric specs when the caller has them (the per-trial path)."""
     s = monitoring_settings(lab)
-    with lab.store.reading() as db:
-        active = _active_kinds(db, experiment_id)
-    findings: dict[str, Finding] = {
-        "error_rate": error_rate_finding(lab.store.arm_counts(experiment_id), s, active="error_rate" in active)
-    }
+    if metrics is None:
+        definition = lab.definition(experiment_id)
+        if definition.status != "running":
+            return []
+        metrics = definition.metrics
     floors = {
         m.name: (m.kind == "binary", m.floor if m.floor is not None else s.satisfaction_floor)
-        for m in definition.metrics
+        for m in metrics
         if m.floor is not None or "satisfaction" in m.name.lower()
     }
+    with lab.store.reading() as db:  # one snapshot for all the reads
+        active = _active_kinds(db, experiment_id)
+        counts = lab.store.arm_counts(experiment_id)
+        running = lab.store.running_stats(experiment_id) if floors else {}
+    findings: dict[str, Finding] = {"error_rate": error_rate_finding(counts, s, active="error_rate" in active)}
     if floors:
-        running = lab.store.running_stats(experiment_id)
         up = "satisfaction" in active
         found = [
             floor_finding(name, binary, running.get(("treatment", name)), floor, s, active=up)
@@ -230,12 +239,25 @@ def regression_due(recorded: int, required: int) -> bool:
     return recorded >= required and (recorded < 100 or recorded % (recorded // 50) == 0)
 
 
-def after_record(lab: Lab, experiment_id: str, *, recorded: int, required: int) -> list[str]:
-    """The per-trial hook: check, and stop an `auto_rollback` experiment on a new alert. Returns
-    the messages to show with the recorded trial."""
-    new = check(lab, experiment_id, regression=regression_due(recorded, required))
-    messages = [a.message for a in new]
-    if new and lab.get(experiment_id).auto_rollback:
+def on_trial(lab: Lab, experiment_id: str, metrics: Any) -> list[Alert]:
+    """The cheap checks (error rate, floors), run inside the transaction that records a trial, so
+    an alert commits with the trial that raised it and costs no transaction of its own."""
+    if not any(m.floor is not None or "satisfaction" in m.name.lower() for m in metrics):
+        treatment = lab.store.arm_counts(experiment_id).get("treatment", {})
+        if treatment.get("recorded", 0) == treatment.get("successes", 0):
+            # No treatment failure yet: no error-rate alert can be raised, nor be active (an alert
+            # needs min_failures >= 1 failures, and recorded failures never go away).
+            return []
+    return check(lab, experiment_id, metrics=metrics)
+
+
+def after_trial(lab: Lab, experiment_id: str, raised: list[Alert], progress: Any) -> list[str]:
+    """After the trial is committed: the regression check when due, and an `auto_rollback`
+    experiment stopped on a new alert. Returns the messages to show with the recorded trial."""
+    if regression_due(progress.trials_recorded, progress.sample_size_required):
+        raised = raised + check(lab, experiment_id, regression=True)
+    messages = [a.message for a in raised]
+    if raised and lab.get(experiment_id).auto_rollback:
         from .release import rollback
 
         result = rollback(lab, experiment_id, reason="auto-rollback on alert: " + "; ".join(messages), auto=True)
