@@ -242,3 +242,34 @@ def test_multi_file_promote_and_rollback(lab: Lab, project: Path) -> None:
     release.rollback(lab, e.id, reason="both back")
     assert (project / "agents" / "reviewer.md").read_text() == "reviewer v1\n"
     assert (project / PROD).read_text() == COMMAND
+
+
+def test_a_write_failure_midway_puts_the_first_file_back(
+    lab: Lab, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from meta_experiment import deploy, journal
+    from meta_experiment.errors import DeployError
+
+    (project / "agents").mkdir()
+    (project / "agents" / "reviewer.md").write_text("reviewer v1\n")
+    (project / "agents" / "reviewer.v2.md").write_text("reviewer v2\n")
+    e = winner(lab, files={PROD: VAR, "agents/reviewer.md": "agents/reviewer.v2.md"})
+    real, calls = deploy.replace_file, []
+
+    def disk_full_on_the_second(path: Path, data: bytes) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(deploy, "replace_file", disk_full_on_the_second)
+    before = head(project)
+    with pytest.raises(DeployError, match="No space left on device.*put back to their previous content"):
+        release.promote(lab, e.id)
+    assert (project / PROD).read_text() == COMMAND  # written, then restored
+    assert (project / "agents" / "reviewer.md").read_text() == "reviewer v1\n"
+    assert lab.get(e.id).status == "running" and head(project) == before
+    assert journal.latest(lab.store, e.id).phase == "undone"
+    assert [ev.kind for ev in lab.events(e.id)][-1] == "deploy_undone"

@@ -112,6 +112,11 @@ def _approval(outcome: Any, confirm: bool) -> bool | None:
     return False  # declined or cancelled
 
 
+Confirm = Annotated[
+    bool, Field(description="Only for clients that cannot ask the person: true once the person has agreed.")
+]
+DryRun = Annotated[bool, Field(description="Only return the unified diff; change nothing.")]
+
 NEEDS_CONFIRMATION = (
     "{what} overwrites production files, so it needs the person's confirmation, and this client cannot ask "
     "them (no elicitation support). Show the person the dry run (dry_run=true), ask them, and call again with "
@@ -152,11 +157,8 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
         force: Annotated[
             bool, Field(description="Promote although the decision policy does not recommend it (needs a reason).")
         ] = False,
-        dry_run: Annotated[bool, Field(description="Only return the unified diff; change nothing.")] = False,
-        confirm: Annotated[
-            bool,
-            Field(description="Only for clients that cannot ask the person: true once the person has agreed."),
-        ] = False,
+        dry_run: DryRun = False,
+        confirm: Confirm = False,
     ) -> Annotated[CallToolResult, DeployResult]:
         """Write the tested variant over each production file: verifies the experiment may be
         promoted, that production still holds the content it had when the experiment started
@@ -177,11 +179,8 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
         reason: Annotated[str, Field(min_length=1, max_length=2000, description="Why (recorded and committed).")],
         ctx: Context,
         confirmation: Annotated[ElicitationResult[Confirmation], Resolve(ask_rollback)],
-        dry_run: Annotated[bool, Field(description="Only return the unified diff; change nothing.")] = False,
-        confirm: Annotated[
-            bool,
-            Field(description="Only for clients that cannot ask the person: true once the person has agreed."),
-        ] = False,
+        dry_run: DryRun = False,
+        confirm: Confirm = False,
     ) -> Annotated[CallToolResult, DeployResult]:
         """Stop a running experiment (production was never touched), or restore the backup of a
         promoted one atomically, after checking production still holds the promoted content (else

@@ -258,8 +258,13 @@ def after_trial(lab: Lab, experiment_id: str, raised: list[Alert], progress: Any
         raised = raised + check(lab, experiment_id, regression=True)
     messages = [a.message for a in raised]
     if raised and lab.get(experiment_id).auto_rollback:
+        from .errors import ExperimentError
         from .release import rollback
 
-        result = rollback(lab, experiment_id, reason="auto-rollback on alert: " + "; ".join(messages), auto=True)
-        messages.append(result.summary)
+        try:
+            result = rollback(lab, experiment_id, reason="auto-rollback on alert: " + "; ".join(messages), auto=True)
+        except ExperimentError as exc:  # e.g. another process promoted or stopped it meanwhile
+            messages.append(f"Auto-rollback not done: {exc}")
+        else:
+            messages.append(result.summary)
     return messages
