@@ -174,6 +174,8 @@ def _note(op: journal.Operation, outcome: str, detail: str, git: GitOutcome | No
         experiment_id=op.experiment_id,
         operation=op.operation,  # type: ignore[arg-type]
         outcome=outcome,  # type: ignore[arg-type]
-        message=f"Interrupted {op.operation} of {op.experiment_id}: {detail}",
+        message=detail
+        if detail.startswith("Interrupted ")
+        else f"Interrupted {op.operation} of {op.experiment_id}: {detail}",
         git=git,
     )

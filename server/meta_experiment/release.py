@@ -96,9 +96,9 @@ def promote(
         steps, diff, warnings = _plan(lab, experiment, "promote")
         return _result(lab, experiment, "promote", "dry_run", steps, diff, warnings, reason=reason, forced=force)
     with deploy.deploy_lock(lab.state_dir):
-        with lab.store.transaction():
-            experiment = lab.get(experiment_id)
-            _require(experiment, ("running",), "promoted")
+        # Under the lock, first the status: a concurrent run may have promoted it while we analysed
+        # (then the files hold the new content, and a conflict would be the wrong message).
+        _require(lab.get(experiment_id), ("running",), "promoted")
         steps, diff, warnings = _plan(lab, experiment, "promote")
         steps = operations.backup(lab, steps)
         with lab.store.transaction():
@@ -146,6 +146,7 @@ def rollback(
     analysis = lab.analyze(experiment_id)
     message = rollback_message(experiment, analysis, reason, how)
     with deploy.deploy_lock(lab.state_dir):
+        _require(lab.get(experiment_id), ("promoted",), "rolled back")
         steps, diff, warnings = _plan(lab, experiment, "rollback")
         steps = operations.backup(lab, steps)
         with lab.store.transaction():
