@@ -20,11 +20,14 @@ from typing import TYPE_CHECKING
 
 from . import monitoring, operations, release
 from .errors import ExperimentError
-from .outcomes import AutoItem, AutoReport, CriterionNote
+from .outcomes import AutoAction, AutoItem, AutoReport, CriterionNote
 
 if TYPE_CHECKING:
     from .lifecycle import Lab
     from .models import Experiment
+
+
+WOULD: dict[str, AutoAction] = {"promote": "would_promote", "rollback": "would_rollback", "expire": "would_expire"}
 
 
 def run_auto(lab: Lab, *, dry_run: bool = False) -> AutoReport:
@@ -60,7 +63,7 @@ def _one(lab: Lab, e: Experiment, dry_run: bool) -> AutoItem:
             _recommend(lab, e, action, rationale)
         return item
     if dry_run:
-        item.action = {"promote": "would_promote", "rollback": "would_rollback", "expire": "would_expire"}[action]
+        item.action = WOULD[action]
         return item
     try:
         if action == "promote":

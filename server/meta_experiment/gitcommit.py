@@ -67,7 +67,7 @@ def _commit(project_root: Path, rel_paths: list[str], message: str) -> GitOutcom
     if inside.returncode != 0 or inside.stdout.strip() != "true":
         return GitOutcome(status="not_a_repository", detail="not a git repository: the change was not committed")
     has_head = _git(project_root, "rev-parse", "--verify", "-q", "HEAD").returncode == 0
-    added = []
+    added: list[str] = []
     for rel in rel_paths:
         if _git(project_root, "ls-files", "--error-unmatch", "--", rel).returncode != 0:
             result = _git(project_root, "add", "--", rel)

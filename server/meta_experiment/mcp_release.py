@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from . import auto, monitoring, release, report
 from .errors import ExperimentError
-from .mcp_server import ExperimentId, _annotations, _result, _run
+from .mcp_server import ExperimentId, _annotations, _result, _run, _state
 from .outcomes import Alert, AutoReport, DeployResult
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def _can_elicit(ctx: Context) -> bool:
 
 
 def _lab(ctx: Context) -> Lab:
-    return ctx.request_context.lifespan_context.lab
+    return _state(ctx).lab
 
 
 def _question(preview: DeployResult, what: str) -> str:

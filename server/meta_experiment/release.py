@@ -301,7 +301,7 @@ def _result(
         summary += f"; git: {git.detail}"
     return DeployResult(
         experiment_id=experiment.id,
-        operation=operation,
+        operation=operation,  # type: ignore[arg-type]
         outcome=outcome,  # type: ignore[arg-type]
         status=experiment.status,
         reason=reason,
