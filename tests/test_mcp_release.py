@@ -1,17 +1,18 @@
 """promote, rollback and auto through a real MCP client (in memory), in the legacy initialize mode
 and the 2026-07-28 mode: confirmation by elicitation (accept, decline), `confirm: true` for clients
-that cannot elicit, dry runs, refusals, conflicts, and the alerts resource."""
+that cannot elicit, dry runs, refusals, conflicts, and the alerts resource; and once over stdio."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import mcp_types as types
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
-from conftest import COMMAND, PROD, VARIANT, spec
+from conftest import COMMAND, PROD, VARIANT, server_env, spec
 from meta_experiment.lifecycle import Lab
 from meta_experiment.mcp_server import build_server
 from release_helpers import LOSER_MEAN, head, record_trials, winner
@@ -144,3 +145,17 @@ async def test_auto_tool_and_alerts_resource(project: Path, mode: str) -> None:
         assert detail["alerts"][0]["message"].startswith("Performance regression")
         status = await c.call_tool("status", {})
         assert status.structured_content["release"]["alerts"][0]["kind"] == "performance_regression"
+
+
+async def test_confirmed_promote_over_a_stdio_subprocess(project: Path, ready: str) -> None:
+    """The way Claude Code runs it: `meta-experiment serve` as a subprocess, initialize handshake,
+    the person's confirmation as a mid-call elicitation request."""
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "meta_experiment", "serve"], env=server_env(project), cwd=str(project)
+    )
+    person = Person("accept")
+    async with Client(params, mode="legacy", read_timeout_seconds=60, elicitation_callback=person) as c:
+        result = await c.call_tool("promote", {"experiment_id": ready})
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content["outcome"] == "promoted" and len(person.asked) == 1
+    assert (project / PROD).read_text() == VARIANT
