@@ -56,7 +56,8 @@ SEED_DOCUMENT = {
 
 
 def populated(lab: Lab) -> str:
-    e = lab.create(**spec(sample_size_required=6))
+    primary = {"name": "time_to_complete", "direction": "lower_is_better", "unit": "min", "log_scale": True}
+    e = lab.create(**spec(sample_size_required=6, primary_metric=primary))
     for i in range(7):
         a = lab.assign(e.id, unit="u1" if i == 3 else None)
         if i == 6:

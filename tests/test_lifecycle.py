@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import COMMAND, PROD, VAR, VARIANT, spec
+from meta_experiment.allocation import block_arm, sticky_arm
 from meta_experiment.errors import Conflict, InvalidInput, InvalidState, NotFound, PathError
-from meta_experiment.lifecycle import Lab, block_arm, sticky_arm
+from meta_experiment.lifecycle import Lab
 from meta_experiment.settings import update_settings
 
 
@@ -146,7 +147,7 @@ def test_sticky_units_get_the_same_arm_every_time(lab: Lab) -> None:
 
 def test_sticky_arm_is_the_same_in_another_process(lab: Lab) -> None:
     e = lab.create(**spec())
-    code = f"from meta_experiment.lifecycle import sticky_arm; print(sticky_arm({e.id!r}, 'pr-77'))"
+    code = f"from meta_experiment.allocation import sticky_arm; print(sticky_arm({e.id!r}, 'pr-77'))"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

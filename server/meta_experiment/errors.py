@@ -4,6 +4,20 @@ exits non-zero. Nothing else should escape to a user."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+
+def validation_message(exc: ValidationError, what: str) -> str:
+    """A pydantic error as one sentence per field, without the input values echoed back."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or what
+        parts.append(f"{loc}: {err['msg']}")
+    return f"Invalid {what}: " + "; ".join(parts) + "."
+
 
 class ExperimentError(Exception):
     """Base class: a request the lifecycle refused, with a message fit to show as it is."""

@@ -16,8 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import Conflict, InvalidInput
-from .lifecycle import Lab, validation_message
+from .errors import Conflict, InvalidInput, validation_message
+from .lifecycle import Lab
+from .measurements import derived_values
 from .models import ARMS, TERMINAL_STATUSES, MetricSpec, iso, parse_iso
 from .stats.summary import Summary
 
@@ -233,32 +234,15 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
         }
     )
     created = parse_iso(item["created"]) if item.get("created") else lab.clock()
-    spec_json = spec.model_dump(
-        mode="json",
-        include={
-            "primary_metric",
-            "secondary_metrics",
-            "targets",
-            "sample_size_required",
-            "max_duration_days",
-            "auto_promote",
-            "auto_rollback",
-        },
-    )
     lab.store.insert_experiment(
-        {
-            "id": item["id"],
-            "name": spec.name,
-            "hypothesis": spec.hypothesis,
-            "description": spec.description,
-            "change_type": spec.change_type,
-            "status": status,
-            "status_reason": ext.get("status_reason"),
-            "created_at": created,
-            "started_at": parse_iso(ext["started_at"]) if ext.get("started_at") else created,
-            "ended_at": parse_iso(ext["ended_at"]) if ext.get("ended_at") else None,
-            "spec_json": json.dumps(spec_json, sort_keys=True),
-        }
+        spec.row(
+            item["id"],
+            status=status,
+            status_reason=ext.get("status_reason"),
+            created_at=created,
+            started_at=parse_iso(ext["started_at"]) if ext.get("started_at") else created,
+            ended_at=parse_iso(ext["ended_at"]) if ext.get("ended_at") else None,
+        )
     )
     if ext.get("next_slot"):
         lab.store.update_experiment(item["id"], next_slot=int(ext["next_slot"]))
@@ -301,7 +285,17 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
                     raise ValueError(f"trial metric {name!r} has a non-finite value {value!r}.")
                 values[name] = float(value)
             at = parse_iso(t["recorded_at"]) if t.get("recorded_at") else created
-            lab.store.record_trial(new_ids[i], item["id"], t["arm"], values, bool(t.get("success", True)), at)
+            if any(m.log_scale and name == m.name and v <= 0 for m in spec.metrics for name, v in values.items()):
+                raise ValueError("a log-scale metric has a value <= 0.")
+            lab.store.record_trial(
+                new_ids[i],
+                item["id"],
+                t["arm"],
+                values,
+                bool(t.get("success", True)),
+                at,
+                derived_values(spec.metrics, values),
+            )
     lab.store.abandon_trial_ids([new_ids[i] for i, t in enumerate(trials) if t.get("status") == "abandoned"])
     for ev in ext.get("events") or []:
         lab.store.add_event(

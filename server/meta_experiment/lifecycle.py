@@ -7,22 +7,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from . import monitoring, paths
-from .errors import Conflict, InvalidInput, InvalidState, NotFound
+from . import analysis, monitoring, paths
+from .allocation import block_arm, sticky_arm
+from .errors import Conflict, InvalidInput, InvalidState, NotFound, validation_message
+from .measurements import Definition, clean_metrics, derived_values
 from .models import (
     ARMS,
-    DURATION_UNITS,
     TERMINAL_STATUSES,
-    Arm,
     ArmCounts,
     AssignedFile,
     Assignment,
@@ -36,74 +35,14 @@ from .models import (
     Targets,
     Trial,
     iso,
-    parse_iso,
 )
 from .outcomes import RecoveryNote
 from .settings import Settings, load_settings
 from .stats.results import Analysis
-from .stats.summary import Summary
-from .status import StatusReport, status_item, status_report
+from .status import StatusReport
 from .store import DB_FILE_NAME, Store
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
-RANK_TEST_LIMIT = 20_000  # per arm: Hodges-Lehmann's interval costs ~4 s at 1M values per arm
-CHART_LIMIT = 100_000  # per arm: the chart recomputes the interval at up to 200 prefixes
-LOG_PREFIX = "log:"  # running statistics of log(value) for log-scale metrics (':' is not in metric names)
-BLOCK_SIZE = 2  # permuted blocks of two: arms never differ by more than one assignment
-
-
-def validation_message(exc: ValidationError, what: str) -> str:
-    """A pydantic error as one sentence per field, without the input values echoed back."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or what
-        parts.append(f"{loc}: {err['msg']}")
-    return f"Invalid {what}: " + "; ".join(parts) + "."
-
-
-def check_finite(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, int | float):
-        raise InvalidInput(f"Metric {name!r} must be a number, got {type(value).__name__} {value!r}.")
-    number = float(value)
-    if not math.isfinite(number):
-        raise InvalidInput(
-            f"Metric {name!r} is {value!r}; only finite numbers can be recorded. "
-            "Record the real measurement, or leave the metric out if it was not measured."
-        )
-    return number
-
-
-def sticky_arm(experiment_id: str, unit: str) -> Arm:
-    """The same unit always gets the same arm: first 8 bytes of SHA-256(experiment id, unit) as a
-    uniform number in [0, 1), control below one half."""
-    digest = hashlib.sha256(f"{experiment_id}\x00{unit}".encode()).digest()
-    return "control" if int.from_bytes(digest[:8], "big") < 2**63 else "treatment"
-
-
-def block_arm(experiment_id: str, slot: int) -> Arm:
-    """Balanced assignment in permuted blocks of two: each block is control/treatment in an order
-    drawn from SHA-256(experiment id, block number), so the sequence is reproducible and every
-    process agrees on it; after an even number of assignments the arms are exactly equal."""
-    block, position = divmod(slot, BLOCK_SIZE)
-    digest = hashlib.sha256(f"{experiment_id}\x00block\x00{block}".encode()).digest()
-    first: Arm = "control" if digest[0] & 1 == 0 else "treatment"
-    second: Arm = "treatment" if first == "control" else "control"
-    return first if position == 0 else second
-
-
-@dataclass(frozen=True)
-class Definition:
-    """What the hot paths (assign, record) need to know about an experiment: its status and its
-    metric definitions, without building the whole Experiment model."""
-
-    id: str
-    status: str
-    status_reason: str | None
-    primary_metric: MetricSpec
-    metrics: tuple[MetricSpec, ...]
-    sample_size_required: int
 
 
 @dataclass
@@ -291,33 +230,7 @@ class Lab:
                             "would confound each other."
                         )
             experiment_id = self._new_id(now)
-            spec_json = spec.model_dump(
-                mode="json",
-                include={
-                    "primary_metric",
-                    "secondary_metrics",
-                    "targets",
-                    "sample_size_required",
-                    "max_duration_days",
-                    "auto_promote",
-                    "auto_rollback",
-                },
-            )
-            self.store.insert_experiment(
-                {
-                    "id": experiment_id,
-                    "name": spec.name,
-                    "hypothesis": spec.hypothesis,
-                    "description": spec.description,
-                    "change_type": spec.change_type,
-                    "status": "running",
-                    "status_reason": None,
-                    "created_at": now,
-                    "started_at": now,
-                    "ended_at": None,
-                    "spec_json": json.dumps(spec_json, sort_keys=True),
-                }
-            )
+            self.store.insert_experiment(spec.row(experiment_id, status="running", created_at=now, started_at=now))
             for production, variant, control, treatment in snapshots:
                 self.store.insert_file(
                     experiment_id,
@@ -457,46 +370,6 @@ class Lab:
 
     # -- record ----------------------------------------------------------------------------------
 
-    def _clean_metrics(
-        self, experiment: Definition, metrics: Mapping[str, Any], *, elapsed: float | None
-    ) -> dict[str, float]:
-        if not isinstance(metrics, Mapping):
-            raise InvalidInput("metrics must be an object of {metric name: number}.")
-        known = {m.name: m for m in experiment.metrics}
-        unknown = sorted(set(metrics) - set(known))
-        if unknown:
-            raise InvalidInput(
-                f"Unknown metric(s) {unknown} for experiment {experiment.id}; its metrics are "
-                f"{sorted(known)}. Record only those (names are case-sensitive)."
-            )
-        clean: dict[str, float] = {}
-        for name, value in metrics.items():
-            number = check_finite(name, value)
-            spec: MetricSpec = known[name]
-            if spec.kind == "binary" and number not in (0.0, 1.0):
-                raise InvalidInput(f"Metric {name!r} is binary; record 0 or 1 (or true/false), not {value!r}.")
-            if spec.is_duration and number < 0:
-                raise InvalidInput(f"Metric {name!r} is a duration; it cannot be negative ({value!r}).")
-            if spec.log_scale and number <= 0:
-                raise InvalidInput(
-                    f"Metric {name!r} is analysed on the log scale, so its values must be > 0 (got {value!r})."
-                )
-            clean[name] = number
-        primary = experiment.primary_metric
-        if primary.name not in clean:
-            if primary.is_duration and elapsed is not None:
-                clean[primary.name] = elapsed / DURATION_UNITS[primary.unit or "s"]
-            else:
-                raise InvalidInput(
-                    f"The primary metric {primary.name!r} is missing. Every recorded trial needs it"
-                    + (
-                        "; give it a unit such as 's' or 'min' to have durations measured from assign."
-                        if not primary.is_duration
-                        else "."
-                    )
-                )
-        return clean
-
     def record(self, trial_id: int, metrics: Mapping[str, Any], success: bool = True) -> RecordResult:
         """Store a trial's metric values. Recording the same values twice is a harmless retry;
         different values for an already recorded trial are refused."""
@@ -514,7 +387,7 @@ class Lab:
                     "its result cannot be added now. Assign a new trial."
                 )
             self._running(experiment, "record results")
-            clean = self._clean_metrics(experiment, metrics, elapsed=now - row["assigned_at"])
+            clean = clean_metrics(experiment, metrics, elapsed=now - row["assigned_at"])
             self.store.record_trial(
                 trial_id,
                 experiment.id,
@@ -539,7 +412,7 @@ class Lab:
         )
 
     def _retry(self, experiment: Definition, trial: Trial, metrics: Mapping[str, Any], success: bool) -> RecordResult:
-        clean = self._clean_metrics(experiment, metrics, elapsed=0.0)
+        clean = clean_metrics(experiment, metrics, elapsed=0.0)
         given = set(metrics)
         if experiment.primary_metric.name not in given:
             clean.pop(experiment.primary_metric.name, None)
@@ -579,7 +452,7 @@ class Lab:
         now = self.clock() if at is None else at
         with self.store.transaction():
             experiment = self._running(experiment_id, "take measurements")
-            clean = self._clean_metrics(experiment, metrics, elapsed=None)
+            clean = clean_metrics(experiment, metrics, elapsed=None)
             trial_id = self.store.insert_trial(experiment_id, arm, unit=None, source="import", assigned_at=now)
             self.store.record_trial(
                 trial_id, experiment_id, arm, clean, bool(success), now, derived_values(experiment.metrics, clean)
@@ -601,79 +474,16 @@ class Lab:
     # -- analysis ----------------------------------------------------------------------------------
 
     def analyze(self, experiment_id: str, *, rank_tests: bool = False) -> Analysis:
-        """The statistics engine's analysis and the policy's decision, from the running sufficient
-        statistics. With `rank_tests`, raw values are read for Mann-Whitney and Hodges-Lehmann (up
-        to RANK_TEST_LIMIT values per arm; they are never on the record or auto-mode path)."""
-        from .stats.analysis import AnalysisInputs
-        from .stats.analysis import analyze as run_analysis
-
-        with self.store.reading():
-            e = self.get(experiment_id)
-            running = self.store.running_stats(experiment_id)
-            raw, note = None, None
-            if rank_tests:
-                if max(e.control.recorded, e.treatment.recorded) <= RANK_TEST_LIMIT:
-                    raw = {
-                        (arm, m.name): self.store.raw_values(experiment_id, arm, m.name)
-                        for arm in ARMS
-                        for m in e.metrics
-                    }
-                else:
-                    note = f"rank tests skipped: more than {RANK_TEST_LIMIT:,} trials per arm"
-        summaries, logs = {}, {}
-        for (arm, metric), s in running.items():
-            target = logs if metric.startswith(LOG_PREFIX) else summaries
-            target[(arm, metric.removeprefix(LOG_PREFIX))] = Summary(s.n, s.mean, s.variance, s.min, s.max)
-        ended = parse_iso(e.ended_at) if e.ended_at else None
-        result = run_analysis(
-            AnalysisInputs(
-                primary=e.primary_metric,
-                secondary=e.secondary_metrics,
-                targets=e.targets,
-                summaries=summaries,
-                log_summaries=logs,
-                raw_values=raw,
-                assigned={"control": e.control.assigned, "treatment": e.treatment.assigned},
-                recorded={"control": e.control.recorded, "treatment": e.treatment.recorded},
-                successes={"control": e.control.successes, "treatment": e.treatment.successes},
-                sample_size_required=e.sample_size_required,
-                started_at=parse_iso(e.started_at) if e.started_at else None,
-                now=ended if ended is not None else self.clock(),
-                max_duration_days=e.max_duration_days,
-            )
-        )
-        if note:
-            result = result.model_copy(update={"messages": [*result.messages, note]})
-        return result
+        """The statistics engine's analysis and the policy's decision (see analysis.py)."""
+        return analysis.analyze(self, experiment_id, rank_tests=rank_tests)
 
     def status(self) -> StatusReport:
         """Every experiment with its progress and what the policy says now."""
-        items = []
-        for experiment in self.experiments():
-            items.append(status_item(experiment, self.progress(experiment), self.analyze(experiment.id)))
-        from .release_status import release_status
-
-        return status_report(items).model_copy(update={"release": release_status(self)})
+        return analysis.status(self)
 
     def chart(self, experiment_id: str) -> bytes | None:
-        """PNG of the improvement over the trials and the arms' distributions (None without data,
-        or past CHART_LIMIT trials per arm)."""
-        from .charts import render_chart
-
-        e = self.get(experiment_id)
-        if (
-            min(e.control.recorded, e.treatment.recorded) < 2
-            or max(e.control.recorded, e.treatment.recorded) > CHART_LIMIT
-        ):
-            return None
-        series = self.store.raw_series(experiment_id, e.primary_metric.name)
-        return render_chart(
-            self.analyze(experiment_id),
-            [v for arm, v in series if arm == "control"],
-            [v for arm, v in series if arm == "treatment"],
-            [arm for arm, _ in series],
-            title=f"{e.id}: {e.name}",
-        )
+        """PNG of the improvement over the trials and both arms (None without enough data)."""
+        return analysis.chart(self, experiment_id)
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -693,9 +503,3 @@ class Lab:
             )
             for r in self.store.event_rows(experiment_id, kinds=kinds)
         ]
-
-
-def derived_values(metrics: Sequence[MetricSpec], values: Mapping[str, float]) -> dict[str, float]:
-    """Extra running statistics to keep: log(value) for every log-scale metric."""
-    scaled = {m.name for m in metrics if m.log_scale}
-    return {LOG_PREFIX + name: math.log(v) for name, v in values.items() if name in scaled}

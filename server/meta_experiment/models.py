@@ -151,6 +151,45 @@ class ExperimentSpec(Strict):
     def metrics(self) -> list[MetricSpec]:
         return [self.primary_metric, *self.secondary_metrics]
 
+    def row(
+        self,
+        experiment_id: str,
+        *,
+        status: str,
+        created_at: float,
+        started_at: float | None,
+        ended_at: float | None = None,
+        status_reason: str | None = None,
+    ) -> dict[str, object]:
+        """The experiments-table row of this spec (what never changes goes to spec_json)."""
+        import json
+
+        spec_json = self.model_dump(
+            mode="json",
+            include={
+                "primary_metric",
+                "secondary_metrics",
+                "targets",
+                "sample_size_required",
+                "max_duration_days",
+                "auto_promote",
+                "auto_rollback",
+            },
+        )
+        return {
+            "id": experiment_id,
+            "name": self.name,
+            "hypothesis": self.hypothesis,
+            "description": self.description,
+            "change_type": self.change_type,
+            "status": status,
+            "status_reason": status_reason,
+            "created_at": created_at,
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "spec_json": json.dumps(spec_json, sort_keys=True),
+        }
+
 
 class ArmCounts(Strict):
     assigned: int = 0

@@ -1,0 +1,89 @@
+"""What a recorded trial may contain: the checks on metric values (finite, 0/1 for binary, > 0 on
+the log scale, the primary metric present or measured from assign) and the derived values the store
+keeps running statistics of."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidInput
+from .models import DURATION_UNITS, MetricSpec
+
+LOG_PREFIX = "log:"  # running statistics of log(value) for log-scale metrics (':' is not in metric names)
+
+
+@dataclass(frozen=True)
+class Definition:
+    """What the hot paths (assign, record) need to know about an experiment: its status and its
+    metric definitions, without building the whole Experiment model."""
+
+    id: str
+    status: str
+    status_reason: str | None
+    primary_metric: MetricSpec
+    metrics: tuple[MetricSpec, ...]
+    sample_size_required: int
+
+
+def check_finite(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, int | float):
+        raise InvalidInput(f"Metric {name!r} must be a number, got {type(value).__name__} {value!r}.")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidInput(
+            f"Metric {name!r} is {value!r}; only finite numbers can be recorded. "
+            "Record the real measurement, or leave the metric out if it was not measured."
+        )
+    return number
+
+
+def clean_metrics(experiment: Definition, metrics: Mapping[str, Any], *, elapsed: float | None) -> dict[str, float]:
+    """Validate one trial's metric values against the experiment's definitions; a duration primary
+    metric left out is `elapsed` seconds in its unit. Raises InvalidInput saying what to fix."""
+    if not isinstance(metrics, Mapping):
+        raise InvalidInput("metrics must be an object of {metric name: number}.")
+    known = {m.name: m for m in experiment.metrics}
+    unknown = sorted(set(metrics) - set(known))
+    if unknown:
+        raise InvalidInput(
+            f"Unknown metric(s) {unknown} for experiment {experiment.id}; its metrics are "
+            f"{sorted(known)}. Record only those (names are case-sensitive)."
+        )
+    clean: dict[str, float] = {}
+    for name, value in metrics.items():
+        number = check_finite(name, value)
+        spec: MetricSpec = known[name]
+        if spec.kind == "binary" and number not in (0.0, 1.0):
+            raise InvalidInput(f"Metric {name!r} is binary; record 0 or 1 (or true/false), not {value!r}.")
+        if spec.is_duration and number < 0:
+            raise InvalidInput(f"Metric {name!r} is a duration; it cannot be negative ({value!r}).")
+        if spec.log_scale and number <= 0:
+            raise InvalidInput(
+                f"Metric {name!r} is analysed on the log scale, so its values must be > 0 (got {value!r})."
+            )
+        clean[name] = number
+    primary = experiment.primary_metric
+    if primary.name not in clean:
+        if primary.is_duration and elapsed is not None:
+            clean[primary.name] = elapsed / DURATION_UNITS[primary.unit or "s"]
+        else:
+            raise InvalidInput(
+                f"The primary metric {primary.name!r} is missing. Every recorded trial needs it"
+                + (
+                    "; give it a unit such as 's' or 'min' to have durations measured from assign."
+                    if not primary.is_duration
+                    else "."
+                )
+            )
+    return clean
+
+
+def derived_values(metrics: Sequence[MetricSpec], values: Mapping[str, float]) -> dict[str, float]:
+    """Extra running statistics to keep: log(value) for every log-scale metric."""
+    scaled = {m.name for m in metrics if m.log_scale}
+    return {LOG_PREFIX + name: math.log(v) for name, v in values.items() if name in scaled}
