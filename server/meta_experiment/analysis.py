@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .measurements import LOG_PREFIX
-from .models import ARMS, parse_iso
+from .models import ARMS, Arm, parse_iso
 from .stats.results import Analysis
 from .stats.summary import Summary
 from .status import StatusReport, status_item, status_report
@@ -37,10 +37,12 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
                 }
             else:
                 note = f"rank tests skipped: more than {RANK_TEST_LIMIT:,} trials per arm"
-    summaries, logs = {}, {}
+    summaries: dict[tuple[Arm, str], Summary] = {}
+    logs: dict[tuple[Arm, str], Summary] = {}
     for (arm, metric), s in running.items():
         target = logs if metric.startswith(LOG_PREFIX) else summaries
-        target[(arm, metric.removeprefix(LOG_PREFIX))] = Summary(s.n, s.mean, s.variance, s.min, s.max)
+        key: tuple[Arm, str] = ("control" if arm == "control" else "treatment", metric.removeprefix(LOG_PREFIX))
+        target[key] = Summary(s.n, s.mean, s.variance, s.min, s.max)
     ended = parse_iso(e.ended_at) if e.ended_at else None
     result = run_analysis(
         AnalysisInputs(

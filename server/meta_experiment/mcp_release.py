@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from . import auto, monitoring, release, report
 from .errors import ExperimentError
-from .mcp_server import ExperimentId, _annotations, _result, _run, _state
+from .mcp_common import ExperimentId, run_lab, state_of, tool_annotations, tool_result
 from .outcomes import Alert, AutoReport, DeployResult
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def _can_elicit(ctx: Context) -> bool:
 
 
 def _lab(ctx: Context) -> Lab:
-    return _state(ctx).lab
+    return state_of(ctx).lab
 
 
 def _question(preview: DeployResult, what: str) -> str:
@@ -129,11 +129,11 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
     async def _guarded(ctx: Context, outcome: Any, confirm: bool, dry_run: bool, what: str, call: Any) -> Any:
         approval = None if dry_run else _approval(outcome, confirm)
         if approval is True:
-            result = await _run(ctx, lambda lab: call(lab, False))
-            return _result(result, report.render_deploy(result))
-        preview: DeployResult = await _run(ctx, lambda lab: call(lab, True))  # domain errors first
+            result = await run_lab(ctx, lambda lab: call(lab, False))
+            return tool_result(result, report.render_deploy(result))
+        preview: DeployResult = await run_lab(ctx, lambda lab: call(lab, True))  # domain errors first
         if dry_run:
-            return _result(preview, report.render_deploy(preview))
+            return tool_result(preview, report.render_deploy(preview))
         if approval is False:
             declined = preview.model_copy(
                 update={
@@ -143,10 +143,10 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
                     ),
                 }
             )
-            return _result(declined, declined.summary)
+            return tool_result(declined, declined.summary)
         raise ToolError(NEEDS_CONFIRMATION.format(what=what))
 
-    @server.tool(annotations=_annotations("Promote to production", destructive=True))
+    @server.tool(annotations=tool_annotations("Promote to production", destructive=True))
     async def promote(
         experiment_id: ExperimentId,
         ctx: Context,
@@ -173,7 +173,7 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
             lambda lab, dry: release.promote(lab, experiment_id, reason=reason, force=force, dry_run=dry),
         )
 
-    @server.tool(annotations=_annotations("Roll back", destructive=True))
+    @server.tool(annotations=tool_annotations("Roll back", destructive=True))
     async def rollback(
         experiment_id: ExperimentId,
         reason: Annotated[str, Field(min_length=1, max_length=2000, description="Why (recorded and committed).")],
@@ -194,7 +194,7 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
             lambda lab, dry: release.rollback(lab, experiment_id, reason=reason, dry_run=dry),
         )
 
-    @server.tool(annotations=_annotations("Auto mode", destructive=True))
+    @server.tool(annotations=tool_annotations("Auto mode", destructive=True))
     async def auto_mode(
         ctx: Context,
         dry_run: Annotated[bool, Field(description="Report what auto mode would do; change nothing.")] = False,
@@ -203,11 +203,11 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
         created with auto_promote), roll back (auto_rollback, or on a monitoring alert), expire
         past max_duration_days, or keep monitoring - each with its rationale. Where the auto flags
         are off it only recommends. Running it twice does nothing new the second time."""
-        result = await _run(ctx, lambda lab: auto.run_auto(lab, dry_run=dry_run))
-        return _result(result, report.render_auto(result))
+        result = await run_lab(ctx, lambda lab: auto.run_auto(lab, dry_run=dry_run))
+        return tool_result(result, report.render_auto(result))
 
     server.remove_tool("auto_mode")
-    server.add_tool(auto_mode, name="auto", annotations=_annotations("Auto mode", destructive=True))
+    server.add_tool(auto_mode, name="auto", annotations=tool_annotations("Auto mode", destructive=True))
 
     @server.resource(
         "experiments://alerts",

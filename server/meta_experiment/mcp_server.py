@@ -6,32 +6,33 @@ sends resource-updated notifications in both protocol modes."""
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp.server.subscriptions import InMemorySubscriptionBus, ServerEvent
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import (
     CallToolResult,
-    EmptyResult,
     ImageContent,
-    SubscribeRequestParams,
-    TextContent,
-    ToolAnnotations,
-    UnsubscribeRequestParams,
 )
 from pydantic import BaseModel, Field
 
-from . import __version__, interchange, monitoring, report
-from .errors import Conflict, ExperimentError, NotFound
+from . import __version__, interchange, report
 from .lifecycle import Lab
+from .mcp_common import (
+    AppState,
+    ExperimentId,
+    QuietBus,
+    register_subscriptions,
+    run_lab,
+    tool_annotations,
+    tool_result,
+)
+from .mcp_resources import register_resources
 from .models import Assignment, Event, Experiment, MetricSpec, Progress, RecordResult
 from .settings import SETTINGS_FILE_NAME, DefaultSettings, Settings, update_settings
 from .stats.results import Analysis
@@ -46,112 +47,6 @@ metric with its direction) -> for each run: assign (get the arm and the text to 
 -> record (the measured metrics) -> analyze. status lists every experiment with its progress.
 promote / rollback change production files (the person confirms; dry_run shows the diff); auto
 decides and acts for every running experiment. Read the design_experiment prompt before creating one."""
-
-
-class QuietBus(InMemorySubscriptionBus):
-    """The SDK's in-process bus, minus the event-loop checkpoint per event when no
-    subscriptions/listen stream is open (the common case: every record would pay it)."""
-
-    async def publish(self, event: ServerEvent) -> None:
-        if self._listeners:
-            await super().publish(event)
-
-    @property
-    def active(self) -> bool:
-        return bool(self._listeners)
-
-
-@dataclass
-class AppState:
-    lab: Lab
-    bus: QuietBus = field(default_factory=QuietBus)
-    # Legacy (initialize-handshake) sessions that asked for resources/subscribe, with their URIs.
-    subscribers: list[tuple[Any, set[str]]] = field(default_factory=list)
-
-
-def experiment_uris(experiment_id: str | None) -> list[str]:
-    uris = ["experiments://list", "experiments://status", "experiments://alerts"]
-    if experiment_id:
-        uris += [
-            f"experiment://{experiment_id}",
-            f"experiment://{experiment_id}/analysis",
-            f"experiment://{experiment_id}/report",
-            f"experiment://{experiment_id}/chart.png",
-        ]
-    return uris
-
-
-def _state(ctx: Context) -> AppState:
-    state = ctx.request_context.lifespan_context
-    assert isinstance(state, AppState), "the lifespan yields an AppState"
-    return state
-
-
-def _annotations(title: str, *, read_only: bool = False, destructive: bool = False, idempotent: bool = False):
-    return ToolAnnotations(
-        title=title,
-        read_only_hint=read_only,
-        destructive_hint=destructive,
-        idempotent_hint=idempotent,
-        open_world_hint=False,
-    )
-
-
-def _result(model: BaseModel, text: str) -> CallToolResult:
-    return CallToolResult(
-        content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json")
-    )
-
-
-def _tool_error(exc: ExperimentError) -> ToolError:
-    message = str(exc)
-    if isinstance(exc, Conflict) and exc.diff:
-        message += "\n\n" + exc.diff
-    return ToolError(message)
-
-
-async def _notify(ctx: Context, state: AppState, changed: list[str | None]) -> None:
-    if not state.bus.active and not state.subscribers:
-        return  # nobody listens (the usual case): skip building the events
-    uris = sorted({u for experiment_id in changed for u in experiment_uris(experiment_id)})
-    if state.bus.active:
-        for uri in uris:
-            await ctx.notify_resource_updated(uri)  # 2026-07-28: subscriptions/listen streams
-    for session, wanted in list(state.subscribers):  # legacy: sessions that sent resources/subscribe
-        for uri in uris:
-            if uri in wanted:
-                try:
-                    await session.send_resource_updated(uri)
-                except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-                    # the peer went away: forget its subscriptions, the tool call still succeeds
-                    state.subscribers[:] = [s for s in state.subscribers if s[0] is not session]
-                    break
-
-
-async def _run(ctx: Context, fn: Callable[[Lab], T]) -> T:
-    """Run one lifecycle call off the event loop; map domain errors; notify what changed."""
-    state = _state(ctx)
-    changed: list[str | None] = []
-    state.lab.listeners.append(changed.append)
-    try:
-        return await anyio.to_thread.run_sync(partial(fn, state.lab))
-    except ExperimentError as exc:
-        raise _tool_error(exc) from exc
-    finally:
-        state.lab.listeners.remove(changed.append)
-        if changed:
-            await _notify(ctx, state, changed)
-
-
-async def _read(ctx: Context, fn: Callable[[Lab], T]) -> T:
-    """A resource read: domain errors become resource errors (not found, or another failure)."""
-    state = _state(ctx)
-    try:
-        return await anyio.to_thread.run_sync(partial(fn, state.lab))
-    except NotFound as exc:
-        raise ResourceNotFoundError(str(exc)) from exc
-    except ExperimentError as exc:
-        raise ResourceError(str(exc)) from exc
 
 
 class ExperimentDetail(BaseModel):
@@ -177,11 +72,6 @@ class ImportResult(BaseModel):
     warnings: list[str]
 
 
-ExperimentId = Annotated[
-    str, Field(min_length=1, max_length=100, description="Experiment id, e.g. exp-20261125-101500.")
-]
-
-
 def build_server(project_root: Path | None = None, state_dir: Path | None = None) -> MCPServer:
     """A server whose lifespan opens the project's state (a fresh one per server: tests use temp
     folders). With no arguments the project is found from the environment (DESIGN.md, "State")."""
@@ -202,11 +92,11 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
     server: MCPServer = MCPServer(
         "meta-experiment", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, subscriptions=bus
     )
-    _register_subscriptions(server)
+    register_subscriptions(server)
 
     # -- tools -----------------------------------------------------------------------------------
 
-    @server.tool(annotations=_annotations("Create experiment"))
+    @server.tool(annotations=tool_annotations("Create experiment"))
     async def create_experiment(
         name: Annotated[str, Field(min_length=1, max_length=200, description="Short name, e.g. 'Parallel PR review'.")],
         hypothesis: Annotated[
@@ -252,7 +142,7 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
         The production and variant files are snapshotted now: every trial uses these exact texts,
         and promotion later checks that production was not edited in between. Defaults for the
         targets, sample size, duration and auto flags come from the project's settings."""
-        experiment = await _run(
+        experiment = await run_lab(
             ctx,
             lambda lab: lab.create(
                 name=name,
@@ -271,13 +161,13 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
                 auto_rollback=auto_rollback,
             ),
         )
-        return _result(
+        return tool_result(
             experiment,
             f"Created {experiment.id} ({experiment.name}), running; {experiment.sample_size_required} trials "
             f"required. Next: call assign with experiment_id {experiment.id} for each run.",
         )
 
-    @server.tool(annotations=_annotations("Assign a trial"))
+    @server.tool(annotations=tool_annotations("Assign a trial"))
     async def assign(
         experiment_id: ExperimentId,
         ctx: Context,
@@ -292,11 +182,11 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
     ) -> Annotated[CallToolResult, Assignment]:
         """Start one trial: returns a trial id, its arm (control or treatment) and, for each file
         under test, the path and text to use for this run. Record the outcome with `record`."""
-        a = await _run(ctx, lambda lab: lab.assign(experiment_id, unit))
+        a = await run_lab(ctx, lambda lab: lab.assign(experiment_id, unit))
         text = f"Trial {a.trial_id}: {a.arm}. " + a.next_step + "".join(f"\nWarning: {w}" for w in a.warnings)
-        return _result(a, text)
+        return tool_result(a, text)
 
-    @server.tool(annotations=_annotations("Record a result", idempotent=True))
+    @server.tool(annotations=tool_annotations("Record a result", idempotent=True))
     async def record(
         metrics: Annotated[
             dict[str, float],
@@ -318,9 +208,9 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
         if trial_id is not None:
             if experiment_id is not None or arm is not None:
                 raise ToolError("Give either trial_id, or experiment_id with arm - not both.")
-            r = await _run(ctx, lambda lab: lab.record(trial_id, metrics, success))
+            r = await run_lab(ctx, lambda lab: lab.record(trial_id, metrics, success))
         elif experiment_id is not None and arm is not None:
-            r = await _run(ctx, lambda lab: lab.record_measurement(experiment_id, arm, metrics, success))
+            r = await run_lab(ctx, lambda lab: lab.record_measurement(experiment_id, arm, metrics, success))
         else:
             raise ToolError(
                 "Say which trial this is: trial_id from assign, or experiment_id and arm to import a past measurement."
@@ -330,9 +220,9 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
             f"({r.arm}). Progress {r.trials_recorded}/{r.sample_size_required}"
             + (f", {r.trials_needed} more needed." if r.trials_needed else "; ready to analyze.")
         )
-        return _result(r, text)
+        return tool_result(r, text)
 
-    @server.tool(annotations=_annotations("Analyze", read_only=True, idempotent=True))
+    @server.tool(annotations=tool_annotations("Analyze", read_only=True, idempotent=True))
     async def analyze(
         experiment_id: ExperimentId,
         ctx: Context,
@@ -359,20 +249,20 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
             text = report.render_analysis(lab.get(experiment_id), result)
             return result, text, lab.chart(experiment_id) if chart else None
 
-        result, text, png = await _run(ctx, run)
-        out = _result(result, text)
+        result, text, png = await run_lab(ctx, run)
+        out = tool_result(result, text)
         if png is not None:
             out.content.append(ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png"))
         return out
 
-    @server.tool(annotations=_annotations("Status", read_only=True, idempotent=True))
+    @server.tool(annotations=tool_annotations("Status", read_only=True, idempotent=True))
     async def status(ctx: Context) -> Annotated[CallToolResult, StatusReport]:
         """Every experiment with its status, progress toward its sample size and current results,
         in the seed's status-report layout."""
-        result = await _run(ctx, lambda lab: lab.status())
-        return _result(result, report.render_status(result))
+        result = await run_lab(ctx, lambda lab: lab.status())
+        return tool_result(result, report.render_status(result))
 
-    @server.tool(annotations=_annotations("Get experiment", read_only=True, idempotent=True))
+    @server.tool(annotations=tool_annotations("Get experiment", read_only=True, idempotent=True))
     async def get_experiment(experiment_id: ExperimentId, ctx: Context) -> Annotated[CallToolResult, ExperimentDetail]:
         """One experiment: its definition, files and snapshot hashes, counts per arm, progress and
         its event log (every state change: what, when, who, why)."""
@@ -381,14 +271,14 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
             e = lab.get(experiment_id)
             return ExperimentDetail(experiment=e, progress=lab.progress(e), events=lab.events(experiment_id))
 
-        d = await _run(ctx, run)
-        return _result(
+        d = await run_lab(ctx, run)
+        return tool_result(
             d,
             f"{d.experiment.id} ({d.experiment.name}): {d.experiment.status}, "
             f"{d.progress.trials_recorded}/{d.progress.sample_size_required} trials.",
         )
 
-    @server.tool(annotations=_annotations("Update settings", idempotent=True))
+    @server.tool(annotations=tool_annotations("Update settings", idempotent=True))
     async def update_settings_tool(
         ctx: Context,
         improvement_threshold: Annotated[
@@ -430,8 +320,8 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
             lab.event(None, "settings_updated", f"Settings changed: {sorted(given)}", changes=given)
             return result
 
-        settings = await _run(ctx, run)
-        return _result(
+        settings = await run_lab(ctx, run)
+        return tool_result(
             SettingsResult(settings=settings, file=SETTINGS_FILE_NAME),
             f"Updated {', '.join(f'{k}={v}' for k, v in given.items())} in {SETTINGS_FILE_NAME}.",
         )
@@ -440,10 +330,10 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
     server.add_tool(
         update_settings_tool,
         name="update_settings",
-        annotations=_annotations("Update settings", idempotent=True),
+        annotations=tool_annotations("Update settings", idempotent=True),
     )
 
-    @server.tool(annotations=_annotations("Export experiments", idempotent=True))
+    @server.tool(annotations=tool_annotations("Export experiments", idempotent=True))
     async def export_experiments(
         ctx: Context,
         experiment_ids: Annotated[list[str] | None, Field(description="Ids to export; all when omitted.")] = None,
@@ -466,10 +356,10 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
             written = interchange.write_document(lab, path, document)
             return ExportResult(experiments=count, path=written)
 
-        r = await _run(ctx, run)
-        return _result(r, f"Exported {r.experiments} experiment(s)" + (f" to {r.path}." if r.path else "."))
+        r = await run_lab(ctx, run)
+        return tool_result(r, f"Exported {r.experiments} experiment(s)" + (f" to {r.path}." if r.path else "."))
 
-    @server.tool(annotations=_annotations("Import experiments"))
+    @server.tool(annotations=tool_annotations("Import experiments"))
     async def import_experiments(
         ctx: Context,
         document: Annotated[
@@ -489,92 +379,11 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
             doc = document if document is not None else interchange.read_document(lab, path or "")
             return ImportResult(**interchange.import_experiments(lab, doc, on_conflict=on_conflict))
 
-        r = await _run(ctx, run)
+        r = await run_lab(ctx, run)
         text = f"Imported {len(r.imported)} experiment(s)" + (f", skipped {len(r.skipped)}" if r.skipped else "") + "."
-        return _result(r, text + "".join(f"\nWarning: {w}" for w in r.warnings))
+        return tool_result(r, text + "".join(f"\nWarning: {w}" for w in r.warnings))
 
-    # -- resources -------------------------------------------------------------------------------
-
-    @server.resource(
-        "experiments://list",
-        name="experiments",
-        mime_type="application/json",
-        description="Every experiment: id, name, status and progress.",
-    )
-    async def list_resource() -> str:
-        def run() -> str:
-            lab = box["state"].lab
-            return json.dumps(
-                [
-                    {"id": e.id, "name": e.name, "status": e.status, "progress": lab.progress(e).model_dump()}
-                    for e in lab.experiments()
-                ],
-                indent=2,
-            )
-
-        return await anyio.to_thread.run_sync(run)
-
-    @server.resource(
-        "experiments://status",
-        name="status-report",
-        mime_type="text/markdown",
-        description="The status report of every experiment, in the seed's layout.",
-    )
-    async def status_resource() -> str:
-        return await anyio.to_thread.run_sync(lambda: report.render_status(box["state"].lab.status()))
-
-    @server.resource(
-        "experiment://{experiment_id}",
-        name="experiment",
-        mime_type="application/json",
-        description="One experiment's state: definition, status, counts per arm and progress.",
-    )
-    async def experiment_resource(experiment_id: str, ctx: Context) -> str:
-        def run(lab: Lab) -> str:
-            e = lab.get(experiment_id)
-            return json.dumps(
-                {
-                    "experiment": e.model_dump(mode="json"),
-                    "progress": lab.progress(e).model_dump(mode="json"),
-                    "alerts": [a.model_dump(mode="json") for a in monitoring.alerts(lab, experiment_id)],
-                },
-                indent=2,
-            )
-
-        return await _read(ctx, run)
-
-    @server.resource(
-        "experiment://{experiment_id}/analysis",
-        name="experiment-analysis",
-        mime_type="application/json",
-        description="The experiment's current analysis as JSON.",
-    )
-    async def analysis_resource(experiment_id: str, ctx: Context) -> str:
-        return await _read(ctx, lambda lab: lab.analyze(experiment_id).model_dump_json(indent=2))
-
-    @server.resource(
-        "experiment://{experiment_id}/chart.png",
-        name="experiment-chart",
-        mime_type="image/png",
-        description="The analysis chart: improvement over the trials with its intervals, and both arms.",
-    )
-    async def chart_resource(experiment_id: str, ctx: Context) -> bytes:
-        def run(lab: Lab) -> bytes:
-            png = lab.chart(experiment_id)
-            if png is None:
-                raise ResourceError(f"No chart for {experiment_id} yet: each arm needs at least 2 recorded trials.")
-            return png
-
-        return await _read(ctx, run)
-
-    @server.resource(
-        "experiment://{experiment_id}/report",
-        name="experiment-report",
-        mime_type="text/markdown",
-        description="The experiment's analysis report in the seed's markdown layout.",
-    )
-    async def report_resource(experiment_id: str, ctx: Context) -> str:
-        return await _read(ctx, lambda lab: report.render_analysis(lab.get(experiment_id), lab.analyze(experiment_id)))
+    register_resources(server, box)
 
     # -- prompts ---------------------------------------------------------------------------------
 
@@ -584,35 +393,3 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
     register_release_tools(server, lambda: box["state"].lab)
     register_prompts(server)
     return server
-
-
-def _register_subscriptions(server: MCPServer) -> None:
-    """resources/subscribe for handshake-era clients (Claude Code, the MCP Inspector). MCPServer
-    serves subscriptions/listen for 2026-07-28 clients itself; the legacy methods are registered on
-    the low-level server, which then advertises `resources.subscribe`."""
-    low = server._lowlevel_server
-
-    async def subscribe(ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
-        state: AppState = ctx.lifespan_context
-        for session, uris in state.subscribers:
-            if _connection(session) is _connection(ctx.session):
-                uris.add(str(params.uri))
-                break
-        else:
-            state.subscribers.append((ctx.session, {str(params.uri)}))
-        return EmptyResult()
-
-    async def unsubscribe(ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
-        state: AppState = ctx.lifespan_context
-        for session, uris in state.subscribers:
-            if _connection(session) is _connection(ctx.session):
-                uris.discard(str(params.uri))
-        return EmptyResult()
-
-    low.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
-    low.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
-
-
-def _connection(session: Any) -> Any:
-    """Sessions are per request; the connection they share identifies the subscriber."""
-    return getattr(session, "_connection", session)

@@ -9,15 +9,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..models import Arm, MetricSpec, Targets
 from . import binary, power
 from .guardrails import holm
-from .metric import Design, MetricData, analyze_metric, scaled_summaries
+from .metric import Design, MetricData, Role, analyze_metric, scaled_summaries
 from .results import Analysis, Guardrail, MetricAnalysis, Power
 from .srm import srm_check
 from .summary import Summary
 
+Basis = Literal["observed", "guess", "none"]
 SUCCESS_METRIC = "success_rate"
 EMPTY = Summary(0, 0.0, 0.0)
 SECONDS_PER_DAY = 86400.0
@@ -106,7 +108,7 @@ def _rate_summary(successes: int, n: int) -> Summary:
     return Summary(n, p, variance, 0.0 if successes < n else 1.0, 1.0 if successes > 0 else 0.0)
 
 
-def _data(inputs: AnalysisInputs, spec: MetricSpec, role: str) -> MetricData:
+def _data(inputs: AnalysisInputs, spec: MetricSpec, role: Role) -> MetricData:
     get = inputs.summaries.get
     logs = inputs.log_summaries or {}
     raw = inputs.raw_values or {}
@@ -217,7 +219,7 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
 
 def _effect(
     spec: MetricSpec, primary: MetricAnalysis, c: Summary, t: Summary, guess: Summary | None, thr: float
-) -> tuple[float | None, str, str]:
+) -> tuple[float | None, Basis, str]:
     """(standardized effect of a `thr`% improvement, basis, message when None)."""
     if thr <= 0:
         return None, "none", "improvement_threshold is 0: no target effect to size the experiment for"
@@ -226,7 +228,7 @@ def _effect(
     src = (c, t) if observed else (guess, guess) if guess is not None else None
     if src is None:
         return None, "none", "no data yet and no guess of the mean and variance: sample size unknown"
-    basis = "observed" if observed else "guess"
+    basis: Basis = "observed" if observed else "guess"
     ctrl = src[0]
     if spec.kind == "binary":
         p_c = ctrl.mean

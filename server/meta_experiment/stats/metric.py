@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from scipy import stats
 
@@ -27,10 +28,13 @@ class Design:
     control_share: float = 0.5
 
 
+Role = Literal["primary", "guardrail"]
+
+
 @dataclass(frozen=True)
 class MetricData:
     spec: MetricSpec
-    role: str
+    role: Role
     control: Summary
     treatment: Summary
     control_log: Summary | None = None
@@ -88,7 +92,7 @@ def _sequential(
     alpha = design.alpha_per_direction
     log_b = sequential.log_threshold(alpha)
     active = n_c + n_t >= design.n_required and z is not None and r > 0
-    base = dict(
+    base: dict[str, Any] = dict(
         z=finite(z),
         information=r,
         alpha_per_direction=alpha,
@@ -139,7 +143,8 @@ def scaled_summaries(d: MetricData, messages: list[str]) -> tuple[Summary, Summa
 
 
 def analyze_metric(d: MetricData, design: Design) -> MetricAnalysis:
-    spec, messages = d.spec, []
+    spec = d.spec
+    messages: list[str] = []
     sign = 1.0 if spec.direction == "higher_is_better" else -1.0
     c, t, scale = scaled_summaries(d, messages)
     fields: dict = dict(
