@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from meta_experiment.errors import StoreError
-from meta_experiment.store import EMPTY_STATS, MIGRATIONS, RunningStats, Store
+from meta_experiment.schema import MIGRATIONS
+from meta_experiment.store import EMPTY_STATS, RunningStats, Store
 
 
 @pytest.fixture
