@@ -72,6 +72,25 @@ class ImportResult(BaseModel):
     warnings: list[str]
 
 
+# The experiment defaults: arguments of create_experiment (this experiment) and of update_settings
+# (the project's default); when left out, the settings file decides.
+ImprovementThreshold = Annotated[
+    float | None, Field(ge=0, le=1000, description="Minimum improvement (%) of the primary metric to promote.")
+]
+MaxRegression = Annotated[
+    float | None, Field(ge=0, le=1000, description="Largest tolerated regression (%) before rolling back.")
+]
+ConfidenceThreshold = Annotated[
+    float | None, Field(gt=0.5, lt=1, description="Required confidence of the always-valid test, e.g. 0.8.")
+]
+SampleSize = Annotated[
+    int | None, Field(ge=2, le=10_000_000, description="Recorded trials (both arms) before any decision.")
+]
+MaxDuration = Annotated[float | None, Field(gt=0, le=3650, description="Days before the experiment expires.")]
+AutoPromote = Annotated[bool | None, Field(description="Let auto mode promote a winner.")]
+AutoRollback = Annotated[bool | None, Field(description="Let auto mode roll back a loser.")]
+
+
 def build_server(project_root: Path | None = None, state_dir: Path | None = None) -> MCPServer:
     """A server whose lifespan opens the project's state (a fresh one per server: tests use temp
     folders). With no arguments the project is found from the environment (DESIGN.md, "State")."""
@@ -119,23 +138,13 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
         change_type: Annotated[
             str, Field(max_length=64, description="Kind of change, e.g. command_modification.")
         ] = "command_modification",
-        improvement_threshold: Annotated[
-            float | None, Field(ge=0, le=1000, description="Minimum improvement (%) to promote. Default: settings.")
-        ] = None,
-        max_regression: Annotated[
-            float | None, Field(ge=0, le=1000, description="Largest tolerated regression (%). Default: settings.")
-        ] = None,
-        confidence_threshold: Annotated[
-            float | None, Field(gt=0.5, lt=1, description="Required confidence, e.g. 0.8. Default: settings.")
-        ] = None,
-        sample_size_required: Annotated[
-            int | None, Field(ge=2, le=10_000_000, description="Recorded trials (both arms) before deciding.")
-        ] = None,
-        max_duration_days: Annotated[
-            float | None, Field(gt=0, le=3650, description="Days before the experiment expires.")
-        ] = None,
-        auto_promote: Annotated[bool | None, Field(description="Let auto mode promote a winner.")] = None,
-        auto_rollback: Annotated[bool | None, Field(description="Let auto mode roll back a loser.")] = None,
+        improvement_threshold: ImprovementThreshold = None,
+        max_regression: MaxRegression = None,
+        confidence_threshold: ConfidenceThreshold = None,
+        sample_size_required: SampleSize = None,
+        max_duration_days: MaxDuration = None,
+        auto_promote: AutoPromote = None,
+        auto_rollback: AutoRollback = None,
     ) -> Annotated[CallToolResult, Experiment]:
         """Create an A/B experiment on one or more files and start it (status `running`).
 
@@ -281,19 +290,13 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
     @server.tool(annotations=tool_annotations("Update settings", idempotent=True))
     async def update_settings_tool(
         ctx: Context,
-        improvement_threshold: Annotated[
-            float | None, Field(ge=0, le=1000, description="Default % to promote.")
-        ] = None,
-        max_regression: Annotated[
-            float | None, Field(ge=0, le=1000, description="Default tolerated regression %.")
-        ] = None,
-        confidence_threshold: Annotated[float | None, Field(gt=0.5, lt=1, description="Default confidence.")] = None,
-        sample_size_required: Annotated[
-            int | None, Field(ge=2, le=10_000_000, description="Default sample size.")
-        ] = None,
-        max_duration_days: Annotated[float | None, Field(gt=0, le=3650, description="Default duration (days).")] = None,
-        auto_promote: Annotated[bool | None, Field(description="Default for auto_promote.")] = None,
-        auto_rollback: Annotated[bool | None, Field(description="Default for auto_rollback.")] = None,
+        improvement_threshold: ImprovementThreshold = None,
+        max_regression: MaxRegression = None,
+        confidence_threshold: ConfidenceThreshold = None,
+        sample_size_required: SampleSize = None,
+        max_duration_days: MaxDuration = None,
+        auto_promote: AutoPromote = None,
+        auto_rollback: AutoRollback = None,
         error_rate_ratio: Annotated[
             float | None,
             Field(
