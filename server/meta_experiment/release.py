@@ -20,7 +20,7 @@ the experiment ran): the experiment just stops.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import deploy, journal, operations, policy
 from .errors import Conflict, InvalidInput, InvalidState
@@ -95,31 +95,58 @@ def promote(
     if dry_run:
         steps, diff, warnings = _plan(lab, experiment, "promote")
         return _result(lab, experiment, "promote", "dry_run", steps, diff, warnings, reason=reason, forced=force)
+    # Under the lock, first the status: a concurrent run may have promoted it while we analysed
+    # (then the files hold the new content, and a conflict would be the wrong message).
+    steps, diff, warnings, git = _journaled(
+        lab,
+        experiment,
+        "promote",
+        ("running", "promoted"),
+        reason=reason,
+        message=message,
+        data={"how": how, "forced": force, "decision": decision.action, "rationale": decision.rationale},
+    )
+    return _result(
+        lab, lab.get(experiment_id), "promote", "promoted", steps, diff, warnings, reason=reason, forced=force, git=git
+    )
+
+
+def _journaled(
+    lab: Lab,
+    experiment: Experiment,
+    operation: str,
+    transition: tuple[str, str],
+    *,
+    reason: str | None,
+    message: str,
+    data: dict[str, Any],
+) -> tuple[list[deploy.FileStep], str, list[str], GitOutcome]:
+    """Run one promote or rollback under the deploy lock: check the status again, plan the file
+    steps, back the old contents up, write the journal row (in the transaction that re-checks the
+    status), then apply, mark and commit (operations.execute)."""
+    from_status, to_status = transition
+    verb = "promoted" if operation == "promote" else "rolled back"
     with deploy.deploy_lock(lab.state_dir):
-        # Under the lock, first the status: a concurrent run may have promoted it while we analysed
-        # (then the files hold the new content, and a conflict would be the wrong message).
-        _require(lab.get(experiment_id), ("running",), "promoted")
-        steps, diff, warnings = _plan(lab, experiment, "promote")
+        _require(lab.get(experiment.id), (from_status,), verb)
+        steps, diff, warnings = _plan(lab, experiment, operation)
         steps = operations.backup(lab, steps)
         with lab.store.transaction():
-            _require(lab.get(experiment_id), ("running",), "promoted")
+            _require(lab.get(experiment.id), (from_status,), verb)
             operation_id = journal.begin(
                 lab.store,
-                experiment_id=experiment_id,
-                operation="promote",
-                from_status="running",
-                to_status="promoted",
+                experiment_id=experiment.id,
+                operation=operation,
+                from_status=from_status,
+                to_status=to_status,
                 actor=lab.actor,
                 reason=reason,
                 commit_message=message,
-                data={"how": how, "forced": force, "decision": decision.action, "rationale": decision.rationale},
+                data=data,
                 steps=steps,
             )
         deploy.checkpoint("journal_written")
         git = operations.execute(lab, operation_id)
-    return _result(
-        lab, lab.get(experiment_id), "promote", "promoted", steps, diff, warnings, reason=reason, forced=force, git=git
-    )
+    return steps, diff, warnings, git
 
 
 # -- rollback and expiry ------------------------------------------------------------------------------
@@ -145,26 +172,9 @@ def rollback(
         return _result(lab, experiment, "rollback", "dry_run", steps, diff, warnings, reason=reason)
     analysis = lab.analyze(experiment_id)
     message = rollback_message(experiment, analysis, reason, how)
-    with deploy.deploy_lock(lab.state_dir):
-        _require(lab.get(experiment_id), ("promoted",), "rolled back")
-        steps, diff, warnings = _plan(lab, experiment, "rollback")
-        steps = operations.backup(lab, steps)
-        with lab.store.transaction():
-            _require(lab.get(experiment_id), ("promoted",), "rolled back")
-            operation_id = journal.begin(
-                lab.store,
-                experiment_id=experiment_id,
-                operation="rollback",
-                from_status="promoted",
-                to_status="rolled_back",
-                actor=lab.actor,
-                reason=reason,
-                commit_message=message,
-                data={"how": how},
-                steps=steps,
-            )
-        deploy.checkpoint("journal_written")
-        git = operations.execute(lab, operation_id)
+    steps, diff, warnings, git = _journaled(
+        lab, experiment, "rollback", ("promoted", "rolled_back"), reason=reason, message=message, data={"how": how}
+    )
     return _result(
         lab, lab.get(experiment_id), "rollback", "rolled_back", steps, diff, warnings, reason=reason, git=git
     )
