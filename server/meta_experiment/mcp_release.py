@@ -194,7 +194,7 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
             lambda lab, dry: release.rollback(lab, experiment_id, reason=reason, dry_run=dry),
         )
 
-    @server.tool(annotations=tool_annotations("Auto mode", destructive=True))
+    @server.tool(name="auto", annotations=tool_annotations("Auto mode", destructive=True))
     async def auto_mode(
         ctx: Context,
         dry_run: Annotated[bool, Field(description="Report what auto mode would do; change nothing.")] = False,
@@ -206,8 +206,6 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
         result = await run_lab(ctx, lambda lab: auto.run_auto(lab, dry_run=dry_run))
         return tool_result(result, report.render_auto(result))
 
-    server.remove_tool("auto_mode")
-    server.add_tool(auto_mode, name="auto", annotations=tool_annotations("Auto mode", destructive=True))
 
     @server.resource(
         "experiments://alerts",

@@ -287,7 +287,7 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
             f"{d.progress.trials_recorded}/{d.progress.sample_size_required} trials.",
         )
 
-    @server.tool(annotations=tool_annotations("Update settings", idempotent=True))
+    @server.tool(name="update_settings", annotations=tool_annotations("Update settings", idempotent=True))
     async def update_settings_tool(
         ctx: Context,
         improvement_threshold: ImprovementThreshold = None,
@@ -329,12 +329,6 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
             f"Updated {', '.join(f'{k}={v}' for k, v in given.items())} in {SETTINGS_FILE_NAME}.",
         )
 
-    server.remove_tool("update_settings_tool")
-    server.add_tool(
-        update_settings_tool,
-        name="update_settings",
-        annotations=tool_annotations("Update settings", idempotent=True),
-    )
 
     @server.tool(annotations=tool_annotations("Export experiments", idempotent=True))
     async def export_experiments(
