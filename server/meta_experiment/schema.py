@@ -1,0 +1,184 @@
+"""The database schema as named migrations, applied in order by `Store` (each one together with
+its record in schema_migrations, in one transaction). Add a migration; never edit a shipped one."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+_INITIAL_SCHEMA = [
+    """
+    CREATE TABLE experiments (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            hypothesis TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            change_type TEXT NOT NULL,
+            status TEXT NOT NULL
+                CHECK (status IN ('draft', 'running', 'promoted', 'rolled_back', 'expired')),
+            status_reason TEXT,
+            created_at REAL NOT NULL,
+            started_at REAL,
+            ended_at REAL,
+            spec_json TEXT NOT NULL,
+            next_slot INTEGER NOT NULL DEFAULT 0,
+            version INTEGER NOT NULL DEFAULT 0
+        )
+    """,
+    """
+    CREATE TABLE experiment_files (
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            production TEXT NOT NULL,
+            variant TEXT NOT NULL,
+            control_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+            treatment_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+            backup TEXT,
+            PRIMARY KEY (experiment_id, production)
+        ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE blobs (
+            sha256 TEXT PRIMARY KEY,
+            content BLOB NOT NULL
+        ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE trials (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            arm TEXT NOT NULL CHECK (arm IN ('control', 'treatment')),
+            unit TEXT,
+            status TEXT NOT NULL CHECK (status IN ('assigned', 'recorded', 'abandoned')),
+            source TEXT NOT NULL CHECK (source IN ('assign', 'import')),
+            assigned_at REAL NOT NULL,
+            recorded_at REAL,
+            success INTEGER
+        )
+    """,
+    """
+    CREATE INDEX trials_by_experiment ON trials (experiment_id, arm, status)
+    """,
+    """
+    CREATE TABLE metric_values (
+            trial_id INTEGER NOT NULL REFERENCES trials(id),
+            metric TEXT NOT NULL,
+            value REAL NOT NULL,
+            PRIMARY KEY (trial_id, metric)
+        ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE arm_stats (
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            arm TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            shift REAL NOT NULL,
+            shifted_mean REAL NOT NULL,
+            m2 REAL NOT NULL,
+            min REAL NOT NULL,
+            max REAL NOT NULL,
+            PRIMARY KEY (experiment_id, arm, metric)
+        ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE arm_counts (
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            arm TEXT NOT NULL,
+            assigned INTEGER NOT NULL DEFAULT 0,
+            recorded INTEGER NOT NULL DEFAULT 0,
+            abandoned INTEGER NOT NULL DEFAULT 0,
+            successes INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (experiment_id, arm)
+        ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            experiment_id TEXT,
+            at REAL NOT NULL,
+            actor TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL,
+            data_json TEXT NOT NULL DEFAULT '{}'
+        )
+    """,
+    """
+    CREATE INDEX events_by_experiment ON events (experiment_id, id)
+    """,
+    """
+    CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+            BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END
+    """,
+    """
+    CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+            BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END
+    """,
+]
+
+
+def _migration_initial(db: sqlite3.Connection) -> None:
+    # One statement at a time: executescript() would COMMIT the surrounding transaction first.
+    for statement in _INITIAL_SCHEMA:
+        db.execute(statement)
+
+
+_DEPLOY_SCHEMA = [
+    # One row per promote/rollback, written (committed) before any production file is touched;
+    # `applying` -> `applied` (files and experiment status agree) -> `done` (git handled), or
+    # `undone` (a file was edited meanwhile; the operation's own files were put back).
+    """
+    CREATE TABLE deploy_operations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            operation TEXT NOT NULL CHECK (operation IN ('promote', 'rollback')),
+            phase TEXT NOT NULL CHECK (phase IN ('applying', 'applied', 'done', 'undone')),
+            from_status TEXT NOT NULL,
+            to_status TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            reason TEXT,
+            commit_message TEXT NOT NULL,
+            data_json TEXT NOT NULL DEFAULT '{}',
+            git_json TEXT,
+            created_at REAL NOT NULL,
+            finished_at REAL
+        )
+    """,
+    # At most one unfinished operation per experiment: the claim that makes concurrent runs act once.
+    """
+    CREATE UNIQUE INDEX deploy_one_open_operation ON deploy_operations (experiment_id)
+            WHERE phase IN ('applying', 'applied')
+    """,
+    """
+    CREATE TABLE deploy_files (
+            operation_id INTEGER NOT NULL REFERENCES deploy_operations(id),
+            production TEXT NOT NULL,
+            old_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+            new_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+            backup TEXT,
+            PRIMARY KEY (operation_id, production)
+        ) WITHOUT ROWID
+    """,
+    # The current state of each (experiment, alert kind); the history is in the event log.
+    """
+    CREATE TABLE alerts (
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL,
+            data_json TEXT NOT NULL DEFAULT '{}',
+            raised_at REAL NOT NULL,
+            cleared_at REAL,
+            PRIMARY KEY (experiment_id, kind)
+        ) WITHOUT ROWID
+    """,
+]
+
+
+def _migration_deploy_journal(db: sqlite3.Connection) -> None:
+    for statement in _DEPLOY_SCHEMA:
+        db.execute(statement)
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
+    ("0001_initial", _migration_initial),
+    ("0002_deploy_journal", _migration_deploy_journal),
+]
