@@ -181,11 +181,14 @@ class Lab:
             metrics=values,
         )
 
-    def progress(self, experiment: Experiment | Definition) -> Progress:
+    def progress(
+        self, experiment: Experiment | Definition, counts: dict[str, dict[str, int]] | None = None
+    ) -> Progress:
         if isinstance(experiment, Experiment):
             done = experiment.trials_recorded
         else:
-            done = sum(c["recorded"] for c in self.store.arm_counts(experiment.id).values())
+            counts = self.store.arm_counts(experiment.id) if counts is None else counts
+            done = sum(c["recorded"] for c in counts.values())
         need = experiment.sample_size_required
         return Progress(
             trials_recorded=done,
@@ -397,8 +400,9 @@ class Lab:
                 now,
                 derived_values(experiment.metrics, clean),
             )
-            progress = self.progress(experiment)
-            raised = monitoring.on_trial(self, experiment.id, experiment.metrics)  # commits with the trial
+            counts = self.store.arm_counts(experiment.id)
+            progress = self.progress(experiment, counts)
+            raised = monitoring.on_trial(self, experiment.id, experiment.metrics, counts)  # commits with the trial
         self._changed(experiment.id)
         return RecordResult(
             trial_id=trial_id,
@@ -457,8 +461,9 @@ class Lab:
             self.store.record_trial(
                 trial_id, experiment_id, arm, clean, bool(success), now, derived_values(experiment.metrics, clean)
             )
-            progress = self.progress(experiment)
-            raised = monitoring.on_trial(self, experiment_id, experiment.metrics)
+            counts = self.store.arm_counts(experiment_id)
+            progress = self.progress(experiment, counts)
+            raised = monitoring.on_trial(self, experiment_id, experiment.metrics, counts)
         self._changed(experiment_id)
         return RecordResult(
             trial_id=trial_id,

@@ -206,7 +206,6 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
         result = await run_lab(ctx, lambda lab: auto.run_auto(lab, dry_run=dry_run))
         return tool_result(result, report.render_auto(result))
 
-
     @server.resource(
         "experiments://alerts",
         name="alerts",

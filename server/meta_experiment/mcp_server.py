@@ -329,7 +329,6 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
             f"Updated {', '.join(f'{k}={v}' for k, v in given.items())} in {SETTINGS_FILE_NAME}.",
         )
 
-
     @server.tool(annotations=tool_annotations("Export experiments", idempotent=True))
     async def export_experiments(
         ctx: Context,

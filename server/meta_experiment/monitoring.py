@@ -239,11 +239,12 @@ def regression_due(recorded: int, required: int) -> bool:
     return recorded >= required and (recorded < 100 or recorded % (recorded // 50) == 0)
 
 
-def on_trial(lab: Lab, experiment_id: str, metrics: Any) -> list[Alert]:
+def on_trial(lab: Lab, experiment_id: str, metrics: Any, counts: dict[str, dict[str, int]]) -> list[Alert]:
     """The cheap checks (error rate, floors), run inside the transaction that records a trial, so
-    an alert commits with the trial that raised it and costs no transaction of its own."""
+    an alert commits with the trial that raised it and costs no transaction of its own. `counts`
+    are the arm counts the caller just read in that transaction."""
     if not any(m.floor is not None or "satisfaction" in m.name.lower() for m in metrics):
-        treatment = lab.store.arm_counts(experiment_id).get("treatment", {})
+        treatment = counts.get("treatment", {})
         if treatment.get("recorded", 0) == treatment.get("successes", 0):
             # No treatment failure yet: no error-rate alert can be raised, nor be active (an alert
             # needs min_failures >= 1 failures, and recorded failures never go away).
