@@ -41,7 +41,7 @@ def test_expire_after_max_duration():
 
 
 def test_stricter_confidence_can_only_block():
-    a = analyze(inputs([45, 52, 38, 58, 32, 47, 44], [27, 30, 21, 35, 25, 28, 26]))
+    a = analyze(inputs([45, 52, 38, 58, 32, 47, 44] * 2, [27, 30, 21, 35, 25, 28, 26] * 2))
     strict = policy.decide(a, Targets(confidence_threshold=0.9999), a.analyzed_at)
     assert a.decision.action == "promote" and strict.action == "continue"
 

@@ -45,6 +45,7 @@ def lift_path(
         "treatment": np.cumsum([a == "treatment" for a in order]),
     }
     alpha = analysis.alpha / 2
+    share = analysis.srm[0].expected_control_share if analysis.srm else 0.5
     out: dict[str, list[float]] = {k: [] for k in ("n", "lift", "lo", "hi", "cs_lo", "cs_hi")}
     for n in looks:
         c = Summary.of(xs["control"][: counts["control"][n - 1]])
@@ -55,8 +56,8 @@ def lift_path(
         se, df = se_df
         d = t.mean - c.mean
         half = continuous.t_quantile(0.95, df) * se
-        r = sequential.information(c.n, t.n, analysis.sample_size_required)
-        zb = sequential.z_boundary(r, alpha) if r > 0 else math.inf
+        frac = sequential.fraction(c.n, t.n, analysis.sample_size_required, share)
+        zb = sequential.z_boundary(frac, alpha) if frac > 0 else math.inf
         # the boundary's tail probability on the t scale, as metric.py (Jennison & Turnbull 2000, 3.4)
         cs_half = float(stats.t.isf(stats.norm.sf(zb), df)) * se if math.isfinite(zb) else math.inf
 

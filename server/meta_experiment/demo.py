@@ -59,8 +59,10 @@ def server_parameters(repo: Path) -> Any:
     from mcp import StdioServerParameters
 
     env = {"CLAUDE_PROJECT_DIR": str(repo)}
-    if os.environ.get("PYTHONPATH"):
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    if os.environ.get("PYTHONPATH"):  # absolute: the server runs in the demo repository
+        env["PYTHONPATH"] = os.pathsep.join(
+            str(Path(p).resolve()) for p in os.environ["PYTHONPATH"].split(os.pathsep) if p
+        )
     return StdioServerParameters(
         command=sys.executable, args=["-m", "meta_experiment", "serve"], env=env, cwd=str(repo)
     )
@@ -124,6 +126,13 @@ async def drive(repo: Path, trials: int, seed: int) -> tuple[str, str, dict[str,
         return _text(status), _text(analysis), analysis.structured_content
 
 
+def _plain(exc: BaseException) -> str:
+    """The innermost message of an exception group (task groups wrap the real error)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
+
+
 def run_demo(trials: int = 40, seed: int = 7, keep: bool = False) -> int:
     import anyio
 
@@ -134,7 +143,12 @@ def run_demo(trials: int = 40, seed: int = 7, keep: bool = False) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="meta-experiment-demo-"))
     try:
         repo = make_repo(tmp)
-        status, analysis, _ = anyio.run(drive, repo, trials, seed)
+        try:
+            status, analysis, _ = anyio.run(drive, repo, trials, seed)
+        except Exception as exc:  # a server that would not start or answer: say so, no traceback
+            print(f"meta-experiment: the demo failed: {_plain(exc)}", file=sys.stderr)
+            print("The server's own messages, if any, are above.", file=sys.stderr)
+            return 1
         print(status)
         print(analysis)
         print(f"Demo finished in {time.perf_counter() - started:.1f} s.", file=sys.stderr)

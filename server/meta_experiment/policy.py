@@ -7,7 +7,7 @@ Automatic decisions come from the always-valid sequential test of the primary me
 `stats/sequential.py`), never from the fixed-horizon p-value, which is shown for comparison only
 (re-testing it after every trial inflates false decisions: "peeking").
 
-`confidence_threshold` (c) is the confidence of that always-valid test. The two-sided error rate of
+`confidence_threshold` (c) is the confidence of that sequential test. The two-sided error rate of
 decisions is
 
     alpha = min(0.05, 1 - c),   split evenly: alpha / 2 for promote, alpha / 2 for rollback.
@@ -16,9 +16,14 @@ As in the seed, where a decision needed both p < 0.05 and a confidence above the
 seed's 5% significance is a floor that the threshold can only tighten: c = 0.80 (the seed's
 default) and c = 0.95 both give alpha = 0.05, c = 0.99 gives 0.01. So, with no true difference,
 auto mode promotes with probability at most alpha / 2 = 2.5% and rolls back with probability at
-most 2.5%, however often it re-analyses and however long the experiment runs (the validation in
-bench/validate_decisions.py measures this). The "confidence" shown in reports is 1 - the
-always-valid two-sided p-value.
+most 2.5%, however often it re-analyses and however long the experiment runs.
+
+The test plans for decisions between `sample_size_required` trials and 7x that many (the planned
+window): 80% of each direction's alpha is spent there by an O'Brien-Fleming-type boundary, which
+asks for strong evidence early and little more than a single fixed-horizon test at the window's
+end; the other 20% goes to a normal-mixture e-process that catches large effects early and keeps
+deciding after the window. bench/validate_decisions.py measures the error rates and the power.
+The "confidence" shown in reports is 1 - the always-valid two-sided p-value.
 
 Promote when, at or after `sample_size_required` recorded trials:
   the always-valid test shows an improvement (one-sided always-valid p <= alpha / 2), the point
@@ -38,7 +43,7 @@ from .stats.guardrails import holm
 from .stats.results import Analysis, Criterion, Decision
 
 SIGNIFICANCE_FLOOR = 0.05  # the seed's p < 0.05, two-sided
-SEQUENTIAL = "always-valid sequential test (one-sided normal-mixture e-process)"
+SEQUENTIAL = "always-valid sequential test (O'Brien-Fleming-type window boundary or normal-mixture e-process)"
 
 
 def decision_alpha(targets: Targets) -> float:

@@ -22,7 +22,9 @@ def no_nan(analysis: Analysis) -> None:
     json.loads(text)
 
 
-def test_seed_example_promotes_with_numbers_that_agree():
+def test_seed_example_waits_then_promotes_with_numbers_that_agree():
+    """The seed's example (7 per arm, fixed-horizon p = 0.0009) is 20% into a 70-trial plan: the
+    sequential test wants more evidence than one look's p there; twice the data decides."""
     a = analyze(inputs(CONTROL, TREATMENT, raw=True, successes={"control": 7, "treatment": 7}))
     no_nan(a)
     m = a.primary
@@ -30,7 +32,12 @@ def test_seed_example_promotes_with_numbers_that_agree():
     assert m.student.t == pytest.approx(ref.statistic, abs=1e-9) and m.student.df == 12
     assert m.improvement_pct == pytest.approx((np.mean(CONTROL) - np.mean(TREATMENT)) / np.mean(CONTROL) * 100)
     assert m.mann_whitney is not None and m.sequential.active
-    assert a.decision.action == "promote"
+    s = m.sequential
+    assert s.phase == "window" and s.window_end_trials == 70 and s.information_fraction == pytest.approx(0.2)
+    assert s.z < s.z_boundary and s.p_value_improvement > 0.025
+    assert a.decision.action == "continue" and "would look significant" in a.decision.rationale
+    a = analyze(inputs(CONTROL * 2, TREATMENT * 2, raw=True, successes={"control": 14, "treatment": 14}))
+    assert a.decision.action == "promote" and a.primary.sequential.p_value_improvement <= 0.025
     assert a.decision.driven_by.startswith("always-valid")
     assert [c.name for c in a.decision.criteria][:4] == [
         "Statistical significance",

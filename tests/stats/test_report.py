@@ -13,12 +13,13 @@ TREATMENT = [27, 30, 21, 35, 25, 28, 26]
 
 
 def test_report_has_the_seed_sections():
-    a = analyze(inputs(CONTROL, TREATMENT, raw=True, successes={"control": 7, "treatment": 7}))
+    # the seed's example, twice over: enough evidence for the sequential test to promote
+    a = analyze(inputs(CONTROL * 2, TREATMENT * 2, raw=True, successes={"control": 14, "treatment": 14}))
     text = render_analysis(a, "Enhanced PR review", "exp-1")
     for heading in (
         "## STATISTICAL ANALYSIS - exp-1",
         "### Data Summary",
-        "**Control Group** (n=7):",
+        "**Control Group** (n=14):",
         "### Statistical Tests",
         "**Effect Size** (Cohen's d)",
         "**95% Confidence Interval**",
@@ -28,6 +29,7 @@ def test_report_has_the_seed_sections():
         "Student t-test",
         "Always-valid sequential test",
         "drove the decision",
+        "(40% of the planned window, which ends at 70 trials)",
     ):
         assert heading in text
     assert "39.2% faster" in text and "nan" not in text.lower()

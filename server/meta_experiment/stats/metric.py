@@ -88,22 +88,22 @@ def _sequential(
     improve_sign: float,
 ) -> SequentialResult:
     """The always-valid result at this look; `z` is oriented so that positive means better."""
-    r = sequential.information(n_c, n_t, design.n_required, design.control_share)
+    t = sequential.fraction(n_c, n_t, design.n_required, design.control_share)
     alpha = design.alpha_per_direction
-    log_b = sequential.log_threshold(alpha)
-    active = n_c + n_t >= design.n_required and z is not None and r > 0
+    active = n_c + n_t >= design.n_required and z is not None and t > 0
+    zb = sequential.z_boundary(t, alpha) if t > 0 else None
     base: dict[str, Any] = dict(
         z=finite(z),
-        information=r,
+        information_fraction=t,
+        phase="window" if sequential.in_window(t) else "after_window",
+        window_end_trials=sequential.plan_end(design.n_required),
         alpha_per_direction=alpha,
-        threshold=sequential.e_value(log_b),
+        z_boundary=zb,
         method=sequential.METHOD,
     )
-    if not active or z is None:
+    if not active or z is None or zb is None:
         return SequentialResult(
             active=False,
-            e_value_improvement=None,
-            e_value_regression=None,
             p_value_improvement=None,
             p_value_regression=None,
             p_value=None,
@@ -111,18 +111,14 @@ def _sequential(
             improvement_confidence_sequence=None,
             **base,
         )
-    le_up, le_down = sequential.log_e_value(z, r), sequential.log_e_value(-z, r)
-    p_up, p_down = sequential.always_valid_p(le_up), sequential.always_valid_p(le_down)
+    p_up, p_down = sequential.p_value(z, t), sequential.p_value(-z, t)
     cs = None
     if se is not None and d is not None and se > 0:
-        zb = sequential.z_boundary(r, alpha)
         # same tail probability as zb, on the t scale of the test (Jennison & Turnbull 2000, sec. 3.4)
         crit = zb if df is None else float(stats.t.isf(stats.norm.sf(zb), df))
         cs = (d - crit * se, d + crit * se)
     return SequentialResult(
         active=True,
-        e_value_improvement=sequential.e_value(le_up),
-        e_value_regression=sequential.e_value(le_down),
         p_value_improvement=p_up,
         p_value_regression=p_down,
         p_value=clip_p(2 * min(p_up, p_down)),

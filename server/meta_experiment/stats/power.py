@@ -50,21 +50,30 @@ def n_fixed(effect: float, alpha: float, power: float = 0.8, t_test: bool = True
 def n_sequential(
     effect: float, alpha_per_direction: float, n_required: int, power: float = 0.8, control_share: float = 0.5
 ) -> float | None:
-    """n per arm at which the always-valid test crosses its one-sided boundary at that look with
+    """n per arm at which the sequential test crosses its one-sided boundary at that look with
     the given probability: effect sqrt(n/2) - z_boundary(n) = z_power (normal approximation; an
-    upper bound for the sample size, since the boundary may be crossed earlier)."""
+    upper bound for the sample size, since the boundary may be crossed earlier). The boundary falls
+    inside the planned window and jumps up after it (the e-process keeps only the rest of alpha),
+    so the window is searched first."""
     effect = abs(effect)
     if effect == 0 or not math.isfinite(effect):
         return None
     z_power = stats.norm.ppf(power)
+    unit = sequential.fraction(1, 1, n_required, control_share)  # t per trial per arm (n_eff = n / 2)
+    per_arm_end = 1 / unit  # the window's end (t = 1), n per arm
 
     def gap(n: float) -> float:
-        r = sequential.information(1, 1, n_required, control_share) * n  # n per arm -> n_eff = n / 2
-        return effect * math.sqrt(n / 2) - sequential.z_boundary(r, alpha_per_direction) - z_power
+        t = unit * n
+        return effect * math.sqrt(n / 2) - sequential.z_boundary(t, alpha_per_direction) - z_power
 
     lo = 1.0
     if gap(lo) >= 0:
         return lo
+    if gap(per_arm_end) >= 0:  # increasing inside the window
+        return float(optimize.brentq(gap, lo, per_arm_end, xtol=1e-6))
+    after = per_arm_end * (1 + 1e-9)
+    if gap(after) >= 0:
+        return after
     if gap(N_MAX) < 0:
         return None
-    return float(optimize.brentq(gap, lo, N_MAX, xtol=1e-6))
+    return float(optimize.brentq(gap, after, N_MAX, xtol=1e-6))

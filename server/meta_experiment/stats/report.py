@@ -5,6 +5,7 @@ every number comes from the Analysis."""
 from __future__ import annotations
 
 from ..models import DURATION_UNITS
+from . import sequential
 from .results import Analysis, ArmSummary, Interval, MetricAnalysis
 
 HEADLINE = {
@@ -122,8 +123,13 @@ def _tests(m: MetricAnalysis, drove: str) -> list[str]:
     if s is not None and s.active:
         out += [
             "**Always-valid sequential test** (" + drove + "):",
-            f"- e-value for improvement: {_num(s.e_value_improvement)}, for regression: "
-            f"{_num(s.e_value_regression)} (threshold {_num(s.threshold)})",
+            f"- z = {_num(s.z)}; a decision needs |z| >= {_num(s.z_boundary)} at this look "
+            + (
+                f"({s.information_fraction:.0%} of the planned window, which ends at {s.window_end_trials} trials)"
+                if s.phase == "window"
+                else f"(after the planned window of {s.window_end_trials} trials: only the e-process, "
+                f"{1 - sequential.WINDOW_SHARE:.0%} of alpha, decides now)"
+            ),
             f"- always-valid p: improvement {_p(s.p_value_improvement)}, regression {_p(s.p_value_regression)}",
             f"- {s.method}",
             "",

@@ -64,16 +64,22 @@ class ProportionTest(Frozen):
 
 
 class SequentialResult(Frozen):
-    """The always-valid test of the primary metric (and of guardrails, for rollback): a one-sided
-    normal-mixture e-process per direction, calibrated to start at `sample_size_required`."""
+    """The sequential test of the primary metric (and of guardrails, for rollback), valid at any
+    number of looks: an O'Brien-Fleming-type boundary over the planned window, then a normal-mixture
+    e-process (see stats/sequential.py)."""
 
     active: Annotated[bool, Field(description="False before sample_size_required: no sequential decision yet.")]
     z: float | None
-    information: float
+    information_fraction: Annotated[
+        float, Field(description="n_eff now / n_eff at the end of the planned window (1 = the window's end).")
+    ]
+    phase: Annotated[
+        Literal["window", "after_window"],
+        Field(description="Inside the planned window (both boundaries) or after it (the e-process alone)."),
+    ]
+    window_end_trials: Annotated[int, Field(description="Recorded trials at which the planned window ends.")]
     alpha_per_direction: float
-    e_value_improvement: float | None
-    e_value_regression: float | None
-    threshold: Annotated[float, Field(description="e-value needed to reject in one direction.")]
+    z_boundary: Annotated[float | None, Field(description="z needed at this look to decide one direction.")]
     p_value_improvement: Annotated[float | None, Field(description="Always-valid one-sided p for improvement.")]
     p_value_regression: Annotated[float | None, Field(description="Always-valid one-sided p for regression.")]
     p_value: Annotated[float | None, Field(description="Always-valid two-sided p (2 x the smaller one-sided).")]

@@ -1,33 +1,55 @@
-"""The always-valid test that drives automatic decisions: a one-sided normal-mixture e-process per
-direction (a mixture sequential probability ratio test), evaluated from the current sufficient
-statistics only, so auto mode may re-analyse after every trial without inflating its error rates.
+"""The sequential test that drives automatic decisions. It is valid however often auto mode
+re-analyses (after every trial, or whenever someone asks) and is evaluated from the current
+sufficient statistics only.
 
-Method. At a look with standardized statistic z (Welch t mapped to z by equal tail probability,
-or the pooled two-proportion z) and information r = tau^2 * n_eff (n_eff = n_c n_t / (n_c + n_t),
-tau the mixing scale in standardized units), the likelihood ratio of effect theta against 0,
-mixed over theta ~ N(0, tau^2) restricted to one side, is
+The plan
+--------
+An experiment is planned to decide between `sample_size_required` recorded trials and
+PLAN_MULTIPLE (7) times that many: the planned window. Each direction's error budget alpha (half
+the policy's two-sided alpha) is split between two boundaries, and a direction is decided when
+either is reached.
 
-    E+(z, r) = 2 (1 + r)^(-1/2) exp(z^2 r / (2 (1 + r))) Phi(z sqrt(r / (1 + r)))
+* A: WINDOW_SHARE (80%) is spent inside the window by an O'Brien-Fleming-type boundary monitored
+  continuously. With t = n_eff / n_eff(end of the window) the information fraction
+  (n_eff = n_c n_t / (n_c + n_t)) and z the standardized statistic (Welch t mapped to z by equal
+  tail probability, or the pooled two-proportion z), A is reached when
 
-(Robbins 1970; the one-sided normal mixture of Howard, Ramdas, McAuliffe & Sekhon 2021, Ann.
-Statist. 49(2), sec. 3; the two-sided version is the mSPRT of Johari, Pekelis & Walsh 2022,
-Oper. Res. 70(3), eq. (11)). Under theta <= 0 it is a nonnegative supermartingale, so by Ville's
-inequality it exceeds a threshold B at any look with probability at most 1/B.
+      t <= 1 and z sqrt(t) >= c,   c = Phi^-1(1 - alpha_A / 2),   alpha_A = WINDOW_SHARE * alpha.
 
-Looks start only at `sample_size_required` (information r0), so the threshold is calibrated to
-that start: conditioning Ville's inequality on the value at r0 gives, for continuous monitoring
-over the whole unbounded future,
+  With no effect, z sqrt(t) follows Brownian motion W(t) in information time (the canonical joint
+  distribution of Jennison & Turnbull 2000, "Group Sequential Methods", sec. 3.1), and by the
+  reflection principle P(sup_{t <= 1} W(t) >= c) = 2 (1 - Phi(c)) = alpha_A. By information t the
+  boundary has spent 2 - 2 Phi(c / sqrt(t)): the O'Brien-Fleming-type spending function of Lan &
+  DeMets (1983, Biometrika 70(3), 659-663). This is its continuous-monitoring limit, so it covers
+  any number of looks at any information fractions; discrete looks only lower the error.
 
-    P(sup_{r >= r0} E+ >= B) = P(Z >= z*) + (1/B) E[E+(Z, r0); Z < z*],  E+(z*, r0) = B,
+* B: the rest, alpha_B = (1 - WINDOW_SHARE) alpha, goes to a one-sided normal-mixture e-process
+  (mixture SPRT), valid from `sample_size_required` on with no end: it catches large effects
+  early, when A's boundary is still high, and keeps deciding after the window. At information
+  r = MIXTURE_R0 * PLAN_MULTIPLE * t (MIXTURE_R0 at the required size) its value is
 
-and the expectation has the closed form Phi(h) - 2 T(h, sqrt(r0)), h = z* / sqrt(1 + r0), with
-Owen's T function (Owen 1956; derived in `crossing_probability`). Solving it for B = alpha gives
-the smallest threshold valid for every number of looks after the start, and reading it backwards
-turns the current e-value into an always-valid p-value. Discrete looks only lower the error.
+      E+(z, r) = 2 (1 + r)^(-1/2) exp(z^2 r / (2 (1 + r))) Phi(z sqrt(r / (1 + r)))
 
-The mixing scale puts r0 = MIXTURE_R0 at the start, which makes the boundary nearly flat (about
-z = 3.0 for alpha = 0.025) between 1x and 7x the required sample size, the window where auto mode
-is expected to decide; the bench/validate_decisions.py table measures the error rates."""
+  (Robbins 1970; the one-sided normal mixture of Howard, Ramdas, McAuliffe & Sekhon 2021, Ann.
+  Statist. 49(2), sec. 3; the two-sided version is the mSPRT of Johari, Pekelis & Walsh 2022,
+  Oper. Res. 70(3), eq. (11)). Under no effect it is a nonnegative supermartingale; conditioning
+  Ville's inequality on its value at the required size (r0) gives, for all looks from there on,
+
+      P(sup_{r >= r0} E+ >= B) = P(Z >= z*) + (1/B) E[E+(Z, r0); Z < z*],  E+(z*, r0) = B,
+
+  with the expectation in closed form, Phi(h) - 2 T(h, sqrt(r0)), h = z* / sqrt(1 + r0), Owen's T
+  (Owen 1956; see `crossing_probability`). B is solved so that this equals alpha_B.
+
+By the union bound the chance of ever deciding wrongly in a direction is at most
+alpha_A + alpha_B = alpha, however many looks, inside the window or after it. Why this shape:
+almost all decisions are expected in the window, and there A keeps nearly the power of a single
+test at the window's end (z >= 2.33 at the end for alpha 2.5%, against 1.96 for a test that looks
+once), where an e-process alone needs z of about 3 throughout. bench/validate_decisions.py
+measures the error rates and the power.
+
+The p-value reported at a look is the repeated p-value (Jennison & Turnbull 2000, ch. 9): the
+smallest alpha at which this look reaches A or B, min(p_A / WINDOW_SHARE, p_B / (1 - WINDOW_SHARE)),
+so that `p <= alpha` is exactly the decision rule."""
 
 from __future__ import annotations
 
@@ -38,12 +60,61 @@ from scipy import optimize, special, stats
 
 from .numeric import Z_CAP
 
-MIXTURE_R0 = 3.0  # tau^2 * n_eff at sample_size_required (tuned by bench/validate_decisions.py)
-E_VALUE_CAP = 1e15  # reported e-values are capped here (the decision only needs the comparison)
+PLAN_MULTIPLE = 7  # the planned window ends at 7x sample_size_required trials
+WINDOW_SHARE = 0.8  # share of each direction's alpha spent inside the planned window
+MIXTURE_R0 = 3.0  # tau^2 * n_eff of the e-process at sample_size_required
 METHOD = (
-    "one-sided normal-mixture e-process (mSPRT; Johari, Pekelis & Walsh 2022; Howard et al. 2021), "
-    "Ville's inequality calibrated to start at sample_size_required"
+    "O'Brien-Fleming-type boundary monitored continuously over the planned window (Lan & DeMets 1983; "
+    "80% of alpha) or a one-sided normal-mixture e-process from the required size on (mSPRT; Johari, "
+    "Pekelis & Walsh 2022; Howard et al. 2021; 20%), whichever is reached first"
 )
+
+
+def fraction(n_c: int, n_t: int, n_required: int, control_share: float = 0.5) -> float:
+    """Information fraction t = n_eff / n_eff at the end of the planned window (PLAN_MULTIPLE x
+    n_required trials with the intended split); 0 while an arm is empty."""
+    if n_c == 0 or n_t == 0:
+        return 0.0
+    n_eff = n_c * n_t / (n_c + n_t)
+    return n_eff / (PLAN_MULTIPLE * max(n_required, 2) * control_share * (1 - control_share))
+
+
+def plan_end(n_required: int) -> int:
+    """Total recorded trials at the end of the planned window."""
+    return PLAN_MULTIPLE * max(n_required, 2)
+
+
+def in_window(t: float) -> bool:
+    return t <= 1.0
+
+
+# --- A: the continuously monitored O'Brien-Fleming-type boundary over the window ---------------
+
+
+def window_critical(alpha: float) -> float:
+    """c with P(sup_{t <= 1} W(t) >= c) = 2 (1 - Phi(c)) = WINDOW_SHARE * alpha."""
+    return float(stats.norm.isf(WINDOW_SHARE * alpha / 2))
+
+
+def spent(t: float, alpha: float) -> float:
+    """Alpha spent by boundary A by information fraction t (Lan & DeMets 1983, O'Brien-Fleming
+    type): 2 - 2 Phi(c / sqrt(t))."""
+    if t <= 0:
+        return 0.0
+    return float(2 * stats.norm.sf(window_critical(alpha) / math.sqrt(min(t, 1.0))))
+
+
+def _window_p(z: float, t: float) -> float:
+    """The smallest alpha_A whose boundary A this look reaches: 2 (1 - Phi(z sqrt(t)))."""
+    return 2 * float(stats.norm.sf(z * math.sqrt(t))) if in_window(t) else 1.0
+
+
+# --- B: the normal-mixture e-process ------------------------------------------------------------
+
+
+def mixture_information(t: float) -> float:
+    """r = tau^2 n_eff, with r = MIXTURE_R0 at the required size (t = 1 / PLAN_MULTIPLE)."""
+    return MIXTURE_R0 * PLAN_MULTIPLE * t
 
 
 def log_e_value(z: float, r: float) -> float:
@@ -65,7 +136,7 @@ def _z_at(log_b: float, r: float) -> float:
 
 
 def crossing_probability(log_b: float, r0: float = MIXTURE_R0) -> float:
-    """P(the e-process ever reaches B = exp(log_b) at or after information r0) under theta = 0.
+    """P(the e-process ever reaches B = exp(log_b) at or after information r0) under no effect.
 
     With Z ~ N(0, 1) the statistic at r0: E+(z, r0) phi(z) = 2 Phi(s z) phi(z / sqrt(1 + r0)) /
     sqrt(1 + r0), s = sqrt(r0 / (1 + r0)), so E[E+; Z < z*] = 2 P(W < z*, U < s W) with
@@ -86,30 +157,33 @@ def log_threshold(alpha: float, r0: float = MIXTURE_R0) -> float:
     return float(optimize.brentq(lambda lb: crossing_probability(lb, r0) - alpha, 0.0, upper, xtol=1e-12))
 
 
-def always_valid_p(log_e: float, r0: float = MIXTURE_R0) -> float:
-    """The smallest alpha whose threshold the current e-value reaches: crossing_probability(log E)."""
+def _mixture_p(z: float, t: float) -> float:
+    """The smallest alpha_B whose threshold this look's e-value reaches: crossing_probability(log E)."""
+    log_e = log_e_value(z, mixture_information(t))
     if log_e <= 0:
         return 1.0
     if log_e > 700:
         return 0.0
-    return crossing_probability(log_e, r0)
+    return crossing_probability(log_e)
 
 
-def information(n_c: int, n_t: int, n_required: int, control_share: float = 0.5, r0: float = MIXTURE_R0) -> float:
-    """r = tau^2 n_eff, scaled so that r = r0 at the required sample size with the intended split."""
-    if n_c == 0 or n_t == 0:
-        return 0.0
-    n_eff = n_c * n_t / (n_c + n_t)
-    n_eff_required = max(n_required, 2) * control_share * (1 - control_share)
-    return r0 * n_eff / n_eff_required
+# --- the combined rule ----------------------------------------------------------------------------
 
 
 @lru_cache(maxsize=4096)
-def z_boundary(r: float, alpha: float, r0: float = MIXTURE_R0) -> float:
-    """The z that the statistic must reach at information r to reject one direction at alpha."""
-    return min(Z_CAP, _z_at(log_threshold(alpha, r0), r))
+def z_boundary(t: float, alpha: float) -> float:
+    """The z that the statistic must reach at information fraction t to decide one direction at
+    alpha (the direction's whole budget; the split between A and B is applied here)."""
+    if t <= 0:
+        return Z_CAP
+    b = _z_at(log_threshold((1 - WINDOW_SHARE) * alpha), mixture_information(t))
+    a = window_critical(alpha) / math.sqrt(t) if in_window(t) else math.inf
+    return min(Z_CAP, a, b)
 
 
-def e_value(log_e: float) -> float:
-    """exp(log E) capped at E_VALUE_CAP, for reports."""
-    return E_VALUE_CAP if log_e >= math.log(E_VALUE_CAP) else math.exp(log_e)
+def p_value(z: float, t: float) -> float:
+    """Repeated one-sided p-value for a positive effect at this look: p <= alpha exactly when
+    z >= z_boundary(t, alpha)."""
+    if t <= 0:
+        return 1.0
+    return min(1.0, _window_p(z, t) / WINDOW_SHARE, _mixture_p(z, t) / (1 - WINDOW_SHARE))

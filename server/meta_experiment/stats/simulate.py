@@ -118,9 +118,11 @@ def ours(
     max_regression: float = 10.0,
 ) -> Rates:
     """Auto mode with policy.decide on the primary metric alone (no guardrails; SRM cannot fire with
-    blocks of 2): promote when the improvement e-value reaches its threshold and the improvement
-    exceeds `threshold` %, roll back when the regression e-value does and the regression exceeds
-    `max_regression` %."""
+    blocks of 2): promote when the sequential test reaches its improvement boundary and the
+    improvement exceeds `threshold` %, roll back when it reaches its regression boundary and the
+    regression exceeds `max_regression` %: boundary A inside the planned window or the e-process B,
+    as `sequential.z_boundary`. Looks past the window (a `horizon` in `generate` above
+    sequential.PLAN_MULTIPLE) have only B."""
     binary = setting == "binary"
     nc, mc, vc, nt, mt, vt = _cumulative(arm, np.log(x) if log_scale else x, n_required)
     if binary:
@@ -131,12 +133,16 @@ def ours(
         z, _ = welch_z(nc, mc, vc, nt, mt, vt)
         z = -z  # lower is better
         imp = -np.expm1(mt - mc) * 100 if log_scale else (mc - mt) / np.abs(mc) * 100
-    n_eff = nc * nt / (nc + nt)
-    r = sequential.MIXTURE_R0 * n_eff / (n_required / 4)
-    log_b = sequential.log_threshold(alpha / 2)
+    t = (nc * nt / (nc + nt)) / (sequential.PLAN_MULTIPLE * n_required / 4)
+    window = t <= 1.0
+    c = sequential.window_critical(alpha / 2)
+    log_b = sequential.log_threshold((1 - sequential.WINDOW_SHARE) * alpha / 2)
+    r = sequential.MIXTURE_R0 * sequential.PLAN_MULTIPLE * t  # sequential.mixture_information, vectorised
     with np.errstate(invalid="ignore"):
-        promote = (log_e(z, r) >= log_b) & (imp > threshold)
-        rollback = (log_e(-z, r) >= log_b) & (-imp > max_regression)
+        up = (window & (z * np.sqrt(t) >= c)) | (log_e(z, r) >= log_b)
+        down = (window & (-z * np.sqrt(t) >= c)) | (log_e(-z, r) >= log_b)
+        promote = up & (imp > threshold)
+        rollback = down & (-imp > max_regression)
     return _first(promote, rollback, n_required)
 
 
