@@ -1,11 +1,13 @@
 """Power, SRM and Holm against statsmodels and scipy."""
 
+import numpy as np
 import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower, tt_ind_solve_power
 
-from meta_experiment.stats import power
+from meta_experiment.stats import power, sequential
+from meta_experiment.stats.analysis import analyze
 from meta_experiment.stats.guardrails import holm
 from meta_experiment.stats.srm import srm_check
 
@@ -48,3 +50,40 @@ def test_holm_matches_statsmodels():
     ref = multipletests(ps, method="holm")[1]
     assert holm(ps) == pytest.approx(list(ref), abs=1e-12)
     assert holm([None, 0.02, None]) == [None, 0.02, None]
+
+
+@pytest.mark.parametrize("d", [0.2, 0.5, 1.0])
+def test_suggested_required_gives_the_power_at_the_window_end(d):
+    """At the window's end boundary A is a one-sided z-test at 0.8 * 2.5% / 2 = 1%: statsmodels'
+    power of that test reaches 80% with the suggested sample_size_required, and not with one less."""
+    req = power.required_for_window(d, 0.025)
+    per_arm = lambda r: sequential.PLAN_MULTIPLE * r / 2  # noqa: E731  (n per arm at the window's end)
+    ref = NormalIndPower()
+    assert ref.power(effect_size=d, nobs1=per_arm(req), alpha=0.01, alternative="larger") >= 0.8
+    if req > 2:
+        assert ref.power(effect_size=d, nobs1=per_arm(req - 1), alpha=0.01, alternative="larger") < 0.8
+
+
+@pytest.mark.parametrize("d,required", [(1.0, 10), (0.5, 100), (0.5, 10)])
+def test_sequential_n_puts_the_boundary_at_the_power_quantile(d, required):
+    """effect sqrt(n/2) - z_boundary = z_0.8 at the returned n, inside the window (first two) or
+    after it (the third: the window, 35 per arm, is short for d = 0.5)."""
+    n = power.n_sequential(d, 0.025, required)
+    t = sequential.fraction(1, 1, required) * n
+    assert sequential.in_window(t) == (required == 100 or d == 1.0)
+    assert d * (n / 2) ** 0.5 - sequential.z_boundary(t, 0.025) == pytest.approx(stats.norm.ppf(0.8), abs=1e-4)
+
+
+def test_analysis_suggests_a_longer_plan_when_the_window_is_short():
+    from meta_experiment.models import Targets
+
+    from .helpers import inputs
+
+    rng = np.random.default_rng(5)
+    c, t = rng.normal(45, 15, 12), rng.normal(44, 15, 12)  # 15% of 45 is 0.45 sd: d = 0.45
+    a = analyze(inputs(list(c), list(t), targets=Targets(improvement_threshold=15)))
+    p = a.power
+    assert p.suggested_sample_size_required is not None and p.suggested_sample_size_required > 10
+    assert f"sample_size_required = {p.suggested_sample_size_required}" in p.message
+    wide = analyze(inputs(list(c), list(t), required=p.suggested_sample_size_required))
+    assert wide.power.suggested_sample_size_required is None

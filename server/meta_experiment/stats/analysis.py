@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..models import Arm, MetricSpec, Targets
-from . import binary, power
+from . import binary, power, sequential
 from .guardrails import holm
 from .metric import Design, MetricData, Role, analyze_metric, scaled_summaries
 from .results import Analysis, Guardrail, MetricAnalysis, Power
@@ -193,7 +193,10 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
     seq = power.n_sequential(effect, alpha / 2, inputs.sample_size_required, inputs.power, inputs.control_share)
     n_fixed = None if fixed is None else math.ceil(fixed - 1e-9)
     n_seq = None if seq is None else max(math.ceil(seq - 1e-9), math.ceil(inputs.sample_size_required / 2))
-    per_arm = total = None
+    per_arm = total = suggested = None
+    window_end = sequential.plan_end(inputs.sample_size_required)
+    if seq is None or 2 * seq > window_end:
+        suggested = power.required_for_window(effect, alpha / 2, inputs.power, inputs.control_share)
     if n_seq is not None:
         have = [inputs.recorded.get("control", 0), inputs.recorded.get("treatment", 0)]
         per_arm = max(0, n_seq - min(have))
@@ -205,6 +208,12 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
         )
     else:
         message = "the target improvement is too small to detect with any practical sample size"
+    if suggested is not None and suggested > inputs.sample_size_required:
+        message += (
+            f". The planned window (to {window_end} trials) is short for this effect: "
+            f"sample_size_required = {suggested} would plan up to {sequential.plan_end(suggested)} trials "
+            f"and reach {inputs.power:.0%} power by then"
+        )
     return Power(
         effect_size=effect,
         basis=basis,
@@ -212,6 +221,7 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
         n_per_arm_sequential=n_seq,  # type: ignore[arg-type]
         trials_needed_per_arm=per_arm,
         trials_needed_total=total,
+        suggested_sample_size_required=suggested if suggested and suggested > inputs.sample_size_required else None,
         message=message,
         **base,
     )

@@ -47,6 +47,20 @@ def n_fixed(effect: float, alpha: float, power: float = 0.8, t_test: bool = True
     return float(optimize.brentq(lambda n: fn(effect, n, alpha) - power, lo, hi, xtol=1e-10, rtol=1e-13))
 
 
+def required_for_window(
+    effect: float, alpha_per_direction: float, power: float = 0.8, control_share: float = 0.5
+) -> int | None:
+    """The smallest sample_size_required whose planned window ends where the window's boundary alone
+    (z >= c at t = 1) has the given power: n_eff at the end >= ((c + z_power) / effect)^2 (normal
+    approximation), n_eff at the end = PLAN_MULTIPLE * required * share * (1 - share)."""
+    effect = abs(effect)
+    if effect == 0 or not math.isfinite(effect):
+        return None
+    n_eff = ((sequential.window_critical(alpha_per_direction) + stats.norm.ppf(power)) / effect) ** 2
+    need = n_eff / (sequential.PLAN_MULTIPLE * control_share * (1 - control_share))
+    return None if need > N_MAX else max(2, math.ceil(need - 1e-9))
+
+
 def n_sequential(
     effect: float, alpha_per_direction: float, n_required: int, power: float = 0.8, control_share: float = 0.5
 ) -> float | None:

@@ -145,6 +145,13 @@ class Power(Frozen):
     n_per_arm_sequential: int | None
     trials_needed_per_arm: int | None
     trials_needed_total: int | None
+    suggested_sample_size_required: Annotated[
+        int | None,
+        Field(
+            description="Set when the planned window (to 7x sample_size_required) is short for the target "
+            "effect: the sample_size_required whose window gives this power at its end."
+        ),
+    ] = None
     message: str
 
 
