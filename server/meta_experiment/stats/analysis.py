@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ..models import Arm, MetricSpec, Targets
 from . import binary, power, sequential
@@ -176,7 +176,7 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
     thr = inputs.targets.improvement_threshold
     spec = inputs.primary
     c, t, _ = scaled_summaries(_data(inputs, spec, "primary"), [])
-    base = dict(target_improvement_pct=thr, alpha=alpha, power=inputs.power)
+    base: dict[str, Any] = dict(target_improvement_pct=thr, alpha=alpha, power=inputs.power)
     effect, basis, why = _effect(spec, primary, c, t, inputs.power_guess, thr)
     if effect is None:
         return Power(
