@@ -84,7 +84,12 @@ ConfidenceThreshold = Annotated[
     float | None, Field(gt=0.5, lt=1, description="Required confidence of the always-valid test, e.g. 0.8.")
 ]
 SampleSize = Annotated[
-    int | None, Field(ge=2, le=10_000_000, description="Recorded trials (both arms) before any decision.")
+    int | None,
+    Field(
+        ge=2,
+        le=10_000_000,
+        description="Recorded trials (both arms) before any decision; the test plans to decide by 7x this.",
+    ),
 ]
 MaxDuration = Annotated[float | None, Field(gt=0, le=3650, description="Days before the experiment expires.")]
 AutoPromote = Annotated[bool | None, Field(description="Let auto mode promote a winner.")]

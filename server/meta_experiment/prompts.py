@@ -38,9 +38,12 @@ Work through these steps, then call `create_experiment`.
    - improvement_threshold: the smallest gain worth shipping (e.g. 15%).
    - max_regression: the largest loss you would tolerate on any metric (e.g. 10%).
    - confidence_threshold: how sure the decision must be (0.80 default; 0.95 for risky changes).
-   - sample_size_required: recorded trials across both arms before any decision. Small effects
-     need many trials: detecting a 15% change in a metric whose runs vary by ±50% takes roughly
-     100+ trials per arm; a 40% change, about 20 per arm. 10 is a floor, not a target.
+   - sample_size_required: recorded trials across both arms before any decision. It also sets the
+     plan: the test expects to decide between this many and 7x this many trials, and spends most
+     of its error budget there. Small effects need many trials: detecting a 15% change in a metric
+     whose runs vary by ±50% takes roughly 100+ trials per arm; a 40% change, about 20 per arm.
+     10 is a floor, not a target; when the window is too short for the target effect, analyze's
+     power section names the sample_size_required that fits it.
 
 5. Avoid false positives.
    - Do not stop as soon as the numbers look good ("peeking"): the analysis uses an always-valid
