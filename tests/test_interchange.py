@@ -146,7 +146,9 @@ def test_existing_ids_conflict_or_skip(lab: Lab) -> None:
         ([], "experiments"),
         ({"experiments": [{"name": "no id"}]}, "string id"),
         ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], status="exploded")]}, "unknown status"),
-        ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [1, "x"]})]}, "non-finite"),
+        ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [1, "x"]})]}, "a number"),
+        ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [10**400]})]}, "finite"),
+        ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [3e15]})]}, "larger unit"),
     ],
 )
 def test_malformed_documents_are_refused(lab: Lab, document, message) -> None:

@@ -65,14 +65,18 @@ def lift_path(
             rel = math.expm1(min(v, 50.0)) if log else v / abs(c_mean)
             return sign * rel * 100
 
-        out["n"].append(float(n))
-        out["lift"].append(to_pct(d))
+        lift = to_pct(d)
         lo, hi = sorted((to_pct(d - half), to_pct(d + half)))
+        if not all(math.isfinite(v) for v in (lift, lo, hi)):
+            continue  # values too large for a relative change: no point to draw
+        out["n"].append(float(n))
+        out["lift"].append(lift)
         out["lo"].append(lo)
         out["hi"].append(hi)
-        lo, hi = sorted((to_pct(d - cs_half), to_pct(d + cs_half)))
-        out["cs_lo"].append(lo)
-        out["cs_hi"].append(hi)
+        cs = sorted((to_pct(d - cs_half), to_pct(d + cs_half)))
+        finite = all(math.isfinite(v) for v in cs)  # an unbounded always-valid interval is a gap
+        out["cs_lo"].append(cs[0] if finite else math.nan)
+        out["cs_hi"].append(cs[1] if finite else math.nan)
     return out
 
 
@@ -105,14 +109,20 @@ def render_chart(
         )
         ax1.fill_between(path["n"], path["lo"], path["hi"], alpha=0.3, color="tab:blue", label="95% CI (fixed)")
         ax1.plot(path["n"], path["lift"], color="tab:blue", label="improvement")
-        ax1.set_ylim(*_limits(path))
+        limits = _limits(path)
+        if limits is not None:
+            ax1.set_ylim(*limits)
     ax1.axhline(0, color="grey", lw=0.8)
     ax1.axvline(analysis.sample_size_required, color="grey", ls=":", lw=0.8, label="required trials")
     ax1.set_xlabel("trials recorded")
     ax1.set_ylabel(f"improvement of {m.name} (%)")
     ax1.legend(fontsize=8, loc="best")
     data = [np.asarray(control, float), np.asarray(treatment, float)]
-    if all(v.size for v in data):
+    # matplotlib's axis arithmetic overflows long before the float range ends
+    plottable = all(v.size for v in data) and bool(np.abs(np.concatenate(data)).max() <= PLOT_LIMIT)
+    if all(v.size for v in data) and not plottable:
+        ax2.text(0.5, 0.5, "values too large to plot", ha="center", va="center", transform=ax2.transAxes)
+    if plottable:
         ax2.boxplot(data, showfliers=True)
         ax2.set_xticks([1, 2], [f"control (n={data[0].size})", f"treatment (n={data[1].size})"])
         rng = np.random.default_rng(0)
@@ -129,9 +139,15 @@ def render_chart(
     return buf.getvalue()
 
 
-def _limits(path: dict[str, list[float]]) -> tuple[float, float]:
-    """Clip the y axis to the fixed intervals (early always-valid bands can be very wide)."""
-    lo = min(0.0, path["cs_lo"][-1], *(path["lo"][len(path["lo"]) // 5 :] or path["lo"]))
-    hi = max(0.0, path["cs_hi"][-1], *(path["hi"][len(path["hi"]) // 5 :] or path["hi"]))
+PLOT_LIMIT = 1e100  # largest |value| the distribution panel draws
+
+
+def _limits(path: dict[str, list[float]]) -> tuple[float, float] | None:
+    """Clip the y axis to the fixed intervals (early always-valid bands can be very wide); None
+    when the range is not drawable."""
+    lows = [path["cs_lo"][-1], *(path["lo"][len(path["lo"]) // 5 :] or path["lo"])]
+    highs = [path["cs_hi"][-1], *(path["hi"][len(path["hi"]) // 5 :] or path["hi"])]
+    lo = min([0.0, *(v for v in lows if math.isfinite(v))])
+    hi = max([0.0, *(v for v in highs if math.isfinite(v))])
     pad = 0.1 * (hi - lo or 1.0)
-    return lo - pad, hi + pad
+    return (lo - pad, hi + pad) if math.isfinite(lo - pad) and math.isfinite(hi + pad) else None

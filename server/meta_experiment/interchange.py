@@ -10,7 +10,6 @@ export → import → export gives the same document. A file in the seed's bare 
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Any
 
@@ -18,7 +17,7 @@ from pydantic import ValidationError
 
 from .errors import Conflict, InvalidInput, validation_message
 from .lifecycle import Lab
-from .measurements import derived_values
+from .measurements import check_finite, derived_values
 from .models import ARMS, TERMINAL_STATUSES, MetricSpec, iso, parse_iso
 from .stats.summary import Summary
 
@@ -281,9 +280,10 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
             for name, value in (t.get("metrics") or {}).items():
                 if name not in known:
                     raise ValueError(f"trial metric {name!r} is not one of {sorted(known)}.")
-                if not isinstance(value, int | float) or not math.isfinite(float(value)):
-                    raise ValueError(f"trial metric {name!r} has a non-finite value {value!r}.")
-                values[name] = float(value)
+                try:
+                    values[name] = check_finite(name, value)
+                except InvalidInput as exc:
+                    raise ValueError(f"trial metric: {exc}") from None
             at = parse_iso(t["recorded_at"]) if t.get("recorded_at") else created
             if any(m.log_scale and name == m.name and v <= 0 for m in spec.metrics for name, v in values.items()):
                 raise ValueError("a log-scale metric has a value <= 0.")

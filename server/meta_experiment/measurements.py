@@ -28,16 +28,27 @@ class Definition:
     sample_size_required: int
 
 
+MAX_ABS_VALUE = 1e15  # keeps sums of squares of millions of values far inside the float range
+
+
 def check_finite(name: str, value: Any) -> float:
     if isinstance(value, bool):
         return float(value)
     if not isinstance(value, int | float):
         raise InvalidInput(f"Metric {name!r} must be a number, got {type(value).__name__} {value!r}.")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range
+        number = math.inf
     if not math.isfinite(number):
         raise InvalidInput(
             f"Metric {name!r} is {value!r}; only finite numbers can be recorded. "
             "Record the real measurement, or leave the metric out if it was not measured."
+        )
+    if abs(number) > MAX_ABS_VALUE:
+        raise InvalidInput(
+            f"Metric {name!r} is {value!r}, beyond ±{MAX_ABS_VALUE:g}: its squares would overflow the "
+            "running statistics. Record it in a larger unit (e.g. seconds instead of nanoseconds)."
         )
     return number
 

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from meta_experiment.charts import render_chart
 from meta_experiment.models import MetricSpec
 from meta_experiment.stats.analysis import analyze
+from meta_experiment.stats.report import render_analysis
 from meta_experiment.stats.results import Analysis
 
 from .helpers import inputs
@@ -82,8 +84,19 @@ def test_binary_primary():
         ([3.0] * 6, [2.0] * 6),
         ([10.0, 11, 9, 10, 12, 10], [10.0, 11, 9, 10, 12, 1e9]),
         ([0.0] * 6, [0.0] * 6),
+        ([10.0, 11, 9, 10, 12, 10], [10.0, 11, 9, 10, 12, 1e100]),
+        ([10.0, 11, 9, 10, 12, 10], [10.0, 11, 9, 10, 12, -1.7e308]),
     ],
-    ids=["empty", "n1", "identical-constant", "constant-different", "huge-outlier", "all-zero"],
+    ids=[
+        "empty",
+        "n1",
+        "identical-constant",
+        "constant-different",
+        "huge-outlier",
+        "all-zero",
+        "outlier-whose-square-overflows",
+        "outlier-at-the-float-limit",
+    ],
 )
 def test_degenerate_data_gives_a_message_not_an_exception(control, treatment):
     a = analyze(inputs(control, treatment, raw=True, required=4, successes={"control": 0, "treatment": 0}))
@@ -91,6 +104,11 @@ def test_degenerate_data_gives_a_message_not_an_exception(control, treatment):
     assert a.decision is not None and a.decision.action in ("continue", "rollback")
     if len(control) < 2 or np.ptp(control + treatment) == 0:
         assert a.primary.messages
+    if min(treatment, default=0) < -1e300:
+        assert any("too large" in m for m in a.primary.messages)
+    if control and treatment:  # the report and the chart draw too
+        assert "nan" not in render_analysis(a, "x").lower()
+        assert render_chart(a, control, treatment)[:4] == b"\x89PNG"
 
 
 def test_all_failures_binary():

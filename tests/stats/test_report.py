@@ -40,6 +40,14 @@ def test_report_on_degenerate_data():
     assert "n/a" in text and "CONTINUE" in text
 
 
+def test_chart_when_the_always_valid_interval_is_unbounded():
+    """Required 20,000 with 6 trials per arm: the boundary's tail underflows; the chart leaves a gap."""
+    rng = np.random.default_rng(1)
+    c, t = list(rng.normal(10, 2, 6)), list(rng.normal(9, 2, 6))
+    a = analyze(inputs(c, t, raw=True, required=20000))
+    assert render_chart(a, c, t)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_chart_is_png_and_matplotlib_is_lazy():
     import meta_experiment.charts as charts
 

@@ -109,3 +109,11 @@ def test_window_error_at_discrete_looks_by_multivariate_normal(looks):
     crossing = 1 - mvn.cdf(np.full(looks, c))
     assert crossing <= s.WINDOW_SHARE * alpha
     assert crossing > 0.55 * s.WINDOW_SHARE * alpha  # 7 looks: 1.24%, 15: 1.41%, 30: 1.54% of 2%
+
+
+def test_mixture_waits_for_the_information_it_is_calibrated_from():
+    """With unbalanced arms the required trial count can come before r0: only boundary A counts."""
+    t = 0.9 / s.PLAN_MULTIPLE
+    assert not s.mixture_active(t) and s.mixture_active(1 / s.PLAN_MULTIPLE)
+    assert s.p_value(3.5, t) == pytest.approx(2 * stats.norm.sf(3.5 * math.sqrt(t)) / s.WINDOW_SHARE)
+    assert s.z_boundary(t, 0.025) == pytest.approx(s.window_critical(0.025) / math.sqrt(t))

@@ -17,6 +17,8 @@ def why_undefined(c: Summary, t: Summary) -> str | None:
     """A plain reason the mean/variance tests cannot run, or None when they can."""
     if c.n < 2 or t.n < 2:
         return f"needs at least 2 values per arm for a t-test (control n={c.n}, treatment n={t.n})"
+    if not all(math.isfinite(x) for x in (c.mean, t.mean, c.variance, t.variance, c.variance / c.n + t.variance / t.n)):
+        return "the values are too large to analyse (their variance overflows floating point): use a larger unit"
     if c.variance <= 0 and t.variance <= 0:
         if c.mean == t.mean:
             return "both arms are constant and equal: there is no difference to test"
@@ -31,7 +33,9 @@ def welch_se_df(c: Summary, t: Summary) -> tuple[float, float] | None:
         return None
     a, b = t.variance / t.n, c.variance / c.n
     se2 = a + b
-    df = se2 * se2 / (a * a / (t.n - 1) + b * b / (c.n - 1))
+    # se2^2 / (a^2 / (n_t - 1) + b^2 / (n_c - 1)), written with the shares a / se2 and b / se2 so
+    # that huge variances cannot overflow the squares
+    df = 1 / ((a / se2) ** 2 / (t.n - 1) + (b / se2) ** 2 / (c.n - 1))
     return math.sqrt(se2), df
 
 

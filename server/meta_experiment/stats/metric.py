@@ -209,7 +209,7 @@ def _continuous(
         rel = continuous.relative_lift_ci(c, t, LEVEL)
     f["relative_lift_ci"] = _interval(rel)
     if f["relative_lift"] is not None:
-        f["improvement_pct"] = sign * f["relative_lift"] * 100
+        f["improvement_pct"] = finite(sign * f["relative_lift"] * 100)
         f["improvement_ci"] = _interval(rel, scale=sign * 100)
     se_df = continuous.welch_se_df(c, t)
     z = None
@@ -262,7 +262,7 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
         f["relative_lift"] = p_t / p_c - 1
         rel = binary.relative_lift_ci(x_c, c.n, x_t, t.n, LEVEL)
         f["relative_lift_ci"] = _interval(rel)
-        f["improvement_pct"] = sign * f["relative_lift"] * 100
+        f["improvement_pct"] = finite(sign * f["relative_lift"] * 100)
         f["improvement_ci"] = _interval(rel, scale=sign * 100)
     else:
         messages.append("the control arm has no successes: relative changes are undefined")

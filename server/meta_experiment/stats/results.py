@@ -77,7 +77,9 @@ class SequentialResult(Frozen):
         Literal["window", "after_window"],
         Field(description="Inside the planned window (both boundaries) or after it (the e-process alone)."),
     ]
-    window_end_trials: Annotated[int, Field(description="Recorded trials at which the planned window ends.")]
+    window_end_trials: Annotated[
+        int, Field(description="Recorded trials at which the planned window ends (with the intended split).")
+    ]
     alpha_per_direction: float
     z_boundary: Annotated[float | None, Field(description="z needed at this look to decide one direction.")]
     p_value_improvement: Annotated[float | None, Field(description="Always-valid one-sided p for improvement.")]

@@ -35,10 +35,12 @@ either is reached.
   Oper. Res. 70(3), eq. (11)). Under no effect it is a nonnegative supermartingale; conditioning
   Ville's inequality on its value at the required size (r0) gives, for all looks from there on,
 
-      P(sup_{r >= r0} E+ >= B) = P(Z >= z*) + (1/B) E[E+(Z, r0); Z < z*],  E+(z*, r0) = B,
+      P(sup_{r >= r0} E+ >= B) <= P(Z >= z*) + (1/B) E[E+(Z, r0); Z < z*],  E+(z*, r0) = B,
 
   with the expectation in closed form, Phi(h) - 2 T(h, sqrt(r0)), h = z* / sqrt(1 + r0), Owen's T
-  (Owen 1956; see `crossing_probability`). B is solved so that this equals alpha_B.
+  (Owen 1956; see `crossing_probability`). B is solved so that this bound equals alpha_B. B is
+  looked at only from r0 on (with unbalanced arms that can be a few trials after the required
+  count). For Welch's t mapped to z the martingale property holds in the normal limit.
 
 By the union bound the chance of ever deciding wrongly in a direction is at most
 alpha_A + alpha_B = alpha, however many looks, inside the window or after it. Why this shape:
@@ -57,8 +59,6 @@ import math
 from functools import lru_cache
 
 from scipy import optimize, special, stats
-
-from .numeric import Z_CAP
 
 PLAN_MULTIPLE = 7  # the planned window ends at 7x sample_size_required trials
 WINDOW_SHARE = 0.8  # share of each direction's alpha spent inside the planned window
@@ -157,8 +157,18 @@ def log_threshold(alpha: float, r0: float = MIXTURE_R0) -> float:
     return float(optimize.brentq(lambda lb: crossing_probability(lb, r0) - alpha, 0.0, upper, xtol=1e-12))
 
 
+def mixture_active(t: float) -> bool:
+    """B is calibrated from the required size's information r0 on: with unbalanced arms the required
+    trial count can come before it, and B waits (A covers those looks)."""
+    return mixture_information(t) >= MIXTURE_R0 * (1 - 1e-9)
+
+
 def _mixture_p(z: float, t: float) -> float:
     """The smallest alpha_B whose threshold this look's e-value reaches: crossing_probability(log E)."""
+    if not mixture_active(t) or z == -math.inf:
+        return 1.0
+    if z == math.inf:
+        return 0.0
     log_e = log_e_value(z, mixture_information(t))
     if log_e <= 0:
         return 1.0
@@ -175,15 +185,15 @@ def z_boundary(t: float, alpha: float) -> float:
     """The z that the statistic must reach at information fraction t to decide one direction at
     alpha (the direction's whole budget; the split between A and B is applied here)."""
     if t <= 0:
-        return Z_CAP
-    b = _z_at(log_threshold((1 - WINDOW_SHARE) * alpha), mixture_information(t))
+        return math.inf
+    b = _z_at(log_threshold((1 - WINDOW_SHARE) * alpha), mixture_information(t)) if mixture_active(t) else math.inf
     a = window_critical(alpha) / math.sqrt(t) if in_window(t) else math.inf
-    return min(Z_CAP, a, b)
+    return min(a, b)  # finite: t > 0 reaches A inside the window and B after it
 
 
 def p_value(z: float, t: float) -> float:
     """Repeated one-sided p-value for a positive effect at this look: p <= alpha exactly when
-    z >= z_boundary(t, alpha)."""
-    if t <= 0:
+    z >= z_boundary(t, alpha). A z that is not a number decides nothing."""
+    if t <= 0 or math.isnan(z):
         return 1.0
     return min(1.0, _window_p(z, t) / WINDOW_SHARE, _mixture_p(z, t) / (1 - WINDOW_SHARE))

@@ -118,11 +118,12 @@ def ours(
     max_regression: float = 10.0,
 ) -> Rates:
     """Auto mode with policy.decide on the primary metric alone (no guardrails; SRM cannot fire with
-    blocks of 2): promote when the sequential test reaches its improvement boundary and the
-    improvement exceeds `threshold` %, roll back when it reaches its regression boundary and the
-    regression exceeds `max_regression` %: boundary A inside the planned window or the e-process B,
-    as `sequential.z_boundary`. Looks past the window (a `horizon` in `generate` above
-    sequential.PLAN_MULTIPLE) have only B."""
+    blocks of 2; trials recorded without success flags, which in a real experiment add the success
+    rate as a guardrail and make rollback only more conservative through Holm). Promote when the
+    sequential test reaches its improvement boundary and the improvement exceeds `threshold` %;
+    roll back when it reaches its regression boundary and the regression exceeds `max_regression` %.
+    The boundary is A inside the planned window or the e-process B, as `sequential.z_boundary`;
+    looks past the window (a `horizon` in `generate` above sequential.PLAN_MULTIPLE) have only B."""
     binary = setting == "binary"
     nc, mc, vc, nt, mt, vt = _cumulative(arm, np.log(x) if log_scale else x, n_required)
     if binary:
@@ -138,9 +139,10 @@ def ours(
     c = sequential.window_critical(alpha / 2)
     log_b = sequential.log_threshold((1 - sequential.WINDOW_SHARE) * alpha / 2)
     r = sequential.MIXTURE_R0 * sequential.PLAN_MULTIPLE * t  # sequential.mixture_information, vectorised
+    mixture = r >= sequential.MIXTURE_R0 * (1 - 1e-9)  # sequential.mixture_active
     with np.errstate(invalid="ignore"):
-        up = (window & (z * np.sqrt(t) >= c)) | (log_e(z, r) >= log_b)
-        down = (window & (-z * np.sqrt(t) >= c)) | (log_e(-z, r) >= log_b)
+        up = (window & (z * np.sqrt(t) >= c)) | (mixture & (log_e(z, r) >= log_b))
+        down = (window & (-z * np.sqrt(t) >= c)) | (mixture & (log_e(-z, r) >= log_b))
         promote = up & (imp > threshold)
         rollback = down & (-imp > max_regression)
     return _first(promote, rollback, n_required)

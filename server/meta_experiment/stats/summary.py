@@ -35,5 +35,8 @@ class Summary:
         if n == 0:
             return cls(0, 0.0, 0.0)
         mean = math.fsum(xs) / n
-        var = math.fsum((x - mean) ** 2 for x in xs) / (n - 1) if n > 1 else 0.0
+        try:
+            var = math.fsum((x - mean) * (x - mean) for x in xs) / (n - 1) if n > 1 else 0.0
+        except OverflowError:  # fsum of squares beyond the float range
+            var = math.inf
         return cls(n, mean, var, min(xs), max(xs))
