@@ -55,3 +55,18 @@ async def test_stdio_subprocess_round_trip(project: Path, mode: str) -> None:
     # state lives in the project's own folder, with its .gitignore
     assert (project / ".meta-experiment" / "experiments.db").exists()
     assert (project / ".meta-experiment" / ".gitignore").exists()
+
+
+def test_server_builds_without_the_heavy_libraries(project: Path) -> None:
+    """Cold start: scipy, numpy, matplotlib and tomlkit load on first use, not when the server is
+    built (a fresh interpreter; this test process has them all loaded already)."""
+    import subprocess
+
+    code = (
+        "import sys; from pathlib import Path; from meta_experiment.mcp_server import build_server; "
+        f"build_server(Path({str(project)!r})); "
+        "print(sorted(m for m in ('scipy', 'numpy', 'matplotlib', 'tomlkit') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=server_env(project), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

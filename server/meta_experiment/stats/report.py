@@ -5,7 +5,6 @@ every number comes from the Analysis."""
 from __future__ import annotations
 
 from ..models import DURATION_UNITS
-from . import sequential
 from .results import Analysis, ArmSummary, Interval, MetricAnalysis
 
 HEADLINE = {
@@ -121,6 +120,8 @@ def _tests(m: MetricAnalysis, drove: str) -> list[str]:
         ]
     s = m.sequential
     if s is not None and s.active:
+        from . import sequential  # not at import: the server starts without scipy
+
         out += [
             "**Always-valid sequential test** (" + drove + "):",
             f"- z = {_num(s.z)}; a decision needs |z| >= {_num(s.z_boundary)} at this look "
