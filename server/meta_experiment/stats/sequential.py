@@ -65,8 +65,8 @@ WINDOW_SHARE = 0.8  # share of each direction's alpha spent inside the planned w
 MIXTURE_R0 = 3.0  # tau^2 * n_eff of the e-process at sample_size_required
 METHOD = (
     "O'Brien-Fleming-type boundary monitored continuously over the planned window (Lan & DeMets 1983; "
-    "80% of alpha) or a one-sided normal-mixture e-process from the required size on (mSPRT; Johari, "
-    "Pekelis & Walsh 2022; Howard et al. 2021; 20%), whichever is reached first"
+    f"{WINDOW_SHARE:.0%} of alpha) or a one-sided normal-mixture e-process from the required size on "
+    f"(mSPRT; Johari, Pekelis & Walsh 2022; Howard et al. 2021; {1 - WINDOW_SHARE:.0%}), whichever is reached first"
 )
 
 
