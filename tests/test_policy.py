@@ -55,3 +55,14 @@ def test_improvement_below_threshold_does_not_promote():
 def test_decide_uses_now_for_expiry():
     a = analyze(inputs(*SAME))
     assert policy.decide(a, Targets(), T0 + 20 * DAY).action == "expire"
+
+
+def test_after_the_planned_window_the_rationale_says_so():
+    """Required 4: the window ends at 28 trials; at 40 without a decision the user is told."""
+    rng = np.random.default_rng(2)
+    c, t = list(rng.normal(45, 9, 20)), list(rng.normal(45, 9, 20))
+    a = analyze(inputs(c, t, required=4))
+    assert a.primary.sequential.phase == "after_window" and a.decision.action == "continue"
+    assert "planned window (28 trials) ended without a decision" in a.decision.rationale
+    early = analyze(inputs(c[:10], t[:10], required=4))
+    assert early.primary.sequential.phase == "window" and "planned window" not in early.decision.rationale

@@ -194,4 +194,11 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
         )
     if analysis.power and analysis.power.trials_needed_total:
         text += f"; about {analysis.power.trials_needed_total} more trials for 80% power"
+    seq = analysis.primary.sequential
+    if seq is not None and seq.active and seq.phase == "after_window":
+        text += (
+            f"; the planned window ({seq.window_end_trials} trials) ended without a decision: only the "
+            "e-process (20% of alpha) can still decide, so a real but small effect may take long; "
+            "consider stopping the experiment (rollback keeps the original) or starting a larger one"
+        )
     return text
