@@ -1,5 +1,7 @@
 """Power, SRM and Holm against statsmodels and scipy."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -62,6 +64,8 @@ def test_suggested_required_gives_the_power_at_the_window_end(d):
     assert ref.power(effect_size=d, nobs1=per_arm(req), alpha=0.01, alternative="larger") >= 0.8
     if req > 2:
         assert ref.power(effect_size=d, nobs1=per_arm(req - 1), alpha=0.01, alternative="larger") < 0.8
+    n_sm = ref.solve_power(effect_size=d, alpha=0.01, power=0.8, alternative="larger")  # per arm
+    assert req == max(2, math.ceil(2 * n_sm / sequential.PLAN_MULTIPLE - 1e-6))
 
 
 @pytest.mark.parametrize("d,required", [(1.0, 10), (0.5, 100), (0.5, 10)])
