@@ -174,3 +174,24 @@ def test_writing_an_export_over_a_file_backs_it_up(lab: Lab, project: Path) -> N
     assert json.loads(target.read_text())["experiments"]
     with pytest.raises(InvalidInput, match="outside"):
         write_document(lab, "../escape.json", {})
+
+
+@pytest.mark.parametrize(
+    ("path", "message"), [(".git/HEAD", "git's own folder"), (".meta-experiment/experiments.db", "state folder")]
+)
+def test_export_never_writes_git_or_state_files(lab: Lab, project: Path, path: str, message: str) -> None:
+    populated(lab)
+    before = (project / ".git" / "HEAD").read_bytes()
+    with pytest.raises(InvalidInput, match=message):
+        write_document(lab, path, export_experiments(lab))
+    assert (project / ".git" / "HEAD").read_bytes() == before
+    assert lab.experiments()  # the store still opens
+
+
+def test_export_never_overwrites_a_file_under_test(lab: Lab, project: Path) -> None:
+    experiment_id = populated(lab)
+    production = lab.get(experiment_id).files[0].production
+    before = (project / production).read_bytes()
+    with pytest.raises(InvalidInput, match="file under test"):
+        write_document(lab, production, export_experiments(lab))
+    assert (project / production).read_bytes() == before

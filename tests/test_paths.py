@@ -96,3 +96,23 @@ def test_state_dir_default_and_override(tmp_path: Path) -> None:
 def test_state_dir_gets_its_own_gitignore(tmp_path: Path) -> None:
     state = paths.ensure_state_dir(tmp_path / ".meta-experiment")
     assert (state / ".gitignore").read_text().splitlines()[-1] == "*"
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (".git/config", "git's own folder"),
+        ("sub/.git/HEAD", "git's own folder"),
+        (".meta-experiment/experiments.db", "state folder"),
+    ],
+)
+def test_git_and_state_files_are_refused(root: Path, path: str, message: str) -> None:
+    with pytest.raises(PathError, match=message):
+        paths.confine(root, path, must_exist=False)
+
+
+def test_a_state_folder_moved_into_the_project_is_refused(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("META_EXPERIMENT_HOME", str(root / "state"))
+    with pytest.raises(PathError, match="state folder"):
+        paths.confine(root, "state/experiments.db", must_exist=False)
+    assert paths.confine(root, "sub/a.md") == "sub/a.md"

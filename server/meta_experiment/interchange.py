@@ -336,6 +336,12 @@ def write_document(lab: Lab, path: str, document: dict[str, Any]) -> str:
     from .files import atomic_write, backup_bytes
 
     rel = paths.confine(lab.project_root, path, must_exist=False, what="export path")
+    for exp in lab.experiments(["running"]):
+        if any(rel in (f.production, f.variant) for f in exp.files):
+            raise InvalidInput(
+                f"{rel!r} is a file under test in running experiment {exp.id}; an export must not "
+                "overwrite it. Choose another path, e.g. experiments.json."
+            )
     target = lab.project_root / rel
     if not target.parent.is_dir():
         raise InvalidInput(f"The folder for {rel!r} does not exist; create it or choose another path.")

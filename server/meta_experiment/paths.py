@@ -90,6 +90,7 @@ def confine(project_root: Path, user_path: str, *, must_exist: bool = True, what
         ) from None
     if not relative.parts:
         raise PathError(f"The {what} {user_path!r} is the project root itself; name a file.")
+    _refuse_protected(root, resolved, relative, user_path, what)
     if must_exist:
         if not resolved.exists():
             raise PathError(
@@ -99,6 +100,22 @@ def confine(project_root: Path, user_path: str, *, must_exist: bool = True, what
         if not resolved.is_file():
             raise PathError(f"The {what} {user_path!r} is not a regular file.")
     return PurePosixPath(*relative.parts).as_posix()
+
+
+def _refuse_protected(root: Path, resolved: Path, relative: Path, user_path: str, what: str) -> None:
+    """Git's own files and this server's state are never experiment files nor export targets:
+    writing them would break the repository or the store."""
+    if ".git" in relative.parts:
+        raise PathError(
+            f"The {what} {user_path!r} is inside git's own folder (.git); experiments and exports may "
+            "only touch the project's files. Choose a path outside .git."
+        )
+    state = find_state_dir(root).resolve()
+    if STATE_DIR_NAME in relative.parts or resolved == state or state in resolved.parents:
+        raise PathError(
+            f"The {what} {user_path!r} is inside meta-experiment's state folder; it holds the database "
+            "and backups and is managed by the server. Choose a path outside it."
+        )
 
 
 def project_file(project_root: Path, rel_path: str) -> Path:
