@@ -84,3 +84,31 @@ def test_demo_runs_end_to_end_over_stdio() -> None:
     assert result.returncode == 0, result.stderr
     assert "ACTIVE EXPERIMENTS" in result.stdout and "STATISTICAL ANALYSIS" in result.stdout
     assert "(12/12 trials)" in result.stdout
+
+
+@pytest.mark.parametrize("content", [b"\x8b" * 5000, b"SQLite format 3\x00garbage", None])
+def test_a_damaged_database_is_a_clear_error_and_is_left_alone(project: Path, content: bytes | None) -> None:
+    state = project / ".meta-experiment"
+    state.mkdir(exist_ok=True)
+    db = state / "experiments.db"
+    if content is None:  # a SQLite file of someone else's: a table of ours with another shape
+        import sqlite3
+
+        other = sqlite3.connect(db)
+        other.execute("CREATE TABLE experiments (x)")
+        other.commit()
+        other.close()
+    else:
+        db.write_bytes(content)
+    before = db.read_bytes()
+    result = run(project, "status", check=False)
+    assert result.returncode == 2
+    assert "cannot be used" in result.stderr and "Move it aside" in result.stderr
+    assert db.read_bytes() == before
+
+
+def test_a_project_folder_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-project"
+    result = run(missing, "status", check=False)
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    assert not missing.exists()

@@ -304,3 +304,15 @@ async def test_resource_updated_notification_modern_mode(server) -> None:
             with anyio.fail_after(5):
                 event = await subscription.__anext__()
             assert getattr(event, "uri", None) == uri
+
+
+async def test_a_damaged_database_still_serves_and_says_why(project: Path, mode) -> None:
+    """The server starts; every tool and resource answers with the reason and what to do."""
+    state = project / ".meta-experiment"
+    state.mkdir(exist_ok=True)
+    (state / "experiments.db").write_bytes(b"not a database" * 100)
+    async with Client(build_server(project, state), mode=mode) as client:
+        result = await call(client, "status")
+        assert result.is_error and "cannot be used" in result.content[0].text
+        with pytest.raises(MCPError, match="cannot be used"):
+            await client.read_resource("experiments://status")

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from . import analysis, monitoring, paths
 from .allocation import block_arm, sticky_arm
-from .errors import Conflict, InvalidInput, InvalidState, NotFound, validation_message
+from .errors import Conflict, InvalidInput, InvalidState, NotFound, StoreError, validation_message
 from .measurements import Definition, clean_metrics, derived_values
 from .models import (
     ARMS,
@@ -75,8 +75,19 @@ class Lab:
         rollback that a killed process left unfinished (`operations.recover`)."""
         environ = None if env is None else dict(env)
         root = (project_root or paths.find_project_root(env=environ)).resolve()
+        if not root.is_dir():
+            raise StoreError(
+                f"The project folder {str(root)!r} does not exist or is not a folder. Check the path "
+                "(--project, or CLAUDE_PROJECT_DIR)."
+            )
         state = state_dir or paths.find_state_dir(root, env=environ)
-        paths.ensure_state_dir(state)
+        try:
+            paths.ensure_state_dir(state)
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot create the state folder {str(state)!r}: {exc.strerror or exc}. Make the project "
+                "folder writable, or set META_EXPERIMENT_HOME to a writable folder."
+            ) from exc
         lab = cls(project_root=root, state_dir=state, store=Store(state / DB_FILE_NAME), actor=actor)
         if recover:
             from .operations import recover as recover_operations

@@ -25,7 +25,7 @@ from mcp_types import (
 )
 from pydantic import BaseModel, Field
 
-from .errors import Conflict, ExperimentError, NotFound
+from .errors import Conflict, ExperimentError, NotFound, StoreError
 from .lifecycle import Lab
 
 T = TypeVar("T")
@@ -46,10 +46,18 @@ class QuietBus(InMemorySubscriptionBus):
 
 @dataclass
 class AppState:
-    lab: Lab
+    # The project's state, or why it could not be opened: the server still starts, and every call
+    # answers with that reason (a client that cannot connect shows nothing useful to the person).
+    opened: Lab | StoreError
     bus: QuietBus = field(default_factory=QuietBus)
     # Legacy (initialize-handshake) sessions that asked for resources/subscribe, with their URIs.
     subscribers: list[tuple[Any, set[str]]] = field(default_factory=list)
+
+    @property
+    def lab(self) -> Lab:
+        if isinstance(self.opened, StoreError):
+            raise StoreError(str(self.opened))
+        return self.opened
 
 
 def experiment_uris(experiment_id: str | None) -> list[str]:
@@ -114,14 +122,18 @@ async def _notify(ctx: Context, state: AppState, changed: list[str | None]) -> N
 async def run_lab(ctx: Context, fn: Callable[[Lab], T]) -> T:
     """Run one lifecycle call off the event loop; map domain errors; notify what changed."""
     state = state_of(ctx)
-    changed: list[str | None] = []
-    state.lab.listeners.append(changed.append)
     try:
-        return await anyio.to_thread.run_sync(partial(fn, state.lab))
+        lab = state.lab
+    except ExperimentError as exc:
+        raise _tool_error(exc) from exc
+    changed: list[str | None] = []
+    lab.listeners.append(changed.append)
+    try:
+        return await anyio.to_thread.run_sync(partial(fn, lab))
     except ExperimentError as exc:
         raise _tool_error(exc) from exc
     finally:
-        state.lab.listeners.remove(changed.append)
+        lab.listeners.remove(changed.append)
         if changed:
             await _notify(ctx, state, changed)
 

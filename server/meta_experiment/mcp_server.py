@@ -6,6 +6,7 @@ sends resource-updated notifications in both protocol modes."""
 from __future__ import annotations
 
 import base64
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -22,6 +23,7 @@ from mcp_types import (
 from pydantic import BaseModel, Field
 
 from . import __version__, interchange, report
+from .errors import StoreError
 from .lifecycle import Lab
 from .mcp_common import (
     AppState,
@@ -105,13 +107,19 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
-        lab = await anyio.to_thread.run_sync(partial(Lab.open, project_root, state_dir))
-        box["state"] = AppState(lab=lab, bus=bus)
+        opened: Lab | StoreError
+        try:
+            opened = await anyio.to_thread.run_sync(partial(Lab.open, project_root, state_dir))
+        except StoreError as exc:  # serve anyway: every call answers with this reason
+            print(f"meta-experiment: {exc}", file=sys.stderr)
+            opened = exc
+        box["state"] = AppState(opened=opened, bus=bus)
         try:
             yield box["state"]
         finally:
             box.pop("state", None)
-            lab.close()
+            if isinstance(opened, Lab):
+                opened.close()
 
     server: MCPServer = MCPServer(
         "meta-experiment", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, subscriptions=bus

@@ -72,6 +72,21 @@ def sha256_hex(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+def unusable_database(path: Path, exc: sqlite3.Error) -> str:
+    """What to say when the database file cannot be used as this server's store."""
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return (
+            f"The experiment database {path.name!r} stayed locked by another process for "
+            f"{BUSY_TIMEOUT_MS // 1000} s ({exc}). Try again when the other meta-experiment process is done."
+        )
+    return (
+        f"The experiment database {path.name!r} in the state folder cannot be used ({exc}): it is damaged "
+        "or is not a meta-experiment database. Move it aside (your files' backups in the state folder's "
+        "backups/ stay where they are) and a new, empty database is created on the next start; or set "
+        "META_EXPERIMENT_HOME to another folder."
+    )
+
+
 class Store:
     """The project's database. Use `transaction()` for every read-modify-write."""
 
@@ -90,13 +105,23 @@ class Store:
                 "Check that the folder is writable, or set META_EXPERIMENT_HOME to another folder."
             ) from exc
         self._db.row_factory = sqlite3.Row
-        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise StoreError(f"The database refused WAL mode (got {mode!r}); is it on a network filesystem?")
-        self._db.execute("PRAGMA synchronous = FULL")
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._migrate([*MIGRATIONS, *migrations])
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "schema_migrations" not in tables:  # someone else's database: change nothing
+                raise sqlite3.DatabaseError(f"it has tables ({', '.join(sorted(tables)[:5])}) but none of ours")
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"The database refused WAL mode (got {mode!r}); is it on a network filesystem?")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._migrate([*MIGRATIONS, *migrations])
+        except StoreError:
+            self._db.close()
+            raise
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreError(unusable_database(path, exc)) from exc
 
     # -- connection and transactions -------------------------------------------------------------
 
