@@ -195,3 +195,40 @@ def test_export_never_overwrites_a_file_under_test(lab: Lab, project: Path) -> N
     with pytest.raises(InvalidInput, match="file under test"):
         write_document(lab, production, export_experiments(lab))
     assert (project / production).read_bytes() == before
+
+
+SEED_PRODUCTION = "plugins/psd-claude-workflow/commands/review_pr.md"
+
+
+def _broken(change) -> dict:
+    """The seed document with its experiment changed by `change(item)`."""
+    document = json.loads(json.dumps(SEED_DOCUMENT))
+    change(document["experiments"][0])
+    return document
+
+
+def _ext(**fields):
+    return lambda item: item.__setitem__("meta_experiment", fields)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda i: i.__setitem__("meta_experiment", "x"), "wrong type"),
+        (lambda i: i.__setitem__("changes", [1]), "wrong type"),
+        (lambda i: i["changes"].__setitem__("files", {"prod.md": "str"}), "wrong type"),
+        (lambda i: i.__setitem__("results", "x"), "wrong type"),
+        (lambda i: i.__setitem__("created", 12345), "ISO 8601"),
+        (lambda i: i.__setitem__("id", "x" * 300), "1 to 100 printable"),
+        (_ext(next_slot=1e30), "out of range"),
+        (_ext(events=[{"kind": "k", "message": "m", "at": "2025-10-20T10:30:00Z", "data": "x"}]), "event data"),
+        (_ext(events=[{"kind": "k", "message": "m"}]), "string kind, message, actor and at"),
+        (_ext(files=[{"production": SEED_PRODUCTION}]), "'control_content' is missing"),
+        (_ext(trials=[{"arm": "control", "status": "recorded", "metrics": {}}]), "no value for the primary metric"),
+    ],
+)
+def test_malformed_documents_say_what_is_wrong(lab: Lab, change, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message) as info:
+        import_experiments(lab, _broken(change))
+    assert "Nothing was imported" in str(info.value) or "printable" in str(info.value)
+    assert lab.experiments() == []

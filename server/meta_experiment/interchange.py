@@ -181,6 +181,11 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
         for index, item in enumerate(document["experiments"]):
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
                 raise InvalidInput(f"experiments[{index}] must be an object with a string id.")
+            if not 1 <= len(item["id"]) <= MAX_ID_LENGTH or not item["id"].isprintable():
+                raise InvalidInput(
+                    f"experiments[{index}]: the id must be 1 to {MAX_ID_LENGTH} printable characters "
+                    "(the tools take no longer ids). Nothing was imported."
+                )
             if lab.store.experiment_exists(item["id"]):
                 if on_conflict == "skip":
                     skipped.append(item["id"])
@@ -191,9 +196,10 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
                 )
             try:
                 _import_one(lab, item, warnings)
-            except (ValidationError, ValueError, KeyError, TypeError) as exc:
-                detail = validation_message(exc, "experiment") if isinstance(exc, ValidationError) else str(exc)
-                raise InvalidInput(f"experiments[{index}] ({item['id']}): {detail} Nothing was imported.") from exc
+            except (ValidationError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+                raise InvalidInput(
+                    f"experiments[{index}] ({item['id']}): {_import_detail(exc)} Nothing was imported."
+                ) from exc
             imported.append(item["id"])
         lab.store.add_event(
             None,
@@ -205,6 +211,40 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
     for experiment_id in imported:
         lab._changed(experiment_id)
     return {"imported": imported, "skipped": skipped, "warnings": warnings}
+
+
+MAX_ID_LENGTH = 100  # as the tools' experiment_id
+
+
+def _import_detail(exc: Exception) -> str:
+    """One sentence on what is malformed, whatever the document's shape tripped over."""
+    if isinstance(exc, ValidationError):
+        return validation_message(exc, "experiment")
+    if isinstance(exc, KeyError):
+        return f"the field {exc.args[0]!r} is missing."
+    if isinstance(exc, TypeError | AttributeError):
+        return f"a field has the wrong type ({exc}); compare with an export of this version."
+    if isinstance(exc, OverflowError):
+        return f"a number is out of range ({exc})."
+    return str(exc)
+
+
+def _event(ev: Any) -> tuple[str, str, str, dict[str, Any], str]:
+    """(kind, message, actor, data, at) of an imported event, checked as the event log reads them."""
+    if not isinstance(ev, dict):
+        raise ValueError("each event must be an object.")
+    kind, message, actor, data, at = (
+        ev.get("kind"),
+        ev.get("message"),
+        ev.get("actor", "import"),
+        ev.get("data"),
+        ev.get("at"),
+    )
+    if not all(isinstance(v, str) for v in (kind, message, actor, at)):
+        raise ValueError("each event needs string kind, message, actor and at (an ISO time).")
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"event data must be an object, not {type(data).__name__}.")
+    return kind, message, actor, data or {}, at  # type: ignore[return-value]
 
 
 def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
@@ -244,7 +284,10 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
         )
     )
     if ext.get("next_slot"):
-        lab.store.update_experiment(item["id"], next_slot=int(ext["next_slot"]))
+        slot = int(ext["next_slot"])
+        if not 0 <= slot < 2**62:
+            raise ValueError(f"next_slot {ext['next_slot']!r} is out of range.")
+        lab.store.update_experiment(item["id"], next_slot=slot)
     snapshots = {f["production"]: f for f in ext.get("files") or []}
     for production, variant in spec.files.items():
         snap = snapshots.get(production)
@@ -284,6 +327,8 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
                     values[name] = check_finite(name, value)
                 except InvalidInput as exc:
                     raise ValueError(f"trial metric: {exc}") from None
+            if spec.primary_metric.name not in values:
+                raise ValueError(f"a recorded trial has no value for the primary metric {spec.primary_metric.name!r}.")
             at = parse_iso(t["recorded_at"]) if t.get("recorded_at") else created
             if any(m.log_scale and name == m.name and v <= 0 for m in spec.metrics for name, v in values.items()):
                 raise ValueError("a log-scale metric has a value <= 0.")
@@ -298,14 +343,8 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
             )
     lab.store.abandon_trial_ids([new_ids[i] for i, t in enumerate(trials) if t.get("status") == "abandoned"])
     for ev in ext.get("events") or []:
-        lab.store.add_event(
-            item["id"],
-            ev["kind"],
-            ev["message"],
-            actor=ev.get("actor", "import"),
-            data=ev.get("data") or {},
-            at=parse_iso(ev["at"]),
-        )
+        kind, message, actor, data, when = _event(ev)
+        lab.store.add_event(item["id"], kind, message, actor=actor, data=data, at=parse_iso(when))
 
 
 def _read_current(

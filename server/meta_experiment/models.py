@@ -316,6 +316,8 @@ def iso(ts: float | None) -> str | None:
 def parse_iso(text: str) -> float:
     from datetime import UTC, datetime
 
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is not an ISO 8601 time text such as '2026-11-25T10:00:00Z'.")
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
