@@ -232,3 +232,12 @@ def test_malformed_documents_say_what_is_wrong(lab: Lab, change, message: str) -
         import_experiments(lab, _broken(change))
     assert "Nothing was imported" in str(info.value) or "printable" in str(info.value)
     assert lab.experiments() == []
+
+
+def test_a_running_import_may_not_share_a_file_with_a_running_experiment(lab: Lab) -> None:
+    populated(lab)
+    document = export_experiments(lab)
+    document["experiments"][0]["id"] = "exp-copy"
+    with pytest.raises(InvalidInput, match="already under test"):
+        import_experiments(lab, document)
+    assert [e.id for e in lab.experiments()] != [] and not lab.store.experiment_exists("exp-copy")

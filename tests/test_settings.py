@@ -86,3 +86,30 @@ def test_bad_value_in_file_names_the_key(tmp_path: Path) -> None:
     (tmp_path / SETTINGS_FILE_NAME).write_text("[defaults]\nsample_size_required = 'ten'\n")
     with pytest.raises(InvalidInput, match="sample_size_required"):
         load_settings(tmp_path)
+
+
+@pytest.mark.parametrize("content", ["defaults = 5\n", "[[defaults]]\nx = 1\n"])
+def test_update_over_a_section_that_is_not_a_table_is_refused(tmp_path: Path, content: str) -> None:
+    (tmp_path / SETTINGS_FILE_NAME).write_text(content)
+    with pytest.raises(InvalidInput, match=r"\[defaults\] is not a table"):
+        update_settings(tmp_path, {"defaults": {"sample_size_required": 20}})
+    assert (tmp_path / SETTINGS_FILE_NAME).read_text() == content
+
+
+def test_update_writes_the_parsed_values(tmp_path: Path) -> None:
+    """Command-line text such as "yes" or "20" lands in the file as a boolean and a number."""
+    update_settings(tmp_path, {"defaults": {"auto_promote": "yes", "sample_size_required": "20"}})
+    text = (tmp_path / SETTINGS_FILE_NAME).read_text()
+    assert "auto_promote = true" in text and "sample_size_required = 20" in text
+    assert load_settings(tmp_path).defaults.auto_promote is True
+
+
+@pytest.mark.parametrize("content", ['tool = "x"\n', "[tool]\nmeta-experiment = 5\n"])
+def test_pyproject_of_another_shape_is_ignored_or_explained(tmp_path: Path, content: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(content)
+    state = tmp_path / "state"
+    if "meta-experiment" in content:
+        with pytest.raises(InvalidInput, match=r"\[tool.meta-experiment\] must be a table"):
+            load_settings(state, tmp_path)
+    else:  # a [tool] that is not a table is someone else's business: defaults apply
+        assert load_settings(state, tmp_path).defaults.sample_size_required == 10

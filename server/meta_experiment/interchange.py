@@ -289,6 +289,15 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
             raise ValueError(f"next_slot {ext['next_slot']!r} is out of range.")
         lab.store.update_experiment(item["id"], next_slot=slot)
     snapshots = {f["production"]: f for f in ext.get("files") or []}
+    if status in ("draft", "running"):
+        busy = lab._files_in_running_experiments()
+        for path in (p for pair in spec.files.items() for p in pair):
+            if path in busy:
+                raise ValueError(
+                    f"{path!r} is already under test in running experiment {busy[path]!r}; two experiments "
+                    "on one file would confound each other. Import this one with a terminal status, or "
+                    "finish the other first."
+                )
     for production, variant in spec.files.items():
         snap = snapshots.get(production)
         if snap is not None:

@@ -215,7 +215,9 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
             Field(description="Measured values: {metric name: number}. Binary metrics take 0 or 1."),
         ],
         ctx: Context,
-        trial_id: Annotated[int | None, Field(ge=1, description="The trial id that assign returned.")] = None,
+        trial_id: Annotated[
+            int | None, Field(ge=1, le=2**63 - 1, description="The trial id that assign returned.")
+        ] = None,
         success: Annotated[bool, Field(description="False when the run failed (counts toward the error rate).")] = True,
         experiment_id: Annotated[
             str | None, Field(description="Without trial_id: record a past measurement into this experiment.")

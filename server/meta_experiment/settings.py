@@ -92,7 +92,13 @@ def load_settings(state_dir: Path, project_root: Path | None = None) -> Settings
     if project_root is not None:
         pyproject = _load_toml(project_root / "pyproject.toml")
         if pyproject is not None:
-            section = _plain(pyproject).get("tool", {}).get("meta-experiment")
+            tool = _plain(pyproject).get("tool", {})
+            section = tool.get("meta-experiment") if isinstance(tool, dict) else None
+            if section is not None and not isinstance(section, dict):
+                raise InvalidInput(
+                    "pyproject.toml: [tool.meta-experiment] must be a table of settings sections "
+                    "([tool.meta-experiment.defaults], ...), not a single value."
+                )
             if section:
                 sources.append(("pyproject.toml [tool.meta-experiment]", section))
     own = _load_toml(state_dir / SETTINGS_FILE_NAME)
@@ -135,18 +141,27 @@ def update_settings(state_dir: Path, changes: dict[str, dict[str, Any]], project
         for line in _HEADER.splitlines():
             doc.add(tomlkit.comment(line))
         doc.add(tomlkit.nl())
+    current = _plain(doc)
+    for section, values in changes.items():
+        if values and section in current and not isinstance(current[section], dict):
+            raise InvalidInput(
+                f"{SETTINGS_FILE_NAME}: [{section}] is not a table of key = value lines; fix or remove that "
+                "line in the file first (a .bak is kept of every file this command writes)."
+            )
+    candidate = {s: {**current.get(s, {}), **changes.get(s, {})} for s in SECTIONS}
+    try:
+        parsed = Settings.model_validate(candidate)
+    except ValidationError as exc:
+        raise InvalidInput(_describe(exc, "settings update")) from exc
     for section, values in changes.items():
         if not values:
             continue
         if section not in doc:
             doc.add(section, tomlkit.table())
         table = doc[section]
-        for key, value in values.items():
-            table[key] = value  # type: ignore[index]
-    try:
-        Settings.model_validate({s: _plain(doc).get(s, {}) for s in SECTIONS})
-    except ValidationError as exc:
-        raise InvalidInput(_describe(exc, "settings update")) from exc
+        for key in values:
+            # the parsed value, so "yes" or "20" from a command line lands as true or 20
+            table[key] = getattr(getattr(parsed, section), key)  # type: ignore[index]
     state_dir.mkdir(parents=True, exist_ok=True)
     if original is not None:
         atomic_write(state_dir / (SETTINGS_FILE_NAME + ".bak"), original.encode())
