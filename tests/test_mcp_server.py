@@ -188,6 +188,14 @@ async def test_bad_input_is_a_tool_error_and_changes_nothing(server, mode, tmp_p
         await refused(client, "update_settings", {"sample_size_required": -1}, says="sample_size_required")
         await refused(client, "update_settings", {}, says="at least one")
         await refused(client, "import_experiments", {"document": {"nope": 1}}, says="experiments")
+        # argument errors are one sentence per field, not pydantic's dump with a link
+        text = await refused(client, "create_experiment", {**CREATE, "sample_size_required": 1}, says="greater than")
+        assert text.startswith("Invalid arguments for create_experiment: sample_size_required:")
+        assert "pydantic.dev" not in text and "\n" not in text
+        await refused(client, "update_settings", {"improvement_threshold": "NaN"}, says="finite number")
+        text = await refused(
+            client, "record", {"trial_id": 10**20, "metrics": {"time_to_complete": 1}}, says="trial_id"
+        )
         # and the server keeps serving
         assert (await ok(client, "status"))["counts"]["running"] == 1
 

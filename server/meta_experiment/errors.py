@@ -4,10 +4,21 @@ exits non-zero. Nothing else should escape to a user."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
+
+
+def _non_finite(value: object) -> bool:
+    """NaN or infinity, as a float or as the text a client sent ("NaN", "Infinity")."""
+    if isinstance(value, bool) or not isinstance(value, float | str):
+        return False
+    try:
+        return not math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 def validation_message(exc: ValidationError, what: str) -> str:
@@ -15,7 +26,10 @@ def validation_message(exc: ValidationError, what: str) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or what
-        parts.append(f"{loc}: {err['msg']}")
+        if _non_finite(err.get("input")):
+            parts.append(f"{loc}: must be a finite number")  # pydantic would name a bound instead
+        else:
+            parts.append(f"{loc}: {err['msg']}")
     return f"Invalid {what}: " + "; ".join(parts) + "."
 
 

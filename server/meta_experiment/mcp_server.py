@@ -15,15 +15,15 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import (
     CallToolResult,
     ImageContent,
 )
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from . import __version__, interchange, report
-from .errors import StoreError
+from .errors import StoreError, validation_message
 from .lifecycle import Lab
 from .mcp_common import (
     AppState,
@@ -98,6 +98,22 @@ AutoPromote = Annotated[bool | None, Field(description="Let auto mode promote a 
 AutoRollback = Annotated[bool | None, Field(description="Let auto mode roll back a loser.")]
 
 
+class _Server(MCPServer):
+    """MCPServer whose argument errors read as one sentence per field (the SDK passes pydantic's
+    multi-line dump, with a link, to the model)."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError) and not isinstance(exc, UnexpectedToolError):
+                raise ToolError(
+                    validation_message(cause, f"arguments for {name}") + " The tool's input schema lists them."
+                ) from cause
+            raise
+
+
 def build_server(project_root: Path | None = None, state_dir: Path | None = None) -> MCPServer:
     """A server whose lifespan opens the project's state (a fresh one per server: tests use temp
     folders). With no arguments the project is found from the environment (DESIGN.md, "State")."""
@@ -121,7 +137,7 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
             if isinstance(opened, Lab):
                 opened.close()
 
-    server: MCPServer = MCPServer(
+    server: MCPServer = _Server(
         "meta-experiment", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, subscriptions=bus
     )
     register_subscriptions(server)
