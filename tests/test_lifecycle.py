@@ -342,3 +342,33 @@ def test_chart_is_a_png_once_both_arms_have_data(lab: Lab) -> None:
         lab.record(a.trial_id, {"time_to_complete": 30.0 + i})
     png = lab.chart(e.id)
     assert png is not None and png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"name": "review\x00pr"}, "plain text"),
+        ({"hypothesis": "saves\x00time"}, "plain text"),
+        (
+            {"primary_metric": {"name": "ok", "direction": "higher_is_better", "kind": "binary", "log_scale": True}},
+            "0/1",
+        ),
+        (
+            {"primary_metric": {"name": "ok", "direction": "higher_is_better", "kind": "binary", "unit": "min"}},
+            "time unit",
+        ),
+        ({"primary_metric": {"name": "t", "direction": "lower_is_better", "unit": "m\x00in"}}, "plain text"),
+    ],
+)
+def test_text_and_metric_shapes_that_cannot_work_are_refused(lab: Lab, change: dict, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        lab.create(**spec(**change))
+    assert lab.experiments() == []
+
+
+def test_a_reason_with_control_characters_is_refused() -> None:
+    from meta_experiment import release
+
+    with pytest.raises(InvalidInput, match="control characters"):
+        release._reason("bad\x00idea")
+    assert release._reason("  two\nlines\t ok ") == "two\nlines\t ok"

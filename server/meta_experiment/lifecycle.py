@@ -118,7 +118,10 @@ class Lab:
         if row is None:
             known = [r["id"] for r in self.store.experiment_rows()][-5:]
             hint = f" Known ids (latest): {', '.join(known)}." if known else " There are no experiments yet."
-            raise NotFound(f"No experiment with id {experiment_id!r}.{hint} Use the status tool to list them.")
+            raise NotFound(
+                f"No experiment with id {experiment_id!r}.{hint} The status tool (or `meta-experiment status`) "
+                "lists them."
+            )
         return row
 
     def definition(self, experiment_id: str) -> Definition:

@@ -36,6 +36,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def control_characters(text: str, *, allow_newlines: bool = False) -> bool:
+    """Whether `text` holds control characters (NUL and the like; newlines and tabs when
+    `allow_newlines`): they break git commit messages and terminals."""
+    allowed = "\n\t\r" if allow_newlines else ""
+    return any((ord(ch) < 32 or ord(ch) == 127) and ch not in allowed for ch in text)
+
+
 class MetricSpec(Strict):
     """One metric: its name, which way is better, and whether it is continuous or binary."""
 
@@ -79,6 +86,21 @@ class MetricSpec(Strict):
         if v is not None and not math.isfinite(v):
             raise ValueError("floor must be a finite number")
         return v
+
+    @field_validator("unit")
+    @classmethod
+    def _plain_unit(cls, v: str | None) -> str | None:
+        if v is not None and control_characters(v):
+            raise ValueError("the unit must be plain text (no control characters)")
+        return v
+
+    @model_validator(mode="after")
+    def _binary_has_no_scale(self) -> MetricSpec:
+        if self.kind == "binary" and self.log_scale:
+            raise ValueError(f"{self.name}: log_scale is for positive continuous metrics; a binary metric is 0/1")
+        if self.kind == "binary" and self.is_duration:
+            raise ValueError(f"{self.name}: a binary metric (0/1) cannot have the time unit {self.unit!r}")
+        return self
 
 
 class Targets(Strict):
@@ -136,6 +158,15 @@ class ExperimentSpec(Strict):
     max_duration_days: Annotated[float, Field(gt=0, le=3650)] = 14.0
     auto_promote: bool = False
     auto_rollback: bool = True
+
+    @model_validator(mode="after")
+    def _plain_text(self) -> ExperimentSpec:
+        if control_characters(self.name):
+            raise ValueError("the name must be one line of plain text (no control characters)")
+        for field_name in ("hypothesis", "description", "change_type"):
+            if control_characters(getattr(self, field_name), allow_newlines=field_name != "change_type"):
+                raise ValueError(f"the {field_name} must be plain text (no control characters such as NUL)")
+        return self
 
     @model_validator(mode="after")
     def _distinct_metrics(self) -> ExperimentSpec:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import deploy, journal, operations, policy
 from .errors import Conflict, InvalidInput, InvalidState
+from .models import control_characters
 from .outcomes import DeployResult, FileOutcome, GitOutcome
 from .release_text import promote_message, rollback_message
 from .stats.results import Analysis, Decision
@@ -47,6 +48,8 @@ def _reason(reason: str | None) -> str | None:
     reason = (reason or "").strip()
     if len(reason) > 2000:
         raise InvalidInput("The reason is longer than 2000 characters; summarise it.")
+    if control_characters(reason, allow_newlines=True):
+        raise InvalidInput("The reason contains control characters (such as NUL); write it as plain text.")
     return reason or None
 
 
@@ -55,7 +58,7 @@ def _require(experiment: Experiment, statuses: tuple[str, ...], doing: str) -> N
         why = f" ({experiment.status_reason})" if experiment.status_reason else ""
         raise InvalidState(
             f"Experiment {experiment.id} is {experiment.status}{why}; it cannot be {doing}. "
-            "Check the status tool for what happened to it."
+            "Check the status tool (or `meta-experiment status`) for what happened to it."
         )
 
 
