@@ -33,10 +33,36 @@ def test_stale_temp_files_are_removed_but_nothing_else(tmp_path: Path) -> None:
     (tmp_path / "dir").mkdir()
     target = tmp_path / "dir" / "a.md"
     target.write_text("x")
-    (target.parent / ".a.md.abc123.tmp").write_text("half")
-    (target.parent / ".b.md.abc123.tmp").write_text("someone else's")
+    (target.parent / ".a.md.meta-experiment-abc123.tmp").write_text("half")
+    (target.parent / ".b.md.meta-experiment-abc123.tmp").write_text("another file's")
+    (target.parent / ".a.md.orig.tmp").write_text("the user's own notes")  # not ours: kept
     assert deploy.remove_stale_temps(target) == 1
-    assert sorted(p.name for p in target.parent.iterdir()) == [".b.md.abc123.tmp", "a.md"]
+    assert sorted(p.name for p in target.parent.iterdir()) == [
+        ".a.md.orig.tmp",
+        ".b.md.meta-experiment-abc123.tmp",
+        "a.md",
+    ]
+
+
+def test_temp_cleanup_is_not_fooled_by_glob_characters(tmp_path: Path) -> None:
+    target = tmp_path / "[ab].md"
+    target.write_text("x")
+    (tmp_path / ".a.md.meta-experiment-1.tmp").write_text("matches [ab] as a glob, but is not ours")
+    (tmp_path / ".[ab].md.meta-experiment-2.tmp").write_text("ours")
+    assert deploy.remove_stale_temps(target) == 1
+    assert (tmp_path / ".a.md.meta-experiment-1.tmp").exists()
+
+
+def test_promote_leaves_a_users_temp_files_alone(tmp_path: Path) -> None:
+    """What a killed write of ours leaves is named .<file>.meta-experiment-*.tmp; a user's
+    .<file>.orig.tmp survives replace_file and the cleanup around it."""
+    target = tmp_path / "a.md"
+    target.write_text("old")
+    mine = tmp_path / ".a.md.orig.tmp"
+    mine.write_text("my precious notes")
+    deploy.replace_file(target, b"new")
+    deploy.remove_stale_temps(target)
+    assert target.read_bytes() == b"new" and mine.read_text() == "my precious notes"
 
 
 def test_writable_path_refuses_escapes_and_symlinks(project: Path, tmp_path: Path) -> None:

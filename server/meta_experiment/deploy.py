@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from . import paths
 from .errors import Conflict, PathError, StoreError
-from .files import fsync_dir
+from .files import fsync_dir, temp_prefix
 
 LOCK_FILE_NAME = "deploy.lock"
 LOCK_WAIT_SECONDS = 120.0
@@ -105,7 +105,7 @@ def replace_file(path: Path, data: bytes) -> None:
         mode: int | None = path.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             half = len(data) // 2
@@ -127,9 +127,13 @@ def replace_file(path: Path, data: bytes) -> None:
 
 
 def remove_stale_temps(path: Path) -> int:
-    """Delete temp files that a killed `replace_file` left beside `path` (never the file itself)."""
+    """Delete temp files that a killed `replace_file` left beside `path`: only names we write
+    (`temp_prefix`), never the file itself nor anyone else's temp files. No glob: a file name may
+    hold glob characters."""
     removed = 0
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+    prefix = temp_prefix(path)
+    stale_files = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+    for stale in stale_files:
         if stale.is_file() and not stale.is_symlink():
             stale.unlink(missing_ok=True)
             removed += 1

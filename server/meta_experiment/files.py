@@ -25,6 +25,15 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+TEMP_MARK = "meta-experiment-"  # in every temp file name we write beside a user's file
+
+
+def temp_prefix(path: Path) -> str:
+    """Prefix of our temp files beside `path`: `.{name}.meta-experiment-`, distinct from any temp
+    file of the user's or another tool's, so that only ours are ever cleaned up."""
+    return f".{path.name}.{TEMP_MARK}"
+
+
 def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
     """Replace `path` with `data` so that a reader (or a crash) sees either the old or the new
     content, never a mix. Keeps the existing file's permission bits unless `mode` is given."""
@@ -33,7 +42,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
             mode = path.stat().st_mode & 0o7777
         except FileNotFoundError:
             mode = None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
