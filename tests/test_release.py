@@ -273,3 +273,39 @@ def test_a_write_failure_midway_puts_the_first_file_back(
     assert lab.get(e.id).status == "running" and head(project) == before
     assert journal.latest(lab.store, e.id).phase == "undone"
     assert [ev.kind for ev in lab.events(e.id)][-1] == "deploy_undone"
+
+
+def _detach(project: Path) -> None:
+    git(project, "checkout", "-q", "--detach")
+
+
+def _stage_an_edit(project: Path) -> None:
+    (project / PROD).write_text("my staged edit\n")
+    git(project, "add", PROD)
+    (project / PROD).write_text(COMMAND)  # the working copy is back to what the experiment started from
+
+
+def _rebase_in_progress(project: Path) -> None:
+    (project / ".git" / "rebase-merge").mkdir()
+
+
+@pytest.mark.parametrize(
+    ("situation", "message"),
+    [
+        (_detach, "HEAD is detached"),
+        (_stage_an_edit, "has staged changes"),
+        (_rebase_in_progress, "a rebase is in progress"),
+    ],
+)
+def test_promote_refuses_when_git_would_lose_the_commit_or_the_index(
+    lab: Lab, project: Path, situation, message: str
+) -> None:
+    e = winner(lab)
+    situation(project)
+    index_before = git(project, "diff", "--cached")
+    with pytest.raises(InvalidState, match=message):
+        release.promote(lab, e.id, dry_run=True)
+    with pytest.raises(InvalidState, match=message):
+        release.promote(lab, e.id)
+    assert (project / PROD).read_text() == COMMAND and lab.get(e.id).status == "running"
+    assert git(project, "diff", "--cached") == index_before

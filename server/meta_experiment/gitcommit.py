@@ -51,6 +51,49 @@ def identity_args(project_root: Path) -> tuple[str, ...]:
     return ()
 
 
+IN_PROGRESS = {
+    "rebase-merge": "a rebase",
+    "rebase-apply": "a rebase or git am",
+    "MERGE_HEAD": "a merge",
+    "CHERRY_PICK_HEAD": "a cherry-pick",
+    "REVERT_HEAD": "a revert",
+}
+
+
+def blockers(project_root: Path, rel_paths: Sequence[str]) -> str | None:
+    """Why committing `rel_paths` now would lose or hide work, or None. Checked before any file is
+    written: a detached HEAD or a rebase, merge, cherry-pick or revert in progress (the commit would
+    end up on no branch, or be dropped by --abort), or staged changes of these paths (the commit
+    would silently replace them in the index). Outside a repository, or without git, nothing blocks."""
+    if shutil.which("git") is None:
+        return None
+    try:
+        inside = _git(project_root, "rev-parse", "--is-inside-work-tree")
+        if inside.returncode != 0 or inside.stdout.strip() != "true":
+            return None
+        for marker, what in IN_PROGRESS.items():
+            path = _git(project_root, "rev-parse", "--git-path", marker).stdout.strip()
+            if path and (project_root / path).exists():
+                return f"{what} is in progress in this repository; finish or abort it first"
+        has_head = _git(project_root, "rev-parse", "--verify", "-q", "HEAD").returncode == 0
+        if has_head and _git(project_root, "symbolic-ref", "-q", "HEAD").returncode != 0:
+            return (
+                "HEAD is detached (no branch is checked out), so the commit would belong to no branch; "
+                "check out a branch first"
+            )
+        if has_head and rel_paths:
+            staged = _git(project_root, "diff", "--cached", "--name-only", "HEAD", "--", *rel_paths)
+            names = [n for n in staged.stdout.splitlines() if n]
+            if names:
+                return (
+                    f"{', '.join(names)} has staged changes (git add) that are not committed; they would be "
+                    f"replaced in the index. Commit them, or unstage them (git restore --staged -- {' '.join(names)})"
+                )
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # git cannot answer: the commit step reports it
+    return None
+
+
 def commit_paths(project_root: Path, rel_paths: Sequence[str], message: str) -> GitOutcome:
     if shutil.which("git") is None:
         return GitOutcome(status="git_not_installed", detail="git not installed: the change was not committed")

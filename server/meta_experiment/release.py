@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import deploy, journal, operations, policy
+from . import deploy, gitcommit, journal, operations, policy
 from .errors import Conflict, InvalidInput, InvalidState
 from .models import control_characters
 from .outcomes import DeployResult, FileOutcome, GitOutcome
@@ -269,6 +269,9 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> tuple[list[deploy
         raise Conflict(
             f"Refusing to {operation} {experiment.id}: {what}. {advice}", diff="".join(d for *_, d in conflicts)
         )
+    blocked = gitcommit.blockers(lab.project_root, [s.production for s in steps])
+    if blocked:
+        raise InvalidState(f"Refusing to {operation} {experiment.id}: {blocked}. Nothing was changed.")
     return steps, "".join(diffs), warnings
 
 
