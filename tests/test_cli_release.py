@@ -62,3 +62,11 @@ def test_auto_from_the_command_line(project: Path, ready: str, capsys: pytest.Ca
     assert out.startswith("Running automatic experiment management") and f"✅ Auto-promoting: {ready}" in out
     assert main(["--project", str(project), "auto"]) == 0
     assert "No running experiments." in capsys.readouterr().out
+
+
+def test_a_conflict_prints_its_diff(project: Path, ready: str, capsys: pytest.CaptureFixture) -> None:
+    (project / PROD).write_text(COMMAND + "a person's edit\n")
+    assert main(["--project", str(project), "promote", ready, "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert "was edited since the experiment started" in err
+    assert "+a person's edit" in err  # the diff itself, not only "see the diff"

@@ -210,6 +210,7 @@ def test_promote_outside_git_and_with_a_failing_hook_keeps_files_consistent(
         result = release.promote(lab, winner(lab).id)
         assert result.git.status == "failed" and "blocked by policy hook" in result.git.detail
         assert "git: commit failed: blocked by policy hook" in result.summary
+        assert "not committed" in result.summary and f"-- {PROD}" in result.summary  # the next step
         assert result.status == "promoted" and (project / PROD).read_text() == VARIANT
         assert [ev for ev in lab.events() if ev.kind == "git"][-1].data["status"] == "failed"
     finally:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import ExperimentError
+from .errors import Conflict, ExperimentError
 
 
 def _lab(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -256,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ExperimentError as exc:
         print(f"meta-experiment: {exc}", file=sys.stderr)
+        if isinstance(exc, Conflict) and exc.diff:
+            print(exc.diff, file=sys.stderr, end="" if exc.diff.endswith("\n") else "\n")
         return 2
     except KeyboardInterrupt:
         return 130

@@ -20,6 +20,7 @@ the experiment ran): the experiment just stops.
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING, Any
 
 from . import deploy, gitcommit, journal, operations, policy
@@ -314,7 +315,13 @@ def _result(
     if files:
         summary += f"; {len(files)} file(s): {', '.join(f.production for f in files)}"
     if git is not None:
-        summary += f"; git: {git.detail}"
+        summary += f"; git: {git.detail.rstrip('.')}"
+        if git.status == "failed" and files:
+            paths = " ".join(shlex.quote(f.production) for f in files)
+            summary += (
+                f". The files are changed on disk but not committed; once git's problem is fixed, run: "
+                f"git commit -m {shlex.quote(f'experiment: {verb.lower()} {experiment.id}')} -- {paths}"
+            )
     return DeployResult(
         experiment_id=experiment.id,
         operation=operation,  # type: ignore[arg-type]
