@@ -116,3 +116,9 @@ def test_a_state_folder_moved_into_the_project_is_refused(root: Path, monkeypatc
     with pytest.raises(PathError, match="state folder"):
         paths.confine(root, "state/experiments.db", must_exist=False)
     assert paths.confine(root, "sub/a.md") == "sub/a.md"
+
+
+def test_a_file_in_a_nested_repository_or_submodule_is_refused(root: Path) -> None:
+    (root / "sub" / ".git").write_text("gitdir: ../.git/modules/sub\n")  # how a submodule looks
+    with pytest.raises(PathError, match="nested git repository or submodule"):
+        paths.confine(root, "sub/a.md")

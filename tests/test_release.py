@@ -88,7 +88,7 @@ def test_promote_needs_the_policy_or_force_with_a_reason(lab: Lab, project: Path
     before = unchanged(lab, project)
     with pytest.raises(InvalidState, match="not ready to promote.*force=true"):
         release.promote(lab, e.id)
-    with pytest.raises(InvalidInput, match="force=true needs a reason"):
+    with pytest.raises(InvalidInput, match="Forcing a promotion needs a reason"):
         release.promote(lab, e.id, force=True)
     assert unchanged(lab, project) == before
     result = release.promote(lab, e.id, force=True, reason="the team reviewed it; ship it")

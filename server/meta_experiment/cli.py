@@ -53,7 +53,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     lab = _lab(args)
     try:
         report = lab.status()
-        print(report.model_dump_json(indent=2) if args.json else render_status(report), end="")
+        print(report.model_dump_json(indent=2) + "\n" if args.json else render_status(report), end="")
     finally:
         lab.close()
     return 0
@@ -192,7 +192,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     lab = _lab(args)
     try:
         result = run_auto(lab, dry_run=args.dry_run)
-        print(result.model_dump_json(indent=2) if args.json else render_auto(result), end="")
+        print(result.model_dump_json(indent=2) + "\n" if args.json else render_auto(result), end="")
     finally:
         lab.close()
     return 0

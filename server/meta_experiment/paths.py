@@ -110,6 +110,14 @@ def _refuse_protected(root: Path, resolved: Path, relative: Path, user_path: str
             f"The {what} {user_path!r} is inside git's own folder (.git); experiments and exports may "
             "only touch the project's files. Choose a path outside .git."
         )
+    for depth in range(1, len(relative.parts)):
+        folder = root.joinpath(*relative.parts[:depth])
+        if (folder / ".git").exists():
+            raise PathError(
+                f"The {what} {user_path!r} is inside {PurePosixPath(*relative.parts[:depth]).as_posix()!r}, a "
+                "nested git repository or submodule: its commits belong to that repository. Run the "
+                "experiment from there, or choose a file of this project."
+            )
     state = find_state_dir(root).resolve()
     if STATE_DIR_NAME in relative.parts or resolved == state or state in resolved.parents:
         raise PathError(

@@ -136,7 +136,7 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
             action="expire",
             criteria=criteria,
             driven_by="max_duration_days reached",
-            rationale=f"no conclusive result within {analysis.max_duration_days:g} days; "
+            rationale=f"no conclusive result within {_days(analysis.max_duration_days)}; "
             "the original stays in production",
         )
     return Decision(
@@ -170,7 +170,11 @@ def _elapsed(analysis: Analysis, now: float) -> str:
     if analysis.started_at is None:
         return "not started"
     days = max(0.0, now - analysis.started_at) / 86400
-    return f"{days:.1f} of {analysis.max_duration_days:g} days"
+    return f"{days:.1f} of {_days(analysis.max_duration_days)}"
+
+
+def _days(n: float) -> str:
+    return f"{n:g} day" if n == 1 else f"{n:g} days"
 
 
 def _why_continue(analysis: Analysis, active: bool, criteria: list[Criterion]) -> str:

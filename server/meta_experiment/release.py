@@ -80,7 +80,8 @@ def promote(
     reason = _reason(reason)
     if force and not reason:
         raise InvalidInput(
-            "force=true needs a reason (it is recorded in the event log and the commit). "
+            "Forcing a promotion needs a reason (reason in the tool, --reason in the CLI); it is recorded in "
+            "the event log and the commit. "
             "Say why the experiment should be promoted although the policy does not recommend it."
         )
     experiment = lab.get(experiment_id)
