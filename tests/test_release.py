@@ -310,3 +310,12 @@ def test_promote_refuses_when_git_would_lose_the_commit_or_the_index(
         release.promote(lab, e.id)
     assert (project / PROD).read_text() == COMMAND and lab.get(e.id).status == "running"
     assert git(project, "diff", "--cached") == index_before
+
+
+def test_a_commit_hook_that_adds_files_is_reported(lab: Lab, project: Path) -> None:
+    hook = project / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho extra > extra.txt\ngit add extra.txt\n")
+    hook.chmod(0o755)
+    result = release.promote(lab, winner(lab).id)
+    assert result.git.status == "committed" and commit_paths(project) == {PROD, "extra.txt"}
+    assert "a commit hook added extra.txt" in result.git.detail

@@ -140,7 +140,12 @@ def _commit(project_root: Path, rel_paths: list[str], message: str) -> GitOutcom
         _unstage(project_root, added, has_head)
         return GitOutcome(status="failed", detail=f"commit failed: {_first_lines(result.stderr + result.stdout)}")
     sha = _git(project_root, "rev-parse", "HEAD").stdout.strip()
-    return GitOutcome(status="committed", commit=sha, detail=f"committed {sha[:12]}")
+    detail = f"committed {sha[:12]}"
+    listed = _git(project_root, "show", "--name-only", "--format=", "-z", sha).stdout.split("\0")
+    extra = sorted({p for p in listed if p} - set(rel_paths))
+    if extra:  # a commit hook staged more than the experiment's files
+        detail += f"; note: a commit hook added {', '.join(extra[:5])} to this commit as well"
+    return GitOutcome(status="committed", commit=sha, detail=detail)
 
 
 def _unstage(project_root: Path, added: list[str], has_head: bool) -> None:
