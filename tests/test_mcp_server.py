@@ -322,5 +322,6 @@ async def test_a_damaged_database_still_serves_and_says_why(project: Path, mode)
     async with Client(build_server(project, state), mode=mode) as client:
         result = await call(client, "status")
         assert result.is_error and "cannot be used" in result.content[0].text
-        with pytest.raises(MCPError, match="cannot be used"):
-            await client.read_resource("experiments://status")
+        for uri in ("experiments://status", "experiments://alerts"):
+            with pytest.raises(MCPError, match="cannot be used"):
+                await client.read_resource(uri)

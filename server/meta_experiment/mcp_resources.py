@@ -14,7 +14,7 @@ from .lifecycle import Lab
 from .mcp_common import AppState, read_lab
 
 
-def _lab(box: dict[str, AppState]) -> Lab:
+def resource_lab(box: dict[str, AppState]) -> Lab:
     """The lifespan's Lab; a store that could not be opened is a resource error with its reason."""
     try:
         return box["state"].lab
@@ -35,7 +35,7 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
     )
     async def list_resource() -> str:
         def run() -> str:
-            lab = _lab(box)
+            lab = resource_lab(box)
             return json.dumps(
                 [
                     {"id": e.id, "name": e.name, "status": e.status, "progress": lab.progress(e).model_dump()}
@@ -53,7 +53,7 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         description="The status report of every experiment, in the seed's layout.",
     )
     async def status_resource() -> str:
-        return await anyio.to_thread.run_sync(lambda: report.render_status(_lab(box).status()))
+        return await anyio.to_thread.run_sync(lambda: report.render_status(resource_lab(box).status()))
 
     @server.resource(
         "experiment://{experiment_id}",

@@ -34,7 +34,7 @@ from .mcp_common import (
     tool_annotations,
     tool_result,
 )
-from .mcp_resources import register_resources
+from .mcp_resources import register_resources, resource_lab
 from .models import Assignment, Event, Experiment, MetricSpec, Progress, RecordResult
 from .settings import SETTINGS_FILE_NAME, DefaultSettings, Settings, update_settings
 from .stats.results import Analysis
@@ -417,6 +417,6 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
     from .mcp_release import register_release_tools
     from .prompts import register_prompts
 
-    register_release_tools(server, lambda: box["state"].lab)
+    register_release_tools(server, lambda: resource_lab(box))
     register_prompts(server)
     return server
