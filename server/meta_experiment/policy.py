@@ -18,11 +18,12 @@ default) and c = 0.95 both give alpha = 0.05, c = 0.99 gives 0.01. So, with no t
 auto mode promotes with probability at most alpha / 2 = 2.5% and rolls back with probability at
 most 2.5%, however often it re-analyses and however long the experiment runs.
 
-The test plans for decisions between `sample_size_required` trials and 7x that many (the planned
-window): 80% of each direction's alpha is spent there by an O'Brien-Fleming-type boundary, which
-asks for strong evidence early and little more than a single fixed-horizon test at the window's
-end; the other 20% goes to a normal-mixture e-process that catches large effects early and keeps
-deciding after the window. bench/validate_decisions.py measures the error rates and the power.
+The test plans for decisions between `sample_size_required` trials and PLAN_MULTIPLE (7) x that many
+(the planned window): WINDOW_SHARE (80%) of each direction's alpha is spent there by an
+O'Brien-Fleming-type boundary, which asks for strong evidence early and little more than a single
+fixed-horizon test at the window's end; the other 20% goes to a normal-mixture e-process that
+catches large effects early and keeps deciding after the window. bench/validate_decisions.py
+measures the error rates and the power.
 The "confidence" shown in reports is 1 - the always-valid two-sided p-value.
 
 Promote when, at or after `sample_size_required` recorded trials:
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 from .models import Targets
 from .stats.guardrails import holm
+from .stats.plan import WINDOW_SHARE
 from .stats.results import Analysis, Criterion, Decision
 
 SIGNIFICANCE_FLOOR = 0.05  # the seed's p < 0.05, two-sided
@@ -202,7 +204,7 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
     if seq is not None and seq.active and seq.phase == "after_window":
         text += (
             f"; the planned window ({seq.window_end_trials} trials) ended without a decision: only the "
-            "e-process (20% of alpha) can still decide, so a real but small effect may take long; "
+            f"e-process ({1 - WINDOW_SHARE:.0%} of alpha) can still decide, so a real but small effect may take long; "
             "consider stopping the experiment (rollback keeps the original) or starting a larger one"
         )
     return text

@@ -60,9 +60,8 @@ from functools import lru_cache
 
 from scipy import optimize, special, stats
 
-PLAN_MULTIPLE = 7  # the planned window ends at 7x sample_size_required trials
-WINDOW_SHARE = 0.8  # share of each direction's alpha spent inside the planned window
-MIXTURE_R0 = 3.0  # tau^2 * n_eff of the e-process at sample_size_required
+from .plan import MIXTURE_R0, PLAN_MULTIPLE, WINDOW_SHARE  # callers use sequential.X too
+
 METHOD = (
     "O'Brien-Fleming-type boundary monitored continuously over the planned window (Lan & DeMets 1983; "
     f"{WINDOW_SHARE:.0%} of alpha) or a one-sided normal-mixture e-process from the required size on "
