@@ -290,12 +290,17 @@ def _rebase_in_progress(project: Path) -> None:
     (project / ".git" / "rebase-merge").mkdir()
 
 
+def _skip_worktree(project: Path) -> None:
+    git(project, "update-index", "--skip-worktree", PROD)  # git would commit nothing
+
+
 @pytest.mark.parametrize(
     ("situation", "message"),
     [
         (_detach, "HEAD is detached"),
         (_stage_an_edit, "has staged changes"),
         (_rebase_in_progress, "a rebase is in progress"),
+        (_skip_worktree, "skip-worktree.*git update-index --no-skip-worktree"),
     ],
 )
 def test_promote_refuses_when_git_would_lose_the_commit_or_the_index(

@@ -63,8 +63,9 @@ IN_PROGRESS = {
 def blockers(project_root: Path, rel_paths: Sequence[str]) -> str | None:
     """Why committing `rel_paths` now would lose or hide work, or None. Checked before any file is
     written: a detached HEAD or a rebase, merge, cherry-pick or revert in progress (the commit would
-    end up on no branch, or be dropped by --abort), or staged changes of these paths (the commit
-    would silently replace them in the index). Outside a repository, or without git, nothing blocks."""
+    end up on no branch, or be dropped by --abort), staged changes of these paths (the commit
+    would silently replace them in the index), or a skip-worktree mark on them (git would commit
+    nothing). Outside a repository, or without git, nothing blocks."""
     if shutil.which("git") is None:
         return None
     try:
@@ -81,6 +82,15 @@ def blockers(project_root: Path, rel_paths: Sequence[str]) -> str | None:
                 "HEAD is detached (no branch is checked out), so the commit would belong to no branch; "
                 "check out a branch first"
             )
+        if rel_paths:
+            listed = _git(project_root, "ls-files", "-v", "--", *rel_paths)
+            hidden = [line[2:] for line in listed.stdout.splitlines() if line.startswith("S ")]
+            if hidden:
+                return (
+                    f"{', '.join(hidden)} is marked skip-worktree in git's index, so git would not see the change "
+                    "and nothing would be committed; clear the mark first "
+                    f"(git update-index --no-skip-worktree -- {' '.join(hidden)})"
+                )
         if has_head and rel_paths:
             staged = _git(project_root, "diff", "--cached", "--name-only", "HEAD", "--", *rel_paths)
             names = [n for n in staged.stdout.splitlines() if n]
