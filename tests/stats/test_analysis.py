@@ -141,3 +141,21 @@ def test_srm_blocks_promotion():
     a = analyze(inputs(CONTROL, TREATMENT, assigned={"control": 60, "treatment": 7}))
     assert a.srm[0].mismatch and a.decision.action == "continue"
     assert "sample-ratio" in a.decision.rationale
+
+
+@pytest.mark.parametrize("x_c,x_t,n", [(0, 7, 10), (3, 9, 10), (2, 11, 20), (10, 2, 20), (5, 5, 10), (0, 10, 10)])
+def test_binary_always_valid_interval_agrees_with_the_decision(x_c, x_t, n):
+    """The interval excludes 0 exactly when the sequential test decides, and stays within [-1, 1]
+    (0/10 vs 7/10 used to give [0.18, 1.22] while the test did not decide)."""
+    spec = MetricSpec(name="ok", direction="higher_is_better", kind="binary")
+    control, treatment = [1] * x_c + [0] * (n - x_c), [1] * x_t + [0] * (n - x_t)
+    a = analyze(inputs(control, treatment, spec=spec, required=10, successes={"control": x_c, "treatment": x_t}))
+    seq = a.primary.sequential
+    half = seq.alpha_per_direction
+    cs = seq.confidence_sequence
+    if cs is None:
+        assert x_c + x_t in (0, 2 * n)
+        return
+    assert -1.0 <= cs.lower <= cs.upper <= 1.0
+    assert (cs.lower > 0) == (seq.p_value_improvement <= half)
+    assert (cs.upper < 0) == (seq.p_value_regression <= half)

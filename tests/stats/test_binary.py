@@ -54,3 +54,32 @@ def test_all_failures_is_no_evidence():
 
 def test_cohens_h_matches_statsmodels():
     assert b.cohens_h(0.5, 0.65) == pytest.approx(proportion_effectsize(0.65, 0.5), abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "x_c,n_c,x_t,n_t", [*CASES[:3], (10, 20, 0, 20), (20, 20, 19, 20), (4, 20, 1, 20), (3, 63, 12, 63)]
+)
+def test_relative_lift_ci_is_statsmodels_log_adjusted_risk_ratio(x_c, n_c, x_t, n_t):
+    lo, hi = confint_proportions_2indep(x_t, n_t, x_c, n_c, compare="ratio", method="log-adjusted")
+    got = b.relative_lift_ci(x_c, n_c, x_t, n_t)
+    assert got == (pytest.approx(lo - 1, abs=1e-9), pytest.approx(hi - 1, abs=1e-9))
+    # never below -100%, never zero width, even at 0 or all successes in one arm (the delta method
+    # gave (-1, -1) for 10/20 vs 0/20)
+    assert -1 < got[0] < got[1]
+
+
+def test_relative_lift_ci_is_none_when_both_arms_always_succeed():
+    assert b.relative_lift_ci(20, 20, 20, 20) is None  # the delta method gave the zero-width (0, 0)
+
+
+def test_relative_lift_ci_agrees_with_the_exact_test_at_small_counts():
+    """4/20 vs 1/20 errors: Fisher p = 0.34, so the ratio's interval must include no change (the
+    delta method gave [-127%, -22%], which excluded it)."""
+    lo, hi = b.relative_lift_ci(4, 20, 1, 20)
+    assert b.fisher_p(4, 20, 1, 20) > 0.3 and lo < 0 < hi
+
+
+def test_pooled_se_is_what_pooled_z_divides_by():
+    se = b.pooled_se(30, 100, 45, 100)
+    assert (45 / 100 - 30 / 100) / se == pytest.approx(b.pooled_z(30, 100, 45, 100), rel=1e-12)
+    assert b.pooled_se(0, 10, 0, 10) is None and b.pooled_se(0, 0, 1, 10) is None

@@ -88,3 +88,18 @@ def test_large_sample_precision():
     x, y = rng.normal(1e6, 1.0, 50_000), rng.normal(1e6 + 0.01, 1.0, 50_000)
     ref = stats.ttest_ind(y, x, equal_var=False)
     assert c.t_test(Summary.of(x), Summary.of(y))[0] == pytest.approx(ref.statistic, rel=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e-90, 1e-40, 1e40, 1e80, 1e150])
+def test_relative_lift_ci_does_not_depend_on_the_unit(scale):
+    """The relative lift and its interval are scale-free; mu_c^4 used to underflow (ZeroDivisionError
+    below 1e-77) or overflow (NaN above 1e77)."""
+    ref = c.relative_lift_ci(Summary.of(CONTROL), Summary.of(TREATMENT))
+    got = c.relative_lift_ci(Summary.of([x * scale for x in CONTROL]), Summary.of([x * scale for x in TREATMENT]))
+    assert got == (pytest.approx(ref[0], rel=1e-9), pytest.approx(ref[1], rel=1e-9))
+
+
+def test_effect_sizes_are_none_when_the_variance_overflows():
+    big_c, big_t = Summary.of([x * 1e160 for x in CONTROL]), Summary.of([x * 1e160 for x in TREATMENT])
+    assert math.isinf(big_c.variance)  # the precondition: the squares overflow
+    assert c.cohens_d(big_c, big_t) is None and c.hedges_g(big_c, big_t) is None  # not -0.0

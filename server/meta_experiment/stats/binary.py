@@ -1,6 +1,6 @@
 """Two-proportion comparisons (success or error rates) from counts: the pooled z-test, Fisher's
-exact test at small counts, Newcombe's interval of the difference and the delta-method interval of
-the relative lift. Undefined quantities are None, never NaN."""
+exact test at small counts, Newcombe's interval of the difference and the log risk-ratio interval
+of the relative lift. Undefined quantities are None, never NaN."""
 
 from __future__ import annotations
 
@@ -78,14 +78,30 @@ def newcombe_ci(x_c: int, n_c: int, x_t: int, n_t: int, level: float = 0.95) -> 
 
 
 def relative_lift_ci(x_c: int, n_c: int, x_t: int, n_t: int, level: float = 0.95) -> tuple[float, float] | None:
-    """Delta-method interval of p_t / p_c - 1 (GrowthBook gbstats, Bernoulli variances p(1 - p))."""
+    """Interval of p_t / p_c - 1 from the log risk ratio with 0.5 added to each count and each
+    total (Katz et al. 1978; statsmodels confint_proportions_2indep(compare='ratio'), its default
+    method 'log-adjusted'): log r +- z sqrt(1/x_t - 1/n_t + 1/x_c - 1/n_c). Unlike the delta method
+    on the ratio it stays above -100% and keeps a width when one arm has 0 or all successes. None with
+    an empty arm, no control successes (the lift itself is then undefined) or all successes in both."""
     if n_c == 0 or n_t == 0 or x_c == 0:
         return None
-    p_t, p_c = x_t / n_t, x_c / n_c
-    var = p_t * (1 - p_t) / (n_t * p_c * p_c) + p_c * (1 - p_c) * p_t * p_t / (n_c * p_c**4)
-    lift = p_t / p_c - 1
+    a_t, m_t, a_c, m_c = x_t + 0.5, n_t + 0.5, x_c + 0.5, n_c + 0.5
+    var = 1 / a_t - 1 / m_t + 1 / a_c - 1 / m_c
+    if var <= 0:
+        return None  # every trial succeeded in both arms: the ratio's uncertainty is not estimable
+    log_ratio = math.log((a_t / m_t) / (a_c / m_c))
     h = z_quantile(level) * math.sqrt(var)
-    return lift - h, lift + h
+    return math.expm1(log_ratio - h), math.expm1(log_ratio + h)
+
+
+def pooled_se(x_c: int, n_c: int, x_t: int, n_t: int) -> float | None:
+    """sqrt(p (1 - p) (1/n_c + 1/n_t)) with the pooled rate p: the standard error of p_t - p_c that
+    `pooled_z` divides by; None with an empty arm or when every trial has the same outcome."""
+    if n_c == 0 or n_t == 0:
+        return None
+    p = (x_c + x_t) / (n_c + n_t)
+    var = p * (1 - p) * (1 / n_c + 1 / n_t)
+    return math.sqrt(var) if var > 0 else None
 
 
 def cohens_h(p_c: float, p_t: float) -> float:

@@ -92,18 +92,22 @@ def relative_lift_ci(c: Summary, t: Summary, level: float = 0.95) -> tuple[float
     se_df = welch_se_df(c, t)
     if lift is None or se_df is None:
         return None
-    mc2 = c.mean * c.mean
-    var = t.variance / (t.n * mc2) + c.variance * t.mean * t.mean / (c.n * mc2 * mc2)
-    h = t_quantile(level, se_df[1]) * math.sqrt(var)
+    # the same variance as (var_t / n_t + r^2 var_c / n_c) / mu_c^2 with r = mu_t / mu_c, written so
+    # that neither mu_c^4 underflows (|mu| < 1e-77) nor overflows (|mu| > 1e77)
+    ratio = t.mean / c.mean
+    sd = math.sqrt(t.variance / t.n + ratio * ratio * c.variance / c.n) / abs(c.mean)
+    h = t_quantile(level, se_df[1]) * sd
+    if not math.isfinite(h):
+        return None
     return lift - h, lift + h
 
 
 def pooled_sd(c: Summary, t: Summary) -> float | None:
-    """sqrt(((n1-1)s1^2 + (n2-1)s2^2) / (n1+n2-2)), the seed's pooled_std; None when 0."""
+    """sqrt(((n1-1)s1^2 + (n2-1)s2^2) / (n1+n2-2)), the seed's pooled_std; None when 0 or inf."""
     if c.n + t.n < 3 or c.n < 1 or t.n < 1:
         return None
     v = ((c.n - 1) * c.variance + (t.n - 1) * t.variance) / (c.n + t.n - 2)
-    return math.sqrt(v) if v > 0 else None
+    return math.sqrt(v) if 0 < v < math.inf else None  # an overflowed variance gives no effect size
 
 
 def cohens_d(c: Summary, t: Summary) -> float | None:

@@ -266,10 +266,15 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
         f["improvement_ci"] = _interval(rel, scale=sign * 100)
     else:
         messages.append("the control arm has no successes: relative changes are undefined")
-    se = math.sqrt(p_t * (1 - p_t) / t.n + p_c * (1 - p_c) / c.n)
-    seq = _sequential(
-        None if z is None else sign * z, se if se > 0 else None, None, f["difference"], c.n, t.n, design, sign
-    )
+    # The always-valid interval uses the pooled standard error that the decision's z uses, so the
+    # interval excludes 0 exactly when the test decides (the pooled SE is the larger one at equal
+    # arms: p(1-p) is concave), and it is clipped to the possible differences [-1, 1].
+    se = binary.pooled_se(x_c, c.n, x_t, t.n)
+    seq = _sequential(None if z is None else sign * z, se, None, f["difference"], c.n, t.n, design, sign)
+    if seq.confidence_sequence is not None:
+        cs = seq.confidence_sequence
+        clipped = Interval(lower=max(cs.lower, -1.0), upper=min(cs.upper, 1.0), level=cs.level)
+        seq = seq.model_copy(update={"confidence_sequence": clipped})
     if seq.confidence_sequence is not None and x_c > 0:
         cs = seq.confidence_sequence
         seq = seq.model_copy(

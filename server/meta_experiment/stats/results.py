@@ -88,7 +88,14 @@ class SequentialResult(Frozen):
     confidence_sequence: Annotated[
         Interval | None, Field(description="Always-valid interval of the difference (analysis scale).")
     ]
-    improvement_confidence_sequence: Interval | None
+    improvement_confidence_sequence: Annotated[
+        Interval | None,
+        Field(
+            description="The always-valid interval as improvement %: on the log scale exp(bounds) - 1; "
+            "otherwise the difference's bounds divided by the control's observed mean or rate (the "
+            "uncertainty of that mean is not included)."
+        ),
+    ]
     method: str
 
 
@@ -106,7 +113,11 @@ class MetricAnalysis(Frozen):
     difference: Annotated[float | None, Field(description="Treatment minus control, on the analysis scale.")]
     difference_ci: Interval | None
     relative_lift: Annotated[
-        float | None, Field(description="treatment / control - 1 (of geometric means on log scale).")
+        float | None,
+        Field(
+            description="(treatment - control) / |control| of the means (of geometric means on the log "
+            "scale: their ratio - 1)."
+        ),
     ]
     relative_lift_ci: Interval | None
     welch: TTest | None
