@@ -31,12 +31,17 @@ def record_trials(
     rng = random.Random(seed)
     failed = {"control": 0, "treatment": 0}
     failures = failures or {}
+    # the experiment's guardrails get values too, equal in both arms: a guardrail with no data
+    # blocks promotion
+    guards = [m.name for m in lab.get(experiment_id).secondary_metrics]
     for _ in range(trials):
         a = lab.assign(experiment_id)
         mean = control if a.arm == "control" else treatment
         success = failed[a.arm] >= failures.get(a.arm, 0)
         failed[a.arm] += not success
-        lab.record(a.trial_id, {"time_to_complete": mean + rng.gauss(0, noise)}, success)
+        values = {"time_to_complete": mean + rng.gauss(0, noise)}
+        values.update({name: 5.0 + rng.gauss(0, 0.2) for name in guards})
+        lab.record(a.trial_id, values, success)
 
 
 def winner(lab: Lab, **overrides: object) -> Experiment:

@@ -66,3 +66,73 @@ def test_after_the_planned_window_the_rationale_says_so():
     assert "planned window (28 trials) ended without a decision" in a.decision.rationale
     early = analyze(inputs(c[:10], t[:10], required=4))
     assert early.primary.sequential.phase == "window" and "planned window" not in early.decision.rationale
+
+
+def _criterion(d, name):
+    return next(c for c in d.criteria if c.name == name)
+
+
+def test_a_guardrail_without_data_blocks_promotion():
+    from meta_experiment.models import MetricSpec
+
+    guard = MetricSpec(name="issues_caught", direction="higher_is_better")
+    a = analyze(inputs(*BETTER, secondary=[guard]))
+    assert a.decision.action == "continue"
+    assert not a.guardrails[0].checked and "unchecked" in _criterion(a.decision, "No regression detected").detail
+
+
+def test_a_guardrail_beyond_tolerance_blocks_promotion_before_it_is_significant():
+    from meta_experiment.models import MetricSpec
+
+    guard = MetricSpec(name="quality", direction="higher_is_better", max_regression=5)
+    g_rng = np.random.default_rng(3)
+    quality = (list(g_rng.normal(10, 4, 12)), list(g_rng.normal(8.5, 4, 12)))
+    a = analyze(inputs(*BETTER, secondary=[guard], extra={"quality": quality}))
+    g = a.guardrails[0]
+    assert g.regression_pct > 5 and not g.regression_detected and g.beyond_tolerance  # the precondition
+    assert a.decision.action == "continue" and "promotion waits" in g.detail
+
+
+def test_worse_than_a_zero_baseline_is_a_regression():
+    """0 crashes in control, 15 of 30 in treatment: no % change exists, but it is a regression
+    beyond any tolerance (it used to read 'within tolerance' and auto-promote)."""
+    from meta_experiment.models import MetricSpec
+
+    guard = MetricSpec(name="crashed", direction="lower_is_better", kind="binary")
+    a = analyze(inputs(*BETTER, secondary=[guard], extra={"crashed": ([0] * 30, [1] * 15 + [0] * 15)}))
+    g = a.guardrails[0]
+    assert g.worse_from_zero and g.regression_detected
+    assert a.decision.action == "rollback" and "crashed worse than its zero baseline" in a.decision.rationale
+
+
+def test_a_primary_metric_rising_from_zero_is_judged_on_its_difference():
+    from meta_experiment.models import MetricSpec
+
+    up = MetricSpec(name="ok", direction="higher_is_better", kind="binary")
+    a = analyze(inputs([0] * 30, [1] * 20 + [0] * 10, spec=up, required=10))
+    assert a.primary.improvement_pct is None and a.decision.action == "promote"
+    assert "zero baseline" in _criterion(a.decision, "Improvement > threshold").detail
+    errors = MetricSpec(name="errors", direction="lower_is_better")
+    worse = analyze(inputs([0.0] * 30, list(rng.normal(3.5, 1, 30)), spec=errors, required=10))
+    assert worse.decision.action == "rollback" and "zero baseline" in worse.decision.rationale
+
+
+def test_log_scale_does_not_promote_a_change_that_makes_the_mean_worse():
+    """Geometric mean 33% lower but a heavy tail: arithmetic mean 35% higher (audit case c19)."""
+    from meta_experiment.models import MetricSpec
+    from meta_experiment.stats.summary import Summary
+
+    spec = MetricSpec(name="time", direction="lower_is_better", unit="min", log_scale=True)
+    r = np.random.default_rng(19)
+    control, treatment = np.exp(r.normal(3.0, 0.3, 400)), np.exp(r.normal(2.6, 1.3, 400))
+    logs = {("control", "time"): Summary.of(np.log(control)), ("treatment", "time"): Summary.of(np.log(treatment))}
+    a = analyze(inputs(list(control), list(treatment), spec=spec, required=20, log_summaries=logs))
+    assert a.primary.improvement_pct > 15 and treatment.mean() > 1.2 * control.mean()  # the precondition
+    c = _criterion(a.decision, "Mean not worse on the original scale")
+    assert c.met is False and a.decision.action == "continue"
+
+
+def test_confidence_detail_says_why_the_bar_is_higher_than_the_target():
+    d = analyze(inputs(*BETTER, targets=Targets(confidence_threshold=0.8))).decision
+    text = _criterion(d, "Confidence threshold").detail
+    assert "needs 95%" in text and "raised to the seed's 5% significance floor" in text

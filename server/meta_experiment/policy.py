@@ -40,9 +40,9 @@ Otherwise continue."""
 from __future__ import annotations
 
 from .models import Targets
-from .stats.guardrails import holm
+from .stats.guardrails import change_from_zero, holm
 from .stats.plan import WINDOW_SHARE
-from .stats.results import Analysis, Criterion, Decision
+from .stats.results import Analysis, Criterion, Decision, MetricAnalysis
 
 SIGNIFICANCE_FLOOR = 0.05  # the seed's p < 0.05, two-sided
 SEQUENTIAL = "always-valid sequential test (O'Brien-Fleming-type window boundary or normal-mixture e-process)"
@@ -69,10 +69,11 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
     p_two = seq.p_value if active and seq else None
     imp = m.improvement_pct
     srm_bad = [s for s in analysis.srm if s.mismatch]
-    bad_guards = [g for g in analysis.guardrails if g.regression_detected]
+    bad_guards = [g for g in analysis.guardrails if g.blocks_promotion]
 
     significant = None if p_up is None else p_up <= half
-    over = None if imp is None else imp > targets.improvement_threshold
+    from_zero = change_from_zero(m)
+    over = (from_zero > 0 or None) if imp is None else imp > targets.improvement_threshold
     confidence = None if p_two is None else 1 - p_two
     criteria = [
         Criterion(
@@ -84,9 +85,7 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
         Criterion(
             name="Improvement > threshold",
             met=over,
-            detail="improvement unknown"
-            if imp is None
-            else f"{imp:+.1f}% vs {targets.improvement_threshold:g}% target",
+            detail=_improvement_detail(m, targets, from_zero),
         ),
         Criterion(
             name="No regression detected",
@@ -102,8 +101,12 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
             met=None if confidence is None else confidence >= 1 - alpha,
             detail="not evaluated yet"
             if confidence is None
-            else f"always-valid confidence {confidence:.1%} vs {targets.confidence_threshold:.0%} target "
-            f"(decisions use {1 - alpha:.0%})",
+            else f"always-valid confidence {confidence:.1%}; needs {1 - alpha:.0%}"
+            + (
+                f" (the {targets.confidence_threshold:.0%} target, raised to the seed's 5% significance floor)"
+                if 1 - alpha > targets.confidence_threshold + 1e-12
+                else ""
+            ),
         ),
         Criterion(
             name="Sample ratio (SRM)",
@@ -113,17 +116,21 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
             ),
         ),
     ]
+    original = _original_scale(m, targets)
+    if original is not None:
+        criteria.insert(2, original)
     rollback = _rollback_reasons(analysis, targets, half) if active else []
     expired = analysis.started_at is not None and now - analysis.started_at >= analysis.max_duration_days * 86400
     criteria.append(Criterion(name="Within max duration", met=not expired, detail=_elapsed(analysis, now)))
 
-    if active and significant and over and not bad_guards and not srm_bad:
+    if active and significant and over and not bad_guards and not srm_bad and (original is None or original.met):
         return Decision(
             action="promote",
             criteria=criteria,
             driven_by=SEQUENTIAL,
-            rationale=f"the always-valid test shows an improvement of {imp:+.1f}% "
-            f"(p = {_fmt_p(p_up)} <= {half:g}) above the {targets.improvement_threshold:g}% target, "
+            rationale="the always-valid test shows an improvement of "
+            + ("from a zero baseline" if imp is None else f"{imp:+.1f}%")
+            + f" (p = {_fmt_p(p_up)} <= {half:g}) above the {targets.improvement_threshold:g}% target, "
             "with no guardrail regression and no sample-ratio mismatch",
         )
     if rollback:
@@ -160,12 +167,45 @@ def _rollback_reasons(analysis: Analysis, targets: Targets, half: float) -> list
         None if m.improvement_pct is None else -m.improvement_pct,
         *(g.regression_pct for g in analysis.guardrails),
     ]
+    from_zero = [change_from_zero(m) < 0, *(g.worse_from_zero for g in analysis.guardrails)]
     limits = [targets.max_regression, *(g.max_regression_pct for g in analysis.guardrails)]
     out = []
-    for name, p_adj, reg, limit in zip(names, holm(p), regression, limits, strict=True):
-        if p_adj is not None and p_adj <= half and reg is not None and reg > limit:
+    for name, p_adj, reg, zero, limit in zip(names, holm(p), regression, from_zero, limits, strict=True):
+        if p_adj is None or p_adj > half:
+            continue
+        if zero:
+            out.append(f"{name} worse than its zero baseline, Holm always-valid p = {_fmt_p(p_adj)}")
+        elif reg is not None and reg > limit:
             out.append(f"{name} {reg:.1f}% worse (tolerance {limit:g}%), Holm always-valid p = {_fmt_p(p_adj)}")
     return out
+
+
+def _improvement_detail(m: MetricAnalysis, targets: Targets, from_zero: int) -> str:
+    if m.improvement_pct is not None:
+        return f"{m.improvement_pct:+.1f}% vs {targets.improvement_threshold:g}% target"
+    if from_zero:
+        word = "better" if from_zero > 0 else "worse"
+        return (
+            f"{word} than a zero baseline (control {m.control.mean:.4g}, treatment {m.treatment.mean:.4g}): "
+            "no % change exists, and any improvement over 0 exceeds the target"
+        )
+    return "improvement unknown"
+
+
+def _original_scale(m: MetricAnalysis, targets: Targets) -> Criterion | None:
+    """For a primary analysed on the log scale (geometric means), the arithmetic means must not
+    regress beyond max_regression: a change can shorten the typical run while lengthening the
+    total (a heavier tail), and promotion must not make the total worse."""
+    if m.scale != "log" or m.control.mean is None or m.treatment.mean is None or m.control.mean == 0:
+        return None
+    sign = 1.0 if m.direction == "higher_is_better" else -1.0
+    change = sign * (m.treatment.mean - m.control.mean) / abs(m.control.mean) * 100
+    return Criterion(
+        name="Mean not worse on the original scale",
+        met=change >= -targets.max_regression,
+        detail=f"arithmetic means {m.control.mean:.4g} -> {m.treatment.mean:.4g} ({change:+.1f}%; "
+        f"tolerance {targets.max_regression:g}%); the test above compares geometric means",
+    )
 
 
 def _elapsed(analysis: Analysis, now: float) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from ..models import Arm, MetricSpec, Targets
 from . import binary, power, sequential
-from .guardrails import holm
+from .guardrails import change_from_zero, has_data, holm
 from .metric import Design, MetricData, Role, analyze_metric, scaled_summaries
 from .results import Analysis, Guardrail, MetricAnalysis, Power
 from .srm import srm_check
@@ -138,22 +138,40 @@ def _input_messages(inputs: AnalysisInputs) -> list[str]:
 def _guardrails(
     metrics: list[MetricAnalysis], specs: list[MetricSpec], targets: Targets, alpha: float
 ) -> list[Guardrail]:
-    """One-sided regression tests of each guardrail, Holm-adjusted across them (Holm 1979)."""
+    """One-sided regression tests of each guardrail, Holm-adjusted across them (Holm 1979). A
+    guardrail blocks promotion when its regression is significant and beyond its tolerance, when its
+    point estimate alone is beyond the tolerance (the evidence of safety is missing), or when it has
+    no data yet; only a significant regression can trigger a rollback (policy)."""
     adjusted = holm([m.p_value_regression for m in metrics])
     out = []
     for m, spec, p_holm in zip(metrics, specs, adjusted, strict=True):
         limit = spec.max_regression if spec.max_regression is not None else targets.max_regression
         regression = None if m.improvement_pct is None else -m.improvement_pct
-        detected = bool(p_holm is not None and p_holm <= alpha and regression is not None and regression > limit)
+        from_zero = change_from_zero(m) < 0
+        beyond = from_zero or (regression is not None and regression > limit)
+        detected = bool(p_holm is not None and p_holm <= alpha and beyond)
+        checked = has_data(m)
         seq = m.sequential
-        if regression is None:
+        p_text = "n/a" if p_holm is None else f"{p_holm:.4g}"
+        if not checked:
+            detail = (
+                f"unchecked: {m.control.n} control and {m.treatment.n} treatment values recorded; record "
+                f"{m.name} in both arms before a promotion can be safe"
+            )
+        elif from_zero:
+            detail = (
+                f"worse than a zero baseline (control mean 0, treatment {m.treatment.mean:.4g}): any such "
+                f"change exceeds the tolerance; one-sided Holm p = {p_text}"
+            )
+        elif regression is None:
             detail = "regression unknown: " + ("; ".join(m.messages) or "no data")
         else:
-            p_text = "n/a" if p_holm is None else f"{p_holm:.4g}"
             detail = (
                 f"{'regressed' if regression > 0 else 'changed'} {regression:+.1f}% "
                 f"(tolerance {limit:g}%), one-sided Holm p = {p_text}"
             )
+            if beyond and not detected:
+                detail += ": beyond the tolerance but not significant yet, so promotion waits"
         out.append(
             Guardrail(
                 name=m.name,
@@ -164,6 +182,9 @@ def _guardrails(
                 p_value_holm=p_holm,
                 always_valid_p=seq.p_value_regression if seq is not None else None,
                 regression_detected=detected,
+                checked=checked,
+                beyond_tolerance=beyond,
+                worse_from_zero=from_zero,
                 detail=detail,
             )
         )

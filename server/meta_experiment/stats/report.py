@@ -5,7 +5,7 @@ every number comes from the Analysis."""
 from __future__ import annotations
 
 from ..models import DURATION_UNITS
-from .results import Analysis, ArmSummary, Interval, MetricAnalysis
+from .results import Analysis, ArmSummary, Guardrail, Interval, MetricAnalysis
 
 HEADLINE = {
     "promote": "PROMOTE TO PRODUCTION",
@@ -173,10 +173,15 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
             "|---|---|---|---|---|",
         ]
         for g in analysis.guardrails:
-            change = "n/a" if g.regression_pct is None else f"{-g.regression_pct:+.1f}%"
+            change = (
+                "worse than 0"
+                if g.worse_from_zero
+                else "n/a"
+                if g.regression_pct is None
+                else f"{-g.regression_pct:+.1f}%"
+            )
             lines.append(
-                f"| {g.name} | {change} | {g.max_regression_pct:g}% | {_p(g.p_value_holm)} "
-                f"| {'yes' if g.regression_detected else 'no'} |"
+                f"| {g.name} | {change} | {g.max_regression_pct:g}% | {_p(g.p_value_holm)} | {_guard_state(g)} |"
             )
         lines += [""]
     if analysis.power and (d is None or d.action == "continue"):
@@ -221,3 +226,13 @@ def _impact(analysis: Analysis) -> list[str]:
     else:
         out.append("- Monthly impact: estimated once the experiment has run for a day (from its usage rate)")
     return [*out, ""]
+
+
+def _guard_state(g: Guardrail) -> str:
+    if not g.checked:
+        return "unchecked: no data yet (blocks promotion)"
+    if g.regression_detected:
+        return "yes"
+    if g.beyond_tolerance:
+        return "beyond tolerance, not significant yet (blocks promotion)"
+    return "no"

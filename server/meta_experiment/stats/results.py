@@ -176,8 +176,25 @@ class Guardrail(Frozen):
     p_value: float | None
     p_value_holm: float | None
     always_valid_p: float | None
-    regression_detected: bool
+    regression_detected: Annotated[
+        bool, Field(description="A significant regression (one-sided Holm p <= alpha) beyond the tolerance.")
+    ]
+    checked: Annotated[bool, Field(description="Both arms have enough values to test this guardrail.")] = True
+    beyond_tolerance: Annotated[
+        bool,
+        Field(
+            description="The point estimate regresses beyond the tolerance (or worsens from a zero baseline), "
+            "significant or not: promotion waits."
+        ),
+    ] = False
+    worse_from_zero: Annotated[
+        bool, Field(description="Worse than a control mean or rate of exactly 0 (no % change exists).")
+    ] = False
     detail: str
+
+    @property
+    def blocks_promotion(self) -> bool:
+        return self.regression_detected or self.beyond_tolerance or not self.checked
 
 
 class Criterion(Frozen):

@@ -120,7 +120,8 @@ def ours(
     """Auto mode with policy.decide on the primary metric alone (no guardrails; SRM cannot fire with
     blocks of 2; trials recorded without success flags, which in a real experiment add the success
     rate as a guardrail and make rollback only more conservative through Holm). Promote when the
-    sequential test reaches its improvement boundary and the improvement exceeds `threshold` %;
+    sequential test reaches its improvement boundary and the improvement exceeds `threshold` % (and,
+    on the log scale, the arithmetic means do not regress beyond `max_regression` %);
     roll back when it reaches its regression boundary and the regression exceeds `max_regression` %.
     The boundary is A inside the planned window or the e-process B, as `sequential.z_boundary`;
     looks past the window (a `horizon` in `generate` above sequential.PLAN_MULTIPLE) have only B."""
@@ -129,7 +130,9 @@ def ours(
     if binary:
         z = pooled_z(nc, mc, nt, mt)
         with np.errstate(divide="ignore", invalid="ignore"):
-            imp = np.where(mc > 0, (mt - mc) / np.where(mc > 0, mc, 1.0) * 100, np.nan)
+            # from a zero control rate any increase beats the threshold (policy: change_from_zero)
+            from_zero = np.where(mt > 0, np.inf, np.nan)
+            imp = np.where(mc > 0, (mt - mc) / np.where(mc > 0, mc, 1.0) * 100, from_zero)
     else:
         z, _ = welch_z(nc, mc, vc, nt, mt, vt)
         z = -z  # lower is better
@@ -145,6 +148,10 @@ def ours(
         down = (window & (-z * np.sqrt(t) >= c)) | (mixture & (log_e(-z, r) >= log_b))
         promote = up & (imp > threshold)
         rollback = down & (-imp > max_regression)
+    if log_scale:  # policy._original_scale: the arithmetic means must not regress beyond max_regression
+        _, raw_mc, _, _, raw_mt, _ = _cumulative(arm, x, n_required)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            promote &= (raw_mc - raw_mt) / np.abs(raw_mc) * 100 >= -max_regression
     return _first(promote, rollback, n_required)
 
 
