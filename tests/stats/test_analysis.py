@@ -159,3 +159,23 @@ def test_binary_always_valid_interval_agrees_with_the_decision(x_c, x_t, n):
     assert -1.0 <= cs.lower <= cs.upper <= 1.0
     assert (cs.lower > 0) == (seq.p_value_improvement <= half)
     assert (cs.upper < 0) == (seq.p_value_regression <= half)
+
+
+@pytest.mark.parametrize("n_c,n_t", [(30, 5), (30, 3), (12, 12), (5, 0)])
+def test_trials_needed_counts_the_short_arm(n_c, n_t):
+    """More trials go to both arms equally; the count is the fewest that bring n_eff = n_c n_t / (n_c + n_t)
+    to the sequential size's n/2 (30 vs 5 used to say 23 more in total, fewer than one arm needs)."""
+    from meta_experiment.stats import analysis as an
+
+    a = analyze(inputs(list(np.linspace(30, 60, n_c)), list(np.linspace(20, 50, n_t)), required=10))
+    p = a.power
+    if n_t < 2:  # no observed variance in the treatment arm: sized from nothing, or from the control
+        return
+    n = p.n_per_arm_sequential
+    x = p.trials_needed_per_arm
+    assert p.trials_needed_total == 2 * x
+    assert (n_c + x) * (n_t + x) / (n_c + n_t + 2 * x) >= n / 2 - 1e-9
+    if x:
+        assert (n_c + x - 1) * (n_t + x - 1) / (n_c + n_t + 2 * x - 2) < n / 2
+        assert f"needs {2 * x} more trials" in p.message
+    assert an._more_per_arm(30, 5, 29) == 17

@@ -219,13 +219,19 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
     if seq is None or 2 * seq > window_end:
         suggested = power.required_for_window(effect, alpha / 2, inputs.power, inputs.control_share)
     if n_seq is not None:
-        have = [inputs.recorded.get("control", 0), inputs.recorded.get("treatment", 0)]
-        per_arm = max(0, n_seq - min(have))
-        total = max(0, 2 * n_seq - sum(have))
+        nc, nt = inputs.recorded.get("control", 0), inputs.recorded.get("treatment", 0)
+        per_arm = _more_per_arm(nc, nt, n_seq)
+        total = 2 * per_arm
         message = (
             f"about {n_seq} trials per arm give {inputs.power:.0%} power to detect a {thr:g}% "
             f"improvement with the always-valid test ({n_fixed} per arm for a single fixed-horizon test)"
             + (f"; needs {total} more trials" if total else "; enough trials")
+            + (
+                f" ({per_arm} more in each arm: the arms are uneven, {nc} control and {nt} treatment, "
+                "and the shorter one limits the information)"
+                if total and abs(nc - nt) > 1
+                else ""
+            )
         )
     else:
         message = "the target improvement is too small to detect with any practical sample size"
@@ -246,6 +252,18 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
         message=message,
         **base,
     )
+
+
+def _more_per_arm(a: int, b: int, n: int) -> int:
+    """More trials per arm, added equally to both (balanced assignment), until the arms carry the
+    information of n per arm: the smallest x >= 0 with n_eff = (a+x)(b+x)/(a+b+2x) >= n/2, i.e. the
+    positive root of x^2 + (a+b-n) x + ab - n(a+b)/2 = 0. With 30 and 5 recorded and n = 29 that
+    is 17 per arm: the short arm is what limits the information, not the total."""
+    if a * b / (a + b) >= n / 2 if a + b else n <= 0:
+        return 0
+    p, q = a + b - n, a * b - n * (a + b) / 2
+    x = (-p + math.sqrt(max(p * p - 4 * q, 0.0))) / 2
+    return max(0, math.ceil(x - 1e-9))
 
 
 def _effect(
