@@ -136,3 +136,18 @@ def test_confidence_detail_says_why_the_bar_is_higher_than_the_target():
     d = analyze(inputs(*BETTER, targets=Targets(confidence_threshold=0.8))).decision
     text = _criterion(d, "Confidence threshold").detail
     assert "needs 95%" in text and "raised to the seed's 5% significance floor" in text
+
+
+def test_a_real_but_small_improvement_says_the_target_is_out_of_reach():
+    """+2% with thousands of trials: the always-valid interval lies below the 15% target, so the
+    report says stop rather than 'continue collecting data' until expiry."""
+    from meta_experiment.stats.report import render_analysis
+
+    r = np.random.default_rng(5)
+    a = analyze(inputs(list(r.normal(100, 10, 3000)), list(r.normal(98, 10, 3000)), required=100))
+    d = a.decision
+    ics = a.primary.sequential.improvement_confidence_sequence
+    assert d.action == "continue" and 0 < ics.lower and ics.upper < 15  # the precondition
+    assert d.target_out_of_reach and "target is out of reach" in d.rationale and "real but smaller" in d.rationale
+    assert "RECOMMENDATION: STOP: THE TARGET IS OUT OF REACH" in render_analysis(a, "x")
+    assert not analyze(inputs(*SAME)).decision.target_out_of_reach  # 8 trials per arm: too wide to say

@@ -42,7 +42,7 @@ from __future__ import annotations
 from .models import Targets
 from .stats.guardrails import change_from_zero, holm
 from .stats.plan import WINDOW_SHARE
-from .stats.results import Analysis, Criterion, Decision, MetricAnalysis
+from .stats.results import Analysis, Criterion, Decision, Interval, MetricAnalysis
 
 SIGNIFICANCE_FLOOR = 0.05  # the seed's p < 0.05, two-sided
 SEQUENTIAL = "always-valid sequential test (O'Brien-Fleming-type window boundary or normal-mixture e-process)"
@@ -152,7 +152,8 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
         action="continue",
         criteria=criteria,
         driven_by=_why_continue(analysis, active, criteria),
-        rationale=_continue_rationale(analysis, criteria, srm_bad),
+        rationale=_continue_rationale(analysis, criteria, srm_bad, targets),
+        target_out_of_reach=_out_of_reach(analysis, targets) is not None,
     )
 
 
@@ -227,9 +228,29 @@ def _why_continue(analysis: Analysis, active: bool, criteria: list[Criterion]) -
     return SEQUENTIAL
 
 
-def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: list) -> str:
+def _out_of_reach(analysis: Analysis, targets: Targets) -> Interval | None:
+    """The always-valid interval of the improvement when it lies wholly below the target (it is
+    always-valid, so reading it at any look and stopping on it is safe), else None."""
+    seq = analysis.primary.sequential
+    ics = seq.improvement_confidence_sequence if seq is not None and seq.active else None
+    return ics if ics is not None and ics.upper < targets.improvement_threshold else None
+
+
+def _continue_rationale(
+    analysis: Analysis, criteria: list[Criterion], srm_bad: list, targets: Targets | None = None
+) -> str:
     unmet = [c.name.lower() for c in criteria if c.met is False and c.name != "Within max duration"]
     text = "not enough evidence yet" if not unmet else "not met: " + ", ".join(unmet)
+    ics = None if targets is None else _out_of_reach(analysis, targets)
+    if targets is not None and ics is not None:
+        span = f"[{ics.lower:+.1f}%, {ics.upper:+.1f}%]"
+        real = ", so the improvement is real but smaller" if ics.lower > 0 else ""
+        return (
+            f"the {targets.improvement_threshold:g}% target is out of reach: the always-valid interval of the "
+            f"improvement, {span}, lies below it{real}. More data will not promote it: stop the experiment "
+            "(rollback keeps the original), or start a new one with a lower improvement_threshold to adopt a "
+            "smaller gain"
+        )
     if srm_bad:
         text += "; investigate the sample-ratio mismatch (assignment or recording is biased)"
     p = analysis.primary.p_value

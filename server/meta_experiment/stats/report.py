@@ -191,7 +191,8 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
         lines += [f"{MARK[c.met]} {c.name}: {c.detail}" for c in d.criteria]
         lines += [
             "",
-            f"### RECOMMENDATION: {HEADLINE[d.action]}",
+            "### RECOMMENDATION: "
+            + ("STOP: THE TARGET IS OUT OF REACH" if d.target_out_of_reach else HEADLINE[d.action]),
             "",
             f"**Rationale**: {d.rationale}",
             f"**Decided by**: {d.driven_by}",

@@ -208,6 +208,13 @@ class Decision(Frozen):
     criteria: list[Criterion]
     rationale: str
     driven_by: str
+    target_out_of_reach: Annotated[
+        bool,
+        Field(
+            description="Continue only in name: the always-valid interval of the improvement lies below "
+            "improvement_threshold, so more data cannot promote; stop the experiment or lower the target."
+        ),
+    ] = False
 
 
 class Analysis(Frozen):
