@@ -53,6 +53,11 @@ def decision_alpha(targets: Targets) -> float:
     return min(SIGNIFICANCE_FLOOR, 1.0 - targets.confidence_threshold)
 
 
+def _pct(x: float) -> str:
+    """+12.3%; a change that rounds to zero reads +0.0%, never -0.0%."""
+    return f"{round(x, 1) + 0.0:+.1f}%"
+
+
 def _fmt_p(p: float | None) -> str:
     return "n/a" if p is None else f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
 
@@ -129,7 +134,7 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
             criteria=criteria,
             driven_by=SEQUENTIAL,
             rationale="the always-valid test shows an improvement of "
-            + ("from a zero baseline" if imp is None else f"{imp:+.1f}%")
+            + ("from a zero baseline" if imp is None else _pct(imp))
             + f" (p = {_fmt_p(p_up)} <= {half:g}) above the {targets.improvement_threshold:g}% target, "
             "with no guardrail regression and no sample-ratio mismatch",
         )
@@ -183,7 +188,7 @@ def _rollback_reasons(analysis: Analysis, targets: Targets, half: float) -> list
 
 def _improvement_detail(m: MetricAnalysis, targets: Targets, from_zero: int) -> str:
     if m.improvement_pct is not None:
-        return f"{m.improvement_pct:+.1f}% vs {targets.improvement_threshold:g}% target"
+        return f"{_pct(m.improvement_pct)} vs {targets.improvement_threshold:g}% target"
     if from_zero:
         word = "better" if from_zero > 0 else "worse"
         return (
@@ -204,7 +209,7 @@ def _original_scale(m: MetricAnalysis, targets: Targets) -> Criterion | None:
     return Criterion(
         name="Mean not worse on the original scale",
         met=change >= -targets.max_regression,
-        detail=f"arithmetic means {m.control.mean:.4g} -> {m.treatment.mean:.4g} ({change:+.1f}%; "
+        detail=f"arithmetic means {m.control.mean:.4g} -> {m.treatment.mean:.4g} ({_pct(change)}; "
         f"tolerance {targets.max_regression:g}%); the test above compares geometric means",
     )
 
@@ -243,7 +248,7 @@ def _continue_rationale(
     text = "not enough evidence yet" if not unmet else "not met: " + ", ".join(unmet)
     ics = None if targets is None else _out_of_reach(analysis, targets)
     if targets is not None and ics is not None:
-        span = f"[{ics.lower:+.1f}%, {ics.upper:+.1f}%]"
+        span = f"[{_pct(ics.lower)}, {_pct(ics.upper)}]"
         real = ", so the improvement is real but smaller" if ics.lower > 0 else ""
         return (
             f"the {targets.improvement_threshold:g}% target is out of reach: the always-valid interval of the "

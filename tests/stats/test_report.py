@@ -60,3 +60,39 @@ def test_chart_is_png_and_matplotlib_is_lazy():
     path = lift_path(c, t, None, a)
     assert len(path["n"]) == len(path["lift"]) == len(path["cs_lo"]) > 30
     assert all(lo <= mid <= hi for lo, mid, hi in zip(path["lo"], path["lift"], path["hi"], strict=True))
+
+
+def test_binary_report_gives_cohens_h():
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    from meta_experiment.models import MetricSpec
+
+    spec = MetricSpec(name="ok", direction="higher_is_better", kind="binary")
+    a = analyze(inputs([1] * 9 + [0] * 21, [1] * 21 + [0] * 9, spec=spec))
+    h = proportion_effectsize(0.7, 0.3)  # statsmodels: 2 asin sqrt(p1) - 2 asin sqrt(p2)
+    assert abs(a.primary.cohens_h - h) < 1e-12
+    text = render_analysis(a, "x")
+    assert f"**Effect Size** (Cohen's h): {h:.2f} (large effect)" in text
+    # 0.4 more "yes" per run x 60 runs in 3 days x 30 days
+    assert "about 240 more runs with ok = yes per month" in text
+
+
+def test_report_wording_on_awkward_data():
+    negative = render_analysis(analyze(inputs([-11.1, -10.0, -9.5], [-9.0, -8.91, -9.9])), "x")
+    assert "- Range: -11.1 to -9.5" in negative  # not "-11.1--9.5"
+    constant = render_analysis(analyze(inputs([10.0] * 10, [5.0] * 10, required=20)), "x")
+    assert "not computable yet (both arms are constant" in constant  # not "starts at the required size"
+    same = render_analysis(analyze(inputs([10.0, 11.0, 12.0], [10.0, 11.0, 12.0])), "x")
+    assert "**Improvement**: no change (0.0%)" in same and "-0.0" not in same
+
+
+def test_log_scale_impact_names_which_mean_each_figure_is_of():
+    from meta_experiment.models import MetricSpec
+    from meta_experiment.stats.summary import Summary
+
+    spec = MetricSpec(name="time", direction="lower_is_better", unit="min", log_scale=True)
+    logs = {("control", "time"): Summary.of(np.log(CONTROL)), ("treatment", "time"): Summary.of(np.log(TREATMENT))}
+    text = render_analysis(analyze(inputs(CONTROL, TREATMENT, spec=spec, log_summaries=logs)), "x")
+    per_run = np.mean(CONTROL) - np.mean(TREATMENT)
+    assert f"- Per run (arithmetic means): {per_run:+.3g} min ({per_run / np.mean(CONTROL) * 100:+.1f}%)" in text
+    assert "- Typical run (geometric means): +" in text

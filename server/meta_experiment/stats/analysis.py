@@ -90,11 +90,10 @@ def analyze(inputs: AnalysisInputs) -> Analysis:
         started_at=inputs.started_at,
         analyzed_at=inputs.now,
         max_duration_days=inputs.max_duration_days,
-        # A usage rate is only extrapolated from at least a day of data (a burst of runs in the
-        # first minutes says nothing about runs per month).
-        runs_per_day=recorded / (elapsed / SECONDS_PER_DAY)
-        if elapsed and elapsed >= SECONDS_PER_DAY and recorded
-        else None,
+        # Runs recorded per day while the experiment ran, counting at least one day (a burst of runs
+        # in the first minutes is not extrapolated to thousands a day); the status report's
+        # time-saved estimate (release_status.TIME_SAVED_BASIS) uses the same rate.
+        runs_per_day=recorded / max(1.0, elapsed / SECONDS_PER_DAY) if elapsed is not None and recorded else None,
         messages=messages,
     )
     return analysis.model_copy(update={"decision": policy.decide(analysis, inputs.targets, inputs.now)})

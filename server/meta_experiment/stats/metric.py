@@ -257,6 +257,7 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
     elif z is not None:
         f["p_value_regression"] = binary.z_test_p(z, "smaller" if sign > 0 else "larger")
     f["difference"] = p_t - p_c
+    f["cohens_h"] = binary.cohens_h(p_c, p_t)
     f["difference_ci"] = _interval(binary.newcombe_ci(x_c, c.n, x_t, t.n, LEVEL))
     if x_c > 0:
         f["relative_lift"] = p_t / p_c - 1

@@ -60,7 +60,7 @@ def _arm(title: str, arm: ArmSummary, unit: str | None) -> list[str]:
         f"**{title}** (n={arm.n}):",
         f"- Mean: {_num(arm.mean, unit)}",
         f"- Std Dev: {_num(arm.sd, unit)}",
-        f"- Range: {_num(arm.min)}-{_num(arm.max, unit)}",
+        f"- Range: {_num(arm.min)} to {_num(arm.max, unit)}",
         "",
     ]
 
@@ -69,6 +69,8 @@ def _improvement(m: MetricAnalysis) -> str:
     if m.improvement_pct is None:
         return "n/a"
     duration = m.unit in DURATION_UNITS
+    if round(m.improvement_pct, 1) == 0:
+        return "no change (0.0%)"
     better = m.improvement_pct >= 0
     if m.direction == "lower_is_better":
         word = ("faster" if better else "slower") if duration else ("lower" if better else "higher")
@@ -84,7 +86,7 @@ def _improvement(m: MetricAnalysis) -> str:
     return text
 
 
-def _tests(m: MetricAnalysis, drove: str) -> list[str]:
+def _tests(m: MetricAnalysis, drove: str, reached: bool = False) -> list[str]:
     out = [f"**Improvement**: {_improvement(m)}", ""]
     if m.welch:
         out += [
@@ -135,6 +137,9 @@ def _tests(m: MetricAnalysis, drove: str) -> list[str]:
             f"- {s.method}",
             "",
         ]
+    elif s is not None and reached:
+        why = "; ".join(m.messages) or "the arms give no usable statistic yet"
+        out += [f"**Always-valid sequential test**: not computable yet ({why})", ""]
     elif s is not None:
         out += ["**Always-valid sequential test**: starts at the required sample size", ""]
     return out
@@ -150,8 +155,12 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
         lines += [f"**Name**: {experiment_name}", ""]
     lines += [f"### Data Summary ({m.name}{', log scale' if m.scale == 'log' else ''})", ""]
     lines += _arm("Control Group", m.control, unit) + _arm("Treatment Group", m.treatment, unit)
-    lines += ["### Statistical Tests", "", *_tests(m, drove)]
-    lines += [f"**Effect Size** (Cohen's d): {_effect_label(m.cohens_d)}; Hedges' g: {_num(m.hedges_g)}", ""]
+    reached = analysis.trials_recorded >= analysis.sample_size_required
+    lines += ["### Statistical Tests", "", *_tests(m, drove, reached)]
+    if m.kind == "binary":
+        lines += [f"**Effect Size** (Cohen's h): {_effect_label(m.cohens_h)}", ""]
+    else:
+        lines += [f"**Effect Size** (Cohen's d): {_effect_label(m.cohens_d)}; Hedges' g: {_num(m.hedges_g)}", ""]
     diff_unit = None if m.scale == "log" else unit
     lines += [
         f"**95% Confidence Interval** (treatment - control{', log scale' if m.scale == 'log' else ''}): "
@@ -178,7 +187,7 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
                 if g.worse_from_zero
                 else "n/a"
                 if g.regression_pct is None
-                else f"{-g.regression_pct:+.1f}%"
+                else f"{round(-g.regression_pct, 1) + 0.0:+.1f}%"
             )
             lines.append(
                 f"| {g.name} | {change} | {g.max_regression_pct:g}% | {_p(g.p_value_holm)} | {_guard_state(g)} |"
@@ -212,20 +221,37 @@ def _impact(analysis: Analysis) -> list[str]:
     per_run = (
         m.control.mean - m.treatment.mean if m.direction == "lower_is_better" else (m.treatment.mean - m.control.mean)
     )
-    out = [
-        "**Expected Impact**:",
-        f"- Per run: {per_run:+.3g} {m.unit or ''} ({m.improvement_pct:+.1f}%)".rstrip(),
-    ]
-    if analysis.runs_per_day:
+    if m.scale == "log":  # the % is of geometric means; per run (and per month) is of arithmetic means
+        raw_pct = per_run / abs(m.control.mean) * 100 if m.control.mean else None
+        out = [
+            "**Expected Impact**:",
+            f"- Per run (arithmetic means): {per_run:+.3g} {m.unit or ''}".rstrip()
+            + ("" if raw_pct is None else f" ({round(raw_pct, 1) + 0.0:+.1f}%)"),
+            f"- Typical run (geometric means): {round(m.improvement_pct, 1) + 0.0:+.1f}%",
+        ]
+    else:
+        out = [
+            "**Expected Impact**:",
+            f"- Per run: {per_run + 0.0:+.3g} {m.unit or ''} ({round(m.improvement_pct, 1) + 0.0:+.1f}%)".rstrip(),
+        ]
+    if analysis.runs_per_day and m.kind == "binary":
+        yes = (m.treatment.mean - m.control.mean) * analysis.runs_per_day * 30
+        out.append(
+            f"- At the observed {analysis.runs_per_day:.3g} runs/day (runs recorded per day so far, counting at "
+            f"least one day): about {abs(yes):.3g} {'more' if yes >= 0 else 'fewer'} runs with {m.name} = yes "
+            "per month"
+        )
+    elif analysis.runs_per_day:
         monthly = per_run * analysis.runs_per_day * 30
         out.append(
-            f"- At the observed {analysis.runs_per_day:.3g} runs/day: {monthly:+.3g} {m.unit or ''} per month".rstrip()
+            f"- At the observed {analysis.runs_per_day:.3g} runs/day (runs recorded per day so far, counting at "
+            f"least one day): {monthly:+.3g} {m.unit or ''} per month".rstrip()
         )
         seconds = DURATION_UNITS.get(m.unit or "")
         if seconds:
             out.append(f"- That is {monthly * seconds / 3600:+.3g} hours per month")
     else:
-        out.append("- Monthly impact: estimated once the experiment has run for a day (from its usage rate)")
+        out.append("- Monthly impact: estimated once the experiment has started and recorded runs")
     return [*out, ""]
 
 

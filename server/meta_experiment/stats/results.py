@@ -124,6 +124,9 @@ class MetricAnalysis(Frozen):
     student: TTest | None
     cohens_d: float | None
     hedges_g: float | None
+    cohens_h: Annotated[
+        float | None, Field(description="Yes/no metrics: 2 asin(sqrt(p_t)) - 2 asin(sqrt(p_c)) (Cohen 1988).")
+    ] = None
     proportions: ProportionTest | None
     mann_whitney: RankTest | None
     p_value: Annotated[float | None, Field(description="Fixed-horizon two-sided p (Welch, or proportions).")]
