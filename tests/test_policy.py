@@ -147,7 +147,14 @@ def test_a_real_but_small_improvement_says_the_target_is_out_of_reach():
     a = analyze(inputs(list(r.normal(100, 10, 3000)), list(r.normal(98, 10, 3000)), required=100))
     d = a.decision
     ics = a.primary.sequential.improvement_confidence_sequence
-    assert d.action == "continue" and 0 < ics.lower and ics.upper < 15  # the precondition
+    assert d.action == "continue" and ics.lower > 0 and ics.upper < 15  # the precondition
     assert d.target_out_of_reach and "target is out of reach" in d.rationale and "real but smaller" in d.rationale
     assert "RECOMMENDATION: STOP: THE TARGET IS OUT OF REACH" in render_analysis(a, "x")
     assert not analyze(inputs(*SAME)).decision.target_out_of_reach  # 8 trials per arm: too wide to say
+
+
+def test_partial_data_is_named_as_such():
+    one_arm = analyze(inputs([40.0 + i for i in range(10)], [], required=10))
+    assert "the treatment arm has no time values yet" in one_arm.decision.rationale
+    one_each = analyze(inputs([40.0], [30.0], required=2))
+    assert "needs 2 values in each arm (1 control, 1 treatment so far)" in one_each.power.message

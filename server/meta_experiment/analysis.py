@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .measurements import LOG_PREFIX
-from .models import ARMS, Arm, parse_iso
+from .models import ARMS, Arm, Experiment, parse_iso
 from .stats.results import Analysis
 from .stats.summary import Summary
 from .status import StatusReport, status_item, status_report
+from .store import UnitCounts
 
 if TYPE_CHECKING:
     from .lifecycle import Lab
@@ -29,6 +30,7 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
     with lab.store.reading():
         e = lab.get(experiment_id)
         running = lab.store.running_stats(experiment_id)
+        units = lab.store.unit_counts(experiment_id)
         raw, note = None, None
         if rank_tests:
             if max(e.control.recorded, e.treatment.recorded) <= RANK_TEST_LIMIT:
@@ -44,6 +46,7 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
         key: tuple[Arm, str] = ("control" if arm == "control" else "treatment", metric.removeprefix(LOG_PREFIX))
         target[key] = Summary(s.n, s.mean, s.variance, s.min, s.max)
     ended = parse_iso(e.ended_at) if e.ended_at else None
+    srm_assigned, srm_recorded = _unit_srm_counts(e, units) if units else (None, None)
     result = run_analysis(
         AnalysisInputs(
             primary=e.primary_metric,
@@ -59,11 +62,49 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
             started_at=parse_iso(e.started_at) if e.started_at else None,
             now=ended if ended is not None else lab.clock(),
             max_duration_days=e.max_duration_days,
+            srm_assigned=srm_assigned,
+            srm_recorded=srm_recorded,
         )
     )
-    if note:
-        result = result.model_copy(update={"messages": [*result.messages, note]})
+    messages = [text for text in (note, _unit_note(units) if units else None) if text]
+    if messages:
+        result = result.model_copy(update={"messages": [*result.messages, *messages]})
     return result
+
+
+def _unit_srm_counts(e: Experiment, units: dict[str, UnitCounts]) -> tuple[dict[Arm, int], dict[Arm, int]]:
+    """Counts for the sample-ratio check with units, not trials, for the trials assigned with a unit.
+
+    Sticky assignment flips one fair coin per unit, so all trials of a unit land in the same arm and
+    per-trial counts are clustered: an A/A run of 30 units x 10 trials raised the alarm 45% of the
+    time at alpha 0.001. Per arm, the check counts each trial without a unit (balanced or imported)
+    and each distinct unit once (for `recorded`, each unit with at least one recorded trial). Only
+    the SRM uses these; success_rate, the sample-size gate and the power still count trials."""
+    none = UnitCounts(0, 0, 0, 0, 0)
+    c, t = units.get("control", none), units.get("treatment", none)
+    assigned: dict[Arm, int] = {
+        "control": e.control.assigned - c.trials + c.units,
+        "treatment": e.treatment.assigned - t.trials + t.units,
+    }
+    recorded: dict[Arm, int] = {
+        "control": e.control.recorded - c.recorded_trials + c.recorded_units,
+        "treatment": e.treatment.recorded - t.recorded_trials + t.recorded_units,
+    }
+    return assigned, recorded
+
+
+def _unit_note(units: dict[str, UnitCounts]) -> str | None:
+    worst = max(u.max_recorded_per_unit for u in units.values())
+    if worst <= 1:
+        return None
+    trials = sum(u.recorded_trials for u in units.values())
+    distinct = sum(u.recorded_units for u in units.values())
+    return (
+        f"{trials} recorded trials come from {distinct} units (up to {worst} from one unit). Trials of one "
+        "unit are correlated: the sample-ratio check counts units, but the t-tests (and the other metric "
+        "tests) treat every trial as independent, so their p-values may be too small and their intervals "
+        "too narrow. Assign one trial per unit, or record each unit's average as a single trial."
+    )
 
 
 def status(lab: Lab) -> StatusReport:

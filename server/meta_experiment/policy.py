@@ -246,6 +246,13 @@ def _continue_rationale(
 ) -> str:
     unmet = [c.name.lower() for c in criteria if c.met is False and c.name != "Within max duration"]
     text = "not enough evidence yet" if not unmet else "not met: " + ", ".join(unmet)
+    m = analysis.primary
+    empty = [arm.arm for arm in (m.control, m.treatment) if arm.n == 0]
+    if empty and (m.control.n or m.treatment.n):
+        text = (
+            f"the {' and '.join(empty)} arm has no {m.name} values yet, so nothing can be compared; "
+            "check that runs in that arm record the metric"
+        )
     ics = None if targets is None else _out_of_reach(analysis, targets)
     if targets is not None and ics is not None:
         span = f"[{_pct(ics.lower)}, {_pct(ics.upper)}]"

@@ -178,7 +178,15 @@ def _migration_deploy_journal(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _migration_trials_by_unit(db: sqlite3.Connection) -> None:
+    # Per-unit counts for the sample-ratio check (Store.unit_counts): a covering index of the trials
+    # that have a unit, and only those, so an experiment without units reads nothing and a trial
+    # without a unit (the common case) costs no extra index write.
+    db.execute("CREATE INDEX trials_by_unit ON trials (experiment_id, unit, arm, status) WHERE unit IS NOT NULL")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("0001_initial", _migration_initial),
     ("0002_deploy_journal", _migration_deploy_journal),
+    ("0003_trials_by_unit", _migration_trials_by_unit),
 ]

@@ -68,6 +68,19 @@ class RunningStats:
 EMPTY_STATS = RunningStats(0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
+@dataclass(frozen=True)
+class UnitCounts:
+    """The trials of one arm that were assigned with a unit (sticky assignment): how many trials
+    (`trials`, any status; `recorded_trials`), how many distinct units (`units`; `recorded_units`,
+    those with at least one recorded trial), and the most recorded trials of any one unit."""
+
+    trials: int
+    recorded_trials: int
+    units: int
+    recorded_units: int
+    max_recorded_per_unit: int
+
+
 def sha256_hex(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
@@ -407,6 +420,21 @@ class Store:
                 (experiment_id,),
             ).fetchall()
         return {r[0]: {"assigned": r[1], "recorded": r[2], "abandoned": r[3], "successes": r[4]} for r in rows}
+
+    def unit_counts(self, experiment_id: str) -> dict[str, UnitCounts]:
+        """{arm: UnitCounts} over the trials assigned with a unit; arms without any are absent.
+        One query on the partial index trials_by_unit: the inner GROUP BY walks it in (unit, arm)
+        order, covering, so an experiment without units reads nothing; the outer one folds the
+        per-unit rows into per-arm totals."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT arm, SUM(n), SUM(r), COUNT(*), SUM(r > 0), MAX(r) FROM ("
+                " SELECT arm, COUNT(*) AS n, SUM(status = 'recorded') AS r FROM trials"
+                " WHERE experiment_id = ? AND unit IS NOT NULL GROUP BY unit, arm"
+                ") GROUP BY arm",
+                (experiment_id,),
+            ).fetchall()
+        return {r[0]: UnitCounts(*(int(v) for v in r[1:])) for r in rows}
 
     def raw_values(self, experiment_id: str, arm: str, metric: str) -> list[float]:
         """Recorded values of one metric in one arm, in recording order (for rank-based tests)."""

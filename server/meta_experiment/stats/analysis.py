@@ -47,6 +47,10 @@ class AnalysisInputs:
     log_summaries: Mapping[tuple[Arm, str], Summary] | None = None
     raw_values: Mapping[tuple[Arm, str], Sequence[float]] | None = None
     control_share: float = 0.5
+    # Counts for the sample-ratio check when they differ from the trial counts: with sticky
+    # assignment each unit is one coin flip, so units are counted, not their trials.
+    srm_assigned: Mapping[Arm, int] | None = None
+    srm_recorded: Mapping[Arm, int] | None = None
     power_guess: Summary | None = field(default=None)
     power: float = 0.8
 
@@ -81,7 +85,10 @@ def analyze(inputs: AnalysisInputs) -> Analysis:
         secondary=secondary,
         srm=[
             srm_check(kind, counts.get("control", 0), counts.get("treatment", 0), inputs.control_share)
-            for kind, counts in (("assigned", inputs.assigned), ("recorded", inputs.recorded))
+            for kind, counts in (
+                ("assigned", inputs.srm_assigned or inputs.assigned),
+                ("recorded", inputs.srm_recorded or inputs.recorded),
+            )
         ],
         power=_power(inputs, primary, alpha),
         trials_recorded=recorded,
@@ -275,6 +282,15 @@ def _effect(
     observed = c.n >= 2 and t.n >= 2
     src = (c, t) if observed else (guess, guess) if guess is not None else None
     if src is None:
+        if c.n or t.n:
+            return (
+                None,
+                "none",
+                (
+                    f"the variance needs 2 values in each arm ({c.n} control, {t.n} treatment so far), or a guess "
+                    "of the mean and variance: sample size unknown"
+                ),
+            )
         return None, "none", "no data yet and no guess of the mean and variance: sample size unknown"
     basis: Basis = "observed" if observed else "guess"
     ctrl = src[0]
