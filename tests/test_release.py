@@ -324,3 +324,19 @@ def test_a_commit_hook_that_adds_files_is_reported(lab: Lab, project: Path) -> N
     result = release.promote(lab, winner(lab).id)
     assert result.git.status == "committed" and commit_paths(project) == {PROD, "extra.txt"}
     assert "a commit hook added extra.txt" in result.git.detail
+
+
+def test_analysis_of_an_ended_experiment_says_nothing_acts_on_it(lab: Lab, project: Path) -> None:
+    """After a rollback the data still favour the variant; the report must not recommend promoting
+    as if the experiment were running."""
+    from meta_experiment.report import render_analysis
+
+    e = winner(lab)
+    release.rollback(lab, e.id, reason="changed my mind")
+    analysis = lab.analyze(e.id)
+    assert analysis.decision.action == "promote"  # what the data alone say
+    assert analysis.experiment_status.startswith("rolled back: ") and "changed my mind" in analysis.experiment_status
+    text = render_analysis(lab.get(e.id), analysis)
+    assert "### RECOMMENDATION: NONE: THE EXPERIMENT IS ROLLED BACK" in text
+    assert "### RECOMMENDATION: PROMOTE" not in text and "nothing acts on it" in text
+    assert lab.analyze(winner(lab).id).experiment_status is None  # running: unchanged

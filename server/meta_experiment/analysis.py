@@ -69,6 +69,9 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
     messages = [text for text in (note, _unit_note(units) if units else None) if text]
     if messages:
         result = result.model_copy(update={"messages": [*result.messages, *messages]})
+    if e.status != "running":
+        ended = e.status.replace("_", " ") + (f": {e.status_reason}" if e.status_reason else "")
+        result = result.model_copy(update={"experiment_status": ended})
     return result
 
 

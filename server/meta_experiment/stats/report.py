@@ -153,6 +153,11 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
     lines = [f"## STATISTICAL ANALYSIS - {experiment_id or experiment_name}", ""]
     if experiment_id:
         lines += [f"**Name**: {experiment_name}", ""]
+    if analysis.experiment_status:
+        lines += [
+            f"**Status**: {analysis.experiment_status}. This analysis is for the record: nothing acts on it.",
+            "",
+        ]
     lines += [f"### Data Summary ({m.name}{', log scale' if m.scale == 'log' else ''})", ""]
     lines += _arm("Control Group", m.control, unit) + _arm("Treatment Group", m.treatment, unit)
     reached = analysis.trials_recorded >= analysis.sample_size_required
@@ -201,7 +206,14 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
         lines += [
             "",
             "### RECOMMENDATION: "
-            + ("STOP: THE TARGET IS OUT OF REACH" if d.target_out_of_reach else HEADLINE[d.action]),
+            + (
+                f"NONE: THE EXPERIMENT IS {analysis.experiment_status.split(':')[0].upper()} "
+                f"(the data alone would say: {HEADLINE[d.action].lower()})"
+                if analysis.experiment_status
+                else "STOP: THE TARGET IS OUT OF REACH"
+                if d.target_out_of_reach
+                else HEADLINE[d.action]
+            ),
             "",
             f"**Rationale**: {d.rationale}",
             f"**Decided by**: {d.driven_by}",

@@ -235,3 +235,10 @@ class Analysis(Frozen):
     runs_per_day: float | None
     messages: list[str] = []
     decision: Decision | None = None
+    experiment_status: Annotated[
+        str | None,
+        Field(
+            description="Set when the experiment is no longer running (promoted, rolled_back, expired, draft): "
+            "the decision then says only what the data show, and nothing acts on it."
+        ),
+    ] = None
