@@ -179,3 +179,16 @@ def test_trials_needed_counts_the_short_arm(n_c, n_t):
         assert (n_c + x - 1) * (n_t + x - 1) / (n_c + n_t + 2 * x - 2) < n / 2
         assert f"needs {2 * x} more trials" in p.message
     assert an._more_per_arm(30, 5, 29) == 17
+
+
+def test_one_dominating_value_is_pointed_out():
+    """Samuelson's bound: no value is more than (n-1)/sqrt(n) sd from the mean; a 1e14 typo among
+    minutes sits at the bound, ordinary lognormal data does not."""
+    typo = analyze(inputs([10.0, 11, 9, 10, 12, 10], [10.0, 11, 9, 10, 12, 1e14]))
+    assert any("one treatment value (1e+14 min) dominates" in m for m in typo.primary.messages)
+    rng = np.random.default_rng(2)
+    plain = analyze(inputs(list(rng.lognormal(3, 0.8, 30)), list(rng.lognormal(3, 0.8, 30))))
+    assert not any("dominates" in m for m in plain.primary.messages)
+    # the bound itself, checked against numpy on the extreme case
+    x = np.array([0.0] * 9 + [1.0])
+    assert (x.max() - x.mean()) / x.std(ddof=1) == pytest.approx(9 / np.sqrt(10))

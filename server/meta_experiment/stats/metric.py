@@ -165,6 +165,8 @@ def analyze_metric(d: MetricData, design: Design) -> MetricAnalysis:
     mw = None
     if d.raw_control is not None and d.raw_treatment is not None and spec.kind == "continuous":
         mw = _rank(d.raw_control, d.raw_treatment)
+    if spec.kind == "continuous":
+        messages += dominated(("control", d.control), ("treatment", d.treatment), unit=spec.unit)
     if c.n > 0 and t.n > 0 and c.mean == 0 and scale == "raw":
         messages.append("the control mean is 0: relative changes (improvement %) are undefined")
     return MetricAnalysis(
@@ -181,6 +183,29 @@ def analyze_metric(d: MetricData, design: Design) -> MetricAnalysis:
         messages=messages,
         **fields,
     )
+
+
+DOMINANCE = 0.95  # share of Samuelson's bound at which one value is said to dominate an arm
+
+
+def dominated(*arms: tuple[str, Summary], unit: str | None = None) -> list[str]:
+    """A note for each arm in which one value dominates the mean and variance, found from the
+    sufficient statistics alone: no value can lie more than (n - 1) / sqrt(n) sample standard
+    deviations from the mean (Samuelson 1968), and a value at 95% of that bound carries nearly all
+    of the arm's variance (a typo, a unit mix-up, a run left open overnight)."""
+    out = []
+    for name, s in arms:
+        if s.n < 5 or not (0 < s.variance < math.inf):
+            continue
+        bound = (s.n - 1) / math.sqrt(s.n)
+        for extreme in (s.max, s.min):
+            if abs(extreme - s.mean) / s.sd >= DOMINANCE * bound:
+                out.append(
+                    f"one {name} value ({extreme:.6g}{' ' + unit if unit else ''}) dominates that arm's mean "
+                    f"and variance: check it; the Mann-Whitney test (rank tests) is robust to it"
+                )
+                break
+    return out
 
 
 def _continuous(
