@@ -70,8 +70,8 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
     if messages:
         result = result.model_copy(update={"messages": [*result.messages, *messages]})
     if e.status != "running":
-        ended = e.status.replace("_", " ") + (f": {e.status_reason}" if e.status_reason else "")
-        result = result.model_copy(update={"experiment_status": ended})
+        state = e.status.replace("_", " ") + (f": {e.status_reason}" if e.status_reason else "")
+        result = result.model_copy(update={"experiment_status": state})
     return result
 
 
