@@ -15,7 +15,7 @@ from mcp import Client, MCPDeprecationWarning
 from mcp.shared.exceptions import MCPError
 
 from conftest import COMMAND, PROD, VAR, VARIANT
-from meta_experiment.mcp_server import build_server
+from meta_experiment.mcp_server import build_server, unknown_arguments_message
 
 pytestmark = pytest.mark.anyio
 
@@ -198,6 +198,57 @@ async def test_bad_input_is_a_tool_error_and_changes_nothing(server, mode, tmp_p
         )
         # and the server keeps serving
         assert (await ok(client, "status"))["counts"]["running"] == 1
+
+
+async def test_unknown_arguments_are_refused_before_anything_runs(server, mode, project: Path) -> None:
+    """The SDK drops arguments a tool does not have; a misspelled optional one (charts for chart)
+    would silently change what the call does. Every tool refuses them, naming its arguments."""
+    async with Client(server, mode=mode) as client:
+        e = await ok(client, "create_experiment", CREATE)
+        for i in range(4):  # both arms: enough for a chart
+            a = await ok(client, "assign", {"experiment_id": e["id"]})
+            await ok(client, "record", {"trial_id": a["trial_id"], "metrics": {"time_to_complete": 5.0 + i}})
+        text = await refused(client, "analyze", {"experiment_id": e["id"], "charts": True}, says="charts")
+        assert text == (
+            "analyze has no argument 'charts' (did you mean 'chart'?); "
+            "its arguments are: experiment_id, chart, rank_tests."
+        )
+        text = await refused(client, "status", {"experiment_id": e["id"]}, says="experiment_id")
+        assert text == "status has no argument 'experiment_id'; it takes no arguments."
+        # a tool that writes: refused, so no trial is assigned (refused checks the export)
+        text = await refused(client, "assign", {"experiment_id": e["id"], "Unit": "pr-1"}, says="did you mean 'unit'")
+        # several at once, case slips, and no suggestion when nothing is close
+        text = await refused(
+            client,
+            "record",
+            {"trial_id": a["trial_id"], "metrics": {"time_to_complete": 5.0}, "sucess": False, "zzz": 1},
+            says="record has no arguments 'sucess' (did you mean 'success'?) or 'zzz';",
+        )
+        assert text.endswith("its arguments are: metrics, trial_id, success, experiment_id, arm.")
+        assert "\n" not in text
+        await refused(client, "update_settings", {"sample_size": 30}, says="did you mean 'sample_size_required'")
+        assert (
+            not (project / ".meta-experiment" / "settings.toml").exists()
+            or "sample_size_required = 30" not in (project / ".meta-experiment" / "settings.toml").read_text()
+        )
+        # a correctly spelled call still works, the optional argument included
+        result = await call(client, "analyze", {"experiment_id": e["id"], "chart": True})
+        assert not result.is_error and [c.type for c in result.content] == ["text", "image"]
+        assert len((await ok(client, "status", {}))["experiments"]) == 1
+        # an unknown tool keeps the SDK's answer
+        unknown = await call(client, "analyse", {"experiment_id": e["id"]})
+        assert unknown.is_error and "Unknown tool" in unknown.content[0].text
+
+
+def test_unknown_arguments_message_follows_the_schema() -> None:
+    schema = {"type": "object", "properties": {"chart": {}, "rank_tests": {}}}
+    assert unknown_arguments_message("t", {"chart": True}, schema) is None
+    assert unknown_arguments_message("t", {}, {"type": "object"}) is None
+    assert unknown_arguments_message("t", {"x": 1}, {**schema, "additionalProperties": True}) is None
+    long = unknown_arguments_message("t", {"k" * 500: 1}, schema)
+    assert long is not None and len(long) < 200
+    quoted = unknown_arguments_message("t", {"a'\nb": 1}, schema)
+    assert quoted is not None and "\n" not in quoted
 
 
 async def test_settings_update_through_the_tool(server, mode, project: Path) -> None:

@@ -6,6 +6,7 @@ sends resource-updated notifications in both protocol modes."""
 from __future__ import annotations
 
 import base64
+import difflib
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -98,11 +99,44 @@ AutoPromote = Annotated[bool | None, Field(description="Let auto mode promote a 
 AutoRollback = Annotated[bool | None, Field(description="Let auto mode roll back a loser.")]
 
 
+def unknown_arguments_message(tool: str, arguments: dict[str, Any], schema: dict[str, Any]) -> str | None:
+    """One sentence naming the arguments `tool` does not have (with a "did you mean" for a near
+    miss) and the ones it has, or None when every argument is in the input schema. The SDK's
+    argument model ignores extra keys, so a misspelled optional argument would otherwise be
+    dropped without a word (`charts: true` -> no chart)."""
+    if schema.get("additionalProperties") not in (None, False):
+        return None  # a schema that declares extra keys welcome takes anything
+    known = list(schema.get("properties") or {})
+    unknown = [key for key in arguments if key not in known]
+    if not unknown:
+        return None
+    by_lower = {k.lower(): k for k in known}
+    parts = []
+    for key in unknown:
+        shown = repr(key if len(key) <= 60 else key[:60] + "...")  # repr: quoted, one line
+        close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
+        parts.append(f"{shown} (did you mean '{by_lower[close[0]]}'?)" if close else shown)
+    noun = "argument" if len(parts) == 1 else "arguments"
+    listed = ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
+    has = f"its arguments are: {', '.join(known)}" if known else "it takes no arguments"
+    return f"{tool} has no {noun} {listed}; {has}."
+
+
 class _Server(MCPServer):
     """MCPServer whose argument errors read as one sentence per field (the SDK passes pydantic's
-    multi-line dump, with a link, to the model)."""
+    multi-line dump, with a link, to the model), and that refuses arguments a tool does not have
+    (the SDK drops them silently) before anything runs."""
+
+    _schemas: dict[str, dict[str, Any]] | None = None
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        if self._schemas is None or name not in self._schemas:  # built once; again for a tool added later
+            self._schemas = {t.name: t.input_schema for t in await self.list_tools()}
+        schema = self._schemas.get(name)
+        if schema is not None:  # None: an unknown tool, which the SDK reports itself
+            message = unknown_arguments_message(name, arguments, schema)
+            if message is not None:
+                raise ToolError(message)
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
