@@ -192,3 +192,16 @@ def test_one_dominating_value_is_pointed_out():
     # the bound itself, checked against numpy on the extreme case
     x = np.array([0.0] * 9 + [1.0])
     assert (x.max() - x.mean()) / x.std(ddof=1) == pytest.approx(9 / np.sqrt(10))
+
+
+def test_a_near_zero_value_on_the_log_scale_is_pointed_out():
+    from meta_experiment.stats.summary import Summary
+
+    spec = MetricSpec(name="time", direction="lower_is_better", unit="s", log_scale=True)
+    control, treatment = [30.0, 32, 28, 31, 29, 30], [5.0, 60, 12, 40, 25, 1e-300]  # raw: unremarkable
+    logs = {("control", "time"): Summary.of(np.log(control)), ("treatment", "time"): Summary.of(np.log(treatment))}
+    a = analyze(inputs(control, treatment, spec=spec, log_summaries=logs))
+    assert any(
+        "one treatment value (1e-300 s) dominates that arm's mean and variance on the log scale" in m
+        for m in a.primary.messages
+    )

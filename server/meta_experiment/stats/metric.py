@@ -166,7 +166,10 @@ def analyze_metric(d: MetricData, design: Design) -> MetricAnalysis:
     if d.raw_control is not None and d.raw_treatment is not None and spec.kind == "continuous":
         mw = _rank(d.raw_control, d.raw_treatment)
     if spec.kind == "continuous":
-        messages += dominated(("control", d.control), ("treatment", d.treatment), unit=spec.unit)
+        notes = dominated(("control", d.control), ("treatment", d.treatment), unit=spec.unit)
+        if scale == "log" and not notes:  # 1e-300 s among seconds: unremarkable raw, extreme in log
+            notes = dominated(("control", c), ("treatment", t), unit=spec.unit, log=True)
+        messages += notes
     if c.n > 0 and t.n > 0 and c.mean == 0 and scale == "raw":
         messages.append("the control mean is 0: relative changes (improvement %) are undefined")
     return MetricAnalysis(
@@ -188,11 +191,12 @@ def analyze_metric(d: MetricData, design: Design) -> MetricAnalysis:
 DOMINANCE = 0.95  # share of Samuelson's bound at which one value is said to dominate an arm
 
 
-def dominated(*arms: tuple[str, Summary], unit: str | None = None) -> list[str]:
+def dominated(*arms: tuple[str, Summary], unit: str | None = None, log: bool = False) -> list[str]:
     """A note for each arm in which one value dominates the mean and variance, found from the
     sufficient statistics alone: no value can lie more than (n - 1) / sqrt(n) sample standard
     deviations from the mean (Samuelson 1968), and a value at 95% of that bound carries nearly all
-    of the arm's variance (a typo, a unit mix-up, a run left open overnight)."""
+    of the arm's variance (a typo, a unit mix-up, a run left open overnight). `log`: the summaries
+    are of log(x), and the value is shown as x."""
     out = []
     for name, s in arms:
         if s.n < 5 or not (0 < s.variance < math.inf):
@@ -200,9 +204,11 @@ def dominated(*arms: tuple[str, Summary], unit: str | None = None) -> list[str]:
         bound = (s.n - 1) / math.sqrt(s.n)
         for extreme in (s.max, s.min):
             if abs(extreme - s.mean) / s.sd >= DOMINANCE * bound:
+                shown = math.exp(extreme) if log else extreme  # summaries of log(x) show x
                 out.append(
-                    f"one {name} value ({extreme:.6g}{' ' + unit if unit else ''}) dominates that arm's mean "
-                    f"and variance: check it; the Mann-Whitney test (rank tests) is robust to it"
+                    f"one {name} value ({shown:.6g}{' ' + unit if unit else ''}) dominates that arm's mean "
+                    f"and variance{' on the log scale' if log else ''}: check it; the Mann-Whitney test "
+                    "(rank tests) is robust to it"
                 )
                 break
     return out
