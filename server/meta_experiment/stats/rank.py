@@ -93,13 +93,46 @@ def kth_difference(t_sorted: np.ndarray, c_sorted: np.ndarray, k: int) -> float:
     return float(np.partition(diffs, j)[j])
 
 
+EXACT_CI_PAIRS = 2_500  # up to m x n pairs, the interval's rank comes from the exact null distribution
+
+
+def u_null_cdf(m: int, n: int) -> np.ndarray:
+    """P(U <= u), u = 0..mn, of the Mann-Whitney U of samples of sizes m and n under the null,
+    without ties: the counts of the recursion f(u; m, n) = f(u - n; m - 1, n) + f(u; m, n - 1)
+    (Mann & Whitney 1947) over C(m + n, m) equally likely arrangements."""
+    # f[j] holds the counts for (i, j) while i grows; float64 is exact up to 2^53 arrangements and
+    # keeps the ratios accurate beyond that
+    f = [np.ones(1) for _ in range(n + 1)]  # i = 0: U = 0 in one way, for every j
+    for i in range(1, m + 1):
+        g = [np.ones(1)]  # j = 0: one way
+        for j in range(1, n + 1):
+            size = i * j + 1
+            counts = np.zeros(size)
+            counts[j : j + f[j].size] += f[j]  # the largest value is from the first sample: U + j
+            counts[: g[j - 1].size] += g[j - 1]  # or from the second: U unchanged
+            g.append(counts)
+        f = g
+    total = f[n]
+    return np.cumsum(total) / total.sum()
+
+
+def _exact_rank(m: int, n: int, level: float) -> int:
+    """The largest C with P(U <= C - 1) <= (1 - level) / 2: the interval between the C-th smallest
+    and the C-th largest differences covers the shift with probability >= level (Lehmann 1975,
+    sec. 2.6); 0 when even C = 1 falls short."""
+    cdf = u_null_cdf(m, n)
+    return int(np.searchsorted(cdf, (1 - level) / 2 * (1 + 1e-12), side="right"))
+
+
 def hodges_lehmann(
     control: Sequence[float], treatment: Sequence[float], level: float = 0.95
 ) -> tuple[float, tuple[float, float] | None]:
     """Hodges-Lehmann shift (median of all t_i - c_j; Hodges & Lehmann 1963) and its interval from
     inverting the Mann-Whitney test: the C-th smallest and C-th largest differences with
+    C from the exact null distribution of U up to EXACT_CI_PAIRS pairs, else
     C = floor(mn/2 - z sqrt(mn (m + n + 1) / 12)) (Lehmann 1975, sec. 2.6; Bauer 1972, normal
-    approximation). The interval is None when the samples are too small to reach `level`."""
+    approximation). The interval is None when no such interval reaches `level` (2 against 2 to 5,
+    say: the widest one, from the smallest to the largest difference, covers less)."""
     t = np.sort(np.asarray(treatment, dtype=float))
     c = np.sort(np.asarray(control, dtype=float))
     n_pairs = t.size * c.size
@@ -107,7 +140,10 @@ def hodges_lehmann(
         shift = kth_difference(t, c, n_pairs // 2 + 1)
     else:
         shift = (kth_difference(t, c, n_pairs // 2) + kth_difference(t, c, n_pairs // 2 + 1)) / 2
-    c_rank = math.floor(n_pairs / 2 - z_quantile(level) * math.sqrt(n_pairs * (t.size + c.size + 1) / 12))
+    if n_pairs <= EXACT_CI_PAIRS:
+        c_rank = _exact_rank(t.size, c.size, level)
+    else:
+        c_rank = math.floor(n_pairs / 2 - z_quantile(level) * math.sqrt(n_pairs * (t.size + c.size + 1) / 12))
     if c_rank < 1:
         return shift, None
     return shift, (kth_difference(t, c, c_rank), kth_difference(t, c, n_pairs - c_rank + 1))
