@@ -85,6 +85,8 @@ def test_error_spike_raises_one_alert_and_clears(lab: Lab, project: Path) -> Non
     assert active.kind == "error_rate" and active.active
     text = render_status(lab.status())
     assert "## ALERTS" in text and "**Alerts**:" in text and "⚠️ Error rate spike" in text
+    when = active.raised_at[:16].replace("T", " ") + " UTC"  # the alert's numbers are from then
+    assert f"(raised {when})" in text and f"(error_rate, raised {when})" in text
     for _ in range(8):  # the control starts failing too: 8/32 vs 12/32 is under 2x
         pair(lab, e.id, control_ok=False)
     assert monitoring.alerts(lab, e.id, active_only=True) == []

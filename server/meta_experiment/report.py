@@ -69,6 +69,11 @@ def _results(item: StatusItem) -> list[str]:
     return lines
 
 
+def _when(iso: str) -> str:
+    """'2026-11-26 03:45 UTC' from a stored ISO time: alerts keep the numbers of when they fired."""
+    return iso[:16].replace("T", " ") + " UTC" if len(iso) >= 16 else iso
+
+
 def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list[Alert]) -> list[str]:
     p = item.progress
     auto = info is not None and info.ended_by == "auto"
@@ -92,7 +97,7 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
             *_results(item),
         ]
         if alerts:
-            lines += ["**Alerts**:", *(f"- ⚠️ {a.message}" for a in alerts)]
+            lines += ["**Alerts**:", *(f"- ⚠️ {a.message} (raised {_when(a.raised_at)})" for a in alerts)]
         lines.append(f"**Action**: {action}")
     elif item.status == "promoted":
         if item.status_reason:
@@ -164,7 +169,11 @@ def render_status(report: StatusReport) -> str:
         out.append(f"- **Total ROI**: {release.time_saved_hours_per_month:.1f} hours/month saved (estimated)")
         out.append(f"  _{release.time_saved_basis}_")
     if release.alerts:
-        out += ["", "## ALERTS", *(f"- ⚠️ {a.experiment_id} ({a.kind}): {a.message}" for a in release.alerts)]
+        out += [
+            "",
+            "## ALERTS",
+            *(f"- ⚠️ {a.experiment_id} ({a.kind}, raised {_when(a.raised_at)}): {a.message}" for a in release.alerts),
+        ]
     if release.operations:
         out += ["", "## INTERRUPTED OPERATIONS", *(f"- {line}" for line in release.operations)]
     return "\n".join(out) + "\n"
