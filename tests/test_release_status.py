@@ -78,3 +78,17 @@ def test_failed_experiments_say_how_they_ended(lab: Lab, project: Path) -> None:
     assert "**Action**: None (experiment terminated)" in text
     assert "- **Failed**: 2 experiments (1 auto-rolled back, 1 rolled back by hand)" in text
     assert "- **Successful**: 0 experiments (0% success rate)" in text
+
+
+def test_a_promoted_file_edited_afterwards_is_reported(lab: Lab, project: Path) -> None:
+    from conftest import PROD
+
+    promoted_after(lab, 2.0)
+    [info] = lab.status().release.experiments
+    assert info.changed_since == []  # production holds what the promotion wrote
+    (project / PROD).write_text("edited by hand after the promotion\n")
+    report = lab.status()
+    assert report.release.experiments[0].changed_since == [PROD]
+    assert f"**Changed since promotion**: {PROD} no longer holds the promoted content" in render_status(report)
+    (project / PROD).unlink()
+    assert lab.status().release.experiments[0].changed_since == [f"{PROD} (missing)"]

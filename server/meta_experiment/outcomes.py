@@ -142,6 +142,13 @@ class ReleaseInfo(Strict):
     ended_by: Annotated[str | None, Field(description="Who ended it: auto or manual.")] = None
     time_saved_hours_per_month: float | None = None
     git: str | None = None
+    changed_since: Annotated[
+        list[str],
+        Field(
+            description="Promoted files whose content is no longer what the promotion wrote (edited by hand, "
+            "by a later experiment, or deleted)."
+        ),
+    ] = []
 
 
 class ReleaseStatus(Strict):

@@ -3,6 +3,7 @@ alerts, interrupted operations, and time saved per month."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 from . import journal, monitoring
@@ -36,6 +37,19 @@ def time_saved_hours_per_month(lab: Lab, e: Experiment) -> float | None:
     return saved_per_run * (e.trials_recorded / days) * DAYS_PER_MONTH
 
 
+def changed_since_promotion(lab: Lab, e: Experiment) -> list[str]:
+    """Production paths whose content differs from the variant the promotion wrote there."""
+    changed = []
+    for f in e.files:
+        try:
+            now = hashlib.sha256((lab.project_root / f.production).read_bytes()).hexdigest()
+        except OSError:
+            now = None  # deleted or unreadable
+        if now != f.treatment_sha256:
+            changed.append(f.production + ("" if now else " (missing)"))
+    return changed
+
+
 def release_status(lab: Lab) -> ReleaseStatus:
     now = lab.clock()
     infos, total, finished, promoted = [], None, 0, 0
@@ -49,6 +63,7 @@ def release_status(lab: Lab) -> ReleaseStatus:
             info.ended_by = str(op.data.get("how", "manual"))
             info.git = op.git.detail if op.git else "git commit pending"
             info.time_saved_hours_per_month = time_saved_hours_per_month(lab, e)
+            info.changed_since = changed_since_promotion(lab, e)
             if info.time_saved_hours_per_month is not None:
                 total = (total or 0.0) + info.time_saved_hours_per_month
         elif e.status in ("rolled_back", "expired"):

@@ -106,6 +106,12 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
         if info is not None and info.deployed_at:
             days = info.days_in_production or 0.0
             lines.append(f"**Deployed**: {info.deployed_at[:10]} (running in production for {days:g} days)")
+        if info is not None and info.changed_since:
+            lines.append(
+                f"**Changed since promotion**: {', '.join(info.changed_since)} no longer holds the promoted "
+                "content (edited by hand or by a later experiment), so the days in production and the time "
+                "saved may no longer apply"
+            )
         if info is not None and info.time_saved_hours_per_month is not None:
             lines.append(f"**Time saved**: {info.time_saved_hours_per_month:.1f} hours/month (estimated)")
         if info is not None and info.git:
