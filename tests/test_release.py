@@ -294,6 +294,10 @@ def _skip_worktree(project: Path) -> None:
     git(project, "update-index", "--skip-worktree", PROD)  # git would commit nothing
 
 
+def _assume_unchanged(project: Path) -> None:
+    git(project, "update-index", "--assume-unchanged", PROD)  # git add ignores the change
+
+
 @pytest.mark.parametrize(
     ("situation", "message"),
     [
@@ -301,6 +305,7 @@ def _skip_worktree(project: Path) -> None:
         (_stage_an_edit, "has staged changes"),
         (_rebase_in_progress, "a rebase is in progress"),
         (_skip_worktree, "skip-worktree.*git update-index --no-skip-worktree"),
+        (_assume_unchanged, "assume-unchanged.*git update-index --no-assume-unchanged"),
     ],
 )
 def test_promote_refuses_when_git_would_lose_the_commit_or_the_index(

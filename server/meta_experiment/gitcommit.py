@@ -83,13 +83,22 @@ def blockers(project_root: Path, rel_paths: Sequence[str]) -> str | None:
                 "check out a branch first"
             )
         if rel_paths:
+            # `git ls-files -v` tags: S = skip-worktree, a lowercase letter = assume-unchanged (s = both);
+            # either way `git add` ignores the change and nothing would be committed
             listed = _git(project_root, "ls-files", "-v", "--", *rel_paths)
-            hidden = [line[2:] for line in listed.stdout.splitlines() if line.startswith("S ")]
+            hidden = [
+                (line[0], line[2:]) for line in listed.stdout.splitlines() if line[:1] == "S" or line[:1].islower()
+            ]
             if hidden:
+                names = " ".join(name for _, name in hidden)
+                flags = sorted(
+                    {"--no-skip-worktree" for tag, _ in hidden if tag in "Ss"}
+                    | {"--no-assume-unchanged" for tag, _ in hidden if tag.islower()}
+                )
                 return (
-                    f"{', '.join(hidden)} is marked skip-worktree in git's index, so git would not see the change "
-                    "and nothing would be committed; clear the mark first "
-                    f"(git update-index --no-skip-worktree -- {' '.join(hidden)})"
+                    f"{', '.join(name for _, name in hidden)} is marked skip-worktree or assume-unchanged in git's "
+                    "index, so git would not see the change and nothing would be committed; clear the mark first "
+                    f"(git update-index {' '.join(flags)} -- {names})"
                 )
         if has_head and rel_paths:
             staged = _git(project_root, "diff", "--cached", "--name-only", "HEAD", "--", *rel_paths)
