@@ -161,6 +161,28 @@ def test_binary_always_valid_interval_agrees_with_the_decision(x_c, x_t, n):
     assert (cs.upper < 0) == (seq.p_value_regression <= half)
 
 
+def test_binary_always_valid_interval_is_not_narrowed_by_unequal_arms():
+    """200 control trials at 2% against 20 treatment at 30%: the interval inverts the score test, so
+    each bound is a difference the test just rejects, with the variance at the restricted maximum
+    likelihood estimates (found here by brute force), and it still excludes 0 with the decision."""
+    from meta_experiment.stats import binary
+
+    spec = MetricSpec(name="ok", direction="higher_is_better", kind="binary")
+    control, treatment = [1] * 4 + [0] * 196, [1] * 6 + [0] * 14
+    a = analyze(inputs(control, treatment, spec=spec, required=10, successes={"control": 4, "treatment": 6}))
+    seq = a.primary.sequential
+    cs, zb = seq.confidence_sequence, seq.z_boundary
+    for bound, side in ((cs.lower, 1), (cs.upper, -1)):
+        p_c = np.linspace(max(0.0, -bound), min(1.0, 1.0 - bound), 400001)[1:-1]
+        p_t = p_c + bound
+        loglik = 4 * np.log(p_c) + 196 * np.log1p(-p_c) + 6 * np.log(p_t) + 14 * np.log1p(-p_t)
+        i = int(np.argmax(loglik))
+        var = p_t[i] * (1 - p_t[i]) / 20 + p_c[i] * (1 - p_c[i]) / 200
+        assert (0.3 - 0.02 - bound) / np.sqrt(var) == pytest.approx(side * zb, abs=1e-4)
+    assert cs.lower > 0 and seq.p_value_improvement <= seq.alpha_per_direction
+    assert binary.score_z(4, 200, 6, 20, 0.0) == pytest.approx(binary.pooled_z(4, 200, 6, 20), rel=1e-12)
+
+
 @pytest.mark.parametrize("n_c,n_t", [(30, 5), (30, 3), (12, 12), (5, 0)])
 def test_trials_needed_counts_the_short_arm(n_c, n_t):
     """More trials go to both arms equally; the count is the fewest that bring n_eff = n_c n_t / (n_c + n_t)

@@ -83,3 +83,32 @@ def test_pooled_se_is_what_pooled_z_divides_by():
     se = b.pooled_se(30, 100, 45, 100)
     assert (45 / 100 - 30 / 100) / se == pytest.approx(b.pooled_z(30, 100, 45, 100), rel=1e-12)
     assert b.pooled_se(0, 10, 0, 10) is None and b.pooled_se(0, 0, 1, 10) is None
+
+
+@pytest.mark.parametrize("x_c,n_c,x_t,n_t", [(30, 100, 45, 100), (0, 10, 7, 10), (0, 10, 0, 10), (100, 200, 2, 40)])
+@pytest.mark.parametrize("delta", [-0.9, -0.55, -0.1, 0.05, 0.3, 0.8])
+def test_restricted_estimates_maximise_the_likelihood(x_c, n_c, x_t, n_t, delta):
+    """Against a brute-force grid (the cubic's closed form picks a wrong root at zero counts)."""
+    import numpy as np
+
+    grid = np.linspace(max(0.0, -delta), min(1.0, 1.0 - delta), 200001)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = [
+            np.where(x_c > 0, x_c * np.log(grid), 0.0),
+            np.where(n_c - x_c > 0, (n_c - x_c) * np.log1p(-grid), 0.0),
+            np.where(x_t > 0, x_t * np.log(grid + delta), 0.0),
+            np.where(n_t - x_t > 0, (n_t - x_t) * np.log1p(-(grid + delta)), 0.0),
+        ]
+    best = grid[int(np.nanargmax(np.nan_to_num(sum(terms), nan=-np.inf)))]
+    p_c, p_t = b._restricted_rates(x_c, n_c, x_t, n_t, delta)
+    assert p_c == pytest.approx(best, abs=2e-5) and p_t == pytest.approx(p_c + delta, abs=1e-15)
+
+
+def test_score_interval_is_symmetric_for_symmetric_data_and_inverts_the_pooled_test():
+    lo, hi = b.score_interval(0, 10, 0, 10, 2.6)
+    assert lo == pytest.approx(-hi, abs=1e-9)
+    for table in [(3, 12, 9, 11), (4, 200, 6, 20), (10, 20, 0, 20)]:
+        z = abs(b.pooled_z(*table))
+        for crit in (z - 0.01, z + 0.01):
+            lo, hi = b.score_interval(*table, crit)
+            assert (lo > 0 or hi < 0) == (z > crit)

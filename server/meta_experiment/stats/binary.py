@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from scipy import stats
+from scipy import optimize, stats
 
 from .numeric import clip_p, z_quantile
 
@@ -102,6 +102,64 @@ def pooled_se(x_c: int, n_c: int, x_t: int, n_t: int) -> float | None:
     p = (x_c + x_t) / (n_c + n_t)
     var = p * (1 - p) * (1 / n_c + 1 / n_t)
     return math.sqrt(var) if var > 0 else None
+
+
+def _restricted_rates(x_c: int, n_c: int, x_t: int, n_t: int, delta: float) -> tuple[float, float]:
+    """(p_c, p_t) maximising the likelihood subject to p_t - p_c = delta (the restricted estimates
+    of Miettinen & Nurminen 1985). The log-likelihood is concave along that line, so its slope
+    falls from + to - across the feasible segment: the root of the slope, or the segment's end
+    where it does not change sign (found numerically: the cubic's closed form picks a wrong root
+    at zero counts)."""
+    if delta == 0:
+        p = (x_c + x_t) / (n_c + n_t)
+        return p, p
+
+    def term(x: int, p: float) -> float:
+        return 0.0 if x == 0 else x / p if p > 0 else math.inf
+
+    def slope(p_c: float) -> float:
+        p_t = p_c + delta
+        return term(x_c, p_c) - term(n_c - x_c, 1 - p_c) + term(x_t, p_t) - term(n_t - x_t, 1 - p_t)
+
+    lo, hi = max(0.0, -delta), min(1.0, 1.0 - delta)
+    width = hi - lo
+    a, b = lo + 1e-12 * max(width, 1e-300), hi - 1e-12 * max(width, 1e-300)
+    if width <= 0 or slope(a) <= 0:
+        p_c = lo
+    elif slope(b) >= 0:
+        p_c = hi
+    else:
+        p_c = optimize.brentq(slope, a, b, xtol=1e-15, rtol=1e-15)
+    return p_c, p_c + delta
+
+
+def score_z(x_c: int, n_c: int, x_t: int, n_t: int, delta: float) -> float:
+    """Score statistic of H0: p_t - p_c = delta, with the variance at the restricted estimates
+    (Mee 1984; Miettinen & Nurminen 1985 without their n/(n-1) factor). At delta = 0 it is the
+    pooled z."""
+    p_c, p_t = _restricted_rates(x_c, n_c, x_t, n_t, delta)
+    var = p_t * (1 - p_t) / n_t + p_c * (1 - p_c) / n_c
+    d = x_t / n_t - x_c / n_c - delta
+    if var <= 0:
+        return 0.0 if d == 0 else math.copysign(math.inf, d)
+    return d / math.sqrt(var)
+
+
+def score_interval(x_c: int, n_c: int, x_t: int, n_t: int, crit: float) -> tuple[float, float] | None:
+    """{delta : |score_z(delta)| <= crit}: the differences the score test does not reject at this
+    critical value (statsmodels confint_proportions_2indep(method='score', correction=False)). It
+    excludes 0 exactly when |pooled z| > crit, and stays within [-1, 1]."""
+    if n_c == 0 or n_t == 0 or not math.isfinite(crit):
+        return None
+    d = x_t / n_t - x_c / n_c
+    eps = 1e-12
+
+    def f(delta: float, target: float) -> float:
+        return score_z(x_c, n_c, x_t, n_t, delta) - target
+
+    lo = -1.0 if f(-1 + eps, crit) <= 0 else optimize.brentq(f, -1 + eps, d, args=(crit,), xtol=1e-13)
+    hi = 1.0 if f(1 - eps, -crit) >= 0 else optimize.brentq(f, d, 1 - eps, args=(-crit,), xtol=1e-13)
+    return float(lo), float(hi)
 
 
 def cohens_h(p_c: float, p_t: float) -> float:

@@ -298,22 +298,28 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
         f["improvement_ci"] = _interval(rel, scale=sign * 100)
     else:
         messages.append("the control arm has no successes: relative changes are undefined")
-    # The always-valid interval uses the pooled standard error that the decision's z uses, so the
-    # interval excludes 0 exactly when the test decides (the pooled SE is the larger one at equal
-    # arms: p(1-p) is concave), and it is clipped to the possible differences [-1, 1].
-    se = binary.pooled_se(x_c, c.n, x_t, t.n)
-    seq = _sequential(None if z is None else sign * z, se, None, f["difference"], c.n, t.n, design, sign)
-    if seq.confidence_sequence is not None:
-        cs = seq.confidence_sequence
-        clipped = Interval(lower=max(cs.lower, -1.0), upper=min(cs.upper, 1.0), level=cs.level)
-        seq = seq.model_copy(update={"confidence_sequence": clipped})
+    seq = _sequential(
+        None if z is None else sign * z,
+        binary.pooled_se(x_c, c.n, x_t, t.n),
+        None,
+        f["difference"],
+        c.n,
+        t.n,
+        design,
+        sign,
+    )
+    if seq.confidence_sequence is not None and seq.z_boundary is not None:
+        # The always-valid interval inverts the score test at the boundary's critical value (Mee 1984;
+        # Miettinen & Nurminen 1985): the differences it does not reject. At 0 its statistic is the
+        # pooled z that decides, so the interval excludes 0 exactly when the test decides; away from
+        # 0 the variance is taken at the restricted estimates, so unequal arms do not narrow it
+        # (the pooled SE alone undercovered there), and it stays within [-1, 1].
+        score = binary.score_interval(x_c, c.n, x_t, t.n, seq.z_boundary)
+        seq = seq.model_copy(update={"confidence_sequence": _interval(score, seq.confidence_sequence.level)})
     if seq.confidence_sequence is not None and x_c > 0:
-        cs = seq.confidence_sequence
-        seq = seq.model_copy(
-            update={
-                "improvement_confidence_sequence": _interval((cs.lower / p_c, cs.upper / p_c), cs.level, sign * 100)
-            }
-        )
+        cs = seq.confidence_sequence  # as % of the control rate; a rate cannot fall by more than 100%
+        rel = (max(cs.lower / p_c, -1.0), max(cs.upper / p_c, -1.0))
+        seq = seq.model_copy(update={"improvement_confidence_sequence": _interval(rel, cs.level, sign * 100)})
     return seq
 
 
