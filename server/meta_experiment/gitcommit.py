@@ -90,7 +90,7 @@ def blockers(project_root: Path, rel_paths: Sequence[str]) -> str | None:
                 (line[0], line[2:]) for line in listed.stdout.splitlines() if line[:1] == "S" or line[:1].islower()
             ]
             if hidden:
-                names = " ".join(name for _, name in hidden)
+                marked = " ".join(name for _, name in hidden)
                 flags = sorted(
                     {"--no-skip-worktree" for tag, _ in hidden if tag in "Ss"}
                     | {"--no-assume-unchanged" for tag, _ in hidden if tag.islower()}
@@ -98,7 +98,7 @@ def blockers(project_root: Path, rel_paths: Sequence[str]) -> str | None:
                 return (
                     f"{', '.join(name for _, name in hidden)} is marked skip-worktree or assume-unchanged in git's "
                     "index, so git would not see the change and nothing would be committed; clear the mark first "
-                    f"(git update-index {' '.join(flags)} -- {names})"
+                    f"(git update-index {' '.join(flags)} -- {marked})"
                 )
         if has_head and rel_paths:
             staged = _git(project_root, "diff", "--cached", "--name-only", "HEAD", "--", *rel_paths)
