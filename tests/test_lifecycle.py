@@ -372,3 +372,11 @@ def test_a_reason_with_control_characters_is_refused() -> None:
     with pytest.raises(InvalidInput, match="control characters"):
         release._reason("bad\x00idea")
     assert release._reason("  two\nlines\t ok ") == "two\nlines\t ok"
+
+
+def test_record_names_the_guardrails_a_trial_left_out(lab: Lab) -> None:
+    e = lab.create(**spec())
+    a = lab.assign(e.id)
+    assert lab.record(a.trial_id, {"time_to_complete": 12.0}).missing_guardrails == ["issues_caught"]
+    b = lab.assign(e.id)
+    assert lab.record(b.trial_id, {"time_to_complete": 12.0, "issues_caught": 2}).missing_guardrails == []

@@ -426,6 +426,9 @@ class Lab:
             success=bool(success),
             duplicate=False,
             alerts=monitoring.after_trial(self, experiment.id, raised, progress),
+            missing_guardrails=[
+                m.name for m in experiment.metrics if m.name != experiment.primary_metric.name and m.name not in clean
+            ],
             **progress.model_dump(),
         )
 

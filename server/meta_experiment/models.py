@@ -328,6 +328,13 @@ class RecordResult(Strict):
     alerts: Annotated[
         list[str], Field(description="Monitoring alerts newly raised by this trial (and any auto-rollback).")
     ] = []
+    missing_guardrails: Annotated[
+        list[str],
+        Field(
+            description="Guardrail metrics this trial left out. A guardrail needs values in both arms before "
+            "a promotion can happen, so record them on every run you can."
+        ),
+    ] = []
     # Progress, flat: a nested model would cost clients a $ref resolution on every record.
     trials_recorded: int
     sample_size_required: int

@@ -245,6 +245,20 @@ def _continue_rationale(
     analysis: Analysis, criteria: list[Criterion], srm_bad: list, targets: Targets | None = None
 ) -> str:
     unmet = [c.name.lower() for c in criteria if c.met is False and c.name != "Within max duration"]
+    held = [g for g in analysis.guardrails if g.blocks_promotion]
+    if held and "no regression detected" in unmet:  # say which guardrail holds promotion back, and why
+        unmet[unmet.index("no regression detected")] = (
+            "guardrails ("
+            + "; ".join(
+                f"{g.name} has too few values: record it in both arms"
+                if not g.checked
+                else f"{g.name} regression suspected"
+                if g.regression_suspected
+                else f"{g.name} regressed"
+                for g in held
+            )
+            + ")"
+        )
     text = "not enough evidence yet" if not unmet else "not met: " + ", ".join(unmet)
     m = analysis.primary
     empty = [arm.arm for arm in (m.control, m.treatment) if arm.n == 0]

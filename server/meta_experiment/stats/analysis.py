@@ -23,6 +23,7 @@ Basis = Literal["observed", "guess", "none"]
 SUCCESS_METRIC = "success_rate"
 EMPTY = Summary(0, 0.0, 0.0)
 SECONDS_PER_DAY = 86400.0
+CAUTION_P = 0.05  # a guardrail regression suspected at the seed's level holds promotion back
 
 
 @dataclass(frozen=True)
@@ -145,9 +146,12 @@ def _guardrails(
     metrics: list[MetricAnalysis], specs: list[MetricSpec], targets: Targets, alpha: float
 ) -> list[Guardrail]:
     """One-sided regression tests of each guardrail, Holm-adjusted across them (Holm 1979). A
-    guardrail blocks promotion when its regression is significant and beyond its tolerance, when its
-    point estimate alone is beyond the tolerance (the evidence of safety is missing), or when it has
-    no data yet; only a significant regression can trigger a rollback (policy)."""
+    guardrail blocks promotion when its regression beyond the tolerance is significant (Holm, at
+    alpha), when it is suspected (fixed-horizon one-sided p <= CAUTION_P, the seed's level), or when
+    it has no data yet; only a significant always-valid regression rolls back (policy). Blocking on
+    the point estimate alone cost up to 26 points of power with a rare-event guardrail (a 0.5% crash
+    rate: 0 against 1 crash reads as 'worse than zero'); the evidence gate costs about 1 (simulated
+    in the commit that introduced it)."""
     adjusted = holm([m.p_value_regression for m in metrics])
     out = []
     for m, spec, p_holm in zip(metrics, specs, adjusted, strict=True):
@@ -156,6 +160,8 @@ def _guardrails(
         from_zero = change_from_zero(m) < 0
         beyond = from_zero or (regression is not None and regression > limit)
         detected = bool(p_holm is not None and p_holm <= alpha and beyond)
+        p_one = m.p_value_regression
+        suspected = bool(beyond and not detected and p_one is not None and p_one <= CAUTION_P)
         checked = has_data(m)
         seq = m.sequential
         p_text = "n/a" if p_holm is None else f"{p_holm:.4g}"
@@ -176,8 +182,8 @@ def _guardrails(
                 f"{'regressed' if regression > 0 else 'changed'} {regression:+.1f}% "
                 f"(tolerance {limit:g}%), one-sided Holm p = {p_text}"
             )
-            if beyond and not detected:
-                detail += ": beyond the tolerance but not significant yet, so promotion waits"
+            if suspected:
+                detail += f" and fixed-horizon p = {p_one:.3g}: a suspected regression, so promotion waits"
         out.append(
             Guardrail(
                 name=m.name,
@@ -189,7 +195,7 @@ def _guardrails(
                 always_valid_p=seq.p_value_regression if seq is not None else None,
                 regression_detected=detected,
                 checked=checked,
-                beyond_tolerance=beyond,
+                regression_suspected=suspected,
                 worse_from_zero=from_zero,
                 detail=detail,
             )

@@ -269,9 +269,9 @@ def _impact(analysis: Analysis) -> list[str]:
 
 def _guard_state(g: Guardrail) -> str:
     if not g.checked:
-        return "unchecked: no data yet (blocks promotion)"
+        return "unchecked: too few values yet (blocks promotion)"
     if g.regression_detected:
         return "yes"
-    if g.beyond_tolerance:
-        return "beyond tolerance, not significant yet (blocks promotion)"
+    if g.regression_suspected:
+        return "suspected: fixed-horizon p <= 0.05 (blocks promotion)"
     return "no"

@@ -183,11 +183,11 @@ class Guardrail(Frozen):
         bool, Field(description="A significant regression (one-sided Holm p <= alpha) beyond the tolerance.")
     ]
     checked: Annotated[bool, Field(description="Both arms have enough values to test this guardrail.")] = True
-    beyond_tolerance: Annotated[
+    regression_suspected: Annotated[
         bool,
         Field(
-            description="The point estimate regresses beyond the tolerance (or worsens from a zero baseline), "
-            "significant or not: promotion waits."
+            description="Beyond the tolerance (or worse than a zero baseline) with a fixed-horizon one-sided "
+            "p <= 0.05, the seed's significance level, but not yet enough for a rollback: promotion waits."
         ),
     ] = False
     worse_from_zero: Annotated[
@@ -197,7 +197,7 @@ class Guardrail(Frozen):
 
     @property
     def blocks_promotion(self) -> bool:
-        return self.regression_detected or self.beyond_tolerance or not self.checked
+        return self.regression_detected or self.regression_suspected or not self.checked
 
 
 class Criterion(Frozen):
