@@ -39,6 +39,8 @@ Otherwise continue."""
 
 from __future__ import annotations
 
+import math
+
 from .models import Targets
 from .stats.guardrails import change_from_zero, holm
 from .stats.plan import WINDOW_SHARE
@@ -133,8 +135,8 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
             action="promote",
             criteria=criteria,
             driven_by=SEQUENTIAL,
-            rationale="the always-valid test shows an improvement of "
-            + ("from a zero baseline" if imp is None else _pct(imp))
+            rationale="the always-valid test shows "
+            + ("an improvement over a zero baseline" if imp is None else f"an improvement of {_pct(imp)}")
             + f" (p = {_fmt_p(p_up)} <= {half:g}) above the {targets.improvement_threshold:g}% target, "
             "with no guardrail regression and no sample-ratio mismatch",
         )
@@ -206,10 +208,13 @@ def _original_scale(m: MetricAnalysis, targets: Targets) -> Criterion | None:
         return None
     sign = 1.0 if m.direction == "higher_is_better" else -1.0
     change = sign * (m.treatment.mean - m.control.mean) / abs(m.control.mean) * 100
+    if not math.isfinite(change):  # means at the float limits: the % overflows
+        change = math.copysign(1e300, change) if not math.isnan(change) else 0.0
     return Criterion(
         name="Mean not worse on the original scale",
         met=change >= -targets.max_regression,
-        detail=f"arithmetic means {m.control.mean:.4g} -> {m.treatment.mean:.4g} ({_pct(change)}; "
+        detail=f"arithmetic means {m.control.mean:.4g} -> {m.treatment.mean:.4g} "
+        f"({_pct(change) if abs(change) < 1e6 else 'beyond ' + ('+' if change > 0 else '-') + '1,000,000%'}; "
         f"tolerance {targets.max_regression:g}%); the test above compares geometric means",
     )
 
@@ -271,12 +276,15 @@ def _continue_rationale(
     if targets is not None and ics is not None:
         span = f"[{_pct(ics.lower)}, {_pct(ics.upper)}]"
         real = ", so the improvement is real but smaller" if ics.lower > 0 else ""
-        return (
+        text = (
             f"the {targets.improvement_threshold:g}% target is out of reach: the always-valid interval of the "
             f"improvement, {span}, lies below it{real}. More data will not promote it: stop the experiment "
             "(rollback keeps the original), or start a new one with a lower improvement_threshold to adopt a "
             "smaller gain"
         )
+        if srm_bad:
+            text += "; also investigate the sample-ratio mismatch (assignment or recording is biased)"
+        return text
     if srm_bad:
         text += "; investigate the sample-ratio mismatch (assignment or recording is biased)"
     p = analysis.primary.p_value

@@ -96,3 +96,17 @@ def test_log_scale_impact_names_which_mean_each_figure_is_of():
     per_run = np.mean(CONTROL) - np.mean(TREATMENT)
     assert f"- Per run (arithmetic means): {per_run:+.3g} min ({per_run / np.mean(CONTROL) * 100:+.1f}%)" in text
     assert "- Typical run (geometric means): +" in text
+
+
+def test_zero_baseline_and_draft_wording():
+    from meta_experiment.models import MetricSpec
+
+    up = MetricSpec(name="ok", direction="higher_is_better", kind="binary")
+    a = analyze(inputs([0] * 30, [1] * 20 + [0] * 10, spec=up, required=10))
+    text = render_analysis(a, "x")
+    assert a.decision.action == "promote" and "shows an improvement over a zero baseline" in a.decision.rationale
+    assert "**Improvement**: from 0 to 0.667" in text and "- Per run: +0.667 over a zero baseline" in text
+    draft = a.model_copy(update={"experiment_status": "draft"})
+    assert "RECOMMENDATION: NONE: THE EXPERIMENT HAS NOT STARTED (the data alone would say:" in render_analysis(
+        draft, "x"
+    )

@@ -179,7 +179,7 @@ def _guardrails(
             detail = "regression unknown: " + ("; ".join(m.messages) or "no data")
         else:
             detail = (
-                f"{'regressed' if regression > 0 else 'changed'} {regression:+.1f}% "
+                f"{'regressed' if regression > 0 else 'changed'} {round(regression, 1) + 0.0:+.1f}% "
                 f"(tolerance {limit:g}%), one-sided Holm p = {p_text}"
             )
             if suspected:

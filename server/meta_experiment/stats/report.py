@@ -67,6 +67,11 @@ def _arm(title: str, arm: ArmSummary, unit: str | None) -> list[str]:
 
 def _improvement(m: MetricAnalysis) -> str:
     if m.improvement_pct is None:
+        if m.control.mean == 0 and m.treatment.mean is not None and m.treatment.n and m.control.n:
+            return (
+                f"from 0 to {_num(m.treatment.mean, m.unit)} (no % change exists over a zero baseline; "
+                f"difference {_num(m.difference, None if m.scale == 'log' else m.unit)})"
+            )
         return "n/a"
     duration = m.unit in DURATION_UNITS
     if round(m.improvement_pct, 1) == 0:
@@ -207,7 +212,13 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
             "",
             "### RECOMMENDATION: "
             + (
-                f"NONE: THE EXPERIMENT IS {analysis.experiment_status.split(':')[0].upper()} "
+                "NONE: THE EXPERIMENT "
+                + (
+                    "HAS NOT STARTED"
+                    if analysis.experiment_status.startswith("draft")
+                    else f"IS {analysis.experiment_status.split(':')[0].upper()}"
+                )
+                + " "
                 f"(the data alone would say: {HEADLINE[d.action].lower()})"
                 if analysis.experiment_status
                 else "STOP: THE TARGET IS OUT OF REACH"
@@ -228,8 +239,17 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
 
 def _impact(analysis: Analysis) -> list[str]:
     m = analysis.primary
-    if m.improvement_pct is None or m.control.mean is None or m.treatment.mean is None:
+    if m.control.mean is None or m.treatment.mean is None or not (m.control.n and m.treatment.n):
         return []
+    if m.improvement_pct is None:
+        if m.control.mean != 0:
+            return []
+        better = m.treatment.mean if m.direction == "higher_is_better" else -m.treatment.mean
+        return [
+            "**Expected Impact**:",
+            f"- Per run: {better + 0.0:+.3g}{' ' + m.unit if m.unit else ''} over a zero baseline",
+            "",
+        ]
     per_run = (
         m.control.mean - m.treatment.mean if m.direction == "lower_is_better" else (m.treatment.mean - m.control.mean)
     )
