@@ -178,15 +178,52 @@ def _migration_deploy_journal(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
-def _migration_trials_by_unit(db: sqlite3.Connection) -> None:
-    # Per-unit counts for the sample-ratio check (Store.unit_counts): a covering index of the trials
-    # that have a unit, and only those, so an experiment without units reads nothing and a trial
-    # without a unit (the common case) costs no extra index write.
-    db.execute("CREATE INDEX trials_by_unit ON trials (experiment_id, unit, arm, status) WHERE unit IS NOT NULL")
+def _migration_unit_counts(db: sqlite3.Connection) -> None:
+    # Per-unit counts for the sample-ratio check (Store.unit_counts), kept up to date by
+    # insert_trial and record_trial so that reading them costs one row per arm however many trials
+    # there are: unit_trials has a row per (experiment, unit, arm), unit_totals the per-arm sums.
+    db.execute(
+        """
+        CREATE TABLE unit_trials (
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            unit TEXT NOT NULL,
+            arm TEXT NOT NULL,
+            trials INTEGER NOT NULL DEFAULT 0,
+            recorded INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (experiment_id, unit, arm)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE unit_totals (
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            arm TEXT NOT NULL,
+            trials INTEGER NOT NULL DEFAULT 0,
+            recorded_trials INTEGER NOT NULL DEFAULT 0,
+            units INTEGER NOT NULL DEFAULT 0,
+            recorded_units INTEGER NOT NULL DEFAULT 0,
+            max_recorded_per_unit INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (experiment_id, arm)
+        ) WITHOUT ROWID
+        """
+    )
+    # trials written before this migration
+    db.execute(
+        "INSERT INTO unit_trials (experiment_id, unit, arm, trials, recorded)"
+        " SELECT experiment_id, unit, arm, COUNT(*), SUM(status = 'recorded') FROM trials"
+        " WHERE unit IS NOT NULL GROUP BY experiment_id, unit, arm"
+    )
+    db.execute(
+        "INSERT INTO unit_totals (experiment_id, arm, trials, recorded_trials, units, recorded_units,"
+        " max_recorded_per_unit)"
+        " SELECT experiment_id, arm, SUM(trials), SUM(recorded), COUNT(*), SUM(recorded > 0), MAX(recorded)"
+        " FROM unit_trials GROUP BY experiment_id, arm"
+    )
 
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("0001_initial", _migration_initial),
     ("0002_deploy_journal", _migration_deploy_journal),
-    ("0003_trials_by_unit", _migration_trials_by_unit),
+    ("0003_unit_counts", _migration_unit_counts),
 ]

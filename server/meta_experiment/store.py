@@ -309,8 +309,43 @@ class Store:
                 "UPDATE arm_counts SET assigned = assigned + 1 WHERE experiment_id = ? AND arm = ?",
                 (experiment_id, arm),
             )
+            if unit is not None:
+                self._count_unit_trial(db, experiment_id, unit, arm)
             assert cur.lastrowid is not None
             return int(cur.lastrowid)
+
+    @staticmethod
+    def _count_unit_trial(db: sqlite3.Connection, experiment_id: str, unit: str, arm: str) -> None:
+        db.execute(
+            "INSERT INTO unit_trials (experiment_id, unit, arm, trials) VALUES (?, ?, ?, 1)"
+            " ON CONFLICT (experiment_id, unit, arm) DO UPDATE SET trials = trials + 1",
+            (experiment_id, unit, arm),
+        )
+        (trials,) = db.execute(
+            "SELECT trials FROM unit_trials WHERE experiment_id = ? AND unit = ? AND arm = ?",
+            (experiment_id, unit, arm),
+        ).fetchone()
+        db.execute(
+            "INSERT INTO unit_totals (experiment_id, arm, trials, units) VALUES (?, ?, 1, 1)"
+            " ON CONFLICT (experiment_id, arm) DO UPDATE SET trials = trials + 1, units = units + ?",
+            (experiment_id, arm, int(trials == 1)),
+        )
+
+    @staticmethod
+    def _count_unit_record(db: sqlite3.Connection, experiment_id: str, unit: str, arm: str) -> None:
+        db.execute(
+            "UPDATE unit_trials SET recorded = recorded + 1 WHERE experiment_id = ? AND unit = ? AND arm = ?",
+            (experiment_id, unit, arm),
+        )
+        (recorded,) = db.execute(
+            "SELECT recorded FROM unit_trials WHERE experiment_id = ? AND unit = ? AND arm = ?",
+            (experiment_id, unit, arm),
+        ).fetchone()
+        db.execute(
+            "UPDATE unit_totals SET recorded_trials = recorded_trials + 1, recorded_units = recorded_units + ?,"
+            " max_recorded_per_unit = MAX(max_recorded_per_unit, ?) WHERE experiment_id = ? AND arm = ?",
+            (int(recorded == 1), recorded, experiment_id, arm),
+        )
 
     def trial_row(self, trial_id: int) -> sqlite3.Row | None:
         with self.reading() as db:
@@ -339,6 +374,9 @@ class Store:
                 "UPDATE trials SET status = 'recorded', recorded_at = ?, success = ? WHERE id = ?",
                 (at, int(success), trial_id),
             )
+            (unit,) = db.execute("SELECT unit FROM trials WHERE id = ?", (trial_id,)).fetchone()
+            if unit is not None:
+                self._count_unit_record(db, experiment_id, unit, arm)
             db.executemany(
                 "INSERT INTO metric_values (trial_id, metric, value) VALUES (?, ?, ?)",
                 [(trial_id, name, value) for name, value in values.items()],
@@ -423,15 +461,11 @@ class Store:
 
     def unit_counts(self, experiment_id: str) -> dict[str, UnitCounts]:
         """{arm: UnitCounts} over the trials assigned with a unit; arms without any are absent.
-        One query on the partial index trials_by_unit: the inner GROUP BY walks it in (unit, arm)
-        order, covering, so an experiment without units reads nothing; the outer one folds the
-        per-unit rows into per-arm totals."""
+        One row per arm of unit_totals, which insert_trial and record_trial keep up to date."""
         with self.reading() as db:
             rows = db.execute(
-                "SELECT arm, SUM(n), SUM(r), COUNT(*), SUM(r > 0), MAX(r) FROM ("
-                " SELECT arm, COUNT(*) AS n, SUM(status = 'recorded') AS r FROM trials"
-                " WHERE experiment_id = ? AND unit IS NOT NULL GROUP BY unit, arm"
-                ") GROUP BY arm",
+                "SELECT arm, trials, recorded_trials, units, recorded_units, max_recorded_per_unit"
+                " FROM unit_totals WHERE experiment_id = ?",
                 (experiment_id,),
             ).fetchall()
         return {r[0]: UnitCounts(*(int(v) for v in r[1:])) for r in rows}
