@@ -91,7 +91,10 @@ def relative_lift_ci(x_c: int, n_c: int, x_t: int, n_t: int, level: float = 0.95
         return None  # every trial succeeded in both arms: the ratio's uncertainty is not estimable
     log_ratio = math.log((a_t / m_t) / (a_c / m_c))
     h = z_quantile(level) * math.sqrt(var)
-    return math.expm1(log_ratio - h), math.expm1(log_ratio + h)
+    # centred on the adjusted ratio, the interval can miss the observed lift at a zero count (0 of
+    # 100 errors against 10: lift -100%, interval [-99.7%, -19.8%]): widen it to include it
+    lift = (x_t / n_t) / (x_c / n_c) - 1
+    return min(math.expm1(log_ratio - h), lift), max(math.expm1(log_ratio + h), lift)
 
 
 def pooled_se(x_c: int, n_c: int, x_t: int, n_t: int) -> float | None:
