@@ -28,14 +28,19 @@ The "confidence" shown in reports is 1 - the always-valid two-sided p-value.
 
 Promote when, at or after `sample_size_required` recorded trials:
   the always-valid test shows an improvement (one-sided always-valid p <= alpha / 2), the point
-  estimate of the improvement exceeds `improvement_threshold`, no guardrail shows a significant
-  regression beyond its tolerance, and there is no sample-ratio mismatch.
+  estimate of the improvement exceeds `improvement_threshold` (any improvement over a zero
+  baseline does), every guardrail has values in both arms and shows no regression beyond its
+  tolerance at the fixed-horizon level (Holm at alpha, or one-sided p <= 0.05: "suspected"), a
+  log-scale primary's arithmetic mean does not regress beyond `max_regression`, and there is no
+  sample-ratio mismatch.
 Roll back when the always-valid test shows a regression of the primary metric beyond
   `max_regression`, or of a guardrail beyond its own tolerance (Holm across the primary and the
-  guardrails at alpha / 2, on always-valid p-values). A sample-ratio mismatch blocks promotion
-  but not rollback: restoring the original is always safe.
+  guardrails at alpha / 2, on always-valid p-values); worse than a zero baseline counts as beyond
+  any tolerance. A sample-ratio mismatch blocks promotion but not rollback: restoring the original
+  is always safe.
 Expire when `max_duration_days` have passed without either.
-Otherwise continue."""
+Otherwise continue; when the always-valid interval of the improvement lies below the target, the
+decision says the target is out of reach (`target_out_of_reach`)."""
 
 from __future__ import annotations
 
