@@ -177,3 +177,25 @@ def test_partial_data_is_named_as_such():
     assert "the treatment arm has no time values yet" in one_arm.decision.rationale
     one_each = analyze(inputs([40.0], [30.0], required=2))
     assert "needs 2 values in each arm (1 control, 1 treatment so far)" in one_each.power.message
+
+
+def test_a_constant_guardrail_that_regresses_holds_promotion():
+    """10 tests passed on every control run, 5 on every treatment run: no test is defined (zero
+    variance), yet the regression is plain; it used to let the experiment promote."""
+    from meta_experiment.models import MetricSpec
+
+    guard = MetricSpec(name="tests_passed", direction="higher_is_better")
+    a = analyze(inputs(*BETTER, secondary=[guard], extra={"tests_passed": ([10.0] * 12, [5.0] * 12)}))
+    g = a.guardrails[0]
+    assert g.p_value is None and g.regression_suspected and "untestable (constant arms)" in g.detail
+    assert a.decision.action == "continue" and "tests_passed regression suspected" in a.decision.rationale
+
+
+def test_all_same_outcome_still_gets_an_always_valid_interval():
+    """0 of 1000 in both arms: the score interval exists (+-1.5 points), so 'out of reach' can be said."""
+    from meta_experiment.models import MetricSpec
+
+    errors = MetricSpec(name="errors", direction="lower_is_better", kind="binary")
+    a = analyze(inputs([0] * 1000, [0] * 1000, spec=errors, required=100))
+    cs = a.primary.sequential.confidence_sequence
+    assert cs is not None and cs.lower < 0 < cs.upper < 0.03

@@ -345,3 +345,15 @@ def test_analysis_of_an_ended_experiment_says_nothing_acts_on_it(lab: Lab, proje
     assert "### RECOMMENDATION: NONE: THE EXPERIMENT IS ROLLED BACK" in text
     assert "### RECOMMENDATION: PROMOTE" not in text and "nothing acts on it" in text
     assert lab.analyze(winner(lab).id).experiment_status is None  # running: unchanged
+
+
+def test_the_marked_file_message_quotes_names_for_the_shell(tmp_path: Path) -> None:
+    from meta_experiment import gitcommit
+
+    git(tmp_path, "init", "-q")
+    (tmp_path / "my prompt.md").write_text("x\n")
+    git(tmp_path, "add", "my prompt.md")
+    git(tmp_path, "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "init")
+    git(tmp_path, "update-index", "--assume-unchanged", "my prompt.md")
+    message = gitcommit.blockers(tmp_path, ["my prompt.md"])
+    assert message is not None and "git update-index --no-assume-unchanged -- 'my prompt.md'" in message

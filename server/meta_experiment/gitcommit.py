@@ -10,6 +10,7 @@ exception: the files are already consistent when this runs, so git can only fail
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -85,18 +86,19 @@ def blockers(project_root: Path, rel_paths: Sequence[str]) -> str | None:
         if rel_paths:
             # `git ls-files -v` tags: S = skip-worktree, a lowercase letter = assume-unchanged (s = both);
             # either way `git add` ignores the change and nothing would be committed
-            listed = _git(project_root, "ls-files", "-v", "--", *rel_paths)
+            listed = _git(project_root, "ls-files", "-v", "-z", "--", *rel_paths)  # -z: names unquoted
             hidden = [
-                (line[0], line[2:]) for line in listed.stdout.splitlines() if line[:1] == "S" or line[:1].islower()
+                (item[0], item[2:]) for item in listed.stdout.split("\0") if item[:1] == "S" or item[:1].islower()
             ]
             if hidden:
-                marked = " ".join(name for _, name in hidden)
+                marked = " ".join(shlex.quote(name) for _, name in hidden)
                 flags = sorted(
                     {"--no-skip-worktree" for tag, _ in hidden if tag in "Ss"}
                     | {"--no-assume-unchanged" for tag, _ in hidden if tag.islower()}
                 )
                 return (
-                    f"{', '.join(name for _, name in hidden)} is marked skip-worktree or assume-unchanged in git's "
+                    f"{', '.join(name for _, name in hidden)} {'is' if len(hidden) == 1 else 'are'} marked "
+                    "skip-worktree or assume-unchanged in git's "
                     "index, so git would not see the change and nothing would be committed; clear the mark first "
                     f"(git update-index {' '.join(flags)} -- {marked})"
                 )

@@ -490,6 +490,9 @@ class Lab:
             success=bool(success),
             duplicate=False,
             alerts=monitoring.after_trial(self, experiment_id, raised, progress),
+            missing_guardrails=[
+                m.name for m in experiment.metrics if m.name != experiment.primary_metric.name and m.name not in clean
+            ],
             **progress.model_dump(),
         )
 

@@ -197,11 +197,10 @@ def _improvement_detail(m: MetricAnalysis, targets: Targets, from_zero: int) -> 
     if m.improvement_pct is not None:
         return f"{_pct(m.improvement_pct)} vs {targets.improvement_threshold:g}% target"
     if from_zero:
-        word = "better" if from_zero > 0 else "worse"
-        return (
-            f"{word} than a zero baseline (control {m.control.mean:.4g}, treatment {m.treatment.mean:.4g}): "
-            "no % change exists, and any improvement over 0 exceeds the target"
-        )
+        base = f"(control {m.control.mean:.4g}, treatment {m.treatment.mean:.4g}): no % change exists"
+        if from_zero > 0:
+            return f"better than a zero baseline {base}, and any improvement over 0 exceeds the target"
+        return f"worse than a zero baseline {base}, and any worsening from 0 is beyond tolerance"
     return "improvement unknown"
 
 

@@ -105,7 +105,10 @@ def test_zero_baseline_and_draft_wording():
     a = analyze(inputs([0] * 30, [1] * 20 + [0] * 10, spec=up, required=10))
     text = render_analysis(a, "x")
     assert a.decision.action == "promote" and "shows an improvement over a zero baseline" in a.decision.rationale
-    assert "**Improvement**: from 0 to 0.667" in text and "- Per run: +0.667 over a zero baseline" in text
+    assert "**Improvement**: from 0 to 66.7% (better; no % change exists" in text
+    assert "- Per run: 66.7% of runs against 0 in the control arm (better)" in text
+    none = render_analysis(analyze(inputs([0] * 30, [0] * 30, spec=up, required=10)), "x")
+    assert "**Improvement**: no change (0 in both arms)" in none and "Per run" not in none
     draft = a.model_copy(update={"experiment_status": "draft"})
     assert "RECOMMENDATION: NONE: THE EXPERIMENT HAS NOT STARTED (the data alone would say:" in render_analysis(
         draft, "x"

@@ -156,13 +156,15 @@ def _guardrails(
     out = []
     for m, spec, p_holm in zip(metrics, specs, adjusted, strict=True):
         limit = spec.max_regression if spec.max_regression is not None else targets.max_regression
-        regression = None if m.improvement_pct is None else -m.improvement_pct
+        regression = None if m.improvement_pct is None else -m.improvement_pct + 0.0  # never -0.0
         from_zero = change_from_zero(m) < 0
         beyond = from_zero or (regression is not None and regression > limit)
         detected = bool(p_holm is not None and p_holm <= alpha and beyond)
         p_one = m.p_value_regression
-        suspected = bool(beyond and not detected and p_one is not None and p_one <= CAUTION_P)
         checked = has_data(m)
+        # untestable (both arms constant, or a variance too large) yet beyond the tolerance: the
+        # data cannot clear it, so promotion waits as for a suspected regression
+        suspected = bool(beyond and not detected and checked and (p_one is None or p_one <= CAUTION_P))
         seq = m.sequential
         p_text = "n/a" if p_holm is None else f"{p_holm:.4g}"
         if not checked:
@@ -182,7 +184,9 @@ def _guardrails(
                 f"{'regressed' if regression > 0 else 'changed'} {round(regression, 1) + 0.0:+.1f}% "
                 f"(tolerance {limit:g}%), one-sided Holm p = {p_text}"
             )
-            if suspected:
+            if suspected and p_one is None:
+                detail += ", untestable (constant arms): promotion waits"
+            elif suspected:
                 detail += f" and fixed-horizon p = {p_one:.3g}: a suspected regression, so promotion waits"
         out.append(
             Guardrail(

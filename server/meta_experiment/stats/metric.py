@@ -323,14 +323,15 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
         design,
         sign,
     )
-    if seq.confidence_sequence is not None and seq.z_boundary is not None:
+    if seq.active and seq.z_boundary is not None:  # also when every trial has the same outcome
         # The always-valid interval inverts the score test at the boundary's critical value (Mee 1984;
         # Miettinen & Nurminen 1985): the differences it does not reject. At 0 its statistic is the
         # pooled z that decides, so the interval excludes 0 exactly when the test decides; away from
         # 0 the variance is taken at the restricted estimates, so unequal arms do not narrow it
         # (the pooled SE alone undercovered there), and it stays within [-1, 1].
         score = binary.score_interval(x_c, c.n, x_t, t.n, seq.z_boundary)
-        seq = seq.model_copy(update={"confidence_sequence": _interval(score, seq.confidence_sequence.level)})
+        level = 1 - 2 * design.alpha_per_direction
+        seq = seq.model_copy(update={"confidence_sequence": _interval(score, level)})
     if seq.confidence_sequence is not None and x_c > 0:
         cs = seq.confidence_sequence  # as % of the control rate; a rate cannot fall by more than 100%
         rel = (max(cs.lower / p_c, -1.0), max(cs.upper / p_c, -1.0))

@@ -67,11 +67,12 @@ def _arm(title: str, arm: ArmSummary, unit: str | None) -> list[str]:
 
 def _improvement(m: MetricAnalysis) -> str:
     if m.improvement_pct is None:
+        if m.control.mean == 0 and m.treatment.mean == 0 and m.treatment.n and m.control.n:
+            return "no change (0 in both arms)"
         if m.control.mean == 0 and m.treatment.mean is not None and m.treatment.n and m.control.n:
-            return (
-                f"from 0 to {_num(m.treatment.mean, m.unit)} (no % change exists over a zero baseline; "
-                f"difference {_num(m.difference, None if m.scale == 'log' else m.unit)})"
-            )
+            better = (m.treatment.mean > 0) == (m.direction == "higher_is_better")
+            shown = f"{m.treatment.mean:.1%}" if m.kind == "binary" else _num(m.treatment.mean, m.unit)
+            return f"from 0 to {shown} ({'better' if better else 'worse'}; no % change exists over a zero baseline)"
         return "n/a"
     duration = m.unit in DURATION_UNITS
     if round(m.improvement_pct, 1) == 0:
@@ -242,12 +243,13 @@ def _impact(analysis: Analysis) -> list[str]:
     if m.control.mean is None or m.treatment.mean is None or not (m.control.n and m.treatment.n):
         return []
     if m.improvement_pct is None:
-        if m.control.mean != 0:
+        if m.control.mean != 0 or m.treatment.mean == 0:
             return []
-        better = m.treatment.mean if m.direction == "higher_is_better" else -m.treatment.mean
+        better = (m.treatment.mean > 0) == (m.direction == "higher_is_better")
+        shown = f"{m.treatment.mean:.1%} of runs" if m.kind == "binary" else _num(m.treatment.mean, m.unit)
         return [
             "**Expected Impact**:",
-            f"- Per run: {better + 0.0:+.3g}{' ' + m.unit if m.unit else ''} over a zero baseline",
+            f"- Per run: {shown} against 0 in the control arm ({'better' if better else 'worse'})",
             "",
         ]
     per_run = (
