@@ -150,7 +150,10 @@ async def test_record_retry_is_idempotent_and_conflicts_are_refused(server, mode
         e = await ok(client, "create_experiment", CREATE)
         a = await ok(client, "assign", {"experiment_id": e["id"]})
         args = {"trial_id": a["trial_id"], "metrics": {"time_to_complete": 12.0}}
-        assert (await ok(client, "record", args))["duplicate"] is False
+        first = await call(client, "record", args)
+        assert first.structured_content["duplicate"] is False
+        assert first.structured_content["missing_guardrails"] == ["issues_caught"]
+        assert "Guardrail(s) not recorded for this trial: issues_caught" in first.content[0].text
         assert (await ok(client, "record", args))["duplicate"] is True
         await refused(client, "record", {**args, "metrics": {"time_to_complete": 99.0}}, says="already recorded")
 
@@ -376,3 +379,18 @@ async def test_a_damaged_database_still_serves_and_says_why(project: Path, mode)
         for uri in ("experiments://status", "experiments://alerts"):
             with pytest.raises(MCPError, match="cannot be used"):
                 await client.read_resource(uri)
+
+
+async def test_record_text_carries_the_alerts_it_raised(server, mode) -> None:
+    """A client that reads only the text must learn of an alert (and any auto-rollback) at once."""
+    async with Client(server, mode=mode) as client:
+        e = await ok(client, "create_experiment", {**CREATE, "sample_size_required": 1000, "auto_rollback": False})
+        texts = []
+        for i in range(12):
+            for arm, success in (("control", True), ("treatment", False)):
+                args = {"experiment_id": e["id"], "arm": arm, "metrics": {"time_to_complete": 30.0 + i}}
+                r = await call(client, "record", {**args, "success": success})
+                assert not r.is_error
+                texts.append(r.content[0].text)
+        alerted = [t for t in texts if "ALERT: " in t]
+        assert len(alerted) == 1 and "Error rate spike" in alerted[0]

@@ -294,6 +294,13 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
             f"({r.arm}). Progress {r.trials_recorded}/{r.sample_size_required}"
             + (f", {r.trials_needed} more needed." if r.trials_needed else "; ready to analyze.")
         )
+        if r.missing_guardrails:
+            text += (
+                f" Guardrail(s) not recorded for this trial: {', '.join(r.missing_guardrails)} - a guardrail "
+                "needs values in both arms before a promotion can happen."
+            )
+        if r.alerts:  # alerts raised by this trial, and any auto-rollback they triggered
+            text += "\n" + "\n".join(f"ALERT: {a}" for a in r.alerts)
         return tool_result(r, text)
 
     @server.tool(annotations=tool_annotations("Analyze", read_only=True, idempotent=True))
