@@ -241,3 +241,20 @@ def test_a_running_import_may_not_share_a_file_with_a_running_experiment(lab: La
     with pytest.raises(InvalidInput, match="already under test"):
         import_experiments(lab, document)
     assert [e.id for e in lab.experiments()] != [] and not lab.store.experiment_exists("exp-copy")
+
+
+def test_an_imported_draft_reads_as_a_draft_in_status(lab: Lab) -> None:
+    import copy
+
+    from meta_experiment.report import render_status
+
+    doc = copy.deepcopy(SEED_DOCUMENT)
+    item = doc["experiments"][0]
+    item.update(status="draft", id="exp-draft-1")
+    item.pop("results")
+    item["changes"]["files"] = {PROD: {"variant": VAR}}
+    import_experiments(lab, doc)
+    text = render_status(lab.status())
+    assert "**Action**: None yet (a draft: not started" in text and "rolled back" not in text
+    analysis = lab.analyze("exp-draft-1")
+    assert analysis.experiment_status == "draft"

@@ -92,3 +92,18 @@ def test_a_promoted_file_edited_afterwards_is_reported(lab: Lab, project: Path) 
     assert f"**Changed since promotion**: {PROD} no longer holds the promoted content" in render_status(report)
     (project / PROD).unlink()
     assert lab.status().release.experiments[0].changed_since == [f"{PROD} (missing)"]
+
+
+def test_status_says_stop_when_the_target_is_out_of_reach(lab: Lab) -> None:
+    """Thousands of trials, +2%: the status action agrees with the analysis headline."""
+    import random
+
+    e = lab.create(**spec(sample_size_required=100))
+    rng = random.Random(5)
+    for _ in range(3000):
+        a = lab.assign(e.id)
+        mean = 100.0 if a.arm == "control" else 98.0
+        lab.record(a.trial_id, {"time_to_complete": rng.gauss(mean, 10.0), "issues_caught": 3.0})
+    [item] = lab.status().experiments
+    assert item.target_out_of_reach and item.action == "continue"
+    assert "**Action**: Stop: the target is out of reach" in render_status(lab.status())

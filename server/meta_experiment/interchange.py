@@ -294,8 +294,8 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
         for path in (p for pair in spec.files.items() for p in pair):
             if path in busy:
                 raise ValueError(
-                    f"{path!r} is already under test in running experiment {busy[path]!r}; two experiments "
-                    "on one file would confound each other. Import this one with a terminal status, or "
+                    f"{path!r} is already under test in experiment {busy[path]!r}, which has not ended; two "
+                    "experiments on one file would confound each other. Import this one with a terminal status, or "
                     "finish the other first."
                 )
     for production, variant in spec.files.items():
@@ -369,7 +369,7 @@ def _read_current(
         except (InvalidInput, OSError):
             if status in ("draft", "running"):
                 raise ValueError(
-                    f"{path!r} does not exist in this project, and a running experiment needs its files. "
+                    f"{path!r} does not exist in this project, and a {status} experiment needs its files. "
                     "Create the file, or import the experiment with a terminal status."
                 ) from None
             warnings.append(f"{experiment_id}: {path} is not in this project; its snapshot is empty.")

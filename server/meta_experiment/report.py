@@ -89,7 +89,11 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
         if p.trials_needed:
             action = f"Continue ({p.trials_needed} more trials needed)"
         else:
-            action = ACTION.get(item.action or "", f"Continue ({item.rationale})")
+            action = (
+                f"Stop: the target is out of reach ({item.rationale})"
+                if item.target_out_of_reach
+                else ACTION.get(item.action or "", f"Continue ({item.rationale})")
+            )
         lines += [
             "**Progress**:",
             f"Trials: {bar(p.percent / 100)} {p.percent:.0f}% ({p.trials_recorded}/{p.sample_size_required})",
@@ -109,13 +113,15 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
         if info is not None and info.changed_since:
             lines.append(
                 f"**Changed since promotion**: {', '.join(info.changed_since)} no longer holds the promoted "
-                "content (edited by hand or by a later experiment), so the days in production and the time "
-                "saved may no longer apply"
+                "content (edited, deleted, or replaced by a later experiment), so the days in production and "
+                "the time saved may no longer apply"
             )
         if info is not None and info.time_saved_hours_per_month is not None:
             lines.append(f"**Time saved**: {info.time_saved_hours_per_month:.1f} hours/month (estimated)")
         if info is not None and info.git:
             lines.append(f"**Git**: {info.git}")
+    elif item.status == "draft":
+        lines.append("**Action**: None yet (a draft: not started, so no trials are assigned)")
     else:
         if item.status_reason:
             lines.append(f"**Reason**: {item.status_reason}")

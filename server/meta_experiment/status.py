@@ -36,6 +36,9 @@ class StatusItem(BaseModel):
     ]
     action: Annotated[Action | None, Field(description="What the policy decides now (running experiments).")]
     rationale: str
+    target_out_of_reach: Annotated[
+        bool, Field(description="The always-valid interval lies below the target: more data will not promote.")
+    ] = False
 
 
 class StatusReport(BaseModel):
@@ -75,6 +78,7 @@ def status_item(experiment: Experiment, progress: Progress, analysis: Analysis) 
         else None,
         action=decision.action if decision and running else None,
         rationale=decision.rationale if decision and running else (experiment.status_reason or ""),
+        target_out_of_reach=bool(decision and running and decision.target_out_of_reach),
     )
 
 

@@ -113,3 +113,17 @@ def test_zero_baseline_and_draft_wording():
     assert "RECOMMENDATION: NONE: THE EXPERIMENT HAS NOT STARTED (the data alone would say:" in render_analysis(
         draft, "x"
     )
+
+
+def test_guardrail_table_signs_agree_with_the_criteria():
+    """The table's regression column carries the same sign as the criteria's 'regressed +x%', and a
+    constant guardrail says it is untestable rather than quoting a p it does not have."""
+    from meta_experiment.models import MetricSpec
+
+    guard = MetricSpec(name="tests_passed", direction="higher_is_better")
+    a = analyze(
+        inputs(CONTROL * 2, TREATMENT * 2, secondary=[guard], extra={"tests_passed": ([10.0] * 14, [5.0] * 14)})
+    )
+    text = render_analysis(a, "x")
+    assert "| tests_passed | +50.0% | 10% | n/a | suspected: untestable, constant arms (blocks promotion) |" in text
+    assert "regressed +50.0%" in a.guardrails[0].detail

@@ -189,7 +189,7 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
         lines += [
             "### Guardrails",
             "",
-            "| metric | change | tolerance | Holm p (one-sided) | regression |",
+            "| metric | regression (+ = worse) | tolerance | Holm p (one-sided) | regression |",
             "|---|---|---|---|---|",
         ]
         for g in analysis.guardrails:
@@ -198,7 +198,7 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
                 if g.worse_from_zero
                 else "n/a"
                 if g.regression_pct is None
-                else f"{round(-g.regression_pct, 1) + 0.0:+.1f}%"
+                else f"{round(g.regression_pct, 1) + 0.0:+.1f}%"  # the sign of the criteria's "regressed"
             )
             lines.append(
                 f"| {g.name} | {change} | {g.max_regression_pct:g}% | {_p(g.p_value_holm)} | {_guard_state(g)} |"
@@ -294,6 +294,10 @@ def _guard_state(g: Guardrail) -> str:
         return "unchecked: too few values yet (blocks promotion)"
     if g.regression_detected:
         return "yes"
+    if g.regression_suspected and g.p_value is None:
+        return "suspected: untestable, constant arms (blocks promotion)"
     if g.regression_suspected:
         return "suspected: fixed-horizon p <= 0.05 (blocks promotion)"
+    if g.worse_from_zero:
+        return "not yet significant"
     return "no"
