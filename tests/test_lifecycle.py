@@ -380,3 +380,14 @@ def test_record_names_the_guardrails_a_trial_left_out(lab: Lab) -> None:
     assert lab.record(a.trial_id, {"time_to_complete": 12.0}).missing_guardrails == ["issues_caught"]
     b = lab.assign(e.id)
     assert lab.record(b.trial_id, {"time_to_complete": 12.0, "issues_caught": 2}).missing_guardrails == []
+
+
+def test_a_misspelled_nested_key_is_named_with_what_it_meant(lab: Lab) -> None:
+    bad = spec(primary_metric={"name": "time_to_complete", "directon": "lower_is_better"})
+    with pytest.raises(InvalidInput) as err:
+        lab.create(**bad)
+    assert "primary_metric.directon: unknown key (did you mean 'direction'?)" in str(err.value)
+    assert "Field required" not in str(err.value)
+    with pytest.raises(InvalidInput, match="primary_metric: must be an object of named fields") as err:
+        lab.create(**spec(primary_metric="time_to_complete"))
+    assert "MetricSpec" not in str(err.value)

@@ -22,12 +22,34 @@ def _non_finite(value: object) -> bool:
 
 
 def validation_message(exc: ValidationError, what: str) -> str:
-    """A pydantic error as one sentence per field, without the input values echoed back."""
+    """A pydantic error as one sentence per field, without the input values echoed back. A
+    misspelled key (`directon`) is named with the required key it most likely meant, whose own
+    "Field required" error is then dropped; a wrong type for a nested object says so without the
+    model's class name."""
+    import difflib
+
+    errors = exc.errors()
+    missing = [(tuple(e["loc"][:-1]), str(e["loc"][-1])) for e in errors if e["type"] == "missing" and e["loc"]]
+    guesses: dict[tuple, str] = {}  # loc of a misspelled key -> the missing key it most likely meant
+    for err in errors:
+        if err["type"] == "extra_forbidden" and err["loc"]:
+            parent, key = tuple(err["loc"][:-1]), str(err["loc"][-1])
+            close = difflib.get_close_matches(key, [name for p, name in missing if p == parent], n=1, cutoff=0.6)
+            if close:
+                guesses[tuple(err["loc"])] = close[0]
+    meant = {(tuple(loc[:-1]), name) for loc, name in guesses.items()}
     parts = []
-    for err in exc.errors():
+    for err in errors:
         loc = ".".join(str(p) for p in err["loc"]) or what
-        if _non_finite(err.get("input")):
+        if err["type"] == "extra_forbidden" and err["loc"]:
+            guess = guesses.get(tuple(err["loc"]))
+            parts.append(f"{loc}: unknown key" + (f" (did you mean {guess!r}?)" if guess else ""))
+        elif _non_finite(err.get("input")):
             parts.append(f"{loc}: must be a finite number")  # pydantic would name a bound instead
+        elif err["type"] in ("model_type", "model_attributes_type", "dataclass_type"):
+            parts.append(f"{loc}: must be an object of named fields")
+        elif err["type"] == "missing" and (tuple(err["loc"][:-1]), str(err["loc"][-1])) in meant:
+            continue  # reported above as the key the misspelling meant
         else:
             parts.append(f"{loc}: {err['msg']}")
     return f"Invalid {what}: " + "; ".join(parts) + "."
