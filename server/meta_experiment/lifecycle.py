@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from . import analysis, monitoring, paths
 from .allocation import block_arm, sticky_arm
 from .errors import Conflict, InvalidInput, InvalidState, NotFound, StoreError, validation_message
-from .measurements import Definition, clean_metrics, derived_values
+from .measurements import Definition, clean_metrics, derived_values, missing_guardrails
 from .models import (
     ARMS,
     TERMINAL_STATUSES,
@@ -426,9 +426,7 @@ class Lab:
             success=bool(success),
             duplicate=False,
             alerts=monitoring.after_trial(self, experiment.id, raised, progress),
-            missing_guardrails=[
-                m.name for m in experiment.metrics if m.name != experiment.primary_metric.name and m.name not in clean
-            ],
+            missing_guardrails=missing_guardrails(experiment, clean),
             **progress.model_dump(),
         )
 
@@ -490,9 +488,7 @@ class Lab:
             success=bool(success),
             duplicate=False,
             alerts=monitoring.after_trial(self, experiment_id, raised, progress),
-            missing_guardrails=[
-                m.name for m in experiment.metrics if m.name != experiment.primary_metric.name and m.name not in clean
-            ],
+            missing_guardrails=missing_guardrails(experiment, clean),
             **progress.model_dump(),
         )
 

@@ -98,3 +98,8 @@ def derived_values(metrics: Sequence[MetricSpec], values: Mapping[str, float]) -
     """Extra running statistics to keep: log(value) for every log-scale metric."""
     scaled = {m.name for m in metrics if m.log_scale}
     return {LOG_PREFIX + name: math.log(v) for name, v in values.items() if name in scaled}
+
+
+def missing_guardrails(experiment: Definition, clean: Mapping[str, float]) -> list[str]:
+    """The guardrail (secondary) metrics a trial's values leave out."""
+    return [m.name for m in experiment.metrics if m.name != experiment.primary_metric.name and m.name not in clean]
