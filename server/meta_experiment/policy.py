@@ -250,9 +250,7 @@ def _out_of_reach(analysis: Analysis, targets: Targets) -> Interval | None:
     return ics if ics is not None and ics.upper < targets.improvement_threshold else None
 
 
-def _continue_rationale(
-    analysis: Analysis, criteria: list[Criterion], srm_bad: list, targets: Targets | None = None
-) -> str:
+def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: list, targets: Targets) -> str:
     unmet = [c.name.lower() for c in criteria if c.met is False and c.name != "Within max duration"]
     held = [g for g in analysis.guardrails if g.blocks_promotion]
     if held and "no regression detected" in unmet:  # say which guardrail holds promotion back, and why
@@ -276,8 +274,8 @@ def _continue_rationale(
             f"the {' and '.join(empty)} arm has no {m.name} values yet, so nothing can be compared; "
             "check that runs in that arm record the metric"
         )
-    ics = None if targets is None else _out_of_reach(analysis, targets)
-    if targets is not None and ics is not None:
+    ics = _out_of_reach(analysis, targets)
+    if ics is not None:
         span = f"[{_pct(ics.lower)}, {_pct(ics.upper)}]"
         real = ", so the improvement is real but smaller" if ics.lower > 0 else ""
         text = (

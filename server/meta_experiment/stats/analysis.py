@@ -275,7 +275,7 @@ def _more_per_arm(a: int, b: int, n: int) -> int:
     information of n per arm: the smallest x >= 0 with n_eff = (a+x)(b+x)/(a+b+2x) >= n/2, i.e. the
     positive root of x^2 + (a+b-n) x + ab - n(a+b)/2 = 0. With 30 and 5 recorded and n = 29 that
     is 17 per arm: the short arm is what limits the information, not the total."""
-    if a * b / (a + b) >= n / 2 if a + b else n <= 0:
+    if n <= 0 or (a + b > 0 and a * b / (a + b) >= n / 2):
         return 0
     p, q = a + b - n, a * b - n * (a + b) / 2
     x = (-p + math.sqrt(max(p * p - 4 * q, 0.0))) / 2

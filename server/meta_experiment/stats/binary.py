@@ -18,11 +18,8 @@ def pooled_z(x_c: int, n_c: int, x_t: int, n_t: int) -> float | None:
     0.0 when every trial has the same outcome (no evidence either way); None with an empty arm."""
     if n_c == 0 or n_t == 0:
         return None
-    p = (x_c + x_t) / (n_c + n_t)
-    var = p * (1 - p) * (1 / n_c + 1 / n_t)
-    if var <= 0:
-        return 0.0
-    return (x_t / n_t - x_c / n_c) / math.sqrt(var)
+    se = pooled_se(x_c, n_c, x_t, n_t)
+    return 0.0 if se is None else (x_t / n_t - x_c / n_c) / se
 
 
 def z_test_p(z: float, alternative: str = "two-sided") -> float:

@@ -315,7 +315,7 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
         messages.append("the control arm has no successes: relative changes are undefined")
     seq = _sequential(
         None if z is None else sign * z,
-        binary.pooled_se(x_c, c.n, x_t, t.n),
+        None,  # the interval is the score test inverted, set below
         None,
         f["difference"],
         c.n,
