@@ -258,3 +258,128 @@ def test_an_imported_draft_reads_as_a_draft_in_status(lab: Lab) -> None:
     assert "**Action**: None yet (a draft: not started" in text and "rolled back" not in text
     analysis = lab.analyze("exp-draft-1")
     assert analysis.experiment_status == "draft"
+
+
+def _files(project: Path, state_dir: Path) -> dict[str, bytes]:
+    """Every file of the project outside the state folder, with its content."""
+    return {
+        str(p.relative_to(project)): p.read_bytes()
+        for p in sorted(project.rglob("*"))
+        if p.is_file() and state_dir not in p.parents
+    }
+
+
+def _second(change) -> dict:
+    """The seed document and, after its valid experiment, a second one changed by `change(item)`."""
+    document = json.loads(json.dumps(SEED_DOCUMENT))
+    second = json.loads(json.dumps(SEED_DOCUMENT["experiments"][0]))
+    second["id"] = "exp-second"
+    change(second)
+    document["experiments"].append(second)
+    return document
+
+
+def _rename(block: str | None, old: str, new: str):
+    def change(item: dict) -> None:
+        target = item if block is None else item[block]
+        target[new] = target.pop(old)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            _rename(None, "sample_size_required", "sample_size_requird"),
+            "unknown key 'sample_size_requird' (did you mean 'sample_size_required'?)",
+        ),
+        (_rename(None, "auto_promote", "autoPromote"), "unknown key 'autoPromote' (did you mean 'auto_promote'?)"),
+        (
+            _rename("results", "control_group", "control_grup"),
+            "unknown key 'control_grup' in results (did you mean 'control_group'?)",
+        ),
+        (
+            _rename("targets", "improvement_threshold", "improvment_threshold"),
+            "unknown key 'improvment_threshold' in targets (did you mean 'improvement_threshold'?)",
+        ),
+        (
+            lambda i: i["changes"]["files"][SEED_PRODUCTION].__setitem__("varient", "other.md"),
+            f"unknown key 'varient' in changes.files[{SEED_PRODUCTION!r}] (did you mean 'variant'?)",
+        ),
+        (
+            _ext(
+                trials=[{"arm": "control", "status": "recorded", "metrics": {}, "recorded_a": "2025-10-21T09:00:00Z"}]
+            ),
+            "unknown key 'recorded_a' in meta_experiment.trials[0] (did you mean 'recorded_at'?)",
+        ),
+    ],
+    ids=["top-level", "camel-case", "results", "targets", "changes-files", "meta-trials"],
+)
+def test_a_misspelled_key_is_refused_with_the_key_it_meant(lab: Lab, project: Path, change, message: str) -> None:
+    """A misspelled key would leave a default the user never chose (here: 10 trials, auto_promote
+    off, an empty control group...): the whole document is refused and nothing is written, not even
+    the valid experiment before it."""
+    before = _files(project, lab.state_dir)
+    with pytest.raises(InvalidInput) as info:
+        import_experiments(lab, _second(change))
+    assert str(info.value) == f"experiments[1] (exp-second): {message}. Nothing was imported."
+    assert lab.experiments() == []
+    assert lab.store.event_rows(kinds=["imported"]) == []
+    assert _files(project, lab.state_dir) == before
+
+
+def test_a_misspelled_key_of_the_document_is_refused(lab: Lab) -> None:
+    document = {"expriments": SEED_DOCUMENT["experiments"]}
+    with pytest.raises(InvalidInput, match=r"unknown key 'expriments' \(did you mean 'experiments'\?\)"):
+        import_experiments(lab, document)
+    assert lab.experiments() == []
+
+
+def test_other_unknown_keys_are_imported_and_named_as_ignored(lab: Lab, project: Path, tmp_path: Path) -> None:
+    """Keys another tool may add (close to none of the format's own) do not stop the import, and
+    the result names each one instead of dropping it silently; the experiment is the same as
+    without them."""
+    from meta_experiment.mcp_server import ImportResult
+
+    document = json.loads(json.dumps(SEED_DOCUMENT))
+    document["generator"] = "psd-meta-learning"
+    item = document["experiments"][0]
+    item.update(owner="alice", tags=["review"], created_by="meta_experiment")  # tags ~ targets, created_by ~ created
+    item["results"]["control_median"] = 45
+    item["changes"]["files"][SEED_PRODUCTION]["checksum"] = "abc"
+    result = import_experiments(lab, document)
+    assert result["imported"] == ["exp-2025-10-20-001"]
+    assert result["ignored_keys"] == [
+        "generator",
+        "experiments[0].owner",
+        "experiments[0].tags",
+        "experiments[0].created_by",
+        f"experiments[0].changes.files[{SEED_PRODUCTION!r}].checksum",
+        "experiments[0].results.control_median",
+    ]
+    assert result["warnings"][0].startswith("The document: ignored the unknown key(s) 'generator'")
+    assert any(
+        w.startswith("exp-2025-10-20-001: ignored the unknown key(s) 'owner', 'tags', 'created_by'")
+        and "'results.control_median'" in w
+        for w in result["warnings"]
+    )
+    assert ImportResult(**result).ignored_keys == result["ignored_keys"]  # the tool's structured result keeps them
+
+    plain = Lab.open(project, tmp_path / "plain")
+    try:
+        assert import_experiments(plain, SEED_DOCUMENT)["ignored_keys"] == []
+        assert export_experiments(plain) == export_experiments(lab)
+    finally:
+        plain.close()
+
+
+def test_an_export_has_no_unknown_keys(lab: Lab, project: Path, tmp_path: Path) -> None:
+    """Every key export_experiments writes is one the import reads."""
+    populated(lab)
+    other = Lab.open(project, tmp_path / "elsewhere")
+    try:
+        result = import_experiments(other, export_experiments(lab))
+        assert result["ignored_keys"] == [] and result["warnings"] == []
+    finally:
+        other.close()

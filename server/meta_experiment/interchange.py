@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import Conflict, InvalidInput, validation_message
+from .import_keys import DOCUMENT_KEYS, experiment_keys, ignored_sentence, unknown_keys
 from .lifecycle import Lab
 from .measurements import check_finite, derived_values
 from .models import ARMS, TERMINAL_STATUSES, MetricSpec, iso, parse_iso
@@ -169,14 +170,19 @@ def _seed_trials(item: dict[str, Any], primary: str) -> list[dict[str, Any]]:
 
 def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -> dict[str, Any]:
     """Load a seed-format document. All or nothing: any invalid experiment refuses the whole file.
-    `on_conflict`: "error" refuses the import when an id already exists; "skip" leaves those alone."""
+    `on_conflict`: "error" refuses the import when an id already exists; "skip" leaves those alone.
+    A key the format does not define is refused when it misspells one it does (it would leave a
+    default in its place); any other is ignored, and named in `ignored_keys` and the warnings."""
     if on_conflict not in ("error", "skip"):
         raise InvalidInput("on_conflict must be 'error' or 'skip'.")
+    misspelled, ignored_keys = unknown_keys(document, DOCUMENT_KEYS, "") if isinstance(document, dict) else ([], [])
+    if misspelled:
+        raise InvalidInput(f"The document: {'; '.join(misspelled)}. Nothing was imported.")
     if not isinstance(document, dict) or not isinstance(document.get("experiments"), list):
         raise InvalidInput('The document must be an object with an "experiments" list (the seed\'s experiments.json).')
     imported: list[str] = []
     skipped: list[str] = []
-    warnings: list[str] = []
+    warnings: list[str] = [ignored_sentence("The document", ignored_keys)] if ignored_keys else []
     with lab.store.transaction():
         for index, item in enumerate(document["experiments"]):
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
@@ -194,6 +200,10 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
                     f"Experiment {item['id']} already exists here. Nothing was imported; pass "
                     "on_conflict='skip' to import the others and leave existing ones untouched."
                 )
+            unread = experiment_keys(index, item)
+            if unread:
+                ignored_keys += [f"experiments[{index}].{path}" for path in unread]
+                warnings.append(ignored_sentence(item["id"], unread))
             try:
                 _import_one(lab, item, warnings)
             except (ValidationError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
@@ -210,7 +220,7 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
         )
     for experiment_id in imported:
         lab._changed(experiment_id)
-    return {"imported": imported, "skipped": skipped, "warnings": warnings}
+    return {"imported": imported, "skipped": skipped, "warnings": warnings, "ignored_keys": ignored_keys}
 
 
 MAX_ID_LENGTH = 100  # as the tools' experiment_id

@@ -73,6 +73,13 @@ class ImportResult(BaseModel):
     imported: list[str]
     skipped: list[str]
     warnings: list[str]
+    ignored_keys: Annotated[
+        list[str],
+        Field(
+            description="Keys the format does not define and the import did not read, e.g. "
+            "experiments[0].results.notes (a misspelling of a known key is refused instead)."
+        ),
+    ]
 
 
 # The experiment defaults: arguments of create_experiment (this experiment) and of update_settings
