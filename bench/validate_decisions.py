@@ -16,6 +16,13 @@ Prints a markdown table with Wilson 95% intervals. Columns:
 
 A second table runs A/A experiments on past the planned window, to 3x its end (21x required),
 where only the e-process can still decide: the chance of ever deciding wrongly stays <= 2.5%.
+
+A third table adds what every real experiment has: the implicit guardrail success_rate, every trial
+succeeding with probability 1 - crash rate in both arms (no true effect), at crash rates 0.5% and
+2%, on the first table's experiments (lognormal on the log scale). A suspected regression of the
+success rate beyond max_regression holds promotion back, and rollback takes Holm across the primary
+and success_rate (`simulate.looks`). At 0% the gate never fires, so FP and power are the first
+table's, while Holm still halves the primary's rollback budget (the trials then carry success flags).
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ REQUIRED = (10, 20, 100)
 EFFECT = 0.30
 HORIZON = 7
 Z = stats.norm.isf(0.025)
+CRASH_RATES = (0.005, 0.02)
+GUARD_STREAM = 1  # success flags come from their own generator: the first two tables keep their draws
 
 
 def fmt(rate: float, sims: int) -> str:
@@ -75,12 +84,64 @@ def seed_cutoff(arm: np.ndarray, x: np.ndarray, setting: str, n_required: int) -
     return lo
 
 
+def guarded(
+    data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    setting: str,
+    n_req: int,
+    log_scale: bool,
+    seeds: np.ndarray,
+) -> list[tuple[sim.Rates, sim.Rates]]:
+    """Per crash rate: (A/A, true 30% improvement) rates with success_rate. Each experiment's success
+    flags come from one seed at every crash rate, so the crash sets are nested (common random numbers)."""
+    out = []
+    for crash in CRASH_RATES:
+        a, b = (
+            sim.ours(
+                arm,
+                x,
+                setting,
+                n_req,
+                log_scale=log_scale,
+                success=sim.generate_success(x.shape, crash, np.random.default_rng(seed)),
+            )
+            for (arm, x), seed in zip(data, seeds, strict=True)
+        )
+        out.append((a, b))
+    return out
+
+
+def print_guarded(rows: list[tuple[str, int, float, list[tuple[sim.Rates, sim.Rates]]]], sims: int, seed: int) -> float:
+    rates = " and ".join(f"{c:.1%}" for c in CRASH_RATES)
+    print(
+        f"\nWith the implicit guardrail success_rate: success with probability 1 - crash rate in both arms "
+        f"(crash rates {rates}; no true effect), tolerance max_regression 10%; the first table's "
+        f"experiments (lognormal on the log scale), success flags drawn from seed ({seed}, {GUARD_STREAM}); "
+        f"{sims} simulated experiments per cell. Change: power with success_rate minus the primary alone "
+        "(first table), in points, on the same experiments.\n"
+    )
+    head = [f"{kind} {c:.1%}" for kind in ("FP", "FR", "power") for c in CRASH_RATES]
+    change = [f"change {c:.1%}" for c in CRASH_RATES]
+    print("| setting | required | " + " | ".join([*head, "power, primary alone", *change]) + " |")
+    print("|---" * (3 + len(head) + len(change)) + "|")
+    worst = 0.0
+    for name, n_req, alone, cells in rows:
+        fp = [fmt(a.promote, a.sims) for a, _ in cells]
+        fr = [fmt(a.rollback, a.sims) for a, _ in cells]
+        power = [f"{b.promote:.2%}" for _, b in cells]
+        delta = [f"{100 * (b.promote - alone):+.2f}" for _, b in cells]
+        worst = max([worst, *(max(a.promote, a.rollback) for a, _ in cells)])
+        print(f"| {name} | {n_req} | " + " | ".join([*fp, *fr, *power, f"{alone:.2%}", *delta]) + " |", flush=True)
+    return worst
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=20251020)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
+    guard_rng = np.random.default_rng([args.seed, GUARD_STREAM])
+    guard_rows = []
     started = time.perf_counter()
     print(
         f"Auto mode re-analysing after every trial from required to {HORIZON}x required (total trials); "
@@ -114,6 +175,10 @@ def main() -> None:
                     f"| {np_bound(setting, n_req):.1%} | {trials} |",
                     flush=True,
                 )
+                if log_scale == (setting == "lognormal"):
+                    seeds = guard_rng.integers(2**63, size=2)
+                    cells = guarded(((arm0, x0), (arm1, x1)), setting, n_req, log_scale, seeds)
+                    guard_rows.append((name, n_req, b.promote, cells))
     long_sims = max(1, args.sims // 2)
     print(
         f"\nA/A past the planned window: looks after every trial up to {3 * HORIZON}x required; "
@@ -134,6 +199,8 @@ def main() -> None:
                 f"| {name} | {n_req} | {fmt(a.promote, a.sims)} | {fmt(a.rollback, a.sims)} | {after:.2%} |",
                 flush=True,
             )
+    guard_worst = print_guarded(guard_rows, args.sims, args.seed)
+    print(f"\nWorst A/A error rate with success_rate: {guard_worst:.2%} (goal <= 2.50%).")
     print(
         f"\nWorst A/A error rate of ours: {worst:.2%} (goal <= 2.50%). Elapsed {time.perf_counter() - started:.0f} s."
     )

@@ -1,8 +1,10 @@
 """Monte-Carlo simulation of auto mode: an experiment re-analysed after every recorded trial from
-`sample_size_required` up to `horizon` x that many, deciding with our policy or with the seed's
-peeking rule. Vectorised over simulated experiments (the same formulas as `metric.py` and
-`sequential.py`, checked against `analyze` + `policy.decide` in tests/stats/test_simulate.py).
-Used by bench/validate_decisions.py and by the fast validation test; no I/O."""
+`sample_size_required` up to `horizon` x that many, deciding with our policy (on the primary metric
+alone, or with the implicit guardrail success_rate) or with the seed's peeking rule. Vectorised
+over simulated experiments (the same formulas as `metric.py`, `sequential.py` and the guardrail
+rule of `analysis.py`, checked against `analyze` + `policy.decide` in tests/stats/test_simulate.py
+and tests/stats/test_simulate_guardrail.py). Used by bench/validate_decisions.py and by the fast
+validation tests; no I/O."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import numpy as np
 from scipy import special, stats
 
 from . import sequential
+from .analysis import CAUTION_P
+from .binary import SMALL_EXPECTED
 from .numeric import Z_CAP
 
 SETTINGS = ("normal", "lognormal", "binary")
@@ -76,7 +80,8 @@ def _first(promote: np.ndarray, rollback: np.ndarray, first_look_n: int) -> Rate
     stop = np.minimum(ip, ir)
     decided = stop < looks
     mean_n = float(stop[decided].mean() + first_look_n) if decided.any() else None
-    return Rates(float((ip < ir).mean()), float((ir < ip).mean()), promote.shape[0], mean_n)
+    promoted = decided & (ip <= ir)  # the policy checks promotion first
+    return Rates(float(promoted.mean()), float((ir < ip).mean()), promote.shape[0], mean_n)
 
 
 def welch_z(nc, mc, vc, nt, mt, vt) -> tuple[np.ndarray, np.ndarray]:
@@ -106,29 +111,69 @@ def log_e(z: np.ndarray, r: np.ndarray) -> np.ndarray:
     return np.log(2) - 0.5 * np.log1p(r) + z * z * r / (2 * (1 + r)) + special.log_ndtr(z * s)
 
 
-def ours(
+def generate_success(shape: tuple[int, ...], crash_rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Success flags (True: recorded with success=true) for `generate`'s trials: Bernoulli(1 -
+    crash_rate) in both arms, independent of the primary metric, so the implicit guardrail
+    success_rate has no true effect. The uniforms drawn do not depend on crash_rate: a generator in
+    the same state gives nested crash sets at every rate (common random numbers)."""
+    return rng.random(shape) >= crash_rate
+
+
+@dataclass(frozen=True)
+class _Information:
+    """Per look: sequential.fraction (as sqrt t), in_window, mixture_information and mixture_active."""
+
+    sqrt_t: np.ndarray
+    window: np.ndarray
+    r: np.ndarray
+    mixture: np.ndarray
+
+    def reaches(self, z: np.ndarray, level: float) -> np.ndarray:
+        """z >= sequential.z_boundary(t, level): boundary A or B at one-sided `level` (the repeated
+        p-value is <= level exactly there, so Holm's comparisons become boundaries at level / k)."""
+        c = sequential.window_critical(level)
+        log_b = sequential.log_threshold((1 - sequential.WINDOW_SHARE) * level)
+        with np.errstate(invalid="ignore"):
+            return (self.window & (z * self.sqrt_t >= c)) | (self.mixture & (log_e(z, self.r) >= log_b))
+
+
+def looks(
     arm: np.ndarray,
     x: np.ndarray,
     setting: str,
     n_required: int,
     *,
+    success: np.ndarray | None = None,
     log_scale: bool = False,
     alpha: float = 0.05,
     threshold: float = 15.0,
     max_regression: float = 10.0,
-) -> Rates:
-    """Auto mode with policy.decide on the primary metric alone (no guardrails; SRM cannot fire with
-    blocks of 2; trials recorded without success flags, which in a real experiment add the success
-    rate as a guardrail and make rollback only more conservative through Holm). Promote when the
-    sequential test reaches its improvement boundary and the improvement exceeds `threshold` % (and,
-    on the log scale, the arithmetic means do not regress beyond `max_regression` %);
-    roll back when it reaches its regression boundary and the regression exceeds `max_regression` %.
-    The boundary is A inside the planned window or the e-process B, as `sequential.z_boundary`;
-    looks past the window (a `horizon` in `generate` above sequential.PLAN_MULTIPLE) have only B."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(promote, rollback), each of shape (sims, looks): whether policy.decide would promote, or
+    roll back, at each look (columns from n_required total trials on); promote wins a look where
+    both hold, as in the policy. SRM cannot fire with blocks of 2.
+
+    Primary: promote when the sequential test reaches its improvement boundary and the improvement
+    exceeds `threshold` % (and, on the log scale, the arithmetic means do not regress beyond
+    `max_regression` %); roll back when it reaches its regression boundary and the regression
+    exceeds `max_regression` %. The boundary is A inside the planned window or the e-process B, as
+    `sequential.z_boundary`; looks past the window (a `horizon` in `generate` above
+    sequential.PLAN_MULTIPLE) have only B.
+
+    `success` (from `generate_success`) adds the implicit guardrail success_rate, as
+    analysis._guardrails and policy.decide treat it: its tolerance is `max_regression` (the implicit
+    spec has no override, so Targets.max_regression applies). Promotion is withheld where its
+    regression is beyond the tolerance and the one-sided fixed-horizon p (Fisher's exact test when an
+    expected count is below 5, else the pooled z) is <= alpha ("detected"; Holm over one guardrail
+    is the p itself) or <= CAUTION_P ("suspected"), or where an arm has no trials. Rollback becomes
+    Holm across the primary and success_rate on always-valid p-values at alpha / 2, so success_rate
+    can also roll back. Without `success` (the primary alone) there is no Holm: the trials carry no
+    success flags."""
     binary = setting == "binary"
     nc, mc, vc, nt, mt, vt = _cumulative(arm, np.log(x) if log_scale else x, n_required)
     if binary:
         z = pooled_z(nc, mc, nt, mt)
+        active = (nc > 0) & (nt > 0)  # the pooled z exists (0 when every outcome is the same)
         with np.errstate(divide="ignore", invalid="ignore"):
             # from a zero control rate any increase beats the threshold (policy: change_from_zero)
             from_zero = np.where(mt > 0, np.inf, np.nan)
@@ -136,22 +181,107 @@ def ours(
     else:
         z, _ = welch_z(nc, mc, vc, nt, mt, vt)
         z = -z  # lower is better
+        active = _welch_defined(nc, vc, nt, vt)
         imp = -np.expm1(mt - mc) * 100 if log_scale else (mc - mt) / np.abs(mc) * 100
     t = (nc * nt / (nc + nt)) / (sequential.PLAN_MULTIPLE * n_required / 4)
-    window = t <= 1.0
-    c = sequential.window_critical(alpha / 2)
-    log_b = sequential.log_threshold((1 - sequential.WINDOW_SHARE) * alpha / 2)
     r = sequential.MIXTURE_R0 * sequential.PLAN_MULTIPLE * t  # sequential.mixture_information, vectorised
-    mixture = r >= sequential.MIXTURE_R0 * (1 - 1e-9)  # sequential.mixture_active
+    info = _Information(np.sqrt(t), t <= 1.0, r, r >= sequential.MIXTURE_R0 * (1 - 1e-9))
+    half = alpha / 2
+    down = info.reaches(-z, half)
     with np.errstate(invalid="ignore"):
-        up = (window & (z * np.sqrt(t) >= c)) | (mixture & (log_e(z, r) >= log_b))
-        down = (window & (-z * np.sqrt(t) >= c)) | (mixture & (log_e(-z, r) >= log_b))
-        promote = up & (imp > threshold)
-        rollback = down & (-imp > max_regression)
+        promote = info.reaches(z, half) & (imp > threshold)
+        beyond = -imp > max_regression
     if log_scale:  # policy._original_scale: the arithmetic means must not regress beyond max_regression
         _, raw_mc, _, _, raw_mt, _ = _cumulative(arm, x, n_required)
         with np.errstate(divide="ignore", invalid="ignore"):
             promote &= (raw_mc - raw_mt) / np.abs(raw_mc) * 100 >= -max_regression
+    if success is None:
+        return promote, down & beyond
+    xc, xt = _successes(arm, success, n_required)
+    blocks, g_beyond, g_z, g_active = _success_rate(xc, nc, xt, nt, max_regression, alpha)
+    g_down = info.reaches(-g_z, half) & g_active
+    # Holm (1979) over two always-valid p-values at alpha / 2 (policy._rollback_reasons): a
+    # hypothesis is rejected when its p <= alpha / 2 and the smaller p <= alpha / 4; with one
+    # (success_rate inactive) its own p <= alpha / 2
+    smaller = info.reaches(-z, half / 2) | (g_active & info.reaches(-g_z, half / 2)) | ~g_active
+    rollback = active & smaller & ((down & beyond) | (g_down & g_beyond))
+    return promote & ~blocks, rollback
+
+
+def _welch_defined(nc: np.ndarray, vc: np.ndarray, nt: np.ndarray, vt: np.ndarray) -> np.ndarray:
+    """Where Welch's test exists (continuous.why_undefined is None): 2 values per arm, not both constant."""
+    return (vt / nt + vc / nc > 0) & (nc > 1) & (nt > 1)
+
+
+def _successes(arm: np.ndarray, success: np.ndarray, n_required: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per look: trials recorded with success=true in control and in treatment."""
+    t = arm == 1
+    xc, xt = (np.cumsum(success & m, axis=1)[:, n_required - 1 :].astype(float) for m in (~t, t))
+    return xc, xt
+
+
+def _success_rate(
+    xc: np.ndarray, nc: np.ndarray, xt: np.ndarray, nt: np.ndarray, limit: float, alpha: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The implicit guardrail success_rate per look (analysis.rate_summary, metric._binary,
+    analysis._guardrails): (blocks promotion, regression beyond `limit` %, the pooled z oriented so
+    that positive is better, has values in both arms)."""
+    checked = (nc >= 1) & (nt >= 1)  # guardrails.has_data for a yes/no metric
+    ncs, nts = np.maximum(nc, 1), np.maximum(nt, 1)
+    pc, pt = xc / ncs, xt / nts
+    with np.errstate(divide="ignore", invalid="ignore"):
+        regression = -((pt / pc - 1) * 100) + 0.0  # -improvement_pct, defined when x_c > 0
+    # from a zero control rate the success rate cannot get worse: never worse_from_zero
+    beyond = checked & (xc > 0) & (regression > limit)
+    n, x = nc + nt, xc + xt
+    p = x / np.maximum(n, 1)
+    var = p * (1 - p) * (1 / ncs + 1 / nts)  # binary.pooled_se
+    z = np.where(checked & (var > 0), (pt - pc) / np.sqrt(np.where(var > 0, var, 1.0)), 0.0)
+    # one-sided p of a lower treatment rate (metric._binary), needed only where beyond the tolerance:
+    # Fisher's exact test when an expected count is below 5 (binary.needs_exact), else the pooled z
+    p_one = np.ones_like(z)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low = np.minimum(np.minimum(nc * x / n, nc * (n - x) / n), np.minimum(nt * x / n, nt * (n - x) / n))
+    exact = beyond & (low < SMALL_EXPECTED)
+    if exact.any():
+        # scipy.stats.fisher_exact([[x_t, n_t - x_t], [x_c, n_c - x_c]], "less"): P(X <= x_t) with
+        # X hypergeometric; 1 when a margin is 0
+        k, total, drawn, good = (a[exact].astype(np.int64) for a in (xt, n, nt, x))
+        fisher = np.minimum(stats.hypergeom.cdf(k, total, drawn, good), 1.0)
+        p_one[exact] = np.where((good == 0) | (good == total), 1.0, fisher)
+    approx = beyond & ~exact
+    p_one[approx] = stats.norm.cdf(z[approx])  # binary.z_test_p(z, "smaller")
+    p_one = np.clip(p_one, 0.0, 1.0)
+    # detected (Holm over the one guardrail: p itself, at alpha) or suspected (p <= CAUTION_P)
+    blocks = ~checked | (beyond & ((p_one <= alpha) | (p_one <= CAUTION_P)))
+    return blocks, beyond, z, checked
+
+
+def ours(
+    arm: np.ndarray,
+    x: np.ndarray,
+    setting: str,
+    n_required: int,
+    *,
+    success: np.ndarray | None = None,
+    log_scale: bool = False,
+    alpha: float = 0.05,
+    threshold: float = 15.0,
+    max_regression: float = 10.0,
+) -> Rates:
+    """Auto mode with policy.decide: the first decision of each simulated experiment, from `looks`
+    (the primary metric alone, or with the implicit guardrail success_rate when `success` is given)."""
+    promote, rollback = looks(
+        arm,
+        x,
+        setting,
+        n_required,
+        success=success,
+        log_scale=log_scale,
+        alpha=alpha,
+        threshold=threshold,
+        max_regression=max_regression,
+    )
     return _first(promote, rollback, n_required)
 
 

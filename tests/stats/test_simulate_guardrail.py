@@ -1,0 +1,105 @@
+"""Auto mode with the implicit guardrail success_rate by simulation: the vectorised gate and rollback
+are those of analyze + policy.decide, look by look (bench/validate_decisions.py has the table)."""
+
+import numpy as np
+import pytest
+
+from meta_experiment.models import ARMS, MetricSpec, Targets
+from meta_experiment.stats import simulate as sim
+from meta_experiment.stats.analysis import SUCCESS_METRIC, AnalysisInputs, analyze
+from meta_experiment.stats.summary import Summary
+
+
+def _policy_looks(arm, x, success, setting, n_required, log_scale):
+    """analyze + policy.decide after every trial: the action at each look, and the test method of
+    success_rate at the looks where it holds promotion back."""
+    kind = "binary" if setting == "binary" else "continuous"
+    direction = "higher_is_better" if kind == "binary" else "lower_is_better"
+    spec = MetricSpec(name="m", direction=direction, kind=kind, log_scale=log_scale)
+    actions, methods = [], set()
+    for n in range(n_required, x.size + 1):
+        arms = {a: x[:n][arm[:n] == i] for i, a in enumerate(ARMS)}
+        logs = {(a, "m"): Summary.of(np.log(v)) for a, v in arms.items()} if log_scale else None
+        res = analyze(
+            AnalysisInputs(
+                primary=spec,
+                targets=Targets(),
+                summaries={(a, "m"): Summary.of(v) for a, v in arms.items()},
+                assigned={a: v.size for a, v in arms.items()},
+                recorded={a: v.size for a, v in arms.items()},
+                successes={a: int(success[:n][arm[:n] == i].sum()) for i, a in enumerate(ARMS)},
+                sample_size_required=n_required,
+                now=0.0,
+                started_at=0.0,
+                max_duration_days=1e3,
+                log_summaries=logs,
+            )
+        )
+        (guard,) = res.guardrails
+        assert guard.name == SUCCESS_METRIC and guard.max_regression_pct == Targets().max_regression
+        if guard.blocks_promotion:
+            (rate,) = [m for m in res.secondary if m.name == SUCCESS_METRIC]
+            methods.add(rate.proportions.method)
+        actions.append(res.decision.action)
+    return actions, methods
+
+
+def _actions(promote, rollback):
+    return ["promote" if p else "rollback" if r else "continue" for p, r in zip(promote, rollback, strict=True)]
+
+
+# crash rates (control, treatment); `covers`: what the comparison must include to mean something
+# (blocked: the primary alone would promote at a look where success_rate holds it back; guard
+# rollback: success_rate rolls back; holm: the primary alone would roll back, but not after Holm;
+# fisher_exact / z_pooled: the test of success_rate at a look where it holds promotion back)
+CASES = [
+    ("normal", False, 0.3, 10, 7, (0.05, 0.4), 0, 4, {"blocked", "guard rollback", "fisher_exact", "z_pooled"}),
+    ("binary", False, 0.5, 10, 7, (0.1, 0.1), 2, 3, set()),
+    ("normal", False, -0.15, 10, 4, (0.0, 0.0), 1, 3, {"holm"}),
+    # log scale, past the planned window (7 x 4 = 28 trials): only the e-process decides there
+    ("lognormal", True, 0.3, 4, 20, (0.05, 0.3), 9, 3, {"blocked", "guard rollback"}),
+]
+
+
+@pytest.mark.parametrize("setting,log_scale,effect,required,horizon,crash,seed,sims,covers", CASES)
+def test_vectorised_guardrail_is_the_policy(setting, log_scale, effect, required, horizon, crash, seed, sims, covers):
+    rng = np.random.default_rng(seed)
+    arm, x = sim.generate(setting, required, sims, effect, rng, horizon=horizon)
+    success = rng.random(x.shape) >= np.where(arm == 1, crash[1], crash[0])
+    promote, rollback = sim.looks(arm, x, setting, required, success=success, log_scale=log_scale)
+    alone_promote, alone_rollback = sim.looks(arm, x, setting, required, log_scale=log_scale)
+    seen = set()
+    for i in range(sims):
+        actions, methods = _policy_looks(arm[i], x[i], success[i], setting, required, log_scale)
+        assert actions == _actions(promote[i], rollback[i]), f"experiment {i}"
+        seen |= methods
+    seen |= {"blocked"} if (alone_promote & ~promote).any() else set()
+    seen |= {"guard rollback"} if (rollback & ~alone_rollback).any() else set()
+    seen |= {"holm"} if (alone_rollback & ~rollback).any() else set()
+    assert covers <= seen
+
+
+def test_without_crashes_the_guardrail_never_holds_promotion_back():
+    """Every trial a success: the gate never fires, and Holm with success_rate's p = 1 only makes
+    rollback rarer (the primary alone needs p <= alpha / 2, with success_rate p <= alpha / 4)."""
+    rng = np.random.default_rng(5)
+    arm, x = sim.generate("binary", 10, 1000, 0.0, rng)
+    promote, rollback = sim.looks(arm, x, "binary", 10, success=np.ones(x.shape, dtype=bool))
+    alone_promote, alone_rollback = sim.looks(arm, x, "binary", 10)
+    assert (promote == alone_promote).all()
+    assert not (rollback & ~alone_rollback).any() and (alone_rollback & ~rollback).any()
+
+
+@pytest.mark.parametrize("setting,log_scale,required", [("lognormal", True, 10), ("binary", False, 20)])
+def test_a_guardrail_without_effect_keeps_errors_and_costs_little_power(setting, log_scale, required):
+    """A 2% crash rate in both arms: A/A false decisions stay under 2.5% each way and a true 30%
+    improvement loses under 3 points of power (bench/validate_decisions.py has the full table)."""
+    rng = np.random.default_rng(13)
+    arm0, x0 = sim.generate(setting, required, 1500, 0.0, rng)
+    arm1, x1 = sim.generate(setting, required, 1500, 0.3, rng)
+    s0, s1 = (sim.generate_success(x.shape, 0.02, rng) for x in (x0, x1))
+    aa = sim.ours(arm0, x0, setting, required, success=s0, log_scale=log_scale)
+    assert aa.promote <= 0.025 and aa.rollback <= 0.025
+    guarded = sim.ours(arm1, x1, setting, required, success=s1, log_scale=log_scale).promote
+    alone = sim.ours(arm1, x1, setting, required, log_scale=log_scale).promote
+    assert alone - 0.03 <= guarded <= alone
