@@ -54,18 +54,72 @@ def pair(
     return alerts
 
 
+def mixture_e(z: float, r: float) -> float:
+    """The one-sided normal-mixture e-value, computed directly: 2 (1+r)^-1/2 exp(z^2 r / (2 (1+r)))
+    Phi(z sqrt(r / (1+r))) (Howard et al. 2021, sec. 3)."""
+    from scipy import stats
+
+    return 2 / math.sqrt(1 + r) * math.exp(z * z * r / (2 * (1 + r))) * stats.norm.cdf(z * math.sqrt(r / (1 + r)))
+
+
 def test_error_rate_rule_and_its_guards() -> None:
-    spike = monitoring.error_rate_finding(counts(20, 1, 20, 9), DEFAULTS)
-    assert spike is not None and "Error rate spike: treatment 45% (9/20 failed) vs control 5% (1/20)" in spike[0]
-    assert spike[1]["p_value"] == pytest.approx(fisher_greater(9, 20, 1, 20), rel=1e-9)
+    from statsmodels.stats.proportion import proportions_ztest
+
+    spike = monitoring.error_rate_finding(counts(30, 1, 30, 16), DEFAULTS)
+    assert spike is not None and "Error rate spike: treatment 53% (16/30 failed) vs control 3% (1/30)" in spike[0]
+    z = proportions_ztest([16, 1], [30, 30])[0]  # pooled, treatment minus control
+    e = mixture_e(z, 30 / monitoring.ALERT_TRIALS)
+    assert spike[1]["z"] == pytest.approx(z, rel=1e-9) and spike[1]["e_value"] == pytest.approx(e, rel=1e-9)
+    assert e >= 1 / monitoring.ALERT_ALPHA and f"always-valid e-value {e:.3g} >= 200" in spike[0]
+    # A fixed-horizon test would alert here (Fisher p = 0.004), and re-run after every trial it
+    # raised the alert on up to 16% of experiments without any problem (bench/validate_alerts.py):
+    assert fisher_greater(9, 20, 1, 20) < 0.005
+    assert monitoring.error_rate_finding(counts(20, 1, 20, 9), DEFAULTS) is None
+    assert monitoring.error_rate_finding(counts(10, 0, 10, 10), DEFAULTS) is not None  # all failing: at once
     assert monitoring.error_rate_finding(counts(5, 0, 5, 1), DEFAULTS) is None  # 1 failure in 5: not a spike
     assert monitoring.error_rate_finding(counts(10, 0, 10, 2), DEFAULTS) is None  # fewer than min_failures
-    assert monitoring.error_rate_finding(counts(9, 0, 30, 10), DEFAULTS) is None  # control below min trials
-    assert fisher_greater(3, 10, 1, 10) > 0.05  # 3x the rate, yet noise:
-    assert monitoring.error_rate_finding(counts(10, 1, 10, 3), DEFAULTS) is None
-    assert monitoring.error_rate_finding(counts(100, 10, 100, 19), DEFAULTS) is None  # 1.9x: under the ratio
+    assert monitoring.error_rate_finding(counts(9, 0, 30, 20), DEFAULTS) is None  # control below min trials
+    assert monitoring.error_rate_finding(counts(10, 1, 10, 3), DEFAULTS) is None  # 3x the rate, yet noise
+    assert monitoring.error_rate_finding(counts(1000, 100, 1000, 190), DEFAULTS) is None  # 1.9x: under the ratio
     strict = MonitoringSettings(min_trials_per_arm=50)
-    assert monitoring.error_rate_finding(counts(20, 1, 20, 9), strict) is None  # configurable
+    assert monitoring.error_rate_finding(counts(30, 1, 30, 16), strict) is None  # configurable
+    # With repeated units each arm's variance is multiplied by its design effect: the same rates
+    # carry less evidence, and at design effect 2 not enough for an alert.
+    mild = monitoring.error_rate_finding(counts(30, 1, 30, 16), DEFAULTS, design_effects=(1.2, 1.25))
+    assert mild is not None
+    z = (16 / 30 - 1 / 30) / math.sqrt(17 / 60 * 43 / 60 * (1.2 / 30 + 1.25 / 30))
+    assert mild[1]["z"] == pytest.approx(z, rel=1e-9)
+    per_arm = 2 * (30 / 1.2) * (30 / 1.25) / (30 / 1.2 + 30 / 1.25)
+    assert mild[1]["e_value"] == pytest.approx(mixture_e(z, per_arm / monitoring.ALERT_TRIALS), rel=1e-9)
+    assert monitoring.error_rate_finding(counts(30, 1, 30, 16), DEFAULTS, design_effects=(2.0, 2.0)) is None
+
+
+def test_floor_rule_numbers_agree_with_scipy_and_statsmodels() -> None:
+    import numpy as np
+    from scipy import stats
+    from statsmodels.stats.proportion import proportions_ztest
+
+    from meta_experiment.store import EMPTY_STATS
+
+    def running(values):  # type: ignore[no-untyped-def]
+        out = EMPTY_STATS
+        for v in values:
+            out = out.add(float(v))
+        return out
+
+    x = np.random.default_rng(3).normal(0.38, 0.1, 25)
+    found = monitoring.floor_finding("user_satisfaction", False, running(x), 0.5, DEFAULTS)
+    p = stats.ttest_1samp(x, 0.5, alternative="less").pvalue
+    z = stats.norm.isf(p)  # the z with the same one-sided tail
+    assert found is not None and found[1]["z"] == pytest.approx(z, rel=1e-6)
+    assert found[1]["e_value"] == pytest.approx(mixture_e(z, 25 / monitoring.ALERT_TRIALS), rel=1e-6)
+    ones = [1.0] * 4 + [0.0] * 36  # 10% yes against a floor of 50%
+    found = monitoring.floor_finding("liked", True, running(ones), 0.5, DEFAULTS)
+    z = -proportions_ztest(4, 40, value=0.5, prop_var=0.5)[0]  # score test, positive when below
+    assert found is not None and found[1]["z"] == pytest.approx(z, rel=1e-9)
+    assert found[1]["e_value"] == pytest.approx(mixture_e(z, 40 / monitoring.ALERT_TRIALS), rel=1e-9)
+    # 40% against 50% over 30 trials is a fixed-horizon p of 0.14: no alert
+    assert monitoring.floor_finding("liked", True, running([1.0] * 12 + [0.0] * 18), 0.5, DEFAULTS) is None
 
 
 def test_regression_checks_are_thinned_only_past_100_trials() -> None:

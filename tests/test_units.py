@@ -4,6 +4,7 @@ check counts units (and trials without a unit), not trials. On a real SQLite fil
 from __future__ import annotations
 
 from collections import Counter
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,7 @@ def _brute_force(lab: Lab, experiment_id: str) -> tuple[dict[str, UnitCounts], d
 
 def test_aa_run_of_30_units_x_10_trials_counts_units_in_the_srm_check(lab: Lab) -> None:
     rng = np.random.default_rng(20240611)
-    e = lab.create(**spec())
+    e = lab.create(**spec(auto_rollback=False))  # an A/A false rollback (rare) would stop the recording
     # 19 of 30 fair coins on one side: an ordinary draw (P(|X - 15| >= 4) is about 0.2), but with
     # ~10 trials per unit the per-trial counts look like a gross sample-ratio mismatch.
     units = _units_split(rng, e.id, 19, 11)
@@ -97,15 +98,17 @@ def test_aa_run_of_30_units_x_10_trials_counts_units_in_the_srm_check(lab: Lab) 
     success = next(m for m in result.secondary if m.name == "success_rate")
     assert (success.control.n, success.treatment.n) == (trials["control"], trials["treatment"])
     assert success.control.mean == 1.0
-    # And the analysis says why the t-tests may be too optimistic.
+    # And the analysis says that the tests account for the units.
     note = next(m for m in result.messages if "correlated" in m)
     assert f"{len(order)} recorded trials come from 30 units" in note
-    assert "t-tests" in note and "one trial per unit" in note
+    assert "cluster-robust" in note and "Student's t-test" in note
+    assert (result.primary.control.units, result.primary.treatment.units) == (19, 11)
+    assert success.control.units == 19 and success.control.design_effect == 1.0  # constant: nothing to correct
 
 
 def test_unit_counts_match_a_brute_force_count_of_the_trials_table(lab: Lab) -> None:
     rng = np.random.default_rng(7)
-    e = lab.create(**spec())
+    e = lab.create(**spec(auto_rollback=False))  # an A/A false rollback (rare) would stop the recording
     units = _units_split(rng, e.id, 6, 5)
     opened: list[tuple[int, str | None]] = []
     for _ in range(80):
@@ -138,7 +141,7 @@ def test_unit_counts_match_a_brute_force_count_of_the_trials_table(lab: Lab) -> 
 
 
 def test_without_units_nothing_changes_and_the_index_is_used(lab: Lab) -> None:
-    e = lab.create(**spec())
+    e = lab.create(**spec(auto_rollback=False))  # an A/A false rollback (rare) would stop the recording
     rng = np.random.default_rng(3)
     for _ in range(12):
         _record(lab, lab.assign(e.id).trial_id, rng)
@@ -167,14 +170,16 @@ def test_without_units_nothing_changes_and_the_index_is_used(lab: Lab) -> None:
 
 def test_the_migration_upgrades_a_database_created_before_it(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     names = [name for name, _ in MIGRATIONS]
-    assert names[-1] == UNIT_MIGRATION, "append new migrations after this one, and update this test"
+    assert names.index(UNIT_MIGRATION) == 2
     rng = np.random.default_rng(11)
     with monkeypatch.context() as m:
-        m.setattr(store_module, "MIGRATIONS", [x for x in MIGRATIONS if x[0] != UNIT_MIGRATION])
+        m.setattr(store_module, "MIGRATIONS", MIGRATIONS[:2])
         # the code before the migration kept no unit counts: the upgrade must backfill them
         m.setattr(store_module.Store, "_count_unit_trial", staticmethod(lambda *args: None))
         m.setattr(store_module.Store, "_count_unit_record", staticmethod(lambda *args: None))
+        m.setattr(store_module.Store, "_fold_unit", staticmethod(lambda *args: None))
         m.setattr(store_module.Store, "unit_counts", lambda self, experiment_id: {})
+        m.setattr(store_module.Store, "success_cluster_sums", lambda self, experiment_id: {})
         old = Lab.open(project)
         assert UNIT_MIGRATION not in old.store.applied_migrations()
         e = old.create(**spec())
@@ -198,3 +203,309 @@ def test_the_migration_upgrades_a_database_created_before_it(project: Path, monk
         assert new.store.unit_counts(e.id) == _brute_force(new, e.id)[0]
     finally:
         new.close()
+
+
+# --- cluster-robust analysis ------------------------------------------------------------------------
+
+CLUSTER_MIGRATION = "0004_unit_clusters"
+
+
+def _brute_unit_ss(lab: Lab, experiment_id: str) -> dict[tuple[str, str], tuple[int, int, float]]:
+    """From the trials and their values: {(arm, metric): (n, clusters, sum_c (s_c - mean n_c)^2)},
+    where trials without a unit are clusters of one; metric "" is the success flag and "log:x" the
+    log of a log-scale metric x."""
+    groups: dict[tuple[str, str], dict[object, list[float]]] = {}
+    log_scale = {m.name for m in lab.get(experiment_id).metrics if m.log_scale}
+    for row in lab.store.trial_rows(experiment_id):
+        if row["status"] != "recorded":
+            continue
+        cluster = row["unit"] if row["unit"] is not None else ("trial", row["id"])
+        values = {**lab.store.trial_values(row["id"]), "": float(row["success"])}
+        for name in list(values):
+            if name in log_scale:
+                values["log:" + name] = float(np.log(values[name]))
+        for name, value in values.items():
+            groups.setdefault((row["arm"], name), {}).setdefault(cluster, []).append(value)
+    out = {}
+    for key, clusters in groups.items():  # in exact rational arithmetic: values near 1.7e9 cancel
+        sums = [sum(map(Fraction, v)) for v in clusters.values()]
+        counts = [len(v) for v in clusters.values()]
+        mean = sum(sums) / sum(counts)
+        ss = sum((s - mean * n) ** 2 for s, n in zip(sums, counts, strict=True))
+        out[key] = (sum(counts), len(clusters), float(ss))
+    return out
+
+
+def _stored_unit_ss(lab: Lab, experiment_id: str) -> dict[tuple[str, str], tuple[int, int, float]]:
+    running = lab.store.running_stats(experiment_id)
+    sums = lab.store.cluster_sums(experiment_id)
+    e = lab.get(experiment_id)
+    out = {}
+    for (arm, metric), s in running.items():
+        c = sums.get((arm, metric), store_module.NO_REPEATS)
+        out[(arm, metric)] = (s.n, s.n - c.repeats, c.unit_ss(s.m2, s.shifted_mean))
+    for arm, counts in (("control", e.control), ("treatment", e.treatment)):
+        c = sums.get((arm, store_module.SUCCESS), store_module.NO_REPEATS)
+        p = counts.successes / counts.recorded
+        out[(arm, "")] = (counts.recorded, counts.recorded - c.repeats, c.unit_ss(counts.recorded * p * (1 - p), p))
+    return out
+
+
+def _assert_same_unit_ss(lab: Lab, experiment_id: str) -> None:
+    expected, stored = _brute_unit_ss(lab, experiment_id), _stored_unit_ss(lab, experiment_id)
+    assert stored.keys() == expected.keys()
+    for key, (n, k, ss) in expected.items():
+        assert stored[key][:2] == (n, k), key
+        assert stored[key][2] == pytest.approx(ss, rel=1e-9, abs=1e-9), key
+
+
+def _clustered_run(lab: Lab, experiment_id: str, rng: np.random.Generator, trials: int = 120) -> None:
+    """Units with their own level (intra-unit correlation), some trials without a unit, a guardrail
+    sometimes left out, some trials failed; values near 1.7e9 test the shifted sums. The experiment
+    must have auto_rollback off (the units' failure rates differ a lot)."""
+    units = [f"pr-{i}" for i in range(14)]
+    level = {u: rng.normal(0, 6) for u in units}
+    for _ in range(trials):
+        unit = units[int(rng.integers(len(units)))] if rng.random() < 0.8 else None
+        a = lab.assign(experiment_id, unit=unit)
+        values: dict[str, float] = {"time_to_complete": 1.7e9 + float(rng.normal(30, 3) + (level[unit] if unit else 0))}
+        if rng.random() < 0.8:
+            values["issues_caught"] = int(rng.poisson(3))
+        lab.record(a.trial_id, values, success=bool(rng.random() < (0.5 if unit and level[unit] > 0 else 0.9)))
+
+
+def test_cluster_sums_kept_by_record_match_a_brute_force_computation(lab: Lab) -> None:
+    rng = np.random.default_rng(5)
+    e = lab.create(
+        **spec(
+            primary_metric={"name": "time_to_complete", "direction": "lower_is_better", "log_scale": True},
+            auto_rollback=False,
+        )
+    )
+    _clustered_run(lab, e.id, rng)
+    _assert_same_unit_ss(lab, e.id)
+    assert lab.store.cluster_sums(e.id)  # units did repeat
+
+
+def test_analysis_uses_cluster_robust_variances_as_statsmodels_computes_them(lab: Lab) -> None:
+    """Each arm's variance of the mean is the sandwich estimate of an intercept-only regression
+    clustered by unit (statsmodels OLS, cov_type='cluster', CR1 correction), Welch's df use
+    clusters - 1 per arm, and the decision's z comes from that test."""
+    sm = pytest.importorskip("statsmodels.api")
+    from scipy import stats
+
+    rng = np.random.default_rng(8)
+    e = lab.create(**spec(sample_size_required=20, auto_rollback=False))
+    units = _units_split(rng, e.id, 9, 8)
+    level = {u: rng.normal(0, 8) for u in units}
+    for _ in range(160):
+        unit = units[int(rng.integers(len(units)))]
+        a = lab.assign(e.id, unit=unit)
+        lab.record(a.trial_id, {"time_to_complete": float(40 + level[unit] + rng.normal(0, 3)), "issues_caught": 1})
+    result = lab.analyze(e.id)
+
+    rows = [r for r in lab.store.trial_rows(e.id) if r["status"] == "recorded"]
+    var_mean, groups = {}, {}
+    for arm in ("control", "treatment"):
+        mine = [r for r in rows if r["arm"] == arm]
+        y = np.array([lab.store.trial_values(r["id"])["time_to_complete"] for r in mine])
+        codes = np.unique([r["unit"] for r in mine], return_inverse=True)[1]
+        fit = sm.OLS(y, np.ones_like(y)).fit(cov_type="cluster", cov_kwds={"groups": codes})
+        var_mean[arm] = float(fit.bse[0] ** 2)
+        groups[arm] = int(codes.max() + 1)
+        summary = getattr(result.primary, arm)
+        assert summary.units == groups[arm]
+        assert summary.design_effect == pytest.approx(max(1.0, var_mean[arm] * len(y) / np.var(y, ddof=1)), rel=1e-9)
+    se2 = var_mean["control"] + var_mean["treatment"]
+    df = se2**2 / (
+        var_mean["control"] ** 2 / (groups["control"] - 1) + var_mean["treatment"] ** 2 / (groups["treatment"] - 1)
+    )
+    diff = result.primary.treatment.mean - result.primary.control.mean
+    t = diff / np.sqrt(se2)
+    assert result.primary.welch.t == pytest.approx(t, rel=1e-9)
+    assert result.primary.welch.df == pytest.approx(df, rel=1e-9)
+    assert result.primary.welch.p_value == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-6)
+    h = stats.t.isf(0.025, df) * np.sqrt(se2)
+    ci = result.primary.difference_ci
+    assert (ci.lower, ci.upper) == (pytest.approx(diff - h, rel=1e-9), pytest.approx(diff + h, rel=1e-9))
+    # strongly clustered: 160 trials carry the information of far fewer
+    assert min(result.primary.control.design_effect, result.primary.treatment.design_effect) > 3
+    assert "design effect" in result.power.message
+
+
+def test_clustered_success_rate_is_rao_scott_adjusted(lab: Lab) -> None:
+    """The success guardrail's z takes each arm's variance as p (1 - p) deff / n at the pooled rate
+    p, deff the cluster-robust variance of the arm's rate over p (1 - p) / n, about the arm's own
+    rate or about the pooled rate, whichever is larger."""
+    rng = np.random.default_rng(13)
+    e = lab.create(**spec(auto_rollback=False))
+    units = _units_split(rng, e.id, 10, 10)
+    rate = {u: float(rng.choice([0.1, 0.9])) for u in units}
+    for _ in range(200):
+        unit = units[int(rng.integers(len(units)))]
+        a = lab.assign(e.id, unit=unit)
+        ok = bool(rng.random() < rate[unit])
+        lab.record(a.trial_id, {"time_to_complete": 30.0 + rng.normal(), "issues_caught": 1}, success=ok)
+    success = next(m for m in lab.analyze(e.id).secondary if m.name == "success_rate")
+    assert success.proportions.method == "z_pooled_clustered"
+    rows = lab.store.trial_rows(e.id)
+    pooled = np.mean([float(r["success"]) for r in rows])
+    deff, counts = {}, {}
+    for arm in ("control", "treatment"):
+        mine = [r for r in rows if r["arm"] == arm]
+        y = np.array([float(r["success"]) for r in mine])
+        codes = np.unique([r["unit"] for r in mine], return_inverse=True)[1]
+        k, n = codes.max() + 1, len(y)
+        s, nc = np.bincount(codes, weights=y), np.bincount(codes)
+        own = max(1.0, k / (k - 1) * np.sum((s - y.mean() * nc) ** 2) / n**2 / (np.var(y, ddof=1) / n))
+        null = k / (k - 1) * np.sum((s - pooled * nc) ** 2) / n**2 / (pooled * (1 - pooled) / n)
+        deff[arm] = max(own, null)
+        counts[arm] = (y.mean(), n)
+        assert getattr(success, arm).design_effect == pytest.approx(own, rel=1e-9)
+    # the z: each arm's variance about the pooled rate, p (1 - p) deff / n
+    (rate_c, n_c), (rate_t, n_t) = counts["control"], counts["treatment"]
+    z = (rate_t - rate_c) / np.sqrt(pooled * (1 - pooled) * (deff["control"] / n_c + deff["treatment"] / n_t))
+    assert success.proportions.z == pytest.approx(z, rel=1e-9)
+    assert max(deff.values()) > 2
+
+
+def test_broken_units_in_one_arm_are_weak_evidence_about_the_rate(lab: Lab) -> None:
+    """Two of eight treatment units fail every time, every other trial succeeds: 25% against 0%
+    over 80 trials each looks decisive (z = 4.7 as independent trials), but it is 2 units of 16,
+    which a fair coin puts in one arm a quarter of the time. About the pooled rate the control's
+    units are clustered too, and the test sees how little there is."""
+    e = lab.create(**spec(auto_rollback=False, sample_size_required=1000))
+    rng = np.random.default_rng(41)
+    units = _units_split(rng, e.id, 8, 8)
+    broken = [u for u in units if sticky_arm(e.id, u) == "treatment"][:2]
+    for _ in range(10):
+        for unit in units:
+            a = lab.assign(e.id, unit=unit)
+            lab.record(a.trial_id, {"time_to_complete": 30.0, "issues_caught": 1}, success=unit not in broken)
+    success = next(m for m in lab.analyze(e.id).secondary if m.name == "success_rate")
+    assert success.control.design_effect == 1.0  # no spread about its own rate (all succeeded)
+    assert success.proportions.z is not None and abs(success.proportions.z) < 2
+    assert monitoring_alerts(lab, e.id) == []
+
+
+def test_one_unit_per_arm_gives_no_test_and_says_why(lab: Lab) -> None:
+    rng = np.random.default_rng(2)
+    e = lab.create(**spec(auto_rollback=False))  # an A/A false rollback (rare) would stop the recording
+    units = _units_split(rng, e.id, 1, 1)
+    for unit in units * 6:
+        _record(lab, lab.assign(e.id, unit=unit).trial_id, rng)
+    result = lab.analyze(e.id)
+    assert result.primary.welch is None and result.primary.p_value is None
+    assert any("at least 2 units per arm" in m for m in result.primary.messages)
+    assert result.decision.action == "continue"
+
+
+def test_the_cluster_migration_backfills_the_sums_of_earlier_trials(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = [name for name, _ in MIGRATIONS]
+    assert names[-1] == CLUSTER_MIGRATION, "append new migrations after this one, and update this test"
+    rng = np.random.default_rng(17)
+
+    def count_unit_record_0003(db, experiment_id, unit, arm, success):  # type: ignore[no-untyped-def]
+        # what record_trial did before the migration: unit counts, no success or value sums
+        db.execute(
+            "UPDATE unit_trials SET recorded = recorded + 1 WHERE experiment_id = ? AND unit = ? AND arm = ?",
+            (experiment_id, unit, arm),
+        )
+        (recorded,) = db.execute(
+            "SELECT recorded FROM unit_trials WHERE experiment_id = ? AND unit = ? AND arm = ?",
+            (experiment_id, unit, arm),
+        ).fetchone()
+        db.execute(
+            "UPDATE unit_totals SET recorded_trials = recorded_trials + 1, recorded_units = recorded_units + ?,"
+            " max_recorded_per_unit = MAX(max_recorded_per_unit, ?) WHERE experiment_id = ? AND arm = ?",
+            (int(recorded == 1), recorded, experiment_id, arm),
+        )
+
+    with monkeypatch.context() as m:
+        m.setattr(store_module, "MIGRATIONS", MIGRATIONS[:-1])
+        m.setattr(store_module.Store, "_count_unit_record", staticmethod(count_unit_record_0003))
+        m.setattr(store_module.Store, "_fold_unit", staticmethod(lambda *args: None))
+        m.setattr(store_module.Store, "cluster_sums", lambda self, experiment_id: {})
+        m.setattr(store_module.Store, "success_cluster_sums", lambda self, experiment_id: {})
+        old = Lab.open(project)
+        e = old.create(
+            **spec(
+                primary_metric={"name": "time_to_complete", "direction": "lower_is_better", "log_scale": True},
+                auto_rollback=False,
+            )
+        )
+        _clustered_run(old, e.id, rng, trials=60)
+        old.close()
+
+    new = Lab.open(project)
+    try:
+        assert new.store.applied_migrations() == sorted(names)
+        _assert_same_unit_ss(new, e.id)
+        _clustered_run(new, e.id, rng, trials=40)  # and kept up to date on top of the backfill
+        _assert_same_unit_ss(new, e.id)
+    finally:
+        new.close()
+
+
+def test_the_log_prefix_of_the_migration_is_the_one_record_uses() -> None:
+    from meta_experiment import measurements, schema
+
+    assert schema.LOG_PREFIX == measurements.LOG_PREFIX
+
+
+def test_the_report_shows_units_and_which_tests_account_for_them(lab: Lab) -> None:
+    rng = np.random.default_rng(21)
+    e = lab.create(**spec(auto_rollback=False))
+    units = _units_split(rng, e.id, 5, 5)
+    level = {u: rng.normal(0, 8) for u in units}
+    for _ in range(60):
+        unit = units[int(rng.integers(len(units)))]
+        a = lab.assign(e.id, unit=unit)
+        lab.record(a.trial_id, {"time_to_complete": float(40 + level[unit] + rng.normal(0, 2)), "issues_caught": 1})
+    result = lab.analyze(e.id, rank_tests=True)
+    from meta_experiment.stats.report import render_analysis
+
+    text = render_analysis(result, "units")
+    c = result.primary.control
+    assert f"- Units: {c.units} (design effect {c.design_effect:.3g}: the {c.n} trials carry" in text
+    assert "Welch t-test** (cluster-robust by unit" in text
+    assert "Student t-test** (the seed's test; assumes independent trials)" in text
+    assert "assumes independent trials); Hodges-Lehmann" in text
+
+
+def test_the_chart_ends_where_the_cluster_robust_analysis_is(lab: Lab) -> None:
+    from meta_experiment.charts import lift_path
+
+    rng = np.random.default_rng(34)
+    e = lab.create(**spec(auto_rollback=False))
+    units = _units_split(rng, e.id, 6, 6)
+    level = {u: rng.normal(0, 8) for u in units}
+    for i in range(70):
+        unit = units[int(rng.integers(len(units)))] if i % 7 else None  # some trials without a unit
+        a = lab.assign(e.id, unit=unit)
+        value = 40 + (level[unit] if unit else 0) + rng.normal(0, 2)
+        lab.record(a.trial_id, {"time_to_complete": float(value), "issues_caught": 1})
+    result = lab.analyze(e.id)
+    series = lab.store.raw_series(e.id, "time_to_complete")
+    args = (
+        [v for arm, v, _ in series if arm == "control"],
+        [v for arm, v, _ in series if arm == "treatment"],
+        [arm for arm, _, _ in series],
+        result,
+    )
+    robust = lift_path(*args, units=[u for _, _, u in series])
+    # the chart draws the difference's interval as % of the control mean (lower is better: negated)
+    ci, mean = result.primary.difference_ci, result.primary.control.mean
+    lo, hi = sorted((-ci.lower / mean * 100, -ci.upper / mean * 100))
+    assert (robust["lo"][-1], robust["hi"][-1]) == (pytest.approx(lo, rel=1e-9), pytest.approx(hi, rel=1e-9))
+    naive = lift_path(*args)
+    assert naive["hi"][-1] - naive["lo"][-1] < 0.7 * (hi - lo)  # what the chart drew before
+    assert lab.chart(e.id)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def monitoring_alerts(lab: Lab, experiment_id: str) -> list[str]:
+    from meta_experiment import monitoring
+
+    return [a.message for a in monitoring.alerts(lab, experiment_id)]

@@ -11,7 +11,7 @@ from .models import ARMS, Arm, Experiment, parse_iso
 from .stats.results import Analysis
 from .stats.summary import Summary
 from .status import StatusReport, status_item, status_report
-from .store import UnitCounts
+from .store import SUCCESS, UnitCounts, success_clusters
 
 if TYPE_CHECKING:
     from .lifecycle import Lab
@@ -31,6 +31,7 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
         e = lab.get(experiment_id)
         running = lab.store.running_stats(experiment_id)
         units = lab.store.unit_counts(experiment_id)
+        clusters = lab.store.cluster_sums(experiment_id) if units else {}
         raw, note = None, None
         if rank_tests:
             if max(e.control.recorded, e.treatment.recorded) <= RANK_TEST_LIMIT:
@@ -44,7 +45,17 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
     for (arm, metric), s in running.items():
         target = logs if metric.startswith(LOG_PREFIX) else summaries
         key: tuple[Arm, str] = ("control" if arm == "control" else "treatment", metric.removeprefix(LOG_PREFIX))
-        target[key] = Summary(s.n, s.mean, s.variance, s.min, s.max)
+        summary = Summary(s.n, s.mean, s.variance, s.min, s.max)
+        sums = clusters.get((arm, metric))
+        if sums is not None:
+            summary = summary.clustered(s.n - sums.repeats, *sums.clustering(s.n, s.m2, s.shifted_mean))
+        target[key] = summary
+    success: dict[Arm, tuple[int, float, float, float]] = {}
+    for arm, progress in zip(ARMS, (e.control, e.treatment), strict=True):
+        counts = {"recorded": progress.recorded, "successes": progress.successes}
+        found = success_clusters(counts, clusters.get((arm, SUCCESS)))
+        if found is not None:
+            success[arm] = found
     ended = parse_iso(e.ended_at) if e.ended_at else None
     srm_assigned, srm_recorded = _unit_srm_counts(e, units) if units else (None, None)
     result = run_analysis(
@@ -64,6 +75,7 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
             max_duration_days=e.max_duration_days,
             srm_assigned=srm_assigned,
             srm_recorded=srm_recorded,
+            success_clusters=success or None,
         )
     )
     messages = [text for text in (note, _unit_note(units) if units else None) if text]
@@ -104,9 +116,11 @@ def _unit_note(units: dict[str, UnitCounts]) -> str | None:
     distinct = sum(u.recorded_units for u in units.values())
     return (
         f"{trials} recorded trials come from {distinct} units (up to {worst} from one unit). Trials of one "
-        "unit are correlated: the sample-ratio check counts units, but the t-tests (and the other metric "
-        "tests) treat every trial as independent, so their p-values may be too small and their intervals "
-        "too narrow. Assign one trial per unit, or record each unit's average as a single trial."
+        "unit are correlated, so the sample-ratio check counts units, and Welch's test, the intervals, the "
+        "always-valid decision, the guardrails and the sample size use cluster-robust variances (each arm's "
+        "design effect is in its summary). Student's t-test, Fisher's test and the rank tests (Mann-Whitney, "
+        "Hodges-Lehmann) assume independent trials and are shown for reference only. New units add more "
+        "information than more trials of the same units."
     )
 
 
@@ -129,10 +143,13 @@ def chart(lab: Lab, experiment_id: str) -> bytes | None:
     if min(e.control.recorded, e.treatment.recorded) < 2 or max(e.control.recorded, e.treatment.recorded) > CHART_LIMIT:
         return None
     series = lab.store.raw_series(experiment_id, e.primary_metric.name)
+    result = analyze(lab, experiment_id)
+    clustered = result.primary.control.units is not None or result.primary.treatment.units is not None
     return render_chart(
-        analyze(lab, experiment_id),
-        [v for arm, v in series if arm == "control"],
-        [v for arm, v in series if arm == "treatment"],
-        [arm for arm, _ in series],
+        result,
+        [v for arm, v, _ in series if arm == "control"],
+        [v for arm, v, _ in series if arm == "treatment"],
+        [arm for arm, _, _ in series],
         title=f"{e.id}: {e.name}",
+        units=[unit for _, _, unit in series] if clustered else None,
     )

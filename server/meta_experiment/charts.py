@@ -18,12 +18,28 @@ from .stats.summary import Summary
 MAX_POINTS = 200
 
 
+def _summary(values: np.ndarray, units: np.ndarray | None) -> Summary:
+    """Summary of the values; with their units (codes, -1 for a trial without one), clustered by
+    unit as the store's sums give it (Summary.clustered)."""
+    s = Summary.of(values)
+    if units is None or s.n < 2:
+        return s
+    _, codes = np.unique(np.where(units < 0, -1 - np.arange(units.size), units), return_inverse=True)
+    sums, counts = np.bincount(codes, weights=values), np.bincount(codes)
+    return s.clustered(int(codes.max()) + 1, float(np.sum((sums - s.mean * counts) ** 2)))
+
+
 def lift_path(
-    control: Sequence[float], treatment: Sequence[float], order: Sequence[str] | None, analysis: Analysis
+    control: Sequence[float],
+    treatment: Sequence[float],
+    order: Sequence[str] | None,
+    analysis: Analysis,
+    units: Sequence[str | None] | None = None,
 ) -> dict[str, list[float]]:
     """Improvement % with its fixed 95% interval and its always-valid interval after each trial
     (at most MAX_POINTS evenly spaced looks), recomputed from the raw values in recording order;
-    `order` lists the arm of each recorded trial (else the arms are interleaved)."""
+    `order` lists the arm of each recorded trial (else the arms are interleaved), and `units` (in
+    the same order as `order`) its unit when the analysis is clustered by unit."""
     m = analysis.primary
     log = m.scale == "log" and min(min(control, default=1), min(treatment, default=1)) > 0
     xs = {
@@ -44,12 +60,20 @@ def lift_path(
         "control": np.cumsum([a == "control" for a in order]),
         "treatment": np.cumsum([a == "treatment" for a in order]),
     }
+    codes: dict[str, np.ndarray | None] = {"control": None, "treatment": None}
+    if units is not None:
+        index: dict[str, int] = {}
+        coded = np.array([-1 if u is None else index.setdefault(u, len(index)) for u in units])
+        arms = np.asarray(order)
+        codes = {arm: coded[arms == arm] for arm in codes}
     alpha = analysis.alpha / 2
     share = analysis.srm[0].expected_control_share if analysis.srm else 0.5
     out: dict[str, list[float]] = {k: [] for k in ("n", "lift", "lo", "hi", "cs_lo", "cs_hi")}
     for n in looks:
-        c = Summary.of(xs["control"][: counts["control"][n - 1]])
-        t = Summary.of(xs["treatment"][: counts["treatment"][n - 1]])
+        k_c, k_t = counts["control"][n - 1], counts["treatment"][n - 1]
+        unit_c, unit_t = codes["control"], codes["treatment"]
+        c = _summary(xs["control"][:k_c], None if unit_c is None else unit_c[:k_c])
+        t = _summary(xs["treatment"][:k_t], None if unit_t is None else unit_t[:k_t])
         se_df = continuous.welch_se_df(c, t)
         if se_df is None or c.mean == 0:
             continue
@@ -86,6 +110,7 @@ def render_chart(
     treatment: Sequence[float],
     order: Sequence[str] | None = None,
     title: str | None = None,
+    units: Sequence[str | None] | None = None,
 ) -> bytes:
     """PNG of (left) improvement % over trials with its 95% interval and always-valid sequence,
     (right) both arms' distributions."""
@@ -97,7 +122,7 @@ def render_chart(
     m = analysis.primary
     fig = Figure(figsize=(10, 4), dpi=100)
     ax1, ax2 = fig.subplots(1, 2)
-    path = lift_path(control, treatment, order, analysis)
+    path = lift_path(control, treatment, order, analysis, units)
     if path["n"]:
         ax1.fill_between(
             path["n"],

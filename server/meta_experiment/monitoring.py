@@ -4,13 +4,12 @@ recorded trial and in auto mode. Three checks, each guarded against tiny samples
 - error rate: the treatment's failure rate (trials recorded with success=false) against the
   control's. Alert only when each arm has at least `min_trials_per_arm` recorded trials, the
   treatment has at least `min_failures` failures, its rate is at least `error_rate_ratio` times the
-  control's, AND a one-sided Fisher exact test (treatment fails more often) gives p <= 0.05. A rate
-  ratio alone on small counts is noise: 1 failure in 5 trials against 0 in 5 is "infinitely" worse
-  and means nothing (Fisher p = 0.5).
+  control's, AND the evidence that the treatment fails more often is strong by an always-valid
+  measure (`alert_e_value` >= 1 / ALERT_ALPHA). A rate ratio alone on small counts is noise: 1
+  failure in 5 trials against 0 in 5 is "infinitely" worse and means nothing.
 - satisfaction: a metric with a `floor` (or named like *satisfaction*, floor `satisfaction_floor`)
   whose treatment mean is below the floor, with at least `min_trials_per_arm` treatment trials and
-  a one-sided test of "mean < floor" at p <= 0.05 (exact binomial for binary metrics, t-test
-  otherwise).
+  the same always-valid evidence that the mean is below the floor.
 - performance regression: the decision policy says `rollback` (the statistics issue's always-valid
   test of the primary metric and guardrails beyond `max_regression`), evaluated once the required
   sample size is reached - never the seed's "last three trials". A full analysis costs ~6 ms, so on
@@ -37,11 +36,20 @@ from typing import TYPE_CHECKING, Any
 from .models import iso
 from .outcomes import Alert
 from .settings import SETTINGS_FILE_NAME, MonitoringSettings
+from .store import success_clusters
 
 if TYPE_CHECKING:
     from .lifecycle import Lab
 
-ALERT_ALPHA = 0.05  # one-sided significance of the error-rate and floor checks
+# The error-rate and floor checks run after every trial, and a raised alert stops an auto_rollback
+# experiment: a fixed-horizon test at 0.05 re-run like that (it was Fisher's exact test) raised
+# the error-rate alert on 8-13% of A/A experiments with 5-20% failures. The evidence is instead a
+# one-sided normal-mixture e-value (Robbins 1970; Howard et al. 2021, sec. 3; the e-process of
+# stats/sequential.py), a nonnegative martingale with no effect: by Ville's inequality it ever
+# reaches 1 / ALERT_ALPHA with probability at most ALERT_ALPHA, however often it is looked at
+# (in the normal approximation; bench/validate_alerts.py measures it).
+ALERT_ALPHA = 0.005
+ALERT_TRIALS = 10  # trials per arm (or in the arm, for a floor) at which the mixture's r is 1
 Finding = tuple[str, dict[str, Any]] | None  # (message, data) when the condition holds
 
 SETTINGS_RECHECK_SECONDS = 1.0
@@ -71,9 +79,34 @@ def monitoring_settings(lab: Lab) -> MonitoringSettings:
 # -- the checks -------------------------------------------------------------------------------------
 
 
-def error_rate_finding(counts: dict[str, dict[str, int]], s: MonitoringSettings, *, active: bool = False) -> Finding:
+def alert_e_value(z: float, trials_per_arm: float) -> float:
+    """E+(z, r) of stats/sequential.py with r = trials_per_arm / ALERT_TRIALS: the evidence for a
+    positive effect, z the standardized statistic (positive = the problem the alert looks for)."""
+    from .stats.numeric import Z_CAP
+    from .stats.sequential import log_e_value
+
+    if trials_per_arm <= 0 or math.isnan(z):
+        return 0.0
+    log_e = log_e_value(max(-Z_CAP, min(Z_CAP, z)), trials_per_arm / ALERT_TRIALS)
+    return math.exp(min(log_e, 700.0))
+
+
+def _evidence(e: float) -> str:
+    shown = f"{e:.3g}" if e < 1e6 else "over 1e6"
+    return f"always-valid e-value {shown} >= {1 / ALERT_ALPHA:g}, p <= {ALERT_ALPHA:g} however often checked"
+
+
+def error_rate_finding(
+    counts: dict[str, dict[str, int]],
+    s: MonitoringSettings,
+    *,
+    active: bool = False,
+    design_effects: tuple[float, float] = (1.0, 1.0),
+) -> Finding:
     """`active`: the alert is up; it stays up until the rate ratio itself falls below the threshold
-    (hysteresis: a p-value hovering around 0.05 must not raise and clear it on alternate trials)."""
+    (hysteresis: evidence hovering around the threshold must not raise and clear it on alternate
+    trials). `design_effects` (control, treatment): with repeated units, each arm's counts are
+    divided by its design effect (Rao & Scott 1992), as the analysis does."""
     c, t = counts.get("control", {}), counts.get("treatment", {})
     c_n, t_n = c.get("recorded", 0), t.get("recorded", 0)
     c_f, t_f = c_n - c.get("successes", 0), t_n - t.get("successes", 0)
@@ -84,18 +117,23 @@ def error_rate_finding(counts: dict[str, dict[str, int]], s: MonitoringSettings,
         return None
     if t_rate < s.error_rate_ratio * c_rate:
         return None
-    from scipy import stats
+    from .stats.binary import clustered_z
 
-    # One-sided Fisher exact test on [[treatment failures, successes], [control failures, successes]];
-    # must agree with scipy.stats.fisher_exact(alternative="greater").
-    p = float(stats.fisher_exact([[t_f, t_n - t_f], [c_f, c_n - c_f]], alternative="greater").pvalue)
-    if p > ALERT_ALPHA:
+    k_c, k_t = design_effects
+    # z of the failure rates, treatment minus control, pooled (statsmodels proportions_ztest; with
+    # repeated units each arm's variance is inflated by its design effect, as the analysis does)
+    z = clustered_z(c_f, c_n, k_c, t_f, t_n, k_t)
+    if z is None:
+        return None
+    m_c, m_t = c_n / k_c, t_n / k_t
+    e = alert_e_value(z, 2 * m_c * m_t / (m_c + m_t))  # the per-arm count of a balanced design
+    if e < 1 / ALERT_ALPHA:
         return None
     ratio = "no failures in the control" if c_f == 0 else f"{t_rate / c_rate:.1f}x the control's"
     return (
         f"Error rate spike: treatment {t_rate:.0%} ({t_f}/{t_n} failed) vs control {c_rate:.0%} ({c_f}/{c_n}), "
-        f"{ratio} (alert at {s.error_rate_ratio:g}x; one-sided Fisher exact p = {p:.2g})",
-        {"treatment": [t_f, t_n], "control": [c_f, c_n], "p_value": p},
+        f"{ratio} (alert at {s.error_rate_ratio:g}x; {_evidence(e)})",
+        {"treatment": [t_f, t_n], "control": [c_f, c_n], "z": z, "e_value": e, "p_value": min(1.0, 1 / e)},
     )
 
 
@@ -108,23 +146,23 @@ def floor_finding(
         return None if stats_.mean >= floor else ("", {})
     if stats_ is None or stats_.n < s.min_trials_per_arm or stats_.mean >= floor:
         return None
-    from scipy import stats
-
     n, mean = stats_.n, stats_.mean
     if binary:
-        # Exact binomial test of P(1) < floor; must agree with scipy.stats.binomtest(alternative="less").
-        p = float(stats.binomtest(round(mean * n), n, floor, alternative="less").pvalue)
+        # score z of "P(1) = floor" (Wilson 1927), positive when the rate is below the floor
+        z = (floor - mean) / math.sqrt(floor * (1 - floor) / n) if 0 < floor < 1 else math.inf
     elif stats_.variance <= 0:
-        p = 0.0  # every value is the same and below the floor
+        z = math.inf  # every value is the same and below the floor
     else:
-        # One-sample t-test of mean < floor (Student 1908); agrees with scipy.stats.ttest_1samp(alternative="less").
-        t = (mean - floor) / math.sqrt(stats_.variance / n)
-        p = float(stats.t.cdf(t, n - 1))
-    if p > ALERT_ALPHA:
+        from .stats.numeric import t_to_z
+
+        # one-sample t of mean < floor (Student 1908), mapped to z by equal tail probability
+        z = t_to_z((floor - mean) / math.sqrt(stats_.variance / n), n - 1)
+    e = alert_e_value(z, n)
+    if e < 1 / ALERT_ALPHA:
         return None
     return (
-        f"{name} below its floor: treatment mean {mean:.3g} < {floor:g} over {n} trials (one-sided p = {p:.2g})",
-        {"metric": name, "mean": mean, "n": n, "floor": floor, "p_value": p},
+        f"{name} below its floor: treatment mean {mean:.3g} < {floor:g} over {n} trials ({_evidence(e)})",
+        {"metric": name, "mean": mean, "n": n, "floor": floor, "z": z, "e_value": e, "p_value": min(1.0, 1 / e)},
     )
 
 
@@ -155,7 +193,22 @@ def check(
         active = _active_kinds(db, experiment_id)
         counts = lab.store.arm_counts(experiment_id)
         running = lab.store.running_stats(experiment_id) if floors else {}
-    findings: dict[str, Finding] = {"error_rate": error_rate_finding(counts, s, active="error_rate" in active)}
+        success_sums = lab.store.success_cluster_sums(experiment_id)
+    deffs = (1.0, 1.0)
+    if success_sums:
+        from .stats.analysis import rate_summary
+        from .stats.summary import rate_design_effects
+
+        c, t = (
+            rate_summary(
+                counts[arm]["successes"], counts[arm]["recorded"], success_clusters(counts[arm], success_sums.get(arm))
+            )
+            for arm in ("control", "treatment")
+        )
+        deffs = rate_design_effects(c, t)  # as the analysis of success_rate (metric._binary)
+    findings: dict[str, Finding] = {
+        "error_rate": error_rate_finding(counts, s, active="error_rate" in active, design_effects=deffs)
+    }
     if floors:
         up = "satisfaction" in active
         found = [

@@ -3,6 +3,7 @@ its record in schema_migrations, in one transaction). Add a migration; never edi
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Callable
 
@@ -222,8 +223,95 @@ def _migration_unit_counts(db: sqlite3.Connection) -> None:
     )
 
 
+LOG_PREFIX = "log:"  # the running statistics of log(value) of a log-scale metric (measurements.LOG_PREFIX)
+
+
+def _migration_unit_clusters(db: sqlite3.Connection) -> None:
+    # Sums over the units of each arm from which the cluster-robust variance of a mean follows
+    # (store.ClusterSums), kept up to date by record_trial: per (experiment, unit, arm, metric) the
+    # count and shifted sum of the unit's values (unit_sums), per arm and metric the sums of their
+    # cross terms (new arm_stats columns), and the same for success (unit_trials.successes and new
+    # unit_totals columns). Without repeated units every sum stays 0.
+    db.execute(
+        """
+        CREATE TABLE unit_sums (
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            unit TEXT NOT NULL,
+            arm TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            shifted_sum REAL NOT NULL,
+            PRIMARY KEY (experiment_id, unit, arm, metric)
+        ) WITHOUT ROWID
+        """
+    )
+    for column in ("repeats INTEGER", "cross_a REAL", "cross_b REAL", "cross_d REAL"):
+        db.execute(f"ALTER TABLE arm_stats ADD COLUMN {column} NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE unit_trials ADD COLUMN successes INTEGER NOT NULL DEFAULT 0")
+    for column in ("success_a REAL", "success_b REAL", "success_d REAL"):
+        db.execute(f"ALTER TABLE unit_totals ADD COLUMN {column} NOT NULL DEFAULT 0")
+    _backfill_unit_clusters(db)
+
+
+def _backfill_unit_clusters(db: sqlite3.Connection) -> None:
+    """The sums for trials recorded before the migration, from the final per-unit totals: with a
+    unit's n values y' (shifted by the arm's first value), sum s and sum of squares q, the cross
+    terms are a = s^2 - q, b = s (n - 1), d = n (n - 1) (what ClusterSums.add accumulates)."""
+    shifts = {(r[0], r[1], r[2]): r[3] for r in db.execute("SELECT experiment_id, arm, metric, shift FROM arm_stats")}
+    units: dict[tuple[str, str, str, str], list[float]] = {}  # (experiment, unit, arm, metric) -> [n, s, q]
+    rows = db.execute(
+        "SELECT t.experiment_id, t.unit, t.arm, v.metric, v.value FROM trials t JOIN metric_values v"
+        " ON v.trial_id = t.id WHERE t.unit IS NOT NULL AND t.status = 'recorded'"
+    )
+    for experiment_id, unit, arm, metric, value in rows:
+        pairs = [(metric, value)]
+        if (experiment_id, arm, LOG_PREFIX + metric) in shifts and value > 0:
+            pairs.append((LOG_PREFIX + metric, math.log(value)))
+        for name, x in pairs:
+            shift = shifts.get((experiment_id, arm, name))
+            if shift is None:
+                continue
+            acc = units.setdefault((experiment_id, unit, arm, name), [0, 0.0, 0.0])
+            y = x - shift
+            acc[0] += 1
+            acc[1] += y
+            acc[2] += y * y
+    db.executemany(
+        "INSERT INTO unit_sums (experiment_id, unit, arm, metric, n, shifted_sum) VALUES (?, ?, ?, ?, ?, ?)",
+        [(*key, int(n), s) for key, (n, s, _) in units.items()],
+    )
+    totals: dict[tuple[str, str, str], list[float]] = {}
+    for (experiment_id, _, arm, metric), (n, s, q) in units.items():
+        acc = totals.setdefault((experiment_id, arm, metric), [0, 0.0, 0.0, 0.0])
+        acc[0] += n - 1
+        acc[1] += s * s - q
+        acc[2] += s * (n - 1)
+        acc[3] += n * (n - 1)
+    db.executemany(
+        "UPDATE arm_stats SET repeats = ?, cross_a = ?, cross_b = ?, cross_d = ?"
+        " WHERE experiment_id = ? AND arm = ? AND metric = ?",
+        [(int(r), a, b, d, *key) for key, (r, a, b, d) in totals.items()],
+    )
+    db.execute(
+        "UPDATE unit_trials SET successes = (SELECT COALESCE(SUM(t.success), 0) FROM trials t"
+        " WHERE t.experiment_id = unit_trials.experiment_id AND t.unit = unit_trials.unit"
+        " AND t.arm = unit_trials.arm AND t.status = 'recorded')"
+    )
+    # 0/1 values, unshifted: q = s
+    db.execute(
+        "UPDATE unit_totals SET"
+        " success_a = (SELECT COALESCE(SUM(u.successes * u.successes - u.successes), 0) FROM unit_trials u"
+        "   WHERE u.experiment_id = unit_totals.experiment_id AND u.arm = unit_totals.arm),"
+        " success_b = (SELECT COALESCE(SUM(u.successes * (u.recorded - 1)), 0) FROM unit_trials u"
+        "   WHERE u.experiment_id = unit_totals.experiment_id AND u.arm = unit_totals.arm AND u.recorded > 0),"
+        " success_d = (SELECT COALESCE(SUM(u.recorded * (u.recorded - 1)), 0) FROM unit_trials u"
+        "   WHERE u.experiment_id = unit_totals.experiment_id AND u.arm = unit_totals.arm)"
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("0001_initial", _migration_initial),
     ("0002_deploy_journal", _migration_deploy_journal),
     ("0003_unit_counts", _migration_unit_counts),
+    ("0004_unit_clusters", _migration_unit_clusters),
 ]

@@ -26,6 +26,7 @@ from .schema import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
 DB_FILE_NAME = "experiments.db"
+SUCCESS = ""  # cluster_sums' key for the trials' success flag (metric names are never empty)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,59 @@ class UnitCounts:
     units: int
     recorded_units: int
     max_recorded_per_unit: int
+
+
+@dataclass(frozen=True)
+class ClusterSums:
+    """What the running statistics of one (experiment, arm, metric) lack for the cluster-robust
+    variance of the mean when units repeat: with c over the units, n_c a unit's count and s_c the
+    sum of its values y' = y - shift (the RunningStats shift),
+
+        repeats = sum (n_c - 1),  a = sum (s_c^2 - sum y'^2),  b = sum s_c (n_c - 1),  d = sum n_c (n_c - 1),
+
+    the cross terms that the unit sums add to the per-value sums (each is 0 for a unit of one
+    value, so they stay 0 without repeated units). Then, with m2 and the shifted mean m of the
+    running statistics,
+
+        sum_c (s_c - m n_c)^2 = m2 + a - 2 m b + m^2 d
+
+    (expand sum s_c^2 = sum y'^2 + a, sum s_c n_c = n m + b, sum n_c^2 = n + d), the residual sum
+    of squares of the units that the sandwich (cluster-robust) variance is built from."""
+
+    repeats: int = 0
+    a: float = 0.0
+    b: float = 0.0
+    d: float = 0.0
+
+    @staticmethod
+    def increment(prior_n: int, prior_sum: float, y: float) -> tuple[int, float, float, float]:
+        """The change in (repeats, a, b, d) when a unit that had prior_n values summing to prior_sum
+        gets the value y (all shifted): (s + y)^2 - y^2 - s^2 = 2 s y, (s + y) n - s (n - 1) = s + y n,
+        (n + 1) n - n (n - 1) = 2 n."""
+        return int(prior_n > 0), 2 * prior_sum * y, prior_sum + y * prior_n, 2.0 * prior_n
+
+    def unit_ss(self, m2: float, shifted_mean: float) -> float:
+        """sum_c (s_c - mean n_c)^2 (never below 0)."""
+        m = shifted_mean
+        return max(0.0, m2 + self.a - 2 * m * self.b + m * m * self.d)
+
+    def clustering(self, n: int, m2: float, shifted_mean: float) -> tuple[float, float, float]:
+        """(unit_ss, cross, n2) for Summary.clustered: with sum_c s_c n_c = n m + b and
+        sum_c n_c^2 = n + d, cross = sum_c (s_c - m n_c) n_c = b - m d."""
+        return self.unit_ss(m2, shifted_mean), self.b - shifted_mean * self.d, float(n + self.d)
+
+
+NO_REPEATS = ClusterSums()
+
+
+def success_clusters(counts: dict[str, int], sums: ClusterSums | None) -> tuple[int, float, float, float] | None:
+    """The arguments of Summary.clustered for an arm's success flags, from its arm_counts and its
+    success ClusterSums; None when no unit repeats. 0/1 values, unshifted: m2 = n p (1 - p)."""
+    n, x = counts["recorded"], counts["successes"]
+    if sums is None or not n:
+        return None
+    p = x / n
+    return (n - sums.repeats, *sums.clustering(n, n * p * (1 - p), p))
 
 
 def sha256_hex(content: bytes) -> str:
@@ -332,19 +386,53 @@ class Store:
         )
 
     @staticmethod
-    def _count_unit_record(db: sqlite3.Connection, experiment_id: str, unit: str, arm: str) -> None:
+    def _count_unit_record(db: sqlite3.Connection, experiment_id: str, unit: str, arm: str, success: bool) -> None:
         db.execute(
-            "UPDATE unit_trials SET recorded = recorded + 1 WHERE experiment_id = ? AND unit = ? AND arm = ?",
-            (experiment_id, unit, arm),
+            "UPDATE unit_trials SET recorded = recorded + 1, successes = successes + ?"
+            " WHERE experiment_id = ? AND unit = ? AND arm = ?",
+            (int(success), experiment_id, unit, arm),
         )
-        (recorded,) = db.execute(
-            "SELECT recorded FROM unit_trials WHERE experiment_id = ? AND unit = ? AND arm = ?",
+        recorded, successes = db.execute(
+            "SELECT recorded, successes FROM unit_trials WHERE experiment_id = ? AND unit = ? AND arm = ?",
             (experiment_id, unit, arm),
         ).fetchone()
+        _, a, b, d = ClusterSums.increment(recorded - 1, successes - int(success), float(success))
         db.execute(
             "UPDATE unit_totals SET recorded_trials = recorded_trials + 1, recorded_units = recorded_units + ?,"
-            " max_recorded_per_unit = MAX(max_recorded_per_unit, ?) WHERE experiment_id = ? AND arm = ?",
-            (int(recorded == 1), recorded, experiment_id, arm),
+            " max_recorded_per_unit = MAX(max_recorded_per_unit, ?),"
+            " success_a = success_a + ?, success_b = success_b + ?, success_d = success_d + ?"
+            " WHERE experiment_id = ? AND arm = ?",
+            (int(recorded == 1), recorded, a, b, d, experiment_id, arm),
+        )
+
+    @staticmethod
+    def _fold_unit(db: sqlite3.Connection, experiment_id: str, unit: str, arm: str, shifted: dict[str, float]) -> None:
+        """Add one trial's shifted values to its unit's sums and the arm's ClusterSums (inside the
+        caller's transaction). A unit's first value changes no cluster sum, so an experiment whose
+        units never repeat writes only unit_sums."""
+        prior = {
+            r[0]: (int(r[1]), float(r[2]))
+            for r in db.execute(
+                "SELECT metric, n, shifted_sum FROM unit_sums WHERE experiment_id = ? AND unit = ? AND arm = ?",
+                (experiment_id, unit, arm),
+            )
+        }
+        sums, crosses = [], []
+        for metric, y in shifted.items():
+            n, total = prior.get(metric, (0, 0.0))
+            sums.append((experiment_id, unit, arm, metric, n + 1, total + y))
+            if n:
+                crosses.append((*ClusterSums.increment(n, total, y), experiment_id, arm, metric))
+        db.executemany(
+            "INSERT INTO unit_sums (experiment_id, unit, arm, metric, n, shifted_sum) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (experiment_id, unit, arm, metric) DO UPDATE SET n = excluded.n,"
+            " shifted_sum = excluded.shifted_sum",
+            sums,
+        )
+        db.executemany(
+            "UPDATE arm_stats SET repeats = repeats + ?, cross_a = cross_a + ?, cross_b = cross_b + ?,"
+            " cross_d = cross_d + ? WHERE experiment_id = ? AND arm = ? AND metric = ?",
+            crosses,
         )
 
     def trial_row(self, trial_id: int) -> sqlite3.Row | None:
@@ -376,12 +464,15 @@ class Store:
             )
             (unit,) = db.execute("SELECT unit FROM trials WHERE id = ?", (trial_id,)).fetchone()
             if unit is not None:
-                self._count_unit_record(db, experiment_id, unit, arm)
+                self._count_unit_record(db, experiment_id, unit, arm, success)
             db.executemany(
                 "INSERT INTO metric_values (trial_id, metric, value) VALUES (?, ?, ?)",
                 [(trial_id, name, value) for name, value in values.items()],
             )
-            self._fold(db, experiment_id, arm, {**values, **(derived or {})})
+            folded = {**values, **(derived or {})}
+            shifts = self._fold(db, experiment_id, arm, folded)
+            if unit is not None:
+                self._fold_unit(db, experiment_id, unit, arm, {k: v - shifts[k] for k, v in folded.items()})
             db.execute(
                 "UPDATE arm_counts SET recorded = recorded + 1, successes = successes + ?"
                 " WHERE experiment_id = ? AND arm = ?",
@@ -420,8 +511,9 @@ class Store:
                     (row[0], row[1]),
                 )
 
-    def _fold(self, db: sqlite3.Connection, experiment_id: str, arm: str, values: dict[str, float]) -> None:
-        """Fold one trial's values into the arm's running statistics (inside the caller's transaction)."""
+    def _fold(self, db: sqlite3.Connection, experiment_id: str, arm: str, values: dict[str, float]) -> dict[str, float]:
+        """Fold one trial's values into the arm's running statistics (inside the caller's
+        transaction); returns each metric's shift."""
         current = {
             r[0]: RunningStats(*r[1:])
             for r in db.execute(
@@ -441,6 +533,7 @@ class Store:
             " shifted_mean = excluded.shifted_mean, m2 = excluded.m2, min = excluded.min, max = excluded.max",
             rows,
         )
+        return {row[2]: row[4] for row in rows}
 
     def running_stats(self, experiment_id: str) -> dict[tuple[str, str], RunningStats]:
         """{(arm, metric): RunningStats} for every metric seen in the experiment."""
@@ -458,6 +551,30 @@ class Store:
                 (experiment_id,),
             ).fetchall()
         return {r[0]: {"assigned": r[1], "recorded": r[2], "abandoned": r[3], "successes": r[4]} for r in rows}
+
+    def cluster_sums(self, experiment_id: str) -> dict[tuple[str, str], ClusterSums]:
+        """{(arm, metric): ClusterSums} for the metrics with repeated units, and (arm, SUCCESS) for
+        the trials' success; absent where no unit has more than one recorded value."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT arm, metric, repeats, cross_a, cross_b, cross_d FROM arm_stats"
+                " WHERE experiment_id = ? AND repeats > 0",
+                (experiment_id,),
+            ).fetchall()
+            success = self.success_cluster_sums(experiment_id)
+        out = {(r[0], r[1]): ClusterSums(int(r[2]), *r[3:]) for r in rows}
+        out.update({(arm, SUCCESS): sums for arm, sums in success.items()})
+        return out
+
+    def success_cluster_sums(self, experiment_id: str) -> dict[str, ClusterSums]:
+        """{arm: ClusterSums} of the trials' success, for the arms where a unit repeats."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT arm, recorded_trials - recorded_units, success_a, success_b, success_d FROM unit_totals"
+                " WHERE experiment_id = ? AND recorded_trials > recorded_units",
+                (experiment_id,),
+            ).fetchall()
+        return {r[0]: ClusterSums(int(r[1]), *r[2:]) for r in rows}
 
     def unit_counts(self, experiment_id: str) -> dict[str, UnitCounts]:
         """{arm: UnitCounts} over the trials assigned with a unit; arms without any are absent.
@@ -481,16 +598,16 @@ class Store:
             ).fetchall()
         return [r[0] for r in rows]
 
-    def raw_series(self, experiment_id: str, metric: str) -> list[tuple[str, float]]:
-        """(arm, value) of one metric for every recorded trial, in recording order."""
+    def raw_series(self, experiment_id: str, metric: str) -> list[tuple[str, float, str | None]]:
+        """(arm, value, unit) of one metric for every recorded trial, in recording order."""
         with self.reading() as db:
             rows = db.execute(
-                "SELECT t.arm, v.value FROM trials t JOIN metric_values v ON v.trial_id = t.id"
+                "SELECT t.arm, v.value, t.unit FROM trials t JOIN metric_values v ON v.trial_id = t.id"
                 " WHERE t.experiment_id = ? AND v.metric = ? AND t.status = 'recorded'"
                 " ORDER BY t.recorded_at, t.id",
                 (experiment_id, metric),
             ).fetchall()
-        return [(r[0], r[1]) for r in rows]
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def trial_rows(self, experiment_id: str) -> list[sqlite3.Row]:
         with self.reading() as db:

@@ -52,6 +52,9 @@ class AnalysisInputs:
     # assignment each unit is one coin flip, so units are counted, not their trials.
     srm_assigned: Mapping[Arm, int] | None = None
     srm_recorded: Mapping[Arm, int] | None = None
+    # With repeated units, per arm the Summary.clustered arguments of the trials' success;
+    # the summaries of the metrics carry theirs.
+    success_clusters: Mapping[Arm, tuple[int, float, float, float]] | None = None
     power_guess: Summary | None = field(default=None)
     power: float = 0.8
 
@@ -71,8 +74,9 @@ def analyze(inputs: AnalysisInputs) -> Analysis:
             kind="binary",
             description="share of trials recorded with success=true",
         )
+        clusters = inputs.success_clusters or {}
         counts = {
-            arm: _rate_summary(inputs.successes.get(arm, 0), inputs.recorded.get(arm, 0))
+            arm: rate_summary(inputs.successes.get(arm, 0), inputs.recorded.get(arm, 0), clusters.get(arm))
             for arm in ("control", "treatment")
         }
         secondary.append(analyze_metric(MetricData(spec, "guardrail", counts["control"], counts["treatment"]), design))
@@ -107,12 +111,13 @@ def analyze(inputs: AnalysisInputs) -> Analysis:
     return analysis.model_copy(update={"decision": policy.decide(analysis, inputs.targets, inputs.now)})
 
 
-def _rate_summary(successes: int, n: int) -> Summary:
+def rate_summary(successes: int, n: int, clusters: tuple[int, float, float, float] | None = None) -> Summary:
     if n == 0:
         return EMPTY
     p = successes / n
     variance = p * (1 - p) * n / (n - 1) if n > 1 else 0.0  # sample variance of 0/1 values
-    return Summary(n, p, variance, 0.0 if successes < n else 1.0, 1.0 if successes > 0 else 0.0)
+    rate = Summary(n, p, variance, 0.0 if successes < n else 1.0, 1.0 if successes > 0 else 0.0)
+    return rate if clusters is None else rate.clustered(*clusters)
 
 
 def _data(inputs: AnalysisInputs, spec: MetricSpec, role: Role) -> MetricData:
@@ -226,14 +231,18 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
             message=why,
             **base,
         )
-    fixed = power.n_fixed(effect, alpha, inputs.power, t_test=spec.kind == "continuous")
-    seq = power.n_sequential(effect, alpha / 2, inputs.sample_size_required, inputs.power, inputs.control_share)
+    # With repeated units a trial carries 1 / design effect of an independent trial's information:
+    # sizing with effect / sqrt(deff) multiplies every sample size by deff (Donner & Klar 2000, sec. 5.2).
+    deff = _design_effect(c, t) if basis == "observed" else 1.0
+    sizing = effect / math.sqrt(deff)
+    fixed = power.n_fixed(sizing, alpha, inputs.power, t_test=spec.kind == "continuous")
+    seq = power.n_sequential(sizing, alpha / 2, inputs.sample_size_required, inputs.power, inputs.control_share)
     n_fixed = None if fixed is None else math.ceil(fixed - 1e-9)
     n_seq = None if seq is None else max(math.ceil(seq - 1e-9), math.ceil(inputs.sample_size_required / 2))
     per_arm = total = suggested = None
     window_end = sequential.plan_end(inputs.sample_size_required)
     if seq is None or 2 * seq > window_end:
-        suggested = power.required_for_window(effect, alpha / 2, inputs.power, inputs.control_share)
+        suggested = power.required_for_window(sizing, alpha / 2, inputs.power, inputs.control_share)
     if n_seq is not None:
         nc, nt = inputs.recorded.get("control", 0), inputs.recorded.get("treatment", 0)
         per_arm = _more_per_arm(nc, nt, n_seq)
@@ -251,6 +260,11 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
         )
     else:
         message = "the target improvement is too small to detect with any practical sample size"
+    if deff > 1:
+        message += (
+            f" (trials of one unit are correlated: with a design effect of {deff:.3g}, a trial counts as "
+            f"{1 / deff:.2g} of an independent one; assigning new units is the faster way to information)"
+        )
     if suggested is not None and suggested > inputs.sample_size_required:
         message += (
             f". The planned window (to {window_end} trials) is short for this effect: "
@@ -268,6 +282,17 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
         message=message,
         **base,
     )
+
+
+def _design_effect(c: Summary, t: Summary) -> float:
+    """The design effect of the difference of means: its variance over what independent trials
+    would give (1 when neither arm is clustered)."""
+    if c.n < 2 or t.n < 2:
+        return 1.0
+    independent = c.variance / c.n + t.variance / t.n
+    if not (0 < independent < math.inf):
+        return 1.0
+    return max(1.0, (c.mean_variance + t.mean_variance) / independent)
 
 
 def _more_per_arm(a: int, b: int, n: int) -> int:

@@ -1,6 +1,7 @@
 """Two-proportion comparisons (success or error rates) from counts: the pooled z-test, Fisher's
 exact test at small counts, Newcombe's interval of the difference and the log risk-ratio interval
-of the relative lift. Undefined quantities are None, never NaN."""
+of the relative lift. Undefined quantities are None, never NaN. Counts may be fractional (except
+for Fisher's test): with repeated units they are divided by a design effect (Rao & Scott 1992)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,27 @@ from .numeric import clip_p, z_quantile
 SMALL_EXPECTED = 5.0  # Cochran's rule: use Fisher's exact test when an expected cell count is below 5
 
 
-def pooled_z(x_c: int, n_c: int, x_t: int, n_t: int) -> float | None:
+def pooled_z(x_c: float, n_c: float, x_t: float, n_t: float) -> float | None:
     """z of p_t - p_c with the pooled variance (statsmodels proportions_ztest, prop_var=False);
     0.0 when every trial has the same outcome (no evidence either way); None with an empty arm."""
     if n_c == 0 or n_t == 0:
         return None
     se = pooled_se(x_c, n_c, x_t, n_t)
     return 0.0 if se is None else (x_t / n_t - x_c / n_c) / se
+
+
+def clustered_z(x_c: float, n_c: float, k_c: float, x_t: float, n_t: float, k_t: float) -> float | None:
+    """z of p_t - p_c with repeated units: the variance under "no difference" is each arm's
+    cluster-robust variance of its rate about the pooled rate, p (1 - p) k / n with k the arm's
+    design effect there (Summary.rate_design_effect) - the robust score test of generalized
+    estimating equations (Liang & Zeger 1986; Rotnitzky & Jewell 1990) for two groups. With k = 1
+    it is `pooled_z`. (Rao & Scott's division of the counts by k would pool the rate weighted by
+    1 / k, and an arm whose every trial succeeded, k = 1, would then dominate it.)"""
+    if n_c == 0 or n_t == 0:
+        return None
+    p = (x_c + x_t) / (n_c + n_t)
+    var = p * (1 - p) * (k_c / n_c + k_t / n_t)
+    return 0.0 if var <= 0 else (x_t / n_t - x_c / n_c) / math.sqrt(var)
 
 
 def z_test_p(z: float, alternative: str = "two-sided") -> float:
@@ -31,7 +46,7 @@ def z_test_p(z: float, alternative: str = "two-sided") -> float:
     return clip_p(2 * stats.norm.sf(abs(z)))
 
 
-def needs_exact(x_c: int, n_c: int, x_t: int, n_t: int) -> bool:
+def needs_exact(x_c: float, n_c: float, x_t: float, n_t: float) -> bool:
     """True when an expected count of the 2x2 table is below 5 (Cochran 1954)."""
     n = n_c + n_t
     if n == 0:
@@ -48,7 +63,7 @@ def fisher_p(x_c: int, n_c: int, x_t: int, n_t: int, alternative: str = "two-sid
     return clip_p(stats.fisher_exact(table, alternative=alternative).pvalue)
 
 
-def wilson(x: int, n: int, level: float = 0.95) -> tuple[float, float]:
+def wilson(x: float, n: float, level: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of a proportion (Wilson 1927; statsmodels proportion_confint 'wilson')."""
     if n == 0:
         return 0.0, 1.0
@@ -60,7 +75,7 @@ def wilson(x: int, n: int, level: float = 0.95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def newcombe_ci(x_c: int, n_c: int, x_t: int, n_t: int, level: float = 0.95) -> tuple[float, float] | None:
+def newcombe_ci(x_c: float, n_c: float, x_t: float, n_t: float, level: float = 0.95) -> tuple[float, float] | None:
     """Newcombe's hybrid score interval of p_t - p_c (Newcombe 1998, method 10; statsmodels
     confint_proportions_2indep(method='newcomb'))."""
     if n_c == 0 or n_t == 0:
@@ -74,7 +89,7 @@ def newcombe_ci(x_c: int, n_c: int, x_t: int, n_t: int, level: float = 0.95) -> 
     return lower, upper
 
 
-def relative_lift_ci(x_c: int, n_c: int, x_t: int, n_t: int, level: float = 0.95) -> tuple[float, float] | None:
+def relative_lift_ci(x_c: float, n_c: float, x_t: float, n_t: float, level: float = 0.95) -> tuple[float, float] | None:
     """Interval of p_t / p_c - 1 from the log risk ratio with 0.5 added to each count and each
     total (Katz et al. 1978; statsmodels confint_proportions_2indep(compare='ratio'), its default
     method 'log-adjusted'): log r +- z sqrt(1/x_t - 1/n_t + 1/x_c - 1/n_c). Unlike the delta method
@@ -94,7 +109,7 @@ def relative_lift_ci(x_c: int, n_c: int, x_t: int, n_t: int, level: float = 0.95
     return min(math.expm1(log_ratio - h), lift), max(math.expm1(log_ratio + h), lift)
 
 
-def pooled_se(x_c: int, n_c: int, x_t: int, n_t: int) -> float | None:
+def pooled_se(x_c: float, n_c: float, x_t: float, n_t: float) -> float | None:
     """sqrt(p (1 - p) (1/n_c + 1/n_t)) with the pooled rate p: the standard error of p_t - p_c that
     `pooled_z` divides by; None with an empty arm or when every trial has the same outcome."""
     if n_c == 0 or n_t == 0:
@@ -104,7 +119,7 @@ def pooled_se(x_c: int, n_c: int, x_t: int, n_t: int) -> float | None:
     return math.sqrt(var) if var > 0 else None
 
 
-def _restricted_rates(x_c: int, n_c: int, x_t: int, n_t: int, delta: float) -> tuple[float, float]:
+def _restricted_rates(x_c: float, n_c: float, x_t: float, n_t: float, delta: float) -> tuple[float, float]:
     """(p_c, p_t) maximising the likelihood subject to p_t - p_c = delta (the restricted estimates
     of Miettinen & Nurminen 1985). The log-likelihood is concave along that line, so its slope
     falls from + to - across the feasible segment: the root of the slope, or the segment's end
@@ -114,7 +129,7 @@ def _restricted_rates(x_c: int, n_c: int, x_t: int, n_t: int, delta: float) -> t
         p = (x_c + x_t) / (n_c + n_t)
         return p, p
 
-    def term(x: int, p: float) -> float:
+    def term(x: float, p: float) -> float:
         return 0.0 if x == 0 else x / p if p > 0 else math.inf
 
     def slope(p_c: float) -> float:
@@ -133,7 +148,7 @@ def _restricted_rates(x_c: int, n_c: int, x_t: int, n_t: int, delta: float) -> t
     return p_c, p_c + delta
 
 
-def score_z(x_c: int, n_c: int, x_t: int, n_t: int, delta: float) -> float:
+def score_z(x_c: float, n_c: float, x_t: float, n_t: float, delta: float) -> float:
     """Score statistic of H0: p_t - p_c = delta, with the variance at the restricted estimates
     (Mee 1984; Miettinen & Nurminen 1985 without their n/(n-1) factor). At delta = 0 it is the
     pooled z."""
@@ -145,7 +160,7 @@ def score_z(x_c: int, n_c: int, x_t: int, n_t: int, delta: float) -> float:
     return d / math.sqrt(var)
 
 
-def score_interval(x_c: int, n_c: int, x_t: int, n_t: int, crit: float) -> tuple[float, float] | None:
+def score_interval(x_c: float, n_c: float, x_t: float, n_t: float, crit: float) -> tuple[float, float] | None:
     """{delta : |score_z(delta)| <= crit}: the differences the score test does not reject at this
     critical value (Mee 1984). It excludes 0 exactly when |pooled z| > crit, and stays within
     [-1, 1]. statsmodels' confint_proportions_2indep(method='score') takes the closed-form restricted

@@ -17,6 +17,11 @@ def why_undefined(c: Summary, t: Summary) -> str | None:
     """A plain reason the mean/variance tests cannot run, or None when they can."""
     if c.n < 2 or t.n < 2:
         return f"needs at least 2 values per arm for a t-test (control n={c.n}, treatment n={t.n})"
+    if c.groups < 2 or t.groups < 2:
+        return (
+            "needs values from at least 2 units per arm: trials of one unit are correlated, so the spread "
+            f"between units is what the tests use (control: {c.groups} unit(s), treatment: {t.groups})"
+        )
     if not all(math.isfinite(x) for x in (c.mean, t.mean, c.variance, t.variance, c.variance / c.n + t.variance / t.n)):
         return "the values are too large to analyse (their variance overflows floating point): use a larger unit"
     if c.variance <= 0 and t.variance <= 0:
@@ -28,14 +33,15 @@ def why_undefined(c: Summary, t: Summary) -> str | None:
 
 def welch_se_df(c: Summary, t: Summary) -> tuple[float, float] | None:
     """Standard error of mean(t) - mean(c) and the Welch-Satterthwaite degrees of freedom
-    (Welch 1947; scipy.stats.ttest_ind(equal_var=False))."""
+    (Welch 1947; scipy.stats.ttest_ind(equal_var=False)). With clustered values each arm's variance
+    of the mean is the cluster-robust one and its degrees of freedom are clusters - 1 (Summary.clustered)."""
     if why_undefined(c, t):
         return None
-    a, b = t.variance / t.n, c.variance / c.n
+    a, b = t.mean_variance, c.mean_variance
     se2 = a + b
     # se2^2 / (a^2 / (n_t - 1) + b^2 / (n_c - 1)), written with the shares a / se2 and b / se2 so
     # that huge variances cannot overflow the squares
-    df = 1 / ((a / se2) ** 2 / (t.n - 1) + (b / se2) ** 2 / (c.n - 1))
+    df = 1 / ((a / se2) ** 2 / (t.groups - 1) + (b / se2) ** 2 / (c.groups - 1))
     return math.sqrt(se2), df
 
 
@@ -95,7 +101,7 @@ def relative_lift_ci(c: Summary, t: Summary, level: float = 0.95) -> tuple[float
     # the same variance as (var_t / n_t + r^2 var_c / n_c) / mu_c^2 with r = mu_t / mu_c, written so
     # that neither mu_c^4 underflows (|mu| < 1e-77) nor overflows (|mu| > 1e77)
     ratio = t.mean / c.mean
-    sd = math.sqrt(t.variance / t.n + ratio * ratio * c.variance / c.n) / abs(c.mean)
+    sd = math.sqrt(t.mean_variance + ratio * ratio * c.mean_variance) / abs(c.mean)
     h = t_quantile(level, se_df[1]) * sd
     if not math.isfinite(h):
         return None

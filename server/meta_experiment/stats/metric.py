@@ -14,7 +14,7 @@ from ..models import MetricSpec
 from . import binary, continuous, rank, sequential
 from .numeric import clip_p, finite, t_to_z
 from .results import ArmSummary, Interval, MetricAnalysis, ProportionTest, RankTest, SequentialResult, TTest
-from .summary import Summary
+from .summary import Summary, rate_design_effects
 
 LEVEL = 0.95  # coverage of fixed-horizon intervals, as in the seed's report
 
@@ -52,6 +52,8 @@ def arm_summary(arm: str, s: Summary) -> ArmSummary:
         sd=finite(s.sd) if s.n > 1 else None,
         min=finite(s.min) if ok else None,
         max=finite(s.max) if ok else None,
+        units=s.clusters or None,
+        design_effect=finite(s.design_effect) if s.clusters else None,
     )
 
 
@@ -284,8 +286,15 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
     p_c, p_t = x_c / c.n, x_t / t.n
     if x_c + x_t in (0, c.n + t.n):
         messages.append("every trial has the same outcome in both arms: no difference can be shown yet")
-    z = binary.pooled_z(x_c, c.n, x_t, t.n)
-    exact = binary.needs_exact(x_c, c.n, x_t, t.n)
+    # With repeated units the test uses each arm's cluster-robust variance about the pooled rate
+    # (binary.clustered_z), and the intervals see each arm's counts divided by its design effect
+    # (Rao & Scott 1992, Biometrics 48(2), 577-585): the same rates, with the information that
+    # clustered trials carry. Fisher's test has no such version and is not used.
+    k_c, k_t = rate_design_effects(c, t)
+    clustered = k_c > 1 or k_t > 1
+    e_c, m_c, e_t, m_t = x_c / k_c, c.n / k_c, x_t / k_t, t.n / k_t
+    z = binary.clustered_z(x_c, c.n, k_c, x_t, t.n, k_t)
+    exact = not clustered and binary.needs_exact(x_c, c.n, x_t, t.n)
     fisher = binary.fisher_p(x_c, c.n, x_t, t.n) if exact else None
     p_z = binary.z_test_p(z) if z is not None else 1.0
     f["proportions"] = ProportionTest(
@@ -293,7 +302,7 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
         treatment_successes=x_t,
         z=finite(z),
         p_value=fisher if fisher is not None else p_z,
-        method="fisher_exact" if exact else "z_pooled",
+        method="fisher_exact" if exact else "z_pooled_clustered" if clustered else "z_pooled",
         fisher_p_value=fisher,
     )
     f["p_value"] = f["proportions"].p_value
@@ -304,10 +313,10 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
         f["p_value_regression"] = binary.z_test_p(z, "smaller" if sign > 0 else "larger")
     f["difference"] = p_t - p_c
     f["cohens_h"] = binary.cohens_h(p_c, p_t)
-    f["difference_ci"] = _interval(binary.newcombe_ci(x_c, c.n, x_t, t.n, LEVEL))
+    f["difference_ci"] = _interval(binary.newcombe_ci(e_c, m_c, e_t, m_t, LEVEL))
     if x_c > 0:
         f["relative_lift"] = p_t / p_c - 1
-        rel = binary.relative_lift_ci(x_c, c.n, x_t, t.n, LEVEL)
+        rel = binary.relative_lift_ci(e_c, m_c, e_t, m_t, LEVEL)
         f["relative_lift_ci"] = _interval(rel)
         f["improvement_pct"] = finite(sign * f["relative_lift"] * 100)
         f["improvement_ci"] = _interval(rel, scale=sign * 100)
@@ -329,7 +338,13 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
         # pooled z that decides, so the interval excludes 0 exactly when the test decides; away from
         # 0 the variance is taken at the restricted estimates, so unequal arms do not narrow it
         # (the pooled SE alone undercovered there), and it stays within [-1, 1].
-        score = binary.score_interval(x_c, c.n, x_t, t.n, seq.z_boundary)
+        score: tuple[float, float] | None
+        if clustered:  # Wald, unpooled, with the design effects: the score test has no clustered form here
+            se = math.sqrt(p_c * (1 - p_c) * k_c / c.n + p_t * (1 - p_t) * k_t / t.n)
+            d = p_t - p_c
+            score = (max(-1.0, d - seq.z_boundary * se), min(1.0, d + seq.z_boundary * se))
+        else:
+            score = binary.score_interval(x_c, c.n, x_t, t.n, seq.z_boundary)
         level = 1 - 2 * design.alpha_per_direction
         seq = seq.model_copy(update={"confidence_sequence": _interval(score, level)})
     if seq.confidence_sequence is not None and x_c > 0:

@@ -56,11 +56,19 @@ def _effect_label(d: float | None) -> str:
 
 
 def _arm(title: str, arm: ArmSummary, unit: str | None) -> list[str]:
+    units = []
+    if arm.units:
+        deff = arm.design_effect or 1.0
+        units = [
+            f"- Units: {arm.units} (design effect {deff:.3g}: the {arm.n} trials carry the information of "
+            f"about {arm.n / deff:.0f} independent ones)"
+        ]
     return [
         f"**{title}** (n={arm.n}):",
         f"- Mean: {_num(arm.mean, unit)}",
         f"- Std Dev: {_num(arm.sd, unit)}",
         f"- Range: {_num(arm.min)} to {_num(arm.max, unit)}",
+        *units,
         "",
     ]
 
@@ -94,9 +102,12 @@ def _improvement(m: MetricAnalysis) -> str:
 
 def _tests(m: MetricAnalysis, drove: str, reached: bool = False) -> list[str]:
     out = [f"**Improvement**: {_improvement(m)}", ""]
+    clustered = bool(m.control.units or m.treatment.units)
     if m.welch:
         out += [
-            "**Welch t-test** (default, unequal variances):",
+            "**Welch t-test** ("
+            + ("cluster-robust by unit, unequal variances" if clustered else "default, unequal variances")
+            + "):",
             f"- t-statistic: {m.welch.t:.3g}",
             f"- p-value: {_p(m.welch.p_value)} (fixed horizon)",
             f"- Degrees of freedom: {m.welch.df:.1f}",
@@ -104,7 +115,7 @@ def _tests(m: MetricAnalysis, drove: str, reached: bool = False) -> list[str]:
         ]
     if m.student:
         out += [
-            "**Student t-test** (the seed's test):",
+            "**Student t-test** (the seed's test" + ("; assumes independent trials" if clustered else "") + "):",
             f"- t-statistic: {m.student.t:.3g}",
             f"- p-value: {_p(m.student.p_value)}",
             f"- Degrees of freedom: {m.student.df:.0f}",
@@ -120,8 +131,9 @@ def _tests(m: MetricAnalysis, drove: str, reached: bool = False) -> list[str]:
         ]
     if m.mann_whitney:
         mw = m.mann_whitney
+        method = mw.method + ("; assumes independent trials" if clustered else "")
         out += [
-            f"**Mann-Whitney U**: U = {mw.u:.6g}, p = {_p(mw.p_value)} ({mw.method}); "
+            f"**Mann-Whitney U**: U = {mw.u:.6g}, p = {_p(mw.p_value)} ({method}); "
             f"Hodges-Lehmann shift {_num(mw.hodges_lehmann, m.unit)}, "
             f"95% CI {_ci(mw.hodges_lehmann_ci, m.unit)}",
             "",

@@ -31,6 +31,17 @@ class ArmSummary(Frozen):
     sd: float | None
     min: float | None
     max: float | None
+    units: Annotated[
+        int | None,
+        Field(description="How many units (sticky assignment) the values come from, when a unit repeats; else null."),
+    ] = None
+    design_effect: Annotated[
+        float | None,
+        Field(
+            description="Cluster-robust variance of the mean over variance / n (at least 1), when a unit repeats: "
+            "the tests count the arm's trials as n / design_effect independent ones."
+        ),
+    ] = None
 
 
 class TTest(Frozen):
@@ -59,7 +70,13 @@ class ProportionTest(Frozen):
     treatment_successes: int
     z: float | None
     p_value: float
-    method: Literal["z_pooled", "fisher_exact"]
+    method: Annotated[
+        Literal["z_pooled", "fisher_exact", "z_pooled_clustered"],
+        Field(
+            description="z_pooled_clustered: units repeat, so each arm's counts are divided by its design effect "
+            "before the pooled z-test (Rao & Scott 1992)."
+        ),
+    ]
     fisher_p_value: float | None
 
 
