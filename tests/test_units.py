@@ -509,3 +509,14 @@ def monitoring_alerts(lab: Lab, experiment_id: str) -> list[str]:
     from meta_experiment import monitoring
 
     return [a.message for a in monitoring.alerts(lab, experiment_id)]
+
+
+def test_a_unit_is_the_same_unit_with_spaces_around_it(lab: Lab) -> None:
+    e = lab.create(**spec(auto_rollback=False))
+    rng = np.random.default_rng(1)
+    arms = {lab.assign(e.id, unit=u).arm for u in ("pr-1", " pr-1", "pr-1\n", "\tpr-1 ")}
+    assert arms == {sticky_arm(e.id, "pr-1")}
+    for row in lab.store.trial_rows(e.id):
+        _record(lab, row["id"], rng)
+    counts = lab.store.unit_counts(e.id)
+    assert sum(c.units for c in counts.values()) == 1 and sum(c.recorded_trials for c in counts.values()) == 4

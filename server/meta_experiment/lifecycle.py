@@ -341,8 +341,10 @@ class Lab:
 
     def assign(self, experiment_id: str, unit: str | None = None) -> Assignment:
         """Open a trial and say which arm it runs in, with the text of every file for that arm."""
-        if unit is not None and (not unit.strip() or len(unit) > 200):
-            raise InvalidInput("unit must be a non-empty id of at most 200 characters (e.g. a session or PR id).")
+        if unit is not None:
+            unit = unit.strip()  # " pr-1" and "pr-1" are one unit: one arm, counted once
+            if not unit or len(unit) > 200:
+                raise InvalidInput("unit must be a non-empty id of at most 200 characters (e.g. a session or PR id).")
         now = self.clock()
         with self.store.transaction():
             experiment = self._running(experiment_id, "assign trials")
