@@ -254,9 +254,8 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
             str | None,
             Field(
                 max_length=200,
-                description="Optional unit id (session, PR, user; spaces around it are ignored). The same unit always "
-                "gets the same arm; "
-                "without one, arms are balanced in permuted blocks.",
+                description="Optional unit id (session, PR, user; spaces around it are ignored). The same unit "
+                "always gets the same arm; without one, arms are balanced in permuted blocks.",
             ),
         ] = None,
     ) -> Annotated[CallToolResult, Assignment]:
