@@ -520,3 +520,66 @@ def test_a_unit_is_the_same_unit_with_spaces_around_it(lab: Lab) -> None:
         _record(lab, row["id"], rng)
     counts = lab.store.unit_counts(e.id)
     assert sum(c.units for c in counts.values()) == 1 and sum(c.recorded_trials for c in counts.values()) == 4
+
+
+def _treatment_units(lab: Lab, experiment_id: str, rng: np.random.Generator, control: int, treatment: int):  # type: ignore[no-untyped-def]
+    units = _units_split(rng, experiment_id, control, treatment)
+    mine = [u for u in units if sticky_arm(experiment_id, u) == "treatment"]
+    return [u for u in units if u not in mine], mine
+
+
+def test_one_unit_in_an_arm_gives_no_rate_test_and_no_alert(lab: Lab) -> None:
+    e = lab.create(**spec(auto_rollback=False, sample_size_required=10))
+    control, treatment = _treatment_units(lab, e.id, np.random.default_rng(5), 8, 1)
+    for i in range(40):
+        for unit in (control[i % 8], treatment[0]):
+            a = lab.assign(e.id, unit=unit)
+            ok = unit in control or i % 10 >= 3  # the treatment's one unit fails 12 of 40
+            lab.record(a.trial_id, {"time_to_complete": 30.0 + i % 3, "issues_caught": 1}, success=ok)
+    success = next(m for m in lab.analyze(e.id).secondary if m.name == "success_rate")
+    assert success.proportions is None and not success.sequential.active
+    assert any("at least 2 units per arm" in m for m in success.messages)
+    assert monitoring_alerts(lab, e.id) == []
+
+
+def test_the_clustered_rate_interval_excludes_0_exactly_when_the_test_decides(lab: Lab) -> None:
+    e = lab.create(**spec(auto_rollback=False, sample_size_required=10))
+    control, treatment = _treatment_units(lab, e.id, np.random.default_rng(6), 10, 10)
+    failures = dict(zip(treatment, [3, 3, 2, 2, 2, 2, 1, 1, 0, 0], strict=True))
+    checked = 0
+    for i in range(10):
+        for c_unit, t_unit in zip(control, treatment, strict=True):
+            for unit, ok in ((c_unit, True), (t_unit, i >= failures[t_unit])):
+                lab.record(lab.assign(e.id, unit=unit).trial_id, {"time_to_complete": 30.0, "issues_caught": 1}, ok)
+        seq = next(m for m in lab.analyze(e.id).secondary if m.name == "success_rate").sequential
+        if seq.active and seq.confidence_sequence is not None:
+            decided = min(seq.p_value_improvement, seq.p_value_regression) <= seq.alpha_per_direction
+            cs = seq.confidence_sequence
+            assert (cs.upper < 0 or cs.lower > 0) == decided
+            checked += 1
+    assert checked >= 5
+
+
+def test_the_floor_alert_counts_units(lab: Lab) -> None:
+    """Six treatment units whose satisfaction differs by unit, averaging 0.41 against a floor of
+    0.5: as 60 independent trials that is far below the floor; as six units it is not shown."""
+    from meta_experiment import monitoring
+
+    e = lab.create(
+        **spec(
+            auto_rollback=False,
+            sample_size_required=1000,
+            secondary_metrics=[{"name": "user_satisfaction", "direction": "higher_is_better"}],
+        )
+    )
+    control, treatment = _treatment_units(lab, e.id, np.random.default_rng(7), 6, 6)
+    level = dict(zip(treatment, [0.2, 0.3, 0.4, 0.5, 0.6, 0.45], strict=True))
+    for i in range(10):
+        for c_unit, t_unit in zip(control, treatment, strict=True):
+            for unit, value in ((c_unit, 0.8), (t_unit, level[t_unit] + 0.01 * (i % 3))):
+                metrics = {"time_to_complete": 30.0, "user_satisfaction": value}
+                lab.record(lab.assign(e.id, unit=unit).trial_id, metrics)
+    running = lab.store.running_stats(e.id)[("treatment", "user_satisfaction")]
+    settings = monitoring.monitoring_settings(lab)
+    assert monitoring.floor_finding("user_satisfaction", False, running, 0.5, settings) is not None
+    assert not any("below its floor" in m for m in monitoring_alerts(lab, e.id))

@@ -105,8 +105,8 @@ def error_rate_finding(
 ) -> Finding:
     """`active`: the alert is up; it stays up until the rate ratio itself falls below the threshold
     (hysteresis: evidence hovering around the threshold must not raise and clear it on alternate
-    trials). `design_effects` (control, treatment): with repeated units, each arm's counts are
-    divided by its design effect (Rao & Scott 1992), as the analysis does."""
+    trials). `design_effects` (control, treatment): with repeated units, each arm's variance is
+    multiplied by its design effect at the pooled rate, as the analysis does (binary.clustered_z)."""
     c, t = counts.get("control", {}), counts.get("treatment", {})
     c_n, t_n = c.get("recorded", 0), t.get("recorded", 0)
     c_f, t_f = c_n - c.get("successes", 0), t_n - t.get("successes", 0)
@@ -138,26 +138,41 @@ def error_rate_finding(
 
 
 def floor_finding(
-    name: str, binary: bool, stats_: Any, floor: float, s: MonitoringSettings, *, active: bool = False
+    name: str,
+    binary: bool,
+    stats_: Any,
+    floor: float,
+    s: MonitoringSettings,
+    *,
+    active: bool = False,
+    clustered: Any = None,
 ) -> Finding:
     """`stats_` is the treatment's RunningStats of the metric (n, mean, variance). An active alert
-    stays up while the mean is below the floor."""
+    stays up while the mean is below the floor. `clustered`: the treatment's stats.Summary with its
+    units when they repeat; the variance is then the cluster-robust one (with units - 1 df), or for
+    a yes/no metric the binomial one at the floor times the design effect about it."""
     if active and stats_ is not None:
         return None if stats_.mean >= floor else ("", {})
     if stats_ is None or stats_.n < s.min_trials_per_arm or stats_.mean >= floor:
         return None
     n, mean = stats_.n, stats_.mean
+    deff, df = 1.0, n - 1
+    if clustered is not None and clustered.clusters:
+        if clustered.groups < 2:
+            return None  # one unit: nothing to say about the arm
+        deff = clustered.rate_design_effect(floor) if binary else clustered.design_effect
+        df = clustered.groups - 1
     if binary:
         # score z of "P(1) = floor" (Wilson 1927), positive when the rate is below the floor
-        z = (floor - mean) / math.sqrt(floor * (1 - floor) / n) if 0 < floor < 1 else math.inf
+        z = (floor - mean) / math.sqrt(floor * (1 - floor) * deff / n) if 0 < floor < 1 else math.inf
     elif stats_.variance <= 0:
         z = math.inf  # every value is the same and below the floor
     else:
         from .stats.numeric import t_to_z
 
         # one-sample t of mean < floor (Student 1908), mapped to z by equal tail probability
-        z = t_to_z((floor - mean) / math.sqrt(stats_.variance / n), n - 1)
-    e = alert_e_value(z, n)
+        z = t_to_z((floor - mean) / math.sqrt(stats_.variance * deff / n), df)
+    e = alert_e_value(z, n / deff)
     if e < 1 / ALERT_ALPHA:
         return None
     return (
@@ -212,14 +227,19 @@ def check(
                 )
                 for arm in ("control", "treatment")
             )
-            deffs = rate_design_effects(c, t)  # as the analysis of success_rate (metric._binary)
-            findings["error_rate"] = error_rate_finding(counts, s, design_effects=deffs)
+            if 0 < c.clusters < 2 or 0 < t.clusters < 2:
+                findings["error_rate"] = None  # one unit in an arm: no evidence about the arms (metric._binary)
+            else:
+                deffs = rate_design_effects(c, t)  # as the analysis of success_rate (metric._binary)
+                findings["error_rate"] = error_rate_finding(counts, s, design_effects=deffs)
     if floors:
         up = "satisfaction" in active
         found = [
             floor_finding(name, binary, running.get(("treatment", name)), floor, s, active=up)
             for name, (binary, floor) in floors.items()
         ]
+        if not up and any(f is not None for f in found):
+            found = _clustered_floors(lab, experiment_id, floors, s)  # only weaker with repeated units
         findings["satisfaction"] = next((f for f in found if f is not None), None)
     if decision is None and regression:
         from .release import evaluate
@@ -228,6 +248,29 @@ def check(
     if decision is not None:
         findings["performance_regression"] = regression_finding(decision)
     return _sync(lab, experiment_id, findings, active)
+
+
+def _clustered_floors(
+    lab: Lab, experiment_id: str, floors: dict[str, tuple[bool, float]], s: MonitoringSettings
+) -> list[Finding]:
+    """The floor checks again, with the treatment's units where they repeat."""
+    from .stats.summary import Summary
+
+    with lab.store.reading():
+        running = lab.store.running_stats(experiment_id)
+        sums = lab.store.cluster_sums(experiment_id)
+    out = []
+    for name, (binary, floor) in floors.items():
+        stats_ = running.get(("treatment", name))
+        repeats = sums.get(("treatment", name))
+        clustered = None
+        if stats_ is not None and repeats is not None:
+            base = Summary(stats_.n, stats_.mean, stats_.variance)
+            clustered = base.clustered(
+                stats_.n - repeats.repeats, *repeats.clustering(stats_.n, stats_.m2, stats_.shifted_mean)
+            )
+        out.append(floor_finding(name, binary, stats_, floor, s, clustered=clustered))
+    return out
 
 
 def _active_kinds(db: Any, experiment_id: str) -> set[str]:

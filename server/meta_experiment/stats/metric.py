@@ -290,6 +290,12 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
     # (binary.clustered_z), and the intervals see each arm's counts divided by its design effect
     # (Rao & Scott 1992, Biometrics 48(2), 577-585): the same rates, with the information that
     # clustered trials carry. Fisher's test has no such version and is not used.
+    if 0 < c.clusters < 2 or 0 < t.clusters < 2:  # units repeat, and an arm has one unit
+        messages.append(
+            "needs trials from at least 2 units per arm: trials of one unit are correlated, so the spread "
+            f"between units is what the test uses (control: {c.groups} unit(s), treatment: {t.groups})"
+        )
+        return _sequential(None, None, None, None, c.n, t.n, design, sign)
     k_c, k_t = rate_design_effects(c, t)
     clustered = k_c > 1 or k_t > 1
     e_c, m_c, e_t, m_t = x_c / k_c, c.n / k_c, x_t / k_t, t.n / k_t
@@ -339,8 +345,11 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
         # 0 the variance is taken at the restricted estimates, so unequal arms do not narrow it
         # (the pooled SE alone undercovered there), and it stays within [-1, 1].
         score: tuple[float, float] | None
-        if clustered:  # Wald, unpooled, with the design effects: the score test has no clustered form here
-            se = math.sqrt(p_c * (1 - p_c) * k_c / c.n + p_t * (1 - p_t) * k_t / t.n)
+        if clustered:
+            # d -/+ boundary x the test's own standard error (binary.clustered_z): it excludes 0
+            # exactly when the test decides. The score test has no clustered form here.
+            pooled = (x_c + x_t) / (c.n + t.n)
+            se = math.sqrt(pooled * (1 - pooled) * (k_c / c.n + k_t / t.n))
             d = p_t - p_c
             score = (max(-1.0, d - seq.z_boundary * se), min(1.0, d + seq.z_boundary * se))
         else:

@@ -73,8 +73,8 @@ class ProportionTest(Frozen):
     method: Annotated[
         Literal["z_pooled", "fisher_exact", "z_pooled_clustered"],
         Field(
-            description="z_pooled_clustered: units repeat, so each arm's counts are divided by its design effect "
-            "before the pooled z-test (Rao & Scott 1992)."
+            description="z_pooled_clustered: units repeat, so each arm's variance under no difference is "
+            "p (1 - p) x its design effect / n at the pooled rate p (a robust score test)."
         ),
     ]
     fisher_p_value: float | None
