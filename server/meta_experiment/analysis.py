@@ -11,7 +11,7 @@ from .models import ARMS, Arm, Experiment, parse_iso
 from .stats.results import Analysis
 from .stats.summary import Summary
 from .status import StatusReport, status_item, status_report
-from .store import SUCCESS, UnitCounts, success_clusters
+from .store import SUCCESS, ClusterSums, RunningStats, UnitCounts, success_clusters
 
 if TYPE_CHECKING:
     from .lifecycle import Lab
@@ -45,11 +45,7 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
     for (arm, metric), s in running.items():
         target = logs if metric.startswith(LOG_PREFIX) else summaries
         key: tuple[Arm, str] = ("control" if arm == "control" else "treatment", metric.removeprefix(LOG_PREFIX))
-        summary = Summary(s.n, s.mean, s.variance, s.min, s.max)
-        sums = clusters.get((arm, metric))
-        if sums is not None:
-            summary = summary.clustered(s.n - sums.repeats, *sums.clustering(s.n, s.m2, s.shifted_mean))
-        target[key] = summary
+        target[key] = summary_of(s, clusters.get((arm, metric)))
     success: dict[Arm, tuple[int, float, float, float]] = {}
     for arm, progress in zip(ARMS, (e.control, e.treatment), strict=True):
         counts = {"recorded": progress.recorded, "successes": progress.successes}
@@ -85,6 +81,14 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
         state = e.status.replace("_", " ") + (f": {e.status_reason}" if e.status_reason else "")
         result = result.model_copy(update={"experiment_status": state})
     return result
+
+
+def summary_of(running: RunningStats, sums: ClusterSums | None = None) -> Summary:
+    """The engine's Summary of the store's running statistics, clustered by unit when units repeat."""
+    summary = Summary(running.n, running.mean, running.variance, running.min, running.max)
+    if sums is None:
+        return summary
+    return summary.clustered(running.n - sums.repeats, *sums.clustering(running.n, running.m2, running.shifted_mean))
 
 
 def _unit_srm_counts(e: Experiment, units: dict[str, UnitCounts]) -> tuple[dict[Arm, int], dict[Arm, int]]:

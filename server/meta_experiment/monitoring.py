@@ -254,7 +254,7 @@ def _clustered_floors(
     lab: Lab, experiment_id: str, floors: dict[str, tuple[bool, float]], s: MonitoringSettings
 ) -> list[Finding]:
     """The floor checks again, with the treatment's units where they repeat."""
-    from .stats.summary import Summary
+    from .analysis import summary_of
 
     with lab.store.reading():
         running = lab.store.running_stats(experiment_id)
@@ -263,12 +263,7 @@ def _clustered_floors(
     for name, (binary, floor) in floors.items():
         stats_ = running.get(("treatment", name))
         repeats = sums.get(("treatment", name))
-        clustered = None
-        if stats_ is not None and repeats is not None:
-            base = Summary(stats_.n, stats_.mean, stats_.variance)
-            clustered = base.clustered(
-                stats_.n - repeats.repeats, *repeats.clustering(stats_.n, stats_.m2, stats_.shifted_mean)
-            )
+        clustered = summary_of(stats_, repeats) if stats_ is not None and repeats is not None else None
         out.append(floor_finding(name, binary, stats_, floor, s, clustered=clustered))
     return out
 
