@@ -9,9 +9,9 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
 
 from .stats import continuous, sequential
+from .stats.numeric import norm_sf, t_isf
 from .stats.results import Analysis
 from .stats.summary import Summary
 
@@ -83,7 +83,7 @@ def lift_path(
         frac = sequential.fraction(c.n, t.n, analysis.sample_size_required, share)
         zb = sequential.z_boundary(frac, alpha) if frac > 0 else math.inf
         # the boundary's tail probability on the t scale, as metric.py (Jennison & Turnbull 2000, 3.4)
-        cs_half = float(stats.t.isf(stats.norm.sf(zb), df)) * se if math.isfinite(zb) else math.inf
+        cs_half = t_isf(norm_sf(zb), df) * se if math.isfinite(zb) else math.inf
 
         def to_pct(v: float, c_mean: float = c.mean) -> float:
             rel = math.expm1(min(v, 50.0)) if log else v / abs(c_mean)

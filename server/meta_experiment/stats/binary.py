@@ -9,7 +9,7 @@ import math
 
 from scipy import optimize, stats
 
-from .numeric import clip_p, z_quantile
+from .numeric import clip_p, norm_cdf, norm_sf, z_quantile
 
 SMALL_EXPECTED = 5.0  # Cochran's rule: use Fisher's exact test when an expected cell count is below 5
 
@@ -40,10 +40,10 @@ def clustered_z(x_c: float, n_c: float, k_c: float, x_t: float, n_t: float, k_t:
 def z_test_p(z: float, alternative: str = "two-sided") -> float:
     """p of a standard-normal statistic (two-sided, "larger" or "smaller", as statsmodels names them)."""
     if alternative == "larger":
-        return clip_p(stats.norm.sf(z))
+        return clip_p(norm_sf(z))
     if alternative == "smaller":
-        return clip_p(stats.norm.cdf(z))
-    return clip_p(2 * stats.norm.sf(abs(z)))
+        return clip_p(norm_cdf(z))
+    return clip_p(2 * norm_sf(abs(z)))
 
 
 def needs_exact(x_c: float, n_c: float, x_t: float, n_t: float) -> bool:

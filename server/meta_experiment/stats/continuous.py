@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import math
 
-from scipy import stats
-
-from .numeric import clip_p, t_quantile
+from .numeric import clip_p, t_cdf, t_quantile, t_sf
 from .summary import Summary
 
 
@@ -61,7 +59,7 @@ def t_test(c: Summary, t: Summary, method: str = "welch") -> tuple[float, float,
         return None
     se, df = se_df
     tt = (t.mean - c.mean) / se
-    return tt, df, clip_p(2 * stats.t.sf(abs(tt), df))
+    return tt, df, clip_p(2 * t_sf(abs(tt), df))
 
 
 def one_sided_p(c: Summary, t: Summary, worse_is_higher: bool) -> float | None:
@@ -70,7 +68,7 @@ def one_sided_p(c: Summary, t: Summary, worse_is_higher: bool) -> float | None:
     if res is None:
         return None
     tt, df, _ = res
-    return clip_p(stats.t.sf(tt, df) if worse_is_higher else stats.t.cdf(tt, df))
+    return clip_p(t_sf(tt, df) if worse_is_higher else t_cdf(tt, df))
 
 
 def difference_ci(c: Summary, t: Summary, level: float = 0.95, method: str = "welch") -> tuple[float, float] | None:

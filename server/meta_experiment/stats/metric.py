@@ -8,11 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from scipy import stats
-
 from ..models import MetricSpec
 from . import binary, continuous, rank, sequential
-from .numeric import clip_p, finite, t_to_z
+from .numeric import clip_p, finite, norm_sf, t_isf, t_to_z
 from .results import ArmSummary, Interval, MetricAnalysis, ProportionTest, RankTest, SequentialResult, TTest
 from .summary import Summary, rate_design_effects
 
@@ -117,7 +115,7 @@ def _sequential(
     cs = None
     if se is not None and d is not None and se > 0:
         # same tail probability as zb, on the t scale of the test (Jennison & Turnbull 2000, sec. 3.4)
-        crit = zb if df is None else float(stats.t.isf(stats.norm.sf(zb), df))
+        crit = zb if df is None else t_isf(norm_sf(zb), df)
         cs = (d - crit * se, d + crit * se)
     return SequentialResult(
         active=True,

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 
-from scipy import optimize, stats
+from scipy import optimize
 
 from . import sequential
+from .numeric import nct_cdf, norm_cdf, norm_isf, norm_ppf, norm_sf, t_isf
 
 N_MAX = 1e9
 
@@ -17,16 +18,16 @@ def t_test_power(d: float, n: float, alpha: float) -> float:
     noncentral t with df = 2n - 2, noncentrality d sqrt(n / 2))."""
     df = 2 * n - 2
     nc = d * math.sqrt(n / 2)
-    crit = stats.t.isf(alpha / 2, df)
-    p = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    crit = t_isf(alpha / 2, df)
+    p = 1.0 - nct_cdf(crit, df, nc) + nct_cdf(-crit, df, nc)
     return p if math.isfinite(p) else z_test_power(d, n, alpha)  # nct fails at huge df: normal limit
 
 
 def z_test_power(h: float, n: float, alpha: float) -> float:
     """Power of the two-sided z-test, n per arm (statsmodels NormalIndPower.power)."""
-    crit = stats.norm.isf(alpha / 2)
+    crit = norm_isf(alpha / 2)
     shift = h * math.sqrt(n / 2)
-    return float(stats.norm.sf(crit - shift) + stats.norm.cdf(-crit - shift))
+    return norm_sf(crit - shift) + norm_cdf(-crit - shift)
 
 
 def n_fixed(effect: float, alpha: float, power: float = 0.8, t_test: bool = True) -> float | None:
@@ -56,7 +57,7 @@ def required_for_window(
     effect = abs(effect)
     if effect == 0 or not math.isfinite(effect):
         return None
-    n_eff = ((sequential.window_critical(alpha_per_direction) + stats.norm.ppf(power)) / effect) ** 2
+    n_eff = ((sequential.window_critical(alpha_per_direction) + norm_ppf(power)) / effect) ** 2
     need = n_eff / (sequential.PLAN_MULTIPLE * control_share * (1 - control_share))
     return None if need > N_MAX else max(2, math.ceil(need - 1e-9))
 
@@ -72,7 +73,7 @@ def n_sequential(
     effect = abs(effect)
     if effect == 0 or not math.isfinite(effect):
         return None
-    z_power = stats.norm.ppf(power)
+    z_power = norm_ppf(power)
     unit = sequential.fraction(1, 1, n_required, control_share)  # t per trial per arm (n_eff = n / 2)
     per_arm_end = 1 / unit  # the window's end (t = 1), n per arm
 

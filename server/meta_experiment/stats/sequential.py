@@ -58,8 +58,9 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
+from .numeric import norm_cdf, norm_isf, norm_sf
 from .plan import MIXTURE_R0, PLAN_MULTIPLE, WINDOW_SHARE  # callers use sequential.X too
 
 METHOD = (
@@ -92,7 +93,7 @@ def in_window(t: float) -> bool:
 
 def window_critical(alpha: float) -> float:
     """c with P(sup_{t <= 1} W(t) >= c) = 2 (1 - Phi(c)) = WINDOW_SHARE * alpha."""
-    return float(stats.norm.isf(WINDOW_SHARE * alpha / 2))
+    return norm_isf(WINDOW_SHARE * alpha / 2)
 
 
 def spent(t: float, alpha: float) -> float:
@@ -100,12 +101,12 @@ def spent(t: float, alpha: float) -> float:
     type): 2 - 2 Phi(c / sqrt(t))."""
     if t <= 0:
         return 0.0
-    return float(2 * stats.norm.sf(window_critical(alpha) / math.sqrt(min(t, 1.0))))
+    return 2 * norm_sf(window_critical(alpha) / math.sqrt(min(t, 1.0)))
 
 
 def _window_p(z: float, t: float) -> float:
     """The smallest alpha_A whose boundary A this look reaches: 2 (1 - Phi(z sqrt(t)))."""
-    return 2 * float(stats.norm.sf(z * math.sqrt(t))) if in_window(t) else 1.0
+    return 2 * norm_sf(z * math.sqrt(t)) if in_window(t) else 1.0
 
 
 # --- B: the normal-mixture e-process ------------------------------------------------------------
@@ -143,8 +144,8 @@ def crossing_probability(log_b: float, r0: float = MIXTURE_R0) -> float:
     Phi(h) - 2 T(h, sqrt(r0)) by Owen (1956), eq. (2.1) with k = 0 (scipy.special.owens_t)."""
     z_star = _z_at(log_b, r0)
     h = z_star / math.sqrt(1 + r0)
-    below = float(stats.norm.cdf(h)) - 2 * float(special.owens_t(h, math.sqrt(r0)))
-    return min(1.0, float(stats.norm.sf(z_star)) + math.exp(-log_b) * below)
+    below = norm_cdf(h) - 2 * float(special.owens_t(h, math.sqrt(r0)))
+    return min(1.0, norm_sf(z_star) + math.exp(-log_b) * below)
 
 
 @lru_cache(maxsize=64)
