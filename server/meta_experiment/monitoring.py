@@ -12,7 +12,7 @@ recorded trial and in auto mode. Three checks, each guarded against tiny samples
   the same always-valid evidence that the mean is below the floor.
 - performance regression: the decision policy says `rollback` (the statistics issue's always-valid
   test of the primary metric and guardrails beyond `max_regression`), evaluated once the required
-  sample size is reached - never the seed's "last three trials". A full analysis costs ~6 ms, so on
+  sample size is reached - never the seed's "last three trials". A full analysis costs ~2 ms, so on
   the per-trial path it runs after every trial up to 100 recorded trials and then after every
   (n // 50)-th (`regression_due`): the always-valid test holds under any schedule of looks, and a
   regression is seen at most 2% of the trials later. Auto mode always evaluates it.
