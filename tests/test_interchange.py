@@ -383,3 +383,46 @@ def test_an_export_has_no_unknown_keys(lab: Lab, project: Path, tmp_path: Path) 
         assert result["ignored_keys"] == [] and result["warnings"] == []
     finally:
         other.close()
+
+
+def _draft(lab: Lab, experiment_id: str = "exp-draft-1") -> None:
+    import copy
+
+    doc = copy.deepcopy(SEED_DOCUMENT)
+    item = doc["experiments"][0]
+    item.update(status="draft", id=experiment_id)
+    item.pop("results")
+    item["changes"]["files"] = {PROD: {"variant": VAR}}
+    import_experiments(lab, doc)
+
+
+def test_a_draft_starts_with_the_files_as_they_are_then(lab: Lab, project: Path) -> None:
+    from meta_experiment.errors import InvalidState
+
+    _draft(lab)
+    with pytest.raises(InvalidState, match=r"Start it first \(start_experiment\)"):
+        lab.assign("exp-draft-1")
+    (project / VAR).write_text("the variant, edited after the import\n")
+    started = lab.start("exp-draft-1")
+    assert started.status == "running" and started.started_at is not None
+    a = lab.assign("exp-draft-1")
+    while a.arm != "treatment":
+        lab.record(a.trial_id, {"time_to_complete": 5.0})
+        a = lab.assign("exp-draft-1")
+    assert a.files[0].content == "the variant, edited after the import\n"  # snapshotted at the start
+    assert "started" in [ev.kind for ev in lab.events("exp-draft-1")]
+    with pytest.raises(InvalidState, match="only a draft can be started"):
+        lab.start("exp-draft-1")
+
+
+def test_a_draft_can_be_discarded_and_frees_its_files(lab: Lab) -> None:
+    from conftest import spec
+    from meta_experiment import release
+    from meta_experiment.errors import Conflict
+
+    _draft(lab)
+    with pytest.raises(Conflict, match="already under test"):
+        lab.create(**spec())
+    result = release.rollback(lab, "exp-draft-1", reason="imported by mistake")
+    assert lab.get("exp-draft-1").status == "rolled_back" and result.outcome == "stopped"
+    assert lab.create(**spec()).status == "running"

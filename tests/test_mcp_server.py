@@ -73,6 +73,7 @@ async def test_every_tool_is_described_with_schemas_and_annotations(server, mode
         tools = {t.name: t for t in (await client.list_tools()).tools}
     assert set(tools) == {
         "create_experiment",
+        "start_experiment",
         "assign",
         "record",
         "analyze",
@@ -285,6 +286,22 @@ async def test_export_and_import_round_trip(server, mode, project: Path, tmp_pat
         result = await ok(client, "import_experiments", {"document": document})
         assert result["imported"] == [e["id"]]
         assert (await ok(client, "export_experiments"))["document"] == document
+
+
+async def test_an_imported_draft_is_started_through_the_tool(server, mode) -> None:
+    async with Client(server, mode=mode) as client:
+        e = await ok(client, "create_experiment", CREATE)
+        document = (await ok(client, "export_experiments"))["document"]
+        await ok(client, "rollback", {"experiment_id": e["id"], "reason": "make room", "confirm": True})
+        item = document["experiments"][0]
+        item.update(id="exp-draft-9", status="draft")
+        item.pop("meta_experiment")
+        await ok(client, "import_experiments", {"document": document})
+        await refused(client, "assign", {"experiment_id": "exp-draft-9"}, says="start it first (start_experiment)")
+        started = await ok(client, "start_experiment", {"experiment_id": "exp-draft-9"})
+        assert started["status"] == "running"
+        assert (await ok(client, "assign", {"experiment_id": "exp-draft-9"}))["trial_id"]
+        await refused(client, "start_experiment", {"experiment_id": "exp-draft-9"}, says="only a draft")
 
 
 async def test_resources_list_read_and_errors(server, mode) -> None:

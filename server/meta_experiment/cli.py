@@ -71,6 +71,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_start(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    try:
+        experiment = lab.start(args.experiment_id)
+        print(f"Started {experiment.id} ({experiment.name}); {experiment.sample_size_required} trials required.")
+    finally:
+        lab.close()
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .interchange import export_experiments, write_document
 
@@ -225,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = add("analyze", cmd_analyze, "Print the analysis report of one experiment.")
     analyze.add_argument("experiment_id")
     analyze.add_argument("--json", action="store_true", help="Structured output instead of markdown.")
+    start = add("start", cmd_start, "Start a draft (an experiment imported with status draft).")
+    start.add_argument("experiment_id")
     export = add("export", cmd_export, "Export experiments in the seed's experiments.json format.")
     export.add_argument("ids", nargs="*", help="Experiment ids (default: all).")
     export.add_argument("--out", help="Project-relative file to write (default: stdout).")
@@ -237,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--reason", help="Why (required with --force; recorded in the event log and the commit).")
     promote.add_argument("--dry-run", action="store_true", help="Print the diff; change nothing.")
     promote.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
-    rollback = add("rollback", cmd_rollback, "Stop a running experiment, or restore a promoted one's backup.")
+    rollback = add(
+        "rollback", cmd_rollback, "Stop a running experiment or discard a draft, or restore a promoted one's backup."
+    )
     rollback.add_argument("experiment_id")
     rollback.add_argument("--reason", required=True, help="Why (recorded in the event log and the commit).")
     rollback.add_argument("--dry-run", action="store_true", help="Print the diff; change nothing.")

@@ -272,6 +272,36 @@ class Lab:
         self._changed(experiment_id)
         return self.get(experiment_id)
 
+    def start(self, experiment_id: str) -> Experiment:
+        """Start a draft (an experiment imported with status `draft`): snapshot its files as they are
+        now, as `create` does, and open it for trials. Its definition stays as imported."""
+        experiment = self.get(experiment_id)
+        if experiment.status != "draft":
+            raise InvalidState(
+                f"Experiment {experiment_id} is {experiment.status}; only a draft can be started "
+                + ("(it already runs: assign trials to it)." if experiment.status == "running" else "(it has ended).")
+            )
+        snapshots = self._snapshot_files({f.production: f.variant for f in experiment.files})
+        now = self.clock()
+        with self.store.transaction():
+            row = self.store.experiment_row(experiment_id)
+            if row is None or row["status"] != "draft":  # another process started it
+                raise InvalidState(f"Experiment {experiment_id} was started meanwhile; assign trials to it.")
+            for production, _, control, treatment in snapshots:
+                self.store.set_file_snapshot(
+                    experiment_id, production, self.store.put_blob(control), self.store.put_blob(treatment)
+                )
+            self.store.update_experiment(experiment_id, status="running", started_at=now)
+            self.store.add_event(
+                experiment_id,
+                "started",
+                "Started: the files under test were snapshotted as they are now",
+                actor=self.actor,
+                data={"identical_files": [p for p, _, c, t in snapshots if c == t]},
+            )
+        self._changed(experiment_id)
+        return self.get(experiment_id)
+
     def _snapshot_files(self, files: dict[str, str]) -> list[tuple[str, str, bytes, bytes]]:
         out = []
         seen: set[str] = set()
@@ -334,7 +364,7 @@ class Lab:
                 + (
                     "Create a new experiment to test another change."
                     if experiment.status in TERMINAL_STATUSES
-                    else "Start it first."
+                    else "Start it first (start_experiment), or discard it with rollback."
                 )
             )
         return experiment

@@ -246,6 +246,17 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
             f"required. Next: call assign with experiment_id {experiment.id} for each run.",
         )
 
+    @server.tool(annotations=tool_annotations("Start a draft"))
+    async def start_experiment(experiment_id: ExperimentId, ctx: Context) -> Annotated[CallToolResult, Experiment]:
+        """Start a draft (an experiment imported with status draft): snapshot its files as they are
+        now and open it for trials. Experiments made with create_experiment start at once."""
+        experiment = await run_lab(ctx, lambda lab: lab.start(experiment_id))
+        return tool_result(
+            experiment,
+            f"Started {experiment.id} ({experiment.name}); {experiment.sample_size_required} trials required. "
+            f"Next: call assign with experiment_id {experiment.id} for each run.",
+        )
+
     @server.tool(annotations=tool_annotations("Assign a trial"))
     async def assign(
         experiment_id: ExperimentId,

@@ -160,14 +160,14 @@ def _journaled(
 def rollback(
     lab: Lab, experiment_id: str, *, reason: str | None, dry_run: bool = False, auto: bool = False
 ) -> DeployResult:
-    """Stop a running experiment (production untouched), or restore the pre-experiment content of
-    a promoted one. The reason is required and recorded."""
+    """Stop a running experiment or discard a draft (production untouched), or restore the
+    pre-experiment content of a promoted one. The reason is required and recorded."""
     reason = _reason(reason)
     if not reason:
         raise InvalidInput("A rollback needs a reason (recorded in the event log and the commit message).")
     experiment = lab.get(experiment_id)
-    _require(experiment, ("running", "promoted"), "rolled back")
-    if experiment.status == "running":
+    _require(experiment, ("draft", "running", "promoted"), "rolled back")
+    if experiment.status in ("draft", "running"):
         if dry_run:
             return _result(lab, experiment, "rollback", "dry_run", [], "", [], reason=reason)
         return _stop(lab, experiment_id, "rolled_back", reason, auto=auto)
@@ -194,7 +194,7 @@ def _stop(lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bo
     how = "auto" if auto else "manual"
     with deploy.deploy_lock(lab.state_dir), lab.store.transaction():
         experiment = lab.get(experiment_id)
-        _require(experiment, ("running",), "stopped")
+        _require(experiment, ("draft", "running") if to_status == "rolled_back" else ("running",), "stopped")
         label = "Expired" if to_status == "expired" else f"Rolled back ({how})"
         lab.store.update_experiment(
             experiment_id, status=to_status, status_reason=f"{label}: {reason}", ended_at=lab.clock()

@@ -335,6 +335,15 @@ class Store:
                 "SELECT * FROM experiment_files WHERE experiment_id = ? ORDER BY production", (experiment_id,)
             ).fetchall()
 
+    def set_file_snapshot(self, experiment_id: str, production: str, control: str, treatment: str) -> None:
+        """The control and treatment contents (blob hashes) of a file under test, taken anew."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE experiment_files SET control_sha256 = ?, treatment_sha256 = ?"
+                " WHERE experiment_id = ? AND production = ?",
+                (control, treatment, experiment_id, production),
+            )
+
     def set_file_backup(self, experiment_id: str, production: str, backup: str | None) -> None:
         with self.transaction() as db:
             db.execute(
