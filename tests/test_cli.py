@@ -58,6 +58,20 @@ def test_export_import_and_settings(project: Path, experiment_id: str, tmp_path:
     assert out["defaults"]["sample_size_required"] == 25 and out["monitoring"]["min_failures"] == 4
 
 
+def test_start_a_draft(project: Path, experiment_id: str) -> None:
+    run(project, "export", "--out", "exported.json")
+    document = json.loads((project / "exported.json").read_text())
+    run(project, "rollback", experiment_id, "--reason", "make room", "--yes")
+    item = document["experiments"][0]
+    item.update(id="exp-draft-2", status="draft")
+    item.pop("meta_experiment")
+    (project / "draft.json").write_text(json.dumps(document))
+    run(project, "import", str(project / "draft.json"))
+    assert "Started exp-draft-2" in run(project, "start", "exp-draft-2").stdout
+    again = run(project, "start", "exp-draft-2", check=False)
+    assert again.returncode == 2 and "only a draft can be started" in again.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
