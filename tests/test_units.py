@@ -583,3 +583,19 @@ def test_the_floor_alert_counts_units(lab: Lab) -> None:
     settings = monitoring.monitoring_settings(lab)
     assert monitoring.floor_finding("user_satisfaction", False, running, 0.5, settings) is not None
     assert not any("below its floor" in m for m in monitoring_alerts(lab, e.id))
+
+
+def test_the_export_reports_the_cluster_robust_p_value(lab: Lab) -> None:
+    from meta_experiment.interchange import export_experiments
+
+    rng = np.random.default_rng(50)
+    e = lab.create(**spec(auto_rollback=False))
+    units = _units_split(rng, e.id, 6, 6)
+    level = {u: rng.normal(0, 8) for u in units}
+    for i in range(60):
+        unit = units[int(rng.integers(len(units)))] if i % 5 else None
+        value = 40 + (level[unit] if unit else 0) + rng.normal(0, 2)
+        lab.record(lab.assign(e.id, unit=unit).trial_id, {"time_to_complete": float(value), "issues_caught": 1})
+    welch = lab.analyze(e.id).primary.welch
+    results = export_experiments(lab, [e.id])["experiments"][0]["results"]
+    assert results["p_value"] == pytest.approx(welch.p_value, rel=1e-9)

@@ -29,14 +29,17 @@ _LOWER_IS_BETTER_HINT = re.compile(r"time|duration|latency|cost|error|fail|false
 def _results(primary: MetricSpec, trials: list[dict[str, Any]], status: str) -> dict[str, Any]:
     """The seed's `results` block from the trials themselves. fsum-based summaries are independent of
     recording order, so a re-import reproduces them exactly; the p-value is the fixed-horizon Welch
-    p the seed reports (decisions use the always-valid test: see analyze)."""
+    p the seed reports (decisions use the always-valid test: see analyze), cluster-robust by unit
+    when a unit repeats, as the analysis computes it."""
     from .stats import continuous
 
     groups: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    units: dict[str, list[str | None]] = {arm: [] for arm in ARMS}
     for t in trials:
         if t["status"] == "recorded" and primary.name in t["metrics"]:
             groups[t["arm"]].append(t["metrics"][primary.name])
-    control, treatment = Summary.of(groups["control"]), Summary.of(groups["treatment"])
+            units[t["arm"]].append(t.get("unit"))
+    control, treatment = (Summary.of_units(groups[arm], units[arm]) for arm in ARMS)
     test = continuous.t_test(control, treatment, "welch")
     p_value = None if test is None else test[2]
     improvement = None

@@ -83,6 +83,24 @@ class Summary:
         return self.mean * self.n
 
     @classmethod
+    def of_units(cls, values, units) -> Summary:  # type: ignore[no-untyped-def]
+        """From values and the unit of each (None: a trial of its own), clustered by unit when a
+        unit repeats (two-pass, fsum; for exports and tests)."""
+        s = cls.of(values)
+        clusters: dict[object, list[float]] = {}
+        for i, (value, unit) in enumerate(zip(values, units, strict=True)):
+            clusters.setdefault(("trial", i) if unit is None else unit, []).append(float(value))
+        if len(clusters) >= s.n:
+            return s
+        residuals = [(math.fsum(v) - s.mean * len(v), len(v)) for v in clusters.values()]
+        return s.clustered(
+            len(clusters),
+            math.fsum(r * r for r, _ in residuals),
+            math.fsum(r * n for r, n in residuals),
+            float(sum(n * n for _, n in residuals)),
+        )
+
+    @classmethod
     def of(cls, values) -> Summary:  # type: ignore[no-untyped-def]
         """From a sequence of floats (two-pass, exact enough for tests and simulations)."""
         xs = [float(v) for v in values]
