@@ -7,7 +7,9 @@ Error rate: both arms fail with the same probability (no problem), trials assign
 blocks of two, the alert checked after every trial up to 7x the required size (as long as auto
 mode plans for; the e-process's guarantee has no end). "Fisher 0.05" is the rule before: a
 one-sided Fisher exact p <= 0.05 at each check (same ratio and sample guards). Floor: the
-treatment's mean sits exactly at the floor (the worst case of "not below it"). The detection table
+treatment's mean sits exactly at the floor (the worst case of "not below it"). With sticky units
+(trials of one unit correlated) both alerts are checked as monitoring.check raises them, with the
+design effects of the units, and counted as independent trials for comparison. The detection table
 gives the trials per arm at which the alert fires when the expected counts arrive.
 """
 
@@ -26,12 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 from meta_experiment import monitoring
 from meta_experiment.settings import MonitoringSettings
 from meta_experiment.stats.binary import wilson
+from meta_experiment.stats.summary import Summary
 from meta_experiment.store import RunningStats
 
 SETTINGS = MonitoringSettings()
 REQUIRED = (10, 20, 100)
 FAILURE_RATES = (0.02, 0.05, 0.1, 0.2, 0.5)
 HORIZON = 7
+NEW_UNIT_SHARE = 0.3
 
 
 def fmt(count: int, sims: int) -> str:
@@ -99,6 +103,104 @@ def floor(binary: bool, n_required: int, sims: int, rng: np.random.Generator) ->
     return hits
 
 
+def _unit_summary(successes: dict[int, list[int]]) -> Summary:
+    """The arm's Summary of its 0/1 values clustered by unit ({unit: [n, successes]})."""
+    counts = np.array(list(successes.values()), dtype=float)
+    n_c, s_c = counts[:, 0], counts[:, 1]
+    n, x = int(n_c.sum()), float(s_c.sum())
+    p = x / n
+    base = Summary(n, p, p * (1 - p) * n / (n - 1) if n > 1 else 0.0)
+    residual = s_c - p * n_c
+    return base.clustered(len(n_c), float(residual @ residual), float(residual @ n_c), float(n_c @ n_c))
+
+
+def error_rate_units(q: float, icc: float, n_required: int, sims: int, rng: np.random.Generator) -> tuple[int, int]:
+    """(experiments the alert fired on, as monitoring.check does with units; the same counted as
+    independent trials) among A/A runs with sticky units: each trial from a new unit with
+    probability NEW_UNIT_SHARE, each unit failing with its own probability, Beta with mean q and
+    intra-unit correlation icc."""
+    from meta_experiment.stats.summary import rate_design_effects
+
+    a = q * (1 / icc - 1)
+    b = (1 - q) * (1 / icc - 1)
+    n = HORIZON * n_required
+    robust = naive = 0
+    for _ in range(sims):
+        units: list[tuple[int, float]] = []  # (arm, failure probability)
+        per_arm: list[dict[int, list[int]]] = [{}, {}]
+        c_n = c_f = t_n = t_f = 0
+        hit_robust = hit_naive = False
+        for _ in range(n):
+            if not units or rng.random() < NEW_UNIT_SHARE:
+                units.append((int(rng.integers(2)), float(rng.beta(a, b))))
+                unit = len(units) - 1
+            else:
+                unit = int(rng.integers(len(units)))
+            arm, p_fail = units[unit]
+            failed = rng.random() < p_fail
+            acc = per_arm[arm].setdefault(unit, [0, 0])
+            acc[0], acc[1] = acc[0] + 1, acc[1] + int(not failed)
+            if arm:
+                t_n, t_f = t_n + 1, t_f + int(failed)
+            else:
+                c_n, c_f = c_n + 1, c_f + int(failed)
+            if not _alert_rule(c_n, c_f, t_n, t_f):
+                continue
+            hit_naive = True
+            c, t = _unit_summary(per_arm[0]), _unit_summary(per_arm[1])
+            if 0 < c.clusters < 2 or 0 < t.clusters < 2:
+                continue
+            counts = {
+                "control": {"recorded": c_n, "successes": c_n - c_f},
+                "treatment": {"recorded": t_n, "successes": t_n - t_f},
+            }
+            found = monitoring.error_rate_finding(counts, SETTINGS, design_effects=rate_design_effects(c, t))
+            if found is not None:
+                hit_robust = True
+                break
+        robust, naive = robust + hit_robust, naive + hit_naive
+    return robust, naive
+
+
+def floor_units(icc: float, n_required: int, sims: int, rng: np.random.Generator) -> tuple[int, int]:
+    """(experiments whose floor alert fired as monitoring.check raises it with units, and counting
+    the trials as independent): the treatment's values normal with mean exactly at the floor 0.5
+    and sd 0.2, icc of the variance between units, units arriving as in error_rate_units."""
+    from meta_experiment.analysis import summary_of
+    from meta_experiment.store import ClusterSums
+
+    n = HORIZON * n_required // 2
+    robust = naive = 0
+    for _ in range(sims):
+        levels: list[float] = []
+        sums: dict[int, list[float]] = {}  # unit -> [n, shifted sum]
+        running = RunningStats(0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        repeats, a, b, d = 0, 0.0, 0.0, 0.0
+        hit_robust = hit_naive = False
+        for _ in range(n):
+            if not levels or rng.random() < NEW_UNIT_SHARE:
+                levels.append(float(rng.normal(0, 0.2 * np.sqrt(icc))))
+                unit = len(levels) - 1
+            else:
+                unit = int(rng.integers(len(levels)))
+            value = 0.5 + levels[unit] + float(rng.normal(0, 0.2 * np.sqrt(1 - icc)))
+            running = running.add(value)
+            y = value - running.shift
+            acc = sums.setdefault(unit, [0, 0.0])
+            dr, da, db, dd = ClusterSums.increment(int(acc[0]), acc[1], y)  # as the store keeps them
+            repeats, a, b, d = repeats + dr, a + da, b + db, d + dd
+            acc[0], acc[1] = acc[0] + 1, acc[1] + y
+            if monitoring.floor_finding("satisfaction", False, running, 0.5, SETTINGS) is None:
+                continue
+            hit_naive = True
+            clustered = summary_of(running, ClusterSums(repeats, a, b, d)) if repeats else None
+            if monitoring.floor_finding("satisfaction", False, running, 0.5, SETTINGS, clustered=clustered):
+                hit_robust = True
+                break
+        robust, naive = robust + hit_robust, naive + hit_naive
+    return robust, naive
+
+
 def detection(q_control: float, q_treatment: float) -> int | None:
     """Trials per arm at which the alert fires when each arm's failures arrive at their rates."""
     for k in range(SETTINGS.min_trials_per_arm, 5000):
@@ -138,6 +240,31 @@ def main() -> None:
             worst = max(worst, hits / args.sims)
             kind = "yes/no" if binary else "normal"
             print(f"| {kind} | {n_required} | {HORIZON * n_required // 2} | {fmt(hits, args.sims)} |", flush=True)
+    print(
+        f"\nError-rate alert with sticky units (a new unit with probability {NEW_UNIT_SHARE}, else an earlier one; "
+        "each unit fails with its own probability, Beta with the failure rate as mean and the given intra-unit "
+        "correlation), as monitoring.check raises it, and counting the trials as independent.\n"
+    )
+    print("| failure rate | icc | required | alert fired (units) | counted as independent |")
+    print("|---|---|---|---|---|")
+    for q in (0.1, 0.2):
+        for icc in (0.1, 0.3):
+            for n_required in (20, 100):
+                rng = np.random.default_rng([args.seed, int(q * 1000), int(icc * 100), n_required, 11])
+                robust, naive = error_rate_units(q, icc, n_required, args.sims, rng)
+                worst = max(worst, robust / args.sims)
+                cells = f"{fmt(robust, args.sims)} | {fmt(naive, args.sims)}"
+                print(f"| {q:.0%} | {icc:g} | {n_required} | {cells} |", flush=True)
+    print("\nFloor alert with sticky units: the treatment's mean exactly at the floor 0.5 (normal, sd 0.2).\n")
+    print("| icc | required | treatment trials | alert fired (units) | counted as independent |")
+    print("|---|---|---|---|---|")
+    for icc in (0.1, 0.3):
+        for n_required in (20, 100):
+            rng = np.random.default_rng([args.seed, int(icc * 100), n_required, 13])
+            robust, naive = floor_units(icc, n_required, args.sims, rng)
+            worst = max(worst, robust / args.sims)
+            trials = HORIZON * n_required // 2
+            print(f"| {icc:g} | {n_required} | {trials} | {fmt(robust, args.sims)} | {fmt(naive, args.sims)} |")
     print("\nDetection: trials per arm until the error-rate alert fires (the expected counts each trial).\n")
     print("| control failure rate | treatment failure rate | trials per arm |")
     print("|---|---|---|")
