@@ -182,7 +182,7 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
         dry_run: DryRun = False,
         confirm: Confirm = False,
     ) -> Annotated[CallToolResult, DeployResult]:
-        """Stop a running experiment (production was never touched), or restore the backup of a
+        """Stop a running experiment or discard a draft (production was never touched), or restore the backup of a
         promoted one atomically, after checking production still holds the promoted content (else
         a conflict with the diff), and commit it. Asks the person to confirm."""
         return await _guarded(
