@@ -287,6 +287,27 @@ def test_cluster_sums_kept_by_record_match_a_brute_force_computation(lab: Lab) -
     assert lab.store.cluster_sums(e.id)  # units did repeat
 
 
+def _unit_level_run(
+    lab: Lab,
+    experiment_id: str,
+    rng: np.random.Generator,
+    split: tuple[int, int],
+    trials: int,
+    noise_sd: float = 2.0,
+    unitless_every: int = 0,
+) -> None:
+    """Units (split: control, treatment) each with its own level of time_to_complete (sd 8) plus
+    per-trial noise: strongly clustered trials; every `unitless_every`-th trial has no unit."""
+    units = _units_split(rng, experiment_id, *split)
+    level = {u: rng.normal(0, 8) for u in units}
+    for i in range(trials):
+        unit = None if unitless_every and i % unitless_every == 0 else units[int(rng.integers(len(units)))]
+        value = 40 + (level[unit] if unit else 0) + rng.normal(0, noise_sd)
+        lab.record(
+            lab.assign(experiment_id, unit=unit).trial_id, {"time_to_complete": float(value), "issues_caught": 1}
+        )
+
+
 def test_analysis_uses_cluster_robust_variances_as_statsmodels_computes_them(lab: Lab) -> None:
     """Each arm's variance of the mean is the sandwich estimate of an intercept-only regression
     clustered by unit (statsmodels OLS, cov_type='cluster', CR1 correction), Welch's df use
@@ -296,12 +317,7 @@ def test_analysis_uses_cluster_robust_variances_as_statsmodels_computes_them(lab
 
     rng = np.random.default_rng(8)
     e = lab.create(**spec(sample_size_required=20, auto_rollback=False))
-    units = _units_split(rng, e.id, 9, 8)
-    level = {u: rng.normal(0, 8) for u in units}
-    for _ in range(160):
-        unit = units[int(rng.integers(len(units)))]
-        a = lab.assign(e.id, unit=unit)
-        lab.record(a.trial_id, {"time_to_complete": float(40 + level[unit] + rng.normal(0, 3)), "issues_caught": 1})
+    _unit_level_run(lab, e.id, rng, (9, 8), 160, noise_sd=3.0)
     result = lab.analyze(e.id)
 
     rows = [r for r in lab.store.trial_rows(e.id) if r["status"] == "recorded"]
@@ -449,21 +465,10 @@ def test_the_cluster_migration_backfills_the_sums_of_earlier_trials(
         new.close()
 
 
-def test_the_log_prefix_of_the_migration_is_the_one_record_uses() -> None:
-    from meta_experiment import measurements, schema
-
-    assert schema.LOG_PREFIX == measurements.LOG_PREFIX
-
-
 def test_the_report_shows_units_and_which_tests_account_for_them(lab: Lab) -> None:
     rng = np.random.default_rng(21)
     e = lab.create(**spec(auto_rollback=False))
-    units = _units_split(rng, e.id, 5, 5)
-    level = {u: rng.normal(0, 8) for u in units}
-    for _ in range(60):
-        unit = units[int(rng.integers(len(units)))]
-        a = lab.assign(e.id, unit=unit)
-        lab.record(a.trial_id, {"time_to_complete": float(40 + level[unit] + rng.normal(0, 2)), "issues_caught": 1})
+    _unit_level_run(lab, e.id, rng, (5, 5), 60)
     result = lab.analyze(e.id, rank_tests=True)
     from meta_experiment.stats.report import render_analysis
 
@@ -480,13 +485,7 @@ def test_the_chart_ends_where_the_cluster_robust_analysis_is(lab: Lab) -> None:
 
     rng = np.random.default_rng(34)
     e = lab.create(**spec(auto_rollback=False))
-    units = _units_split(rng, e.id, 6, 6)
-    level = {u: rng.normal(0, 8) for u in units}
-    for i in range(70):
-        unit = units[int(rng.integers(len(units)))] if i % 7 else None  # some trials without a unit
-        a = lab.assign(e.id, unit=unit)
-        value = 40 + (level[unit] if unit else 0) + rng.normal(0, 2)
-        lab.record(a.trial_id, {"time_to_complete": float(value), "issues_caught": 1})
+    _unit_level_run(lab, e.id, rng, (6, 6), 70, unitless_every=7)  # some trials without a unit
     result = lab.analyze(e.id)
     series = lab.store.raw_series(e.id, "time_to_complete")
     args = (
@@ -590,12 +589,7 @@ def test_the_export_reports_the_cluster_robust_p_value(lab: Lab) -> None:
 
     rng = np.random.default_rng(50)
     e = lab.create(**spec(auto_rollback=False))
-    units = _units_split(rng, e.id, 6, 6)
-    level = {u: rng.normal(0, 8) for u in units}
-    for i in range(60):
-        unit = units[int(rng.integers(len(units)))] if i % 5 else None
-        value = 40 + (level[unit] if unit else 0) + rng.normal(0, 2)
-        lab.record(lab.assign(e.id, unit=unit).trial_id, {"time_to_complete": float(value), "issues_caught": 1})
+    _unit_level_run(lab, e.id, rng, (6, 6), 60, unitless_every=5)
     welch = lab.analyze(e.id).primary.welch
     results = export_experiments(lab, [e.id])["experiments"][0]["results"]
     assert results["p_value"] == pytest.approx(welch.p_value, rel=1e-9)

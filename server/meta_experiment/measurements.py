@@ -11,8 +11,7 @@ from typing import Any
 
 from .errors import InvalidInput
 from .models import DURATION_UNITS, MetricSpec
-
-LOG_PREFIX = "log:"  # running statistics of log(value) for log-scale metrics (':' is not in metric names)
+from .schema import LOG_PREFIX  # one definition: the migrations backfill these statistics too
 
 
 @dataclass(frozen=True)

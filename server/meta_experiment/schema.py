@@ -223,7 +223,9 @@ def _migration_unit_counts(db: sqlite3.Connection) -> None:
     )
 
 
-LOG_PREFIX = "log:"  # the running statistics of log(value) of a log-scale metric (measurements.LOG_PREFIX)
+# The running statistics of log(value) of a log-scale metric are kept under this prefix (':' is not
+# in metric names); measurements.derived_values writes them.
+LOG_PREFIX = "log:"
 
 
 def _migration_unit_clusters(db: sqlite3.Connection) -> None:
