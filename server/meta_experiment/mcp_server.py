@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import difflib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -19,11 +19,13 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import (
     CallToolResult,
+    Icon,
     ImageContent,
+    ToolAnnotations,
 )
 from pydantic import BaseModel, Field, ValidationError
 
-from . import __version__, interchange, report
+from . import __version__, interchange, report, tool_schemas
 from .errors import StoreError, validation_message
 from .lifecycle import Lab
 from .mcp_common import (
@@ -135,6 +137,32 @@ class _Server(MCPServer):
     (the SDK drops them silently) before anything runs."""
 
     _schemas: dict[str, dict[str, Any]] | None = None
+    cached_schemas = True  # register tools from tool_schemas.json when it is current
+
+    def add_tool(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        annotations: ToolAnnotations | None = None,
+        icons: list[Icon] | None = None,
+        meta: dict[str, Any] | None = None,
+        structured_output: bool | None = None,
+    ) -> None:
+        """The SDK's add_tool, with the tool's JSON schemas read from tool_schemas.json when that
+        file was generated from this source (see that module) instead of derived again."""
+        fields: dict[str, Any] = {"title": title, "annotations": annotations, "icons": icons, "meta": meta}
+        name = name or fn.__name__
+        entry = tool_schemas.shipped().get(name) if self.cached_schemas else None
+        tools = self._tool_manager._tools
+        tool = None
+        if entry is not None and structured_output is None and name not in tools:
+            tool = tool_schemas.tool_from_cache(fn, name, entry, description=description, **fields)
+        if tool is None:
+            super().add_tool(fn, name, description=description, structured_output=structured_output, **fields)
+        else:
+            tools[name] = tool
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         if self._schemas is None or name not in self._schemas:  # built once; again for a tool added later
@@ -155,9 +183,12 @@ class _Server(MCPServer):
             raise
 
 
-def build_server(project_root: Path | None = None, state_dir: Path | None = None) -> MCPServer:
+def build_server(
+    project_root: Path | None = None, state_dir: Path | None = None, *, cached_schemas: bool = True
+) -> MCPServer:
     """A server whose lifespan opens the project's state (a fresh one per server: tests use temp
-    folders). With no arguments the project is found from the environment (DESIGN.md, "State")."""
+    folders). With no arguments the project is found from the environment (DESIGN.md, "State").
+    `cached_schemas=False` derives every tool's JSON schemas instead of reading tool_schemas.json."""
 
     bus = QuietBus()
     box: dict[str, AppState] = {}  # static resources get no Context: they read the state here
@@ -178,9 +209,10 @@ def build_server(project_root: Path | None = None, state_dir: Path | None = None
             if isinstance(opened, Lab):
                 opened.close()
 
-    server: MCPServer = _Server(
+    server = _Server(
         "meta-experiment", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, subscriptions=bus
     )
+    server.cached_schemas = cached_schemas
     register_subscriptions(server)
 
     # -- tools -----------------------------------------------------------------------------------
