@@ -7,7 +7,8 @@ Error rate: both arms fail with the same probability (no problem), trials assign
 blocks of two, the alert checked after every trial up to 7x the required size (as long as auto
 mode plans for; the e-process's guarantee has no end). "Fisher 0.05" is the rule before: a
 one-sided Fisher exact p <= 0.05 at each check (same ratio and sample guards). Floor: the
-treatment's mean sits exactly at the floor (the worst case of "not below it"). With sticky units
+treatment's mean sits exactly at the floor (the worst case of "not below it"), and for detection
+0.1 below it. With sticky units
 (trials of one unit correlated) both alerts are checked as monitoring.check raises them, with the
 design effects of the units, and counted as independent trials for comparison. The detection table
 gives the trials per arm at which the alert fires when the expected counts arrive.
@@ -162,43 +163,54 @@ def error_rate_units(q: float, icc: float, n_required: int, sims: int, rng: np.r
     return robust, naive
 
 
-def floor_units(icc: float, n_required: int, sims: int, rng: np.random.Generator) -> tuple[int, int]:
-    """(experiments whose floor alert fired as monitoring.check raises it with units, and counting
-    the trials as independent): the treatment's values normal with mean exactly at the floor 0.5
-    and sd 0.2, icc of the variance between units, units arriving as in error_rate_units."""
+def floor_units(
+    icc: float, n_required: int, sims: int, rng: np.random.Generator, *, binary: bool = False, shift: float = 0.0
+) -> tuple[int, int, list[int]]:
+    """(experiments whose floor alert fired as monitoring.check raises it with units, the same
+    counting the trials as independent, the treatment trials at which each alert with units fired)
+    over treatments whose mean sits `shift` below the floor 0.5. Normal values with sd 0.2, icc of
+    the variance between units; or yes/no values, each unit with its own rate, Beta with mean
+    0.5 - shift and intra-unit correlation icc. Units arrive as in error_rate_units."""
     from meta_experiment.analysis import summary_of
     from meta_experiment.store import ClusterSums
 
+    mean = 0.5 - shift
+    a, b = mean * (1 / icc - 1), (1 - mean) * (1 / icc - 1)
     n = HORIZON * n_required // 2
     robust = naive = 0
+    fired_at: list[int] = []
     for _ in range(sims):
-        levels: list[float] = []
+        levels: list[float] = []  # a unit's shift (normal) or its rate (yes/no)
         sums: dict[int, list[float]] = {}  # unit -> [n, shifted sum]
         running = RunningStats(0, 0.0, 0.0, 0.0, 0.0, 0.0)
-        repeats, a, b, d = 0, 0.0, 0.0, 0.0
+        repeats, sa, sb, sd = 0, 0.0, 0.0, 0.0
         hit_robust = hit_naive = False
-        for _ in range(n):
+        for trial in range(1, n + 1):
             if not levels or rng.random() < NEW_UNIT_SHARE:
-                levels.append(float(rng.normal(0, 0.2 * np.sqrt(icc))))
+                levels.append(float(rng.beta(a, b)) if binary else float(rng.normal(0, 0.2 * np.sqrt(icc))))
                 unit = len(levels) - 1
             else:
                 unit = int(rng.integers(len(levels)))
-            value = 0.5 + levels[unit] + float(rng.normal(0, 0.2 * np.sqrt(1 - icc)))
+            if binary:
+                value = float(rng.random() < levels[unit])
+            else:
+                value = mean + levels[unit] + float(rng.normal(0, 0.2 * np.sqrt(1 - icc)))
             running = running.add(value)
             y = value - running.shift
             acc = sums.setdefault(unit, [0, 0.0])
             dr, da, db, dd = ClusterSums.increment(int(acc[0]), acc[1], y)  # as the store keeps them
-            repeats, a, b, d = repeats + dr, a + da, b + db, d + dd
+            repeats, sa, sb, sd = repeats + dr, sa + da, sb + db, sd + dd
             acc[0], acc[1] = acc[0] + 1, acc[1] + y
-            if monitoring.floor_finding("satisfaction", False, running, 0.5, SETTINGS) is None:
+            if monitoring.floor_finding("satisfaction", binary, running, 0.5, SETTINGS) is None:
                 continue
             hit_naive = True
-            clustered = summary_of(running, ClusterSums(repeats, a, b, d)) if repeats else None
-            if monitoring.floor_finding("satisfaction", False, running, 0.5, SETTINGS, clustered=clustered):
+            clustered = summary_of(running, ClusterSums(repeats, sa, sb, sd)) if repeats else None
+            if monitoring.floor_finding("satisfaction", binary, running, 0.5, SETTINGS, clustered=clustered):
                 hit_robust = True
+                fired_at.append(trial)
                 break
         robust, naive = robust + hit_robust, naive + hit_naive
-    return robust, naive
+    return robust, naive, fired_at
 
 
 def detection(q_control: float, q_treatment: float) -> int | None:
@@ -255,16 +267,32 @@ def main() -> None:
                 worst = max(worst, robust / args.sims)
                 cells = f"{fmt(robust, args.sims)} | {fmt(naive, args.sims)}"
                 print(f"| {q:.0%} | {icc:g} | {n_required} | {cells} |", flush=True)
-    print("\nFloor alert with sticky units: the treatment's mean exactly at the floor 0.5 (normal, sd 0.2).\n")
-    print("| icc | required | treatment trials | alert fired (units) | counted as independent |")
-    print("|---|---|---|---|---|")
-    for icc in (0.1, 0.3):
-        for n_required in (20, 100):
-            rng = np.random.default_rng([args.seed, int(icc * 100), n_required, 13])
-            robust, naive = floor_units(icc, n_required, args.sims, rng)
-            worst = max(worst, robust / args.sims)
-            trials = HORIZON * n_required // 2
-            print(f"| {icc:g} | {n_required} | {trials} | {fmt(robust, args.sims)} | {fmt(naive, args.sims)} |")
+    print(
+        "\nFloor alert with sticky units: the treatment's mean exactly at the floor 0.5 (normal, sd 0.2; yes/no: "
+        "each unit's rate Beta with mean 0.5 and the given intra-unit correlation).\n"
+    )
+    print("| metric | icc | required | treatment trials | alert fired (units) | counted as independent |")
+    print("|---|---|---|---|---|---|")
+    for binary in (False, True):
+        for icc in (0.1, 0.3):
+            for n_required in (20, 100):
+                rng = np.random.default_rng([args.seed, int(icc * 100), n_required, 15 if binary else 13])
+                robust, naive, _ = floor_units(icc, n_required, args.sims, rng, binary=binary)
+                worst = max(worst, robust / args.sims)
+                cells = f"{HORIZON * n_required // 2} | {fmt(robust, args.sims)} | {fmt(naive, args.sims)}"
+                print(f"| {'yes/no' if binary else 'normal'} | {icc:g} | {n_required} | {cells} |", flush=True)
+    print(
+        "\nFloor detection with sticky units: the treatment's mean 0.1 below the floor (normal: 0.4, sd 0.2; "
+        "yes/no: 0.4), up to 350 treatment trials.\n"
+    )
+    print("| metric | icc | alert fired | treatment trials when it fired (median, 90th percentile) |")
+    print("|---|---|---|---|")
+    for binary in (False, True):
+        for icc in (0.1, 0.3):
+            rng = np.random.default_rng([args.seed, int(icc * 100), 17 if binary else 19])
+            robust, _, fired_at = floor_units(icc, 100, args.sims, rng, binary=binary, shift=0.1)
+            when = f"{np.median(fired_at):.0f}, {np.percentile(fired_at, 90):.0f}" if fired_at else "-"
+            print(f"| {'yes/no' if binary else 'normal'} | {icc:g} | {fmt(robust, args.sims)} | {when} |", flush=True)
     print("\nDetection: trials per arm until the error-rate alert fires (the expected counts each trial).\n")
     print("| control failure rate | treatment failure rate | trials per arm |")
     print("|---|---|---|")

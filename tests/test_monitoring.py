@@ -122,6 +122,48 @@ def test_floor_rule_numbers_agree_with_scipy_and_statsmodels() -> None:
     assert monitoring.floor_finding("liked", True, running([1.0] * 12 + [0.0] * 18), 0.5, DEFAULTS) is None
 
 
+def test_the_floor_alert_with_units_of_unequal_size_uses_their_effective_number() -> None:
+    """The cluster-robust t (statsmodels OLS on a constant, cov_type='cluster') referred to Student's
+    t with n^2 / sum n_c^2 - 1 df, the effective number of units, not G - 1."""
+    import numpy as np
+    import statsmodels.api as sm
+    from scipy import stats
+
+    from meta_experiment.stats.summary import Summary
+    from meta_experiment.store import EMPTY_STATS
+
+    rng = np.random.default_rng(11)
+    sizes = [40, 25, 15, 10, 8] + [2] * 10 + [1] * 20
+    units = np.repeat(np.arange(len(sizes)), sizes)
+    x = 0.3 + rng.normal(0, 0.05, len(sizes))[units] + rng.normal(0, 0.1, len(units))
+    clustered = Summary.of_units(x, units.tolist())
+    effective = len(x) ** 2 / sum(n * n for n in sizes)
+    assert clustered.effective_groups == pytest.approx(effective, rel=1e-12)
+    assert 6 < effective < clustered.groups == len(sizes) == 35
+    assert Summary.of_units(x[:60], [i // 6 for i in range(60)]).effective_groups == pytest.approx(10)  # equal sizes
+    assert Summary.of(x).effective_groups == len(x)  # no units: every value counts
+    running = EMPTY_STATS
+    for v in x:
+        running = running.add(float(v))
+    fit = sm.OLS(x, np.ones(len(x))).fit(cov_type="cluster", cov_kwds={"groups": units})
+    assert clustered.design_effect > 1  # the units' variance shows: it is the cluster-robust one
+    t = (0.5 - x.mean()) / fit.bse[0]
+    z = stats.norm.isf(stats.t.sf(t, effective - 1))
+    found = monitoring.floor_finding("user_satisfaction", False, running, 0.5, DEFAULTS, clustered=clustered)
+    assert found is not None and found[1]["z"] == pytest.approx(z, rel=1e-6)
+    assert z < stats.norm.isf(stats.t.sf(t, len(sizes) - 1))  # fewer df than G - 1: less evidence
+    r = len(x) / clustered.design_effect / monitoring.ALERT_TRIALS
+    assert found[1]["e_value"] == pytest.approx(mixture_e(z, r), rel=1e-6)
+    # One unit that outweighs the rest (effective number under 2): nothing to say about the arm.
+    lopsided = Summary.of_units([0.1] * 30 + [0.2, 0.15], ["a"] * 30 + ["b", "c"])
+    assert lopsided.groups == 3 and lopsided.effective_groups < 2
+    low = EMPTY_STATS
+    for v in [0.1] * 30 + [0.2, 0.15]:
+        low = low.add(v)
+    assert monitoring.floor_finding("user_satisfaction", False, low, 0.5, DEFAULTS) is not None
+    assert monitoring.floor_finding("user_satisfaction", False, low, 0.5, DEFAULTS, clustered=lopsided) is None
+
+
 def test_regression_checks_are_thinned_only_past_100_trials() -> None:
     due = [n for n in range(1, 400) if monitoring.regression_due(n, 20)]
     assert due[:81] == list(range(20, 101)) and 101 not in due and 102 in due and 397 not in due

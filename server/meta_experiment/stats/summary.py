@@ -39,6 +39,18 @@ class Summary:
         return self.clusters if self.clusters else self.n
 
     @property
+    def effective_groups(self) -> float:
+        """The number of groups a test on clustered values may count on when the clusters differ in
+        size: n^2 / sum_c n_c^2 (Kish 1965's effective number of the cluster totals; equal sizes
+        give G, one dominant cluster about 1), at most G. It is the effective number of clusters G*
+        of Carter, Schnepel & Steigerwald (2017, "Asymptotic behavior of a t-test robust to cluster
+        heterogeneity") for cluster scores whose variance grows with the cluster's size; correlation
+        within clusters makes their G* smaller still. Unclustered: n."""
+        if not self.clusters or self.unit_n2 <= 0:
+            return float(self.groups)
+        return min(float(self.clusters), self.n * self.n / self.unit_n2)
+
+    @property
     def mean_variance(self) -> float:
         """The variance of the mean: variance / n, times the design effect."""
         return self.variance * self.design_effect / self.n if self.n else math.inf
