@@ -74,7 +74,16 @@ def test_a_stale_or_broken_file_is_ignored(tmp_path: Path, monkeypatch: pytest.M
         tool_schemas.shipped.cache_clear()
         assert tool_schemas.shipped() == {}
         assert _listed(build_server(tmp_path, tmp_path / ".state")) == reference
-    # The same document with the right fingerprint is used: the check above is the fingerprint's.
+    # An SDK installed without its package metadata: the versions are unknown, so the file is not used.
+    def no_metadata(name: str) -> str:
+        raise tool_schemas.metadata.PackageNotFoundError(name)
+
+    stale.write_text(json.dumps(document), encoding="utf-8")
+    with monkeypatch.context() as patched:
+        patched.setattr(tool_schemas.metadata, "version", no_metadata)
+        tool_schemas.shipped.cache_clear()
+        assert tool_schemas.shipped() == {}
+    # The same document with the right fingerprint is used: the checks above are the fingerprint's.
     stale.write_text(json.dumps(document), encoding="utf-8")
     tool_schemas.shipped.cache_clear()
     listed = {t["name"]: t for t in _listed(build_server(tmp_path, tmp_path / ".state"))}

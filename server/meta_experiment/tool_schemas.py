@@ -52,9 +52,10 @@ def shipped() -> dict[str, dict[str, Any]]:
     SDK's path)."""
     try:
         document = json.loads(SCHEMAS_FILE.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        current = fingerprint()
+    except (OSError, ValueError, metadata.PackageNotFoundError):  # no file, not JSON, an SDK without metadata
         return {}
-    if not isinstance(document, dict) or document.get("fingerprint") != fingerprint():
+    if not isinstance(document, dict) or document.get("fingerprint") != current:
         return {}
     tools = document.get("tools")
     return tools if isinstance(tools, dict) else {}
