@@ -74,6 +74,7 @@ def test_a_stale_or_broken_file_is_ignored(tmp_path: Path, monkeypatch: pytest.M
         tool_schemas.shipped.cache_clear()
         assert tool_schemas.shipped() == {}
         assert _listed(build_server(tmp_path, tmp_path / ".state")) == reference
+
     # An SDK installed without its package metadata: the versions are unknown, so the file is not used.
     def no_metadata(name: str) -> str:
         raise tool_schemas.metadata.PackageNotFoundError(name)
