@@ -83,6 +83,8 @@ def test_defaults_come_from_the_settings_file(lab: Lab) -> None:
             "distinct",
         ),
         ({"name": ""}, InvalidInput, "name"),
+        ({"name": "   "}, InvalidInput, "name is blank"),
+        ({"hypothesis": " \n "}, InvalidInput, "hypothesis is blank"),
     ],
 )
 def test_bad_create_input_is_refused_and_nothing_is_written(lab: Lab, overrides, error, message) -> None:
@@ -195,7 +197,25 @@ def test_recording_different_values_twice_is_a_conflict(lab: Lab) -> None:
         lab.record(a.trial_id, {"time_to_complete": 13.0})
     with pytest.raises(Conflict, match="success"):
         lab.record(a.trial_id, {"time_to_complete": 12.5}, success=False)
+    with pytest.raises(Conflict, match="issues_caught: not recorded, now 2.0"):  # not "recorded None"
+        lab.record(a.trial_id, {"time_to_complete": 12.5, "issues_caught": 2})
     assert snapshot(lab) == before
+
+
+def test_a_validators_sentence_reads_as_written(lab: Lab) -> None:
+    duplicate = {"secondary_metrics": [{"name": "time_to_complete", "direction": "lower_is_better"}]}
+    with pytest.raises(InvalidInput) as refused:
+        lab.create(**spec(**duplicate))
+    message = str(refused.value)
+    assert "metric names must be distinct; repeated: time_to_complete" in message
+    assert "Value error" not in message and "experiment: experiment" not in message
+
+
+def test_assign_says_a_deleted_file_is_missing(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec())
+    (project / VAR).unlink()
+    warnings = [w for _ in range(2) for w in lab.assign(e.id).warnings]
+    assert any(w.startswith(f"{VAR} is missing; use the content returned here") for w in warnings), warnings
 
 
 def test_duration_primary_defaults_to_time_since_assign(lab: Lab) -> None:

@@ -105,6 +105,27 @@ async def test_a_dry_run_never_asks_and_returns_the_diff(project: Path, ready: s
     assert (project / PROD).read_text() == COMMAND
 
 
+async def test_a_dry_run_shows_the_diff_of_a_refused_promotion_and_a_forced_one_says_so(
+    project: Path, mode: str
+) -> None:
+    lab = Lab.open(project)
+    try:
+        young = lab.create(**spec(sample_size_required=20)).id
+    finally:
+        lab.close()
+    person = Person("accept")
+    async with client(project, mode, person) as c:
+        dry = await c.call_tool("promote", {"experiment_id": young, "dry_run": True})
+        assert not dry.is_error and dry.structured_content["would_refuse"].startswith(f"{young} is not ready")
+        assert "+Review the pull request. Run the security analyst and the cleanup agent" in dry.content[0].text
+        assert person.asked == [] and (project / PROD).read_text() == COMMAND
+        forced = await c.call_tool("promote", {"experiment_id": young, "force": True, "reason": "ship"})
+        assert not forced.is_error, forced.content[0].text
+    question = person.asked[-1]
+    assert "Forced against the decision policy, which says: " in question and "Reason: ship" in question
+    assert "Diff of production:" in question and "+Review the pull request. Run the security analyst and" in question
+
+
 async def test_refusals_are_tool_errors_and_nobody_is_asked(project: Path, mode: str) -> None:
     lab = Lab.open(project)
     try:

@@ -76,6 +76,7 @@ async def test_every_tool_is_described_with_schemas_and_annotations(server, mode
         "start_experiment",
         "assign",
         "record",
+        "void_trial",
         "analyze",
         "status",
         "get_experiment",

@@ -88,6 +88,14 @@ def test_promote_needs_the_policy_or_force_with_a_reason(lab: Lab, project: Path
     before = unchanged(lab, project)
     with pytest.raises(InvalidState, match="not ready to promote.*force=true"):
         release.promote(lab, e.id)
+    # A dry run shows what a promotion would change even when the call itself would be refused.
+    preview = release.promote(lab, e.id, dry_run=True)
+    assert preview.outcome == "dry_run" and f"+{VARIANT.strip()}" in preview.diff
+    assert preview.would_refuse is not None and "not ready to promote" in preview.would_refuse
+    assert "The call itself would be refused: " in preview.summary and preview.against_policy
+    forced_preview = release.promote(lab, e.id, force=True, reason="ship", dry_run=True)
+    assert forced_preview.would_refuse is None and forced_preview.against_policy == preview.against_policy
+    assert "forced against the policy, which says: " in forced_preview.summary
     with pytest.raises(InvalidInput, match="Forcing a promotion needs a reason"):
         release.promote(lab, e.id, force=True)
     assert unchanged(lab, project) == before

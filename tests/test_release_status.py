@@ -44,7 +44,9 @@ def test_time_saved_per_month_is_worked_from_the_recorded_usage(lab: Lab) -> Non
     assert "**Deployed**: 2026-" in text and "(running in production for 6 days)" in text
     assert "**Time saved**: 90.0 hours/month (estimated)" in text
     assert "- **Total ROI**: 90.0 hours/month saved (estimated)" in text and "It assumes usage continues" in text
-    assert "- **Successful**: 1 experiment (100% success rate)" in text
+    # forced on data without variance: the policy never said promote, so it is no success
+    assert "- **Successful**: 0 experiments (0% success rate)" in text
+    assert "- **Promoted (forced)**: 1 experiment (against the policy; not counted as successes)" in text
 
 
 def test_a_burst_of_runs_counts_as_at_least_a_day(lab: Lab) -> None:

@@ -70,3 +70,35 @@ def test_server_builds_without_the_heavy_libraries(project: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], env=server_env(project), capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_running_server_imports_the_statistics_engine_in_the_background(project: Path) -> None:
+    """Not while it starts (the first requests are answered without scipy), but soon after, so the
+    first call that analyses does not pay for the import."""
+    import subprocess
+
+    code = f"""
+import sys, time, anyio
+from pathlib import Path
+from mcp import Client
+from meta_experiment import mcp_server
+
+mcp_server.WARM_UP_AFTER_S = 0.5
+
+async def main():
+    async with Client(mcp_server.build_server(Path({str(project)!r})), mode="legacy") as client:
+        await client.list_tools()
+        print("scipy.stats" in sys.modules)
+        waited = 0.0
+        engine = None  # listed in sys.modules as its import starts; complete once it defines analyze
+        while getattr(engine, "analyze", None) is None and waited < 60:
+            await anyio.sleep(0.1)
+            waited += 0.1
+            engine = sys.modules.get("meta_experiment.stats.analysis")
+        print("scipy.stats" in sys.modules, getattr(engine, "analyze", None) is not None)
+
+anyio.run(main)
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=server_env(project), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "True"]

@@ -132,7 +132,7 @@ def status(lab: Lab) -> StatusReport:
     """Every experiment with its progress and what the policy says now."""
     items = []
     for experiment in lab.experiments():
-        items.append(status_item(experiment, lab.progress(experiment), analyze(lab, experiment.id)))
+        items.append(status_item(experiment, lab.progress(experiment), analyze(lab, experiment.id), lab.project_root))
     from .release_status import release_status
 
     return status_report(items).model_copy(update={"release": release_status(lab)})

@@ -51,7 +51,8 @@ def validation_message(exc: ValidationError, what: str) -> str:
         elif err["type"] == "missing" and (tuple(err["loc"][:-1]), str(err["loc"][-1])) in meant:
             continue  # reported above as the key the misspelling meant
         else:
-            parts.append(f"{loc}: {err['msg']}")
+            message = err["msg"].removeprefix("Value error, ")  # a validator's own sentence, as written
+            parts.append(f"{loc}: {message}" if err["loc"] else message)
     return f"Invalid {what}: " + "; ".join(parts) + "."
 
 

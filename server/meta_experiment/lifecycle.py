@@ -34,6 +34,7 @@ from .models import (
     RecordResult,
     Targets,
     Trial,
+    VoidResult,
     iso,
 )
 from .outcomes import RecoveryNote
@@ -171,7 +172,8 @@ class Lab:
         row = self.store.trial_row(trial_id)
         if row is None:
             raise self._no_trial(trial_id)
-        return self._trial(row, self.store.trial_values(trial_id))
+        trial = self._trial(row, self.store.trial_values(trial_id))
+        return trial.model_copy(update={"status": "voided"}) if self.store.voided(trial_id) else trial
 
     @staticmethod
     def _no_trial(trial_id: int) -> NotFound:
@@ -396,9 +398,9 @@ class Lab:
             except OSError:
                 current = None
             if current != digest:
+                what = "is missing" if current is None else "has changed on disk since the experiment started"
                 warnings.append(
-                    f"{path} has changed on disk since the experiment started; use the content returned "
-                    "here (the snapshot under test), not the file."
+                    f"{path} {what}; use the content returned here (the snapshot under test), not the file."
                 )
         self._changed(experiment_id)
         return Assignment(
@@ -431,10 +433,7 @@ class Lab:
             if row["status"] == "recorded":
                 return self._retry(experiment, self.trial(trial_id), metrics, success)
             if row["status"] == "abandoned":
-                raise InvalidState(
-                    f"Trial {trial_id} was abandoned (never recorded before the experiment moved on); "
-                    "its result cannot be added now. Assign a new trial."
-                )
+                raise self._not_recordable(trial_id, experiment)
             self._running(experiment, "record results")
             clean = clean_metrics(experiment, metrics, elapsed=now - row["assigned_at"])
             self.store.record_trial(
@@ -462,6 +461,105 @@ class Lab:
             **progress.model_dump(),
         )
 
+    def _not_recordable(self, trial_id: int, experiment: Definition) -> InvalidState:
+        """Why an abandoned or voided trial takes no result, and what to do instead."""
+        voided = self.store.voided(trial_id)
+        next_step = (
+            "Assign a new trial for a new run."
+            if experiment.status == "running"
+            else f"Experiment {experiment.id} is {experiment.status}: it takes no more results."
+        )
+        if voided is not None:
+            replaced = f"; trial {voided['replaced_by']} holds the corrected values" if voided["replaced_by"] else ""
+            return InvalidState(f"Trial {trial_id} was voided ({voided['reason']}){replaced}. {next_step}")
+        return InvalidState(
+            f"Trial {trial_id} was abandoned (never recorded before the experiment moved on); its result cannot "
+            f"be added now. {next_step}"
+        )
+
+    # -- void ------------------------------------------------------------------------------------
+
+    def void_trial(
+        self,
+        trial_id: int,
+        reason: str,
+        metrics: Mapping[str, Any] | None = None,
+        success: bool | None = None,
+    ) -> VoidResult:
+        """Withdraw a recorded result of a running experiment (a typo, a unit mix-up, a broken run):
+        its values stop counting, stay stored for the record, and the event log keeps them with the
+        reason. With `metrics`, the corrected values of the same run are recorded in its place: a
+        trial in the same arm and unit (the run used that arm's files), which is not a new
+        assignment. The statistics are rebuilt from the recorded trials left."""
+        reason = " ".join(str(reason).split())
+        if not reason:
+            raise InvalidInput("Give a reason for voiding the trial (e.g. 'typo: 125 s recorded as 1e15').")
+        now = self.clock()
+        with self.store.transaction():
+            row = self.store.trial_row(trial_id)
+            if row is None:
+                raise self._no_trial(trial_id)
+            experiment = self.definition(row["experiment_id"])
+            if self.store.voided(trial_id) is not None or row["status"] != "recorded":
+                if self.store.voided(trial_id) is None and row["status"] == "assigned":
+                    raise InvalidState(f"Trial {trial_id} has no result yet; there is nothing to void. Record it.")
+                raise self._not_recordable(trial_id, experiment)
+            self._running(experiment, "have its results changed (an ended experiment's data is its record)")
+            clean = None if metrics is None else clean_metrics(experiment, metrics, elapsed=None)
+            old = self.store.trial_values(trial_id)
+            old_success = bool(row["success"])
+
+            def derive(values: dict[str, float]) -> dict[str, float]:
+                return derived_values(experiment.metrics, values)
+
+            self.store.void_trial(trial_id, now, reason, derive)
+            replacement = None
+            new_success = old_success if success is None else bool(success)
+            if clean is not None:
+                replacement = self.store.insert_trial(
+                    experiment.id,
+                    row["arm"],
+                    unit=row["unit"],
+                    source=row["source"],
+                    assigned_at=row["assigned_at"],
+                    new_assignment=False,
+                )
+                self.store.record_trial(replacement, experiment.id, row["arm"], clean, new_success, now, derive(clean))
+                self.store.set_replacement(trial_id, replacement)
+            message = f"Trial {trial_id} ({row['arm']}) voided: {reason}" + (
+                f"; corrected values recorded as trial {replacement}" if replacement is not None else ""
+            )
+            self.event(
+                experiment.id,
+                "trial_voided",
+                message,
+                trial_id=trial_id,
+                arm=row["arm"],
+                unit=row["unit"],
+                reason=reason,
+                voided_metrics=old,
+                voided_success=old_success,
+                replacement_trial_id=replacement,
+                replacement_metrics=clean,
+            )
+            counts = self.store.arm_counts(experiment.id)
+            progress = self.progress(experiment, counts)
+            raised = monitoring.check(self, experiment.id, metrics=experiment.metrics)
+        self._changed(experiment.id)
+        return VoidResult(
+            trial_id=trial_id,
+            experiment_id=experiment.id,
+            arm=row["arm"],
+            reason=reason,
+            voided_metrics=old,
+            voided_success=old_success,
+            replacement_trial_id=replacement,
+            replacement_metrics=clean,
+            replacement_success=new_success if replacement is not None else None,
+            alerts=monitoring.after_trial(self, experiment.id, raised, progress),
+            **progress.model_dump(),
+        )
+
     def _retry(self, experiment: Definition, trial: Trial, metrics: Mapping[str, Any], success: bool) -> RecordResult:
         clean = clean_metrics(experiment, metrics, elapsed=0.0)
         given = set(metrics)
@@ -470,7 +568,10 @@ class Lab:
         differs = {k: (trial.metrics.get(k), v) for k, v in clean.items() if trial.metrics.get(k) != v}
         extra = sorted(set(trial.metrics) - set(clean) - {experiment.primary_metric.name})
         if differs or extra or trial.success != bool(success):
-            detail = ", ".join(f"{k}: recorded {old!r}, now {new!r}" for k, (old, new) in differs.items())
+            detail = ", ".join(
+                f"{k}: {'not recorded' if old is None else f'recorded {old!r}'}, now {new!r}"
+                for k, (old, new) in differs.items()
+            )
             if extra:
                 detail += (", " if detail else "") + f"recorded metrics missing now: {extra}"
             if trial.success != bool(success):

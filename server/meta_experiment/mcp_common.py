@@ -23,7 +23,7 @@ from mcp_types import (
     ToolAnnotations,
     UnsubscribeRequestParams,
 )
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from .errors import Conflict, ExperimentError, NotFound, StoreError
 from .lifecycle import Lab
@@ -150,7 +150,9 @@ async def read_lab(ctx: Context, fn: Callable[[Lab], T]) -> T:
 
 
 ExperimentId = Annotated[
-    str, Field(min_length=1, max_length=100, description="Experiment id, e.g. exp-20261125-101500.")
+    str,
+    StringConstraints(strip_whitespace=True),  # an id pasted with a space around it is still the id
+    Field(min_length=1, max_length=100, description="Experiment id, e.g. exp-20261125-101500."),
 ]
 
 

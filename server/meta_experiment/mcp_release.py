@@ -59,6 +59,9 @@ def _lab(ctx: Context) -> Lab:
     return state_of(ctx).lab
 
 
+QUESTION_DIFF_LINES = 40  # the confirmation shows the start of the diff; a dry run shows all of it
+
+
 def _question(preview: DeployResult, what: str) -> str:
     lines = [f"{what} {preview.experiment_id}?"]
     if preview.files:
@@ -72,8 +75,16 @@ def _question(preview: DeployResult, what: str) -> str:
         lines += [f"- {f.production}" for f in preview.files]
     else:
         lines.append("No file changes: production was never touched; the experiment stops.")
+    if preview.forced and preview.against_policy:
+        lines.append(f"Forced against the decision policy, which says: {preview.against_policy}")
     if preview.reason:
         lines.append(f"Reason: {preview.reason}")
+    if preview.diff:
+        diff = preview.diff.rstrip("\n").splitlines()
+        shown = diff[:QUESTION_DIFF_LINES]
+        hidden = len(diff) - len(shown)
+        more = f"\n... {hidden} more diff lines (dry_run=true shows them all)" if hidden else ""
+        lines.append("Diff of production:\n" + "\n".join(shown) + more)
     return "\n".join(lines)
 
 
@@ -87,6 +98,8 @@ def ask_promote(
     try:
         preview = release.promote(_lab(ctx), experiment_id, reason=reason, force=force, dry_run=True)
     except ExperimentError:
+        return NotAsked(why="the call would fail")
+    if preview.would_refuse is not None:
         return NotAsked(why="the call would fail")
     return Elicit(_question(preview, "Promote to production:"), Confirmation)
 
@@ -134,6 +147,8 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
         preview: DeployResult = await run_lab(ctx, lambda lab: call(lab, True))  # domain errors first
         if dry_run:
             return tool_result(preview, report.render_deploy(preview))
+        if preview.would_refuse is not None:
+            raise ToolError(preview.would_refuse)
         if approval is False:
             declined = preview.model_copy(
                 update={

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import difflib
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -38,7 +39,7 @@ from .mcp_common import (
     tool_result,
 )
 from .mcp_resources import register_resources, resource_lab
-from .models import Assignment, Event, Experiment, MetricSpec, Progress, RecordResult
+from .models import Assignment, Event, Experiment, MetricSpec, Progress, RecordResult, VoidResult
 from .settings import SETTINGS_FILE_NAME, DefaultSettings, Settings, update_settings
 from .stats.results import Analysis
 from .status import StatusReport
@@ -49,9 +50,10 @@ INSTRUCTIONS = """\
 meta-experiment runs A/B experiments on changes to files in this project (prompts, command files,
 agent files, configs, code). Lifecycle: create_experiment (production file -> variant file, a primary
 metric with its direction) -> for each run: assign (get the arm and the text to use) -> do the run
--> record (the measured metrics) -> analyze. status lists every experiment with its progress.
-promote / rollback change production files (the person confirms; dry_run shows the diff); auto
-decides and acts for every running experiment. Read the design_experiment prompt before creating one."""
+-> record (the measured metrics; void_trial withdraws or corrects a wrong one) -> analyze. status
+lists every experiment with its progress. promote / rollback change production files (the person
+confirms; dry_run shows the diff); auto decides and acts for every running experiment. Read the
+design_experiment prompt before creating one."""
 
 
 class ExperimentDetail(BaseModel):
@@ -87,10 +89,11 @@ class ImportResult(BaseModel):
 # The experiment defaults: arguments of create_experiment (this experiment) and of update_settings
 # (the project's default); when left out, the settings file decides.
 ImprovementThreshold = Annotated[
-    float | None, Field(ge=0, le=1000, description="Minimum improvement (%) of the primary metric to promote.")
+    float | None,
+    Field(ge=0, le=1000, description="Minimum improvement of the primary metric to promote, in percent (15 = 15%)."),
 ]
 MaxRegression = Annotated[
-    float | None, Field(ge=0, le=1000, description="Largest tolerated regression (%) before rolling back.")
+    float | None, Field(ge=0, le=1000, description="Largest tolerated regression before rolling back, in percent.")
 ]
 ConfidenceThreshold = Annotated[
     float | None, Field(gt=0.5, lt=1, description="Required confidence of the always-valid test, e.g. 0.8.")
@@ -183,6 +186,24 @@ class _Server(MCPServer):
             raise
 
 
+# The statistics engine imports scipy (about 1 s here), which start-up leaves out. Without a warm-up
+# the first call that analyses pays it: status, analyze, auto, a promote dry run, or the record that
+# reaches the sample size (its regression check). Once the first requests are answered, a background
+# thread imports it; a call that needs it meanwhile waits for that import instead of starting one.
+WARM_UP_AFTER_S = 2.0
+
+
+def warm_up() -> None:
+    """Import what analysing an experiment needs (in a background thread of the server)."""
+    import importlib
+
+    for module in ("meta_experiment.stats.analysis", "meta_experiment.policy"):
+        try:
+            importlib.import_module(module)
+        except Exception:  # the call that needs it reports the problem itself
+            return
+
+
 def build_server(
     project_root: Path | None = None, state_dir: Path | None = None, *, cached_schemas: bool = True
 ) -> MCPServer:
@@ -202,9 +223,13 @@ def build_server(
             print(f"meta-experiment: {exc}", file=sys.stderr)
             opened = exc
         box["state"] = AppState(opened=opened, bus=bus)
+        warm = threading.Timer(WARM_UP_AFTER_S, warm_up)
+        warm.daemon = True
+        warm.start()
         try:
             yield box["state"]
         finally:
+            warm.cancel()
             box.pop("state", None)
             if isinstance(opened, Lab):
                 opened.close()
@@ -350,6 +375,36 @@ def build_server(
                 "needs values in both arms before a promotion can happen."
             )
         if r.alerts:  # alerts raised by this trial, and any auto-rollback they triggered
+            text += "\n" + "\n".join(f"ALERT: {a}" for a in r.alerts)
+        return tool_result(r, text)
+
+    @server.tool(annotations=tool_annotations("Void a recorded trial"))
+    async def void_trial(
+        trial_id: Annotated[int, Field(ge=1, le=2**63 - 1, description="The recorded trial to withdraw.")],
+        reason: Annotated[
+            str, Field(min_length=1, max_length=1000, description="Why, e.g. 'typo: 12.5 s recorded as 125'.")
+        ],
+        ctx: Context,
+        metrics: Annotated[
+            dict[str, float] | None,
+            Field(
+                description="The corrected values of the same run, if it was measured: recorded in its place "
+                "(same arm and unit). Leave out to drop the run."
+            ),
+        ] = None,
+        success: Annotated[
+            bool | None, Field(description="With metrics: the corrected success flag (default: the voided one's).")
+        ] = None,
+    ) -> Annotated[CallToolResult, VoidResult]:
+        """Withdraw a wrongly recorded result of a running experiment (a typo, a unit mix-up, a broken
+        run): it stops counting, the statistics are rebuilt without it, and the event log keeps its
+        values and the reason. With `metrics`, the corrected values are recorded in its place."""
+        r = await run_lab(ctx, lambda lab: lab.void_trial(trial_id, reason, metrics, success))
+        text = f"Voided trial {r.trial_id} ({r.arm}): {r.reason}."
+        if r.replacement_trial_id is not None:
+            text += f" Corrected values recorded as trial {r.replacement_trial_id}."
+        text += f" Progress {r.trials_recorded}/{r.sample_size_required}."
+        if r.alerts:
             text += "\n" + "\n".join(f"ALERT: {a}" for a in r.alerts)
         return tool_result(r, text)
 

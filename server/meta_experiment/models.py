@@ -15,7 +15,7 @@ Arm = Literal["control", "treatment"]
 ARMS: tuple[Arm, Arm] = ("control", "treatment")
 ExperimentStatus = Literal["draft", "running", "promoted", "rolled_back", "expired"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"promoted", "rolled_back", "expired"})
-TrialStatus = Literal["assigned", "recorded", "abandoned"]
+TrialStatus = Literal["assigned", "recorded", "abandoned", "voided"]
 
 METRIC_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$"
 # Units that make a metric a duration: when such a primary metric is missing from `record`, the
@@ -107,10 +107,11 @@ class Targets(Strict):
     """Decision thresholds, in the seed's terms."""
 
     improvement_threshold: Annotated[
-        float, Field(ge=0, le=1000, description="Minimum improvement (%) of the primary metric to promote.")
+        float,
+        Field(ge=0, le=1000, description="Minimum improvement of the primary metric to promote, in % (15 = 15%)."),
     ] = 15.0
     max_regression: Annotated[
-        float, Field(ge=0, le=1000, description="Largest tolerated regression (%) before rolling back.")
+        float, Field(ge=0, le=1000, description="Largest tolerated regression before rolling back, in percent.")
     ] = 10.0
     confidence_threshold: Annotated[
         float,
@@ -163,6 +164,9 @@ class ExperimentSpec(Strict):
     def _plain_text(self) -> ExperimentSpec:
         if control_characters(self.name):
             raise ValueError("the name must be one line of plain text (no control characters)")
+        for field_name in ("name", "hypothesis"):
+            if not getattr(self, field_name).strip():
+                raise ValueError(f"the {field_name} is blank; say in a few words what is tested")
         for field_name in ("hypothesis", "description", "change_type"):
             if control_characters(getattr(self, field_name), allow_newlines=field_name != "change_type"):
                 raise ValueError(f"the {field_name} must be plain text (no control characters such as NUL)")
@@ -336,6 +340,27 @@ class RecordResult(Strict):
         ),
     ] = []
     # Progress, flat: a nested model would cost clients a $ref resolution on every record.
+    trials_recorded: int
+    sample_size_required: int
+    percent: float
+    trials_needed: int
+
+
+class VoidResult(Strict):
+    trial_id: int
+    experiment_id: str
+    arm: Arm
+    reason: str
+    voided_metrics: Annotated[
+        dict[str, float], Field(description="The withdrawn values (kept for the record; no longer counted).")
+    ]
+    voided_success: bool
+    replacement_trial_id: Annotated[
+        int | None, Field(description="The trial recorded in its place with the corrected values, if any.")
+    ] = None
+    replacement_metrics: dict[str, float] | None = None
+    replacement_success: bool | None = None
+    alerts: Annotated[list[str], Field(description="Monitoring alerts newly raised once the data changed.")] = []
     trials_recorded: int
     sample_size_required: int
     percent: float

@@ -53,6 +53,14 @@ class DeployResult(Strict):
     status: Annotated[ExperimentStatus, Field(description="The experiment's status after the call.")]
     reason: str | None = None
     forced: bool = False
+    against_policy: Annotated[
+        str | None,
+        Field(description="Promote: the decision policy's verdict when it does not recommend promoting now."),
+    ] = None
+    would_refuse: Annotated[
+        str | None,
+        Field(description="Dry run only: why the call itself would be refused; the diff shows what it would do."),
+    ] = None
     actor: str
     files: list[FileOutcome] = []
     diff: Annotated[str, Field(description="Unified diff of production: before -> after.")] = ""

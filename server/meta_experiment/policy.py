@@ -49,6 +49,7 @@ import math
 from .models import Targets
 from .stats.guardrails import change_from_zero, holm
 from .stats.plan import WINDOW_SHARE
+from .stats.report import fmt_confidence
 from .stats.results import Analysis, Criterion, Decision, Interval, MetricAnalysis
 
 SIGNIFICANCE_FLOOR = 0.05  # the seed's p < 0.05, two-sided
@@ -113,7 +114,7 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
             met=None if confidence is None else confidence >= 1 - alpha,
             detail="not evaluated yet"
             if confidence is None
-            else f"always-valid confidence {confidence:.1%}; needs {1 - alpha:.0%}"
+            else f"always-valid confidence {fmt_confidence(confidence)}; needs {1 - alpha:.0%}"
             + (
                 f" (the {targets.confidence_threshold:.0%} target, raised to the seed's 5% significance floor)"
                 if 1 - alpha > targets.confidence_threshold + 1e-12

@@ -87,19 +87,35 @@ def promote(
     experiment = lab.get(experiment_id)
     _require(experiment, ("running",), "promoted")
     analysis, decision = evaluate(lab, experiment)
-    if decision.action != "promote" and not force:
+    against = None
+    if decision.action != "promote":
         unmet = [c.name for c in decision.criteria if c.met is False]
-        raise InvalidState(
-            f"{experiment_id} is not ready to promote: {decision.rationale}"
-            + (f" (unmet: {', '.join(unmet)})" if unmet else "")
-            + ". Keep recording trials (auto mode promotes when the policy says so), or pass force=true "
-            "with a reason to promote anyway."
+        against = decision.rationale + (f" (unmet: {', '.join(unmet)})" if unmet else "")
+    refusal = None
+    if against is not None and not force:
+        refusal = (
+            f"{experiment_id} is not ready to promote: {against}. Keep recording trials (auto mode promotes "
+            "when the policy says so), or pass force=true with a reason to promote anyway."
         )
+        if not dry_run:
+            raise InvalidState(refusal)
     how = "auto" if auto else "manual"
     message = promote_message(experiment, analysis, how, reason if force else None)
-    if dry_run:
+    if dry_run:  # the diff even when the call itself would be refused: the person can see what is at stake
         steps, diff, warnings = _plan(lab, experiment, "promote")
-        return _result(lab, experiment, "promote", "dry_run", steps, diff, warnings, reason=reason, forced=force)
+        return _result(
+            lab,
+            experiment,
+            "promote",
+            "dry_run",
+            steps,
+            diff,
+            warnings,
+            reason=reason,
+            forced=force,
+            against_policy=against,
+            would_refuse=refusal,
+        )
     # Under the lock, first the status: a concurrent run may have promoted it while we analysed
     # (then the files hold the new content, and a conflict would be the wrong message).
     steps, diff, warnings, git = _journaled(
@@ -112,7 +128,17 @@ def promote(
         data={"how": how, "forced": force, "decision": decision.action, "rationale": decision.rationale},
     )
     return _result(
-        lab, lab.get(experiment_id), "promote", "promoted", steps, diff, warnings, reason=reason, forced=force, git=git
+        lab,
+        lab.get(experiment_id),
+        "promote",
+        "promoted",
+        steps,
+        diff,
+        warnings,
+        reason=reason,
+        forced=force,
+        git=git,
+        against_policy=against,
     )
 
 
@@ -299,6 +325,8 @@ def _result(
     reason: str | None,
     forced: bool = False,
     git: GitOutcome | None = None,
+    against_policy: str | None = None,
+    would_refuse: str | None = None,
 ) -> DeployResult:
     files = [
         FileOutcome(production=s.production, before_sha256=s.old_sha256, after_sha256=s.new_sha256, backup=s.backup)
@@ -323,6 +351,10 @@ def _result(
                 f". The files are changed on disk but not committed; once git's problem is fixed, run: "
                 f"git commit -m {shlex.quote(f'experiment: {verb.lower()} {experiment.id}')} -- {paths}"
             )
+    if would_refuse is not None:
+        summary += f". The call itself would be refused: {would_refuse.rstrip('.')}"
+    elif forced and against_policy is not None:
+        summary += f"; forced against the policy, which says: {against_policy}"
     return DeployResult(
         experiment_id=experiment.id,
         operation=operation,  # type: ignore[arg-type]
@@ -330,6 +362,8 @@ def _result(
         status=experiment.status,
         reason=reason,
         forced=forced,
+        against_policy=against_policy,
+        would_refuse=would_refuse,
         actor=lab.actor,
         files=files,
         diff=diff,

@@ -9,6 +9,7 @@ import math
 
 from .models import Experiment
 from .outcomes import Alert, AutoReport, DeployResult, ReleaseInfo, ReleaseStatus
+from .stats.report import fmt_confidence
 from .stats.report import render_analysis as _render_analysis
 from .stats.results import Analysis
 from .status import StatusItem, StatusReport
@@ -20,6 +21,8 @@ STATUS_BADGE = {
     "rolled_back": "🔴 Rolled back",
     "expired": "⏱️ Expired",
 }
+ENDED = {"promoted": "promoted", "rolled_back": "rolled back", "expired": "expired"}
+HYPOTHESIS_CHARS = 160
 ACTION = {
     "promote": "Promote (the always-valid test shows the improvement)",
     "rollback": "Roll back (a regression beyond tolerance)",
@@ -39,6 +42,17 @@ def fmt(value: float | None, unit: str | None = None, digits: int = 3) -> str:
     return f"{text} {unit}" if unit else text
 
 
+def one_line(text: str, limit: int = HYPOTHESIS_CHARS) -> str:
+    """The text on one line, cut to `limit` characters with an ellipsis (get_experiment has it whole)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def rate(value: float | None) -> str:
+    """A binary metric's mean as the share of yes: 0.96 is '96.0%'."""
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.1%}"
+
+
 def bar(fraction: float, width: int = 10) -> str:
     filled = max(0, min(width, round(fraction * width)))
     return "█" * filled + "░" * (width - filled)
@@ -46,10 +60,14 @@ def bar(fraction: float, width: int = 10) -> str:
 
 def _results(item: StatusItem) -> list[str]:
     unit = item.unit
-    lines = [
-        f"- Control avg: {fmt(item.control_mean, unit)}",
-        f"- Treatment avg: {fmt(item.treatment_mean, unit)}",
-    ]
+    binary = item.metric_kind == "binary"
+    if binary:
+        lines = [f"- Control: {rate(item.control_mean)} yes", f"- Treatment: {rate(item.treatment_mean)} yes"]
+    else:
+        lines = [
+            f"- Control avg: {fmt(item.control_mean, unit)}",
+            f"- Treatment avg: {fmt(item.treatment_mean, unit)}",
+        ]
     if item.control_mean is not None and item.treatment_mean is not None and item.improvement_pct is not None:
         change = abs(item.treatment_mean - item.control_mean)
         better = item.improvement_pct >= 0
@@ -57,13 +75,14 @@ def _results(item: StatusItem) -> list[str]:
             word = "saved" if better else "lost"
         else:
             word = "gained" if better else "lost"
+        shown = f"{100 * change:.1f} percentage points" if binary else fmt(change, unit)
         lines.append(
-            f"- {item.primary_metric} {word}: {fmt(change, unit)} "
-            f"({abs(item.improvement_pct):.0f}% {'improvement' if better else 'regression'})"
+            f"- {item.primary_metric} {word}: {shown} "
+            f"({abs(item.improvement_pct):,.0f}% {'improvement' if better else 'regression'})"
         )
     if item.confidence is not None:
         need = f" (needs {item.trials_needed} more trials for 80% power)" if item.trials_needed else ""
-        lines.append(f"- Confidence: {item.confidence:.0%} (always-valid){need}")
+        lines.append(f"- Confidence: {fmt_confidence(item.confidence)} (always-valid){need}")
     elif item.trials_needed:
         lines.append(f"- Confidence: not yet (needs {item.trials_needed} more trials for 80% power)")
     return lines
@@ -78,12 +97,14 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
     p = item.progress
     auto = info is not None and info.ended_by == "auto"
     badge = "🔴 Failed - Auto-rolled back" if item.status == "rolled_back" and auto else STATUS_BADGE[item.status]
+    if item.forced:
+        badge += " (forced against the policy)"
     lines = [
         f"### Experiment #{number}: {item.id}",
         f"**Name**: {item.name}",
         f"**Status**: {badge}"
         + (f" ({p.trials_recorded}/{p.sample_size_required} trials)" if item.status == "running" else ""),
-        f"**Hypothesis**: {item.hypothesis}",
+        f"**Hypothesis**: {one_line(item.hypothesis)}",
     ]
     if item.status == "running":
         if p.trials_needed:
@@ -100,10 +121,26 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
             "**Current Results**:",
             *_results(item),
         ]
+        if item.changed_since_start:
+            lines += [
+                "**Changed since the start**:",
+                *(
+                    f"- ⚠️ {path} no longer holds its content from the start: trials use the snapshot that "
+                    "assign returns, and promote refuses until the file is restored"
+                    for path in item.changed_since_start
+                ),
+            ]
         if alerts:
             lines += ["**Alerts**:", *(f"- ⚠️ {a.message} (raised {_when(a.raised_at)})" for a in alerts)]
         lines.append(f"**Action**: {action}")
-    elif item.status == "promoted":
+        return [*lines, "", "---", ""]
+    closed = (
+        [f"**Alerts** (closed: the experiment is {ENDED[item.status]}):"]
+        + [f"- {a.message} (raised {_when(a.raised_at)})" for a in alerts]
+        if alerts and item.status in ENDED
+        else []
+    )
+    if item.status == "promoted":
         if item.status_reason:
             lines.append(f"**Reason**: {item.status_reason}")
         lines += ["**Final Results**:", *_results(item), f"- Trials: {p.trials_recorded}"]
@@ -117,9 +154,10 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
                 "the time saved may no longer apply"
             )
         if info is not None and info.time_saved_hours_per_month is not None:
-            lines.append(f"**Time saved**: {info.time_saved_hours_per_month:.1f} hours/month (estimated)")
+            lines.append(f"**Time saved**: {info.time_saved_hours_per_month:,.1f} hours/month (estimated)")
         if info is not None and info.git:
             lines.append(f"**Git**: {info.git}")
+        lines += closed
     elif item.status == "draft":
         lines.append("**Action**: None yet (a draft: not started, so no trials are assigned)")
     else:
@@ -133,7 +171,7 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
         ]
         if info is not None and info.git:
             lines.append(f"**Git**: {info.git}")
-        lines.append("**Action**: None (experiment terminated)")
+        lines += [*closed, "**Action**: None (experiment terminated)"]
     return [*lines, "", "---", ""]
 
 
@@ -162,7 +200,8 @@ def render_status(report: StatusReport) -> str:
             alerts = [a for a in release.alerts if a.experiment_id == item.id]
             out += _block(number, item, infos.get(item.id), alerts)
     finished = len(done) + len(failed)
-    rate = f" ({100 * len(done) / finished:.0f}% success rate)" if finished else ""
+    forced = sum(1 for i in done if i.forced)
+    success = f" ({100 * (len(done) - forced) / finished:.0f}% success rate)" if finished else ""
     auto_rolled = sum(
         1 for i in failed if i.status == "rolled_back" and getattr(infos.get(i.id), "ended_by", None) == "auto"
     )
@@ -174,17 +213,24 @@ def render_status(report: StatusReport) -> str:
     out += [
         "## SUMMARY",
         f"- **Active**: {_plural(len(active))}",
-        f"- **Successful**: {_plural(len(done))}{rate}",
+        f"- **Successful**: {_plural(len(done) - forced)}{success}",
+        *(
+            [f"- **Promoted (forced)**: {_plural(forced)} (against the policy; not counted as successes)"]
+            if forced
+            else []
+        ),
         f"- **Failed**: {_plural(len(failed))}" + (f" ({', '.join(detail)})" if detail else ""),
     ]
     if release.time_saved_hours_per_month is not None:
-        out.append(f"- **Total ROI**: {release.time_saved_hours_per_month:.1f} hours/month saved (estimated)")
+        out.append(f"- **Total ROI**: {release.time_saved_hours_per_month:,.1f} hours/month saved (estimated)")
         out.append(f"  _{release.time_saved_basis}_")
-    if release.alerts:
+    ended = {i.id for i in report.experiments if i.status in ENDED}
+    active_alerts = [a for a in release.alerts if a.experiment_id not in ended]  # ended ones: in their block
+    if active_alerts:
         out += [
             "",
             "## ALERTS",
-            *(f"- ⚠️ {a.experiment_id} ({a.kind}, raised {_when(a.raised_at)}): {a.message}" for a in release.alerts),
+            *(f"- ⚠️ {a.experiment_id} ({a.kind}, raised {_when(a.raised_at)}): {a.message}" for a in active_alerts),
         ]
     if release.operations:
         out += ["", "## INTERRUPTED OPERATIONS", *(f"- {line}" for line in release.operations)]

@@ -311,9 +311,27 @@ def _backfill_unit_clusters(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_voided_trials(db: sqlite3.Connection) -> None:
+    # A voided trial (a recorded result withdrawn: a typo, a unit mix-up, a broken run) keeps its
+    # row and values for the record but stops counting: its status becomes 'abandoned', so every
+    # query of recorded trials leaves it out, and this table says why and what replaced it. Voided
+    # trials are not counted in arm_counts.abandoned (trials assigned and never recorded).
+    db.execute(
+        """
+        CREATE TABLE voided_trials (
+            trial_id INTEGER PRIMARY KEY REFERENCES trials(id),
+            voided_at REAL NOT NULL,
+            reason TEXT NOT NULL,
+            replaced_by INTEGER REFERENCES trials(id)
+        )
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("0001_initial", _migration_initial),
     ("0002_deploy_journal", _migration_deploy_journal),
     ("0003_unit_counts", _migration_unit_counts),
     ("0004_unit_clusters", _migration_unit_clusters),
+    ("0005_voided_trials", _migration_voided_trials),
 ]

@@ -3,11 +3,14 @@ the sample size, the primary metric's current results, and what the policy would
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .models import Direction, Experiment, ExperimentStatus, Progress
+from . import deploy
+from .errors import PathError
+from .models import Direction, Experiment, ExperimentStatus, MetricKind, Progress
 from .outcomes import ReleaseStatus
 from .stats.results import Action, Analysis
 
@@ -23,6 +26,7 @@ class StatusItem(BaseModel):
     created_at: str
     ended_at: str | None
     primary_metric: str
+    metric_kind: Annotated[MetricKind, Field(description="binary: the means are rates of yes (0 to 1).")] = "continuous"
     unit: str | None
     direction: Direction
     progress: Progress
@@ -39,6 +43,17 @@ class StatusItem(BaseModel):
     target_out_of_reach: Annotated[
         bool, Field(description="The always-valid interval lies below the target: more data will not promote.")
     ] = False
+    forced: Annotated[
+        bool,
+        Field(description="Promoted with force although the policy did not say promote: not counted as a success."),
+    ] = False
+    changed_since_start: Annotated[
+        list[str],
+        Field(
+            description="Production files of a running experiment that no longer hold the snapshot taken at its "
+            "start (edited or deleted): assign warns and promote refuses until they are restored."
+        ),
+    ] = []
 
 
 class StatusReport(BaseModel):
@@ -51,7 +66,41 @@ class StatusReport(BaseModel):
     ] = None
 
 
-def status_item(experiment: Experiment, progress: Progress, analysis: Analysis) -> StatusItem:
+def changed_since_start(project_root: Path, experiment: Experiment) -> list[str]:
+    """Production paths that no longer hold the content snapshotted at the start: the comparison
+    promote makes before it writes (release._plan), read only."""
+    changed = []
+    for f in experiment.files:
+        try:
+            current = deploy.read_current(project_root, f.production)
+        except (OSError, PathError):
+            changed.append(f"{f.production} (unreadable)")
+            continue
+        if current is None:
+            changed.append(f"{f.production} (deleted)")
+        elif deploy.sha256_hex(current) != f.control_sha256:
+            changed.append(f.production)
+    return changed
+
+
+def forced_promotion(experiment: Experiment, analysis: Analysis) -> bool:
+    """A promotion forced although the data did not say promote. operations._finish labels a forced
+    promotion's status reason 'Promoted (<how>, forced)'; the analysis of an ended experiment is
+    still the policy's verdict on the data it ended with."""
+    label = (experiment.status_reason or "").split(":", 1)[0]
+    decision = analysis.decision
+    return (
+        experiment.status == "promoted"
+        and label.endswith(", forced)")
+        and (decision is None or decision.action != "promote")
+    )
+
+
+def status_item(
+    experiment: Experiment, progress: Progress, analysis: Analysis, project_root: Path | None = None
+) -> StatusItem:
+    """`project_root` lets a running experiment's item say which production files were edited
+    since its start (without it, none are checked)."""
     m = analysis.primary
     seq = m.sequential
     decision = analysis.decision
@@ -65,6 +114,7 @@ def status_item(experiment: Experiment, progress: Progress, analysis: Analysis) 
         created_at=experiment.created_at,
         ended_at=experiment.ended_at,
         primary_metric=m.name,
+        metric_kind=m.kind,
         unit=m.unit,
         direction=m.direction,
         progress=progress,
@@ -79,6 +129,8 @@ def status_item(experiment: Experiment, progress: Progress, analysis: Analysis) 
         action=decision.action if decision and running else None,
         rationale=decision.rationale if decision and running else (experiment.status_reason or ""),
         target_out_of_reach=bool(decision and running and decision.target_out_of_reach),
+        forced=forced_promotion(experiment, analysis),
+        changed_since_start=changed_since_start(project_root, experiment) if running and project_root else [],
     )
 
 

@@ -362,18 +362,23 @@ class Store:
         source: str,
         assigned_at: float,
         status: str = "assigned",
+        new_assignment: bool = True,
     ) -> int:
+        """A trial row. `new_assignment=False`: a trial that stands in for an assignment already
+        counted (the replacement of a voided trial), so the assignment counts the sample-ratio
+        check reads do not change."""
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO trials (experiment_id, arm, unit, status, source, assigned_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (experiment_id, arm, unit, status, source, assigned_at),
             )
-            db.execute(
-                "UPDATE arm_counts SET assigned = assigned + 1 WHERE experiment_id = ? AND arm = ?",
-                (experiment_id, arm),
-            )
-            if unit is not None:
-                self._count_unit_trial(db, experiment_id, unit, arm)
+            if new_assignment:
+                db.execute(
+                    "UPDATE arm_counts SET assigned = assigned + 1 WHERE experiment_id = ? AND arm = ?",
+                    (experiment_id, arm),
+                )
+                if unit is not None:
+                    self._count_unit_trial(db, experiment_id, unit, arm)
             assert cur.lastrowid is not None
             return int(cur.lastrowid)
 
@@ -486,6 +491,82 @@ class Store:
                 "UPDATE arm_counts SET recorded = recorded + 1, successes = successes + ?"
                 " WHERE experiment_id = ? AND arm = ?",
                 (int(success), experiment_id, arm),
+            )
+
+    def void_trial(
+        self, trial_id: int, at: float, reason: str, derive: Callable[[dict[str, float]], dict[str, float]]
+    ) -> None:
+        """Withdraw a recorded trial: its row and values stay (status 'abandoned', with the reason in
+        voided_trials) and the experiment's running statistics are rebuilt from the recorded
+        trials left, in recording order, as record_trial built them (`derive`: the derived values
+        record_trial was given for a trial's values). One transaction."""
+        with self.transaction() as db:
+            (experiment_id,) = db.execute(
+                "SELECT experiment_id FROM trials WHERE id = ? AND status = 'recorded'", (trial_id,)
+            ).fetchone()
+            db.execute("UPDATE trials SET status = 'abandoned' WHERE id = ?", (trial_id,))
+            db.execute(
+                "INSERT INTO voided_trials (trial_id, voided_at, reason) VALUES (?, ?, ?)", (trial_id, at, reason)
+            )
+            self._refold(db, experiment_id, derive)
+
+    def set_replacement(self, trial_id: int, replaced_by: int) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE voided_trials SET replaced_by = ? WHERE trial_id = ?", (replaced_by, trial_id))
+
+    def voided(self, trial_id: int) -> sqlite3.Row | None:
+        """(voided_at, reason, replaced_by) of a voided trial, else None."""
+        with self.reading() as db:
+            return db.execute(
+                "SELECT voided_at, reason, replaced_by FROM voided_trials WHERE trial_id = ?", (trial_id,)
+            ).fetchone()
+
+    def voided_ids(self, experiment_id: str) -> dict[int, sqlite3.Row]:
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT v.trial_id, v.voided_at, v.reason, v.replaced_by FROM voided_trials v"
+                " JOIN trials t ON t.id = v.trial_id WHERE t.experiment_id = ?",
+                (experiment_id,),
+            ).fetchall()
+        return {r[0]: r for r in rows}
+
+    def _refold(
+        self, db: sqlite3.Connection, experiment_id: str, derive: Callable[[dict[str, float]], dict[str, float]]
+    ) -> None:
+        """Rebuild the experiment's running statistics, per-unit sums and recorded counts from its
+        recorded trials (inside the caller's transaction), replaying record_trial's folding."""
+        db.execute("DELETE FROM arm_stats WHERE experiment_id = ?", (experiment_id,))
+        db.execute("DELETE FROM unit_sums WHERE experiment_id = ?", (experiment_id,))
+        db.execute("UPDATE unit_trials SET recorded = 0, successes = 0 WHERE experiment_id = ?", (experiment_id,))
+        db.execute(
+            "UPDATE unit_totals SET recorded_trials = 0, recorded_units = 0, max_recorded_per_unit = 0,"
+            " success_a = 0, success_b = 0, success_d = 0 WHERE experiment_id = ?",
+            (experiment_id,),
+        )
+        db.execute("UPDATE arm_counts SET recorded = 0, successes = 0 WHERE experiment_id = ?", (experiment_id,))
+        values: dict[int, dict[str, float]] = {}
+        for trial_id, metric, value in db.execute(
+            "SELECT v.trial_id, v.metric, v.value FROM trials t JOIN metric_values v ON v.trial_id = t.id"
+            " WHERE t.experiment_id = ? AND t.status = 'recorded'",
+            (experiment_id,),
+        ):
+            values.setdefault(trial_id, {})[metric] = value
+        trials = db.execute(
+            "SELECT id, arm, unit, success FROM trials WHERE experiment_id = ? AND status = 'recorded'"
+            " ORDER BY recorded_at, id",
+            (experiment_id,),
+        ).fetchall()
+        for trial_id, arm, unit, success in trials:
+            own = values.get(trial_id, {})
+            folded = {**own, **derive(own)}
+            shifts = self._fold(db, experiment_id, arm, folded)
+            if unit is not None:
+                self._count_unit_record(db, experiment_id, unit, arm, bool(success))
+                self._fold_unit(db, experiment_id, unit, arm, {k: v - shifts[k] for k, v in folded.items()})
+            db.execute(
+                "UPDATE arm_counts SET recorded = recorded + 1, successes = successes + ?"
+                " WHERE experiment_id = ? AND arm = ?",
+                (int(bool(success)), experiment_id, arm),
             )
 
     def abandon_trials(self, experiment_id: str, older_than: float | None = None) -> int:

@@ -223,7 +223,8 @@ def dominated(*arms: tuple[str, Summary], unit: str | None = None, log: bool = F
                 out.append(
                     f"one {name} value ({shown:.6g}{' ' + unit if unit else ''}) carries nearly all of that arm's "
                     f"variance{' on the log scale' if log else ''}: if it is a typo or a unit mix-up, correct "
-                    "it; if it is real, the tail is heavy, and the rank tests (Mann-Whitney) are robust to it"
+                    "it with void_trial (the corrected values take its place); if it is real, the tail is "
+                    "heavy, and the rank tests (Mann-Whitney) are robust to it"
                 )
                 break
     return out

@@ -4,6 +4,8 @@ every number comes from the Analysis."""
 
 from __future__ import annotations
 
+import math
+
 from ..models import DURATION_UNITS
 from .results import Analysis, ArmSummary, Guardrail, Interval, MetricAnalysis
 
@@ -21,6 +23,19 @@ def _num(x: float | None, unit: str | None = None, digits: int = 3) -> str:
         return "n/a"
     text = f"{x:.{digits}g}" if abs(x) < 1e5 else f"{x:,.0f}"
     return f"{text} {unit}" if unit else text
+
+
+def fmt_confidence(confidence: float | None) -> str:
+    """A confidence (1 - p) in %, one decimal, never rounded to a certainty: 0.9996 is '>99.9%',
+    not '100.0%', and 0.0004 is '<0.1%'. One helper for every confidence a report shows."""
+    if confidence is None or not math.isfinite(confidence):
+        return "n/a"
+    text = f"{confidence:.1%}"
+    if text == "100.0%" or confidence >= 1:
+        return ">99.9%"
+    if text == "0.0%" and confidence > 0:
+        return "<0.1%"
+    return text
 
 
 def _p(p: float | None) -> str:

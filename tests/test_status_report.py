@@ -1,0 +1,126 @@
+"""The status report as a user reads it: confidences never rounded to a certainty, production files
+edited under a running experiment, one-line hypotheses, binary metrics as rates, alerts of ended
+experiments, forced promotions and large time-saved figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import PROD, spec
+from meta_experiment import release
+from meta_experiment.lifecycle import Lab
+from meta_experiment.report import render_status
+from meta_experiment.stats.report import fmt_confidence
+from meta_experiment.status import status_item, status_report
+from release_helpers import LOSER_MEAN, record_trials
+
+T0 = 1_790_000_000.0
+
+
+def line(text: str, start: str) -> str:
+    [found] = [x for x in text.splitlines() if x.startswith(start)]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("confidence", "shown"),
+    [(0.9996, ">99.9%"), (1.0, ">99.9%"), (0.9994, "99.9%"), (0.75, "75.0%"), (0.0004, "<0.1%"), (None, "n/a")],
+)
+def test_a_confidence_is_never_rounded_to_a_certainty(confidence: float | None, shown: str) -> None:
+    assert fmt_confidence(confidence) == shown
+
+
+def test_status_shows_a_near_certain_confidence_below_100(lab: Lab) -> None:
+    e = lab.create(**spec(sample_size_required=20))
+    record_trials(lab, e.id)  # 45 vs 27 minutes, sd 1: the always-valid p is tiny
+    report = lab.status()
+    assert report.experiments[0].confidence > 0.9995
+    assert line(render_status(report), "- Confidence:") == "- Confidence: >99.9% (always-valid)"
+
+
+def test_a_production_file_edited_under_a_running_experiment_is_flagged(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec())
+
+    def rendered() -> tuple[list[str], str]:
+        item = status_item(lab.get(e.id), lab.progress(lab.get(e.id)), lab.analyze(e.id), lab.project_root)
+        return item.changed_since_start, render_status(status_report([item]))
+
+    assert rendered()[0] == [] and "Changed since the start" not in rendered()[1]
+    (project / PROD).write_text("edited by hand while the experiment runs\n")
+    warned = [w for _ in range(2) for w in lab.assign(e.id).warnings]  # a block of two: both arms
+    assert any(w.startswith(PROD) for w in warned)  # the check assign warns with
+    changed, text = rendered()
+    assert changed == [PROD]
+    assert f"- ⚠️ {PROD} no longer holds its content from the start: trials use the snapshot" in text
+    (project / PROD).unlink()
+    assert rendered()[0] == [f"{PROD} (deleted)"]
+    assert lab.status().experiments[0].changed_since_start == [f"{PROD} (deleted)"]  # what the status tool shows
+
+
+def test_the_status_listing_shows_the_hypothesis_on_one_line(lab: Lab) -> None:
+    hypothesis = "Parallel agents save time.\n" + "word " * 790
+    e = lab.create(**spec(hypothesis=hypothesis))
+    report = lab.status()
+    shown = line(render_status(report), "**Hypothesis**: ")
+    assert len(shown) <= len("**Hypothesis**: ") + 160 and shown.endswith("…")
+    assert shown.startswith("**Hypothesis**: Parallel agents save time. word word")
+    assert report.experiments[0].hypothesis == lab.get(e.id).hypothesis == hypothesis  # whole outside the text
+
+
+def test_a_binary_primary_metric_reads_as_rates(lab: Lab) -> None:
+    metric = {"name": "ok", "direction": "higher_is_better", "kind": "binary"}
+    e = lab.create(**spec(primary_metric=metric, secondary_metrics=[], sample_size_required=100, auto_rollback=False))
+    treatment = 0
+    for _ in range(20):  # blocks of two: 10 per arm; the treatment says yes every other run
+        a = lab.assign(e.id)
+        treatment += a.arm == "treatment"
+        lab.record(a.trial_id, {"ok": 1.0 if a.arm == "control" or treatment % 2 else 0.0})
+    text = render_status(lab.status())
+    assert "- Control: 100.0% yes" in text and "- Treatment: 50.0% yes" in text
+    assert "- ok lost: 50.0 percentage points (50% regression)" in text
+    assert "avg" not in text
+
+
+def test_the_alert_of_an_auto_rolled_back_experiment_is_shown_closed(lab: Lab) -> None:
+    e = lab.create(**spec(sample_size_required=20, auto_rollback=True))
+    while lab.get(e.id).status == "running":
+        a = lab.assign(e.id)
+        value = 45.0 if a.arm == "control" else LOSER_MEAN
+        lab.record(a.trial_id, {"time_to_complete": value + (a.trial_id % 5) * 0.3})
+    report = lab.status()
+    assert [a.experiment_id for a in report.release.alerts] == [e.id]  # still uncleared in the store
+    text = render_status(report)
+    assert "## ALERTS" not in text and "⚠️" not in text
+    closed = text.split("**Alerts** (closed: the experiment is rolled back):\n", 1)[1]
+    assert closed.startswith("- Performance regression: the always-valid test shows a regression")
+
+
+def test_forced_promotions_are_counted_apart_from_successes(lab: Lab, project: Path) -> None:
+    winner = lab.create(**spec(sample_size_required=20))
+    record_trials(lab, winner.id)
+    release.promote(lab, winner.id)  # the policy says promote
+    (project / "b.md").write_text("b\n")
+    (project / "b2.md").write_text("b2\n")
+    forced = lab.create(**spec(files={"b.md": "b2.md"}))
+    release.promote(lab, forced.id, force=True, reason="ship it anyway")  # no data: 0 confidence
+    report = lab.status()
+    assert [i.forced for i in report.experiments] == [False, True]
+    text = render_status(report)
+    assert "**Status**: ✅ Promoted to production (forced against the policy)" in text
+    assert "- **Successful**: 1 experiment (50% success rate)" in text
+    assert "- **Promoted (forced)**: 1 experiment (against the policy; not counted as successes)" in text
+
+
+def test_large_time_saved_figures_have_thousands_separators(lab: Lab) -> None:
+    lab.clock = lambda: T0
+    metric = {"name": "time_to_complete", "direction": "lower_is_better", "unit": "h"}
+    e = lab.create(**spec(primary_metric=metric, sample_size_required=20))
+    record_trials(lab, e.id, noise=0.0)
+    lab.clock = lambda: T0 + 3600.0
+    release.promote(lab, e.id, force=True, reason="measured by hand")
+    text = render_status(lab.status())
+    # 18 h saved per run x 40 runs a day (a burst counts as one day) x 30 days
+    assert "**Time saved**: 21,600.0 hours/month (estimated)" in text
+    assert "- **Total ROI**: 21,600.0 hours/month saved (estimated)" in text

@@ -1,0 +1,186 @@
+"""Voiding a recorded trial: the statistics are rebuilt without it (checked against numpy and
+against the units' sums computed from the raw values), the corrected values take its place in the
+same arm and unit, the event log keeps what was withdrawn, and everything else is refused clearly."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import anyio
+import numpy as np
+import pytest
+from mcp import Client
+
+from conftest import spec
+from meta_experiment.analysis import summary_of
+from meta_experiment.errors import InvalidInput, InvalidState, NotFound
+from meta_experiment.lifecycle import Lab
+from meta_experiment.mcp_server import build_server
+from meta_experiment.release import rollback
+from meta_experiment.stats.summary import Summary
+
+LOG_SPEC = {"name": "time_to_complete", "direction": "lower_is_better", "unit": "min", "log_scale": True}
+
+
+def _expected(values: list[float]) -> tuple[int, float, float, float, float]:
+    x = np.array(values)
+    return len(x), float(x.mean()), float(x.var(ddof=1)), float(x.min()), float(x.max())
+
+
+def _stats(lab: Lab, experiment_id: str, arm: str, metric: str) -> tuple[int, float, float, float, float]:
+    s = lab.store.running_stats(experiment_id)[(arm, metric)]
+    return s.n, s.mean, s.variance, s.min, s.max
+
+
+def test_a_typo_voided_and_corrected_leaves_the_statistics_of_the_right_values(lab: Lab) -> None:
+    e = lab.create(**spec(primary_metric=LOG_SPEC, auto_rollback=False, sample_size_required=40))
+    rng = np.random.default_rng(1)
+    kept: dict[str, dict[str, list[float]]] = {"control": {"t": [], "i": []}, "treatment": {"t": [], "i": []}}
+    typo = None
+    for k in range(16):
+        a = lab.assign(e.id)
+        value = float(rng.lognormal(3, 0.5))
+        caught = float(k % 3)
+        if k == 5:  # 25.3 minutes typed as 253000
+            typo, typo_arm, right = a.trial_id, a.arm, value
+            lab.record(a.trial_id, {"time_to_complete": value * 10_000, "issues_caught": caught})
+            continue
+        lab.record(a.trial_id, {"time_to_complete": value, "issues_caught": caught})
+        kept[a.arm]["t"].append(value)
+        kept[a.arm]["i"].append(caught)
+    assert typo is not None
+    before = lab.store.arm_counts(e.id)
+    result = lab.void_trial(typo, "  typo: 25.3 typed   as 253000 ", {"time_to_complete": right, "issues_caught": 1})
+    assert result.reason == "typo: 25.3 typed as 253000"  # spaces collapsed
+    assert result.voided_metrics["time_to_complete"] == pytest.approx(right * 10_000)
+    assert result.replacement_trial_id is not None and result.replacement_metrics == {
+        "time_to_complete": right,
+        "issues_caught": 1.0,
+    }
+    kept[typo_arm]["t"].append(right)  # recorded last: the replacement's time
+    kept[typo_arm]["i"].append(1.0)
+    for arm in ("control", "treatment"):
+        assert _stats(lab, e.id, arm, "time_to_complete") == pytest.approx(_expected(kept[arm]["t"]), rel=1e-12)
+        assert _stats(lab, e.id, arm, "issues_caught") == pytest.approx(_expected(kept[arm]["i"]), rel=1e-12)
+        logs = [math.log(v) for v in kept[arm]["t"]]
+        assert _stats(lab, e.id, arm, "log:time_to_complete") == pytest.approx(_expected(logs), rel=1e-12)
+    after = lab.store.arm_counts(e.id)
+    assert after == before  # one result withdrawn, one recorded in its place; no new assignment
+    # the voided trial is kept and marked; its replacement is in the same arm
+    voided, replacement = lab.trial(typo), lab.trial(result.replacement_trial_id)
+    assert voided.status == "voided" and voided.metrics["time_to_complete"] == pytest.approx(right * 10_000)
+    assert replacement.status == "recorded" and replacement.arm == typo_arm
+    event = next(ev for ev in lab.events(e.id) if ev.kind == "trial_voided")
+    assert event.data["voided_metrics"]["time_to_complete"] == pytest.approx(right * 10_000)
+    assert event.data["replacement_trial_id"] == result.replacement_trial_id
+    # the analysis sees the corrected data: no outlier note about 253000
+    analysis = lab.analyze(e.id)
+    assert analysis.primary.control.n + analysis.primary.treatment.n == 16
+    assert max(analysis.primary.control.max, analysis.primary.treatment.max) < 1000
+    # the voided trial takes no result and cannot be voided twice
+    with pytest.raises(InvalidState, match=rf"voided \(typo.*trial {result.replacement_trial_id} holds"):
+        lab.record(typo, {"time_to_complete": right})
+    with pytest.raises(InvalidState, match="voided"):
+        lab.void_trial(typo, "again")
+
+
+def test_voiding_a_trial_of_a_repeated_unit_rebuilds_the_unit_sums(lab: Lab) -> None:
+    e = lab.create(**spec(auto_rollback=False, sample_size_required=40))
+    rng = np.random.default_rng(2)
+    units = [f"pr-{i}" for i in range(8)]
+    level = {u: rng.normal(0, 5) for u in units}
+    rows = []  # (trial id, arm, unit, value, success)
+    for k in range(60):
+        unit = units[int(rng.integers(len(units)))]
+        a = lab.assign(e.id, unit=unit)
+        value = 40 + level[unit] + float(rng.normal(0, 2))
+        ok = k % 7 != 3
+        lab.record(a.trial_id, {"time_to_complete": value, "issues_caught": 1}, success=ok)
+        rows.append((a.trial_id, a.arm, unit, value, ok))
+    # void a trial whose unit has several trials, and one more in the other arm
+    counts: dict[str, int] = {}
+    for _, _, unit, _, _ in rows:
+        counts[unit] = counts.get(unit, 0) + 1
+    gone = {next(r for r in rows if counts[r[2]] >= 3 and r[1] == arm)[0] for arm in ("control", "treatment")}
+    recorded_before = {arm: lab.store.arm_counts(e.id)[arm]["recorded"] for arm in ("control", "treatment")}
+    for trial_id in gone:
+        result = lab.void_trial(trial_id, "the run crashed halfway")
+        assert result.replacement_trial_id is None
+    left = [r for r in rows if r[0] not in gone]
+    sums = lab.store.cluster_sums(e.id)
+    running = lab.store.running_stats(e.id)
+    success_counts = lab.store.arm_counts(e.id)
+    for arm in ("control", "treatment"):
+        mine = [r for r in left if r[1] == arm]
+        expected = Summary.of_units([r[3] for r in mine], [r[2] for r in mine])
+        got = summary_of(running[(arm, "time_to_complete")], sums.get((arm, "time_to_complete")))
+        assert (got.n, got.clusters) == (expected.n, expected.clusters)
+        assert (got.mean, got.variance, got.design_effect, got.unit_ss) == pytest.approx(
+            (expected.mean, expected.variance, expected.design_effect, expected.unit_ss), rel=1e-9
+        )
+        assert success_counts[arm]["recorded"] == recorded_before[arm] - 1
+        assert success_counts[arm]["successes"] == sum(r[4] for r in mine)
+        unit_counts = lab.store.unit_counts(e.id)[arm]
+        assert unit_counts.recorded_trials == len(mine)
+        assert unit_counts.max_recorded_per_unit == max(sum(1 for r in mine if r[2] == u) for u in units)
+        assert unit_counts.trials == sum(1 for r in rows if r[1] == arm)  # assignments are not undone
+
+
+def test_what_cannot_be_voided_is_refused_and_changes_nothing(lab: Lab) -> None:
+    e = lab.create(**spec(auto_rollback=False))
+    a = lab.assign(e.id)
+    with pytest.raises(InvalidState, match="no result yet"):
+        lab.void_trial(a.trial_id, "oops")
+    lab.record(a.trial_id, {"time_to_complete": 12.0, "issues_caught": 1})
+    with pytest.raises(InvalidInput, match="reason"):
+        lab.void_trial(a.trial_id, "   ")
+    with pytest.raises(NotFound, match="No trial with id 999"):
+        lab.void_trial(999, "oops")
+    with pytest.raises(InvalidInput, match="time_to_complete"):  # corrected values are checked like a record
+        lab.void_trial(a.trial_id, "typo", {"time_to_complete": float("nan")})
+    assert lab.trial(a.trial_id).status == "recorded"  # the refused correction voided nothing
+    rollback(lab, e.id, reason="stopped")
+    with pytest.raises(InvalidState, match="rolled_back"):
+        lab.void_trial(a.trial_id, "typo")
+    assert lab.trial(a.trial_id).status == "recorded"
+    assert lab.store.arm_counts(e.id)[a.arm]["recorded"] == 1
+
+
+def test_the_void_trial_tool(project: Path) -> None:
+    async def go() -> None:
+        async with Client(build_server(project, project / ".meta-experiment"), mode="legacy") as client:
+            created = await client.call_tool(
+                "create_experiment",
+                {
+                    "name": "void",
+                    "hypothesis": "h",
+                    "files": {".claude/commands/review_pr.md": ".claude/commands/review_pr.md.experiment"},
+                    "primary_metric": {"name": "time_to_complete", "direction": "lower_is_better", "unit": "s"},
+                },
+            )
+            experiment_id = created.structured_content["id"]
+            trial = (await client.call_tool("assign", {"experiment_id": experiment_id})).structured_content
+            await client.call_tool("record", {"trial_id": trial["trial_id"], "metrics": {}})  # 0.0x s: too early
+            voided = await client.call_tool(
+                "void_trial",
+                {
+                    "trial_id": trial["trial_id"],
+                    "reason": "recorded before the run",
+                    "metrics": {"time_to_complete": 95},
+                },
+            )
+            assert not voided.is_error, voided.content[0].text
+            data = voided.structured_content
+            assert data["replacement_metrics"] == {"time_to_complete": 95.0} and data["arm"] == trial["arm"]
+            assert f"Corrected values recorded as trial {data['replacement_trial_id']}" in voided.content[0].text
+            again = await client.call_tool("void_trial", {"trial_id": trial["trial_id"], "reason": "again"})
+            assert again.is_error and "was voided (recorded before the run)" in again.content[0].text
+            missing = await client.call_tool("void_trial", {"trial_id": trial["trial_id"]})
+            assert missing.is_error and "reason" in missing.content[0].text
+            padded = await client.call_tool("get_experiment", {"experiment_id": f" {experiment_id} "})
+            assert not padded.is_error, padded.content[0].text  # an id pasted with spaces around it
+            kinds = [event["kind"] for event in padded.structured_content["events"]]
+            assert "trial_voided" in kinds
+
+    anyio.run(go)
