@@ -13,13 +13,14 @@ from conftest import package_env, spec
 from meta_experiment.lifecycle import Lab
 
 
-def run(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(project: Path, *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "meta_experiment", "--project", str(project), *args],
         capture_output=True,
         text=True,
         env=package_env(),
         timeout=120,
+        cwd=cwd,
     )
     if check:
         assert result.returncode == 0, result.stderr
@@ -45,6 +46,29 @@ def test_status_and_analyze(project: Path, experiment_id: str) -> None:
     data = json.loads(run(project, "status", "--json").stdout)
     assert data["experiments"][0]["progress"]["trials_recorded"] == 4
     assert f"STATISTICAL ANALYSIS - {experiment_id}" in run(project, "analyze", experiment_id).stdout
+
+
+def test_void_a_trial_and_correct_it(project: Path, experiment_id: str) -> None:
+    lab = Lab.open(project)
+    try:
+        first = lab.trial(1)
+    finally:
+        lab.close()
+    assert first.experiment_id == experiment_id and first.metrics["time_to_complete"] == 40.0
+    out = run(project, "void", "1", "--reason", "typo: 4.0 typed as 40", "--metric", "time_to_complete=4").stdout
+    assert f"Voided trial 1 ({first.arm}) of {experiment_id}: typo: 4.0 typed as 40." in out
+    assert "Corrected values recorded as trial 5: {'time_to_complete': 4.0}." in out
+    assert "Progress 4/4." in out
+    again = run(project, "void", "1", "--reason", "again", check=False)
+    assert again.returncode == 2 and "was voided (typo: 4.0 typed as 40); trial 5 holds" in again.stderr
+    bad = run(project, "void", "2", "--reason", "x", "--metric", "time_to_complete", check=False)
+    assert bad.returncode == 2 and "--metric takes NAME=VALUE" in bad.stderr
+    lab = Lab.open(project)
+    try:
+        assert lab.trial(1).status == "voided" and lab.trial(5).metrics == {"time_to_complete": 4.0}
+        assert lab.trial(2).status == "recorded"  # the refused call changed nothing
+    finally:
+        lab.close()
 
 
 def test_export_import_and_settings(project: Path, experiment_id: str, tmp_path: Path) -> None:
@@ -78,13 +102,60 @@ def test_start_a_draft(project: Path, experiment_id: str) -> None:
         (("analyze", "exp-missing"), "No experiment with id"),
         (("settings", "defaults.sample_size_required=-2"), "sample_size_required"),
         (("settings", "nonsense"), "key=value"),
-        (("import", "no-such-file.json"), "Cannot read"),
+        (("import", "no-such-file.json"), "The import file 'no-such-file.json' does not exist"),
+        (("settings", "improvement_threshold=nan"), "improvement_threshold must be a finite number, not 'nan'"),
+        (("settings", "defaults.max_regression=Infinity"), "max_regression must be a finite number"),
+        (("settings", "confidence_threshold=-inf"), "confidence_threshold must be a finite number"),
     ],
 )
 def test_errors_are_one_line_with_exit_status_2(project: Path, args, message) -> None:
     result = run(project, *args, check=False)
     assert result.returncode == 2
     assert message in result.stderr and result.stderr.startswith("meta-experiment: ")
+
+
+def test_a_file_that_is_not_json_gets_the_import_tools_message(project: Path) -> None:
+    from meta_experiment.errors import InvalidInput
+    from meta_experiment.interchange import read_document
+
+    (project / "b.md").write_text("# notes, not JSON\n")
+    result = run(project, "import", "b.md", check=False, cwd=project)
+    lab = Lab.open(project)
+    try:
+        with pytest.raises(InvalidInput) as tool:
+            read_document(lab, "b.md")  # what import_experiments(path=...) answers
+    finally:
+        lab.close()
+    assert result.returncode == 2 and result.stderr == f"meta-experiment: {tool.value}\n"
+    assert "'b.md' is not valid JSON (expecting value at line 1, column 1)" in result.stderr
+    assert "char 0" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("export", "--out", "/etc/x.json"),
+        ("analyze", "exp-missing"),
+        ("promote", "{id}"),
+        ("rollback", "{id}", "--reason", "r"),
+    ],
+)
+def test_wrong_arguments_are_refused_before_the_statistics_load(project: Path, experiment_id: str, args) -> None:
+    """scipy takes most of a second and more to import: a refusal that does not need it comes first."""
+    code = (
+        "import sys; from meta_experiment.cli import main; rc = main(sys.argv[1:]); print('scipy' in sys.modules, rc)"
+    )
+    argv = [a.format(id=experiment_id) for a in args]
+    result = subprocess.run(
+        [sys.executable, "-c", code, "--project", str(project), *argv],
+        capture_output=True,
+        text=True,
+        env=package_env(),
+        timeout=120,
+        stdin=subprocess.DEVNULL,  # no terminal to confirm at, and no --yes
+    )
+    assert result.stdout.split() == ["False", "2"], result.stderr
+    assert result.stderr.startswith("meta-experiment: ") and "Traceback" not in result.stderr
 
 
 def test_demo_runs_end_to_end_over_stdio() -> None:

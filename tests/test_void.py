@@ -184,3 +184,35 @@ def test_the_void_trial_tool(project: Path) -> None:
             assert "trial_voided" in kinds
 
     anyio.run(go)
+
+
+def test_voided_trials_survive_an_export_and_import(lab: Lab, project: Path, tmp_path: Path) -> None:
+    from meta_experiment.interchange import export_experiments, import_experiments
+
+    e = lab.create(**spec(auto_rollback=False, sample_size_required=30))
+    trials = []
+    for k in range(10):
+        a = lab.assign(e.id, unit=f"pr-{k % 4}")
+        lab.record(a.trial_id, {"time_to_complete": 30.0 + k, "issues_caught": k % 2})
+        trials.append(a.trial_id)
+    fixed = lab.void_trial(trials[2], "typo", {"time_to_complete": 3.2, "issues_caught": 1})
+    lab.void_trial(trials[7], "the run crashed")
+    document = export_experiments(lab, [e.id])
+    exported = document["experiments"][0]["meta_experiment"]["trials"]
+    assert [t["status"] for t in exported].count("voided") == 2
+    assert exported[2]["voided"]["reason"] == "typo" and exported[exported[2]["voided"]["replaced_by"]]["replaces"] == 2
+    other = Lab.open(project, tmp_path / "other-state")
+    try:
+        result = import_experiments(other, document)
+        assert result["imported"] == [e.id] and result["ignored_keys"] == []
+        assert other.store.running_stats(e.id) == pytest.approx(lab.store.running_stats(e.id))
+        assert other.store.cluster_sums(e.id) == lab.store.cluster_sums(e.id)
+        assert other.store.arm_counts(e.id) == lab.store.arm_counts(e.id)  # the replacement is no assignment
+        assert other.store.unit_counts(e.id) == lab.store.unit_counts(e.id)
+        again = export_experiments(other, [e.id])["experiments"][0]["meta_experiment"]["trials"]
+        assert again == exported
+        voided = sorted((v["reason"], v["replaced_by"] is not None) for v in other.store.voided_ids(e.id).values())
+        assert voided == [("the run crashed", False), ("typo", True)]
+        assert fixed.replacement_trial_id is not None
+    finally:
+        other.close()

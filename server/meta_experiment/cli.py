@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -60,12 +61,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from .report import render_analysis
-
     lab = _lab(args)
     try:
+        experiment = lab.get(args.experiment_id)  # an unknown id is refused before the statistics load
+        from .report import render_analysis
+
         result = lab.analyze(args.experiment_id)
-        print(result.model_dump_json(indent=2) if args.json else render_analysis(lab.get(args.experiment_id), result))
+        print(result.model_dump_json(indent=2) if args.json else render_analysis(experiment, result))
     finally:
         lab.close()
     return 0
@@ -81,11 +83,41 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_void(args: argparse.Namespace) -> int:
+    from .errors import InvalidInput
+
+    metrics: dict[str, float] = {}
+    for item in args.metric:
+        name, sep, raw = item.partition("=")
+        try:
+            metrics[name.strip()] = float(raw)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise InvalidInput(f"--metric takes NAME=VALUE with a number, e.g. time_to_complete=95; not {item!r}.")
+    if args.failed and not metrics:
+        raise InvalidInput("--failed describes the corrected run: give its values with --metric NAME=VALUE.")
+    lab = _lab(args)
+    try:
+        r = lab.void_trial(args.trial_id, args.reason, metrics or None, False if args.failed else None)
+    finally:
+        lab.close()
+    print(f"Voided trial {r.trial_id} ({r.arm}) of {r.experiment_id}: {r.reason}.")
+    if r.replacement_trial_id is not None:
+        print(f"Corrected values recorded as trial {r.replacement_trial_id}: {r.replacement_metrics}.")
+    print(f"Progress {r.trials_recorded}/{r.sample_size_required}.")
+    for alert in r.alerts:
+        print(f"ALERT: {alert}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    from .interchange import export_experiments, write_document
+    from .interchange import export_experiments, export_path, write_document
 
     lab = _lab(args)
     try:
+        if args.out:
+            export_path(lab, args.out)  # a bad path is refused before every experiment is analysed
         document = export_experiments(lab, args.ids or None)
         if args.out:
             written = write_document(lab, args.out, document)
@@ -98,13 +130,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .errors import InvalidInput
-    from .interchange import import_experiments
+    from .interchange import import_experiments, read_document_file
 
-    try:
-        document = json.loads(Path(args.file).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"Cannot read {args.file}: {exc}. Nothing was imported.") from exc
+    document = read_document_file(args.file)
     lab = _lab(args)
     try:
         result = import_experiments(lab, document, on_conflict="skip" if args.skip_existing else "error")
@@ -133,11 +161,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
             section, _, name = key.rpartition(".")
             if not section:
                 section = next((s for s, m in SECTIONS.items() if name in m.model_fields), "defaults")
-            try:
-                value: object = json.loads(raw)
-            except json.JSONDecodeError:
-                value = raw
-            changes.setdefault(section, {})[name] = value
+            changes.setdefault(section, {})[name] = _setting_value(name, raw)
         result = update_settings(lab.state_dir, changes, lab.project_root)
         lab.event(None, "settings_updated", f"Settings changed from the CLI: {args.assignments}")
         print(result.model_dump_json(indent=2))
@@ -146,20 +170,45 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirmed(args: argparse.Namespace, question: str) -> bool:
-    """--yes, or a y/N answer at a terminal; without a terminal and --yes, refuse."""
+def _setting_value(name: str, raw: str) -> object:
+    """A KEY=VALUE value as JSON (20, true), else the text; NaN and infinities are refused here,
+    since the settings' range checks would only say they are out of range."""
     from .errors import InvalidInput
 
+    try:
+        value: object = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    try:
+        number = float(value) if isinstance(value, str | float) else 0.0
+    except ValueError:
+        number = 0.0
+    if not math.isfinite(number):
+        raise InvalidInput(f"{name} must be a finite number, not {raw!r}. Give a plain number in the setting's range.")
+    return value
+
+
+def _confirmed(args: argparse.Namespace, question: str) -> bool:
+    """--yes, or a y/N answer at a terminal; without a terminal and --yes, refuse."""
     if args.yes:
         return True
-    if not sys.stdin.isatty():
-        raise InvalidInput(f"{question} changes production files: pass --yes to confirm, or run it in a terminal.")
+    _confirmable(args, question)
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _confirmable(args: argparse.Namespace, question: str) -> None:
+    """Refuse unless there is --yes or a terminal to ask at."""
+    from .errors import InvalidInput
+
+    if not args.yes and not sys.stdin.isatty():
+        raise InvalidInput(f"{question} changes production files: pass --yes to confirm, or run it in a terminal.")
 
 
 def _deploy(args: argparse.Namespace, call: Callable[..., object], question: str) -> int:
     from .report import render_deploy
 
+    if not args.dry_run:
+        _confirmable(args, question)  # refused at once, not after the preview's analysis
     lab = _lab(args)
     try:
         preview = call(lab, dry_run=True)
@@ -256,6 +305,17 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", required=True, help="Why (recorded in the event log and the commit).")
     rollback.add_argument("--dry-run", action="store_true", help="Print the diff; change nothing.")
     rollback.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
+    void = add("void", cmd_void, "Withdraw a wrongly recorded trial of a running experiment, or correct it (--metric).")
+    void.add_argument("trial_id", type=int)
+    void.add_argument("--reason", required=True, help="Why (recorded in the event log).")
+    void.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="A corrected value of the same run (repeat for each metric); recorded in the trial's place.",
+    )
+    void.add_argument("--failed", action="store_true", help="With --metric: the corrected run failed.")
     auto = add("auto", cmd_auto, "Analyse every running experiment and promote, roll back or expire as decided.")
     auto.add_argument("--dry-run", action="store_true", help="Report what would be done; change nothing.")
     auto.add_argument("--json", action="store_true", help="Structured output instead of text.")

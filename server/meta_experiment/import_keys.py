@@ -12,14 +12,15 @@ from typing import Any
 from .errors import InvalidInput
 from .models import MetricSpec, Targets
 
-# The keys each object of an experiment may carry: the seed's template, and the `meta_experiment`
-# block this server's export adds (export_experiments writes exactly these). A block is named by its
-# path in the experiment: `name[]` is every item of a list, `*` every value of an object.
+# The keys each object of an experiment may carry: the seed's template, what this server's export
+# adds (export_experiments writes exactly these), and `created_at`, read where `created` is missing.
+# A block is named by its path in the experiment: `name[]` is every item of a list, `*` every value
+# of an object.
 DOCUMENT_KEYS = frozenset({"format", "experiments"})
 # fmt: off
 _FORMAT_KEYS: dict[str, frozenset[str]] = {
     "": frozenset({
-        "id", "name", "created", "status", "hypothesis", "changes", "metrics", "targets",
+        "id", "name", "created", "created_at", "status", "hypothesis", "changes", "metrics", "targets",
         "sample_size_required", "max_duration_days", "auto_rollback", "auto_promote", "results", "meta_experiment",
     }),
     "changes": frozenset({"type", "files", "description"}),
@@ -28,7 +29,7 @@ _FORMAT_KEYS: dict[str, frozenset[str]] = {
     "targets": frozenset(Targets.model_fields),
     "results": frozenset({
         "trials_completed", "control_group", "treatment_group", "control_avg", "treatment_avg", "improvement_pct",
-        "p_value", "statistical_confidence", "status",
+        "p_value", "statistical_confidence", "always_valid_confidence", "status",
     }),
     "meta_experiment": frozenset({
         "status_reason", "started_at", "ended_at", "next_slot", "metric_definitions", "files", "trials", "events",
@@ -36,8 +37,9 @@ _FORMAT_KEYS: dict[str, frozenset[str]] = {
     "meta_experiment.metric_definitions[]": frozenset(MetricSpec.model_fields),
     "meta_experiment.files[]": frozenset({"production", "variant", "backup", "control_content", "treatment_content"}),
     "meta_experiment.trials[]": frozenset({
-        "arm", "unit", "status", "source", "assigned_at", "recorded_at", "success", "metrics",
+        "arm", "unit", "status", "source", "assigned_at", "recorded_at", "success", "metrics", "voided", "replaces",
     }),
+    "meta_experiment.trials[].voided": frozenset({"at", "reason", "replaced_by"}),
     "meta_experiment.events[]": frozenset({"at", "actor", "kind", "message", "data"}),
 }
 # fmt: on

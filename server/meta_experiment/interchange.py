@@ -4,8 +4,15 @@ The seed's template fields come first and keep their meaning (`results.control_g
 of primary-metric values of the control arm, and so on). What the template has no place for —
 metric definitions, every trial with all its metrics and times, the file snapshots, the event
 log — travels in one extra object per experiment, `meta_experiment`, so that
-export → import → export gives the same document. A file in the seed's bare format (no
-`meta_experiment` block) imports too: its groups become imported trials of the primary metric."""
+export → import → export gives the same document (plus the `imported` event the import adds to
+each experiment's log). A file in the seed's bare format (no `meta_experiment` block) imports too:
+its groups become imported trials of the primary metric.
+
+Two confidences travel in `results`: `statistical_confidence` keeps the seed's meaning, 1 - the
+fixed-horizon Welch p (`p_value`), which is not valid when looked at after every trial;
+`always_valid_confidence` is 1 - the always-valid two-sided p of the sequential test, the
+`confidence` that `status` shows and decisions use. An import reads neither (both are recomputed
+from the trials)."""
 
 from __future__ import annotations
 
@@ -23,14 +30,20 @@ from .models import ARMS, TERMINAL_STATUSES, MetricSpec, iso, parse_iso
 from .stats.summary import Summary
 
 FORMAT = "meta-experiment/1"
+MAX_ID_LENGTH = 100  # as the tools' experiment_id
+# What the lifecycle generates (exp-20261125-101500, exp-20261125-101500-2), the seed's template
+# (exp-2025-10-20-001) and other plain names; nothing that reads as a path (/, \, a leading dot).
+_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_ID_LENGTH - 1}}}")
 _LOWER_IS_BETTER_HINT = re.compile(r"time|duration|latency|cost|error|fail|false_pos|regress|token", re.I)
 
 
-def _results(primary: MetricSpec, trials: list[dict[str, Any]], status: str) -> dict[str, Any]:
+def _results(
+    primary: MetricSpec, trials: list[dict[str, Any]], status: str, always_valid: float | None
+) -> dict[str, Any]:
     """The seed's `results` block from the trials themselves. fsum-based summaries are independent of
     recording order, so a re-import reproduces them exactly; the p-value is the fixed-horizon Welch
     p the seed reports (decisions use the always-valid test: see analyze), cluster-robust by unit
-    when a unit repeats, as the analysis computes it."""
+    when a unit repeats, as the analysis computes it. `always_valid` is status's `confidence`."""
     from .stats import continuous
 
     groups: dict[str, list[float]] = {arm: [] for arm in ARMS}
@@ -55,17 +68,39 @@ def _results(primary: MetricSpec, trials: list[dict[str, Any]], status: str) -> 
         "improvement_pct": improvement,
         "p_value": p_value,
         "statistical_confidence": None if p_value is None else 1.0 - p_value,
+        "always_valid_confidence": always_valid,
         "status": "collecting_data" if status == "running" else status,
     }
 
 
+def _mark_voided(trials: list[dict[str, Any]], rows: list[Any], voided: dict[int, Any]) -> None:
+    """A voided trial is exported with status 'voided' and `voided` {at, reason, replaced_by: the
+    position of its replacement in the list}; the replacement carries `replaces` (its position)."""
+    position = {r["id"]: i for i, r in enumerate(rows)}
+    for trial_id, v in voided.items():
+        i = position[trial_id]
+        replaced_by = position.get(v["replaced_by"]) if v["replaced_by"] is not None else None
+        trials[i]["status"] = "voided"
+        trials[i]["voided"] = {"at": iso(v["voided_at"]), "reason": v["reason"], "replaced_by": replaced_by}
+        if replaced_by is not None:
+            trials[replaced_by]["replaces"] = i
+
+
 def export_experiments(lab: Lab, ids: list[str] | None = None) -> dict[str, Any]:
-    """The experiments (all, or those named) as a seed-format document."""
+    """The experiments (all when `ids` is None, or those named) as a seed-format document. Its
+    `results.statistical_confidence` is the seed's 1 - fixed-horizon p; `always_valid_confidence`
+    beside it is the always-valid confidence that `status` shows (see the module docstring)."""
+    if ids is not None and not ids:
+        raise InvalidInput(
+            "The list of experiment ids is empty, so there is nothing to export. Name at least one "
+            "experiment, or leave the ids out to export all of them."
+        )
     with lab.store.reading():
-        experiments = [lab.get(i) for i in ids] if ids else lab.experiments()
+        experiments = [lab.get(i) for i in ids] if ids is not None else lab.experiments()
         out = []
         for e in experiments:
             values = lab.store.values_by_trial(e.id)
+            rows = lab.store.trial_rows(e.id)
             trials = [
                 {
                     "arm": r["arm"],
@@ -77,10 +112,11 @@ def export_experiments(lab: Lab, ids: list[str] | None = None) -> dict[str, Any]
                     "success": None if r["success"] is None else bool(r["success"]),
                     "metrics": values.get(r["id"], {}),
                 }
-                for r in lab.store.trial_rows(e.id)
+                for r in rows
             ]
+            _mark_voided(trials, rows, lab.store.voided_ids(e.id))
             row = lab.store.experiment_row(e.id)
-            results = _results(e.primary_metric, trials, e.status)
+            results = _results(e.primary_metric, trials, e.status, _always_valid_confidence(lab, e.id))
             out.append(
                 {
                     "id": e.id,
@@ -134,6 +170,12 @@ def export_experiments(lab: Lab, ids: list[str] | None = None) -> dict[str, Any]
                 }
             )
     return {"format": FORMAT, "experiments": out}
+
+
+def _always_valid_confidence(lab: Lab, experiment_id: str) -> float | None:
+    """1 - the always-valid two-sided p of the primary metric, from the analysis `status` shows."""
+    seq = lab.analyze(experiment_id).primary.sequential
+    return None if seq is None or seq.p_value is None else 1 - seq.p_value
 
 
 def _definitions(item: dict[str, Any], warnings: list[str]) -> list[MetricSpec]:
@@ -190,10 +232,12 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
         for index, item in enumerate(document["experiments"]):
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
                 raise InvalidInput(f"experiments[{index}] must be an object with a string id.")
-            if not 1 <= len(item["id"]) <= MAX_ID_LENGTH or not item["id"].isprintable():
+            if not _ID.fullmatch(item["id"]):
+                shown = item["id"] if len(item["id"]) <= 40 else item["id"][:40] + "..."
                 raise InvalidInput(
-                    f"experiments[{index}]: the id must be 1 to {MAX_ID_LENGTH} printable characters "
-                    "(the tools take no longer ids). Nothing was imported."
+                    f"experiments[{index}]: the id {shown!r} is not a usable experiment id. An id is 1 to "
+                    f"{MAX_ID_LENGTH} letters, digits, '-', '_' or '.', starting with a letter or digit "
+                    "(e.g. exp-20261125-101500); rename it in the document. Nothing was imported."
                 )
             if lab.store.experiment_exists(item["id"]):
                 if on_conflict == "skip":
@@ -224,9 +268,6 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
     for experiment_id in imported:
         lab._changed(experiment_id)
     return {"imported": imported, "skipped": skipped, "warnings": warnings, "ignored_keys": ignored_keys}
-
-
-MAX_ID_LENGTH = 100  # as the tools' experiment_id
 
 
 def _import_detail(exc: Exception) -> str:
@@ -285,7 +326,8 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
             "auto_rollback": item.get("auto_rollback", True),
         }
     )
-    created = parse_iso(item["created"]) if item.get("created") else lab.clock()
+    now = lab.clock()
+    created = _created(item, now)
     lab.store.insert_experiment(
         spec.row(
             item["id"],
@@ -302,17 +344,21 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
             raise ValueError(f"next_slot {ext['next_slot']!r} is out of range.")
         lab.store.update_experiment(item["id"], next_slot=slot)
     snapshots = {f["production"]: f for f in ext.get("files") or []}
+    # Whatever the status: rolling back a promoted experiment writes its production files.
+    files = {
+        given: (_inside(lab, given, "file"), _inside(lab, variant, "variant")) for given, variant in spec.files.items()
+    }
     if status in ("draft", "running"):
         busy = lab._files_in_running_experiments()
-        for path in (p for pair in spec.files.items() for p in pair):
+        for path in (p for pair in files.values() for p in pair):
             if path in busy:
                 raise ValueError(
                     f"{path!r} is already under test in experiment {busy[path]!r}, which has not ended; two "
                     "experiments on one file would confound each other. Import this one with a terminal status, or "
                     "finish the other first."
                 )
-    for production, variant in spec.files.items():
-        snap = snapshots.get(production)
+    for given, (production, variant) in files.items():
+        snap = snapshots.get(given)
         if snap is not None:
             control, treatment = snap["control_content"].encode(), snap["treatment_content"].encode()
         else:
@@ -337,10 +383,11 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
             unit=t.get("unit"),
             source=t.get("source", "import"),
             assigned_at=parse_iso(t["assigned_at"]) if t.get("assigned_at") else created,
+            new_assignment="replaces" not in t,  # a voided trial's replacement is not an assignment
         )
     for i in order:
         t = trials[i]
-        if t.get("status") == "recorded":
+        if t.get("status") in ("recorded", "voided"):
             values = {}
             for name, value in (t.get("metrics") or {}).items():
                 if name not in known:
@@ -354,6 +401,12 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
             at = parse_iso(t["recorded_at"]) if t.get("recorded_at") else created
             if any(m.log_scale and name == m.name and v <= 0 for m in spec.metrics for name, v in values.items()):
                 raise ValueError("a log-scale metric has a value <= 0.")
+            if t["status"] == "voided":
+                void: dict[str, Any] = t["voided"] if isinstance(t.get("voided"), dict) else {}
+                reason = str(void.get("reason") or "voided (imported)")
+                voided_at = parse_iso(void["at"]) if void.get("at") else at
+                lab.store.insert_voided(new_ids[i], values, bool(t.get("success", True)), at, voided_at, reason)
+                continue
             lab.store.record_trial(
                 new_ids[i],
                 item["id"],
@@ -364,9 +417,52 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
                 derived_values(spec.metrics, values),
             )
     lab.store.abandon_trial_ids([new_ids[i] for i, t in enumerate(trials) if t.get("status") == "abandoned"])
+    for i, t in enumerate(trials):
+        marked = t.get("voided") if t.get("status") == "voided" else None
+        replaced_by = marked.get("replaced_by") if isinstance(marked, dict) else None
+        if replaced_by is not None:
+            if not isinstance(replaced_by, int) or replaced_by not in new_ids:
+                raise ValueError(f"trial {i}: voided.replaced_by {replaced_by!r} is not the position of a trial.")
+            lab.store.set_replacement(new_ids[i], new_ids[replaced_by])
     for ev in ext.get("events") or []:
         kind, message, actor, data, when = _event(ev)
         lab.store.add_event(item["id"], kind, message, actor=actor, data=data, at=parse_iso(when))
+    lab.store.add_event(
+        item["id"],
+        "imported",
+        f"Imported with status {status} and {len(trials)} trial(s)",
+        actor=lab.actor,
+        data={"status": status, "trials": len(trials), "created": iso(created)},
+        at=now,
+    )
+
+
+def _created(item: dict[str, Any], now: float) -> float:
+    """The document's creation time (the seed's `created`, or `created_at` as other tools name it),
+    else the import's."""
+    key = "created" if item.get("created") not in (None, "") else "created_at"
+    if item.get(key) in (None, ""):
+        return now
+    try:
+        return parse_iso(item[key])
+    except ValueError:
+        raise ValueError(
+            f"{key} {item[key]!r} is not an ISO 8601 time such as '2025-10-20T10:30:00Z'; correct it, or "
+            "leave it out to use the time of the import."
+        ) from None
+
+
+def _inside(lab: Lab, path: str, what: str) -> str:
+    """The project-relative form of a file the document names, which must lie inside this project."""
+    from . import paths
+
+    try:
+        return paths.confine(lab.project_root, path, must_exist=False, what=what)
+    except InvalidInput as exc:
+        raise ValueError(
+            f"{exc} An imported experiment may only name files of the project it is imported into; "
+            "correct the path in the document (changes.files) before importing."
+        ) from None
 
 
 def _read_current(
@@ -377,24 +473,22 @@ def _read_current(
     contents = []
     for path in (production, variant):
         try:
-            rel = paths.confine(lab.project_root, path)
-            contents.append((lab.project_root / rel).read_bytes())
+            contents.append(paths.project_file(lab.project_root, path).read_bytes())
         except (InvalidInput, OSError):
             if status in ("draft", "running"):
                 raise ValueError(
                     f"{path!r} does not exist in this project, and a {status} experiment needs its files. "
                     "Create the file, or import the experiment with a terminal status."
                 ) from None
-            warnings.append(f"{experiment_id}: {path} is not in this project; its snapshot is empty.")
+            warnings.append(f"{experiment_id}: {path} does not exist in this project; its snapshot is empty.")
             contents.append(b"")
     return contents[0], contents[1]
 
 
-def write_document(lab: Lab, path: str, document: dict[str, Any]) -> str:
-    """Write an export into the project (atomically); an existing file is first backed up into
-    the state folder. Returns the project-relative path written."""
+def export_path(lab: Lab, path: str) -> str:
+    """The project-relative file an export may be written to, or a clear refusal. Cheap: callers
+    check it before building the export, which runs every experiment's analysis."""
     from . import paths
-    from .files import atomic_write, backup_bytes
 
     rel = paths.confine(lab.project_root, path, must_exist=False, what="export path")
     for exp in lab.experiments(["running"]):
@@ -406,9 +500,19 @@ def write_document(lab: Lab, path: str, document: dict[str, Any]) -> str:
     target = lab.project_root / rel
     if not target.parent.is_dir():
         raise InvalidInput(f"The folder for {rel!r} does not exist; create it or choose another path.")
+    if target.exists() and not target.is_file():
+        raise InvalidInput(f"{rel!r} exists and is not a regular file; choose another path.")
+    return rel
+
+
+def write_document(lab: Lab, path: str, document: dict[str, Any]) -> str:
+    """Write an export into the project (atomically); an existing file is first backed up into
+    the state folder. Returns the project-relative path written."""
+    from .files import atomic_write, backup_bytes
+
+    rel = export_path(lab, path)
+    target = lab.project_root / rel
     if target.exists():
-        if not target.is_file():
-            raise InvalidInput(f"{rel!r} exists and is not a regular file.")
         backup = backup_bytes(lab.state_dir, target.read_bytes())
         lab.event(None, "export_backup", f"Backed up {rel} before overwriting it", path=rel, backup=backup.name)
     atomic_write(target, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
@@ -416,10 +520,49 @@ def write_document(lab: Lab, path: str, document: dict[str, Any]) -> str:
 
 
 def read_document(lab: Lab, path: str) -> Any:
+    """The document in a project file (the import tool's `path`)."""
     from . import paths
 
     rel = paths.confine(lab.project_root, path, what="import file")
+    return parse_document((lab.project_root / rel).read_bytes(), rel)
+
+
+def read_document_file(path: str) -> Any:
+    """The document in a file anywhere (the CLI's argument, relative to the current folder), named
+    as given in any error."""
+    from pathlib import Path
+
     try:
-        return json.loads((lab.project_root / rel).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"{rel!r} is not valid JSON ({exc}). Nothing was imported.") from exc
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InvalidInput(
+            f"The import file {path!r} does not exist. Check the spelling (a relative path starts at the "
+            "current folder). Nothing was imported."
+        ) from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{path!r} is a folder; give the JSON file to import. Nothing was imported.") from None
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise InvalidInput(f"Cannot read the import file {path!r} ({reason}). Nothing was imported.") from None
+    return parse_document(data, path)
+
+
+def parse_document(data: bytes, name: str) -> Any:
+    """The JSON in the bytes of file `name`, or one sentence on why it is not a document."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"{name!r} is not valid JSON (it is not UTF-8 text). Give the experiments.json file an export "
+            "wrote, or one in the seed's format. Nothing was imported."
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"{name!r} is not valid JSON ({exc.msg[0].lower()}{exc.msg[1:]} at line {exc.lineno}, column "
+            f"{exc.colno}). Give the experiments.json file an export wrote, or one in the seed's format. "
+            "Nothing was imported."
+        ) from None
+    except RecursionError:
+        raise InvalidInput(
+            f"{name!r} is nested too deeply to be an experiments document. Nothing was imported."
+        ) from None

@@ -519,9 +519,13 @@ def build_server(
         ] = None,
     ) -> Annotated[CallToolResult, ExportResult]:
         """Export experiments in the seed's experiments.json format (plus a `meta_experiment` block
-        per experiment with every trial, snapshot and event, so an import restores them exactly)."""
+        per experiment with every trial, snapshot and event, so an import restores them exactly).
+        `results.statistical_confidence` is the seed's 1 - fixed-horizon p; `always_valid_confidence`
+        is the one status shows and decisions use."""
 
         def run(lab: Lab) -> ExportResult:
+            if path is not None:
+                interchange.export_path(lab, path)  # refuse a bad path before analysing every experiment
             document = interchange.export_experiments(lab, experiment_ids)
             count = len(document["experiments"])
             if path is None:

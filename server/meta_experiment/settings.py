@@ -26,7 +26,7 @@ Comments and ordering here are kept when a tool or the CLI updates a value."""
 class DefaultSettings(BaseModel):
     """Defaults for new experiments (the seed's values unless changed)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     improvement_threshold: Annotated[float, Field(ge=0, le=1000)] = 15.0
     max_regression: Annotated[float, Field(ge=0, le=1000)] = 10.0
@@ -40,7 +40,7 @@ class DefaultSettings(BaseModel):
 class MonitoringSettings(BaseModel):
     """Alert thresholds (the seed's "Continuous Monitoring"), with guards against tiny samples."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     error_rate_ratio: Annotated[float, Field(gt=1, le=100)] = 2.0
     min_trials_per_arm: Annotated[int, Field(ge=1, le=100_000)] = 10
@@ -49,7 +49,7 @@ class MonitoringSettings(BaseModel):
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     defaults: DefaultSettings = DefaultSettings()
     monitoring: MonitoringSettings = MonitoringSettings()

@@ -510,6 +510,24 @@ class Store:
             )
             self._refold(db, experiment_id, derive)
 
+    def insert_voided(
+        self, trial_id: int, values: dict[str, float], success: bool, recorded_at: float, voided_at: float, reason: str
+    ) -> None:
+        """An imported voided trial: its values stored, nothing folded (as void_trial leaves one)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE trials SET status = 'abandoned', recorded_at = ?, success = ? WHERE id = ?",
+                (recorded_at, int(success), trial_id),
+            )
+            db.executemany(
+                "INSERT INTO metric_values (trial_id, metric, value) VALUES (?, ?, ?)",
+                [(trial_id, name, value) for name, value in values.items()],
+            )
+            db.execute(
+                "INSERT INTO voided_trials (trial_id, voided_at, reason) VALUES (?, ?, ?)",
+                (trial_id, voided_at, reason),
+            )
+
     def set_replacement(self, trial_id: int, replaced_by: int) -> None:
         with self.transaction() as db:
             db.execute("UPDATE voided_trials SET replaced_by = ? WHERE trial_id = ?", (replaced_by, trial_id))

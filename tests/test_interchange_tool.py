@@ -1,0 +1,38 @@
+"""The export and import tools through a real MCP client: refusals of interchange's checks arrive
+as tool errors in plain words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from meta_experiment.mcp_server import build_server
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def _error(project: Path, tool: str, args: dict) -> str:
+    async with Client(build_server(project, project / ".meta-experiment"), mode="auto") as client:
+        result = await client.call_tool(tool, args)
+    assert result.is_error
+    text = result.content[0].text
+    assert "Traceback" not in text and "Value error" not in text and "char 0" not in text
+    return text
+
+
+async def test_an_empty_list_of_ids_is_an_error_not_all(project: Path) -> None:
+    text = await _error(project, "export_experiments", {"experiment_ids": []})
+    assert "list of experiment ids is empty" in text and "leave the ids out to export all" in text
+
+
+async def test_a_file_that_is_not_json_says_so(project: Path) -> None:
+    (project / "b.md").write_text("# notes\n")
+    text = await _error(project, "import_experiments", {"path": "b.md"})
+    assert "'b.md' is not valid JSON (expecting value at line 1, column 1)" in text
