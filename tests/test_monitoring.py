@@ -241,4 +241,10 @@ def test_without_auto_rollback_a_regression_is_only_an_alert(lab: Lab) -> None:
         lab.record(a.trial_id, {"time_to_complete": value + (i % 5) * 0.3})
     assert [a.kind for a in monitoring.alerts(lab, e.id, active_only=True)] == ["performance_regression"]
     assert lab.get(e.id).status == "running"
+    # ending the experiment closes its alerts: nothing acts on them any more
+    from meta_experiment import release
+
+    release.promote(lab, e.id, force=True, reason="the regression is expected; the output is better")
+    assert monitoring.alerts(lab, e.id, active_only=True) == []
+    assert [ev.message.split(":")[0] for ev in lab.events(e.id) if ev.kind == "alert_cleared"] == ["Closed (promoted)"]
     assert WINNER_MEAN < 45.0 < LOSER_MEAN

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PROD, spec
-from meta_experiment import release
+from meta_experiment import monitoring, release
 from meta_experiment.lifecycle import Lab
 from meta_experiment.report import render_status
 from meta_experiment.stats.report import fmt_confidence
@@ -90,11 +90,14 @@ def test_the_alert_of_an_auto_rolled_back_experiment_is_shown_closed(lab: Lab) -
         value = 45.0 if a.arm == "control" else LOSER_MEAN
         lab.record(a.trial_id, {"time_to_complete": value + (a.trial_id % 5) * 0.3})
     report = lab.status()
-    assert [a.experiment_id for a in report.release.alerts] == [e.id]  # still uncleared in the store
+    assert report.release.alerts == []  # closed when the experiment ended
+    [alert] = monitoring.alerts(lab, e.id)
+    assert alert.kind == "performance_regression" and alert.cleared_at is not None
+    closing = [ev.message for ev in lab.events(e.id) if ev.kind == "alert_cleared"]
+    assert closing == [f"Closed (rolled back): {alert.message}"]
     text = render_status(report)
     assert "## ALERTS" not in text and "⚠️" not in text
-    closed = text.split("**Alerts** (closed: the experiment is rolled back):\n", 1)[1]
-    assert closed.startswith("- Performance regression: the always-valid test shows a regression")
+    assert "**Reason**: Rolled back (auto): auto-rollback on alert: Performance regression" in text
 
 
 def test_forced_promotions_are_counted_apart_from_successes(lab: Lab, project: Path) -> None:

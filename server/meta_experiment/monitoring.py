@@ -311,6 +311,24 @@ def _sync(lab: Lab, experiment_id: str, findings: dict[str, Finding], active: se
     return raised
 
 
+def close_alerts(lab: Lab, experiment_id: str, status: str) -> None:
+    """Clear the alerts still up on an experiment that has just ended (inside the caller's
+    transaction): nothing acts on them any more, and an alert that stopped the experiment is
+    answered. Each is logged as cleared with why."""
+    with lab.store.transaction() as db:
+        rows = db.execute(
+            "SELECT kind, message FROM alerts WHERE experiment_id = ? AND cleared_at IS NULL", (experiment_id,)
+        ).fetchall()
+        if not rows:
+            return
+        db.execute(
+            "UPDATE alerts SET cleared_at = ? WHERE experiment_id = ? AND cleared_at IS NULL",
+            (lab.clock(), experiment_id),
+        )
+        for kind, message in rows:
+            lab.event(experiment_id, "alert_cleared", f"Closed ({status}): {message}", alert=kind)
+
+
 def alerts(lab: Lab, experiment_id: str | None = None, *, active_only: bool = False) -> list[Alert]:
     where, args = [], []
     if experiment_id is not None:

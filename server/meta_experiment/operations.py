@@ -16,7 +16,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING
 
-from . import deploy, gitcommit, journal
+from . import deploy, gitcommit, journal, monitoring
 from .errors import Conflict, DeployError, ExperimentError, PathError
 from .files import BACKUP_DIR_NAME, backup_bytes
 from .outcomes import GitOutcome, RecoveryNote
@@ -126,6 +126,7 @@ def _finish(lab: Lab, op: journal.Operation, *, recovered: bool) -> None:
             for step in op.steps:
                 lab.store.set_file_backup(op.experiment_id, step.production, step.backup)
             lab.store.abandon_trials(op.experiment_id)
+            monitoring.close_alerts(lab, op.experiment_id, "promoted")
         journal.set_phase(lab.store, op.id, "applied")
         lab.event(
             op.experiment_id,

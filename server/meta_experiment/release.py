@@ -23,7 +23,7 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from . import deploy, gitcommit, journal, operations, policy
+from . import deploy, gitcommit, journal, monitoring, operations, policy
 from .errors import Conflict, InvalidInput, InvalidState
 from .models import control_characters
 from .outcomes import DeployResult, FileOutcome, GitOutcome
@@ -226,6 +226,7 @@ def _stop(lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bo
             experiment_id, status=to_status, status_reason=f"{label}: {reason}", ended_at=lab.clock()
         )
         abandoned = lab.store.abandon_trials(experiment_id)
+        monitoring.close_alerts(lab, experiment_id, to_status.replace("_", " "))
         lab.event(
             experiment_id,
             to_status,
