@@ -552,16 +552,15 @@ class Store:
         self, db: sqlite3.Connection, experiment_id: str, derive: Callable[[dict[str, float]], dict[str, float]]
     ) -> None:
         """Rebuild the experiment's running statistics, per-unit sums and recorded counts from its
-        recorded trials (inside the caller's transaction), replaying record_trial's folding."""
-        db.execute("DELETE FROM arm_stats WHERE experiment_id = ?", (experiment_id,))
-        db.execute("DELETE FROM unit_sums WHERE experiment_id = ?", (experiment_id,))
-        db.execute("UPDATE unit_trials SET recorded = 0, successes = 0 WHERE experiment_id = ?", (experiment_id,))
-        db.execute(
-            "UPDATE unit_totals SET recorded_trials = 0, recorded_units = 0, max_recorded_per_unit = 0,"
-            " success_a = 0, success_b = 0, success_d = 0 WHERE experiment_id = ?",
-            (experiment_id,),
-        )
-        db.execute("UPDATE arm_counts SET recorded = 0, successes = 0 WHERE experiment_id = ?", (experiment_id,))
+        recorded trials (inside the caller's transaction): the same folding as record_trial
+        (RunningStats.add, ClusterSums.increment, in recording order), computed in memory and
+        written once, so a void costs a few microseconds per trial instead of eight statements."""
+        stats: dict[tuple[str, str], RunningStats] = {}  # (arm, metric)
+        cross: dict[tuple[str, str], list[float]] = {}  # (arm, metric) -> [repeats, a, b, d]
+        unit_sums: dict[tuple[str, str, str], list[float]] = {}  # (unit, arm, metric) -> [n, shifted sum]
+        unit_rec: dict[tuple[str, str], list[int]] = {}  # (unit, arm) -> [recorded, successes]
+        totals: dict[str, list[float]] = {}  # arm -> [recorded_trials, units, max per unit, sa, sb, sd]
+        counts: dict[str, list[int]] = {}  # arm -> [recorded, successes]
         values: dict[int, dict[str, float]] = {}
         for trial_id, metric, value in db.execute(
             "SELECT v.trial_id, v.metric, v.value FROM trials t JOIN metric_values v ON v.trial_id = t.id"
@@ -575,17 +574,76 @@ class Store:
             (experiment_id,),
         ).fetchall()
         for trial_id, arm, unit, success in trials:
+            ok = bool(success)
+            count = counts.setdefault(arm, [0, 0])
+            count[0], count[1] = count[0] + 1, count[1] + int(ok)
             own = values.get(trial_id, {})
-            folded = {**own, **derive(own)}
-            shifts = self._fold(db, experiment_id, arm, folded)
+            for metric, x in {**own, **derive(own)}.items():
+                new = stats.get((arm, metric), EMPTY_STATS).add(x)
+                stats[(arm, metric)] = new
+                if unit is None:
+                    continue
+                acc = unit_sums.setdefault((unit, arm, metric), [0, 0.0])
+                y = x - new.shift
+                if acc[0]:
+                    c = cross.setdefault((arm, metric), [0, 0.0, 0.0, 0.0])
+                    for k, delta in enumerate(ClusterSums.increment(int(acc[0]), acc[1], y)):
+                        c[k] += delta
+                acc[0], acc[1] = acc[0] + 1, acc[1] + y
             if unit is not None:
-                self._count_unit_record(db, experiment_id, unit, arm, bool(success))
-                self._fold_unit(db, experiment_id, unit, arm, {k: v - shifts[k] for k, v in folded.items()})
-            db.execute(
-                "UPDATE arm_counts SET recorded = recorded + 1, successes = successes + ?"
-                " WHERE experiment_id = ? AND arm = ?",
-                (int(bool(success)), experiment_id, arm),
-            )
+                rec = unit_rec.setdefault((unit, arm), [0, 0])
+                _, sa, sb, sd = ClusterSums.increment(rec[0], rec[1], float(ok))
+                rec[0], rec[1] = rec[0] + 1, rec[1] + int(ok)
+                total = totals.setdefault(arm, [0, 0, 0, 0.0, 0.0, 0.0])
+                total[0] += 1
+                total[1] += int(rec[0] == 1)
+                total[2] = max(total[2], rec[0])
+                total[3], total[4], total[5] = total[3] + sa, total[4] + sb, total[5] + sd
+        db.execute("DELETE FROM arm_stats WHERE experiment_id = ?", (experiment_id,))
+        db.executemany(
+            "INSERT INTO arm_stats (experiment_id, arm, metric, n, shift, shifted_mean, m2, min, max, repeats,"
+            " cross_a, cross_b, cross_d) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    experiment_id,
+                    arm,
+                    metric,
+                    r.n,
+                    r.shift,
+                    r.shifted_mean,
+                    r.m2,
+                    r.min,
+                    r.max,
+                    *cross.get((arm, metric), [0, 0.0, 0.0, 0.0]),
+                )
+                for (arm, metric), r in stats.items()
+            ],
+        )
+        db.execute("DELETE FROM unit_sums WHERE experiment_id = ?", (experiment_id,))
+        db.executemany(
+            "INSERT INTO unit_sums (experiment_id, unit, arm, metric, n, shifted_sum) VALUES (?, ?, ?, ?, ?, ?)",
+            [(experiment_id, *key, int(n), total) for key, (n, total) in unit_sums.items()],
+        )
+        db.execute("UPDATE unit_trials SET recorded = 0, successes = 0 WHERE experiment_id = ?", (experiment_id,))
+        db.executemany(
+            "UPDATE unit_trials SET recorded = ?, successes = ? WHERE experiment_id = ? AND unit = ? AND arm = ?",
+            [(rec, ok, experiment_id, unit, arm) for (unit, arm), (rec, ok) in unit_rec.items()],
+        )
+        db.execute(
+            "UPDATE unit_totals SET recorded_trials = 0, recorded_units = 0, max_recorded_per_unit = 0,"
+            " success_a = 0, success_b = 0, success_d = 0 WHERE experiment_id = ?",
+            (experiment_id,),
+        )
+        db.executemany(
+            "UPDATE unit_totals SET recorded_trials = ?, recorded_units = ?, max_recorded_per_unit = ?,"
+            " success_a = ?, success_b = ?, success_d = ? WHERE experiment_id = ? AND arm = ?",
+            [(*total, experiment_id, arm) for arm, total in totals.items()],
+        )
+        db.execute("UPDATE arm_counts SET recorded = 0, successes = 0 WHERE experiment_id = ?", (experiment_id,))
+        db.executemany(
+            "UPDATE arm_counts SET recorded = ?, successes = ? WHERE experiment_id = ? AND arm = ?",
+            [(rec, ok, experiment_id, arm) for arm, (rec, ok) in counts.items()],
+        )
 
     def abandon_trials(self, experiment_id: str, older_than: float | None = None) -> int:
         """Mark still-assigned trials abandoned (all of them, or those assigned before a time)."""
