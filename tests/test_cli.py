@@ -63,6 +63,8 @@ def test_void_a_trial_and_correct_it(project: Path, experiment_id: str) -> None:
     assert again.returncode == 2 and "was voided (typo: 4.0 typed as 40); trial 5 holds" in again.stderr
     bad = run(project, "void", "2", "--reason", "x", "--metric", "time_to_complete", check=False)
     assert bad.returncode == 2 and "--metric takes NAME=VALUE" in bad.stderr
+    flag_only = run(project, "void", "2", "--reason", "x", "--succeeded", check=False)
+    assert flag_only.returncode == 2 and "--succeeded describes the corrected run" in flag_only.stderr
     lab = Lab.open(project)
     try:
         assert lab.trial(1).status == "voided" and lab.trial(5).metrics == {"time_to_complete": 4.0}

@@ -258,3 +258,61 @@ def test_rebuilding_gives_what_recording_built_trial_by_trial(lab: Lab) -> None:
             assert [v for v in new if isinstance(v, str)] == [v for v in old if isinstance(v, str)], name
             numbers = [v for v in old if not isinstance(v, str)]
             assert [v for v in new if not isinstance(v, str)] == pytest.approx(numbers, rel=1e-12, abs=1e-9), name
+
+
+def test_a_void_clears_the_alerts_its_values_raised(lab: Lab) -> None:
+    from types import SimpleNamespace
+
+    from meta_experiment import monitoring
+
+    # error rate: the treatment's failures were recorded by mistake; the control never fails
+    e = lab.create(**spec(auto_rollback=False, sample_size_required=100))
+    failed = []
+    for _ in range(24):
+        a = lab.assign(e.id)
+        ok = a.arm == "control"
+        lab.record(a.trial_id, {"time_to_complete": 30.0, "issues_caught": 1}, success=ok)
+        if not ok:
+            failed.append(a.trial_id)
+    assert [x.kind for x in monitoring.alerts(lab, e.id, active_only=True)] == ["error_rate"]
+    for trial_id in failed:
+        lab.void_trial(trial_id, "the harness marked it failed", {"time_to_complete": 30.0, "issues_caught": 1}, True)
+    assert monitoring.alerts(lab, e.id, active_only=True) == []
+    # regression: wrong values withdrawn, leaving fewer trials than the sample size
+    rollback(lab, e.id, reason="done")  # frees the file under test
+    r = lab.create(**spec(auto_rollback=False, sample_size_required=20))
+    treatment = []
+    while not monitoring.alerts(lab, r.id, active_only=True):
+        a = lab.assign(r.id)
+        worse = 60 if a.arm == "treatment" else 0
+        lab.record(a.trial_id, {"time_to_complete": 45.0 + (a.trial_id % 5) * 0.3 + worse})
+        if a.arm == "treatment":
+            treatment.append(a.trial_id)
+    assert [x.kind for x in monitoring.alerts(lab, r.id, active_only=True)] == ["performance_regression"]
+    for trial_id in treatment[:5]:
+        lab.void_trial(trial_id, "measured in seconds, not minutes")
+    assert monitoring.alerts(lab, r.id, active_only=True) == []
+    # an experiment that ended meanwhile gets no new alert (its alerts were closed when it ended)
+    rollback(lab, r.id, reason="stopped")
+    definition = lab.definition(r.id)
+    verdict = SimpleNamespace(action="rollback", rationale="worse", driven_by="sequential")
+    assert monitoring.check(lab, r.id, metrics=definition.metrics, decision=verdict) == []
+    assert monitoring.alerts(lab, r.id, active_only=True) == []
+
+
+def test_void_messages_and_where_a_void_shows(lab: Lab) -> None:
+    from meta_experiment.release_text import promote_message
+
+    e = lab.create(**spec(auto_rollback=False))
+    a = lab.assign(e.id)
+    lab.record(a.trial_id, {"time_to_complete": 12.0, "issues_caught": 1})
+    with pytest.raises(InvalidInput, match="success describes the corrected run"):
+        lab.void_trial(a.trial_id, "only the flag was wrong", success=False)
+    assert lab.trial(a.trial_id).status == "recorded"
+    fixed = lab.void_trial(a.trial_id, "only the flag was wrong", {"time_to_complete": 12.0, "issues_caught": 1}, False)
+    with pytest.raises(InvalidState, match=f"To change the corrected values, void trial {fixed.replacement_trial_id}"):
+        lab.void_trial(a.trial_id, "again")
+    analysis = lab.analyze(e.id)
+    assert analysis.voided_trials == 1
+    assert any(m.startswith("1 recorded result(s) voided and left out") for m in analysis.messages)
+    assert "Voided: 1 recorded result(s) withdrawn" in promote_message(lab.get(e.id), analysis, "manual", None)

@@ -74,9 +74,18 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
             success_clusters=success or None,
         )
     )
-    messages = [text for text in (note, _unit_note(units) if units else None) if text]
+    voided = lab.store.voided_counts(e.id)
+    withdrawn = (
+        f"{sum(voided.values())} recorded result(s) voided and left out (control {voided.get('control', 0)}, "
+        f"treatment {voided.get('treatment', 0)}); the reasons are in the event log"
+        if voided
+        else None
+    )
+    messages = [text for text in (note, _unit_note(units) if units else None, withdrawn) if text]
     if messages:
         result = result.model_copy(update={"messages": [*result.messages, *messages]})
+    if voided:
+        result = result.model_copy(update={"voided_trials": sum(voided.values())})
     if e.status != "running":
         state = e.status.replace("_", " ") + (f": {e.status_reason}" if e.status_reason else "")
         result = result.model_copy(update={"experiment_status": state})

@@ -95,11 +95,13 @@ def cmd_void(args: argparse.Namespace) -> int:
             sep = ""
         if not sep or not name.strip():
             raise InvalidInput(f"--metric takes NAME=VALUE with a number, e.g. time_to_complete=95; not {item!r}.")
-    if args.failed and not metrics:
-        raise InvalidInput("--failed describes the corrected run: give its values with --metric NAME=VALUE.")
+    if (args.failed or args.succeeded) and not metrics:
+        flag = "--failed" if args.failed else "--succeeded"
+        raise InvalidInput(f"{flag} describes the corrected run: give its values with --metric NAME=VALUE.")
+    success = False if args.failed else True if args.succeeded else None
     lab = _lab(args)
     try:
-        r = lab.void_trial(args.trial_id, args.reason, metrics or None, False if args.failed else None)
+        r = lab.void_trial(args.trial_id, args.reason, metrics or None, success)
     finally:
         lab.close()
     print(f"Voided trial {r.trial_id} ({r.arm}) of {r.experiment_id}: {r.reason}.")
@@ -315,7 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="A corrected value of the same run (repeat for each metric); recorded in the trial's place.",
     )
-    void.add_argument("--failed", action="store_true", help="With --metric: the corrected run failed.")
+    outcome = void.add_mutually_exclusive_group()
+    outcome.add_argument("--failed", action="store_true", help="With --metric: the corrected run failed.")
+    outcome.add_argument(
+        "--succeeded", action="store_true", help="With --metric: the corrected run succeeded (default: as voided)."
+    )
     auto = add("auto", cmd_auto, "Analyse every running experiment and promote, roll back or expire as decided.")
     auto.add_argument("--dry-run", action="store_true", help="Report what would be done; change nothing.")
     auto.add_argument("--json", action="store_true", help="Structured output instead of text.")

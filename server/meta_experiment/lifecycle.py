@@ -461,8 +461,9 @@ class Lab:
             **progress.model_dump(),
         )
 
-    def _not_recordable(self, trial_id: int, experiment: Definition) -> InvalidState:
-        """Why an abandoned or voided trial takes no result, and what to do instead."""
+    def _not_recordable(self, trial_id: int, experiment: Definition, *, voiding: bool = False) -> InvalidState:
+        """Why an abandoned or voided trial takes no result (`voiding`: cannot be voided), and what
+        to do instead."""
         voided = self.store.voided(trial_id)
         next_step = (
             "Assign a new trial for a new run."
@@ -471,6 +472,12 @@ class Lab:
         )
         if voided is not None:
             replaced = f"; trial {voided['replaced_by']} holds the corrected values" if voided["replaced_by"] else ""
+            if voiding:
+                next_step = (
+                    f"To change the corrected values, void trial {voided['replaced_by']}."
+                    if voided["replaced_by"]
+                    else "It already does not count."
+                )
             return InvalidState(f"Trial {trial_id} was voided ({voided['reason']}){replaced}. {next_step}")
         return InvalidState(
             f"Trial {trial_id} was abandoned (never recorded before the experiment moved on); its result cannot "
@@ -494,6 +501,11 @@ class Lab:
         reason = " ".join(str(reason).split())
         if not reason:
             raise InvalidInput("Give a reason for voiding the trial (e.g. 'typo: 125 s recorded as 1e15').")
+        if success is not None and metrics is None:
+            raise InvalidInput(
+                "success describes the corrected run: give its values in metrics too (the voided trial's "
+                "values if only the success flag was wrong). Without metrics the run is dropped."
+            )
         now = self.clock()
         with self.store.transaction():
             row = self.store.trial_row(trial_id)
@@ -503,7 +515,7 @@ class Lab:
             if self.store.voided(trial_id) is not None or row["status"] != "recorded":
                 if self.store.voided(trial_id) is None and row["status"] == "assigned":
                     raise InvalidState(f"Trial {trial_id} has no result yet; there is nothing to void. Record it.")
-                raise self._not_recordable(trial_id, experiment)
+                raise self._not_recordable(trial_id, experiment, voiding=True)
             self._running(experiment, "have its results changed (an ended experiment's data is its record)")
             clean = None if metrics is None else clean_metrics(experiment, metrics, elapsed=None)
             old = self.store.trial_values(trial_id)
@@ -544,7 +556,8 @@ class Lab:
             )
             counts = self.store.arm_counts(experiment.id)
             progress = self.progress(experiment, counts)
-            raised = monitoring.check(self, experiment.id, metrics=experiment.metrics)
+            # every alert again, the regression too: the withdrawn values may have raised one
+            raised = monitoring.check(self, experiment.id, metrics=experiment.metrics, regression=True)
         self._changed(experiment.id)
         return VoidResult(
             trial_id=trial_id,

@@ -105,14 +105,16 @@ def error_rate_finding(
 ) -> Finding:
     """`active`: the alert is up; it stays up until the rate ratio itself falls below the threshold
     (hysteresis: evidence hovering around the threshold must not raise and clear it on alternate
-    trials). `design_effects` (control, treatment): with repeated units, each arm's variance is
+    trials), or no spike is left (fewer failures than min_failures, or a rate no higher than the
+    control's: voided failures). `design_effects` (control, treatment): with repeated units, each arm's variance is
     multiplied by its design effect at the pooled rate, as the analysis does (binary.clustered_z)."""
     c, t = counts.get("control", {}), counts.get("treatment", {})
     c_n, t_n = c.get("recorded", 0), t.get("recorded", 0)
     c_f, t_f = c_n - c.get("successes", 0), t_n - t.get("successes", 0)
     c_rate, t_rate = (c_f / c_n if c_n else 0.0), (t_f / t_n if t_n else 0.0)
-    if active:
-        return None if t_rate < s.error_rate_ratio * c_rate else ("", {})
+    if active:  # cleared once the rate ratio is under the threshold, or no longer a spike at all
+        cleared = t_rate < s.error_rate_ratio * c_rate or t_f < s.min_failures or t_rate <= c_rate
+        return None if cleared else ("", {})
     if c_n < s.min_trials_per_arm or t_n < s.min_trials_per_arm or t_f < s.min_failures:
         return None
     if t_rate < s.error_rate_ratio * c_rate:
@@ -285,6 +287,9 @@ def _sync(lab: Lab, experiment_id: str, findings: dict[str, Finding], active: se
     now = lab.clock()
     raised = []
     with lab.store.transaction() as db:
+        row = db.execute("SELECT status FROM experiments WHERE id = ?", (experiment_id,)).fetchone()
+        if row is None or row[0] != "running":
+            return []  # ended meanwhile (its alerts were closed then): nothing to raise or clear
         active = _active_kinds(db, experiment_id)
         for kind, finding in findings.items():
             if finding is not None and finding[0] and kind not in active:
@@ -364,8 +369,8 @@ def on_trial(lab: Lab, experiment_id: str, metrics: Any, counts: dict[str, dict[
     if not any(m.floor is not None or "satisfaction" in m.name.lower() for m in metrics):
         treatment = counts.get("treatment", {})
         if treatment.get("recorded", 0) == treatment.get("successes", 0):
-            # No treatment failure yet: no error-rate alert can be raised, nor be active (an alert
-            # needs min_failures >= 1 failures, and recorded failures never go away).
+            # No treatment failure: no error-rate alert can be raised, nor be active (an alert needs
+            # min_failures >= 1 failures; void_trial, which can take failures away, runs check).
             return []
     return check(lab, experiment_id, metrics=metrics)
 

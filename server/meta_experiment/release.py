@@ -90,7 +90,8 @@ def promote(
     against = None
     if decision.action != "promote":
         unmet = [c.name for c in decision.criteria if c.met is False]
-        against = decision.rationale + (f" (unmet: {', '.join(unmet)})" if unmet else "")
+        named = "not met:" in decision.rationale  # the policy's rationale names them already
+        against = decision.rationale + (f" (unmet: {', '.join(unmet)})" if unmet and not named else "")
     refusal = None
     if against is not None and not force:
         refusal = (

@@ -54,6 +54,9 @@ def promote_message(experiment: Experiment, analysis: Any, how: str, forced_reas
     ]
     if forced_reason:
         lines.append(f"Forced: {forced_reason}")
+    voided = getattr(analysis, "voided_trials", 0)
+    if voided:
+        lines.append(f"Voided: {voided} recorded result(s) withdrawn and left out (see the event log)")
     lines += ["", f"Promoted by meta-experiment ({how})"]
     return "\n".join(lines) + "\n"
 

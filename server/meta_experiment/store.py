@@ -539,6 +539,16 @@ class Store:
                 "SELECT voided_at, reason, replaced_by FROM voided_trials WHERE trial_id = ?", (trial_id,)
             ).fetchone()
 
+    def voided_counts(self, experiment_id: str) -> dict[str, int]:
+        """{arm: voided trials} (arms without any are absent)."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT t.arm, COUNT(*) FROM voided_trials v JOIN trials t ON t.id = v.trial_id"
+                " WHERE t.experiment_id = ? GROUP BY t.arm",
+                (experiment_id,),
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
     def voided_ids(self, experiment_id: str) -> dict[int, sqlite3.Row]:
         with self.reading() as db:
             rows = db.execute(

@@ -252,6 +252,9 @@ class Analysis(Frozen):
     runs_per_day: float | None
     messages: list[str] = []
     decision: Decision | None = None
+    voided_trials: Annotated[
+        int, Field(description="Recorded results withdrawn with void_trial and left out (reasons in the event log).")
+    ] = 0
     experiment_status: Annotated[
         str | None,
         Field(
