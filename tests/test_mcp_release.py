@@ -105,14 +105,19 @@ async def test_a_dry_run_never_asks_and_returns_the_diff(project: Path, ready: s
     assert (project / PROD).read_text() == COMMAND
 
 
+def _young(project: Path) -> str:
+    """A running experiment without any trial: the policy does not recommend promoting it."""
+    lab = Lab.open(project)
+    try:
+        return lab.create(**spec(sample_size_required=20)).id
+    finally:
+        lab.close()
+
+
 async def test_a_dry_run_shows_the_diff_of_a_refused_promotion_and_a_forced_one_says_so(
     project: Path, mode: str
 ) -> None:
-    lab = Lab.open(project)
-    try:
-        young = lab.create(**spec(sample_size_required=20)).id
-    finally:
-        lab.close()
+    young = _young(project)
     person = Person("accept")
     async with client(project, mode, person) as c:
         dry = await c.call_tool("promote", {"experiment_id": young, "dry_run": True})
@@ -127,11 +132,7 @@ async def test_a_dry_run_shows_the_diff_of_a_refused_promotion_and_a_forced_one_
 
 
 async def test_refusals_are_tool_errors_and_nobody_is_asked(project: Path, mode: str) -> None:
-    lab = Lab.open(project)
-    try:
-        young = lab.create(**spec(sample_size_required=20)).id
-    finally:
-        lab.close()
+    young = _young(project)
     person = Person("accept")
     async with client(project, mode, person) as c:
         not_ready = await c.call_tool("promote", {"experiment_id": young})

@@ -426,10 +426,7 @@ class Lab:
         different values for an already recorded trial are refused."""
         now = self.clock()
         with self.store.transaction():
-            row = self.store.trial_row(trial_id)
-            if row is None:
-                raise self._no_trial(trial_id)
-            experiment = self.definition(row["experiment_id"])
+            row, experiment = self._trial_row(trial_id)
             if row["status"] == "recorded":
                 return self._retry(experiment, self.trial(trial_id), metrics, success)
             if row["status"] == "abandoned":
@@ -460,6 +457,13 @@ class Lab:
             missing_guardrails=missing_guardrails(experiment, clean),
             **progress.model_dump(),
         )
+
+    def _trial_row(self, trial_id: int) -> tuple[Any, Definition]:
+        """The trial's row and its experiment's definition (inside the caller's transaction)."""
+        row = self.store.trial_row(trial_id)
+        if row is None:
+            raise self._no_trial(trial_id)
+        return row, self.definition(row["experiment_id"])
 
     def _not_recordable(self, trial_id: int, experiment: Definition, *, voiding: bool = False) -> InvalidState:
         """Why an abandoned or voided trial takes no result (`voiding`: cannot be voided), and what
@@ -508,12 +512,10 @@ class Lab:
             )
         now = self.clock()
         with self.store.transaction():
-            row = self.store.trial_row(trial_id)
-            if row is None:
-                raise self._no_trial(trial_id)
-            experiment = self.definition(row["experiment_id"])
-            if self.store.voided(trial_id) is not None or row["status"] != "recorded":
-                if self.store.voided(trial_id) is None and row["status"] == "assigned":
+            row, experiment = self._trial_row(trial_id)
+            voided = self.store.voided(trial_id)
+            if voided is not None or row["status"] != "recorded":
+                if voided is None and row["status"] == "assigned":
                     raise InvalidState(f"Trial {trial_id} has no result yet; there is nothing to void. Record it.")
                 raise self._not_recordable(trial_id, experiment, voiding=True)
             self._running(experiment, "have its results changed (an ended experiment's data is its record)")
