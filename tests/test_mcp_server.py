@@ -345,7 +345,8 @@ async def test_design_prompt(server, mode) -> None:
         assert prompts["design_experiment"].description
         result = await client.get_prompt("design_experiment", {"target": "review_pr.md", "goal": "faster reviews"})
     text = result.messages[0].content.text
-    for needle in ("DON'T experiment", "hypothesis", "primary metric", "peeking", "review_pr.md", "faster reviews"):
+    needles = ("DON'T experiment", "hypothesis", "primary metric", "peeking", "review_pr.md", "faster reviews")
+    for needle in (*needles, "void_trial"):
         assert needle in text
 
 

@@ -50,6 +50,9 @@ Work through these steps, then call `create_experiment`.
      test so that looking after every trial is safe; do not override it by promoting by hand.
    - Keep everything else equal between arms: same kind of tasks, interleaved in time (assign does
      this for you), no hand-picking which runs to record. Record failures too (success=false).
+   - A result recorded wrongly (a typo, a unit mix-up, recorded before the run finished) is
+     corrected with `void_trial` and a reason. Never void a run because its numbers look bad:
+     that is hand-picking, and the analysis and the promote commit say how many were voided.
    - One change per experiment; one experiment per file at a time.
 
 6. Create the experiment: put the changed text in its own variant file (e.g. `review_pr.md.experiment`)
