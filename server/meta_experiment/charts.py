@@ -26,7 +26,13 @@ def _summary(values: np.ndarray, units: np.ndarray | None) -> Summary:
         return s
     _, codes = np.unique(np.where(units < 0, -1 - np.arange(units.size), units), return_inverse=True)
     sums, counts = np.bincount(codes, weights=values), np.bincount(codes)
-    return s.clustered(int(codes.max()) + 1, float(np.sum((sums - s.mean * counts) ** 2)))
+    residuals = sums - s.mean * counts
+    return s.clustered(
+        int(codes.max()) + 1,
+        float(np.sum(residuals**2)),
+        float(np.sum(residuals * counts)),
+        float(np.sum(counts.astype(float) ** 2)),
+    )
 
 
 def lift_path(
