@@ -543,33 +543,24 @@ class Lab:
             message = f"Trial {trial_id} ({row['arm']}) voided: {reason}" + (
                 f"; corrected values recorded as trial {replacement}" if replacement is not None else ""
             )
-            self.event(
-                experiment.id,
-                "trial_voided",
-                message,
-                trial_id=trial_id,
-                arm=row["arm"],
-                unit=row["unit"],
-                reason=reason,
-                voided_metrics=old,
-                voided_success=old_success,
-                replacement_trial_id=replacement,
-                replacement_metrics=clean,
-            )
+            facts: dict[str, Any] = {  # what the event log keeps and the result says
+                "trial_id": trial_id,
+                "arm": row["arm"],
+                "reason": reason,
+                "voided_metrics": old,
+                "voided_success": old_success,
+                "replacement_trial_id": replacement,
+                "replacement_metrics": clean,
+            }
+            self.event(experiment.id, "trial_voided", message, unit=row["unit"], **facts)
             counts = self.store.arm_counts(experiment.id)
             progress = self.progress(experiment, counts)
             # every alert again, the regression too: the withdrawn values may have raised one
             raised = monitoring.check(self, experiment.id, metrics=experiment.metrics, regression=True)
         self._changed(experiment.id)
         return VoidResult(
-            trial_id=trial_id,
+            **facts,
             experiment_id=experiment.id,
-            arm=row["arm"],
-            reason=reason,
-            voided_metrics=old,
-            voided_success=old_success,
-            replacement_trial_id=replacement,
-            replacement_metrics=clean,
             replacement_success=new_success if replacement is not None else None,
             alerts=monitoring.after_trial(self, experiment.id, raised, progress),
             **progress.model_dump(),
