@@ -263,6 +263,27 @@ def test_an_imported_draft_reads_as_a_draft_in_status(lab: Lab) -> None:
     assert analysis.experiment_status == "draft"
 
 
+def test_a_running_experiment_without_snapshots_says_the_files_are_taken_as_they_are(lab: Lab) -> None:
+    import copy
+
+    doc = copy.deepcopy(SEED_DOCUMENT)
+    item = doc["experiments"][0]
+    item.update(status="running", id="exp-running-1")
+    item.pop("results")
+    item["changes"]["files"] = {PROD: {"variant": VAR}}
+    warnings = import_experiments(lab, doc)["warnings"]
+    assert f"exp-running-1: the document has no snapshot of {PROD} and {VAR}, so the files as they are now" in (
+        " ".join(warnings)
+    )
+    from meta_experiment.release import rollback
+
+    rollback(lab, "exp-running-1", reason="frees the files for the draft")
+    draft = copy.deepcopy(doc)
+    draft["experiments"][0].update(status="draft", id="exp-draft-2")
+    draft_warnings = import_experiments(lab, draft)["warnings"]  # a draft is snapshotted when started
+    assert not any("no snapshot" in w for w in draft_warnings)
+
+
 def _files(project: Path, state_dir: Path) -> dict[str, bytes]:
     """Every file of the project outside the state folder, with its content."""
     return {

@@ -482,6 +482,11 @@ def _read_current(
                 ) from None
             warnings.append(f"{experiment_id}: {path} does not exist in this project; its snapshot is empty.")
             contents.append(b"")
+    if status == "running":  # a draft is snapshotted again when it is started
+        warnings.append(
+            f"{experiment_id}: the document has no snapshot of {production} and {variant}, so the files as they "
+            "are now (uncommitted edits included) are what the control and treatment runs use."
+        )
     return contents[0], contents[1]
 
 
