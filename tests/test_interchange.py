@@ -246,17 +246,23 @@ def test_a_running_import_may_not_share_a_file_with_a_running_experiment(lab: La
     assert [e.id for e in lab.experiments()] != [] and not lab.store.experiment_exists("exp-copy")
 
 
-def test_an_imported_draft_reads_as_a_draft_in_status(lab: Lab) -> None:
+def _seed_on_project_files(status: str, experiment_id: str) -> dict:
+    """The seed's document with one experiment of this status on the project's command file, without
+    results or snapshots."""
     import copy
-
-    from meta_experiment.report import render_status
 
     doc = copy.deepcopy(SEED_DOCUMENT)
     item = doc["experiments"][0]
-    item.update(status="draft", id="exp-draft-1")
+    item.update(status=status, id=experiment_id)
     item.pop("results")
     item["changes"]["files"] = {PROD: {"variant": VAR}}
-    import_experiments(lab, doc)
+    return doc
+
+
+def test_an_imported_draft_reads_as_a_draft_in_status(lab: Lab) -> None:
+    from meta_experiment.report import render_status
+
+    import_experiments(lab, _seed_on_project_files("draft", "exp-draft-1"))
     text = render_status(lab.status())
     assert "**Action**: None yet (a draft: not started" in text and "rolled back" not in text
     analysis = lab.analyze("exp-draft-1")
@@ -264,24 +270,15 @@ def test_an_imported_draft_reads_as_a_draft_in_status(lab: Lab) -> None:
 
 
 def test_a_running_experiment_without_snapshots_says_the_files_are_taken_as_they_are(lab: Lab) -> None:
-    import copy
+    from meta_experiment.release import rollback
 
-    doc = copy.deepcopy(SEED_DOCUMENT)
-    item = doc["experiments"][0]
-    item.update(status="running", id="exp-running-1")
-    item.pop("results")
-    item["changes"]["files"] = {PROD: {"variant": VAR}}
-    warnings = import_experiments(lab, doc)["warnings"]
+    warnings = import_experiments(lab, _seed_on_project_files("running", "exp-running-1"))["warnings"]
     assert f"exp-running-1: the document has no snapshot of {PROD} and {VAR}, so the files as they are now" in (
         " ".join(warnings)
     )
-    from meta_experiment.release import rollback
-
     rollback(lab, "exp-running-1", reason="frees the files for the draft")
-    draft = copy.deepcopy(doc)
-    draft["experiments"][0].update(status="draft", id="exp-draft-2")
-    draft_warnings = import_experiments(lab, draft)["warnings"]  # a draft is snapshotted when started
-    assert not any("no snapshot" in w for w in draft_warnings)
+    draft_warnings = import_experiments(lab, _seed_on_project_files("draft", "exp-draft-2"))["warnings"]
+    assert not any("no snapshot" in w for w in draft_warnings)  # a draft is snapshotted when started
 
 
 def _files(project: Path, state_dir: Path) -> dict[str, bytes]:
