@@ -23,6 +23,13 @@ succeeding with probability 1 - crash rate in both arms (no true effect), at cra
 success rate beyond max_regression holds promotion back, and rollback takes Holm across the primary
 and success_rate (`simulate.looks`). At 0% the gate never fires, so FP and power are the first
 table's, while Holm still halves the primary's rollback budget (the trials then carry success flags).
+
+A fourth table takes uneven splits (treatment_percent 20, 10 and 90: permuted blocks of 5 or 10,
+the sequential test's information n_c n_t / (n_c + n_t) planned with that split): FP and FR, the
+same without policy.decide's per-arm floor (no decision before each arm has MIN_PER_ARM values;
+with the even split and required >= 10 the floor never binds), power against the first table's even
+split, and the mean trials to promotion. Its experiments come from their own generator, so the first
+three tables keep their draws.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
 from meta_experiment.stats import simulate as sim
 from meta_experiment.stats.binary import wilson
+from meta_experiment.stats.plan import MIN_PER_ARM
 
 REQUIRED = (10, 20, 100)
 EFFECT = 0.30
@@ -47,6 +55,8 @@ HORIZON = 7
 Z = stats.norm.isf(0.025)
 CRASH_RATES = (0.005, 0.02)
 GUARD_STREAM = 1  # success flags come from their own generator: the first two tables keep their draws
+SPLITS = (20, 10, 90)  # treatment_percent of the uneven-split table
+SPLIT_STREAM = 2  # its experiments come from their own generator too
 
 
 def fmt(rate: float, sims: int) -> str:
@@ -134,6 +144,40 @@ def print_guarded(rows: list[tuple[str, int, float, list[tuple[sim.Rates, sim.Ra
     return worst
 
 
+def print_splits(even_power: dict[tuple[str, int], float], sims: int, seed: int) -> float:
+    """The uneven-split table; returns its worst A/A error rate (with the per-arm floor)."""
+    rng = np.random.default_rng([seed, SPLIT_STREAM])
+    print(
+        f"\nUneven splits: treatment_percent {', '.join(map(str, SPLITS))}, permuted blocks as allocation.block_arm; "
+        f"lognormal on the log scale; experiments from seed ({seed}, {SPLIT_STREAM}); {sims} simulated experiments "
+        f"per cell. 'no floor': the same experiments without the per-arm floor ({MIN_PER_ARM} values per arm). "
+        "even power: the first table's.\n"
+    )
+    print("| setting | required | treatment | FP | FR | FP no floor | FR no floor | power | even power | trials |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    worst = 0.0
+    for percent in SPLITS:
+        for setting in sim.SETTINGS:
+            log_scale = setting == "lognormal"
+            name = f"{setting} (log scale)" if log_scale else setting
+            for n_req in REQUIRED:
+                arm0, x0 = sim.generate(setting, n_req, sims, 0.0, rng, HORIZON, treatment_percent=percent)
+                arm1, x1 = sim.generate(setting, n_req, sims, EFFECT, rng, HORIZON, treatment_percent=percent)
+                kw = dict(log_scale=log_scale, treatment_percent=percent)
+                a = sim.ours(arm0, x0, setting, n_req, **kw)
+                loose = sim.ours(arm0, x0, setting, n_req, min_per_arm=0, **kw)
+                b = sim.ours(arm1, x1, setting, n_req, **kw)
+                worst = max(worst, a.promote, a.rollback)
+                trials = "-" if b.mean_trials_to_decision is None else f"{b.mean_trials_to_decision:.0f}"
+                print(
+                    f"| {name} | {n_req} | {percent}% | {fmt(a.promote, sims)} | {fmt(a.rollback, sims)} "
+                    f"| {fmt(loose.promote, sims)} | {fmt(loose.rollback, sims)} "
+                    f"| {b.promote:.1%} | {even_power[setting, n_req]:.1%} | {trials} |",
+                    flush=True,
+                )
+    return worst
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=10000)
@@ -142,6 +186,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     guard_rng = np.random.default_rng([args.seed, GUARD_STREAM])
     guard_rows = []
+    even_power: dict[tuple[str, int], float] = {}
     started = time.perf_counter()
     print(
         f"Auto mode re-analysing after every trial from required to {HORIZON}x required (total trials); "
@@ -176,6 +221,7 @@ def main() -> None:
                     flush=True,
                 )
                 if log_scale == (setting == "lognormal"):
+                    even_power[setting, n_req] = b.promote
                     seeds = guard_rng.integers(2**63, size=2)
                     cells = guarded(((arm0, x0), (arm1, x1)), setting, n_req, log_scale, seeds)
                     guard_rows.append((name, n_req, b.promote, cells))
@@ -201,6 +247,8 @@ def main() -> None:
             )
     guard_worst = print_guarded(guard_rows, args.sims, args.seed)
     print(f"\nWorst A/A error rate with success_rate: {guard_worst:.2%} (goal <= 2.50%).")
+    split_worst = print_splits(even_power, args.sims, args.seed)
+    print(f"\nWorst A/A error rate at uneven splits: {split_worst:.2%} (goal <= 2.50%).")
     print(
         f"\nWorst A/A error rate of ours: {worst:.2%} (goal <= 2.50%). Elapsed {time.perf_counter() - started:.0f} s."
     )

@@ -521,6 +521,9 @@ def test_a_creation_time_that_is_not_a_time_is_refused(lab: Lab, key: str) -> No
 
 def test_the_export_carries_the_always_valid_confidence_that_status_shows(lab: Lab) -> None:
     experiment_id = populated(lab)
+    for i in range(5):  # each arm needs 5 values before the always-valid test speaks
+        for arm in ("control", "treatment"):
+            lab.record_measurement(experiment_id, arm, {"time_to_complete": 31.0 + i, "issues_caught": 1.0})
     results = export_experiments(lab)["experiments"][0]["results"]
     [shown] = [item.confidence for item in lab.status().experiments if item.id == experiment_id]
     assert shown is not None and results["always_valid_confidence"] == shown

@@ -300,12 +300,24 @@ def test_record_refused_after_the_experiment_ended(lab: Lab) -> None:
 
 
 def test_status_lists_progress_toward_sample_size(lab: Lab) -> None:
-    e = lab.create(**spec(sample_size_required=4))
+    e = lab.create(**spec(sample_size_required=12))
     for value in (40.0, 30.0, 44.0):
         a = lab.assign(e.id)
         lab.record(a.trial_id, {"time_to_complete": value})
     (item,) = lab.status().experiments
-    assert item.progress.trials_recorded == 3 and item.progress.percent == 75.0 and item.progress.trials_needed == 1
+    assert item.progress.trials_recorded == 3 and item.progress.percent == 25.0 and item.progress.trials_needed == 9
+    assert item.progress.per_arm_floor is None
+
+
+def test_progress_counts_the_per_arm_minimum_below_ten_trials(lab: Lab) -> None:
+    """With the even split no decision comes before 10 trials (5 per arm), whatever the required size."""
+    e = lab.create(**spec(sample_size_required=4))
+    for value in (40.0, 30.0, 44.0, 41.0):
+        a = lab.assign(e.id)
+        lab.record(a.trial_id, {"time_to_complete": value})
+    progress = lab.progress(lab.get(e.id))
+    assert (progress.trials_recorded, progress.trials_needed, progress.percent) == (4, 6, 40.0)
+    assert progress.per_arm_floor is not None and "each arm needs 5" in progress.per_arm_floor
 
 
 def test_analyze_reads_running_stats_not_raw_rows(lab: Lab) -> None:

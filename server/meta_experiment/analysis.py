@@ -66,6 +66,7 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
             recorded={"control": e.control.recorded, "treatment": e.treatment.recorded},
             successes={"control": e.control.successes, "treatment": e.treatment.successes},
             sample_size_required=e.sample_size_required,
+            control_share=e.control_share,
             started_at=parse_iso(e.started_at) if e.started_at else None,
             now=ended if ended is not None else lab.clock(),
             max_duration_days=e.max_duration_days,

@@ -21,7 +21,8 @@ DOCUMENT_KEYS = frozenset({"format", "experiments"})
 _FORMAT_KEYS: dict[str, frozenset[str]] = {
     "": frozenset({
         "id", "name", "created", "created_at", "status", "hypothesis", "changes", "metrics", "targets",
-        "sample_size_required", "max_duration_days", "auto_rollback", "auto_promote", "results", "meta_experiment",
+        "sample_size_required", "treatment_percent", "max_duration_days", "auto_rollback", "auto_promote",
+        "results", "meta_experiment",
     }),
     "changes": frozenset({"type", "files", "description"}),
     "changes.files.*": frozenset({"backup", "variant"}),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from .models import (
 )
 from .outcomes import RecoveryNote
 from .settings import Settings, load_settings
+from .stats.plan import MIN_PER_ARM
 from .stats.results import Analysis
 from .status import StatusReport
 from .store import DB_FILE_NAME, Store
@@ -60,7 +62,7 @@ class Lab:
     # Interrupted promote/rollback operations finished or undone when this Lab was opened.
     recovered: list[RecoveryNote] = field(default_factory=list)
     # spec_json text -> parsed metrics; the spec never changes after create, so parse it once.
-    _specs: dict[str, tuple[MetricSpec, tuple[MetricSpec, ...], int]] = field(default_factory=dict, repr=False)
+    _specs: dict[str, tuple[MetricSpec, tuple[MetricSpec, ...], int, int]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(
@@ -132,7 +134,12 @@ class Lab:
             spec = json.loads(row["spec_json"])
             primary = MetricSpec.model_validate(spec["primary_metric"])
             metrics = (primary, *(MetricSpec.model_validate(m) for m in spec["secondary_metrics"]))
-            parsed = self._specs[row["spec_json"]] = (primary, metrics, int(spec["sample_size_required"]))
+            parsed = self._specs[row["spec_json"]] = (
+                primary,
+                metrics,
+                int(spec["sample_size_required"]),
+                int(spec.get("treatment_percent", 50)),
+            )
         return Definition(row["id"], row["status"], row["status_reason"], *parsed)
 
     def experiments(self, statuses: list[str] | None = None) -> list[Experiment]:
@@ -201,16 +208,31 @@ class Lab:
         self, experiment: Experiment | Definition, counts: dict[str, dict[str, int]] | None = None
     ) -> Progress:
         if isinstance(experiment, Experiment):
-            done = experiment.trials_recorded
+            arms = (experiment.control.recorded, experiment.treatment.recorded)
         else:
             counts = self.store.arm_counts(experiment.id) if counts is None else counts
-            done = sum(c["recorded"] for c in counts.values())
-        need = experiment.sample_size_required
+            arms = (counts.get("control", {}).get("recorded", 0), counts.get("treatment", {}).get("recorded", 0))
+        done, need = sum(arms), experiment.sample_size_required
+        # No decision before each arm has MIN_PER_ARM results (policy.decide). Assignment keeps the
+        # arms at the split, so an arm reaches it at about MIN_PER_ARM / its share trials in all; once
+        # the required size is reached, an arm that fell behind (abandoned trials, sticky units) needs
+        # (MIN_PER_ARM - its count) / its share more.
+        shares = (1 - experiment.treatment_percent / 100, experiment.treatment_percent / 100)
+        floor = max(0, *(math.ceil(MIN_PER_ARM / p - 1e-9) - done for p in shares))
+        if done >= need:
+            floor = max(floor, *(math.ceil((MIN_PER_ARM - n) / p - 1e-9) for n, p in zip(arms, shares, strict=True)))
+        more = max(0, need - done, floor)
         return Progress(
             trials_recorded=done,
             sample_size_required=need,
-            percent=round(min(100.0, 100.0 * done / need), 1),
-            trials_needed=max(0, need - done),
+            percent=round(100.0 * done / (done + more), 1) if more else 100.0,
+            trials_needed=more,
+            per_arm_floor=(
+                f"each arm needs {MIN_PER_ARM} results before a decision "
+                f"({arms[0]} control, {arms[1]} treatment so far)"
+                if floor > need - done
+                else None
+            ),
         )
 
     # -- create ----------------------------------------------------------------------------------
@@ -218,7 +240,7 @@ class Lab:
     def create(self, **fields: Any) -> Experiment:
         """Validate, snapshot the files under test and start the experiment (status `running`).
 
-        Fields left out (targets, sample size, duration, auto flags) come from the settings file.
+        Fields left out (targets, sample size, duration, auto flags, split) come from the settings file.
         """
         defaults = self.settings().defaults
         targets_in = dict(fields.pop("targets", None) or {})
@@ -228,7 +250,7 @@ class Lab:
             fields.pop(key, None)
         for key in Targets.model_fields:
             targets_in.setdefault(key, getattr(defaults, key))
-        for key in ("sample_size_required", "max_duration_days", "auto_promote", "auto_rollback"):
+        for key in ("sample_size_required", "max_duration_days", "auto_promote", "auto_rollback", "treatment_percent"):
             if fields.get(key) is None:
                 fields[key] = getattr(defaults, key)
         try:
@@ -269,6 +291,7 @@ class Lab:
                     "identical_files": same,
                     "targets": spec.targets.model_dump(),
                     "sample_size_required": spec.sample_size_required,
+                    "treatment_percent": spec.treatment_percent,
                 },
             )
         self._changed(experiment_id)
@@ -381,9 +404,9 @@ class Lab:
         with self.store.transaction():
             experiment = self._running(experiment_id, "assign trials")
             if unit is not None:
-                arm = sticky_arm(experiment_id, unit)
+                arm = sticky_arm(experiment_id, unit, experiment.treatment_percent)
             else:
-                arm = block_arm(experiment_id, self.store.take_slot(experiment_id))
+                arm = block_arm(experiment_id, self.store.take_slot(experiment_id), experiment.treatment_percent)
             trial_id = self.store.insert_trial(experiment_id, arm, unit=unit, source="assign", assigned_at=now)
         files, warnings = [], []
         for f in self.store.file_rows(experiment_id):

@@ -109,6 +109,14 @@ SampleSize = Annotated[
 MaxDuration = Annotated[float | None, Field(gt=0, le=3650, description="Days before the experiment expires.")]
 AutoPromote = Annotated[bool | None, Field(description="Let auto mode promote a winner.")]
 AutoRollback = Annotated[bool | None, Field(description="Let auto mode roll back a loser.")]
+TreatmentShare = Annotated[
+    Literal[10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 90] | None,
+    Field(
+        description="Share of trials assigned to the treatment, in % (default: the settings', 50 unless changed). "
+        "Below 50 "
+        "limits exposure to a risky change, at a cost in trials: about 1.6x as many at 20%, 2.8x at 10%.",
+    ),
+]
 
 
 def unknown_arguments_message(tool: str, arguments: dict[str, Any], schema: dict[str, Any]) -> str | None:
@@ -272,12 +280,13 @@ def build_server(
         max_duration_days: MaxDuration = None,
         auto_promote: AutoPromote = None,
         auto_rollback: AutoRollback = None,
+        treatment_percent: TreatmentShare = None,
     ) -> Annotated[CallToolResult, Experiment]:
         """Create an A/B experiment on one or more files and start it (status `running`).
 
         The production and variant files are snapshotted now: every trial uses these exact texts,
         and promotion later checks that production was not edited in between. Defaults for the
-        targets, sample size, duration and auto flags come from the project's settings."""
+        targets, sample size, split, duration and auto flags come from the project's settings."""
         experiment = await run_lab(
             ctx,
             lambda lab: lab.create(
@@ -295,12 +304,18 @@ def build_server(
                 max_duration_days=max_duration_days,
                 auto_promote=auto_promote,
                 auto_rollback=auto_rollback,
+                treatment_percent=treatment_percent,
             ),
+        )
+        split = (
+            f"; {experiment.treatment_percent}% of trials go to the treatment"
+            if experiment.treatment_percent != 50
+            else ""
         )
         return tool_result(
             experiment,
             f"Created {experiment.id} ({experiment.name}), running; {experiment.sample_size_required} trials "
-            f"required. Next: call assign with experiment_id {experiment.id} for each run.",
+            f"required{split}. Next: call assign with experiment_id {experiment.id} for each run.",
         )
 
     @server.tool(annotations=tool_annotations("Start a draft"))
@@ -367,7 +382,11 @@ def build_server(
         text = (
             f"{'Already recorded (identical retry)' if r.duplicate else 'Recorded'} trial {r.trial_id} "
             f"({r.arm}). Progress {r.trials_recorded}/{r.sample_size_required}"
-            + (f", {r.trials_needed} more needed." if r.trials_needed else "; ready to analyze.")
+            + (
+                f", {r.trials_needed} more needed" + (f" ({r.per_arm_floor})." if r.per_arm_floor else ".")
+                if r.trials_needed
+                else "; ready to analyze."
+            )
         )
         if r.missing_guardrails:
             text += (
@@ -461,7 +480,9 @@ def build_server(
         return tool_result(
             d,
             f"{d.experiment.id} ({d.experiment.name}): {d.experiment.status}, "
-            f"{d.progress.trials_recorded}/{d.progress.sample_size_required} trials.",
+            f"{d.progress.trials_recorded}/{d.progress.sample_size_required} trials"
+            + (f", {d.experiment.treatment_percent}% to the treatment" if d.experiment.treatment_percent != 50 else "")
+            + ".",
         )
 
     @server.tool(name="update_settings", annotations=tool_annotations("Update settings", idempotent=True))
@@ -474,6 +495,7 @@ def build_server(
         max_duration_days: MaxDuration = None,
         auto_promote: AutoPromote = None,
         auto_rollback: AutoRollback = None,
+        treatment_percent: TreatmentShare = None,
         error_rate_ratio: Annotated[
             float | None,
             Field(

@@ -25,6 +25,7 @@ class Definition:
     primary_metric: MetricSpec
     metrics: tuple[MetricSpec, ...]
     sample_size_required: int
+    treatment_percent: int = 50
 
 
 MAX_ABS_VALUE = 1e15  # keeps sums of squares of millions of values far inside the float range

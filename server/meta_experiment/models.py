@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Direction = Literal["lower_is_better", "higher_is_better"]
 MetricKind = Literal["continuous", "binary"]
@@ -103,6 +103,33 @@ class MetricSpec(Strict):
         return self
 
 
+# Treatment shares, in %, whose permuted blocks (100 / gcd(percent, 100) trials) hold at most 10:
+# within a block the counts stray from the split by less than a block, and the sample-ratio check
+# (exact binomial test at small counts, alpha 0.001) cannot fire on that; blocks of 20 (5%, 15%,
+# 35%, ...) could put 9 treatment trials of 9 first at 45%, p = 0.0008.
+TREATMENT_PERCENTS = (10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 90)
+
+
+def _check_treatment_percent(value: int) -> int:
+    if value not in TREATMENT_PERCENTS:
+        choices = ", ".join(map(str, TREATMENT_PERCENTS[:-1])) + f" or {TREATMENT_PERCENTS[-1]}"
+        raise ValueError(
+            f"treatment_percent must be one of {choices}, got {value}: assignment keeps the split exact "
+            "in small permuted blocks (of 10 trials at most)"
+        )
+    return value
+
+
+TreatmentPercent = Annotated[
+    int,
+    Field(
+        description="Share of trials assigned to the treatment, in %: 50 (an even split, the default), or "
+        "10, 20, 25, 30, 40, 60, 70, 75, 80, 90 (20 = one trial in five tries the change)."
+    ),
+    AfterValidator(_check_treatment_percent),
+]
+
+
 class Targets(Strict):
     """Decision thresholds, in the seed's terms."""
 
@@ -131,6 +158,7 @@ class Defaults(Strict):
     max_duration_days: Annotated[float, Field(gt=0, le=3650)] = 14.0
     auto_promote: bool = False
     auto_rollback: bool = True
+    treatment_percent: TreatmentPercent = 50
 
 
 class FileChange(Strict):
@@ -159,6 +187,7 @@ class ExperimentSpec(Strict):
     max_duration_days: Annotated[float, Field(gt=0, le=3650)] = 14.0
     auto_promote: bool = False
     auto_rollback: bool = True
+    treatment_percent: TreatmentPercent = 50
 
     @model_validator(mode="after")
     def _plain_text(self) -> ExperimentSpec:
@@ -211,6 +240,8 @@ class ExperimentSpec(Strict):
                 "auto_rollback",
             },
         )
+        if self.treatment_percent != 50:  # absent means the even split (every experiment before the option)
+            spec_json["treatment_percent"] = self.treatment_percent
         return {
             "id": experiment_id,
             "name": self.name,
@@ -254,6 +285,7 @@ class Experiment(Strict):
     max_duration_days: float
     auto_promote: bool
     auto_rollback: bool
+    treatment_percent: int = 50
     control: ArmCounts = ArmCounts()
     treatment: ArmCounts = ArmCounts()
 
@@ -267,6 +299,11 @@ class Experiment(Strict):
     @property
     def trials_recorded(self) -> int:
         return self.control.recorded + self.treatment.recorded
+
+    @property
+    def control_share(self) -> float:
+        """The intended share of trials in the control arm."""
+        return 1 - self.treatment_percent / 100
 
 
 class Trial(Strict):
@@ -318,8 +355,17 @@ class Assignment(Strict):
 class Progress(Strict):
     trials_recorded: int
     sample_size_required: int
-    percent: float
-    trials_needed: int
+    percent: Annotated[float, Field(description="Recorded trials as a share of those needed before a decision.")]
+    trials_needed: Annotated[
+        int,
+        Field(
+            description="More trials before a decision can come: to sample_size_required, and until each arm "
+            "has 5 results (at an uneven split the short arm may need more)."
+        ),
+    ]
+    per_arm_floor: Annotated[
+        str | None, Field(description="Set when the per-arm minimum, not the sample size, is what is missing.")
+    ] = None
 
 
 class RecordResult(Strict):
@@ -344,6 +390,7 @@ class RecordResult(Strict):
     sample_size_required: int
     percent: float
     trials_needed: int
+    per_arm_floor: str | None = None
 
 
 class VoidResult(Strict):
@@ -365,6 +412,7 @@ class VoidResult(Strict):
     sample_size_required: int
     percent: float
     trials_needed: int
+    per_arm_floor: str | None = None
 
 
 def iso(ts: float | None) -> str | None:

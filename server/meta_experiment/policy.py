@@ -26,6 +26,12 @@ catches large effects early and keeps deciding after the window. bench/validate_
 measures the error rates and the power.
 The "confidence" shown in reports is 1 - the always-valid two-sided p-value.
 
+No decision is taken before `sample_size_required` recorded trials, nor before each arm has
+MIN_PER_ARM (5) values of the primary metric: with fewer, Welch's t mapped to z is far from its
+normal limit, and with an uneven split (20% or 10% treatment) at small sizes the false-decision
+rate rose to 3-4% without this floor (bench/validate_decisions.py, the split table). With the even
+split and sample_size_required >= 10 the floor is already met at the required size.
+
 Promote when, at or after `sample_size_required` recorded trials:
   the always-valid test shows an improvement (one-sided always-valid p <= alpha / 2), the point
   estimate of the improvement exceeds `improvement_threshold` (any improvement over a zero
@@ -48,7 +54,7 @@ import math
 
 from .models import Targets
 from .stats.guardrails import change_from_zero, holm
-from .stats.plan import WINDOW_SHARE
+from .stats.plan import MIN_PER_ARM, WINDOW_SHARE
 from .stats.report import fmt_confidence
 from .stats.results import Analysis, Criterion, Decision, Interval, MetricAnalysis
 
@@ -76,7 +82,8 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
     m = analysis.primary
     seq = m.sequential
     n, required = analysis.trials_recorded, analysis.sample_size_required
-    enough = n >= required
+    short = min(m.control.n, m.treatment.n)
+    enough = n >= required and short >= MIN_PER_ARM
     active = bool(enough and seq is not None and seq.active)
     p_up = seq.p_value_improvement if active and seq else None
     p_two = seq.p_value if active and seq else None
@@ -108,7 +115,17 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
                 f"{len(analysis.guardrails)} guardrail(s) within tolerance" if analysis.guardrails else "no guardrails"
             ),
         ),
-        Criterion(name="Sample size adequate", met=enough, detail=f"{n} of {required} trials recorded"),
+        Criterion(
+            name="Sample size adequate",
+            met=enough,
+            detail=f"{n} of {required} trials recorded"
+            + (
+                f"; {m.control.n} control and {m.treatment.n} treatment values of {m.name}, "
+                f"each arm needs {MIN_PER_ARM}"
+                if short < MIN_PER_ARM
+                else ""
+            ),
+        ),
         Criterion(
             name="Confidence threshold",
             met=None if confidence is None else confidence >= 1 - alpha,
@@ -125,7 +142,10 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
             name="Sample ratio (SRM)",
             met=not srm_bad,
             detail="; ".join(
-                f"{s.counts} {s.control}/{s.treatment}, chi-square p = {_fmt_p(s.p_value)}" for s in analysis.srm
+                f"{s.counts} {s.control} control / {s.treatment} treatment, {s.test} p = {_fmt_p(s.p_value)}"
+                if s.p_value is not None
+                else f"{s.counts}: none yet"
+                for s in analysis.srm
             ),
         ),
     ]
@@ -238,6 +258,8 @@ def _days(n: float) -> str:
 def _why_continue(analysis: Analysis, active: bool, criteria: list[Criterion]) -> str:
     if analysis.trials_recorded < analysis.sample_size_required:
         return "sample size not reached"
+    if min(analysis.primary.control.n, analysis.primary.treatment.n) < MIN_PER_ARM:
+        return f"too few values in an arm (each needs {MIN_PER_ARM})"
     if not active:
         return "sequential test not computable yet"
     return SEQUENTIAL
@@ -300,8 +322,15 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
         text += f"; about {analysis.power.trials_needed_total} more trials for 80% power"
     seq = analysis.primary.sequential
     if seq is not None and seq.active and seq.phase == "after_window":
+        m = analysis.primary
+        early = (
+            f", measured in information: the arms' {m.control.n} control and {m.treatment.n} treatment values "
+            "already carry what it plans for"
+            if m.control.n + m.treatment.n < seq.window_end_trials
+            else ""
+        )
         text += (
-            f"; the planned window ({seq.window_end_trials} trials) ended without a decision: only the "
+            f"; the planned window ({seq.window_end_trials} trials{early}) ended without a decision: only the "
             f"e-process ({1 - WINDOW_SHARE:.0%} of alpha) can still decide, so a real but small effect may take long; "
             "consider stopping the experiment (rollback keeps the original) or starting a larger one"
         )

@@ -44,6 +44,9 @@ Work through these steps, then call `create_experiment`.
      whose runs vary by ±50% takes roughly 100+ trials per arm; a 40% change, about 20 per arm.
      10 is a floor, not a target; when the window is too short for the target effect, analyze's
      power section names the sample_size_required that fits it.
+   - treatment_percent: the share of runs that try the change (50 by default). Lower it (20, 10)
+     when a bad variant would be costly: fewer runs are exposed, but the same evidence takes more
+     runs (about 1.6x at 20%, 2.8x at 10%), and no decision comes before each arm has 5 results.
 
 5. Avoid false positives.
    - Do not stop as soon as the numbers look good ("peeking"): the analysis uses an always-valid

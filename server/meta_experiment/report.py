@@ -117,7 +117,13 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
             )
         lines += [
             "**Progress**:",
-            f"Trials: {bar(p.percent / 100)} {p.percent:.0f}% ({p.trials_recorded}/{p.sample_size_required})",
+            f"Trials: {bar(p.percent / 100)} {p.percent:.0f}% ({p.trials_recorded}/{p.sample_size_required}"
+            + (f"; {p.per_arm_floor}: about {p.trials_needed} more trials)" if p.per_arm_floor else ")"),
+            *(
+                [f"Split: {item.treatment_percent}% treatment / {100 - item.treatment_percent}% control"]
+                if item.treatment_percent != 50
+                else []
+            ),
             "**Current Results**:",
             *_results(item),
         ]

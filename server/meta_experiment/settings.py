@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InvalidInput
 from .files import atomic_write
+from .models import TreatmentPercent
 
 SETTINGS_FILE_NAME = "settings.toml"
 
@@ -35,6 +36,7 @@ class DefaultSettings(BaseModel):
     max_duration_days: Annotated[float, Field(gt=0, le=3650)] = 14.0
     auto_promote: bool = False
     auto_rollback: bool = True
+    treatment_percent: TreatmentPercent = 50
 
 
 class MonitoringSettings(BaseModel):
@@ -62,7 +64,7 @@ def _describe(exc: ValidationError, source: str) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg']}")
+        parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
     return f"{source}: " + "; ".join(parts)
 
 

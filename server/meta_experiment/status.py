@@ -30,6 +30,7 @@ class StatusItem(BaseModel):
     unit: str | None
     direction: Direction
     progress: Progress
+    treatment_percent: Annotated[int, Field(description="Intended share of trials in the treatment arm, in %.")] = 50
     control_mean: float | None
     treatment_mean: float | None
     improvement_pct: Annotated[float | None, Field(description="Positive when the treatment is better.")]
@@ -118,6 +119,7 @@ def status_item(
         unit=m.unit,
         direction=m.direction,
         progress=progress,
+        treatment_percent=experiment.treatment_percent,
         control_mean=m.control.mean,
         treatment_mean=m.treatment.mean,
         improvement_pct=m.improvement_pct,

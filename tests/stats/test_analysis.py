@@ -1,6 +1,7 @@
 """The whole analysis: the seed's worked example, log scale, binary primary, degenerate data."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -229,3 +230,119 @@ def test_a_near_zero_value_on_the_log_scale_is_pointed_out():
         "one treatment value (1e-300 s) carries nearly all of that arm's variance on the log scale" in m
         for m in a.primary.messages
     )
+
+
+def _n_eff(c, t):
+    return c * t / (c + t) if c + t else 0.0
+
+
+def test_more_trials_at_an_uneven_split_worked_example():
+    """30 control and 2 treatment recorded, 20% treatment, target n_eff 10: X more trials in all, 0.8 X
+    to the control and 0.2 X to the treatment, solve 0.16 X^2 + (30 * 0.2 + 2 * 0.8 - 10) X + 30 * 2
+    - 10 * 32 = 0.16 X^2 - 2.4 X - 260 = 0: X = (2.4 + sqrt(2.4^2 + 4 * 0.16 * 260)) / 0.32 = 48.5, so
+    49 (69.2 and 11.8 trials: n_eff 10.08; with 48, 9.92)."""
+    from meta_experiment.stats import analysis as an
+
+    root = an._more_root(30, 2, 10.0, 0.2)
+    assert root == pytest.approx((2.4 + math.sqrt(2.4**2 + 4 * 0.16 * 260)) / 0.32, rel=1e-12)
+    assert an._more_total(30, 2, 10.0, 0.2) == 49
+    assert _n_eff(30 + 0.8 * 49, 2 + 0.2 * 49) >= 10 > _n_eff(30 + 0.8 * 48, 2 + 0.2 * 48)
+
+
+@pytest.mark.parametrize(
+    "a,b,target,s",
+    [
+        (30, 2, 10.0, 0.2),
+        (0, 0, 25.0, 0.1),
+        (5, 40, 12.5, 0.2),
+        (100, 3, 40.0, 0.05),
+        (12, 12, 30.0, 0.8),
+        (40, 10, 5, 0.2),
+    ],
+)
+def test_more_trials_is_the_fewest_that_reach_the_target(a, b, target, s):
+    from meta_experiment.stats import analysis as an
+
+    x = an._more_total(a, b, target, s)
+    assert _n_eff(a + (1 - s) * x, b + s * x) >= target - 1e-9
+    if x:
+        assert _n_eff(a + (1 - s) * (x - 1), b + s * (x - 1)) < target
+    else:
+        assert _n_eff(a, b) >= target
+
+
+@pytest.mark.parametrize("a,b,n", [(30, 5, 29), (0, 0, 40), (12, 12, 30), (3, 50, 17), (7, 8, 101)])
+def test_more_trials_at_half_is_twice_the_per_arm_formula(a, b, n):
+    """At s = 1/2 the quadratic is the per-arm one with X = 2x: x^2 + (a+b-n) x + ab - n(a+b)/2 = 0."""
+    from meta_experiment.stats import analysis as an
+
+    p, q = a + b - n, a * b - n * (a + b) / 2
+    x = (-p + math.sqrt(p * p - 4 * q)) / 2
+    assert an._more_root(a, b, n / 2, 0.5) == pytest.approx(2 * x, rel=1e-12)
+    assert an._more_per_arm(a, b, n) == math.ceil(x - 1e-9)
+
+
+def _at_split(share, control, treatment, **kw):
+    import dataclasses
+
+    return dataclasses.replace(inputs(control, treatment, **kw), control_share=share)
+
+
+def test_power_at_a_20_percent_treatment_split():
+    """Totals at the intended split, per-arm fields None, the fixed-horizon total from statsmodels
+    with ratio 1/4 (nobs1 the control arm), and the more-trials count from the quadratic."""
+    from statsmodels.stats.power import tt_ind_solve_power
+
+    from meta_experiment.models import Targets
+    from meta_experiment.stats import power
+
+    rng = np.random.default_rng(3)
+    c, t = list(rng.normal(45, 15, 40)), list(rng.normal(41, 15, 10))
+    a = analyze(_at_split(0.8, c, t, required=20, targets=Targets(improvement_threshold=15)))
+    no_nan(a)
+    p = a.power
+    assert p.treatment_share == 0.2 and p.basis == "observed"
+    assert p.n_per_arm_fixed is None and p.n_per_arm_sequential is None and p.trials_needed_per_arm is None
+    n1 = tt_ind_solve_power(effect_size=p.effect_size, alpha=a.alpha, power=0.8, ratio=0.25)
+    assert p.n_total_fixed == math.ceil(n1) + math.ceil(n1 / 4)
+    n_eff = power.n_eff_sequential(p.effect_size, a.alpha / 2, 20, 0.8, 0.8)
+    total = n_eff / 0.16
+    n_c, n_t = math.ceil(0.8 * total), math.ceil(0.2 * total)
+    assert p.n_total_sequential == n_c + n_t > p.n_total_fixed
+    x = p.trials_needed_total
+    target = _n_eff(n_c, n_t)
+    assert _n_eff(40 + 0.8 * x, 10 + 0.2 * x) >= target > _n_eff(40 + 0.8 * (x - 1), 10 + 0.2 * (x - 1))
+    assert p.message.startswith(
+        f"about {n_c + n_t} trials ({n_c} control, {n_t} treatment at the 20% treatment split) give 80% power "
+        "to detect a 15% improvement with the always-valid test "
+        f"({p.n_total_fixed} trials, {math.ceil(n1)} control and {math.ceil(n1 / 4)} treatment, for a single "
+        f"fixed-horizon test); needs {x} more trials (about {x - math.ceil(0.2 * x)} control and "
+        f"{math.ceil(0.2 * x)} treatment)"
+    )
+    assert "per arm" not in p.message and "in each arm" not in p.message
+    # the window to 140 trials is short: the suggested size's window ends where n_eff is enough
+    req = p.suggested_sample_size_required
+    assert req == power.required_for_window(p.effect_size, a.alpha / 2, 0.8, 0.8) and req > 20
+    assert f"sample_size_required = {req} would plan up to {7 * req} trials" in p.message
+    wide = analyze(_at_split(0.8, c, t, required=req, targets=Targets(improvement_threshold=15)))
+    assert wide.power.suggested_sample_size_required is None
+    # the same data at the even split: per-arm fields as before, totals twice them
+    even = analyze(inputs(c, t, required=20, targets=Targets(improvement_threshold=15))).power
+    assert even.treatment_share == 0.5 and even.n_total_fixed == 2 * even.n_per_arm_fixed
+    assert even.n_total_sequential == 2 * even.n_per_arm_sequential
+    assert even.trials_needed_total == 2 * even.trials_needed_per_arm
+    assert even.message.startswith(f"about {even.n_per_arm_sequential} trials per arm give 80% power")
+
+
+def test_power_at_an_uneven_split_keeps_each_arm_at_the_policy_floor():
+    """A large effect at 10% treatment: the required total alone would leave one treatment trial, but
+    no decision comes before 5 values in each arm (plan.MIN_PER_ARM), so at least 50 trials."""
+    from meta_experiment.models import Targets
+    from meta_experiment.stats.plan import MIN_PER_ARM
+
+    c, t = [45.0, 52, 38, 58, 32, 47, 44, 50, 41], [20.0, 22, 18]
+    p = analyze(_at_split(0.9, c, t, targets=Targets(improvement_threshold=50))).power
+    assert (
+        p.n_total_sequential == 45 + MIN_PER_ARM and "(45 control, 5 treatment at the 10% treatment split)" in p.message
+    )
+    assert p.trials_needed_total and _n_eff(9 + 0.9 * p.trials_needed_total, 3 + 0.1 * p.trials_needed_total) >= 4.5

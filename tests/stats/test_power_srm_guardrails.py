@@ -33,13 +33,23 @@ def test_sequential_needs_more_than_fixed():
     assert power.n_fixed(0.0, 0.05) is None and power.n_sequential(0.0, 0.025, 20) is None
 
 
-@pytest.mark.parametrize("c,t,share", [(50, 50, 0.5), (520, 480, 0.5), (700, 300, 0.5), (30, 70, 0.3)])
-def test_srm_matches_scipy_chisquare(c, t, share):
+@pytest.mark.parametrize(
+    "c,t,share",
+    [(50, 50, 0.5), (520, 480, 0.5), (700, 300, 0.5), (30, 70, 0.3), (2600, 2400, 0.5), (3100, 1900, 0.6)],
+)
+def test_srm_matches_scipy(c, t, share):
+    """The chi-square statistic always; the p-value is the exact binomial test's up to 2,000 trials
+    (scipy.stats.binomtest), the chi-square's beyond (scipy.stats.chisquare)."""
     ref = stats.chisquare([c, t], [(c + t) * share, (c + t) * (1 - share)])
     res = srm_check("assigned", c, t, share)
     assert res.chi2 == pytest.approx(ref.statistic, abs=1e-9)
-    assert res.p_value == pytest.approx(ref.pvalue, abs=1e-12)
-    assert res.mismatch == (ref.pvalue < 0.001)
+    if c + t <= 2000:
+        p = stats.binomtest(t, c + t, 1 - share).pvalue
+        assert res.test == "exact binomial" and res.p_value == pytest.approx(p, rel=1e-9, abs=1e-300)
+    else:
+        p = ref.pvalue
+        assert res.test == "chi-square" and res.p_value == pytest.approx(p, abs=1e-12)
+    assert res.mismatch == (p < 0.001)
 
 
 def test_srm_without_trials():
@@ -91,3 +101,78 @@ def test_analysis_suggests_a_longer_plan_when_the_window_is_short():
     assert f"sample_size_required = {p.suggested_sample_size_required}" in p.message
     wide = analyze(inputs(list(c), list(t), required=p.suggested_sample_size_required))
     assert wide.power.suggested_sample_size_required is None
+
+
+RATIOS = [0.25, 1 / 9, 4.0, 1.0, 19.0]  # treatment / control: 20%, 10%, 80%, 50%, 95% treatment
+
+
+def _statsmodels_root(test, effect, alpha, ratio):
+    """nobs1 where statsmodels' own power function equals 0.8, found to 1e-10: its solve_power
+    (fsolve first) stops within about 2e-6 of it at some ratios (872.0956138 for 872.0956121)."""
+    from scipy import optimize
+
+    f = lambda n: test.power(effect_size=effect, nobs1=n, alpha=alpha, ratio=ratio) - 0.8  # noqa: E731
+    near = test.solve_power(effect_size=effect, alpha=alpha, power=0.8, ratio=ratio)
+    return optimize.brentq(f, near * 0.99, near * 1.01, xtol=1e-10, rtol=1e-14)  # (its nct is NaN at huge df)
+
+
+@pytest.mark.parametrize("ratio", RATIOS)
+@pytest.mark.parametrize("d,alpha", [(0.5, 0.05), (0.2, 0.01), (1.2, 0.05)])
+def test_t_test_sample_size_at_a_ratio_matches_statsmodels(d, alpha, ratio):
+    """n of the control arm (statsmodels' nobs1) with ratio * n treatment trials: df = n1 + n2 - 2,
+    noncentrality d sqrt(n1 n2 / (n1 + n2))."""
+    from statsmodels.stats.power import TTestIndPower
+
+    n = power.n_fixed(d, alpha, 0.8, t_test=True, ratio=ratio)
+    assert n == pytest.approx(_statsmodels_root(TTestIndPower(), d, alpha, ratio), abs=1e-6)
+    assert n == pytest.approx(tt_ind_solve_power(effect_size=d, alpha=alpha, power=0.8, ratio=ratio), rel=1e-6)
+    for n1 in (3.0, n / 2, n, 2 * n):  # (statsmodels gives NaN where the power is 1 to double precision)
+        ref_power = TTestIndPower().power(effect_size=d, nobs1=n1, alpha=alpha, ratio=ratio)
+        assert power.t_test_power(d, n1, alpha, ratio) == pytest.approx(ref_power, abs=1e-9)
+
+
+@pytest.mark.parametrize("ratio", RATIOS)
+@pytest.mark.parametrize("h,alpha", [(0.3, 0.05), (0.1, 0.05), (0.8, 0.01)])
+def test_z_test_sample_size_at_a_ratio_matches_statsmodels(h, alpha, ratio):
+    n = power.n_fixed(h, alpha, 0.8, t_test=False, ratio=ratio)
+    assert n == pytest.approx(_statsmodels_root(NormalIndPower(), h, alpha, ratio), abs=1e-6)
+    ref = NormalIndPower().solve_power(effect_size=h, alpha=alpha, power=0.8, ratio=ratio)
+    assert n == pytest.approx(ref, rel=1e-6)
+    ref_power = NormalIndPower().power(effect_size=h, nobs1=40.0, alpha=alpha, ratio=ratio)
+    assert power.z_test_power(h, 40.0, alpha, ratio) == pytest.approx(ref_power, abs=1e-12)
+
+
+@pytest.mark.parametrize("share", [0.8, 0.9, 0.2, 0.5])
+@pytest.mark.parametrize("d,required", [(1.0, 10), (0.5, 100), (0.5, 10)])
+def test_sequential_n_at_any_split_goes_through_n_eff(d, required, share):
+    """N = n_eff / (s (1 - s)) trials at treatment share s: with n_c = (1 - s) N and n_t = s N the
+    statistic d sqrt(n_eff) meets the boundary at the power quantile, where the information fraction
+    is sequential.fraction of those arms; the control arm is n_sequential. At 50%, n per arm = 2 n_eff."""
+    s = 1 - share
+    n_eff = power.n_eff_sequential(d, 0.025, required, control_share=share)
+    total = n_eff / (s * share)
+    n_c, n_t = share * total, s * total
+    assert n_c * n_t / (n_c + n_t) == pytest.approx(n_eff, rel=1e-12)
+    t = sequential.fraction(n_c, n_t, required, share)
+    assert t == pytest.approx(total / sequential.plan_end(required), rel=1e-12)  # t = N / window end, any split
+    assert d * math.sqrt(n_eff) - sequential.z_boundary(t, 0.025) == pytest.approx(stats.norm.ppf(0.8), abs=1e-4)
+    assert power.n_sequential(d, 0.025, required, control_share=share) == pytest.approx(n_c, rel=1e-12)
+    even = power.n_eff_sequential(d, 0.025, required)
+    assert power.n_sequential(d, 0.025, required) == pytest.approx(2 * even, rel=1e-12)
+    # t depends on N alone and the statistic on d sqrt(s (1 - s) N): the total N at share s is the
+    # even split's for the effect d sqrt(4 s (1 - s))
+    same = power.n_eff_sequential(d * math.sqrt(4 * s * share), 0.025, required) / 0.25
+    assert total == pytest.approx(same, rel=1e-5)
+
+
+@pytest.mark.parametrize("share", [0.5, 0.8, 0.9, 0.05])
+@pytest.mark.parametrize("d", [0.2, 0.5, 1.0])
+def test_suggested_required_at_a_split_gives_the_power_at_the_window_end(d, share):
+    """As above, at an uneven split: the window ends at 7 x required trials, (1 - s) of them control."""
+    s = 1 - share
+    req = power.required_for_window(d, 0.025, control_share=share)
+    arms = lambda r: dict(nobs1=share * sequential.PLAN_MULTIPLE * r, ratio=s / share)  # noqa: E731
+    ref = NormalIndPower()
+    assert ref.power(effect_size=d, alpha=0.01, alternative="larger", **arms(req)) >= 0.8 - 1e-9
+    if req > 2:
+        assert ref.power(effect_size=d, alpha=0.01, alternative="larger", **arms(req - 1)) < 0.8

@@ -127,3 +127,22 @@ def test_guardrail_table_signs_agree_with_the_criteria():
     text = render_analysis(a, "x")
     assert "| tests_passed | +50.0% | 10% | n/a | suspected: untestable, constant arms (blocks promotion) |" in text
     assert "regressed +50.0%" in a.guardrails[0].detail
+
+
+def test_report_states_an_uneven_split_and_its_power_in_totals():
+    import dataclasses
+
+    from meta_experiment.models import Targets
+
+    rng = np.random.default_rng(3)
+    c, t = list(rng.normal(45, 15, 40)), list(rng.normal(41, 15, 10))
+    plain = inputs(c, t, required=20, targets=Targets(improvement_threshold=15))
+    a = analyze(dataclasses.replace(plain, control_share=0.8))
+    text = render_analysis(a, "x")
+    summary = text[text.index("### Data Summary") : text.index("**Control Group**")]
+    assert "**Split**: 20% treatment / 80% control (intended)" in summary
+    assert a.decision.action == "continue" and f"**Power**: {a.power.message}" in text
+    assert f"about {a.power.n_total_sequential} trials (" in text and "per arm" not in text
+    assert "**Split**" not in render_analysis(analyze(plain), "x")  # 50/50: as before
+    ninety = render_analysis(analyze(dataclasses.replace(plain, control_share=0.05)), "x")
+    assert "**Split**: 95% treatment / 5% control (intended)" in ninety

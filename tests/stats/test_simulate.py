@@ -7,11 +7,13 @@ import pytest
 from meta_experiment.models import MetricSpec, Targets
 from meta_experiment.stats import simulate as sim
 from meta_experiment.stats.analysis import AnalysisInputs, analyze
+from meta_experiment.stats.binary import wilson
+from meta_experiment.stats.plan import MIN_PER_ARM
 from meta_experiment.stats.summary import Summary
 
 
-def _policy_run(arm, x, setting, n_required, log_scale):
-    """Re-analyse after every trial with analyze + policy.decide; (action, look) of the first decision."""
+def _policy_looks(arm, x, setting, n_required, log_scale, treatment_percent=50):
+    """Re-analyse after every trial with analyze + policy.decide: the action at each look."""
     kind = "binary" if setting == "binary" else "continuous"
     direction = "higher_is_better" if kind == "binary" else "lower_is_better"
     spec = MetricSpec(name="m", direction=direction, kind=kind, log_scale=log_scale)
@@ -30,10 +32,17 @@ def _policy_run(arm, x, setting, n_required, log_scale):
                 started_at=0.0,
                 max_duration_days=1e3,
                 log_summaries=logs,
+                control_share=1 - treatment_percent / 100,
             )
         )
-        if res.decision.action in ("promote", "rollback"):
-            return res.decision.action
+        yield res.decision.action
+
+
+def _policy_run(arm, x, setting, n_required, log_scale):
+    """The first decision of analyze + policy.decide re-analysing after every trial."""
+    for action in _policy_looks(arm, x, setting, n_required, log_scale):
+        if action in ("promote", "rollback"):
+            return action
     return "continue"
 
 
@@ -58,6 +67,50 @@ def test_vectorised_rule_is_the_policy(setting, log_scale, effect, required, hor
         assert _policy_run(arm[i], x[i], setting, required, log_scale) == expected
     if effect:
         assert "promote" in actions  # the comparison covers decisions, not only "continue"
+
+
+def _actions(promote, rollback):
+    return ["promote" if p else "rollback" if r else "continue" for p, r in zip(promote, rollback, strict=True)]
+
+
+# uneven splits; `covers`: what the comparison must include to mean something (floor promote / floor
+# rollback: without the per-arm floor `looks` would decide at a look where an arm has fewer than
+# MIN_PER_ARM values, and the policy does not)
+UNEVEN = [
+    ("normal", False, 0.5, 20, 10, 7, 3, {"promote", "floor promote"}),
+    ("normal", False, -0.3, 90, 10, 7, 6, {"rollback", "floor rollback"}),
+    # the window's last look (70 trials, 63/7) comes out at t = 1 + 2.2e-16 with control_share 0.9;
+    # sequential.in_window and the mirror both count it in the window
+    ("lognormal", True, 0.6, 10, 10, 7, 3, {"promote"}),
+    ("binary", False, 0.5, 80, 10, 7, 3, {"promote"}),
+    # past the planned window (7 x 4 = 28 trials), blocks of 5 (20%): only the e-process decides there
+    ("lognormal", True, 0.5, 20, 4, 20, 3, {"promote"}),
+]
+
+
+@pytest.mark.parametrize("setting,log_scale,effect,percent,required,horizon,sims,covers", UNEVEN)
+def test_vectorised_rule_is_the_policy_at_an_uneven_split(
+    setting, log_scale, effect, percent, required, horizon, sims, covers
+):
+    """Look by look, with control_share = 1 - percent / 100, including the looks where an arm has
+    fewer than MIN_PER_ARM values (the first looks at 10% or 20% treatment and required 10)."""
+    rng = np.random.default_rng(percent)
+    arm, x = sim.generate(setting, required, sims, effect, rng, horizon=horizon, treatment_percent=percent)
+    kw = dict(log_scale=log_scale, treatment_percent=percent)
+    promote, rollback = sim.looks(arm, x, setting, required, **kw)
+    loose_promote, loose_rollback = sim.looks(arm, x, setting, required, min_per_arm=0, **kw)
+    nc = np.cumsum(arm == 0, axis=1)[:, required - 1 :]
+    short = np.minimum(nc, np.arange(required, x.shape[1] + 1) - nc) < MIN_PER_ARM
+    assert short.any()  # the comparison covers looks below the floor
+    seen = set()
+    for i in range(sims):
+        actions = _actions(promote[i], rollback[i])
+        assert list(_policy_looks(arm[i], x[i], setting, required, log_scale, percent)) == actions, f"experiment {i}"
+        seen |= set(actions)
+    seen |= {"floor promote"} if (loose_promote & ~promote).any() else set()
+    seen |= {"floor rollback"} if (loose_rollback & ~rollback).any() else set()
+    assert not ((promote | rollback) & short).any()
+    assert covers <= seen
 
 
 @pytest.mark.parametrize(
@@ -96,3 +149,32 @@ def test_power_where_the_seed_is_saturated():
     rng = np.random.default_rng(3)
     arm, x = sim.generate("normal", 20, 500, 0.3, rng)
     assert sim.ours(arm, x, "normal", 20).promote >= sim.seed_rule(arm, x, "normal", 20).promote - 0.005
+
+
+def _within_bound(rate: float, sims: int, bound: float = 0.025) -> bool:
+    """The bound lies at or above the lower end of the rate's Wilson 95% interval."""
+    return wilson(round(rate * sims), sims)[0] <= bound
+
+
+@pytest.mark.parametrize(
+    "setting,log_scale,percent", [("lognormal", True, 20), ("binary", False, 10), ("normal", False, 90)]
+)
+def test_uneven_split_keeps_false_decisions_within_the_bound(setting, log_scale, percent):
+    """A/A at an uneven split, required 10, looks after every trial to 70: false promotions and
+    rollbacks each within 2.5% up to this run's binomial noise (2,000 experiments; the full table,
+    10,000 per cell, is bench/validate_decisions.py)."""
+    rng = np.random.default_rng(percent)
+    arm, x = sim.generate(setting, 10, 2000, 0.0, rng, treatment_percent=percent)
+    aa = sim.ours(arm, x, setting, 10, log_scale=log_scale, treatment_percent=percent)
+    assert _within_bound(aa.promote, aa.sims) and _within_bound(aa.rollback, aa.sims)
+
+
+@pytest.mark.parametrize("setting,log_scale", [("lognormal", True), ("binary", False)])
+def test_an_uneven_split_costs_power(setting, log_scale):
+    """A true 30% improvement, required 20: 20% treatment promotes less often than the even split
+    (n_eff = n p (1 - p): 0.16 n against 0.25 n)."""
+    rng = np.random.default_rng(17)
+    even = sim.ours(*sim.generate(setting, 20, 1500, 0.3, rng), setting, 20, log_scale=log_scale)
+    arm, x = sim.generate(setting, 20, 1500, 0.3, rng, treatment_percent=20)
+    uneven = sim.ours(arm, x, setting, 20, log_scale=log_scale, treatment_percent=20)
+    assert uneven.promote < even.promote - 0.05

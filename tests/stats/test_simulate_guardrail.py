@@ -10,7 +10,7 @@ from meta_experiment.stats.analysis import SUCCESS_METRIC, AnalysisInputs, analy
 from meta_experiment.stats.summary import Summary
 
 
-def _policy_looks(arm, x, success, setting, n_required, log_scale):
+def _policy_looks(arm, x, success, setting, n_required, log_scale, treatment_percent=50):
     """analyze + policy.decide after every trial: the action at each look, and the test method of
     success_rate at the looks where it holds promotion back."""
     kind = "binary" if setting == "binary" else "continuous"
@@ -33,6 +33,7 @@ def _policy_looks(arm, x, success, setting, n_required, log_scale):
                 started_at=0.0,
                 max_duration_days=1e3,
                 log_summaries=logs,
+                control_share=1 - treatment_percent / 100,
             )
         )
         (guard,) = res.guardrails
@@ -51,31 +52,41 @@ def _actions(promote, rollback):
 # crash rates (control, treatment); `covers`: what the comparison must include to mean something
 # (blocked: the primary alone would promote at a look where success_rate holds it back; guard
 # rollback: success_rate rolls back; holm: the primary alone would roll back, but not after Holm;
-# fisher_exact / z_pooled: the test of success_rate at a look where it holds promotion back)
+# fisher_exact / z_pooled: the test of success_rate at a look where it holds promotion back; floor
+# promote / floor rollback: without the per-arm floor the look would decide, and the policy does not)
 CASES = [
-    ("normal", False, 0.3, 10, 7, (0.05, 0.4), 0, 4, {"blocked", "guard rollback", "fisher_exact", "z_pooled"}),
-    ("binary", False, 0.5, 10, 7, (0.1, 0.1), 2, 3, set()),
-    ("normal", False, -0.15, 10, 4, (0.0, 0.0), 1, 3, {"holm"}),
+    ("normal", False, 0.3, 10, 7, (0.05, 0.4), 0, 4, 50, {"blocked", "guard rollback", "fisher_exact", "z_pooled"}),
+    ("binary", False, 0.5, 10, 7, (0.1, 0.1), 2, 3, 50, set()),
+    ("normal", False, -0.15, 10, 4, (0.0, 0.0), 1, 3, 50, {"holm"}),
     # log scale, past the planned window (7 x 4 = 28 trials): only the e-process decides there
-    ("lognormal", True, 0.3, 4, 20, (0.05, 0.3), 9, 3, {"blocked", "guard rollback"}),
+    ("lognormal", True, 0.3, 4, 20, (0.05, 0.3), 9, 3, 50, {"blocked", "guard rollback"}),
+    # uneven splits (control_share 0.8 and 0.1), with looks where an arm has fewer than 5 values
+    ("normal", False, 0.3, 10, 7, (0.05, 0.6), 0, 3, 20, {"blocked", "guard rollback", "floor rollback"}),
+    ("normal", False, 0.3, 10, 7, (0.6, 0.05), 0, 3, 90, {"floor promote"}),
 ]
 
 
-@pytest.mark.parametrize("setting,log_scale,effect,required,horizon,crash,seed,sims,covers", CASES)
-def test_vectorised_guardrail_is_the_policy(setting, log_scale, effect, required, horizon, crash, seed, sims, covers):
+@pytest.mark.parametrize("setting,log_scale,effect,required,horizon,crash,seed,sims,percent,covers", CASES)
+def test_vectorised_guardrail_is_the_policy(
+    setting, log_scale, effect, required, horizon, crash, seed, sims, percent, covers
+):
     rng = np.random.default_rng(seed)
-    arm, x = sim.generate(setting, required, sims, effect, rng, horizon=horizon)
+    arm, x = sim.generate(setting, required, sims, effect, rng, horizon=horizon, treatment_percent=percent)
     success = rng.random(x.shape) >= np.where(arm == 1, crash[1], crash[0])
-    promote, rollback = sim.looks(arm, x, setting, required, success=success, log_scale=log_scale)
-    alone_promote, alone_rollback = sim.looks(arm, x, setting, required, log_scale=log_scale)
+    kw = dict(log_scale=log_scale, treatment_percent=percent)
+    promote, rollback = sim.looks(arm, x, setting, required, success=success, **kw)
+    alone_promote, alone_rollback = sim.looks(arm, x, setting, required, **kw)
+    loose_promote, loose_rollback = sim.looks(arm, x, setting, required, success=success, min_per_arm=0, **kw)
     seen = set()
     for i in range(sims):
-        actions, methods = _policy_looks(arm[i], x[i], success[i], setting, required, log_scale)
+        actions, methods = _policy_looks(arm[i], x[i], success[i], setting, required, log_scale, percent)
         assert actions == _actions(promote[i], rollback[i]), f"experiment {i}"
         seen |= methods
     seen |= {"blocked"} if (alone_promote & ~promote).any() else set()
     seen |= {"guard rollback"} if (rollback & ~alone_rollback).any() else set()
     seen |= {"holm"} if (alone_rollback & ~rollback).any() else set()
+    seen |= {"floor promote"} if (loose_promote & ~promote).any() else set()
+    seen |= {"floor rollback"} if (loose_rollback & ~rollback).any() else set()
     assert covers <= seen
 
 

@@ -15,6 +15,7 @@ from ..models import Arm, MetricSpec, Targets
 from . import binary, power, sequential
 from .guardrails import change_from_zero, has_data, holm
 from .metric import Design, MetricData, Role, analyze_metric, scaled_summaries
+from .plan import MIN_PER_ARM
 from .results import Analysis, Guardrail, MetricAnalysis, Power
 from .srm import srm_check
 from .summary import Summary
@@ -214,18 +215,22 @@ def _guardrails(
 
 def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Power:
     """Trials needed to detect `improvement_threshold` on the primary metric (Cohen 1988 effect
-    sizes d or h), from the observed control mean and pooled variance, else the stated guess."""
+    sizes d or h), from the observed control mean and pooled variance, else the stated guess, at the
+    intended split: control share 1 - s, treatment share s."""
     thr = inputs.targets.improvement_threshold
     spec = inputs.primary
+    s = round(1 - inputs.control_share, 12)  # the intended treatment share (0.2, not 0.19999999999999996)
+    share = 1 - s
+    even = abs(s - 0.5) < 1e-12
     c, t, _ = scaled_summaries(_data(inputs, spec, "primary"), [])
-    base: dict[str, Any] = dict(target_improvement_pct=thr, alpha=alpha, power=inputs.power)
+    base: dict[str, Any] = dict(target_improvement_pct=thr, alpha=alpha, power=inputs.power, treatment_share=s)
     effect, basis, why = _effect(spec, primary, c, t, inputs.power_guess, thr)
     if effect is None:
         return Power(
             effect_size=None,
             basis=basis,
             n_per_arm_fixed=None,
-            n_per_arm_sequential=None,  # type: ignore[arg-type]
+            n_per_arm_sequential=None,
             trials_needed_per_arm=None,
             trials_needed_total=None,
             message=why,
@@ -235,29 +240,68 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
     # sizing with effect / sqrt(deff) multiplies every sample size by deff (Donner & Klar 2000, sec. 5.2).
     deff = _design_effect(c, t) if basis == "observed" else 1.0
     sizing = effect / math.sqrt(deff)
-    fixed = power.n_fixed(sizing, alpha, inputs.power, t_test=spec.kind == "continuous")
-    seq = power.n_sequential(sizing, alpha / 2, inputs.sample_size_required, inputs.power, inputs.control_share)
-    n_fixed = None if fixed is None else math.ceil(fixed - 1e-9)
-    n_seq = None if seq is None else max(math.ceil(seq - 1e-9), math.ceil(inputs.sample_size_required / 2))
+    # fixed horizon: n of the control arm with ratio * n treatment trials (statsmodels' nobs1, ratio)
+    fixed = power.n_fixed(sizing, alpha, inputs.power, t_test=spec.kind == "continuous", ratio=s / share)
+    fixed_arms = None if fixed is None else power.arms_at_split(fixed / share, share)
+    # sequential: the n_eff it needs, reached at the split by N = n_eff / (s (1 - s)) trials; at
+    # least the required total (no decision before it) and MIN_PER_ARM in each arm (nor before that)
+    e_seq = power.n_eff_sequential(sizing, alpha / 2, inputs.sample_size_required, inputs.power, share)
+    seq_total = None if e_seq is None else e_seq / (s * share)
+    seq_arms = (
+        None
+        if seq_total is None
+        else power.arms_at_split(
+            max(seq_total, inputs.sample_size_required, MIN_PER_ARM / s, MIN_PER_ARM / share), share
+        )
+    )
     per_arm = total = suggested = None
     window_end = sequential.plan_end(inputs.sample_size_required)
-    if seq is None or 2 * seq > window_end:
-        suggested = power.required_for_window(sizing, alpha / 2, inputs.power, inputs.control_share)
-    if n_seq is not None:
+    if seq_total is None or seq_total > window_end:
+        suggested = power.required_for_window(sizing, alpha / 2, inputs.power, share)
+    n_fixed = None if fixed_arms is None else fixed_arms[0]
+    if seq_arms is not None:
         nc, nt = inputs.recorded.get("control", 0), inputs.recorded.get("treatment", 0)
-        per_arm = _more_per_arm(nc, nt, n_seq)
-        total = 2 * per_arm
-        message = (
-            f"about {n_seq} trials per arm give {inputs.power:.0%} power to detect a {thr:g}% "
-            f"improvement with the always-valid test ({n_fixed} per arm for a single fixed-horizon test)"
-            + (f"; needs {total} more trials" if total else "; enough trials")
-            + (
-                f" ({per_arm} more in each arm: the arms are uneven, {nc} control and {nt} treatment, "
-                "and the shorter one limits the information)"
-                if total and abs(nc - nt) > 1
-                else ""
+        target = seq_arms[0] * seq_arms[1] / (seq_arms[0] + seq_arms[1])  # n_eff of the recommended arms
+        if even:
+            n_seq = seq_arms[0]
+            per_arm = _more_per_arm(nc, nt, n_seq)
+            total = 2 * per_arm
+            message = (
+                f"about {n_seq} trials per arm give {inputs.power:.0%} power to detect a {thr:g}% "
+                f"improvement with the always-valid test ({n_fixed} per arm for a single fixed-horizon test)"
+                + (f"; needs {total} more trials" if total else "; enough trials")
+                + (
+                    f" ({per_arm} more in each arm: the arms are uneven, {nc} control and {nt} treatment, "
+                    "and the shorter one limits the information)"
+                    if total and abs(nc - nt) > 1
+                    else ""
+                )
             )
-        )
+        else:
+            total = _more_total(nc, nt, target, s)
+            split = f"{round(s * 100, 1):g}% treatment split"
+            fixed_text = (
+                "n/a"
+                if fixed_arms is None
+                else f"{sum(fixed_arms)} trials, {fixed_arms[0]} control and {fixed_arms[1]} treatment,"
+            )
+            more_t = math.ceil(s * total - 1e-9)
+            message = (
+                f"about {sum(seq_arms)} trials ({seq_arms[0]} control, {seq_arms[1]} treatment at the {split}) "
+                f"give {inputs.power:.0%} power to detect a {thr:g}% improvement with the always-valid test "
+                f"({fixed_text} for a single fixed-horizon test)"
+                + (
+                    f"; needs {total} more trials (about {total - more_t} control and {more_t} treatment)"
+                    if total
+                    else "; enough trials"
+                )
+                + (
+                    f": the {nc} control and {nt} treatment recorded are off the split, and the information "
+                    "depends on both arms, so recorded plus more need not add up to the totals above"
+                    if total and abs(nt - s * (nc + nt)) > 1
+                    else ""
+                )
+            )
     else:
         message = "the target improvement is too small to detect with any practical sample size"
     if deff > 1:
@@ -274,10 +318,12 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
     return Power(
         effect_size=effect,
         basis=basis,
-        n_per_arm_fixed=n_fixed,
-        n_per_arm_sequential=n_seq,  # type: ignore[arg-type]
+        n_per_arm_fixed=n_fixed if even else None,
+        n_per_arm_sequential=seq_arms[0] if even and seq_arms is not None else None,
         trials_needed_per_arm=per_arm,
         trials_needed_total=total,
+        n_total_fixed=None if fixed_arms is None else sum(fixed_arms),
+        n_total_sequential=None if seq_arms is None else sum(seq_arms),
         suggested_sample_size_required=suggested if suggested and suggested > inputs.sample_size_required else None,
         message=message,
         **base,
@@ -295,16 +341,34 @@ def _design_effect(c: Summary, t: Summary) -> float:
     return max(1.0, (c.mean_variance + t.mean_variance) / independent)
 
 
+def _more_root(a: int, b: int, target: float, s: float) -> float:
+    """More trials X in all (not rounded), assigned at the split (control (1 - s) X, treatment s X),
+    until the arms carry the effective sample size `target`: the smallest X >= 0 with
+    n_eff = (a + (1-s) X)(b + s X) / (a + b + X) >= target. Multiplying out, the positive root of
+
+        s (1-s) X^2 + (a s + b (1-s) - target) X + a b - target (a + b) = 0,
+
+    whose constant term is negative exactly when the recorded arms fall short (one positive root)."""
+    if target <= 0 or (a + b > 0 and a * b / (a + b) >= target):
+        return 0.0
+    qa, qb, qc = s * (1 - s), a * s + b * (1 - s) - target, a * b - target * (a + b)
+    return max(0.0, (-qb + math.sqrt(max(qb * qb - 4 * qa * qc, 0.0))) / (2 * qa))
+
+
+def _more_total(a: int, b: int, target: float, s: float) -> int:
+    """_more_root rounded up to whole trials."""
+    return max(0, math.ceil(_more_root(a, b, target, s) - 1e-9))
+
+
 def _more_per_arm(a: int, b: int, n: int) -> int:
     """More trials per arm, added equally to both (balanced assignment), until the arms carry the
-    information of n per arm: the smallest x >= 0 with n_eff = (a+x)(b+x)/(a+b+2x) >= n/2, i.e. the
-    positive root of x^2 + (a+b-n) x + ab - n(a+b)/2 = 0. With 30 and 5 recorded and n = 29 that
-    is 17 per arm: the short arm is what limits the information, not the total."""
-    if n <= 0 or (a + b > 0 and a * b / (a + b) >= n / 2):
+    information of n per arm: the smallest x >= 0 with n_eff = (a+x)(b+x)/(a+b+2x) >= n/2. This is
+    _more_root at s = 1/2 and target n/2 with X = 2x, where the quadratic becomes
+    x^2 + (a+b-n) x + ab - n(a+b)/2 = 0. With 30 and 5 recorded and n = 29 that is 17 per arm: the
+    short arm is what limits the information, not the total."""
+    if n <= 0:
         return 0
-    p, q = a + b - n, a * b - n * (a + b) / 2
-    x = (-p + math.sqrt(max(p * p - 4 * q, 0.0))) / 2
-    return max(0, math.ceil(x - 1e-9))
+    return max(0, math.ceil(_more_root(a, b, n / 2, 0.5) / 2 - 1e-9))
 
 
 def _effect(

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from ..models import MetricSpec
 from . import binary, continuous, rank, sequential
 from .numeric import clip_p, finite, norm_sf, t_isf, t_to_z
+from .plan import MIN_PER_ARM
 from .results import ArmSummary, Interval, MetricAnalysis, ProportionTest, RankTest, SequentialResult, TTest
 from .summary import Summary, rate_design_effects
 
@@ -90,7 +91,8 @@ def _sequential(
     """The always-valid result at this look; `z` is oriented so that positive means better."""
     t = sequential.fraction(n_c, n_t, design.n_required, design.control_share)
     alpha = design.alpha_per_direction
-    active = n_c + n_t >= design.n_required and z is not None and t > 0
+    # no decision before the required size, nor before each arm has MIN_PER_ARM values (policy.py)
+    active = n_c + n_t >= design.n_required and min(n_c, n_t) >= MIN_PER_ARM and z is not None and t > 0
     zb = sequential.z_boundary(t, alpha) if t > 0 else None
     base: dict[str, Any] = dict(
         z=finite(z),

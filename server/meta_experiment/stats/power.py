@@ -1,5 +1,7 @@
-"""Sample size per arm to detect the target improvement with 80% power: for the fixed-horizon
-test (agreeing with statsmodels) and for the always-valid test that actually drives decisions."""
+"""Sample sizes to detect the target improvement with 80% power, at the intended split between the
+arms: for the fixed-horizon test (agreeing with statsmodels, `ratio` = treatment / control) and for
+the always-valid test that actually drives decisions (through the effective sample size
+n_eff = n_c n_t / (n_c + n_t), which is s (1 - s) N for N trials at treatment share s)."""
 
 from __future__ import annotations
 
@@ -13,39 +15,50 @@ from .numeric import nct_cdf, norm_cdf, norm_isf, norm_ppf, norm_sf, t_isf
 N_MAX = 1e9
 
 
-def t_test_power(d: float, n: float, alpha: float) -> float:
-    """Power of the two-sided two-sample t-test, n per arm (statsmodels TTestIndPower.power:
-    noncentral t with df = 2n - 2, noncentrality d sqrt(n / 2))."""
-    df = 2 * n - 2
-    nc = d * math.sqrt(n / 2)
+def t_test_power(d: float, n: float, alpha: float, ratio: float = 1.0) -> float:
+    """Power of the two-sided two-sample t-test with n in the first arm and ratio * n in the second
+    (statsmodels TTestIndPower.power, nobs1 = n: noncentral t with df = n1 + n2 - 2 and
+    noncentrality d sqrt(n1 n2 / (n1 + n2)); at ratio 1, df = 2n - 2 and d sqrt(n / 2))."""
+    n2 = ratio * n
+    df = n + n2 - 2
+    nc = d * math.sqrt(n * n2 / (n + n2))
     crit = t_isf(alpha / 2, df)
     p = 1.0 - nct_cdf(crit, df, nc) + nct_cdf(-crit, df, nc)
-    return p if math.isfinite(p) else z_test_power(d, n, alpha)  # nct fails at huge df: normal limit
+    return p if math.isfinite(p) else z_test_power(d, n, alpha, ratio)  # nct fails at huge df: normal limit
 
 
-def z_test_power(h: float, n: float, alpha: float) -> float:
-    """Power of the two-sided z-test, n per arm (statsmodels NormalIndPower.power)."""
+def z_test_power(h: float, n: float, alpha: float, ratio: float = 1.0) -> float:
+    """Power of the two-sided z-test with n in the first arm and ratio * n in the second
+    (statsmodels NormalIndPower.power, nobs1 = n: shift h sqrt(n1 n2 / (n1 + n2)))."""
     crit = norm_isf(alpha / 2)
-    shift = h * math.sqrt(n / 2)
+    n2 = ratio * n
+    shift = h * math.sqrt(n * n2 / (n + n2))
     return norm_sf(crit - shift) + norm_cdf(-crit - shift)
 
 
-def n_fixed(effect: float, alpha: float, power: float = 0.8, t_test: bool = True) -> float | None:
-    """n per arm (not rounded) with the given power: statsmodels tt_ind_solve_power (t_test) or
-    NormalIndPower().solve_power; None when the effect is 0 or would need more than 1e9."""
+def n_fixed(effect: float, alpha: float, power: float = 0.8, t_test: bool = True, ratio: float = 1.0) -> float | None:
+    """n of the first (control) arm, not rounded, with the given power when the second (treatment)
+    arm has ratio * n: statsmodels tt_ind_solve_power(..., ratio=ratio) (t_test) or
+    NormalIndPower().solve_power(..., ratio=ratio); at ratio 1, n per arm. None when the effect is 0
+    or would need more than 1e9."""
     effect = abs(effect)
     if effect == 0 or not math.isfinite(effect):
         return None
     fn = t_test_power if t_test else z_test_power
-    lo = 2.0 if t_test else 1e-6
-    if fn(effect, lo, alpha) >= power:
+    lo = 2.0 if t_test else 1e-6  # statsmodels' lower bracket for nobs1 is 2 as well
+    if fn(effect, lo, alpha, ratio) >= power:
         return lo
     hi = 4.0
-    while fn(effect, hi, alpha) < power:
+    while fn(effect, hi, alpha, ratio) < power:
         lo, hi = hi, hi * 4
         if hi > N_MAX:
             return None
-    return float(optimize.brentq(lambda n: fn(effect, n, alpha) - power, lo, hi, xtol=1e-10, rtol=1e-13))
+    return float(optimize.brentq(lambda n: fn(effect, n, alpha, ratio) - power, lo, hi, xtol=1e-10, rtol=1e-13))
+
+
+def arms_at_split(total: float, control_share: float) -> tuple[int, int]:
+    """(control, treatment) trials, each rounded up, for `total` (not rounded) trials at the split."""
+    return math.ceil(control_share * total - 1e-9), math.ceil((1 - control_share) * total - 1e-9)
 
 
 def required_for_window(
@@ -62,33 +75,48 @@ def required_for_window(
     return None if need > N_MAX else max(2, math.ceil(need - 1e-9))
 
 
-def n_sequential(
+def n_eff_sequential(
     effect: float, alpha_per_direction: float, n_required: int, power: float = 0.8, control_share: float = 0.5
 ) -> float | None:
-    """n per arm at which the sequential test crosses its one-sided boundary at that look with
-    the given probability: effect sqrt(n/2) - z_boundary(n) = z_power (normal approximation; an
-    upper bound for the sample size, since the boundary may be crossed earlier). The boundary falls
-    inside the planned window and jumps up after it (the e-process keeps only the rest of alpha),
-    so the window is searched first."""
+    """The effective sample size n_eff = n_c n_t / (n_c + n_t) at which the sequential test crosses
+    its one-sided boundary at that look with the given probability. With d the standardized effect
+    the statistic is about d sqrt(n_eff) (the difference over its standard error sd sqrt(1/n_c +
+    1/n_t)), and the information fraction is t = n_eff / n_eff(window end), n_eff(window end) =
+    PLAN_MULTIPLE * n_required * s (1 - s) at the intended split (sequential.fraction), so the
+    condition is d sqrt(n_eff) - z_boundary(t) = z_power (normal approximation; an upper bound for
+    the sample size, since the boundary may be crossed earlier). The boundary falls inside the
+    planned window and jumps up after it (the e-process keeps only the rest of alpha), so the window
+    is searched first. Any split reaches n_eff with N = n_eff / (s (1 - s)) trials."""
     effect = abs(effect)
     if effect == 0 or not math.isfinite(effect):
         return None
     z_power = norm_ppf(power)
-    unit = sequential.fraction(1, 1, n_required, control_share)  # t per trial per arm (n_eff = n / 2)
-    per_arm_end = 1 / unit  # the window's end (t = 1), n per arm
+    end = sequential.PLAN_MULTIPLE * max(n_required, 2) * control_share * (1 - control_share)  # n_eff, t = 1
 
-    def gap(n: float) -> float:
-        t = unit * n
-        return effect * math.sqrt(n / 2) - sequential.z_boundary(t, alpha_per_direction) - z_power
+    def gap(n_eff: float) -> float:
+        return effect * math.sqrt(n_eff) - sequential.z_boundary(n_eff / end, alpha_per_direction) - z_power
 
-    lo = 1.0
+    lo = 0.5  # one trial in each arm
     if gap(lo) >= 0:
         return lo
-    if gap(per_arm_end) >= 0:  # increasing inside the window
-        return float(optimize.brentq(gap, lo, per_arm_end, xtol=1e-6))
-    after = per_arm_end * (1 + 1e-9)
+    if gap(end) >= 0:  # increasing inside the window
+        return float(optimize.brentq(gap, lo, end, xtol=5e-7))
+    after = end * (1 + 1e-9)
     if gap(after) >= 0:
         return after
-    if gap(N_MAX) < 0:
+    cap = N_MAX / 2  # the information of N_MAX trials per arm at the even split
+    if gap(cap) < 0:
         return None
-    return float(optimize.brentq(gap, after, N_MAX, xtol=1e-6))
+    return float(optimize.brentq(gap, after, cap, xtol=5e-7))
+
+
+def n_sequential(
+    effect: float, alpha_per_direction: float, n_required: int, power: float = 0.8, control_share: float = 0.5
+) -> float | None:
+    """n of the control arm (statsmodels' nobs1; the treatment arm has s / (1 - s) times as many, s =
+    1 - control_share the treatment share; n per arm at the even split) at which the sequential test
+    has the given power: N = n_eff / (s (1 - s)) trials in all (n_eff from n_eff_sequential), of
+    which the control arm has (1 - s) N = n_eff / s. At s = 1/2, n = 2 n_eff: effect sqrt(n / 2) -
+    z_boundary = z_power, as before uneven splits."""
+    n_eff = n_eff_sequential(effect, alpha_per_direction, n_required, power, control_share)
+    return None if n_eff is None else n_eff / (1 - control_share)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from ..models import DURATION_UNITS
+from .plan import MIN_PER_ARM
 from .results import Analysis, ArmSummary, Guardrail, Interval, MetricAnalysis
 
 HEADLINE = {
@@ -163,11 +164,17 @@ def _tests(m: MetricAnalysis, drove: str, reached: bool = False) -> list[str]:
             + (
                 f"({s.information_fraction:.0%} of the planned window, which ends at {s.window_end_trials} trials)"
                 if s.phase == "window"
-                else f"(after the planned window of {s.window_end_trials} trials: only the e-process, "
+                else f"(after the planned window{_early_end(m, s.window_end_trials)}: only the e-process, "
                 f"{1 - sequential.WINDOW_SHARE:.0%} of alpha, decides now)"
             ),
             f"- always-valid p: improvement {_p(s.p_value_improvement)}, regression {_p(s.p_value_regression)}",
             f"- {s.method}",
+            "",
+        ]
+    elif s is not None and reached and min(m.control.n, m.treatment.n) < MIN_PER_ARM:
+        out += [
+            f"**Always-valid sequential test**: starts when each arm has {MIN_PER_ARM} values "
+            f"({m.control.n} control, {m.treatment.n} treatment so far)",
             "",
         ]
     elif s is not None and reached:
@@ -192,6 +199,7 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
             "",
         ]
     lines += [f"### Data Summary ({m.name}{', log scale' if m.scale == 'log' else ''})", ""]
+    lines += _split(analysis)
     lines += _arm("Control Group", m.control, unit) + _arm("Treatment Group", m.treatment, unit)
     reached = analysis.trials_recorded >= analysis.sample_size_required
     lines += ["### Statistical Tests", "", *_tests(m, drove, reached)]
@@ -263,6 +271,33 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
     if notes:
         lines += ["### Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _early_end(m: MetricAnalysis, window_end: int) -> str:
+    """How the window ended: at its trial count, or earlier in trials when the arms, nearer even
+    than the intended split, carried its information sooner (the window is measured in information)."""
+    n = m.control.n + m.treatment.n
+    if n >= window_end:
+        return f" of {window_end} trials"
+    return (
+        f", measured in information: {m.control.n} control and {m.treatment.n} treatment values carry what "
+        f"{window_end} trials at the intended split would"
+    )
+
+
+def _split(analysis: Analysis) -> list[str]:
+    """The intended split, when it is not 50/50 (the sample-ratio checks carry it; the power section
+    too)."""
+    if analysis.srm:
+        treatment = 1 - analysis.srm[0].expected_control_share
+    elif analysis.power:
+        treatment = analysis.power.treatment_share
+    else:
+        return []
+    if abs(treatment - 0.5) < 1e-12:
+        return []
+    pct = round(treatment * 100, 1)
+    return [f"**Split**: {pct:g}% treatment / {round(100 - pct, 1):g}% control (intended)", ""]
 
 
 def _impact(analysis: Analysis) -> list[str]:

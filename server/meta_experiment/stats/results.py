@@ -153,7 +153,8 @@ class MetricAnalysis(Frozen):
 
 
 class SrmCheck(Frozen):
-    """Sample-ratio mismatch: chi-square of the counts against the intended split."""
+    """Sample-ratio mismatch: the counts against the intended split, by the exact binomial test up to
+    2,000 trials and Pearson's chi-square beyond."""
 
     counts: Literal["assigned", "recorded"]
     control: int
@@ -163,21 +164,55 @@ class SrmCheck(Frozen):
     p_value: float | None
     mismatch: bool
     alpha: float
+    test: Literal["chi-square", "exact binomial"] = "chi-square"
 
 
 class Power(Frozen):
-    """Sample size per arm to detect the target improvement with `power`, for the fixed-horizon test
-    and for the always-valid test that drives decisions; and how many more trials that means."""
+    """Sample size to detect the target improvement with `power`, for the fixed-horizon test and for
+    the always-valid test that drives decisions, at the intended split between the arms; and how
+    many more trials that means."""
 
     target_improvement_pct: float
     alpha: float
     power: float
     effect_size: float | None
     basis: Literal["observed", "guess", "none"]
-    n_per_arm_fixed: int | None
-    n_per_arm_sequential: int | None
-    trials_needed_per_arm: int | None
-    trials_needed_total: int | None
+    n_per_arm_fixed: Annotated[
+        int | None,
+        Field(
+            description="Trials per arm for a single fixed-horizon test at the even split; None with an uneven "
+            "split (see n_total_fixed)."
+        ),
+    ]
+    n_per_arm_sequential: Annotated[
+        int | None,
+        Field(
+            description="Trials per arm for the always-valid test at the even split; None with an uneven split "
+            "(see n_total_sequential)."
+        ),
+    ]
+    trials_needed_per_arm: Annotated[
+        int | None,
+        Field(
+            description="More trials in each arm at the even split; None with an uneven split (see "
+            "trials_needed_total)."
+        ),
+    ]
+    trials_needed_total: Annotated[
+        int | None,
+        Field(description="More trials in all, assigned at the intended split, to reach n_total_sequential's power."),
+    ]
+    n_total_fixed: Annotated[
+        int | None,
+        Field(description="Trials across both arms, at the intended split, for a single fixed-horizon test."),
+    ] = None
+    n_total_sequential: Annotated[
+        int | None,
+        Field(description="Trials across both arms, at the intended split, for the always-valid test."),
+    ] = None
+    treatment_share: Annotated[
+        float, Field(description="The intended share of trials assigned to the treatment (0.5: the even split).")
+    ] = 0.5
     suggested_sample_size_required: Annotated[
         int | None,
         Field(

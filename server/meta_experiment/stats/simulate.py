@@ -8,6 +8,7 @@ validation tests; no I/O."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ from . import sequential
 from .analysis import CAUTION_P
 from .binary import SMALL_EXPECTED
 from .numeric import Z_CAP
+from .plan import MIN_PER_ARM
 
 SETTINGS = ("normal", "lognormal", "binary")
 NORMAL_MEAN, NORMAL_SD = 45.0, 9.0  # minutes: the seed's example (control 45.2 +- 8.3 min)
@@ -33,17 +35,20 @@ class Rates:
 
 
 def generate(
-    setting: str, n_required: int, sims: int, effect: float, rng: np.random.Generator, horizon: int = 7
+    setting: str,
+    n_required: int,
+    sims: int,
+    effect: float,
+    rng: np.random.Generator,
+    horizon: int = 7,
+    treatment_percent: int = 50,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(arm, value) matrices of shape (sims, horizon * n_required), in recording order; arm 1 is the
-    treatment, assigned by permuted blocks of 2. `effect` is the true relative improvement: durations
-    scaled by (1 - effect) (lower is better), the success rate by (1 + effect) (higher is better)."""
+    treatment, assigned by permuted blocks as allocation.block_arm does (of 2 at 50%, else of
+    100 / gcd(percent, 100)). `effect` is the true relative improvement: durations scaled by
+    (1 - effect) (lower is better), the success rate by (1 + effect) (higher is better)."""
     n = horizon * n_required
-    blocks = (n + 1) // 2
-    first = rng.integers(0, 2, size=(sims, blocks), dtype=np.int8)
-    arm = np.empty((sims, 2 * blocks), dtype=np.int8)
-    arm[:, 0::2], arm[:, 1::2] = first, 1 - first
-    arm = arm[:, :n]
+    arm = _blocks(sims, n, treatment_percent, rng)
     if setting == "normal":
         x = rng.normal(NORMAL_MEAN, NORMAL_SD, size=(sims, n))
         x = np.where(arm == 1, x * (1 - effect), x)
@@ -57,6 +62,23 @@ def generate(
     else:
         raise ValueError(f"unknown setting {setting!r}; known: {', '.join(SETTINGS)}")
     return arm, x
+
+
+def _blocks(sims: int, n: int, treatment_percent: int, rng: np.random.Generator) -> np.ndarray:
+    """Arms (1 = treatment) of `n` trials in permuted blocks, one row per simulated experiment: each
+    block of 100 / gcd(percent, 100) trials holds percent / gcd treatment trials in a uniformly
+    random order (allocation._permuted_block draws its order from a hash instead)."""
+    if treatment_percent == 50:  # blocks of two: one coin per block (the draws of earlier versions)
+        blocks = (n + 1) // 2
+        first = rng.integers(0, 2, size=(sims, blocks), dtype=np.int8)
+        arm = np.empty((sims, 2 * blocks), dtype=np.int8)
+        arm[:, 0::2], arm[:, 1::2] = first, 1 - first
+        return arm[:, :n]
+    g = math.gcd(treatment_percent, 100)
+    size, k = 100 // g, treatment_percent // g
+    blocks = -(-n // size)
+    ranks = rng.random((sims, blocks, size)).argsort(axis=2)  # a uniform permutation per block
+    return (ranks < k).astype(np.int8).reshape(sims, blocks * size)[:, :n]
 
 
 def _cumulative(arm: np.ndarray, x: np.ndarray, n_required: int) -> tuple[np.ndarray, ...]:
@@ -86,8 +108,8 @@ def _first(promote: np.ndarray, rollback: np.ndarray, first_look_n: int) -> Rate
 
 def welch_z(nc, mc, vc, nt, mt, vt) -> tuple[np.ndarray, np.ndarray]:
     """Welch t of treatment minus control mapped to z by equal tail (numeric.t_to_z), and the
-    t-test p (two-sided); z = 0 and p = 1 where the test is undefined."""
-    a, b = vt / nt, vc / nc
+    t-test p (two-sided); z = 0 and p = 1 where the test is undefined (an arm with fewer than 2 values)."""
+    a, b = vt / np.maximum(nt, 1), vc / np.maximum(nc, 1)  # an empty arm has variance 0 (_cumulative)
     se2 = a + b
     ok = (se2 > 0) & (nc > 1) & (nt > 1)
     se2s = np.where(ok, se2, 1.0)
@@ -99,9 +121,10 @@ def welch_z(nc, mc, vc, nt, mt, vt) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pooled_z(nc, mc, nt, mt) -> np.ndarray:
-    """Pooled two-proportion z (binary.pooled_z), 0 when every outcome is the same."""
-    p = (nc * mc + nt * mt) / (nc + nt)
-    var = p * (1 - p) * (1 / nc + 1 / nt)
+    """Pooled two-proportion z (binary.pooled_z), 0 when every outcome is the same or an arm is empty."""
+    both = (nc > 0) & (nt > 0)
+    p = (nc * mc + nt * mt) / np.maximum(nc + nt, 1)
+    var = np.where(both, p * (1 - p) * (1 / np.maximum(nc, 1) + 1 / np.maximum(nt, 1)), 0.0)
     return np.where(var > 0, (mt - mc) / np.sqrt(np.where(var > 0, var, 1.0)), 0.0)
 
 
@@ -148,10 +171,19 @@ def looks(
     alpha: float = 0.05,
     threshold: float = 15.0,
     max_regression: float = 10.0,
+    treatment_percent: int = 50,
+    min_per_arm: int = MIN_PER_ARM,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(promote, rollback), each of shape (sims, looks): whether policy.decide would promote, or
     roll back, at each look (columns from n_required total trials on); promote wins a look where
-    both hold, as in the policy. SRM cannot fire with blocks of 2.
+    both hold, as in the policy. `treatment_percent` is the split `generate` assigned with: the
+    information fraction is sequential.fraction with control_share = 1 - percent / 100.
+
+    No decision at a look where an arm has fewer than `min_per_arm` values (policy.decide's floor,
+    plan.MIN_PER_ARM; another value only to measure what the floor does). The sample-ratio check
+    is left out: it never fires on the counts that permuted blocks allow at the offered splits
+    (models.TREATMENT_PERCENTS, blocks of at most 10; tests/test_split.py checks every
+    arrangement from the first trial on).
 
     Primary: promote when the sequential test reaches its improvement boundary and the improvement
     exceeds `threshold` % (and, on the log scale, the arithmetic means do not regress beyond
@@ -182,10 +214,16 @@ def looks(
         z, _ = welch_z(nc, mc, vc, nt, mt, vt)
         z = -z  # lower is better
         active = _welch_defined(nc, vc, nt, vt)
-        imp = -np.expm1(mt - mc) * 100 if log_scale else (mc - mt) / np.abs(mc) * 100
-    t = (nc * nt / (nc + nt)) / (sequential.PLAN_MULTIPLE * n_required / 4)
+        with np.errstate(divide="ignore", invalid="ignore"):  # an empty control arm (mean 0): no decision there
+            imp = -np.expm1(mt - mc) * 100 if log_scale else (mc - mt) / np.abs(mc) * 100
+    # sequential.fraction with the product's control_share (models.Experiment.control_share), in its
+    # order of operations; sequential.in_window allows for the rounding that puts the window's last
+    # look at t = 1 + 2.2e-16 at 10%, 20%, 80% or 90%
+    control_share = 1 - treatment_percent / 100
+    t = (nc * nt / (nc + nt)) / (sequential.PLAN_MULTIPLE * n_required * control_share * (1 - control_share))
     r = sequential.MIXTURE_R0 * sequential.PLAN_MULTIPLE * t  # sequential.mixture_information, vectorised
-    info = _Information(np.sqrt(t), t <= 1.0, r, r >= sequential.MIXTURE_R0 * (1 - 1e-9))
+    window = t <= 1.0 + sequential.WINDOW_ROUNDING
+    info = _Information(np.sqrt(t), window, r, r >= sequential.MIXTURE_R0 * (1 - 1e-9))
     half = alpha / 2
     down = info.reaches(-z, half)
     with np.errstate(invalid="ignore"):
@@ -195,8 +233,12 @@ def looks(
         _, raw_mc, _, _, raw_mt, _ = _cumulative(arm, x, n_required)
         with np.errstate(divide="ignore", invalid="ignore"):
             promote &= (raw_mc - raw_mt) / np.abs(raw_mc) * 100 >= -max_regression
+    # policy.decide: "Sample size adequate" needs min_per_arm values in each arm (no look before
+    # n_required exists here); the sequential test, so promotion and every rollback, waits for it
+    floor = np.minimum(nc, nt) >= min_per_arm
+    promote &= floor
     if success is None:
-        return promote, down & beyond
+        return promote, down & beyond & floor
     xc, xt = _successes(arm, success, n_required)
     blocks, g_beyond, g_z, g_active = _success_rate(xc, nc, xt, nt, max_regression, alpha)
     g_down = info.reaches(-g_z, half) & g_active
@@ -204,13 +246,13 @@ def looks(
     # hypothesis is rejected when its p <= alpha / 2 and the smaller p <= alpha / 4; with one
     # (success_rate inactive) its own p <= alpha / 2
     smaller = info.reaches(-z, half / 2) | (g_active & info.reaches(-g_z, half / 2)) | ~g_active
-    rollback = active & smaller & ((down & beyond) | (g_down & g_beyond))
+    rollback = floor & active & smaller & ((down & beyond) | (g_down & g_beyond))
     return promote & ~blocks, rollback
 
 
 def _welch_defined(nc: np.ndarray, vc: np.ndarray, nt: np.ndarray, vt: np.ndarray) -> np.ndarray:
     """Where Welch's test exists (continuous.why_undefined is None): 2 values per arm, not both constant."""
-    return (vt / nt + vc / nc > 0) & (nc > 1) & (nt > 1)
+    return (vt / np.maximum(nt, 1) + vc / np.maximum(nc, 1) > 0) & (nc > 1) & (nt > 1)
 
 
 def _successes(arm: np.ndarray, success: np.ndarray, n_required: int) -> tuple[np.ndarray, np.ndarray]:
@@ -268,6 +310,8 @@ def ours(
     alpha: float = 0.05,
     threshold: float = 15.0,
     max_regression: float = 10.0,
+    treatment_percent: int = 50,
+    min_per_arm: int = MIN_PER_ARM,
 ) -> Rates:
     """Auto mode with policy.decide: the first decision of each simulated experiment, from `looks`
     (the primary metric alone, or with the implicit guardrail success_rate when `success` is given)."""
@@ -281,6 +325,8 @@ def ours(
         alpha=alpha,
         threshold=threshold,
         max_regression=max_regression,
+        treatment_percent=treatment_percent,
+        min_per_arm=min_per_arm,
     )
     return _first(promote, rollback, n_required)
 
@@ -300,9 +346,10 @@ def seed_rule(
     max_regression -> rollback."""
     nc, mc, vc, nt, mt, vt = _cumulative(arm, x, n_required)
     df = nc + nt - 2
-    pooled = ((nc - 1) * vc + (nt - 1) * vt) / df
-    se2 = pooled * (1 / nc + 1 / nt)
-    ok = se2 > 0
+    with np.errstate(divide="ignore", invalid="ignore"):  # an empty arm: se2 is inf or nan, no test
+        pooled = ((nc - 1) * vc + (nt - 1) * vt) / df
+        se2 = pooled * (1 / nc + 1 / nt)
+    ok = np.isfinite(se2) & (se2 > 0)
     t = np.where(ok, (mt - mc) / np.sqrt(np.where(ok, se2, 1.0)), 0.0)
     p = np.where(ok, 2 * stats.t.sf(np.abs(t), df), 1.0)
     sign = 1.0 if setting == "binary" else -1.0

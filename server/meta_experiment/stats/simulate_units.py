@@ -9,7 +9,8 @@ success_rate guardrail constant at 1, no other guardrail): promote when the alwa
 the boundary at alpha/2, the improvement beats `improvement_threshold` and, on the log scale, the
 arithmetic mean is not worse beyond `max_regression`, with no sample-ratio mismatch (units
 counted); roll back when the regression z reaches the boundary at alpha/4 (Holm over the primary
-and success_rate, whose p is 1) and the regression exceeds `max_regression`.
+and success_rate, whose p is 1) and the regression exceeds `max_regression`. Neither before each
+arm has plan.MIN_PER_ARM values (sticky arms can be uneven for a while).
 tests/stats/test_simulate_units.py checks the mirror against `analyze` look by look. Used by
 bench/validate_units.py; no I/O."""
 
@@ -25,6 +26,7 @@ from scipy import special, stats
 from ..models import Targets
 from . import sequential
 from .numeric import Z_CAP
+from .plan import MIN_PER_ARM
 from .simulate import LOGNORMAL_SIGMA, NORMAL_MEAN, NORMAL_SD
 from .srm import srm_check
 from .summary import Summary
@@ -202,6 +204,7 @@ def decisions(
     units_c = np.cumsum(first_seen & (stream.arm == 0))[n_required - 1 :]
     units_t = np.cumsum(first_seen & (stream.arm == 1))[n_required - 1 :]
     srm = np.array([_srm_ok(int(a), int(b)) for a, b in zip(units_c, units_t, strict=True)])
+    ok &= np.minimum(nc, nt) >= MIN_PER_ARM  # policy.decide's per-arm floor ("Sample size adequate")
     promote = ok & (better >= up) & (improvement > targets.improvement_threshold) & original_ok & srm
     rollback = ok & (-better >= down) & (-improvement > targets.max_regression)
     return promote, rollback

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import numpy as np
 from scipy import special
 
 from .numeric import clip_p
 from .results import SrmCheck
 
 SRM_ALPHA = 0.001  # the usual SRM alarm level (Fabijan et al. 2019, KDD, "Diagnosing Sample Ratio Mismatch")
+# Up to this many trials (or units) the p-value is the exact binomial test's: the chi-square
+# approximation raised false alarms on up to 0.3% of A/A experiments at a 10% treatment share and
+# 0.13% at 50% (n = 56 and 33; tests/test_split.py computes them exactly), against 0.1% nominal.
+EXACT_MAX = 2000
 
 
 def srm_check(counts: str, control: int, treatment: int, control_share: float = 0.5) -> SrmCheck:
-    """Pearson chi-square of (control, treatment) against the split, 1 df (scipy.stats.chisquare)."""
+    """Pearson chi-square of (control, treatment) against the split, 1 df (scipy.stats.chisquare),
+    with the exact two-sided binomial test's p-value up to EXACT_MAX trials."""
     total = control + treatment
     base = dict(
         counts=counts,
@@ -24,5 +30,21 @@ def srm_check(counts: str, control: int, treatment: int, control_share: float = 
         return SrmCheck(chi2=None, p_value=None, mismatch=False, **base)  # type: ignore[arg-type]
     e_c, e_t = total * control_share, total * (1 - control_share)
     chi2 = (control - e_c) ** 2 / e_c + (treatment - e_t) ** 2 / e_t
+    chi2 = 0.0 if chi2 < 1e-12 else chi2  # 32/8 at 80/20 is exact; float shares leave 4e-31
+    if total <= EXACT_MAX:
+        p = clip_p(exact_binomial_p(treatment, total, 1 - control_share))
+        return SrmCheck(chi2=chi2, p_value=p, mismatch=p < SRM_ALPHA, test="exact binomial", **base)  # type: ignore[arg-type]
     p = clip_p(float(special.chdtrc(1, chi2)))  # scipy.stats.chi2.sf(chi2, 1)
     return SrmCheck(chi2=chi2, p_value=p, mismatch=p < SRM_ALPHA, **base)  # type: ignore[arg-type]
+
+
+def exact_binomial_p(k: int, n: int, p: float) -> float:
+    """Two-sided exact binomial test, scipy.stats.binomtest(k, n, p).pvalue: the probability of
+    every count no more likely than k, with scipy's relative tolerance 1 + 1e-7 for ties. The pmf
+    is exp(log C(n, j) + j log p + (n - j) log(1 - p)) over all j at once (a quarter of binomtest's
+    time at small n)."""
+    j = np.arange(n + 1)
+    log_pmf = special.gammaln(n + 1) - special.gammaln(j + 1) - special.gammaln(n - j + 1)
+    log_pmf += special.xlogy(j, p) + special.xlog1py(n - j, -p)
+    pmf = np.exp(log_pmf)
+    return min(1.0, float(pmf[pmf <= pmf[k] * (1 + 1e-7)].sum()))
