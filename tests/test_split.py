@@ -214,6 +214,8 @@ def test_status_shows_an_uneven_split(lab: Lab) -> None:
     uneven = lab.create(**spec(treatment_percent=30))
     percent, text = _status_text(lab, uneven.id)
     assert percent == 30 and "Split: 30% treatment / 70% control" in text
+    rollback(lab, uneven.id, reason="stopped early")
+    assert "Split: 30% treatment / 70% control" in _status_text(lab, uneven.id)[1]  # ended ones say it too
 
 
 def test_export_and_import_keep_the_split(lab: Lab, project, tmp_path) -> None:
@@ -297,3 +299,12 @@ def test_a_minority_arm_that_runs_ahead_says_the_window_ended_in_information(lab
     assert seq is not None and seq.phase == "after_window" and analysis.trials_recorded < seq.window_end_trials
     text = render_analysis(analysis, e.name, e.id)
     assert "measured in information: 14 control and 10 treatment values carry what 28 trials" in text
+
+
+def test_a_bad_split_in_the_settings_file_says_where_to_fix_it(lab: Lab) -> None:
+    (lab.state_dir / "settings.toml").write_text("[defaults]\ntreatment_percent = 33\n")
+    with pytest.raises(InvalidInput) as err:
+        lab.create(**spec())
+    message = str(err.value)
+    assert "treatment_percent must be one of 10, 20, 25" in message and "Value error" not in message
+    assert "Correct that line in settings.toml, or delete it to use the default" in message

@@ -93,6 +93,13 @@ def _when(iso: str) -> str:
     return iso[:16].replace("T", " ") + " UTC" if len(iso) >= 16 else iso
 
 
+def _split(item: StatusItem) -> list[str]:
+    """The intended split, when it is not the even one."""
+    if item.treatment_percent == 50:
+        return []
+    return [f"Split: {item.treatment_percent}% treatment / {100 - item.treatment_percent}% control"]
+
+
 def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list[Alert]) -> list[str]:
     p = item.progress
     auto = info is not None and info.ended_by == "auto"
@@ -119,11 +126,7 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
             "**Progress**:",
             f"Trials: {bar(p.percent / 100)} {p.percent:.0f}% ({p.trials_recorded}/{p.sample_size_required}"
             + (f"; {p.per_arm_floor}: about {p.trials_needed} more trials)" if p.per_arm_floor else ")"),
-            *(
-                [f"Split: {item.treatment_percent}% treatment / {100 - item.treatment_percent}% control"]
-                if item.treatment_percent != 50
-                else []
-            ),
+            *_split(item),
             "**Current Results**:",
             *_results(item),
         ]
@@ -149,7 +152,7 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
     if item.status == "promoted":
         if item.status_reason:
             lines.append(f"**Reason**: {item.status_reason}")
-        lines += ["**Final Results**:", *_results(item), f"- Trials: {p.trials_recorded}"]
+        lines += ["**Final Results**:", *_results(item), f"- Trials: {p.trials_recorded}", *_split(item)]
         if info is not None and info.deployed_at:
             days = info.days_in_production or 0.0
             lines.append(f"**Deployed**: {info.deployed_at[:10]} (running in production for {days:g} days)")
@@ -174,6 +177,7 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
             "**Results**:",
             *_results(item),
             f"- {'Automatically' if auto else 'Manually'} {ended} after {p.trials_recorded} trials",
+            *_split(item),
         ]
         if info is not None and info.git:
             lines.append(f"**Git**: {info.git}")

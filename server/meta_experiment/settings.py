@@ -117,7 +117,9 @@ def load_settings(state_dir: Path, project_root: Path | None = None) -> Settings
             try:
                 model.model_validate(values)
             except ValidationError as exc:
-                raise InvalidInput(_describe(exc, source)) from exc
+                raise InvalidInput(
+                    _describe(exc, source) + f". Correct that line in {source}, or delete it to use the default"
+                ) from exc
             merged.setdefault(section, {}).update(values)
     return Settings.model_validate(merged)
 
