@@ -4,37 +4,15 @@ false decisions where the seed's rule does (the full table is bench/validate_dec
 import numpy as np
 import pytest
 
-from meta_experiment.models import MetricSpec, Targets
 from meta_experiment.stats import simulate as sim
-from meta_experiment.stats.analysis import AnalysisInputs, analyze
 from meta_experiment.stats.binary import wilson
 from meta_experiment.stats.plan import MIN_PER_ARM
-from meta_experiment.stats.summary import Summary
+from stats.helpers import look_actions, policy_analyses
 
 
 def _policy_looks(arm, x, setting, n_required, log_scale, treatment_percent=50):
     """Re-analyse after every trial with analyze + policy.decide: the action at each look."""
-    kind = "binary" if setting == "binary" else "continuous"
-    direction = "higher_is_better" if kind == "binary" else "lower_is_better"
-    spec = MetricSpec(name="m", direction=direction, kind=kind, log_scale=log_scale)
-    for n in range(n_required, x.size + 1):
-        arms = {a: x[:n][arm[:n] == i] for i, a in enumerate(("control", "treatment"))}
-        logs = {(a, "m"): Summary.of(np.log(v)) for a, v in arms.items()} if log_scale else None
-        res = analyze(
-            AnalysisInputs(
-                primary=spec,
-                targets=Targets(),
-                summaries={(a, "m"): Summary.of(v) for a, v in arms.items()},
-                assigned={a: v.size for a, v in arms.items()},
-                recorded={a: v.size for a, v in arms.items()},
-                sample_size_required=n_required,
-                now=0.0,
-                started_at=0.0,
-                max_duration_days=1e3,
-                log_summaries=logs,
-                control_share=1 - treatment_percent / 100,
-            )
-        )
+    for res in policy_analyses(arm, x, setting, n_required, log_scale, treatment_percent):
         yield res.decision.action
 
 
@@ -69,10 +47,6 @@ def test_vectorised_rule_is_the_policy(setting, log_scale, effect, required, hor
         assert "promote" in actions  # the comparison covers decisions, not only "continue"
 
 
-def _actions(promote, rollback):
-    return ["promote" if p else "rollback" if r else "continue" for p, r in zip(promote, rollback, strict=True)]
-
-
 # uneven splits; `covers`: what the comparison must include to mean something (floor promote / floor
 # rollback: without the per-arm floor `looks` would decide at a look where an arm has fewer than
 # MIN_PER_ARM values, and the policy does not)
@@ -104,7 +78,7 @@ def test_vectorised_rule_is_the_policy_at_an_uneven_split(
     assert short.any()  # the comparison covers looks below the floor
     seen = set()
     for i in range(sims):
-        actions = _actions(promote[i], rollback[i])
+        actions = look_actions(promote[i], rollback[i])
         assert list(_policy_looks(arm[i], x[i], setting, required, log_scale, percent)) == actions, f"experiment {i}"
         seen |= set(actions)
     seen |= {"floor promote"} if (loose_promote & ~promote).any() else set()

@@ -4,38 +4,17 @@ are those of analyze + policy.decide, look by look (bench/validate_decisions.py 
 import numpy as np
 import pytest
 
-from meta_experiment.models import ARMS, MetricSpec, Targets
+from meta_experiment.models import Targets
 from meta_experiment.stats import simulate as sim
-from meta_experiment.stats.analysis import SUCCESS_METRIC, AnalysisInputs, analyze
-from meta_experiment.stats.summary import Summary
+from meta_experiment.stats.analysis import SUCCESS_METRIC
+from stats.helpers import look_actions, policy_analyses
 
 
 def _policy_looks(arm, x, success, setting, n_required, log_scale, treatment_percent=50):
     """analyze + policy.decide after every trial: the action at each look, and the test method of
     success_rate at the looks where it holds promotion back."""
-    kind = "binary" if setting == "binary" else "continuous"
-    direction = "higher_is_better" if kind == "binary" else "lower_is_better"
-    spec = MetricSpec(name="m", direction=direction, kind=kind, log_scale=log_scale)
     actions, methods = [], set()
-    for n in range(n_required, x.size + 1):
-        arms = {a: x[:n][arm[:n] == i] for i, a in enumerate(ARMS)}
-        logs = {(a, "m"): Summary.of(np.log(v)) for a, v in arms.items()} if log_scale else None
-        res = analyze(
-            AnalysisInputs(
-                primary=spec,
-                targets=Targets(),
-                summaries={(a, "m"): Summary.of(v) for a, v in arms.items()},
-                assigned={a: v.size for a, v in arms.items()},
-                recorded={a: v.size for a, v in arms.items()},
-                successes={a: int(success[:n][arm[:n] == i].sum()) for i, a in enumerate(ARMS)},
-                sample_size_required=n_required,
-                now=0.0,
-                started_at=0.0,
-                max_duration_days=1e3,
-                log_summaries=logs,
-                control_share=1 - treatment_percent / 100,
-            )
-        )
+    for res in policy_analyses(arm, x, setting, n_required, log_scale, treatment_percent, success):
         (guard,) = res.guardrails
         assert guard.name == SUCCESS_METRIC and guard.max_regression_pct == Targets().max_regression
         if guard.blocks_promotion:
@@ -43,10 +22,6 @@ def _policy_looks(arm, x, success, setting, n_required, log_scale, treatment_per
             methods.add(rate.proportions.method)
         actions.append(res.decision.action)
     return actions, methods
-
-
-def _actions(promote, rollback):
-    return ["promote" if p else "rollback" if r else "continue" for p, r in zip(promote, rollback, strict=True)]
 
 
 # crash rates (control, treatment); `covers`: what the comparison must include to mean something
@@ -80,7 +55,7 @@ def test_vectorised_guardrail_is_the_policy(
     seen = set()
     for i in range(sims):
         actions, methods = _policy_looks(arm[i], x[i], success[i], setting, required, log_scale, percent)
-        assert actions == _actions(promote[i], rollback[i]), f"experiment {i}"
+        assert actions == look_actions(promote[i], rollback[i]), f"experiment {i}"
         seen |= methods
     seen |= {"blocked"} if (alone_promote & ~promote).any() else set()
     seen |= {"guard rollback"} if (rollback & ~alone_rollback).any() else set()

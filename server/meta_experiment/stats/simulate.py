@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import special, stats
@@ -299,36 +300,11 @@ def _success_rate(
     return blocks, beyond, z, checked
 
 
-def ours(
-    arm: np.ndarray,
-    x: np.ndarray,
-    setting: str,
-    n_required: int,
-    *,
-    success: np.ndarray | None = None,
-    log_scale: bool = False,
-    alpha: float = 0.05,
-    threshold: float = 15.0,
-    max_regression: float = 10.0,
-    treatment_percent: int = 50,
-    min_per_arm: int = MIN_PER_ARM,
-) -> Rates:
+def ours(arm: np.ndarray, x: np.ndarray, setting: str, n_required: int, **options: Any) -> Rates:
     """Auto mode with policy.decide: the first decision of each simulated experiment, from `looks`
-    (the primary metric alone, or with the implicit guardrail success_rate when `success` is given)."""
-    promote, rollback = looks(
-        arm,
-        x,
-        setting,
-        n_required,
-        success=success,
-        log_scale=log_scale,
-        alpha=alpha,
-        threshold=threshold,
-        max_regression=max_regression,
-        treatment_percent=treatment_percent,
-        min_per_arm=min_per_arm,
-    )
-    return _first(promote, rollback, n_required)
+    with the same keyword options (the primary metric alone, or with the implicit guardrail
+    success_rate when `success` is given)."""
+    return _first(*looks(arm, x, setting, n_required, **options), n_required)
 
 
 def seed_rule(
