@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
 from scipy import special
 
 from .numeric import clip_p
@@ -39,12 +40,34 @@ def srm_check(counts: str, control: int, treatment: int, control_share: float = 
 
 
 def exact_binomial_p(k: int, n: int, p: float) -> float:
-    """Two-sided exact binomial test, scipy.stats.binomtest(k, n, p).pvalue: the probability of
-    every count no more likely than k, with scipy's relative tolerance 1 + 1e-7 for ties. The pmf
-    is exp(log C(n, j) + j log p + (n - j) log(1 - p)) over all j at once (a quarter of binomtest's
-    time at small n)."""
-    j = np.arange(n + 1)
-    log_pmf = special.gammaln(n + 1) - special.gammaln(j + 1) - special.gammaln(n - j + 1)
-    log_pmf += special.xlogy(j, p) + special.xlog1py(n - j, -p)
-    pmf = np.exp(log_pmf)
-    return min(1.0, float(pmf[pmf <= pmf[k] * (1 + 1e-7)].sum()))
+    """Two-sided exact binomial test, scipy.stats.binomtest(k, n, p).pvalue, computed as scipy
+    does: the total probability of every count no more likely than k (with scipy's relative
+    tolerance 1 + 1e-7 for ties). The pmf falls monotonically on the far side of the mean, so the
+    first count there that is no more likely than k is found by bisection, and the two tails come
+    from the binomial cdf (special.bdtr, bdtrc): ~15 us at any n, where summing the whole pmf took
+    0.05-0.2 ms and sat on `record`'s path (monitoring analyses after each of the first 100 trials)."""
+    mean = n * p
+    if k == mean:
+        return 1.0
+    limit = _pmf(k, n, p) * (1 + 1e-7)
+    if k < mean:  # the upper tail: the first j >= mean with pmf(j) <= limit (pmf decreasing there)
+        lo, hi = math.ceil(mean), n + 1  # hi: no such count
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if _pmf(mid, n, p) <= limit else (mid + 1, hi)
+        upper = float(special.bdtrc(lo - 1, n, p)) if lo <= n else 0.0  # P(X >= lo)
+        return min(1.0, float(special.bdtr(k, n, p)) + upper)
+    # the lower tail: the last j <= mean with pmf(j) <= limit (pmf increasing there)
+    lo, hi = -1, math.floor(mean)  # lo: no such count
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if _pmf(mid, n, p) <= limit else (lo, mid - 1)
+    lower = float(special.bdtr(lo, n, p)) if lo >= 0 else 0.0  # P(X <= lo)
+    return min(1.0, lower + float(special.bdtrc(k - 1, n, p)))  # + P(X >= k)
+
+
+def _pmf(j: int, n: int, p: float) -> float:
+    """Binomial pmf from log-gamma: C(n, j) p^j (1 - p)^(n - j)."""
+    log = math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1)
+    log += (j * math.log(p) if j else 0.0) + ((n - j) * math.log1p(-p) if n - j else 0.0)
+    return math.exp(log)
