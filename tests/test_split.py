@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 
@@ -308,3 +309,37 @@ def test_a_bad_split_in_the_settings_file_says_where_to_fix_it(lab: Lab) -> None
     message = str(err.value)
     assert "treatment_percent must be one of 10, 20, 25" in message and "Value error" not in message
     assert "Correct that line in settings.toml, or delete it to use the default" in message
+
+
+@pytest.mark.parametrize("percent", [10, 30, 50])
+def test_progress_does_not_jump_back_when_the_required_size_is_reached(lab: Lab, percent: int) -> None:
+    """An arm behind its share (imported measurements: no blocks to even the arms out) sets the wait
+    from the moment it lags, not only once the required size is reached: no "1 more trial" followed
+    by "30 more" (10%, required 60, 2 treatment results)."""
+    e = lab.create(**spec(treatment_percent=percent, sample_size_required=60))
+    needed = []
+    for i in range(64):
+        arm = "treatment" if i in (3, 40) else "control"
+        needed.append(lab.record_measurement(e.id, arm, {"time_to_complete": 30.0}).trials_needed)
+    wait = math.ceil((5 - 2) / (percent / 100))  # the 3 treatment results still missing, at the split
+    assert needed[56:] == [wait] * 8  # from 57 to 64 trials, across the required 60
+    assert all(later <= earlier for earlier, later in itertools.pairwise(needed[41:]))
+
+
+def test_an_arm_ahead_of_its_share_needs_nothing_more(lab: Lab) -> None:
+    e = lab.create(**spec(treatment_percent=10))
+    for i in range(12):  # units land where they land: here 6 treatment results early on
+        lab.record_measurement(e.id, "treatment" if i % 2 else "control", {"time_to_complete": 30.0})
+    progress = lab.progress(lab.get(e.id))
+    assert progress.trials_needed == 0 and progress.per_arm_floor is None
+
+
+def test_the_power_section_never_says_enough_while_an_arm_is_short() -> None:
+    rng = np.random.default_rng(8)
+    control, treatment = list(rng.normal(45, 1, MIN_PER_ARM - 1)), list(rng.normal(20, 1, 200))
+    even = analyze(inputs(control, treatment))  # the 200 carry the information; the 4 are too few
+    assert even.decision.driven_by.startswith("too few values in an arm")
+    assert even.power is not None and even.power.trials_needed_total == 2  # one more in each arm
+    uneven = analyze(dataclasses.replace(inputs(list(rng.normal(45, 3, 100)), treatment[:4]), control_share=0.6))
+    assert uneven.decision.driven_by.startswith("too few values in an arm")
+    assert uneven.power is not None and uneven.power.trials_needed_total >= math.ceil(1 / 0.4)

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import analysis, monitoring, paths
-from .allocation import block_arm, sticky_arm
+from .allocation import block_arm, block_size, sticky_arm
 from .errors import Conflict, InvalidInput, InvalidState, NotFound, StoreError, validation_message
 from .measurements import Definition, clean_metrics, derived_values, missing_guardrails
 from .models import (
@@ -214,13 +214,23 @@ class Lab:
             arms = (counts.get("control", {}).get("recorded", 0), counts.get("treatment", {}).get("recorded", 0))
         done, need = sum(arms), experiment.sample_size_required
         # No decision before each arm has MIN_PER_ARM results (policy.decide). Assignment keeps the
-        # arms at the split, so an arm reaches it at about MIN_PER_ARM / its share trials in all; once
-        # the required size is reached, an arm that fell behind (abandoned trials, sticky units) needs
-        # (MIN_PER_ARM - its count) / its share more.
-        shares = (1 - experiment.treatment_percent / 100, experiment.treatment_percent / 100)
-        floor = max(0, *(math.ceil(MIN_PER_ARM / p - 1e-9) - done for p in shares))
-        if done >= need:
-            floor = max(floor, *(math.ceil((MIN_PER_ARM - n) / p - 1e-9) for n, p in zip(arms, shares, strict=True)))
+        # arms at the split, so an arm reaches it at about MIN_PER_ARM / its share trials in all. An arm
+        # further behind its share than a block can leave it (abandoned trials, sticky units, imports)
+        # is not made up for: it needs (MIN_PER_ARM - its count) / its share more.
+        percent = experiment.treatment_percent
+        shares = (1 - percent / 100, percent / 100)
+        slack = block_size(percent) * shares[0] * shares[1] + 1e-9  # a permuted block's largest lag
+        floor = max(
+            0,
+            *(
+                0
+                if n >= MIN_PER_ARM
+                else math.ceil((MIN_PER_ARM - n) / p - 1e-9)
+                if p * done - n > slack
+                else math.ceil(MIN_PER_ARM / p - 1e-9) - done
+                for n, p in zip(arms, shares, strict=True)
+            ),
+        )
         more = max(0, need - done, floor)
         return Progress(
             trials_recorded=done,
@@ -230,7 +240,7 @@ class Lab:
             per_arm_floor=(
                 f"each arm needs {MIN_PER_ARM} results before a decision "
                 f"({arms[0]} control, {arms[1]} treatment so far)"
-                if floor > need - done
+                if floor > max(0, need - done)
                 else None
             ),
         )

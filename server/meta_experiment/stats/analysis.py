@@ -264,7 +264,8 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
         target = seq_arms[0] * seq_arms[1] / (seq_arms[0] + seq_arms[1])  # n_eff of the recommended arms
         if even:
             n_seq = seq_arms[0]
-            per_arm = _more_per_arm(nc, nt, n_seq)
+            # and at least until the short arm has MIN_PER_ARM (policy.decide decides nothing before)
+            per_arm = max(_more_per_arm(nc, nt, n_seq), MIN_PER_ARM - min(nc, nt))
             total = 2 * per_arm
             message = (
                 f"about {n_seq} trials per arm give {inputs.power:.0%} power to detect a {thr:g}% "
@@ -278,7 +279,11 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
                 )
             )
         else:
-            total = _more_total(nc, nt, target, s)
+            total = max(
+                _more_total(nc, nt, target, s),  # and until each arm has MIN_PER_ARM, added at the split
+                math.ceil((MIN_PER_ARM - nc) / share - 1e-9),
+                math.ceil((MIN_PER_ARM - nt) / s - 1e-9),
+            )
             split = f"{round(s * 100, 1):g}% treatment split"
             fixed_text = (
                 "n/a"
