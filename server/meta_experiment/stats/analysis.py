@@ -303,7 +303,7 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
                 + (
                     f": the {nc} control and {nt} treatment recorded are off the split, and the information "
                     "depends on both arms, so recorded plus more need not add up to the totals above"
-                    if total and abs(nt - s * (nc + nt)) > 1
+                    if total and abs(nt - s * (nc + nt)) > _block_lag(s)
                     else ""
                 )
             )
@@ -344,6 +344,14 @@ def _design_effect(c: Summary, t: Summary) -> float:
     if not (0 < independent < math.inf):
         return 1.0
     return max(1.0, (c.mean_variance + t.mean_variance) / independent)
+
+
+def _block_lag(s: float) -> float:
+    """How far the treatment count can stray from its share inside one permuted block of the
+    assignment at treatment share s (allocation.block_size: 100 / gcd(percent, 100) trials), at least 1."""
+    percent = round(s * 100)
+    size = 100 // math.gcd(percent, 100) if 0 < percent < 100 else 2
+    return max(1.0, size * s * (1 - s))
 
 
 def _more_root(a: int, b: int, target: float, s: float) -> float:

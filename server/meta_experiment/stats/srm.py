@@ -33,7 +33,9 @@ def srm_check(counts: str, control: int, treatment: int, control_share: float = 
     chi2 = (control - e_c) ** 2 / e_c + (treatment - e_t) ** 2 / e_t
     chi2 = 0.0 if chi2 < 1e-12 else chi2  # 32/8 at 80/20 is exact; float shares leave 4e-31
     if total <= EXACT_MAX:
-        p = clip_p(exact_binomial_p(treatment, total, 1 - control_share))
+        # the share as the user set it (0.1, not 1 - 0.9 = 0.09999999999999998: 3 treatment trials of
+        # 3 at 10% have p = 0.001 exactly, which must not read as below the alarm)
+        p = clip_p(exact_binomial_p(treatment, total, round(1 - control_share, 12)))
         return SrmCheck(chi2=chi2, p_value=p, mismatch=p < SRM_ALPHA, test="exact binomial", **base)  # type: ignore[arg-type]
     p = clip_p(float(special.chdtrc(1, chi2)))  # scipy.stats.chi2.sf(chi2, 1)
     return SrmCheck(chi2=chi2, p_value=p, mismatch=p < SRM_ALPHA, **base)  # type: ignore[arg-type]
