@@ -51,15 +51,18 @@ def fmt(count: int, sims: int) -> str:
     return f"{count / sims:.2%} [{lo:.2%}, {hi:.2%}]"
 
 
-def run(setting: str, n_required: int, icc: float, effect: float, sims: int, seed: int) -> dict[str, int]:
+def run(
+    setting: str, n_required: int, icc: float, effect: float, sims: int, seed: int, percent: int = 50
+) -> dict[str, int]:
     """How many of `sims` experiments each analysis promotes / rolls back first."""
-    rng = np.random.default_rng([seed, n_required, int(icc * 100), int(effect * 100), int(setting == "lognormal")])
+    key = [seed, n_required, int(icc * 100), int(effect * 100), int(setting == "lognormal")]
+    rng = np.random.default_rng(key if percent == 50 else [*key, percent])
     log = setting == "lognormal"
     counts = {f"{what} {mode}": 0 for what in ("promote", "rollback") for mode in ("naive", "robust")}
     for _ in range(sims):
-        stream = su.generate(setting, HORIZON * n_required, rng, icc, NEW_UNIT_SHARE, effect)
+        stream = su.generate(setting, HORIZON * n_required, rng, icc, NEW_UNIT_SHARE, effect, percent)
         for mode, clustered in (("naive", False), ("robust", True)):
-            first = su.first_decision(*su.decisions(stream, n_required, log, clustered))
+            first = su.first_decision(*su.decisions(stream, n_required, log, clustered, treatment_percent=percent))
             if first != "none":
                 counts[f"{first} {mode}"] += 1
     return counts
@@ -70,10 +73,14 @@ def main() -> None:
     parser.add_argument("--sims", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument("--quick", action="store_true", help="required 10 and 20 only")
+    parser.add_argument(
+        "--treatment-percent", type=int, default=50, help="share of units in the treatment (an uneven split)"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     print(
-        f"Sticky units: {args.sims} simulated experiments per cell, seed {args.seed}; a new unit with probability "
+        f"Sticky units: {args.sims} simulated experiments per cell, seed {args.seed}, "
+        f"{args.treatment_percent}% of units in the treatment; a new unit with probability "
         f"{NEW_UNIT_SHARE}, looks after every trial from required to {HORIZON}x; lognormal analysed on the log scale.\n"
     )
     print("| setting | required | icc | FP naive | FP | FR naive | FR | power naive | power |")
@@ -82,8 +89,8 @@ def main() -> None:
     for setting, n_required, icc in CELLS:
         if args.quick and n_required > 20:
             continue
-        aa = run(setting, n_required, icc, 0.0, args.sims, args.seed)
-        ab = run(setting, n_required, icc, EFFECT, args.sims, args.seed)
+        aa = run(setting, n_required, icc, 0.0, args.sims, args.seed, args.treatment_percent)
+        ab = run(setting, n_required, icc, EFFECT, args.sims, args.seed, args.treatment_percent)
         worst = max(worst, aa["promote robust"] / args.sims, aa["rollback robust"] / args.sims)
         cells = [
             fmt(aa["promote naive"], args.sims),

@@ -8,11 +8,12 @@ import pytest
 from meta_experiment.models import MetricSpec, Targets
 from meta_experiment.stats import simulate_units as su
 from meta_experiment.stats.analysis import AnalysisInputs, analyze
+from stats.helpers import look_actions
 
 REQUIRED = 10
 
 
-def _real_actions(stream: su.Stream, log: bool, clustered: bool) -> list[str]:
+def _real_actions(stream: su.Stream, log: bool, clustered: bool, percent: int = 50) -> list[str]:
     """analyze + policy.decide at every look, with the summaries a store of these trials would give."""
     spec = MetricSpec(name="m", direction="lower_is_better", log_scale=log)
     out = []
@@ -40,25 +41,25 @@ def _real_actions(stream: su.Stream, log: bool, clustered: bool) -> list[str]:
                 now=0.0,
                 started_at=0.0,
                 max_duration_days=1e3,
+                control_share=1 - percent / 100,
             )
         )
         out.append(result.decision.action)
     return out
 
 
-def test_the_mirror_decides_as_analyze_and_policy_at_every_look() -> None:
-    rng = np.random.default_rng(20261126)
+@pytest.mark.parametrize("percent", [50, 20, 75])
+def test_the_mirror_decides_as_analyze_and_policy_at_every_look(percent: int) -> None:
+    rng = np.random.default_rng([20261126, percent] if percent != 50 else 20261126)
     seen: set[str] = set()
     for i in range(12):
         setting = ("normal", "lognormal")[i % 2]
         effect = (0.0, 0.3, -0.3)[i % 3]
-        stream = su.generate(setting, 5 * REQUIRED, rng, icc=0.5, new_unit_share=0.3, effect=effect)
+        stream = su.generate(setting, 5 * REQUIRED, rng, 0.5, 0.3, effect, percent)
         for clustered in (True, False):
-            promote, rollback = su.decisions(stream, REQUIRED, setting == "lognormal", clustered)
-            mirror = [
-                "promote" if p else "rollback" if r else "continue" for p, r in zip(promote, rollback, strict=True)
-            ]
-            assert mirror == _real_actions(stream, setting == "lognormal", clustered)
+            promote, rollback = su.decisions(stream, REQUIRED, setting == "lognormal", clustered, None, percent)
+            mirror = look_actions(promote, rollback)
+            assert mirror == _real_actions(stream, setting == "lognormal", clustered, percent)
             seen.update(mirror)
     assert seen == {"promote", "rollback", "continue"}  # every branch of the mirror was compared
 

@@ -44,20 +44,30 @@ class Stream:
 
 
 def generate(
-    setting: str, trials: int, rng: np.random.Generator, icc: float, new_unit_share: float, effect: float = 0.0
+    setting: str,
+    trials: int,
+    rng: np.random.Generator,
+    icc: float,
+    new_unit_share: float,
+    effect: float = 0.0,
+    treatment_percent: int = 50,
 ) -> Stream:
     """Trial 0 comes from a new unit; each later trial from a new unit with probability
-    `new_unit_share`, else from a uniformly chosen earlier unit. A unit's arm is a fair coin (sticky
-    assignment). The value is the unit's level plus the trial's own noise, `icc` of the variance
-    between units (on the log scale for lognormal); the total spread is that of simulate.py's
-    settings, and the treatment scales durations by (1 - effect)."""
+    `new_unit_share`, else from a uniformly chosen earlier unit. A unit's arm is a coin that lands
+    on the treatment with probability treatment_percent / 100 (sticky assignment). The value is the
+    unit's level plus the trial's own noise, `icc` of the variance between units (on the log scale
+    for lognormal); the total spread is that of simulate.py's settings, and the treatment scales
+    durations by (1 - effect)."""
     new = rng.random(trials) < new_unit_share
     new[0] = True
     unit = np.cumsum(new) - 1
     for i in np.flatnonzero(~new):
         unit[i] = rng.integers(unit[i] + 1)  # one of the units seen so far
     units = int(unit.max()) + 1
-    unit_arm = rng.integers(0, 2, size=units, dtype=np.int8)
+    if treatment_percent == 50:  # a fair coin: the draws of earlier versions
+        unit_arm = rng.integers(0, 2, size=units, dtype=np.int8)
+    else:
+        unit_arm = (rng.random(units) < treatment_percent / 100).astype(np.int8)
     arm = unit_arm[unit]
     if setting == "normal":
         level = rng.normal(0, NORMAL_SD * math.sqrt(icc), size=units)
@@ -129,6 +139,8 @@ def _cumulative(stream: Stream, log: bool, clustered: bool, first: int) -> dict[
         x = stream.x[mask]
         y = np.log(x) if log else x
         s = _arm_looks(y, stream.unit[mask])
+        if x.size == 0:  # an arm no unit landed in (possible at an uneven split): nothing to index
+            s = {k: np.zeros(1) for k in s}
         # index of the arm's last value at or before each trial (-1 before its first)
         upto = np.searchsorted(pos, np.arange(stream.x.size), side="right") - 1
         have = upto >= 0
@@ -162,14 +174,21 @@ def _boundary(t: float, alpha: float) -> float:
 
 
 @lru_cache(maxsize=4096)
-def _srm_ok(control: int, treatment: int) -> bool:
-    return not srm_check("recorded", control, treatment).mismatch
+def _srm_ok(control: int, treatment: int, control_share: float) -> bool:
+    return not srm_check("recorded", control, treatment, control_share).mismatch
 
 
 def decisions(
-    stream: Stream, n_required: int, log: bool, clustered: bool, targets: Targets | None = None
+    stream: Stream,
+    n_required: int,
+    log: bool,
+    clustered: bool,
+    targets: Targets | None = None,
+    treatment_percent: int = 50,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(promote, rollback) at each look from n_required trials to the end of the stream."""
+    """(promote, rollback) at each look from n_required trials to the end of the stream, with the
+    split `generate` assigned units at."""
+    control_share = 1 - treatment_percent / 100
     targets = targets or Targets()
     from ..policy import decision_alpha
 
@@ -188,7 +207,9 @@ def decisions(
     z = np.copysign(np.minimum(z, Z_CAP), t)
     z = np.where(df > 1e7, np.clip(t, -Z_CAP, Z_CAP), z)
     better = -z  # durations: lower is better
-    frac = np.array([sequential.fraction(int(a), int(b), n_required) for a, b in zip(nc, nt, strict=True)])
+    frac = np.array(
+        [sequential.fraction(int(a), int(b), n_required, control_share) for a, b in zip(nc, nt, strict=True)]
+    )
     up = np.array([_boundary(float(f), half) if f > 0 else math.inf for f in frac])
     down = np.array([_boundary(float(f), half / 2) if f > 0 else math.inf for f in frac])
     if log:
@@ -203,7 +224,7 @@ def decisions(
     first_seen[np.unique(stream.unit, return_index=True)[1]] = True
     units_c = np.cumsum(first_seen & (stream.arm == 0))[n_required - 1 :]
     units_t = np.cumsum(first_seen & (stream.arm == 1))[n_required - 1 :]
-    srm = np.array([_srm_ok(int(a), int(b)) for a, b in zip(units_c, units_t, strict=True)])
+    srm = np.array([_srm_ok(int(a), int(b), control_share) for a, b in zip(units_c, units_t, strict=True)])
     ok &= np.minimum(nc, nt) >= MIN_PER_ARM  # policy.decide's per-arm floor ("Sample size adequate")
     promote = ok & (better >= up) & (improvement > targets.improvement_threshold) & original_ok & srm
     rollback = ok & (-better >= down) & (-improvement > targets.max_regression)
