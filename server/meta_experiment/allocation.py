@@ -31,9 +31,22 @@ def sticky_arm(experiment_id: str, unit: str, treatment_percent: int = 50) -> Ar
     return "control" if _uniform(experiment_id, unit) * 100 < control_share * 2**64 else "treatment"
 
 
+def block_shape(treatment_percent: int) -> tuple[int, int]:
+    """(trials per permuted block, treatment trials among them) at this split: 100 / gcd(percent,
+    100) and percent / gcd."""
+    g = math.gcd(treatment_percent, 100)
+    return 100 // g, treatment_percent // g
+
+
 def block_size(treatment_percent: int) -> int:
-    """Trials per permuted block at this split: 100 / gcd(percent, 100)."""
-    return 100 // math.gcd(treatment_percent, 100)
+    return block_shape(treatment_percent)[0]
+
+
+def block_lag(treatment_percent: int) -> float:
+    """How far an arm's count can stray from its share inside one permuted block: size p (1 - p)
+    (the block's treatment trials all first, or all last)."""
+    p = treatment_percent / 100
+    return block_size(treatment_percent) * p * (1 - p)
 
 
 def block_arm(experiment_id: str, slot: int, treatment_percent: int = 50) -> Arm:
@@ -56,8 +69,7 @@ def _permuted_block(experiment_id: str, block: int, treatment_percent: int) -> t
     """One block: percent / gcd treatment slots among 100 / gcd, shuffled by Fisher-Yates (Knuth,
     TAOCP vol. 2, Algorithm 3.4.2 P) with j = H(experiment, block, i) mod (i + 1); the modulo bias
     of a 64-bit hash over at most 10 choices is below 1e-18."""
-    g = math.gcd(treatment_percent, 100)
-    size, treated = 100 // g, treatment_percent // g
+    size, treated = block_shape(treatment_percent)
     arms: list[Arm] = ["treatment" if i < treated else "control" for i in range(size)]
     for i in range(size - 1, 0, -1):
         j = _uniform(experiment_id, "split-block", block, i) % (i + 1)

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import analysis, monitoring, paths
-from .allocation import block_arm, block_size, sticky_arm
+from .allocation import block_arm, block_lag, sticky_arm
 from .errors import Conflict, InvalidInput, InvalidState, NotFound, StoreError, validation_message
 from .measurements import Definition, clean_metrics, derived_values, missing_guardrails
 from .models import (
@@ -219,7 +219,7 @@ class Lab:
         # is not made up for: it needs (MIN_PER_ARM - its count) / its share more.
         percent = experiment.treatment_percent
         shares = (1 - percent / 100, percent / 100)
-        slack = block_size(percent) * shares[0] * shares[1] + 1e-9  # a permuted block's largest lag
+        slack = block_lag(percent) + 1e-9
         floor = max(
             0,
             *(

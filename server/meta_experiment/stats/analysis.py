@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..allocation import block_lag
 from ..models import Arm, MetricSpec, Targets
 from . import binary, power, sequential
 from .guardrails import change_from_zero, has_data, holm
@@ -347,11 +348,9 @@ def _design_effect(c: Summary, t: Summary) -> float:
 
 
 def _block_lag(s: float) -> float:
-    """How far the treatment count can stray from its share inside one permuted block of the
-    assignment at treatment share s (allocation.block_size: 100 / gcd(percent, 100) trials), at least 1."""
-    percent = round(s * 100)
-    size = 100 // math.gcd(percent, 100) if 0 < percent < 100 else 2
-    return max(1.0, size * s * (1 - s))
+    """How far the treatment count can stray from its share s inside one permuted block of the
+    assignment (allocation.block_lag), at least 1."""
+    return max(1.0, block_lag(round(s * 100)))
 
 
 def _more_root(a: int, b: int, target: float, s: float) -> float:

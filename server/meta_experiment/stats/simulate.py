@@ -8,13 +8,13 @@ validation tests; no I/O."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import special, stats
 
+from ..allocation import block_shape
 from . import sequential
 from .analysis import CAUTION_P
 from .binary import SMALL_EXPECTED
@@ -75,8 +75,7 @@ def _blocks(sims: int, n: int, treatment_percent: int, rng: np.random.Generator)
         arm = np.empty((sims, 2 * blocks), dtype=np.int8)
         arm[:, 0::2], arm[:, 1::2] = first, 1 - first
         return arm[:, :n]
-    g = math.gcd(treatment_percent, 100)
-    size, k = 100 // g, treatment_percent // g
+    size, k = block_shape(treatment_percent)
     blocks = -(-n // size)
     ranks = rng.random((sims, blocks, size)).argsort(axis=2)  # a uniform permutation per block
     return (ranks < k).astype(np.int8).reshape(sims, blocks * size)[:, :n]
