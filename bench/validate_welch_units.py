@@ -1,7 +1,9 @@
-"""The fixed-horizon Welch test with sticky units: how often a 5% test rejects on A/A data, with the
-degrees of freedom the engine uses (units - 1 per arm, as statsmodels' cluster t) against the
-effective number of units - 1 (n^2 / sum of squared unit sizes, Summary.effective_groups, which
-the floor alert uses) and the normal approximation.
+"""The fixed-horizon Welch test with sticky units: how often a 5% test rejects on A/A data. The
+engine's test is CR2 with the Bell-McCaffrey degrees of freedom at the ANOVA intra-unit correlation
+(stats/cluster.py; Imbens & Kolesar 2016); for comparison the CR1 variance (the always-valid test's,
+and the fixed-horizon test's before) with units - 1 df per arm as statsmodels' cluster t, with the
+effective number of units - 1 (n^2 / sum of squared unit sizes, Summary.effective_groups, which the
+floor alert uses), and with the normal approximation.
 
     PYTHONPATH=server python bench/validate_welch_units.py [--sims 4000] [--seed 20261126]
 
@@ -27,7 +29,7 @@ from meta_experiment.stats.continuous import welch_se_df
 from meta_experiment.stats.summary import Summary
 
 NEW_UNIT_SHARE = 0.3
-CELLS = ((35, 0.3), (70, 0.3), (350, 0.3), (35, 0.1), (70, 0.1))
+CELLS = ((35, 0.3), (70, 0.3), (350, 0.3), (35, 0.1), (70, 0.1), (35, 0.0), (15, 0.3))
 
 
 def arm(n: int, icc: float, rng: np.random.Generator) -> Summary:
@@ -44,17 +46,20 @@ def arm(n: int, icc: float, rng: np.random.Generator) -> Summary:
     return Summary.of_units(values, units)
 
 
-def p_values(c: Summary, t: Summary) -> tuple[float, float, float] | None:
-    """(engine: units - 1, effective units - 1, normal) two-sided p of the same cluster-robust t."""
-    se_df = welch_se_df(c, t)
-    if se_df is None:
+def p_values(c: Summary, t: Summary) -> tuple[float, float, float, float] | None:
+    """Two-sided p: (engine: CR2 + Bell-McCaffrey df; CR1 + units - 1; CR1 + effective units - 1;
+    CR1 + normal)."""
+    small = welch_se_df(c, t)
+    se_df = welch_se_df(c, t, small_sample=False)
+    if se_df is None or small is None:
         return None
     se, df = se_df
     t_stat = (t.mean - c.mean) / se
-    # Welch-Satterthwaite as continuous.welch_se_df, with the effective numbers of units
+    # Welch-Satterthwaite as continuous.mean_variances, with the effective numbers of units
     a, b = t.mean_variance / se**2, c.mean_variance / se**2
     effective = 1 / (a**2 / (t.effective_groups - 1) + b**2 / (c.effective_groups - 1))
     return (
+        2 * stats.t.sf(abs(t.mean - c.mean) / small[0], small[1]),
         2 * stats.t.sf(abs(t_stat), df),
         2 * stats.t.sf(abs(t_stat), effective),
         2 * stats.norm.sf(abs(t_stat)),
@@ -73,11 +78,14 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     print(f"Welch at 5% on A/A data with sticky units ({args.sims} runs per cell, seed {args.seed}).\n")
-    print("| trials per arm | icc | units - 1 (engine) | effective units - 1 | normal |")
-    print("|---|---|---|---|---|")
+    print(
+        "| trials per arm | icc | CR2, Bell-McCaffrey df (engine) | CR1, units - 1 "
+        "| CR1, effective units - 1 | CR1, normal |"
+    )
+    print("|---|---|---|---|---|---|")
     for n, icc in CELLS:
         rng = np.random.default_rng([args.seed, n, int(icc * 100)])
-        hits = np.zeros(3, dtype=int)
+        hits = np.zeros(4, dtype=int)
         runs = 0
         while runs < args.sims:
             p = p_values(arm(n, icc, rng), arm(n, icc, rng))

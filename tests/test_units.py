@@ -17,6 +17,7 @@ from meta_experiment.lifecycle import Lab
 from meta_experiment.schema import MIGRATIONS
 from meta_experiment.stats.srm import srm_check
 from meta_experiment.store import UnitCounts
+from stats.helpers import anova_icc, cr2_dense
 
 UNIT_MIGRATION = "0003_unit_counts"
 
@@ -314,11 +315,15 @@ def _unit_level_run(
 
 
 def test_analysis_uses_cluster_robust_variances_as_statsmodels_computes_them(lab: Lab) -> None:
-    """Each arm's variance of the mean is the sandwich estimate of an intercept-only regression
-    clustered by unit (statsmodels OLS, cov_type='cluster', CR1 correction), Welch's df use
-    clusters - 1 per arm, and the decision's z comes from that test."""
+    """Each arm's design effect is the sandwich estimate of an intercept-only regression clustered
+    by unit (statsmodels OLS, cov_type='cluster', CR1 correction), and the always-valid test's z
+    comes from that variance with clusters - 1 df per arm. The fixed-horizon Welch test and its
+    interval use CR2 with the Bell-McCaffrey df at the ANOVA intra-unit correlation, checked
+    against the dense-matrix definitions (tests/stats/helpers.cr2_dense)."""
     sm = pytest.importorskip("statsmodels.api")
     from scipy import stats
+
+    from meta_experiment.stats.numeric import t_to_z
 
     rng = np.random.default_rng(8)
     e = lab.create(**spec(sample_size_required=20, auto_rollback=False))
@@ -326,10 +331,11 @@ def test_analysis_uses_cluster_robust_variances_as_statsmodels_computes_them(lab
     result = lab.analyze(e.id)
 
     rows = [r for r in lab.store.trial_rows(e.id) if r["status"] == "recorded"]
-    var_mean, groups = {}, {}
+    var_mean, groups, raw = {}, {}, {}
     for arm in ("control", "treatment"):
         mine = [r for r in rows if r["arm"] == arm]
         y = np.array([lab.store.trial_values(r["id"])["time_to_complete"] for r in mine])
+        raw[arm] = (list(y), [r["unit"] for r in mine])
         codes = np.unique([r["unit"] for r in mine], return_inverse=True)[1]
         fit = sm.OLS(y, np.ones_like(y)).fit(cov_type="cluster", cov_kwds={"groups": codes})
         var_mean[arm] = float(fit.bse[0] ** 2)
@@ -337,21 +343,48 @@ def test_analysis_uses_cluster_robust_variances_as_statsmodels_computes_them(lab
         summary = getattr(result.primary, arm)
         assert summary.units == groups[arm]
         assert summary.design_effect == pytest.approx(max(1.0, var_mean[arm] * len(y) / np.var(y, ddof=1)), rel=1e-9)
+    diff = result.primary.treatment.mean - result.primary.control.mean
+    # the always-valid test: CR1 (statsmodels) with clusters - 1 df per arm, mapped to z
     se2 = var_mean["control"] + var_mean["treatment"]
     df = se2**2 / (
         var_mean["control"] ** 2 / (groups["control"] - 1) + var_mean["treatment"] ** 2 / (groups["treatment"] - 1)
     )
-    diff = result.primary.treatment.mean - result.primary.control.mean
-    t = diff / np.sqrt(se2)
+    # lower is better: the decision's z is positive when the treatment is faster
+    assert result.primary.sequential.z == pytest.approx(-t_to_z(diff / np.sqrt(se2), df), rel=1e-9)
+    # the fixed-horizon test: CR2 and Bell-McCaffrey df
+    rho = anova_icc([raw["control"], raw["treatment"]])
+    se, df = cr2_dense(*raw["control"], *raw["treatment"], rho)
+    t = diff / se
     assert result.primary.welch.t == pytest.approx(t, rel=1e-9)
-    assert result.primary.welch.df == pytest.approx(df, rel=1e-9)
+    assert result.primary.welch.df == pytest.approx(df, rel=1e-8)
     assert result.primary.welch.p_value == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-6)
-    h = stats.t.isf(0.025, df) * np.sqrt(se2)
+    h = stats.t.isf(0.025, df) * se
     ci = result.primary.difference_ci
-    assert (ci.lower, ci.upper) == (pytest.approx(diff - h, rel=1e-9), pytest.approx(diff + h, rel=1e-9))
+    assert (ci.lower, ci.upper) == (pytest.approx(diff - h, rel=1e-8), pytest.approx(diff + h, rel=1e-8))
     # strongly clustered: 160 trials carry the information of far fewer
     assert min(result.primary.control.design_effect, result.primary.treatment.design_effect) > 3
     assert "design effect" in result.power.message
+
+
+def test_many_units_fall_back_to_cr1_without_reading_each_unit(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above UNIT_DETAIL_LIMIT units per arm the store's per-unit rows are not read: the Welch test
+    is then CR1 with clusters - 1 df per arm, the same variance the always-valid test uses."""
+    from meta_experiment import analysis as analysis_module
+    from meta_experiment.stats.numeric import t_to_z
+
+    rng = np.random.default_rng(8)
+    e = lab.create(**spec(sample_size_required=20, auto_rollback=False))
+    _unit_level_run(lab, e.id, rng, (9, 8), 160, noise_sd=3.0)
+    detailed = lab.analyze(e.id).primary
+    monkeypatch.setattr(analysis_module, "UNIT_DETAIL_LIMIT", 8)  # treatment has 8 units, control 9
+    read = []
+    monkeypatch.setattr(lab.store, "unit_sums", lambda *a: read.append(a) or {})
+    result = lab.analyze(e.id).primary
+    assert read == []
+    assert result.sequential.z == pytest.approx(detailed.sequential.z, rel=1e-12)  # unchanged
+    assert 7 <= result.welch.df <= 15  # Welch-Satterthwaite on 8 and 7 df: the units, not 160 trials
+    assert result.welch.df != pytest.approx(detailed.welch.df, rel=1e-3)
+    assert -t_to_z(result.welch.t, result.welch.df) == pytest.approx(result.sequential.z, rel=1e-9)
 
 
 def test_clustered_success_rate_is_rao_scott_adjusted(lab: Lab) -> None:

@@ -4,10 +4,12 @@ decision. Also the chart and the status of every experiment, which are built on 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .measurements import LOG_PREFIX
 from .models import ARMS, Arm, Experiment, parse_iso
+from .stats.cluster import UnitDetail
 from .stats.results import Analysis
 from .stats.summary import Summary
 from .status import StatusReport, status_item, status_report
@@ -16,6 +18,10 @@ from .store import SUCCESS, ClusterSums, RunningStats, UnitCounts, success_clust
 if TYPE_CHECKING:
     from .lifecycle import Lab
 
+# Above this many units with recorded trials in an arm, the fixed-horizon tests use the CR1 variance
+# with units - 1 degrees of freedom rather than read a row per unit (CR2's correction, ~max n_g / N,
+# fades with many units); at 500 units and 3 metrics the read costs ~2 ms.
+UNIT_DETAIL_LIMIT = 500
 RANK_TEST_LIMIT = 20_000  # per arm: Hodges-Lehmann's interval costs ~4 s at 1M values per arm
 CHART_LIMIT = 100_000  # per arm: the chart recomputes the interval at up to 200 prefixes
 
@@ -32,6 +38,11 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
         running = lab.store.running_stats(experiment_id)
         units = lab.store.unit_counts(experiment_id)
         clusters = lab.store.cluster_sums(experiment_id) if units else {}
+        detail = (
+            lab.store.unit_sums(experiment_id)
+            if clusters and max(u.recorded_units for u in units.values()) <= UNIT_DETAIL_LIMIT
+            else {}
+        )
         raw, note = None, None
         if rank_tests:
             if max(e.control.recorded, e.treatment.recorded) <= RANK_TEST_LIMIT:
@@ -45,7 +56,7 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
     for (arm, metric), s in running.items():
         target = logs if metric.startswith(LOG_PREFIX) else summaries
         key: tuple[Arm, str] = ("control" if arm == "control" else "treatment", metric.removeprefix(LOG_PREFIX))
-        target[key] = summary_of(s, clusters.get((arm, metric)))
+        target[key] = summary_of(s, clusters.get((arm, metric)), detail.get((arm, metric)))
     success: dict[Arm, tuple[int, float, float, float]] = {}
     for arm, progress in zip(ARMS, (e.control, e.treatment), strict=True):
         counts = {"recorded": progress.recorded, "successes": progress.successes}
@@ -93,12 +104,21 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
     return result
 
 
-def summary_of(running: RunningStats, sums: ClusterSums | None = None) -> Summary:
-    """The engine's Summary of the store's running statistics, clustered by unit when units repeat."""
+def summary_of(
+    running: RunningStats, sums: ClusterSums | None = None, units: tuple[list[int], list[float]] | None = None
+) -> Summary:
+    """The engine's Summary of the store's running statistics, clustered by unit when units repeat;
+    with `units` (each unit's count and shifted sum, Store.unit_sums) it also carries the unit
+    detail of the small-sample tests (stats/cluster.py). The values without a unit are the rest of
+    the count and of the residual sum of squares."""
     summary = Summary(running.n, running.mean, running.variance, running.min, running.max)
     if sums is None:
         return summary
-    return summary.clustered(running.n - sums.repeats, *sums.clustering(running.n, running.m2, running.shifted_mean))
+    unit_ss, cross, n2 = sums.clustering(running.n, running.m2, running.shifted_mean)
+    clustered = summary.clustered(running.n - sums.repeats, unit_ss, cross, n2)
+    if units is None or not clustered.clusters:
+        return clustered
+    return replace(clustered, units=UnitDetail.of_sums(units[0], units[1], running.shifted_mean, running.n, unit_ss))
 
 
 def _unit_srm_counts(e: Experiment, units: dict[str, UnitCounts]) -> tuple[dict[Arm, int], dict[Arm, int]]:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from .stats import continuous, sequential
+from .stats.cluster import UnitDetail
 from .stats.numeric import norm_sf, t_isf
 from .stats.results import Analysis
 from .stats.summary import Summary
@@ -27,12 +29,15 @@ def _summary(values: np.ndarray, units: np.ndarray | None) -> Summary:
     _, codes = np.unique(np.where(units < 0, -1 - np.arange(units.size), units), return_inverse=True)
     sums, counts = np.bincount(codes, weights=values), np.bincount(codes)
     residuals = sums - s.mean * counts
-    return s.clustered(
+    clustered = s.clustered(
         int(codes.max()) + 1,
         float(np.sum(residuals**2)),
         float(np.sum(residuals * counts)),
         float(np.sum(counts.astype(float) ** 2)),
     )
+    if not clustered.clusters:
+        return clustered
+    return replace(clustered, units=UnitDetail.of(counts, residuals))
 
 
 def lift_path(
@@ -81,11 +86,12 @@ def lift_path(
         c = _summary(xs["control"][:k_c], None if unit_c is None else unit_c[:k_c])
         t = _summary(xs["treatment"][:k_t], None if unit_t is None else unit_t[:k_t])
         se_df = continuous.welch_se_df(c, t)
-        if se_df is None or c.mean == 0:
+        se_df_seq = continuous.welch_se_df(c, t, small_sample=False)  # as metric.py's always-valid test
+        if se_df is None or se_df_seq is None or c.mean == 0:
             continue
-        se, df = se_df
         d = t.mean - c.mean
-        half = continuous.t_quantile(0.95, df) * se
+        half = continuous.t_quantile(0.95, se_df[1]) * se_df[0]
+        se, df = se_df_seq
         frac = sequential.fraction(c.n, t.n, analysis.sample_size_required, share)
         zb = sequential.z_boundary(frac, alpha) if frac > 0 else math.inf
         # the boundary's tail probability on the t scale, as metric.py (Jennison & Turnbull 2000, 3.4)

@@ -763,6 +763,21 @@ class Store:
             ).fetchall()
         return {r[0]: UnitCounts(*(int(v) for v in r[1:])) for r in rows}
 
+    def unit_sums(self, experiment_id: str) -> dict[tuple[str, str], tuple[list[int], list[float]]]:
+        """{(arm, metric): (each unit's count, each unit's sum of shifted values)} over the recorded
+        values with a unit: a row per unit and metric, for the small-sample cluster-robust tests."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT arm, metric, n, shifted_sum FROM unit_sums WHERE experiment_id = ? AND n > 0",
+                (experiment_id,),
+            ).fetchall()
+        out: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        for arm, metric, n, total in rows:
+            sizes, sums = out.setdefault((arm, metric), ([], []))
+            sizes.append(int(n))
+            sums.append(float(total))
+        return out
+
     def raw_values(self, experiment_id: str, arm: str, metric: str) -> list[float]:
         """Recorded values of one metric in one arm, in recording order (for rank-based tests)."""
         with self.reading() as db:

@@ -1,4 +1,6 @@
-"""Building AnalysisInputs from plain value lists, for tests."""
+"""Building AnalysisInputs from plain value lists, and dense reference computations, for tests."""
+
+import math
 
 import numpy as np
 
@@ -82,3 +84,64 @@ def policy_analyses(arm, x, setting, n_required, log_scale, treatment_percent=50
 def look_actions(promote, rollback):
     """The action at each look of stats.simulate.looks's (promote, rollback) rows."""
     return ["promote" if p else "rollback" if r else "continue" for p, r in zip(promote, rollback, strict=True)]
+
+
+def cr2_dense(values_c, units_c, values_t, units_t, rho):
+    """(se of the treatment coefficient by CR2, Bell-McCaffrey df under the working model
+    sigma_arm^2 ((1 - rho) I + rho J_g)), from the full matrices."""
+    y = np.concatenate([values_c, values_t])
+    arm = np.r_[np.zeros(len(values_c)), np.ones(len(values_t))]
+    # a value without a unit is a cluster of its own
+    groups = [("c", u if u is not None else i) for i, u in enumerate(units_c)]
+    groups += [("t", u if u is not None else i) for i, u in enumerate(units_t)]
+    labels = {g: i for i, g in enumerate(dict.fromkeys(groups))}
+    gid = np.array([labels[g] for g in groups])
+    x = np.column_stack([np.ones_like(y), arm])
+    bread = np.linalg.inv(x.T @ x)
+    h = x @ bread @ x.T
+    e = y - h @ y
+    n = len(y)
+    ell = np.array([0.0, 1.0])
+    meat = np.zeros((2, 2))
+    g_columns = []
+    for g in range(len(labels)):
+        idx = np.flatnonzero(gid == g)
+        vals, vecs = np.linalg.eigh(np.eye(len(idx)) - h[np.ix_(idx, idx)])
+        a_g = vecs @ np.diag(vals**-0.5) @ vecs.T
+        score = x[idx].T @ a_g @ e[idx]
+        meat += np.outer(score, score)
+        # column g of G: (I - H)' restricted to the rows of g, times A_g X_g (X'X)^-1 ell
+        column = (np.eye(n) - h)[idx].T @ (a_g @ x[idx] @ bread @ ell)
+        g_columns.append(column)
+    v = bread @ meat @ bread
+    sigma2 = np.where(arm == 0, np.var(values_c, ddof=1), np.var(values_t, ddof=1))
+    omega = np.zeros((n, n))
+    for g in range(len(labels)):
+        idx = np.flatnonzero(gid == g)
+        block = (1 - rho) * np.eye(len(idx)) + rho * np.ones((len(idx), len(idx)))
+        omega[np.ix_(idx, idx)] = block * sigma2[idx][:, None] ** 0.5 * sigma2[idx][None, :] ** 0.5
+    gm = np.column_stack(g_columns)
+    lam = np.linalg.eigvalsh(gm.T @ omega @ gm)
+    return math.sqrt(v[1, 1]), lam.sum() ** 2 / (lam**2).sum()
+
+
+def anova_icc(arms):
+    """The ANOVA estimate of the intra-unit correlation from raw (values, units) per arm, each arm
+    with its own mean, by the textbook one-way formulas (a value without a unit is its own group)."""
+    ssb = ssw = 0.0
+    n_total, groups, n0_sum = 0, 0, 0.0
+    for values, units in arms:
+        values = np.asarray(values, float)
+        keys = [("trial", i) if u is None else u for i, u in enumerate(units)]
+        names = list(dict.fromkeys(keys))
+        arm_mean = values.mean()
+        for name in names:
+            member = values[[k == name for k in keys]]
+            ssb += len(member) * (member.mean() - arm_mean) ** 2
+            ssw += ((member - member.mean()) ** 2).sum()
+            n0_sum += len(member) ** 2 / len(values)
+        n_total += len(values)
+        groups += len(names)
+    msb, msw = ssb / (groups - len(arms)), ssw / (n_total - groups)
+    n0 = (n_total - n0_sum) / (groups - len(arms))
+    return (msb - msw) / (msb + (n0 - 1) * msw)

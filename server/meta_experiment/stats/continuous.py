@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+from . import cluster
 from .numeric import clip_p, t_cdf, t_quantile, t_sf
 from .summary import Summary
 
@@ -29,18 +30,43 @@ def why_undefined(c: Summary, t: Summary) -> str | None:
     return None
 
 
-def welch_se_df(c: Summary, t: Summary) -> tuple[float, float] | None:
-    """Standard error of mean(t) - mean(c) and the Welch-Satterthwaite degrees of freedom
-    (Welch 1947; scipy.stats.ttest_ind(equal_var=False)). With clustered values each arm's variance
-    of the mean is the cluster-robust one and its degrees of freedom are clusters - 1 (Summary.clustered)."""
+def mean_variances(c: Summary, t: Summary, small_sample: bool = True) -> tuple[float, float, float] | None:
+    """(variance of mean(c), variance of mean(t), Welch-Satterthwaite degrees of freedom), or None
+    when the tests are undefined (`why_undefined`). Independent values: variance / n per arm (Welch
+    1947; scipy.stats.ttest_ind(equal_var=False)). When units repeat and both arms carry their unit
+    detail, with `small_sample`: the CR2 variances and the Bell-McCaffrey degrees of freedom
+    (stats/cluster.py), which reduce to Welch's without repeats. Otherwise (the always-valid test,
+    which was simulated with it, or more units than the store reads): the CR1 cluster-robust
+    variance with clusters - 1 degrees of freedom per arm (Summary.clustered)."""
     if why_undefined(c, t):
         return None
+    detailed = all(s.units is not None or not s.clusters for s in (c, t))
+    if small_sample and detailed and (c.units is not None or t.units is not None):
+        found = cluster.se_df(_arm(c), _arm(t))
+        if found is not None:
+            return (
+                cluster.cr2_variance(_arm(c)[2], c.n),
+                cluster.cr2_variance(_arm(t)[2], t.n),
+                found[1],
+            )
     a, b = t.mean_variance, c.mean_variance
     se2 = a + b
     # se2^2 / (a^2 / (n_t - 1) + b^2 / (n_c - 1)), written with the shares a / se2 and b / se2 so
     # that huge variances cannot overflow the squares
     df = 1 / ((a / se2) ** 2 / (t.groups - 1) + (b / se2) ** 2 / (c.groups - 1))
-    return math.sqrt(se2), df
+    return b, a, df
+
+
+def _arm(s: Summary) -> tuple[int, float, cluster.UnitDetail]:
+    return s.n, s.variance, s.units if s.units is not None else cluster.UnitDetail.independent(s.n, s.variance)
+
+
+def welch_se_df(c: Summary, t: Summary, small_sample: bool = True) -> tuple[float, float] | None:
+    """Standard error of mean(t) - mean(c) and its degrees of freedom (`mean_variances`)."""
+    found = mean_variances(c, t, small_sample)
+    if found is None:
+        return None
+    return math.sqrt(found[0] + found[1]), found[2]
 
 
 def student_se_df(c: Summary, t: Summary) -> tuple[float, float] | None:
@@ -93,14 +119,16 @@ def relative_lift_ci(c: Summary, t: Summary, level: float = 0.95) -> tuple[float
     """Delta-method interval of the relative lift, as GrowthBook's gbstats frequentist engine:
     var = var_t / (n_t mu_c^2) + var_c mu_t^2 / (n_c mu_c^4), with the Welch df quantile."""
     lift = relative_lift(c, t)
-    se_df = welch_se_df(c, t)
-    if lift is None or se_df is None:
+    found = mean_variances(c, t)
+    if lift is None or found is None:
         return None
+    v_c, v_t, df = found
     # the same variance as (var_t / n_t + r^2 var_c / n_c) / mu_c^2 with r = mu_t / mu_c, written so
-    # that neither mu_c^4 underflows (|mu| < 1e-77) nor overflows (|mu| > 1e77)
+    # that neither mu_c^4 underflows (|mu| < 1e-77) nor overflows (|mu| > 1e77); with repeated
+    # units each arm's variance of the mean is the cluster-robust one (`mean_variances`)
     ratio = t.mean / c.mean
-    sd = math.sqrt(t.mean_variance + ratio * ratio * c.mean_variance) / abs(c.mean)
-    h = t_quantile(level, se_df[1]) * sd
+    sd = math.sqrt(v_t + ratio * ratio * v_c) / abs(c.mean)
+    h = t_quantile(level, df) * sd
     if not math.isfinite(h):
         return None
     return lift - h, lift + h

@@ -260,10 +260,10 @@ def _continuous(
     if f["relative_lift"] is not None:
         f["improvement_pct"] = finite(sign * f["relative_lift"] * 100)
         f["improvement_ci"] = _interval(rel, scale=sign * 100)
-    se_df = continuous.welch_se_df(c, t)
-    z = None
-    if f["welch"] is not None:
-        z = sign * t_to_z(f["welch"].t, f["welch"].df)
+    # The always-valid test keeps the CR1 variance with repeated units (what its simulations used);
+    # without repeats this is the Welch t above.
+    se_df = continuous.welch_se_df(c, t, small_sample=False)
+    z = None if se_df is None else sign * t_to_z((t.mean - c.mean) / se_df[0], se_df[1])
     seq = _sequential(
         z, se_df[0] if se_df else None, se_df[1] if se_df else None, f["difference"], c.n, t.n, design, sign
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+
+from .cluster import UnitDetail
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,10 @@ class Summary:
     unit_ss: float = 0.0
     unit_cross: float = 0.0
     unit_n2: float = 0.0
+    # Each unit's size and residual sum, for the small-sample variance of the fixed-horizon tests
+    # (stats/cluster.py); None when the values are independent, or (from the store) when an arm
+    # has more units than analysis.UNIT_DETAIL_LIMIT.
+    units: UnitDetail | None = field(default=None, compare=False, repr=False)
 
     @property
     def sd(self) -> float:
@@ -105,12 +111,13 @@ class Summary:
         if len(clusters) >= s.n:
             return s
         residuals = [(math.fsum(v) - s.mean * len(v), len(v)) for v in clusters.values()]
-        return s.clustered(
+        clustered = s.clustered(
             len(clusters),
             math.fsum(r * r for r, _ in residuals),
             math.fsum(r * n for r, n in residuals),
             float(sum(n * n for _, n in residuals)),
         )
+        return replace(clustered, units=UnitDetail.of([n for _, n in residuals], [r for r, _ in residuals]))
 
     @classmethod
     def of(cls, values) -> Summary:  # type: ignore[no-untyped-def]
