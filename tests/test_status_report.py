@@ -11,7 +11,7 @@ import pytest
 from conftest import PROD, spec
 from meta_experiment import monitoring, release
 from meta_experiment.lifecycle import Lab
-from meta_experiment.report import render_status
+from meta_experiment.report import fmt, render_status
 from meta_experiment.stats.report import fmt_confidence
 from meta_experiment.status import status_item, status_report
 from release_helpers import LOSER_MEAN, record_trials
@@ -127,3 +127,26 @@ def test_large_time_saved_figures_have_thousands_separators(lab: Lab) -> None:
     # 18 h saved per run x 40 runs a day (a burst counts as one day) x 30 days
     assert "**Time saved**: 21,600.0 hours/month (estimated)" in text
     assert "- **Total ROI**: 21,600.0 hours/month saved (estimated)" in text
+
+
+def test_a_log_scale_metric_says_saved_or_lost_from_the_means_it_shows(lab: Lab) -> None:
+    """The treatment is faster for a typical run (geometric mean) but slower on average (a heavy
+    tail): the word, the amount and the % come from the arithmetic means shown, and the typical
+    run's change is labelled apart."""
+    metric = {"name": "time_to_complete", "direction": "lower_is_better", "unit": "s", "log_scale": True}
+    e = lab.create(**spec(primary_metric=metric, secondary_metrics=[], sample_size_required=100, auto_rollback=False))
+    for i in range(40):
+        lab.record_measurement(e.id, "control", {"time_to_complete": 30.0 + i % 5})
+        lab.record_measurement(e.id, "treatment", {"time_to_complete": 200.0 if i % 10 == 0 else 20.0 + i % 5})
+    [item] = lab.status().experiments
+    assert item.scale == "log" and item.improvement_pct > 0  # a typical run is faster
+    assert item.treatment_mean > item.control_mean  # the mean is slower
+    text = render_status(lab.status())
+    lost = (item.treatment_mean - item.control_mean) / item.control_mean * 100
+    expected = (
+        f"- time_to_complete lost: {fmt(item.treatment_mean - item.control_mean, 's')} "
+        f"({lost:,.0f}% regression in the mean);"
+        f" a typical run (geometric mean) {item.improvement_pct:,.0f}% better"
+    )
+    assert expected in text, line(text, "- time_to_complete")
+    assert "saved" not in text

@@ -69,17 +69,24 @@ def _results(item: StatusItem) -> list[str]:
             f"- Treatment avg: {fmt(item.treatment_mean, unit)}",
         ]
     if item.control_mean is not None and item.treatment_mean is not None and item.improvement_pct is not None:
-        change = abs(item.treatment_mean - item.control_mean)
-        better = item.improvement_pct >= 0
+        # the word, the amount and the % all of the means shown above; on the log scale the
+        # improvement % is the geometric mean's (a typical run), which can differ even in sign
+        diff = item.treatment_mean - item.control_mean
+        better = (diff <= 0) if item.direction == "lower_is_better" else (diff >= 0)
         if item.direction == "lower_is_better":
             word = "saved" if better else "lost"
         else:
             word = "gained" if better else "lost"
-        shown = f"{100 * change:.1f} percentage points" if binary else fmt(change, unit)
-        lines.append(
-            f"- {item.primary_metric} {word}: {shown} "
-            f"({abs(item.improvement_pct):,.0f}% {'improvement' if better else 'regression'})"
-        )
+        shown = f"{100 * abs(diff):.1f} percentage points" if binary else fmt(abs(diff), unit)
+        line = f"- {item.primary_metric} {word}: {shown}"
+        if item.control_mean != 0:
+            pct = 100 * abs(diff) / abs(item.control_mean)
+            of_mean = " in the mean" if item.scale == "log" else ""
+            line += f" ({pct:,.0f}% {'improvement' if better else 'regression'}{of_mean})"
+        if item.scale == "log":
+            typical = "better" if item.improvement_pct >= 0 else "worse"
+            line += f"; a typical run (geometric mean) {abs(item.improvement_pct):,.0f}% {typical}"
+        lines.append(line)
     if item.confidence is not None:
         need = f" (needs {item.trials_needed} more trials for 80% power)" if item.trials_needed else ""
         lines.append(f"- Confidence: {fmt_confidence(item.confidence)} (always-valid){need}")

@@ -4,7 +4,7 @@ the sample size, the primary metric's current results, and what the policy would
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,7 +33,14 @@ class StatusItem(BaseModel):
     treatment_percent: Annotated[int, Field(description="Intended share of trials in the treatment arm, in %.")] = 50
     control_mean: float | None
     treatment_mean: float | None
-    improvement_pct: Annotated[float | None, Field(description="Positive when the treatment is better.")]
+    improvement_pct: Annotated[
+        float | None,
+        Field(
+            description="Positive when the treatment is better; on the log scale, the change of the geometric "
+            "mean (a typical run), not of control_mean and treatment_mean."
+        ),
+    ]
+    scale: Annotated[Literal["raw", "log"], Field(description="The primary metric's analysis scale.")] = "raw"
     p_value: Annotated[float | None, Field(description="Fixed-horizon p (shown, not used for decisions).")]
     confidence: Annotated[float | None, Field(description="1 - the always-valid two-sided p.")]
     trials_needed: Annotated[
@@ -123,6 +130,7 @@ def status_item(
         control_mean=m.control.mean,
         treatment_mean=m.treatment.mean,
         improvement_pct=m.improvement_pct,
+        scale=m.scale,
         p_value=m.p_value,
         confidence=None if seq is None or seq.p_value is None else 1 - seq.p_value,
         trials_needed=analysis.power.trials_needed_total
