@@ -529,3 +529,28 @@ def test_the_export_carries_the_always_valid_confidence_that_status_shows(lab: L
     assert shown is not None and results["always_valid_confidence"] == shown
     assert results["statistical_confidence"] == pytest.approx(1 - results["p_value"])  # the seed's meaning
     assert results["always_valid_confidence"] < results["statistical_confidence"]
+
+
+def test_the_exported_p_value_of_a_log_scale_metric_is_the_one_analyze_reports(lab: Lab) -> None:
+    """The treatment is faster for a typical run but slower on average: the export's p is the
+    log-scale Welch p that analyze shows (scipy on the logs), its averages and improvement_pct the
+    arithmetic ones, as in the seed."""
+    import math
+
+    from scipy import stats
+
+    primary = {"name": "time_to_complete", "direction": "lower_is_better", "unit": "s", "log_scale": True}
+    e = lab.create(**spec(primary_metric=primary, secondary_metrics=[], sample_size_required=100))
+    control = [30.0 + i % 5 for i in range(30)]
+    treatment = [200.0 if i % 10 == 0 else 20.0 + i % 5 for i in range(30)]
+    for c, t in zip(control, treatment, strict=True):
+        lab.record_measurement(e.id, "control", {"time_to_complete": c})
+        lab.record_measurement(e.id, "treatment", {"time_to_complete": t})
+    results = export_experiments(lab)["experiments"][0]["results"]
+    analysis = lab.analyze(e.id).primary
+    reference = stats.ttest_ind([math.log(v) for v in treatment], [math.log(v) for v in control], equal_var=False)
+    assert results["p_value"] == pytest.approx(reference.pvalue, rel=1e-9)
+    assert results["p_value"] == pytest.approx(analysis.p_value, rel=1e-9)
+    mean_c, mean_t = sum(control) / 30, sum(treatment) / 30
+    assert results["improvement_pct"] == pytest.approx(-(mean_t - mean_c) / mean_c * 100, rel=1e-12)
+    assert results["improvement_pct"] < 0 < analysis.improvement_pct  # slower on average, faster typically

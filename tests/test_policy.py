@@ -199,3 +199,40 @@ def test_all_same_outcome_still_gets_an_always_valid_interval():
     a = analyze(inputs([0] * 1000, [0] * 1000, spec=errors, required=100))
     cs = a.primary.sequential.confidence_sequence
     assert cs is not None and cs.lower < 0 < cs.upper < 0.03
+
+
+def test_a_guardrail_short_of_the_per_arm_minimum_blocks_promotion():
+    """20 control values of a guardrail against 3 treatment ones do not clear it: each arm needs
+    plan.MIN_PER_ARM, as the primary metric does; at 5 they do."""
+    from meta_experiment.models import MetricSpec
+    from meta_experiment.stats.plan import MIN_PER_ARM
+
+    guard = MetricSpec(name="tokens", direction="lower_is_better")
+    control_tokens = [100.0 + i % 3 for i in range(12)]
+    short = analyze(inputs(*BETTER, secondary=[guard], extra={"tokens": (control_tokens, [101.0, 100.0, 102.0])}))
+    assert short.decision.action == "continue" and not short.guardrails[0].checked
+    detail = _criterion(short.decision, "No regression detected").detail
+    assert f"12 control and 3 treatment values recorded, each arm needs {MIN_PER_ARM}" in detail
+    enough = [101.0, 100.0, 102.0, 100.0, 101.0][:MIN_PER_ARM]
+    full = analyze(inputs(*BETTER, secondary=[guard], extra={"tokens": (control_tokens, enough)}))
+    assert full.guardrails[0].checked and full.decision.action == "promote"
+
+
+@pytest.mark.parametrize("control_ok", [0, 12])
+def test_no_promotion_when_every_treatment_run_failed(control_ok):
+    """A faster primary with every treatment run failed is not promoted, even when every control
+    run failed too (no regression in the success rate, yet nothing that works)."""
+    a = analyze(inputs(*BETTER, successes={"control": control_ok, "treatment": 0}))
+    [success] = [g for g in a.guardrails if g.name == "success_rate"]
+    assert success.treatment_all_worst and success.blocks_promotion
+    assert a.decision.action != "promote"
+    detail = _criterion(a.decision, "No regression detected").detail
+    assert "every treatment run failed (12 of 12)" in detail
+    assert ("as did every control one" in detail) == (control_ok == 0)
+    if control_ok:  # 12 of 12 against 0 of 12: a significant regression, rolled back
+        assert a.decision.action == "rollback" and "success_rate 100.0% worse" in a.decision.rationale
+    else:
+        assert "success_rate: every treatment run failed" in a.decision.rationale
+    # one treatment success is no longer "all failed" (the regression test takes over from there)
+    b = analyze(inputs(*BETTER, successes={"control": control_ok, "treatment": 1}))
+    assert not next(g for g in b.guardrails if g.name == "success_rate").treatment_all_worst

@@ -17,6 +17,7 @@ from the trials)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -43,7 +44,9 @@ def _results(
     """The seed's `results` block from the trials themselves. fsum-based summaries are independent of
     recording order, so a re-import reproduces them exactly; the p-value is the fixed-horizon Welch
     p the seed reports (decisions use the always-valid test: see analyze), cluster-robust by unit
-    when a unit repeats, as the analysis computes it. `always_valid` is status's `confidence`."""
+    when a unit repeats, and on the log scale for a log-scale metric, as the analysis computes it;
+    the averages and improvement_pct are the arithmetic means', as in the seed. `always_valid` is
+    status's `confidence`."""
     from .stats import continuous
 
     groups: dict[str, list[float]] = {arm: [] for arm in ARMS}
@@ -53,7 +56,11 @@ def _results(
             groups[t["arm"]].append(t["metrics"][primary.name])
             units[t["arm"]].append(t.get("unit"))
     control, treatment = (Summary.of_units(groups[arm], units[arm]) for arm in ARMS)
-    test = continuous.t_test(control, treatment, "welch")
+    tested = (control, treatment)
+    positive = all(v > 0 for arm in ARMS for v in groups[arm])
+    if primary.log_scale and positive:  # the scale the analysis tests on (geometric means)
+        tested = tuple(Summary.of_units([math.log(v) for v in groups[arm]], units[arm]) for arm in ARMS)
+    test = continuous.t_test(*tested, "welch")
     p_value = None if test is None else test[2]
     improvement = None
     if control.n and treatment.n and control.mean != 0:

@@ -171,7 +171,8 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
             action="rollback",
             criteria=criteria,
             driven_by=SEQUENTIAL,
-            rationale="the always-valid test shows a regression beyond tolerance: " + "; ".join(rollback),
+            rationale="the always-valid test shows a regression (Holm-corrected), and its estimate is beyond "
+            "the tolerance: " + "; ".join(rollback),
         )
     if expired:
         return Decision(
@@ -282,6 +283,8 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
             + "; ".join(
                 f"{g.name} has too few values: record it in both arms"
                 if not g.checked
+                else f"{g.name}: {g.detail}"
+                if g.treatment_all_worst
                 else f"{g.name} regression suspected"
                 if g.regression_suspected
                 else f"{g.name} regressed"

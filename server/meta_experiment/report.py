@@ -25,7 +25,7 @@ ENDED = {"promoted": "promoted", "rolled_back": "rolled back", "expired": "expir
 HYPOTHESIS_CHARS = 160
 ACTION = {
     "promote": "Promote (the always-valid test shows the improvement)",
-    "rollback": "Roll back (a regression beyond tolerance)",
+    "rollback": "Roll back (a significant regression, estimated beyond tolerance)",
     "expire": "Expire (max duration reached without a conclusive result)",
 }
 

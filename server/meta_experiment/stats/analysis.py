@@ -14,7 +14,7 @@ from typing import Any, Literal
 from ..allocation import block_lag
 from ..models import Arm, MetricSpec, Targets
 from . import binary, power, sequential
-from .guardrails import change_from_zero, has_data, holm
+from .guardrails import all_worst, change_from_zero, has_data, holm
 from .metric import Design, MetricData, Role, analyze_metric, scaled_summaries
 from .plan import MIN_PER_ARM
 from .results import Analysis, Guardrail, MetricAnalysis, Power
@@ -174,10 +174,20 @@ def _guardrails(
         suspected = bool(beyond and not detected and checked and (p_one is None or p_one <= CAUTION_P))
         seq = m.sequential
         p_text = "n/a" if p_holm is None else f"{p_holm:.4g}"
+        worst = all_worst(m)
         if not checked:
             detail = (
-                f"unchecked: {m.control.n} control and {m.treatment.n} treatment values recorded; record "
-                f"{m.name} in both arms before a promotion can be safe"
+                f"unchecked: {m.control.n} control and {m.treatment.n} treatment values recorded, each arm "
+                f"needs {MIN_PER_ARM}; record {m.name} in both arms before a promotion can be safe"
+            )
+        elif worst:
+            outcome = "failed" if m.direction == "higher_is_better" else "had the unwanted outcome"
+            runs = "run" if m.name == SUCCESS_METRIC else f"{m.name} value"
+            both = m.control.mean == m.treatment.mean
+            detail = (
+                f"every treatment {runs} {outcome} ({m.treatment.n} of {m.treatment.n})"
+                + (", as did every control one" if both else "")
+                + ": there is nothing that works to promote"
             )
         elif from_zero:
             detail = (
@@ -208,6 +218,7 @@ def _guardrails(
                 checked=checked,
                 regression_suspected=suspected,
                 worse_from_zero=from_zero,
+                treatment_all_worst=worst,
                 detail=detail,
             )
         )

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .plan import MIN_PER_ARM
+
 if TYPE_CHECKING:
     from .results import MetricAnalysis
 
@@ -34,6 +36,14 @@ def change_from_zero(m: MetricAnalysis) -> int:
 
 
 def has_data(m: MetricAnalysis) -> bool:
-    """Enough values in both arms to test for a regression: 2 per arm (1 for a yes/no metric)."""
-    least = 1 if m.kind == "binary" else 2
-    return m.control.n >= least and m.treatment.n >= least
+    """Enough values in both arms to clear a guardrail: the primary metric's per-arm minimum
+    (plan.MIN_PER_ARM). Three treatment values against twenty say little about a regression."""
+    return m.control.n >= MIN_PER_ARM and m.treatment.n >= MIN_PER_ARM
+
+
+def all_worst(m: MetricAnalysis) -> bool:
+    """A yes/no metric whose every treatment value is the worse outcome: 0 when higher is better
+    (every run failed), 1 when lower is better."""
+    if m.kind != "binary" or not m.treatment.n or m.treatment.mean is None:
+        return False
+    return m.treatment.mean == (0.0 if m.direction == "higher_is_better" else 1.0)

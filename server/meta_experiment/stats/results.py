@@ -245,11 +245,18 @@ class Guardrail(Frozen):
     worse_from_zero: Annotated[
         bool, Field(description="Worse than a control mean or rate of exactly 0 (no % change exists).")
     ] = False
+    treatment_all_worst: Annotated[
+        bool,
+        Field(
+            description="A yes/no guardrail whose every treatment value is the worse outcome (e.g. every run "
+            "failed): promotion waits, even when the control did no better."
+        ),
+    ] = False
     detail: str
 
     @property
     def blocks_promotion(self) -> bool:
-        return self.regression_detected or self.regression_suspected or not self.checked
+        return self.regression_detected or self.regression_suspected or not self.checked or self.treatment_all_worst
 
 
 class Criterion(Frozen):
