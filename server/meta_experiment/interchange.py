@@ -59,7 +59,8 @@ def _results(
     tested = (control, treatment)
     positive = all(v > 0 for arm in ARMS for v in groups[arm])
     if primary.log_scale and positive:  # the scale the analysis tests on (geometric means)
-        tested = tuple(Summary.of_units([math.log(v) for v in groups[arm]], units[arm]) for arm in ARMS)
+        logs = {arm: Summary.of_units([math.log(v) for v in groups[arm]], units[arm]) for arm in ARMS}
+        tested = (logs["control"], logs["treatment"])
     test = continuous.t_test(*tested, "welch")
     p_value = None if test is None else test[2]
     improvement = None

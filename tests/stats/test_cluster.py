@@ -91,9 +91,9 @@ def test_one_dominant_unit_matches_dense():
 def test_every_unit_of_one_value_is_welch():
     rng = np.random.default_rng(11)
     vc, vt = rng.normal(10, 2, 9), rng.normal(11, 5, 14)
-    se, df = cluster.se_df(arm_of(vc, [f"c{i}" for i in range(9)]), arm_of(vt, [None] * 14))
+    var_c, var_t, df = cluster.mean_variances_df(arm_of(vc, [f"c{i}" for i in range(9)]), arm_of(vt, [None] * 14))
     ref = stats.ttest_ind(vt, vc, equal_var=False)
-    assert (vt.mean() - vc.mean()) / se == pytest.approx(ref.statistic, rel=1e-10)
+    assert (vt.mean() - vc.mean()) / math.sqrt(var_c + var_t) == pytest.approx(ref.statistic, rel=1e-10)
     assert df == pytest.approx(ref.df, rel=1e-10)
 
 
@@ -112,10 +112,10 @@ def test_correlation_is_clipped_and_degenerate_cases_give_none():
     assert cluster.intra_unit_correlation([a, a]) == 0.0
     # one unit holds every value of an arm: no finite CR2
     whole = arm_of([1.0, 2.0, 3.0], ["x", "x", "x"])
-    assert cluster.se_df(whole, a) is None
+    assert cluster.mean_variances_df(whole, a) is None
     # both arms constant
     flat = arm_of([2.0, 2.0, 2.0, 2.0], ["x", "x", "y", "y"])
-    assert cluster.se_df(flat, flat) is None
+    assert cluster.mean_variances_df(flat, flat) is None
 
 
 def test_summary_of_units_carries_the_detail():

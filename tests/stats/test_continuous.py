@@ -103,3 +103,16 @@ def test_effect_sizes_are_none_when_the_variance_overflows():
     big_c, big_t = Summary.of([x * 1e160 for x in CONTROL]), Summary.of([x * 1e160 for x in TREATMENT])
     assert math.isinf(big_c.variance)  # the precondition: the squares overflow
     assert c.cohens_d(big_c, big_t) is None and c.hedges_g(big_c, big_t) is None  # not -0.0
+
+
+def test_a_variance_that_underflows_gives_a_plain_reason_not_an_exception():
+    """A variance of 5e-324 (the smallest subnormal) over 8 values is 0 as a variance of the mean,
+    and values around 1e-300 square to 0: both read as a unit problem, never a ZeroDivisionError
+    and never 'constant' for values that differ."""
+    tiny = (Summary(5, 1.0, 0.0), Summary(8, 1e-162, 5e-324))
+    assert "underflows" in c.why_undefined(*tiny)
+    assert c.welch_se_df(*tiny) is None and c.t_test(*tiny) is None
+    small = (Summary.of([1e-300, 2e-300, 3e-300, 4e-300]), Summary.of([1e-300, 1e-300, 2e-300, 5e-300]))
+    assert small[0].variance == 0.0  # the squares underflow
+    assert "underflows" in c.why_undefined(*small) and "constant" not in c.why_undefined(*small)
+    assert "constant" in c.why_undefined(Summary.of([2.0, 2.0]), Summary.of([3.0, 3.0]))

@@ -152,15 +152,15 @@ def bm_terms(d: UnitDetail, n: int, rho: float) -> tuple[float, float]:
     return trace / n**2, max(frob, 0.0) / n**4
 
 
-def se_df(
+def mean_variances_df(
     control: tuple[int, float, UnitDetail], treatment: tuple[int, float, UnitDetail]
-) -> tuple[float, float] | None:
-    """Standard error (CR2) of mean(treatment) - mean(control) and its degrees of freedom
-    (Bell-McCaffrey / Imbens-Kolesar, module doc); each arm is (n, variance, detail). None when a
-    unit holds all of an arm's values or neither arm varies."""
+) -> tuple[float, float, float] | None:
+    """(CR2 variance of mean(control), CR2 variance of mean(treatment), degrees of freedom of their
+    difference) (Bell-McCaffrey / Imbens-Kolesar, module doc); each arm is (n, variance, detail).
+    None when a unit holds all of an arm's values or neither arm varies."""
     (n_c, v_c, d_c), (n_t, v_t, d_t) = control, treatment
-    var = cr2_variance(d_c, n_c) + cr2_variance(d_t, n_t)
-    if not (math.isfinite(var) and var > 0):
+    var_c, var_t = cr2_variance(d_c, n_c), cr2_variance(d_t, n_t)
+    if not (math.isfinite(var_c + var_t) and var_c + var_t > 0):
         return None
     rho = intra_unit_correlation([control, treatment])
     (tr_c, fr_c), (tr_t, fr_t) = bm_terms(d_c, n_c, rho), bm_terms(d_t, n_t, rho)
@@ -172,4 +172,4 @@ def se_df(
     denominator = a * a * fr_c + b * b * fr_t
     if not denominator > 0:
         return None
-    return math.sqrt(var), (a * tr_c + b * tr_t) ** 2 / denominator
+    return var_c, var_t, (a * tr_c + b * tr_t) ** 2 / denominator

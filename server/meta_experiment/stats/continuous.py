@@ -23,10 +23,18 @@ def why_undefined(c: Summary, t: Summary) -> str | None:
         )
     if not all(math.isfinite(x) for x in (c.mean, t.mean, c.variance, t.variance, c.variance / c.n + t.variance / t.n)):
         return "the values are too large to analyse (their variance overflows floating point): use a larger unit"
+    underflow = (
+        "the values differ by less than floating point can square (their variance underflows to 0): "
+        "record them in a smaller unit (e.g. ms instead of s)"
+    )
     if c.variance <= 0 and t.variance <= 0:
+        if any(s.n > 1 and s.min < s.max for s in (c, t)):
+            return underflow
         if c.mean == t.mean:
             return "both arms are constant and equal: there is no difference to test"
         return "both arms are constant (zero variance): a t-test is undefined"
+    if not c.mean_variance + t.mean_variance > 0:  # e.g. a variance of 5e-324 over 8 values
+        return underflow
     return None
 
 
@@ -42,13 +50,9 @@ def mean_variances(c: Summary, t: Summary, small_sample: bool = True) -> tuple[f
         return None
     detailed = all(s.units is not None or not s.clusters for s in (c, t))
     if small_sample and detailed and (c.units is not None or t.units is not None):
-        found = cluster.se_df(_arm(c), _arm(t))
+        found = cluster.mean_variances_df(_arm(c), _arm(t))
         if found is not None:
-            return (
-                cluster.cr2_variance(_arm(c)[2], c.n),
-                cluster.cr2_variance(_arm(t)[2], t.n),
-                found[1],
-            )
+            return found
     a, b = t.mean_variance, c.mean_variance
     se2 = a + b
     # se2^2 / (a^2 / (n_t - 1) + b^2 / (n_c - 1)), written with the shares a / se2 and b / se2 so
