@@ -55,7 +55,7 @@ import math
 from .models import Targets
 from .stats.guardrails import change_from_zero, holm
 from .stats.plan import MIN_PER_ARM, WINDOW_SHARE
-from .stats.report import fmt_confidence
+from .stats.report import fmt_confidence, fmt_p, fmt_pct
 from .stats.results import Analysis, Criterion, Decision, Interval, MetricAnalysis
 
 SIGNIFICANCE_FLOOR = 0.05  # the seed's p < 0.05, two-sided
@@ -67,13 +67,8 @@ def decision_alpha(targets: Targets) -> float:
     return min(SIGNIFICANCE_FLOOR, 1.0 - targets.confidence_threshold)
 
 
-def _pct(x: float) -> str:
-    """+12.3%; a change that rounds to zero reads +0.0%, never -0.0%."""
-    return f"{round(x, 1) + 0.0:+.1f}%"
-
-
-def _fmt_p(p: float | None) -> str:
-    return "n/a" if p is None else f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
+def _fmt_p(p: float | None, bar: float | None = None) -> str:
+    return "n/a" if p is None else fmt_p(p, bar)
 
 
 def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
@@ -99,7 +94,7 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
         Criterion(
             name="Statistical significance",
             met=significant,
-            detail=f"always-valid one-sided p = {_fmt_p(p_up)} (needs <= {half:g}); "
+            detail=f"always-valid one-sided p = {_fmt_p(p_up, half)} (needs <= {half:g}); "
             f"fixed-horizon Welch/exact p = {_fmt_p(m.p_value)}, shown only",
         ),
         Criterion(
@@ -131,7 +126,7 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
             met=None if confidence is None else confidence >= 1 - alpha,
             detail="not evaluated yet"
             if confidence is None
-            else f"always-valid confidence {fmt_confidence(confidence)}; needs {1 - alpha:.0%}"
+            else f"always-valid confidence {fmt_confidence(confidence, 1 - alpha)}; needs {1 - alpha:.0%}"
             + (
                 f" (the {targets.confidence_threshold:.0%} target, raised to the seed's 5% significance floor)"
                 if 1 - alpha > targets.confidence_threshold + 1e-12
@@ -162,7 +157,11 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
             criteria=criteria,
             driven_by=SEQUENTIAL,
             rationale="the always-valid test shows "
-            + ("an improvement over a zero baseline" if imp is None else f"an improvement of {_pct(imp)}")
+            + (
+                "an improvement over a zero baseline"
+                if imp is None
+                else f"an improvement of {fmt_pct(imp, targets.improvement_threshold)}"
+            )
             + f" (p = {_fmt_p(p_up)} <= {half:g}) above the {targets.improvement_threshold:g}% target, "
             "with no guardrail regression and no sample-ratio mismatch",
         )
@@ -211,13 +210,15 @@ def _rollback_reasons(analysis: Analysis, targets: Targets, half: float) -> list
         if zero:
             out.append(f"{name} worse than its zero baseline, Holm always-valid p = {_fmt_p(p_adj)}")
         elif reg is not None and reg > limit:
-            out.append(f"{name} {reg:.1f}% worse (tolerance {limit:g}%), Holm always-valid p = {_fmt_p(p_adj)}")
+            shown = fmt_pct(reg, limit).lstrip("+")
+            out.append(f"{name} {shown} worse (tolerance {limit:g}%), Holm always-valid p = {_fmt_p(p_adj)}")
     return out
 
 
 def _improvement_detail(m: MetricAnalysis, targets: Targets, from_zero: int) -> str:
     if m.improvement_pct is not None:
-        return f"{_pct(m.improvement_pct)} vs {targets.improvement_threshold:g}% target"
+        target = targets.improvement_threshold
+        return f"{fmt_pct(m.improvement_pct, target)} vs {target:g}% target"
     if from_zero:
         base = f"(control {m.control.mean:.4g}, treatment {m.treatment.mean:.4g}): no % change exists"
         if from_zero > 0:
@@ -240,7 +241,7 @@ def _original_scale(m: MetricAnalysis, targets: Targets) -> Criterion | None:
         name="Mean not worse on the original scale",
         met=change >= -targets.max_regression,
         detail=f"arithmetic means {m.control.mean:.4g} -> {m.treatment.mean:.4g} "
-        f"({_pct(change) if abs(change) < 1e6 else 'beyond ' + ('+' if change > 0 else '-') + '1,000,000%'}; "
+        f"({fmt_pct(change, -targets.max_regression)}; "
         f"tolerance {targets.max_regression:g}%); the test above compares geometric means",
     )
 
@@ -302,7 +303,7 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
         )
     ics = _out_of_reach(analysis, targets)
     if ics is not None:
-        span = f"[{_pct(ics.lower)}, {_pct(ics.upper)}]"
+        span = f"[{fmt_pct(ics.lower)}, {fmt_pct(ics.upper)}]"
         real = ", so the improvement is real but smaller" if ics.lower > 0 else ""
         text = (
             f"the {targets.improvement_threshold:g}% target is out of reach: the always-valid interval of the "

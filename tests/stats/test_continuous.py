@@ -116,3 +116,28 @@ def test_a_variance_that_underflows_gives_a_plain_reason_not_an_exception():
     assert small[0].variance == 0.0  # the squares underflow
     assert "underflows" in c.why_undefined(*small) and "constant" not in c.why_undefined(*small)
     assert "constant" in c.why_undefined(Summary.of([2.0, 2.0]), Summary.of([3.0, 3.0]))
+
+
+def test_no_relative_interval_when_the_control_mean_is_not_clearly_away_from_zero():
+    """From a user test: one control value of 9,000 (a typo) among values near 10 made the delta
+    method's interval of the improvement [96%, 101%] while the difference's interval spanned 0.
+    Fieller's g = q^2 var(mean_c) / mean_c^2 is then above 1 (its exact interval is unbounded): no
+    relative interval, and the analysis says why."""
+    from meta_experiment.stats.analysis import analyze
+    from stats.helpers import inputs
+
+    control = [10.0 + 0.1 * i for i in range(14)] + [9000.0]
+    treatment = [7.0 + 0.1 * i for i in range(15)]
+    ctrl, trt = Summary.of(control), Summary.of(treatment)
+    v_c, _, df = c.mean_variances(ctrl, trt)
+    g = stats.t.ppf(0.975, df) ** 2 * v_c / ctrl.mean**2
+    assert g > 1
+    assert c.relative_lift_ci(ctrl, trt) is None
+    lo, hi = c.difference_ci(ctrl, trt)
+    assert lo < 0 < hi
+    m = analyze(inputs(control, treatment)).primary
+    assert m.relative_lift_ci is None and m.improvement_ci is None and m.difference_ci is not None
+    assert m.sequential.confidence_sequence is not None and m.sequential.improvement_confidence_sequence is None
+    assert any("Fieller" in message for message in m.messages)
+    # a control mean well away from 0 keeps GrowthBook's delta-method interval
+    assert c.relative_lift_ci(Summary.of(control[:14]), trt) is not None

@@ -1,6 +1,7 @@
 """The analysis markdown (seed layout) and the PNG chart."""
 
 import numpy as np
+import pytest
 
 from meta_experiment.charts import lift_path, render_chart
 from meta_experiment.stats.analysis import analyze
@@ -146,3 +147,47 @@ def test_report_states_an_uneven_split_and_its_power_in_totals():
     assert "**Split**" not in render_analysis(analyze(plain), "x")  # 50/50: as before
     ninety = render_analysis(analyze(dataclasses.replace(plain, control_share=0.05)), "x")
     assert "**Split**: 95% treatment / 5% control (intended)" in ninety
+
+
+def test_figures_compared_with_a_threshold_never_round_onto_it():
+    """From a statistics audit: 14.96% against a 15% target read '+15.0% vs 15% target ❌'; a p of
+    0.02502 read '0.0250 (needs <= 0.025) ❌'. They now show the digits that tell them apart."""
+    from dataclasses import replace
+
+    from meta_experiment.models import Targets
+    from meta_experiment.stats.report import fmt_confidence, fmt_p, fmt_pct
+    from meta_experiment.stats.summary import Summary
+
+    assert fmt_pct(14.96, 15) == "+14.96%" and fmt_pct(14.96) == "+15.0%" and fmt_pct(15.0, 15) == "+15.0%"
+    assert fmt_pct(-10.04, -10) == "-10.04%" and fmt_pct(0.04) == "+0.04%" and fmt_pct(-0.0) == "+0.0%"
+    assert fmt_pct(3e300) == "beyond +1,000,000%" and fmt_pct(-2e6) == "beyond -1,000,000%"
+    assert fmt_p(0.02502, 0.025) == "0.02502" and fmt_p(0.02502) == "0.0250" and fmt_p(0.025, 0.025) == "0.0250"
+    assert fmt_confidence(0.94998, 0.95) == "94.998%" and fmt_confidence(0.94998) == "95.0%"
+    assert fmt_confidence(0.951, 0.95) == "95.1%"
+
+    def with_summaries(control, treatment, targets=None):
+        counts = {"control": control.n, "treatment": treatment.n}
+        return replace(
+            inputs([100.0], [85.0]),  # the shape; the summaries and counts replace its values
+            summaries={("control", "time"): control, ("treatment", "time"): treatment},
+            recorded=counts,
+            assigned=counts,
+            raw_values=None,
+            **({"targets": targets} if targets else {}),
+        )
+
+    a = analyze(with_summaries(Summary(200, 100.0, 25.0), Summary(200, 85.04, 25.0)))
+    assert a.primary.improvement_pct == pytest.approx(14.96)
+    criterion = next(c for c in a.decision.criteria if c.name == "Improvement > threshold")
+    assert criterion.met is False and criterion.detail == "+14.96% vs 15% target"
+    # a near-zero improvement promoted at threshold 0 does not read as "no change"
+    zero = Targets(improvement_threshold=0.0)
+    b = analyze(with_summaries(Summary(5000, 100.0, 0.01), Summary(5000, 99.96, 0.01), zero))
+    assert b.decision.action == "promote" and "+0.04%" in b.decision.rationale
+    text = render_analysis(b, "x")
+    assert "no change" not in text and "0.04% faster (better)" in text and "(+0.04%)" in text
+
+
+def test_identical_arms_of_a_lower_is_better_metric_improve_by_plus_zero():
+    a = analyze(inputs([5.0, 6.0, 7.0], [5.0, 6.0, 7.0]))
+    assert a.primary.improvement_pct == 0.0 and str(a.primary.improvement_pct) == "0.0"

@@ -127,15 +127,27 @@ def relative_lift_ci(c: Summary, t: Summary, level: float = 0.95) -> tuple[float
     if lift is None or found is None:
         return None
     v_c, v_t, df = found
+    q = t_quantile(level, df)
+    if control_too_uncertain(c, v_c, q):
+        return None
     # the same variance as (var_t / n_t + r^2 var_c / n_c) / mu_c^2 with r = mu_t / mu_c, written so
     # that neither mu_c^4 underflows (|mu| < 1e-77) nor overflows (|mu| > 1e77); with repeated
     # units each arm's variance of the mean is the cluster-robust one (`mean_variances`)
     ratio = t.mean / c.mean
     sd = math.sqrt(v_t + ratio * ratio * v_c) / abs(c.mean)
-    h = t_quantile(level, df) * sd
+    h = q * sd
     if not math.isfinite(h):
         return None
     return lift - h, lift + h
+
+
+def control_too_uncertain(c: Summary, variance_of_mean: float, quantile: float) -> bool:
+    """Whether the control mean is not distinguishable from 0 at the interval's level, Fieller's
+    g = q^2 var(mean_c) / mean_c^2 >= 1 (Fieller 1954; Franz 2007, "Ratios: a short guide to
+    confidence limits and proper use", eq. 8): the exact interval of the ratio is then unbounded,
+    and the delta method's finite one is an artefact of linearising (one control value of 9,000
+    among values near 10 gave [96%, 101%] while the difference's interval spanned 0)."""
+    return quantile * quantile * variance_of_mean >= c.mean * c.mean
 
 
 def pooled_sd(c: Summary, t: Summary) -> float | None:

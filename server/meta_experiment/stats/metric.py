@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from ..models import MetricSpec
 from . import binary, continuous, rank, sequential
-from .numeric import clip_p, finite, norm_sf, t_isf, t_to_z
+from .numeric import clip_p, finite, norm_sf, t_isf, t_quantile, t_to_z
 from .plan import MIN_PER_ARM
 from .results import ArmSummary, Interval, MetricAnalysis, ProportionTest, RankTest, SequentialResult, TTest
 from .summary import Summary, rate_design_effects
@@ -256,9 +256,21 @@ def _continuous(
     else:
         f["relative_lift"] = finite(continuous.relative_lift(c, t))
         rel = continuous.relative_lift_ci(c, t, LEVEL)
+        found = continuous.mean_variances(c, t)
+        if (
+            rel is None
+            and f["relative_lift"] is not None
+            and found is not None
+            and continuous.control_too_uncertain(c, found[0], t_quantile(LEVEL, found[2]))
+        ):
+            messages.append(
+                "no interval of the relative change: the control mean is not clearly away from 0 "
+                "(Fieller's interval is unbounded), so a % change is not estimable yet; the interval of "
+                "the difference stands"
+            )
     f["relative_lift_ci"] = _interval(rel)
     if f["relative_lift"] is not None:
-        f["improvement_pct"] = finite(sign * f["relative_lift"] * 100)
+        f["improvement_pct"] = finite(sign * f["relative_lift"] * 100 + 0.0)  # never -0.0
         f["improvement_ci"] = _interval(rel, scale=sign * 100)
     # The always-valid test keeps the CR1 variance with repeated units (what its simulations used);
     # without repeats this is the Welch t above.
@@ -271,10 +283,14 @@ def _continuous(
         cs = seq.confidence_sequence
         if scale == "log":
             rel_cs = (math.expm1(min(cs.lower, 700.0)), math.expm1(min(cs.upper, 700.0)))
-        elif c.mean != 0:
+        elif c.mean != 0 and not (
+            # the sequence's quantile, from its half-width over the standard error it was built on
+            se_df is not None
+            and continuous.control_too_uncertain(c, c.mean_variance, (cs.upper - cs.lower) / (2 * se_df[0]))
+        ):
             rel_cs = (cs.lower / abs(c.mean), cs.upper / abs(c.mean))
         else:
-            rel_cs = None
+            rel_cs = None  # no control mean to divide by, or one not clearly away from 0 (Fieller)
         seq = seq.model_copy(update={"improvement_confidence_sequence": _interval(rel_cs, cs.level, sign * 100)})
     return seq
 
@@ -325,7 +341,7 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
         f["relative_lift"] = p_t / p_c - 1
         rel = binary.relative_lift_ci(e_c, m_c, e_t, m_t, LEVEL)
         f["relative_lift_ci"] = _interval(rel)
-        f["improvement_pct"] = finite(sign * f["relative_lift"] * 100)
+        f["improvement_pct"] = finite(sign * f["relative_lift"] * 100 + 0.0)  # never -0.0
         f["improvement_ci"] = _interval(rel, scale=sign * 100)
     else:
         messages.append("the control arm has no successes: relative changes are undefined")

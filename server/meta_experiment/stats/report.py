@@ -26,11 +26,40 @@ def _num(x: float | None, unit: str | None = None, digits: int = 3) -> str:
     return f"{text} {unit}" if unit else text
 
 
-def fmt_confidence(confidence: float | None) -> str:
+PCT_LIMIT = 1e6  # a change beyond +/-1,000,000% reads as such, not as a 300-digit number
+
+
+def digits_against(value: float, bar: float, digits: int) -> int:
+    """The decimals to show `value` with so that it does not read as equal to the `bar` it is
+    compared with (14.96 against a 15% target is '14.96', not '15.0'; 0.02502 against 0.025 is
+    '0.02502'): `digits`, or more up to 6 while rounding would land on the bar."""
+    for d in range(digits, 7):
+        if value == bar or round(value, d) != round(bar, d):
+            return d
+    return 6
+
+
+def fmt_pct(x: float, bar: float | None = None) -> str:
+    """A signed change in %: one decimal (more when it would read as equal to `bar`, or as 0 when it
+    is not), never -0.0%, and 'beyond +/-1,000,000%' past that."""
+    if not math.isfinite(x) or abs(x) >= PCT_LIMIT:
+        return f"beyond {'+' if x > 0 else '-'}1,000,000%"
+    d = digits_against(x, 0.0 if bar is None else bar, 1)
+    if bar is not None and x != 0:
+        d = max(d, digits_against(x, 0.0, 1))
+    return f"{round(x, d) + 0.0:+.{d}f}%"
+
+
+def fmt_confidence(confidence: float | None, bar: float | None = None) -> str:
     """A confidence (1 - p) in %, one decimal, never rounded to a certainty: 0.9996 is '>99.9%',
-    not '100.0%', and 0.0004 is '<0.1%'. One helper for every confidence a report shows."""
+    not '100.0%', and 0.0004 is '<0.1%'; against a `bar` (a threshold), never rounded onto it:
+    0.94998 against 0.95 is '94.998%'. One helper for every confidence a report shows."""
     if confidence is None or not math.isfinite(confidence):
         return "n/a"
+    if bar is not None:  # against a threshold: as many decimals as it takes not to read as equal to it
+        d = digits_against(confidence * 100, bar * 100, 1)
+        if d > 1:
+            return f"{confidence * 100:.{d}f}%"
     text = f"{confidence:.1%}"
     if text == "100.0%" or confidence >= 1:
         return ">99.9%"
@@ -39,10 +68,14 @@ def fmt_confidence(confidence: float | None) -> str:
     return text
 
 
-def _p(p: float | None) -> str:
+def fmt_p(p: float | None, bar: float | None = None) -> str:
+    """A p-value: 4 decimals, or 2 significant digits below 1e-4; against a `bar` (the alpha it is
+    compared with) never rounded onto it: 0.02502 against 0.025 is '0.02502'."""
     if p is None:
         return "n/a"
-    return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
+    if p < 1e-4:
+        return f"{p:.1e}"
+    return f"{p:.{digits_against(p, bar, 4) if bar is not None else 4}f}"
 
 
 def _ci(ci: Interval | None, unit: str | None = None, pct: bool = False) -> str:
@@ -99,14 +132,14 @@ def _improvement(m: MetricAnalysis) -> str:
             return f"from 0 to {shown} ({'better' if better else 'worse'}; no % change exists over a zero baseline)"
         return "n/a"
     duration = m.unit in DURATION_UNITS
-    if round(m.improvement_pct, 1) == 0:
+    if m.improvement_pct == 0:
         return "no change (0.0%)"
     better = m.improvement_pct >= 0
     if m.direction == "lower_is_better":
         word = ("faster" if better else "slower") if duration else ("lower" if better else "higher")
     else:
         word = "higher" if better else "lower"
-    text = f"{abs(m.improvement_pct):.1f}% {word} ({'better' if better else 'worse'})"
+    text = f"{fmt_pct(abs(m.improvement_pct)).lstrip('+')} {word} ({'better' if better else 'worse'})"
     if m.scale == "raw" and m.difference is not None and m.kind == "continuous":
         saved = -m.difference if m.direction == "lower_is_better" else m.difference
         verb = "saved" if duration and saved >= 0 else "lost" if duration else "difference"
@@ -125,7 +158,7 @@ def _tests(m: MetricAnalysis, drove: str, reached: bool = False) -> list[str]:
             + ("cluster-robust by unit, unequal variances" if clustered else "default, unequal variances")
             + "):",
             f"- t-statistic: {m.welch.t:.3g}",
-            f"- p-value: {_p(m.welch.p_value)} (fixed horizon)",
+            f"- p-value: {fmt_p(m.welch.p_value)} (fixed horizon)",
             f"- Degrees of freedom: {m.welch.df:.1f}",
             "",
         ]
@@ -133,7 +166,7 @@ def _tests(m: MetricAnalysis, drove: str, reached: bool = False) -> list[str]:
         out += [
             "**Student t-test** (the seed's test" + ("; assumes independent trials" if clustered else "") + "):",
             f"- t-statistic: {m.student.t:.3g}",
-            f"- p-value: {_p(m.student.p_value)}",
+            f"- p-value: {fmt_p(m.student.p_value)}",
             f"- Degrees of freedom: {m.student.df:.0f}",
             "",
         ]
@@ -142,14 +175,14 @@ def _tests(m: MetricAnalysis, drove: str, reached: bool = False) -> list[str]:
         out += [
             f"**Two-proportion test** ({pr.method.replace('_', ' ')}): "
             f"{pr.control_successes}/{m.control.n} vs {pr.treatment_successes}/{m.treatment.n}, "
-            f"p = {_p(pr.p_value)}",
+            f"p = {fmt_p(pr.p_value)}",
             "",
         ]
     if m.mann_whitney:
         mw = m.mann_whitney
         method = mw.method + ("; assumes independent trials" if clustered else "")
         out += [
-            f"**Mann-Whitney U**: U = {mw.u:.6g}, p = {_p(mw.p_value)} ({method}); "
+            f"**Mann-Whitney U**: U = {mw.u:.6g}, p = {fmt_p(mw.p_value)} ({method}); "
             f"Hodges-Lehmann shift {_num(mw.hodges_lehmann, m.unit)}, "
             f"95% CI {_ci(mw.hodges_lehmann_ci, m.unit)}",
             "",
@@ -167,7 +200,7 @@ def _tests(m: MetricAnalysis, drove: str, reached: bool = False) -> list[str]:
                 else f"(after the planned window{_early_end(m, s.window_end_trials)}: only the e-process, "
                 f"{1 - sequential.WINDOW_SHARE:.0%} of alpha, decides now)"
             ),
-            f"- always-valid p: improvement {_p(s.p_value_improvement)}, regression {_p(s.p_value_regression)}",
+            f"- always-valid p: improvement {fmt_p(s.p_value_improvement)}, regression {fmt_p(s.p_value_regression)}",
             f"- {s.method}",
             "",
         ]
@@ -233,10 +266,10 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
                 if g.worse_from_zero
                 else "n/a"
                 if g.regression_pct is None
-                else f"{round(g.regression_pct, 1) + 0.0:+.1f}%"  # the sign of the criteria's "regressed"
+                else fmt_pct(g.regression_pct, g.max_regression_pct)  # the sign of the criteria's "regressed"
             )
             lines.append(
-                f"| {g.name} | {change} | {g.max_regression_pct:g}% | {_p(g.p_value_holm)} | {_guard_state(g)} |"
+                f"| {g.name} | {change} | {g.max_regression_pct:g}% | {fmt_p(g.p_value_holm)} | {_guard_state(g)} |"
             )
         lines += [""]
     if analysis.power and (d is None or d.action == "continue"):
@@ -322,13 +355,13 @@ def _impact(analysis: Analysis) -> list[str]:
         out = [
             "**Expected Impact**:",
             f"- Per run (arithmetic means): {per_run:+.3g} {m.unit or ''}".rstrip()
-            + ("" if raw_pct is None else f" ({round(raw_pct, 1) + 0.0:+.1f}%)"),
-            f"- Typical run (geometric means): {round(m.improvement_pct, 1) + 0.0:+.1f}%",
+            + ("" if raw_pct is None else f" ({fmt_pct(raw_pct)})"),
+            f"- Typical run (geometric means): {fmt_pct(m.improvement_pct)}",
         ]
     else:
         out = [
             "**Expected Impact**:",
-            f"- Per run: {per_run + 0.0:+.3g} {m.unit or ''} ({round(m.improvement_pct, 1) + 0.0:+.1f}%)".rstrip(),
+            f"- Per run: {per_run + 0.0:+.3g} {m.unit or ''} ({fmt_pct(m.improvement_pct)})".rstrip(),
         ]
     if analysis.runs_per_day and m.kind == "binary":
         yes = (m.treatment.mean - m.control.mean) * analysis.runs_per_day * 30
