@@ -104,6 +104,9 @@ async def test_full_lifecycle_through_the_protocol(server, mode) -> None:
     async with Client(server, mode=mode) as client:
         e = await ok(client, "create_experiment", CREATE)
         assert e["status"] == "running" and e["sample_size_required"] == 4
+        empty = await call(client, "analyze", {"experiment_id": e["id"], "chart": True})
+        assert [c.type for c in empty.content] == ["text"]  # no data, no image: and the text says why
+        assert "(No chart: it needs at least 2 recorded trials in each arm" in empty.content[0].text
         arms = []
         for i in range(4):
             a = await ok(client, "assign", {"experiment_id": e["id"]})
@@ -130,7 +133,7 @@ async def test_full_lifecycle_through_the_protocol(server, mode) -> None:
         plain = await call(client, "analyze", {"experiment_id": e["id"]})
         assert [c.type for c in plain.content] == ["text"]
         result = await call(client, "analyze", {"experiment_id": e["id"], "chart": True})
-        assert not result.is_error
+        assert not result.is_error and "No chart" not in result.content[0].text
         primary = result.structured_content["primary"]
         assert primary["name"] == "time_to_complete" and primary["control"]["n"] == 3
         assert primary["improvement_pct"] > 0 and primary["welch"]["p_value"] < 0.05

@@ -236,3 +236,15 @@ def test_no_promotion_when_every_treatment_run_failed(control_ok):
     # one treatment success is no longer "all failed" (the regression test takes over from there)
     b = analyze(inputs(*BETTER, successes={"control": control_ok, "treatment": 1}))
     assert not next(g for g in b.guardrails if g.name == "success_rate").treatment_all_worst
+
+
+def test_constant_but_different_arms_say_that_more_data_will_not_decide():
+    """From a user test: 5 s against 4 s in every trial said 'not enough evidence yet', which never
+    changes; the rationale now says why and what to do."""
+    a = analyze(inputs([5.0] * 12, [4.0] * 12))
+    assert a.decision.action == "continue"
+    text = a.decision.rationale
+    assert "every control value of time is 5 and every treatment value 4" in text
+    assert "more identical values will not decide" in text and "promote or roll back by hand" in text
+    # equal constant arms keep the usual wording
+    assert "will not decide" not in analyze(inputs([5.0] * 12, [5.0] * 12)).decision.rationale

@@ -150,3 +150,18 @@ def test_a_log_scale_metric_says_saved_or_lost_from_the_means_it_shows(lab: Lab)
     )
     assert expected in text, line(text, "- time_to_complete")
     assert "saved" not in text
+
+
+def test_a_sample_ratio_mismatch_shows_before_the_sample_size_is_reached(lab: Lab) -> None:
+    """From a user test: with every result in one arm, status said only 'Continue (N more trials
+    needed)' while analyze said to investigate the mismatch; waiting will not fix a biased split."""
+    e = lab.create(**spec(secondary_metrics=[], sample_size_required=100, auto_rollback=False))
+    for i in range(3):  # 3 of 3 in one arm is not evidence of a bias yet
+        lab.record_measurement(e.id, "control", {"time_to_complete": 40.0 + i})
+    assert "mismatch" not in line(render_status(lab.status()), "**Action**")
+    for i in range(27):
+        lab.record_measurement(e.id, "control", {"time_to_complete": 40.0 + i % 4})
+    [item] = lab.status().experiments
+    assert item.sample_ratio_mismatch and item.progress.trials_needed
+    action = line(render_status(lab.status()), "**Action**")
+    assert "more trials needed); investigate the sample-ratio mismatch" in action, action

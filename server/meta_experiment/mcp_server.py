@@ -27,6 +27,7 @@ from mcp_types import (
 from pydantic import BaseModel, Field, ValidationError
 
 from . import __version__, interchange, report, tool_schemas
+from .analysis import CHART_LIMIT
 from .errors import StoreError, validation_message
 from .lifecycle import Lab
 from .mcp_common import (
@@ -455,6 +456,11 @@ def build_server(
             return result, text, lab.chart(experiment_id) if chart else None
 
         result, text, png = await run_lab(ctx, run)
+        if chart and png is None:  # say why the image the caller asked for is missing
+            text += (
+                "\n\n(No chart: it needs at least 2 recorded trials in each arm, and is drawn up to "
+                f"{CHART_LIMIT:,} trials per arm.)"
+            )
         out = tool_result(result, text)
         if png is not None:
             out.content.append(ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png"))

@@ -75,7 +75,10 @@ def clean_metrics(experiment: Definition, metrics: Mapping[str, Any], *, elapsed
             raise InvalidInput(f"Metric {name!r} is a duration; it cannot be negative ({value!r}).")
         if spec.log_scale and number <= 0:
             raise InvalidInput(
-                f"Metric {name!r} is analysed on the log scale, so its values must be > 0 (got {value!r})."
+                f"Metric {name!r} is analysed on the log scale, so its values must be > 0 (got {value!r}). "
+                "If the value is right (a run can take no time or have no cost), record it in a finer unit, "
+                "or run the experiment without log_scale for this metric (a new experiment: the scale is fixed "
+                "at creation)."
             )
         clean[name] = number
     primary = experiment.primary_metric

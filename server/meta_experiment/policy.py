@@ -53,7 +53,7 @@ from __future__ import annotations
 import math
 
 from .models import Targets
-from .stats.guardrails import change_from_zero, holm
+from .stats.guardrails import SUCCESS_METRIC, change_from_zero, holm
 from .stats.plan import MIN_PER_ARM, WINDOW_SHARE
 from .stats.report import fmt_confidence, fmt_p, fmt_pct
 from .stats.results import Analysis, Criterion, Decision, Interval, MetricAnalysis
@@ -282,7 +282,12 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
         unmet[unmet.index("no regression detected")] = (
             "guardrails ("
             + "; ".join(
-                f"{g.name} has too few values: record it in both arms"
+                (
+                    f"{g.name} has too few values: record trials in both arms ({g.name} comes from each "
+                    "trial's success flag)"
+                    if g.name == SUCCESS_METRIC
+                    else f"{g.name} has too few values: record it in both arms"
+                )
                 if not g.checked
                 else f"{g.name}: {g.detail}"
                 if g.treatment_all_worst
@@ -300,6 +305,14 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
         text = (
             f"the {' and '.join(empty)} arm has no {m.name} values yet, so nothing can be compared; "
             "check that runs in that arm record the metric"
+        )
+    constant = all(a.n >= 2 and a.sd == 0 for a in (m.control, m.treatment))
+    if constant and m.kind == "continuous" and m.control.mean != m.treatment.mean:
+        text = (
+            f"every control value of {m.name} is {m.control.mean:.6g} and every treatment value "
+            f"{m.treatment.mean:.6g}: the tests need some spread, so more identical values will not decide. "
+            "Check that the metric is measured per run (not a constant or a rounded value); to act on it as "
+            "it is, promote or roll back by hand (promote needs force and a reason)"
         )
     ics = _out_of_reach(analysis, targets)
     if ics is not None:

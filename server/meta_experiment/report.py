@@ -123,6 +123,8 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
     if item.status == "running":
         if p.trials_needed:
             action = f"Continue ({p.trials_needed} more trials needed)"
+            if item.sample_ratio_mismatch:  # said even before the sample size: it will not fix itself
+                action += "; investigate the sample-ratio mismatch (assignment or recording is biased)"
         else:
             action = (
                 f"Stop: the target is out of reach ({item.rationale})"

@@ -48,6 +48,9 @@ class StatusItem(BaseModel):
     ]
     action: Annotated[Action | None, Field(description="What the policy decides now (running experiments).")]
     rationale: str
+    sample_ratio_mismatch: Annotated[
+        bool, Field(description="The sample-ratio check fails: assignment or recording is biased.")
+    ] = False
     target_out_of_reach: Annotated[
         bool, Field(description="The always-valid interval lies below the target: more data will not promote.")
     ] = False
@@ -139,6 +142,7 @@ def status_item(
         action=decision.action if decision and running else None,
         rationale=decision.rationale if decision and running else (experiment.status_reason or ""),
         target_out_of_reach=bool(decision and running and decision.target_out_of_reach),
+        sample_ratio_mismatch=any(check.mismatch for check in analysis.srm),
         forced=forced_promotion(experiment, analysis),
         changed_since_start=changed_since_start(project_root, experiment) if running and project_root else [],
     )

@@ -1,5 +1,7 @@
 """The analysis markdown (seed layout) and the PNG chart."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -95,8 +97,10 @@ def test_log_scale_impact_names_which_mean_each_figure_is_of():
     logs = {("control", "time"): Summary.of(np.log(CONTROL)), ("treatment", "time"): Summary.of(np.log(TREATMENT))}
     text = render_analysis(analyze(inputs(CONTROL, TREATMENT, spec=spec, log_summaries=logs)), "x")
     per_run = np.mean(CONTROL) - np.mean(TREATMENT)
-    assert f"- Per run (arithmetic means): {per_run:+.3g} min ({per_run / np.mean(CONTROL) * 100:+.1f}%)" in text
-    assert "- Typical run (geometric means): +" in text
+    assert per_run > 0  # the treatment is faster
+    pct = per_run / np.mean(CONTROL) * 100
+    assert f"- Per run (arithmetic means): {per_run:.3g} min saved ({pct:.1f}% better)" in text
+    assert re.search(r"- Typical run \(geometric means\): [0-9.]+% better", text)
 
 
 def test_zero_baseline_and_draft_wording():
@@ -126,7 +130,13 @@ def test_guardrail_table_signs_agree_with_the_criteria():
         inputs(CONTROL * 2, TREATMENT * 2, secondary=[guard], extra={"tests_passed": ([10.0] * 14, [5.0] * 14)})
     )
     text = render_analysis(a, "x")
-    assert "| tests_passed | +50.0% | 10% | n/a | suspected: untestable, constant arms (blocks promotion) |" in text
+    always_valid = a.guardrails[0].always_valid_p
+    row = (
+        "| tests_passed | 10 -> 5 (14 / 14) | +50.0% | 10% | n/a | "
+        + ("n/a" if always_valid is None else f"{always_valid:.4f}")
+        + " | suspected: untestable, constant arms (blocks promotion) |"
+    )
+    assert row in text, [r for r in text.splitlines() if "tests_passed" in r]
     assert "regressed +50.0%" in a.guardrails[0].detail
 
 
@@ -185,9 +195,47 @@ def test_figures_compared_with_a_threshold_never_round_onto_it():
     b = analyze(with_summaries(Summary(5000, 100.0, 0.01), Summary(5000, 99.96, 0.01), zero))
     assert b.decision.action == "promote" and "+0.04%" in b.decision.rationale
     text = render_analysis(b, "x")
-    assert "no change" not in text and "0.04% faster (better)" in text and "(+0.04%)" in text
+    assert "no change" not in text and "0.04% faster (better)" in text and "(0.04% better)" in text
 
 
 def test_identical_arms_of_a_lower_is_better_metric_improve_by_plus_zero():
     a = analyze(inputs([5.0, 6.0, 7.0], [5.0, 6.0, 7.0]))
     assert a.primary.improvement_pct == 0.0 and str(a.primary.improvement_pct) == "0.0"
+
+
+def test_expected_impact_is_in_words_not_signs():
+    """From a user test: '+7.56 s' per run meant faster and '-4.09 s (-39.9%)' slower, while the
+    guardrail table's + is worse. The impact now says saved / lost, higher / lower and better / worse."""
+    from meta_experiment.models import MetricSpec
+
+    faster = render_analysis(analyze(inputs([40.0, 42.0, 44.0] * 4, [30.0, 32.0, 34.0] * 4)), "x")
+    assert "- Per run: 10 min saved (23.8% better)" in faster
+    assert "min saved per month" in faster and "hours saved per month" in faster
+    slower = render_analysis(analyze(inputs([30.0, 32.0, 34.0] * 4, [40.0, 42.0, 44.0] * 4)), "x")
+    assert "- Per run: 10 min lost (31.2% worse)" in slower and "hours lost per month" in slower
+    score = MetricSpec(name="score", direction="higher_is_better")
+    lower = render_analysis(analyze(inputs([8.0, 9.0, 10.0] * 4, [6.0, 7.0, 8.0] * 4, spec=score)), "x")
+    assert "- Per run: 2 lower (22.2% worse)" in lower
+    ok = MetricSpec(name="ok", direction="higher_is_better", kind="binary")
+    rates = render_analysis(analyze(inputs([1.0, 0.0] * 10, [1.0, 1.0, 1.0, 0.0] * 5, spec=ok)), "x")
+    assert "- Per run: 25 percentage points higher (50.0% better)" in rates
+
+
+def test_the_guardrail_table_shows_each_arms_mean_and_count():
+    """From a user test: the table never showed n or the arms' means or rates, so a guardrail with 3
+    treatment values looked like any other."""
+    from meta_experiment.models import MetricSpec
+
+    tokens = MetricSpec(name="tokens", direction="lower_is_better")
+    a = analyze(
+        inputs(
+            CONTROL * 2,
+            TREATMENT * 2,
+            secondary=[tokens],
+            extra={"tokens": ([100.0, 102.0, 98.0] * 4, [110.0, 108.0, 112.0])},
+            successes={"control": 12, "treatment": 10},
+        )
+    )
+    text = render_analysis(a, "x")
+    assert "| tokens | 100 -> 110 (12 / 3) |" in text
+    assert f"| success_rate | 85.7% -> {10 / 14:.1%} ({len(CONTROL) * 2} / {len(TREATMENT) * 2}) |" in text

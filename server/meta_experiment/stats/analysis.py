@@ -14,7 +14,7 @@ from typing import Any, Literal
 from ..allocation import block_lag
 from ..models import Arm, MetricSpec, Targets
 from . import binary, power, sequential
-from .guardrails import all_worst, change_from_zero, has_data, holm
+from .guardrails import SUCCESS_METRIC, all_worst, change_from_zero, has_data, holm
 from .metric import Design, MetricData, Role, analyze_metric, scaled_summaries
 from .plan import MIN_PER_ARM
 from .results import Analysis, Guardrail, MetricAnalysis, Power
@@ -22,7 +22,6 @@ from .srm import srm_check
 from .summary import Summary
 
 Basis = Literal["observed", "guess", "none"]
-SUCCESS_METRIC = "success_rate"
 EMPTY = Summary(0, 0.0, 0.0)
 SECONDS_PER_DAY = 86400.0
 CAUTION_P = 0.05  # a guardrail regression suspected at the seed's level holds promotion back

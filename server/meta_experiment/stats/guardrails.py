@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from .plan import MIN_PER_ARM
 
+SUCCESS_METRIC = "success_rate"  # the implicit guardrail: each trial's success flag
+
 if TYPE_CHECKING:
     from .results import MetricAnalysis
 

@@ -22,7 +22,7 @@ MARK = {True: "✅", False: "❌", None: "⚠️"}
 def _num(x: float | None, unit: str | None = None, digits: int = 3) -> str:
     if x is None:
         return "n/a"
-    text = f"{x:.{digits}g}" if abs(x) < 1e5 else f"{x:,.0f}"
+    text = f"{x:.{digits}g}" if abs(x) < 10**digits else f"{x:,.0f}"  # 4,000, not 4e+03
     return f"{text} {unit}" if unit else text
 
 
@@ -257,9 +257,11 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
         lines += [
             "### Guardrails",
             "",
-            "| metric | regression (+ = worse) | tolerance | Holm p (one-sided) | regression |",
-            "|---|---|---|---|---|",
+            "| metric | control -> treatment (n) | regression (+ = worse) | tolerance "
+            "| Holm p (one-sided, fixed-horizon) | always-valid p (one-sided) | regression |",
+            "|---|---|---|---|---|---|---|",
         ]
+        measured = {m.name: m for m in analysis.secondary}
         for g in analysis.guardrails:
             change = (
                 "worse than 0"
@@ -269,7 +271,8 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
                 else fmt_pct(g.regression_pct, g.max_regression_pct)  # the sign of the criteria's "regressed"
             )
             lines.append(
-                f"| {g.name} | {change} | {g.max_regression_pct:g}% | {fmt_p(g.p_value_holm)} | {_guard_state(g)} |"
+                f"| {g.name} | {_arms(measured.get(g.name))} | {change} | {g.max_regression_pct:g}% "
+                f"| {fmt_p(g.p_value_holm)} | {fmt_p(g.always_valid_p)} | {_guard_state(g)} |"
             )
         lines += [""]
     if analysis.power and (d is None or d.action == "continue"):
@@ -347,22 +350,32 @@ def _impact(analysis: Analysis) -> list[str]:
             f"- Per run: {shown} against 0 in the control arm ({'better' if better else 'worse'})",
             "",
         ]
+    # In words, as the Improvement line: 'saved' / 'lost' for a duration, 'higher' / 'lower' with
+    # 'better' / 'worse' otherwise; never a bare sign, whose meaning would flip with the direction.
     per_run = (
         m.control.mean - m.treatment.mean if m.direction == "lower_is_better" else (m.treatment.mean - m.control.mean)
-    )
+    )  # positive when the treatment is better
+    duration = m.unit in DURATION_UNITS
+
+    def amount(better_by: float) -> str:
+        diff = better_by if m.direction == "higher_is_better" else -better_by  # treatment - control
+        if duration:
+            return f"{_num(abs(better_by), m.unit)} {'saved' if better_by >= 0 else 'lost'}"
+        shown = f"{abs(diff) * 100:.3g} percentage points" if m.kind == "binary" else _num(abs(diff), m.unit)
+        return f"{shown} {'higher' if diff >= 0 else 'lower'}"
+
+    def relative(pct: float) -> str:
+        return f"{fmt_pct(abs(pct)).lstrip('+')} {'better' if pct >= 0 else 'worse'}"
+
     if m.scale == "log":  # the % is of geometric means; per run (and per month) is of arithmetic means
         raw_pct = per_run / abs(m.control.mean) * 100 if m.control.mean else None
         out = [
             "**Expected Impact**:",
-            f"- Per run (arithmetic means): {per_run:+.3g} {m.unit or ''}".rstrip()
-            + ("" if raw_pct is None else f" ({fmt_pct(raw_pct)})"),
-            f"- Typical run (geometric means): {fmt_pct(m.improvement_pct)}",
+            f"- Per run (arithmetic means): {amount(per_run)}" + ("" if raw_pct is None else f" ({relative(raw_pct)})"),
+            f"- Typical run (geometric means): {relative(m.improvement_pct)}",
         ]
     else:
-        out = [
-            "**Expected Impact**:",
-            f"- Per run: {per_run + 0.0:+.3g} {m.unit or ''} ({fmt_pct(m.improvement_pct)})".rstrip(),
-        ]
+        out = ["**Expected Impact**:", f"- Per run: {amount(per_run)} ({relative(m.improvement_pct)})"]
     if analysis.runs_per_day and m.kind == "binary":
         yes = (m.treatment.mean - m.control.mean) * analysis.runs_per_day * 30
         out.append(
@@ -374,14 +387,28 @@ def _impact(analysis: Analysis) -> list[str]:
         monthly = per_run * analysis.runs_per_day * 30
         out.append(
             f"- At the observed {analysis.runs_per_day:.3g} runs/day (runs recorded per day so far, counting at "
-            f"least one day): {monthly:+.3g} {m.unit or ''} per month".rstrip()
+            f"least one day): {amount(monthly)} per month"
         )
         seconds = DURATION_UNITS.get(m.unit or "")
         if seconds:
-            out.append(f"- That is {monthly * seconds / 3600:+.3g} hours per month")
+            hours = abs(monthly) * seconds / 3600
+            out.append(f"- That is {hours:,.3g} hours {'saved' if monthly >= 0 else 'lost'} per month")
     else:
         out.append("- Monthly impact: estimated once the experiment has started and recorded runs")
     return [*out, ""]
+
+
+def _arms(m: MetricAnalysis | None) -> str:
+    """'0.9 -> 0.6 (20 / 20)': the arms' means (rates in % for yes/no) and counts, for a table."""
+    if m is None:
+        return "n/a"
+
+    def mean(arm: ArmSummary) -> str:
+        if arm.mean is None:
+            return "n/a"
+        return f"{arm.mean:.1%}" if m.kind == "binary" else _num(arm.mean, m.unit)
+
+    return f"{mean(m.control)} -> {mean(m.treatment)} ({m.control.n} / {m.treatment.n})"
 
 
 def _guard_state(g: Guardrail) -> str:
