@@ -248,3 +248,20 @@ def test_constant_but_different_arms_say_that_more_data_will_not_decide():
     assert "more identical values will not decide" in text and "promote or roll back by hand" in text
     # equal constant arms keep the usual wording
     assert "will not decide" not in analyze(inputs([5.0] * 12, [5.0] * 12)).decision.rationale
+
+
+def test_another_yes_no_guardrail_at_its_worse_value_in_both_arms_does_not_block():
+    """From a review: 'needed_retry' = 1 in every run of both arms is no regression, and blocking
+    on it would hold a real improvement forever; only success_rate (every run failed) blocks."""
+    from meta_experiment.models import MetricSpec
+    from meta_experiment.stats.report import render_analysis
+
+    retry = MetricSpec(name="needed_retry", direction="lower_is_better", kind="binary")
+    a = analyze(inputs(*BETTER, secondary=[retry], extra={"needed_retry": ([1.0] * 12, [1.0] * 12)}))
+    [guard] = [g for g in a.guardrails if g.name == "needed_retry"]
+    assert not guard.treatment_all_worst and not guard.blocks_promotion
+    assert a.decision.action == "promote"
+    failed = analyze(inputs(*BETTER, successes={"control": 0, "treatment": 0}))
+    row = next(r for r in render_analysis(failed, "x").splitlines() if r.startswith("| success_rate"))
+    assert row.endswith("| every treatment run failed (blocks promotion) |")
+    assert "use force with a reason" in failed.decision.rationale

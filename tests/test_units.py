@@ -368,15 +368,20 @@ def test_analysis_uses_cluster_robust_variances_as_statsmodels_computes_them(lab
 
 def test_many_units_fall_back_to_cr1_without_reading_each_unit(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     """Above UNIT_DETAIL_LIMIT units per arm the store's per-unit rows are not read: the Welch test
-    is then CR1 with clusters - 1 df per arm, the same variance the always-valid test uses."""
-    from meta_experiment import analysis as analysis_module
+    is then CR1 with clusters - 1 df per arm, the same variance the always-valid test uses, and the
+    export (which computes from the trials) and the chart follow the same rule."""
+    from meta_experiment.interchange import export_experiments
+    from meta_experiment.stats import cluster
     from meta_experiment.stats.numeric import t_to_z
 
     rng = np.random.default_rng(8)
     e = lab.create(**spec(sample_size_required=20, auto_rollback=False))
     _unit_level_run(lab, e.id, rng, (9, 8), 160, noise_sd=3.0)
     detailed = lab.analyze(e.id).primary
-    monkeypatch.setattr(analysis_module, "UNIT_DETAIL_LIMIT", 8)  # treatment has 8 units, control 9
+    assert export_experiments(lab)["experiments"][0]["results"]["p_value"] == pytest.approx(
+        detailed.welch.p_value, rel=1e-9
+    )
+    monkeypatch.setattr(cluster, "UNIT_DETAIL_LIMIT", 8)  # treatment has 8 units, control 9
     read = []
     monkeypatch.setattr(lab.store, "unit_sums", lambda *a: read.append(a) or {})
     result = lab.analyze(e.id).primary
@@ -385,6 +390,8 @@ def test_many_units_fall_back_to_cr1_without_reading_each_unit(lab: Lab, monkeyp
     assert 7 <= result.welch.df <= 15  # Welch-Satterthwaite on 8 and 7 df: the units, not 160 trials
     assert result.welch.df != pytest.approx(detailed.welch.df, rel=1e-3)
     assert -t_to_z(result.welch.t, result.welch.df) == pytest.approx(result.sequential.z, rel=1e-9)
+    exported = export_experiments(lab)["experiments"][0]["results"]["p_value"]
+    assert exported == pytest.approx(result.welch.p_value, rel=1e-9)
 
 
 def test_clustered_success_rate_is_rao_scott_adjusted(lab: Lab) -> None:

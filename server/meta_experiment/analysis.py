@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from .measurements import LOG_PREFIX
 from .models import ARMS, Arm, Experiment, parse_iso
+from .stats import cluster
 from .stats.cluster import UnitDetail
 from .stats.results import Analysis
 from .stats.summary import Summary
@@ -18,10 +19,6 @@ from .store import SUCCESS, ClusterSums, RunningStats, UnitCounts, success_clust
 if TYPE_CHECKING:
     from .lifecycle import Lab
 
-# Above this many units with recorded trials in an arm, the fixed-horizon tests use the CR1 variance
-# with units - 1 degrees of freedom rather than read a row per unit (CR2's correction, ~max n_g / N,
-# fades with many units); the read costs ~1.2 us a row: ~4 ms at 500 units per arm and 3 metrics.
-UNIT_DETAIL_LIMIT = 500
 RANK_TEST_LIMIT = 20_000  # per arm: Hodges-Lehmann's interval costs ~4 s at 1M values per arm
 CHART_LIMIT = 100_000  # per arm: the chart recomputes the interval at up to 200 prefixes
 
@@ -40,7 +37,7 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
         clusters = lab.store.cluster_sums(experiment_id) if units else {}
         detail = (
             lab.store.unit_sums(experiment_id)
-            if clusters and max(u.recorded_units for u in units.values()) <= UNIT_DETAIL_LIMIT
+            if clusters and max(u.recorded_units for u in units.values()) <= cluster.UNIT_DETAIL_LIMIT
             else {}
         )
         raw, note = None, None

@@ -85,12 +85,13 @@ def lift_path(
         unit_c, unit_t = codes["control"], codes["treatment"]
         c = _summary(xs["control"][:k_c], None if unit_c is None else unit_c[:k_c])
         t = _summary(xs["treatment"][:k_t], None if unit_t is None else unit_t[:k_t])
-        se_df = continuous.welch_se_df(c, t)
+        mv = continuous.mean_variances(c, t)
         se_df_seq = continuous.welch_se_df(c, t, small_sample=False)  # as metric.py's always-valid test
-        if se_df is None or se_df_seq is None or c.mean == 0:
+        if mv is None or se_df_seq is None or c.mean == 0:
             continue
         d = t.mean - c.mean
-        half = continuous.t_quantile(0.95, se_df[1]) * se_df[0]
+        q = continuous.t_quantile(0.95, mv[2])
+        half = q * math.sqrt(mv[0] + mv[1])
         se, df = se_df_seq
         frac = sequential.fraction(c.n, t.n, analysis.sample_size_required, share)
         zb = sequential.z_boundary(frac, alpha) if frac > 0 else math.inf
@@ -105,12 +106,16 @@ def lift_path(
         lo, hi = sorted((to_pct(d - half), to_pct(d + half)))
         if not all(math.isfinite(v) for v in (lift, lo, hi)):
             continue  # values too large for a relative change: no point to draw
+        # as the report: no relative interval while the control mean is not clearly away from 0
+        # (Fieller, continuous.control_too_uncertain), for the fixed and the always-valid band
+        uncertain = not log and continuous.control_too_uncertain(c, mv[0], q)
         out["n"].append(float(n))
         out["lift"].append(lift)
-        out["lo"].append(lo)
-        out["hi"].append(hi)
+        out["lo"].append(math.nan if uncertain else lo)
+        out["hi"].append(math.nan if uncertain else hi)
         cs = sorted((to_pct(d - cs_half), to_pct(d + cs_half)))
-        finite = all(math.isfinite(v) for v in cs)  # an unbounded always-valid interval is a gap
+        cs_uncertain = not log and continuous.control_too_uncertain(c, c.mean_variance, cs_half / se)
+        finite = all(math.isfinite(v) for v in cs) and not cs_uncertain  # unbounded: a gap
         out["cs_lo"].append(cs[0] if finite else math.nan)
         out["cs_hi"].append(cs[1] if finite else math.nan)
     return out
@@ -182,8 +187,9 @@ PLOT_LIMIT = 1e100  # largest |value| the distribution panel draws
 def _limits(path: dict[str, list[float]]) -> tuple[float, float] | None:
     """Clip the y axis to the fixed intervals (early always-valid bands can be very wide); None
     when the range is not drawable."""
-    lows = [path["cs_lo"][-1], *(path["lo"][len(path["lo"]) // 5 :] or path["lo"])]
-    highs = [path["cs_hi"][-1], *(path["hi"][len(path["hi"]) // 5 :] or path["hi"])]
+    late = len(path["lift"]) // 5
+    lows = [path["cs_lo"][-1], *(path["lo"][late:] or path["lo"]), *path["lift"][late:]]
+    highs = [path["cs_hi"][-1], *(path["hi"][late:] or path["hi"]), *path["lift"][late:]]
     lo = min([0.0, *(v for v in lows if math.isfinite(v))])
     hi = max([0.0, *(v for v in highs if math.isfinite(v))])
     pad = 0.1 * (hi - lo or 1.0)

@@ -306,7 +306,7 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
             f"the {' and '.join(empty)} arm has no {m.name} values yet, so nothing can be compared; "
             "check that runs in that arm record the metric"
         )
-    constant = all(a.n >= 2 and a.sd == 0 for a in (m.control, m.treatment))
+    constant = all(a.n >= 2 and a.min is not None and a.min == a.max for a in (m.control, m.treatment))
     if constant and m.kind == "continuous" and m.control.mean != m.treatment.mean:
         text = (
             f"every control value of {m.name} is {m.control.mean:.6g} and every treatment value "

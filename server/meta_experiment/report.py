@@ -38,7 +38,9 @@ def fmt(value: float | None, unit: str | None = None, digits: int = 3) -> str:
     """A number for people: significant digits, never NaN or inf (those print as 'n/a')."""
     if value is None or not math.isfinite(value):
         return "n/a"
-    text = f"{value:.{digits}g}" if abs(value) < 10**digits else f"{value:,.0f}"
+    text = f"{value:.{digits}g}"
+    if "e+" in text:  # 1,000 (999.7) and 21,600, not 1e+03
+        text = f"{value:,.0f}"
     return f"{text} {unit}" if unit else text
 
 

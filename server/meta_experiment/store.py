@@ -11,7 +11,9 @@ This module knows rows, not statistics or files: the lifecycle decides what to w
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import operator
 import sqlite3
 import threading
 import time
@@ -768,14 +770,14 @@ class Store:
         values with a unit: a row per unit and metric, for the small-sample cluster-robust tests."""
         with self.reading() as db:
             rows = db.execute(
-                "SELECT arm, metric, n, shifted_sum FROM unit_sums WHERE experiment_id = ? AND n > 0",
+                "SELECT arm, metric, n, shifted_sum FROM unit_sums WHERE experiment_id = ? AND n > 0"
+                " ORDER BY arm, metric",
                 (experiment_id,),
             ).fetchall()
         out: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
-        for arm, metric, n, total in rows:
-            sizes, sums = out.setdefault((arm, metric), ([], []))
-            sizes.append(int(n))
-            sums.append(float(total))
+        for key, group in itertools.groupby(rows, key=operator.itemgetter(0, 1)):
+            _, _, sizes, sums = zip(*group, strict=True)
+            out[key] = (list(sizes), list(sums))
         return out
 
     def raw_values(self, experiment_id: str, arm: str, metric: str) -> list[float]:

@@ -62,7 +62,10 @@ def test_chart_is_png_and_matplotlib_is_lazy():
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     path = lift_path(c, t, None, a)
     assert len(path["n"]) == len(path["lift"]) == len(path["cs_lo"]) > 30
-    assert all(lo <= mid <= hi for lo, mid, hi in zip(path["lo"], path["lift"], path["hi"], strict=True))
+    banded = [(lo, mid, hi) for lo, mid, hi in zip(path["lo"], path["lift"], path["hi"], strict=True) if lo == lo]
+    assert all(lo <= mid <= hi for lo, mid, hi in banded)
+    # only the first looks, with a control mean not yet clearly away from 0, go without a band
+    assert len(banded) >= 0.9 * len(path["n"]) and path["lo"][-1] == path["lo"][-1]
 
 
 def test_binary_report_gives_cohens_h():
@@ -174,6 +177,10 @@ def test_figures_compared_with_a_threshold_never_round_onto_it():
     assert fmt_p(0.02502, 0.025) == "0.02502" and fmt_p(0.02502) == "0.0250" and fmt_p(0.025, 0.025) == "0.0250"
     assert fmt_confidence(0.94998, 0.95) == "94.998%" and fmt_confidence(0.94998) == "95.0%"
     assert fmt_confidence(0.951, 0.95) == "95.1%"
+    # from a review: the 6-decimal cap, a certainty and NaN
+    assert fmt_pct(14.9999999, 15) == "+14.999999%" and fmt_pct(15.0000001, 15) == "+15.000001%"
+    assert fmt_p(0.02500004, 0.025) == "0.02500004" and fmt_confidence(0.99996, 0.9999) == "99.996%"
+    assert fmt_pct(float("nan")) == "n/a"
 
     def with_summaries(control, treatment, targets=None):
         counts = {"control": control.n, "treatment": treatment.n}
@@ -239,3 +246,18 @@ def test_the_guardrail_table_shows_each_arms_mean_and_count():
     text = render_analysis(a, "x")
     assert "| tokens | 100 -> 110 (12 / 3) |" in text
     assert f"| success_rate | 85.7% -> {10 / 14:.1%} ({len(CONTROL) * 2} / {len(TREATMENT) * 2}) |" in text
+
+
+def test_the_chart_draws_no_relative_band_where_the_report_gives_none():
+    """From a review: with one control value of 9,000 among values near 10 the report withholds the
+    relative interval (Fieller); the chart drew [-101%, 295%]. Its last point now has the lift and no
+    band, and a chart is still drawn."""
+    control = [10.0 + 0.1 * i for i in range(14)] + [9000.0]
+    treatment = [7.0 + 0.1 * i for i in range(15)]
+    a = analyze(inputs(control, treatment))
+    assert a.primary.improvement_ci is None
+    path = lift_path(control, treatment, None, a)
+    assert np.isfinite(path["lift"][-1]) and np.isnan(path["lo"][-1]) and np.isnan(path["cs_lo"][-1])
+    early = lift_path(control[:14], treatment[:14], None, analyze(inputs(control[:14], treatment[:14])))
+    assert np.isfinite(early["lo"][-1]) and np.isfinite(early["hi"][-1])  # a clear control mean keeps it
+    assert render_chart(a, control, treatment)[:4] == b"\x89PNG"

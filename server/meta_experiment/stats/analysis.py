@@ -180,13 +180,12 @@ def _guardrails(
                 f"needs {MIN_PER_ARM}; record {m.name} in both arms before a promotion can be safe"
             )
         elif worst:
-            outcome = "failed" if m.direction == "higher_is_better" else "had the unwanted outcome"
-            runs = "run" if m.name == SUCCESS_METRIC else f"{m.name} value"
             both = m.control.mean == m.treatment.mean
             detail = (
-                f"every treatment {runs} {outcome} ({m.treatment.n} of {m.treatment.n})"
+                f"every treatment run failed ({m.treatment.n} of {m.treatment.n})"
                 + (", as did every control one" if both else "")
-                + ": there is nothing that works to promote"
+                + ": there is nothing that works to promote. Check that runs report success correctly "
+                "(record success=true for a run that worked); to promote anyway, use force with a reason"
             )
         elif from_zero:
             detail = (

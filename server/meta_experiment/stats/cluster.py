@@ -8,8 +8,11 @@ guardrails' one-sided test use it when units repeat; the always-valid test keeps
 large-sample CR1 variance (`Summary.clustered`) that its simulations were run with.
 
 Why: with few units of unequal size, CR1 with units - 1 degrees of freedom rejected 7.2% of A/A
-runs at 5% (35 trials per arm, intra-unit correlation 0.3); this procedure 4.4-5.1% across the
-cells of bench/validate_welch_units.py.
+runs at 5% (35 trials per arm, intra-unit correlation 0.3); this procedure 4.4-5.2% across the
+cells of bench/validate_welch_units.py. Unlike CR1 (Summary.clustered) it has no floor at
+variance / n: flooring made it conservative where units barely correlate (2.2% at 35 trials per
+arm and none, 1.0% at 15; 3,000 runs each), and the degrees of freedom already carry the noise of
+a sandwich from few units. When the between-unit spread is 0 in both arms the test is undefined.
 
 The model is the two-arm regression y = a + b treatment + e, with units nested in arms, so the hat
 matrix is block diagonal by arm and within an arm of N values H_gg = J / N for a unit g of n_g
@@ -54,6 +57,7 @@ class UnitDetail:
     sizes: np.ndarray
     weights: np.ndarray
     ss: np.ndarray
+    units: int = 0  # how many of the clusters are units (the rest: values without a unit)
 
     @classmethod
     def of(cls, sizes: Values, residuals: Values, singles: int = 0, singles_ss: float = 0.0) -> UnitDetail:
@@ -64,11 +68,12 @@ class UnitDetail:
         size = np.asarray(sizes, dtype=float)
         ss = np.asarray(residuals, dtype=float) ** 2
         weights = np.ones_like(size)
+        units = int(size.size)
         if singles > 0:
             size = np.append(size, 1.0)
             weights = np.append(weights, float(singles))
             ss = np.append(ss, max(0.0, singles_ss))
-        return cls(size, weights, ss)
+        return cls(size, weights, ss, units)
 
     @classmethod
     def of_sums(cls, sizes: Sequence[float], sums: Sequence[float], mean: float, n: int, total_ss: float) -> UnitDetail:
@@ -98,6 +103,14 @@ class UnitDetail:
     def between_ss(self) -> float:
         """sum_g n_g (mean_g - mean)^2 = sum_g r_g^2 / n_g."""
         return float((self.ss / self.sizes).sum())
+
+
+# Above this many units in an arm the fixed-horizon tests use the CR1 variance with units - 1
+# degrees of freedom (Summary.clustered) in every view, and the store does not read a row per unit:
+# CR2's correction, about max n_g / N and 1 / G, fades with many units. Measured with 2 metrics:
+# an analysis takes 2.7 ms at 50 units per arm (1.5 ms without the per-unit rows), 3.9 ms at 200
+# (2.1 ms), and would take 9-11 ms at 450 (1.9-2.7 ms), most of it reading the rows.
+UNIT_DETAIL_LIMIT = 200
 
 
 def cr2_variance(d: UnitDetail, n: int) -> float:

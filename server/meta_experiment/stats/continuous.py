@@ -21,7 +21,7 @@ def why_undefined(c: Summary, t: Summary) -> str | None:
             "needs values from at least 2 units per arm: trials of one unit are correlated, so the spread "
             f"between units is what the tests use (control: {c.groups} unit(s), treatment: {t.groups})"
         )
-    if not all(math.isfinite(x) for x in (c.mean, t.mean, c.variance, t.variance, c.variance / c.n + t.variance / t.n)):
+    if not all(math.isfinite(x) for x in (c.mean, t.mean, c.variance, t.variance, c.mean_variance + t.mean_variance)):
         return "the values are too large to analyse (their variance overflows floating point): use a larger unit"
     underflow = (
         "the values differ by less than floating point can square (their variance underflows to 0): "
@@ -48,11 +48,14 @@ def mean_variances(c: Summary, t: Summary, small_sample: bool = True) -> tuple[f
     variance with clusters - 1 degrees of freedom per arm (Summary.clustered)."""
     if why_undefined(c, t):
         return None
-    detailed = all(s.units is not None or not s.clusters for s in (c, t))
+    detailed = all(
+        (s.units is not None and s.units.units <= cluster.UNIT_DETAIL_LIMIT) or not s.clusters for s in (c, t)
+    )
     if small_sample and detailed and (c.units is not None or t.units is not None):
-        found = cluster.mean_variances_df(_arm(c), _arm(t))
-        if found is not None:
-            return found
+        # None when every unit sits at its arm's mean in both arms (the between-unit spread is 0):
+        # undefined, as the sandwich says, rather than CR1's answer, which a change of 0.01 in one
+        # value would swap for CR2's (metric.py says why)
+        return cluster.mean_variances_df(_arm(c), _arm(t))
     a, b = t.mean_variance, c.mean_variance
     se2 = a + b
     # se2^2 / (a^2 / (n_t - 1) + b^2 / (n_c - 1)), written with the shares a / se2 and b / se2 so
@@ -65,9 +68,15 @@ def _arm(s: Summary) -> tuple[int, float, cluster.UnitDetail]:
     return s.n, s.variance, s.units if s.units is not None else cluster.UnitDetail.independent(s.n, s.variance)
 
 
-def welch_se_df(c: Summary, t: Summary, small_sample: bool = True) -> tuple[float, float] | None:
-    """Standard error of mean(t) - mean(c) and its degrees of freedom (`mean_variances`)."""
-    found = mean_variances(c, t, small_sample)
+Variances = tuple[float, float, float]  # what mean_variances returns, computed once per metric
+
+
+def welch_se_df(
+    c: Summary, t: Summary, small_sample: bool = True, *, variances: Variances | None = None
+) -> tuple[float, float] | None:
+    """Standard error of mean(t) - mean(c) and its degrees of freedom (`mean_variances`, or the
+    `variances` it already gave for these arms)."""
+    found = variances if variances is not None else mean_variances(c, t, small_sample)
     if found is None:
         return None
     return math.sqrt(found[0] + found[1]), found[2]
@@ -82,9 +91,11 @@ def student_se_df(c: Summary, t: Summary) -> tuple[float, float] | None:
     return math.sqrt(pooled * (1 / c.n + 1 / t.n)), float(df)
 
 
-def t_test(c: Summary, t: Summary, method: str = "welch") -> tuple[float, float, float] | None:
+def t_test(
+    c: Summary, t: Summary, method: str = "welch", *, variances: Variances | None = None
+) -> tuple[float, float, float] | None:
     """(t, df, two-sided p) of treatment minus control; agrees with scipy.stats.ttest_ind."""
-    se_df = welch_se_df(c, t) if method == "welch" else student_se_df(c, t)
+    se_df = welch_se_df(c, t, variances=variances) if method == "welch" else student_se_df(c, t)
     if se_df is None:
         return None
     se, df = se_df
@@ -92,18 +103,20 @@ def t_test(c: Summary, t: Summary, method: str = "welch") -> tuple[float, float,
     return tt, df, clip_p(2 * t_sf(abs(tt), df))
 
 
-def one_sided_p(c: Summary, t: Summary, worse_is_higher: bool) -> float | None:
+def one_sided_p(c: Summary, t: Summary, worse_is_higher: bool, *, variances: Variances | None = None) -> float | None:
     """Welch one-sided p for "treatment is worse" (scipy.stats.ttest_ind(..., alternative=...))."""
-    res = t_test(c, t, "welch")
+    res = t_test(c, t, "welch", variances=variances)
     if res is None:
         return None
     tt, df, _ = res
     return clip_p(t_sf(tt, df) if worse_is_higher else t_cdf(tt, df))
 
 
-def difference_ci(c: Summary, t: Summary, level: float = 0.95, method: str = "welch") -> tuple[float, float] | None:
+def difference_ci(
+    c: Summary, t: Summary, level: float = 0.95, method: str = "welch", *, variances: Variances | None = None
+) -> tuple[float, float] | None:
     """Interval of mean(t) - mean(c): d -/+ t_{df} * se (scipy TtestResult.confidence_interval)."""
-    se_df = welch_se_df(c, t) if method == "welch" else student_se_df(c, t)
+    se_df = welch_se_df(c, t, variances=variances) if method == "welch" else student_se_df(c, t)
     if se_df is None:
         return None
     se, df = se_df
@@ -119,11 +132,13 @@ def relative_lift(c: Summary, t: Summary) -> float | None:
     return (t.mean - c.mean) / abs(c.mean)
 
 
-def relative_lift_ci(c: Summary, t: Summary, level: float = 0.95) -> tuple[float, float] | None:
+def relative_lift_ci(
+    c: Summary, t: Summary, level: float = 0.95, *, variances: Variances | None = None
+) -> tuple[float, float] | None:
     """Delta-method interval of the relative lift, as GrowthBook's gbstats frequentist engine:
     var = var_t / (n_t mu_c^2) + var_c mu_t^2 / (n_c mu_c^4), with the Welch df quantile."""
     lift = relative_lift(c, t)
-    found = mean_variances(c, t)
+    found = variances if variances is not None else mean_variances(c, t)
     if lift is None or found is None:
         return None
     v_c, v_t, df = found

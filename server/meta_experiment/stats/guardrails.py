@@ -44,8 +44,7 @@ def has_data(m: MetricAnalysis) -> bool:
 
 
 def all_worst(m: MetricAnalysis) -> bool:
-    """A yes/no metric whose every treatment value is the worse outcome: 0 when higher is better
-    (every run failed), 1 when lower is better."""
-    if m.kind != "binary" or not m.treatment.n or m.treatment.mean is None:
-        return False
-    return m.treatment.mean == (0.0 if m.direction == "higher_is_better" else 1.0)
+    """The implicit success_rate guardrail with every treatment run failed: nothing that works to
+    promote, even when every control run failed too. (Another yes/no guardrail at its worse value
+    in both arms is no regression, and one worse in the treatment only is the regression test's.)"""
+    return m.name == SUCCESS_METRIC and bool(m.treatment.n) and m.treatment.mean == 0.0

@@ -240,28 +240,33 @@ def _continuous(
         messages.append(why)
     if c.n and t.n:
         f["difference"] = finite(t.mean - c.mean)
+    mv = continuous.mean_variances(c, t)  # once: with repeated units it is the CR2 computation
+    if mv is None and not why:
+        messages.append(
+            "every unit's values average to its arm's mean in both arms: the spread between units, which "
+            "the fixed-horizon tests use with repeated units, is 0, so they are undefined"
+        )
     for method in ("welch", "student"):
-        res = continuous.t_test(c, t, method)
+        res = continuous.t_test(c, t, method, variances=mv if method == "welch" else None)
         if res is not None:
             f[method] = TTest(method=method, t=res[0], df=res[1], p_value=res[2])  # type: ignore[arg-type]
     f["p_value"] = f["welch"].p_value if f["welch"] else None
-    f["p_value_regression"] = continuous.one_sided_p(c, t, worse_is_higher=sign < 0)
-    f["difference_ci"] = _interval(continuous.difference_ci(c, t, LEVEL))
+    f["p_value_regression"] = continuous.one_sided_p(c, t, worse_is_higher=sign < 0, variances=mv)
+    f["difference_ci"] = _interval(continuous.difference_ci(c, t, LEVEL, variances=mv))
     f["cohens_d"], f["hedges_g"] = finite(continuous.cohens_d(c, t)), finite(continuous.hedges_g(c, t))
     if scale == "log":
         diff = f["difference"]
         f["relative_lift"] = None if diff is None else finite(math.expm1(min(diff, 700.0)))
-        ci = continuous.difference_ci(c, t, LEVEL)
+        ci = continuous.difference_ci(c, t, LEVEL, variances=mv)
         rel = None if ci is None else (math.expm1(min(ci[0], 700.0)), math.expm1(min(ci[1], 700.0)))
     else:
         f["relative_lift"] = finite(continuous.relative_lift(c, t))
-        rel = continuous.relative_lift_ci(c, t, LEVEL)
-        found = continuous.mean_variances(c, t)
+        rel = continuous.relative_lift_ci(c, t, LEVEL, variances=mv)
         if (
             rel is None
             and f["relative_lift"] is not None
-            and found is not None
-            and continuous.control_too_uncertain(c, found[0], t_quantile(LEVEL, found[2]))
+            and mv is not None
+            and continuous.control_too_uncertain(c, mv[0], t_quantile(LEVEL, mv[2]))
         ):
             messages.append(
                 "no interval of the relative change: the control mean is not clearly away from 0 "

@@ -22,32 +22,37 @@ MARK = {True: "✅", False: "❌", None: "⚠️"}
 def _num(x: float | None, unit: str | None = None, digits: int = 3) -> str:
     if x is None:
         return "n/a"
-    text = f"{x:.{digits}g}" if abs(x) < 10**digits else f"{x:,.0f}"  # 4,000, not 4e+03
+    text = f"{x:.{digits}g}"
+    if "e+" in text:  # 4,000 and 1,000 (999.7), not 4e+03 and 1e+03
+        text = f"{x:,.0f}"
     return f"{text} {unit}" if unit else text
 
 
 PCT_LIMIT = 1e6  # a change beyond +/-1,000,000% reads as such, not as a 300-digit number
 
 
-def digits_against(value: float, bar: float, digits: int) -> int:
-    """The decimals to show `value` with so that it does not read as equal to the `bar` it is
-    compared with (14.96 against a 15% target is '14.96', not '15.0'; 0.02502 against 0.025 is
-    '0.02502'): `digits`, or more up to 6 while rounding would land on the bar."""
-    for d in range(digits, 7):
-        if value == bar or round(value, d) != round(bar, d):
-            return d
-    return 6
+def _decimals(value: float, avoid: tuple[float, ...], digits: int, cap: int = 6) -> tuple[int, float]:
+    """(decimals, value to print) so that `value` does not read as any of `avoid` (a threshold it is
+    compared with, a certainty) that it is not equal to: `digits` decimals, more up to `cap` while the
+    rounding lands on one of them, then the value cut towards its own side of it (14.9999999
+    against 15 prints 14.999999, never 15.000000)."""
+    for d in range(digits, cap + 1):
+        if all(value == a or round(value, d) != round(a, d) for a in avoid):
+            return d, value
+    scale = 10.0**cap
+    near = min(avoid, key=lambda a: abs(a - value))
+    return cap, (math.floor if value < near else math.ceil)(value * scale) / scale
 
 
 def fmt_pct(x: float, bar: float | None = None) -> str:
     """A signed change in %: one decimal (more when it would read as equal to `bar`, or as 0 when it
-    is not), never -0.0%, and 'beyond +/-1,000,000%' past that."""
+    is not), never -0.0%, and 'beyond +/-1,000,000%' past that; NaN is 'n/a'."""
+    if math.isnan(x):
+        return "n/a"
     if not math.isfinite(x) or abs(x) >= PCT_LIMIT:
         return f"beyond {'+' if x > 0 else '-'}1,000,000%"
-    d = digits_against(x, 0.0 if bar is None else bar, 1)
-    if bar is not None and x != 0:
-        d = max(d, digits_against(x, 0.0, 1))
-    return f"{round(x, d) + 0.0:+.{d}f}%"
+    d, shown = _decimals(x, (0.0,) if bar is None else (bar, 0.0), 1)
+    return f"{shown + 0.0:+.{d}f}%"
 
 
 def fmt_confidence(confidence: float | None, bar: float | None = None) -> str:
@@ -56,10 +61,10 @@ def fmt_confidence(confidence: float | None, bar: float | None = None) -> str:
     0.94998 against 0.95 is '94.998%'. One helper for every confidence a report shows."""
     if confidence is None or not math.isfinite(confidence):
         return "n/a"
-    if bar is not None:  # against a threshold: as many decimals as it takes not to read as equal to it
-        d = digits_against(confidence * 100, bar * 100, 1)
+    if bar is not None:  # against a threshold: as many decimals as it takes not to read as it, nor as 100%
+        d, shown = _decimals(confidence * 100, (bar * 100, 100.0), 1)
         if d > 1:
-            return f"{confidence * 100:.{d}f}%"
+            return f"{shown:.{d}f}%"
     text = f"{confidence:.1%}"
     if text == "100.0%" or confidence >= 1:
         return ">99.9%"
@@ -75,7 +80,10 @@ def fmt_p(p: float | None, bar: float | None = None) -> str:
         return "n/a"
     if p < 1e-4:
         return f"{p:.1e}"
-    return f"{p:.{digits_against(p, bar, 4) if bar is not None else 4}f}"
+    if bar is None:
+        return f"{p:.4f}"
+    d, shown = _decimals(p, (bar,), 4, cap=8)
+    return f"{shown:.{d}f}"
 
 
 def _ci(ci: Interval | None, unit: str | None = None, pct: bool = False) -> str:
@@ -359,7 +367,7 @@ def _impact(analysis: Analysis) -> list[str]:
 
     def amount(better_by: float) -> str:
         diff = better_by if m.direction == "higher_is_better" else -better_by  # treatment - control
-        if duration:
+        if duration and m.direction == "lower_is_better":
             return f"{_num(abs(better_by), m.unit)} {'saved' if better_by >= 0 else 'lost'}"
         shown = f"{abs(diff) * 100:.3g} percentage points" if m.kind == "binary" else _num(abs(diff), m.unit)
         return f"{shown} {'higher' if diff >= 0 else 'lower'}"
@@ -391,8 +399,11 @@ def _impact(analysis: Analysis) -> list[str]:
         )
         seconds = DURATION_UNITS.get(m.unit or "")
         if seconds:
-            hours = abs(monthly) * seconds / 3600
-            out.append(f"- That is {hours:,.3g} hours {'saved' if monthly >= 0 else 'lost'} per month")
+            hours = _num(abs(monthly) * seconds / 3600)
+            if m.direction == "lower_is_better":
+                out.append(f"- That is {hours} hours {'saved' if monthly >= 0 else 'lost'} per month")
+            else:
+                out.append(f"- That is {hours} hours {'more' if monthly >= 0 else 'less'} per month")
     else:
         out.append("- Monthly impact: estimated once the experiment has started and recorded runs")
     return [*out, ""]
@@ -414,6 +425,8 @@ def _arms(m: MetricAnalysis | None) -> str:
 def _guard_state(g: Guardrail) -> str:
     if not g.checked:
         return "unchecked: too few values yet (blocks promotion)"
+    if g.treatment_all_worst:
+        return "every treatment run failed (blocks promotion)"
     if g.regression_detected:
         return "yes"
     if g.regression_suspected and g.p_value is None:

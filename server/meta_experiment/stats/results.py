@@ -248,8 +248,8 @@ class Guardrail(Frozen):
     treatment_all_worst: Annotated[
         bool,
         Field(
-            description="A yes/no guardrail whose every treatment value is the worse outcome (e.g. every run "
-            "failed): promotion waits, even when the control did no better."
+            description="Every treatment run failed (the success_rate guardrail): promotion waits, even when "
+            "the control did no better."
         ),
     ] = False
     detail: str

@@ -32,7 +32,7 @@ class Summary:
     unit_n2: float = 0.0
     # Each unit's size and residual sum, for the small-sample variance of the fixed-horizon tests
     # (stats/cluster.py); None when the values are independent, or (from the store) when an arm
-    # has more units than analysis.UNIT_DETAIL_LIMIT.
+    # has more units than cluster.UNIT_DETAIL_LIMIT.
     units: UnitDetail | None = field(default=None, compare=False, repr=False)
 
     @property
