@@ -45,6 +45,7 @@ def test_promote_yes_then_rollback(project: Path, ready: str, capsys: pytest.Cap
     )
     assert result.returncode == 0, result.stderr
     assert f"Promoted {ready}" in result.stdout and "git: committed" in result.stdout
+    assert "Dry run" not in result.stdout and "Preview" not in result.stdout  # --yes: confirmed beforehand
     assert (project / PROD).read_text() == VARIANT
     with pytest.raises(SystemExit) as usage:
         main(["--project", str(project), "rollback", ready, "--yes"])
@@ -70,3 +71,16 @@ def test_a_conflict_prints_its_diff(project: Path, ready: str, capsys: pytest.Ca
     err = capsys.readouterr().err
     assert "was edited since the experiment started" in err
     assert "+a person's edit" in err  # the diff itself, not only "see the diff"
+
+
+def test_auto_dry_run_reports_the_conflict_the_real_run_would_meet(
+    project: Path, ready: str, capsys: pytest.CaptureFixture
+) -> None:
+    """From a user test: with the production file edited by hand, `auto --dry-run` said 'Would
+    auto-promote' and the real run then refused. The dry run now makes the same checks."""
+    (project / PROD).write_text(COMMAND + "a person's edit\n")
+    assert main(["--project", str(project), "auto", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Would auto-promote" not in out
+    assert f"⏭️ Skipped: {ready}" in out and "was edited since the experiment started" in out
+    assert (project / PROD).read_text() == COMMAND + "a person's edit\n"  # nothing written

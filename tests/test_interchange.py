@@ -167,13 +167,18 @@ def test_running_import_needs_its_files(lab: Lab) -> None:
         import_experiments(lab, running)
 
 
-def test_writing_an_export_over_a_file_backs_it_up(lab: Lab, project: Path) -> None:
+def test_writing_an_export_over_a_previous_export_backs_it_up(lab: Lab, project: Path) -> None:
     populated(lab)
     target = project / "experiments.json"
-    target.write_text("my own notes\n")
+    target.write_text("my own notes\n")  # not an export: refused, kept as it is
+    with pytest.raises(Conflict, match="not an export"):
+        write_document(lab, "experiments.json", export_experiments(lab))
+    assert target.read_text() == "my own notes\n"
+    previous = '{"experiments": []}\n'
+    target.write_text(previous)
     assert write_document(lab, "experiments.json", export_experiments(lab)) == "experiments.json"
     backups = list((lab.state_dir / "backups").iterdir())
-    assert [b.read_text() for b in backups] == ["my own notes\n"]
+    assert [b.read_text() for b in backups] == [previous]
     assert json.loads(target.read_text())["experiments"]
     with pytest.raises(InvalidInput, match="outside"):
         write_document(lab, "../escape.json", {})
@@ -554,3 +559,21 @@ def test_the_exported_p_value_of_a_log_scale_metric_is_the_one_analyze_reports(l
     mean_c, mean_t = sum(control) / 30, sum(treatment) / 30
     assert results["improvement_pct"] == pytest.approx(-(mean_t - mean_c) / mean_c * 100, rel=1e-12)
     assert results["improvement_pct"] < 0 < analysis.improvement_pct  # slower on average, faster typically
+
+
+def test_export_refuses_to_replace_a_file_that_is_not_an_export(lab: Lab, project: Path) -> None:
+    """From a user test: `export --out pyproject.toml` replaced the project's settings with JSON
+    (backed up in the state folder, yet every later command failed on the broken TOML). A file that
+    is not a previous export is now refused; a previous export is replaced after a backup."""
+    populated(lab)
+    settings = project / "pyproject.toml"
+    settings.write_text("[tool.meta-experiment.defaults]\nsample_size_required = 30\n")
+    before = settings.read_bytes()
+    with pytest.raises(Conflict, match="pyproject.toml already exists and is not an export"):
+        write_document(lab, "pyproject.toml", export_experiments(lab))
+    assert settings.read_bytes() == before
+    first = write_document(lab, "experiments.json", export_experiments(lab))
+    old = (project / first).read_bytes()
+    assert write_document(lab, "experiments.json", export_experiments(lab)) == first  # an export: replaced
+    [event] = [ev for ev in lab.events() if ev.kind == "export_backup"]
+    assert (lab.state_dir / "backups" / event.data["backup"]).read_bytes() == old

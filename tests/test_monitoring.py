@@ -248,3 +248,19 @@ def test_without_auto_rollback_a_regression_is_only_an_alert(lab: Lab) -> None:
     assert monitoring.alerts(lab, e.id, active_only=True) == []
     assert [ev.message.split(":")[0] for ev in lab.events(e.id) if ev.kind == "alert_cleared"] == ["Closed (promoted)"]
     assert WINNER_MEAN < 45.0 < LOSER_MEAN
+
+
+def test_a_broken_settings_file_never_refuses_a_measurement(lab: Lab) -> None:
+    """From a user test: with '[defaults' (a syntax error) in settings.toml, recording a failed run
+    was refused (its error-rate check reads the monitoring settings) while a successful one was
+    recorded. Both are recorded now; monitoring keeps its defaults until the file is fixed."""
+    from meta_experiment.settings import SETTINGS_FILE_NAME
+
+    e = lab.create(**spec(auto_rollback=False))
+    (lab.state_dir / SETTINGS_FILE_NAME).write_text("[defaults\n")
+    monitoring._settings_cache.clear()
+    for arm in ("treatment", "control"):  # a treatment failure is what reads the error-rate settings
+        for ok in (False, True):
+            result = lab.record_measurement(e.id, arm, {"time_to_complete": 40.0}, success=ok)
+            assert result.success is ok
+    assert lab.get(e.id).control.recorded == lab.get(e.id).treatment.recorded == 2

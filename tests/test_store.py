@@ -157,3 +157,49 @@ def test_abandon_counts_per_arm(store: Store) -> None:
     counts = store.arm_counts("exp-1")
     assert counts["control"]["abandoned"] == 1 and counts["treatment"]["abandoned"] == 1
     assert [r["status"] for r in store.trial_rows("exp-1")] == ["abandoned", "abandoned", "assigned"]
+
+
+def test_a_database_damaged_mid_file_is_a_store_error_that_says_what_to_do(tmp_path: Path) -> None:
+    """From a user test: 4 KB of garbage inside the file (the header intact) gave raw tracebacks in
+    the CLI and an empty 'Error executing tool status' over MCP. Every read and write now raises a
+    StoreError that names the file and what to do, and never a bare sqlite3 error."""
+    import shutil
+
+    from conftest import spec
+    from meta_experiment.interchange import export_experiments
+    from meta_experiment.lifecycle import DB_FILE_NAME, Lab
+
+    project = tmp_path / "p"
+    project.mkdir()
+    lab = Lab.open(project, tmp_path / "state")
+    for k in range(3):
+        (project / f"cmd{k}.md").write_text("a\n")
+        (project / f"cmd{k}.v.md").write_text("b\n")
+        e = lab.create(**spec(name=f"e{k}", files={f"cmd{k}.md": f"cmd{k}.v.md"}, auto_rollback=False))
+        for _ in range(60):
+            a = lab.assign(e.id)
+            lab.record(a.trial_id, {"time_to_complete": 40.0 + a.trial_id % 7, "issues_caught": 2.0})
+    lab.close()
+    database = tmp_path / "state" / DB_FILE_NAME
+    size = database.stat().st_size
+    assert size > 40_000
+    said = []
+    for offset in range(8192, size - 4096, 8192):  # damage one region at a time, past the header
+        copy = tmp_path / f"state-{offset}"
+        shutil.copytree(tmp_path / "state", copy)
+        with open(copy / DB_FILE_NAME, "r+b") as f:
+            f.seek(offset)
+            f.write(bytes(range(256)) * 16)
+        try:
+            damaged = Lab.open(project, copy, recover=False)
+            try:
+                damaged.status()
+                export_experiments(damaged)
+                damaged.assign(damaged.experiments()[0].id)
+            finally:
+                damaged.close()
+        except StoreError as exc:
+            said.append(str(exc))
+        # any other exception (sqlite3.DatabaseError included) fails the test here
+    assert said, "no damage was detected: the test did not damage anything that is read"
+    assert all(DB_FILE_NAME in text and "Move it aside" in text for text in said)

@@ -316,3 +316,35 @@ def test_void_messages_and_where_a_void_shows(lab: Lab) -> None:
     assert analysis.voided_trials == 1
     assert any(m.startswith("1 recorded result(s) voided and left out") for m in analysis.messages)
     assert "Voided: 1 recorded result(s) withdrawn" in promote_message(lab.get(e.id), analysis, "manual", None)
+
+
+def test_a_correction_keeps_the_metrics_it_does_not_give(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    """From a user test: correcting only the primary's typo dropped the run's guardrail values (the
+    guardrail then had one value fewer). Metrics left out keep the voided trial's values; a metric
+    given twice on the command line is refused."""
+    from meta_experiment.cli import main
+
+    e = lab.create(**spec(auto_rollback=False, sample_size_required=40))
+    a = lab.assign(e.id)
+    lab.record(a.trial_id, {"time_to_complete": 7500.0, "issues_caught": 3.0}, success=True)
+    result = lab.void_trial(a.trial_id, "typo: 75 typed as 7500", {"time_to_complete": 75.0})
+    assert result.replacement_metrics == {"time_to_complete": 75.0, "issues_caught": 3.0}
+    assert lab.store.trial_values(result.replacement_trial_id) == {"time_to_complete": 75.0, "issues_caught": 3.0}
+    arm = result.arm
+    assert summary_of(lab.store.running_stats(e.id)[(arm, "issues_caught")]).n == 1  # still counted
+    code = main(
+        ["--project", str(lab.project_root), "void", str(result.replacement_trial_id), "--reason", "x",
+         "--metric", "time_to_complete=76", "--metric", "time_to_complete=77"]
+    )  # fmt: skip
+    assert code == 2 and lab.store.voided(result.replacement_trial_id) is None  # refused, nothing voided
+    assert "--metric time_to_complete is given twice" in capsys.readouterr().err
+
+
+def test_recording_a_trial_again_with_other_values_points_to_void(lab: Lab) -> None:
+    from meta_experiment.errors import Conflict
+
+    e = lab.create(**spec(auto_rollback=False))
+    a = lab.assign(e.id)
+    lab.record(a.trial_id, {"time_to_complete": 7500.0})
+    with pytest.raises(Conflict, match=rf"void it with the right values: void_trial with trial_id={a.trial_id}"):
+        lab.record(a.trial_id, {"time_to_complete": 75.0})

@@ -63,6 +63,15 @@ def _one(lab: Lab, e: Experiment, dry_run: bool) -> AutoItem:
             _recommend(lab, e, action, rationale)
         return item
     if dry_run:
+        try:  # the same checks as the real run (a production file edited since the start...)
+            if action == "promote":
+                release.promote(lab, e.id, auto=True, dry_run=True)
+            elif action == "rollback":
+                release.rollback(lab, e.id, reason=rationale, auto=True, dry_run=True)
+        except ExperimentError as exc:
+            item.action = "skipped"
+            item.rationale = f"{rationale}. Would not be done: {exc}"
+            return item
         item.action = WOULD[action]
         return item
     try:

@@ -89,6 +89,8 @@ def cmd_void(args: argparse.Namespace) -> int:
     metrics: dict[str, float] = {}
     for item in args.metric:
         name, sep, raw = item.partition("=")
+        if name.strip() in metrics:
+            raise InvalidInput(f"--metric {name.strip()} is given twice; give each metric once.")
         try:
             metrics[name.strip()] = float(raw)
         except ValueError:
@@ -195,7 +197,11 @@ def _confirmed(args: argparse.Namespace, question: str) -> bool:
     if args.yes:
         return True
     _confirmable(args, question)
-    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:  # Ctrl-D at the prompt: a no
+        print()
+        return False
 
 
 def _confirmable(args: argparse.Namespace, question: str) -> None:
@@ -213,8 +219,11 @@ def _deploy(args: argparse.Namespace, call: Callable[..., object], question: str
         _confirmable(args, question)  # refused at once, not after the preview's analysis
     lab = _lab(args)
     try:
-        preview = call(lab, dry_run=True)
-        print(render_deploy(preview), end="")  # type: ignore[arg-type]
+        if not args.yes or args.dry_run:  # with --yes the person confirmed beforehand: no preview
+            text = render_deploy(call(lab, dry_run=True))  # type: ignore[arg-type]
+            if not args.dry_run:  # a preview before the question, not a finished dry run
+                text = text.replace("Dry run, nothing changed:", "Preview, nothing changed yet:", 1)
+            print(text, end="")
         if args.dry_run:
             return 0
         if not _confirmed(args, question):
@@ -315,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="A corrected value of the same run (repeat for each metric); recorded in the trial's place.",
+        help="A corrected value of the same run (repeat for each metric); recorded in the trial's place. "
+        "Metrics not given keep their recorded values.",
     )
     outcome = void.add_mutually_exclusive_group()
     outcome.add_argument("--failed", action="store_true", help="With --metric: the corrected run failed.")

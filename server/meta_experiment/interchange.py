@@ -528,10 +528,25 @@ def write_document(lab: Lab, path: str, document: dict[str, Any]) -> str:
     rel = export_path(lab, path)
     target = lab.project_root / rel
     if target.exists():
+        if not _is_export(target):
+            raise Conflict(
+                f"{rel} already exists and is not an export of experiments: nothing was written. Choose another "
+                "file name (e.g. experiments.json), or move that file away first."
+            )
         backup = backup_bytes(lab.state_dir, target.read_bytes())
         lab.event(None, "export_backup", f"Backed up {rel} before overwriting it", path=rel, backup=backup.name)
     atomic_write(target, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
     return rel
+
+
+def _is_export(path: Any) -> bool:
+    """Whether an existing file holds a previous export (a JSON object with an `experiments` list),
+    which an export may replace after backing it up; any other file is the user's."""
+    try:
+        document = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(document, dict) and isinstance(document.get("experiments"), list)
 
 
 def read_document(lab: Lab, path: str) -> Any:

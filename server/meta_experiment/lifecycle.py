@@ -534,7 +534,8 @@ class Lab:
         its values stop counting, stay stored for the record, and the event log keeps them with the
         reason. With `metrics`, the corrected values of the same run are recorded in its place: a
         trial in the same arm and unit (the run used that arm's files), which is not a new
-        assignment. The statistics are rebuilt from the recorded trials left."""
+        assignment; metrics left out keep the voided trial's values. The statistics are rebuilt
+        from the recorded trials left."""
         reason = " ".join(str(reason).split())
         if not reason:
             raise InvalidInput("Give a reason for voiding the trial (e.g. 'typo: 125 s recorded as 1e15').")
@@ -552,8 +553,12 @@ class Lab:
                     raise InvalidState(f"Trial {trial_id} has no result yet; there is nothing to void. Record it.")
                 raise self._not_recordable(trial_id, experiment, voiding=True)
             self._running(experiment, "have its results changed (an ended experiment's data is its record)")
-            clean = None if metrics is None else clean_metrics(experiment, metrics, elapsed=None)
             old = self.store.trial_values(trial_id)
+            clean = None
+            if metrics is not None:  # the corrected run: metrics left out keep the values it had
+                names = {m.name for m in experiment.metrics}
+                kept = {k: v for k, v in old.items() if k in names and k not in metrics}
+                clean = clean_metrics(experiment, {**kept, **metrics}, elapsed=None)
             old_success = bool(row["success"])
 
             def derive(values: dict[str, float]) -> dict[str, float]:
@@ -617,7 +622,9 @@ class Lab:
                 detail += (", " if detail else "") + f"success: recorded {trial.success}, now {bool(success)}"
             raise Conflict(
                 f"Trial {trial.trial_id} was already recorded with different values ({detail}). "
-                "A trial is recorded once; assign a new trial for a new run."
+                "A trial is recorded once. To correct it, void it with the right values: void_trial with "
+                f"trial_id={trial.trial_id}, a reason and metrics (CLI: meta-experiment void {trial.trial_id} "
+                "--reason ... --metric NAME=VALUE); for a new run, assign a new trial."
             )
         return RecordResult(
             trial_id=trial.trial_id,

@@ -409,7 +409,7 @@ def build_server(
             dict[str, float] | None,
             Field(
                 description="The corrected values of the same run, if it was measured: recorded in its place "
-                "(same arm and unit). Leave out to drop the run."
+                "(same arm and unit); metrics not given keep their recorded values. Leave out to drop the run."
             ),
         ] = None,
         success: Annotated[

@@ -71,7 +71,18 @@ def monitoring_settings(lab: Lab) -> MonitoringSettings:
             return 0
 
     key = (mtime(lab.state_dir / SETTINGS_FILE_NAME), mtime(lab.project_root / "pyproject.toml"))
-    settings = cached[2] if cached is not None and cached[1] == key else lab.settings().monitoring
+    if cached is not None and cached[1] == key:
+        settings = cached[2]
+    else:
+        from .errors import ExperimentError
+
+        try:
+            settings = lab.settings().monitoring
+        except ExperimentError:
+            # A typo in a settings file must not refuse a measurement (it refused only failed runs,
+            # whose error-rate check reads these settings): monitoring keeps its defaults until the
+            # file is fixed, and the commands that read the file say what is wrong with it.
+            settings = MonitoringSettings()
     _settings_cache[lab.state_dir] = (now, key, settings)
     return settings
 

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,17 +210,19 @@ class Store:
                 finally:
                     self._depth -= 1
                 return
-            self._db.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield self._db
-            except BaseException:
-                self._depth = 0
-                self._db.execute("ROLLBACK")
-                raise
-            else:
-                self._depth = 0
-                self._db.execute("COMMIT")
+            with self._damage_reported():
+                self._db.execute("BEGIN IMMEDIATE")
+                self._depth = 1
+                try:
+                    yield self._db
+                except BaseException:
+                    self._depth = 0
+                    with suppress(sqlite3.Error):  # a damaged file may refuse the rollback too
+                        self._db.execute("ROLLBACK")
+                    raise
+                else:
+                    self._depth = 0
+                    self._db.execute("COMMIT")
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -229,13 +231,26 @@ class Store:
             if self._depth:
                 yield self._db
                 return
-            self._db.execute("BEGIN")
-            self._depth = 1
-            try:
-                yield self._db
-            finally:
-                self._depth = 0
-                self._db.execute("COMMIT")
+            with self._damage_reported():
+                self._db.execute("BEGIN")
+                self._depth = 1
+                try:
+                    yield self._db
+                finally:
+                    self._depth = 0
+                    with suppress(sqlite3.Error):
+                        self._db.execute("COMMIT")
+
+    @contextmanager
+    def _damage_reported(self) -> Iterator[None]:
+        """A file that SQLite finds damaged mid-operation becomes a StoreError that says what to do
+        (a damaged header is caught when the store opens)."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:  # constraint, lock and other errors of a sound file
+                raise
+            raise StoreError(unusable_database(self.path, exc)) from exc
 
     def _migrate(self, migrations: Sequence[tuple[str, Callable[[sqlite3.Connection], None]]]) -> None:
         known = [name for name, _ in migrations]
