@@ -74,7 +74,7 @@ def test_void_a_trial_and_correct_it(project: Path, experiment_id: str) -> None:
 
 
 def test_export_import_and_settings(project: Path, experiment_id: str, tmp_path: Path) -> None:
-    run(project, "export", "--out", "exported.json")
+    run(project, "export", "--out", "exported.json", cwd=project)
     document = json.loads((project / "exported.json").read_text())
     assert document["experiments"][0]["id"] == experiment_id
     refused = run(project, "import", str(project / "exported.json"), check=False)
@@ -85,7 +85,7 @@ def test_export_import_and_settings(project: Path, experiment_id: str, tmp_path:
 
 
 def test_start_a_draft(project: Path, experiment_id: str) -> None:
-    run(project, "export", "--out", "exported.json")
+    run(project, "export", "--out", "exported.json", cwd=project)
     document = json.loads((project / "exported.json").read_text())
     run(project, "rollback", experiment_id, "--reason", "make room", "--yes")
     item = document["experiments"][0]
@@ -199,3 +199,20 @@ def test_a_project_folder_that_does_not_exist_is_refused(tmp_path: Path) -> None
     result = run(missing, "status", check=False)
     assert result.returncode == 2 and "does not exist" in result.stderr
     assert not missing.exists()
+
+
+def test_export_and_import_read_a_relative_path_from_the_same_folder(
+    project: Path, experiment_id: str, tmp_path: Path
+) -> None:
+    """From a user test: in a subfolder, `export --out x.json` wrote the project's top-level x.json
+    and `import x.json` then looked in the subfolder. Both now start at the current folder; a path
+    outside the project is refused with the way to save there."""
+    folder = project / "notes"
+    folder.mkdir()
+    run(project, "export", "--out", "x.json", cwd=folder)
+    assert json.loads((folder / "x.json").read_text())["experiments"][0]["id"] == experiment_id
+    assert not (project / "x.json").exists()
+    assert "skipped 1" in run(project, "import", "x.json", "--skip-existing", cwd=folder).stdout
+    outside = run(project, "export", "--out", str(tmp_path / "backup.json"), check=False, cwd=folder)
+    assert outside.returncode == 2 and "is outside the project" in outside.stderr
+    assert "meta-experiment export > " in outside.stderr and not (tmp_path / "backup.json").exists()

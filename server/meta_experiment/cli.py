@@ -120,17 +120,34 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     lab = _lab(args)
     try:
-        if args.out:
-            export_path(lab, args.out)  # a bad path is refused before every experiment is analysed
+        out = _in_project(lab.project_root, args.out) if args.out else None
+        if out:
+            export_path(lab, out)  # a bad path is refused before every experiment is analysed
         document = export_experiments(lab, args.ids or None)
-        if args.out:
-            written = write_document(lab, args.out, document)
+        if out:
+            written = write_document(lab, out, document)
             print(f"Exported {len(document['experiments'])} experiment(s) to {written}", file=sys.stderr)
         else:
             print(json.dumps(document, indent=2, ensure_ascii=False))
     finally:
         lab.close()
     return 0
+
+
+def _in_project(project_root: Path, given: str) -> str:
+    """A path given at the command line (relative to the current folder, as `import` reads it) as
+    the project-relative path an export is written to; outside the project, a refusal that says
+    how to save there."""
+    from .errors import InvalidInput
+
+    target = (Path.cwd() / given).resolve()
+    try:
+        return target.relative_to(project_root.resolve()).as_posix()
+    except ValueError:
+        raise InvalidInput(
+            f"{given!r} is outside the project; --out writes inside it. To save elsewhere, redirect the "
+            f"output: meta-experiment export > {given}"
+        ) from None
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -299,7 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("experiment_id")
     export = add("export", cmd_export, "Export experiments in the seed's experiments.json format.")
     export.add_argument("ids", nargs="*", help="Experiment ids (default: all).")
-    export.add_argument("--out", help="Project-relative file to write (default: stdout).")
+    export.add_argument(
+        "--out", help="File to write, inside the project (relative to the current folder; default: stdout)."
+    )
     imp = add("import", cmd_import, "Import experiments from an experiments.json file.")
     imp.add_argument("file")
     imp.add_argument("--skip-existing", action="store_true", help="Skip ids that exist instead of refusing.")

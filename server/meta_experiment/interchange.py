@@ -517,6 +517,11 @@ def export_path(lab: Lab, path: str) -> str:
         raise InvalidInput(f"The folder for {rel!r} does not exist; create it or choose another path.")
     if target.exists() and not target.is_file():
         raise InvalidInput(f"{rel!r} exists and is not a regular file; choose another path.")
+    if target.exists() and not _is_export(target):
+        raise Conflict(
+            f"{rel} already exists and is not an export of experiments: nothing was written. Choose another "
+            "file name (e.g. experiments.json), or move that file away first."
+        )
     return rel
 
 
@@ -525,14 +530,9 @@ def write_document(lab: Lab, path: str, document: dict[str, Any]) -> str:
     the state folder. Returns the project-relative path written."""
     from .files import atomic_write, backup_bytes
 
-    rel = export_path(lab, path)
+    rel = export_path(lab, path)  # refuses to replace a file that is not a previous export
     target = lab.project_root / rel
     if target.exists():
-        if not _is_export(target):
-            raise Conflict(
-                f"{rel} already exists and is not an export of experiments: nothing was written. Choose another "
-                "file name (e.g. experiments.json), or move that file away first."
-            )
         backup = backup_bytes(lab.state_dir, target.read_bytes())
         lab.event(None, "export_backup", f"Backed up {rel} before overwriting it", path=rel, backup=backup.name)
     atomic_write(target, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
