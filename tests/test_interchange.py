@@ -148,7 +148,7 @@ def test_existing_ids_conflict_or_skip(lab: Lab) -> None:
     [
         ([], "experiments"),
         ({"experiments": [{"name": "no id"}]}, "string id"),
-        ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], status="exploded")]}, "unknown status"),
+        ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], status="exploded")]}, "one of: draft"),
         ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [1, "x"]})]}, "a number"),
         ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [10**400]})]}, "finite"),
         ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [3e15]})]}, "larger unit"),
@@ -577,3 +577,19 @@ def test_export_refuses_to_replace_a_file_that_is_not_an_export(lab: Lab, projec
     assert write_document(lab, "experiments.json", export_experiments(lab)) == first  # an export: replaced
     [event] = [ev for ev in lab.events() if ev.kind == "export_backup"]
     assert (lab.state_dir / "backups" / event.data["backup"]).read_bytes() == old
+
+
+def test_editing_results_of_a_full_export_is_not_silently_ignored(lab: Lab) -> None:
+    """From a user test: changing results.control_group in an export imported the trials of its
+    meta_experiment block with no word. The import now warns that results was not what it read."""
+    populated(lab)
+    document = export_experiments(lab)
+    untouched = json.loads(json.dumps(document))
+    untouched["experiments"][0].update(id="exp-same", status="rolled_back")  # the original still runs
+    assert import_experiments(lab, untouched)["warnings"] == []  # a round trip: no warning
+    item = document["experiments"][0]
+    item.update(id="exp-edited", status="rolled_back")
+    item["results"]["control_group"] = [1, 1, 1, 1]
+    result = import_experiments(lab, document)
+    assert result["imported"] == ["exp-edited"]
+    assert any("results.control_group differs from the trials" in w for w in result["warnings"])

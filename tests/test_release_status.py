@@ -109,3 +109,29 @@ def test_status_says_stop_when_the_target_is_out_of_reach(lab: Lab) -> None:
     [item] = lab.status().experiments
     assert item.target_out_of_reach and item.action == "continue"
     assert "**Action**: Stop: the target is out of reach" in render_status(lab.status())
+
+
+def test_imported_ended_experiments_and_forced_promotions_count_the_same_in_text_and_json(
+    lab: Lab, project: Path
+) -> None:
+    """From a user test: experiments imported as rolled back read 'Manually rolled back' and counted
+    as rolled back by hand, and the JSON success rate counted a forced promotion the text did not."""
+    from meta_experiment.interchange import export_experiments, import_experiments
+
+    manual = lab.create(**spec())
+    release.rollback(lab, manual.id, reason="wrong idea")
+    document = export_experiments(lab)
+    item = document["experiments"][0]
+    item["id"] = "exp-imported-1"
+    item.pop("meta_experiment", None)
+    import_experiments(lab, document)
+    (project / "b.md").write_text("b\n")
+    (project / "b2.md").write_text("b2\n")
+    forced = lab.create(**spec(files={"b.md": "b2.md"}))
+    release.promote(lab, forced.id, force=True, reason="ship it anyway")  # no data: against the policy
+    report = lab.status()
+    text = render_status(report)
+    assert "- Rolled back before it was imported, after 0 trials" in text
+    assert "- **Failed**: 2 experiments (1 rolled back by hand, 1 rolled back before import)" in text
+    assert "- **Successful**: 0 experiments (0% success rate)" in text
+    assert report.release.success_rate_pct == 0.0  # the JSON agrees: a forced promotion is no success

@@ -222,6 +222,26 @@ def _seed_trials(item: dict[str, Any], primary: str) -> list[dict[str, Any]]:
     return trials
 
 
+def _warn_if_results_edited(
+    item: dict[str, Any], trials: list[dict[str, Any]], primary: str, warnings: list[str]
+) -> None:
+    """The trials of the meta_experiment block are what is imported; `results` is derived from them
+    on export. When its groups no longer match (edited by hand), say so instead of ignoring it."""
+    results = item.get("results") or {}
+    for arm, key in (("control", "control_group"), ("treatment", "treatment_group")):
+        given = results.get(key)
+        if given is None:
+            continue
+        kept = [t["metrics"].get(primary) for t in trials if t.get("arm") == arm and t.get("status") == "recorded"]
+        kept = [v for v in kept if v is not None]
+        if list(given) != kept:
+            warnings.append(
+                f"{item.get('id')}: results.{key} differs from the trials in its meta_experiment block; the "
+                "trials were imported (results is recomputed from them). To import edited values, edit the "
+                "trials, or remove the meta_experiment block to import results alone."
+            )
+
+
 def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -> dict[str, Any]:
     """Load a seed-format document. All or nothing: any invalid experiment refuses the whole file.
     `on_conflict`: "error" refuses the import when an id already exists; "skip" leaves those alone.
@@ -254,7 +274,8 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
                     continue
                 raise Conflict(
                     f"Experiment {item['id']} already exists here. Nothing was imported; pass "
-                    "on_conflict='skip' to import the others and leave existing ones untouched."
+                    "on_conflict='skip' (CLI: --skip-existing) to import the others and leave existing ones "
+                    "untouched."
                 )
             unread = experiment_keys(index, item)
             if unread:
@@ -318,7 +339,8 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
     changes = item.get("changes") or {}
     status = item.get("status", "running")
     if status not in ("draft", "running", *TERMINAL_STATUSES):
-        raise ValueError(f"unknown status {status!r}.")
+        valid = ", ".join(("draft", "running", *TERMINAL_STATUSES))
+        raise ValueError(f"unknown status {status!r}; a status is one of: {valid}.")
     spec = ExperimentSpec.model_validate(
         {
             "name": item.get("name") or item["id"],
@@ -379,6 +401,8 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
         if snap is not None and snap.get("backup"):
             lab.store.set_file_backup(item["id"], production, snap["backup"])
     trials: list[dict[str, Any]] = ext["trials"] if "trials" in ext else _seed_trials(item, spec.primary_metric.name)
+    if "trials" in ext:
+        _warn_if_results_edited(item, trials, spec.primary_metric.name, warnings)
     known = {m.name: m for m in spec.metrics}
     # Fold in recording order, as the original store did, so the running statistics match exactly.
     order = sorted(range(len(trials)), key=lambda i: (trials[i].get("recorded_at") or "", i))

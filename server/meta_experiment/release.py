@@ -96,7 +96,7 @@ def promote(
     if against is not None and not force:
         refusal = (
             f"{experiment_id} is not ready to promote: {against}. Keep recording trials (auto mode promotes "
-            "when the policy says so), or pass force=true with a reason to promote anyway."
+            "when the policy says so), or force it with a reason (force=true; CLI: --force --reason) to promote anyway."
         )
         if not dry_run:
             raise InvalidState(refusal)

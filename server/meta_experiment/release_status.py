@@ -68,11 +68,16 @@ def release_status(lab: Lab) -> ReleaseStatus:
                 total = (total or 0.0) + info.time_saved_hours_per_month
         elif e.status in ("rolled_back", "expired"):
             ended = lab.events(e.id, kinds=["rolled_back", "expired"])
-            info.ended_by = str(ended[-1].data.get("how", "manual")) if ended else None
+            if ended:
+                info.ended_by = str(ended[-1].data.get("how", "manual"))
+            elif lab.events(e.id, kinds=["imported"]):
+                info.ended_by = "import"  # ended before it was imported here: not by hand, not by auto
             if op is not None and op.operation == "rollback" and op.git:
                 info.git = op.git.detail
         finished += e.status in ("promoted", "rolled_back", "expired")
-        promoted += e.status == "promoted"
+        # as status's summary: a promotion forced against the policy's verdict is no success
+        forced = op is not None and op.operation == "promote" and bool(op.data.get("forced"))
+        promoted += e.status == "promoted" and not (forced and op is not None and op.data.get("decision") != "promote")
         infos.append(info)
     operations = [
         f"{ev.at} {ev.experiment_id}: {ev.message}" for ev in reversed(lab.events(kinds=list(OPERATION_EVENTS)))

@@ -184,10 +184,14 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
         if item.status_reason:
             lines.append(f"**Reason**: {item.status_reason}")
         ended = "expired" if item.status == "expired" else "rolled back"
+        imported = info is not None and info.ended_by == "import"
+        how = f"{'Automatically' if auto else 'Manually'} {ended}"
+        if imported:
+            how = f"{ended.capitalize()} before it was imported,"
         lines += [
             "**Results**:",
             *_results(item),
-            f"- {'Automatically' if auto else 'Manually'} {ended} after {p.trials_recorded} trials",
+            f"- {how} after {p.trials_recorded} trials",
             *_split(item),
         ]
         if info is not None and info.git:
@@ -227,9 +231,13 @@ def render_status(report: StatusReport) -> str:
         1 for i in failed if i.status == "rolled_back" and getattr(infos.get(i.id), "ended_by", None) == "auto"
     )
     expired = sum(1 for i in failed if i.status == "expired")
-    by_hand = len(failed) - auto_rolled - expired
+    imported = sum(
+        1 for i in failed if i.status == "rolled_back" and getattr(infos.get(i.id), "ended_by", None) == "import"
+    )
+    by_hand = len(failed) - auto_rolled - expired - imported
     detail = [f"{auto_rolled} auto-rolled back"] if auto_rolled else []
     detail += [f"{by_hand} rolled back by hand"] if by_hand else []
+    detail += [f"{imported} rolled back before import"] if imported else []
     detail += [f"{expired} expired"] if expired else []
     out += [
         "## SUMMARY",
