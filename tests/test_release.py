@@ -49,7 +49,10 @@ def test_promote_round_trip_commits_only_the_experiment_paths(lab: Lab, project:
     assert porcelain(project) >= UNRELATED
     message = git(project, "log", "-1", "--format=%B")
     assert message.startswith(f"experiment: Promote {e.id} to production\n\n")
-    assert re.search(r"\nImprovement: (39|40)\.\d% \(time_to_complete\)\nConfidence: \d+\.\d% \(p = ", message)
+    assert re.search(
+        r"\nImprovement: (39|40)\.\d% \(time_to_complete\)\nConfidence: [>\d.]+% \(always-valid two-sided p = ",
+        message,
+    )
     for line in ("\nExperiment: Parallel PR review\n", "\nTrials: 40\n", "\nPromoted by meta-experiment (manual)"):
         assert line in message
     kinds = [ev.kind for ev in lab.events(e.id)]
@@ -103,7 +106,10 @@ def test_promote_needs_the_policy_or_force_with_a_reason(lab: Lab, project: Path
     assert result.forced and (project / PROD).read_text() == VARIANT
     event = next(ev for ev in lab.events(e.id) if ev.kind == "promoted")
     assert event.data["forced"] is True and event.data["reason"] == "the team reviewed it; ship it"
-    assert "Forced: the team reviewed it; ship it" in git(project, "log", "-1", "--format=%B")
+    message = git(project, "log", "-1", "--format=%B")
+    assert "Forced: the team reviewed it; ship it" in message
+    # 6 trials of 20 required: no always-valid p yet, so the commit names the p it quotes
+    assert re.search(r"\nConfidence: [>\d.]+% \(fixed-horizon p = [^,]+, which does not decide\)", message), message
     with pytest.raises(InvalidState, match="promoted"):
         release.promote(lab, e.id, force=True, reason="again")
 

@@ -113,3 +113,25 @@ def test_pyproject_of_another_shape_is_ignored_or_explained(tmp_path: Path, cont
             load_settings(state, tmp_path)
     else:  # a [tool] that is not a table is someone else's business: defaults apply
         assert load_settings(state, tmp_path).defaults.sample_size_required == 10
+
+
+def test_an_update_that_changes_nothing_keeps_the_backup_of_the_version_before(tmp_path: Path) -> None:
+    """From a user test: the same update twice left settings.toml.bak equal to the file, so the
+    version before the change was gone."""
+    update_settings(tmp_path, {"defaults": {"sample_size_required": 30}})
+    update_settings(tmp_path, {"defaults": {"sample_size_required": 31}})
+    before = (tmp_path / "settings.toml.bak").read_text()
+    assert "sample_size_required = 30" in before
+    update_settings(tmp_path, {"defaults": {"sample_size_required": 31}})  # the same again
+    assert (tmp_path / "settings.toml.bak").read_text() == before
+
+
+def test_a_bad_value_already_in_the_file_is_named_as_such(tmp_path: Path) -> None:
+    """From a user test: with confidence_threshold = 2 typed by hand, updating another key said
+    'settings update: defaults.confidence_threshold: ...' as if the update were wrong."""
+    (tmp_path / "settings.toml").write_text("[defaults]\nconfidence_threshold = 2\n")
+    held = r"settings.toml already holds an invalid value \(defaults.confidence_threshold\)"
+    with pytest.raises(InvalidInput, match=held):
+        update_settings(tmp_path, {"defaults": {"sample_size_required": 31}})
+    assert (tmp_path / "settings.toml").read_text() == "[defaults]\nconfidence_threshold = 2\n"
+    update_settings(tmp_path, {"defaults": {"confidence_threshold": 0.9}})  # fixing it in the update works

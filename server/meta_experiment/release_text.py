@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .models import Experiment
+from .stats.report import fmt_confidence
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,7 @@ class Headline:
     improvement_pct: float | None
     p_value: float | None
     trials: int
+    decisive: bool = True  # the always-valid p decisions use, else the seed's fixed-horizon p
 
     @property
     def confidence_pct(self) -> float | None:
@@ -27,9 +29,11 @@ def headline(analysis: Any) -> Headline:
     primary = analysis.primary
     sequential = getattr(primary, "sequential", None)
     p = getattr(sequential, "p_value", None)
-    if p is None:
-        p = primary.p_value
-    return Headline(primary.name, primary.improvement_pct, p, analysis.trials_recorded)
+    if p is not None and getattr(sequential, "active", True):
+        return Headline(primary.name, primary.improvement_pct, p, analysis.trials_recorded)
+    # before the always-valid test is active (a forced promotion, say): the seed's fixed-horizon p,
+    # named as such, since no decision rests on it
+    return Headline(primary.name, primary.improvement_pct, primary.p_value, analysis.trials_recorded, decisive=False)
 
 
 def fmt_pct(value: float | None) -> str:
@@ -49,7 +53,13 @@ def promote_message(experiment: Experiment, analysis: Any, how: str, forced_reas
         "",
         f"Experiment: {experiment.name}",
         f"Improvement: {fmt_pct(h.improvement_pct)} ({h.metric})",
-        f"Confidence: {fmt_pct(h.confidence_pct)} (p = {fmt_p(h.p_value)})",
+        f"Confidence: {fmt_confidence(None if h.p_value is None else 1 - h.p_value)} ("
+        + (
+            f"always-valid two-sided p = {fmt_p(h.p_value)}"
+            if h.decisive
+            else f"fixed-horizon p = {fmt_p(h.p_value)}, which does not decide"
+        )
+        + ")",
         f"Trials: {h.trials}",
     ]
     if forced_reason:

@@ -156,6 +156,15 @@ def update_settings(state_dir: Path, changes: dict[str, dict[str, Any]], project
     try:
         parsed = Settings.model_validate(candidate)
     except ValidationError as exc:
+        given = {(section, key) for section, values in changes.items() for key in values}
+        held = [e for e in exc.errors() if tuple(e["loc"][:2]) not in given]
+        if held:  # the file already held a bad value: say so, not that this update is wrong
+            where = ", ".join(".".join(str(part) for part in e["loc"]) for e in held)
+            raise InvalidInput(
+                f"{SETTINGS_FILE_NAME} already holds an invalid value ({where}): "
+                f"{_describe(exc, 'the file with this update')}. Fix it in the file, or set it in this update; "
+                "nothing was written."
+            ) from exc
         raise InvalidInput(_describe(exc, "settings update")) from exc
     for section, values in changes.items():
         if not values:
@@ -166,8 +175,11 @@ def update_settings(state_dir: Path, changes: dict[str, dict[str, Any]], project
         for key in values:
             # the parsed value, so "yes" or "20" from a command line lands as true or 20
             table[key] = getattr(getattr(parsed, section), key)  # type: ignore[index]
+    text = tomlkit.dumps(doc)
+    if text == original:  # nothing changes: write nothing, so the .bak keeps the version before
+        return load_settings(state_dir, project_root)
     state_dir.mkdir(parents=True, exist_ok=True)
     if original is not None:
         atomic_write(state_dir / (SETTINGS_FILE_NAME + ".bak"), original.encode())
-    atomic_write(path, tomlkit.dumps(doc).encode())
+    atomic_write(path, text.encode())
     return load_settings(state_dir, project_root)
