@@ -419,3 +419,27 @@ async def test_record_text_carries_the_alerts_it_raised(server, mode) -> None:
                 texts.append(r.content[0].text)
         alerted = [t for t in texts if "ALERT: " in t]
         assert len(alerted) == 1 and "Error rate spike" in alerted[0]
+
+
+async def test_create_says_when_a_production_file_has_uncommitted_changes(server, mode, project: Path) -> None:
+    """From a user test: an edit not yet committed to a production file ended up in the rollback's
+    commit without a word. create_experiment now says so when it snapshots such a file."""
+    import subprocess
+
+    (project / "other.md").write_text("committed\n")
+    (project / "other.v.md").write_text("variant\n")
+    subprocess.run(["git", "add", "other.md"], cwd=project, check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "other"],
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
+    (project / "other.md").write_text("committed\na local edit, not committed\n")
+    async with Client(server, mode=mode) as client:
+        clean = await call(client, "create_experiment", CREATE)
+        assert not clean.is_error and "uncommitted" not in clean.content[0].text
+        dirty = await call(client, "create_experiment", dict(CREATE, name="other", files={"other.md": "other.v.md"}))
+        assert not dirty.is_error, dirty.content[0].text
+        text = dirty.content[0].text
+        assert "Note: other.md has uncommitted changes" in text and "a promote or rollback commits it" in text

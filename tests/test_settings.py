@@ -135,3 +135,12 @@ def test_a_bad_value_already_in_the_file_is_named_as_such(tmp_path: Path) -> Non
         update_settings(tmp_path, {"defaults": {"sample_size_required": 31}})
     assert (tmp_path / "settings.toml").read_text() == "[defaults]\nconfidence_threshold = 2\n"
     update_settings(tmp_path, {"defaults": {"confidence_threshold": 0.9}})  # fixing it in the update works
+
+
+def test_an_underscore_section_in_pyproject_is_named_not_ignored(tmp_path: Path) -> None:
+    """From a user test: [tool.meta_experiment.defaults] (an underscore) was silently ignored."""
+    (tmp_path / "pyproject.toml").write_text("[tool.meta_experiment.defaults]\nsample_size_required = 30\n")
+    with pytest.raises(InvalidInput, match=r"the section is \[tool.meta-experiment\] \(with a hyphen"):
+        load_settings(tmp_path / ".meta-experiment", tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.meta-experiment.defaults]\nsample_size_required = 30\n")
+    assert load_settings(tmp_path / ".meta-experiment", tmp_path).defaults.sample_size_required == 30

@@ -38,6 +38,19 @@ def _git(project_root: Path, *args: str, timeout: float = 30.0) -> subprocess.Co
     )
 
 
+def uncommitted(project_root: Path, rel_paths: Sequence[str]) -> list[str]:
+    """The paths among `rel_paths` with changes git has not committed (modified, staged or
+    untracked); [] outside a git repository or when git cannot tell."""
+    try:
+        result = _git(project_root, "status", "--porcelain", "--untracked-files=all", "--", *rel_paths)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if result.returncode != 0:
+        return []
+    changed = {line[3:].strip().strip('"') for line in result.stdout.splitlines() if len(line) > 3}
+    return [p for p in rel_paths if p in changed]
+
+
 def _first_lines(text: str, count: int = 3) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return " / ".join(lines[:count]) or "no message from git"

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field, ValidationError
 from . import __version__, interchange, report, tool_schemas
 from .analysis import CHART_LIMIT
 from .errors import StoreError, validation_message
+from .gitcommit import uncommitted
 from .lifecycle import Lab
 from .mcp_common import (
     AppState,
@@ -313,10 +314,18 @@ def build_server(
             if experiment.treatment_percent != 50
             else ""
         )
+        productions = [f.production for f in experiment.files]
+        dirty = await run_lab(ctx, lambda lab: uncommitted(lab.project_root, productions))
+        note = (
+            f" Note: {', '.join(dirty)} {'has' if len(dirty) == 1 else 'have'} uncommitted changes; the experiment "
+            "tests the file as it is now, and a promote or rollback commits it with them."
+            if dirty
+            else ""
+        )
         return tool_result(
             experiment,
             f"Created {experiment.id} ({experiment.name}), running; {experiment.sample_size_required} trials "
-            f"required{split}. Next: call assign with experiment_id {experiment.id} for each run.",
+            f"required{split}. Next: call assign with experiment_id {experiment.id} for each run.{note}",
         )
 
     @server.tool(annotations=tool_annotations("Start a draft"))

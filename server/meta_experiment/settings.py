@@ -96,6 +96,11 @@ def load_settings(state_dir: Path, project_root: Path | None = None) -> Settings
         if pyproject is not None:
             tool = _plain(pyproject).get("tool", {})
             section = tool.get("meta-experiment") if isinstance(tool, dict) else None
+            if section is None and isinstance(tool, dict) and "meta_experiment" in tool:
+                raise InvalidInput(
+                    "pyproject.toml has [tool.meta_experiment]; the section is [tool.meta-experiment] (with a hyphen, "
+                    "as the package is named). Rename it, or its settings are not read."
+                )
             if section is not None and not isinstance(section, dict):
                 raise InvalidInput(
                     "pyproject.toml: [tool.meta-experiment] must be a table of settings sections "

@@ -197,6 +197,7 @@ def test_figures_compared_with_a_threshold_never_round_onto_it():
     assert a.primary.improvement_pct == pytest.approx(14.96)
     criterion = next(c for c in a.decision.criteria if c.name == "Improvement > threshold")
     assert criterion.met is False and criterion.detail == "+14.96% vs 15% target"
+    assert "**Improvement**: 14.96% faster (better)" in render_analysis(a, "x")  # the headline agrees
     # a near-zero improvement promoted at threshold 0 does not read as "no change"
     zero = Targets(improvement_threshold=0.0)
     b = analyze(with_summaries(Summary(5000, 100.0, 0.01), Summary(5000, 99.96, 0.01), zero))

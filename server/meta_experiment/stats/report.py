@@ -130,7 +130,7 @@ def _arm(title: str, arm: ArmSummary, unit: str | None) -> list[str]:
     ]
 
 
-def _improvement(m: MetricAnalysis) -> str:
+def _improvement(m: MetricAnalysis, target: float | None = None) -> str:
     if m.improvement_pct is None:
         if m.control.mean == 0 and m.treatment.mean == 0 and m.treatment.n and m.control.n:
             return "no change (0 in both arms)"
@@ -147,7 +147,9 @@ def _improvement(m: MetricAnalysis) -> str:
         word = ("faster" if better else "slower") if duration else ("lower" if better else "higher")
     else:
         word = "higher" if better else "lower"
-    text = f"{fmt_pct(abs(m.improvement_pct)).lstrip('+')} {word} ({'better' if better else 'worse'})"
+    # against the target it is compared with, so that 14.96% never reads as the 15% target
+    shown = fmt_pct(abs(m.improvement_pct), target if better else None).lstrip("+")
+    text = f"{shown} {word} ({'better' if better else 'worse'})"
     if m.scale == "raw" and m.difference is not None and m.kind == "continuous":
         saved = -m.difference if m.direction == "lower_is_better" else m.difference
         verb = "saved" if duration and saved >= 0 else "lost" if duration else "difference"
@@ -157,8 +159,8 @@ def _improvement(m: MetricAnalysis) -> str:
     return text
 
 
-def _tests(m: MetricAnalysis, drove: str, reached: bool = False) -> list[str]:
-    out = [f"**Improvement**: {_improvement(m)}", ""]
+def _tests(m: MetricAnalysis, drove: str, reached: bool = False, target: float | None = None) -> list[str]:
+    out = [f"**Improvement**: {_improvement(m, target)}", ""]
     clustered = bool(m.control.units or m.treatment.units)
     if m.welch:
         out += [
@@ -243,7 +245,8 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
     lines += _split(analysis)
     lines += _arm("Control Group", m.control, unit) + _arm("Treatment Group", m.treatment, unit)
     reached = analysis.trials_recorded >= analysis.sample_size_required
-    lines += ["### Statistical Tests", "", *_tests(m, drove, reached)]
+    target = analysis.power.target_improvement_pct if analysis.power else None
+    lines += ["### Statistical Tests", "", *_tests(m, drove, reached, target)]
     if m.kind == "binary":
         lines += [f"**Effect Size** (Cohen's h): {_effect_label(m.cohens_h)}", ""]
     else:
