@@ -153,3 +153,18 @@ def test_concurrent_runs_act_once(lab: Lab, project: Path) -> None:
     assert (project / PROD).read_text() == VARIANT
     op = journal.latest(lab.store, e.id)
     assert op is not None and op.phase == "done" and op.id == 1
+
+
+def test_a_recommendation_says_when_the_tool_would_refuse(lab: Lab, project: Path) -> None:
+    """From a user test: with auto_promote off and the production file edited by hand, auto said
+    'Recommend promoting' while promote would refuse: the recommendation now says so, and why."""
+    e = lab.create(**spec(sample_size_required=20, auto_promote=False))
+    record_trials(lab, e.id)
+    assert run_auto(lab, dry_run=True).items[0].action == "recommend_promote"
+    (project / PROD).write_text(COMMAND + "a person's edit\n")
+    [item] = run_auto(lab).items
+    assert item.action == "recommend_promote"
+    assert "The promote tool would refuse now" in item.rationale
+    assert "edited since the experiment started" in item.rationale
+    [event] = lab.events(e.id, kinds=["recommendation"])
+    assert "would refuse now" in event.message

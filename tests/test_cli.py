@@ -57,7 +57,7 @@ def test_void_a_trial_and_correct_it(project: Path, experiment_id: str) -> None:
     assert first.experiment_id == experiment_id and first.metrics["time_to_complete"] == 40.0
     out = run(project, "void", "1", "--reason", "typo: 4.0 typed as 40", "--metric", "time_to_complete=4").stdout
     assert f"Voided trial 1 ({first.arm}) of {experiment_id}: typo: 4.0 typed as 40." in out
-    assert "Corrected values recorded as trial 5: {'time_to_complete': 4.0}." in out
+    assert "Corrected values recorded as trial 5: time_to_complete=4." in out
     assert "Progress 4/4." in out
     again = run(project, "void", "1", "--reason", "again", check=False)
     assert again.returncode == 2 and "was voided (typo: 4.0 typed as 40); trial 5 holds" in again.stderr

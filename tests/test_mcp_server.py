@@ -443,3 +443,39 @@ async def test_create_says_when_a_production_file_has_uncommitted_changes(server
         assert not dirty.is_error, dirty.content[0].text
         text = dirty.content[0].text
         assert "Note: other.md has uncommitted changes" in text and "a promote or rollback commits it" in text
+
+
+async def test_resources_of_a_damaged_database_say_what_to_do(project: Path, tmp_path: Path) -> None:
+    """From a user test: with the database damaged mid-file, the tools said what to do but
+    experiments://list and experiments://status answered only 'Error reading resource', with a
+    traceback on the server's stderr."""
+    import shutil
+
+    from meta_experiment.lifecycle import DB_FILE_NAME, Lab
+
+    state = tmp_path / "state"
+    lab = Lab.open(project, state)
+    for k in range(4):
+        (project / f"c{k}.md").write_text("a\\n")
+        (project / f"c{k}.v.md").write_text("b\\n")
+        e = lab.create(**dict(CREATE, name=f"e{k}", files={f"c{k}.md": f"c{k}.v.md"}, sample_size_required=100))
+        for _ in range(40):
+            a = lab.assign(e.id)
+            lab.record(a.trial_id, {"time_to_complete": 40.0 + a.trial_id % 7, "issues_caught": 2.0})
+    lab.close()
+    said: list[str] = []
+    size = (state / DB_FILE_NAME).stat().st_size
+    for offset in range(8192, size - 4096, 8192):
+        copy = tmp_path / f"state-{offset}"
+        shutil.copytree(state, copy)
+        with open(copy / DB_FILE_NAME, "r+b") as f:
+            f.seek(offset)
+            f.write(bytes(range(256)) * 16)
+        async with Client(build_server(project, copy), mode="legacy") as client:
+            for uri in ("experiments://list", "experiments://status", "experiments://alerts"):
+                try:
+                    await client.read_resource(uri)
+                except MCPError as exc:
+                    said.append(str(exc))
+    assert said, "no damage was read: the test damaged nothing that the resources read"
+    assert all("Move it aside" in text for text in said), said

@@ -265,3 +265,12 @@ def test_another_yes_no_guardrail_at_its_worse_value_in_both_arms_does_not_block
     row = next(r for r in render_analysis(failed, "x").splitlines() if r.startswith("| success_rate"))
     assert row.endswith("| every treatment run failed (blocks promotion) |")
     assert "use force with a reason" in failed.decision.rationale
+
+
+def test_elapsed_days_never_round_onto_the_limit():
+    """From a user test: 14.03 days against a 14-day limit read '❌ 14.0 of 14 days'."""
+    over = analyze(inputs(*SAME, days=14.03, max_days=14.0)).decision
+    assert _criterion(over, "Within max duration").detail == "14.03 of 14 days"
+    assert _criterion(over, "Within max duration").met is False
+    under = analyze(inputs(*SAME, days=3.0, max_days=14.0)).decision
+    assert _criterion(under, "Within max duration").detail == "3.0 of 14 days"

@@ -59,18 +59,17 @@ def _one(lab: Lab, e: Experiment, dry_run: bool) -> AutoItem:
         return item
     if not allowed:
         item.action = "recommend_promote" if action == "promote" else "recommend_rollback"
+        refusal = _refusal(lab, e, action, rationale)
+        if refusal:  # a recommendation the tool would then refuse says so
+            item.rationale = rationale = f"{rationale}. The {action} tool would refuse now: {refusal}"
         if not dry_run:
             _recommend(lab, e, action, rationale)
         return item
     if dry_run:
-        try:  # the same checks as the real run (a production file edited since the start...)
-            if action == "promote":
-                release.promote(lab, e.id, auto=True, dry_run=True)
-            elif action == "rollback":
-                release.rollback(lab, e.id, reason=rationale, auto=True, dry_run=True)
-        except ExperimentError as exc:
+        refusal = _refusal(lab, e, action, rationale)  # the same checks as the real run
+        if refusal:
             item.action = "skipped"
-            item.rationale = f"{rationale}. Would not be done: {exc}"
+            item.rationale = f"{rationale}. Would not be done: {refusal}"
             return item
         item.action = WOULD[action]
         return item
@@ -91,6 +90,19 @@ def _one(lab: Lab, e: Experiment, dry_run: bool) -> AutoItem:
             f"already {now.replace('_', ' ')} by a concurrent run." if now != "running" else str(exc)
         )
     return item
+
+
+def _refusal(lab: Lab, e: Experiment, action: str, rationale: str) -> str | None:
+    """Why a promote or rollback of `e` would be refused now (a production file edited since the
+    start, say), from a dry run of it; None when it would go through."""
+    try:
+        if action == "promote":
+            release.promote(lab, e.id, auto=True, dry_run=True)
+        elif action == "rollback":
+            release.rollback(lab, e.id, reason=rationale, auto=True, dry_run=True)
+    except ExperimentError as exc:
+        return str(exc)
+    return None
 
 
 def _recommend(lab: Lab, e: Experiment, action: str, rationale: str) -> None:

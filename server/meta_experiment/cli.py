@@ -108,7 +108,8 @@ def cmd_void(args: argparse.Namespace) -> int:
         lab.close()
     print(f"Voided trial {r.trial_id} ({r.arm}) of {r.experiment_id}: {r.reason}.")
     if r.replacement_trial_id is not None:
-        print(f"Corrected values recorded as trial {r.replacement_trial_id}: {r.replacement_metrics}.")
+        values = ", ".join(f"{k}={v:g}" for k, v in (r.replacement_metrics or {}).items())
+        print(f"Corrected values recorded as trial {r.replacement_trial_id}: {values}.")
     print(f"Progress {r.trials_recorded}/{r.sample_size_required}.")
     for alert in r.alerts:
         print(f"ALERT: {alert}")
@@ -226,7 +227,7 @@ def _confirmable(args: argparse.Namespace, question: str) -> None:
     from .errors import InvalidInput
 
     if not args.yes and not sys.stdin.isatty():
-        raise InvalidInput(f"{question} changes production files: pass --yes to confirm, or run it in a terminal.")
+        raise InvalidInput(f"{question} needs a confirmation: pass --yes to confirm, or run it in a terminal.")
 
 
 def _deploy(args: argparse.Namespace, call: Callable[..., object], question: str) -> int:

@@ -149,6 +149,18 @@ async def read_lab(ctx: Context, fn: Callable[[Lab], T]) -> T:
         raise ResourceError(str(exc)) from exc
 
 
+def read_static(get_lab: Callable[[], Lab], fn: Callable[[Lab], T]) -> T:
+    """A read of a static resource (no Context: the lab comes from `get_lab`), with domain errors
+    made resource errors as `read_lab` does; a damaged store then says what to do, not 'Error
+    reading resource'. Runs in the caller's worker thread."""
+    try:
+        return fn(get_lab())
+    except NotFound as exc:
+        raise ResourceNotFoundError(str(exc)) from exc
+    except ExperimentError as exc:
+        raise ResourceError(str(exc)) from exc
+
+
 ExperimentId = Annotated[
     str,
     StringConstraints(strip_whitespace=True),  # an id pasted with a space around it is still the id

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from . import auto, monitoring, release, report
 from .errors import ExperimentError
-from .mcp_common import ExperimentId, run_lab, state_of, tool_annotations, tool_result
+from .mcp_common import ExperimentId, read_static, run_lab, state_of, tool_annotations, tool_result
 from .outcomes import Alert, AutoReport, DeployResult
 
 if TYPE_CHECKING:
@@ -228,8 +228,8 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
         description="Monitoring alerts of every experiment (active and cleared), oldest first.",
     )
     async def alerts_resource() -> str:
-        def run() -> str:
-            items: list[Alert] = monitoring.alerts(current_lab())
+        def run(lab: Lab) -> str:
+            items: list[Alert] = monitoring.alerts(lab)
             return json.dumps([a.model_dump(mode="json") for a in items], indent=2)
 
-        return await anyio.to_thread.run_sync(run)
+        return await anyio.to_thread.run_sync(read_static, current_lab, run)

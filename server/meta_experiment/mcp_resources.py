@@ -11,7 +11,7 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from . import monitoring, report
 from .errors import ExperimentError
 from .lifecycle import Lab
-from .mcp_common import AppState, read_lab
+from .mcp_common import AppState, read_lab, read_static
 
 
 def resource_lab(box: dict[str, AppState]) -> Lab:
@@ -34,8 +34,7 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         description="Every experiment: id, name, status and progress.",
     )
     async def list_resource() -> str:
-        def run() -> str:
-            lab = resource_lab(box)
+        def run(lab: Lab) -> str:
             return json.dumps(
                 [
                     {"id": e.id, "name": e.name, "status": e.status, "progress": lab.progress(e).model_dump()}
@@ -44,7 +43,7 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
                 indent=2,
             )
 
-        return await anyio.to_thread.run_sync(run)
+        return await anyio.to_thread.run_sync(read_static, lambda: resource_lab(box), run)
 
     @server.resource(
         "experiments://status",
@@ -53,7 +52,9 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         description="The status report of every experiment, in the seed's layout.",
     )
     async def status_resource() -> str:
-        return await anyio.to_thread.run_sync(lambda: report.render_status(resource_lab(box).status()))
+        return await anyio.to_thread.run_sync(
+            read_static, lambda: resource_lab(box), lambda lab: report.render_status(lab.status())
+        )
 
     @server.resource(
         "experiment://{experiment_id}",

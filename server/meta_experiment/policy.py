@@ -55,7 +55,7 @@ import math
 from .models import Targets
 from .stats.guardrails import SUCCESS_METRIC, change_from_zero, holm
 from .stats.plan import MIN_PER_ARM, WINDOW_SHARE
-from .stats.report import fmt_confidence, fmt_p, fmt_pct
+from .stats.report import fmt_against, fmt_confidence, fmt_p, fmt_pct
 from .stats.results import Analysis, Criterion, Decision, Interval, MetricAnalysis
 
 SIGNIFICANCE_FLOOR = 0.05  # the seed's p < 0.05, two-sided
@@ -250,7 +250,7 @@ def _elapsed(analysis: Analysis, now: float) -> str:
     if analysis.started_at is None:
         return "not started"
     days = max(0.0, now - analysis.started_at) / 86400
-    return f"{days:.1f} of {_days(analysis.max_duration_days)}"
+    return f"{fmt_against(days, analysis.max_duration_days)} of {_days(analysis.max_duration_days)}"
 
 
 def _days(n: float) -> str:

@@ -179,7 +179,7 @@ def test_figures_compared_with_a_threshold_never_round_onto_it():
     assert fmt_confidence(0.951, 0.95) == "95.1%"
     # from a review: the 6-decimal cap, a certainty and NaN
     assert fmt_pct(14.9999999, 15) == "+14.999999%" and fmt_pct(15.0000001, 15) == "+15.000001%"
-    assert fmt_p(0.02500004, 0.025) == "0.02500004" and fmt_confidence(0.99996, 0.9999) == "99.996%"
+    assert fmt_p(0.02500004, 0.025) == "0.02500004" and fmt_confidence(0.99996, 0.9999) == ">99.99%"
     assert fmt_pct(float("nan")) == "n/a"
 
     def with_summaries(control, treatment, targets=None):
@@ -198,6 +198,7 @@ def test_figures_compared_with_a_threshold_never_round_onto_it():
     criterion = next(c for c in a.decision.criteria if c.name == "Improvement > threshold")
     assert criterion.met is False and criterion.detail == "+14.96% vs 15% target"
     assert "**Improvement**: 14.96% faster (better)" in render_analysis(a, "x")  # the headline agrees
+    assert "(14.96% better)" in render_analysis(a, "x")  # and Expected Impact
     # a near-zero improvement promoted at threshold 0 does not read as "no change"
     zero = Targets(improvement_threshold=0.0)
     b = analyze(with_summaries(Summary(5000, 100.0, 0.01), Summary(5000, 99.96, 0.01), zero))

@@ -44,6 +44,13 @@ def _decimals(value: float, avoid: tuple[float, ...], digits: int, cap: int = 6)
     return cap, (math.floor if value < near else math.ceil)(value * scale) / scale
 
 
+def fmt_against(value: float, bar: float, digits: int = 1) -> str:
+    """`value` with `digits` decimals, or more, never reading as the `bar` it is compared with
+    (14.03 days against 14 is '14.03', not '14.0')."""
+    d, shown = _decimals(value, (bar,), digits)
+    return f"{shown:.{d}f}"
+
+
 def fmt_pct(x: float, bar: float | None = None) -> str:
     """A signed change in %: one decimal (more when it would read as equal to `bar`, or as 0 when it
     is not), never -0.0%, and 'beyond +/-1,000,000%' past that; NaN is 'n/a'."""
@@ -61,10 +68,13 @@ def fmt_confidence(confidence: float | None, bar: float | None = None) -> str:
     0.94998 against 0.95 is '94.998%'. One helper for every confidence a report shows."""
     if confidence is None or not math.isfinite(confidence):
         return "n/a"
-    if bar is not None:  # against a threshold: as many decimals as it takes not to read as it, nor as 100%
-        d, shown = _decimals(confidence * 100, (bar * 100, 100.0), 1)
+    if bar is not None and confidence < 1:  # against a threshold: never read as it, nor as a certainty
+        d, shown = _decimals(confidence * 100, (bar * 100,), 1)
+        text = f"{shown:.{d}f}"
+        if float(text) >= 100:  # '>99.9%', or '>99.99%' where the bar needs the digits
+            return ">" + f"{100 - 10.0**-d:.{d}f}%"
         if d > 1:
-            return f"{shown:.{d}f}%"
+            return f"{text}%"
     text = f"{confidence:.1%}"
     if text == "100.0%" or confidence >= 1:
         return ">99.9%"
@@ -375,18 +385,20 @@ def _impact(analysis: Analysis) -> list[str]:
         shown = f"{abs(diff) * 100:.3g} percentage points" if m.kind == "binary" else _num(abs(diff), m.unit)
         return f"{shown} {'higher' if diff >= 0 else 'lower'}"
 
-    def relative(pct: float) -> str:
-        return f"{fmt_pct(abs(pct)).lstrip('+')} {'better' if pct >= 0 else 'worse'}"
+    target = analysis.power.target_improvement_pct if analysis.power else None
+
+    def relative(pct: float, bar: float | None = None) -> str:  # `bar`: the target it is compared with
+        return f"{fmt_pct(abs(pct), bar if pct >= 0 else None).lstrip('+')} {'better' if pct >= 0 else 'worse'}"
 
     if m.scale == "log":  # the % is of geometric means; per run (and per month) is of arithmetic means
         raw_pct = per_run / abs(m.control.mean) * 100 if m.control.mean else None
         out = [
             "**Expected Impact**:",
             f"- Per run (arithmetic means): {amount(per_run)}" + ("" if raw_pct is None else f" ({relative(raw_pct)})"),
-            f"- Typical run (geometric means): {relative(m.improvement_pct)}",
+            f"- Typical run (geometric means): {relative(m.improvement_pct, target)}",
         ]
     else:
-        out = ["**Expected Impact**:", f"- Per run: {amount(per_run)} ({relative(m.improvement_pct)})"]
+        out = ["**Expected Impact**:", f"- Per run: {amount(per_run)} ({relative(m.improvement_pct, target)})"]
     if analysis.runs_per_day and m.kind == "binary":
         yes = (m.treatment.mean - m.control.mean) * analysis.runs_per_day * 30
         out.append(
