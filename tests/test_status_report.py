@@ -12,7 +12,7 @@ from conftest import PROD, spec
 from meta_experiment import monitoring, release
 from meta_experiment.lifecycle import Lab
 from meta_experiment.report import fmt, render_status
-from meta_experiment.stats.report import fmt_confidence
+from meta_experiment.stats.report import fmt_against, fmt_confidence
 from meta_experiment.status import status_item, status_report
 from release_helpers import LOSER_MEAN, record_trials
 
@@ -165,3 +165,18 @@ def test_a_sample_ratio_mismatch_shows_before_the_sample_size_is_reached(lab: La
     assert item.sample_ratio_mismatch and item.progress.trials_needed
     action = line(render_status(lab.status()), "**Action**")
     assert "more trials needed); investigate the sample-ratio mismatch" in action, action
+
+
+def test_the_status_line_never_rounds_an_improvement_onto_the_target(lab: Lab) -> None:
+    """From a verification pass: 'duration saved: 15 s (15% improvement)' beside 'not met:
+    improvement > threshold' for 14.96% against a 15% target."""
+    e = lab.create(**spec(secondary_metrics=[], sample_size_required=100, improvement_threshold=15.0))
+    for i in range(20):
+        lab.record_measurement(e.id, "control", {"time_to_complete": 100.0 + (i % 5)})
+        lab.record_measurement(e.id, "treatment", {"time_to_complete": 84.7408 + (i % 5)})  # 14.96% faster
+    [item] = lab.status().experiments
+    pct = (item.control_mean - item.treatment_mean) / item.control_mean * 100
+    assert 14.9 < pct < 15.0 and item.improvement_threshold == 15.0
+    text = line(render_status(lab.status()), "- time_to_complete saved")
+    assert f"({fmt_against(pct, 15.0, 0)}% improvement)" in text and "(15% improvement)" not in text
+    assert fmt_against(pct, 15.0, 0).startswith("14.9")

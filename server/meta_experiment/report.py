@@ -9,7 +9,7 @@ import math
 
 from .models import Experiment
 from .outcomes import Alert, AutoReport, DeployResult, ReleaseInfo, ReleaseStatus
-from .stats.report import fmt_confidence
+from .stats.report import fmt_against, fmt_confidence
 from .stats.report import render_analysis as _render_analysis
 from .stats.results import Analysis
 from .status import StatusItem, StatusReport
@@ -81,13 +81,18 @@ def _results(item: StatusItem) -> list[str]:
             word = "gained" if better else "lost"
         shown = f"{100 * abs(diff):.1f} percentage points" if binary else fmt(abs(diff), unit)
         line = f"- {item.primary_metric} {word}: {shown}"
+        # whole percents, or the decimals that keep a figure off the target it is compared with
+        target = item.improvement_threshold
         if item.control_mean != 0:
             pct = 100 * abs(diff) / abs(item.control_mean)
             of_mean = " in the mean" if item.scale == "log" else ""
-            line += f" ({pct:,.0f}% {'improvement' if better else 'regression'}{of_mean})"
+            shown = fmt_against(pct, target, 0) if better and item.scale == "raw" else f"{pct:,.0f}"
+            line += f" ({shown}% {'improvement' if better else 'regression'}{of_mean})"
         if item.scale == "log":
             typical = "better" if item.improvement_pct >= 0 else "worse"
-            line += f"; a typical run (geometric mean) {abs(item.improvement_pct):,.0f}% {typical}"
+            size = abs(item.improvement_pct)
+            typical_pct = fmt_against(size, target, 0) if item.improvement_pct >= 0 else f"{size:,.0f}"
+            line += f"; a typical run (geometric mean) {typical_pct}% {typical}"
         lines.append(line)
     if item.confidence is not None:
         need = f" (needs {item.trials_needed} more trials for 80% power)" if item.trials_needed else ""

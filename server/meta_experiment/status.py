@@ -41,6 +41,9 @@ class StatusItem(BaseModel):
         ),
     ]
     scale: Annotated[Literal["raw", "log"], Field(description="The primary metric's analysis scale.")] = "raw"
+    improvement_threshold: Annotated[
+        float, Field(description="The improvement % (on the analysis scale) a promotion needs.")
+    ] = 0.0
     p_value: Annotated[float | None, Field(description="Fixed-horizon p (shown, not used for decisions).")]
     confidence: Annotated[float | None, Field(description="1 - the always-valid two-sided p.")]
     trials_needed: Annotated[
@@ -134,6 +137,7 @@ def status_item(
         treatment_mean=m.treatment.mean,
         improvement_pct=m.improvement_pct,
         scale=m.scale,
+        improvement_threshold=experiment.targets.improvement_threshold,
         p_value=m.p_value,
         confidence=None if seq is None or seq.p_value is None else 1 - seq.p_value,
         trials_needed=analysis.power.trials_needed_total

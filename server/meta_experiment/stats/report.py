@@ -48,7 +48,7 @@ def fmt_against(value: float, bar: float, digits: int = 1) -> str:
     """`value` with `digits` decimals, or more, never reading as the `bar` it is compared with
     (14.03 days against 14 is '14.03', not '14.0')."""
     d, shown = _decimals(value, (bar,), digits)
-    return f"{shown:.{d}f}"
+    return f"{shown:,.{d}f}"
 
 
 def fmt_pct(x: float, bar: float | None = None) -> str:
@@ -93,7 +93,7 @@ def fmt_p(p: float | None, bar: float | None = None) -> str:
     if bar is None:
         return f"{p:.4f}"
     d, shown = _decimals(p, (bar,), 4, cap=8)
-    return f"{shown:.{d}f}"
+    return f"{shown:,.{d}f}"
 
 
 def _ci(ci: Interval | None, unit: str | None = None, pct: bool = False) -> str:
