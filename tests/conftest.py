@@ -102,3 +102,19 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
     if report.skipped and os.environ.get("META_EXPERIMENT_REQUIRE_ALL") == "1":
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which must run every test: {report.longrepr}"
+
+
+def damaged_copies(state: Path, into: Path):  # type: ignore[no-untyped-def]
+    """Copies of a state folder, each with 4 KB of garbage written over one more region of its
+    database past the header (a disk fault, or a bad copy), for tests that every read of a damaged
+    store says what to do."""
+    from meta_experiment.lifecycle import DB_FILE_NAME
+
+    size = (state / DB_FILE_NAME).stat().st_size
+    for offset in range(8192, size - 4096, 8192):
+        copy = into / f"state-{offset}"
+        shutil.copytree(state, copy)
+        with open(copy / DB_FILE_NAME, "r+b") as f:
+            f.seek(offset)
+            f.write(bytes(range(256)) * 16)
+        yield copy

@@ -449,9 +449,8 @@ async def test_resources_of_a_damaged_database_say_what_to_do(project: Path, tmp
     """From a user test: with the database damaged mid-file, the tools said what to do but
     experiments://list and experiments://status answered only 'Error reading resource', with a
     traceback on the server's stderr."""
-    import shutil
-
-    from meta_experiment.lifecycle import DB_FILE_NAME, Lab
+    from conftest import damaged_copies
+    from meta_experiment.lifecycle import Lab
 
     state = tmp_path / "state"
     lab = Lab.open(project, state)
@@ -464,13 +463,7 @@ async def test_resources_of_a_damaged_database_say_what_to_do(project: Path, tmp
             lab.record(a.trial_id, {"time_to_complete": 40.0 + a.trial_id % 7, "issues_caught": 2.0})
     lab.close()
     said: list[str] = []
-    size = (state / DB_FILE_NAME).stat().st_size
-    for offset in range(8192, size - 4096, 8192):
-        copy = tmp_path / f"state-{offset}"
-        shutil.copytree(state, copy)
-        with open(copy / DB_FILE_NAME, "r+b") as f:
-            f.seek(offset)
-            f.write(bytes(range(256)) * 16)
+    for copy in damaged_copies(state, tmp_path):
         async with Client(build_server(project, copy), mode="legacy") as client:
             for uri in ("experiments://list", "experiments://status", "experiments://alerts"):
                 try:

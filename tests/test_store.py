@@ -163,9 +163,7 @@ def test_a_database_damaged_mid_file_is_a_store_error_that_says_what_to_do(tmp_p
     """From a user test: 4 KB of garbage inside the file (the header intact) gave raw tracebacks in
     the CLI and an empty 'Error executing tool status' over MCP. Every read and write now raises a
     StoreError that names the file and what to do, and never a bare sqlite3 error."""
-    import shutil
-
-    from conftest import spec
+    from conftest import damaged_copies, spec
     from meta_experiment.interchange import export_experiments
     from meta_experiment.lifecycle import DB_FILE_NAME, Lab
 
@@ -180,16 +178,9 @@ def test_a_database_damaged_mid_file_is_a_store_error_that_says_what_to_do(tmp_p
             a = lab.assign(e.id)
             lab.record(a.trial_id, {"time_to_complete": 40.0 + a.trial_id % 7, "issues_caught": 2.0})
     lab.close()
-    database = tmp_path / "state" / DB_FILE_NAME
-    size = database.stat().st_size
-    assert size > 40_000
+    assert (tmp_path / "state" / DB_FILE_NAME).stat().st_size > 40_000
     said = []
-    for offset in range(8192, size - 4096, 8192):  # damage one region at a time, past the header
-        copy = tmp_path / f"state-{offset}"
-        shutil.copytree(tmp_path / "state", copy)
-        with open(copy / DB_FILE_NAME, "r+b") as f:
-            f.seek(offset)
-            f.write(bytes(range(256)) * 16)
+    for copy in damaged_copies(tmp_path / "state", tmp_path):
         try:
             damaged = Lab.open(project, copy, recover=False)
             try:
