@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .models import Experiment
-from .stats.report import fmt_confidence
+from .stats.report import fmt_confidence, fmt_p
 
 
 @dataclass(frozen=True)
@@ -17,10 +17,6 @@ class Headline:
     p_value: float | None
     trials: int
     decisive: bool = True  # the always-valid p decisions use, else the seed's fixed-horizon p
-
-    @property
-    def confidence_pct(self) -> float | None:
-        return None if self.p_value is None else 100.0 * (1.0 - self.p_value)
 
 
 def headline(analysis: Any) -> Headline:
@@ -38,12 +34,6 @@ def headline(analysis: Any) -> Headline:
 
 def fmt_pct(value: float | None) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.1f}%"
-
-
-def fmt_p(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.4f}" if value >= 1e-4 else f"{value:.1e}"
 
 
 def promote_message(experiment: Experiment, analysis: Any, how: str, forced_reason: str | None) -> str:
