@@ -194,6 +194,30 @@ def test_a_damaged_database_is_a_clear_error_and_is_left_alone(project: Path, co
     assert db.read_bytes() == before
 
 
+def test_reading_a_folder_without_state_creates_nothing(tmp_path: Path) -> None:
+    """`status` (or any command that only reads) run in the wrong folder leaves no state folder
+    behind, and says where it looked; a command that stores something creates it."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    out = run(folder, "status")
+    assert "(none)" in out.stdout and f"no experiments in {folder.resolve()} yet" in out.stderr
+    assert json.loads(run(folder, "status", "--json").stdout)["experiments"] == []
+    assert json.loads(run(folder, "export").stdout)["experiments"] == []
+    run(folder, "auto")
+    assert json.loads(run(folder, "settings").stdout)["defaults"]["sample_size_required"] == 10
+    assert "There are no experiments yet" in run(folder, "analyze", "x1", check=False).stderr
+    assert list(folder.iterdir()) == []
+    assert (
+        json.loads(run(folder, "settings", "defaults.sample_size_required=20").stdout)["defaults"][
+            "sample_size_required"
+        ]
+        == 20
+    )
+    assert (folder / ".meta-experiment" / "settings.toml").is_file()
+    assert json.loads(run(folder, "settings").stdout)["defaults"]["sample_size_required"] == 20
+    assert "no experiments in" not in run(folder, "status").stderr
+
+
 def test_a_project_folder_that_does_not_exist_is_refused(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-project"
     result = run(missing, "status", check=False)

@@ -88,6 +88,27 @@ def test_bad_value_in_file_names_the_key(tmp_path: Path) -> None:
         load_settings(tmp_path)
 
 
+def test_bad_values_in_every_section_and_file_are_named_at_once(tmp_path: Path) -> None:
+    """One round of fixes is enough: the monitoring section's bad value is named beside the defaults' ones,
+    and pyproject.toml's beside settings.toml's."""
+    (tmp_path / SETTINGS_FILE_NAME).write_text(
+        "[defaults]\nsample_size_required = 'ten'\nmax_regression = -1\n[monitoring]\nmin_failures = 0\n"
+    )
+    (tmp_path / "pyproject.toml").write_text("[tool.meta-experiment.defaults]\nconfidence_threshold = 2\n")
+    with pytest.raises(InvalidInput) as err:
+        load_settings(tmp_path, tmp_path)
+    message = str(err.value)
+    for key in (
+        "defaults.sample_size_required",
+        "defaults.max_regression",
+        "monitoring.min_failures",
+        "defaults.confidence_threshold",
+    ):
+        assert key in message, key
+    assert "Correct those lines in settings.toml, or delete them" in message
+    assert "Correct that line in pyproject.toml [tool.meta-experiment], or delete it" in message
+
+
 @pytest.mark.parametrize("content", ["defaults = 5\n", "[[defaults]]\nx = 1\n"])
 def test_update_over_a_section_that_is_not_a_table_is_refused(tmp_path: Path, content: str) -> None:
     (tmp_path / SETTINGS_FILE_NAME).write_text(content)

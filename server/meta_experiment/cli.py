@@ -15,11 +15,13 @@ from . import __version__
 from .errors import Conflict, ExperimentError
 
 
-def _lab(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """Open the project; an interrupted promote/rollback finished or undone on the way is reported."""
+def _lab(args: argparse.Namespace, *, create: bool = False):  # type: ignore[no-untyped-def]
+    """Open the project; an interrupted promote/rollback finished or undone on the way is reported.
+    Only commands that store something (`create`) make the state folder: the others read a project
+    without one as empty."""
     from .lifecycle import Lab
 
-    lab = Lab.open(Path(args.project) if args.project else None, actor="cli")
+    lab = Lab.open(Path(args.project) if args.project else None, actor="cli", create=create)
     for note in lab.recovered:
         print(f"meta-experiment: {note.message}", file=sys.stderr)
     return lab
@@ -53,6 +55,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     lab = _lab(args)
     try:
+        if lab.empty_project:
+            print(
+                f"meta-experiment: no experiments in {lab.project_root} yet (no experiment database there; nothing "
+                "was created). Run this in the project's folder, or pass --project.",
+                file=sys.stderr,
+            )
         report = lab.status()
         print(report.model_dump_json(indent=2) + "\n" if args.json else render_status(report), end="")
     finally:
@@ -155,7 +163,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .interchange import import_experiments, read_document_file
 
     document = read_document_file(args.file)
-    lab = _lab(args)
+    lab = _lab(args, create=True)
     try:
         result = import_experiments(lab, document, on_conflict="skip" if args.skip_existing else "error")
     finally:
@@ -170,7 +178,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
     from .errors import InvalidInput
     from .settings import SECTIONS, load_settings, update_settings
 
-    lab = _lab(args)
+    lab = _lab(args, create=bool(args.assignments))
     try:
         if not args.assignments:
             print(load_settings(lab.state_dir, lab.project_root).model_dump_json(indent=2))

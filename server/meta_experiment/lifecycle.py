@@ -61,6 +61,8 @@ class Lab:
     listeners: list[Callable[[str | None], None]] = field(default_factory=list)
     # Interrupted promote/rollback operations finished or undone when this Lab was opened.
     recovered: list[RecoveryNote] = field(default_factory=list)
+    # Opened with create=False in a project that has no database yet: reads see an empty store.
+    empty_project: bool = False
     # spec_json text -> parsed metrics; the spec never changes after create, so parse it once.
     _specs: dict[str, tuple[MetricSpec, tuple[MetricSpec, ...], int, int]] = field(default_factory=dict, repr=False)
 
@@ -73,9 +75,15 @@ class Lab:
         env: Mapping[str, str] | None = None,
         actor: str = "agent",
         recover: bool = True,
+        create: bool = True,
     ) -> Lab:
         """Open the project's state and, unless `recover` is False, finish or undo any promote or
-        rollback that a killed process left unfinished (`operations.recover`)."""
+        rollback that a killed process left unfinished (`operations.recover`).
+
+        With `create=False` a project without a database is read as an empty one and nothing is
+        created in it (a `status` run in the wrong folder leaves no state folder behind): the store is
+        a throwaway one in a temporary folder, removed when the Lab is collected or the process ends,
+        and `empty_project` is True."""
         environ = None if env is None else dict(env)
         root = (project_root or paths.find_project_root(env=environ)).resolve()
         if not root.is_dir():
@@ -84,6 +92,16 @@ class Lab:
                 "(--project, or CLAUDE_PROJECT_DIR)."
             )
         state = state_dir or paths.find_state_dir(root, env=environ)
+        if not create and not (state / DB_FILE_NAME).exists():
+            import shutil
+            import tempfile
+            import weakref
+
+            scratch = Path(tempfile.mkdtemp(prefix="meta-experiment-empty-"))
+            lab = cls(project_root=root, state_dir=state, store=Store(scratch / DB_FILE_NAME), actor=actor)
+            lab.empty_project = True
+            weakref.finalize(lab, shutil.rmtree, scratch, ignore_errors=True)
+            return lab
         try:
             paths.ensure_state_dir(state)
         except OSError as exc:

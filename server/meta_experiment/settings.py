@@ -60,12 +60,15 @@ class Settings(BaseModel):
 SECTIONS: dict[str, type[BaseModel]] = {"defaults": DefaultSettings, "monitoring": MonitoringSettings}
 
 
+def _errors(exc: ValidationError) -> list[str]:
+    """Each error as 'key: what is wrong'."""
+    return [
+        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in exc.errors()
+    ]
+
+
 def _describe(exc: ValidationError, source: str) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
-    return f"{source}: " + "; ".join(parts)
+    return f"{source}: " + "; ".join(_errors(exc))
 
 
 def _load_toml(path: Path) -> Any:
@@ -111,21 +114,32 @@ def load_settings(state_dir: Path, project_root: Path | None = None) -> Settings
     own = _load_toml(state_dir / SETTINGS_FILE_NAME)
     if own is not None:
         sources.append((SETTINGS_FILE_NAME, _plain(own)))
+    problems: list[str] = []  # every bad line of every source, so one round of fixes is enough
     for source, data in sources:
         unknown = sorted(set(data) - set(SECTIONS))
         if unknown:
-            raise InvalidInput(f"{source}: unknown section(s) {unknown}; the known sections are {sorted(SECTIONS)}.")
+            problems.append(f"{source}: unknown section(s) {unknown}; the known sections are {sorted(SECTIONS)}")
+        bad: list[str] = []
         for section, model in SECTIONS.items():
             values = data.get(section, {})
             if not isinstance(values, dict):
-                raise InvalidInput(f"{source}: [{section}] must be a table of key = value lines.")
+                problems.append(f"{source}: [{section}] must be a table of key = value lines")
+                continue
             try:
                 model.model_validate(values)
             except ValidationError as exc:
-                raise InvalidInput(
-                    _describe(exc, source) + f". Correct that line in {source}, or delete it to use the default"
-                ) from exc
+                bad.extend(f"{section}.{error}" for error in _errors(exc))
+                continue
             merged.setdefault(section, {}).update(values)
+        if bad:
+            fix = (
+                f"Correct that line in {source}, or delete it to use the default"
+                if len(bad) == 1
+                else f"Correct those lines in {source}, or delete them to use the defaults"
+            )
+            problems.append(f"{source}: " + "; ".join(bad) + ". " + fix)
+    if problems:
+        raise InvalidInput(". ".join(problems) + ".")
     return Settings.model_validate(merged)
 
 
