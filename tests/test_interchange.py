@@ -136,6 +136,36 @@ def test_import_is_all_or_nothing(lab: Lab) -> None:
     assert lab.experiments() == []
 
 
+def test_imported_values_are_checked_as_record_checks_them(lab: Lab) -> None:
+    """A number written as text reads as the number (the record tool reads "7" so too); a binary value
+    other than 0/1, or a negative duration, is refused as record refuses it."""
+    e = lab.create(
+        **spec(
+            sample_size_required=4,
+            secondary_metrics=[{"name": "tests_pass", "direction": "higher_is_better", "kind": "binary"}],
+        )
+    )
+    for value in (30.0, 32.0):
+        lab.record(lab.assign(e.id).trial_id, {"time_to_complete": value, "tests_pass": 1})
+    document = export_experiments(lab)
+    trial = document["experiments"][0]["meta_experiment"]["trials"][0]
+    other = Lab.open(lab.project_root, lab.state_dir / "other")
+    try:
+        for metrics, message in (
+            ({"time_to_complete": "-3", "tests_pass": 1}, "duration; it cannot be negative"),
+            ({"time_to_complete": 30.0, "tests_pass": 0.5}, "binary; record 0 or 1"),
+        ):
+            trial["metrics"] = metrics
+            with pytest.raises(InvalidInput, match=message):
+                import_experiments(other, document)
+        assert other.experiments() == []
+        trial["metrics"] = {"time_to_complete": " 30.0", "tests_pass": "1"}
+        assert import_experiments(other, document)["imported"] == [e.id]
+        assert other.store.running_stats(e.id) == lab.store.running_stats(e.id)  # read as 30.0 and 1
+    finally:
+        other.close()
+
+
 def test_existing_ids_conflict_or_skip(lab: Lab) -> None:
     import_experiments(lab, SEED_DOCUMENT)
     with pytest.raises(Conflict, match="already exists"):
@@ -152,6 +182,7 @@ def test_existing_ids_conflict_or_skip(lab: Lab) -> None:
         ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [1, "x"]})]}, "a number"),
         ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [10**400]})]}, "finite"),
         ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [3e15]})]}, "larger unit"),
+        ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": ["45s"]})]}, "number alone"),
     ],
 )
 def test_malformed_documents_are_refused(lab: Lab, document, message) -> None:

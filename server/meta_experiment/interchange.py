@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from .errors import Conflict, InvalidInput, validation_message
 from .import_keys import DOCUMENT_KEYS, experiment_keys, ignored_sentence, unknown_keys
 from .lifecycle import Lab
-from .measurements import check_finite, derived_values
+from .measurements import check_value, derived_values
 from .models import ARMS, TERMINAL_STATUSES, MetricSpec, iso, parse_iso
 from .stats.summary import Summary
 
@@ -427,14 +427,12 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
                 if name not in known:
                     raise ValueError(f"trial metric {name!r} is not one of {sorted(known)}.")
                 try:
-                    values[name] = check_finite(name, value)
+                    values[name] = check_value(known[name], value)
                 except InvalidInput as exc:
                     raise ValueError(f"trial metric: {exc}") from None
             if spec.primary_metric.name not in values:
                 raise ValueError(f"a recorded trial has no value for the primary metric {spec.primary_metric.name!r}.")
             at = parse_iso(t["recorded_at"]) if t.get("recorded_at") else created
-            if any(m.log_scale and name == m.name and v <= 0 for m in spec.metrics for name, v in values.items()):
-                raise ValueError("a log-scale metric has a value <= 0.")
             if t["status"] == "voided":
                 void: dict[str, Any] = t["voided"] if isinstance(t.get("voided"), dict) else {}
                 reason = str(void.get("reason") or "voided (imported)")

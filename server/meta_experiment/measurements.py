@@ -32,8 +32,18 @@ MAX_ABS_VALUE = 1e15  # keeps sums of squares of millions of values far inside t
 
 
 def check_finite(name: str, value: Any) -> float:
+    """A metric value as a finite float. A number written as text ("7", " 2.5") is read as the number,
+    as the record tool's argument validation reads it, so an import and a record agree."""
     if isinstance(value, bool):
         return float(value)
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise InvalidInput(
+                f"Metric {name!r} must be a number, got the text {value!r}. Write the number alone "
+                "(e.g. 12.5, not '12.5s'), in the metric's unit."
+            ) from None
     if not isinstance(value, int | float):
         raise InvalidInput(f"Metric {name!r} must be a number, got {type(value).__name__} {value!r}.")
     try:
@@ -53,6 +63,24 @@ def check_finite(name: str, value: Any) -> float:
     return number
 
 
+def check_value(spec: MetricSpec, value: Any) -> float:
+    """One value of a metric, checked against its definition (record and import alike)."""
+    name = spec.name
+    number = check_finite(name, value)
+    if spec.kind == "binary" and number not in (0.0, 1.0):
+        raise InvalidInput(f"Metric {name!r} is binary; record 0 or 1 (or true/false), not {value!r}.")
+    if spec.is_duration and number < 0:
+        raise InvalidInput(f"Metric {name!r} is a duration; it cannot be negative ({value!r}).")
+    if spec.log_scale and number <= 0:
+        raise InvalidInput(
+            f"Metric {name!r} is analysed on the log scale, so its values must be > 0 (got {value!r}). "
+            "If the value is right (a run can take no time or have no cost), record it in a finer unit, "
+            "or run the experiment without log_scale for this metric (a new experiment: the scale is fixed "
+            "at creation)."
+        )
+    return number
+
+
 def clean_metrics(experiment: Definition, metrics: Mapping[str, Any], *, elapsed: float | None) -> dict[str, float]:
     """Validate one trial's metric values against the experiment's definitions; a duration primary
     metric left out is `elapsed` seconds in its unit. Raises InvalidInput saying what to fix."""
@@ -65,22 +93,7 @@ def clean_metrics(experiment: Definition, metrics: Mapping[str, Any], *, elapsed
             f"Unknown metric(s) {unknown} for experiment {experiment.id}; its metrics are "
             f"{sorted(known)}. Record only those (names are case-sensitive)."
         )
-    clean: dict[str, float] = {}
-    for name, value in metrics.items():
-        number = check_finite(name, value)
-        spec: MetricSpec = known[name]
-        if spec.kind == "binary" and number not in (0.0, 1.0):
-            raise InvalidInput(f"Metric {name!r} is binary; record 0 or 1 (or true/false), not {value!r}.")
-        if spec.is_duration and number < 0:
-            raise InvalidInput(f"Metric {name!r} is a duration; it cannot be negative ({value!r}).")
-        if spec.log_scale and number <= 0:
-            raise InvalidInput(
-                f"Metric {name!r} is analysed on the log scale, so its values must be > 0 (got {value!r}). "
-                "If the value is right (a run can take no time or have no cost), record it in a finer unit, "
-                "or run the experiment without log_scale for this metric (a new experiment: the scale is fixed "
-                "at creation)."
-            )
-        clean[name] = number
+    clean = {name: check_value(known[name], value) for name, value in metrics.items()}
     primary = experiment.primary_metric
     if primary.name not in clean:
         if primary.is_duration and elapsed is not None:
