@@ -71,7 +71,14 @@ def test_aa_run_of_30_units_x_10_trials_counts_units_in_the_srm_check(lab: Lab) 
     # 19 of 30 fair coins on one side: an ordinary draw (P(|X - 15| >= 4) is about 0.2), but with
     # ~10 trials per unit the per-trial counts look like a gross sample-ratio mismatch.
     units = _units_split(rng, e.id, 19, 11)
-    plan = [(u, int(n)) for u, n in zip(units, rng.integers(8, 13, size=len(units)), strict=True)]
+    # 8 to 12 trials per unit, the same sizes in each arm's units whatever the split drew (the
+    # experiment id, and so the draws, change with the date): 188 control and 108 treatment trials.
+    seen: Counter[str] = Counter()
+    plan = []
+    for u in units:
+        arm = sticky_arm(e.id, u)
+        plan.append((u, 8 + seen[arm] % 5))
+        seen[arm] += 1
     order = [u for u, n in plan for _ in range(n)]
     rng.shuffle(order)  # type: ignore[arg-type]
     for unit in order:
