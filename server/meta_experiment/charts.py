@@ -1,6 +1,7 @@
 """The analysis chart as PNG bytes: the improvement and its intervals over the trials, and the two
-arms' distributions. matplotlib is imported inside `render_chart` (Agg backend), so the server
-starts without it; the numbers come from the statistics modules."""
+arms' distributions (their shares of yes for a yes/no metric). matplotlib is imported only when a
+chart is drawn (Agg backend), so the server starts without it; the numbers come from the
+statistics modules."""
 
 from __future__ import annotations
 
@@ -8,14 +9,20 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .stats import continuous, sequential
+from .stats.binary import wilson
 from .stats.cluster import UnitDetail
 from .stats.numeric import norm_sf, t_isf
 from .stats.results import Analysis
 from .stats.summary import Summary
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 MAX_POINTS = 200
 
@@ -130,7 +137,21 @@ def render_chart(
     units: Sequence[str | None] | None = None,
 ) -> bytes:
     """PNG of (left) improvement % over trials with its 95% interval and always-valid sequence,
-    (right) both arms' distributions."""
+    (right) both arms' distributions, or for a yes/no metric their shares of yes."""
+    buf = io.BytesIO()
+    _figure(analysis, control, treatment, order, title, units).savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _figure(
+    analysis: Analysis,
+    control: Sequence[float],
+    treatment: Sequence[float],
+    order: Sequence[str] | None,
+    title: str | None,
+    units: Sequence[str | None] | None,
+) -> Figure:
+    """The chart's figure, apart from its encoding so that tests can read what each panel draws."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,9 +172,22 @@ def render_chart(
         )
         ax1.fill_between(path["n"], path["lo"], path["hi"], alpha=0.3, color="tab:blue", label="95% CI (fixed)")
         ax1.plot(path["n"], path["lift"], color="tab:blue", label="improvement")
+        # the last look marked with its interval: the band alone leaves no trace at a lone point between
+        # gaps; and a margin (the bands hold the x axis to the data) keeps that mark off the frame
+        n, lift, lo, hi = (path[k][-1] for k in ("n", "lift", "lo", "hi"))
+        band = [[max(lift - lo, 0)], [max(hi - lift, 0)]] if math.isfinite(lo) else None
+        ax1.errorbar(n, lift, yerr=band, fmt="o", ms=4, color="tab:blue", capsize=3)
+        ax1.use_sticky_edges = False
         limits = _limits(path)
         if limits is not None:
             ax1.set_ylim(*limits)
+            cut = _clipped_until(path, limits)
+            if cut is not None:
+                ax1.set_title(f"the path up to trial {cut:g} runs past the axis (cut off)", fontsize=8, loc="left")
+    else:
+        ax1.set_xlim(0, max(len(control) + len(treatment), analysis.sample_size_required) * 1.05)
+        why = "the control mean is 0" if len(control) and np.mean(control) == 0 else "too few trials or no variation"
+        ax1.text(0.5, 0.5, f"no improvement % to draw:\n{why}", ha="center", va="center", transform=ax1.transAxes)
     ax1.axhline(0, color="grey", lw=0.8)
     ax1.axvline(analysis.sample_size_required, color="grey", ls=":", lw=0.8, label="required trials")
     ax1.set_xlabel("trials recorded")
@@ -164,7 +198,10 @@ def render_chart(
     plottable = all(v.size for v in data) and bool(np.abs(np.concatenate(data)).max() <= PLOT_LIMIT)
     if all(v.size for v in data) and not plottable:
         ax2.text(0.5, 0.5, "values too large to plot", ha="center", va="center", transform=ax2.transAxes)
-    if plottable:
+    ax2.set_ylabel(f"{m.name}{f' ({m.unit})' if m.unit else ''}")  # the rates panel names its own
+    if plottable and m.kind == "binary":
+        _rates(ax2, data, m.name, independent=units is None)
+    elif plottable:
         ax2.boxplot(data, showfliers=True)
         ax2.set_xticks([1, 2], [f"control (n={data[0].size})", f"treatment (n={data[1].size})"])
         rng = np.random.default_rng(0)
@@ -173,24 +210,56 @@ def render_chart(
             ax2.scatter(i + rng.uniform(-0.12, 0.12, shown.size), shown, s=6, alpha=0.4)
         if m.scale == "log" and min(v.min() for v in data) > 0:
             ax2.set_yscale("log")
-    ax2.set_ylabel(f"{m.name}{f' ({m.unit})' if m.unit else ''}")
     fig.suptitle(title or f"{m.name}: {analysis.decision.action if analysis.decision else 'analysis'}")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return fig
+
+
+def _rates(ax: Axes, data: list[np.ndarray], name: str, independent: bool) -> None:
+    """Each arm's share of yes (1) as a bar labelled with its count, so that 0% and 100% read as
+    clearly as any rate (a box plot of 0s and 1s collapses to lines on the axis); with each rate's
+    Wilson interval while the trials are independent (not clustered by unit)."""
+    for i, v in enumerate(data):
+        k, n = int(np.count_nonzero(v)), v.size
+        rate = label_at = 100 * k / n
+        ax.bar(i, rate, width=0.6, color=f"C{i}", alpha=0.6, edgecolor=f"C{i}")
+        if independent:
+            lo, hi = (100 * b for b in wilson(k, n))  # rounding can put a bound a hair past 0% or 100%
+            ax.errorbar(i, rate, yerr=[[max(rate - lo, 0)], [max(hi - rate, 0)]], fmt="o", color="k", capsize=4)
+            label_at = hi
+        ax.text(i, label_at + 2, f"{k}/{n} ({k / n:.0%})", ha="center", va="bottom")
+    ax.set_xticks([0, 1], [f"control (n={data[0].size})", f"treatment (n={data[1].size})"])
+    ax.set_ylim(-3, 112)
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_ylabel(f"trials with {name} = yes (%)" + (", 95% Wilson interval" if independent else ""))
 
 
 PLOT_LIMIT = 1e100  # largest |value| the distribution panel draws
+SERIES = ("lift", "lo", "hi", "cs_lo", "cs_hi")  # what lift_path gives at each look
 
 
 def _limits(path: dict[str, list[float]]) -> tuple[float, float] | None:
-    """Clip the y axis to the fixed intervals (early always-valid bands can be very wide); None
+    """y range that keeps the last look readable: 0, its estimate and both its intervals, widened
+    to the estimates and fixed intervals of the later half of the trials by at most that range again
+    on each side. The first looks' intervals (and the always-valid ones before the last) can be many
+    times wider, or unbounded, and would flatten the rest of the path: they run past the axis. None
     when the range is not drawable."""
-    late = len(path["lift"]) // 5
-    lows = [path["cs_lo"][-1], *(path["lo"][late:] or path["lo"]), *path["lift"][late:]]
-    highs = [path["cs_hi"][-1], *(path["hi"][late:] or path["hi"]), *path["lift"][late:]]
-    lo = min([0.0, *(v for v in lows if math.isfinite(v))])
-    hi = max([0.0, *(v for v in highs if math.isfinite(v))])
-    pad = 0.1 * (hi - lo or 1.0)
+    last = [v for v in (0.0, *(path[k][-1] for k in SERIES)) if math.isfinite(v)]
+    lo, hi = min(last), max(last)
+    reach = hi - lo or 1.0
+    half = [i for i, n in enumerate(path["n"]) if n >= path["n"][-1] / 2]
+    later = [path[k][i] for k in ("lift", "lo", "hi") for i in half if math.isfinite(path[k][i])]
+    lo, hi = max(min([lo, *later]), lo - reach), min(max([hi, *later]), hi + reach)
+    pad = 0.05 * (hi - lo) or 1.0
     return (lo - pad, hi + pad) if math.isfinite(lo - pad) and math.isfinite(hi + pad) else None
+
+
+def _clipped_until(path: dict[str, list[float]], limits: tuple[float, float]) -> float | None:
+    """Trials at the last look drawn past the limits (None when all is inside), for the chart to say
+    that the early path is cut off."""
+    out = [
+        n
+        for i, n in enumerate(path["n"])
+        if any(not limits[0] <= path[k][i] <= limits[1] for k in SERIES if math.isfinite(path[k][i]))
+    ]
+    return max(out, default=None)

@@ -1,0 +1,141 @@
+"""The chart's panels as drawn (matplotlib Axes before encoding): a yes/no metric's success rates,
+and the improvement's y range against wide early intervals."""
+
+import math
+
+import numpy as np
+import pytest
+from matplotlib.container import ErrorbarContainer
+
+from meta_experiment.charts import _clipped_until, _figure, _limits, lift_path
+from meta_experiment.models import MetricSpec
+from meta_experiment.stats.analysis import analyze
+from stats.helpers import inputs
+
+YES_NO = MetricSpec(name="ok", direction="higher_is_better", kind="binary")
+
+
+def yes_no_figure(k_c, k_t, n=10, units=None):
+    c, t = [1.0] * k_c + [0.0] * (n - k_c), [1.0] * k_t + [0.0] * (n - k_t)
+    a = analyze(inputs(c, t, spec=YES_NO, raw=True, successes={"control": k_c, "treatment": k_t}))
+    return _figure(a, c, t, None, None, units)
+
+
+@pytest.mark.parametrize(("k_c", "k_t"), [(0, 10), (10, 0), (10, 10), (0, 0), (3, 7)])
+def test_a_yes_no_metric_shows_each_arms_rate_and_count(k_c, k_t):
+    """From a review: control 0 of 10 against treatment 10 of 10 drew a box plot of 0s and 1s, two
+    flat lines on the axis, and no improvement (none exists over 0%). Each arm now has a bar of its
+    rate, its count written inside the panel, and its Wilson interval, also at 0% and 100%."""
+    fig = yes_no_figure(k_c, k_t)
+    rates = fig.axes[1]
+    assert [bar.get_height() for bar in rates.patches] == [10.0 * k_c, 10.0 * k_t]
+    low, high = rates.get_ylim()
+    labels = {text.get_text(): text.get_position()[1] for text in rates.texts}
+    assert set(labels) == {f"{k}/10 ({k / 10:.0%})" for k in (k_c, k_t)}
+    assert all(low < y < high - 5 for y in labels.values())  # inside, with room for the text
+    intervals = [c for c in rates.containers if isinstance(c, ErrorbarContainer)]
+    for (_, _, (whiskers,)), k in zip((c.lines for c in intervals), (k_c, k_t), strict=True):
+        ((_, lo), (_, hi)), *_ = whiskers.get_segments()
+        assert lo <= 10 * k <= hi and hi - lo > 20  # 10 trials: a wide interval, also at 0% or 100%
+        assert low < lo and hi < high
+    assert "Wilson" in rates.get_ylabel()
+
+
+def test_the_improvement_panel_says_why_it_is_empty():
+    notes = [text.get_text() for text in yes_no_figure(0, 10).axes[0].texts]
+    assert notes == ["no improvement % to draw:\nthe control mean is 0"]
+    assert [text.get_text() for text in yes_no_figure(10, 10).axes[0].texts] == [
+        "no improvement % to draw:\ntoo few trials or no variation"
+    ]
+
+
+def test_yes_no_rates_without_wilson_intervals_when_trials_share_units():
+    """Trials of one unit are not independent: the per-arm Wilson interval would be too narrow."""
+    rates = yes_no_figure(3, 8, units=[f"u{i % 4}" for i in range(20)]).axes[1]
+    assert [bar.get_height() for bar in rates.patches] == [30.0, 80.0]
+    assert not any(isinstance(c, ErrorbarContainer) for c in rates.containers)
+    assert "Wilson" not in rates.get_ylabel()
+    assert {text.get_text() for text in rates.texts} == {"3/10 (30%)", "8/10 (80%)"}
+
+
+def wide_start():
+    """40 trials per arm whose first two are far apart: the first looks' intervals span hundreds of %."""
+    rng = np.random.default_rng(5)
+    c = [5.0, 60.0, *rng.normal(30, 2, 38)]
+    t = [4.0, 50.0, *rng.normal(27, 2, 38)]
+    return analyze(inputs(c, t, raw=True, required=40)), c, t
+
+
+def test_the_y_axis_follows_the_last_looks_not_the_first():
+    """From a review: the first looks' intervals set the y range and the decision-relevant end of the
+    path was a flat line. The range now holds the last look's estimate and both its intervals, and is
+    a fraction of the first look's interval, which is cut off at the axis and said to be."""
+    a, c, t = wide_start()
+    path = lift_path(c, t, None, a)
+    first = next(i for i, v in enumerate(path["lo"]) if math.isfinite(v))
+    low, high = _limits(path)
+    assert all(low < path[k][-1] < high for k in ("lift", "lo", "hi", "cs_lo", "cs_hi"))
+    assert high - low < (path["hi"][first] - path["lo"][first]) / 4
+    assert path["lo"][first] < low and high < path["hi"][first]
+    ax = _figure(a, c, t, None, None, None).axes[0]
+    assert ax.get_ylim() == (low, high)
+    cut = _clipped_until(path, (low, high))
+    assert path["n"][first] <= cut < path["n"][-1]
+    assert ax.get_title(loc="left") == f"the path up to trial {cut:g} runs past the axis (cut off)"
+
+
+def test_the_last_look_is_marked_with_its_interval():
+    """A lone banded look between gaps leaves no trace of fill; the last look is marked, with its
+    interval, inside the axis."""
+    a, c, t = wide_start()
+    path = lift_path(c, t, None, a)
+    ax = _figure(a, c, t, None, None, None).axes[0]
+    ((marker, _, (whiskers,)),) = (c.lines for c in ax.containers if isinstance(c, ErrorbarContainer))
+    assert list(marker.get_xdata()) == [path["n"][-1]] and list(marker.get_ydata()) == [path["lift"][-1]]
+    ((_, lo), (_, hi)), *_ = whiskers.get_segments()
+    assert (lo, hi) == pytest.approx((path["lo"][-1], path["hi"][-1]))
+    assert ax.get_xlim()[1] > path["n"][-1]  # not on the frame
+
+
+def path_of(n, lift, lo, hi, cs_lo=None, cs_hi=None):
+    cs_lo = cs_lo if cs_lo is not None else [math.nan] * len(n)
+    cs_hi = cs_hi if cs_hi is not None else [math.nan] * len(n)
+    return {"n": n, "lift": lift, "lo": lo, "hi": hi, "cs_lo": cs_lo, "cs_hi": cs_hi}
+
+
+def test_limits_of_a_path_that_narrows_late():
+    """Ten looks: ±1000% for the first four, ±5% around 10% after. The later half sets the range."""
+    n = [float(i) for i in range(1, 11)]
+    lift = [10.0] * 10
+    path = path_of(
+        n, lift, [-990.0] * 4 + [5.0] * 6, [1010.0] * 4 + [15.0] * 6, [-50.0] * 9 + [0.0], [70.0] * 9 + [20.0]
+    )
+    low, high = _limits(path)
+    assert -2 < low < 0 and 20 < high < 22
+    assert _clipped_until(path, (low, high)) == 9.0  # the always-valid band before the last look
+
+
+def test_limits_stop_at_three_times_the_last_looks_range():
+    """When the later half is still wide, the range is at most the last look's range again on each
+    side (here [0, 20], so [-20, 40] before the margin), so the last interval fills a third of it."""
+    n = [float(i) for i in range(1, 11)]
+    path = path_of(n, [10.0] * 10, [-500.0] * 9 + [5.0], [500.0] * 9 + [15.0], cs_hi=[math.nan] * 9 + [20.0])
+    assert _limits(path) == pytest.approx((-23.0, 43.0))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        path_of([1.0, 2.0], [0.0, 0.0], [math.nan] * 2, [math.nan] * 2),  # no band, no change: ±1
+        path_of([1.0, 2.0], [5.0, 7.0], [math.nan] * 2, [math.nan] * 2),  # the lift alone
+        path_of([4.0], [-3.0], [-9.0], [2.0], [math.nan], [math.inf]),  # an unbounded always-valid bound
+    ],
+)
+def test_limits_are_finite_and_hold_the_last_estimate(path):
+    low, high = _limits(path)
+    assert math.isfinite(low) and math.isfinite(high) and low < min(0.0, path["lift"][-1]) <= high
+    assert low < path["lift"][-1] < high
+
+
+def test_limits_past_the_float_range_are_not_drawn():
+    assert _limits(path_of([1.0], [1e308], [-1.7e308], [1.7e308])) is None
