@@ -139,3 +139,18 @@ def test_limits_are_finite_and_hold_the_last_estimate(path):
 
 def test_limits_past_the_float_range_are_not_drawn():
     assert _limits(path_of([1.0], [1e308], [-1.7e308], [1.7e308])) is None
+
+
+@pytest.mark.parametrize(("required", "line"), [(20, True), (20_000, False)])
+def test_a_required_size_far_beyond_the_data_is_named_not_drawn(required, line):
+    """Required 20,000 with 12 trials recorded: a line at 20,000 squeezed the whole path into the
+    first pixels of the axis. Within 3x of the trials recorded it is drawn, as how far is left to go."""
+    rng = np.random.default_rng(1)
+    c, t = list(rng.normal(10, 2, 6)), list(rng.normal(9, 2, 6))
+    ax = _figure(analyze(inputs(c, t, raw=True, required=required)), c, t, None, None, None).axes[0]
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    right = ax.get_xlim()[1]
+    if line:
+        assert "required trials" in labels and required <= right < 2 * required
+    else:
+        assert "required trials: 20,000 (off the axis)" in labels and right < 20

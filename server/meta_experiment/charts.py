@@ -184,12 +184,20 @@ def _figure(
             cut = _clipped_until(path, limits)
             if cut is not None:
                 ax1.set_title(f"the path up to trial {cut:g} runs past the axis (cut off)", fontsize=8, loc="left")
-    else:
-        ax1.set_xlim(0, max(len(control) + len(treatment), analysis.sample_size_required) * 1.05)
+    recorded = len(control) + len(treatment)
+    required = analysis.sample_size_required
+    # a required size far beyond the trials recorded would squeeze the path against the left edge:
+    # then the legend gives it in words instead of a line
+    on_axis = required <= REQUIRED_ON_AXIS * recorded
+    if not path["n"]:
+        ax1.set_xlim(0, (max(recorded, required) if on_axis else recorded) * 1.05)
         why = "the control mean is 0" if len(control) and np.mean(control) == 0 else "too few trials or no variation"
         ax1.text(0.5, 0.5, f"no improvement % to draw:\n{why}", ha="center", va="center", transform=ax1.transAxes)
     ax1.axhline(0, color="grey", lw=0.8)
-    ax1.axvline(analysis.sample_size_required, color="grey", ls=":", lw=0.8, label="required trials")
+    if on_axis:
+        ax1.axvline(required, color="grey", ls=":", lw=0.8, label="required trials")
+    else:
+        ax1.plot([], [], " ", label=f"required trials: {required:,} (off the axis)")
     ax1.set_xlabel("trials recorded")
     ax1.set_ylabel(f"improvement of {m.name} (%)")
     ax1.legend(fontsize=8, loc="best")
@@ -235,6 +243,7 @@ def _rates(ax: Axes, data: list[np.ndarray], name: str, independent: bool) -> No
 
 
 PLOT_LIMIT = 1e100  # largest |value| the distribution panel draws
+REQUIRED_ON_AXIS = 3  # the required size is drawn as a line up to this many times the trials recorded
 SERIES = ("lift", "lo", "hi", "cs_lo", "cs_hi")  # what lift_path gives at each look
 
 
