@@ -102,3 +102,62 @@ anyio.run(main)
     out = subprocess.run([sys.executable, "-c", code], env=server_env(project), capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "True", "True"]
+
+
+async def test_a_project_without_state_gets_none_until_a_call_stores_something(project: Path) -> None:
+    """A plugin enabled for every project starts this server in each one: reading (tools and
+    resources) creates no state folder. An experiment another process creates meanwhile is seen at
+    once; create_experiment makes the folder, with its .gitignore."""
+    from conftest import spec
+    from meta_experiment.lifecycle import Lab
+
+    state = project / ".meta-experiment"
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "meta_experiment", "serve"], env=server_env(project), cwd=str(project)
+    )
+    async with Client(params, mode="legacy", read_timeout_seconds=60) as client:
+        status = await client.call_tool("status", {})
+        assert not status.is_error and status.structured_content["experiments"] == []
+        assert (await client.read_resource("experiments://status")).contents
+        assert (await client.read_resource("experiments://list")).contents
+        exported = await client.call_tool("export_experiments", {})
+        assert not exported.is_error and exported.structured_content["document"]["experiments"] == []
+        refused = await client.call_tool("assign", {"experiment_id": "exp-none"})
+        assert refused.is_error and "There are no experiments yet" in refused.content[0].text
+        assert not state.exists()
+
+        other = Lab.open(project)  # another process (here: this test) creates the state and an experiment
+        try:
+            made = other.create(**spec(name="from elsewhere"))
+        finally:
+            other.close()
+        listed = (await client.call_tool("status", {})).structured_content["experiments"]
+        assert [item["id"] for item in listed] == [made.id]
+        assigned = await client.call_tool("assign", {"experiment_id": made.id})
+        assert not assigned.is_error, assigned.content[0].text
+    assert Lab.open(project).trial(assigned.structured_content["trial_id"]).experiment_id == made.id
+
+    fresh = project.parent / "fresh"
+    fresh.mkdir()
+    (fresh / "a.md").write_text("a\n")
+    (fresh / "b.md").write_text("b\n")
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "meta_experiment", "serve"], env=server_env(fresh), cwd=str(fresh)
+    )
+    async with Client(params, mode="legacy", read_timeout_seconds=60) as client:
+        await client.call_tool("status", {})
+        assert not (fresh / ".meta-experiment").exists()
+        created = await client.call_tool(
+            "create_experiment",
+            {
+                "name": "first",
+                "hypothesis": "h",
+                "files": {"a.md": "b.md"},
+                "primary_metric": {"name": "t", "direction": "lower_is_better", "unit": "s"},
+            },
+        )
+        assert not created.is_error, created.content[0].text
+        assert (fresh / ".meta-experiment" / "experiments.db").exists()
+        assert (fresh / ".meta-experiment" / ".gitignore").exists()
+        status = (await client.call_tool("status", {})).structured_content["experiments"]
+        assert [item["id"] for item in status] == [created.structured_content["id"]]

@@ -119,6 +119,11 @@ class Lab:
     def close(self) -> None:
         self.store.close()
 
+    def has_database(self) -> bool:
+        """Whether the project's database file exists (for a Lab opened empty: whether another
+        process has made it since)."""
+        return (self.state_dir / DB_FILE_NAME).exists()
+
     def settings(self) -> Settings:
         """Read on every use, so a hand edit of settings.toml takes effect without a restart."""
         return load_settings(self.state_dir, self.project_root)

@@ -5,9 +5,9 @@ resources/subscribe for handshake-era clients such as Claude Code and the MCP In
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -52,12 +52,30 @@ class AppState:
     bus: QuietBus = field(default_factory=QuietBus)
     # Legacy (initialize-handshake) sessions that asked for resources/subscribe, with their URIs.
     subscribers: list[tuple[Any, set[str]]] = field(default_factory=list)
+    # Opens the project's own state (creating it when asked): set when `opened` reads a project that
+    # had no database at start as empty, so that the server creates no state folder until a call
+    # stores something (a plugin enabled for every project would otherwise leave one in each).
+    reopen: Callable[[bool], Lab] | None = None
+    _swap: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def lab(self) -> Lab:
+        return self.current()
+
+    def current(self, create: bool = False) -> Lab:
+        """The Lab. One read as empty switches to the project's database once it exists (another
+        process made it), or when this call stores something (`create`: it is made now)."""
         if isinstance(self.opened, StoreError):
             raise StoreError(str(self.opened))
-        return self.opened
+        lab = self.opened
+        if not lab.empty_project or self.reopen is None or not (create or lab.has_database()):
+            return lab
+        with self._swap:
+            if isinstance(self.opened, Lab) and self.opened.empty_project:
+                # the empty Lab is left to the garbage collector, not closed: a read in another
+                # worker thread may still be using it
+                self.opened = self.reopen(create)
+            return self.lab
 
 
 def experiment_uris(experiment_id: str | None) -> list[str]:
@@ -119,21 +137,25 @@ async def _notify(ctx: Context, state: AppState, changed: list[str | None]) -> N
                     break
 
 
-async def run_lab(ctx: Context, fn: Callable[[Lab], T]) -> T:
-    """Run one lifecycle call off the event loop; map domain errors; notify what changed."""
+async def run_lab(ctx: Context, fn: Callable[[Lab], T], *, create: bool = False) -> T:
+    """Run one lifecycle call off the event loop; map domain errors; notify what changed. `create`:
+    the call stores something, so a project without state gets its state folder now."""
     state = state_of(ctx)
-    try:
-        lab = state.lab
-    except ExperimentError as exc:
-        raise _tool_error(exc) from exc
     changed: list[str | None] = []
-    lab.listeners.append(changed.append)
+
+    def call() -> T:
+        lab = state.current(create)  # in the worker thread: opening the project's state does I/O
+        lab.listeners.append(changed.append)
+        try:
+            return fn(lab)
+        finally:
+            lab.listeners.remove(changed.append)
+
     try:
-        return await anyio.to_thread.run_sync(partial(fn, lab))
+        return await anyio.to_thread.run_sync(call)
     except ExperimentError as exc:
         raise _tool_error(exc) from exc
     finally:
-        lab.listeners.remove(changed.append)
         if changed:
             await _notify(ctx, state, changed)
 
@@ -142,7 +164,7 @@ async def read_lab(ctx: Context, fn: Callable[[Lab], T]) -> T:
     """A resource read: domain errors become resource errors (not found, or another failure)."""
     state = state_of(ctx)
     try:
-        return await anyio.to_thread.run_sync(partial(fn, state.lab))
+        return await anyio.to_thread.run_sync(lambda: fn(state.lab))
     except NotFound as exc:
         raise ResourceNotFoundError(str(exc)) from exc
     except ExperimentError as exc:

@@ -214,6 +214,11 @@ def warm_up() -> None:
             return
 
 
+def _reopen(project_root: Path | None, state_dir: Path | None, create: bool) -> Lab:
+    """The project's own state, for a server that started without one (AppState.current)."""
+    return Lab.open(project_root, state_dir, create=create)
+
+
 def build_server(
     project_root: Path | None = None, state_dir: Path | None = None, *, cached_schemas: bool = True
 ) -> MCPServer:
@@ -228,11 +233,13 @@ def build_server(
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
         opened: Lab | StoreError
         try:
-            opened = await anyio.to_thread.run_sync(partial(Lab.open, project_root, state_dir))
+            # a project without state is read as empty: its folder is made by the first call that stores
+            opened = await anyio.to_thread.run_sync(partial(Lab.open, project_root, state_dir, create=False))
         except StoreError as exc:  # serve anyway: every call answers with this reason
             print(f"meta-experiment: {exc}", file=sys.stderr)
             opened = exc
-        box["state"] = AppState(opened=opened, bus=bus)
+        reopen = partial(_reopen, project_root, state_dir)
+        box["state"] = AppState(opened=opened, bus=bus, reopen=reopen)
         warm = threading.Timer(WARM_UP_AFTER_S, warm_up)
         warm.daemon = True
         warm.start()
@@ -240,9 +247,9 @@ def build_server(
             yield box["state"]
         finally:
             warm.cancel()
-            box.pop("state", None)
-            if isinstance(opened, Lab):
-                opened.close()
+            state = box.pop("state", None)
+            if state is not None and isinstance(state.opened, Lab):
+                state.opened.close()
 
     server = _Server(
         "meta-experiment", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, subscriptions=bus
@@ -308,6 +315,7 @@ def build_server(
                 auto_rollback=auto_rollback,
                 treatment_percent=treatment_percent,
             ),
+            create=True,
         )
         split = (
             f"; {experiment.treatment_percent}% of trials go to the treatment"
@@ -537,7 +545,7 @@ def build_server(
             lab.event(None, "settings_updated", f"Settings changed: {sorted(given)}", changes=given)
             return result
 
-        settings = await run_lab(ctx, run)
+        settings = await run_lab(ctx, run, create=True)
         return tool_result(
             SettingsResult(settings=settings, file=SETTINGS_FILE_NAME),
             f"Updated {', '.join(f'{k}={v}' for k, v in given.items())} in {SETTINGS_FILE_NAME}.",
@@ -593,7 +601,7 @@ def build_server(
             doc = document if document is not None else interchange.read_document(lab, path or "")
             return ImportResult(**interchange.import_experiments(lab, doc, on_conflict=on_conflict))
 
-        r = await run_lab(ctx, run)
+        r = await run_lab(ctx, run, create=True)
         text = f"Imported {len(r.imported)} experiment(s)" + (f", skipped {len(r.skipped)}" if r.skipped else "") + "."
         return tool_result(r, text + "".join(f"\nWarning: {w}" for w in r.warnings))
 
