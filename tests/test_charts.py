@@ -154,3 +154,14 @@ def test_a_required_size_far_beyond_the_data_is_named_not_drawn(required, line):
         assert "required trials" in labels and required <= right < 2 * required
     else:
         assert "required trials: 20,000 (off the axis)" in labels and right < 20
+
+
+def test_a_log_scale_path_is_drawn_when_the_control_mean_of_logs_is_0():
+    """On the log scale the improvement is a ratio of geometric means: a control geometric mean of
+    exactly 1 (mean of logs 0) has one, and its looks are drawn (they were skipped as a 0 mean)."""
+    spec = MetricSpec(name="tokens", direction="lower_is_better", log_scale=True)
+    c, t = [0.5, 2.0, 0.5, 2.0, 0.25, 4.0], [0.4, 1.5, 0.45, 1.8, 0.3, 2.5]
+    path = lift_path(c, t, None, analyze(inputs(c, t, spec=spec, raw=True)))
+    last = math.expm1(np.mean(np.log(t)) - np.mean(np.log(c)))
+    assert path["n"][-1] == 12 and path["lift"][-1] == pytest.approx(-100 * last)
+    assert 4 in path["n"]  # the look after two of each, control logs [-log 2, log 2]: mean 0

@@ -94,7 +94,7 @@ def lift_path(
         t = _summary(xs["treatment"][:k_t], None if unit_t is None else unit_t[:k_t])
         mv = continuous.mean_variances(c, t)
         se_df_seq = continuous.welch_se_df(c, t, small_sample=False)  # as metric.py's always-valid test
-        if mv is None or se_df_seq is None or c.mean == 0:
+        if mv is None or se_df_seq is None or (c.mean == 0 and not log):  # log: a ratio, whatever the mean
             continue
         d = t.mean - c.mean
         q = continuous.t_quantile(0.95, mv[2])
