@@ -165,3 +165,17 @@ def test_an_underscore_section_in_pyproject_is_named_not_ignored(tmp_path: Path)
         load_settings(tmp_path / ".meta-experiment", tmp_path)
     (tmp_path / "pyproject.toml").write_text("[tool.meta-experiment.defaults]\nsample_size_required = 30\n")
     assert load_settings(tmp_path / ".meta-experiment", tmp_path).defaults.sample_size_required == 30
+
+
+def test_an_update_refused_for_a_bad_line_in_pyproject_writes_nothing(tmp_path: Path) -> None:
+    """From a user test: a typo in pyproject.toml's section made the update fail, yet settings.toml
+    was written and its value used from then on."""
+    (tmp_path / "pyproject.toml").write_text("[tool.meta-experiment.monitoring]\nunknown_key = 1\n")
+    with pytest.raises(InvalidInput) as err:
+        update_settings(tmp_path / "state", {"defaults": {"sample_size_required": 40}}, tmp_path)
+    assert "monitoring.unknown_key" in str(err.value) and "Nothing was written." in str(err.value)
+    assert not (tmp_path / "state" / SETTINGS_FILE_NAME).exists()
+    (tmp_path / "pyproject.toml").write_text("[tool.meta-experiment.defaults]\nsample_size_required = 30\n")
+    settings = update_settings(tmp_path / "state", {"monitoring": {"min_failures": 4}}, tmp_path)
+    assert (settings.defaults.sample_size_required, settings.monitoring.min_failures) == (30, 4)
+    assert settings == load_settings(tmp_path / "state", tmp_path)

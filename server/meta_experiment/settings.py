@@ -92,7 +92,12 @@ def _plain(value: Any) -> Any:
 
 
 def load_settings(state_dir: Path, project_root: Path | None = None) -> Settings:
-    merged: dict[str, dict[str, Any]] = {}
+    own = _load_toml(state_dir / SETTINGS_FILE_NAME)
+    return _merge(_pyproject_source(project_root), None if own is None else _plain(own))
+
+
+def _pyproject_source(project_root: Path | None) -> list[tuple[str, dict[str, Any]]]:
+    """[tool.meta-experiment] of the project's pyproject.toml as a settings source (none or one)."""
     sources: list[tuple[str, dict[str, Any]]] = []
     if project_root is not None:
         pyproject = _load_toml(project_root / "pyproject.toml")
@@ -111,9 +116,15 @@ def load_settings(state_dir: Path, project_root: Path | None = None) -> Settings
                 )
             if section:
                 sources.append(("pyproject.toml [tool.meta-experiment]", section))
-    own = _load_toml(state_dir / SETTINGS_FILE_NAME)
+    return sources
+
+
+def _merge(sources: list[tuple[str, dict[str, Any]]], own: dict[str, Any] | None) -> Settings:
+    """The settings from pyproject.toml's section, then settings.toml's `own` values over them; every
+    bad line of every source is named in one InvalidInput."""
     if own is not None:
-        sources.append((SETTINGS_FILE_NAME, _plain(own)))
+        sources = [*sources, (SETTINGS_FILE_NAME, own)]
+    merged: dict[str, dict[str, Any]] = {}
     problems: list[str] = []  # every bad line of every source, so one round of fixes is enough
     for source, data in sources:
         unknown = sorted(set(data) - set(SECTIONS))
@@ -194,11 +205,15 @@ def update_settings(state_dir: Path, changes: dict[str, dict[str, Any]], project
         for key in values:
             # the parsed value, so "yes" or "20" from a command line lands as true or 20
             table[key] = getattr(getattr(parsed, section), key)  # type: ignore[index]
+    try:  # the settings as they would read after the write, pyproject.toml's included: all or nothing
+        result = _merge(_pyproject_source(project_root), _plain(doc))
+    except InvalidInput as exc:
+        raise InvalidInput(f"{exc} Nothing was written.") from exc
     text = tomlkit.dumps(doc)
     if text == original:  # nothing changes: write nothing, so the .bak keeps the version before
-        return load_settings(state_dir, project_root)
+        return result
     state_dir.mkdir(parents=True, exist_ok=True)
     if original is not None:
         atomic_write(state_dir / (SETTINGS_FILE_NAME + ".bak"), original.encode())
     atomic_write(path, text.encode())
-    return load_settings(state_dir, project_root)
+    return result
