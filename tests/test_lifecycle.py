@@ -230,6 +230,31 @@ def test_duration_primary_defaults_to_time_since_assign(lab: Lab) -> None:
     assert lab.record(a.trial_id, {"issues_caught": 2}).duplicate
 
 
+@pytest.mark.parametrize(
+    ("unit", "read_as", "value"),
+    [("MS", "ms", 90_000.0), ("Seconds", "seconds", 90.0), ("hrs", "h", 0.025), ("Minute", "minutes", 1.5)],
+)
+def test_a_duration_unit_in_another_spelling_is_known_at_create(
+    lab: Lab, unit: str, read_as: str, minutes: float
+) -> None:
+    """From a user test: "MS" or "Seconds" made a plain unit, and every record without the value was
+    refused from the first run on, with no way to change the unit of a running experiment."""
+    now = [1_790_000_000.0]
+    lab.clock = lambda: now[0]
+    e = lab.create(**spec(primary_metric={"name": "t", "direction": "lower_is_better", "unit": unit}))
+    assert e.primary_metric.unit == read_as
+    a = lab.assign(e.id)
+    now[0] += 90.0
+    assert lab.record(a.trial_id, {"issues_caught": 1}).metrics["t"] == pytest.approx(value)
+
+
+def test_success_rate_is_a_reserved_metric_name(lab: Lab) -> None:
+    """A metric of that name replaced the guardrail computed from each trial's success flag."""
+    with pytest.raises(InvalidInput, match="'success_rate' is reserved.*success=false"):
+        lab.create(**spec(secondary_metrics=[{"name": "success_rate", "direction": "lower_is_better"}]))
+    assert lab.experiments() == []
+
+
 def test_non_duration_primary_must_be_given(lab: Lab) -> None:
     e = lab.create(**spec(primary_metric={"name": "score", "direction": "higher_is_better"}, secondary_metrics=[]))
     a = lab.assign(e.id)

@@ -40,6 +40,7 @@ from .models import (
 )
 from .outcomes import RecoveryNote
 from .settings import Settings, load_settings
+from .stats.guardrails import SUCCESS_METRIC
 from .stats.plan import MIN_PER_ARM
 from .stats.results import Analysis
 from .status import StatusReport
@@ -290,6 +291,13 @@ class Lab:
             spec = ExperimentSpec.model_validate({**fields, "targets": targets_in})
         except ValidationError as exc:
             raise InvalidInput(validation_message(exc, "experiment")) from exc
+        if any(m.name == SUCCESS_METRIC for m in spec.metrics):
+            # (an import keeps such a metric: experiments made before the name was reserved export it)
+            raise InvalidInput(
+                f"The metric name {SUCCESS_METRIC!r} is reserved: every experiment has that guardrail, computed "
+                "from each trial's success flag (record's success). Record failures with success=false, or give "
+                "your metric another name (e.g. tests_passed)."
+            )
 
         snapshots = self._snapshot_files(spec.files)
         now = self.clock()

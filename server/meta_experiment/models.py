@@ -30,6 +30,21 @@ DURATION_UNITS: dict[str, float] = {
     "h": 3600.0,
     "hours": 3600.0,
 }
+# Other spellings of those units, read as the unit they name (in any case: "MS", "Seconds"), so that
+# a duration is known as one when the experiment is created, not at its first record.
+DURATION_SPELLINGS: dict[str, str] = {
+    "msec": "ms",
+    "msecs": "ms",
+    "millisecond": "ms",
+    "milliseconds": "ms",
+    "secs": "sec",
+    "second": "seconds",
+    "mins": "min",
+    "minute": "minutes",
+    "hr": "h",
+    "hrs": "h",
+    "hour": "hours",
+}
 
 
 class Strict(BaseModel):
@@ -59,8 +74,9 @@ class MetricSpec(Strict):
         str | None,
         Field(
             max_length=32,
-            description=f"Unit shown in reports. A duration unit ({', '.join(DURATION_UNITS)}) makes a "
-            "primary metric default to the time since assign when record omits it.",
+            description=f"Unit shown in reports. A duration unit ({', '.join(DURATION_UNITS)}, in any case, or "
+            "spelled out: millisecond, second, minute, hour, hr) makes a primary metric default to the time "
+            "since assign when record omits it.",
         ),
     ] = None
     description: Annotated[str, Field(max_length=2000)] = ""
@@ -92,6 +108,9 @@ class MetricSpec(Strict):
     def _plain_unit(cls, v: str | None) -> str | None:
         if v is not None and control_characters(v):
             raise ValueError("the unit must be plain text (no control characters)")
+        if v is not None and v not in DURATION_UNITS:
+            spelled = v.strip().lower()
+            return DURATION_SPELLINGS.get(spelled, spelled) if spelled in (*DURATION_UNITS, *DURATION_SPELLINGS) else v
         return v
 
     @model_validator(mode="after")
