@@ -235,7 +235,7 @@ def test_duration_primary_defaults_to_time_since_assign(lab: Lab) -> None:
     [("MS", "ms", 90_000.0), ("Seconds", "seconds", 90.0), ("hrs", "h", 0.025), ("Minute", "minutes", 1.5)],
 )
 def test_a_duration_unit_in_another_spelling_is_known_at_create(
-    lab: Lab, unit: str, read_as: str, minutes: float
+    lab: Lab, unit: str, read_as: str, value: float
 ) -> None:
     """From a user test: "MS" or "Seconds" made a plain unit, and every record without the value was
     refused from the first run on, with no way to change the unit of a running experiment."""
