@@ -348,3 +348,45 @@ def test_recording_a_trial_again_with_other_values_points_to_void(lab: Lab) -> N
     lab.record(a.trial_id, {"time_to_complete": 7500.0})
     with pytest.raises(Conflict, match=rf"void it with the right values: void_trial with trial_id={a.trial_id}"):
         lab.record(a.trial_id, {"time_to_complete": 75.0})
+
+
+def test_a_first_void_imports_nothing_while_it_holds_the_write_lock(project: Path) -> None:
+    """From a user test: a CLI void held the database's write lock ~1.2 s, even on 6 trials, while
+    its regression check imported the statistics engine; every session's record waited. Run in a
+    fresh interpreter (this one has scipy loaded): no module may be imported inside a transaction."""
+    import subprocess
+    import sys
+
+    from conftest import package_env
+
+    code = f"""
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from meta_experiment.lifecycle import Lab
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from conftest import spec
+
+lab = Lab.open(Path({str(project)!r}))
+e = lab.create(**spec(auto_rollback=False, sample_size_required=20))  # no regression check at record
+for value in (30.0, 31.0, 29.0, 35.0, 33.0, 28.0):
+    lab.record(lab.assign(e.id).trial_id, {{"time_to_complete": value, "issues_caught": 1}})
+assert "scipy" not in sys.modules, "scipy loaded before the void"
+inner = lab.store.transaction
+imported = []
+
+@contextmanager
+def watched():
+    before = set(sys.modules)
+    with inner() as db:
+        yield db
+    imported.extend(sorted(set(sys.modules) - before))
+
+lab.store.transaction = watched
+lab.void_trial(2, "typo")
+assert "scipy" in sys.modules, "the void ran the regression check"
+print(imported)
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=package_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -23,6 +23,14 @@ RANK_TEST_LIMIT = 20_000  # per arm: Hodges-Lehmann's interval costs ~4 s at 1M 
 CHART_LIMIT = 100_000  # per arm: the chart recomputes the interval at up to 200 prefixes
 
 
+def load_engine() -> None:
+    """Import the statistics engine, the policy and the release checks that evaluate it (scipy among
+    them: about a second the first time), so that a caller can pay for it before it takes the
+    store's write lock."""
+    from . import policy, release  # noqa: F401
+    from .stats import analysis  # noqa: F401
+
+
 def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analysis:
     """The statistics engine's analysis and the policy's decision, from the running sufficient
     statistics. With `rank_tests`, raw values are read for Mann-Whitney and Hodges-Lehmann (up

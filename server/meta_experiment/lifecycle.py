@@ -575,6 +575,9 @@ class Lab:
                 "success describes the corrected run: give its values in metrics too (the voided trial's "
                 "values if only the success flag was wrong). Without metrics the run is dropped."
             )
+        # the regression check below needs the statistics engine: imported now, not while holding the
+        # write lock that every other session's record waits for (a first void held it ~1 s)
+        analysis.load_engine()
         now = self.clock()
         with self.store.transaction():
             row, experiment = self._trial_row(trial_id)
