@@ -448,3 +448,44 @@ def test_a_misspelled_nested_key_is_named_with_what_it_meant(lab: Lab) -> None:
     with pytest.raises(InvalidInput, match="primary_metric: must be an object of named fields") as err:
         lab.create(**spec(primary_metric="time_to_complete"))
     assert "MetricSpec" not in str(err.value)
+
+
+def test_a_failed_run_may_leave_the_primary_out_and_counts_for_the_success_rate_only(lab: Lab) -> None:
+    """From a user test: a crashed run has no bug count, so `record(success=false)` was refused and
+    the failure went unseen by the success rate and the error-rate alert; with a duration primary,
+    the time until the crash was recorded as the run's duration, so a change that fails fast looked
+    fast. A failed run now counts for the success rate only, unless its values are given."""
+    now = [1_790_000_000.0]
+    lab.clock = lambda: now[0]
+    counted = lab.create(
+        **spec(
+            primary_metric={"name": "bugs", "direction": "higher_is_better"},
+            secondary_metrics=[],
+            auto_rollback=False,
+            sample_size_required=20,
+        )
+    )
+    for name in ("other.md", "other.variant.md"):
+        (lab.project_root / name).write_text(name)
+    timed = lab.create(**spec(files={"other.md": "other.variant.md"}, auto_rollback=False, sample_size_required=20))
+    for e, good in ((counted, {"bugs": 3.0}), (timed, {"time_to_complete": 30.0, "issues_caught": 1})):
+        treated = 0
+        for _ in range(16):
+            a = lab.assign(e.id)
+            treated += a.arm == "treatment"
+            failed = a.arm == "treatment" and treated % 2 == 1  # half the treatment's runs, quickly
+            now[0] += 5.0 if failed else 1800.0
+            r = lab.record(a.trial_id, {} if failed else good, success=not failed)
+            assert r.missing_guardrails == [] or not failed
+            if failed:
+                assert r.metrics == {} and not r.success
+                assert lab.record(a.trial_id, {}, success=False).duplicate  # a retry, as any other
+        analysis = lab.analyze(e.id)
+        primary = analysis.primary
+        assert (primary.control.n, primary.treatment.n) == (8, 4)  # the failed runs hold no value
+        assert primary.treatment.mean == primary.control.mean  # no time until a crash in the mean
+        rate = next(m for m in analysis.secondary if m.name == "success_rate")
+        assert (rate.treatment.n, rate.treatment.mean) == (8, 0.5)
+        assert lab.get(e.id).treatment.recorded == 8
+    with pytest.raises(InvalidInput, match="Every successful run needs it .*success=false"):
+        lab.record(lab.assign(counted.id).trial_id, {})

@@ -430,8 +430,10 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
                     values[name] = check_value(known[name], value)
                 except InvalidInput as exc:
                     raise ValueError(f"trial metric: {exc}") from None
-            if spec.primary_metric.name not in values:
-                raise ValueError(f"a recorded trial has no value for the primary metric {spec.primary_metric.name!r}.")
+            if spec.primary_metric.name not in values and t.get("success", True):
+                raise ValueError(
+                    f"a successful recorded trial has no value for the primary metric {spec.primary_metric.name!r}."
+                )
             at = parse_iso(t["recorded_at"]) if t.get("recorded_at") else created
             if t["status"] == "voided":
                 void: dict[str, Any] = t["voided"] if isinstance(t.get("voided"), dict) else {}

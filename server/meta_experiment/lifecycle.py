@@ -496,7 +496,7 @@ class Lab:
             if row["status"] == "abandoned":
                 raise self._not_recordable(trial_id, experiment)
             self._running(experiment, "record results")
-            clean = clean_metrics(experiment, metrics, elapsed=now - row["assigned_at"])
+            clean = clean_metrics(experiment, metrics, elapsed=now - row["assigned_at"], success=bool(success))
             self.store.record_trial(
                 trial_id,
                 experiment.id,
@@ -518,7 +518,7 @@ class Lab:
             success=bool(success),
             duplicate=False,
             alerts=monitoring.after_trial(self, experiment.id, raised, progress),
-            missing_guardrails=missing_guardrails(experiment, clean),
+            missing_guardrails=missing_guardrails(experiment, clean, bool(success)),
             **progress.model_dump(),
         )
 
@@ -589,18 +589,18 @@ class Lab:
             self._running(experiment, "have its results changed (an ended experiment's data is its record)")
             old = self.store.trial_values(trial_id)
             clean = None
+            old_success = bool(row["success"])
+            new_success = old_success if success is None else bool(success)
             if metrics is not None:  # the corrected run: metrics left out keep the values it had
                 names = {m.name for m in experiment.metrics}
                 kept = {k: v for k, v in old.items() if k in names and k not in metrics}
-                clean = clean_metrics(experiment, {**kept, **metrics}, elapsed=None)
-            old_success = bool(row["success"])
+                clean = clean_metrics(experiment, {**kept, **metrics}, elapsed=None, success=new_success)
 
             def derive(values: dict[str, float]) -> dict[str, float]:
                 return derived_values(experiment.metrics, values)
 
             self.store.void_trial(trial_id, now, reason, derive)
             replacement = None
-            new_success = old_success if success is None else bool(success)
             if clean is not None:
                 replacement = self.store.insert_trial(
                     experiment.id,
@@ -639,7 +639,7 @@ class Lab:
         )
 
     def _retry(self, experiment: Definition, trial: Trial, metrics: Mapping[str, Any], success: bool) -> RecordResult:
-        clean = clean_metrics(experiment, metrics, elapsed=0.0)
+        clean = clean_metrics(experiment, metrics, elapsed=0.0, success=bool(success))
         given = set(metrics)
         if experiment.primary_metric.name not in given:
             clean.pop(experiment.primary_metric.name, None)
@@ -684,7 +684,7 @@ class Lab:
         now = self.clock() if at is None else at
         with self.store.transaction():
             experiment = self._running(experiment_id, "take measurements")
-            clean = clean_metrics(experiment, metrics, elapsed=None)
+            clean = clean_metrics(experiment, metrics, elapsed=None, success=bool(success))
             trial_id = self.store.insert_trial(experiment_id, arm, unit=None, source="import", assigned_at=now)
             self.store.record_trial(
                 trial_id, experiment_id, arm, clean, bool(success), now, derived_values(experiment.metrics, clean)
@@ -701,7 +701,7 @@ class Lab:
             success=bool(success),
             duplicate=False,
             alerts=monitoring.after_trial(self, experiment_id, raised, progress),
-            missing_guardrails=missing_guardrails(experiment, clean),
+            missing_guardrails=missing_guardrails(experiment, clean, bool(success)),
             **progress.model_dump(),
         )
 

@@ -81,9 +81,14 @@ def check_value(spec: MetricSpec, value: Any) -> float:
     return number
 
 
-def clean_metrics(experiment: Definition, metrics: Mapping[str, Any], *, elapsed: float | None) -> dict[str, float]:
+def clean_metrics(
+    experiment: Definition, metrics: Mapping[str, Any], *, elapsed: float | None, success: bool = True
+) -> dict[str, float]:
     """Validate one trial's metric values against the experiment's definitions; a duration primary
-    metric left out is `elapsed` seconds in its unit. Raises InvalidInput saying what to fix."""
+    metric left out of a successful run is `elapsed` seconds in its unit. A failed run may leave the
+    primary out: it counts for the success rate (and the error-rate alert) only, and no time until
+    the failure stands in for a completion time (a change that fails fast would look fast). Raises
+    InvalidInput saying what to fix."""
     if not isinstance(metrics, Mapping):
         raise InvalidInput("metrics must be an object of {metric name: number}.")
     known = {m.name: m for m in experiment.metrics}
@@ -95,14 +100,15 @@ def clean_metrics(experiment: Definition, metrics: Mapping[str, Any], *, elapsed
         )
     clean = {name: check_value(known[name], value) for name, value in metrics.items()}
     primary = experiment.primary_metric
-    if primary.name not in clean:
+    if primary.name not in clean and success:
         if primary.is_duration and elapsed is not None:
             clean[primary.name] = elapsed / DURATION_UNITS[primary.unit or "s"]
         else:
             raise InvalidInput(
-                f"The primary metric {primary.name!r} is missing. Every recorded trial needs it"
+                f"The primary metric {primary.name!r} is missing. Every successful run needs it (a failed run "
+                "may leave it out: record it with success=false)"
                 + (
-                    "; give it a unit such as 's' or 'min' to have durations measured from assign."
+                    "; a duration unit such as 's' or 'min' at creation has durations measured from assign."
                     if not primary.is_duration
                     else "."
                 )
@@ -116,6 +122,9 @@ def derived_values(metrics: Sequence[MetricSpec], values: Mapping[str, float]) -
     return {LOG_PREFIX + name: math.log(v) for name, v in values.items() if name in scaled}
 
 
-def missing_guardrails(experiment: Definition, clean: Mapping[str, float]) -> list[str]:
-    """The guardrail (secondary) metrics a trial's values leave out."""
+def missing_guardrails(experiment: Definition, clean: Mapping[str, float], success: bool = True) -> list[str]:
+    """The guardrail (secondary) metrics a successful trial's values leave out (a failed run is not
+    asked for them)."""
+    if not success:
+        return []
     return [m.name for m in experiment.metrics if m.name != experiment.primary_metric.name and m.name not in clean]
