@@ -180,3 +180,53 @@ def test_the_status_line_never_rounds_an_improvement_onto_the_target(lab: Lab) -
     text = line(render_status(lab.status()), "- time_to_complete saved")
     assert f"({fmt_against(pct, 15.0, 0)}% improvement)" in text and "(15% improvement)" not in text
     assert fmt_against(pct, 15.0, 0).startswith("14.9")
+
+
+def test_an_active_alert_turns_the_action_into_a_rollback_whatever_the_trials(lab: Lab) -> None:
+    """From a user test: every treatment run failed, the alert was active, auto_rollback was off, and
+    status said "Continue (170 more trials needed)" while auto only monitored: nobody said stop."""
+    from meta_experiment.auto import run_auto
+
+    e = lab.create(**spec(sample_size_required=200, auto_rollback=False))
+    record_trials(lab, e.id, trials=30, failures={"treatment": 15})
+    assert [a.kind for a in monitoring.alerts(lab, e.id, active_only=True)] == ["error_rate"]
+    text = render_status(lab.status())
+    assert line(text, "**Action**:") == (
+        "**Action**: Roll back: a monitoring alert is active (see Alerts); auto_rollback is off, so roll it "
+        "back yourself"
+    )
+    [item] = run_auto(lab, dry_run=True).items
+    assert item.action == "recommend_rollback" and item.rationale.startswith("monitoring alert: ")
+    assert lab.get(e.id).status == "running"
+
+
+def test_an_experiment_past_its_time_says_it_expires(lab: Lab) -> None:
+    """It said "Continue (9 more trials needed)" until someone ran auto."""
+    now = [T0]
+    lab.clock = lambda: now[0]
+    e = lab.create(**spec(sample_size_required=10, max_duration_days=1))
+    record_trials(lab, e.id, trials=2)
+    now[0] += 2 * 86400
+    assert line(render_status(lab.status()), "**Action**:") == (
+        "**Action**: Expire (max duration reached without a conclusive result); auto mode ends it, and its data "
+        "stays as it is"
+    )
+
+
+def test_a_promotion_blocked_by_a_hand_edit_says_so_in_the_action(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec(sample_size_required=20))
+    record_trials(lab, e.id)
+    assert line(render_status(lab.status()), "**Action**:").startswith("**Action**: Promote (")
+    (project / PROD).write_text("edited by hand\n")
+    assert line(render_status(lab.status()), "**Action**:").startswith(
+        "**Action**: Promote, once production holds its content from the start again"
+    )
+
+
+def test_the_status_line_counts_towards_what_the_experiment_waits_for(lab: Lab) -> None:
+    """ "Running (4/4 trials)" stood beside a 40% bar: each arm needs 5 results first."""
+    e = lab.create(**spec(sample_size_required=4))
+    record_trials(lab, e.id, trials=4)
+    text = render_status(lab.status())
+    assert line(text, "**Status**:").endswith("(4/10 trials)")
+    assert "40%" in line(text, "Trials:")

@@ -3,7 +3,8 @@
 - the decision policy's `promote` is carried out for experiments created with `auto_promote`, its
   `rollback` for those with `auto_rollback`; otherwise it becomes a recommendation (an event,
   written once per change of advice);
-- an active monitoring alert on an `auto_rollback` experiment rolls it back;
+- an active monitoring alert rolls an `auto_rollback` experiment back, and makes a rollback the
+  recommendation for any other;
 - `expire` (max_duration_days reached without a decision) ends the experiment; production keeps
   its original, so this needs no flag;
 - `continue` changes nothing.
@@ -42,7 +43,7 @@ def _one(lab: Lab, e: Experiment, dry_run: bool) -> AutoItem:
         monitoring.check(lab, e.id, decision=decision)
     alerts = [a.message for a in monitoring.alerts(lab, e.id, active_only=True)]
     action, rationale = decision.action, decision.rationale
-    if action != "rollback" and alerts and e.auto_rollback:
+    if action != "rollback" and alerts:  # without auto_rollback: a recommendation, below
         action, rationale = "rollback", "monitoring alert: " + "; ".join(alerts)
     item = AutoItem(
         experiment_id=e.id,

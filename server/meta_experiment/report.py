@@ -114,30 +114,47 @@ def _split(item: StatusItem) -> list[str]:
     return [f"Split: {item.treatment_percent}% treatment / {100 - item.treatment_percent}% control"]
 
 
+def _running_action(item: StatusItem, alerts: list[Alert]) -> str:
+    """What to do with a running experiment now. What more trials cannot change comes first: an
+    active alert, the end of its time, production edited under a promotion."""
+    p = item.progress
+    if alerts:
+        return "Roll back: a monitoring alert is active (see Alerts); " + (
+            "auto mode stops it" if item.auto_rollback else "auto_rollback is off, so roll it back yourself"
+        )
+    if item.action == "expire":
+        return f"{ACTION['expire']}; auto mode ends it, and its data stays as it is"
+    if item.action == "promote" and item.changed_since_start:
+        return (
+            "Promote, once production holds its content from the start again (see Changed since the start; "
+            "promote refuses until then), or roll back and start a new experiment on the edited file"
+        )
+    if p.trials_needed:
+        action = f"Continue ({p.trials_needed} more trials needed)"
+        if item.sample_ratio_mismatch:  # said even before the sample size: it will not fix itself
+            action += "; investigate the sample-ratio mismatch (assignment or recording is biased)"
+        return action
+    if item.target_out_of_reach:
+        return f"Stop: the target is out of reach ({item.rationale})"
+    return ACTION.get(item.action or "", f"Continue ({item.rationale})")
+
+
 def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list[Alert]) -> list[str]:
     p = item.progress
     auto = info is not None and info.ended_by == "auto"
     badge = "🔴 Failed - Auto-rolled back" if item.status == "rolled_back" and auto else STATUS_BADGE[item.status]
     if item.forced:
         badge += " (forced against the policy)"
+    # the trials the experiment waits for: the required size, or more while an arm lacks its minimum
+    target = max(p.sample_size_required, p.trials_recorded + p.trials_needed)
     lines = [
         f"### Experiment #{number}: {item.id}",
         f"**Name**: {item.name}",
-        f"**Status**: {badge}"
-        + (f" ({p.trials_recorded}/{p.sample_size_required} trials)" if item.status == "running" else ""),
+        f"**Status**: {badge}" + (f" ({p.trials_recorded}/{target} trials)" if item.status == "running" else ""),
         f"**Hypothesis**: {one_line(item.hypothesis)}",
     ]
     if item.status == "running":
-        if p.trials_needed:
-            action = f"Continue ({p.trials_needed} more trials needed)"
-            if item.sample_ratio_mismatch:  # said even before the sample size: it will not fix itself
-                action += "; investigate the sample-ratio mismatch (assignment or recording is biased)"
-        else:
-            action = (
-                f"Stop: the target is out of reach ({item.rationale})"
-                if item.target_out_of_reach
-                else ACTION.get(item.action or "", f"Continue ({item.rationale})")
-            )
+        action = _running_action(item, alerts)
         lines += [
             "**Progress**:",
             f"Trials: {bar(p.percent / 100)} {p.percent:.0f}% ({p.trials_recorded}/{p.sample_size_required}"

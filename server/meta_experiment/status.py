@@ -68,6 +68,9 @@ class StatusItem(BaseModel):
             "start (edited or deleted): assign warns and promote refuses until they are restored."
         ),
     ] = []
+    auto_rollback: Annotated[
+        bool, Field(description="Auto mode (and an alert during record) may roll this experiment back.")
+    ] = True
 
 
 class StatusReport(BaseModel):
@@ -149,6 +152,7 @@ def status_item(
         sample_ratio_mismatch=any(check.mismatch for check in analysis.srm),
         forced=forced_promotion(experiment, analysis),
         changed_since_start=changed_since_start(project_root, experiment) if running and project_root else [],
+        auto_rollback=experiment.auto_rollback,
     )
 
 
