@@ -194,3 +194,31 @@ def test_a_database_damaged_mid_file_is_a_store_error_that_says_what_to_do(tmp_p
         # any other exception (sqlite3.DatabaseError included) fails the test here
     assert said, "no damage was detected: the test did not damage anything that is read"
     assert all(DB_FILE_NAME in text and "Move it aside" in text for text in said)
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_database_file_deleted_or_replaced_under_an_open_store_is_refused(tmp_path: Path, how: str) -> None:
+    """From a user test: with experiments.db deleted under a running server, everything it recorded
+    went to the unlinked file, seen by no other process and gone at exit; the others started anew."""
+    from conftest import spec
+    from meta_experiment.lifecycle import Lab
+
+    project = tmp_path / "p"
+    project.mkdir()
+    for name in ("a.md", "b.md"):
+        (project / name).write_text(name)
+    lab = Lab.open(project)
+    try:
+        e = lab.create(**spec(files={"a.md": "b.md"}))
+        trial = lab.assign(e.id).trial_id
+        db = lab.state_dir / "experiments.db"
+        for path in lab.state_dir.glob("experiments.db*"):
+            path.unlink()
+        if how == "replaced":
+            Store(db).close()  # another process (or a person moving the old one aside) made a new one
+        with pytest.raises(StoreError, match="was deleted or replaced while this process had it open.*Restart"):
+            lab.record(trial, {"time_to_complete": 3.0})
+        with pytest.raises(StoreError, match="deleted or replaced"):
+            lab.status()
+    finally:
+        lab.close()

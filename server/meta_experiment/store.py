@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import operator
+import os
 import sqlite3
 import threading
 import time
@@ -184,6 +185,7 @@ class Store:
                 raise StoreError(f"The database refused WAL mode (got {mode!r}); is it on a network filesystem?")
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.execute("PRAGMA foreign_keys = ON")
+            self._identity = self._file_identity()
             self._migrate([*MIGRATIONS, *migrations])
         except StoreError:
             self._db.close()
@@ -210,6 +212,7 @@ class Store:
                 finally:
                     self._depth -= 1
                 return
+            self._check_file()
             with self._damage_reported():
                 self._db.execute("BEGIN IMMEDIATE")
                 self._depth = 1
@@ -231,6 +234,7 @@ class Store:
             if self._depth:
                 yield self._db
                 return
+            self._check_file()
             with self._damage_reported():
                 self._db.execute("BEGIN")
                 self._depth = 1
@@ -240,6 +244,24 @@ class Store:
                     self._depth = 0
                     with suppress(sqlite3.Error):
                         self._db.execute("COMMIT")
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _check_file(self) -> None:
+        """The database file is still the one this store opened (one stat): a file deleted or replaced
+        under a running server would otherwise take writes that no other process, nor the next start,
+        ever sees."""
+        if self._file_identity() != self._identity:
+            raise StoreError(
+                f"The experiment database {self.path.name!r} was deleted or replaced while this process had it "
+                "open; nothing more is written to the old one. Restart the server (in Claude Code: /mcp, "
+                "reconnect) or rerun the command to use the file that is there now."
+            )
 
     @contextmanager
     def _damage_reported(self) -> Iterator[None]:
