@@ -77,7 +77,7 @@ def confine(project_root: Path, user_path: str, *, must_exist: bool = True, what
         lexical.relative_to(root)
     except ValueError:
         raise PathError(
-            f"The {what} {user_path!r} is outside the project root {root.name!r}. "
+            f"The {what} {user_path!r} is outside the project root {str(root)!r}. "
             "Give a path relative to the project root, without '..' segments that leave it."
         ) from None
     resolved = candidate.resolve()
@@ -98,7 +98,8 @@ def confine(project_root: Path, user_path: str, *, must_exist: bool = True, what
                 "spelling (paths are relative to the project root)."
             )
         if not resolved.is_file():
-            raise PathError(f"The {what} {user_path!r} is not a regular file.")
+            kind = "a folder: name a file inside it" if resolved.is_dir() else "a special file: name a text file"
+            raise PathError(f"The {what} {user_path!r} is not a regular file ({kind}).")
     return PurePosixPath(*relative.parts).as_posix()
 
 
