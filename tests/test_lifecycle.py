@@ -489,3 +489,15 @@ def test_a_failed_run_may_leave_the_primary_out_and_counts_for_the_success_rate_
         assert lab.get(e.id).treatment.recorded == 8
     with pytest.raises(InvalidInput, match="Every successful run needs it .*success=false"):
         lab.record(lab.assign(counted.id).trial_id, {})
+
+
+def test_assign_warns_when_the_experiment_is_past_its_time(lab: Lab) -> None:
+    """From a user test: past max_duration_days, assign handed out trials without a word until
+    someone ran auto."""
+    now = [1_790_000_000.0]
+    lab.clock = lambda: now[0]
+    e = lab.create(**spec(max_duration_days=2))
+    assert not any("limit" in w for w in lab.assign(e.id).warnings)
+    now[0] += 2 * 86400
+    [warning] = [w for w in lab.assign(e.id).warnings if "limit" in w]
+    assert warning.startswith(f"{e.id} is past its 2-day limit: the next auto run expires it")

@@ -65,7 +65,9 @@ class Lab:
     # Opened with create=False in a project that has no database yet: reads see an empty store.
     empty_project: bool = False
     # spec_json text -> parsed metrics; the spec never changes after create, so parse it once.
-    _specs: dict[str, tuple[MetricSpec, tuple[MetricSpec, ...], int, int]] = field(default_factory=dict, repr=False)
+    _specs: dict[str, tuple[MetricSpec, tuple[MetricSpec, ...], int, int, float]] = field(
+        default_factory=dict, repr=False
+    )
 
     @classmethod
     def open(
@@ -163,8 +165,10 @@ class Lab:
                 metrics,
                 int(spec["sample_size_required"]),
                 int(spec.get("treatment_percent", 50)),
+                float(spec.get("max_duration_days", 14.0)),  # the default of every version
             )
-        return Definition(row["id"], row["status"], row["status_reason"], *parsed)
+        *fixed, days = parsed
+        return Definition(row["id"], row["status"], row["status_reason"], *fixed, row["started_at"], days)
 
     def experiments(self, statuses: list[str] | None = None) -> list[Experiment]:
         return [self._experiment(r) for r in self.store.experiment_rows(statuses)]
@@ -466,6 +470,11 @@ class Lab:
                 warnings.append(
                     f"{path} {what}; use the content returned here (the snapshot under test), not the file."
                 )
+        if experiment.started_at is not None and now - experiment.started_at >= experiment.max_duration_days * 86400:
+            warnings.append(
+                f"{experiment_id} is past its {experiment.max_duration_days:g}-day limit: the next auto run expires it "
+                "(this trial still counts if recorded before then). Run auto, or roll it back, to end it now."
+            )
         self._changed(experiment_id)
         return Assignment(
             trial_id=trial_id,

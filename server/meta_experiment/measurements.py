@@ -26,6 +26,8 @@ class Definition:
     metrics: tuple[MetricSpec, ...]
     sample_size_required: int
     treatment_percent: int = 50
+    started_at: float | None = None
+    max_duration_days: float = math.inf
 
 
 MAX_ABS_VALUE = 1e15  # keeps sums of squares of millions of values far inside the float range
