@@ -167,8 +167,10 @@ class Lab:
                 int(spec.get("treatment_percent", 50)),
                 float(spec.get("max_duration_days", 14.0)),  # the default of every version
             )
-        *fixed, days = parsed
-        return Definition(row["id"], row["status"], row["status_reason"], *fixed, row["started_at"], days)
+        primary, metrics, required, percent, days = parsed
+        return Definition(
+            row["id"], row["status"], row["status_reason"], primary, metrics, required, percent, row["started_at"], days
+        )
 
     def experiments(self, statuses: list[str] | None = None) -> list[Experiment]:
         return [self._experiment(r) for r in self.store.experiment_rows(statuses)]
