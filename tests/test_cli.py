@@ -238,5 +238,11 @@ def test_export_and_import_read_a_relative_path_from_the_same_folder(
     assert not (project / "x.json").exists()
     assert "skipped 1" in run(project, "import", "x.json", "--skip-existing", cwd=folder).stdout
     outside = run(project, "export", "--out", str(tmp_path / "backup.json"), check=False, cwd=folder)
-    assert outside.returncode == 2 and "is outside the project" in outside.stderr
-    assert "meta-experiment export > " in outside.stderr and not (tmp_path / "backup.json").exists()
+    assert outside.returncode == 2 and "outside the project" in outside.stderr
+    assert f"meta-experiment export > {tmp_path / 'backup.json'}" in outside.stderr
+    assert not (tmp_path / "backup.json").exists()
+    # from another folder, a project-relative path is outside: the message says where it landed
+    elsewhere = run(project, "export", "--out", "exp.json", check=False, cwd=tmp_path)
+    assert f"'exp.json' is '{tmp_path / 'exp.json'}', outside the project '{project}'" in elsewhere.stderr
+    assert "a relative path starts at the current folder" in elsewhere.stderr
+    assert f"(e.g. '{project / 'exp.json'}')" in elsewhere.stderr

@@ -4,6 +4,7 @@ the deploy lock, and git commits of named paths only - on real files and real gi
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -94,6 +95,18 @@ def test_apply_steps_is_resumable_and_never_overwrites_foreign_content(project: 
     assert "+a person's edit" in (err.value.diff or "")
     assert deploy.undo_steps(project, [STEP], BLOBS.__getitem__) == []
     assert (project / PROD).read_text() == "a person's edit\n"
+
+
+def test_a_missing_file_is_written_only_where_the_caller_allows_it(project: Path) -> None:
+    """A rollback may restore a promoted file someone deleted (absent_ok); undoing that removes it
+    again. Anywhere else a missing file is a conflict."""
+    shutil.rmtree((project / PROD).parent)
+    with pytest.raises(Conflict):
+        deploy.apply_steps(project, [STEP], BLOBS.__getitem__)
+    deploy.apply_steps(project, [STEP], BLOBS.__getitem__, absent_ok={PROD})
+    assert (project / PROD).read_text() == VARIANT  # its folder is made again too
+    assert deploy.undo_steps(project, [STEP], BLOBS.__getitem__, absent_ok={PROD}) == [PROD]
+    assert not (project / PROD).exists()
 
 
 def test_deploy_lock_excludes_a_second_holder(tmp_path: Path) -> None:

@@ -169,6 +169,62 @@ async def test_auto_tool_and_alerts_resource(project: Path, mode: str) -> None:
         assert status.structured_content["release"]["alerts"][0]["kind"] == "performance_regression"
 
 
+async def test_a_rollback_dry_run_needs_no_reason_and_a_real_one_says_so_first(
+    project: Path, ready: str, mode: str
+) -> None:
+    person = Person("accept")
+    async with client(project, mode, person) as c:
+        dry = await c.call_tool("rollback", {"experiment_id": ready, "dry_run": True})
+        assert not dry.is_error, dry.content[0].text
+        assert dry.structured_content["outcome"] == "dry_run" and dry.structured_content["reason"] is None
+        assert "Rolling back would stop the experiment after 40 recorded trial(s)" in dry.content[0].text
+        real = await c.call_tool("rollback", {"experiment_id": ready})
+        assert real.is_error and "A rollback needs a reason" in real.content[0].text
+        forced = await c.call_tool("rollback", {"experiment_id": ready, "confirm": True})
+        assert forced.is_error and "A rollback needs a reason" in forced.content[0].text
+    assert person.asked == []  # nobody is asked about a call that would fail
+    lab = Lab.open(project)
+    try:
+        assert lab.get(ready).status == "running"
+    finally:
+        lab.close()
+
+
+async def test_a_long_diff_is_cut_in_the_text_and_whole_in_the_structured_content(project: Path, mode: str) -> None:
+    from test_cli_release import big_diff_experiment
+
+    experiment_id = big_diff_experiment(project)
+    async with client(project, mode) as c:
+        dry = await c.call_tool("promote", {"experiment_id": experiment_id, "dry_run": True})
+        text = dry.content[0].text
+        assert len(text) < 12_000 and "-line 396\n" in text and "-line 397\n" not in text
+        assert (
+            "... 9603 more diff lines (the full diff: the structured content's `diff` field; "
+            f"`meta-experiment promote {experiment_id} --dry-run` prints it all)"
+        ) in text
+        assert "+line 4999 rewritten" in dry.structured_content["diff"]  # the structured result is complete
+        done = await c.call_tool("promote", {"experiment_id": experiment_id, "confirm": True})
+        commit = done.structured_content["git"]["commit"]
+        assert f"more diff lines (the full diff: the structured content's `diff` field; git show {commit[:12]})" in (
+            done.content[0].text
+        )
+
+
+async def test_the_question_says_which_files_already_hold_the_variant(project: Path, ready: str, mode: str) -> None:
+    (project / PROD).write_text(VARIANT)
+    person = Person("accept")
+    async with client(project, mode, person) as c:
+        result = await c.call_tool("promote", {"experiment_id": ready})
+    assert result.structured_content["outcome"] == "promoted", result.content[0].text
+    assert f"{PROD} already held the tested variant" in result.content[0].text
+    [question] = person.asked
+    assert (
+        f"These already hold the new content (copied by hand?): not written, only recorded and committed:\n- {PROD}"
+        in (question)
+    )
+    assert "will be written" not in question
+
+
 async def test_confirmed_promote_over_a_stdio_subprocess(project: Path, ready: str) -> None:
     """The way Claude Code runs it: `meta-experiment serve` as a subprocess, initialize handshake,
     the person's confirmation as a mid-call elicitation request."""

@@ -7,6 +7,7 @@ import argparse
 import gc
 import json
 import math
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -154,8 +155,11 @@ def _in_project(project_root: Path, given: str) -> str:
         return target.relative_to(project_root.resolve()).as_posix()
     except ValueError:
         raise InvalidInput(
-            f"{given!r} is outside the project; --out writes inside it. To save elsewhere, redirect the "
-            f"output: meta-experiment export > {given}"
+            f"{given!r} {'' if given == str(target) else f'is {str(target)!r}, '}"
+            f"outside the project {str(project_root)!r}: --out writes inside it, "
+            "and a relative path starts at the current folder (as import reads it). Give a path inside the project "
+            f"(e.g. {str(project_root / Path(given).name)!r}), or save elsewhere with a redirect: "
+            f"meta-experiment export > {shlex.quote(str(target))}"
         ) from None
 
 
@@ -262,8 +266,9 @@ def _deploy(args: argparse.Namespace, call: Callable[..., object], question: str
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from .release import promote
+    from .release import promote, promote_reason
 
+    promote_reason(args.reason, args.force)  # a missing reason first, before any confirmation
     return _deploy(
         args,
         lambda lab, dry_run: promote(lab, args.experiment_id, reason=args.reason, force=args.force, dry_run=dry_run),
@@ -272,8 +277,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from .release import rollback
+    from .release import rollback, rollback_reason
 
+    rollback_reason(args.reason, args.dry_run)  # a missing reason first, before any confirmation
     return _deploy(
         args,
         lambda lab, dry_run: rollback(lab, args.experiment_id, reason=args.reason, dry_run=dry_run),
@@ -341,8 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
         "rollback", cmd_rollback, "Stop a running experiment or discard a draft, or restore a promoted one's backup."
     )
     rollback.add_argument("experiment_id")
-    rollback.add_argument("--reason", required=True, help="Why (recorded in the event log and the commit).")
-    rollback.add_argument("--dry-run", action="store_true", help="Print the diff; change nothing.")
+    rollback.add_argument("--reason", help="Why (required unless --dry-run; recorded in the event log and the commit).")
+    rollback.add_argument("--dry-run", action="store_true", help="Print what it would do and the diff; change nothing.")
     rollback.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
     void = add("void", cmd_void, "Withdraw a wrongly recorded trial of a running experiment, or correct it (--metric).")
     void.add_argument("trial_id", type=int)

@@ -16,10 +16,11 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -94,6 +95,42 @@ def unified_diff(rel: str, before: bytes | None, after: bytes | None, *, before_
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def invisible_difference(expected: bytes, current: bytes) -> str | None:
+    """What differs when two versions differ only in bytes a diff does not show (line endings, a
+    final newline, whitespace, a byte-order mark), said plainly; None when they are equal or differ
+    in visible text. A diff of CRLF against LF lines shows pairs of identical-looking lines."""
+    if expected == current:
+        return None
+    if expected.removeprefix(UTF8_BOM) == current.removeprefix(UTF8_BOM):
+        return "only a byte-order mark (BOM) at the start " + (
+            "was added" if current.startswith(UTF8_BOM) else "was removed"
+        )
+    a, b = _lf(expected), _lf(current)
+    if a == b:
+        return f"only line endings differ ({_endings(expected)} → {_endings(current)})"
+    if a.rstrip(b"\n") == b.rstrip(b"\n"):
+        grew = len(b) > len(a)
+        return "only the final newline differs (" + ("added" if grew else "removed") + " at the end of the file)"
+    if re.sub(rb"\s+", b"", a) == re.sub(rb"\s+", b"", b):
+        return "only whitespace differs (spaces, tabs or blank lines)"
+    return None
+
+
+def _lf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def _endings(data: bytes) -> str:
+    crlf = data.count(b"\r\n")
+    kinds = [
+        name for name, n in (("CRLF", crlf), ("LF", data.count(b"\n") - crlf), ("CR", data.count(b"\r") - crlf)) if n
+    ]
+    return "/".join(kinds) if len(kinds) == 1 else "mixed " + "/".join(kinds)
+
+
 # -- atomic replacement -------------------------------------------------------------------------------
 
 
@@ -164,10 +201,13 @@ def states(project_root: Path, steps: Sequence[FileStep]) -> dict[str, tuple[str
     return out
 
 
-def apply_steps(project_root: Path, steps: Sequence[FileStep], blob: Callable[[str], bytes]) -> None:
+def apply_steps(
+    project_root: Path, steps: Sequence[FileStep], blob: Callable[[str], bytes], *, absent_ok: Collection[str] = ()
+) -> None:
     """Bring every file to its new content, one atomic rename at a time. A file that already has
     the new content is left alone (so a re-run after a crash finishes the job); a file with any
-    other content than old or new raises Conflict before it is touched."""
+    other content than old or new raises Conflict before it is touched. A path in `absent_ok` may
+    also be missing (a rollback restores a promoted file someone deleted: nobody's work is lost)."""
     for step in steps:
         path = writable_path(project_root, step.production)
         current = read_current(project_root, step.production)
@@ -175,7 +215,9 @@ def apply_steps(project_root: Path, steps: Sequence[FileStep], blob: Callable[[s
         if digest == step.new_sha256:
             remove_stale_temps(path)  # a killed earlier run may have left one
             continue
-        if digest != step.old_sha256:
+        if current is None and step.production in absent_ok:
+            path.parent.mkdir(parents=True, exist_ok=True)  # its folder may be gone too (checked above)
+        elif digest != step.old_sha256:
             raise Conflict(
                 f"{step.production} changed while it was being deployed; it was not overwritten.",
                 diff=unified_diff(
@@ -186,15 +228,22 @@ def apply_steps(project_root: Path, steps: Sequence[FileStep], blob: Callable[[s
         remove_stale_temps(path)
 
 
-def undo_steps(project_root: Path, steps: Sequence[FileStep], blob: Callable[[str], bytes]) -> list[str]:
+def undo_steps(
+    project_root: Path, steps: Sequence[FileStep], blob: Callable[[str], bytes], *, absent_ok: Collection[str] = ()
+) -> list[str]:
     """Put back the old content of every file that holds exactly the new content (the operation's
-    own write); files with other content are not touched. Returns the paths restored."""
+    own write); files with other content are not touched. A path in `absent_ok` was missing before
+    the operation (see `apply_steps`), so putting it back removes it. Returns the paths restored."""
     restored = []
     for step in steps:
         current = read_current(project_root, step.production)
         if current is not None and sha256_hex(current) == step.new_sha256:
             path = writable_path(project_root, step.production)
-            replace_file(path, blob(step.old_sha256))
+            if step.production in absent_ok:
+                path.unlink()
+                fsync_dir(path.parent)
+            else:
+                replace_file(path, blob(step.old_sha256))
             restored.append(step.production)
         remove_stale_temps(writable_path(project_root, step.production))
     return restored

@@ -59,21 +59,27 @@ def _lab(ctx: Context) -> Lab:
     return state_of(ctx).lab
 
 
-QUESTION_DIFF_LINES = 40  # the confirmation shows the start of the diff; a dry run shows all of it
+QUESTION_DIFF_LINES = 40  # the confirmation shows the start of the diff
+TEXT_DIFF_LINES = 400  # a result's text shows this much of it; its structured `diff` holds all of it
 
 
 def _question(preview: DeployResult, what: str) -> str:
     lines = [f"{what} {preview.experiment_id}?"]
-    if preview.files:
+    written = [f for f in preview.files if f.before_sha256 != f.after_sha256]
+    in_place = [f for f in preview.files if f.before_sha256 == f.after_sha256]
+    if written:
         diff = preview.diff.splitlines()
         added = sum(1 for line in diff if line.startswith("+") and not line.startswith("+++"))
         removed = sum(1 for line in diff if line.startswith("-") and not line.startswith("---"))
         lines.append(
-            f"These production files will be overwritten (+{added} -{removed} lines in all); each is "
+            f"These production files will be written (+{added} -{removed} lines in all); each is "
             "backed up first and the change is committed to git:"
         )
-        lines += [f"- {f.production}" for f in preview.files]
-    else:
+        lines += [f"- {f.production}" for f in written]
+    if in_place:
+        lines.append("These already hold the new content (copied by hand?): not written, only recorded and committed:")
+        lines += [f"- {f.production}" for f in in_place]
+    if not preview.files:
         lines.append("No file changes: production was never touched; the experiment stops.")
     if preview.forced and preview.against_policy:
         lines.append(f"Forced against the decision policy, which says: {preview.against_policy}")
@@ -83,7 +89,7 @@ def _question(preview: DeployResult, what: str) -> str:
         diff = preview.diff.rstrip("\n").splitlines()
         shown = diff[:QUESTION_DIFF_LINES]
         hidden = len(diff) - len(shown)
-        more = f"\n... {hidden} more diff lines (dry_run=true shows them all)" if hidden else ""
+        more = f"\n... {hidden} more diff lines (a dry run, dry_run=true, returns the whole diff)" if hidden else ""
         lines.append("Diff of production:\n" + "\n".join(shown) + more)
     return "\n".join(lines)
 
@@ -104,12 +110,15 @@ def ask_promote(
     return Elicit(_question(preview, "Promote to production:"), Confirmation)
 
 
-def ask_rollback(ctx: Context, experiment_id: str, reason: str, dry_run: bool) -> Elicit[Confirmation] | NotAsked:
+def ask_rollback(
+    ctx: Context, experiment_id: str, reason: str | None, dry_run: bool
+) -> Elicit[Confirmation] | NotAsked:
     if dry_run:
         return NotAsked(why="dry run")
     if not _can_elicit(ctx):
         return NotAsked(why="client cannot elicit")
     try:
+        release.rollback_reason(reason, dry_run)  # the preview below is a dry run, which needs no reason
         preview = release.rollback(_lab(ctx), experiment_id, reason=reason, dry_run=True)
     except ExperimentError:
         return NotAsked(why="the call would fail")
@@ -128,7 +137,7 @@ def _approval(outcome: Any, confirm: bool) -> bool | None:
 Confirm = Annotated[
     bool, Field(description="Only for clients that cannot ask the person: true once the person has agreed.")
 ]
-DryRun = Annotated[bool, Field(description="Only return the unified diff; change nothing.")]
+DryRun = Annotated[bool, Field(description="Only say what the call would do, with the unified diff; change nothing.")]
 
 NEEDS_CONFIRMATION = (
     "{what} overwrites production files, so it needs the person's confirmation, and this client cannot ask "
@@ -137,16 +146,32 @@ NEEDS_CONFIRMATION = (
 )
 
 
+def deploy_text(result: DeployResult) -> str:
+    """The result as text, its diff cut at TEXT_DIFF_LINES (a 5,000-line diff made a 108 KB
+    answer), saying where the whole diff is: the structured `diff`, the CLI, or git."""
+    diff = result.diff.rstrip("\n").splitlines()
+    if len(diff) <= TEXT_DIFF_LINES:
+        return report.render_deploy(result)
+    shown = result.model_copy(update={"diff": "\n".join(diff[:TEXT_DIFF_LINES]) + "\n"})
+    where = ["the structured content's `diff` field"]
+    if result.git is not None and result.git.commit:
+        where.append(f"git show {result.git.commit[:12]}")
+    elif result.outcome == "dry_run":
+        where.append(f"`meta-experiment {result.operation} {result.experiment_id} --dry-run` prints it all")
+    hidden = len(diff) - TEXT_DIFF_LINES
+    return report.render_deploy(shown) + f"... {hidden} more diff lines (the full diff: {'; '.join(where)})\n"
+
+
 def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) -> None:
 
     async def _guarded(ctx: Context, outcome: Any, confirm: bool, dry_run: bool, what: str, call: Any) -> Any:
         approval = None if dry_run else _approval(outcome, confirm)
         if approval is True:
             result = await run_lab(ctx, lambda lab: call(lab, False))
-            return tool_result(result, report.render_deploy(result))
+            return tool_result(result, deploy_text(result))
         preview: DeployResult = await run_lab(ctx, lambda lab: call(lab, True))  # domain errors first
         if dry_run:
-            return tool_result(preview, report.render_deploy(preview))
+            return tool_result(preview, deploy_text(preview))
         if preview.would_refuse is not None:
             raise ToolError(preview.would_refuse)
         if approval is False:
@@ -177,8 +202,9 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
     ) -> Annotated[CallToolResult, DeployResult]:
         """Write the tested variant over each production file: verifies the experiment may be
         promoted, that production still holds the content it had when the experiment started
-        (else a conflict with the diff, nothing overwritten), backs it up in the state folder,
-        replaces it atomically and commits exactly those paths to git. Asks the person to confirm."""
+        (else a conflict with the diff, nothing overwritten; a file that already holds the variant is
+        left as it is), backs it up in the state folder, replaces it atomically and commits exactly
+        those paths to git. Asks the person to confirm."""
         return await _guarded(
             ctx,
             confirmation,
@@ -191,22 +217,30 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
     @server.tool(annotations=tool_annotations("Roll back", destructive=True))
     async def rollback(
         experiment_id: ExperimentId,
-        reason: Annotated[str, Field(min_length=1, max_length=2000, description="Why (recorded and committed).")],
         ctx: Context,
         confirmation: Annotated[ElicitationResult[Confirmation], Resolve(ask_rollback)],
+        reason: Annotated[
+            str | None,
+            Field(
+                max_length=2000, description="Why; required unless dry_run (recorded in the event log and committed)."
+            ),
+        ] = None,
         dry_run: DryRun = False,
         confirm: Confirm = False,
     ) -> Annotated[CallToolResult, DeployResult]:
         """Stop a running experiment or discard a draft (production was never touched), or restore the backup of a
         promoted one atomically, after checking production still holds the promoted content (else
-        a conflict with the diff), and commit it. Asks the person to confirm."""
+        a conflict with the diff; a file deleted since is restored), and commit it. Asks the person to confirm."""
+        # the preview `_guarded` runs first is a dry run: the reason the real call needs is checked here
         return await _guarded(
             ctx,
             confirmation,
             confirm,
             dry_run,
             "Rollback",
-            lambda lab, dry: release.rollback(lab, experiment_id, reason=reason, dry_run=dry),
+            lambda lab, dry: release.rollback(
+                lab, experiment_id, reason=release.rollback_reason(reason, dry_run), dry_run=dry
+            ),
         )
 
     @server.tool(name="auto", annotations=tool_annotations("Auto mode", destructive=True))
@@ -215,9 +249,10 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
         dry_run: Annotated[bool, Field(description="Report what auto mode would do; change nothing.")] = False,
     ) -> Annotated[CallToolResult, AutoReport]:
         """For every running experiment: analyse, decide and act - promote (only experiments
-        created with auto_promote), roll back (auto_rollback, or on a monitoring alert), expire
-        past max_duration_days, or keep monitoring - each with its rationale. Where the auto flags
-        are off it only recommends. Running it twice does nothing new the second time."""
+        created with auto_promote), roll back (only experiments created with auto_rollback: on the
+        policy's decision or an active monitoring alert), expire past max_duration_days, or keep
+        monitoring - each with its rationale. Where the auto flags are off it only recommends (an
+        active alert: a rollback). Running it twice does nothing new the second time."""
         result = await run_lab(ctx, lambda lab: auto.run_auto(lab, dry_run=dry_run))
         return tool_result(result, report.render_auto(result))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from . import deploy, gitcommit, journal, monitoring
@@ -32,11 +33,15 @@ def blob(lab: Lab, digest: str) -> bytes:
     return content
 
 
-def backup(lab: Lab, steps: list[deploy.FileStep]) -> list[deploy.FileStep]:
-    """Back the current (old) content up in the state folder before anything is overwritten."""
+def backup(lab: Lab, steps: list[deploy.FileStep], *, absent: Collection[str] = ()) -> list[deploy.FileStep]:
+    """Back the current (old) content up in the state folder before anything is overwritten; a
+    path in `absent` no longer exists, so there is nothing of it to keep."""
     _remove_stale_backup_temps(lab)
     out = []
     for step in steps:
+        if step.production in absent:
+            out.append(step)
+            continue
         path = backup_bytes(lab.state_dir, blob(lab, step.old_sha256))
         out.append(
             deploy.FileStep(
@@ -63,7 +68,7 @@ def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutco
     op = journal.load(lab.store, operation_id)
     if op.phase == "applying":
         try:
-            deploy.apply_steps(lab.project_root, op.steps, lambda d: blob(lab, d))
+            deploy.apply_steps(lab.project_root, op.steps, lambda d: blob(lab, d), absent_ok=restores_deleted(op))
         except (Conflict, PathError, OSError) as exc:
             _undo(lab, op, exc, recovered=recovered)
         deploy.checkpoint("files_applied")
@@ -84,11 +89,16 @@ def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutco
     return git
 
 
+def restores_deleted(op: journal.Operation) -> list[str]:
+    """Paths a rollback recreates because they were deleted after promotion (journal data)."""
+    return list(op.data.get("restores_deleted", ()))
+
+
 def _undo(lab: Lab, op: journal.Operation, cause: Exception, *, recovered: bool) -> None:
     """A file changed under the operation (or could not be written): put back what the operation
     wrote, overwrite nothing else, close the journal row, and raise a domain error."""
     try:
-        restored = deploy.undo_steps(lab.project_root, op.steps, lambda d: blob(lab, d))
+        restored = deploy.undo_steps(lab.project_root, op.steps, lambda d: blob(lab, d), absent_ok=restores_deleted(op))
     except (PathError, OSError) as exc:
         raise DeployError(
             f"The {op.operation} of {op.experiment_id} stopped ({cause}) and its own changes could not be put "
@@ -120,6 +130,11 @@ def _finish(lab: Lab, op: journal.Operation, *, recovered: bool) -> None:
     else:
         label = f"Rolled back ({how}) after promotion"
     reason = f"{label}: {op.reason}" if op.reason else label
+    notes = ""
+    if op.data.get("unchanged"):
+        notes += f" ({', '.join(op.data['unchanged'])} already held the new content and was not written)"
+    if restores_deleted(op):
+        notes += f" ({', '.join(restores_deleted(op))} had been deleted and was restored)"
     with lab.store.transaction():
         lab.store.update_experiment(op.experiment_id, status=op.to_status, status_reason=reason, ended_at=lab.clock())
         if op.operation == "promote":
@@ -131,7 +146,7 @@ def _finish(lab: Lab, op: journal.Operation, *, recovered: bool) -> None:
         lab.event(
             op.experiment_id,
             "promoted" if op.operation == "promote" else "rolled_back",
-            f"{reason}. Files: {', '.join(op.paths)}"
+            f"{reason}. Files: {', '.join(op.paths)}{notes}"
             + (" (finished on restart after an interruption)" if recovered else ""),
             operation_id=op.id,
             how=how,

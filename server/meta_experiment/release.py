@@ -4,7 +4,10 @@ Promote (running -> promoted) and rollback of a promoted experiment (promoted ->
 the same sequence, under the project's deploy lock:
 
   1. check the status and that every production file holds exactly the expected content (the
-     snapshot at start for promote, the promoted content for rollback) - else Conflict with a diff;
+     snapshot at start for promote, the promoted content for rollback) - else Conflict with a diff.
+     Two cases overwrite nobody's work and go ahead: a file that already holds its new content
+     (copied there by hand: journaled, backed up and committed as usual, just not written), and,
+     for rollback, a promoted file deleted since (restored);
   2. back up the current content in `<state>/backups/` (content-addressed);
   3. write the journal row (old/new sha256 per file) and commit it - before any file is touched;
   4. apply the files one atomic rename at a time (`deploy.apply_steps`);
@@ -21,6 +24,7 @@ the experiment ran): the experiment just stops.
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from . import deploy, gitcommit, journal, monitoring, operations, policy
@@ -54,6 +58,32 @@ def _reason(reason: str | None) -> str | None:
     return reason or None
 
 
+def promote_reason(reason: str | None, force: bool) -> str | None:
+    """The reason, checked; a forced promotion needs one. Public so that the CLI reports a missing
+    reason before it asks for a confirmation."""
+    reason = _reason(reason)
+    if force and not reason:
+        raise InvalidInput(
+            "Forcing a promotion needs a reason (reason in the tool, --reason in the CLI); it is recorded in "
+            "the event log and the commit. "
+            "Say why the experiment should be promoted although the policy does not recommend it."
+        )
+    return reason
+
+
+def rollback_reason(reason: str | None, dry_run: bool) -> str | None:
+    """The reason, checked; a rollback needs one, its dry run (which changes and records nothing)
+    does not."""
+    reason = _reason(reason)
+    if not reason and not dry_run:
+        raise InvalidInput(
+            "A rollback needs a reason (reason in the tool, --reason in the CLI); it is recorded in the event "
+            "log and the commit message. Say why it is rolled back; a dry run (dry_run=true; CLI: --dry-run) "
+            "needs none."
+        )
+    return reason
+
+
 def _require(experiment: Experiment, statuses: tuple[str, ...], doing: str) -> None:
     if experiment.status not in statuses:
         why = f" ({experiment.status_reason})" if experiment.status_reason else ""
@@ -77,13 +107,7 @@ def promote(
 ) -> DeployResult:
     """Write the tested variant over production. Refused unless the decision policy says promote,
     or `force` with a reason (recorded in the event log)."""
-    reason = _reason(reason)
-    if force and not reason:
-        raise InvalidInput(
-            "Forcing a promotion needs a reason (reason in the tool, --reason in the CLI); it is recorded in "
-            "the event log and the commit. "
-            "Say why the experiment should be promoted although the policy does not recommend it."
-        )
+    reason = promote_reason(reason, force)
     experiment = lab.get(experiment_id)
     _require(experiment, ("running",), "promoted")
     analysis, decision = evaluate(lab, experiment)
@@ -103,15 +127,12 @@ def promote(
     how = "auto" if auto else "manual"
     message = promote_message(experiment, analysis, how, reason if force else None)
     if dry_run:  # the diff even when the call itself would be refused: the person can see what is at stake
-        steps, diff, warnings = _plan(lab, experiment, "promote")
         return _result(
             lab,
             experiment,
             "promote",
             "dry_run",
-            steps,
-            diff,
-            warnings,
+            _plan(lab, experiment, "promote"),
             reason=reason,
             forced=force,
             against_policy=against,
@@ -119,7 +140,7 @@ def promote(
         )
     # Under the lock, first the status: a concurrent run may have promoted it while we analysed
     # (then the files hold the new content, and a conflict would be the wrong message).
-    steps, diff, warnings, git = _journaled(
+    plan, git = _journaled(
         lab,
         experiment,
         "promote",
@@ -133,9 +154,7 @@ def promote(
         lab.get(experiment_id),
         "promote",
         "promoted",
-        steps,
-        diff,
-        warnings,
+        plan,
         reason=reason,
         forced=force,
         git=git,
@@ -152,7 +171,7 @@ def _journaled(
     reason: str | None,
     message: str,
     data: dict[str, Any],
-) -> tuple[list[deploy.FileStep], str, list[str], GitOutcome]:
+) -> tuple[Plan, GitOutcome]:
     """Run one promote or rollback under the deploy lock: check the status again, plan the file
     steps, back the old contents up, write the journal row (in the transaction that re-checks the
     status), then apply, mark and commit (operations.execute)."""
@@ -160,8 +179,13 @@ def _journaled(
     verb = "promoted" if operation == "promote" else "rolled back"
     with deploy.deploy_lock(lab.state_dir):
         _require(lab.get(experiment.id), (from_status,), verb)
-        steps, diff, warnings = _plan(lab, experiment, operation)
-        steps = operations.backup(lab, steps)
+        plan = _plan(lab, experiment, operation)
+        steps = operations.backup(lab, plan.steps, absent=plan.restored)
+        plan = replace(plan, steps=steps)
+        if plan.in_place:
+            data = {**data, "unchanged": list(plan.in_place)}
+        if plan.restored:
+            data = {**data, "restores_deleted": list(plan.restored)}
         with lab.store.transaction():
             _require(lab.get(experiment.id), (from_status,), verb)
             operation_id = journal.begin(
@@ -178,38 +202,37 @@ def _journaled(
             )
         deploy.checkpoint("journal_written")
         git = operations.execute(lab, operation_id)
-    return steps, diff, warnings, git
+    return plan, git
 
 
 # -- rollback and expiry ------------------------------------------------------------------------------
 
 
 def rollback(
-    lab: Lab, experiment_id: str, *, reason: str | None, dry_run: bool = False, auto: bool = False
+    lab: Lab, experiment_id: str, *, reason: str | None = None, dry_run: bool = False, auto: bool = False
 ) -> DeployResult:
     """Stop a running experiment or discard a draft (production untouched), or restore the
-    pre-experiment content of a promoted one. The reason is required and recorded."""
-    reason = _reason(reason)
-    if not reason:
-        raise InvalidInput("A rollback needs a reason (recorded in the event log and the commit message).")
+    pre-experiment content of a promoted one. The reason is required and recorded (not for a dry
+    run, which records nothing)."""
+    reason = rollback_reason(reason, dry_run)
     experiment = lab.get(experiment_id)
     _require(experiment, ("draft", "running", "promoted"), "rolled back")
     if experiment.status in ("draft", "running"):
         if dry_run:
-            return _result(lab, experiment, "rollback", "dry_run", [], "", [], reason=reason)
+            return _result(lab, experiment, "rollback", "dry_run", NO_FILES, reason=reason)
+        assert reason is not None  # rollback_reason: required unless dry_run
         return _stop(lab, experiment_id, "rolled_back", reason, auto=auto)
     how = "auto" if auto else "manual"
-    steps, diff, warnings = _plan(lab, experiment, "rollback")
+    plan = _plan(lab, experiment, "rollback")
     if dry_run:
-        return _result(lab, experiment, "rollback", "dry_run", steps, diff, warnings, reason=reason)
+        return _result(lab, experiment, "rollback", "dry_run", plan, reason=reason)
+    assert reason is not None
     analysis = lab.analyze(experiment_id)
     message = rollback_message(experiment, analysis, reason, how)
-    steps, diff, warnings, git = _journaled(
+    plan, git = _journaled(
         lab, experiment, "rollback", ("promoted", "rolled_back"), reason=reason, message=message, data={"how": how}
     )
-    return _result(
-        lab, lab.get(experiment_id), "rollback", "rolled_back", steps, diff, warnings, reason=reason, git=git
-    )
+    return _result(lab, lab.get(experiment_id), "rollback", "rolled_back", plan, reason=reason, git=git)
 
 
 def expire(lab: Lab, experiment_id: str, *, reason: str) -> DeployResult:
@@ -244,9 +267,7 @@ def _stop(lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bo
         lab.get(experiment_id),
         "expire" if outcome == "expired" else "rollback",
         outcome,
-        [],
-        "",
-        [],
+        NO_FILES,
         reason=reason,
         git=NOT_NEEDED,
     )
@@ -255,54 +276,113 @@ def _stop(lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bo
 # -- the shared sequence -----------------------------------------------------------------------------
 
 
-def _plan(lab: Lab, experiment: Experiment, operation: str) -> tuple[list[deploy.FileStep], str, list[str]]:
-    """Steps, the unified diff of production and warnings; Conflict (with a diff, nothing
-    written) when a production file no longer holds the expected content."""
-    steps, diffs, conflicts, warnings = [], [], [], []
+@dataclass(frozen=True)
+class Plan:
+    """What a promote or rollback would do to production: the file steps (journaled), the unified
+    diff, warnings, the paths that already hold their new content (nothing to write: the person
+    copied it there by hand) and, for a rollback, the paths deleted after promotion that it
+    restores."""
+
+    steps: list[deploy.FileStep]
+    diff: str = ""
+    warnings: list[str] = field(default_factory=list)
+    in_place: tuple[str, ...] = ()
+    restored: tuple[str, ...] = ()
+
+
+NO_FILES = Plan(steps=[])
+
+
+def _plan(lab: Lab, experiment: Experiment, operation: str) -> Plan:
+    """The steps, diff and warnings; Conflict (with a diff, nothing written) when a production file
+    holds neither the expected content nor already the new one. A rollback may restore a file
+    deleted after promotion: that overwrites nobody's work."""
+    steps, diffs, conflicts, warnings, in_place, restored = [], [], [], [], [], []
     for f in experiment.files:
         if operation == "promote":
             old, new, expected, target = f.control_sha256, f.treatment_sha256, "at experiment start", "variant"
         else:
             old, new, expected, target = f.treatment_sha256, f.control_sha256, "as promoted", "pre-experiment"
         current = deploy.read_current(lab.project_root, f.production)
+        digest = None if current is None else deploy.sha256_hex(current)
         old_content, new_content = operations.blob(lab, old), operations.blob(lab, new)
-        if current is None or deploy.sha256_hex(current) != old:
-            state = "was deleted" if current is None else "was edited"
+        if digest == new and new != old:
+            in_place.append(f.production)  # journaled all the same: status, backup and commit as usual
+        elif current is None and operation == "rollback":
+            restored.append(f.production)
+            diffs.append(
+                deploy.unified_diff(f.production, None, new_content, before_label="deleted", after_label=target)
+            )
+        elif digest != old:
             conflicts.append(
                 (
                     f.production,
-                    state,
+                    *_what_changed(old_content, current),
                     deploy.unified_diff(
                         f.production, old_content, current, before_label=expected, after_label="now on disk"
                     ),
                 )
             )
             continue
+        else:
+            diffs.append(
+                deploy.unified_diff(f.production, current, new_content, before_label="production", after_label=target)
+            )
         steps.append(deploy.FileStep(f.production, old, new))
-        diffs.append(
-            deploy.unified_diff(f.production, current, new_content, before_label="production", after_label=target)
-        )
         if operation == "promote":
             warnings += _variant_drift(lab, f.variant, new)
     if conflicts:
-        what = "; ".join(
-            f"{path} {state} {'since the experiment started' if operation == 'promote' else 'after promotion'}"
-            for path, state, _ in conflicts
-        )
-        advice = (
-            "Nothing was overwritten. The experiment tested the old text, so its result does not cover the edit: "
-            "restore the file to the snapshot (see the diff), or roll this experiment back and start a new one "
-            "that tests the edited version."
-            if operation == "promote"
-            else "Nothing was overwritten. Restore the promoted content (see the diff), or revert the file by hand."
-        )
-        raise Conflict(
-            f"Refusing to {operation} {experiment.id}: {what}. {advice}", diff="".join(d for *_, d in conflicts)
-        )
+        raise _conflict(experiment, operation, conflicts)
     blocked = gitcommit.blockers(lab.project_root, [s.production for s in steps])
     if blocked:
         raise InvalidState(f"Refusing to {operation} {experiment.id}: {blocked}. Nothing was changed.")
-    return steps, "".join(diffs), warnings
+    return Plan(steps, "".join(diffs), warnings, tuple(in_place), tuple(restored))
+
+
+def _what_changed(expected: bytes, current: bytes | None) -> tuple[str, str | None]:
+    """(kind, detail): deleted, invisible (line endings, whitespace, a final newline, a BOM: the
+    diff's lines look identical, so the detail says what differs) or edited."""
+    if current is None:
+        return "deleted", None
+    invisible = deploy.invisible_difference(expected, current)
+    return ("edited", None) if invisible is None else ("invisible", invisible)
+
+
+def _conflict(experiment: Experiment, operation: str, conflicts: list[tuple[str, str, str | None, str]]) -> Conflict:
+    """The refusal: what happened to which file, and what to do about each kind of change."""
+    when = "since the experiment started" if operation == "promote" else "after promotion"
+    what = "; ".join(
+        f"{path} was {'deleted' if kind == 'deleted' else 'edited'} {when}" + (f": {detail}" if detail else "")
+        for path, kind, detail, _ in conflicts
+    )
+    kinds = {kind for _, kind, _, _ in conflicts}
+    advice = ["Nothing was overwritten."]
+    if operation == "promote" and "edited" in kinds:
+        advice.append(
+            "The experiment tested the old text, so its result does not cover the edit: restore the file to "
+            "the snapshot (see the diff), or roll this experiment back and start a new one that tests the "
+            "edited version."
+        )
+    if operation == "promote" and "deleted" in kinds:
+        deleted = " ".join(shlex.quote(path) for path, kind, _, _ in conflicts if kind == "deleted")
+        advice.append(
+            "Promoting would recreate a file someone deleted: if that was a mistake, restore it as it was at the "
+            f"start (the diff shows its content; git restore -- {deleted}, if git has it) and promote again; if "
+            "the file is meant to be gone, roll this experiment back."
+        )
+    if operation == "rollback" and "edited" in kinds:
+        advice.append("Restore the promoted content (see the diff), or revert the file by hand.")
+    if "invisible" in kinds:
+        doing, state = ("promoting", "at the start") if operation == "promote" else ("rolling back", "as promoted")
+        advice.append(
+            f"The bytes differ although the lines read the same, and {doing} would silently undo that change: "
+            f"save the file as it was {state} (line endings: the editor's line-ending setting, or git's "
+            "core.autocrlf / .gitattributes if git converted them), then try again."
+        )
+    return Conflict(
+        f"Refusing to {operation} {experiment.id}: {what}. {' '.join(advice)}",
+        diff="".join(diff for *_, diff in conflicts),
+    )
 
 
 def _variant_drift(lab: Lab, variant: str, tested: str) -> list[str]:
@@ -320,9 +400,7 @@ def _result(
     experiment: Experiment,
     operation: str,
     outcome: str,
-    steps: list[deploy.FileStep],
-    diff: str,
-    warnings: list[str],
+    plan: Plan,
     *,
     reason: str | None,
     forced: bool = False,
@@ -331,8 +409,14 @@ def _result(
     would_refuse: str | None = None,
 ) -> DeployResult:
     files = [
-        FileOutcome(production=s.production, before_sha256=s.old_sha256, after_sha256=s.new_sha256, backup=s.backup)
-        for s in steps
+        FileOutcome(
+            production=s.production,
+            # a file that already held the new content held it before this call, too
+            before_sha256=s.new_sha256 if s.production in plan.in_place else s.old_sha256,
+            after_sha256=s.new_sha256,
+            backup=s.backup,
+        )
+        for s in plan.steps
     ]
     verb = {
         "promoted": "Promoted",
@@ -353,6 +437,8 @@ def _result(
                 f". The files are changed on disk but not committed; once git's problem is fixed, run: "
                 f"git commit -m {shlex.quote(f'experiment: {verb.lower()} {experiment.id}')} -- {paths}"
             )
+    for note in _notes(experiment, operation, outcome, plan):
+        summary += f". {note}"
     if would_refuse is not None:
         summary += f". The call itself would be refused: {would_refuse.rstrip('.')}"
     elif forced and against_policy is not None:
@@ -368,8 +454,53 @@ def _result(
         would_refuse=would_refuse,
         actor=lab.actor,
         files=files,
-        diff=diff,
+        diff=plan.diff,
         git=git,
-        warnings=warnings,
+        warnings=plan.warnings,
         summary=summary + ".",
     )
+
+
+def _notes(experiment: Experiment, operation: str, outcome: str, plan: Plan) -> list[str]:
+    """Sentences for the summary: files that needed no write or were restored after a deletion,
+    and, for a dry run, what the real call would do."""
+    dry, promote = outcome == "dry_run", operation == "promote"
+    if outcome not in ("dry_run", "promoted", "rolled_back"):
+        return []
+    doing = "promoting" if promote else "rolling back"
+    notes = []
+    for path in plan.in_place:
+        held = "the tested variant" if promote else "the pre-experiment content"
+        kept = " and keep the pre-experiment content as the backup a rollback restores" if promote else ""
+        if dry:
+            notes.append(
+                f"{path} already holds {held}, so {doing} would not write it: it would record the "
+                f"{'promotion' if promote else 'rollback'}{kept}, and commit the file only if git does not have "
+                "it yet"
+            )
+        else:
+            kept = "; the pre-experiment content is kept as the backup a rollback restores" if promote else ""
+            notes.append(f"{path} already held {held}, so it was not written{kept}")
+    for path in plan.restored:
+        notes.append(
+            f"{path} was deleted after promotion; rolling back would restore it with its pre-experiment content"
+            if dry
+            else f"{path} had been deleted after promotion; it is restored with its pre-experiment content"
+        )
+    if not dry:
+        return notes
+    written = [s.production for s in plan.steps if s.production not in plan.in_place + plan.restored]
+    if written and promote:
+        notes.append(f"Promoting would write the tested variant over {', '.join(written)} (backed up first) and commit")
+    elif written:
+        notes.append(
+            f"Rolling back would restore the pre-experiment content of {', '.join(written)} (the promoted content is "
+            "backed up first) and commit"
+        )
+    elif not plan.steps and not promote:
+        if experiment.status == "draft":
+            what = "discard the draft"
+        else:
+            what = f"stop the experiment after {experiment.trials_recorded} recorded trial(s), abandoning open ones"
+        notes.append(f"Rolling back would {what}; production was never changed, so no file is touched or committed")
+    return notes

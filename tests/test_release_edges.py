@@ -1,0 +1,241 @@
+"""Promote and rollback where production changed outside the experiment, from a user test:
+production already holding the tested variant (F28), a difference a diff does not show (F6), a
+promoted file deleted before rollback (F22), reasons for dry runs (F7), and what a dry run says it
+would do. Real git repositories in temp folders, as in test_release.py."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import COMMAND, PROD, VAR, VARIANT
+from meta_experiment import deploy, journal, operations, release
+from meta_experiment.errors import Conflict, DeployError, InvalidInput
+from meta_experiment.lifecycle import Lab
+from release_helpers import commit_paths, git, head, porcelain, promoted, winner
+
+
+class Interrupted(BaseException):
+    """Stands for the process dying at a checkpoint (as in test_recovery.py)."""
+
+
+# -- F28: production already holds the tested variant -------------------------------------------------
+
+
+def test_promote_when_production_already_holds_the_committed_variant(lab: Lab, project: Path) -> None:
+    e = winner(lab)
+    (project / PROD).write_text(VARIANT)  # the person copied the variant over production and committed it
+    git(project, "commit", "-q", "-am", "copied the variant by hand")
+    before_head, inode = head(project), (project / PROD).stat().st_ino
+
+    dry = release.promote(lab, e.id, dry_run=True)
+    assert dry.outcome == "dry_run" and dry.would_refuse is None and dry.diff == ""
+    assert f"{PROD} already holds the tested variant, so promoting would not write it" in dry.summary
+    assert "Promoting would write" not in dry.summary
+    assert dry.files[0].before_sha256 == dry.files[0].after_sha256  # before and after: the variant
+    assert lab.get(e.id).status == "running"
+
+    result = release.promote(lab, e.id)
+    assert result.outcome == "promoted" and lab.get(e.id).status == "promoted"
+    assert f"{PROD} already held the tested variant, so it was not written" in result.summary
+    assert result.git.status == "nothing_to_commit" and "git: nothing to commit" in result.summary
+    assert (project / PROD).read_text() == VARIANT and (project / PROD).stat().st_ino == inode  # not rewritten
+    assert head(project) == before_head
+    # the pre-experiment content is backed up, so a rollback can restore it
+    backup = lab.get(e.id).files[0].backup
+    assert backup and (lab.state_dir / backup).read_text() == COMMAND
+    event = next(ev for ev in lab.events(e.id) if ev.kind == "promoted")
+    assert "already held the new content and was not written" in event.message
+    assert journal.latest(lab.store, e.id).phase == "done"
+    back = release.rollback(lab, e.id, reason="back to the original")
+    assert back.outcome == "rolled_back" and (project / PROD).read_text() == COMMAND
+    assert commit_paths(project) == {PROD}
+
+
+def test_promote_commits_a_variant_copied_by_hand_but_not_committed(lab: Lab, project: Path) -> None:
+    e = winner(lab)
+    (project / PROD).write_text(VARIANT)
+    result = release.promote(lab, e.id)
+    assert result.outcome == "promoted" and result.git.status == "committed"
+    assert commit_paths(project) == {PROD} and git(project, "show", f"HEAD:{PROD}") == VARIANT
+    assert PROD not in {line[3:] for line in porcelain(project)}  # nothing of it left uncommitted
+
+
+def test_a_multi_file_promote_writes_only_the_file_not_yet_copied(lab: Lab, project: Path) -> None:
+    (project / "agents").mkdir()
+    (project / "agents" / "reviewer.md").write_text("reviewer v1\n")
+    (project / "agents" / "reviewer.v2.md").write_text("reviewer v2\n")
+    e = winner(lab, files={PROD: VAR, "agents/reviewer.md": "agents/reviewer.v2.md"})
+    (project / PROD).write_text(VARIANT)
+    result = release.promote(lab, e.id)
+    assert (project / "agents" / "reviewer.md").read_text() == "reviewer v2\n"
+    assert f"{PROD} already held the tested variant" in result.summary
+    assert "agents/reviewer.md already" not in result.summary
+    assert f"b/{PROD}" not in result.diff and "+reviewer v2" in result.diff
+
+
+def test_rollback_when_production_already_holds_the_pre_experiment_content(lab: Lab, project: Path) -> None:
+    e = promoted(lab)
+    (project / PROD).write_text(COMMAND)  # reverted by hand
+    dry = release.rollback(lab, e.id, dry_run=True)
+    assert f"{PROD} already holds the pre-experiment content, so rolling back would not write it" in dry.summary
+    result = release.rollback(lab, e.id, reason="reverted by hand already")
+    assert result.outcome == "rolled_back" and lab.get(e.id).status == "rolled_back"
+    assert f"{PROD} already held the pre-experiment content, so it was not written" in result.summary
+    assert result.git.status == "committed" and git(project, "show", f"HEAD:{PROD}") == COMMAND
+
+
+# -- F6: differences a diff does not show -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expected", "current", "said"),
+    [
+        (b"a\r\nb\r\n", b"a\nb\n", "only line endings differ (CRLF → LF)"),
+        (b"a\nb\n", b"a\r\nb\r\n", "only line endings differ (LF → CRLF)"),
+        (b"a\r\nb\r\n", b"a\r\nb\n", "only line endings differ (CRLF → mixed CRLF/LF)"),
+        (b"a\nb\n", b"a\nb", "only the final newline differs (removed at the end of the file)"),
+        (b"a\nb", b"a\nb\n", "only the final newline differs (added at the end of the file)"),
+        (b"a b\n", b"a  b \n\n", "only whitespace differs (spaces, tabs or blank lines)"),
+        (b"a\n", b"\xef\xbb\xbfa\n", "only a byte-order mark (BOM) at the start was added"),
+        (b"a\n", b"b\n", None),
+        (b"a\n", b"a\n", None),
+    ],
+)
+def test_invisible_differences_are_named(expected: bytes, current: bytes, said: str | None) -> None:
+    assert deploy.invisible_difference(expected, current) == said
+
+
+def _crlf_project(project: Path) -> None:
+    (project / PROD).write_bytes(COMMAND.replace("\n", "\r\n").encode())
+    (project / VAR).write_bytes(VARIANT.replace("\n", "\r\n").encode())
+    git(project, "commit", "-q", "-am", "CRLF")
+
+
+def test_a_line_ending_conversion_is_refused_and_named(lab: Lab, project: Path) -> None:
+    _crlf_project(project)
+    e = winner(lab)
+    (project / PROD).write_bytes(COMMAND.encode())  # an editor converted CRLF to LF
+    with pytest.raises(Conflict) as err:
+        release.promote(lab, e.id)
+    message = str(err.value)
+    assert f"{PROD} was edited since the experiment started: only line endings differ (CRLF → LF)" in message
+    assert "line-ending setting" in message and "does not cover the edit" not in message
+    assert (project / PROD).read_bytes() == COMMAND.encode() and lab.get(e.id).status == "running"
+
+
+def test_a_whitespace_edit_of_a_promoted_file_is_refused_and_named(lab: Lab, project: Path) -> None:
+    e = promoted(lab)
+    (project / PROD).write_text(VARIANT.rstrip("\n"))
+    with pytest.raises(Conflict, match="edited after promotion: only the final newline differs"):
+        release.rollback(lab, e.id, reason="regression")
+    assert (project / PROD).read_text() == VARIANT.rstrip("\n")
+
+
+# -- F22: deleted production files -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["deleted", "deletion committed", "folder deleted"])
+def test_rollback_restores_a_promoted_file_deleted_since(lab: Lab, project: Path, how: str) -> None:
+    e = promoted(lab)
+    if how == "folder deleted":
+        shutil.rmtree(project / ".claude" / "commands")
+    else:
+        (project / PROD).unlink()
+    if how == "deletion committed":
+        git(project, "commit", "-q", "-am", "remove the command")
+    dry = release.rollback(lab, e.id, dry_run=True)
+    assert f"{PROD} was deleted after promotion; rolling back would restore it" in dry.summary
+    assert f"--- a/{PROD} (deleted)" in dry.diff and f"+{COMMAND.strip()}" in dry.diff
+    assert not (project / PROD).exists()
+    result = release.rollback(lab, e.id, reason="the variant was worse")
+    assert result.outcome == "rolled_back" and lab.get(e.id).status == "rolled_back"
+    assert f"{PROD} had been deleted after promotion; it is restored" in result.summary
+    assert (project / PROD).read_text() == COMMAND
+    assert result.git.status == "committed" and git(project, "show", f"HEAD:{PROD}") == COMMAND
+    assert result.files[0].backup is None  # nothing was on disk to back up
+    event = next(ev for ev in lab.events(e.id) if ev.kind == "rolled_back")
+    assert "had been deleted and was restored" in event.message
+
+
+def test_an_undone_rollback_removes_the_file_it_restored(
+    lab: Lab, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Undo puts back what was there before: for a file restored after its deletion, nothing."""
+    import errno
+
+    (project / "agents").mkdir()
+    (project / "agents" / "reviewer.md").write_text("reviewer v1\n")
+    (project / "agents" / "reviewer.v2.md").write_text("reviewer v2\n")
+    e = promoted(lab, files={PROD: VAR, "agents/reviewer.md": "agents/reviewer.v2.md"})
+    (project / PROD).unlink()
+    real, calls = deploy.replace_file, []
+
+    def disk_full_on_the_second(path: Path, data: bytes) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(deploy, "replace_file", disk_full_on_the_second)
+    with pytest.raises(DeployError, match="No space left on device"):
+        release.rollback(lab, e.id, reason="regression")
+    assert [p.name for p in calls] == ["review_pr.md", "reviewer.md"]  # PROD restored first, then undone
+    assert not (project / PROD).exists()
+    assert (project / "agents" / "reviewer.md").read_text() == "reviewer v2\n"
+    assert lab.get(e.id).status == "promoted" and journal.latest(lab.store, e.id).phase == "undone"
+
+
+def test_an_interrupted_restore_of_a_deleted_file_is_finished_on_restart(lab: Lab, project: Path) -> None:
+    e = promoted(lab)
+    (project / PROD).unlink()
+
+    def die(name: str) -> None:
+        if name == "journal_written":
+            raise Interrupted(name)
+
+    deploy.set_checkpoint_hook(die)
+    try:
+        with pytest.raises(Interrupted):
+            release.rollback(lab, e.id, reason="regression")
+    finally:
+        deploy.set_checkpoint_hook(None)
+    assert not (project / PROD).exists()  # killed before any file was touched
+    [note] = operations.recover(lab)
+    assert note.outcome == "finished", note.message
+    assert (project / PROD).read_text() == COMMAND and lab.get(e.id).status == "rolled_back"
+
+
+def test_promote_of_a_deleted_production_file_is_refused_with_words_for_a_deletion(lab: Lab, project: Path) -> None:
+    e = winner(lab)
+    (project / PROD).unlink()
+    with pytest.raises(Conflict) as err:
+        release.promote(lab, e.id, force=True, reason="even forced")
+    message = str(err.value)
+    assert f"{PROD} was deleted since the experiment started" in message
+    assert "Promoting would recreate a file someone deleted" in message and f"git restore -- {PROD}" in message
+    assert "does not cover the edit" not in message
+    assert not (project / PROD).exists()
+
+
+# -- F7 and dry runs: reasons, and what the real call would do --------------------------------------------
+
+
+def test_a_rollback_dry_run_needs_no_reason_and_says_what_it_would_do(lab: Lab, project: Path) -> None:
+    e = winner(lab)
+    dry = release.rollback(lab, e.id, reason=None, dry_run=True)
+    assert dry.outcome == "dry_run" and dry.reason is None and lab.get(e.id).status == "running"
+    assert "Rolling back would stop the experiment after 40 recorded trial(s)" in dry.summary
+    assert "production was never changed, so no file is touched or committed" in dry.summary
+    with pytest.raises(InvalidInput, match="A rollback needs a reason.*a dry run .* needs none"):
+        release.rollback(lab, e.id, reason=" ")
+    release.promote(lab, e.id)
+    dry = release.rollback(lab, e.id, reason=None, dry_run=True)
+    assert f"Rolling back would restore the pre-experiment content of {PROD}" in dry.summary
+
+
+def test_a_promote_dry_run_says_what_it_would_write(lab: Lab, project: Path) -> None:
+    dry = release.promote(lab, winner(lab).id, dry_run=True)
+    assert f"Promoting would write the tested variant over {PROD} (backed up first) and commit" in dry.summary
