@@ -106,7 +106,7 @@ async def test_full_lifecycle_through_the_protocol(server, mode) -> None:
         assert e["status"] == "running" and e["sample_size_required"] == 4
         empty = await call(client, "analyze", {"experiment_id": e["id"], "chart": True})
         assert [c.type for c in empty.content] == ["text"]  # no data, no image: and the text says why
-        assert "(No chart: it needs at least 2 recorded trials in each arm" in empty.content[0].text
+        assert "yet: each arm needs at least 2 recorded trials (control 0, treatment 0 so far)" in empty.content[0].text
         arms = []
         for i in range(4):
             a = await ok(client, "assign", {"experiment_id": e["id"]})
@@ -194,7 +194,8 @@ async def test_bad_input_is_a_tool_error_and_changes_nothing(server, mode, tmp_p
         await refused(client, "create_experiment", {**CREATE, "files": {"nope.md": VAR}}, says="does not exist")
         await refused(client, "create_experiment", {**CREATE, "primary_metric": {"name": "t"}}, says="direction")
         await refused(client, "update_settings", {"sample_size_required": -1}, says="sample_size_required")
-        await refused(client, "update_settings", {}, says="at least one")
+        read = await ok(client, "update_settings", {})  # no value: reads the settings, changes nothing
+        assert read["changed"] == [] and read["settings"]["defaults"]["sample_size_required"] == 10
         await refused(client, "import_experiments", {"document": {"nope": 1}}, says="experiments")
         # argument errors are one sentence per field, not pydantic's dump with a link
         text = await refused(client, "create_experiment", {**CREATE, "sample_size_required": 1}, says="greater than")
@@ -318,13 +319,19 @@ async def test_resources_list_read_and_errors(server, mode) -> None:
             a = await ok(client, "assign", {"experiment_id": e["id"]})
             await ok(client, "record", {"trial_id": a["trial_id"], "metrics": {"time_to_complete": value}})
         static = {str(r.uri) for r in (await client.list_resources()).resources}
-        assert static == {"experiments://list", "experiments://status", "experiments://alerts"}
+        assert static == {
+            "experiments://list",
+            "experiments://status",
+            "experiments://alerts",
+            "experiments://settings",
+        }
         templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
         assert templates == {
             "experiment://{experiment_id}",
             "experiment://{experiment_id}/analysis",
             "experiment://{experiment_id}/report",
             "experiment://{experiment_id}/chart.png",
+            "experiment://{experiment_id}/events",
         }
         listing = json.loads((await client.read_resource("experiments://list")).contents[0].text)
         assert listing[0]["id"] == e["id"] and listing[0]["progress"]["trials_recorded"] == 4
@@ -423,7 +430,8 @@ async def test_record_text_carries_the_alerts_it_raised(server, mode) -> None:
 
 async def test_create_says_when_a_production_file_has_uncommitted_changes(server, mode, project: Path) -> None:
     """From a user test: an edit not yet committed to a production file ended up in the rollback's
-    commit without a word. create_experiment now says so when it snapshots such a file."""
+    commit without a word. create_experiment now says so when it snapshots such a file, and which
+    operation commits what (a rollback of a running experiment touches nothing)."""
     import subprocess
 
     (project / "other.md").write_text("committed\n")
@@ -442,7 +450,8 @@ async def test_create_says_when_a_production_file_has_uncommitted_changes(server
         dirty = await call(client, "create_experiment", dict(CREATE, name="other", files={"other.md": "other.v.md"}))
         assert not dirty.is_error, dirty.content[0].text
         text = dirty.content[0].text
-        assert "Note: other.md has uncommitted changes" in text and "a promote or rollback commits it" in text
+        assert "Note: other.md has uncommitted changes" in text and "A promote overwrites it with the variant" in text
+        assert "rolling back a promotion restores this text and commits it" in text
 
 
 async def test_resources_of_a_damaged_database_say_what_to_do(project: Path, tmp_path: Path) -> None:

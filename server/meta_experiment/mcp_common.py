@@ -1,12 +1,16 @@
 """What every part of the MCP surface shares: the lifespan state, running a lifecycle call off
 the event loop with domain errors mapped to tool errors, tool annotations and results, and
 resource-updated notifications in both protocol modes (subscriptions/listen for 2026-07-28,
-resources/subscribe for handshake-era clients such as Claude Code and the MCP Inspector)."""
+resources/subscribe for handshake-era clients such as Claude Code and the MCP Inspector), including
+changes that other processes (another server on the project, the CLI) commit to the database."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
@@ -14,8 +18,11 @@ import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp.server.subscriptions import InMemorySubscriptionBus, ServerEvent
+from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated, ServerEvent
+from mcp.shared.exceptions import MCPError
 from mcp_types import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
     CallToolResult,
     EmptyResult,
     SubscribeRequestParams,
@@ -29,15 +36,27 @@ from .errors import Conflict, ExperimentError, NotFound, StoreError
 from .lifecycle import Lab
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+SETTINGS_URI = "experiments://settings"
+WATCH_INTERVAL_S = 1.0  # how soon a change committed by another process reaches subscribers
 
 
 class QuietBus(InMemorySubscriptionBus):
     """The SDK's in-process bus, minus the event-loop checkpoint per event when no
     subscriptions/listen stream is open (the common case: every record would pay it)."""
 
+    on_listen: Callable[[], None] | None = None  # called when a listen stream opens (wakes the watcher)
+
     async def publish(self, event: ServerEvent) -> None:
         if self._listeners:
             await super().publish(event)
+
+    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        unsubscribe = super().subscribe(listener)
+        if self.on_listen is not None:
+            self.on_listen()
+        return unsubscribe
 
     @property
     def active(self) -> bool:
@@ -57,6 +76,21 @@ class AppState:
     # stores something (a plugin enabled for every project would otherwise leave one in each).
     reopen: Callable[[bool], Lab] | None = None
     _swap: threading.Lock = field(default_factory=threading.Lock)
+    # Set when the first subscription opens: the watcher of other processes' changes waits on it.
+    _wake: anyio.Event | None = None
+
+    @property
+    def listening(self) -> bool:
+        """Whether any client subscribes to anything (a listen stream, or a legacy subscription)."""
+        return self.bus.active or any(uris for _, uris in self.subscribers)
+
+    def wake_watcher(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def wait_for_subscriber(self) -> None:
+        self._wake = anyio.Event()
+        await self._wake.wait()
 
     @property
     def lab(self) -> Lab:
@@ -86,6 +120,7 @@ def experiment_uris(experiment_id: str | None) -> list[str]:
             f"experiment://{experiment_id}/analysis",
             f"experiment://{experiment_id}/report",
             f"experiment://{experiment_id}/chart.png",
+            f"experiment://{experiment_id}/events",
         ]
     return uris
 
@@ -119,13 +154,14 @@ def _tool_error(exc: ExperimentError) -> ToolError:
     return ToolError(message)
 
 
-async def _notify(ctx: Context, state: AppState, changed: list[str | None]) -> None:
+async def notify_uris(state: AppState, uris: Iterable[str]) -> None:
+    """Send resource-updated notifications for `uris` to whoever subscribed to them."""
     if not state.bus.active and not state.subscribers:
         return  # nobody listens (the usual case): skip building the events
-    uris = sorted({u for experiment_id in changed for u in experiment_uris(experiment_id)})
+    uris = sorted(set(uris))
     if state.bus.active:
         for uri in uris:
-            await ctx.notify_resource_updated(uri)  # 2026-07-28: subscriptions/listen streams
+            await state.bus.publish(ResourceUpdated(uri=uri))  # 2026-07-28: subscriptions/listen streams
     for session, wanted in list(state.subscribers):  # legacy: sessions that sent resources/subscribe
         for uri in uris:
             if uri in wanted:
@@ -157,7 +193,7 @@ async def run_lab(ctx: Context, fn: Callable[[Lab], T], *, create: bool = False)
         raise _tool_error(exc) from exc
     finally:
         if changed:
-            await _notify(ctx, state, changed)
+            await notify_uris(state, (u for experiment_id in changed for u in experiment_uris(experiment_id)))
 
 
 async def read_lab(ctx: Context, fn: Callable[[Lab], T]) -> T:
@@ -198,12 +234,15 @@ def register_subscriptions(server: MCPServer) -> None:
 
     async def subscribe(ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
         state: AppState = ctx.lifespan_context
+        uri = str(params.uri)
+        await _refuse_unknown_experiment(state, uri)
         for session, uris in state.subscribers:
             if _connection(session) is _connection(ctx.session):
-                uris.add(str(params.uri))
+                uris.add(uri)
                 break
         else:
-            state.subscribers.append((ctx.session, {str(params.uri)}))
+            state.subscribers.append((ctx.session, {uri}))
+        state.wake_watcher()
         return EmptyResult()
 
     async def unsubscribe(ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
@@ -217,6 +256,131 @@ def register_subscriptions(server: MCPServer) -> None:
     low.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
 
 
+async def _refuse_unknown_experiment(state: AppState, uri: str) -> None:
+    """A subscription to experiment://<id>... of an id the store does not know is refused with the
+    message a read would give (it would otherwise wait, without a word, for changes that never come)."""
+    if not uri.startswith("experiment://"):
+        return
+    experiment_id = uri.removeprefix("experiment://").split("/", 1)[0]
+    try:
+        await anyio.to_thread.run_sync(lambda: state.lab.get(experiment_id))
+    except NotFound as exc:
+        raise MCPError(INVALID_PARAMS, str(exc)) from exc
+    except ExperimentError as exc:
+        raise MCPError(INTERNAL_ERROR, str(exc)) from exc
+
+
 def _connection(session: Any) -> Any:
     """Sessions are per request; the connection they share identifies the subscriber."""
     return getattr(session, "_connection", session)
+
+
+class ChangeWatcher:
+    """What other processes (a second server on the project, a CLI command) committed to the
+    database since the last look, as the resource URIs that changed.
+
+    It reads `PRAGMA data_version` on the Lab's own connection: SQLite changes it when another
+    connection commits, never for this connection's own writes, which `run_lab` notifies at once.
+    Read inside one read transaction, the version and the rows below belong to one snapshot. The
+    changed experiments are those with new events or trials, or other per-arm counts (a record, a
+    void); new events without an experiment (settings) change the lists and the settings."""
+
+    def __init__(self) -> None:
+        self._lab: Lab | None = None
+        self._version = -1
+        self._event_id = 0
+        self._trial_id = 0
+        self._counts: dict[tuple[str, str], tuple[int, ...]] = {}
+
+    def poll(self, lab: Lab) -> list[str]:
+        """The URIs changed by other processes since the last poll; none on the first poll (it
+        takes the baseline). A Lab other than the last one (AppState.current switched from an empty
+        project to its database, which another process made) has changed everything it holds.
+        This process's own writes since the last poll join the baseline when no other process
+        wrote meanwhile; otherwise they are notified again (harmless: a client reads once more)."""
+        first, switched = self._lab is None, lab is not self._lab
+        changed: set[str | None] = set()
+        settings = False
+        with lab.store.reading() as db:
+            version = int(db.execute("PRAGMA data_version").fetchone()[0])
+            counts = {
+                (r[0], r[1]): tuple(r[2:])
+                for r in db.execute(
+                    "SELECT experiment_id, arm, assigned, recorded, abandoned, successes FROM arm_counts"
+                )
+            }
+            if switched or version == self._version:
+                if not first and switched:
+                    changed = {None, *(r[0] for r in db.execute("SELECT id FROM experiments"))}
+                    settings = True
+                self._event_id = db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+                self._trial_id = db.execute("SELECT COALESCE(MAX(id), 0) FROM trials").fetchone()[0]
+            else:
+                for event_id, experiment_id, kind in db.execute(
+                    "SELECT id, experiment_id, kind FROM events WHERE id > ?", (self._event_id,)
+                ):
+                    self._event_id = max(self._event_id, event_id)
+                    changed.add(experiment_id)
+                    settings = settings or kind == "settings_updated"
+                for trial_id, experiment_id in db.execute(
+                    "SELECT MAX(id), experiment_id FROM trials WHERE id > ? GROUP BY experiment_id", (self._trial_id,)
+                ):
+                    self._trial_id = max(self._trial_id, trial_id)
+                    changed.add(experiment_id)
+                moved = counts.keys() | self._counts.keys()
+                changed.update(key[0] for key in moved if counts.get(key) != self._counts.get(key))
+        self._lab, self._version, self._counts = lab, version, counts
+        if not changed:
+            return []
+        uris = {u for experiment_id in changed for u in experiment_uris(experiment_id)}
+        return sorted(uris | ({SETTINGS_URI} if settings else set()))
+
+
+def _poll(watcher: ChangeWatcher, state: AppState) -> list[str]:
+    return watcher.poll(state.current())  # in a worker thread: current() may open the project's database
+
+
+async def watch_other_processes(state: AppState) -> None:
+    """While any client subscribes, look every WATCH_INTERVAL_S seconds for changes that other
+    processes committed, and notify them. Idle (waiting on an event, no polling) while nobody
+    subscribes."""
+    watcher = ChangeWatcher()
+    state.bus.on_listen = state.wake_watcher
+    while True:
+        if not state.listening:
+            watcher = ChangeWatcher()  # a baseline is taken again when someone subscribes
+            await state.wait_for_subscriber()
+            continue
+        try:
+            uris = await anyio.to_thread.run_sync(_poll, watcher, state)
+        except (ExperimentError, sqlite3.Error) as exc:  # a damaged or closed store: the calls say why
+            logger.debug("change watcher: %s", exc)
+            uris = []
+        if uris:
+            await notify_uris(state, uris)
+        await anyio.sleep(WATCH_INTERVAL_S)
+
+
+@asynccontextmanager
+async def watching(state: AppState) -> AsyncIterator[None]:
+    """Run `watch_other_processes` beside the body (the server's lifespan). The body's own
+    exception comes out as it was raised, not wrapped in the task group's exception group; a bug in
+    the watcher is logged with its traceback and ends the watching, not the server."""
+
+    async def watch() -> None:
+        try:
+            await watch_other_processes(state)
+        except Exception:  # boundary: notifications of other processes' changes are a convenience
+            logger.exception("meta-experiment: watching for other processes' changes stopped")
+
+    failure: BaseException | None = None
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch)
+        try:
+            yield
+        except BaseException as exc:  # re-raised below, once the watcher has stopped
+            failure = exc
+        finally:
+            group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure

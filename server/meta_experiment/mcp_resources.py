@@ -1,17 +1,62 @@
-"""The MCP resources: experiment state for people and agents to read (and subscribe to)."""
+"""The MCP resources: experiment state for people and agents to read (and subscribe to), the
+project's settings, and completion of their arguments (experiment ids; the prompt's file)."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
+from mcp_types import Completion, CompletionArgument, CompletionContext, PromptReference, ResourceTemplateReference
 
 from . import monitoring, report
+from .analysis import CHART_LIMIT
 from .errors import ExperimentError
 from .lifecycle import Lab
-from .mcp_common import AppState, read_lab, read_static
+from .mcp_common import SETTINGS_URI, AppState, read_lab, read_static
+from .models import TERMINAL_STATUSES, Experiment
+from .prompts import project_files
+
+COMPLETION_LIMIT = 100  # values per completion answer (the protocol's maximum)
+
+
+def no_chart_reason(e: Experiment) -> str:
+    """Why `Lab.chart` drew nothing for `e`, in one sentence (analysis.chart's conditions)."""
+    counts = f"control {e.control.recorded}, treatment {e.treatment.recorded}"
+    most = max(e.control.recorded, e.treatment.recorded)
+    if most > CHART_LIMIT:
+        return f"No chart for {e.id}: it is drawn up to {CHART_LIMIT:,} recorded trials per arm, and it has {most:,}."
+    if e.status in TERMINAL_STATUSES:
+        return (
+            f"No chart for {e.id}: it ended ({e.status}) with fewer than 2 recorded trials in an arm ({counts}), "
+            "and takes no more; a chart needs at least 2 in each."
+        )
+    return f"No chart for {e.id} yet: each arm needs at least 2 recorded trials ({counts} so far)."
+
+
+def setting_sources(lab: Lab) -> dict[str, dict[str, str]]:
+    """Where each effective setting comes from: the state folder's settings.toml, the project's
+    pyproject.toml section, or the default (settings.load_settings' order: the last one wins)."""
+    from .settings import SECTIONS, SETTINGS_FILE_NAME, _load_toml, _plain, _pyproject_source
+
+    layers = _pyproject_source(lab.project_root)
+    own = _load_toml(lab.state_dir / SETTINGS_FILE_NAME)
+    if own is not None:
+        layers.append((SETTINGS_FILE_NAME, _plain(own)))
+    sources: dict[str, dict[str, str]] = {}
+    for section, model in SECTIONS.items():
+        sources[section] = {}
+        for key in model.model_fields:
+            given = [name for name, data in layers if isinstance(data.get(section), dict) and key in data[section]]
+            sources[section][key] = given[-1] if given else "default"
+    return sources
+
+
+def settings_document(lab: Lab) -> dict[str, Any]:
+    """The effective settings as `meta-experiment settings` prints them, plus where each comes from."""
+    return {**lab.settings().model_dump(mode="json"), "sources": setting_sources(lab)}
 
 
 def resource_lab(box: dict[str, AppState]) -> Lab:
@@ -86,6 +131,33 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         return await read_lab(ctx, lambda lab: lab.analyze(experiment_id).model_dump_json(indent=2))
 
     @server.resource(
+        SETTINGS_URI,
+        name="settings",
+        mime_type="application/json",
+        description="The project's effective settings (defaults for new experiments, monitoring thresholds), "
+        "as `meta-experiment settings` shows them, and under `sources` where each comes from: settings.toml "
+        "in the state folder, pyproject.toml [tool.meta-experiment], or the default. update_settings changes them.",
+    )
+    async def settings_resource() -> str:
+        return await anyio.to_thread.run_sync(
+            read_static, lambda: resource_lab(box), lambda lab: json.dumps(settings_document(lab), indent=2)
+        )
+
+    @server.resource(
+        "experiment://{experiment_id}/events",
+        name="experiment-events",
+        mime_type="application/json",
+        description="The experiment's event log (audit trail), oldest first: every change of state with what, "
+        "when, who and why - created, alerts, voided trials, promote, rollback.",
+    )
+    async def events_resource(experiment_id: str, ctx: Context) -> str:
+        def run(lab: Lab) -> str:
+            lab.get(experiment_id)  # an unknown id is an error, not an empty log
+            return json.dumps([e.model_dump(mode="json") for e in lab.events(experiment_id)], indent=2)
+
+        return await read_lab(ctx, run)
+
+    @server.resource(
         "experiment://{experiment_id}/chart.png",
         name="experiment-chart",
         mime_type="image/png",
@@ -95,7 +167,7 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         def run(lab: Lab) -> bytes:
             png = lab.chart(experiment_id)
             if png is None:
-                raise ResourceError(f"No chart for {experiment_id} yet: each arm needs at least 2 recorded trials.")
+                raise ResourceError(no_chart_reason(lab.get(experiment_id)))
             return png
 
         return await read_lab(ctx, run)
@@ -111,3 +183,48 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
             return report.render_analysis(lab.get(experiment_id), lab.analyze(experiment_id))
 
         return await read_lab(ctx, run)
+
+
+def register_completions(server: MCPServer, box: dict[str, AppState]) -> None:
+    """completion/complete: the experiment ids for every experiment://{experiment_id} template, and
+    the project's files for the design_experiment prompt's `target` (a resource browser such as the
+    MCP Inspector offers them as the person types)."""
+
+    @server.completion()
+    async def complete(
+        ref: PromptReference | ResourceTemplateReference,
+        argument: CompletionArgument,
+        context: CompletionContext | None,
+    ) -> Completion | None:
+        if isinstance(ref, ResourceTemplateReference) and argument.name == "experiment_id":
+            candidates = await anyio.to_thread.run_sync(_experiment_ids, box)
+        elif isinstance(ref, PromptReference) and ref.name == "design_experiment" and argument.name == "target":
+            candidates = await anyio.to_thread.run_sync(_files, box)
+        else:
+            return None
+        return matching(candidates, argument.value)
+
+
+def matching(candidates: list[str], typed: str) -> Completion:
+    """The candidates that start with `typed`, then those that contain it (case-insensitive)."""
+    typed = typed.strip().lower()
+    starts = [c for c in candidates if c.lower().startswith(typed)]
+    inside = [c for c in candidates if typed in c.lower() and not c.lower().startswith(typed)]
+    found = starts + inside
+    return Completion(values=found[:COMPLETION_LIMIT], total=len(found), has_more=len(found) > COMPLETION_LIMIT)
+
+
+def _experiment_ids(box: dict[str, AppState]) -> list[str]:
+    """Newest first. Nothing to offer from a store that cannot be read: reading the resource says why."""
+    try:
+        return [row["id"] for row in reversed(resource_lab(box).store.experiment_rows())]
+    except (ResourceError, ExperimentError):
+        return []
+
+
+def _files(box: dict[str, AppState]) -> list[str]:
+    try:
+        lab = resource_lab(box)
+    except ResourceError:
+        return []
+    return project_files(lab.project_root, lab.state_dir)

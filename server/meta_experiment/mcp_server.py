@@ -18,31 +18,38 @@ from typing import Annotated, Any, Literal, TypeVar
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.shared.exceptions import MCPError
 from mcp_types import (
+    INVALID_PARAMS,
     CallToolResult,
+    GetPromptResult,
     Icon,
     ImageContent,
+    InputRequiredResult,
     ToolAnnotations,
 )
 from pydantic import BaseModel, Field, ValidationError
 
 from . import __version__, interchange, report, tool_schemas
-from .analysis import CHART_LIMIT
 from .errors import StoreError, validation_message
 from .gitcommit import uncommitted
 from .lifecycle import Lab
 from .mcp_common import (
+    SETTINGS_URI,
     AppState,
     ExperimentId,
     QuietBus,
+    notify_uris,
     register_subscriptions,
     run_lab,
+    state_of,
     tool_annotations,
     tool_result,
+    watching,
 )
-from .mcp_resources import register_resources, resource_lab
+from .mcp_resources import no_chart_reason, register_completions, register_resources, resource_lab, setting_sources
 from .models import Assignment, Event, Experiment, MetricSpec, Progress, RecordResult, VoidResult
-from .settings import SETTINGS_FILE_NAME, DefaultSettings, Settings, update_settings
+from .settings import SETTINGS_FILE_NAME, DefaultSettings, MonitoringSettings, Settings, update_settings
 from .stats.results import Analysis
 from .status import StatusReport
 
@@ -66,7 +73,17 @@ class ExperimentDetail(BaseModel):
 
 class SettingsResult(BaseModel):
     settings: Settings
-    file: Annotated[str, Field(description="The settings file that was written (inside the state folder).")]
+    file: Annotated[str, Field(description="The settings file the tool writes (inside the state folder).")]
+    changed: Annotated[
+        list[str], Field(description="The settings this call changed; none when it was called without any, to read.")
+    ]
+    sources: Annotated[
+        dict[str, dict[str, str]],
+        Field(
+            description="Where each setting comes from, by section and key: settings.toml, "
+            "pyproject.toml [tool.meta-experiment], or default."
+        ),
+    ]
 
 
 class ExportResult(BaseModel):
@@ -98,7 +115,13 @@ MaxRegression = Annotated[
     float | None, Field(ge=0, le=1000, description="Largest tolerated regression before rolling back, in percent.")
 ]
 ConfidenceThreshold = Annotated[
-    float | None, Field(gt=0.5, lt=1, description="Required confidence of the always-valid test, e.g. 0.8.")
+    float | None,
+    Field(
+        gt=0.5,
+        lt=1,
+        description="Required confidence of the always-valid test. Decisions use alpha = min(0.05, 1 - this), so "
+        "every value up to 0.95 (the default 0.80 included) acts as 0.95; only a higher one, e.g. 0.99, is stricter.",
+    ),
 ]
 SampleSize = Annotated[
     int | None,
@@ -110,7 +133,14 @@ SampleSize = Annotated[
 ]
 MaxDuration = Annotated[float | None, Field(gt=0, le=3650, description="Days before the experiment expires.")]
 AutoPromote = Annotated[bool | None, Field(description="Let auto mode promote a winner.")]
-AutoRollback = Annotated[bool | None, Field(description="Let auto mode roll back a loser.")]
+AutoRollback = Annotated[
+    bool | None,
+    Field(
+        description="Let auto mode roll back a loser, and stop the experiment at once when a monitoring alert is "
+        "raised during `record` (production is never touched while it runs). Default: the settings', true unless "
+        "changed; false leaves both as recommendations and alerts."
+    ),
+]
 TreatmentShare = Annotated[
     Literal[10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 90] | None,
     Field(
@@ -119,6 +149,45 @@ TreatmentShare = Annotated[
         "limits exposure to a risky change, at a cost in trials: about 1.6x as many at 20%, 2.8x at 10%.",
     ),
 ]
+
+
+def create_notes(experiment: Experiment, dirty: list[str]) -> list[str]:
+    """What create_experiment's reply adds: variants identical to production (the treatment changes
+    nothing there) and production files with uncommitted changes (`dirty`)."""
+    notes = []
+    same = [f.production for f in experiment.files if f.control_sha256 == f.treatment_sha256]
+    if same and len(same) == len(experiment.files):
+        notes.append(
+            f"the variant of {', '.join(same)} is identical to production: this runs an A/A test (both arms get "
+            "the same text). If a change was meant, roll this experiment back, edit the variant and create it again."
+        )
+    elif same:
+        notes.append(
+            f"the variant of {', '.join(same)} is identical to production: the treatment changes only the other files."
+        )
+    if dirty:
+        notes.append(
+            f"{', '.join(dirty)} {'has' if len(dirty) == 1 else 'have'} uncommitted changes; the experiment tests "
+            "the file as it is now. A promote overwrites it with the variant and commits that (this text, changes "
+            "included, is kept in the backup); rolling back a promotion restores this text and commits it, changes "
+            "included. A rollback while the experiment runs leaves the file alone."
+        )
+    return notes
+
+
+def settings_text(result: SettingsResult) -> str:
+    """The settings and their sources in a few lines, for update_settings called to read them."""
+    lines = []
+    for section, values in result.settings.model_dump().items():
+        lines.append(f"{section}: " + ", ".join(f"{k}={v}" for k, v in values.items()) + ".")
+    by_source: dict[str, list[str]] = {}
+    for keys in result.sources.values():
+        for key, source in keys.items():
+            if source != "default":
+                by_source.setdefault(source, []).append(key)
+    where = "; ".join(f"from {source}: {', '.join(keys)}" for source, keys in by_source.items())
+    lines.append(f"{where[0].upper()}{where[1:]}; the rest are defaults." if where else "All are defaults.")
+    return "Current settings - " + "\n".join(lines)
 
 
 def unknown_arguments_message(tool: str, arguments: dict[str, Any], schema: dict[str, Any]) -> str | None:
@@ -195,6 +264,25 @@ class _Server(MCPServer):
                 ) from cause
             raise
 
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Any = None
+    ) -> GetPromptResult | InputRequiredResult:
+        """The SDK's, with an unknown prompt or an argument the prompt does not have refused in one
+        sentence, as tools refuse them (the SDK answers "Error rendering prompt" and logs pydantic's
+        traceback)."""
+        prompt = self._prompt_manager.get_prompt(name)
+        if prompt is None:
+            names = ", ".join(p.name for p in self._prompt_manager.list_prompts())
+            raise MCPError(INVALID_PARAMS, f"There is no prompt {name!r}; the prompts are: {names}.")
+        known = prompt.arguments or []
+        message = unknown_arguments_message(name, arguments or {}, {"properties": {a.name: {} for a in known}})
+        missing = [a.name for a in known if a.required and a.name not in (arguments or {})]
+        if message is None and missing:
+            message = f"{name} needs the argument(s) {', '.join(missing)}."
+        if message is not None:
+            raise MCPError(INVALID_PARAMS, message)
+        return await super().get_prompt(name, arguments, context)
+
 
 # The statistics engine imports scipy (about 1 s here), which start-up leaves out. Without a warm-up
 # the first call that analyses pays it: status, analyze, auto, a promote dry run, or the record that
@@ -212,6 +300,16 @@ def warm_up() -> None:
             importlib.import_module(module)
         except Exception:  # the call that needs it reports the problem itself
             return
+
+
+def _monitoring_field(name: str) -> Any:
+    """update_settings' argument for a monitoring setting: the setting's own range and description,
+    so the tool and the settings file never disagree (the tool capped satisfaction_floor at 1)."""
+    info = MonitoringSettings.model_fields[name]
+    bounds = {key: getattr(m, key) for m in info.metadata for key in ("gt", "ge", "lt", "le") if hasattr(m, key)}
+    if info.annotation is float:
+        bounds["allow_inf_nan"] = False
+    return Field(description=info.description, **bounds)
 
 
 def _reopen(project_root: Path | None, state_dir: Path | None, create: bool) -> Lab:
@@ -244,7 +342,8 @@ def build_server(
         warm.daemon = True
         warm.start()
         try:
-            yield box["state"]
+            async with watching(box["state"]):  # other processes' changes, while anyone subscribes
+                yield box["state"]
         finally:
             warm.cancel()
             state = box.pop("state", None)
@@ -324,12 +423,7 @@ def build_server(
         )
         productions = [f.production for f in experiment.files]
         dirty = await run_lab(ctx, lambda lab: uncommitted(lab.project_root, productions))
-        note = (
-            f" Note: {', '.join(dirty)} {'has' if len(dirty) == 1 else 'have'} uncommitted changes; the experiment "
-            "tests the file as it is now, and a promote or rollback commits it with them."
-            if dirty
-            else ""
-        )
+        note = "".join(f" Note: {line}" for line in create_notes(experiment, dirty))
         return tool_result(
             experiment,
             f"Created {experiment.id} ({experiment.name}), running; {experiment.sample_size_required} trials "
@@ -469,15 +563,14 @@ def build_server(
 
         def run(lab: Lab) -> tuple[Analysis, str, bytes | None]:
             result = lab.analyze(experiment_id, rank_tests=rank_tests)
-            text = report.render_analysis(lab.get(experiment_id), result)
-            return result, text, lab.chart(experiment_id) if chart else None
+            experiment = lab.get(experiment_id)
+            text = report.render_analysis(experiment, result)
+            png = lab.chart(experiment_id) if chart else None
+            if chart and png is None:  # say why the image the caller asked for is missing
+                text += f"\n\n({no_chart_reason(experiment)})"
+            return result, text, png
 
         result, text, png = await run_lab(ctx, run)
-        if chart and png is None:  # say why the image the caller asked for is missing
-            text += (
-                "\n\n(No chart: it needs at least 2 recorded trials in each arm, and is drawn up to "
-                f"{CHART_LIMIT:,} trials per arm.)"
-            )
         out = tool_result(result, text)
         if png is not None:
             out.content.append(ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png"))
@@ -519,36 +612,34 @@ def build_server(
         auto_promote: AutoPromote = None,
         auto_rollback: AutoRollback = None,
         treatment_percent: TreatmentShare = None,
-        error_rate_ratio: Annotated[
-            float | None,
-            Field(
-                gt=1, le=100, description="Alert when the treatment's error rate exceeds the control's by this factor."
-            ),
-        ] = None,
-        min_trials_per_arm: Annotated[
-            int | None, Field(ge=1, description="No alert from fewer trials per arm.")
-        ] = None,
-        min_failures: Annotated[int | None, Field(ge=1, description="No error-rate alert from fewer failures.")] = None,
-        satisfaction_floor: Annotated[float | None, Field(ge=0, le=1, description="Alert below this mean.")] = None,
+        error_rate_ratio: Annotated[float | None, _monitoring_field("error_rate_ratio")] = None,
+        min_trials_per_arm: Annotated[int | None, _monitoring_field("min_trials_per_arm")] = None,
+        min_failures: Annotated[int | None, _monitoring_field("min_failures")] = None,
+        satisfaction_floor: Annotated[float | None, _monitoring_field("satisfaction_floor")] = None,
     ) -> Annotated[CallToolResult, SettingsResult]:
         """Change the project's defaults for new experiments and the monitoring thresholds. Only the
         values given change; the settings file keeps its comments and ordering, and the previous
-        version is kept as settings.toml.bak."""
+        version is kept as settings.toml.bak. Called with no values it changes nothing and returns
+        the current settings and where each comes from (as experiments://settings and
+        `meta-experiment settings` show them)."""
         given = {k: v for k, v in locals().items() if k != "ctx" and v is not None}
         defaults = {k: v for k, v in given.items() if k in DefaultSettings.model_fields}
         monitoring = {k: v for k, v in given.items() if k not in defaults}
+
+        def run(lab: Lab) -> SettingsResult:
+            if given:
+                update_settings(lab.state_dir, {"defaults": defaults, "monitoring": monitoring}, lab.project_root)
+                lab.event(None, "settings_updated", f"Settings changed: {sorted(given)}", changes=given)
+            return SettingsResult(
+                settings=lab.settings(), file=SETTINGS_FILE_NAME, changed=list(given), sources=setting_sources(lab)
+            )
+
+        result = await run_lab(ctx, run, create=bool(given))
         if not given:
-            raise ToolError("Give at least one setting to change (e.g. sample_size_required=20).")
-
-        def run(lab: Lab) -> Settings:
-            result = update_settings(lab.state_dir, {"defaults": defaults, "monitoring": monitoring}, lab.project_root)
-            lab.event(None, "settings_updated", f"Settings changed: {sorted(given)}", changes=given)
-            return result
-
-        settings = await run_lab(ctx, run, create=True)
+            return tool_result(result, "No setting given, nothing changed. " + settings_text(result))
+        await notify_uris(state_of(ctx), [SETTINGS_URI])
         return tool_result(
-            SettingsResult(settings=settings, file=SETTINGS_FILE_NAME),
-            f"Updated {', '.join(f'{k}={v}' for k, v in given.items())} in {SETTINGS_FILE_NAME}.",
+            result, f"Updated {', '.join(f'{k}={v}' for k, v in given.items())} in {SETTINGS_FILE_NAME}."
         )
 
     @server.tool(annotations=tool_annotations("Export experiments", idempotent=True))
@@ -558,8 +649,9 @@ def build_server(
         path: Annotated[
             str | None,
             Field(
-                description="Write the JSON to this project-relative file (an existing file is backed up in the "
-                "state folder first); without it the document is returned."
+                description="Write the JSON to this project-relative file instead of returning it. An existing "
+                "file is replaced only when it holds a previous export (backed up in the state folder first); any "
+                "other existing file is refused."
             ),
         ] = None,
     ) -> Annotated[CallToolResult, ExportResult]:
@@ -585,7 +677,15 @@ def build_server(
     async def import_experiments(
         ctx: Context,
         document: Annotated[
-            dict[str, Any] | None, Field(description='A seed-format document: {"experiments": [...]}.')
+            dict[str, Any] | None,
+            Field(
+                description='A seed-format document: {"experiments": [...]}. Each experiment needs at least "id" '
+                'and "changes": {"files": {"<production path>": {"variant": "<variant path>"}}}; usually also '
+                '"name", "hypothesis", "status" (draft, running, promoted, rolled_back or expired; default '
+                'running) and "metrics": {"primary": "<name>", "secondary": [...]} (directions are guessed from '
+                "the names, with a warning, unless given). An export_experiments document is the full example: "
+                "metric definitions, targets, trials, snapshots and events."
+            ),
         ] = None,
         path: Annotated[str | None, Field(description="Or a project-relative JSON file to read it from.")] = None,
         on_conflict: Annotated[
@@ -606,6 +706,7 @@ def build_server(
         return tool_result(r, text + "".join(f"\nWarning: {w}" for w in r.warnings))
 
     register_resources(server, box)
+    register_completions(server, box)
 
     # -- prompts ---------------------------------------------------------------------------------
 

@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
 from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
+
+MAX_LISTED_FILES = 20_000  # a walk of a project without git stops there (completion offers 100 at a time)
+SKIPPED_DIRS = frozenset({".git", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache"})
 
 GUIDE = """\
 You are designing a controlled experiment on a change to a file in this project{target}.
@@ -37,7 +43,9 @@ Work through these steps, then call `create_experiment`.
 4. Set the thresholds honestly, before seeing data.
    - improvement_threshold: the smallest gain worth shipping (e.g. 15%).
    - max_regression: the largest loss you would tolerate on any metric (e.g. 10%).
-   - confidence_threshold: how sure the decision must be (0.80 default; 0.95 for risky changes).
+   - confidence_threshold: how sure a decision must be. Decisions never use less than 95% confidence
+     (alpha = min(0.05, 1 - confidence_threshold)), so the default 0.80 and 0.95 decide alike; only a
+     higher value is stricter: 0.99 for risky changes (it takes more trials to decide).
    - sample_size_required: recorded trials across both arms before any decision. It also sets the
      plan: the test expects to decide between this many and 7x this many trials, and spends most
      of its error budget there. Small effects need many trials: detecting a 15% change in a metric
@@ -80,3 +88,33 @@ def register_prompts(server: MCPServer) -> None:
             target=f" ({target})" if target else "",
             goal_line=f"The goal, as stated: {goal}\n" if goal else "",
         )
+
+
+def project_files(project_root: Path, state_dir: Path) -> list[str]:
+    """The project's files, relative to its root, for completing the prompt's `target`: git's
+    tracked and untracked-but-not-ignored files (a variant is often not committed yet), else a walk
+    that skips .git, the state folder and tool caches."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(project_root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        out = None
+    if out is not None and out.returncode == 0:
+        names = sorted({name for name in out.stdout.decode("utf-8", "replace").split("\0") if name})
+        return [name for name in names if not _inside(project_root / name, state_dir)]
+    files: list[str] = []
+    for folder, dirs, names in os.walk(project_root):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not _inside(here / d, state_dir))
+        files += ((here / name).relative_to(project_root).as_posix() for name in names)
+        if len(files) >= MAX_LISTED_FILES:
+            break
+    return sorted(files[:MAX_LISTED_FILES])
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents

@@ -1,0 +1,440 @@
+"""The MCP surface beyond the tools, through real MCP clients (in memory and over stdio): prompt
+argument errors, the settings resource, completion of resource and prompt arguments, the event-log
+resource, subscriptions refused for unknown experiments, notifications of changes that another
+process commits, and the descriptions and notes a user test found wrong."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client, MCPDeprecationWarning, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.shared.exceptions import MCPError
+
+from conftest import PROD, VAR, server_env, spec
+from meta_experiment import mcp_common
+from meta_experiment.lifecycle import Lab
+from meta_experiment.mcp_common import ChangeWatcher
+from meta_experiment.mcp_server import build_server
+
+pytestmark = pytest.mark.anyio
+
+MODES = ["legacy", "auto"]
+CREATE = {
+    "name": "Parallel PR review",
+    "hypothesis": "Parallel agents save 15 minutes",
+    "files": {PROD: VAR},
+    "primary_metric": {"name": "time_to_complete", "direction": "lower_is_better", "unit": "min"},
+    "sample_size_required": 4,
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def server(project: Path):
+    return build_server(project, project / ".meta-experiment")
+
+
+async def ok(client: Client, tool: str, args: dict | None = None) -> types.CallToolResult:
+    result = await client.call_tool(tool, args or {})
+    assert not result.is_error, result.content[0].text
+    return result
+
+
+def stdio(project: Path) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "meta_experiment", "serve"], env=server_env(project), cwd=str(project)
+    )
+
+
+async def legacy_subscribe(client: Client, uri: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        await client.subscribe_resource(uri)
+
+
+def experiment_ids(uris: list[str]) -> set[str]:
+    return {uri.removeprefix("experiment://").split("/")[0] for uri in uris if uri.startswith("experiment://")}
+
+
+async def wait_for(seen: list[str], uri: str, seconds: float = 8.0) -> None:
+    with anyio.fail_after(seconds):
+        while uri not in seen:
+            await anyio.sleep(0.02)
+
+
+# -- F14: a prompt argument it does not have ---------------------------------------------------------
+
+
+async def test_a_prompt_refuses_an_argument_it_does_not_have_in_one_sentence(server, mode) -> None:
+    async with Client(server, mode=mode) as client:
+        with pytest.raises(MCPError) as refused:
+            await client.get_prompt("design_experiment", {"bogus": "1"})
+        assert str(refused.value) == ("design_experiment has no argument 'bogus'; its arguments are: target, goal.")
+        with pytest.raises(MCPError, match=r"no argument 'targt' \(did you mean 'target'\?\)"):
+            await client.get_prompt("design_experiment", {"targt": "review_pr.md"})
+        with pytest.raises(MCPError, match="There is no prompt 'design'; the prompts are: design_experiment."):
+            await client.get_prompt("design", {})
+        # the right arguments still render
+        result = await client.get_prompt("design_experiment", {"target": "review_pr.md"})
+        assert "review_pr.md" in result.messages[0].content.text
+
+
+@pytest.mark.parametrize("protocol", MODES)
+async def test_a_prompt_argument_error_leaves_no_traceback_on_the_servers_stderr(
+    project: Path, tmp_path: Path, protocol: str
+) -> None:
+    errlog = tmp_path / "stderr.txt"
+    with errlog.open("w") as err:
+        async with Client(stdio_client(stdio(project), errlog=err), mode=protocol, read_timeout_seconds=60) as client:
+            with pytest.raises(MCPError) as refused:
+                await client.get_prompt("design_experiment", {"bogus": "1"})
+            assert str(refused.value) == "design_experiment has no argument 'bogus'; its arguments are: target, goal."
+            assert (await client.get_prompt("design_experiment", {"goal": "faster"})).messages
+    logged = errlog.read_text()
+    assert "Traceback" not in logged and "ValidationError" not in logged, logged
+
+
+# -- F20: reading the settings without changing one ---------------------------------------------------
+
+
+async def test_settings_are_readable_as_a_resource_and_through_update_settings(server, mode, project: Path) -> None:
+    (project / "pyproject.toml").write_text("[tool.meta-experiment.defaults]\nmax_regression = 7.0\n")
+    async with Client(server, mode=mode) as client:
+        resources = {str(r.uri): r for r in (await client.list_resources()).resources}
+        assert resources["experiments://settings"].description
+        before = json.loads((await client.read_resource("experiments://settings")).contents[0].text)
+        assert before["defaults"]["max_regression"] == 7.0
+        assert before["sources"]["defaults"]["max_regression"] == "pyproject.toml [tool.meta-experiment]"
+        assert before["sources"]["defaults"]["sample_size_required"] == "default"
+        read = await ok(client, "update_settings", {})
+        assert read.structured_content["changed"] == []
+        assert read.structured_content["settings"] == {k: v for k, v in before.items() if k != "sources"}
+        assert read.structured_content["sources"] == before["sources"]
+        text = read.content[0].text
+        assert text.startswith("No setting given, nothing changed. Current settings - defaults:")
+        assert "From pyproject.toml [tool.meta-experiment]: max_regression; the rest are defaults." in text
+        assert not (project / ".meta-experiment").exists()  # reading stores nothing
+
+        await ok(client, "update_settings", {"sample_size_required": 30})
+        after = json.loads((await client.read_resource("experiments://settings")).contents[0].text)
+        assert after["defaults"]["sample_size_required"] == 30
+        assert after["sources"]["defaults"]["sample_size_required"] == "settings.toml"
+    cli = subprocess.run(
+        [sys.executable, "-m", "meta_experiment", "settings"],
+        env=server_env(project),
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout) == {k: v for k, v in after.items() if k != "sources"}  # as the CLI shows them
+
+
+async def test_a_settings_change_notifies_the_settings_resource(server) -> None:
+    seen: list[str] = []
+
+    async def handler(message) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            seen.append(str(message.params.uri))
+
+    async with Client(server, mode="legacy", message_handler=handler) as client:
+        await legacy_subscribe(client, "experiments://settings")
+        await ok(client, "update_settings", {"min_failures": 4})
+        await wait_for(seen, "experiments://settings")
+
+
+# -- F26: completion of experiment ids and the prompt's file; the event log as a resource ------------
+
+
+async def test_resource_and_prompt_arguments_are_completed(server, mode) -> None:
+    async with Client(server, mode=mode) as client:
+        first = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        await ok(client, "rollback", {"experiment_id": first, "reason": "make room", "confirm": True})
+        second = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        for template in ("experiment://{experiment_id}", "experiment://{experiment_id}/events"):
+            ref = types.ResourceTemplateReference(uri=template)
+            done = (await client.complete(ref, {"name": "experiment_id", "value": ""})).completion
+            assert done.values == [second, first] and done.total == 2  # newest first
+        typed = first[: len("exp-")]
+        assert set((await client.complete(ref, {"name": "experiment_id", "value": typed})).completion.values) == {
+            first,
+            second,
+        }
+        none = await client.complete(ref, {"name": "experiment_id", "value": "zzz"})
+        assert none.completion.values == []
+
+        prompt = types.PromptReference(name="design_experiment")
+        files = (await client.complete(prompt, {"name": "target", "value": "review"})).completion.values
+        assert PROD in files and VAR in files  # the uncommitted variant too
+        assert not any(f.startswith(".meta-experiment") or f.startswith(".git/") for f in files)
+        assert (await client.complete(prompt, {"name": "goal", "value": "x"})).completion.values == []
+
+
+def test_project_files_without_git_skip_the_state_folder_and_caches(tmp_path: Path) -> None:
+    from meta_experiment.prompts import project_files
+
+    root = tmp_path / "plain"
+    for name in (
+        "a.md",
+        ".claude/commands/r.md",
+        ".meta-experiment/experiments.db",
+        ".git/config",
+        "node_modules/x.js",
+    ):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("x")
+    assert project_files(root, root / ".meta-experiment") == [".claude/commands/r.md", "a.md"]
+
+
+async def test_completion_is_advertised(server) -> None:
+    async with Client(server, mode="legacy") as client:
+        assert client.session.server_capabilities.completions is not None
+
+
+async def test_the_event_log_is_a_resource_and_notified(server) -> None:
+    seen: list[str] = []
+
+    async def handler(message) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            seen.append(str(message.params.uri))
+
+    async with Client(server, mode="legacy", message_handler=handler) as client:
+        templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+        assert "experiment://{experiment_id}/events" in templates
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        uri = f"experiment://{e}/events"
+        await legacy_subscribe(client, uri)
+        a = (await ok(client, "assign", {"experiment_id": e})).structured_content
+        await ok(client, "record", {"trial_id": a["trial_id"], "metrics": {"time_to_complete": 5.0}})
+        await ok(client, "void_trial", {"trial_id": a["trial_id"], "reason": "typo"})
+        await wait_for(seen, uri)
+        events = json.loads((await client.read_resource(uri)).contents[0].text)
+        assert [item["kind"] for item in events] == ["created", "trial_voided"]
+        assert events[1]["data"]["reason"] == "typo" and events[1]["actor"]
+        with pytest.raises(MCPError, match="No experiment with id"):
+            await client.read_resource("experiment://exp-missing/events")
+
+
+# -- F2: subscribing to an experiment that does not exist ---------------------------------------------
+
+
+async def test_a_subscription_to_an_unknown_experiment_is_refused(server) -> None:
+    async with Client(server, mode="legacy") as client:
+        with pytest.raises(MCPError, match="No experiment with id 'exp-unknown'"):
+            await legacy_subscribe(client, "experiment://exp-unknown")
+        with pytest.raises(MCPError, match="No experiment with id 'exp-unknown'"):
+            await legacy_subscribe(client, "experiment://exp-unknown/analysis")
+        for uri in ("experiments://list", "experiments://status", "experiments://alerts", "experiments://settings"):
+            await legacy_subscribe(client, uri)  # always fine, with or without experiments
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        await legacy_subscribe(client, f"experiment://{e}/report")
+
+
+# -- F1: changes committed by another process ---------------------------------------------------------
+
+
+def test_the_watcher_names_what_another_connection_changed(project: Path) -> None:
+    (project / "second.md").write_text("a\n")
+    (project / "second.v.md").write_text("b\n")
+    own, other = Lab.open(project), Lab.open(project)
+    try:
+        first = own.create(**spec(name="first"))
+        second = own.create(**spec(name="second", files={"second.md": "second.v.md"}))
+        watcher = ChangeWatcher()
+        assert watcher.poll(own) == []  # the baseline
+        own.assign(first.id)  # this process's own write: run_lab notifies it, not the watcher
+        assert watcher.poll(own) == []
+        a = other.assign(second.id)
+        changed = watcher.poll(own)
+        assert f"experiment://{second.id}" in changed and f"experiment://{second.id}/events" in changed
+        assert "experiments://list" in changed and experiment_ids(changed) == {second.id}
+        assert watcher.poll(own) == []  # nothing new since
+        other.record(a.trial_id, {"time_to_complete": 3.0})  # a record inserts nothing: the counts move
+        assert f"experiment://{second.id}/analysis" in watcher.poll(own)
+        own.assign(first.id)  # own, then another's write in the same interval: both are named
+        other.assign(second.id)
+        assert experiment_ids(watcher.poll(own)) == {first.id, second.id}
+        other.void_trial(a.trial_id, "typo")
+        assert f"experiment://{second.id}/events" in watcher.poll(own)
+        from meta_experiment.settings import update_settings
+
+        update_settings(other.state_dir, {"defaults": {"sample_size_required": 12}})  # a file: no commit
+        other.event(None, "settings_updated", "Settings changed from the CLI")
+        changed = watcher.poll(own)
+        assert "experiments://settings" in changed and experiment_ids(changed) == set()
+    finally:
+        own.close()
+        other.close()
+
+
+async def test_the_watcher_does_not_poll_while_nobody_subscribes(server, monkeypatch: pytest.MonkeyPatch) -> None:
+    polls: list[int] = []
+    real = ChangeWatcher.poll
+
+    def counted(self, lab):  # type: ignore[no-untyped-def]
+        polls.append(1)
+        return real(self, lab)
+
+    monkeypatch.setattr(ChangeWatcher, "poll", counted)
+    monkeypatch.setattr(mcp_common, "WATCH_INTERVAL_S", 0.05)
+    async with Client(server, mode="legacy") as client:
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        await ok(client, "assign", {"experiment_id": e})
+        await anyio.sleep(0.5)
+        assert polls == []
+        await legacy_subscribe(client, "experiments://list")
+        with anyio.fail_after(5):
+            while len(polls) < 3:
+                await anyio.sleep(0.02)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            await client.unsubscribe_resource("experiments://list")
+        await anyio.sleep(0.2)
+        settled = len(polls)
+        await anyio.sleep(0.5)
+        assert len(polls) == settled  # idle again
+
+
+async def test_a_record_by_another_process_reaches_a_stdio_subscriber(project: Path) -> None:
+    """Legacy resources/subscribe over stdio: a record committed by this test process (another
+    connection) and a void by the CLI each notify the subscriber within a few seconds."""
+    lab = Lab.open(project)
+    try:
+        e = lab.create(**spec(name="elsewhere"))
+        a = lab.assign(e.id)
+    finally:
+        lab.close()
+    uri = f"experiment://{e.id}/analysis"
+    seen: list[str] = []
+
+    async def handler(message) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            seen.append(str(message.params.uri))
+
+    async with Client(stdio(project), mode="legacy", read_timeout_seconds=60, message_handler=handler) as client:
+        await legacy_subscribe(client, uri)
+        await anyio.sleep(1.5)  # the watcher's baseline is taken
+        assert seen == []
+        other = Lab.open(project)
+        try:
+            other.record(a.trial_id, {"time_to_complete": 12.0, "issues_caught": 3.0})
+        finally:
+            other.close()
+        await wait_for(seen, uri)
+        seen.clear()
+        void = subprocess.run(
+            [sys.executable, "-m", "meta_experiment", "void", str(a.trial_id), "--reason", "typo"],
+            env=server_env(project),
+            cwd=project,
+            capture_output=True,
+            text=True,
+        )
+        assert void.returncode == 0, void.stderr
+        await wait_for(seen, uri)
+
+
+async def test_another_process_reaches_a_listen_stream_and_a_server_without_state(project: Path) -> None:
+    """2026-07-28 subscriptions/listen over stdio, on a server that started before the project had
+    any state: the experiment another process creates, and its trials, are notified."""
+    async with Client(stdio(project), read_timeout_seconds=60) as client:
+        async with client.listen(resource_subscriptions=["experiments://list"]) as subscription:
+            await anyio.sleep(1.5)
+            lab = Lab.open(project)  # makes the database the server read as empty
+            try:
+                made = lab.create(**spec(name="from elsewhere"))
+            finally:
+                lab.close()
+            with anyio.fail_after(8):
+                event = await subscription.__anext__()
+            assert getattr(event, "uri", None) == "experiments://list"
+        uri = f"experiment://{made.id}"
+        async with client.listen(resource_subscriptions=[uri]) as subscription:
+            await anyio.sleep(1.5)
+            lab = Lab.open(project)
+            try:
+                lab.assign(made.id)
+            finally:
+                lab.close()
+            with anyio.fail_after(8):
+                event = await subscription.__anext__()
+            assert getattr(event, "uri", None) == uri
+
+
+# -- F15, F21, F8, F9: descriptions and notes -----------------------------------------------------------
+
+
+async def test_descriptions_say_what_the_arguments_do(server) -> None:
+    async with Client(server, mode="legacy") as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        prompt = await client.get_prompt("design_experiment", {})
+        templates = {t.uri_template: t for t in (await client.list_resource_templates()).resource_templates}
+    create = tools["create_experiment"].input_schema["properties"]
+    confidence = json.dumps(create["confidence_threshold"])
+    assert "min(0.05, 1 - this)" in confidence and "acts as 0.95" in confidence and "0.99" in confidence
+    rollback = json.dumps(create["auto_rollback"])
+    assert "monitoring alert" in rollback and "true unless changed" in rollback
+    path = tools["export_experiments"].input_schema["properties"]["path"]["description"]
+    assert "previous export" in path and "refused" in path
+    document = json.dumps(tools["import_experiments"].input_schema["properties"]["document"])
+    for needle in ('\\"changes\\"', '\\"variant\\"', '\\"primary\\"', '\\"status\\"', "export_experiments"):
+        assert needle in document, needle
+    guide = prompt.messages[0].content.text
+    assert "0.95 for risky changes" not in guide and "0.99 for risky changes" in guide
+    assert "event log" in templates["experiment://{experiment_id}/events"].description
+
+
+async def test_create_notes_an_identical_variant_and_what_a_promote_commits(server, mode, project: Path) -> None:
+    (project / "same.md").write_text("unchanged\n")
+    (project / "same.v.md").write_text("unchanged\n")
+    async with Client(server, mode=mode) as client:
+        plain = (await ok(client, "create_experiment", CREATE)).content[0].text
+        assert "identical" not in plain
+        text = (
+            (await ok(client, "create_experiment", dict(CREATE, name="aa", files={"same.md": "same.v.md"})))
+            .content[0]
+            .text
+        )
+        assert "Note: the variant of same.md is identical to production: this runs an A/A test" in text
+        assert "uncommitted" in text  # same.md was never committed
+        assert "A promote overwrites it with the variant and commits that" in text
+        assert "promote or rollback commits" not in text
+        assert "A rollback while the experiment runs leaves the file alone." in text
+
+
+async def test_the_chart_of_an_ended_experiment_does_not_say_yet(server, mode) -> None:
+    async with Client(server, mode=mode) as client:
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        with pytest.raises(MCPError, match=r"No chart for .* yet: each arm needs at least 2 recorded trials"):
+            await client.read_resource(f"experiment://{e}/chart.png")
+        await ok(client, "rollback", {"experiment_id": e, "reason": "stop", "confirm": True})
+        with pytest.raises(MCPError) as ended:
+            await client.read_resource(f"experiment://{e}/chart.png")
+        assert "yet" not in str(ended.value) and "ended (rolled_back)" in str(ended.value)
+        analyzed = await ok(client, "analyze", {"experiment_id": e, "chart": True})
+        assert "ended (rolled_back)" in analyzed.content[0].text
+
+
+async def test_every_resource_is_in_the_readme(server) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    async with Client(server, mode="legacy") as client:
+        static = [str(r.uri) for r in (await client.list_resources()).resources]
+        templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
+    for uri in static + [t.replace("{experiment_id}", "{id}") for t in templates]:
+        assert f"`{uri}`" in readme, uri
