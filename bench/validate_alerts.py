@@ -8,7 +8,9 @@ blocks of two, the alert checked after every trial up to 7x the required size (a
 mode plans for; the e-process's guarantee has no end). "Fisher 0.05" is the rule before: a
 one-sided Fisher exact p <= 0.05 at each check (same ratio and sample guards). Floor: the
 treatment's mean sits exactly at the floor (the worst case of "not below it"), and for detection
-0.1 below it. With sticky units
+0.1 below it; these tables check the floor half of the alert alone (an upper bound: the alert also
+needs the treatment below the control). "Both arms below the floor": the control as low as the
+treatment, 0.2 under the floor, which the control half must keep silent. With sticky units
 (trials of one unit correlated) both alerts are checked as monitoring.check raises them, with the
 design effects of the units, and counted as independent trials for comparison. The detection table
 gives the trials per arm at which the alert fires when the expected counts arrive.
@@ -99,6 +101,26 @@ def floor(binary: bool, n_required: int, sims: int, rng: np.random.Generator) ->
         for v in values:
             running = running.add(float(v))
             if monitoring.floor_finding("satisfaction", binary, running, 0.5, SETTINGS) is not None:
+                hits += 1
+                break
+    return hits
+
+
+def floor_both_low(binary: bool, n_required: int, sims: int, rng: np.random.Generator) -> int:
+    """Experiments whose floor alert fired (as monitoring.check raises it, with the control) when
+    both arms have the same mean 0.3, under the floor 0.5: the change is not to blame. Trials in
+    permuted blocks of two, checked after every trial."""
+    n = HORIZON * n_required
+    hits = 0
+    for _ in range(sims):
+        first = rng.integers(0, 2, size=(n + 1) // 2)
+        arm = np.empty(2 * first.size, dtype=np.int8)
+        arm[0::2], arm[1::2] = first, 1 - first
+        values = (rng.random(n) < 0.3).astype(float) if binary else rng.normal(0.3, 0.2, n)
+        arms = [RunningStats(0, 0.0, 0.0, 0.0, 0.0, 0.0)] * 2  # control, treatment
+        for a, v in zip(arm[:n], values, strict=True):
+            arms[a] = arms[a].add(float(v))
+            if monitoring.floor_finding("satisfaction", binary, arms[1], 0.5, SETTINGS, control=arms[0]) is not None:
                 hits += 1
                 break
     return hits
@@ -252,6 +274,16 @@ def main() -> None:
             worst = max(worst, hits / args.sims)
             kind = "yes/no" if binary else "normal"
             print(f"| {kind} | {n_required} | {HORIZON * n_required // 2} | {fmt(hits, args.sims)} |", flush=True)
+    print("\nFloor alert with both arms below the floor: each arm's mean 0.3, floor 0.5 (normal: sd 0.2).\n")
+    print("| metric | required | trials | alert fired |")
+    print("|---|---|---|---|")
+    for binary in (False, True):
+        for n_required in REQUIRED:
+            rng = np.random.default_rng([args.seed, int(binary), n_required, 23])
+            hits = floor_both_low(binary, n_required, args.sims, rng)
+            worst = max(worst, hits / args.sims)
+            kind = "yes/no" if binary else "normal"
+            print(f"| {kind} | {n_required} | {HORIZON * n_required} | {fmt(hits, args.sims)} |", flush=True)
     print(
         f"\nError-rate alert with sticky units (a new unit with probability {NEW_UNIT_SHARE}, else an earlier one; "
         "each unit fails with its own probability, Beta with the failure rate as mean and the given intra-unit "

@@ -213,8 +213,209 @@ def test_satisfaction_below_its_floor(lab: Lab) -> None:
     raised = []
     for i in range(9, 12):
         raised += pair(lab, e.id, good, low[i])
-    assert len(raised) == 1 and raised[0].startswith("user_satisfaction below its floor: treatment mean 0.3")
-    assert "< 0.5 over 10 trials" in raised[0]
+    assert len(raised) == 1 and raised[0].startswith(
+        "user_satisfaction below its floor and below the control: treatment mean 0.3"
+    )
+    assert "over 10 trials < floor 0.5, control mean 0.8 over 10 trials" in raised[0]
+
+
+# -- which metrics have a floor, and when the change is to blame (user test F3-F5) ------------------
+
+
+def sat_spec(*metrics: dict[str, object], auto_rollback: bool = True) -> dict[str, object]:
+    return spec(sample_size_required=1000, auto_rollback=auto_rollback, secondary_metrics=list(metrics))
+
+
+def test_a_lower_is_better_rate_named_dissatisfaction_is_never_held_to_the_satisfaction_floor(lab: Lab) -> None:
+    """From a user test: a dissatisfaction_rate guardrail 6x better in the treatment (0.05 against
+    0.30) raised "below its floor: treatment mean 0.05 < 0.5" and the experiment was rolled back."""
+    e = lab.create(**sat_spec({"name": "dissatisfaction_rate", "direction": "lower_is_better"}))
+    raised = []
+    for _ in range(15):
+        raised += pair(lab, e.id, {"dissatisfaction_rate": 0.30}, {"dissatisfaction_rate": 0.05})
+    assert raised == [] and monitoring.alerts(lab, e.id) == []
+    assert lab.get(e.id).status == "running"
+
+
+def test_a_floor_on_a_lower_is_better_metric_is_refused_at_create(lab: Lab) -> None:
+    from meta_experiment.errors import InvalidInput
+
+    tokens = {"name": "tokens_k", "direction": "lower_is_better", "floor": 50}
+    with pytest.raises(InvalidInput, match="floor is the minimum acceptable mean of a higher_is_better metric"):
+        lab.create(**sat_spec(tokens))
+    assert lab.experiments() == []
+
+
+def test_a_floor_on_a_lower_is_better_metric_is_not_checked(lab: Lab) -> None:
+    """What the creation refuses (an experiment stored before keeps it): tokens_k with floor 50,
+    the treatment using 20 against the control's 80, had been stopped."""
+    from meta_experiment.models import MetricSpec
+
+    tokens = MetricSpec(name="tokens_k", direction="lower_is_better", floor=50)
+    assert monitoring.metric_floor(tokens, DEFAULTS) is None
+    e = lab.create(**sat_spec({"name": "tokens_k", "direction": "lower_is_better"}, auto_rollback=False))
+    for i in range(12):
+        pair(lab, e.id, {"tokens_k": 80.0 + i % 3}, {"tokens_k": 20.0 + i % 3})
+    stored = [tokens if m.name == "tokens_k" else m for m in lab.get(e.id).metrics]  # as stored before the fix
+    assert monitoring.check(lab, e.id, metrics=stored) == [] and monitoring.alerts(lab, e.id) == []
+    problem = monitoring.floor_problem(tokens)
+    assert problem is not None and "'tokens_k' is lower_is_better and has floor=50" in problem
+    assert "Remove the floor" in problem
+    liked = MetricSpec(name="liked", direction="higher_is_better", kind="binary", floor=0.7)
+    assert monitoring.floor_problem(liked) is None and monitoring.metric_floor(liked, DEFAULTS) == 0.7
+
+
+@pytest.mark.parametrize(
+    ("name", "direction", "kind", "project_floor", "expected"),
+    [
+        ("user_satisfaction", "higher_is_better", "continuous", 0.5, 0.5),
+        ("CSAT", "higher_is_better", "continuous", 3.0, 3.0),
+        ("csat-score", "higher_is_better", "continuous", 0.5, 0.5),
+        ("userSatisfaction", "higher_is_better", "continuous", 0.5, 0.5),
+        ("support.satisfaction.v2", "higher_is_better", "continuous", 6.0, 6.0),
+        ("satisfied", "higher_is_better", "binary", 0.5, None),  # not a word of the rule
+        ("user_satisfaction", "higher_is_better", "binary", 0.5, 0.5),
+        ("user_satisfaction", "higher_is_better", "binary", 3.0, None),  # a 1-5 floor means nothing for 0/1
+        ("user_satisfaction", "lower_is_better", "continuous", 0.5, None),
+        ("dissatisfaction_rate", "higher_is_better", "continuous", 0.5, None),
+        ("unsatisfied_users", "higher_is_better", "continuous", 0.5, None),
+        ("satisfactionrate", "higher_is_better", "continuous", 0.5, None),  # one word, not "satisfaction"
+        ("issues_caught", "higher_is_better", "continuous", 0.5, None),
+    ],
+)
+def test_which_metrics_get_the_project_satisfaction_floor(
+    name: str, direction: str, kind: str, project_floor: float, expected: float | None
+) -> None:
+    from meta_experiment.models import MetricSpec
+
+    metric = MetricSpec.model_validate({"name": name, "direction": direction, "kind": kind})
+    assert monitoring.metric_floor(metric, MonitoringSettings(satisfaction_floor=project_floor)) == expected
+
+
+def test_no_floor_alert_when_the_control_is_as_low(lab: Lab) -> None:
+    """From a user test: both arms near 0.30 satisfaction, and the floor alert ("treatment mean
+    0.285 < 0.5") stopped the treatment. The change is not to blame: no alert, still running."""
+    e = lab.create(**sat_spec({"name": "user_satisfaction", "direction": "higher_is_better"}))
+    raised = []
+    for i in range(30):
+        level = 0.2 + 0.1 * (i % 3)  # 0.2, 0.3, 0.4: both arms average 0.30, the treatment 0.015 lower
+        raised += pair(lab, e.id, {"user_satisfaction": level}, {"user_satisfaction": level - 0.015})
+    assert raised == [] and monitoring.alerts(lab, e.id) == []
+    assert lab.get(e.id).status == "running"
+    running = lab.store.running_stats(e.id)
+    assert running[("treatment", "user_satisfaction")].mean < running[("control", "user_satisfaction")].mean < 0.5
+
+
+def test_a_floor_alert_names_both_means_and_stops_an_auto_rollback_experiment(lab: Lab, project: Path) -> None:
+    e = lab.create(**sat_spec({"name": "user_satisfaction", "direction": "higher_is_better"}))
+    messages = []
+    for i in range(10):
+        if lab.get(e.id).status != "running":
+            break
+        level = 0.01 * (i % 3)
+        messages += pair(lab, e.id, {"user_satisfaction": 0.8 + level}, {"user_satisfaction": 0.3 + level})
+    assert messages[0].startswith(
+        "user_satisfaction below its floor and below the control: treatment mean 0.309 over 10 trials < floor 0.5, "
+        "control mean 0.809 over 10 trials (always-valid e-values "
+    )
+    assert "below the floor and " in messages[0] and "below the control, each >= 200" in messages[0]
+    assert lab.get(e.id).status == "rolled_back" and (project / PROD).read_text() == COMMAND
+    [alert] = monitoring.alerts(lab, e.id)
+    assert alert.data["control_mean"] == pytest.approx(0.809) and alert.data["control_n"] == 10
+    assert alert.data["mean"] == pytest.approx(0.309) and alert.data["n"] == 10
+
+
+def test_no_floor_alert_before_the_control_has_min_trials_per_arm(lab: Lab) -> None:
+    """From a user test: the floor alert fired with 9 control and 10 treatment trials, although no
+    alert comes from fewer than min_trials_per_arm (10) trials per arm."""
+    e = lab.create(**sat_spec({"name": "user_satisfaction", "direction": "higher_is_better"}))
+    record = lab.record_measurement
+    for i in range(10):
+        assert record(e.id, "treatment", {"time_to_complete": 30.0, "user_satisfaction": 0.2 + 0.01 * i}).alerts == []
+    for i in range(9):
+        assert record(e.id, "control", {"time_to_complete": 30.0, "user_satisfaction": 0.8 + 0.01 * i}).alerts == []
+    assert monitoring.alerts(lab, e.id) == [] and lab.get(e.id).status == "running"
+    tenth = record(e.id, "control", {"time_to_complete": 30.0, "user_satisfaction": 0.8}).alerts
+    assert (
+        tenth[0].startswith("user_satisfaction below its floor and below the control") and "over 10 trials" in tenth[0]
+    )
+    assert lab.get(e.id).status == "rolled_back"
+
+
+def test_the_project_floor_on_a_1_to_5_scale(lab: Lab) -> None:
+    """satisfaction_floor was capped at 1: a 1-5 or 0-10 scale could get no project-wide floor."""
+    from pydantic import ValidationError
+
+    from meta_experiment.settings import update_settings
+
+    assert MonitoringSettings(satisfaction_floor=3.0).satisfaction_floor == 3.0
+    for bad in (math.inf, math.nan, -1.0):
+        with pytest.raises(ValidationError):
+            MonitoringSettings(satisfaction_floor=bad)
+    update_settings(lab.state_dir, {"monitoring": {"satisfaction_floor": 3.0}}, lab.project_root)
+    monitoring._settings_cache.clear()
+    e = lab.create(**sat_spec({"name": "csat", "direction": "higher_is_better"}, auto_rollback=False))
+    raised = []
+    for i in range(12):
+        raised += pair(lab, e.id, {"csat": 4.0 + 0.5 * (i % 3)}, {"csat": 1.0 + 0.5 * (i % 3)})
+    assert len(raised) == 1 and "csat below its floor" in raised[0] and "< floor 3," in raised[0]
+
+
+def test_an_alert_from_a_floor_no_longer_checked_is_cleared(lab: Lab) -> None:
+    """An experiment stored before the fix may hold a floor alert of a lower_is_better metric
+    (auto_rollback off): the next check clears it, as that floor is no longer checked."""
+    e = lab.create(**sat_spec({"name": "dissatisfaction_rate", "direction": "lower_is_better"}, auto_rollback=False))
+    stale = "dissatisfaction_rate below its floor: treatment mean 0.05 < 0.5 over 10 trials"
+    monitoring._sync(lab, e.id, {"satisfaction": (stale, {})}, set())
+    assert [a.kind for a in monitoring.alerts(lab, e.id, active_only=True)] == ["satisfaction"]
+    assert monitoring.check(lab, e.id) == []
+    assert monitoring.alerts(lab, e.id, active_only=True) == []
+    assert [ev.message for ev in lab.events(e.id) if ev.kind == "alert_cleared"] == [f"Cleared: {stale}"]
+
+
+def test_below_control_numbers_agree_with_scipy_and_statsmodels() -> None:
+    """The second half of the floor alert: Welch's one-sided t (scipy ttest_ind, equal_var=False)
+    mapped to z, and the pooled two-proportion z (statsmodels proportions_ztest)."""
+    import numpy as np
+    from scipy import stats
+    from statsmodels.stats.proportion import proportions_ztest
+
+    from meta_experiment.store import EMPTY_STATS
+
+    def running(values):  # type: ignore[no-untyped-def]
+        out = EMPTY_STATS
+        for v in values:
+            out = out.add(float(v))
+        return out
+
+    rng = np.random.default_rng(5)
+    c, t = rng.normal(0.7, 0.15, 20), rng.normal(0.3, 0.1, 30)
+    found = monitoring.floor_finding("user_satisfaction", False, running(t), 0.5, DEFAULTS, control=running(c))
+    z = stats.norm.isf(stats.ttest_ind(t, c, equal_var=False, alternative="less").pvalue)
+    per_arm = 2 * 20 * 30 / 50
+    assert found is not None and found[1]["control_z"] == pytest.approx(z, rel=1e-6)
+    assert found[1]["control_e_value"] == pytest.approx(mixture_e(z, per_arm / monitoring.ALERT_TRIALS), rel=1e-6)
+    assert found[1]["p_value"] == pytest.approx(1 / min(found[1]["e_value"], found[1]["control_e_value"]))
+    yes_c, yes_t = [1.0] * 32 + [0.0] * 8, [1.0] * 6 + [0.0] * 34  # 80% against 15%, floor 50%
+    found = monitoring.floor_finding("liked", True, running(yes_t), 0.5, DEFAULTS, control=running(yes_c))
+    z = proportions_ztest([32, 6], [40, 40])[0]  # control minus treatment, pooled
+    assert found is not None and found[1]["control_z"] == pytest.approx(z, rel=1e-9)
+    # the treatment as low as the control, or the control with fewer than min_trials_per_arm values
+    assert monitoring.floor_finding("liked", True, running(yes_t), 0.5, DEFAULTS, control=running(yes_t)) is None
+    assert monitoring.floor_finding("liked", True, running(yes_t), 0.5, DEFAULTS, control=running(yes_c[:9])) is None
+
+
+def test_the_floor_descriptions_say_which_metrics_and_that_an_alert_stops_auto_rollback() -> None:
+    from meta_experiment.models import MetricSpec
+
+    floor = MetricSpec.model_fields["floor"].description or ""
+    project = MonitoringSettings.model_fields["satisfaction_floor"].description or ""
+    assert "higher_is_better metric only" in floor and "lower_is_better metric has no floor" in floor
+    assert "higher_is_better metric" in project and "satisfaction or csat" in project
+    assert "Never to a lower_is_better metric" in project
+    for text in (floor, project, MonitoringSettings.model_fields["error_rate_ratio"].description or ""):
+        assert "stops an auto_rollback experiment" in text
+    assert all(field.description for field in MonitoringSettings.model_fields.values())
 
 
 def test_a_regression_rolls_back_an_auto_rollback_experiment_on_the_spot(lab: Lab, project: Path) -> None:

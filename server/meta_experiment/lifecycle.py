@@ -304,6 +304,10 @@ class Lab:
                 "from each trial's success flag (record's success). Record failures with success=false, or give "
                 "your metric another name (e.g. tests_passed)."
             )
+        for metric in spec.metrics:  # (an import keeps such a floor: monitoring ignores it)
+            problem = monitoring.floor_problem(metric)
+            if problem is not None:
+                raise InvalidInput(problem)
 
         snapshots = self._snapshot_files(spec.files)
         now = self.clock()

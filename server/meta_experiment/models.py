@@ -86,7 +86,14 @@ class MetricSpec(Strict):
     ] = None
     floor: Annotated[
         float | None,
-        Field(description="Monitoring: alert when the treatment mean falls below this (e.g. satisfaction 0.5)."),
+        Field(
+            description="Monitoring, for a higher_is_better metric only: the minimum acceptable mean, in the "
+            "metric's own scale (e.g. 0.5 for satisfaction 0-1, 3 on 1-5). An alert fires when the treatment's mean "
+            "is below it and below the control's, with always-valid evidence of both and min_trials_per_arm values "
+            "in each arm; during record it stops an auto_rollback experiment. A lower_is_better metric has no "
+            "floor (a low value is good): leave it out. Without one, a higher_is_better metric named as a "
+            "satisfaction score (the word satisfaction or csat) gets the project's satisfaction_floor setting."
+        ),
     ] = None
     log_scale: Annotated[
         bool, Field(description="Analyse on the log scale (for heavy-tailed positive metrics such as durations).")
@@ -164,7 +171,9 @@ class Targets(Strict):
         Field(
             gt=0.5,
             lt=1.0,
-            description="Required confidence (1 - alpha of the always-valid test), e.g. 0.80 or 0.95.",
+            description="Required confidence of the always-valid test. Decisions use alpha = min(0.05, 1 - this), "
+            "so every value up to 0.95 (the default 0.80 included) acts as 0.95; only a higher one, e.g. 0.99, is "
+            "stricter.",
         ),
     ] = 0.80
 

@@ -40,14 +40,47 @@ class DefaultSettings(BaseModel):
 
 
 class MonitoringSettings(BaseModel):
-    """Alert thresholds (the seed's "Continuous Monitoring"), with guards against tiny samples."""
+    """Alert thresholds (the seed's "Continuous Monitoring"), with guards against tiny samples. The
+    checks run after every recorded trial; an alert raised while `record` runs on an experiment
+    created with auto_rollback stops it (rolled back; production is untouched)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    error_rate_ratio: Annotated[float, Field(gt=1, le=100)] = 2.0
-    min_trials_per_arm: Annotated[int, Field(ge=1, le=100_000)] = 10
-    min_failures: Annotated[int, Field(ge=1, le=100_000)] = 3
-    satisfaction_floor: Annotated[float, Field(ge=0, le=1)] = 0.5
+    error_rate_ratio: Annotated[
+        float,
+        Field(
+            gt=1,
+            le=100,
+            description="Error-rate alert when the treatment's failure rate (trials recorded with success=false) is "
+            "at least this many times the control's, with always-valid evidence. An alert during record stops an "
+            "auto_rollback experiment.",
+        ),
+    ] = 2.0
+    min_trials_per_arm: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=100_000,
+            description="No error-rate or floor alert before each arm (control and treatment) has this many "
+            "recorded trials (for a floor: values of that metric).",
+        ),
+    ] = 10
+    min_failures: Annotated[
+        int, Field(ge=1, le=100_000, description="No error-rate alert from fewer failed treatment trials.")
+    ] = 3
+    satisfaction_floor: Annotated[
+        float,
+        Field(
+            ge=0,
+            description="Floor for satisfaction scores, in their own scale (0.5 on a 0-1 scale; e.g. 3 on 1-5, 6 on "
+            "0-10; 0 turns it off for scores never below 0). It applies to every higher_is_better metric without "
+            "its own floor whose name, split into words at _ . - and camelCase, has the word satisfaction or csat "
+            "(user_satisfaction, csat_score, userSatisfaction; not dissatisfaction_rate or unsatisfied), and to a "
+            "binary one only when it is between 0 and 1. Never to a lower_is_better metric. The alert fires when "
+            "the treatment's mean is below the floor and below the control's, with always-valid evidence of both "
+            "and min_trials_per_arm values in each arm; during record it stops an auto_rollback experiment.",
+        ),
+    ] = 0.5
 
 
 class Settings(BaseModel):
