@@ -28,7 +28,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
-from meta_experiment import monitoring
+from meta_experiment import alert_evidence, floors, monitoring
 from meta_experiment.settings import MonitoringSettings
 from meta_experiment.stats.binary import wilson
 from meta_experiment.stats.summary import Summary
@@ -100,7 +100,7 @@ def floor(binary: bool, n_required: int, sims: int, rng: np.random.Generator) ->
         running = RunningStats(0, 0.0, 0.0, 0.0, 0.0, 0.0)
         for v in values:
             running = running.add(float(v))
-            if monitoring.floor_finding("satisfaction", binary, running, 0.5, SETTINGS) is not None:
+            if floors.floor_finding("satisfaction", binary, running, 0.5, SETTINGS) is not None:
                 hits += 1
                 break
     return hits
@@ -120,7 +120,7 @@ def floor_both_low(binary: bool, n_required: int, sims: int, rng: np.random.Gene
         arms = [RunningStats(0, 0.0, 0.0, 0.0, 0.0, 0.0)] * 2  # control, treatment
         for a, v in zip(arm[:n], values, strict=True):
             arms[a] = arms[a].add(float(v))
-            if monitoring.floor_finding("satisfaction", binary, arms[1], 0.5, SETTINGS, control=arms[0]) is not None:
+            if floors.floor_finding("satisfaction", binary, arms[1], 0.5, SETTINGS, control=arms[0]) is not None:
                 hits += 1
                 break
     return hits
@@ -223,11 +223,11 @@ def floor_units(
             dr, da, db, dd = ClusterSums.increment(int(acc[0]), acc[1], y)  # as the store keeps them
             repeats, sa, sb, sd = repeats + dr, sa + da, sb + db, sd + dd
             acc[0], acc[1] = acc[0] + 1, acc[1] + y
-            if monitoring.floor_finding("satisfaction", binary, running, 0.5, SETTINGS) is None:
+            if floors.floor_finding("satisfaction", binary, running, 0.5, SETTINGS) is None:
                 continue
             hit_naive = True
             clustered = summary_of(running, ClusterSums(repeats, sa, sb, sd)) if repeats else None
-            if monitoring.floor_finding("satisfaction", binary, running, 0.5, SETTINGS, clustered=clustered):
+            if floors.floor_finding("satisfaction", binary, running, 0.5, SETTINGS, clustered=clustered):
                 hit_robust = True
                 fired_at.append(trial)
                 break
@@ -252,7 +252,7 @@ def main() -> None:
     print(
         f"Error-rate alert on A/A experiments ({args.sims} per cell, seed {args.seed}; alert at >= "
         f"{SETTINGS.error_rate_ratio:g}x, >= {SETTINGS.min_trials_per_arm} trials per arm, >= "
-        f"{SETTINGS.min_failures} failures; always-valid at {monitoring.ALERT_ALPHA:g}).\n"
+        f"{SETTINGS.min_failures} failures; always-valid at {alert_evidence.ALERT_ALPHA:g}).\n"
     )
     print("| failure rate | required | trials | alert fired (always-valid) | before (Fisher 0.05 each trial) |")
     print("|---|---|---|---|---|")
@@ -331,7 +331,7 @@ def main() -> None:
     for q_c, q_t in ((0.0, 1.0), (0.05, 1.0), (0.05, 0.5), (0.2, 0.5), (0.1, 0.3), (0.05, 0.2), (0.02, 0.1)):
         print(f"| {q_c:.0%} | {q_t:.0%} | {detection(q_c, q_t)} |")
     elapsed = time.perf_counter() - started
-    print(f"\nworst false-alert rate {worst:.2%} (bound {monitoring.ALERT_ALPHA:.1%}); {elapsed:.0f} s")
+    print(f"\nworst false-alert rate {worst:.2%} (bound {alert_evidence.ALERT_ALPHA:.1%}); {elapsed:.0f} s")
 
 
 if __name__ == "__main__":

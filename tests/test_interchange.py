@@ -397,7 +397,7 @@ def test_other_unknown_keys_are_imported_and_named_as_ignored(lab: Lab, project:
     """Keys another tool may add (close to none of the format's own) do not stop the import, and
     the result names each one instead of dropping it silently; the experiment is the same as
     without them."""
-    from meta_experiment.mcp_server import ImportResult
+    from meta_experiment.mcp_data import ImportResult
 
     lab.clock = lambda: 1_800_000_000.0
     document = json.loads(json.dumps(SEED_DOCUMENT))

@@ -15,7 +15,8 @@ from mcp import Client, MCPDeprecationWarning
 from mcp.shared.exceptions import MCPError
 
 from conftest import COMMAND, PROD, VAR, VARIANT
-from meta_experiment.mcp_server import build_server, unknown_arguments_message
+from meta_experiment.mcp_protocol import unknown_arguments_message
+from meta_experiment.mcp_server import build_server
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import COMMAND, PROD, spec
-from meta_experiment import monitoring
+from meta_experiment import alert_evidence, floors, monitoring
 from meta_experiment.lifecycle import Lab
 from meta_experiment.report import render_status
 from meta_experiment.settings import MonitoringSettings
@@ -68,9 +68,9 @@ def test_error_rate_rule_and_its_guards() -> None:
     spike = monitoring.error_rate_finding(counts(30, 1, 30, 16), DEFAULTS)
     assert spike is not None and "Error rate spike: treatment 53% (16/30 failed) vs control 3% (1/30)" in spike[0]
     z = proportions_ztest([16, 1], [30, 30])[0]  # pooled, treatment minus control
-    e = mixture_e(z, 30 / monitoring.ALERT_TRIALS)
+    e = mixture_e(z, 30 / alert_evidence.ALERT_TRIALS)
     assert spike[1]["z"] == pytest.approx(z, rel=1e-9) and spike[1]["e_value"] == pytest.approx(e, rel=1e-9)
-    assert e >= 1 / monitoring.ALERT_ALPHA and f"always-valid e-value {e:.3g} >= 200" in spike[0]
+    assert e >= 1 / alert_evidence.ALERT_ALPHA and f"always-valid e-value {e:.3g} >= 200" in spike[0]
     # A fixed-horizon test would alert here (Fisher p = 0.004), and re-run after every trial it
     # raised the alert on up to 16% of experiments without any problem (bench/validate_alerts.py):
     assert fisher_greater(9, 20, 1, 20) < 0.005
@@ -90,7 +90,7 @@ def test_error_rate_rule_and_its_guards() -> None:
     z = (16 / 30 - 1 / 30) / math.sqrt(17 / 60 * 43 / 60 * (1.2 / 30 + 1.25 / 30))
     assert mild[1]["z"] == pytest.approx(z, rel=1e-9)
     per_arm = 2 * (30 / 1.2) * (30 / 1.25) / (30 / 1.2 + 30 / 1.25)
-    assert mild[1]["e_value"] == pytest.approx(mixture_e(z, per_arm / monitoring.ALERT_TRIALS), rel=1e-9)
+    assert mild[1]["e_value"] == pytest.approx(mixture_e(z, per_arm / alert_evidence.ALERT_TRIALS), rel=1e-9)
     assert monitoring.error_rate_finding(counts(30, 1, 30, 16), DEFAULTS, design_effects=(2.0, 2.0)) is None
 
 
@@ -108,18 +108,18 @@ def test_floor_rule_numbers_agree_with_scipy_and_statsmodels() -> None:
         return out
 
     x = np.random.default_rng(3).normal(0.38, 0.1, 25)
-    found = monitoring.floor_finding("user_satisfaction", False, running(x), 0.5, DEFAULTS)
+    found = floors.floor_finding("user_satisfaction", False, running(x), 0.5, DEFAULTS)
     p = stats.ttest_1samp(x, 0.5, alternative="less").pvalue
     z = stats.norm.isf(p)  # the z with the same one-sided tail
     assert found is not None and found[1]["z"] == pytest.approx(z, rel=1e-6)
-    assert found[1]["e_value"] == pytest.approx(mixture_e(z, 25 / monitoring.ALERT_TRIALS), rel=1e-6)
+    assert found[1]["e_value"] == pytest.approx(mixture_e(z, 25 / alert_evidence.ALERT_TRIALS), rel=1e-6)
     ones = [1.0] * 4 + [0.0] * 36  # 10% yes against a floor of 50%
-    found = monitoring.floor_finding("liked", True, running(ones), 0.5, DEFAULTS)
+    found = floors.floor_finding("liked", True, running(ones), 0.5, DEFAULTS)
     z = -proportions_ztest(4, 40, value=0.5, prop_var=0.5)[0]  # score test, positive when below
     assert found is not None and found[1]["z"] == pytest.approx(z, rel=1e-9)
-    assert found[1]["e_value"] == pytest.approx(mixture_e(z, 40 / monitoring.ALERT_TRIALS), rel=1e-9)
+    assert found[1]["e_value"] == pytest.approx(mixture_e(z, 40 / alert_evidence.ALERT_TRIALS), rel=1e-9)
     # 40% against 50% over 30 trials is a fixed-horizon p of 0.14: no alert
-    assert monitoring.floor_finding("liked", True, running([1.0] * 12 + [0.0] * 18), 0.5, DEFAULTS) is None
+    assert floors.floor_finding("liked", True, running([1.0] * 12 + [0.0] * 18), 0.5, DEFAULTS) is None
 
 
 def test_the_floor_alert_with_units_of_unequal_size_uses_their_effective_number() -> None:
@@ -149,10 +149,10 @@ def test_the_floor_alert_with_units_of_unequal_size_uses_their_effective_number(
     assert clustered.design_effect > 1  # the units' variance shows: it is the cluster-robust one
     t = (0.5 - x.mean()) / fit.bse[0]
     z = stats.norm.isf(stats.t.sf(t, effective - 1))
-    found = monitoring.floor_finding("user_satisfaction", False, running, 0.5, DEFAULTS, clustered=clustered)
+    found = floors.floor_finding("user_satisfaction", False, running, 0.5, DEFAULTS, clustered=clustered)
     assert found is not None and found[1]["z"] == pytest.approx(z, rel=1e-6)
     assert z < stats.norm.isf(stats.t.sf(t, len(sizes) - 1))  # fewer df than G - 1: less evidence
-    r = len(x) / clustered.design_effect / monitoring.ALERT_TRIALS
+    r = len(x) / clustered.design_effect / alert_evidence.ALERT_TRIALS
     assert found[1]["e_value"] == pytest.approx(mixture_e(z, r), rel=1e-6)
     # One unit that outweighs the rest (effective number under 2): nothing to say about the arm.
     lopsided = Summary.of_units([0.1] * 30 + [0.2, 0.15], ["a"] * 30 + ["b", "c"])
@@ -160,8 +160,8 @@ def test_the_floor_alert_with_units_of_unequal_size_uses_their_effective_number(
     low = EMPTY_STATS
     for v in [0.1] * 30 + [0.2, 0.15]:
         low = low.add(v)
-    assert monitoring.floor_finding("user_satisfaction", False, low, 0.5, DEFAULTS) is not None
-    assert monitoring.floor_finding("user_satisfaction", False, low, 0.5, DEFAULTS, clustered=lopsided) is None
+    assert floors.floor_finding("user_satisfaction", False, low, 0.5, DEFAULTS) is not None
+    assert floors.floor_finding("user_satisfaction", False, low, 0.5, DEFAULTS, clustered=lopsided) is None
 
 
 def test_regression_checks_are_thinned_only_past_100_trials() -> None:
@@ -252,17 +252,17 @@ def test_a_floor_on_a_lower_is_better_metric_is_not_checked(lab: Lab) -> None:
     from meta_experiment.models import MetricSpec
 
     tokens = MetricSpec(name="tokens_k", direction="lower_is_better", floor=50)
-    assert monitoring.metric_floor(tokens, DEFAULTS) is None
+    assert floors.metric_floor(tokens, DEFAULTS) is None
     e = lab.create(**sat_spec({"name": "tokens_k", "direction": "lower_is_better"}, auto_rollback=False))
     for i in range(12):
         pair(lab, e.id, {"tokens_k": 80.0 + i % 3}, {"tokens_k": 20.0 + i % 3})
     stored = [tokens if m.name == "tokens_k" else m for m in lab.get(e.id).metrics]  # as stored before the fix
     assert monitoring.check(lab, e.id, metrics=stored) == [] and monitoring.alerts(lab, e.id) == []
-    problem = monitoring.floor_problem(tokens)
+    problem = floors.floor_problem(tokens)
     assert problem is not None and "'tokens_k' is lower_is_better and has floor=50" in problem
     assert "Remove the floor" in problem
     liked = MetricSpec(name="liked", direction="higher_is_better", kind="binary", floor=0.7)
-    assert monitoring.floor_problem(liked) is None and monitoring.metric_floor(liked, DEFAULTS) == 0.7
+    assert floors.floor_problem(liked) is None and floors.metric_floor(liked, DEFAULTS) == 0.7
 
 
 @pytest.mark.parametrize(
@@ -289,7 +289,7 @@ def test_which_metrics_get_the_project_satisfaction_floor(
     from meta_experiment.models import MetricSpec
 
     metric = MetricSpec.model_validate({"name": name, "direction": direction, "kind": kind})
-    assert monitoring.metric_floor(metric, MonitoringSettings(satisfaction_floor=project_floor)) == expected
+    assert floors.metric_floor(metric, MonitoringSettings(satisfaction_floor=project_floor)) == expected
 
 
 def test_no_floor_alert_when_the_control_is_as_low(lab: Lab) -> None:
@@ -390,19 +390,19 @@ def test_below_control_numbers_agree_with_scipy_and_statsmodels() -> None:
 
     rng = np.random.default_rng(5)
     c, t = rng.normal(0.7, 0.15, 20), rng.normal(0.3, 0.1, 30)
-    found = monitoring.floor_finding("user_satisfaction", False, running(t), 0.5, DEFAULTS, control=running(c))
+    found = floors.floor_finding("user_satisfaction", False, running(t), 0.5, DEFAULTS, control=running(c))
     z = stats.norm.isf(stats.ttest_ind(t, c, equal_var=False, alternative="less").pvalue)
     per_arm = 2 * 20 * 30 / 50
     assert found is not None and found[1]["control_z"] == pytest.approx(z, rel=1e-6)
-    assert found[1]["control_e_value"] == pytest.approx(mixture_e(z, per_arm / monitoring.ALERT_TRIALS), rel=1e-6)
+    assert found[1]["control_e_value"] == pytest.approx(mixture_e(z, per_arm / alert_evidence.ALERT_TRIALS), rel=1e-6)
     assert found[1]["p_value"] == pytest.approx(1 / min(found[1]["e_value"], found[1]["control_e_value"]))
     yes_c, yes_t = [1.0] * 32 + [0.0] * 8, [1.0] * 6 + [0.0] * 34  # 80% against 15%, floor 50%
-    found = monitoring.floor_finding("liked", True, running(yes_t), 0.5, DEFAULTS, control=running(yes_c))
+    found = floors.floor_finding("liked", True, running(yes_t), 0.5, DEFAULTS, control=running(yes_c))
     z = proportions_ztest([32, 6], [40, 40])[0]  # control minus treatment, pooled
     assert found is not None and found[1]["control_z"] == pytest.approx(z, rel=1e-9)
     # the treatment as low as the control, or the control with fewer than min_trials_per_arm values
-    assert monitoring.floor_finding("liked", True, running(yes_t), 0.5, DEFAULTS, control=running(yes_t)) is None
-    assert monitoring.floor_finding("liked", True, running(yes_t), 0.5, DEFAULTS, control=running(yes_c[:9])) is None
+    assert floors.floor_finding("liked", True, running(yes_t), 0.5, DEFAULTS, control=running(yes_t)) is None
+    assert floors.floor_finding("liked", True, running(yes_t), 0.5, DEFAULTS, control=running(yes_c[:9])) is None
 
 
 def test_the_floor_descriptions_say_which_metrics_and_that_an_alert_stops_auto_rollback() -> None:

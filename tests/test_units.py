@@ -615,7 +615,7 @@ def test_the_clustered_rate_interval_excludes_0_exactly_when_the_test_decides(la
 def test_the_floor_alert_counts_units(lab: Lab) -> None:
     """Six treatment units whose satisfaction differs by unit, averaging 0.41 against a floor of
     0.5: as 60 independent trials that is far below the floor; as six units it is not shown."""
-    from meta_experiment import monitoring
+    from meta_experiment import floors, monitoring
 
     e = lab.create(
         **spec(
@@ -633,7 +633,7 @@ def test_the_floor_alert_counts_units(lab: Lab) -> None:
                 lab.record(lab.assign(e.id, unit=unit).trial_id, metrics)
     running = lab.store.running_stats(e.id)[("treatment", "user_satisfaction")]
     settings = monitoring.monitoring_settings(lab)
-    assert monitoring.floor_finding("user_satisfaction", False, running, 0.5, settings) is not None
+    assert floors.floor_finding("user_satisfaction", False, running, 0.5, settings) is not None
     assert not any("below its floor" in m for m in monitoring_alerts(lab, e.id))
 
 

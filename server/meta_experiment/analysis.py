@@ -26,7 +26,7 @@ CHART_LIMIT = 100_000  # per arm: the chart recomputes the interval at up to 200
 def load_engine() -> None:
     """Import the statistics engine, the policy and the release checks that evaluate it (scipy among
     them: about a second the first time), so that a caller can pay for it before it takes the
-    store's write lock."""
+    store's write lock (and the MCP server in the background once it has started, mcp_server.warm_up)."""
     from . import policy, release  # noqa: F401
     from .stats import analysis  # noqa: F401
 

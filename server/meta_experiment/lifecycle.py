@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from . import analysis, monitoring, paths
+from . import analysis, floors, monitoring, paths
 from .allocation import block_arm, block_lag, sticky_arm
 from .errors import Conflict, InvalidInput, InvalidState, NotFound, StoreError, validation_message
 from .measurements import Definition, clean_metrics, derived_values, missing_guardrails
@@ -305,7 +305,7 @@ class Lab:
                 "your metric another name (e.g. tests_passed)."
             )
         for metric in spec.metrics:  # (an import keeps such a floor: monitoring ignores it)
-            problem = monitoring.floor_problem(metric)
+            problem = floors.floor_problem(metric)
             if problem is not None:
                 raise InvalidInput(problem)
 

@@ -18,6 +18,7 @@ from .lifecycle import Lab
 from .mcp_common import SETTINGS_URI, AppState, read_lab, read_static
 from .models import TERMINAL_STATUSES, Experiment
 from .prompts import project_files
+from .settings import settings_sources
 
 COMPLETION_LIMIT = 100  # values per completion answer (the protocol's maximum)
 
@@ -36,27 +37,9 @@ def no_chart_reason(e: Experiment) -> str:
     return f"No chart for {e.id} yet: each arm needs at least 2 recorded trials ({counts} so far)."
 
 
-def setting_sources(lab: Lab) -> dict[str, dict[str, str]]:
-    """Where each effective setting comes from: the state folder's settings.toml, the project's
-    pyproject.toml section, or the default (settings.load_settings' order: the last one wins)."""
-    from .settings import SECTIONS, SETTINGS_FILE_NAME, _load_toml, _plain, _pyproject_source
-
-    layers = _pyproject_source(lab.project_root)
-    own = _load_toml(lab.state_dir / SETTINGS_FILE_NAME)
-    if own is not None:
-        layers.append((SETTINGS_FILE_NAME, _plain(own)))
-    sources: dict[str, dict[str, str]] = {}
-    for section, model in SECTIONS.items():
-        sources[section] = {}
-        for key in model.model_fields:
-            given = [name for name, data in layers if isinstance(data.get(section), dict) and key in data[section]]
-            sources[section][key] = given[-1] if given else "default"
-    return sources
-
-
 def settings_document(lab: Lab) -> dict[str, Any]:
     """The effective settings as `meta-experiment settings` prints them, plus where each comes from."""
-    return {**lab.settings().model_dump(mode="json"), "sources": setting_sources(lab)}
+    return {**lab.settings().model_dump(mode="json"), "sources": settings_sources(lab.state_dir, lab.project_root)}
 
 
 def resource_lab(box: dict[str, AppState]) -> Lab:

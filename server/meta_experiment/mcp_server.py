@@ -6,54 +6,51 @@ sends resource-updated notifications in both protocol modes."""
 from __future__ import annotations
 
 import base64
-import difflib
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from mcp.shared.exceptions import MCPError
-from mcp_types import (
-    INVALID_PARAMS,
-    CallToolResult,
-    GetPromptResult,
-    Icon,
-    ImageContent,
-    InputRequiredResult,
-    ToolAnnotations,
-)
-from pydantic import BaseModel, Field, ValidationError
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, ImageContent
+from pydantic import BaseModel, Field
 
-from . import __version__, interchange, report, tool_schemas
-from .errors import StoreError, validation_message
+from . import __version__, report
+from .analysis import load_engine
+from .errors import StoreError
 from .gitcommit import uncommitted
 from .lifecycle import Lab
 from .mcp_common import (
-    SETTINGS_URI,
     AppState,
     ExperimentId,
     QuietBus,
-    notify_uris,
     register_subscriptions,
     run_lab,
-    state_of,
     tool_annotations,
     tool_result,
     watching,
 )
-from .mcp_resources import no_chart_reason, register_completions, register_resources, resource_lab, setting_sources
+from .mcp_data import (
+    AutoPromote,
+    AutoRollback,
+    ConfidenceThreshold,
+    ImprovementThreshold,
+    MaxDuration,
+    MaxRegression,
+    SampleSize,
+    TreatmentShare,
+    register_data_tools,
+)
+from .mcp_protocol import CheckedServer
+from .mcp_resources import no_chart_reason, register_completions, register_resources, resource_lab
 from .models import Assignment, Event, Experiment, MetricSpec, Progress, RecordResult, VoidResult
-from .settings import SETTINGS_FILE_NAME, DefaultSettings, MonitoringSettings, Settings, update_settings
 from .stats.results import Analysis
 from .status import StatusReport
-
-T = TypeVar("T")
 
 INSTRUCTIONS = """\
 meta-experiment runs A/B experiments on changes to files in this project (prompts, command files,
@@ -69,86 +66,6 @@ class ExperimentDetail(BaseModel):
     experiment: Experiment
     progress: Progress
     events: list[Event]
-
-
-class SettingsResult(BaseModel):
-    settings: Settings
-    file: Annotated[str, Field(description="The settings file the tool writes (inside the state folder).")]
-    changed: Annotated[
-        list[str], Field(description="The settings this call changed; none when it was called without any, to read.")
-    ]
-    sources: Annotated[
-        dict[str, dict[str, str]],
-        Field(
-            description="Where each setting comes from, by section and key: settings.toml, "
-            "pyproject.toml [tool.meta-experiment], or default."
-        ),
-    ]
-
-
-class ExportResult(BaseModel):
-    experiments: int
-    path: str | None = None
-    document: dict[str, Any] | None = None
-
-
-class ImportResult(BaseModel):
-    imported: list[str]
-    skipped: list[str]
-    warnings: list[str]
-    ignored_keys: Annotated[
-        list[str],
-        Field(
-            description="Keys the format does not define and the import did not read, e.g. "
-            "experiments[0].results.notes (a misspelling of a known key is refused instead)."
-        ),
-    ]
-
-
-# The experiment defaults: arguments of create_experiment (this experiment) and of update_settings
-# (the project's default); when left out, the settings file decides.
-ImprovementThreshold = Annotated[
-    float | None,
-    Field(ge=0, le=1000, description="Minimum improvement of the primary metric to promote, in percent (15 = 15%)."),
-]
-MaxRegression = Annotated[
-    float | None, Field(ge=0, le=1000, description="Largest tolerated regression before rolling back, in percent.")
-]
-ConfidenceThreshold = Annotated[
-    float | None,
-    Field(
-        gt=0.5,
-        lt=1,
-        description="Required confidence of the always-valid test. Decisions use alpha = min(0.05, 1 - this), so "
-        "every value up to 0.95 (the default 0.80 included) acts as 0.95; only a higher one, e.g. 0.99, is stricter.",
-    ),
-]
-SampleSize = Annotated[
-    int | None,
-    Field(
-        ge=2,
-        le=10_000_000,
-        description="Recorded trials (both arms) before any decision; the test plans to decide by 7x this.",
-    ),
-]
-MaxDuration = Annotated[float | None, Field(gt=0, le=3650, description="Days before the experiment expires.")]
-AutoPromote = Annotated[bool | None, Field(description="Let auto mode promote a winner.")]
-AutoRollback = Annotated[
-    bool | None,
-    Field(
-        description="Let auto mode roll back a loser, and stop the experiment at once when a monitoring alert is "
-        "raised during `record` (production is never touched while it runs). Default: the settings', true unless "
-        "changed; false leaves both as recommendations and alerts."
-    ),
-]
-TreatmentShare = Annotated[
-    Literal[10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 90] | None,
-    Field(
-        description="Share of trials assigned to the treatment, in % (default: the settings', 50 unless changed). "
-        "Below 50 "
-        "limits exposure to a risky change, at a cost in trials: about 1.6x as many at 20%, 2.8x at 10%.",
-    ),
-]
 
 
 def create_notes(experiment: Experiment, dirty: list[str]) -> list[str]:
@@ -175,115 +92,6 @@ def create_notes(experiment: Experiment, dirty: list[str]) -> list[str]:
     return notes
 
 
-def settings_text(result: SettingsResult) -> str:
-    """The settings and their sources in a few lines, for update_settings called to read them."""
-    lines = []
-    for section, values in result.settings.model_dump().items():
-        lines.append(f"{section}: " + ", ".join(f"{k}={v}" for k, v in values.items()) + ".")
-    by_source: dict[str, list[str]] = {}
-    for keys in result.sources.values():
-        for key, source in keys.items():
-            if source != "default":
-                by_source.setdefault(source, []).append(key)
-    where = "; ".join(f"from {source}: {', '.join(keys)}" for source, keys in by_source.items())
-    lines.append(f"{where[0].upper()}{where[1:]}; the rest are defaults." if where else "All are defaults.")
-    return "Current settings - " + "\n".join(lines)
-
-
-def unknown_arguments_message(tool: str, arguments: dict[str, Any], schema: dict[str, Any]) -> str | None:
-    """One sentence naming the arguments `tool` does not have (with a "did you mean" for a near
-    miss) and the ones it has, or None when every argument is in the input schema. The SDK's
-    argument model ignores extra keys, so a misspelled optional argument would otherwise be
-    dropped without a word (`charts: true` -> no chart)."""
-    if schema.get("additionalProperties") not in (None, False):
-        return None  # a schema that declares extra keys welcome takes anything
-    known = list(schema.get("properties") or {})
-    unknown = [key for key in arguments if key not in known]
-    if not unknown:
-        return None
-    by_lower = {k.lower(): k for k in known}
-    parts = []
-    for key in unknown:
-        shown = repr(key if len(key) <= 60 else key[:60] + "...")  # repr: quoted, one line
-        close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
-        parts.append(f"{shown} (did you mean '{by_lower[close[0]]}'?)" if close else shown)
-    noun = "argument" if len(parts) == 1 else "arguments"
-    listed = ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
-    has = f"its arguments are: {', '.join(known)}" if known else "it takes no arguments"
-    return f"{tool} has no {noun} {listed}; {has}."
-
-
-class _Server(MCPServer):
-    """MCPServer whose argument errors read as one sentence per field (the SDK passes pydantic's
-    multi-line dump, with a link, to the model), and that refuses arguments a tool does not have
-    (the SDK drops them silently) before anything runs."""
-
-    _schemas: dict[str, dict[str, Any]] | None = None
-    cached_schemas = True  # register tools from tool_schemas.json when it is current
-
-    def add_tool(
-        self,
-        fn: Callable[..., Any],
-        name: str | None = None,
-        title: str | None = None,
-        description: str | None = None,
-        annotations: ToolAnnotations | None = None,
-        icons: list[Icon] | None = None,
-        meta: dict[str, Any] | None = None,
-        structured_output: bool | None = None,
-    ) -> None:
-        """The SDK's add_tool, with the tool's JSON schemas read from tool_schemas.json when that
-        file was generated from this source (see that module) instead of derived again."""
-        fields: dict[str, Any] = {"title": title, "annotations": annotations, "icons": icons, "meta": meta}
-        name = name or fn.__name__
-        entry = tool_schemas.shipped().get(name) if self.cached_schemas else None
-        tools = self._tool_manager._tools
-        tool = None
-        if entry is not None and structured_output is None and name not in tools:
-            tool = tool_schemas.tool_from_cache(fn, name, entry, description=description, **fields)
-        if tool is None:
-            super().add_tool(fn, name, description=description, structured_output=structured_output, **fields)
-        else:
-            tools[name] = tool
-
-    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
-        if self._schemas is None or name not in self._schemas:  # built once; again for a tool added later
-            self._schemas = {t.name: t.input_schema for t in await self.list_tools()}
-        schema = self._schemas.get(name)
-        if schema is not None:  # None: an unknown tool, which the SDK reports itself
-            message = unknown_arguments_message(name, arguments, schema)
-            if message is not None:
-                raise ToolError(message)
-        try:
-            return await super().call_tool(name, arguments, context)
-        except ToolError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ValidationError) and not isinstance(exc, UnexpectedToolError):
-                raise ToolError(
-                    validation_message(cause, f"arguments for {name}") + " The tool's input schema lists them."
-                ) from cause
-            raise
-
-    async def get_prompt(
-        self, name: str, arguments: dict[str, Any] | None = None, context: Any = None
-    ) -> GetPromptResult | InputRequiredResult:
-        """The SDK's, with an unknown prompt or an argument the prompt does not have refused in one
-        sentence, as tools refuse them (the SDK answers "Error rendering prompt" and logs pydantic's
-        traceback)."""
-        prompt = self._prompt_manager.get_prompt(name)
-        if prompt is None:
-            names = ", ".join(p.name for p in self._prompt_manager.list_prompts())
-            raise MCPError(INVALID_PARAMS, f"There is no prompt {name!r}; the prompts are: {names}.")
-        known = prompt.arguments or []
-        message = unknown_arguments_message(name, arguments or {}, {"properties": {a.name: {} for a in known}})
-        missing = [a.name for a in known if a.required and a.name not in (arguments or {})]
-        if message is None and missing:
-            message = f"{name} needs the argument(s) {', '.join(missing)}."
-        if message is not None:
-            raise MCPError(INVALID_PARAMS, message)
-        return await super().get_prompt(name, arguments, context)
-
-
 # The statistics engine imports scipy (about 1 s here), which start-up leaves out. Without a warm-up
 # the first call that analyses pays it: status, analyze, auto, a promote dry run, or the record that
 # reaches the sample size (its regression check). Once the first requests are answered, a background
@@ -293,23 +101,10 @@ WARM_UP_AFTER_S = 2.0
 
 def warm_up() -> None:
     """Import what analysing an experiment needs (in a background thread of the server)."""
-    import importlib
-
-    for module in ("meta_experiment.stats.analysis", "meta_experiment.policy"):
-        try:
-            importlib.import_module(module)
-        except Exception:  # the call that needs it reports the problem itself
-            return
-
-
-def _monitoring_field(name: str) -> Any:
-    """update_settings' argument for a monitoring setting: the setting's own range and description,
-    so the tool and the settings file never disagree (the tool capped satisfaction_floor at 1)."""
-    info = MonitoringSettings.model_fields[name]
-    bounds = {key: getattr(m, key) for m in info.metadata for key in ("gt", "ge", "lt", "le") if hasattr(m, key)}
-    if info.annotation is float:
-        bounds["allow_inf_nan"] = False
-    return Field(description=info.description, **bounds)
+    try:
+        load_engine()
+    except Exception:  # the call that needs it reports the problem itself
+        return
 
 
 def _reopen(project_root: Path | None, state_dir: Path | None, create: bool) -> Lab:
@@ -350,7 +145,7 @@ def build_server(
             if state is not None and isinstance(state.opened, Lab):
                 state.opened.close()
 
-    server = _Server(
+    server = CheckedServer(
         "meta-experiment", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, subscriptions=bus
     )
     server.cached_schemas = cached_schemas
@@ -601,110 +396,7 @@ def build_server(
             + ".",
         )
 
-    @server.tool(name="update_settings", annotations=tool_annotations("Update settings", idempotent=True))
-    async def update_settings_tool(
-        ctx: Context,
-        improvement_threshold: ImprovementThreshold = None,
-        max_regression: MaxRegression = None,
-        confidence_threshold: ConfidenceThreshold = None,
-        sample_size_required: SampleSize = None,
-        max_duration_days: MaxDuration = None,
-        auto_promote: AutoPromote = None,
-        auto_rollback: AutoRollback = None,
-        treatment_percent: TreatmentShare = None,
-        error_rate_ratio: Annotated[float | None, _monitoring_field("error_rate_ratio")] = None,
-        min_trials_per_arm: Annotated[int | None, _monitoring_field("min_trials_per_arm")] = None,
-        min_failures: Annotated[int | None, _monitoring_field("min_failures")] = None,
-        satisfaction_floor: Annotated[float | None, _monitoring_field("satisfaction_floor")] = None,
-    ) -> Annotated[CallToolResult, SettingsResult]:
-        """Change the project's defaults for new experiments and the monitoring thresholds. Only the
-        values given change; the settings file keeps its comments and ordering, and the previous
-        version is kept as settings.toml.bak. Called with no values it changes nothing and returns
-        the current settings and where each comes from (as experiments://settings and
-        `meta-experiment settings` show them)."""
-        given = {k: v for k, v in locals().items() if k != "ctx" and v is not None}
-        defaults = {k: v for k, v in given.items() if k in DefaultSettings.model_fields}
-        monitoring = {k: v for k, v in given.items() if k not in defaults}
-
-        def run(lab: Lab) -> SettingsResult:
-            if given:
-                update_settings(lab.state_dir, {"defaults": defaults, "monitoring": monitoring}, lab.project_root)
-                lab.event(None, "settings_updated", f"Settings changed: {sorted(given)}", changes=given)
-            return SettingsResult(
-                settings=lab.settings(), file=SETTINGS_FILE_NAME, changed=list(given), sources=setting_sources(lab)
-            )
-
-        result = await run_lab(ctx, run, create=bool(given))
-        if not given:
-            return tool_result(result, "No setting given, nothing changed. " + settings_text(result))
-        await notify_uris(state_of(ctx), [SETTINGS_URI])
-        return tool_result(
-            result, f"Updated {', '.join(f'{k}={v}' for k, v in given.items())} in {SETTINGS_FILE_NAME}."
-        )
-
-    @server.tool(annotations=tool_annotations("Export experiments", idempotent=True))
-    async def export_experiments(
-        ctx: Context,
-        experiment_ids: Annotated[list[str] | None, Field(description="Ids to export; all when omitted.")] = None,
-        path: Annotated[
-            str | None,
-            Field(
-                description="Write the JSON to this project-relative file instead of returning it. An existing "
-                "file is replaced only when it holds a previous export (backed up in the state folder first); any "
-                "other existing file is refused."
-            ),
-        ] = None,
-    ) -> Annotated[CallToolResult, ExportResult]:
-        """Export experiments in the seed's experiments.json format (plus a `meta_experiment` block
-        per experiment with every trial, snapshot and event, so an import restores them exactly).
-        `results.statistical_confidence` is the seed's 1 - fixed-horizon p; `always_valid_confidence`
-        is the one status shows and decisions use."""
-
-        def run(lab: Lab) -> ExportResult:
-            if path is not None:
-                interchange.export_path(lab, path)  # refuse a bad path before analysing every experiment
-            document = interchange.export_experiments(lab, experiment_ids)
-            count = len(document["experiments"])
-            if path is None:
-                return ExportResult(experiments=count, document=document)
-            written = interchange.write_document(lab, path, document)
-            return ExportResult(experiments=count, path=written)
-
-        r = await run_lab(ctx, run)
-        return tool_result(r, f"Exported {r.experiments} experiment(s)" + (f" to {r.path}." if r.path else "."))
-
-    @server.tool(annotations=tool_annotations("Import experiments"))
-    async def import_experiments(
-        ctx: Context,
-        document: Annotated[
-            dict[str, Any] | None,
-            Field(
-                description='A seed-format document: {"experiments": [...]}. Each experiment needs at least "id" '
-                'and "changes": {"files": {"<production path>": {"variant": "<variant path>"}}}; usually also '
-                '"name", "hypothesis", "status" (draft, running, promoted, rolled_back or expired; default '
-                'running) and "metrics": {"primary": "<name>", "secondary": [...]} (directions are guessed from '
-                "the names, with a warning, unless given). An export_experiments document is the full example: "
-                "metric definitions, targets, trials, snapshots and events."
-            ),
-        ] = None,
-        path: Annotated[str | None, Field(description="Or a project-relative JSON file to read it from.")] = None,
-        on_conflict: Annotated[
-            Literal["error", "skip"], Field(description="When an id exists: refuse everything, or skip that one.")
-        ] = "error",
-    ) -> Annotated[CallToolResult, ImportResult]:
-        """Import experiments from the seed's experiments.json format (or this server's export).
-        All or nothing: an invalid experiment refuses the whole document."""
-        if (document is None) == (path is None):
-            raise ToolError("Give exactly one of document (the JSON object) or path (a project-relative file).")
-
-        def run(lab: Lab) -> ImportResult:
-            doc = document if document is not None else interchange.read_document(lab, path or "")
-            return ImportResult(**interchange.import_experiments(lab, doc, on_conflict=on_conflict))
-
-        r = await run_lab(ctx, run, create=True)
-        text = f"Imported {len(r.imported)} experiment(s)" + (f", skipped {len(r.skipped)}" if r.skipped else "") + "."
-        return tool_result(r, text + "".join(f"\nWarning: {w}" for w in r.warnings))
-
+    register_data_tools(server)  # update_settings, export_experiments, import_experiments
     register_resources(server, box)
     register_completions(server, box)
 

@@ -152,6 +152,23 @@ def _pyproject_source(project_root: Path | None) -> list[tuple[str, dict[str, An
     return sources
 
 
+def settings_sources(state_dir: Path, project_root: Path | None = None) -> dict[str, dict[str, str]]:
+    """Where each effective setting comes from, by section and key: settings.toml in the state
+    folder, the project's pyproject.toml section, or "default" (load_settings' order: the last one
+    wins)."""
+    layers = _pyproject_source(project_root)
+    own = _load_toml(state_dir / SETTINGS_FILE_NAME)
+    if own is not None:
+        layers.append((SETTINGS_FILE_NAME, _plain(own)))
+    sources: dict[str, dict[str, str]] = {}
+    for section, model in SECTIONS.items():
+        sources[section] = {}
+        for key in model.model_fields:
+            given = [name for name, data in layers if isinstance(data.get(section), dict) and key in data[section]]
+            sources[section][key] = given[-1] if given else "default"
+    return sources
+
+
 def _merge(sources: list[tuple[str, dict[str, Any]]], own: dict[str, Any] | None) -> Settings:
     """The settings from pyproject.toml's section, then settings.toml's `own` values over them; every
     bad line of every source is named in one InvalidInput."""
