@@ -183,6 +183,22 @@ def test_existing_ids_conflict_or_skip(lab: Lab) -> None:
         ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [10**400]})]}, "finite"),
         ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [3e15]})]}, "larger unit"),
         ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": ["45s"]})]}, "number alone"),
+        (
+            {"experiments": [dict(SEED_DOCUMENT["experiments"][0], metrics={"primary": "t", "secondary": [{"n": 1}]})]},
+            "hold metric names, not dict .* go in meta_experiment.metric_definitions",
+        ),
+        (
+            {
+                "experiments": [
+                    dict(
+                        SEED_DOCUMENT["experiments"][0],
+                        status="draft",
+                        metrics={"primary": "t", "secondary": ["success_rate"]},
+                    )
+                ]
+            },
+            "named 'success_rate'.*rename it",
+        ),
     ],
 )
 def test_malformed_documents_are_refused(lab: Lab, document, message) -> None:
@@ -624,3 +640,10 @@ def test_editing_results_of_a_full_export_is_not_silently_ignored(lab: Lab) -> N
     result = import_experiments(lab, document)
     assert result["imported"] == ["exp-edited"]
     assert any("results.control_group differs from the trials" in w for w in result["warnings"])
+
+
+def test_an_ended_experiment_keeps_a_metric_named_success_rate(lab: Lab) -> None:
+    """Its record stays importable (made before the name was reserved); a running one is refused."""
+    item = dict(SEED_DOCUMENT["experiments"][0], metrics={"primary": "t", "secondary": ["success_rate"]})
+    assert import_experiments(lab, {"experiments": [item]})["imported"] == [item["id"]]
+    assert [m.name for m in lab.get(item["id"]).secondary_metrics] == ["success_rate"]

@@ -501,3 +501,18 @@ def test_assign_warns_when_the_experiment_is_past_its_time(lab: Lab) -> None:
     now[0] += 2 * 86400
     [warning] = [w for w in lab.assign(e.id).warnings if "limit" in w]
     assert warning.startswith(f"{e.id} is past its 2-day limit: the next auto run expires it")
+
+
+def test_progress_waits_for_values_of_the_primary_not_failed_runs_without_one(lab: Lab) -> None:
+    """From a user test: 4 successful runs and 8 failed ones without values read "10/10; ready to
+    analyze" with 2 values of the primary per arm (the decision itself waited for 5)."""
+    e = lab.create(**spec(sample_size_required=10, auto_rollback=False))
+    for i in range(12):
+        a = lab.assign(e.id)
+        ok = i < 4
+        r = lab.record(a.trial_id, {"time_to_complete": 30.0, "issues_caught": 1} if ok else {}, success=ok)
+    assert (r.trials_recorded, r.trials_needed) == (12, 6)  # 3 more values in each arm, at the even split
+    assert r.per_arm_floor == (
+        "each arm needs 5 values of time_to_complete (failed runs without one count for the success rate only) "
+        "before a decision (2 control, 2 treatment so far)"
+    )

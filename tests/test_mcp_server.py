@@ -482,3 +482,20 @@ async def test_resources_of_a_damaged_database_say_what_to_do(project: Path, tmp
                     said.append(str(exc))
     assert said, "no damage was read: the test damaged nothing that the resources read"
     assert all("Move it aside" in text for text in said), said
+
+
+async def test_a_retry_after_the_experiment_ended_says_it_ended(server) -> None:
+    """From a user test: after the experiment expired, an identical retry answered "Progress 1/10,
+    9 more needed"."""
+    async with Client(server, mode="legacy") as client:
+        e = await ok(client, "create_experiment", CREATE)
+        a = await ok(client, "assign", {"experiment_id": e["id"]})
+        args = {"trial_id": a["trial_id"], "metrics": {"time_to_complete": 3.0, "issues_caught": 1}}
+        await ok(client, "record", args)
+        await ok(client, "rollback", {"experiment_id": e["id"], "reason": "stopped", "confirm": True})
+        retry = await call(client, "record", args)
+        assert not retry.is_error and retry.structured_content["ended"] == "rolled_back"
+        assert retry.content[0].text == (
+            f"Already recorded (identical retry) trial {a['trial_id']} ({a['arm']}). {e['id']} has ended "
+            "(rolled_back) with 1 trial; it takes no more."
+        )

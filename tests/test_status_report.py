@@ -230,3 +230,11 @@ def test_the_status_line_counts_towards_what_the_experiment_waits_for(lab: Lab) 
     text = render_status(lab.status())
     assert line(text, "**Status**:").endswith("(4/10 trials)")
     assert "40%" in line(text, "Trials:")
+
+
+def test_the_status_line_past_the_required_size_shows_the_required_size(lab: Lab) -> None:
+    """Beyond the required size it read "40/40 trials" beside "(40/20)"."""
+    e = lab.create(**spec(sample_size_required=20, auto_promote=False, auto_rollback=False))
+    record_trials(lab, e.id, trials=40, treatment=45.0)
+    text = render_status(lab.status())
+    assert line(text, "**Status**:").endswith("(40/20 trials)")

@@ -28,6 +28,7 @@ from .import_keys import DOCUMENT_KEYS, experiment_keys, ignored_sentence, unkno
 from .lifecycle import Lab
 from .measurements import check_value, derived_values
 from .models import ARMS, TERMINAL_STATUSES, MetricSpec, iso, parse_iso
+from .stats.guardrails import SUCCESS_METRIC
 from .stats.summary import Summary
 
 FORMAT = "meta-experiment/1"
@@ -195,6 +196,11 @@ def _definitions(item: dict[str, Any], warnings: list[str]) -> list[MetricSpec]:
     names = [metrics.get("primary") or "time_to_complete", *(metrics.get("secondary") or [])]
     specs = []
     for name in names:
+        if not isinstance(name, str):
+            raise ValueError(
+                f"metrics.primary and metrics.secondary hold metric names, not {type(name).__name__} {name!r}; "
+                "definitions (direction, kind, unit) go in meta_experiment.metric_definitions, as an export shows."
+            )
         direction = "lower_is_better" if _LOWER_IS_BETTER_HINT.search(name) else "higher_is_better"
         warnings.append(f"{item.get('id')}: metric {name!r} has no definition; assumed {direction}.")
         specs.append(MetricSpec(name=name, direction=direction))  # type: ignore[arg-type]
@@ -358,6 +364,12 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
             "auto_rollback": item.get("auto_rollback", True),
         }
     )
+    if status in ("draft", "running") and any(m.name == SUCCESS_METRIC for m in spec.metrics):
+        raise ValueError(
+            f"a metric is named {SUCCESS_METRIC!r}, the name of the guardrail computed from each trial's success "
+            "flag, which it would replace: rename it (in metrics and meta_experiment.metric_definitions, and in "
+            "the trials' metrics). An ended experiment keeps it, as its record."
+        )
     now = lab.clock()
     created = _created(item, now)
     lab.store.insert_experiment(

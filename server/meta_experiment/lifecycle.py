@@ -237,12 +237,17 @@ class Lab:
     def progress(
         self, experiment: Experiment | Definition, counts: dict[str, dict[str, int]] | None = None
     ) -> Progress:
+        by_arm: dict[str, dict[str, int]]
         if isinstance(experiment, Experiment):
-            arms = (experiment.control.recorded, experiment.treatment.recorded)
+            by_arm = {arm: getattr(experiment, arm).model_dump() for arm in ARMS}
         else:
-            counts = self.store.arm_counts(experiment.id) if counts is None else counts
-            arms = (counts.get("control", {}).get("recorded", 0), counts.get("treatment", {}).get("recorded", 0))
-        done, need = sum(arms), experiment.sample_size_required
+            by_arm = self.store.arm_counts(experiment.id) if counts is None else counts
+        recorded = [by_arm.get(arm, {}).get("recorded", 0) for arm in ARMS]
+        done, need = sum(recorded), experiment.sample_size_required
+        arms = recorded  # the primary's values per arm: one per trial, unless a failed run left it out
+        if recorded != [by_arm.get(arm, {}).get("successes", 0) for arm in ARMS]:
+            values = self.store.values_per_arm(experiment.id, experiment.primary_metric.name)
+            arms = [values.get(arm, 0) for arm in ARMS]
         # No decision before each arm has MIN_PER_ARM results (policy.decide). Assignment keeps the
         # arms at the split, so an arm reaches it at about MIN_PER_ARM / its share trials in all. An arm
         # further behind its share than a block can leave it (abandoned trials, sticky units, imports)
@@ -268,8 +273,14 @@ class Lab:
             percent=round(100.0 * done / (done + more), 1) if more else 100.0,
             trials_needed=more,
             per_arm_floor=(
-                f"each arm needs {MIN_PER_ARM} results before a decision "
-                f"({arms[0]} control, {arms[1]} treatment so far)"
+                f"each arm needs {MIN_PER_ARM} "
+                + (
+                    "results"
+                    if arms == recorded
+                    else f"values of {experiment.primary_metric.name} (failed runs without one "
+                    "count for the success rate only)"
+                )
+                + f" before a decision ({arms[0]} control, {arms[1]} treatment so far)"
                 if floor > max(0, need - done)
                 else None
             ),
@@ -682,6 +693,7 @@ class Lab:
             metrics=trial.metrics,
             success=bool(trial.success),
             duplicate=True,
+            ended=None if experiment.status == "running" else experiment.status,
             **self.progress(experiment).model_dump(),
         )
 

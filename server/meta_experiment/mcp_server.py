@@ -287,12 +287,17 @@ def build_server(
                 "Say which trial this is: trial_id from assign, or experiment_id and arm to import a past measurement."
             )
         text = (
-            f"{'Already recorded (identical retry)' if r.duplicate else 'Recorded'} trial {r.trial_id} "
-            f"({r.arm}). Progress {r.trials_recorded}/{r.sample_size_required}"
+            f"{'Already recorded (identical retry)' if r.duplicate else 'Recorded'} trial {r.trial_id} ({r.arm})."
             + (
-                f", {r.trials_needed} more needed" + (f" ({r.per_arm_floor})." if r.per_arm_floor else ".")
-                if r.trials_needed
-                else "; ready to analyze."
+                f" {r.experiment_id} has ended ({r.ended}) with {r.trials_recorded} "
+                f"trial{'' if r.trials_recorded == 1 else 's'}; it takes no more."
+                if r.ended
+                else f" Progress {r.trials_recorded}/{r.sample_size_required}"
+                + (
+                    f", {r.trials_needed} more needed" + (f" ({r.per_arm_floor})." if r.per_arm_floor else ".")
+                    if r.trials_needed
+                    else "; ready to analyze."
+                )
             )
         )
         if r.missing_guardrails:

@@ -419,6 +419,9 @@ class RecordResult(Strict):
     percent: float
     trials_needed: int
     per_arm_floor: str | None = None
+    ended: Annotated[
+        str | None, Field(description="The experiment's status when it no longer runs (a retry after it ended).")
+    ] = None
 
 
 class VoidResult(Strict):

@@ -146,7 +146,8 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
     if item.forced:
         badge += " (forced against the policy)"
     # the trials the experiment waits for: the required size, or more while an arm lacks its minimum
-    target = max(p.sample_size_required, p.trials_recorded + p.trials_needed)
+    waits = p.trials_needed > max(0, p.sample_size_required - p.trials_recorded)
+    target = p.trials_recorded + p.trials_needed if waits else p.sample_size_required
     lines = [
         f"### Experiment #{number}: {item.id}",
         f"**Name**: {item.name}",

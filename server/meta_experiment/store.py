@@ -759,6 +759,14 @@ class Store:
             ).fetchall()
         return {(r[0], r[1]): RunningStats(*r[2:]) for r in rows}
 
+    def values_per_arm(self, experiment_id: str, metric: str) -> dict[str, int]:
+        """{arm: values of `metric` recorded} (a failed run may leave a metric out)."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT arm, n FROM arm_stats WHERE experiment_id = ? AND metric = ?", (experiment_id, metric)
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
     def arm_counts(self, experiment_id: str) -> dict[str, dict[str, int]]:
         with self.reading() as db:
             rows = db.execute(
