@@ -166,5 +166,6 @@ def test_a_recommendation_says_when_the_tool_would_refuse(lab: Lab, project: Pat
     assert item.action == "recommend_promote"
     assert "The promote tool would refuse now" in item.rationale
     assert "edited since the experiment started" in item.rationale
+    assert f"(the diff: promote with dry_run, or `meta-experiment promote {e.id} --dry-run`)" in item.rationale
     [event] = lab.events(e.id, kinds=["recommendation"])
     assert "would refuse now" in event.message

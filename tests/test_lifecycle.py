@@ -232,7 +232,14 @@ def test_duration_primary_defaults_to_time_since_assign(lab: Lab) -> None:
 
 @pytest.mark.parametrize(
     ("unit", "read_as", "value"),
-    [("MS", "ms", 90_000.0), ("Seconds", "seconds", 90.0), ("hrs", "h", 0.025), ("Minute", "minutes", 1.5)],
+    [
+        ("MS", "ms", 90_000.0),
+        ("Seconds", "seconds", 90.0),
+        ("hrs", "h", 0.025),
+        ("Minute", "minutes", 1.5),
+        ("µs", "us", 90e6),
+        ("days", "days", 90 / 86400),
+    ],
 )
 def test_a_duration_unit_in_another_spelling_is_known_at_create(
     lab: Lab, unit: str, read_as: str, value: float
@@ -516,3 +523,8 @@ def test_progress_waits_for_values_of_the_primary_not_failed_runs_without_one(la
         "each arm needs 5 values of time_to_complete (failed runs without one count for the success rate only) "
         "before a decision (2 control, 2 treatment so far)"
     )
+
+
+def test_us_in_capitals_is_not_read_as_microseconds(lab: Lab) -> None:
+    e = lab.create(**spec(primary_metric={"name": "cost", "direction": "lower_is_better", "unit": "US"}))
+    assert e.primary_metric.unit == "US" and not e.primary_metric.is_duration

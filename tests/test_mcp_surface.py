@@ -245,6 +245,9 @@ async def test_a_subscription_to_an_unknown_experiment_is_refused(server) -> Non
             await legacy_subscribe(client, uri)  # always fine, with or without experiments
         e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
         await legacy_subscribe(client, f"experiment://{e}/report")
+        for typo in ("experiments://lists", f"experiment://{e}/analysys", "file:///etc/passwd"):
+            with pytest.raises(MCPError, match=f"No resource '{typo}'; the resources are: experiments://list,"):
+                await legacy_subscribe(client, typo)
 
 
 # -- F1: changes committed by another process ---------------------------------------------------------

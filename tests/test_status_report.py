@@ -238,3 +238,28 @@ def test_the_status_line_past_the_required_size_shows_the_required_size(lab: Lab
     record_trials(lab, e.id, trials=40, treatment=45.0)
     text = render_status(lab.status())
     assert line(text, "**Status**:").endswith("(40/20 trials)")
+
+
+def test_analyze_says_a_recommended_promotion_would_be_refused_after_a_hand_edit(lab: Lab, project: Path) -> None:
+    from meta_experiment.report import render_analysis
+
+    e = lab.create(**spec(sample_size_required=20))
+    record_trials(lab, e.id)
+    assert "Promote would refuse now" not in render_analysis(lab.get(e.id), lab.analyze(e.id), lab.project_root)
+    (project / PROD).write_text("edited by hand\n")
+    text = render_analysis(lab.get(e.id), lab.analyze(e.id), lab.project_root)
+    assert f"⚠️ Promote would refuse now: {PROD} no longer holds its content from the start." in text
+
+
+def test_production_holding_the_tested_variant_does_not_block_the_promotion(lab: Lab, project: Path) -> None:
+    """Promote records such a file without writing it (a person copied the variant over by hand)."""
+    from conftest import VARIANT
+
+    e = lab.create(**spec(sample_size_required=20))
+    record_trials(lab, e.id)
+    (project / PROD).write_text(VARIANT)
+    report = lab.status()
+    assert report.experiments[0].changed_since_start == [f"{PROD} (holds the tested variant)"]
+    text = render_status(report)
+    assert f"- ℹ️ {PROD} already holds the tested variant: trials use the snapshots" in text
+    assert line(text, "**Action**:").startswith("**Action**: Promote (")

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import monitoring, operations, release
-from .errors import ExperimentError
+from .errors import Conflict, ExperimentError
 from .outcomes import AutoAction, AutoItem, AutoReport, CriterionNote
 
 if TYPE_CHECKING:
@@ -102,7 +102,10 @@ def _refusal(lab: Lab, e: Experiment, action: str, rationale: str) -> str | None
         elif action == "rollback":
             release.rollback(lab, e.id, reason=rationale, auto=True, dry_run=True)
     except ExperimentError as exc:
-        return str(exc)
+        message = str(exc)
+        if isinstance(exc, Conflict) and exc.diff:  # auto's report has no room for it: say where it is
+            message += f" (the diff: {action} with dry_run, or `meta-experiment {action} {e.id} --dry-run`)"
+        return message
     return None
 
 

@@ -76,7 +76,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         from .report import render_analysis
 
         result = lab.analyze(args.experiment_id)
-        print(result.model_dump_json(indent=2) if args.json else render_analysis(experiment, result))
+        print(result.model_dump_json(indent=2) if args.json else render_analysis(experiment, result, lab.project_root))
     finally:
         lab.close()
     return 0

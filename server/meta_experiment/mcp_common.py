@@ -257,11 +257,16 @@ def register_subscriptions(server: MCPServer) -> None:
 
 
 async def _refuse_unknown_experiment(state: AppState, uri: str) -> None:
-    """A subscription to experiment://<id>... of an id the store does not know is refused with the
-    message a read would give (it would otherwise wait, without a word, for changes that never come)."""
-    if not uri.startswith("experiment://"):
+    """A subscription to a URI that names no resource (a typo: experiments://lists), or to
+    experiment://<id>... of an id the store does not know, is refused with the message a read would
+    give: it would otherwise wait, without a word, for changes that never come."""
+    experiment_id = uri.removeprefix("experiment://").split("/", 1)[0] if uri.startswith("experiment://") else None
+    known = [*experiment_uris(experiment_id), SETTINGS_URI]
+    if uri not in known:
+        shapes = ", ".join([*experiment_uris("{experiment_id}"), SETTINGS_URI])
+        raise MCPError(INVALID_PARAMS, f"No resource {uri!r}; the resources are: {shapes}.")
+    if experiment_id is None:
         return
-    experiment_id = uri.removeprefix("experiment://").split("/", 1)[0]
     try:
         await anyio.to_thread.run_sync(lambda: state.lab.get(experiment_id))
     except NotFound as exc:

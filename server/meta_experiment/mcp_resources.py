@@ -163,7 +163,7 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
     )
     async def report_resource(experiment_id: str, ctx: Context) -> str:
         def run(lab: Lab) -> str:
-            return report.render_analysis(lab.get(experiment_id), lab.analyze(experiment_id))
+            return report.render_analysis(lab.get(experiment_id), lab.analyze(experiment_id), lab.project_root)
 
         return await read_lab(ctx, run)
 

@@ -364,7 +364,7 @@ def build_server(
         def run(lab: Lab) -> tuple[Analysis, str, bytes | None]:
             result = lab.analyze(experiment_id, rank_tests=rank_tests)
             experiment = lab.get(experiment_id)
-            text = report.render_analysis(experiment, result)
+            text = report.render_analysis(experiment, result, lab.project_root)
             png = lab.chart(experiment_id) if chart else None
             if chart and png is None:  # say why the image the caller asked for is missing
                 text += f"\n\n({no_chart_reason(experiment)})"

@@ -21,6 +21,7 @@ METRIC_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$"
 # Units that make a metric a duration: when such a primary metric is missing from `record`, the
 # time since `assign` is used, converted to this unit.
 DURATION_UNITS: dict[str, float] = {
+    "us": 1e-6,
     "ms": 0.001,
     "s": 1.0,
     "sec": 1.0,
@@ -29,10 +30,18 @@ DURATION_UNITS: dict[str, float] = {
     "minutes": 60.0,
     "h": 3600.0,
     "hours": 3600.0,
+    "d": 86400.0,
+    "days": 86400.0,
 }
 # Other spellings of those units, read as the unit they name (in any case: "MS", "Seconds"), so that
 # a duration is known as one when the experiment is created, not at its first record.
 DURATION_SPELLINGS: dict[str, str] = {
+    "µs": "us",
+    "μs": "us",  # the Greek mu, which keyboards also give
+    "usec": "us",
+    "microsecond": "us",
+    "microseconds": "us",
+    "millis": "ms",
     "msec": "ms",
     "msecs": "ms",
     "millisecond": "ms",
@@ -44,6 +53,7 @@ DURATION_SPELLINGS: dict[str, str] = {
     "hr": "h",
     "hrs": "h",
     "hour": "hours",
+    "day": "days",
 }
 
 
@@ -74,9 +84,9 @@ class MetricSpec(Strict):
         str | None,
         Field(
             max_length=32,
-            description=f"Unit shown in reports. A duration unit ({', '.join(DURATION_UNITS)}, in any case, or "
-            "spelled out: millisecond, second, minute, hour, hr) makes a primary metric default to the time "
-            "since assign when record omits it.",
+            description=f"Unit shown in reports. A duration unit ({', '.join(DURATION_UNITS)}, in any case but "
+            "'us', or spelled out: microsecond, millisecond, second, minute, hour, hr, day) makes a primary metric "
+            "default to the time since assign when record omits it.",
         ),
     ] = None
     description: Annotated[str, Field(max_length=2000)] = ""
@@ -117,6 +127,8 @@ class MetricSpec(Strict):
             raise ValueError("the unit must be plain text (no control characters)")
         if v is not None and v not in DURATION_UNITS:
             spelled = v.strip().lower()
+            if spelled == "us" and v.strip() != "us":  # "US" is more likely dollars than microseconds
+                return v
             return DURATION_SPELLINGS.get(spelled, spelled) if spelled in (*DURATION_UNITS, *DURATION_SPELLINGS) else v
         return v
 

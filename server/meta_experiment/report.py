@@ -6,13 +6,14 @@ status report and re-exports `render_analysis` for the MCP layer and the CLI."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from .models import Experiment
 from .outcomes import Alert, AutoReport, DeployResult, ReleaseInfo, ReleaseStatus
 from .stats.report import fmt_against, fmt_confidence
 from .stats.report import render_analysis as _render_analysis
 from .stats.results import Analysis
-from .status import StatusItem, StatusReport
+from .status import HOLDS_VARIANT, StatusItem, StatusReport, blocks_promotion, changed_since_start
 
 STATUS_BADGE = {
     "draft": "⚪ Draft",
@@ -30,8 +31,20 @@ ACTION = {
 }
 
 
-def render_analysis(experiment: Experiment, analysis: Analysis) -> str:
-    return _render_analysis(analysis, experiment.name, experiment.id)
+def render_analysis(experiment: Experiment, analysis: Analysis, project_root: Path | None = None) -> str:
+    """The seed's analysis report; with `project_root`, a running experiment whose production files
+    were edited since its start says that a recommended promotion would be refused."""
+    text = _render_analysis(analysis, experiment.name, experiment.id)
+    if project_root is None or experiment.status != "running":
+        return text
+    blocked = blocks_promotion(changed_since_start(project_root, experiment))
+    if blocked and analysis.decision is not None and analysis.decision.action == "promote":
+        text += (
+            f"\n\n⚠️ Promote would refuse now: {', '.join(blocked)} no longer "
+            f"{'holds its' if len(blocked) == 1 else 'hold their'} content from the start. Restore it (promote with "
+            "dry_run shows the diff), or roll this experiment back and start a new one on the edited file.\n"
+        )
+    return text
 
 
 def fmt(value: float | None, unit: str | None = None, digits: int = 3) -> str:
@@ -124,7 +137,7 @@ def _running_action(item: StatusItem, alerts: list[Alert]) -> str:
         )
     if item.action == "expire":
         return f"{ACTION['expire']}; auto mode ends it, and its data stays as it is"
-    if item.action == "promote" and item.changed_since_start:
+    if item.action == "promote" and blocks_promotion(item.changed_since_start):
         return (
             "Promote, once production holds its content from the start again (see Changed since the start; "
             "promote refuses until then), or roll back and start a new experiment on the edited file"
@@ -170,6 +183,9 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
                 *(
                     f"- ⚠️ {path} no longer holds its content from the start: trials use the snapshot that "
                     "assign returns, and promote refuses until the file is restored"
+                    if path in blocks_promotion([path])
+                    else f"- ℹ️ {path.removesuffix(HOLDS_VARIANT).strip()} already holds the tested variant: trials "
+                    "use the snapshots that assign returns, and promote records it without writing"
                     for path in item.changed_since_start
                 ),
             ]

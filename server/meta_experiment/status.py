@@ -65,7 +65,8 @@ class StatusItem(BaseModel):
         list[str],
         Field(
             description="Production files of a running experiment that no longer hold the snapshot taken at its "
-            "start (edited or deleted): assign warns and promote refuses until they are restored."
+            "start (edited or deleted): assign warns and promote refuses until they are restored; one marked "
+            f"'{HOLDS_VARIANT}' already holds the tested variant, which promote records without writing."
         ),
     ] = []
     auto_rollback: Annotated[
@@ -83,6 +84,9 @@ class StatusReport(BaseModel):
     ] = None
 
 
+HOLDS_VARIANT = "(holds the tested variant)"
+
+
 def changed_since_start(project_root: Path, experiment: Experiment) -> list[str]:
     """Production paths that no longer hold the content snapshotted at the start: the comparison
     promote makes before it writes (release._plan), read only."""
@@ -93,11 +97,20 @@ def changed_since_start(project_root: Path, experiment: Experiment) -> list[str]
         except (OSError, PathError):
             changed.append(f"{f.production} (unreadable)")
             continue
-        if current is None:
+        digest = None if current is None else deploy.sha256_hex(current)
+        if digest is None:
             changed.append(f"{f.production} (deleted)")
-        elif deploy.sha256_hex(current) != f.control_sha256:
+        elif digest == f.treatment_sha256 != f.control_sha256:
+            changed.append(f"{f.production} {HOLDS_VARIANT}")
+        elif digest != f.control_sha256:
             changed.append(f.production)
     return changed
+
+
+def blocks_promotion(changed: list[str]) -> list[str]:
+    """The entries of `changed_since_start` that make promote refuse (all but a file that already
+    holds the tested variant)."""
+    return [path for path in changed if not path.endswith(HOLDS_VARIANT)]
 
 
 def forced_promotion(experiment: Experiment, analysis: Analysis) -> bool:
