@@ -263,3 +263,18 @@ def test_production_holding_the_tested_variant_does_not_block_the_promotion(lab:
     text = render_status(report)
     assert f"- ℹ️ {PROD} already holds the tested variant: trials use the snapshots" in text
     assert line(text, "**Action**:").startswith("**Action**: Promote (")
+
+
+def test_an_active_alert_does_not_keep_an_experiment_past_its_time_from_expiring(lab: Lab) -> None:
+    """From a review: with the alert turned into a rollback recommendation, auto_rollback off, an
+    experiment past max_duration_days was recommended a rollback on every run and never expired."""
+    from meta_experiment.auto import run_auto
+
+    now = [T0]
+    lab.clock = lambda: now[0]
+    e = lab.create(**spec(sample_size_required=200, auto_rollback=False, max_duration_days=14))
+    record_trials(lab, e.id, trials=30, failures={"treatment": 15})
+    assert monitoring.alerts(lab, e.id, active_only=True)
+    now[0] += 14.5 * 86400
+    [item] = run_auto(lab).items
+    assert item.action == "expired" and lab.get(e.id).status == "expired"

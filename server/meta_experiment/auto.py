@@ -43,7 +43,8 @@ def _one(lab: Lab, e: Experiment, dry_run: bool) -> AutoItem:
         monitoring.check(lab, e.id, decision=decision)
     alerts = [a.message for a in monitoring.alerts(lab, e.id, active_only=True)]
     action, rationale = decision.action, decision.rationale
-    if action != "rollback" and alerts:  # without auto_rollback: a recommendation, below
+    # without auto_rollback: a recommendation, below; an experiment past its time expires all the same
+    if action not in ("rollback", "expire") and alerts:
         action, rationale = "rollback", "monitoring alert: " + "; ".join(alerts)
     item = AutoItem(
         experiment_id=e.id,
