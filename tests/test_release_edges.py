@@ -239,3 +239,35 @@ def test_a_rollback_dry_run_needs_no_reason_and_says_what_it_would_do(lab: Lab, 
 def test_a_promote_dry_run_says_what_it_would_write(lab: Lab, project: Path) -> None:
     dry = release.promote(lab, winner(lab).id, dry_run=True)
     assert f"Promoting would write the tested variant over {PROD} (backed up first) and commit" in dry.summary
+
+
+def test_an_undone_promote_leaves_a_file_it_found_already_copied(
+    lab: Lab, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a review: the undo put back every file holding the new content, so a variant the person
+    had copied over production by hand was replaced by the old text (and said to be put back)."""
+    import errno
+
+    from meta_experiment import deploy
+    from meta_experiment.errors import DeployError
+
+    (project / "agents").mkdir()
+    (project / "agents" / "reviewer.md").write_text("reviewer v1\n")
+    (project / "agents" / "reviewer.v2.md").write_text("reviewer v2\n")
+    e = winner(lab, files={PROD: VAR, "agents/reviewer.md": "agents/reviewer.v2.md"})
+    (project / PROD).write_text(VARIANT)  # the person's copy
+
+    real = deploy.replace_file
+
+    def disk_full_for_the_agent(path: Path, data: bytes) -> None:
+        if path.name == "reviewer.md":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(deploy, "replace_file", disk_full_for_the_agent)
+    with pytest.raises(DeployError, match="No space left on device") as err:
+        release.promote(lab, e.id)
+    assert (project / PROD).read_text() == VARIANT  # left as the person made it
+    assert (project / "agents" / "reviewer.md").read_text() == "reviewer v1\n"
+    assert PROD not in str(err.value).split("put back", 1)[-1]
+    assert lab.get(e.id).status == "running"

@@ -229,13 +229,22 @@ def apply_steps(
 
 
 def undo_steps(
-    project_root: Path, steps: Sequence[FileStep], blob: Callable[[str], bytes], *, absent_ok: Collection[str] = ()
+    project_root: Path,
+    steps: Sequence[FileStep],
+    blob: Callable[[str], bytes],
+    *,
+    absent_ok: Collection[str] = (),
+    in_place: Collection[str] = (),
 ) -> list[str]:
     """Put back the old content of every file that holds exactly the new content (the operation's
-    own write); files with other content are not touched. A path in `absent_ok` was missing before
-    the operation (see `apply_steps`), so putting it back removes it. Returns the paths restored."""
+    own write); files with other content are not touched, nor those in `in_place`, which held the
+    new content before the operation (a person's copy: not this operation's write). A path in
+    `absent_ok` was missing before the operation (see `apply_steps`), so putting it back removes
+    it. Returns the paths restored."""
     restored = []
     for step in steps:
+        if step.production in in_place:
+            continue
         current = read_current(project_root, step.production)
         if current is not None and sha256_hex(current) == step.new_sha256:
             path = writable_path(project_root, step.production)

@@ -98,7 +98,13 @@ def _undo(lab: Lab, op: journal.Operation, cause: Exception, *, recovered: bool)
     """A file changed under the operation (or could not be written): put back what the operation
     wrote, overwrite nothing else, close the journal row, and raise a domain error."""
     try:
-        restored = deploy.undo_steps(lab.project_root, op.steps, lambda d: blob(lab, d), absent_ok=restores_deleted(op))
+        restored = deploy.undo_steps(
+            lab.project_root,
+            op.steps,
+            lambda d: blob(lab, d),
+            absent_ok=restores_deleted(op),
+            in_place=op.data.get("unchanged", ()),
+        )
     except (PathError, OSError) as exc:
         raise DeployError(
             f"The {op.operation} of {op.experiment_id} stopped ({cause}) and its own changes could not be put "
