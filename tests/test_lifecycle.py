@@ -528,3 +528,31 @@ def test_progress_waits_for_values_of_the_primary_not_failed_runs_without_one(la
 def test_us_in_capitals_is_not_read_as_microseconds(lab: Lab) -> None:
     e = lab.create(**spec(primary_metric={"name": "cost", "direction": "lower_is_better", "unit": "US"}))
     assert e.primary_metric.unit == "US" and not e.primary_metric.is_duration
+
+
+def test_a_stored_experiment_keeps_the_unit_it_was_created_with(lab: Lab) -> None:
+    """Spellings are read as duration units when an experiment is created, not when one made before
+    (with "Seconds" as a plain unit) is read back: it would become a duration mid-run."""
+    import json
+
+    e = lab.create(**spec(primary_metric={"name": "t", "direction": "lower_is_better", "unit": "points"}))
+    with lab.store.transaction() as db:
+        (text,) = db.execute("SELECT spec_json FROM experiments WHERE id = ?", (e.id,)).fetchone()
+        stored = json.loads(text)
+        stored["primary_metric"]["unit"] = "Seconds"
+        db.execute("UPDATE experiments SET spec_json = ? WHERE id = ?", (json.dumps(stored), e.id))
+    assert lab.get(e.id).primary_metric.unit == "Seconds"
+    assert not lab.definition(e.id).primary_metric.is_duration
+
+
+def test_no_chart_for_an_arm_of_failed_runs_without_values(lab: Lab) -> None:
+    """From a review: an arm whose runs all failed without a value got a chart with an empty arm."""
+    from meta_experiment.mcp_resources import no_chart_reason
+
+    e = lab.create(**spec(auto_rollback=False))
+    for _ in range(6):
+        a = lab.assign(e.id)
+        ok = a.arm == "control"
+        lab.record(a.trial_id, {"time_to_complete": 30.0 + a.trial_id, "issues_caught": 1} if ok else {}, success=ok)
+    assert lab.chart(e.id) is None
+    assert "(control 3, treatment 0 so far)" in no_chart_reason(lab, lab.get(e.id))

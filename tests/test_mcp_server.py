@@ -107,7 +107,10 @@ async def test_full_lifecycle_through_the_protocol(server, mode) -> None:
         assert e["status"] == "running" and e["sample_size_required"] == 4
         empty = await call(client, "analyze", {"experiment_id": e["id"], "chart": True})
         assert [c.type for c in empty.content] == ["text"]  # no data, no image: and the text says why
-        assert "yet: each arm needs at least 2 recorded trials (control 0, treatment 0 so far)" in empty.content[0].text
+        assert (
+            "yet: each arm needs at least 2 recorded trials with a value of time_to_complete "
+            "(control 0, treatment 0 so far)" in empty.content[0].text
+        )
         arms = []
         for i in range(4):
             a = await ok(client, "assign", {"experiment_id": e["id"]})

@@ -222,3 +222,19 @@ def test_a_database_file_deleted_or_replaced_under_an_open_store_is_refused(tmp_
             lab.status()
     finally:
         lab.close()
+
+
+def test_an_in_memory_store_has_the_schema_and_leaves_nothing_on_disk(tmp_path: Path, monkeypatch) -> None:
+    """What a project without state is read from: the same tables, no file anywhere."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    store = Store(Path(":memory:"))
+    try:
+        assert store.in_memory and store.arm_counts("none") == {}
+        with store.reading() as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"experiments", "trials", "arm_stats", "events"} <= tables
+    finally:
+        store.close()
+    assert list(here.iterdir()) == []

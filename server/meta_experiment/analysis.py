@@ -173,13 +173,22 @@ def status(lab: Lab) -> StatusReport:
     return status_report(items).model_copy(update={"release": release_status(lab)})
 
 
+def chart_counts(lab: Lab, e: Experiment) -> tuple[int, int]:
+    """The values of the primary per arm that the chart draws (a failed run may have none)."""
+    if (e.control.recorded, e.treatment.recorded) == (e.control.successes, e.treatment.successes):
+        return e.control.recorded, e.treatment.recorded  # every run has its value: no query
+    values = lab.store.values_per_arm(e.id, e.primary_metric.name)
+    return values.get("control", 0), values.get("treatment", 0)
+
+
 def chart(lab: Lab, experiment_id: str) -> bytes | None:
     """PNG of the improvement over the trials and the arms' distributions (None without data,
     or past CHART_LIMIT trials per arm)."""
     from .charts import render_chart
 
     e = lab.get(experiment_id)
-    if min(e.control.recorded, e.treatment.recorded) < 2 or max(e.control.recorded, e.treatment.recorded) > CHART_LIMIT:
+    counts = chart_counts(lab, e)
+    if min(counts) < 2 or max(counts) > CHART_LIMIT:
         return None
     series = lab.store.raw_series(experiment_id, e.primary_metric.name)
     result = analyze(lab, experiment_id)

@@ -85,8 +85,8 @@ class Lab:
 
         With `create=False` a project without a database is read as an empty one and nothing is
         created in it (a `status` run in the wrong folder leaves no state folder behind): the store is
-        a throwaway one in a temporary folder, removed when the Lab is collected or the process ends,
-        and `empty_project` is True."""
+        an empty one in memory (nothing on disk to clean up, however the process ends), and
+        `empty_project` is True."""
         environ = None if env is None else dict(env)
         root = (project_root or paths.find_project_root(env=environ)).resolve()
         if not root.is_dir():
@@ -96,14 +96,8 @@ class Lab:
             )
         state = state_dir or paths.find_state_dir(root, env=environ)
         if not create and not (state / DB_FILE_NAME).exists():
-            import shutil
-            import tempfile
-            import weakref
-
-            scratch = Path(tempfile.mkdtemp(prefix="meta-experiment-empty-"))
-            lab = cls(project_root=root, state_dir=state, store=Store(scratch / DB_FILE_NAME), actor=actor)
+            lab = cls(project_root=root, state_dir=state, store=Store(Path(":memory:")), actor=actor)
             lab.empty_project = True
-            weakref.finalize(lab, shutil.rmtree, scratch, ignore_errors=True)
             return lab
         try:
             paths.ensure_state_dir(state)
@@ -245,7 +239,10 @@ class Lab:
         recorded = [by_arm.get(arm, {}).get("recorded", 0) for arm in ARMS]
         done, need = sum(recorded), experiment.sample_size_required
         arms = recorded  # the primary's values per arm: one per trial, unless a failed run left it out
-        if recorded != [by_arm.get(arm, {}).get("successes", 0) for arm in ARMS]:
+        successes = [by_arm.get(arm, {}).get("successes", 0) for arm in ARMS]
+        # only failed runs can lack the value, and values >= successes: once every arm has MIN_PER_ARM
+        # successes the count cannot matter, and record's hot path skips the query
+        if recorded != successes and min(successes) < MIN_PER_ARM:
             values = self.store.values_per_arm(experiment.id, experiment.primary_metric.name)
             arms = [values.get(arm, 0) for arm in ARMS]
         # No decision before each arm has MIN_PER_ARM results (policy.decide). Assignment keeps the

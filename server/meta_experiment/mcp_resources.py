@@ -12,7 +12,7 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from mcp_types import Completion, CompletionArgument, CompletionContext, PromptReference, ResourceTemplateReference
 
 from . import monitoring, report
-from .analysis import CHART_LIMIT
+from .analysis import CHART_LIMIT, chart_counts
 from .errors import ExperimentError
 from .lifecycle import Lab
 from .mcp_common import SETTINGS_URI, AppState, read_lab, read_static
@@ -23,18 +23,23 @@ from .settings import settings_sources
 COMPLETION_LIMIT = 100  # values per completion answer (the protocol's maximum)
 
 
-def no_chart_reason(e: Experiment) -> str:
+def no_chart_reason(lab: Lab, e: Experiment) -> str:
     """Why `Lab.chart` drew nothing for `e`, in one sentence (analysis.chart's conditions)."""
-    counts = f"control {e.control.recorded}, treatment {e.treatment.recorded}"
-    most = max(e.control.recorded, e.treatment.recorded)
+    control, treatment = chart_counts(lab, e)
+    counts = f"control {control}, treatment {treatment}"
+    most = max(control, treatment)
     if most > CHART_LIMIT:
         return f"No chart for {e.id}: it is drawn up to {CHART_LIMIT:,} recorded trials per arm, and it has {most:,}."
     if e.status in TERMINAL_STATUSES:
         return (
-            f"No chart for {e.id}: it ended ({e.status}) with fewer than 2 recorded trials in an arm ({counts}), "
+            f"No chart for {e.id}: it ended ({e.status}) with fewer than 2 recorded trials with a value of "
+            f"{e.primary_metric.name} in an arm ({counts}), "
             "and takes no more; a chart needs at least 2 in each."
         )
-    return f"No chart for {e.id} yet: each arm needs at least 2 recorded trials ({counts} so far)."
+    return (
+        f"No chart for {e.id} yet: each arm needs at least 2 recorded trials with a value of "
+        f"{e.primary_metric.name} ({counts} so far)."
+    )
 
 
 def settings_document(lab: Lab) -> dict[str, Any]:
@@ -150,7 +155,7 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         def run(lab: Lab) -> bytes:
             png = lab.chart(experiment_id)
             if png is None:
-                raise ResourceError(no_chart_reason(lab.get(experiment_id)))
+                raise ResourceError(no_chart_reason(lab, lab.get(experiment_id)))
             return png
 
         return await read_lab(ctx, run)

@@ -367,7 +367,7 @@ def build_server(
             text = report.render_analysis(experiment, result, lab.project_root)
             png = lab.chart(experiment_id) if chart else None
             if chart and png is None:  # say why the image the caller asked for is missing
-                text += f"\n\n({no_chart_reason(experiment)})"
+                text += f"\n\n({no_chart_reason(lab, experiment)})"
             return result, text, png
 
         result, text, png = await run_lab(ctx, run)

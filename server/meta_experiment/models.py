@@ -125,12 +125,20 @@ class MetricSpec(Strict):
     def _plain_unit(cls, v: str | None) -> str | None:
         if v is not None and control_characters(v):
             raise ValueError("the unit must be plain text (no control characters)")
-        if v is not None and v not in DURATION_UNITS:
-            spelled = v.strip().lower()
-            if spelled == "us" and v.strip() != "us":  # "US" is more likely dollars than microseconds
-                return v
-            return DURATION_SPELLINGS.get(spelled, spelled) if spelled in (*DURATION_UNITS, *DURATION_SPELLINGS) else v
         return v
+
+    def with_duration_unit(self) -> MetricSpec:
+        """This metric with its unit read as the duration unit another spelling or case names ("MS",
+        "Seconds", "hrs"). Applied when an experiment is created or imported, never to one already
+        stored, which keeps the meaning it was created with."""
+        if self.unit is None or self.unit in DURATION_UNITS:
+            return self
+        spelled = self.unit.strip().lower()
+        if spelled == "us" and self.unit.strip() != "us":  # "US" is more likely dollars than microseconds
+            return self
+        if spelled not in (*DURATION_UNITS, *DURATION_SPELLINGS):
+            return self
+        return self.model_copy(update={"unit": DURATION_SPELLINGS.get(spelled, spelled)})
 
     @model_validator(mode="after")
     def _binary_has_no_scale(self) -> MetricSpec:
@@ -239,6 +247,12 @@ class ExperimentSpec(Strict):
         for field_name in ("hypothesis", "description", "change_type"):
             if control_characters(getattr(self, field_name), allow_newlines=field_name != "change_type"):
                 raise ValueError(f"the {field_name} must be plain text (no control characters such as NUL)")
+        return self
+
+    @model_validator(mode="after")
+    def _duration_units(self) -> ExperimentSpec:
+        self.primary_metric = self.primary_metric.with_duration_unit()
+        self.secondary_metrics = [m.with_duration_unit() for m in self.secondary_metrics]
         return self
 
     @model_validator(mode="after")

@@ -35,10 +35,11 @@ def render_analysis(experiment: Experiment, analysis: Analysis, project_root: Pa
     """The seed's analysis report; with `project_root`, a running experiment whose production files
     were edited since its start says that a recommended promotion would be refused."""
     text = _render_analysis(analysis, experiment.name, experiment.id)
-    if project_root is None or experiment.status != "running":
-        return text
+    promote = analysis.decision is not None and analysis.decision.action == "promote"
+    if project_root is None or experiment.status != "running" or not promote:
+        return text  # the files are read only when the report recommends a promotion
     blocked = blocks_promotion(changed_since_start(project_root, experiment))
-    if blocked and analysis.decision is not None and analysis.decision.action == "promote":
+    if blocked:
         text += (
             f"\n\n⚠️ Promote would refuse now: {', '.join(blocked)} no longer "
             f"{'holds its' if len(blocked) == 1 else 'hold their'} content from the start. Restore it (promote with "

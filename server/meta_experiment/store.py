@@ -162,6 +162,8 @@ class Store:
 
     def __init__(self, path: Path, *, migrations: Sequence[tuple[str, Callable[[sqlite3.Connection], None]]] = ()):
         self.path = path
+        # Path(":memory:"): a store in memory (a project without state, read as empty): nothing on disk
+        self.in_memory = str(path) == ":memory:"
         self._lock = threading.RLock()
         self._depth = 0
         try:
@@ -181,7 +183,7 @@ class Store:
             if tables and "schema_migrations" not in tables:  # someone else's database: change nothing
                 raise sqlite3.DatabaseError(f"it has tables ({', '.join(sorted(tables)[:5])}) but none of ours")
             mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
+            if str(mode).lower() != "wal" and not self.in_memory:
                 raise StoreError(f"The database refused WAL mode (got {mode!r}); is it on a network filesystem?")
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.execute("PRAGMA foreign_keys = ON")
@@ -246,6 +248,8 @@ class Store:
                         self._db.execute("COMMIT")
 
     def _file_identity(self) -> tuple[int, int] | None:
+        if self.in_memory:
+            return None
         try:
             st = os.stat(self.path)
         except OSError:
