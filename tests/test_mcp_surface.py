@@ -441,3 +441,26 @@ async def test_every_resource_is_in_the_readme(server) -> None:
         templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
     for uri in static + [t.replace("{experiment_id}", "{id}") for t in templates]:
         assert f"`{uri}`" in readme, uri
+
+
+def test_completing_a_file_lists_the_project_once_per_pause(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a review: completion asks at every keystroke, and each ask ran `git ls-files` over the
+    project (up to 10 s on a large one): the list is kept for FILES_FRESH_S seconds."""
+    import meta_experiment.mcp_resources as resources
+    from meta_experiment.mcp_common import AppState
+
+    calls: list[Path] = []
+    real = resources.project_files
+    monkeypatch.setattr(resources, "project_files", lambda root, state: calls.append(root) or real(root, state))
+    resources._listed.clear()
+    lab = Lab.open(project)
+    try:
+        box = {"state": AppState(opened=lab)}
+        first = resources._files(box)
+        (project / "new.md").write_text("x\n")
+        assert resources._files(box) == first and len(calls) == 1  # a keystroke later: the same list
+        monkeypatch.setattr(resources, "FILES_FRESH_S", -1.0)
+        assert "new.md" in resources._files(box) and len(calls) == 2  # after the pause: listed again
+    finally:
+        lab.close()
+        resources._listed.clear()

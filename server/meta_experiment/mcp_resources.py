@@ -4,6 +4,9 @@ project's settings, and completion of their arguments (experiment ids; the promp
 from __future__ import annotations
 
 import json
+import math
+import time
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -210,9 +213,18 @@ def _experiment_ids(box: dict[str, AppState]) -> list[str]:
         return []
 
 
+FILES_FRESH_S = 5.0  # completion asks at every keystroke: the project's file list is listed once per pause
+_listed: dict[Path, tuple[float, list[str]]] = {}
+
+
 def _files(box: dict[str, AppState]) -> list[str]:
     try:
         lab = resource_lab(box)
     except ResourceError:
         return []
-    return project_files(lab.project_root, lab.state_dir)
+    now = time.monotonic()
+    at, files = _listed.get(lab.project_root, (-math.inf, []))
+    if now - at > FILES_FRESH_S:
+        files = project_files(lab.project_root, lab.state_dir)
+        _listed[lab.project_root] = (now, files)
+    return files
