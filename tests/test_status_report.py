@@ -259,7 +259,8 @@ def test_production_holding_the_tested_variant_does_not_block_the_promotion(lab:
     record_trials(lab, e.id)
     (project / PROD).write_text(VARIANT)
     report = lab.status()
-    assert report.experiments[0].changed_since_start == [f"{PROD} (holds the tested variant)"]
+    item = report.experiments[0]
+    assert (item.changed_since_start, item.holds_variant) == ([], [PROD])
     text = render_status(report)
     assert f"- ℹ️ {PROD} already holds the tested variant: trials use the snapshots" in text
     assert line(text, "**Action**:").startswith("**Action**: Promote (")

@@ -164,10 +164,14 @@ def register_data_tools(server: MCPServer) -> None:
 
         def run(lab: Lab) -> SettingsResult:
             if given:
-                update_settings(lab.state_dir, {"defaults": defaults, "monitoring": monitoring}, lab.project_root)
+                settings = update_settings(
+                    lab.state_dir, {"defaults": defaults, "monitoring": monitoring}, lab.project_root
+                )
                 lab.event(None, "settings_updated", f"Settings changed: {sorted(given)}", changes=given)
+            else:
+                settings = lab.settings()
             return SettingsResult(
-                settings=lab.settings(),
+                settings=settings,
                 file=SETTINGS_FILE_NAME,
                 changed=list(given),
                 sources=settings_sources(lab.state_dir, lab.project_root),

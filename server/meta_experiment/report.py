@@ -13,7 +13,7 @@ from .outcomes import Alert, AutoReport, DeployResult, ReleaseInfo, ReleaseStatu
 from .stats.report import fmt_against, fmt_confidence
 from .stats.report import render_analysis as _render_analysis
 from .stats.results import Analysis
-from .status import HOLDS_VARIANT, StatusItem, StatusReport, blocks_promotion, changed_since_start
+from .status import StatusItem, StatusReport, file_drift
 
 STATUS_BADGE = {
     "draft": "⚪ Draft",
@@ -38,7 +38,7 @@ def render_analysis(experiment: Experiment, analysis: Analysis, project_root: Pa
     promote = analysis.decision is not None and analysis.decision.action == "promote"
     if project_root is None or experiment.status != "running" or not promote:
         return text  # the files are read only when the report recommends a promotion
-    blocked = blocks_promotion(changed_since_start(project_root, experiment))
+    blocked, _ = file_drift(project_root, experiment)
     if blocked:
         text += (
             f"\n\n⚠️ Promote would refuse now: {', '.join(blocked)} no longer "
@@ -138,7 +138,7 @@ def _running_action(item: StatusItem, alerts: list[Alert]) -> str:
         )
     if item.action == "expire":
         return f"{ACTION['expire']}; auto mode ends it, and its data stays as it is"
-    if item.action == "promote" and blocks_promotion(item.changed_since_start):
+    if item.action == "promote" and item.changed_since_start:
         return (
             "Promote, once production holds its content from the start again (see Changed since the start; "
             "promote refuses until then), or roll back and start a new experiment on the edited file"
@@ -178,16 +178,18 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
             "**Current Results**:",
             *_results(item),
         ]
-        if item.changed_since_start:
+        if item.changed_since_start or item.holds_variant:
             lines += [
                 "**Changed since the start**:",
                 *(
                     f"- ⚠️ {path} no longer holds its content from the start: trials use the snapshot that "
                     "assign returns, and promote refuses until the file is restored"
-                    if path in blocks_promotion([path])
-                    else f"- ℹ️ {path.removesuffix(HOLDS_VARIANT).strip()} already holds the tested variant: trials "
-                    "use the snapshots that assign returns, and promote records it without writing"
                     for path in item.changed_since_start
+                ),
+                *(
+                    f"- ℹ️ {path} already holds the tested variant: trials use the snapshots that assign returns, "
+                    "and promote records it without writing"
+                    for path in item.holds_variant
                 ),
             ]
         if alerts:

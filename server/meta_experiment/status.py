@@ -65,8 +65,14 @@ class StatusItem(BaseModel):
         list[str],
         Field(
             description="Production files of a running experiment that no longer hold the snapshot taken at its "
-            "start (edited or deleted): assign warns and promote refuses until they are restored; one marked "
-            f"'{HOLDS_VARIANT}' already holds the tested variant, which promote records without writing."
+            "start (edited or deleted): assign warns and promote refuses until they are restored."
+        ),
+    ] = []
+    holds_variant: Annotated[
+        list[str],
+        Field(
+            description="Production files of a running experiment that already hold the tested variant (copied "
+            "by hand): trials use the snapshots, and promote records them without writing."
         ),
     ] = []
     auto_rollback: Annotated[
@@ -84,13 +90,11 @@ class StatusReport(BaseModel):
     ] = None
 
 
-HOLDS_VARIANT = "(holds the tested variant)"
-
-
-def changed_since_start(project_root: Path, experiment: Experiment) -> list[str]:
-    """Production paths that no longer hold the content snapshotted at the start: the comparison
-    promote makes before it writes (release._plan), read only."""
-    changed = []
+def file_drift(project_root: Path, experiment: Experiment) -> tuple[list[str], list[str]]:
+    """(production paths that no longer hold the content snapshotted at the start, those of them
+    that hold the tested variant instead): the comparison promote makes before it writes
+    (release._plan), read only. The first make promote refuse; the second it records as they are."""
+    changed, in_place = [], []
     for f in experiment.files:
         try:
             current = deploy.read_current(project_root, f.production)
@@ -101,16 +105,10 @@ def changed_since_start(project_root: Path, experiment: Experiment) -> list[str]
         if digest is None:
             changed.append(f"{f.production} (deleted)")
         elif digest == f.treatment_sha256 != f.control_sha256:
-            changed.append(f"{f.production} {HOLDS_VARIANT}")
+            in_place.append(f.production)
         elif digest != f.control_sha256:
             changed.append(f.production)
-    return changed
-
-
-def blocks_promotion(changed: list[str]) -> list[str]:
-    """The entries of `changed_since_start` that make promote refuse (all but a file that already
-    holds the tested variant)."""
-    return [path for path in changed if not path.endswith(HOLDS_VARIANT)]
+    return changed, in_place
 
 
 def forced_promotion(experiment: Experiment, analysis: Analysis) -> bool:
@@ -135,6 +133,7 @@ def status_item(
     seq = m.sequential
     decision = analysis.decision
     running = experiment.status == "running"
+    drift: tuple[list[str], list[str]] = file_drift(project_root, experiment) if running and project_root else ([], [])
     return StatusItem(
         id=experiment.id,
         name=experiment.name,
@@ -164,7 +163,8 @@ def status_item(
         target_out_of_reach=bool(decision and running and decision.target_out_of_reach),
         sample_ratio_mismatch=any(check.mismatch for check in analysis.srm),
         forced=forced_promotion(experiment, analysis),
-        changed_since_start=changed_since_start(project_root, experiment) if running and project_root else [],
+        changed_since_start=drift[0],
+        holds_variant=drift[1],
         auto_rollback=experiment.auto_rollback,
     )
 
