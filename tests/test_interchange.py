@@ -180,7 +180,7 @@ def test_existing_ids_conflict_or_skip(lab: Lab) -> None:
         ({"experiments": [{"name": "no id"}]}, "string id"),
         ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], status="exploded")]}, "one of: draft"),
         ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [1, "x"]})]}, "a number"),
-        ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [10**400]})]}, "finite"),
+        ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [10**400]})]}, "401 digits"),
         ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": [3e15]})]}, "larger unit"),
         ({"experiments": [dict(SEED_DOCUMENT["experiments"][0], results={"control_group": ["45s"]})]}, "number alone"),
         (

@@ -274,10 +274,11 @@ def test_non_duration_primary_must_be_given(lab: Lab) -> None:
     [
         ({"time_to_complete": float("nan")}, "finite"),
         ({"time_to_complete": float("inf")}, "finite"),
-        ({"time_to_complete": 10**400}, "finite"),
+        ({"time_to_complete": 10**400}, "401 digits"),
         ({"time_to_complete": 2e15}, "larger unit"),
         ({"time_to_complete": -1.0}, "negative"),
         ({"time_to_complete": "fast"}, "must be a number"),
+        ({"time_to_complete": True}, "not yes/no"),
         ({"time_to_complete": 3, "speed": 1}, "Unknown metric"),
     ],
 )

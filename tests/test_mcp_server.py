@@ -167,6 +167,25 @@ async def test_record_retry_is_idempotent_and_conflicts_are_refused(server, mode
         await refused(client, "record", {**args, "metrics": {"time_to_complete": 99.0}}, says="already recorded")
 
 
+async def test_true_and_false_are_values_of_yes_no_metrics_only(server, mode) -> None:
+    binary = {"name": "tests_passed", "direction": "higher_is_better", "kind": "binary"}
+    async with Client(server, mode=mode) as client:
+        e = await ok(client, "create_experiment", {**CREATE, "secondary_metrics": [binary]})
+        a = await ok(client, "assign", {"experiment_id": e["id"]})
+        r = await ok(
+            client, "record", {"trial_id": a["trial_id"], "metrics": {"time_to_complete": 3, "tests_passed": True}}
+        )
+        assert r["metrics"] == {"time_to_complete": 3.0, "tests_passed": 1.0}
+        fix = {"trial_id": a["trial_id"], "reason": "typo"}
+        await refused(client, "void_trial", {**fix, "metrics": {"time_to_complete": False}}, says="not yes/no")
+        text = await refused(
+            client, "void_trial", {**fix, "metrics": {"tests_passed": [1]}}, says="metrics.tests_passed"
+        )
+        assert text.count("must be") == 1 and "true/false" in text  # one sentence, not one per accepted type
+        v = await ok(client, "void_trial", {**fix, "metrics": {"tests_passed": False}})
+        assert v["replacement_metrics"] == {"time_to_complete": 3.0, "tests_passed": 0.0}
+
+
 async def test_bad_input_is_a_tool_error_and_changes_nothing(server, mode, tmp_path: Path) -> None:
     (tmp_path / "outside.md").write_text("x")
     async with Client(server, mode=mode) as client:
@@ -189,6 +208,11 @@ async def test_bad_input_is_a_tool_error_and_changes_nothing(server, mode, tmp_p
             says="time_to_complete",
         )
         await refused(client, "record", {"trial_id": "seven", "metrics": {"time_to_complete": 1}}, says="trial_id")
+        # true is 1 only on a yes/no metric; on a duration it is refused, not recorded as 1 minute
+        text = await refused(
+            client, "record", {"trial_id": a["trial_id"], "metrics": {"time_to_complete": True}}, says="not yes/no"
+        )
+        assert "time_to_complete" in text and "true" in text
         await refused(client, "record", {"metrics": {"time_to_complete": 1}}, says="trial_id")
         await refused(client, "create_experiment", {**CREATE, "sample_size_required": -5}, says="sample_size_required")
         await refused(client, "create_experiment", {**CREATE, "files": {"../outside.md": VAR}}, says="outside")

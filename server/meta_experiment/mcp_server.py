@@ -48,7 +48,7 @@ from .mcp_data import (
 )
 from .mcp_protocol import CheckedServer
 from .mcp_resources import no_chart_reason, register_completions, register_resources, resource_lab
-from .models import Assignment, Event, Experiment, MetricSpec, Progress, RecordResult, VoidResult
+from .models import Assignment, Event, Experiment, MetricSpec, MetricValue, Progress, RecordResult, VoidResult
 from .stats.results import Analysis
 from .status import StatusReport
 
@@ -258,8 +258,8 @@ def build_server(
     @server.tool(annotations=tool_annotations("Record a result", idempotent=True))
     async def record(
         metrics: Annotated[
-            dict[str, float],
-            Field(description="Measured values: {metric name: number}. Binary metrics take 0 or 1."),
+            dict[str, MetricValue],
+            Field(description="Measured values: {metric name: number}. Binary metrics take 0 or 1 (or false/true)."),
         ],
         ctx: Context,
         trial_id: Annotated[
@@ -317,7 +317,7 @@ def build_server(
         ],
         ctx: Context,
         metrics: Annotated[
-            dict[str, float] | None,
+            dict[str, MetricValue] | None,
             Field(
                 description="The corrected values of the same run, if it was measured: recorded in its place "
                 "(same arm and unit); metrics not given keep their recorded values. Leave out to drop the run."

@@ -50,8 +50,11 @@ def check_finite(name: str, value: Any) -> float:
         raise InvalidInput(f"Metric {name!r} must be a number, got {type(value).__name__} {value!r}.")
     try:
         number = float(value)
-    except OverflowError:  # an int beyond the float range
-        number = math.inf
+    except OverflowError:  # an int beyond the float range: named by its length, not echoed
+        raise InvalidInput(
+            f"Metric {name!r} is a number of {len(str(abs(int(value))))} digits, beyond ±{MAX_ABS_VALUE:g}. "
+            "Record it in a larger unit (e.g. seconds instead of nanoseconds)."
+        ) from None
     if not math.isfinite(number):
         raise InvalidInput(
             f"Metric {name!r} is {value!r}; only finite numbers can be recorded. "
@@ -68,6 +71,10 @@ def check_finite(name: str, value: Any) -> float:
 def check_value(spec: MetricSpec, value: Any) -> float:
     """One value of a metric, checked against its definition (record and import alike)."""
     name = spec.name
+    if isinstance(value, bool) and spec.kind != "binary":
+        raise InvalidInput(
+            f"Metric {name!r} is a continuous number, not yes/no; record its measured value, not {str(value).lower()}."
+        )
     number = check_finite(name, value)
     if spec.kind == "binary" and number not in (0.0, 1.0):
         raise InvalidInput(f"Metric {name!r} is binary; record 0 or 1 (or true/false), not {value!r}.")

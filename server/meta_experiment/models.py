@@ -7,7 +7,16 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 Direction = Literal["lower_is_better", "higher_is_better"]
 MetricKind = Literal["continuous", "binary"]
@@ -420,6 +429,24 @@ class Progress(Strict):
     per_arm_floor: Annotated[
         str | None, Field(description="Set when the per-arm minimum, not the sample size, is what is missing.")
     ] = None
+
+
+def _metric_value(value: object) -> float | bool:
+    """A measured value as the record and void tools receive it: a number, true/false (a yes/no
+    metric's; record refuses it on a continuous one), or a number written as text. Whether it is
+    finite and fits its metric is checked by measurements.check_value, for imports alike."""
+    if isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    raise ValueError("must be a number, or true/false for a yes/no metric")
+
+
+# One error per bad value (a plain union names each member's failure); the schema says what it takes.
+MetricValue = Annotated[float | bool, PlainValidator(_metric_value), WithJsonSchema({"type": ["number", "boolean"]})]
 
 
 # A text or null, as one JSON-schema type list rather than pydantic's anyOf: a client that checks
