@@ -12,6 +12,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -34,6 +35,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from .errors import Conflict, ExperimentError, NotFound, StoreError
 from .lifecycle import Lab
+from .settings import SETTINGS_FILE_NAME
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -288,10 +290,13 @@ class ChangeWatcher:
     connection commits, never for this connection's own writes, which `run_lab` notifies at once.
     Read inside one read transaction, the version and the rows below belong to one snapshot. The
     changed experiments are those with new events or trials, or other per-arm counts (a record, a
-    void); new events without an experiment (settings) change the lists and the settings."""
+    void); new events without an experiment (settings) change the lists and the settings. The
+    settings files are stat-ed too: a hand edit of settings.toml or of pyproject.toml's section
+    changes the settings resource."""
 
     def __init__(self) -> None:
         self._lab: Lab | None = None
+        self._files: tuple[tuple[int, int] | None, ...] = ()
         self._version = -1
         self._event_id = 0
         self._trial_id = 0
@@ -305,7 +310,11 @@ class ChangeWatcher:
         wrote meanwhile; otherwise they are notified again (harmless: a client reads once more)."""
         first, switched = self._lab is None, lab is not self._lab
         changed: set[str | None] = set()
-        settings = False
+        files = tuple(
+            _signature(path) for path in (lab.state_dir / SETTINGS_FILE_NAME, lab.project_root / "pyproject.toml")
+        )
+        settings = not first and files != self._files
+        self._files = files
         with lab.store.reading() as db:
             version = int(db.execute("PRAGMA data_version").fetchone()[0])
             counts = {
@@ -335,10 +344,17 @@ class ChangeWatcher:
                 moved = counts.keys() | self._counts.keys()
                 changed.update(key[0] for key in moved if counts.get(key) != self._counts.get(key))
         self._lab, self._version, self._counts = lab, version, counts
-        if not changed:
-            return []
         uris = {u for experiment_id in changed for u in experiment_uris(experiment_id)}
         return sorted(uris | ({SETTINGS_URI} if settings else set()))
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    """A file's modification time and size (None: no such file), to tell that it was edited."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def _poll(watcher: ChangeWatcher, state: AppState) -> list[str]:
