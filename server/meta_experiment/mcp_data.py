@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from . import interchange
 from .mcp_common import SETTINGS_URI, notify_uris, run_lab, state_of, tool_annotations, tool_result
+from .models import Confidence, MaxDurationDays, Percent, SampleSizeRequired
 from .settings import (
     SETTINGS_FILE_NAME,
     DefaultSettings,
@@ -31,30 +32,26 @@ if TYPE_CHECKING:
 # The experiment defaults: arguments of create_experiment (this experiment) and of update_settings
 # (the project's default); when left out, the settings file decides.
 ImprovementThreshold = Annotated[
-    float | None,
-    Field(ge=0, le=1000, description="Minimum improvement of the primary metric to promote, in percent (15 = 15%)."),
+    Percent | None,
+    Field(description="Minimum improvement of the primary metric to promote, in percent (15 = 15%)."),
 ]
 MaxRegression = Annotated[
-    float | None, Field(ge=0, le=1000, description="Largest tolerated regression before rolling back, in percent.")
+    Percent | None, Field(description="Largest tolerated regression before rolling back, in percent.")
 ]
 ConfidenceThreshold = Annotated[
-    float | None,
+    Confidence | None,
     Field(
-        gt=0.5,
-        lt=1,
         description="Required confidence of the always-valid test. Decisions use alpha = min(0.05, 1 - this), so "
         "every value up to 0.95 (the default 0.80 included) acts as 0.95; only a higher one, e.g. 0.99, is stricter.",
     ),
 ]
 SampleSize = Annotated[
-    int | None,
+    SampleSizeRequired | None,
     Field(
-        ge=2,
-        le=10_000_000,
         description="Recorded trials (both arms) before any decision; the test plans to decide by 7x this.",
     ),
 ]
-MaxDuration = Annotated[float | None, Field(gt=0, le=3650, description="Days before the experiment expires.")]
+MaxDuration = Annotated[MaxDurationDays | None, Field(description="Days before the experiment expires.")]
 AutoPromote = Annotated[bool | None, Field(description="Let auto mode promote a winner.")]
 AutoRollback = Annotated[
     bool | None,

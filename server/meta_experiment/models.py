@@ -19,6 +19,14 @@ from pydantic import (
 )
 
 Direction = Literal["lower_is_better", "higher_is_better"]
+
+# The ranges of the experiment's targets and limits, written once: an experiment (ExperimentSpec,
+# Targets), the project's defaults (settings.DefaultSettings) and the tools' arguments share them.
+Percent = Annotated[float, Field(ge=0, le=1000)]  # improvement_threshold, max_regression
+Confidence = Annotated[float, Field(gt=0.5, lt=1.0)]
+SampleSizeRequired = Annotated[int, Field(ge=2, le=10_000_000)]
+MaxDurationDays = Annotated[float, Field(gt=0, le=3650)]
+
 MetricKind = Literal["continuous", "binary"]
 Arm = Literal["control", "treatment"]
 ARMS: tuple[Arm, Arm] = ("control", "treatment")
@@ -100,8 +108,7 @@ class MetricSpec(Strict):
     ] = None
     description: Annotated[str, Field(max_length=2000)] = ""
     max_regression: Annotated[
-        float | None,
-        Field(ge=0, le=1000, description="Guardrail override: largest tolerated regression in % (else targets)."),
+        Percent | None, Field(description="Guardrail override: largest tolerated regression in % (else targets).")
     ] = None
     floor: Annotated[
         float | None,
@@ -189,17 +196,14 @@ class Targets(Strict):
     """Decision thresholds, in the seed's terms."""
 
     improvement_threshold: Annotated[
-        float,
-        Field(ge=0, le=1000, description="Minimum improvement of the primary metric to promote, in % (15 = 15%)."),
+        Percent, Field(description="Minimum improvement of the primary metric to promote, in % (15 = 15%).")
     ] = 15.0
     max_regression: Annotated[
-        float, Field(ge=0, le=1000, description="Largest tolerated regression before rolling back, in percent.")
+        Percent, Field(description="Largest tolerated regression before rolling back, in percent.")
     ] = 10.0
     confidence_threshold: Annotated[
-        float,
+        Confidence,
         Field(
-            gt=0.5,
-            lt=1.0,
             description="Required confidence of the always-valid test. Decisions use alpha = min(0.05, 1 - this), "
             "so every value up to 0.95 (the default 0.80 included) acts as 0.95; only a higher one, e.g. 0.99, is "
             "stricter.",
@@ -211,8 +215,8 @@ class Defaults(Strict):
     """Defaults for new experiments, from the seed, overridable in the settings file."""
 
     targets: Targets = Targets()
-    sample_size_required: Annotated[int, Field(ge=2, le=10_000_000)] = 10
-    max_duration_days: Annotated[float, Field(gt=0, le=3650)] = 14.0
+    sample_size_required: SampleSizeRequired = 10
+    max_duration_days: MaxDurationDays = 14.0
     auto_promote: bool = False
     auto_rollback: bool = True
     treatment_percent: TreatmentPercent = 50
@@ -240,8 +244,8 @@ class ExperimentSpec(Strict):
     primary_metric: MetricSpec
     secondary_metrics: list[MetricSpec] = []
     targets: Targets = Targets()
-    sample_size_required: Annotated[int, Field(ge=2, le=10_000_000)] = 10
-    max_duration_days: Annotated[float, Field(gt=0, le=3650)] = 14.0
+    sample_size_required: SampleSizeRequired = 10
+    max_duration_days: MaxDurationDays = 14.0
     auto_promote: bool = False
     auto_rollback: bool = True
     treatment_percent: TreatmentPercent = 50

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InvalidInput
 from .files import atomic_write
-from .models import TreatmentPercent
+from .models import Confidence, MaxDurationDays, Percent, SampleSizeRequired, TreatmentPercent
 
 SETTINGS_FILE_NAME = "settings.toml"
 
@@ -29,11 +29,11 @@ class DefaultSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    improvement_threshold: Annotated[float, Field(ge=0, le=1000)] = 15.0
-    max_regression: Annotated[float, Field(ge=0, le=1000)] = 10.0
-    confidence_threshold: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.80
-    sample_size_required: Annotated[int, Field(ge=2, le=10_000_000)] = 10
-    max_duration_days: Annotated[float, Field(gt=0, le=3650)] = 14.0
+    improvement_threshold: Percent = 15.0
+    max_regression: Percent = 10.0
+    confidence_threshold: Confidence = 0.80
+    sample_size_required: SampleSizeRequired = 10
+    max_duration_days: MaxDurationDays = 14.0
     auto_promote: bool = False
     auto_rollback: bool = True
     treatment_percent: TreatmentPercent = 50
