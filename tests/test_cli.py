@@ -41,6 +41,24 @@ def experiment_id(project: Path) -> str:
         lab.close()
 
 
+def test_void_corrects_a_yes_no_metric_with_true_or_false(project: Path) -> None:
+    lab = Lab.open(project)
+    try:
+        binary = {"name": "tests_passed", "direction": "higher_is_better", "kind": "binary"}
+        e = lab.create(**spec(secondary_metrics=[binary]))
+        a = lab.assign(e.id)
+        lab.record(a.trial_id, {"time_to_complete": 3.0, "tests_passed": 0})
+    finally:
+        lab.close()
+    out = run(project, "void", str(a.trial_id), "--reason", "rerun passed", "--metric", "tests_passed=true").stdout
+    assert "tests_passed=1" in out
+    lab = Lab.open(project)
+    try:
+        assert lab.trial(a.trial_id + 1).metrics == {"time_to_complete": 3.0, "tests_passed": 1.0}
+    finally:
+        lab.close()
+
+
 def test_status_and_analyze(project: Path, experiment_id: str) -> None:
     assert "ACTIVE EXPERIMENTS" in run(project, "status").stdout
     data = json.loads(run(project, "status", "--json").stdout)
@@ -63,6 +81,8 @@ def test_void_a_trial_and_correct_it(project: Path, experiment_id: str) -> None:
     assert again.returncode == 2 and "was voided (typo: 4.0 typed as 40); trial 5 holds" in again.stderr
     bad = run(project, "void", "2", "--reason", "x", "--metric", "time_to_complete", check=False)
     assert bad.returncode == 2 and "--metric takes NAME=VALUE" in bad.stderr
+    yes_no = run(project, "void", "2", "--reason", "x", "--metric", "time_to_complete=TRUE", check=False)
+    assert yes_no.returncode == 2 and "continuous number, not yes/no" in yes_no.stderr  # read as true, refused
     flag_only = run(project, "void", "2", "--reason", "x", "--succeeded", check=False)
     assert flag_only.returncode == 2 and "--succeeded describes the corrected run" in flag_only.stderr
     lab = Lab.open(project)

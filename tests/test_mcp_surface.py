@@ -286,7 +286,7 @@ def test_the_watcher_names_what_another_connection_changed(project: Path) -> Non
         settings_file = own.state_dir / "settings.toml"  # a hand edit: no event, no commit
         settings_file.write_text(settings_file.read_text() + "# longer now\n")
         assert watcher.poll(own) == ["experiments://settings"]
-        (project / "pyproject.toml").write_text('[tool.meta-experiment.defaults]\nsample_size_required = 14\n')
+        (project / "pyproject.toml").write_text("[tool.meta-experiment.defaults]\nsample_size_required = 14\n")
         assert watcher.poll(own) == ["experiments://settings"]
         assert watcher.poll(own) == []
     finally:

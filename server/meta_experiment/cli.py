@@ -95,17 +95,21 @@ def cmd_start(args: argparse.Namespace) -> int:
 def cmd_void(args: argparse.Namespace) -> int:
     from .errors import InvalidInput
 
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float | bool] = {}
     for item in args.metric:
         name, sep, raw = item.partition("=")
         if name.strip() in metrics:
             raise InvalidInput(f"--metric {name.strip()} is given twice; give each metric once.")
+        yes_no = {"true": True, "false": False}.get(raw.strip().lower())  # a yes/no metric's value, as in record
         try:
-            metrics[name.strip()] = float(raw)
+            metrics[name.strip()] = float(raw) if yes_no is None else yes_no
         except ValueError:
             sep = ""
         if not sep or not name.strip():
-            raise InvalidInput(f"--metric takes NAME=VALUE with a number, e.g. time_to_complete=95; not {item!r}.")
+            raise InvalidInput(
+                f"--metric takes NAME=VALUE with a number (or true/false for a yes/no metric), "
+                f"e.g. time_to_complete=95; not {item!r}."
+            )
     if (args.failed or args.succeeded) and not metrics:
         flag = "--failed" if args.failed else "--succeeded"
         raise InvalidInput(f"{flag} describes the corrected run: give its values with --metric NAME=VALUE.")
@@ -358,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="A corrected value of the same run (repeat for each metric); recorded in the trial's place. "
+        help="A corrected value of the same run (repeat for each metric; true/false for a yes/no metric); "
+        "recorded in the trial's place. "
         "Metrics not given keep their recorded values.",
     )
     outcome = void.add_mutually_exclusive_group()
