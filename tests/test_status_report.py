@@ -83,6 +83,31 @@ def test_a_binary_primary_metric_reads_as_rates(lab: Lab) -> None:
     assert "avg" not in text
 
 
+def test_equal_arms_read_as_no_change_not_as_rounding_noise(lab: Lab) -> None:
+    """8 of 12 yes in each arm: the means, summed around different shifts, differ in the 16th digit;
+    the reports say no change (they printed "1.11e-14 percentage points lower" and "lost: 0.0")."""
+    from meta_experiment.report import render_analysis
+
+    metric = {"name": "passed", "direction": "higher_is_better", "kind": "binary"}
+    e = lab.create(**spec(primary_metric=metric, secondary_metrics=[], sample_size_required=24, auto_rollback=False))
+    seen = {"control": 0, "treatment": 0}
+    while min(seen.values()) < 12:
+        a = lab.assign(e.id)
+        if seen[a.arm] < 12:
+            lab.record(a.trial_id, {"passed": 1.0 if seen[a.arm] % 3 else 0.0})  # 0 at 0, 3, 6, 9: 8 of 12 yes
+            seen[a.arm] += 1
+    analysis = lab.analyze(e.id)
+    assert analysis.primary.control.mean == pytest.approx(analysis.primary.treatment.mean, abs=1e-12)
+    status = render_status(lab.status())
+    assert "- passed: no change (the arms' means are equal)" in status
+    assert "lost" not in status and "regression" not in status
+    assert "more trials give 80% power to detect the 15% target)" in status  # not the difference seen
+    report = render_analysis(lab.get(e.id), analysis)
+    assert "**Improvement**: no change (0.0%)" in report
+    assert "- Per run: no change (the arms' means are equal)" in report
+    assert "e-1" not in report and "per month" not in report
+
+
 def test_the_alert_of_an_auto_rolled_back_experiment_is_shown_closed(lab: Lab) -> None:
     e = lab.create(**spec(sample_size_required=20, auto_rollback=True))
     while lab.get(e.id).status == "running":

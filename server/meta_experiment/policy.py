@@ -336,7 +336,8 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
             "every trial inflates false decisions, so it does not decide"
         )
     if analysis.power and analysis.power.trials_needed_total:
-        text += f"; about {analysis.power.trials_needed_total} more trials for 80% power"
+        more, target = analysis.power.trials_needed_total, analysis.power.target_improvement_pct
+        text += f"; about {more:,} more trials give 80% power to detect the {target:g}% target"
     seq = analysis.primary.sequential
     if seq is not None and seq.active and seq.phase == "after_window":
         m = analysis.primary

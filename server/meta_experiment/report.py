@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .models import Experiment
 from .outcomes import Alert, AutoReport, DeployResult, ReleaseInfo, ReleaseStatus
-from .stats.report import fmt_against, fmt_confidence
+from .stats.report import fmt_against, fmt_confidence, same_means
 from .stats.report import render_analysis as _render_analysis
 from .stats.results import Analysis
 from .status import StatusItem, StatusReport, file_drift
@@ -84,7 +84,13 @@ def _results(item: StatusItem) -> list[str]:
             f"- Control avg: {fmt(item.control_mean, unit)}",
             f"- Treatment avg: {fmt(item.treatment_mean, unit)}",
         ]
-    if item.control_mean is not None and item.treatment_mean is not None and item.improvement_pct is not None:
+    if (
+        item.control_mean is not None
+        and item.treatment_mean is not None
+        and same_means(item.control_mean, item.treatment_mean)
+    ):
+        lines.append(f"- {item.primary_metric}: no change (the arms' means are equal)")
+    elif item.control_mean is not None and item.treatment_mean is not None and item.improvement_pct is not None:
         # the word, the amount and the % all of the means shown above; on the log scale the
         # improvement % is the geometric mean's (a typical run), which can differ even in sign
         diff = item.treatment_mean - item.control_mean
@@ -108,11 +114,13 @@ def _results(item: StatusItem) -> list[str]:
             typical_pct = fmt_against(size, target, 0) if item.improvement_pct >= 0 else f"{size:,.0f}"
             line += f"; a typical run (geometric mean) {typical_pct}% {typical}"
         lines.append(line)
+    # the power figure is for the target improvement, not for the difference seen so far
+    power = f"80% power to detect the {item.improvement_threshold:g}% target"
     if item.confidence is not None:
-        need = f" (needs {item.trials_needed} more trials for 80% power)" if item.trials_needed else ""
+        need = f" (about {item.trials_needed:,} more trials give {power})" if item.trials_needed else ""
         lines.append(f"- Confidence: {fmt_confidence(item.confidence)} (always-valid){need}")
     elif item.trials_needed:
-        lines.append(f"- Confidence: not yet (needs {item.trials_needed} more trials for 80% power)")
+        lines.append(f"- Confidence: not yet (about {item.trials_needed:,} more trials give {power})")
     return lines
 
 

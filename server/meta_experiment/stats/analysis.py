@@ -278,11 +278,11 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
             per_arm = max(_more_per_arm(nc, nt, n_seq), MIN_PER_ARM - min(nc, nt))
             total = 2 * per_arm
             message = (
-                f"about {n_seq} trials per arm give {inputs.power:.0%} power to detect a {thr:g}% "
-                f"improvement with the always-valid test ({n_fixed} per arm for a single fixed-horizon test)"
-                + (f"; needs {total} more trials" if total else "; enough trials")
+                f"about {n_seq:,} trials per arm give {inputs.power:.0%} power to detect a {thr:g}% "
+                f"improvement with the always-valid test ({n_fixed:,} per arm for a single fixed-horizon test)"
+                + (f"; needs {total:,} more trials" if total else "; enough trials")
                 + (
-                    f" ({per_arm} more in each arm: the arms are uneven, {nc} control and {nt} treatment, "
+                    f" ({per_arm:,} more in each arm: the arms are uneven, {nc} control and {nt} treatment, "
                     "and the shorter one limits the information)"
                     if total and abs(nc - nt) > 1
                     else ""
@@ -298,15 +298,15 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
             fixed_text = (
                 "n/a"
                 if fixed_arms is None
-                else f"{sum(fixed_arms)} trials, {fixed_arms[0]} control and {fixed_arms[1]} treatment,"
+                else f"{sum(fixed_arms):,} trials, {fixed_arms[0]:,} control and {fixed_arms[1]:,} treatment,"
             )
             more_t = math.ceil(s * total - 1e-9)
             message = (
-                f"about {sum(seq_arms)} trials ({seq_arms[0]} control, {seq_arms[1]} treatment at the {split}) "
+                f"about {sum(seq_arms):,} trials ({seq_arms[0]:,} control, {seq_arms[1]:,} treatment at the {split}) "
                 f"give {inputs.power:.0%} power to detect a {thr:g}% improvement with the always-valid test "
                 f"({fixed_text} for a single fixed-horizon test)"
                 + (
-                    f"; needs {total} more trials (about {total - more_t} control and {more_t} treatment)"
+                    f"; needs {total:,} more trials (about {total - more_t:,} control and {more_t:,} treatment)"
                     if total
                     else "; enough trials"
                 )
@@ -326,8 +326,9 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
         )
     if suggested is not None and suggested > inputs.sample_size_required:
         message += (
-            f". The planned window (to {window_end} trials) is short for this effect: "
-            f"sample_size_required = {suggested} would plan up to {sequential.plan_end(suggested)} trials "
+            f". The planned window (to {window_end:,} trials) is short for this effect, and the test gains "
+            "power fastest inside its window, so a longer plan needs fewer trials in all: "
+            f"sample_size_required = {suggested:,} would plan up to {sequential.plan_end(suggested):,} trials "
             f"and reach {inputs.power:.0%} power by then"
         )
     return Power(

@@ -44,6 +44,12 @@ def _decimals(value: float, avoid: tuple[float, ...], digits: int, cap: int = 6)
     return cap, (math.floor if value < near else math.ceil)(value * scale) / scale
 
 
+def same_means(a: float, b: float) -> bool:
+    """The arms' means differ by float rounding only (two arms with identical values, summed around
+    different shifts, can differ in the 16th digit): a report says "no change", not "1.11e-14 lower"."""
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
 def fmt_against(value: float, bar: float, digits: int = 1) -> str:
     """`value` with `digits` decimals, or more, never reading as the `bar` it is compared with
     (14.03 days against 14 is '14.03', not '14.0')."""
@@ -150,7 +156,9 @@ def _improvement(m: MetricAnalysis, target: float | None = None) -> str:
             return f"from 0 to {shown} ({'better' if better else 'worse'}; no % change exists over a zero baseline)"
         return "n/a"
     duration = m.unit in DURATION_UNITS
-    if m.improvement_pct == 0:
+    if m.improvement_pct == 0 or (
+        m.control.mean is not None and m.treatment.mean is not None and same_means(m.control.mean, m.treatment.mean)
+    ):
         return "no change (0.0%)"
     better = m.improvement_pct >= 0
     if m.direction == "lower_is_better":
@@ -371,6 +379,8 @@ def _impact(analysis: Analysis) -> list[str]:
             f"- Per run: {shown} against 0 in the control arm ({'better' if better else 'worse'})",
             "",
         ]
+    if same_means(m.control.mean, m.treatment.mean):
+        return ["**Expected Impact**:", "- Per run: no change (the arms' means are equal)", ""]
     # In words, as the Improvement line: 'saved' / 'lost' for a duration, 'higher' / 'lower' with
     # 'better' / 'worse' otherwise; never a bare sign, whose meaning would flip with the direction.
     per_run = (
