@@ -81,6 +81,16 @@ def test_void_a_trial_and_correct_it(project: Path, experiment_id: str) -> None:
     assert again.returncode == 2 and "was voided (typo: 4.0 typed as 40); trial 5 holds" in again.stderr
     bad = run(project, "void", "2", "--reason", "x", "--metric", "time_to_complete", check=False)
     assert bad.returncode == 2 and "--metric takes NAME=VALUE" in bad.stderr
+    table = run(project, "trials", experiment_id).stdout.splitlines()
+    assert table[0].split() == ["trial", "arm", "status", "recorded", "(UTC)", "ok", "values"]
+    assert (
+        table[1].split()[0] == "1" and table[1].split()[2] == "voided" and table[1].endswith("yes  time_to_complete=40")
+    )
+    assert table[5].split()[0] == "5" and table[5].endswith("time_to_complete=4")
+    listed = json.loads(run(project, "trials", experiment_id, "--json").stdout)
+    assert [t["trial_id"] for t in listed] == [1, 2, 3, 4, 5] and listed[0]["status"] == "voided"
+    unknown = run(project, "trials", "exp-nope", check=False)
+    assert unknown.returncode == 2 and "No experiment with id 'exp-nope'" in unknown.stderr
     yes_no = run(project, "void", "2", "--reason", "x", "--metric", "time_to_complete=TRUE", check=False)
     assert yes_no.returncode == 2 and "continuous number, not yes/no" in yes_no.stderr  # read as true, refused
     flag_only = run(project, "void", "2", "--reason", "x", "--succeeded", check=False)

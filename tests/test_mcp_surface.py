@@ -232,6 +232,27 @@ async def test_the_event_log_is_a_resource_and_notified(server) -> None:
             await client.read_resource("experiment://exp-missing/events")
 
 
+async def test_the_trials_with_their_ids_are_a_resource(server) -> None:
+    """Finding the trial to void: every trial with its id, status and values (a user test found no
+    place that showed trial ids after record)."""
+    async with Client(server, mode="legacy") as client:
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        ids = [(await ok(client, "assign", {"experiment_id": e})).structured_content["trial_id"] for _ in range(3)]
+        await ok(client, "record", {"trial_id": ids[0], "metrics": {"time_to_complete": 5.0}})
+        await ok(client, "record", {"trial_id": ids[1], "metrics": {"time_to_complete": 50.0}})
+        await ok(client, "void_trial", {"trial_id": ids[1], "reason": "typo", "metrics": {"time_to_complete": 5.5}})
+        trials = json.loads((await client.read_resource(f"experiment://{e}/trials")).contents[0].text)
+        by_id = {t["trial_id"]: t for t in trials}
+        assert [t["trial_id"] for t in trials] == sorted(by_id) and len(trials) == 4  # the replacement too
+        assert by_id[ids[0]]["status"] == "recorded" and by_id[ids[0]]["metrics"] == {"time_to_complete": 5.0}
+        assert by_id[ids[1]]["status"] == "voided" and by_id[ids[1]]["metrics"]["time_to_complete"] == 50.0
+        assert by_id[ids[2]]["status"] == "assigned" and by_id[ids[2]]["metrics"] == {}
+        [replacement] = [t for t in trials if t["trial_id"] not in ids]
+        assert replacement["metrics"] == {"time_to_complete": 5.5} and replacement["status"] == "recorded"
+        with pytest.raises(MCPError, match="No experiment with id"):
+            await client.read_resource("experiment://exp-missing/trials")
+
+
 # -- F2: subscribing to an experiment that does not exist ---------------------------------------------
 
 

@@ -82,6 +82,24 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trials(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    try:
+        trials = lab.trials(args.experiment_id)
+    finally:
+        lab.close()
+    if args.json:
+        print(json.dumps([t.model_dump(mode="json") for t in trials], indent=2))
+        return 0
+    print(f"{'trial':>7}  {'arm':<9}  {'status':<9}  {'recorded (UTC)':<16}  {'ok':<3}  values")
+    for t in trials:
+        when = (t.recorded_at or "")[:16].replace("T", " ")
+        ok = "" if t.success is None else "yes" if t.success else "no"
+        values = ", ".join(f"{name}={value:g}" for name, value in t.metrics.items())
+        print(f"{t.trial_id:>7}  {t.arm:<9}  {t.status:<9}  {when:<16}  {ok:<3}  {values}".rstrip())
+    return 0
+
+
 def cmd_start(args: argparse.Namespace) -> int:
     lab = _lab(args)
     try:
@@ -333,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="Structured output instead of markdown.")
     start = add("start", cmd_start, "Start a draft (an experiment imported with status draft).")
     start.add_argument("experiment_id")
+    trials = add("trials", cmd_trials, "List an experiment's trials with their ids (what void takes) and values.")
+    trials.add_argument("experiment_id")
+    trials.add_argument("--json", action="store_true", help="Structured output instead of a table.")
     export = add("export", cmd_export, "Export experiments in the seed's experiments.json format.")
     export.add_argument("ids", nargs="*", help="Experiment ids (default: all).")
     export.add_argument(

@@ -206,6 +206,20 @@ class Lab:
         trial = self._trial(row, self.store.trial_values(trial_id))
         return trial.model_copy(update={"status": "voided"}) if self.store.voided(trial_id) else trial
 
+    def trials(self, experiment_id: str) -> list[Trial]:
+        """The experiment's trials in assignment order, with their ids (what void_trial takes), values
+        and status; a voided one is 'voided'. One snapshot."""
+        with self.store.reading():
+            self.get(experiment_id)  # an unknown id is an error, not an empty list
+            rows = self.store.trial_rows(experiment_id)
+            values = self.store.values_by_trial(experiment_id)
+            voided = self.store.voided_ids(experiment_id)
+        out = []
+        for row in rows:
+            trial = self._trial(row, values.get(row["id"], {}))
+            out.append(trial.model_copy(update={"status": "voided"}) if row["id"] in voided else trial)
+        return out
+
     @staticmethod
     def _no_trial(trial_id: int) -> NotFound:
         return NotFound(

@@ -123,6 +123,7 @@ def experiment_uris(experiment_id: str | None) -> list[str]:
             f"experiment://{experiment_id}/report",
             f"experiment://{experiment_id}/chart.png",
             f"experiment://{experiment_id}/events",
+            f"experiment://{experiment_id}/trials",
         ]
     return uris
 

@@ -149,6 +149,19 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         return await read_lab(ctx, run)
 
     @server.resource(
+        "experiment://{experiment_id}/trials",
+        name="experiment-trials",
+        mime_type="application/json",
+        description="The experiment's trials in assignment order: trial_id (what void_trial takes), arm, unit, "
+        "status (assigned, recorded, abandoned, voided), source, times, success and metric values.",
+    )
+    async def trials_resource(experiment_id: str, ctx: Context) -> str:
+        def run(lab: Lab) -> str:
+            return json.dumps([t.model_dump(mode="json") for t in lab.trials(experiment_id)], indent=2)
+
+        return await read_lab(ctx, run)
+
+    @server.resource(
         "experiment://{experiment_id}/chart.png",
         name="experiment-chart",
         mime_type="image/png",

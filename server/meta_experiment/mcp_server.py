@@ -329,7 +329,8 @@ def build_server(
     ) -> Annotated[CallToolResult, VoidResult]:
         """Withdraw a wrongly recorded result of a running experiment (a typo, a unit mix-up, a broken
         run): it stops counting, the statistics are rebuilt without it, and the event log keeps its
-        values and the reason. With `metrics`, the corrected values are recorded in its place."""
+        values and the reason. With `metrics`, the corrected values are recorded in its place.
+        The resource experiment://{id}/trials lists every trial with its id and values."""
         r = await run_lab(ctx, lambda lab: lab.void_trial(trial_id, reason, metrics, success))
         text = f"Voided trial {r.trial_id} ({r.arm}): {r.reason}."
         if r.replacement_trial_id is not None:
