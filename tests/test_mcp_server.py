@@ -113,10 +113,14 @@ async def test_full_lifecycle_through_the_protocol(server, mode) -> None:
         )
         arms = []
         for i in range(4):
-            a = await ok(client, "assign", {"experiment_id": e["id"]})
+            result = await call(client, "assign", {"experiment_id": e["id"]})
+            a = result.structured_content
             arms.append(a["arm"])
             text = {PROD: COMMAND, VAR: VARIANT}[a["files"][0]["path"]]
             assert a["files"][0]["content"] == text
+            # the text answer stands alone: a client that shows the model only the text has the file too
+            shown = PROD if a["arm"] == "control" else f"{PROD} (this arm: {VAR})"
+            assert f"\n\n{shown}:\n```\n{text}" in result.content[0].text
             r = await ok(
                 client,
                 "record",
@@ -527,3 +531,17 @@ async def test_a_retry_after_the_experiment_ended_says_it_ended(server) -> None:
             f"Already recorded (identical retry) trial {a['trial_id']} ({a['arm']}). {e['id']} has ended "
             "(rolled_back) with 1 trial; it takes no more."
         )
+
+
+def test_an_assigned_file_in_the_text_is_fenced_past_its_own_backticks_and_a_long_one_is_named() -> None:
+    from meta_experiment.mcp_server import ASSIGN_TEXT_LIMIT, assigned_file_text
+    from meta_experiment.models import AssignedFile
+
+    code = "Run:\n```sh\nls\n```"  # a fence of three inside, no final newline
+    text = assigned_file_text(AssignedFile(production="a.md", path="a.md", sha256="0" * 64, content=code))
+    assert text == f"\n\na.md:\n````\n{code}\n````"
+    long = AssignedFile(production="a.md", path="a.v.md", sha256="0" * 64, content="x" * (ASSIGN_TEXT_LIMIT + 1))
+    assert assigned_file_text(long) == (
+        f"\n\na.md (this arm: a.v.md): {ASSIGN_TEXT_LIMIT + 1:,} characters, in files[].content of the structured "
+        "result."
+    )

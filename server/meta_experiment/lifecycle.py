@@ -512,7 +512,8 @@ class Lab:
             assigned_at=iso(now) or "",
             files=files,
             next_step=(
-                f"Run the task with the {arm} text of each file above, then call record with trial_id "
+                f"Run the task with the {arm} text of each file (below, and in files[].content), then call "
+                f"record with trial_id "
                 f"{trial_id} and the measured {experiment.primary_metric.name}"
                 + (" (omit it to use the time since this assignment)" if experiment.primary_metric.is_duration else "")
                 + "."

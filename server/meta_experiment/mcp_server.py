@@ -6,6 +6,7 @@ sends resource-updated notifications in both protocol modes."""
 from __future__ import annotations
 
 import base64
+import re
 import sys
 import threading
 from collections.abc import AsyncIterator
@@ -48,7 +49,17 @@ from .mcp_data import (
 )
 from .mcp_protocol import CheckedServer
 from .mcp_resources import no_chart_reason, register_completions, register_resources, resource_lab
-from .models import Assignment, Event, Experiment, MetricSpec, MetricValue, Progress, RecordResult, VoidResult
+from .models import (
+    AssignedFile,
+    Assignment,
+    Event,
+    Experiment,
+    MetricSpec,
+    MetricValue,
+    Progress,
+    RecordResult,
+    VoidResult,
+)
 from .stats.results import Analysis
 from .status import StatusReport
 
@@ -110,6 +121,20 @@ def warm_up() -> None:
 def _reopen(project_root: Path | None, state_dir: Path | None, create: bool) -> Lab:
     """The project's own state, for a server that started without one (AppState.current)."""
     return Lab.open(project_root, state_dir, create=create)
+
+
+ASSIGN_TEXT_LIMIT = 20_000  # characters of a file shown in assign's text; the structured result has it whole
+
+
+def assigned_file_text(f: AssignedFile) -> str:
+    """A file of an assignment in the text answer, for a client that shows the model only the text:
+    its path and content in a fence longer than any backtick run in it, or where to find a long one."""
+    where = f.production if f.path == f.production else f"{f.production} (this arm: {f.path})"
+    if len(f.content) > ASSIGN_TEXT_LIMIT:
+        return f"\n\n{where}: {len(f.content):,} characters, in files[].content of the structured result."
+    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", f.content)), default=0) + 1)
+    end = "" if f.content.endswith("\n") else "\n"
+    return f"\n\n{where}:\n{fence}\n{f.content}{end}{fence}"
 
 
 def build_server(
@@ -253,7 +278,7 @@ def build_server(
         under test, the path and text to use for this run. Record the outcome with `record`."""
         a = await run_lab(ctx, lambda lab: lab.assign(experiment_id, unit))
         text = f"Trial {a.trial_id}: {a.arm}. " + a.next_step + "".join(f"\nWarning: {w}" for w in a.warnings)
-        return tool_result(a, text)
+        return tool_result(a, text + "".join(assigned_file_text(f) for f in a.files))
 
     @server.tool(annotations=tool_annotations("Record a result", idempotent=True))
     async def record(
