@@ -443,6 +443,16 @@ async def test_create_notes_an_identical_variant_and_what_a_promote_commits(serv
             .text
         )
         assert "Note: the variant of same.md is identical to production: this runs an A/A test" in text
+        assert "symlink" not in text and "symlink" not in plain
+        (project / "real.md").write_text("real\n")
+        (project / "link.md").symlink_to("real.md")
+        (project / "real.v.md").write_text("changed\n")
+        linked = await ok(client, "create_experiment", dict(CREATE, name="ln", files={"./link.md": "real.v.md"}))
+        assert linked.structured_content["files"][0]["production"] == "real.md"
+        assert (
+            "Note: ./link.md leads to real.md (a symlink): the experiment tests that file, and a promote or "
+            "rollback writes it." in linked.content[0].text
+        )
         assert "uncommitted" in text  # same.md was never committed
         assert "A promote overwrites it with the variant and commits that" in text
         assert "promote or rollback commits" not in text

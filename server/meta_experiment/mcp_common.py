@@ -75,7 +75,7 @@ class AppState:
     subscribers: list[tuple[Any, set[str]]] = field(default_factory=list)
     # Opens the project's own state (creating it when asked): set when `opened` reads a project that
     # had no database at start as empty, so that the server creates no state folder until a call
-    # stores something (a plugin enabled for every project would otherwise leave one in each).
+    # stores something (a server added for every project would otherwise leave one in each).
     reopen: Callable[[bool], Lab] | None = None
     _swap: threading.Lock = field(default_factory=threading.Lock)
     # Set when the first subscription opens: the watcher of other processes' changes waits on it.

@@ -6,6 +6,7 @@ sends resource-updated notifications in both protocol modes."""
 from __future__ import annotations
 
 import base64
+import os
 import re
 import sys
 import threading
@@ -79,10 +80,21 @@ class ExperimentDetail(BaseModel):
     events: list[Event]
 
 
-def create_notes(experiment: Experiment, dirty: list[str]) -> list[str]:
-    """What create_experiment's reply adds: variants identical to production (the treatment changes
+def create_notes(
+    experiment: Experiment, dirty: list[str], given: dict[str, str] | None = None, root: Path | None = None
+) -> list[str]:
+    """What create_experiment's reply adds: production paths given through a symlink (`given`: the
+    files argument, relative to `root`), variants identical to production (the treatment changes
     nothing there) and production files with uncommitted changes (`dirty`)."""
     notes = []
+    if given is not None and root is not None:
+        for path, change in zip(given, experiment.files, strict=False):
+            lexical = Path(os.path.normpath(root / path))
+            if lexical != root.resolve() / change.production and lexical != root / change.production:
+                notes.append(
+                    f"{path} leads to {change.production} (a symlink): the experiment tests that file, and a "
+                    "promote or rollback writes it."
+                )
     same = [f.production for f in experiment.files if f.control_sha256 == f.treatment_sha256]
     if same and len(same) == len(experiment.files):
         notes.append(
@@ -242,8 +254,8 @@ def build_server(
             else ""
         )
         productions = [f.production for f in experiment.files]
-        dirty = await run_lab(ctx, lambda lab: uncommitted(lab.project_root, productions))
-        note = "".join(f" Note: {line}" for line in create_notes(experiment, dirty))
+        dirty, root = await run_lab(ctx, lambda lab: (uncommitted(lab.project_root, productions), lab.project_root))
+        note = "".join(f" Note: {line}" for line in create_notes(experiment, dirty, files, root))
         return tool_result(
             experiment,
             f"Created {experiment.id} ({experiment.name}), running; {experiment.sample_size_required} trials "
