@@ -316,7 +316,10 @@ def test_an_imported_draft_reads_as_a_draft_in_status(lab: Lab) -> None:
 
     import_experiments(lab, _seed_on_project_files("draft", "exp-draft-1"))
     text = render_status(lab.status())
-    assert "**Action**: None yet (a draft: not started" in text and "rolled back" not in text
+    assert (
+        "**Action**: Start it (start_experiment; CLI: `meta-experiment start ID`): a draft is not started" in text
+        and "rolled back" not in text
+    )
     analysis = lab.analyze("exp-draft-1")
     assert analysis.experiment_status == "draft"
 
@@ -493,13 +496,17 @@ def test_a_draft_starts_with_the_files_as_they_are_then(lab: Lab, project: Path)
 def test_a_draft_can_be_discarded_and_frees_its_files(lab: Lab) -> None:
     from conftest import spec
     from meta_experiment import release
-    from meta_experiment.errors import Conflict
+    from meta_experiment.errors import Conflict, InvalidState
 
     _draft(lab)
     with pytest.raises(Conflict, match="already under test"):
         lab.create(**spec())
+    with pytest.raises(InvalidState, match=r"is draft; it cannot be promoted\. Start it first \(start_experiment"):
+        release.promote(lab, "exp-draft-1", force=True, reason="try")
     result = release.rollback(lab, "exp-draft-1", reason="imported by mistake")
     assert lab.get("exp-draft-1").status == "rolled_back" and result.outcome == "stopped"
+    assert result.summary.startswith("Discarded the draft exp-draft-1")
+    assert "after 0 trials: imported by mistake" in lab.events("exp-draft-1")[-1].message
     assert lab.create(**spec()).status == "running"
 
 

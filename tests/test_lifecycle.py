@@ -557,3 +557,19 @@ def test_no_chart_for_an_arm_of_failed_runs_without_values(lab: Lab) -> None:
         lab.record(a.trial_id, {"time_to_complete": 30.0 + a.trial_id, "issues_caught": 1} if ok else {}, success=ok)
     assert lab.chart(e.id) is None
     assert "(control 3, treatment 0 so far)" in no_chart_reason(lab, lab.get(e.id))
+
+
+def test_an_arm_without_runs_yet_is_waited_for_and_one_without_values_is_questioned(lab: Lab) -> None:
+    """One recorded run: the other arm has none yet, which is no reason to check anything; an arm
+    whose runs left the primary out is."""
+    e = lab.create(**spec())
+    a = lab.assign(e.id)
+    lab.record(a.trial_id, {"time_to_complete": 3.0})
+    other = "treatment" if a.arm == "control" else "control"
+    rationale = lab.analyze(e.id).decision.rationale
+    assert f"the {other} arm has no recorded runs yet, so nothing can be compared; keep running trials" in rationale
+    b = lab.assign(e.id)
+    assert b.arm == other  # permuted blocks of two
+    lab.record(b.trial_id, {}, success=False)  # a failed run without a value
+    rationale = lab.analyze(e.id).decision.rationale
+    assert f"the {other} arm has no time_to_complete values yet" in rationale and "record the metric" in rationale

@@ -302,10 +302,15 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
     m = analysis.primary
     empty = [arm.arm for arm in (m.control, m.treatment) if arm.n == 0]
     if empty and (m.control.n or m.treatment.n):
-        text = (
-            f"the {' and '.join(empty)} arm has no {m.name} values yet, so nothing can be compared; "
-            "check that runs in that arm record the metric"
-        )
+        recorded = next((s for s in analysis.srm if s.counts == "recorded"), None)
+        if recorded is not None and all(getattr(recorded, arm) == 0 for arm in empty):
+            arms = " and ".join(empty)
+            text = f"the {arms} arm has no recorded runs yet, so nothing can be compared; keep running trials"
+        else:
+            text = (
+                f"the {' and '.join(empty)} arm has no {m.name} values yet, so nothing can be compared; "
+                "check that runs in that arm record the metric"
+            )
     constant = all(a.n >= 2 and a.min is not None and a.min == a.max for a in (m.control, m.treatment))
     if constant and m.kind == "continuous" and m.control.mean != m.treatment.mean:
         text = (

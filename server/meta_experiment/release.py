@@ -84,13 +84,20 @@ def rollback_reason(reason: str | None, dry_run: bool) -> str | None:
     return reason
 
 
+def plural(count: int, word: str) -> str:
+    """'1 trial', '2 trials'."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
 def _require(experiment: Experiment, statuses: tuple[str, ...], doing: str) -> None:
     if experiment.status not in statuses:
         why = f" ({experiment.status_reason})" if experiment.status_reason else ""
-        raise InvalidState(
-            f"Experiment {experiment.id} is {experiment.status}{why}; it cannot be {doing}. "
-            "Check the status tool (or `meta-experiment status`) for what happened to it."
+        next_step = (
+            "Start it first (start_experiment; CLI: `meta-experiment start ID`) and run its trials."
+            if experiment.status == "draft"
+            else "Check the status tool (or `meta-experiment status`) for what happened to it."
         )
+        raise InvalidState(f"Experiment {experiment.id} is {experiment.status}{why}; it cannot be {doing}. {next_step}")
 
 
 # -- promote ------------------------------------------------------------------------------------------
@@ -254,7 +261,7 @@ def _stop(lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bo
         lab.event(
             experiment_id,
             to_status,
-            f"{label} after {experiment.trials_recorded} trials: {reason}. Production was never changed.",
+            f"{label} after {plural(experiment.trials_recorded, 'trial')}: {reason}. Production was never changed.",
             reason=reason,
             how=how,
             trials=experiment.trials_recorded,
@@ -262,7 +269,7 @@ def _stop(lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bo
         )
     lab.notify_changed(experiment_id)
     outcome = "expired" if to_status == "expired" else "stopped"
-    return _result(
+    result = _result(
         lab,
         lab.get(experiment_id),
         "expire" if outcome == "expired" else "rollback",
@@ -271,6 +278,9 @@ def _stop(lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bo
         reason=reason,
         git=NOT_NEEDED,
     )
+    if experiment.status == "draft":  # never started: discarded, not stopped
+        result = result.model_copy(update={"summary": "Discarded the draft" + result.summary.removeprefix("Stopped")})
+    return result
 
 
 # -- the shared sequence -----------------------------------------------------------------------------

@@ -229,7 +229,10 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
             lines.append(f"**Git**: {info.git}")
         lines += closed
     elif item.status == "draft":
-        lines.append("**Action**: None yet (a draft: not started, so no trials are assigned)")
+        lines.append(
+            "**Action**: Start it (start_experiment; CLI: `meta-experiment start ID`): a draft is not started, "
+            "so no trials are assigned"
+        )
     else:
         if item.status_reason:
             lines.append(f"**Reason**: {item.status_reason}")
@@ -241,7 +244,7 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
         lines += [
             "**Results**:",
             *_results(item),
-            f"- {how} after {p.trials_recorded} trials",
+            f"- {how} after {p.trials_recorded:,} trial{'' if p.trials_recorded == 1 else 's'}",
             *_split(item),
         ]
         if info is not None and info.git:
