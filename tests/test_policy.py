@@ -174,7 +174,7 @@ def test_a_real_but_small_improvement_says_the_target_is_out_of_reach():
 
 def test_partial_data_is_named_as_such():
     one_arm = analyze(inputs([40.0 + i for i in range(10)], [], required=10))
-    assert "the treatment arm has no time values yet" in one_arm.decision.rationale
+    assert "the treatment arm has no recorded runs yet, so nothing can be compared" in one_arm.decision.rationale
     one_each = analyze(inputs([40.0], [30.0], required=2))
     assert "needs 2 values in each arm (1 control, 1 treatment so far)" in one_each.power.message
 
