@@ -218,7 +218,13 @@ def _rollback_reasons(analysis: Analysis, targets: Targets, half: float) -> list
 def _improvement_detail(m: MetricAnalysis, targets: Targets, from_zero: int) -> str:
     if m.improvement_pct is not None:
         target = targets.improvement_threshold
-        return f"{fmt_pct(m.improvement_pct, target)} vs {target:g}% target"
+        unstable = (
+            f"; unstable: the control mean {m.control.mean:.4g} is not clearly away from 0, so a % of it means "
+            "little (the significance criterion tests the difference itself)"
+            if m.relative_unstable and m.control.mean is not None
+            else ""
+        )
+        return f"{fmt_pct(m.improvement_pct, target)} vs {target:g}% target{unstable}"
     if from_zero:
         base = f"(control {m.control.mean:.4g}, treatment {m.treatment.mean:.4g}): no % change exists"
         if from_zero > 0:

@@ -138,6 +138,10 @@ def test_no_relative_interval_when_the_control_mean_is_not_clearly_away_from_zer
     m = analyze(inputs(control, treatment)).primary
     assert m.relative_lift_ci is None and m.improvement_ci is None and m.difference_ci is not None
     assert m.sequential.confidence_sequence is not None and m.sequential.improvement_confidence_sequence is None
-    assert any("Fieller" in message for message in m.messages)
+    assert any("Fieller" in message for message in m.messages) and m.relative_unstable
+    a = analyze(inputs(control, treatment))
+    [criterion] = [x for x in a.decision.criteria if x.name == "Improvement > threshold"]
+    assert "unstable: the control mean 609.9 is not clearly away from 0" in criterion.detail
+    assert not analyze(inputs(control[:14], treatment)).primary.relative_unstable
     # a control mean well away from 0 keeps GrowthBook's delta-method interval
     assert c.relative_lift_ci(Summary.of(control[:14]), trt) is not None

@@ -263,3 +263,5 @@ def test_the_chart_draws_no_relative_band_where_the_report_gives_none():
     early = lift_path(control[:14], treatment[:14], None, analyze(inputs(control[:14], treatment[:14])))
     assert np.isfinite(early["lo"][-1]) and np.isfinite(early["hi"][-1])  # a clear control mean keeps it
     assert render_chart(a, control, treatment)[:4] == b"\x89PNG"
+    improvement = next(x for x in render_analysis(a, "x").splitlines() if x.startswith("**Improvement**"))
+    assert improvement.endswith(" - unstable: the control mean is not clearly away from 0")

@@ -268,6 +268,7 @@ def _continuous(
             and mv is not None
             and continuous.control_too_uncertain(c, mv[0], t_quantile(LEVEL, mv[2]))
         ):
+            f["relative_unstable"] = True
             messages.append(
                 "no interval of the relative change: the control mean is not clearly away from 0 "
                 "(Fieller's interval is unbounded), so a % change is not estimable yet; the interval of "

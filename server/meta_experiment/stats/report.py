@@ -174,6 +174,8 @@ def _improvement(m: MetricAnalysis, target: float | None = None) -> str:
         text += f", {_num(abs(saved) if duration else m.difference, m.unit)} {verb} per run"
     if m.scale == "log":
         text += " (ratio of geometric means)"
+    if m.relative_unstable:
+        text += " - unstable: the control mean is not clearly away from 0"
     return text
 
 

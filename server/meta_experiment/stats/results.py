@@ -150,6 +150,13 @@ class MetricAnalysis(Frozen):
     p_value_regression: Annotated[float | None, Field(description="Fixed-horizon one-sided p for regression.")]
     sequential: SequentialResult | None
     messages: list[str] = []
+    relative_unstable: Annotated[
+        bool,
+        Field(
+            description="The control mean is not clearly away from 0 (Fieller's interval of the ratio is "
+            "unbounded): the % change is shown but unstable; the test of the difference decides."
+        ),
+    ] = False
 
 
 class SrmCheck(Frozen):
