@@ -279,6 +279,8 @@ def test_non_duration_primary_must_be_given(lab: Lab) -> None:
         ({"time_to_complete": -1.0}, "negative"),
         ({"time_to_complete": "fast"}, "must be a number"),
         ({"time_to_complete": True}, "not yes/no"),
+        ({"time_to_complete": "TRUE"}, "not yes/no"),
+        ({"time_to_complete": "1_000"}, "not '12.5s' or '1_000'"),
         ({"time_to_complete": 3, "speed": 1}, "Unknown metric"),
     ],
 )
@@ -297,6 +299,11 @@ def test_binary_metric_takes_zero_or_one(lab: Lab) -> None:
     with pytest.raises(InvalidInput, match="binary"):
         lab.record(a.trial_id, {"time_to_complete": 1, "passed": 0.5})
     assert lab.record(a.trial_id, {"time_to_complete": 1, "passed": True}).metrics["passed"] == 1.0
+    b = lab.assign(e.id)  # true/false written as text, as a tool's JSON or an import may carry them
+    assert lab.record(b.trial_id, {"time_to_complete": " 2 ", "passed": "False"}).metrics == {
+        "time_to_complete": 2.0,
+        "passed": 0.0,
+    }
 
 
 def test_unknown_trial_and_abandoned_trial(lab: Lab) -> None:

@@ -182,6 +182,8 @@ async def test_true_and_false_are_values_of_yes_no_metrics_only(server, mode) ->
         assert r["metrics"] == {"time_to_complete": 3.0, "tests_passed": 1.0}
         fix = {"trial_id": a["trial_id"], "reason": "typo"}
         await refused(client, "void_trial", {**fix, "metrics": {"time_to_complete": False}}, says="not yes/no")
+        await refused(client, "void_trial", {**fix, "metrics": {"time_to_complete": "true"}}, says="not yes/no")
+        await refused(client, "void_trial", {**fix, "metrics": {"time_to_complete": "1_000"}}, says="true/false")
         text = await refused(
             client, "void_trial", {**fix, "metrics": {"tests_passed": [1]}}, says="metrics.tests_passed"
         )

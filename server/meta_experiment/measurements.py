@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidInput
-from .models import DURATION_UNITS, MetricSpec
+from .models import DURATION_UNITS, MetricSpec, value_from_text
 from .schema import LOG_PREFIX  # one definition: the migrations backfill these statistics too
 
 
@@ -36,16 +36,16 @@ MAX_ABS_VALUE = 1e15  # keeps sums of squares of millions of values far inside t
 def check_finite(name: str, value: Any) -> float:
     """A metric value as a finite float. A number written as text ("7", " 2.5") is read as the number,
     as the record tool's argument validation reads it, so an import and a record agree."""
-    if isinstance(value, bool):
-        return float(value)
     if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
+        read = value_from_text(value)
+        if read is None:
             raise InvalidInput(
                 f"Metric {name!r} must be a number, got the text {value!r}. Write the number alone "
-                "(e.g. 12.5, not '12.5s'), in the metric's unit."
-            ) from None
+                "(e.g. 12.5, not '12.5s' or '1_000'), in the metric's unit."
+            )
+        value = read
+    if isinstance(value, bool):
+        return float(value)
     if not isinstance(value, int | float):
         raise InvalidInput(f"Metric {name!r} must be a number, got {type(value).__name__} {value!r}.")
     try:
@@ -71,6 +71,8 @@ def check_finite(name: str, value: Any) -> float:
 def check_value(spec: MetricSpec, value: Any) -> float:
     """One value of a metric, checked against its definition (record and import alike)."""
     name = spec.name
+    if isinstance(value, str) and value_from_text(value) is not None:
+        value = value_from_text(value)  # "true" is true, and as such only a yes/no metric's
     if isinstance(value, bool) and spec.kind != "binary":
         raise InvalidInput(
             f"Metric {name!r} is a continuous number, not yes/no; record its measured value, not {str(value).lower()}."

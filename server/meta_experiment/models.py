@@ -435,17 +435,29 @@ class Progress(Strict):
     ] = None
 
 
+def value_from_text(text: str) -> float | bool | None:
+    """A metric value written as text: a number ("12.5", " 7 ") or true/false in any case; None for
+    anything else, "1_000" included (Python's float reads it; JSON and a person would not)."""
+    word = text.strip()
+    flag = {"true": True, "false": False}.get(word.lower())
+    if flag is not None:
+        return flag
+    if "_" in word:
+        return None
+    try:
+        return float(word)
+    except ValueError:
+        return None
+
+
 def _metric_value(value: object) -> float | bool:
     """A measured value as the record and void tools receive it: a number, true/false (a yes/no
-    metric's; record refuses it on a continuous one), or a number written as text. Whether it is
+    metric's; record refuses it on a continuous one), or either written as text. Whether it is
     finite and fits its metric is checked by measurements.check_value, for imports alike."""
     if isinstance(value, bool | int | float):
         return value
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            pass
+    if isinstance(value, str) and (read := value_from_text(value)) is not None:
+        return read
     raise ValueError("must be a number, or true/false for a yes/no metric")
 
 
