@@ -165,3 +165,12 @@ def test_a_log_scale_path_is_drawn_when_the_control_mean_of_logs_is_0():
     last = math.expm1(np.mean(np.log(t)) - np.mean(np.log(c)))
     assert path["n"][-1] == 12 and path["lift"][-1] == pytest.approx(-100 * last)
     assert 4 in path["n"]  # the look after two of each, control logs [-log 2, log 2]: mean 0
+
+
+def test_the_trial_axis_has_whole_ticks_only():
+    """From a user test: 20 trials drew ticks at 7.5, 12.5 and 17.5 trials recorded."""
+    c, t = [10.0 + (i % 5) for i in range(11)], [9.0 + (i % 4) for i in range(11)]  # 22: ticks at 7.5 before
+    ax = _figure(analyze(inputs(c, t, raw=True)), c, t, None, None, None).axes[0]
+    ax.figure.canvas.draw()  # the locator places the ticks at draw time
+    ticks = [x for x in ax.get_xticks() if ax.get_xlim()[0] <= x <= ax.get_xlim()[1]]
+    assert len(ticks) >= 2 and all(float(x).is_integer() for x in ticks), ticks

@@ -274,3 +274,10 @@ def test_elapsed_days_never_round_onto_the_limit():
     assert _criterion(over, "Within max duration").met is False
     under = analyze(inputs(*SAME, days=3.0, max_days=14.0)).decision
     assert _criterion(under, "Within max duration").detail == "3.0 of 14 days"
+
+
+def test_equal_constant_arms_say_why_nothing_will_decide():
+    """Both arms always 5 (a user test): the rationale named only an unmet threshold."""
+    a = analyze(inputs([5.0] * 12, [5.0] * 12, required=10))
+    assert a.decision.action == "continue"
+    assert "every value of time in both arms is 5: no difference, and more identical values" in a.decision.rationale

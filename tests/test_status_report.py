@@ -79,7 +79,7 @@ def test_a_binary_primary_metric_reads_as_rates(lab: Lab) -> None:
         lab.record(a.trial_id, {"ok": 1.0 if a.arm == "control" or treatment % 2 else 0.0})
     text = render_status(lab.status())
     assert "- Control: 100.0% yes" in text and "- Treatment: 50.0% yes" in text
-    assert "- ok lost: 50.0 percentage points (50% regression)" in text
+    assert "- ok down, worse: 50.0 percentage points (50% regression)" in text
     assert "avg" not in text
 
 

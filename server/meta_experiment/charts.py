@@ -156,6 +156,7 @@ def _figure(
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     m = analysis.primary
     fig = Figure(figsize=(10, 4), dpi=100)
@@ -199,6 +200,7 @@ def _figure(
     else:
         ax1.plot([], [], " ", label=f"required trials: {required:,} (off the axis)")
     ax1.set_xlabel("trials recorded")
+    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no tick at 7.5 trials
     ax1.set_ylabel(f"improvement of {m.name} (%)")
     ax1.legend(fontsize=8, loc="best")
     data = [np.asarray(control, float), np.asarray(treatment, float)]

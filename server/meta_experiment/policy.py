@@ -325,6 +325,12 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
             "Check that the metric is measured per run (not a constant or a rounded value); to act on it as "
             "it is, promote or roll back by hand (promote needs force and a reason)"
         )
+    elif constant and m.kind == "continuous":
+        text = (
+            f"every value of {m.name} in both arms is {m.control.mean:.6g}: no difference, and more identical "
+            "values will not show one. Check that the metric is measured per run (not a constant or a rounded "
+            "value); if it is, the change makes no difference to it: roll back, or let the experiment expire"
+        )
     ics = _out_of_reach(analysis, targets)
     if ics is not None:
         span = f"[{fmt_pct(ics.lower)}, {fmt_pct(ics.upper)}]"

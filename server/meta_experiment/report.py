@@ -95,7 +95,9 @@ def _results(item: StatusItem) -> list[str]:
         # improvement % is the geometric mean's (a typical run), which can differ even in sign
         diff = item.treatment_mean - item.control_mean
         better = (diff <= 0) if item.direction == "lower_is_better" else (diff >= 0)
-        if item.direction == "lower_is_better":
+        if binary:  # a rate moves up or down; 'saved' fits time, not a share of runs
+            word = f"{'down' if diff < 0 else 'up'}, {'better' if better else 'worse'}"
+        elif item.direction == "lower_is_better":
             word = "saved" if better else "lost"
         else:
             word = "gained" if better else "lost"
