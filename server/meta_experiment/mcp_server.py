@@ -281,8 +281,9 @@ def build_server(
             str | None,
             Field(
                 max_length=200,
-                description="Optional unit id (session, PR, user; spaces around it are ignored). The same unit "
-                "always gets the same arm; without one, arms are balanced in permuted blocks.",
+                description="Optional unit id (session, PR, user; spaces around it are ignored, case is not: "
+                "PR-1 and pr-1 are two units). The same unit always gets the same arm; without one, arms are "
+                "balanced in permuted blocks.",
             ),
         ] = None,
     ) -> Annotated[CallToolResult, Assignment]:
