@@ -112,18 +112,17 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def cmd_void(args: argparse.Namespace) -> int:
     from .errors import InvalidInput
+    from .models import value_from_text
 
     metrics: dict[str, float | bool] = {}
     for item in args.metric:
         name, sep, raw = item.partition("=")
         if name.strip() in metrics:
             raise InvalidInput(f"--metric {name.strip()} is given twice; give each metric once.")
-        yes_no = {"true": True, "false": False}.get(raw.strip().lower())  # a yes/no metric's value, as in record
-        try:
-            metrics[name.strip()] = float(raw) if yes_no is None else yes_no
-        except ValueError:
-            sep = ""
-        if not sep or not name.strip():
+        value = value_from_text(raw)  # a number, or true/false for a yes/no metric, as record reads them
+        if value is not None:
+            metrics[name.strip()] = value
+        if not sep or not name.strip() or value is None:
             raise InvalidInput(
                 f"--metric takes NAME=VALUE with a number (or true/false for a yes/no metric), "
                 f"e.g. time_to_complete=95; not {item!r}."

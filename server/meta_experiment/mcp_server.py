@@ -90,7 +90,7 @@ def create_notes(
     if given is not None and root is not None:
         for path, change in zip(given, experiment.files, strict=False):
             lexical = Path(os.path.normpath(root / path))
-            if lexical != root.resolve() / change.production and lexical != root / change.production:
+            if lexical != root / change.production:  # root: the resolved project root
                 notes.append(
                     f"{path} leads to {change.production} (a symlink): the experiment tests that file, and a "
                     "promote or rollback writes it."

@@ -52,7 +52,8 @@ def check_finite(name: str, value: Any) -> float:
         number = float(value)
     except OverflowError:  # an int beyond the float range: named by its length, not echoed
         raise InvalidInput(
-            f"Metric {name!r} is a number of {len(str(abs(int(value))))} digits, beyond ±{MAX_ABS_VALUE:g}. "
+            f"Metric {name!r} is a number of about {int(int(value).bit_length() * math.log10(2)) + 1} digits, "
+            f"beyond ±{MAX_ABS_VALUE:g}. "
             "Record it in a larger unit (e.g. seconds instead of nanoseconds)."
         ) from None
     if not math.isfinite(number):
@@ -71,8 +72,8 @@ def check_finite(name: str, value: Any) -> float:
 def check_value(spec: MetricSpec, value: Any) -> float:
     """One value of a metric, checked against its definition (record and import alike)."""
     name = spec.name
-    if isinstance(value, str) and value_from_text(value) is not None:
-        value = value_from_text(value)  # "true" is true, and as such only a yes/no metric's
+    if isinstance(value, str):  # "true" is true, and as such only a yes/no metric's
+        value = value if (read := value_from_text(value)) is None else read
     if isinstance(value, bool) and spec.kind != "binary":
         raise InvalidInput(
             f"Metric {name!r} is a continuous number, not yes/no; record its measured value, not {str(value).lower()}."
