@@ -388,11 +388,16 @@ async def test_design_prompt(server, mode) -> None:
     async with Client(server, mode=mode) as client:
         prompts = {p.name: p for p in (await client.list_prompts()).prompts}
         assert prompts["design_experiment"].description
+        assert [a.name for a in prompts["design_experiment"].arguments] == ["target", "goal"]
         result = await client.get_prompt("design_experiment", {"target": "review_pr.md", "goal": "faster reviews"})
+        existing = await client.get_prompt("design_experiment", {"target": PROD})
     text = result.messages[0].content.text
     needles = ("DON'T experiment", "hypothesis", "primary metric", "peeking", "review_pr.md", "faster reviews")
     for needle in (*needles, "void_trial"):
         assert needle in text
+    # a target that is not in the project is said at once (create_experiment would refuse it at the end)
+    assert "Note: The target 'review_pr.md' does not exist." in text and "needs the production file" in text
+    assert "Note:" not in existing.messages[0].content.text
 
 
 async def test_resource_updated_notification_legacy_mode(server) -> None:

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Annotated
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
 MAX_LISTED_FILES = 20_000  # a walk of a project without git stops there (completion offers 100 at a time)
@@ -83,10 +83,21 @@ def register_prompts(server: MCPServer) -> None:
             str, Field(description="The file you want to change, e.g. .claude/commands/review_pr.md.")
         ] = "",
         goal: Annotated[str, Field(description="What the change should improve, in your words.")] = "",
+        ctx: Context | None = None,
     ) -> str:
+        warning = ""
+        if target and ctx is not None:
+            from .errors import ExperimentError
+            from .mcp_common import state_of
+            from .paths import confine
+
+            try:  # the production file must exist for create_experiment: say so now, not at the end
+                confine(state_of(ctx).current().project_root, target, what="target")
+            except ExperimentError as exc:
+                warning = f"Note: {exc} create_experiment needs the production file to exist.\n"
         return GUIDE.format(
             target=f" ({target})" if target else "",
-            goal_line=f"The goal, as stated: {goal}\n" if goal else "",
+            goal_line=warning + (f"The goal, as stated: {goal}\n" if goal else ""),
         )
 
 
