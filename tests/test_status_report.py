@@ -37,7 +37,7 @@ def test_status_shows_a_near_certain_confidence_below_100(lab: Lab) -> None:
     record_trials(lab, e.id)  # 45 vs 27 minutes, sd 1: the always-valid p is tiny
     report = lab.status()
     assert report.experiments[0].confidence > 0.9995
-    assert line(render_status(report), "- Confidence:") == "- Confidence: >99.9% (always-valid)"
+    assert line(render_status(report), "- Confidence:") == "- Confidence: >99.9% that the arms differ (always-valid)"
 
 
 def test_a_production_file_edited_under_a_running_experiment_is_flagged(lab: Lab, project: Path) -> None:

@@ -120,7 +120,7 @@ def _results(item: StatusItem) -> list[str]:
     power = f"80% power to detect the {item.improvement_threshold:g}% target"
     if item.confidence is not None:
         need = f" (about {item.trials_needed:,} more trials give {power})" if item.trials_needed else ""
-        lines.append(f"- Confidence: {fmt_confidence(item.confidence)} (always-valid){need}")
+        lines.append(f"- Confidence: {fmt_confidence(item.confidence)} that the arms differ (always-valid){need}")
     elif item.trials_needed:
         lines.append(f"- Confidence: not yet (about {item.trials_needed:,} more trials give {power})")
     return lines
