@@ -552,3 +552,23 @@ def test_an_assigned_file_in_the_text_is_fenced_past_its_own_backticks_and_a_lon
         f"\n\na.md (this arm: a.v.md): {ASSIGN_TEXT_LIMIT + 1:,} characters, in files[].content of the structured "
         "result."
     )
+
+
+async def test_the_reports_and_notes_are_in_the_structured_result_too(server, project: Path) -> None:
+    """Claude Code shows the model only the structured result when there is one: the seed-layout
+    reports of analyze and status, and create's notes, are carried there as in the text."""
+    (project / "same.md").write_text("unchanged\n")
+    (project / "same.v.md").write_text("unchanged\n")
+    async with Client(server, mode="legacy") as client:
+        created = await call(client, "create_experiment", dict(CREATE, name="aa", files={"same.md": "same.v.md"}))
+        notes = created.structured_content["notes"]
+        assert len(notes) == 2 and "identical to production" in notes[0] and "uncommitted" in notes[1]
+        assert all(f"Note: {n}" in created.content[0].text for n in notes)
+        plain = await ok(client, "create_experiment", CREATE)
+        assert plain["notes"] == []
+        analysis = await call(client, "analyze", {"experiment_id": plain["id"]})
+        assert analysis.structured_content["report"] == analysis.content[0].text
+        assert f"STATISTICAL ANALYSIS - {plain['id']}" in analysis.structured_content["report"]
+        status = await call(client, "status")
+        assert status.structured_content["report"] == status.content[0].text
+        assert "ACTIVE EXPERIMENTS" in status.structured_content["report"]

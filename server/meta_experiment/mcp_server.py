@@ -80,6 +80,30 @@ class ExperimentDetail(BaseModel):
     events: list[Event]
 
 
+# Claude Code shows the model only the structured result of a tool that has one (its text answer is
+# dropped; anthropics/claude-code#79944), so what the text says beyond the fields is carried too.
+REPORT_FIELD = "as the text answer gives it, for clients that show the model only the structured result"
+
+
+class CreatedExperiment(Experiment):
+    notes: Annotated[
+        list[str],
+        Field(
+            default_factory=list,
+            description="What to know about the new experiment (an identical variant, uncommitted production "
+            f"files, a path through a symlink), {REPORT_FIELD}.",
+        ),
+    ]
+
+
+class AnalyzeResult(Analysis):
+    report: Annotated[str, Field(description=f"The analysis report in the seed's layout (markdown), {REPORT_FIELD}.")]
+
+
+class StatusResult(StatusReport):
+    report: Annotated[str, Field(description=f"The status report in the seed's layout (markdown), {REPORT_FIELD}.")]
+
+
 def create_notes(
     experiment: Experiment, dirty: list[str], given: dict[str, str] | None = None, root: Path | None = None
 ) -> list[str]:
@@ -221,7 +245,7 @@ def build_server(
         auto_promote: AutoPromote = None,
         auto_rollback: AutoRollback = None,
         treatment_percent: TreatmentShare = None,
-    ) -> Annotated[CallToolResult, Experiment]:
+    ) -> Annotated[CallToolResult, CreatedExperiment]:
         """Create an A/B experiment on one or more files and start it (status `running`).
 
         The production and variant files are snapshotted now: every trial uses these exact texts,
@@ -255,9 +279,10 @@ def build_server(
         )
         productions = [f.production for f in experiment.files]
         dirty, root = await run_lab(ctx, lambda lab: (uncommitted(lab.project_root, productions), lab.project_root))
-        note = "".join(f" Note: {line}" for line in create_notes(experiment, dirty, files, root))
+        notes = create_notes(experiment, dirty, files, root)
+        note = "".join(f" Note: {line}" for line in notes)
         return tool_result(
-            experiment,
+            CreatedExperiment(**dict(experiment), notes=notes),
             f"Created {experiment.id} ({experiment.name}), running; {experiment.sample_size_required} trials "
             f"required{split}. Next: call assign with experiment_id {experiment.id} for each run.{note}",
         )
@@ -392,7 +417,7 @@ def build_server(
         rank_tests: Annotated[
             bool, Field(description="Also run Mann-Whitney / Hodges-Lehmann on the raw values (skewed metrics).")
         ] = True,
-    ) -> Annotated[CallToolResult, Analysis]:
+    ) -> Annotated[CallToolResult, AnalyzeResult]:
         """Full statistical analysis and the policy's decision. Per metric and arm: n, mean, sd, min,
         max; Welch's (and Student's) t-test, 95% CI of the difference and of the relative lift
         (delta method), Cohen's d and Hedges' g, Mann-Whitney with the Hodges-Lehmann shift,
@@ -410,17 +435,18 @@ def build_server(
             return result, text, png
 
         result, text, png = await run_lab(ctx, run)
-        out = tool_result(result, text)
+        out = tool_result(AnalyzeResult(**dict(result), report=text), text)
         if png is not None:
             out.content.append(ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png"))
         return out
 
     @server.tool(annotations=tool_annotations("Status", read_only=True, idempotent=True))
-    async def status(ctx: Context) -> Annotated[CallToolResult, StatusReport]:
+    async def status(ctx: Context) -> Annotated[CallToolResult, StatusResult]:
         """Every experiment with its status, progress toward its sample size and current results,
         in the seed's status-report layout."""
         result = await run_lab(ctx, lambda lab: lab.status())
-        return tool_result(result, report.render_status(result))
+        text = report.render_status(result)
+        return tool_result(StatusResult(**dict(result), report=text), text)
 
     @server.tool(annotations=tool_annotations("Get experiment", read_only=True, idempotent=True))
     async def get_experiment(experiment_id: ExperimentId, ctx: Context) -> Annotated[CallToolResult, ExperimentDetail]:
