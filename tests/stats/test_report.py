@@ -219,7 +219,10 @@ def test_expected_impact_is_in_words_not_signs():
 
     faster = render_analysis(analyze(inputs([40.0, 42.0, 44.0] * 4, [30.0, 32.0, 34.0] * 4)), "x")
     assert "- Per run: 10 min saved (23.8% better)" in faster
-    assert "min saved per month" in faster and "hours saved per month" in faster
+    assert "hours saved per month" in faster and "min saved per month" not in faster  # once, in hours
+    latency = MetricSpec(name="latency", direction="lower_is_better", unit="ms")
+    ms = render_analysis(analyze(inputs([400.0, 420.0, 440.0] * 4, [300.0, 320.0, 340.0] * 4, spec=latency)), "x")
+    assert "): 24 s saved per month" in ms and "ms saved per month" not in ms  # not 24,000 ms
     slower = render_analysis(analyze(inputs([30.0, 32.0, 34.0] * 4, [40.0, 42.0, 44.0] * 4)), "x")
     assert "- Per run: 10 min lost (31.2% worse)" in slower and "hours lost per month" in slower
     score = MetricSpec(name="score", direction="higher_is_better")

@@ -420,17 +420,24 @@ def _impact(analysis: Analysis) -> list[str]:
         )
     elif analysis.runs_per_day:
         monthly = per_run * analysis.runs_per_day * 30
+        seconds = DURATION_UNITS.get(m.unit or "")
+        if seconds:  # a month of time in the unit that reads best (hours, minutes or seconds), not 109,011 ms
+            total = abs(monthly) * seconds
+            span = (
+                f"{_num(total / 3600)} hours"
+                if total >= 3600
+                else f"{_num(total / 60)} min"
+                if total >= 60
+                else f"{_num(total)} s"
+            )
+            words = ("saved", "lost") if m.direction == "lower_is_better" else ("more", "less")
+            shown = f"{span} {words[0] if monthly >= 0 else words[1]}"
+        else:
+            shown = amount(monthly)
         out.append(
             f"- At the observed {analysis.runs_per_day:.3g} runs/day (runs recorded per day so far, counting at "
-            f"least one day): {amount(monthly)} per month"
+            f"least one day): {shown} per month"
         )
-        seconds = DURATION_UNITS.get(m.unit or "")
-        if seconds:
-            hours = _num(abs(monthly) * seconds / 3600)
-            if m.direction == "lower_is_better":
-                out.append(f"- That is {hours} hours {'saved' if monthly >= 0 else 'lost'} per month")
-            else:
-                out.append(f"- That is {hours} hours {'more' if monthly >= 0 else 'less'} per month")
     else:
         out.append("- Monthly impact: estimated once the experiment has started and recorded runs")
     return [*out, ""]
