@@ -549,8 +549,9 @@ def test_an_assigned_file_in_the_text_is_fenced_past_its_own_backticks_and_a_lon
     assert text == f"\n\na.md:\n````\n{code}\n````"
     long = AssignedFile(production="a.md", path="a.v.md", sha256="0" * 64, content="x" * (ASSIGN_TEXT_LIMIT + 1))
     assert assigned_file_text(long) == (
-        f"\n\na.md (this arm: a.v.md): {ASSIGN_TEXT_LIMIT + 1:,} characters, in files[].content of the structured "
-        "result."
+        f"\n\na.md (this arm: a.v.md): {ASSIGN_TEXT_LIMIT + 1:,} characters, too long to show here: read a.v.md in "
+        "the project (the text under test is its snapshot from the start, in files[].content of the structured "
+        "result)."
     )
 
 

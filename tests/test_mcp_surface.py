@@ -449,6 +449,14 @@ async def test_create_notes_an_identical_variant_and_what_a_promote_commits(serv
         (project / "real.v.md").write_text("changed\n")
         linked = await ok(client, "create_experiment", dict(CREATE, name="ln", files={"./link.md": "real.v.md"}))
         assert linked.structured_content["files"][0]["production"] == "real.md"
+        (project / "b.md").write_text("b\n")
+        (project / "b.v.md").write_text("b2\n")
+        (project / "a.md").write_text("a\n")
+        (project / "a.v.md").write_text("a2\n")
+        unsorted = await ok(
+            client, "create_experiment", dict(CREATE, name="two", files={"b.md": "b.v.md", "a.md": "a.v.md"})
+        )
+        assert "symlink" not in unsorted.content[0].text  # given out of order: matched by path, not position
         assert (
             "Note: ./link.md leads to real.md (a symlink): the experiment tests that file, and a promote or "
             "rollback writes it." in linked.content[0].text

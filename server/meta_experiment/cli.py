@@ -95,7 +95,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
     for t in trials:
         when = (t.recorded_at or "")[:16].replace("T", " ")
         ok = "" if t.success is None else "yes" if t.success else "no"
-        values = ", ".join(f"{name}={value:g}" for name, value in t.metrics.items())
+        values = ", ".join(f"{name}={value:.15g}" for name, value in t.metrics.items())  # 1234567, not 1.23457e+06
         print(f"{t.trial_id:>7}  {t.arm:<9}  {t.status:<9}  {when:<16}  {ok:<3}  {values}".rstrip())
     return 0
 

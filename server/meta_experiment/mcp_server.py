@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from . import __version__, report
 from .analysis import load_engine
-from .errors import StoreError
+from .errors import ExperimentError, StoreError
 from .gitcommit import uncommitted
 from .lifecycle import Lab
 from .mcp_common import (
@@ -61,6 +61,7 @@ from .models import (
     RecordResult,
     VoidResult,
 )
+from .paths import confine
 from .stats.results import Analysis
 from .status import StatusReport
 
@@ -112,11 +113,14 @@ def create_notes(
     nothing there) and production files with uncommitted changes (`dirty`)."""
     notes = []
     if given is not None and root is not None:
-        for path, change in zip(given, experiment.files, strict=False):
-            lexical = Path(os.path.normpath(root / path))
-            if lexical != root / change.production:  # root: the resolved project root
+        for path in given:  # matched by path: the experiment lists its files sorted, not as given
+            try:
+                production = confine(root, path)  # as create stored it: relative to the resolved root
+            except ExperimentError:
+                continue
+            if Path(os.path.normpath(root / path)) != root / production:
                 notes.append(
-                    f"{path} leads to {change.production} (a symlink): the experiment tests that file, and a "
+                    f"{path} leads to {production} (a symlink): the experiment tests that file, and a "
                     "promote or rollback writes it."
                 )
     same = [f.production for f in experiment.files if f.control_sha256 == f.treatment_sha256]
@@ -167,7 +171,10 @@ def assigned_file_text(f: AssignedFile) -> str:
     its path and content in a fence longer than any backtick run in it, or where to find a long one."""
     where = f.production if f.path == f.production else f"{f.production} (this arm: {f.path})"
     if len(f.content) > ASSIGN_TEXT_LIMIT:
-        return f"\n\n{where}: {len(f.content):,} characters, in files[].content of the structured result."
+        return (
+            f"\n\n{where}: {len(f.content):,} characters, too long to show here: read {f.path} in the project "
+            "(the text under test is its snapshot from the start, in files[].content of the structured result)."
+        )
     fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", f.content)), default=0) + 1)
     end = "" if f.content.endswith("\n") else "\n"
     return f"\n\n{where}:\n{fence}\n{f.content}{end}{fence}"

@@ -11,6 +11,11 @@ from typing import Annotated
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
+from .errors import PathError
+from .lifecycle import Lab
+from .mcp_common import state_of
+from .paths import confine
+
 MAX_LISTED_FILES = 20_000  # a walk of a project without git stops there (completion offers 100 at a time)
 SKIPPED_DIRS = frozenset({".git", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache"})
 
@@ -86,14 +91,11 @@ def register_prompts(server: MCPServer) -> None:
         ctx: Context | None = None,
     ) -> str:
         warning = ""
-        if target and ctx is not None:
-            from .errors import ExperimentError
-            from .mcp_common import state_of
-            from .paths import confine
-
+        opened = None if ctx is None else state_of(ctx).opened  # a damaged store: no check, no false note
+        if target and isinstance(opened, Lab):
             try:  # the production file must exist for create_experiment: say so now, not at the end
-                confine(state_of(ctx).current().project_root, target, what="target")
-            except ExperimentError as exc:
+                confine(opened.project_root, target, what="target")
+            except PathError as exc:
                 warning = f"Note: {exc} create_experiment needs the production file to exist.\n"
         return GUIDE.format(
             target=f" ({target})" if target else "",

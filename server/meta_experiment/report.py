@@ -85,7 +85,8 @@ def _results(item: StatusItem) -> list[str]:
             f"- Treatment avg: {fmt(item.treatment_mean, unit)}",
         ]
     if (
-        item.control_mean is not None
+        item.scale == "raw"  # on the log scale a typical run can differ although the averages are equal
+        and item.control_mean is not None
         and item.treatment_mean is not None
         and same_means(item.control_mean, item.treatment_mean)
     ):
@@ -120,7 +121,7 @@ def _results(item: StatusItem) -> list[str]:
     power = f"80% power to detect the {item.improvement_threshold:g}% target"
     if item.confidence is not None:
         need = f" (about {item.trials_needed:,} more trials give {power})" if item.trials_needed else ""
-        lines.append(f"- Confidence: {fmt_confidence(item.confidence)} that the arms differ (always-valid){need}")
+        lines.append(f"- Confidence: {fmt_confidence(item.confidence)} (always-valid test of a difference){need}")
     elif item.trials_needed:
         lines.append(f"- Confidence: not yet (about {item.trials_needed:,} more trials give {power})")
     return lines

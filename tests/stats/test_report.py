@@ -268,3 +268,29 @@ def test_the_chart_draws_no_relative_band_where_the_report_gives_none():
     assert render_chart(a, control, treatment)[:4] == b"\x89PNG"
     improvement = next(x for x in render_analysis(a, "x").splitlines() if x.startswith("**Improvement**"))
     assert improvement.endswith(" - unstable: the control mean is not clearly away from 0")
+
+
+def test_means_an_ulp_apart_read_as_no_change_but_equal_averages_on_the_log_scale_do_not():
+    """From a user test: arms equal but for float rounding printed '1.11e-14 percentage points lower'.
+    From the review: on the log scale the % is of geometric means, which differ although the
+    averages are equal (10 and 30 against 20 and 20), so that is a change, said as one."""
+    import math
+
+    from meta_experiment.models import MetricSpec
+    from meta_experiment.stats.summary import Summary
+
+    score = MetricSpec(name="score", direction="higher_is_better")
+    c = [0.1, 0.2, 0.3] * 4
+    a = analyze(inputs(c, [math.nextafter(x, 1) for x in c], spec=score))
+    assert a.primary.control.mean != a.primary.treatment.mean and a.primary.improvement_pct != 0
+    text = render_analysis(a, "x")
+    assert "**Improvement**: no change (0.0%)" in text and "- Per run: no change (the arms' means are equal)" in text
+    assert "per month" not in text  # no monthly projection of a rounding difference
+
+    logged = MetricSpec(name="time", direction="lower_is_better", unit="min", log_scale=True)
+    control, treatment = [10.0, 30.0] * 10, [20.0, 20.0] * 10
+    logs = {("control", "time"): Summary.of(np.log(control)), ("treatment", "time"): Summary.of(np.log(treatment))}
+    b = analyze(inputs(control, treatment, spec=logged, log_summaries=logs))
+    assert b.primary.scale == "log" and b.primary.improvement_pct < -10
+    text = render_analysis(b, "x")
+    assert "no change" not in text and "- Typical run (geometric means):" in text

@@ -156,8 +156,11 @@ def _improvement(m: MetricAnalysis, target: float | None = None) -> str:
             return f"from 0 to {shown} ({'better' if better else 'worse'}; no % change exists over a zero baseline)"
         return "n/a"
     duration = m.unit in DURATION_UNITS
-    if m.improvement_pct == 0 or (
-        m.control.mean is not None and m.treatment.mean is not None and same_means(m.control.mean, m.treatment.mean)
+    if m.improvement_pct == 0 or (  # on the log scale the % is of geometric means: equal averages say nothing
+        m.scale == "raw"
+        and m.control.mean is not None
+        and m.treatment.mean is not None
+        and same_means(m.control.mean, m.treatment.mean)
     ):
         return "no change (0.0%)"
     better = m.improvement_pct >= 0
@@ -381,7 +384,7 @@ def _impact(analysis: Analysis) -> list[str]:
             f"- Per run: {shown} against 0 in the control arm ({'better' if better else 'worse'})",
             "",
         ]
-    if same_means(m.control.mean, m.treatment.mean):
+    if m.scale == "raw" and same_means(m.control.mean, m.treatment.mean):
         return ["**Expected Impact**:", "- Per run: no change (the arms' means are equal)", ""]
     # In words, as the Improvement line: 'saved' / 'lost' for a duration, 'higher' / 'lower' with
     # 'better' / 'worse' otherwise; never a bare sign, whose meaning would flip with the direction.
