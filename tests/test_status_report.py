@@ -304,3 +304,19 @@ def test_an_active_alert_does_not_keep_an_experiment_past_its_time_from_expiring
     now[0] += 14.5 * 86400
     [item] = run_auto(lab).items
     assert item.action == "expired" and lab.get(e.id).status == "expired"
+
+
+def test_a_percent_over_a_control_mean_near_zero_is_marked_unstable_in_status(lab: Lab) -> None:
+    metric = {"name": "score_delta", "direction": "higher_is_better"}
+    e = lab.create(**spec(primary_metric=metric, secondary_metrics=[], sample_size_required=24, auto_rollback=False))
+    seen = {"control": 0, "treatment": 0}
+    values = {"control": [-1.0, 1.1], "treatment": [0.9, 1.1]}  # control mean 0.05, sd about 1.1
+    while min(seen.values()) < 12:
+        a = lab.assign(e.id)
+        if seen[a.arm] < 12:
+            lab.record(a.trial_id, {"score_delta": values[a.arm][seen[a.arm] % 2]})
+            seen[a.arm] += 1
+    [item] = lab.status().experiments
+    assert item.relative_unstable and item.improvement_pct > 1000
+    line_ = line(render_status(lab.status()), "- score_delta gained:")
+    assert line_.endswith("% improvement; unstable: the control mean is not clearly away from 0)")

@@ -110,7 +110,8 @@ def _results(item: StatusItem) -> list[str]:
             pct = 100 * abs(diff) / abs(item.control_mean)
             of_mean = " in the mean" if item.scale == "log" else ""
             shown = fmt_against(pct, target, 0) if better and item.scale == "raw" else f"{pct:,.0f}"
-            line += f" ({shown}% {'improvement' if better else 'regression'}{of_mean})"
+            unstable = "; unstable: the control mean is not clearly away from 0" if item.relative_unstable else ""
+            line += f" ({shown}% {'improvement' if better else 'regression'}{of_mean}{unstable})"
         if item.scale == "log":
             typical = "better" if item.improvement_pct >= 0 else "worse"
             size = abs(item.improvement_pct)

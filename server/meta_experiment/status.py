@@ -41,6 +41,9 @@ class StatusItem(BaseModel):
         ),
     ]
     scale: Annotated[Literal["raw", "log"], Field(description="The primary metric's analysis scale.")] = "raw"
+    relative_unstable: Annotated[
+        bool, Field(description="The control mean is not clearly away from 0: the % of it is unstable.")
+    ] = False
     improvement_threshold: Annotated[
         float, Field(description="The improvement % (on the analysis scale) a promotion needs.")
     ] = 0.0
@@ -152,6 +155,7 @@ def status_item(
         treatment_mean=m.treatment.mean,
         improvement_pct=m.improvement_pct,
         scale=m.scale,
+        relative_unstable=m.relative_unstable,
         improvement_threshold=experiment.targets.improvement_threshold,
         p_value=m.p_value,
         confidence=None if seq is None or seq.p_value is None else 1 - seq.p_value,
