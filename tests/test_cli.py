@@ -61,6 +61,8 @@ def test_void_corrects_a_yes_no_metric_with_true_or_false(project: Path) -> None
 
 def test_status_and_analyze(project: Path, experiment_id: str) -> None:
     assert "ACTIVE EXPERIMENTS" in run(project, "status").stdout
+    active = run(project, "status", "--active", "--json").stdout
+    assert [i["id"] for i in json.loads(active)["experiments"]] == [experiment_id]  # still running
     data = json.loads(run(project, "status", "--json").stdout)
     assert data["experiments"][0]["progress"]["trials_recorded"] == 4
     assert f"STATISTICAL ANALYSIS - {experiment_id}" in run(project, "analyze", experiment_id).stdout

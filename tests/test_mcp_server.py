@@ -257,7 +257,7 @@ async def test_unknown_arguments_are_refused_before_anything_runs(server, mode, 
             "its arguments are: experiment_id, chart, rank_tests."
         )
         text = await refused(client, "status", {"experiment_id": e["id"]}, says="experiment_id")
-        assert text == "status has no argument 'experiment_id'; it takes no arguments."
+        assert text == "status has no argument 'experiment_id'; its arguments are: active_only."
         # a tool that writes: refused, so no trial is assigned (refused checks the export)
         text = await refused(client, "assign", {"experiment_id": e["id"], "Unit": "pr-1"}, says="did you mean 'unit'")
         # several at once, case slips, and no suggestion when nothing is close
@@ -287,6 +287,9 @@ def test_unknown_arguments_message_follows_the_schema() -> None:
     schema = {"type": "object", "properties": {"chart": {}, "rank_tests": {}}}
     assert unknown_arguments_message("t", {"chart": True}, schema) is None
     assert unknown_arguments_message("t", {}, {"type": "object"}) is None
+    assert (
+        unknown_arguments_message("t", {"x": 1}, {"type": "object"}) == "t has no argument 'x'; it takes no arguments."
+    )
     assert unknown_arguments_message("t", {"x": 1}, {**schema, "additionalProperties": True}) is None
     long = unknown_arguments_message("t", {"k" * 500: 1}, schema)
     assert long is not None and len(long) < 200
@@ -573,3 +576,21 @@ async def test_the_reports_and_notes_are_in_the_structured_result_too(server, pr
         status = await call(client, "status")
         assert status.structured_content["report"] == status.content[0].text
         assert "ACTIVE EXPERIMENTS" in status.structured_content["report"]
+
+
+async def test_status_can_list_only_the_active_experiments(server, project: Path) -> None:
+    (project / "other.md").write_text("a\n")
+    (project / "other.v.md").write_text("b\n")
+    async with Client(server, mode="legacy") as client:
+        ended = await ok(client, "create_experiment", dict(CREATE, name="old", files={"other.md": "other.v.md"}))
+        await ok(client, "rollback", {"experiment_id": ended["id"], "reason": "superseded", "confirm": True})
+        running = await ok(client, "create_experiment", CREATE)
+        whole = await call(client, "status")
+        active = await call(client, "status", {"active_only": True})
+    assert {i["id"] for i in whole.structured_content["experiments"]} == {running["id"], ended["id"]}
+    assert [i["id"] for i in active.structured_content["experiments"]] == [running["id"]]
+    assert active.structured_content["counts"] == whole.structured_content["counts"]
+    text = active.content[0].text
+    assert f"### Experiment #1: {running['id']}\n" in text and f": {ended['id']}\n" not in text
+    assert "(1 experiment, not listed: the report without active_only lists them)" in text
+    assert "- **Failed**: 1 experiment" in text  # the summary still counts the ended one

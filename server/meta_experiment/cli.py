@@ -63,7 +63,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         report = lab.status()
-        print(report.model_dump_json(indent=2) + "\n" if args.json else render_status(report), end="")
+        if args.active and args.json:
+            report = report.active_only()
+        print(report.model_dump_json(indent=2) + "\n" if args.json else render_status(report, args.active), end="")
     finally:
         lab.close()
     return 0
@@ -345,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="Keep the temporary repository and print its path.")
     status = add("status", cmd_status, "Print the status report of every experiment.")
     status.add_argument("--json", action="store_true", help="Structured output instead of markdown.")
+    status.add_argument(
+        "--active", action="store_true", help="List only draft and running experiments (the ended ones are counted)."
+    )
     analyze = add("analyze", cmd_analyze, "Print the analysis report of one experiment.")
     analyze.add_argument("experiment_id")
     analyze.add_argument("--json", action="store_true", help="Structured output instead of markdown.")

@@ -448,11 +448,22 @@ def build_server(
         return out
 
     @server.tool(annotations=tool_annotations("Status", read_only=True, idempotent=True))
-    async def status(ctx: Context) -> Annotated[CallToolResult, StatusResult]:
+    async def status(
+        ctx: Context,
+        active_only: Annotated[
+            bool,
+            Field(
+                description="List only draft and running experiments; the ended ones are counted in the summary, "
+                "not listed (a project's history grows with every experiment)."
+            ),
+        ] = False,
+    ) -> Annotated[CallToolResult, StatusResult]:
         """Every experiment with its status, progress toward its sample size and current results,
         in the seed's status-report layout."""
         result = await run_lab(ctx, lambda lab: lab.status())
-        text = report.render_status(result)
+        text = report.render_status(result, active_only)
+        if active_only:  # the structured list as the text lists
+            result = result.active_only()
         return tool_result(StatusResult(**dict(result), report=text), text)
 
     @server.tool(annotations=tool_annotations("Get experiment", read_only=True, idempotent=True))

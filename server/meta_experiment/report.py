@@ -261,7 +261,9 @@ def _plural(n: int) -> str:
     return f"{n} experiment{'s' if n != 1 else ''}"
 
 
-def render_status(report: StatusReport) -> str:
+def render_status(report: StatusReport, active_only: bool = False) -> str:
+    """The seed's status report. `active_only`: the ended experiments are counted, not listed (the
+    summary still covers them all)."""
     release = report.release or ReleaseStatus()
     infos = {i.experiment_id: i for i in release.experiments}
     active = [i for i in report.experiments if i.status in ("draft", "running")]
@@ -277,6 +279,9 @@ def render_status(report: StatusReport) -> str:
         out += [f"## {title}", ""]
         if not items:
             out += ["(none)", ""]
+        elif active_only and title != "ACTIVE EXPERIMENTS":
+            out += [f"({_plural(len(items))}, not listed: the report without active_only lists them)", ""]
+            continue
         for item in items:
             number += 1
             alerts = [a for a in release.alerts if a.experiment_id == item.id]

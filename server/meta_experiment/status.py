@@ -92,6 +92,12 @@ class StatusReport(BaseModel):
         ReleaseStatus | None, Field(description="Alerts, interrupted operations, deployments and time saved.")
     ] = None
 
+    def active_only(self) -> StatusReport:
+        """The report with only draft and running experiments listed; counts and release facts whole."""
+        return self.model_copy(
+            update={"experiments": [i for i in self.experiments if i.status in ("draft", "running")]}
+        )
+
 
 def file_drift(project_root: Path, experiment: Experiment) -> tuple[list[str], list[str]]:
     """(production paths that no longer hold the content snapshotted at the start, those of them
