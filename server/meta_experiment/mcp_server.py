@@ -62,6 +62,7 @@ from .models import (
     VoidResult,
 )
 from .paths import confine
+from .stats.report import plural
 from .stats.results import Analysis
 from .status import StatusReport
 
@@ -359,8 +360,7 @@ def build_server(
         text = (
             f"{'Already recorded (identical retry)' if r.duplicate else 'Recorded'} trial {r.trial_id} ({r.arm})."
             + (
-                f" {r.experiment_id} has ended ({r.ended}) with {r.trials_recorded} "
-                f"trial{'' if r.trials_recorded == 1 else 's'}; it takes no more."
+                f" {r.experiment_id} has ended ({r.ended}) with {plural(r.trials_recorded, 'trial')}; it takes no more."
                 if r.ended
                 else f" Progress {r.trials_recorded}/{r.sample_size_required}"
                 + (

@@ -32,6 +32,7 @@ from .errors import Conflict, InvalidInput, InvalidState
 from .models import control_characters
 from .outcomes import DeployResult, FileOutcome, GitOutcome
 from .release_text import promote_message, rollback_message
+from .stats.report import plural
 from .stats.results import Analysis, Decision
 
 if TYPE_CHECKING:
@@ -82,11 +83,6 @@ def rollback_reason(reason: str | None, dry_run: bool) -> str | None:
             "needs none."
         )
     return reason
-
-
-def plural(count: int, word: str) -> str:
-    """'1 trial', '2 trials'."""
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def _require(experiment: Experiment, statuses: tuple[str, ...], doing: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .models import Experiment
 from .outcomes import Alert, AutoReport, DeployResult, ReleaseInfo, ReleaseStatus
-from .stats.report import fmt_against, fmt_confidence, same_means
+from .stats.report import fmt_against, fmt_confidence, plural, same_means
 from .stats.report import render_analysis as _render_analysis
 from .stats.results import Analysis
 from .status import StatusItem, StatusReport, file_drift
@@ -248,7 +248,7 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
         lines += [
             "**Results**:",
             *_results(item),
-            f"- {how} after {p.trials_recorded:,} trial{'' if p.trials_recorded == 1 else 's'}",
+            f"- {how} after {plural(p.trials_recorded, 'trial')}",
             *_split(item),
         ]
         if info is not None and info.git:
@@ -257,16 +257,12 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
     return [*lines, "", "---", ""]
 
 
-def _plural(n: int) -> str:
-    return f"{n} experiment{'s' if n != 1 else ''}"
-
-
 def render_status(report: StatusReport, active_only: bool = False) -> str:
     """The seed's status report. `active_only`: the ended experiments are counted, not listed (the
     summary still covers them all)."""
     release = report.release or ReleaseStatus()
     infos = {i.experiment_id: i for i in release.experiments}
-    active = [i for i in report.experiments if i.status in ("draft", "running")]
+    active = report.active_only().experiments
     failed = [i for i in report.experiments if i.status in ("rolled_back", "expired")]
     done = [i for i in report.experiments if i.status == "promoted"]
     out: list[str] = []
@@ -280,7 +276,7 @@ def render_status(report: StatusReport, active_only: bool = False) -> str:
         if not items:
             out += ["(none)", ""]
         elif active_only and title != "ACTIVE EXPERIMENTS":
-            out += [f"({_plural(len(items))}, not listed: the report without active_only lists them)", ""]
+            out += [f"({plural(len(items), 'experiment')}, not listed: the report without active_only lists them)", ""]
             continue
         for item in items:
             number += 1
@@ -303,14 +299,14 @@ def render_status(report: StatusReport, active_only: bool = False) -> str:
     detail += [f"{expired} expired"] if expired else []
     out += [
         "## SUMMARY",
-        f"- **Active**: {_plural(len(active))}",
-        f"- **Successful**: {_plural(len(done) - forced)}{success}",
+        f"- **Active**: {plural(len(active), 'experiment')}",
+        f"- **Successful**: {plural(len(done) - forced, 'experiment')}{success}",
         *(
-            [f"- **Promoted (forced)**: {_plural(forced)} (against the policy; not counted as successes)"]
+            [f"- **Promoted (forced)**: {plural(forced, 'experiment')} (against the policy; not counted as successes)"]
             if forced
             else []
         ),
-        f"- **Failed**: {_plural(len(failed))}" + (f" ({', '.join(detail)})" if detail else ""),
+        f"- **Failed**: {plural(len(failed), 'experiment')}" + (f" ({', '.join(detail)})" if detail else ""),
     ]
     if release.time_saved_hours_per_month is not None:
         out.append(f"- **Total ROI**: {release.time_saved_hours_per_month:,.1f} hours/month saved (estimated)")

@@ -44,6 +44,11 @@ def _decimals(value: float, avoid: tuple[float, ...], digits: int, cap: int = 6)
     return cap, (math.floor if value < near else math.ceil)(value * scale) / scale
 
 
+def plural(count: int, word: str) -> str:
+    """'1 trial', '2 trials', '1,200 experiments'."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
 def same_means(a: float, b: float) -> bool:
     """The arms' means differ by float rounding only (two arms with identical values, summed around
     different shifts, can differ in the 16th digit): a report says "no change", not "1.11e-14 lower"."""
