@@ -1,0 +1,262 @@
+"""The Claude Code plugin (`.claude-plugin/marketplace.json`, `plugin/`): its manifests agree with
+the package, its launcher installs the server into the plugin's data folder and runs it, and the
+real Claude Code CLI validates it, installs it from a git marketplace and connects to its server."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+from conftest import PROD, VAR, git
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN = ROOT / "plugin"
+SERVER = "mcp__plugin_meta-experiment_meta-experiment__"  # how Claude Code names the plugin's tools
+TOOLS = set(json.loads((ROOT / "server" / "meta_experiment" / "tool_schemas.json").read_text())["tools"])
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_the_manifests_name_one_plugin_of_the_package_version() -> None:
+    marketplace = read_json(ROOT / ".claude-plugin" / "marketplace.json")
+    manifest = read_json(PLUGIN / ".claude-plugin" / "plugin.json")
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    [entry] = marketplace["plugins"]
+    assert entry["source"] == "./plugin" and entry["name"] == manifest["name"] == "meta-experiment"
+    assert manifest["version"] == version, "bump plugin.json's version with pyproject's (the cache is by version)"
+    server = read_json(PLUGIN / ".mcp.json")["mcpServers"]["meta-experiment"]
+    assert server["command"] == "python3"
+    assert server["args"] == ["${CLAUDE_PLUGIN_ROOT}/scripts/launch.py", "serve"]
+    [start] = read_json(PLUGIN / "hooks" / "hooks.json")["hooks"]["SessionStart"]
+    assert start["hooks"][0]["command"].endswith('scripts/launch.py" install')
+
+
+def test_the_plugin_carries_the_package_source() -> None:
+    """Symbolic links, which Claude Code follows when it copies the plugin into its cache."""
+    for name in ("server", "pyproject.toml"):
+        assert (PLUGIN / name).is_symlink() and (PLUGIN / name).resolve() == (ROOT / name).resolve()
+
+
+def test_the_command_names_only_tools_the_server_has() -> None:
+    text = (PLUGIN / "commands" / "meta_experiment.md").read_text(encoding="utf-8")
+    front = text.split("---")[1]
+    allowed = re.search(r"^allowed-tools: (.+)$", front, re.M)
+    assert allowed is not None
+    named = {name.strip().removeprefix(SERVER) for name in allowed.group(1).split(",")}
+    assert named <= TOOLS and named == {"status", "analyze", "get_experiment"}  # read-only ones only
+    called = set(re.findall(r"call `([a-z_]+)`", text, re.I))
+    assert {"status", "create_experiment", "assign", "record", "analyze", "promote", "rollback", "auto"} <= called
+    assert called <= TOOLS, f"the command calls tools the server does not have: {called - TOOLS}"
+
+
+def plugin_copy(tmp_path: Path, pyproject: str | None = None) -> Path:
+    """A plugin folder as Claude Code's cache holds it: links replaced by the files they lead to."""
+    copy = tmp_path / "plugin"
+    shutil.copytree(PLUGIN, copy, symlinks=False, ignore=shutil.ignore_patterns("__pycache__"))
+    if pyproject is not None:
+        (copy / "pyproject.toml").write_text(pyproject, encoding="utf-8")
+    return copy
+
+
+def launcher(plugin: Path, data: Path, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["CLAUDE_PLUGIN_DATA"] = str(data)
+    return subprocess.run(
+        [sys.executable, str(plugin / "scripts" / "launch.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        **kwargs,
+    )
+
+
+def test_a_failed_install_keeps_nothing_and_says_what_to_do(tmp_path: Path) -> None:
+    plugin = plugin_copy(tmp_path, pyproject="[project\nname = broken\n")
+    data = tmp_path / "data"
+    done = launcher(plugin, data, "serve")
+    assert done.returncode == 1
+    assert done.stdout == ""  # stdout is the MCP channel: never a word of pip there
+    assert "could not install" in done.stderr and "the next start tries again" in done.stderr
+    assert "Expected ']' at the end of a table declaration" in done.stderr  # pip's own reason, passed on
+    assert not list(data.glob("venv-*"))
+
+
+def load_launcher(plugin: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("launch", plugin / "scripts" / "launch.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_environment_follows_the_plugins_content(tmp_path: Path) -> None:
+    """A plugin update (any changed file of the package) gets a new environment; the same content
+    reuses the installed one."""
+    first = plugin_copy(tmp_path / "a")
+    second = plugin_copy(tmp_path / "b")
+    assert load_launcher(first).fingerprint() == load_launcher(second).fingerprint()
+    status = second / "server" / "meta_experiment" / "status.py"
+    status.write_text(status.read_text() + "\n# changed\n")
+    assert load_launcher(first).fingerprint() != load_launcher(second).fingerprint()
+
+
+def test_an_old_python3_builds_with_a_newer_one_on_path_or_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    launch = load_launcher(PLUGIN)
+    assert launch.base_python((3, 11)) == sys.executable
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    with pytest.raises(SystemExit) as stopped:
+        launch.base_python((3, 9))
+    assert stopped.value.code == 1
+    assert "needs Python 3.11 or newer; python3 here is 3.9 and no python3.11 or newer" in capsys.readouterr().err
+    for minor in (11, 13):
+        shim = bin_dir / f"python3.{minor}"
+        shim.write_text("#!/bin/sh\n")
+        shim.chmod(0o755)
+    assert launch.base_python((3, 10)) == str(bin_dir / "python3.13")  # the newest
+
+
+# ---- the real Claude Code CLI (from npm: @anthropic-ai/claude-code) ---------------------------------
+
+
+def claude_cli() -> str:
+    found = os.environ.get("META_EXPERIMENT_CLAUDE") or shutil.which("claude")
+    if not found:
+        pytest.skip("the Claude Code CLI is not installed (npm install -g @anthropic-ai/claude-code)")
+    return found
+
+
+def claude(cli: str, home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI offline, with a throwaway HOME: no login, no update check, no telemetry."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CLAUDE_PROJECT_DIR")}
+    env.update(
+        HOME=str(home),
+        DISABLE_AUTOUPDATER="1",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        DISABLE_TELEMETRY="1",
+    )
+    return subprocess.run([cli, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_claude_code_validates_the_marketplace_and_the_plugin(tmp_path: Path) -> None:
+    cli = claude_cli()
+    for target in (ROOT, PLUGIN):
+        done = claude(cli, tmp_path, "plugin", "validate", "--strict", str(target))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Validation passed" in done.stdout
+
+
+def marketplace_repo(tmp_path: Path) -> Path:
+    """This checkout's marketplace and plugin, committed to a git repository of their own, links and
+    all: what a user's clone holds. (This CLI adds a git marketplace only by a remote address.)"""
+    repo = tmp_path / "marketplace"
+    repo.mkdir()
+    for name in (".claude-plugin", "plugin", "server", "pyproject.toml", "README.md"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, repo / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, repo / name)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "marketplace")
+    return repo
+
+
+@pytest.mark.slow
+def test_claude_code_installs_the_plugin_and_connects_to_its_server(tmp_path: Path, project: Path) -> None:
+    cli = claude_cli()
+    home = tmp_path / "home"
+    home.mkdir()
+    repo = marketplace_repo(tmp_path)
+
+    added = claude(cli, home, "plugin", "marketplace", "add", str(repo))
+    assert added.returncode == 0, added.stdout + added.stderr
+    installed = claude(cli, home, "plugin", "install", "meta-experiment@meta-experiment")
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    record = read_json(home / ".claude" / "plugins" / "installed_plugins.json")
+    [entry] = record["plugins"]["meta-experiment@meta-experiment"]
+    cached = Path(entry["installPath"])
+    assert entry["version"] == read_json(PLUGIN / ".claude-plugin" / "plugin.json")["version"]
+    # the cache holds the package itself, not links out of the plugin
+    assert not (cached / "server").is_symlink() and (cached / "server" / "meta_experiment" / "lifecycle.py").is_file()
+
+    # the SessionStart hook's install, started twice at once as two sessions would: one installs
+    data = home / ".claude" / "plugins" / "data" / "meta-experiment-meta-experiment"  # Claude Code's CLAUDE_PLUGIN_DATA
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: launcher(cached, data, "install"), range(2)))
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+        assert run.stdout == ""
+    assert sum("installing the server" in run.stderr for run in runs) == 1
+    [env] = data.glob("venv-*")
+
+    listed = claude(cli, home, "mcp", "list", cwd=project)
+    line = next(ln for ln in listed.stdout.splitlines() if ln.startswith("plugin:meta-experiment:meta-experiment:"))
+    assert "Connected" in line, listed.stdout + listed.stderr
+    assert "launch.py serve" in line
+    assert [p.name for p in (home / ".claude" / "plugins" / "data").iterdir()] == [data.name]
+    assert list(data.glob("venv-*")) == [env]  # the server Claude Code started used the installed one
+
+    # the plugin's server, started as its .mcp.json says, runs a trial in the project
+    async def drive() -> None:
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=[str(cached / "scripts" / "launch.py"), "serve"],
+            env={
+                **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+                "CLAUDE_PLUGIN_ROOT": str(cached),
+                "CLAUDE_PLUGIN_DATA": str(data),
+                "CLAUDE_PROJECT_DIR": str(project),
+            },
+        )
+        async with Client(params, mode="legacy", read_timeout_seconds=120) as client:
+            created = await client.call_tool(
+                "create_experiment",
+                {
+                    "name": "plugin",
+                    "hypothesis": "h",
+                    "files": {PROD: VAR},
+                    "primary_metric": {"name": "t", "direction": "lower_is_better", "unit": "s"},
+                },
+            )
+            assert not created.is_error, created.content[0].text
+            trial = await client.call_tool("assign", {"experiment_id": created.structured_content["id"]})
+            recorded = await client.call_tool(
+                "record", {"trial_id": trial.structured_content["trial_id"], "metrics": {"t": 2.0}}
+            )
+            assert recorded.structured_content["trials_recorded"] == 1
+
+    anyio.run(drive)
+    assert (project / ".meta-experiment" / "experiments.db").is_file()
+    # the installed environment's own code ran it, not this checkout's
+    where = subprocess.run(
+        [str(env / "bin" / "python"), "-I", "-c", "import meta_experiment; print(meta_experiment.__file__)"],
+        capture_output=True,
+        text=True,
+    )
+    assert where.stdout.startswith(str(env))
+
+    # the CLI through the launcher: the same store
+    status = launcher(cached, data, "status", cwd=project)
+    assert status.returncode == 0, status.stderr
+    assert "**Name**: plugin" in status.stdout and "(1/10)" in status.stdout
