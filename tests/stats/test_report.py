@@ -123,9 +123,10 @@ def test_zero_baseline_and_draft_wording():
     )
 
 
-def test_guardrail_table_signs_agree_with_the_criteria():
-    """The table's regression column carries the same sign as the criteria's 'regressed +x%', and a
-    constant guardrail says it is untestable rather than quoting a p it does not have."""
+def test_guardrail_table_says_worse_or_better_as_the_criteria_do():
+    """The table's change column says in words what the criteria's 'regressed +x%' says (a sign read
+    both ways in a table of regressions), and a constant guardrail says it is untestable rather than
+    quoting a p it does not have."""
     from meta_experiment.models import MetricSpec
 
     guard = MetricSpec(name="tests_passed", direction="higher_is_better")
@@ -135,12 +136,31 @@ def test_guardrail_table_signs_agree_with_the_criteria():
     text = render_analysis(a, "x")
     always_valid = a.guardrails[0].always_valid_p
     row = (
-        "| tests_passed | 10 -> 5 (14 / 14) | +50.0% | 10% | n/a | "
+        "| tests_passed | 10 -> 5 (14 / 14) | 50.0% worse | 10% | n/a | "
         + ("n/a" if always_valid is None else f"{always_valid:.4f}")
         + " | suspected: untestable, constant arms (blocks promotion) |"
     )
     assert row in text, [r for r in text.splitlines() if "tests_passed" in r]
     assert "regressed +50.0%" in a.guardrails[0].detail
+    assert "| regressed? |" in text
+    better = render_analysis(
+        analyze(
+            inputs(
+                CONTROL * 2, TREATMENT * 2, secondary=[guard], extra={"tests_passed": ([4.0, 6.0] * 7, [8.0, 12.0] * 7)}
+            )
+        ),
+        "x",
+    )
+    assert "| tests_passed | 5 -> 10 (14 / 14) | 100.0% better | 10% |" in better
+    same = render_analysis(
+        analyze(
+            inputs(
+                CONTROL * 2, TREATMENT * 2, secondary=[guard], extra={"tests_passed": ([4.0, 6.0] * 7, [6.0, 4.0] * 7)}
+            )
+        ),
+        "x",
+    )
+    assert "| tests_passed | 5 -> 5 (14 / 14) | no change | 10% |" in same
 
 
 def test_report_states_an_uneven_split_and_its_power_in_totals():

@@ -296,8 +296,8 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
         lines += [
             "### Guardrails",
             "",
-            "| metric | control -> treatment (n) | regression (+ = worse) | tolerance "
-            "| Holm p (one-sided, fixed-horizon) | always-valid p (one-sided) | regression |",
+            "| metric | control -> treatment (n) | change | tolerance "
+            "| Holm p (one-sided, fixed-horizon) | always-valid p (one-sided) | regressed? |",
             "|---|---|---|---|---|---|---|",
         ]
         measured = {m.name: m for m in analysis.secondary}
@@ -307,7 +307,7 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
                 if g.worse_from_zero
                 else "n/a"
                 if g.regression_pct is None
-                else fmt_pct(g.regression_pct, g.max_regression_pct)  # the sign of the criteria's "regressed"
+                else _worse_or_better(g.regression_pct, g.max_regression_pct)
             )
             lines.append(
                 f"| {g.name} | {_arms(measured.get(g.name))} | {change} | {g.max_regression_pct:g}% "
@@ -462,6 +462,15 @@ def _arms(m: MetricAnalysis | None) -> str:
         return f"{arm.mean:.1%}" if m.kind == "binary" else _num(arm.mean, m.unit)
 
     return f"{mean(m.control)} -> {mean(m.treatment)} ({m.control.n} / {m.treatment.n})"
+
+
+def _worse_or_better(regression_pct: float, tolerance: float) -> str:
+    """A guardrail's change in words ('8.3% worse', '2.1% better'): a sign would read as 'better' in
+    a table of regressions to some and as 'worse' to others."""
+    shown = fmt_pct(regression_pct, tolerance)
+    if shown == "n/a" or regression_pct == 0:
+        return shown if shown == "n/a" else "no change"
+    return f"{shown.replace('+', '', 1).replace('-', '', 1)} {'worse' if regression_pct > 0 else 'better'}"
 
 
 def _guard_state(g: Guardrail) -> str:
