@@ -83,6 +83,21 @@ def test_binary_report_gives_cohens_h():
     assert "about 240 more runs with ok = yes per month" in text
 
 
+def test_a_monthly_total_of_a_unitless_metric_says_when_it_means_something():
+    """Tokens add up over a month's runs, a 1-5 rating does not, and a metric without a unit can be
+    either: its monthly total says so. One with a unit (tokens) is totalled plainly."""
+    from meta_experiment.models import MetricSpec
+
+    score = MetricSpec(name="rating", direction="higher_is_better")
+    text = render_analysis(analyze(inputs([3.0, 3.5, 3.2] * 10, [3.9, 4.1, 4.0] * 10, spec=score)), "x")
+    [line] = [ln for ln in text.splitlines() if "per month" in ln]
+    assert line.endswith("higher per month in total, if rating adds up across runs (a count or a cost, not a score)")
+    tokens = MetricSpec(name="tokens", direction="lower_is_better", unit="tokens")
+    text = render_analysis(analyze(inputs([900.0, 1100, 1000] * 10, [700.0, 800, 750] * 10, spec=tokens)), "x")
+    [line] = [ln for ln in text.splitlines() if "per month" in ln]
+    assert "adds up" not in line and "tokens lower per month" in line
+
+
 def test_report_wording_on_awkward_data():
     negative = render_analysis(analyze(inputs([-11.1, -10.0, -9.5], [-9.0, -8.91, -9.9])), "x")
     assert "- Range: -11.1 to -9.5" in negative  # not "-11.1--9.5"

@@ -445,6 +445,12 @@ def _impact(analysis: Analysis) -> list[str]:
         out.append(
             f"- At the observed {analysis.runs_per_day:.3g} runs/day (runs recorded per day so far, counting at "
             f"least one day): {shown} per month"
+            # a count adds up over a month's runs; a score or a rating does not, and no unit tells them apart
+            + (
+                ""
+                if seconds or m.unit
+                else f" in total, if {m.name} adds up across runs (a count or a cost, not a score)"
+            )
         )
     else:
         out.append("- Monthly impact: estimated once the experiment has started and recorded runs")
