@@ -131,3 +131,50 @@ def test_a_cli_command_recovers_and_reports_on_stderr(project: Path, interrupt) 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_server_switches_to_the_state_put_in_place_of_its_database(project: Path, how: str) -> None:
+    """The state folder deleted under a running server (a `git clean -x`, a reset by hand), or its
+    database put back from a copy: the call that finds it does nothing and says so, and the calls
+    after it use what is there now, without a restart of the server."""
+    import shutil
+
+    import anyio
+
+    state = project / ".meta-experiment"
+    create = {
+        "name": "first",
+        "hypothesis": "h",
+        "files": {PROD: ".claude/commands/review_pr.md.experiment"},
+        "primary_metric": {"name": "t", "direction": "lower_is_better"},
+    }
+
+    async def run() -> None:
+        async with Client(build_server(project, state), mode="legacy") as client:
+            first = (await client.call_tool("create_experiment", create)).structured_content["id"]
+            copy = project.parent / "copy"
+            if how == "replaced":  # a backup with the experiment, made now (the file and its write-ahead log)
+                shutil.copytree(state, copy, ignore=lambda _, names: [n for n in names if "experiments.db" not in n])
+            shutil.rmtree(state)
+            if how == "replaced":
+                shutil.copytree(copy, state)
+            found = await client.call_tool("status", {})
+            assert found.is_error
+            text = found.content[0].text
+            assert f"was {how} while the server had it open, so this call did nothing" in text
+            if how == "deleted":
+                assert "now uses an empty project: the next call that stores something makes a new database" in text
+                assert (await client.call_tool("status", {})).structured_content["experiments"] == []
+                assert not state.exists()  # a read makes nothing
+                again = await client.call_tool("create_experiment", create)
+                assert not again.is_error, again.content[0].text
+                assert (state / "experiments.db").is_file()
+            else:
+                assert "now uses the file there now, from this call on" in text
+                listed = (await client.call_tool("status", {})).structured_content["experiments"]
+                assert [item["id"] for item in listed] == [first]
+                assigned = await client.call_tool("assign", {"experiment_id": first})
+                assert not assigned.is_error, assigned.content[0].text
+
+    anyio.run(run)

@@ -216,7 +216,7 @@ def test_a_database_file_deleted_or_replaced_under_an_open_store_is_refused(tmp_
             path.unlink()
         if how == "replaced":
             Store(db).close()  # another process (or a person moving the old one aside) made a new one
-        with pytest.raises(StoreError, match="was deleted or replaced while this process had it open.*Restart"):
+        with pytest.raises(StoreError, match="was deleted or replaced while this process had it open.*Call again"):
             lab.record(trial, {"time_to_complete": 3.0})
         with pytest.raises(StoreError, match="deleted or replaced"):
             lab.status()

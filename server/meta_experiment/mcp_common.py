@@ -104,6 +104,9 @@ class AppState:
         if isinstance(self.opened, StoreError):
             raise StoreError(str(self.opened))
         lab = self.opened
+        if lab.store.moved() and self.reopen is not None:
+            self._switch_from(lab)
+            return self.current(create)
         if not lab.empty_project or self.reopen is None or not (create or lab.has_database()):
             return lab
         with self._swap:
@@ -112,6 +115,33 @@ class AppState:
                 # worker thread may still be using it
                 self.opened = self.reopen(create)
             return self.lab
+
+    def _switch_from(self, lab: Lab) -> None:
+        """The database was deleted (a `git clean -x`, a reset by hand) or replaced (a backup put back)
+        under the running server: switch to what is there now, an empty project or that file, and
+        tell the call that found it, which did nothing; the calls after it use the new state. No
+        restart needed. The old Lab is left to the garbage collector, as in `current`."""
+        with self._swap:
+            if self.opened is not lab:
+                return  # another call switched already
+            assert self.reopen is not None
+            try:
+                self.opened = self.reopen(False)
+            except StoreError as exc:  # a damaged file put back: every call says so, as at start
+                self.opened = exc
+                raise
+            path = lab.store.path
+            now = (
+                "the file there now, from this call on"
+                if self.opened.has_database()
+                else "an empty project: the next call that stores something makes a new database"
+            )
+            raise StoreError(
+                f"The experiment database {str(path)!r} was {'replaced' if path.exists() else 'deleted'} while "
+                f"the server had it open, so this call did nothing. The server now uses {now}. Experiments "
+                "that were only in the old file are gone from it unless you have a copy of the file or an "
+                "export (import_experiments restores one)."
+            )
 
 
 def experiment_uris(experiment_id: str | None) -> list[str]:

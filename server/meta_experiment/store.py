@@ -256,15 +256,19 @@ class Store:
             return None
         return st.st_dev, st.st_ino
 
+    def moved(self) -> bool:
+        """Whether the database file was deleted or replaced since this store opened it (one stat)."""
+        return not self.in_memory and self._file_identity() != self._identity
+
     def _check_file(self) -> None:
         """The database file is still the one this store opened (one stat): a file deleted or replaced
         under a running server would otherwise take writes that no other process, nor the next start,
         ever sees."""
-        if self._file_identity() != self._identity:
+        if self.moved():
             raise StoreError(
                 f"The experiment database {self.path.name!r} was deleted or replaced while this process had it "
-                "open; nothing more is written to the old one. Restart the server (in Claude Code: /mcp, "
-                "reconnect) or rerun the command to use the file that is there now."
+                "open; nothing more is written to the old one. Call again: a server switches to the file that "
+                "is there now (or to none); a command run again uses it."
             )
 
     @contextmanager
