@@ -2,12 +2,17 @@
 """Start meta-experiment for the Claude Code plugin.
 
 The plugin carries the package's source (`server/`, `pyproject.toml`). On first use, and again
-after the plugin is updated, this installs it with its dependencies into a virtual environment in
-the plugin's data folder (`CLAUDE_PLUGIN_DATA`, kept across updates), then runs
-`python -m meta_experiment <args>` there: `serve` for the MCP server, or any CLI command.
+after any change to that source (a plugin update), this installs it with its dependencies into a
+virtual environment in the plugin's data folder (`CLAUDE_PLUGIN_DATA`, kept across updates), then
+runs `python -m meta_experiment <args>` there: `serve` for the MCP server, or any CLI command.
+`install` only installs (the plugin's SessionStart hook runs it).
 
-`install` only installs (the plugin's SessionStart hook runs it, so the first server start does
-not wait for pip). Runs of several sessions at once install once: the others wait on a lock.
+The install runs in a process of its own, detached from the one that asked for it: Claude Code
+gives a starting MCP server 30 s and then kills it with its children, and an install can take about
+as long; the install goes on and the next start finds it done. Sessions starting together install
+once (they wait on a lock). A running server holds a shared lock on its environment, and an
+environment of another version is removed only when nothing holds it.
+
 Standard library only, and no syntax newer than Python 3.8, so that an old `python3` gets a
 readable message instead of a SyntaxError.
 """
@@ -22,8 +27,14 @@ from pathlib import Path
 
 MINIMUM = (3, 11)
 ROOT = Path(__file__).resolve().parent.parent
-KEEP_UNUSED_DAYS = 7  # an environment of another plugin version, unused this long, is removed
 COMPLETE = ".meta-experiment-complete"
+# Variables that would send pip's install elsewhere or mix another Python's packages in.
+FOREIGN = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PIP_USER", "PIP_TARGET", "PIP_PREFIX", "PIP_ROOT")
+
+try:
+    import fcntl
+except ImportError:  # Windows: no locks; installs run in this process
+    fcntl = None
 
 
 def say(text):
@@ -37,10 +48,12 @@ def fail(text):
 
 
 def data_dir():
+    """Claude Code's data folder for this plugin; run by hand, the same folder (where Claude Code
+    2.1 keeps it), so that an install made by hand is the one the plugin uses."""
     chosen = os.environ.get("CLAUDE_PLUGIN_DATA")
     if chosen:
         return Path(chosen)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "meta-experiment-plugin"
+    return Path.home() / ".claude" / "plugins" / "data" / "meta-experiment-meta-experiment"
 
 
 def fingerprint():
@@ -48,8 +61,7 @@ def fingerprint():
     digest = hashlib.sha256()
     package = ROOT / "server" / "meta_experiment"
     files = sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    sources = [ROOT / "pyproject.toml", *files]
-    for path in sources:
+    for path in [ROOT / "pyproject.toml", *files]:
         digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
@@ -75,90 +87,164 @@ def venv_python(env):
     return env / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-class Lock:
-    """An exclusive lock on a file, held across the install (POSIX flock; none on Windows)."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __enter__(self):
-        self.handle = open(self.path, "a+")
-        try:
-            import fcntl
-        except ImportError:
-            return self
-        fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.close()
+def installed(env):
+    """Complete, and its Python still there (a pyenv or Homebrew upgrade can remove the one it was
+    made from, leaving bin/python a dangling link)."""
+    return (env / COMPLETE).exists() and venv_python(env).exists()
 
 
-def clean_env():
-    """The environment without the variables that would mix another Python's packages in."""
-    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+def lock(path, shared=False, wait=True):
+    """A flock on `path`: the open descriptor while held, None when `wait` is False and another
+    process holds it. Without fcntl (Windows), -1: nothing is locked."""
+    if fcntl is None:
+        return -1
+    fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
-def install(env):
-    python = base_python()
+def log_of(env):
+    return env.parent / (env.name + ".log")
+
+
+def build(env, held):
+    """Make the environment and install the package into it; the output goes to its log. Returns
+    whether it worked; a failed build leaves no environment."""
     if env.exists():
         shutil.rmtree(env)  # an install that was interrupted: start again
-    say(
-        f"installing the server and its dependencies (mcp, pydantic, numpy, scipy, matplotlib) into {env}; "
-        "this happens once per plugin version and takes about a minute."
-    )
     started = time.monotonic()
+    clean = {k: v for k, v in os.environ.items() if k not in FOREIGN}
     steps = (
-        [python, "-m", "venv", str(env)],
-        [str(venv_python(env)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input", "."],
+        [base_python(), "-m", "venv", str(env)],
+        [str(venv_python(env)), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "."],
     )
-    for step in steps:
-        done = subprocess.run(
-            step, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=clean_env()
-        )
-        if done.returncode != 0:
-            shutil.rmtree(env, ignore_errors=True)
-            output = done.stdout.decode("utf-8", "replace").strip()
-            fail(
-                f"could not install ({' '.join(step[:4])} exited with {done.returncode}); nothing was kept, "
-                f"the next start tries again. pip needs to reach PyPI. Its output:\n{output[-4000:]}"
-            )
+    with open(log_of(env), "w") as log:
+        for step in steps:
+            log.write("$ " + " ".join(step) + "\n")
+            log.flush()
+            # the lock's descriptor goes along: a pip left running by a killed installer still holds it
+            done = subprocess.run(
+                step, cwd=str(ROOT), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=clean,
+                pass_fds=() if held < 0 else (held,),
+            )  # fmt: skip
+            if done.returncode != 0:
+                log.write(f"exited with {done.returncode}\n")
+                shutil.rmtree(env, ignore_errors=True)
+                return False
+        log.write(f"installed in {time.monotonic() - started:.0f} s\n")
     (env / COMPLETE).write_text(f"installed from {ROOT}\n")
-    say(f"installed in {time.monotonic() - started:.0f} s.")
+    return True
 
 
-def remove_stale(data, current):
-    cutoff = time.time() - KEEP_UNUSED_DAYS * 86400
+def remove_unused(data, keep):
+    """Environments of other versions that no running server or command holds."""
+    if fcntl is None:
+        return
     for env in data.glob("venv-*"):
-        marker = env / COMPLETE
-        if env != current and (not marker.exists() or marker.stat().st_mtime < cutoff):
+        if env == keep or not env.is_dir():
+            continue
+        fd = lock(data / (env.name + ".in-use"), wait=False)
+        if fd is None:
+            continue  # a session still runs that version
+        try:
             shutil.rmtree(env, ignore_errors=True)
+            log_of(env).unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+
+def install_worker(env, ready):
+    """In the detached process: hold the install lock, tell the waiting launcher, build."""
+    held = lock(env.parent / "install.lock")
+    os.write(ready, b"1")
+    os.close(ready)
+    if installed(env):
+        return 0  # another session installed it while this one waited
+    if not build(env, held):
+        return 1
+    remove_unused(env.parent, env)
+    return 0
+
+
+def run_detached(env):
+    """Fork twice: the installer is a child of no process that Claude Code would kill. Wait until
+    it holds the install lock, then until it lets go of it."""
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the first child: a new session, then the installer, then gone
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                os.close(ready_r)
+                devnull = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):  # never a byte on the MCP channel
+                    os.dup2(devnull, fd)
+                try:
+                    code = install_worker(env, ready_w)
+                except Exception:  # an installer's own failure: into its log, for the launcher to show
+                    import traceback
+
+                    with open(log_of(env), "a") as log:
+                        traceback.print_exc(file=log)
+                    code = 1
+                os._exit(code)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.waitpid(pid, 0)
+    os.read(ready_r, 1)  # the installer holds the lock now (or died: end of file)
+    os.close(ready_r)
+    os.close(lock(env.parent / "install.lock"))  # ... and has let go of it
 
 
 def ensure_installed():
+    """The environment's Python, installing first when needed. Returns it with the descriptor of
+    the shared lock that marks the environment in use (-1 without locks)."""
     data = data_dir()
     env = data / ("venv-" + fingerprint())
-    marker = env / COMPLETE
-    if not marker.exists():
-        data.mkdir(parents=True, exist_ok=True)
-        with Lock(data / "install.lock"):
-            if not marker.exists():  # another session may have installed it while this one waited
-                install(env)
-                remove_stale(data, env)
-    os.utime(marker)  # in use: not stale
-    return venv_python(env)
+    data.mkdir(parents=True, exist_ok=True)
+    in_use = lock(data / (env.name + ".in-use"), shared=True)
+    if installed(env):
+        return venv_python(env), in_use
+    base_python()  # an old python3 with none newer on PATH: say so now, not in the installer's log
+    say(
+        f"installing the server and its dependencies (mcp, pydantic, numpy, scipy, matplotlib) into {env}: "
+        "once per plugin version, about half a minute. If Claude Code gives up on the server meanwhile, "
+        "the install goes on: reconnect it (/mcp) in a minute."
+    )
+    started = time.monotonic()
+    if fcntl is None:
+        ok = build(env, -1)
+    else:
+        run_detached(env)
+        ok = installed(env)
+    if not ok:
+        log = log_of(env)
+        output = log.read_text(errors="replace").strip() if log.exists() else "(no log)"
+        fail(
+            f"could not install; nothing was kept, the next start tries again. pip needs to reach PyPI. "
+            f"The install's output ({log}):\n{output[-4000:]}"
+        )
+    say(f"installed in {time.monotonic() - started:.0f} s.")
+    return venv_python(env), in_use
 
 
 def main(argv):
     if not argv:
         fail("usage: launch.py serve | install | <any meta-experiment command>")
-    python = ensure_installed()
+    python, in_use = ensure_installed()
     if argv == ["install"]:
         return
     # -I: the environment's own packages only (no PYTHONPATH, user site or current folder)
     command = [str(python), "-I", "-m", "meta_experiment", *argv]
     if os.name == "nt":
         sys.exit(subprocess.call(command))
+    if in_use >= 0:
+        os.set_inheritable(in_use, True)  # the server holds its environment for as long as it runs
     os.execv(command[0], command)
 
 

@@ -1,0 +1,129 @@
+"""The plugin's launcher (plugin/scripts/launch.py) on a small stand-in package, so that each install
+takes seconds: an install outlives a launcher killed with its process group (Claude Code kills a
+server that does not start within 30 s), an environment in use is kept and one no longer used is
+removed, and a half-made environment or one whose Python is gone is installed again. (The real
+package's install is tests/test_plugin.py's.)"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.name == "nt", reason="POSIX process groups and flock")]
+
+PYPROJECT = """\
+[build-system]
+requires = ["hatchling>=1.24"]
+build-backend = "hatchling.build"
+
+[project]
+name = "meta-experiment"
+version = "0.0.0"
+
+[tool.hatch.build.targets.wheel]
+packages = ["server/meta_experiment"]
+"""
+MAIN = """\
+import sys, time
+print("ran " + " ".join(sys.argv[1:]) + " {mark}", flush=True)
+if sys.argv[1:] == ["serve"]:
+    time.sleep(120)
+"""
+
+
+def stand_in(tmp_path: Path, mark: str) -> Path:
+    """A plugin folder with the real launcher and a package that only says which version it is."""
+    plugin = tmp_path / f"plugin-{mark}"
+    (plugin / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "plugin" / "scripts" / "launch.py", plugin / "scripts" / "launch.py")
+    package = plugin / "server" / "meta_experiment"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text(MAIN.format(mark=mark))
+    (plugin / "pyproject.toml").write_text(PYPROJECT)
+    return plugin
+
+
+def launch(plugin: Path, data: Path, *args: str, **kwargs) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["CLAUDE_PLUGIN_DATA"] = str(data)
+    return subprocess.Popen(
+        [sys.executable, str(plugin / "scripts" / "launch.py"), *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def run(plugin: Path, data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    process = launch(plugin, data, *args)
+    out, err = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def environments(data: Path) -> set[str]:
+    return {p.name for p in data.glob("venv-*") if p.is_dir()}
+
+
+def wait_for(condition, seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_an_install_outlives_a_launcher_killed_with_its_process_group(tmp_path: Path) -> None:
+    plugin, data = stand_in(tmp_path, "a"), tmp_path / "data"
+    server = launch(plugin, data, "serve", start_new_session=True)  # as Claude Code starts it
+    wait_for(lambda: any(data.glob("venv-*.log")), 60)  # the installer has started
+    os.killpg(server.pid, signal.SIGKILL)  # what Claude Code does after 30 s
+    server.communicate(timeout=30)
+    assert server.returncode == -signal.SIGKILL
+    wait_for(lambda: any(data.glob("venv-*/.meta-experiment-complete")))
+    done = run(plugin, data, "status")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ran status a\n" and "installing" not in done.stderr  # nothing left to do
+
+
+def test_an_environment_in_use_is_kept_and_one_no_longer_used_is_removed(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = launch(stand_in(tmp_path, "a"), data, "serve")
+    assert first.stdout is not None
+    assert first.stdout.readline() == "ran serve a\n"  # a server of version a runs on
+    try:
+        assert run(stand_in(tmp_path, "b"), data, "install").returncode == 0
+        assert len(environments(data)) == 2  # a's is in use: kept
+    finally:
+        first.kill()
+        first.communicate()
+    done = run(stand_in(tmp_path, "c"), data, "status")
+    assert done.stdout == "ran status c\n", done.stderr
+    [left] = environments(data)  # a's and b's: no process holds them
+    assert [p.name for p in data.glob("venv-*.log")] == [left + ".log"]
+
+
+def test_a_half_made_environment_or_one_whose_python_is_gone_is_installed_again(tmp_path: Path) -> None:
+    plugin, data = stand_in(tmp_path, "a"), tmp_path / "data"
+    assert run(plugin, data, "install").returncode == 0
+    [env] = data.glob("venv-*/")
+    python = env / "bin" / "python"
+    python.unlink()
+    python.symlink_to(tmp_path / "a-python-removed-by-an-upgrade")
+    done = run(plugin, data, "status")
+    assert done.returncode == 0 and done.stdout == "ran status a\n", done.stderr
+    assert "installing" in done.stderr
+    (env / ".meta-experiment-complete").unlink()  # an install cut short
+    done = run(plugin, data, "status")
+    assert done.returncode == 0 and done.stdout == "ran status a\n", done.stderr
+    assert "installing" in done.stderr and (env / ".meta-experiment-complete").exists()
