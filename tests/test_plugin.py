@@ -21,6 +21,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from conftest import PROD, VAR, git
+from test_plugin_launcher import run
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "plugin"
@@ -81,23 +82,10 @@ def plugin_copy(tmp_path: Path, pyproject: str | None = None) -> Path:
     return copy
 
 
-def launcher(plugin: Path, data: Path, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["CLAUDE_PLUGIN_DATA"] = str(data)
-    return subprocess.run(
-        [sys.executable, str(plugin / "scripts" / "launch.py"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        **kwargs,
-    )
-
-
 def test_a_failed_install_keeps_nothing_and_says_what_to_do(tmp_path: Path) -> None:
     plugin = plugin_copy(tmp_path, pyproject="[project\nname = broken\n")
     data = tmp_path / "data"
-    done = launcher(plugin, data, "serve")
+    done = run(plugin, data, "serve")
     assert done.returncode == 1
     assert done.stdout == ""  # stdout is the MCP channel: never a word of pip there
     assert "could not install" in done.stderr and "the next start tries again" in done.stderr
@@ -222,10 +210,10 @@ def test_claude_code_installs_the_plugin_and_connects_to_its_server(tmp_path: Pa
     # the SessionStart hook's install, started twice at once as two sessions would: one installs
     data = home / ".claude" / "plugins" / "data" / "meta-experiment-meta-experiment"  # Claude Code's CLAUDE_PLUGIN_DATA
     with ThreadPoolExecutor(2) as pool:
-        runs = list(pool.map(lambda _: launcher(cached, data, "install"), range(2)))
-    for run in runs:
-        assert run.returncode == 0, run.stderr
-        assert run.stdout == ""
+        runs = list(pool.map(lambda _: run(cached, data, "install"), range(2)))
+    for each in runs:
+        assert each.returncode == 0, each.stderr
+        assert each.stdout == ""
     [env] = [p for p in data.glob("venv-*") if p.is_dir()]
     log = (data / f"{env.name}.log").read_text()
     assert log.count(" -m venv ") == 1 and "Successfully installed" in log  # built once
@@ -278,6 +266,6 @@ def test_claude_code_installs_the_plugin_and_connects_to_its_server(tmp_path: Pa
     assert where.stdout.startswith(str(env))
 
     # the CLI through the launcher: the same store
-    status = launcher(cached, data, "status", cwd=project)
+    status = run(cached, data, "status", cwd=project)
     assert status.returncode == 0, status.stderr
     assert "**Name**: plugin" in status.stdout and "(1/10)" in status.stdout

@@ -53,6 +53,8 @@ def stand_in(tmp_path: Path, mark: str) -> Path:
 
 
 def launch(plugin: Path, data: Path, *args: str, **kwargs) -> subprocess.Popen[str]:
+    """The launcher as Claude Code runs it: with the plugin's data folder, without this checkout
+    on PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["CLAUDE_PLUGIN_DATA"] = str(data)
     return subprocess.Popen(
@@ -66,9 +68,9 @@ def launch(plugin: Path, data: Path, *args: str, **kwargs) -> subprocess.Popen[s
     )
 
 
-def run(plugin: Path, data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    process = launch(plugin, data, *args)
-    out, err = process.communicate(timeout=300)
+def run(plugin: Path, data: Path, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    process = launch(plugin, data, *args, **kwargs)
+    out, err = process.communicate(timeout=900)
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
