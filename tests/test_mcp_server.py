@@ -87,6 +87,7 @@ async def test_every_tool_is_described_with_schemas_and_annotations(server, mode
         "promote",
         "rollback",
         "auto",
+        "dispatch",
     }
     for tool in tools.values():
         assert tool.description and len(tool.description) > 40, tool.name

@@ -21,6 +21,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from conftest import PROD, VAR, git
+from fake_model import FakeModel, fake_model
 from test_plugin_launcher import run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +65,8 @@ def test_the_command_names_only_tools_the_server_has() -> None:
     named = {name.strip().removeprefix(SERVER) for name in allowed.group(1).split(",")}
     assert named <= TOOLS and named == {"status", "analyze", "get_experiment"}  # read-only ones only
     called = set(re.findall(r"call `([a-z_]+)`", text, re.I))
-    assert {"status", "create_experiment", "assign", "record", "analyze", "promote", "rollback", "auto"} <= called
+    tools = {"status", "create_experiment", "assign", "record", "dispatch", "analyze", "promote", "rollback", "auto"}
+    assert tools <= called
     assert called <= TOOLS, f"the command calls tools the server does not have: {called - TOOLS}"
     # every argument it spells out (`dry_run: true`, `log_scale: true`) is one a tool or a metric takes
     arguments = {name for tool in SCHEMAS.values() for name in tool["parameters"]["properties"]}
@@ -99,6 +101,50 @@ def load_launcher(plugin: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_the_hooks_quick_look_passes_on_only_what_concerns_a_dispatcher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every prompt of every session runs the launcher's hook: it must start the package only for
+    a dispatched command (or a session with a dispatched run), and stay silent without an install."""
+    launch = load_launcher(PLUGIN)
+    project = tmp_path / "project"
+    commands = project / ".claude" / "commands"
+    (commands / "git").mkdir(parents=True)
+    (commands / "plain.md").write_text("Just a command $ARGUMENTS\n")
+    dispatcher = "---\ndescription: d\n---\n<!-- meta-experiment dispatcher for experiment e1: x -->\n"
+    (commands / "git" / "pr.md").write_text(dispatcher)
+    monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(project))
+
+    def concerns(event: str, payload: object) -> bool:
+        return launch.hook_concerns_us(event, json.dumps(payload).encode())
+
+    assert concerns("prompt", {"prompt": "/git:pr 12"}) and concerns("prompt", {"prompt": " /git:pr"})
+    for prompt in ("/plain x", "/missing", "hello /git:pr", "/git:pr/../x", "", None):
+        assert not concerns("prompt", {"prompt": prompt}), prompt
+    assert not launch.hook_concerns_us("prompt", b"not json")
+    assert not concerns("stop", {"session_id": "s1"})
+    (project / ".meta-experiment" / "dispatched").mkdir(parents=True)
+    (project / ".meta-experiment" / "dispatched" / "s1.json").write_text("{}")
+    assert concerns("stop", {"session_id": "s1"}) and not concerns("stop", {"session_id": "../dispatched/s1"})
+    monkeypatch.setenv("META_EXPERIMENT_HOME", str(tmp_path / "elsewhere"))
+    assert concerns("prompt", {"prompt": "/plain"})  # the state folder is elsewhere: the package decides
+
+    # not installed yet: a dispatched command's prompt passes untouched, with a word on stderr
+    monkeypatch.delenv("META_EXPERIMENT_HOME")
+    env = {**os.environ, "CLAUDE_PLUGIN_DATA": str(tmp_path / "data")}
+    done = subprocess.run(
+        [sys.executable, str(PLUGIN / "scripts" / "launch.py"), "hook", "prompt"],
+        input=json.dumps({"prompt": "/git:pr 1", "session_id": "s1"}),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout == ""
+    assert "still being installed" in done.stderr
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").glob("venv-*"))  # no install started
 
 
 def test_the_environment_follows_the_plugins_content(tmp_path: Path) -> None:
@@ -141,8 +187,11 @@ def claude_cli() -> str:
     return found
 
 
-def claude(cli: str, home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """The CLI offline, with a throwaway HOME: no login, no update check, no telemetry."""
+def claude(
+    cli: str, home: Path, *args: str, cwd: Path | None = None, model: FakeModel | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The CLI offline, with a throwaway HOME: no login, no update check, no telemetry; with
+    `model`, its requests go to that stand-in on loopback."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CLAUDE_PROJECT_DIR")}
     env.update(
         HOME=str(home),
@@ -150,6 +199,8 @@ def claude(cli: str, home: Path, *args: str, cwd: Path | None = None) -> subproc
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
         DISABLE_TELEMETRY="1",
     )
+    if model is not None:
+        env.update(ANTHROPIC_BASE_URL=model.url, ANTHROPIC_API_KEY="sk-test-not-a-key")
     return subprocess.run([cli, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
@@ -167,7 +218,7 @@ def test_claude_code_validates_the_marketplace_and_the_plugin(tmp_path: Path) ->
             provides = report["provides"]
             assert provides["commands"] == ["meta-experiment:meta_experiment"]
             assert [s["name"] for s in provides["mcpServers"]] == ["meta-experiment"]
-            assert [h["event"] for h in provides["hooks"]] == ["SessionStart"]
+            assert sorted(h["event"] for h in provides["hooks"]) == ["SessionStart", "Stop", "UserPromptSubmit"]
         else:
             assert warnings in ([], ["plugins[0] plugin.json → version"]), report["manifest"]["warnings"]
 
@@ -254,6 +305,8 @@ def test_claude_code_installs_the_plugin_and_connects_to_its_server(tmp_path: Pa
                 "record", {"trial_id": trial.structured_content["trial_id"], "metrics": {"t": 2.0}}
             )
             assert recorded.structured_content["trials_recorded"] == 1
+            dispatched = await client.call_tool("dispatch", {"experiment_id": created.structured_content["id"]})
+            assert dispatched.structured_content["dispatching"] is True, dispatched.content[0].text
 
     anyio.run(drive)
     assert (project / ".meta-experiment" / "experiments.db").is_file()
@@ -269,3 +322,14 @@ def test_claude_code_installs_the_plugin_and_connects_to_its_server(tmp_path: Pa
     status = run(cached, data, "status", cwd=project)
     assert status.returncode == 0, status.stderr
     assert "**Name**: plugin" in status.stdout and "(1/10)" in status.stdout
+
+    # a person types the dispatched command: the plugin's hooks assign a trial, hand the model its
+    # arm's text and record the reply's time (the model is a stand-in on loopback)
+    with fake_model() as model:
+        typed = claude(cli, home, "-p", "/review_pr 12", cwd=project, model=model)
+        assert typed.returncode == 0, typed.stdout + typed.stderr
+        texts = "\n".join(t for r in model.requests for t in model.texts(r))
+    assert "/review_pr is under an A/B test" in texts
+    assert "trial 2 of experiment" in texts and "<command-text>\nReview the pull request." in texts
+    status = run(cached, data, "status", cwd=project)
+    assert "(2/10)" in status.stdout, status.stdout

@@ -17,13 +17,15 @@ Standard library only, and no syntax newer than Python 3.8, so that an old `pyth
 readable message instead of a SyntaxError.
 """
 
-import hashlib
+import json
 import os
-import shutil
-import subprocess
+import re
 import sys
 import time
 from pathlib import Path
+
+# hashlib, shutil and subprocess are imported where they are used: the hooks run at every prompt,
+# and most prompts need none of them (bench/bench_hooks.py).
 
 MINIMUM = (3, 11)
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +60,8 @@ def data_dir():
 
 def fingerprint():
     """Of everything that goes into the install: a changed file means a new environment."""
+    import hashlib
+
     digest = hashlib.sha256()
     package = ROOT / "server" / "meta_experiment"
     files = sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
@@ -70,6 +74,8 @@ def fingerprint():
 def base_python(version=sys.version_info[:2]):
     """A Python of at least 3.11 to build the environment with: this one, else the newest
     python3.N on PATH."""
+    import shutil
+
     if version >= MINIMUM:
         return sys.executable
     for minor in range(20, MINIMUM[1] - 1, -1):
@@ -114,6 +120,9 @@ def log_of(env):
 def build(env, held):
     """Make the environment and install the package into it; the output goes to its log. Returns
     whether it worked; a failed build leaves no environment."""
+    import shutil
+    import subprocess
+
     if env.exists():
         shutil.rmtree(env)  # an install that was interrupted: start again
     started = time.monotonic()
@@ -142,6 +151,8 @@ def build(env, held):
 
 def remove_unused(data, keep):
     """Environments of other versions that no running server or command holds."""
+    import shutil
+
     if fcntl is None:
         return
     for env in data.glob("venv-*"):
@@ -233,9 +244,63 @@ def ensure_installed():
     return venv_python(env), in_use
 
 
+DISPATCHER = b"<!-- meta-experiment dispatcher"
+
+
+def hook_concerns_us(event, data):
+    """Whether a hook event concerns a dispatched slash command: a quick look with the standard
+    library, because every prompt of every session runs it (about 40 ms); the package decides the
+    rest. Where the state folder is elsewhere (META_EXPERIMENT_HOME) or the project is unknown,
+    the package looks."""
+    project = os.environ.get("CLAUDE_PROJECT_DIR")
+    if not project or os.environ.get("META_EXPERIMENT_HOME"):
+        return True
+    try:
+        payload = json.loads(data or b"{}")
+    except ValueError:
+        return False
+    if not isinstance(payload, dict):
+        return False
+    if event == "prompt":
+        typed = re.match(r"\s*/([\w.-]+(?::[\w.-]+)*)(?:\s|$)", str(payload.get("prompt") or ""))
+        if not typed:
+            return False
+        *folders, name = typed.group(1).split(":")
+        try:
+            with open(Path(project, ".claude", "commands", *folders, name + ".md"), "rb") as f:
+                return DISPATCHER in f.read(65536)
+        except OSError:
+            return False
+    session = str(payload.get("session_id") or "")
+    if not re.fullmatch(r"[\w-]{1,128}", session):
+        return False
+    return Path(project, ".meta-experiment", "dispatched", session + ".json").is_file()
+
+
+def run_hook(event):
+    """A Claude Code hook of the plugin (hooks.json): `prompt` (UserPromptSubmit) or `stop`. Never
+    installs (the SessionStart hook does; until it has, a dispatcher's text tells the model what to
+    do) and never blocks the person's prompt: exit status 0 whatever happens."""
+    import subprocess
+
+    data = sys.stdin.buffer.read()
+    if event not in ("prompt", "stop") or not hook_concerns_us(event, data):
+        return
+    env = data_dir() / ("venv-" + fingerprint())
+    if not installed(env):
+        say("the server is still being installed; this run of a dispatched command is not assigned by the hook.")
+        return
+    subprocess.run([str(venv_python(env)), "-I", "-m", "meta_experiment", "hook", event], input=data, check=False)
+
+
 def main(argv):
+    import subprocess
+
     if not argv:
-        fail("usage: launch.py serve | install | <any meta-experiment command>")
+        fail("usage: launch.py serve | install | hook prompt|stop | <any meta-experiment command>")
+    if argv[0] == "hook":
+        run_hook(argv[1] if len(argv) > 1 else "")
+        return
     python, in_use = ensure_installed()
     if argv == ["install"]:
         return

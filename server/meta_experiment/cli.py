@@ -323,6 +323,40 @@ def cmd_auto(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dispatch(args: argparse.Namespace) -> int:
+    from .dispatch_ops import set_dispatch
+
+    lab = _lab(args)
+    try:
+        print(set_dispatch(lab, args.experiment_id, on=not args.off).summary)
+    finally:
+        lab.close()
+    return 0
+
+
+def cmd_hook(args: argparse.Namespace) -> int:
+    """A Claude Code hook (the plugin's hooks.json): the event's JSON on stdin, the hook's JSON on
+    stdout. It never blocks the prompt or the reply because of its own trouble: a problem is one
+    line on stderr and exit status 0 (status 2 would block the person's prompt)."""
+    from .dispatch_ops import on_prompt, on_stop
+
+    try:
+        payload = json.loads(sys.stdin.read() or "{}")
+        if not isinstance(payload, dict):
+            raise ValueError("the hook input is not a JSON object")
+        lab = _lab(args)
+        try:
+            out = (on_prompt if args.event == "prompt" else on_stop)(lab, payload)
+        finally:
+            lab.close()
+    except (ExperimentError, ValueError, OSError) as exc:
+        print(f"meta-experiment ({args.event} hook): {exc}", file=sys.stderr)
+        return 0
+    if out is not None:
+        print(json.dumps(out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meta-experiment",
@@ -399,6 +433,16 @@ def build_parser() -> argparse.ArgumentParser:
     auto = add("auto", cmd_auto, "Analyse every running experiment and promote, roll back or expire as decided.")
     auto.add_argument("--dry-run", action="store_true", help="Report what would be done; change nothing.")
     auto.add_argument("--json", action="store_true", help="Structured output instead of text.")
+    dispatch = add(
+        "dispatch",
+        cmd_dispatch,
+        "Put a dispatcher in place of a running experiment's slash command file, so that typing the "
+        "command runs a trial (--off: put the original back).",
+    )
+    dispatch.add_argument("experiment_id")
+    dispatch.add_argument("--off", action="store_true", help="Put the original back; the experiment goes on.")
+    hook = add("hook", cmd_hook, "Claude Code hook entry point (the plugin runs it): prompt or stop, JSON on stdin.")
+    hook.add_argument("event", choices=["prompt", "stop"])
     settings = add("settings", cmd_settings, "Show settings, or set some: defaults.sample_size_required=20 ...")
     settings.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
     return parser

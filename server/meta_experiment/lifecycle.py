@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from . import analysis, floors, monitoring, paths
 from .allocation import block_arm, block_lag, sticky_arm
+from .dispatch import dispatcher_experiment
 from .errors import Conflict, InvalidInput, InvalidState, NotFound, StoreError, validation_message
 from .measurements import Definition, clean_metrics, derived_values, missing_guardrails
 from .models import (
@@ -493,7 +494,7 @@ class Lab:
                 current = hashlib.sha256(on_disk.read_bytes()).hexdigest()
             except OSError:
                 current = None
-            if current != digest:
+            if current != digest and not (arm == "control" and self._dispatching(on_disk, experiment_id)):
                 what = "is missing" if current is None else "has changed on disk since the experiment started"
                 warnings.append(
                     f"{path} {what}; use the content returned here (the snapshot under test), not the file."
@@ -520,6 +521,15 @@ class Lab:
             ),
             warnings=warnings,
         )
+
+    @staticmethod
+    def _dispatching(path: Path, experiment_id: str) -> bool:
+        """Whether `path` holds this experiment's dispatcher (then production is untouched: its
+        original is the control snapshot, and it comes back when the experiment ends)."""
+        try:
+            return dispatcher_experiment(path.read_bytes().decode("utf-8", "replace")) == experiment_id
+        except OSError:
+            return False
 
     # -- record ----------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from . import __version__, report
 from .analysis import load_engine
+from .dispatch_ops import DispatchResult
 from .errors import ExperimentError, StoreError
 from .gitcommit import uncommitted
 from .lifecycle import Lab
@@ -483,6 +484,24 @@ def build_server(
             + (f", {d.experiment.treatment_percent}% to the treatment" if d.experiment.treatment_percent != 50 else "")
             + ".",
         )
+
+    @server.tool(annotations=tool_annotations("Dispatch a slash command", idempotent=True))
+    async def dispatch(
+        experiment_id: ExperimentId,
+        ctx: Context,
+        on: Annotated[
+            bool, Field(description="True: put the dispatcher in place. False: put the original file back.")
+        ] = True,
+    ) -> Annotated[CallToolResult, DispatchResult]:
+        """For a running experiment on one project slash command (.claude/commands/NAME.md): put a
+        dispatcher in place of the command's file, so that each /NAME a person types runs one trial
+        (the plugin's hook assigns it and hands the model that arm's text; the reply's time is
+        recorded when it ends). The original comes back byte for byte when the experiment ends, or
+        with on=false. Both arms must share their front matter."""
+        from .dispatch_ops import set_dispatch
+
+        result = await run_lab(ctx, lambda lab: set_dispatch(lab, experiment_id, on))
+        return tool_result(result, result.summary)
 
     register_data_tools(server)  # update_settings, export_experiments, import_experiments
     register_resources(server, box)

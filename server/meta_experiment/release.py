@@ -27,7 +27,7 @@ import shlex
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from . import deploy, gitcommit, journal, monitoring, operations, policy
+from . import deploy, dispatch_ops, gitcommit, journal, monitoring, operations, policy
 from .errors import Conflict, InvalidInput, InvalidState
 from .models import control_characters
 from .outcomes import DeployResult, FileOutcome, GitOutcome
@@ -141,6 +141,7 @@ def promote(
             against_policy=against,
             would_refuse=refusal,
         )
+    lifted = dispatch_ops.lift_for_end(lab, experiment_id, "Promoting")
     # Under the lock, first the status: a concurrent run may have promoted it while we analysed
     # (then the files hold the new content, and a conflict would be the wrong message).
     plan, git = _journaled(
@@ -152,7 +153,7 @@ def promote(
         message=message,
         data={"how": how, "forced": force, "decision": decision.action, "rationale": decision.rationale},
     )
-    return _result(
+    result = _result(
         lab,
         lab.get(experiment_id),
         "promote",
@@ -163,6 +164,11 @@ def promote(
         git=git,
         against_policy=against,
     )
+    return _with_note(result, lifted)
+
+
+def _with_note(result: DeployResult, note: str | None) -> DeployResult:
+    return result if note is None else result.model_copy(update={"warnings": [*result.warnings, note]})
 
 
 def _journaled(
@@ -245,6 +251,8 @@ def expire(lab: Lab, experiment_id: str, *, reason: str) -> DeployResult:
 
 def _stop(lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bool) -> DeployResult:
     how = "auto" if auto else "manual"
+    _require(lab.get(experiment_id), ("draft", "running") if to_status == "rolled_back" else ("running",), "stopped")
+    lifted = dispatch_ops.lift_for_end(lab, experiment_id, "Expiring" if to_status == "expired" else "Rolling back")
     with deploy.deploy_lock(lab.state_dir), lab.store.transaction():
         experiment = lab.get(experiment_id)
         _require(experiment, ("draft", "running") if to_status == "rolled_back" else ("running",), "stopped")
@@ -276,7 +284,7 @@ def _stop(lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bo
     )
     if experiment.status == "draft":  # never started: discarded, not stopped
         result = result.model_copy(update={"summary": "Discarded the draft" + result.summary.removeprefix("Stopped")})
-    return result
+    return _with_note(result, lifted)
 
 
 # -- the shared sequence -----------------------------------------------------------------------------
@@ -304,6 +312,7 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> Plan:
     holds neither the expected content nor already the new one. A rollback may restore a file
     deleted after promotion: that overwrites nobody's work."""
     steps, diffs, conflicts, warnings, in_place, restored = [], [], [], [], [], []
+    dispatchers = dispatch_ops.dispatcher_shas(lab, experiment.id) if operation == "promote" else set()
     for f in experiment.files:
         if operation == "promote":
             old, new, expected, target = f.control_sha256, f.treatment_sha256, "at experiment start", "variant"
@@ -312,6 +321,9 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> Plan:
         current = deploy.read_current(lab.project_root, f.production)
         digest = None if current is None else deploy.sha256_hex(current)
         old_content, new_content = operations.blob(lab, old), operations.blob(lab, new)
+        if digest in dispatchers:  # taken out (the original put back) just before the promotion
+            current, digest = old_content, old
+            warnings.append(f"{f.production} holds this experiment's dispatcher: the original goes back first.")
         if digest == new and new != old:
             in_place.append(f.production)  # journaled all the same: status, backup and commit as usual
         elif current is None and operation == "rollback":

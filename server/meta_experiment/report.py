@@ -38,7 +38,7 @@ def render_analysis(experiment: Experiment, analysis: Analysis, project_root: Pa
     promote = analysis.decision is not None and analysis.decision.action == "promote"
     if project_root is None or experiment.status != "running" or not promote:
         return text  # the files are read only when the report recommends a promotion
-    blocked, _ = file_drift(project_root, experiment)
+    blocked, _, _ = file_drift(project_root, experiment)
     if blocked:
         text += (
             f"\n\n⚠️ Promote would refuse now: {', '.join(blocked)} no longer "
@@ -204,6 +204,11 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
                     for path in item.holds_variant
                 ),
             ]
+        if item.dispatching:
+            lines.append(
+                f"**Dispatching**: {', '.join(item.dispatching)}: typing it runs a trial (its file holds a dispatcher "
+                "until the experiment ends; do not commit it)"
+            )
         if alerts:
             lines += ["**Alerts**:", *(f"- ⚠️ {a.message} (raised {_when(a.raised_at)})" for a in alerts)]
         lines.append(f"**Action**: {action}")

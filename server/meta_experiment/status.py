@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import deploy
+from .dispatch import command_name, dispatcher_experiment
 from .errors import PathError
 from .models import Direction, Experiment, ExperimentStatus, MetricKind, Progress
 from .outcomes import ReleaseStatus
@@ -81,6 +82,13 @@ class StatusItem(BaseModel):
     auto_rollback: Annotated[
         bool, Field(description="Auto mode (and an alert during record) may roll this experiment back.")
     ] = True
+    dispatching: Annotated[
+        list[str],
+        Field(
+            description="Slash commands whose file holds this experiment's dispatcher: typing one runs a trial "
+            "(the original comes back when the experiment ends)."
+        ),
+    ] = []
 
 
 class StatusReport(BaseModel):
@@ -99,11 +107,12 @@ class StatusReport(BaseModel):
         )
 
 
-def file_drift(project_root: Path, experiment: Experiment) -> tuple[list[str], list[str]]:
+def file_drift(project_root: Path, experiment: Experiment) -> tuple[list[str], list[str], list[str]]:
     """(production paths that no longer hold the content snapshotted at the start, those of them
-    that hold the tested variant instead): the comparison promote makes before it writes
-    (release._plan), read only. The first make promote refuse; the second it records as they are."""
-    changed, in_place = [], []
+    that hold the tested variant instead, the slash commands whose file holds this experiment's
+    dispatcher): the comparison promote makes before it writes (release._plan), read only. The
+    first make promote refuse; the second it records as they are; the third it puts back first."""
+    changed, in_place, dispatching = [], [], []
     for f in experiment.files:
         try:
             current = deploy.read_current(project_root, f.production)
@@ -116,8 +125,11 @@ def file_drift(project_root: Path, experiment: Experiment) -> tuple[list[str], l
         elif digest == f.treatment_sha256 != f.control_sha256:
             in_place.append(f.production)
         elif digest != f.control_sha256:
-            changed.append(f.production)
-    return changed, in_place
+            if current is not None and dispatcher_experiment(current.decode("utf-8", "replace")) == experiment.id:
+                dispatching.append(f"/{command_name(f.production)}")
+            else:
+                changed.append(f.production)
+    return changed, in_place, dispatching
 
 
 def forced_promotion(experiment: Experiment, analysis: Analysis) -> bool:
@@ -142,7 +154,7 @@ def status_item(
     seq = m.sequential
     decision = analysis.decision
     running = experiment.status == "running"
-    drift: tuple[list[str], list[str]] = file_drift(project_root, experiment) if running and project_root else ([], [])
+    drift = file_drift(project_root, experiment) if running and project_root else ([], [], [])
     return StatusItem(
         id=experiment.id,
         name=experiment.name,
@@ -175,6 +187,7 @@ def status_item(
         forced=forced_promotion(experiment, analysis),
         changed_since_start=drift[0],
         holds_variant=drift[1],
+        dispatching=drift[2],
         auto_rollback=experiment.auto_rollback,
     )
 

@@ -1,0 +1,220 @@
+"""Dispatchers for Claude Code slash commands: the text side (pure functions, no I/O).
+
+While an experiment on a project command (`.claude/commands/<name>.md`) runs, the command's file
+may hold a *dispatcher* in place of its text, so that people who type `/name` as usual take part in
+the experiment. Claude Code's UserPromptSubmit hook (the plugin's `hook prompt`) sees `/name args`,
+assigns a trial and hands the model the text of the assigned arm with the arguments put in, as
+Claude Code itself would have (`render`); the dispatcher's own text tells the model to follow it.
+The Stop hook records the run. `dispatch_ops` installs and removes dispatchers and runs the hooks.
+
+Only the body is tested this way: both arms must run with the same front matter (a dispatcher has
+one), and a body with shell lines (!`cmd`) or file references (@path) is refused, because Claude
+Code expands those when it reads the file, and the arm's text reaches the model after that.
+"""
+
+from __future__ import annotations
+
+import re
+
+COMMANDS_DIR = ".claude/commands/"
+MARKER = "<!-- meta-experiment dispatcher"
+# Front matter keys that only describe the command (its menu entry), not how it runs: the arms may differ in them.
+DESCRIPTIVE_KEYS = frozenset({"description", "argument-hint"})
+
+_FRONT = re.compile(r"\A---[ \t]*\r?\n(?:.*?\r?\n)?---[ \t]*(?:\r?\n|\Z)", re.S)
+_SHELL = re.compile(r"!`[^`\n]+`")
+_FILE_REF = re.compile(r"(?<![\w`])@[\w.~-]*/[\w./~-]*|(?<![\w`])@[\w~-]+\.[A-Za-z0-9]{1,8}\b")
+_EXPERIMENT_LINE = re.compile(re.escape(MARKER) + r" for experiment (\S+?)[:\s]")
+# Claude Code 2.1's substitution, checked against its CLI in tests/test_dispatch_cli.py: \$ escapes,
+# $ARGUMENTS[i] and $i are the i-th (0-based) shell-quoted word (kept as written past the last word,
+# and then not counted as a placeholder), $ARGUMENTS is the whole argument string (trimmed); with no
+# placeholder filled in, the arguments follow as "ARGUMENTS: ...".
+_PLACEHOLDER = re.compile(r"\\\$(ARGUMENTS|\d+)|\$ARGUMENTS\[(\d+)\]|\$ARGUMENTS|\$(\d+)")
+
+
+def command_name(production: str) -> str | None:
+    """`.claude/commands/review.md` -> `review`; `.claude/commands/git/pr.md` -> `git:pr` (how
+    Claude Code names a command in a subfolder); None for any other file."""
+    if not production.startswith(COMMANDS_DIR) or not production.endswith(".md"):
+        return None
+    rel = production[len(COMMANDS_DIR) : -len(".md")]
+    parts = rel.split("/")
+    if not rel or any(not p or p.startswith(".") or ":" in p or " " in p for p in parts):
+        return None
+    return ":".join(parts)
+
+
+def command_path(name: str) -> str | None:
+    """The project file of command `name` (the inverse of `command_name`), None when `name` cannot
+    be one (it comes from what a person typed)."""
+    if not re.fullmatch(r"[\w.-]+(?::[\w.-]+)*", name) or any(p.startswith(".") for p in name.split(":")):
+        return None
+    return COMMANDS_DIR + name.replace(":", "/") + ".md"
+
+
+def split_front_matter(text: str) -> tuple[str, str]:
+    """(front matter with its --- lines, or "" without one; the body after it)."""
+    m = _FRONT.match(text)
+    return (m.group(0), text[m.end() :]) if m else ("", text)
+
+
+def _running_keys(front: str) -> list[str]:
+    """The front matter's lines that change how the command runs (all but DESCRIPTIVE_KEYS, with
+    their continuation lines), for comparing two arms."""
+    out, skip = [], False
+    for line in front.splitlines()[1:-1]:
+        if line[:1] not in (" ", "\t", "-", "") or not line.strip():
+            skip = line.split(":", 1)[0].strip() in DESCRIPTIVE_KEYS
+        if not skip and line.strip():
+            out.append(line.rstrip())
+    return out
+
+
+def dispatch_problem(production: str, control: str, treatment: str) -> str | None:
+    """Why a dispatcher cannot run this file's experiment, or None when it can."""
+    name = command_name(production)
+    if name is None:
+        return (
+            f"{production!r} is not a project slash command (a .md file under {COMMANDS_DIR}); a dispatcher "
+            "stands in for a command people type. Run the experiment's trials with assign instead."
+        )
+    control_front, control_body = split_front_matter(control)
+    treatment_front, treatment_body = split_front_matter(treatment)
+    a, b = _running_keys(control_front), _running_keys(treatment_front)
+    if a != b:
+        differ = sorted({line.split(":", 1)[0].strip() for line in set(a) ^ set(b)})
+        return (
+            f"The arms of /{name} differ in their front matter ({', '.join(differ)}), and a dispatcher has one "
+            "front matter for both: it can test only the text of the command. Make the variant's front matter "
+            "the same as production's (description and argument-hint may differ), or run the trials with assign."
+        )
+    for arm, body in (("production", control_body), ("variant", treatment_body)):
+        for pattern, what in ((_SHELL, "a shell line (!`...`)"), (_FILE_REF, "a file reference (@path)")):
+            found = pattern.search(body)
+            if found:
+                return (
+                    f"The {arm} text of /{name} has {what}: {found.group(0)!r}. Claude Code expands those when it "
+                    "reads the command's file, and a dispatcher hands the arm's text to the model after that, so "
+                    "it would not be expanded. Run the trials with assign instead."
+                )
+    return None
+
+
+def dispatcher_text(experiment_id: str, production: str, control: str) -> str:
+    """The dispatcher for `production`: production's front matter (its menu entry and permissions
+    stay) and a body that tells the model where this run's text is."""
+    name = command_name(production)
+    front, _ = split_front_matter(control)
+    if front and not front.endswith("\n"):
+        front += "\n"
+    return (
+        f"{front}{MARKER} for experiment {experiment_id}: while it runs, this file stands in for /{name}. "
+        "The original comes back byte for byte when the experiment ends (a promotion writes the winner). "
+        f"Do not edit this file; to stop dispatching, call meta-experiment's dispatch tool with on=false. -->\n"
+        f"/{name} is under an A/B test (meta-experiment, experiment {experiment_id}). Its text for this run was "
+        f'added as context by meta-experiment\'s hook, headed "meta-experiment: the text of /{name} for this run": '
+        "follow that text as this command's instructions, and do what it says about recording the run.\n\n"
+        "If that text is not there (the command was started another way, or the meta-experiment plugin's hooks "
+        f'are off), call meta-experiment\'s assign tool with experiment_id "{experiment_id}", follow the content '
+        "of the file it returns (after its front matter) as this command's instructions with the arguments "
+        "below, and when done call record with the trial_id it gave.\n\n"
+        "Arguments: $ARGUMENTS\n"
+    )
+
+
+def dispatcher_experiment(text: str) -> str | None:
+    """The experiment id a dispatcher names, None when `text` is not a dispatcher."""
+    _, body = split_front_matter(text)
+    m = _EXPERIMENT_LINE.match(body)
+    return m.group(1) if m else None
+
+
+def render(text: str, arguments: str) -> str:
+    """What Claude Code sends the model for a command file `text` run with `arguments`: the body
+    (front matter removed, leading blank space dropped) with the placeholders filled in; without
+    any placeholder, the arguments follow as a last "ARGUMENTS: ..." paragraph."""
+    _, body = split_front_matter(text)
+    body = body.lstrip()
+    arguments = arguments.strip()
+    words = split_words(arguments)
+    used = False
+
+    def fill(m: re.Match[str]) -> str:
+        nonlocal used
+        escaped, indexed, positional = m.group(1), m.group(2), m.group(3)
+        if escaped is not None:
+            return "$" + escaped
+        if indexed is None and positional is None:
+            used = True
+            return arguments
+        i = int(indexed if indexed is not None else positional)
+        if i >= len(words):  # kept as written, and not counted as a placeholder
+            return m.group(0)
+        used = True
+        return words[i]
+
+    out = _PLACEHOLDER.sub(fill, body)
+    if not used and arguments:
+        out += f"\n\nARGUMENTS: {arguments}"
+    return out
+
+
+_OPERATORS = frozenset(";&|<>()")
+
+
+def split_words(text: str) -> list[str]:
+    """Shell-like words, as Claude Code splits a command's arguments for $0, $1...: blanks separate,
+    '...' and "..." quote (a backslash escapes outside quotes and is kept inside them), an unclosed
+    quote is kept as written and runs to the end (`a'b c` is one word), and a shell operator
+    (; & | < > ( )) or a comment (#) ends the words. (Backticks are not handled as Claude Code
+    does: rare in arguments.)"""
+    words: list[str] = []
+    word: list[str] | None = None
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in " \t\r\n":
+            if word is not None:
+                words.append("".join(word))
+                word = None
+            i += 1
+            continue
+        if c in _OPERATORS or (c == "#" and word is None):  # a shell operator or a comment: no more words
+            break
+        word = [] if word is None else word
+        if c == "\\":  # escapes the next character; a last one escapes nothing and goes
+            word.append(text[i + 1 : i + 2])
+            i += 2
+        elif c in "'\"":
+            end = text.find(c, i + 1) if c == "'" else _closing_double_quote(text, i + 1)
+            if end < 0:  # unclosed: the rest, quote and all
+                word.append(text[i:])
+                i = n
+            else:
+                inner = text[i + 1 : end]
+                word.append(inner)
+                i = end + 1
+        else:
+            word.append(c)
+            i += 1
+    if word is not None:
+        words.append("".join(word))
+    return words
+
+
+def _closing_double_quote(text: str, start: int) -> int:
+    i = start
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+        elif text[i] == '"':
+            return i
+        else:
+            i += 1
+    return -1
+
+
+def parse_prompt(prompt: str) -> tuple[str, str] | None:
+    """`/name args` -> (name, args); None for a prompt that is not a slash command."""
+    m = re.match(r"\s*/([\w.:-]+)(?:[ \t\r\n]+(.*))?\Z", prompt, re.S)
+    return (m.group(1), m.group(2) or "") if m else None

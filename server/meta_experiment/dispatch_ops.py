@@ -1,0 +1,306 @@
+"""Dispatchers in place of a slash command's file (see `dispatch`): put one in, take it out (by
+hand, or when the experiment ends), and the two Claude Code hooks that run a dispatched command.
+
+The original never leaves the state database: it is the experiment's control snapshot, and taking
+the dispatcher out writes exactly those bytes back. Each step is one atomic rename under the deploy
+lock, so a promote or rollback cannot interleave with it, and each is an event. Putting one in is
+recorded before the file is written: a process killed between the two leaves the original in
+place, and nothing at the end mistakes it for anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from contextlib import suppress
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field
+
+from . import deploy
+from .dispatch import (
+    command_name,
+    command_path,
+    dispatch_problem,
+    dispatcher_experiment,
+    dispatcher_text,
+    parse_prompt,
+    render,
+)
+from .errors import Conflict, ExperimentError, InvalidInput, InvalidState, NotFound
+from .files import backup_bytes
+from .models import FileChange, Strict
+
+if TYPE_CHECKING:
+    from .lifecycle import Lab
+    from .models import Experiment
+
+RUNS_DIR_NAME = "dispatched"  # <state>/dispatched/<session id>.json: the trial a session's command runs
+STALE_RUN_SECONDS = 7 * 86400
+
+
+class DispatchResult(Strict):
+    """What the dispatch tool did."""
+
+    experiment_id: str
+    command: Annotated[str, Field(description="The slash command, e.g. /review.")]
+    production: Annotated[str, Field(description="The command's file (relative to the project root).")]
+    dispatching: Annotated[bool, Field(description="True when the file holds the dispatcher now.")]
+    changed: Annotated[bool, Field(description="False when the file already was as asked.")]
+    backup: Annotated[
+        str | None,
+        Field(description="Where an edited dispatcher was kept before the original was put back."),
+    ] = None
+    summary: str
+
+
+def dispatcher_shas(lab: Lab, experiment_id: str) -> set[str]:
+    """The digests of every dispatcher this experiment has put in place."""
+    return {str(e.data.get("sha256")) for e in lab.events(experiment_id, kinds=["dispatcher_on"])}
+
+
+def _command_file(experiment: Experiment) -> FileChange:
+    if len(experiment.files) != 1:
+        raise InvalidInput(
+            f"{experiment.id} tests {len(experiment.files)} files; a dispatcher stands in for one slash command, so "
+            "it needs an experiment on that command's file alone. Run this experiment's trials with assign."
+        )
+    return experiment.files[0]
+
+
+def _blob(lab: Lab, digest: str) -> bytes:
+    content = lab.store.blob(digest)
+    if content is None:
+        raise InvalidState(f"The snapshot {digest[:12]} is missing from the state database; nothing was written.")
+    return content
+
+
+def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
+    """Put the dispatcher in place of the command's file (on) or the original back (off)."""
+    with deploy.deploy_lock(lab.state_dir):
+        experiment = lab.get(experiment_id)
+        f = _command_file(experiment)
+        name = command_name(f.production)
+        if not on:
+            backup = _lift(lab, experiment, f, why="Dispatching stopped by request")
+            if backup is False:
+                return _result(experiment, f, False, False, f"/{name} was not dispatched; its file is unchanged.")
+            kept = f" The dispatcher had been edited; that copy is kept at {backup}." if isinstance(backup, str) else ""
+            return _result(
+                experiment,
+                f,
+                False,
+                True,
+                f"Put the original {f.production} back; /{name} runs as before. The experiment goes on: "
+                f"assign its trials, or dispatch again.{kept}",
+                backup=backup if isinstance(backup, str) else None,
+            )
+        if experiment.status != "running":
+            raise InvalidState(
+                f"{experiment_id} is {experiment.status}; only a running experiment can take over /{name}."
+            )
+        control, treatment = _blob(lab, f.control_sha256), _blob(lab, f.treatment_sha256)
+        problem = dispatch_problem(f.production, control.decode(), treatment.decode())
+        if problem is not None:
+            raise InvalidInput(problem)
+        text = dispatcher_text(experiment_id, f.production, control.decode()).encode()
+        current = deploy.read_current(lab.project_root, f.production)
+        if current == text:
+            return _result(experiment, f, True, False, f"/{name} is dispatched already.")
+        if current is None or deploy.sha256_hex(current) != f.control_sha256:
+            raise Conflict(
+                f"{f.production} is not what it was when {experiment_id} started, so the dispatcher would overwrite "
+                "someone's change, and the arms would no longer be what production runs. Nothing was written. Put "
+                "the file back as it was (the diff below), or start a new experiment on it as it is now.",
+                diff=deploy.unified_diff(
+                    f.production, control, current, before_label="at experiment start", after_label="now on disk"
+                ),
+            )
+        digest = lab.store.put_blob(text)
+        lab.event(
+            experiment_id,
+            "dispatcher_on",
+            f"Dispatcher in place of {f.production}: typing /{name} runs a trial",
+            production=f.production,
+            command=f"/{name}",
+            sha256=digest,
+        )
+        deploy.replace_file(deploy.writable_path(lab.project_root, f.production), text)
+    lab.notify_changed(experiment_id)
+    return _result(
+        experiment,
+        f,
+        True,
+        True,
+        f"{f.production} now holds a dispatcher: each /{name} typed in Claude Code (with the meta-experiment "
+        "plugin) runs one trial in the arm it is assigned, and its time is recorded when the reply ends. The "
+        "original comes back byte for byte when the experiment ends, or with dispatch on=false. Do not commit "
+        "the dispatcher (git shows the file as modified meanwhile).",
+    )
+
+
+def _result(
+    experiment: Experiment, f: FileChange, dispatching: bool, changed: bool, summary: str, backup: str | None = None
+) -> DispatchResult:
+    return DispatchResult(
+        experiment_id=experiment.id,
+        command=f"/{command_name(f.production)}",
+        production=f.production,
+        dispatching=dispatching,
+        changed=changed,
+        backup=backup,
+        summary=summary,
+    )
+
+
+def _lift(lab: Lab, experiment: Experiment, f: FileChange, *, why: str) -> str | bool:
+    """Put the original back where a dispatcher of this experiment is (the caller holds the deploy
+    lock). False when there is none; True when it was taken out; the backup's path when the
+    dispatcher had been edited (kept there first: nobody's edit is lost)."""
+    current = deploy.read_current(lab.project_root, f.production)
+    if current is None or dispatcher_experiment(current.decode("utf-8", "replace")) != experiment.id:
+        return False
+    backup: str | bool = True
+    if deploy.sha256_hex(current) not in dispatcher_shas(lab, experiment.id):
+        kept = backup_bytes(lab.state_dir, current)
+        backup = kept.relative_to(lab.project_root).as_posix() if kept.is_relative_to(lab.project_root) else str(kept)
+    deploy.replace_file(deploy.writable_path(lab.project_root, f.production), _blob(lab, f.control_sha256))
+    lab.event(
+        experiment.id,
+        "dispatcher_off",
+        f"{why}: the original {f.production} is back",
+        production=f.production,
+        **({"edited_dispatcher_backup": backup} if isinstance(backup, str) else {}),
+    )
+    return backup
+
+
+def lift_for_end(lab: Lab, experiment_id: str, why: str) -> str | None:
+    """Before a promote, rollback or expiry: take this experiment's dispatcher out, if any.
+    Returns a note for the result (None when there was nothing to do)."""
+    experiment = lab.get(experiment_id)
+    if len(experiment.files) != 1 or not dispatcher_shas(lab, experiment_id):
+        return None
+    f = experiment.files[0]
+    with deploy.deploy_lock(lab.state_dir):
+        done = _lift(lab, experiment, f, why=why)
+    if done is False:
+        return None
+    note = f"The dispatcher in {f.production} was taken out: the original is back"
+    return note + (f" (the dispatcher had been edited; that copy is kept at {done})." if isinstance(done, str) else ".")
+
+
+# -- the hooks -----------------------------------------------------------------------------------------
+
+
+def _session_file(lab: Lab, payload: dict[str, Any]) -> Any:
+    session = str(payload.get("session_id") or "")
+    if not re.fullmatch(r"[\w-]{1,128}", session):
+        return None
+    return lab.state_dir / RUNS_DIR_NAME / f"{session}.json"
+
+
+def on_prompt(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """UserPromptSubmit: `/name args` of a dispatched command assigns a trial and returns the hook
+    output that hands the model the assigned arm's text. None for any other prompt."""
+    parsed = parse_prompt(str(payload.get("prompt") or ""))
+    if parsed is None:
+        return None
+    name, arguments = parsed
+    production = command_path(name)
+    current = deploy.read_current(lab.project_root, production) if production else None
+    experiment_id = dispatcher_experiment(current.decode("utf-8", "replace")) if current else None
+    if experiment_id is None or not lab.has_database():
+        return None
+    try:
+        experiment = lab.get(experiment_id)
+    except NotFound:
+        return None
+    if len(experiment.files) != 1 or experiment.files[0].production != production:
+        return None
+    if experiment.status != "running":  # ended without taking it out (a crash, an older version): do it now
+        set_dispatch(lab, experiment_id, False)
+        original = render(_blob(lab, experiment.files[0].control_sha256).decode(), arguments)
+        context = (
+            f"meta-experiment: experiment {experiment_id} on /{name} has ended ({experiment.status}), so the "
+            f"command's original file was put back just now. Its text for this run:\n\n{_wrapped(original)}"
+        )
+        return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": context}}
+    assignment = lab.assign(experiment_id)
+    text = render(assignment.files[0].content, arguments)
+    runs = _session_file(lab, payload)
+    if runs is not None:
+        runs.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_runs(runs.parent)
+        runs.write_text(
+            json.dumps({"trial_id": assignment.trial_id, "experiment_id": experiment_id, "command": f"/{name}"})
+        )
+    primary = experiment.primary_metric
+    if primary.is_duration:
+        record = (
+            f"Its time is recorded when your reply ends. If the run fails, call meta-experiment's record tool with "
+            f"trial_id {assignment.trial_id} and success=false before you finish."
+        )
+    else:
+        record = (
+            f"When you are done, call meta-experiment's record tool with trial_id {assignment.trial_id} and the "
+            f"measured {primary.name}"
+            + (f" ({primary.description})" if primary.description else "")
+            + " (or success=false if the run failed)."
+        )
+    context = (
+        f"meta-experiment: the text of /{name} for this run (trial {assignment.trial_id} of experiment "
+        f"{experiment_id}). Follow it as the instructions of /{name}; the command's file holds a dispatcher "
+        f"while the experiment runs. {record}\n\n{_wrapped(text)}"
+    )
+    return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": context}}
+
+
+def _wrapped(text: str) -> str:
+    """The command's text as Claude Code would have sent it, byte for byte, between tags."""
+    end = "" if text.endswith("\n") else "\n"
+    return f"<command-text>\n{text}{end}</command-text>"
+
+
+def on_stop(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """Stop: record the time of the session's dispatched run when its reply ends (a duration
+    primary metric), or ask the model once to record it (any other metric)."""
+    runs = _session_file(lab, payload)
+    if runs is None or not runs.is_file():
+        return None
+    try:
+        run = json.loads(runs.read_text())
+        trial = lab.trial(int(run["trial_id"]))
+    except (ValueError, KeyError, TypeError, OSError, NotFound):
+        runs.unlink(missing_ok=True)
+        return None
+    if trial.status != "assigned":  # recorded by the model (e.g. a failure), or ended
+        runs.unlink(missing_ok=True)
+        return None
+    experiment = lab.get(trial.experiment_id)
+    if experiment.primary_metric.is_duration:
+        runs.unlink(missing_ok=True)
+        with suppress(ExperimentError):  # the experiment ended meanwhile: nothing to record
+            lab.record(trial.trial_id, {}, success=True)
+        return None
+    if payload.get("stop_hook_active"):  # asked once already: leave the trial unrecorded
+        runs.unlink(missing_ok=True)
+        return None
+    return {
+        "decision": "block",
+        "reason": (
+            f"meta-experiment: trial {trial.trial_id} ({run.get('command', 'the command')}) is not recorded. Call "
+            f"meta-experiment's record tool with trial_id {trial.trial_id} and the measured "
+            f"{experiment.primary_metric.name} (or success=false if the run failed), then finish."
+        ),
+    }
+
+
+def _remove_stale_runs(folder: Any) -> None:
+    """Sessions that ended without a Stop (killed) leave their file: remove those older than a week."""
+    cutoff = time.time() - STALE_RUN_SECONDS
+    for old in folder.glob("*.json"):
+        with suppress(OSError):
+            if old.stat().st_mtime < cutoff:
+                old.unlink()

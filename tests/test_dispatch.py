@@ -1,0 +1,323 @@
+"""Dispatchers: the text functions, putting one in place and taking it out (by hand and at every
+end of an experiment, byte for byte), and the two hooks, on a real project (git, SQLite)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import COMMAND, PROD, VAR, VARIANT, git, package_env, spec
+from meta_experiment import dispatch, release
+from meta_experiment.dispatch_ops import on_prompt, on_stop, set_dispatch
+from meta_experiment.errors import Conflict, InvalidInput, InvalidState
+from meta_experiment.lifecycle import Lab
+
+FRONT = '---\ndescription: Review a PR\nargument-hint: "[pr]"\nallowed-tools: Bash(gh pr view:*)\n---\n'
+
+
+# ---- the text ----------------------------------------------------------------------------------------
+
+
+# Worked examples: (command body, arguments, what Claude Code 2.1.332 sent the model), each seen in a
+# real run; tests/test_dispatch_cli.py runs them through the CLI again.
+RENDER_CASES = [
+    ("Say hello to $ARGUMENTS politely.\n", "Bob", "Say hello to Bob politely.\n"),
+    (
+        "A=[$ARGUMENTS] 1=[$1] 2=[$2] 0=[$0] AI=[$ARGUMENTS[1]] ESC=[\\$ARGUMENTS]\n",
+        'one "two three" four',
+        'A=[one "two three" four] 1=[two three] 2=[four] 0=[one] AI=[two three] ESC=[$ARGUMENTS]\n',
+    ),
+    ("\n\nNo placeholder here.\n\n", "a b", "No placeholder here.\n\n\n\nARGUMENTS: a b"),
+    ("\n\nNo placeholder here.\n\n", "", "No placeholder here.\n\n"),
+    (
+        "A=[$ARGUMENTS] 5=[$5] E=[\\$1] 10=[$10] AX=[$ARGUMENTSX] N=[$name] $1$0\n",
+        "",
+        "A=[] 5=[$5] E=[$1] 10=[$10] AX=[X] N=[$name] $1$0\n",
+    ),
+    (
+        "A=[$ARGUMENTS] 5=[$5] E=[\\$1] 10=[$10] AX=[$ARGUMENTSX] N=[$name] $1$0\n",
+        "'a b' c\\ d \"e\"f",
+        "A=['a b' c\\ d \"e\"f] 5=[$5] E=[$1] 10=[$10] AX=['a b' c\\ d \"e\"fX] N=[$name] c da b\n",
+    ),
+    ("no front $ARGUMENTS\n", "  spaced   args ", "no front spaced   args\n"),
+    ("Only $0 here.\n", "a b", "Only a here.\n"),
+    ("Only $ARGUMENTS[1] here.\n", "a b", "Only b here.\n"),
+    ("Only $ARGUMENTS[1] here.\n", "a", "Only $ARGUMENTS[1] here.\n\n\nARGUMENTS: a"),
+    ("Out $7 here.\n", "a b", "Out $7 here.\n\n\nARGUMENTS: a b"),
+    ("Only $0 here.\n", "'unclosed x", "Only 'unclosed x here.\n"),
+    ("Only $0 here.\n", '"a b', 'Only "a b here.\n'),
+    ("Only $0 here.\n", "a'b c", "Only a'b c here.\n"),
+    ("Only $1 here.\n", "'a b' 'c", "Only 'c here.\n"),
+    ("[$0]|[$1]|[$2]|[$3]\n", 'x\\ y "q\\"z" \'it\'\'s\' "a\\\\b"', '[x y]|[q\\"z]|[its]|[a\\\\b]\n'),
+    ("[$0]|[$1]|[$2]\n", "'a\\b' a\\\\b a\"b c\"d", "[a\\b]|[a\\b]|[ab cd]\n"),
+    ("[$0]|[$1]|[$2]\n", "$x ${x}y ~/*.py", "[$x]|[${x}y]|[~/*.py]\n"),
+    ("[$0]|[$1]\n", "a;b c", "[a]|[$1]\n"),
+    ("[$0]|[$1]\n", "a > b c", "[a]|[$1]\n"),
+    ("[$0]|[$1]\n", "a #c d", "[a]|[$1]\n"),
+    ("[$0]|[$1]\n", "a\\ ", "[a]|[$1]\n"),
+]
+
+
+@pytest.mark.parametrize(("body", "arguments", "expected"), RENDER_CASES)
+def test_render_fills_in_the_arguments_as_claude_code_does(body: str, arguments: str, expected: str) -> None:
+    assert dispatch.render("---\ndescription: x\n---\n" + body, arguments) == expected
+    assert dispatch.render(body, arguments) == expected  # without front matter, the same
+
+
+def test_command_names_and_paths() -> None:
+    assert dispatch.command_name(".claude/commands/review.md") == "review"
+    assert dispatch.command_name(".claude/commands/git/pr.md") == "git:pr"
+    for other in ("prompts/review.md", ".claude/commands/review.txt", ".claude/agents/x.md", ".claude/commands/.md"):
+        assert dispatch.command_name(other) is None
+    assert dispatch.command_path("git:pr") == ".claude/commands/git/pr.md"
+    assert dispatch.command_path("../etc") is None and dispatch.command_path("a:..:b") is None
+    assert dispatch.parse_prompt("/review  12 fast") == ("review", "12 fast")
+    assert dispatch.parse_prompt("  /git:pr") == ("git:pr", "")
+    assert dispatch.parse_prompt("please /review") is None and dispatch.parse_prompt("/") is None
+
+
+def test_what_a_dispatcher_cannot_test_is_refused_with_the_reason() -> None:
+    cmd = ".claude/commands/review.md"
+    assert dispatch.dispatch_problem(cmd, FRONT + "a\n", FRONT.replace("Review a PR", "Review (v2)") + "b\n") is None
+    assert "not a project slash command" in (dispatch.dispatch_problem("prompts/x.md", "a", "b") or "")
+    other_tools = FRONT.replace("gh pr view:*", "gh pr diff:*")
+    assert "front matter (allowed-tools)" in (dispatch.dispatch_problem(cmd, FRONT + "a", other_tools + "a") or "")
+    model = FRONT.replace("---\ndescription", "---\nmodel: haiku\ndescription")
+    assert "(model)" in (dispatch.dispatch_problem(cmd, FRONT + "a", model + "a") or "")
+    assert "shell line" in (dispatch.dispatch_problem(cmd, "a", "Diff: !`git diff`\n") or "")
+    assert "file reference" in (dispatch.dispatch_problem(cmd, "See @src/app.py first", "b") or "")
+    assert dispatch.dispatch_problem(cmd, "mail me@example.com, `a!` and @here", "b") is None
+
+
+def test_the_dispatcher_keeps_the_front_matter_and_names_its_experiment() -> None:
+    text = dispatch.dispatcher_text("exp-1", ".claude/commands/review.md", FRONT + "Review $ARGUMENTS.\n")
+    assert text.startswith(FRONT + dispatch.MARKER + " for experiment exp-1:")
+    assert dispatch.dispatcher_experiment(text) == "exp-1"
+    assert dispatch.dispatcher_experiment(FRONT + "Review $ARGUMENTS.\n") is None
+    assert "$ARGUMENTS" in text  # the fallback (no hook) gets the arguments from Claude Code
+
+
+# ---- in place and out again ----------------------------------------------------------------------------
+
+
+def test_dispatch_on_and_off_puts_the_original_back_byte_for_byte(lab: Lab, project: Path) -> None:
+    original = "Review the PR\r\nwith CRLF endings and no final newline"
+    (project / PROD).write_bytes(original.encode())
+    e = lab.create(**spec())
+    on = set_dispatch(lab, e.id, True)
+    assert on.changed and on.dispatching and on.command == "/review_pr"
+    held = (project / PROD).read_text()
+    assert dispatch.dispatcher_experiment(held) == e.id
+    assert set_dispatch(lab, e.id, True).changed is False  # again: nothing to do
+    off = set_dispatch(lab, e.id, False)
+    assert off.changed and not off.dispatching
+    assert (project / PROD).read_bytes() == original.encode()
+    assert set_dispatch(lab, e.id, False).changed is False
+    kinds = [ev.kind for ev in lab.events(e.id)]
+    assert kinds.count("dispatcher_on") == 1 and kinds.count("dispatcher_off") == 1
+    assert lab.get(e.id).status == "running"  # the experiment goes on
+
+
+def test_dispatch_refuses_an_edited_production_file_and_other_experiments(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec())
+    (project / PROD).write_text(COMMAND + "An edit.\n")
+    with pytest.raises(Conflict, match="not what it was") as caught:
+        set_dispatch(lab, e.id, True)
+    assert "+An edit." in (caught.value.diff or "")
+    assert (project / PROD).read_text() == COMMAND + "An edit.\n"  # untouched
+
+    (project / "prompt.md").write_text("p")
+    (project / "prompt.v2.md").write_text("q")
+    other = lab.create(**spec(files={"prompt.md": "prompt.v2.md"}))
+    with pytest.raises(InvalidInput, match="not a project slash command"):
+        set_dispatch(lab, other.id, True)
+    release.rollback(lab, other.id, reason="done")
+    with pytest.raises(InvalidState, match="only a running experiment"):
+        set_dispatch(lab, other.id, True)
+
+
+@pytest.mark.parametrize("end", ["rollback", "expire"])
+def test_ending_the_experiment_puts_the_original_back(lab: Lab, project: Path, end: str) -> None:
+    before = (project / PROD).read_bytes()
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    if end == "rollback":
+        result = release.rollback(lab, e.id, reason="stop")
+    else:
+        result = release.expire(lab, e.id, reason="14-day limit")
+    assert (project / PROD).read_bytes() == before
+    assert any("dispatcher" in w and "original is back" in w for w in result.warnings), result.warnings
+    assert git(project, "status", "--porcelain", "--", PROD) == ""
+
+
+def test_promote_takes_the_dispatcher_out_and_writes_the_variant(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    preview = release.promote(lab, e.id, force=True, reason="ship it", dry_run=True)
+    assert "-Review the pull request. Run the security analyst, then" in preview.diff  # from the original
+    assert any("dispatcher" in w for w in preview.warnings)
+    assert dispatch.dispatcher_experiment((project / PROD).read_text()) == e.id  # a dry run changes nothing
+    done = release.promote(lab, e.id, force=True, reason="ship it")
+    assert done.outcome == "promoted"
+    assert (project / PROD).read_text() == VARIANT
+    assert git(project, "show", "HEAD:" + PROD) == VARIANT
+    back = release.rollback(lab, e.id, reason="undo")  # the promoted one's backup is the original, not the dispatcher
+    assert back.outcome == "rolled_back" and (project / PROD).read_text() == COMMAND
+
+
+def test_an_edited_dispatcher_is_kept_before_the_original_goes_back(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    edited = (project / PROD).read_text() + "Someone's note.\n"
+    (project / PROD).write_text(edited)
+    result = release.rollback(lab, e.id, reason="stop")
+    assert (project / PROD).read_text() == COMMAND
+    [note] = [w for w in result.warnings if "dispatcher" in w]
+    kept = project / note.split("kept at ")[1].rstrip(").")
+    assert kept.read_text() == edited
+
+
+# ---- the hooks -------------------------------------------------------------------------------------------
+
+
+def payload(prompt: str = "/review_pr 42 --fast", session: str = "s-1", **more: object) -> dict[str, object]:
+    return {"session_id": session, "prompt": prompt, "hook_event_name": "UserPromptSubmit", **more}
+
+
+def test_the_prompt_hook_assigns_a_trial_and_hands_over_its_arm(lab: Lab, project: Path) -> None:
+    (project / PROD).write_text("Review PR $0 ($ARGUMENTS). Control.\n")
+    git(project, "commit", "-qam", "placeholders")
+    (project / VAR).write_text("Review PR $0 quickly. Treatment.\n")
+    e = lab.create(**spec())
+    assert on_prompt(lab, payload()) is None  # not dispatched yet: not ours
+    set_dispatch(lab, e.id, True)
+    assert on_prompt(lab, payload("/other_command 1")) is None
+    assert on_prompt(lab, payload("tell me about /review_pr")) is None
+    seen = {}
+    for i in range(4):
+        out = on_prompt(lab, payload(session=f"s-{i}"))
+        assert out is not None
+        context = out["hookSpecificOutput"]["additionalContext"]
+        assert out["hookSpecificOutput"]["hookEventName"] == "UserPromptSubmit"
+        trial = lab.trials(e.id)[-1]
+        assert f"trial {trial.trial_id} of experiment {e.id}" in context
+        control, treatment = "Review PR 42 (42 --fast). Control.\n", "Review PR 42 quickly. Treatment.\n"
+        expected = control if trial.arm == "control" else treatment
+        assert f"<command-text>\n{expected}</command-text>" in context
+        assert "treatment" not in context.replace("Treatment.", "").lower()  # the model is not told its arm
+        seen[trial.arm] = seen.get(trial.arm, 0) + 1
+    assert seen == {"control": 2, "treatment": 2}  # balanced blocks of 4
+    assert {t.status for t in lab.trials(e.id)} == {"assigned"}
+
+
+def test_the_stop_hook_records_the_replys_time(lab: Lab, project: Path) -> None:
+    now = [1000.0]
+    lab.clock = lambda: now[0]
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    on_prompt(lab, payload(session="abc"))
+    assert on_stop(lab, {"session_id": "other"}) is None
+    now[0] += 90  # a minute and a half; the metric is in minutes
+    assert on_stop(lab, {"session_id": "abc", "stop_hook_active": False}) is None
+    [trial] = lab.trials(e.id)
+    assert trial.status == "recorded" and trial.success is True
+    assert trial.metrics["time_to_complete"] == pytest.approx(1.5)
+    assert on_stop(lab, {"session_id": "abc"}) is None  # once only
+    assert not any((lab.state_dir / "dispatched").iterdir())
+
+
+def test_the_stop_hook_leaves_a_run_the_model_recorded_as_failed(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    on_prompt(lab, payload(session="abc"))
+    [trial] = lab.trials(e.id)
+    lab.record(trial.trial_id, {}, success=False)
+    assert on_stop(lab, {"session_id": "abc"}) is None
+    assert lab.trial(trial.trial_id).success is False
+
+
+def test_the_stop_hook_asks_once_for_a_metric_it_cannot_measure(lab: Lab, project: Path) -> None:
+    primary = {"name": "issues_found", "direction": "higher_is_better"}
+    e = lab.create(**spec(primary_metric=primary, secondary_metrics=[]))
+    set_dispatch(lab, e.id, True)
+    out = on_prompt(lab, payload(session="abc"))
+    assert out is not None and "call meta-experiment's record tool" in out["hookSpecificOutput"]["additionalContext"]
+    [trial] = lab.trials(e.id)
+    asked = on_stop(lab, {"session_id": "abc", "stop_hook_active": False})
+    assert asked is not None and asked["decision"] == "block"
+    assert f"trial_id {trial.trial_id}" in asked["reason"] and "issues_found" in asked["reason"]
+    assert on_stop(lab, {"session_id": "abc", "stop_hook_active": True}) is None  # asked already: let it stop
+    assert lab.trial(trial.trial_id).status == "assigned"
+    assert on_stop(lab, {"session_id": "abc", "stop_hook_active": False}) is None  # forgotten: never asks again
+
+
+def test_a_hook_never_blocks_the_prompt_on_its_own_trouble(project: Path) -> None:
+    env = {**package_env(), "CLAUDE_PROJECT_DIR": str(project)}
+    for event, stdin in (("prompt", "not json"), ("prompt", "[1]"), ("stop", '{"session_id": "../../x"}')):
+        done = subprocess.run(
+            [sys.executable, "-m", "meta_experiment", "hook", event],
+            input=stdin,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == ""
+        assert "Traceback" not in done.stderr
+    assert not (project / ".meta-experiment").exists()  # a prompt that is not ours creates nothing
+
+
+def test_the_hook_command_hands_over_the_arm_as_claude_code_reads_it(project: Path) -> None:
+    lab = Lab.open(project, create=True)
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    lab.close()
+    env = {**package_env(), "CLAUDE_PROJECT_DIR": str(project)}
+    done = subprocess.run(
+        [sys.executable, "-m", "meta_experiment", "hook", "prompt"],
+        input=json.dumps(payload()),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert "<command-text>\nReview the pull request." in out["hookSpecificOutput"]["additionalContext"]
+
+
+def test_status_and_assign_know_a_dispatcher_from_an_edit(lab: Lab, project: Path) -> None:
+    from meta_experiment.report import render_status
+
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    [item] = lab.status().experiments
+    assert item.dispatching == ["/review_pr"] and item.changed_since_start == []
+    text = render_status(lab.status())
+    assert "**Dispatching**: /review_pr" in text and "no longer holds" not in text
+    assert lab.assign(e.id).warnings == []  # the agent's own runs are not told production changed
+    (project / PROD).write_text("An edit over the dispatcher\n")
+    [item] = lab.status().experiments
+    assert item.dispatching == [] and item.changed_since_start == [PROD]
+
+
+def test_a_dispatcher_left_by_an_ended_experiment_is_taken_out_at_the_next_prompt(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    left = (project / PROD).read_bytes()
+    release.rollback(lab, e.id, reason="stop")
+    (project / PROD).write_bytes(left)  # as a crash or an older version would have left it
+    out = on_prompt(lab, payload("/review_pr 3"))
+    assert out is not None
+    context = out["hookSpecificOutput"]["additionalContext"]
+    assert (
+        "has ended (rolled_back)" in context
+        and f"<command-text>\n{COMMAND}\n\nARGUMENTS: 3\n</command-text>" in context
+    )
+    assert (project / PROD).read_text() == COMMAND
+    assert len(lab.trials(e.id)) == 0

@@ -1,0 +1,131 @@
+"""Dispatched slash commands in the real Claude Code CLI (@anthropic-ai/claude-code from npm, as
+.ci/run installs it), run with `claude -p` against a stand-in for the model on loopback
+(tests/fake_model.py). Claude Code reads the command files, runs the hooks and builds the request
+itself; only the model's reply is canned. tests/test_plugin.py runs the same through the installed
+plugin's hooks."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import COMMAND, PROD, VARIANT, package_env, spec
+from fake_model import FakeModel, fake_model
+from meta_experiment import dispatch, release
+from meta_experiment.dispatch_ops import set_dispatch
+from meta_experiment.lifecycle import Lab
+from test_dispatch import RENDER_CASES
+from test_plugin import claude_cli
+
+
+def claude_p(cli: str, home: Path, project: Path, model: FakeModel, prompt: str) -> subprocess.CompletedProcess[str]:
+    """One prompt in print mode, offline: a throwaway HOME, the model on loopback, and this
+    checkout's package importable by the hooks."""
+    env = {k: v for k, v in package_env().items() if k != "CLAUDE_PROJECT_DIR"}
+    env.update(
+        HOME=str(home),
+        DISABLE_AUTOUPDATER="1",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        DISABLE_TELEMETRY="1",
+        ANTHROPIC_BASE_URL=model.url,
+        ANTHROPIC_API_KEY="sk-test-not-a-key",
+    )
+    done = subprocess.run([cli, "-p", prompt], env=env, cwd=project, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def sent(model: FakeModel, since: int = 0) -> list[str]:
+    return [text for request in model.requests[since:] for text in model.texts(request)]
+
+
+def test_render_is_what_claude_code_sends_for_a_command(tmp_path: Path, project: Path) -> None:
+    """The hook fills in the arguments itself: it must do so exactly as Claude Code does."""
+    cli = claude_cli()
+    home = tmp_path / "home"
+    home.mkdir()
+    commands = project / ".claude" / "commands"
+    with fake_model() as model:
+        for i, (body, arguments, expected) in enumerate(RENDER_CASES):
+            text = "---\ndescription: case\n---\n" + body
+            (commands / f"case{i}.md").write_text(text)
+            since = len(model.requests)
+            claude_p(cli, home, project, model, f"/case{i} {arguments}" if arguments else f"/case{i}")
+            texts = sent(model, since)
+            assert expected in texts, (body, arguments, [t for t in texts if "case" in t or "ARGUMENTS" in t])
+            assert dispatch.render(text, arguments) == expected
+
+
+def hooks_settings(project: Path) -> None:
+    """The plugin's two hooks, as project settings running this checkout's package."""
+    run = f"{shlex.quote(sys.executable)} -m meta_experiment hook"
+    settings = {
+        "hooks": {
+            "UserPromptSubmit": [{"hooks": [{"type": "command", "command": f"{run} prompt"}]}],
+            "Stop": [{"hooks": [{"type": "command", "command": f"{run} stop"}]}],
+        }
+    }
+    (project / ".claude" / "settings.json").write_text(json.dumps(settings))
+
+
+def test_typing_a_dispatched_command_runs_a_trial_in_claude_code(tmp_path: Path, project: Path) -> None:
+    cli = claude_cli()
+    home = tmp_path / "home"
+    home.mkdir()
+    hooks_settings(project)
+    lab = Lab.open(project, create=True)
+    try:
+        e = lab.create(**spec(primary_metric={"name": "time_to_complete", "direction": "lower_is_better", "unit": "s"}))
+        set_dispatch(lab, e.id, True)
+    finally:
+        lab.close()
+    arms = {"control": COMMAND, "treatment": VARIANT}
+    with fake_model() as model:
+        for i in range(4):
+            since = len(model.requests)
+            claude_p(cli, home, project, model, f"/review_pr {40 + i}")
+            texts = "\n".join(sent(model, since))
+            lab = Lab.open(project)
+            try:
+                trial = lab.trials(e.id)[-1]
+            finally:
+                lab.close()
+            assert trial.trial_id == i + 1
+            # the person's command expanded to the dispatcher, and the hook's context carries the arm's text
+            assert f"/review_pr is under an A/B test (meta-experiment, experiment {e.id})" in texts
+            assert f"trial {trial.trial_id} of experiment {e.id}" in texts
+            arm_text = dispatch.render(arms[trial.arm], str(40 + i))
+            end = "" if arm_text.endswith("\n") else "\n"  # the arm's text byte for byte, then the tag on a line
+            assert f"<command-text>\n{arm_text}{end}</command-text>" in texts
+            other = "control" if trial.arm == "treatment" else "treatment"
+            assert arms[other].splitlines()[0] not in texts  # the other arm's text never reaches the model
+            # the Stop hook recorded the reply's time
+            assert trial.status == "recorded" and trial.success is True
+            assert 0 < trial.metrics["time_to_complete"] < 120
+
+    lab = Lab.open(project)
+    try:
+        assert sorted(t.arm for t in lab.trials(e.id)) == ["control", "control", "treatment", "treatment"]
+        assert dispatch.dispatcher_experiment((project / PROD).read_text()) == e.id
+        release.rollback(lab, e.id, reason="done")
+    finally:
+        lab.close()
+    assert (project / PROD).read_text() == COMMAND
+    assert not any((project / ".meta-experiment" / "dispatched").iterdir())
+
+
+def test_a_prompt_that_is_not_a_dispatched_command_is_left_alone(tmp_path: Path, project: Path) -> None:
+    cli = claude_cli()
+    home = tmp_path / "home"
+    home.mkdir()
+    hooks_settings(project)
+    with fake_model() as model:
+        claude_p(cli, home, project, model, "/review_pr 7")  # a command, but no experiment on it
+        claude_p(cli, home, project, model, "hello")
+        texts = "\n".join(sent(model))
+    assert "Review the pull request. Run the security analyst" in texts  # Claude Code's own expansion
+    assert "meta-experiment" not in texts
+    assert not (project / ".meta-experiment").exists()
