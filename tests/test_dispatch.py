@@ -59,6 +59,17 @@ RENDER_CASES = [
     ("[$0]|[$1]\n", "a > b c", "[a]|[$1]\n"),
     ("[$0]|[$1]\n", "a #c d", "[a]|[$1]\n"),
     ("[$0]|[$1]\n", "a\\ ", "[a]|[$1]\n"),
+    # from a review, each seen in the CLI: a comment alone falls back to blank-separated words (#42 is
+    # likely: a PR number); a leading ! is escaped; assignments, a lone $, parentheses, line breaks
+    ("A=[$ARGUMENTS]|[$0]|[$1]|[$2]\n", "#42 fast", "A=[#42 fast]|[#42]|[fast]|[$2]\n"),
+    ("A=[$ARGUMENTS]|[$0]|[$1]|[$2]\n", "!x y", "A=[\\!x y]|[\\!x]|[y]|[$2]\n"),
+    ("A=[$ARGUMENTS]|[$0]|[$1]|[$2]\n", "a!b c", "A=[a!b c]|[a!b]|[c]|[$2]\n"),
+    ("A=[$ARGUMENTS]|[$0]|[$1]|[$2]\n", "a=b c", "A=[a=b c]|[c]|[$1]|[$2]\n"),
+    ("A=[$ARGUMENTS]|[$0]|[$1]|[$2]\n", "x a=b", "A=[x a=b]|[x]|[a=b]|[$2]\n"),
+    ("A=[$ARGUMENTS]|[$0]|[$1]|[$2]\n", "x $", "A=[x $]|[x]|[$1]|[$2]\n"),
+    ("A=[$ARGUMENTS]|[$0]|[$1]|[$2]\n", "(a) b", "A=[(a) b]|[a]|[$1]|[$2]\n"),
+    ("A=[$ARGUMENTS]|[$0]|[$1]|[$2]\n", "42\nbe quick", "A=[42\nbe quick]|[42]|[$1]|[$2]\n"),
+    ("A=[\\\\$0]|[$1x]|[$0_]|[\\\\\\$0]|[$ARGUMENTS_]\n", "12 34", "A=[\\\\12]|[$1x]|[$0_]|[\\\\\\12]|[12 34_]\n"),
 ]
 
 
@@ -76,7 +87,8 @@ def test_command_names_and_paths() -> None:
     assert dispatch.command_path("git:pr") == ".claude/commands/git/pr.md"
     assert dispatch.command_path("../etc") is None and dispatch.command_path("a:..:b") is None
     assert dispatch.parse_prompt("/review  12 fast") == ("review", "12 fast")
-    assert dispatch.parse_prompt("  /git:pr") == ("git:pr", "")
+    assert dispatch.parse_prompt("/git:pr") == ("git:pr", "")
+    assert dispatch.parse_prompt("  /git:pr") is None  # Claude Code sends that as text, not as the command
     assert dispatch.parse_prompt("please /review") is None and dispatch.parse_prompt("/") is None
 
 
@@ -321,3 +333,98 @@ def test_a_dispatcher_left_by_an_ended_experiment_is_taken_out_at_the_next_promp
     )
     assert (project / PROD).read_text() == COMMAND
     assert len(lab.trials(e.id)) == 0
+
+
+# ---- from a review ---------------------------------------------------------------------------------------
+
+
+def test_more_that_a_dispatcher_cannot_hand_over_is_refused() -> None:
+    cmd = ".claude/commands/review.md"
+    assert "shell line" in (dispatch.dispatch_problem(cmd, "a", "Run:\n```!\ngit diff\n```\n") or "")
+    named = "---\narguments: [pr, mode]\n---\nReview $pr in $mode\n"
+    assert "named arguments" in (dispatch.dispatch_problem(cmd, named, named) or "")
+    assert "byte order mark" in (dispatch.dispatch_problem(cmd, "\ufeff---\nmodel: x\n---\na", "b") or "")
+    long = "step\n" * 2_000  # 10,000 characters: Claude Code would show the model a preview only
+    assert "characters" in (dispatch.dispatch_problem(cmd, "short", long) or "")
+    assert "in its name" in (dispatch.dispatch_problem(".claude/commands/fix+it.md", "a", "b") or "")
+    assert dispatch.render("Session ${CLAUDE_SESSION_ID}.\n", "", "s-9") == "Session s-9.\n"
+
+
+def test_a_command_without_a_description_keeps_its_menu_entry() -> None:
+    plain = dispatch.dispatcher_text("e1", ".claude/commands/review.md", '\n  Review the PR: "carefully"\n')
+    assert plain.startswith('---\ndescription: "Review the PR: \\"carefully\\""\n---\n<!-- meta-experiment')
+    front = dispatch.dispatcher_text("e1", ".claude/commands/review.md", "---\nmodel: haiku\n---\nReview it\n")
+    assert front.startswith('---\ndescription: "Review it"\nmodel: haiku\n---\n')
+    assert dispatch.dispatcher_experiment(front) == "e1"
+
+
+def test_a_dispatcher_edited_above_its_marker_is_still_taken_out(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    edited = "\ufeffA note someone put on top.\n" + (project / PROD).read_text()
+    (project / PROD).write_text(edited)
+    result = release.rollback(lab, e.id, reason="stop")
+    assert (project / PROD).read_text() == COMMAND
+    [note] = [w for w in result.warnings if "dispatcher" in w]
+    assert (project / note.split("kept at ")[1].rstrip(").")).read_text() == edited
+
+
+def test_a_stop_after_an_interrupted_run_records_nothing(lab: Lab, project: Path) -> None:
+    """Claude Code sends no Stop when the person interrupts the reply: the next prompt's Stop must
+    not record the whole gap as the dispatched run's time."""
+    now = [1000.0]
+    lab.clock = lambda: now[0]
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    on_prompt(lab, payload(session="abc", prompt_id="p-1"))
+    now[0] += 3 * 3600
+    assert on_stop(lab, {"session_id": "abc", "prompt_id": "p-2"}) is None
+    [trial] = lab.trials(e.id)
+    assert trial.status == "assigned" and trial.metrics == {}
+    assert not any((lab.state_dir / "dispatched").iterdir())
+    on_prompt(lab, payload(session="abc", prompt_id="p-3"))
+    assert on_stop(lab, {"session_id": "abc", "prompt_id": "p-3"}) is None  # its own Stop records it
+    assert lab.trials(e.id)[-1].status == "recorded"
+
+
+def test_arguments_too_long_to_hand_over_assign_nothing(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    out = on_prompt(lab, payload("/review_pr " + "x" * 9_800))
+    assert out is not None and "too long" in out["hookSpecificOutput"]["additionalContext"]
+    assert lab.trials(e.id) == []
+
+
+def test_a_rollback_ends_the_experiment_even_where_the_file_cannot_be_read(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    set_dispatch(lab, e.id, False)
+    outside = project.parent / "elsewhere"
+    outside.mkdir()
+    claude_dir = project / ".claude"
+    claude_dir.rename(project.parent / "claude-moved")
+    claude_dir.symlink_to(outside, target_is_directory=True)  # a folder replaced by a link out of the project
+    result = release.rollback(lab, e.id, reason="stop")
+    assert result.outcome == "stopped" and lab.get(e.id).status == "rolled_back"
+    assert any("could not be checked" in w for w in result.warnings), result.warnings
+
+
+def test_a_hook_swallows_any_error_in_one_line(
+    lab: Lab, project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+    import sqlite3
+
+    from meta_experiment import cli
+
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+
+    def locked(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(Lab, "assign", locked)
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(payload())))
+    assert cli.main(["--project", str(project), "hook", "prompt"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip() == "meta-experiment (prompt hook): database is locked"

@@ -15,7 +15,7 @@ from pathlib import Path
 from conftest import COMMAND, PROD, VARIANT, package_env, spec
 from fake_model import FakeModel, fake_model
 from meta_experiment import dispatch, release
-from meta_experiment.dispatch_ops import set_dispatch
+from meta_experiment.dispatch_ops import on_prompt, set_dispatch
 from meta_experiment.lifecycle import Lab
 from test_dispatch import RENDER_CASES
 from test_plugin import claude_cli
@@ -101,7 +101,9 @@ def test_typing_a_dispatched_command_runs_a_trial_in_claude_code(tmp_path: Path,
             end = "" if arm_text.endswith("\n") else "\n"  # the arm's text byte for byte, then the tag on a line
             assert f"<command-text>\n{arm_text}{end}</command-text>" in texts
             other = "control" if trial.arm == "treatment" else "treatment"
-            assert arms[other].splitlines()[0] not in texts  # the other arm's text never reaches the model
+            start = texts.index("meta-experiment: the text of /review_pr for this run (trial")
+            handed = texts[start : texts.index("</command-text>", start)]
+            assert arms[other].strip() not in handed  # the other arm's text is not handed over
             # the Stop hook recorded the reply's time
             assert trial.status == "recorded" and trial.success is True
             assert 0 < trial.metrics["time_to_complete"] < 120
@@ -129,3 +131,42 @@ def test_a_prompt_that_is_not_a_dispatched_command_is_left_alone(tmp_path: Path,
     assert "Review the pull request. Run the security analyst" in texts  # Claude Code's own expansion
     assert "meta-experiment" not in texts
     assert not (project / ".meta-experiment").exists()
+
+
+def test_the_longest_text_a_hook_hands_over_arrives_whole(tmp_path: Path, project: Path) -> None:
+    """Claude Code passes a hook's context whole only up to about 10,000 characters (longer, the
+    model gets a 2 KB preview and a file path): the limit the prompt hook keeps to, checked here at
+    its edge."""
+    from meta_experiment.dispatch import CONTEXT_LIMIT
+
+    cli = claude_cli()
+    home = tmp_path / "home"
+    home.mkdir()
+    hooks_settings(project)
+    lab = Lab.open(project, create=True)
+    try:
+        e = lab.create(**spec())
+        set_dispatch(lab, e.id, True)
+        probe = on_prompt(lab, {"session_id": "probe", "prompt": "/review_pr x"})
+        assert probe is not None
+        [trial] = lab.trials(e.id)
+        release.rollback(lab, e.id, reason="probe only")  # (a new experiment below, with no trial yet)
+        longer_arm = max(
+            0, len(VARIANT if trial.arm == "control" else COMMAND) - len(COMMAND if trial.arm == "control" else VARIANT)
+        )
+        # (less 20: the hook leaves room for a trial id of up to 13 digits)
+        longest = CONTEXT_LIMIT - len(probe["hookSpecificOutput"]["additionalContext"]) - longer_arm - 20
+        e = lab.create(**spec())
+        set_dispatch(lab, e.id, True)
+    finally:
+        lab.close()
+    words = " ".join(f"w{i:05d}" for i in range(longest // 7))
+    with fake_model() as model:
+        claude_p(cli, home, project, model, f"/review_pr x{words}")
+        texts = "\n".join(sent(model))
+    assert "persisted-output" not in texts
+    assert f"x{words}\n</command-text>" in texts
+    start = texts.index("meta-experiment: the text of /review_pr for this run (trial")
+    handed = texts[start : texts.index("</command-text>", start) + len("</command-text>")]
+    assert CONTEXT_LIMIT - 100 < len(handed) <= CONTEXT_LIMIT  # at the edge
+    assert trial.trial_id == 1

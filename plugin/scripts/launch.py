@@ -262,7 +262,7 @@ def hook_concerns_us(event, data):
     if not isinstance(payload, dict):
         return False
     if event == "prompt":
-        typed = re.match(r"\s*/([\w.-]+(?::[\w.-]+)*)(?:\s|$)", str(payload.get("prompt") or ""))
+        typed = re.match(r"/([\w.-]+(?::[\w.-]+)*)(?:\s|$)", str(payload.get("prompt") or ""))
         if not typed:
             return False
         *folders, name = typed.group(1).split(":")

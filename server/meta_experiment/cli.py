@@ -349,7 +349,7 @@ def cmd_hook(args: argparse.Namespace) -> int:
             out = (on_prompt if args.event == "prompt" else on_stop)(lab, payload)
         finally:
             lab.close()
-    except (ExperimentError, ValueError, OSError) as exc:
+    except Exception as exc:  # whatever it is (a locked or full disk too): one line, never a traceback
         print(f"meta-experiment ({args.event} hook): {exc}", file=sys.stderr)
         return 0
     if out is not None:

@@ -14,6 +14,7 @@ Code expands those when it reads the file, and the arm's text reaches the model 
 
 from __future__ import annotations
 
+import json
 import re
 
 COMMANDS_DIR = ".claude/commands/"
@@ -22,14 +23,19 @@ MARKER = "<!-- meta-experiment dispatcher"
 DESCRIPTIVE_KEYS = frozenset({"description", "argument-hint"})
 
 _FRONT = re.compile(r"\A---[ \t]*\r?\n(?:.*?\r?\n)?---[ \t]*(?:\r?\n|\Z)", re.S)
-_SHELL = re.compile(r"!`[^`\n]+`")
+_SHELL = re.compile(r"!`[^`\n]+`|^[ \t]*```!", re.M)
 _FILE_REF = re.compile(r"(?<![\w`])@[\w.~-]*/[\w./~-]*|(?<![\w`])@[\w~-]+\.[A-Za-z0-9]{1,8}\b")
-_EXPERIMENT_LINE = re.compile(re.escape(MARKER) + r" for experiment (\S+?)[:\s]")
-# Claude Code 2.1's substitution, checked against its CLI in tests/test_dispatch_cli.py: \$ escapes,
-# $ARGUMENTS[i] and $i are the i-th (0-based) shell-quoted word (kept as written past the last word,
-# and then not counted as a placeholder), $ARGUMENTS is the whole argument string (trimmed); with no
-# placeholder filled in, the arguments follow as "ARGUMENTS: ...".
-_PLACEHOLDER = re.compile(r"\\\$(ARGUMENTS|\d+)|\$ARGUMENTS\[(\d+)\]|\$ARGUMENTS|\$(\d+)")
+_EXPERIMENT_LINE = re.compile(re.escape(MARKER) + r" for experiment (\S+?):(?:\s|$)")
+# Claude Code hands a hook's additional context over whole up to 10,000 characters (longer, it keeps
+# a 2 KB preview and a file path: measured with its CLI 2.1.332); the arm's text must fit.
+CONTEXT_LIMIT = 9_900
+# Claude Code 2.1's substitution, checked against its CLI in tests/test_dispatch_cli.py: \$ escapes
+# (not after another backslash), $ARGUMENTS[i] and $i (not followed by a letter, digit or _) are the
+# i-th (0-based) shell-parsed word (kept as written past the last word, and then not counted as a
+# placeholder), $ARGUMENTS is the whole argument string (trimmed); with no placeholder filled in, the
+# arguments follow as "ARGUMENTS: ...". ${CLAUDE_SESSION_ID} is the session's id.
+_PLACEHOLDER = re.compile(r"(?<!\\)\\\$(ARGUMENTS|\d+)|\$ARGUMENTS\[(\d+)\]|\$ARGUMENTS|\$(\d+)(?!\w)")
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 
 
 def command_name(production: str) -> str | None:
@@ -78,6 +84,23 @@ def dispatch_problem(production: str, control: str, treatment: str) -> str | Non
             f"{production!r} is not a project slash command (a .md file under {COMMANDS_DIR}); a dispatcher "
             "stands in for a command people type. Run the experiment's trials with assign instead."
         )
+    if command_path(name) != production:
+        return (
+            f"/{name} has characters other than letters, digits, '.', '-' and '_' in its name, which the hook "
+            "cannot tell apart in a prompt. Rename the command, or run the trials with assign."
+        )
+    for arm, text in (("production", control), ("variant", treatment)):
+        if text.startswith("\ufeff"):
+            return (
+                f"The {arm} file of /{name} starts with a byte order mark (BOM), so its front matter cannot be "
+                "read reliably. Save it as UTF-8 without a BOM (production before creating the experiment)."
+            )
+        if len(split_front_matter(text)[1]) > CONTEXT_LIMIT - 1_500:
+            return (
+                f"The {arm} text of /{name} is {len(text):,} characters; Claude Code passes a hook's context whole "
+                f"only up to about {CONTEXT_LIMIT:,} (longer, it shows the model a 2 KB preview), so a dispatcher "
+                "cannot hand it over. Run the trials with assign."
+            )
     control_front, control_body = split_front_matter(control)
     treatment_front, treatment_body = split_front_matter(treatment)
     a, b = _running_keys(control_front), _running_keys(treatment_front)
@@ -87,6 +110,11 @@ def dispatch_problem(production: str, control: str, treatment: str) -> str | Non
             f"The arms of /{name} differ in their front matter ({', '.join(differ)}), and a dispatcher has one "
             "front matter for both: it can test only the text of the command. Make the variant's front matter "
             "the same as production's (description and argument-hint may differ), or run the trials with assign."
+        )
+    if any(line.split(":", 1)[0].strip() == "arguments" for line in a):
+        return (
+            f"/{name} declares named arguments (arguments: in its front matter), which the dispatcher does not "
+            "fill in. Use $ARGUMENTS or $0, $1... in both arms, or run the trials with assign."
         )
     for arm, body in (("production", control_body), ("variant", treatment_body)):
         for pattern, what in ((_SHELL, "a shell line (!`...`)"), (_FILE_REF, "a file reference (@path)")):
@@ -104,9 +132,13 @@ def dispatcher_text(experiment_id: str, production: str, control: str) -> str:
     """The dispatcher for `production`: production's front matter (its menu entry and permissions
     stay) and a body that tells the model where this run's text is."""
     name = command_name(production)
-    front, _ = split_front_matter(control)
+    front, body = split_front_matter(control)
     if front and not front.endswith("\n"):
         front += "\n"
+    if not re.search(r"^description:", front, re.M):  # else the menu would show the dispatcher's first line
+        first = next((line.strip() for line in body.splitlines() if line.strip()), f"/{name}")
+        line = "description: " + json.dumps(first[:200], ensure_ascii=False) + "\n"
+        front = front[: front.index("\n") + 1] + line + front[front.index("\n") + 1 :] if front else f"---\n{line}---\n"
     return (
         f"{front}{MARKER} for experiment {experiment_id}: while it runs, this file stands in for /{name}. "
         "The original comes back byte for byte when the experiment ends (a promotion writes the winner). "
@@ -124,19 +156,21 @@ def dispatcher_text(experiment_id: str, production: str, control: str) -> str:
 
 def dispatcher_experiment(text: str) -> str | None:
     """The experiment id a dispatcher names, None when `text` is not a dispatcher."""
-    _, body = split_front_matter(text)
-    m = _EXPERIMENT_LINE.match(body)
+    m = _EXPERIMENT_LINE.search(text)  # anywhere: an edited dispatcher is still one (and is backed up)
     return m.group(1) if m else None
 
 
-def render(text: str, arguments: str) -> str:
+def render(text: str, arguments: str, session_id: str = "") -> str:
     """What Claude Code sends the model for a command file `text` run with `arguments`: the body
     (front matter removed, leading blank space dropped) with the placeholders filled in; without
     any placeholder, the arguments follow as a last "ARGUMENTS: ..." paragraph."""
     _, body = split_front_matter(text)
-    body = body.lstrip()
+    body = body.lstrip().replace("${CLAUDE_SESSION_ID}", session_id)
     arguments = arguments.strip()
     words = split_words(arguments)
+    if arguments.startswith("!"):  # Claude Code escapes a leading ! (its shell-mode prefix)
+        arguments = "\\" + arguments
+        words = ["\\" + words[0], *words[1:]] if words else words
     used = False
 
     def fill(m: re.Match[str]) -> str:
@@ -159,29 +193,45 @@ def render(text: str, arguments: str) -> str:
     return out
 
 
-_OPERATORS = frozenset(";&|<>()")
+_TERMINATORS = frozenset(";&|<>)\n\r")
 
 
 def split_words(text: str) -> list[str]:
-    """Shell-like words, as Claude Code splits a command's arguments for $0, $1...: blanks separate,
-    '...' and "..." quote (a backslash escapes outside quotes and is kept inside them), an unclosed
-    quote is kept as written and runs to the end (`a'b c` is one word), and a shell operator
-    (; & | < > ( )) or a comment (#) ends the words. (Backticks are not handled as Claude Code
-    does: rare in arguments.)"""
+    """The words of a command's arguments for $0, $1..., parsed like a shell command line as
+    Claude Code 2.1 does: blanks separate; '...' and "..." quote (a backslash escapes outside quotes
+    and is kept inside them); an unclosed quote is kept as written and runs to the end (`a'b c` is
+    one word); an operator (; & | < > and a closing parenthesis), a line break or a comment (#) ends
+    the words, an opening parenthesis is skipped; leading NAME=value assignments and a lone $ are
+    not words. When that leaves no word (`#42 fast`), the words are the blank-separated pieces.
+    (Backticks are not handled as Claude Code does: rare in arguments.)"""
     words: list[str] = []
     word: list[str] | None = None
+    assignment = bare_dollar = False
     i, n = 0, len(text)
+
+    def end_word() -> None:
+        nonlocal word
+        if word is not None:
+            joined = "".join(word)
+            if not (assignment and not words) and not (bare_dollar and joined == "$"):
+                words.append(joined)
+            word = None
+
     while i < n:
         c = text[i]
-        if c in " \t\r\n":
-            if word is not None:
-                words.append("".join(word))
-                word = None
+        if c in _TERMINATORS or (c == "#" and word is None):
+            break
+        if c in " \t":
+            end_word()
             i += 1
             continue
-        if c in _OPERATORS or (c == "#" and word is None):  # a shell operator or a comment: no more words
-            break
-        word = [] if word is None else word
+        if c == "(":
+            i += 1
+            continue
+        if word is None:
+            word = []
+            assignment = _ASSIGNMENT.match(text, i) is not None
+            bare_dollar = c == "$"
         if c == "\\":  # escapes the next character; a last one escapes nothing and goes
             word.append(text[i + 1 : i + 2])
             i += 2
@@ -191,15 +241,13 @@ def split_words(text: str) -> list[str]:
                 word.append(text[i:])
                 i = n
             else:
-                inner = text[i + 1 : end]
-                word.append(inner)
+                word.append(text[i + 1 : end])
                 i = end + 1
         else:
             word.append(c)
             i += 1
-    if word is not None:
-        words.append("".join(word))
-    return words
+    end_word()
+    return words or text.split()
 
 
 def _closing_double_quote(text: str, start: int) -> int:
@@ -216,5 +264,5 @@ def _closing_double_quote(text: str, start: int) -> int:
 
 def parse_prompt(prompt: str) -> tuple[str, str] | None:
     """`/name args` -> (name, args); None for a prompt that is not a slash command."""
-    m = re.match(r"\s*/([\w.:-]+)(?:[ \t\r\n]+(.*))?\Z", prompt, re.S)
+    m = re.match(r"/([\w.:-]+)(?:[ \t\r\n]+(.*))?\Z", prompt, re.S)  # "  /x" is text to Claude Code
     return (m.group(1), m.group(2) or "") if m else None

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from . import deploy
 from .dispatch import (
+    CONTEXT_LIMIT,
     command_name,
     command_path,
     dispatch_problem,
@@ -28,7 +29,7 @@ from .dispatch import (
     parse_prompt,
     render,
 )
-from .errors import Conflict, ExperimentError, InvalidInput, InvalidState, NotFound
+from .errors import Conflict, ExperimentError, InvalidInput, InvalidState, NotFound, PathError
 from .files import backup_bytes
 from .models import FileChange, Strict
 
@@ -177,14 +178,18 @@ def _lift(lab: Lab, experiment: Experiment, f: FileChange, *, why: str) -> str |
 
 
 def lift_for_end(lab: Lab, experiment_id: str, why: str) -> str | None:
-    """Before a promote, rollback or expiry: take this experiment's dispatcher out, if any.
-    Returns a note for the result (None when there was nothing to do)."""
+    """Before a promote, rollback or expiry, under the deploy lock the caller holds (so that no
+    dispatch can come between): take this experiment's dispatcher out, if any. Returns a note for
+    the result (None when there was nothing to do). A file that cannot be read (a folder replaced
+    by a link) does not stop the experiment from ending: the note says so."""
     experiment = lab.get(experiment_id)
     if len(experiment.files) != 1 or not dispatcher_shas(lab, experiment_id):
         return None
     f = experiment.files[0]
-    with deploy.deploy_lock(lab.state_dir):
+    try:
         done = _lift(lab, experiment, f, why=why)
+    except (PathError, OSError) as exc:
+        return f"{f.production} could not be checked for this experiment's dispatcher ({exc}); look at it."
     if done is False:
         return None
     note = f"The dispatcher in {f.production} was taken out: the original is back"
@@ -219,42 +224,66 @@ def on_prompt(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if len(experiment.files) != 1 or experiment.files[0].production != production:
         return None
+    session = str(payload.get("session_id") or "")
     if experiment.status != "running":  # ended without taking it out (a crash, an older version): do it now
         set_dispatch(lab, experiment_id, False)
-        original = render(_blob(lab, experiment.files[0].control_sha256).decode(), arguments)
+        original = render(_blob(lab, experiment.files[0].control_sha256).decode(), arguments, session)
         context = (
             f"meta-experiment: experiment {experiment_id} on /{name} has ended ({experiment.status}), so the "
             f"command's original file was put back just now. Its text for this run:\n\n{_wrapped(original)}"
         )
         return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": context}}
+    # Both arms' contexts are built before the assignment: when either would be too long for Claude
+    # Code to pass whole, neither is handed over (whichever arm came up), and the dispatcher's own
+    # text sends the model to assign.
+    f = experiment.files[0]
+    texts = {
+        arm: render(_blob(lab, digest).decode(), arguments, session)
+        for arm, digest in (("control", f.control_sha256), ("treatment", f.treatment_sha256))
+    }
+    if max(len(_context(name, experiment, 10**12, text)) for text in texts.values()) > CONTEXT_LIMIT:
+        context = (
+            f"meta-experiment: the text of /{name} for this run, with these arguments, is too long for a hook to "
+            "hand over, so no trial was assigned here: follow the command's own instructions for that case "
+            "(call assign and use the text it returns)."
+        )
+        return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": context}}
     assignment = lab.assign(experiment_id)
-    text = render(assignment.files[0].content, arguments)
     runs = _session_file(lab, payload)
     if runs is not None:
         runs.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_runs(runs.parent)
-        runs.write_text(
-            json.dumps({"trial_id": assignment.trial_id, "experiment_id": experiment_id, "command": f"/{name}"})
-        )
+        stash = {
+            "trial_id": assignment.trial_id,
+            "experiment_id": experiment_id,
+            "command": f"/{name}",
+            "prompt_id": payload.get("prompt_id"),
+        }
+        runs.write_text(json.dumps(stash))
+    context = _context(name, experiment, assignment.trial_id, texts[assignment.arm])
+    return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": context}}
+
+
+def _context(name: str, experiment: Experiment, trial_id: int, text: str) -> str:
+    """What the model is handed for one run: the arm's text (not which arm it is)."""
     primary = experiment.primary_metric
     if primary.is_duration:
         record = (
             f"Its time is recorded when your reply ends. If the run fails, call meta-experiment's record tool with "
-            f"trial_id {assignment.trial_id} and success=false before you finish."
+            f"trial_id {trial_id} and success=false before you finish."
         )
     else:
         record = (
-            f"When you are done, call meta-experiment's record tool with trial_id {assignment.trial_id} and the "
+            f"When you are done, call meta-experiment's record tool with trial_id {trial_id} and the "
             f"measured {primary.name}"
             + (f" ({primary.description})" if primary.description else "")
             + " (or success=false if the run failed)."
         )
-    context = (
-        f"meta-experiment: the text of /{name} for this run (trial {assignment.trial_id} of experiment "
-        f"{experiment_id}). Follow it as the instructions of /{name}; the command's file holds a dispatcher "
+    return (
+        f"meta-experiment: the text of /{name} for this run (trial {trial_id} of experiment "
+        f"{experiment.id}). Follow it as the instructions of /{name}; the command's file holds a dispatcher "
         f"while the experiment runs. {record}\n\n{_wrapped(text)}"
     )
-    return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": context}}
 
 
 def _wrapped(text: str) -> str:
@@ -276,6 +305,11 @@ def on_stop(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
         runs.unlink(missing_ok=True)
         return None
     if trial.status != "assigned":  # recorded by the model (e.g. a failure), or ended
+        runs.unlink(missing_ok=True)
+        return None
+    if run.get("prompt_id") and payload.get("prompt_id") and run["prompt_id"] != payload["prompt_id"]:
+        # the end of another prompt's reply: the dispatched run was interrupted (Esc, an API error;
+        # no Stop then), and its time is unknown. It stays unrecorded (abandoned when the experiment ends).
         runs.unlink(missing_ok=True)
         return None
     experiment = lab.get(trial.experiment_id)

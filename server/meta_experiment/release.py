@@ -141,10 +141,9 @@ def promote(
             against_policy=against,
             would_refuse=refusal,
         )
-    lifted = dispatch_ops.lift_for_end(lab, experiment_id, "Promoting")
     # Under the lock, first the status: a concurrent run may have promoted it while we analysed
     # (then the files hold the new content, and a conflict would be the wrong message).
-    plan, git = _journaled(
+    plan, git, lifted = _journaled(
         lab,
         experiment,
         "promote",
@@ -180,7 +179,7 @@ def _journaled(
     reason: str | None,
     message: str,
     data: dict[str, Any],
-) -> tuple[Plan, GitOutcome]:
+) -> tuple[Plan, GitOutcome, str | None]:
     """Run one promote or rollback under the deploy lock: check the status again, plan the file
     steps, back the old contents up, write the journal row (in the transaction that re-checks the
     status), then apply, mark and commit (operations.execute)."""
@@ -189,6 +188,9 @@ def _journaled(
     with deploy.deploy_lock(lab.state_dir):
         _require(lab.get(experiment.id), (from_status,), verb)
         plan = _plan(lab, experiment, operation)
+        # a dispatcher (which _plan took for the original) goes out only now that the rest is known
+        # to go ahead, and under this lock: no dispatch comes between
+        lifted = dispatch_ops.lift_for_end(lab, experiment.id, "Promoting") if operation == "promote" else None
         steps = operations.backup(lab, plan.steps, absent=plan.restored)
         plan = replace(plan, steps=steps)
         if plan.in_place:
@@ -211,7 +213,7 @@ def _journaled(
             )
         deploy.checkpoint("journal_written")
         git = operations.execute(lab, operation_id)
-    return plan, git
+    return plan, git, lifted
 
 
 # -- rollback and expiry ------------------------------------------------------------------------------
@@ -238,7 +240,7 @@ def rollback(
     assert reason is not None
     analysis = lab.analyze(experiment_id)
     message = rollback_message(experiment, analysis, reason, how)
-    plan, git = _journaled(
+    plan, git, _ = _journaled(
         lab, experiment, "rollback", ("promoted", "rolled_back"), reason=reason, message=message, data={"how": how}
     )
     return _result(lab, lab.get(experiment_id), "rollback", "rolled_back", plan, reason=reason, git=git)
@@ -251,26 +253,28 @@ def expire(lab: Lab, experiment_id: str, *, reason: str) -> DeployResult:
 
 def _stop(lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bool) -> DeployResult:
     how = "auto" if auto else "manual"
-    _require(lab.get(experiment_id), ("draft", "running") if to_status == "rolled_back" else ("running",), "stopped")
-    lifted = dispatch_ops.lift_for_end(lab, experiment_id, "Expiring" if to_status == "expired" else "Rolling back")
-    with deploy.deploy_lock(lab.state_dir), lab.store.transaction():
-        experiment = lab.get(experiment_id)
-        _require(experiment, ("draft", "running") if to_status == "rolled_back" else ("running",), "stopped")
-        label = "Expired" if to_status == "expired" else f"Rolled back ({how})"
-        lab.store.update_experiment(
-            experiment_id, status=to_status, status_reason=f"{label}: {reason}", ended_at=lab.clock()
-        )
-        abandoned = lab.store.abandon_trials(experiment_id)
-        monitoring.close_alerts(lab, experiment_id, to_status.replace("_", " "))
-        lab.event(
-            experiment_id,
-            to_status,
-            f"{label} after {plural(experiment.trials_recorded, 'trial')}: {reason}. Production was never changed.",
-            reason=reason,
-            how=how,
-            trials=experiment.trials_recorded,
-            abandoned_trials=abandoned,
-        )
+    allowed = ("draft", "running") if to_status == "rolled_back" else ("running",)
+    with deploy.deploy_lock(lab.state_dir):
+        _require(lab.get(experiment_id), allowed, "stopped")
+        lifted = dispatch_ops.lift_for_end(lab, experiment_id, "Expiring" if to_status == "expired" else "Rolling back")
+        with lab.store.transaction():
+            experiment = lab.get(experiment_id)
+            _require(experiment, allowed, "stopped")
+            label = "Expired" if to_status == "expired" else f"Rolled back ({how})"
+            lab.store.update_experiment(
+                experiment_id, status=to_status, status_reason=f"{label}: {reason}", ended_at=lab.clock()
+            )
+            abandoned = lab.store.abandon_trials(experiment_id)
+            monitoring.close_alerts(lab, experiment_id, to_status.replace("_", " "))
+            lab.event(
+                experiment_id,
+                to_status,
+                f"{label} after {plural(experiment.trials_recorded, 'trial')}: {reason}. Production was never changed.",
+                reason=reason,
+                how=how,
+                trials=experiment.trials_recorded,
+                abandoned_trials=abandoned,
+            )
     lab.notify_changed(experiment_id)
     outcome = "expired" if to_status == "expired" else "stopped"
     result = _result(
