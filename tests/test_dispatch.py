@@ -209,9 +209,9 @@ def test_the_prompt_hook_assigns_a_trial_and_hands_over_its_arm(lab: Lab, projec
     set_dispatch(lab, e.id, True)
     assert on_prompt(lab, payload("/other_command 1")) is None
     assert on_prompt(lab, payload("tell me about /review_pr")) is None
-    seen = {}
-    for i in range(4):
-        out = on_prompt(lab, payload(session=f"s-{i}"))
+    seen: dict[str, int] = {}
+    for i in range(24):
+        out = on_prompt(lab, payload(session=f"s-{i // 2}"))  # two runs in each session
         assert out is not None
         context = out["hookSpecificOutput"]["additionalContext"]
         assert out["hookSpecificOutput"]["hookEventName"] == "UserPromptSubmit"
@@ -222,8 +222,13 @@ def test_the_prompt_hook_assigns_a_trial_and_hands_over_its_arm(lab: Lab, projec
         assert f"<command-text>\n{expected}</command-text>" in context
         assert "treatment" not in context.replace("Treatment.", "").lower()  # the model is not told its arm
         seen[trial.arm] = seen.get(trial.arm, 0) + 1
-    assert seen == {"control": 2, "treatment": 2}  # balanced blocks of 4
-    assert {t.status for t in lab.trials(e.id)} == {"assigned"}
+    assert seen["control"] > 0 and seen["treatment"] > 0
+    trials = lab.trials(e.id)
+    assert {t.status for t in trials} == {"assigned"}
+    # the session is the unit: both runs of a session in one arm (the second sees the first's text)
+    for first, second in zip(trials[::2], trials[1::2], strict=True):
+        assert first.unit == second.unit and first.unit is not None and first.unit.startswith("session s-")
+        assert first.arm == second.arm
 
 
 def test_the_stop_hook_records_the_replys_time(lab: Lab, project: Path) -> None:

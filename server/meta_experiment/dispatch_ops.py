@@ -248,7 +248,9 @@ def on_prompt(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
             "(call assign and use the text it returns)."
         )
         return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": context}}
-    assignment = lab.assign(experiment_id)
+    # The session is the unit: a second run in one conversation sees the first one's text, so runs of
+    # one session stay in one arm (and count as one unit in the analysis), as assign's `unit` does.
+    assignment = lab.assign(experiment_id, unit=f"session {session[:180]}" if session else None)
     runs = _session_file(lab, payload)
     if runs is not None:
         runs.parent.mkdir(parents=True, exist_ok=True)
