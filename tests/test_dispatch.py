@@ -433,3 +433,33 @@ def test_a_hook_swallows_any_error_in_one_line(
     assert cli.main(["--project", str(project), "hook", "prompt"]) == 0
     out, err = capsys.readouterr()
     assert out == "" and err.strip() == "meta-experiment (prompt hook): database is locked"
+
+
+@pytest.mark.parametrize(("treatment_seconds", "ending"), [(120.0, "rolled_back"), (30.0, "promoted")])
+def test_dispatched_runs_end_the_experiment_when_the_policy_says_so(
+    lab: Lab, project: Path, treatment_seconds: float, ending: str
+) -> None:
+    """People keep typing the command; the Stop hook records each run and, once the sample is
+    there, carries out auto mode's decision as the experiment's flags allow."""
+    now = [1_000_000.0]
+    lab.clock = lambda: now[0]
+    primary = {"name": "seconds", "direction": "lower_is_better", "unit": "s"}
+    e = lab.create(**spec(primary_metric=primary, secondary_metrics=[], auto_promote=True, auto_rollback=True))
+    set_dispatch(lab, e.id, True)
+    messages = []
+    for i in range(200):
+        on_prompt(lab, payload(session=f"s{i}", prompt_id=f"p{i}"))
+        arm = lab.trials(e.id)[-1].arm
+        now[0] += (60.0 if arm == "control" else treatment_seconds) + (i % 7)  # a little spread
+        out = on_stop(lab, {"session_id": f"s{i}", "prompt_id": f"p{i}"})
+        if out is not None:
+            messages.append(out["systemMessage"])
+        if lab.get(e.id).status != "running":
+            break
+    ended = lab.get(e.id)
+    assert ended.status == ending, (ended.status, ended.status_reason)
+    assert len(lab.trials(e.id)) < 200
+    assert messages and messages[-1].startswith(
+        f"meta-experiment: {e.id} (Parallel PR review) {ending.replace('_', ' ')}"
+    )
+    assert (project / PROD).read_text() == (VARIANT if ending == "promoted" else COMMAND)  # the dispatcher is gone

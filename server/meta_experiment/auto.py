@@ -37,6 +37,11 @@ def run_auto(lab: Lab, *, dry_run: bool = False) -> AutoReport:
     return AutoReport(dry_run=dry_run, items=items, recovered=recovered)
 
 
+def decide_one(lab: Lab, e: Experiment) -> AutoItem:
+    """Auto mode for one running experiment (after a dispatched run: dispatch_ops.after_run)."""
+    return _one(lab, e, dry_run=False)
+
+
 def _one(lab: Lab, e: Experiment, dry_run: bool) -> AutoItem:
     _, decision = release.evaluate(lab, e)
     if not dry_run:

@@ -296,7 +296,9 @@ def _wrapped(text: str) -> str:
 
 def on_stop(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
     """Stop: record the time of the session's dispatched run when its reply ends (a duration
-    primary metric), or ask the model once to record it (any other metric)."""
+    primary metric), or ask the model once to record it (any other metric). Once a run is recorded
+    and the experiment has its sample (or is past its time), auto mode's decision for it follows,
+    as the experiment's auto flags allow (`after_run`)."""
     runs = _session_file(lab, payload)
     if runs is None or not runs.is_file():
         return None
@@ -306,31 +308,63 @@ def on_stop(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
     except (ValueError, KeyError, TypeError, OSError, NotFound):
         runs.unlink(missing_ok=True)
         return None
-    if trial.status != "assigned":  # recorded by the model (e.g. a failure), or ended
-        runs.unlink(missing_ok=True)
-        return None
-    if run.get("prompt_id") and payload.get("prompt_id") and run["prompt_id"] != payload["prompt_id"]:
-        # the end of another prompt's reply: the dispatched run was interrupted (Esc, an API error;
-        # no Stop then), and its time is unknown. It stays unrecorded (abandoned when the experiment ends).
-        runs.unlink(missing_ok=True)
-        return None
-    experiment = lab.get(trial.experiment_id)
-    if experiment.primary_metric.is_duration:
-        runs.unlink(missing_ok=True)
+    if trial.status == "assigned":
+        if run.get("prompt_id") and payload.get("prompt_id") and run["prompt_id"] != payload["prompt_id"]:
+            # the end of another prompt's reply: the dispatched run was interrupted (Esc, an API error;
+            # no Stop then), and its time is unknown. It stays unrecorded (abandoned when the experiment ends).
+            runs.unlink(missing_ok=True)
+            return None
+        experiment = lab.get(trial.experiment_id)
+        if not experiment.primary_metric.is_duration:
+            if payload.get("stop_hook_active"):  # asked once already: leave the trial unrecorded
+                runs.unlink(missing_ok=True)
+                return None
+            return {
+                "decision": "block",
+                "reason": (
+                    f"meta-experiment: trial {trial.trial_id} ({run.get('command', 'the command')}) is not recorded. "
+                    f"Call meta-experiment's record tool with trial_id {trial.trial_id} and the measured "
+                    f"{experiment.primary_metric.name} (or success=false if the run failed), then finish."
+                ),
+            }
         with suppress(ExperimentError):  # the experiment ended meanwhile: nothing to record
-            lab.record(trial.trial_id, {}, success=True)
+            lab.record(trial.trial_id, {}, success=True)  # (its monitoring may roll the experiment back)
+    runs.unlink(missing_ok=True)
+    if lab.trial(trial.trial_id).status != "recorded":
         return None
-    if payload.get("stop_hook_active"):  # asked once already: leave the trial unrecorded
-        runs.unlink(missing_ok=True)
+    return after_run(lab, trial.experiment_id, recorded_at=trial.recorded_at or lab.trial(trial.trial_id).recorded_at)
+
+
+def after_run(lab: Lab, experiment_id: str, recorded_at: str | None = None) -> dict[str, Any] | None:
+    """Auto mode for one experiment after a dispatched run, once there is something to decide: the
+    sample size reached (the policy says continue before that, and the analysis is not loaded for
+    nothing) or the experiment past its time. The always-valid test keeps this re-analysis after
+    every run honest. A promotion or rollback is shown to the person (systemMessage)."""
+    from . import auto
+
+    experiment = lab.get(experiment_id)
+    if experiment.status != "running":  # ended by the recording itself (a monitoring alert): say so
+        ended_now = experiment.ended_at is not None and recorded_at is not None and experiment.ended_at >= recorded_at
+        return _ended(experiment, experiment.status, experiment.status_reason or "") if ended_now else None
+    started = lab.definition(experiment_id).started_at
+    past_time = started is not None and lab.clock() - started >= experiment.max_duration_days * 86400
+    if lab.progress(experiment).trials_needed > 0 and not past_time:
         return None
-    return {
-        "decision": "block",
-        "reason": (
-            f"meta-experiment: trial {trial.trial_id} ({run.get('command', 'the command')}) is not recorded. Call "
-            f"meta-experiment's record tool with trial_id {trial.trial_id} and the measured "
-            f"{experiment.primary_metric.name} (or success=false if the run failed), then finish."
-        ),
-    }
+    item = auto.decide_one(lab, experiment)
+    if item.action not in ("promoted", "rolled_back", "expired"):
+        return None
+    return _ended(experiment, item.action, item.rationale)
+
+
+def _ended(experiment: Experiment, how: str, why: str) -> dict[str, Any]:
+    done = how.replace("_", " ")
+    if why.lower().startswith(done):  # a status reason: "Rolled back (auto): ..."
+        why = why.split(": ", 1)[-1]
+    name = command_name(experiment.files[0].production) if len(experiment.files) == 1 else None
+    now = (
+        "" if name is None else f" /{name} now runs " + ("the variant." if how == "promoted" else "its original text.")
+    )
+    return {"systemMessage": f"meta-experiment: {experiment.id} ({experiment.name}) {done}: {why.rstrip('.')}.{now}"}
 
 
 def _remove_stale_runs(folder: Any) -> None:
