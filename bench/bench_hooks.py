@@ -5,7 +5,8 @@
   launcher's quick look with the standard library (`launch.py hook prompt`), which every prompt of
   every session pays;
 - a dispatched command: the package's prompt hook (assign a trial, fill in the arm's text), what
-  the launcher runs after its quick look, and the Stop hook that records the reply's time.
+  the launcher runs after its quick look, and the Stop hook that records the reply's time (and,
+  once the experiment has its sample, analyses it and decides).
 
 No target is set by an issue; the README quotes these figures.
 
@@ -60,6 +61,21 @@ def main() -> None:
         sample_size_required=10_000,
     )
     set_dispatch(lab, experiment.id, True)
+    # a second command whose experiment has its sample: each Stop then also analyses and decides
+    (commands / "fix.md").write_text("Fix $ARGUMENTS carefully.\n")
+    (commands / "fix.md.experiment").write_text("Fix $ARGUMENTS briefly.\n")
+    decided = lab.create(
+        name="bench-decided",
+        hypothesis="h",
+        files={".claude/commands/fix.md": ".claude/commands/fix.md.experiment"},
+        primary_metric={"name": "t", "direction": "lower_is_better", "unit": "s"},
+        sample_size_required=10,
+        max_duration_days=365,
+    )
+    for i in range(20):  # no difference: the policy keeps saying continue
+        trial = lab.assign(decided.id)
+        lab.record(trial.trial_id, {"t": 60.0 + (i * 7) % 11})
+    set_dispatch(lab, decided.id, True)
     lab.close()
 
     env = env_with_package(CLAUDE_PROJECT_DIR=str(project))
@@ -80,6 +96,11 @@ def main() -> None:
             json.dumps({"prompt": "/review 1", "session_id": "b"}),
         ),
         "package, stop (record)": ([*hook, "stop"], json.dumps({"session_id": "b"})),
+        "package, prompt of a decided command": (
+            [*hook, "prompt"],
+            json.dumps({"prompt": "/fix 1", "session_id": "c"}),
+        ),
+        "package, stop (record, analyse, decide)": ([*hook, "stop"], json.dumps({"session_id": "c"})),
     }
     samples: dict[str, list[float]] = {name: [] for name in cases}
     try:
