@@ -49,33 +49,28 @@ def main() -> None:
     project = make_project()
     commands = project / ".claude" / "commands"
     commands.mkdir(parents=True)
-    (commands / "review.md").write_text("Review $ARGUMENTS carefully.\n")
-    (commands / "review.md.experiment").write_text("Review $ARGUMENTS briefly.\n")
     (commands / "other.md").write_text("Another command $ARGUMENTS.\n")
     lab = Lab.open(project, create=True)
-    experiment = lab.create(
-        name="bench",
-        hypothesis="h",
-        files={".claude/commands/review.md": ".claude/commands/review.md.experiment"},
-        primary_metric={"name": "t", "direction": "lower_is_better", "unit": "s"},
-        sample_size_required=10_000,
-    )
-    set_dispatch(lab, experiment.id, True)
-    # a second command whose experiment has its sample: each Stop then also analyses and decides
-    (commands / "fix.md").write_text("Fix $ARGUMENTS carefully.\n")
-    (commands / "fix.md.experiment").write_text("Fix $ARGUMENTS briefly.\n")
-    decided = lab.create(
-        name="bench-decided",
-        hypothesis="h",
-        files={".claude/commands/fix.md": ".claude/commands/fix.md.experiment"},
-        primary_metric={"name": "t", "direction": "lower_is_better", "unit": "s"},
-        sample_size_required=10,
-        max_duration_days=365,
-    )
+
+    def dispatched(name: str, sample: int) -> str:
+        (commands / f"{name}.md").write_text(f"{name} $ARGUMENTS carefully.\n")
+        (commands / f"{name}.md.experiment").write_text(f"{name} $ARGUMENTS briefly.\n")
+        experiment = lab.create(
+            name=name,
+            hypothesis="h",
+            files={f".claude/commands/{name}.md": f".claude/commands/{name}.md.experiment"},
+            primary_metric={"name": "t", "direction": "lower_is_better", "unit": "s"},
+            sample_size_required=sample,
+            max_duration_days=365,
+        )
+        set_dispatch(lab, experiment.id, True)
+        return experiment.id
+
+    dispatched("review", 10_000)  # far from its sample: a Stop records only
+    decided = dispatched("fix", 10)  # with its sample (below): each Stop also analyses and decides
     for i in range(20):  # no difference: the policy keeps saying continue
-        trial = lab.assign(decided.id)
+        trial = lab.assign(decided)
         lab.record(trial.trial_id, {"t": 60.0 + (i * 7) % 11})
-    set_dispatch(lab, decided.id, True)
     lab.close()
 
     env = env_with_package(CLAUDE_PROJECT_DIR=str(project))

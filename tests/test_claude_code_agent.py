@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from conftest import PROD, VAR, package_env
 from fake_model import fake_model
 from meta_experiment.lifecycle import Lab
+from test_dispatch_cli import claude_p
 from test_plugin import claude_cli
 
 SERVER = "mcp__meta-experiment__"
@@ -29,27 +29,10 @@ def run_agent(tmp_path: Path, project: Path, script: list[dict[str, Any]], tools
     server = {"command": sys.executable, "args": ["-m", "meta_experiment", "serve"], "env": package_env()}
     server["env"]["CLAUDE_PROJECT_DIR"] = str(project)
     config.write_text(json.dumps({"mcpServers": {"meta-experiment": server}}))
-    env = {k: v for k, v in package_env().items() if k != "CLAUDE_PROJECT_DIR"}
     with fake_model(script) as model:
-        env.update(
-            HOME=str(home),
-            DISABLE_AUTOUPDATER="1",
-            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-            DISABLE_TELEMETRY="1",
-            ANTHROPIC_BASE_URL=model.url,
-            ANTHROPIC_API_KEY="sk-test-not-a-key",
-        )
         allowed = ",".join(SERVER + t for t in tools)
-        command = [claude_cli(), "-p", "run the experiment", "--mcp-config", str(config), "--strict-mcp-config"]
-        done = subprocess.run(
-            [*command, "--allowedTools", allowed],
-            env=env,
-            cwd=project,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
+        options = ("--mcp-config", str(config), "--strict-mcp-config", "--allowedTools", allowed)
+        claude_p(claude_cli(), home, project, model, "run the experiment", *options)
         assert model.script == [], "Claude Code ended the session before the script did"
         return model.tool_results()
 

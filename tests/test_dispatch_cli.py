@@ -11,6 +11,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from conftest import COMMAND, PROD, VARIANT, package_env, spec
 from fake_model import FakeModel, fake_model
@@ -21,9 +22,11 @@ from test_dispatch import RENDER_CASES
 from test_plugin import claude_cli
 
 
-def claude_p(cli: str, home: Path, project: Path, model: FakeModel, prompt: str) -> subprocess.CompletedProcess[str]:
-    """One prompt in print mode, offline: a throwaway HOME, the model on loopback, and this
-    checkout's package importable by the hooks."""
+def claude_p(
+    cli: str, home: Path, project: Path, model: FakeModel, prompt: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """One prompt in print mode (with more of the CLI's `args`), offline: a throwaway HOME, the
+    model on loopback, and this checkout's package importable by the hooks."""
     env = {k: v for k, v in package_env().items() if k != "CLAUDE_PROJECT_DIR"}
     env.update(
         HOME=str(home),
@@ -33,7 +36,7 @@ def claude_p(cli: str, home: Path, project: Path, model: FakeModel, prompt: str)
         ANTHROPIC_BASE_URL=model.url,
         ANTHROPIC_API_KEY="sk-test-not-a-key",
     )
-    done = subprocess.run([cli, "-p", prompt], env=env, cwd=project, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([cli, "-p", prompt, *args], env=env, cwd=project, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
@@ -71,15 +74,28 @@ def hooks_settings(project: Path) -> None:
     (project / ".claude" / "settings.json").write_text(json.dumps(settings))
 
 
-def test_typing_a_dispatched_command_runs_a_trial_in_claude_code(tmp_path: Path, project: Path) -> None:
+def dispatched(tmp_path: Path, project: Path, **fields: Any) -> tuple[str, Path, str]:
+    """(the CLI, a HOME, the id of a running experiment on PROD with its dispatcher in place), the
+    hooks set up as the plugin has them."""
     cli = claude_cli()
     home = tmp_path / "home"
     home.mkdir()
     hooks_settings(project)
     lab = Lab.open(project, create=True)
     try:
-        e = lab.create(**spec(primary_metric={"name": "time_to_complete", "direction": "lower_is_better", "unit": "s"}))
+        e = lab.create(**spec(**fields))
         set_dispatch(lab, e.id, True)
+    finally:
+        lab.close()
+    return cli, home, e.id
+
+
+def test_typing_a_dispatched_command_runs_a_trial_in_claude_code(tmp_path: Path, project: Path) -> None:
+    primary = {"name": "time_to_complete", "direction": "lower_is_better", "unit": "s"}
+    cli, home, experiment_id = dispatched(tmp_path, project, primary_metric=primary)
+    lab = Lab.open(project)
+    try:
+        e = lab.get(experiment_id)
     finally:
         lab.close()
     arms = {"control": COMMAND, "treatment": VARIANT}
@@ -140,14 +156,10 @@ def test_the_longest_text_a_hook_hands_over_arrives_whole(tmp_path: Path, projec
     its edge."""
     from meta_experiment.dispatch import CONTEXT_LIMIT
 
-    cli = claude_cli()
-    home = tmp_path / "home"
-    home.mkdir()
-    hooks_settings(project)
-    lab = Lab.open(project, create=True)
+    cli, home, probed = dispatched(tmp_path, project)
+    lab = Lab.open(project)
     try:
-        e = lab.create(**spec())
-        set_dispatch(lab, e.id, True)
+        e = lab.get(probed)
         probe = on_prompt(lab, {"session_id": "probe", "prompt": "/review_pr x"})
         assert probe is not None
         [trial] = lab.trials(e.id)
