@@ -29,6 +29,7 @@ _EXPERIMENT_LINE = re.compile(re.escape(MARKER) + r" for experiment (\S+?):(?:\s
 # Claude Code hands a hook's additional context over whole up to 10,000 characters (longer, it keeps
 # a 2 KB preview and a file path: measured with its CLI 2.1.332); the arm's text must fit.
 CONTEXT_LIMIT = 9_900
+TEXT_LIMIT = CONTEXT_LIMIT - 1_500  # a command's text: room for the hook's words and some arguments
 # Claude Code 2.1's substitution, checked against its CLI in tests/test_dispatch_cli.py: \$ escapes
 # (not after another backslash), $ARGUMENTS[i] and $i (not followed by a letter, digit or _) are the
 # i-th (0-based) shell-parsed word (kept as written past the last word, and then not counted as a
@@ -95,11 +96,13 @@ def dispatch_problem(production: str, control: str, treatment: str) -> str | Non
                 f"The {arm} file of /{name} starts with a byte order mark (BOM), so its front matter cannot be "
                 "read reliably. Save it as UTF-8 without a BOM (production before creating the experiment)."
             )
-        if len(split_front_matter(text)[1]) > CONTEXT_LIMIT - 1_500:
+        body = split_front_matter(text)[1]
+        if len(body) > TEXT_LIMIT:
             return (
-                f"The {arm} text of /{name} is {len(text):,} characters; Claude Code passes a hook's context whole "
-                f"only up to about {CONTEXT_LIMIT:,} (longer, it shows the model a 2 KB preview), so a dispatcher "
-                "cannot hand it over. Run the trials with assign."
+                f"The {arm} text of /{name} is {len(body):,} characters; a dispatcher hands over up to {TEXT_LIMIT:,} "
+                f"(Claude Code passes a hook's context whole only up to about {CONTEXT_LIMIT + 100:,} characters, and "
+                "shows the model a 2 KB preview of a longer one; the hook's own words and the arguments need the "
+                "rest). Run the trials with assign."
             )
     control_front, control_body = split_front_matter(control)
     treatment_front, treatment_body = split_front_matter(treatment)

@@ -14,6 +14,7 @@ import json
 import re
 import time
 from contextlib import suppress
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
@@ -199,7 +200,7 @@ def lift_for_end(lab: Lab, experiment_id: str, why: str) -> str | None:
 # -- the hooks -----------------------------------------------------------------------------------------
 
 
-def _session_file(lab: Lab, payload: dict[str, Any]) -> Any:
+def _session_file(lab: Lab, payload: dict[str, Any]) -> Path | None:
     session = str(payload.get("session_id") or "")
     if not re.fullmatch(r"[\w-]{1,128}", session):
         return None
@@ -367,7 +368,7 @@ def _ended(experiment: Experiment, how: str, why: str) -> dict[str, Any]:
     return {"systemMessage": f"meta-experiment: {experiment.id} ({experiment.name}) {done}: {why.rstrip('.')}.{now}"}
 
 
-def _remove_stale_runs(folder: Any) -> None:
+def _remove_stale_runs(folder: Path) -> None:
     """Sessions that ended without a Stop (killed) leave their file: remove those older than a week."""
     cutoff = time.time() - STALE_RUN_SECONDS
     for old in folder.glob("*.json"):
