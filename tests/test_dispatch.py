@@ -12,7 +12,14 @@ import pytest
 
 from conftest import COMMAND, PROD, VAR, VARIANT, git, package_env, spec
 from meta_experiment import dispatch, release
-from meta_experiment.dispatch_ops import on_prompt, on_stop, set_dispatch
+from meta_experiment.dispatch_ops import (
+    on_agent_end,
+    on_agent_start,
+    on_agent_stop,
+    on_prompt,
+    on_stop,
+    set_dispatch,
+)
 from meta_experiment.errors import Conflict, InvalidInput, InvalidState
 from meta_experiment.lifecycle import Lab
 
@@ -463,3 +470,84 @@ def test_dispatched_runs_end_the_experiment_when_the_policy_says_so(
         f"meta-experiment: {e.id} (Parallel PR review) {ending.replace('_', ' ')}"
     )
     assert (project / PROD).read_text() == (VARIANT if ending == "promoted" else COMMAND)  # the dispatcher is gone
+
+
+# ---- agents --------------------------------------------------------------------------------------------
+
+AGENT = ".claude/agents/reviewer.md"
+AGENT_VAR = ".claude/agents/reviewer.md.experiment"
+AGENT_FRONT = "---\nname: reviewer\ndescription: Reviews a change\ntools: Read, Grep\n---\n"
+
+
+def agent_experiment(lab: Lab, project: Path, **overrides: object) -> str:
+    (project / AGENT).parent.mkdir(parents=True, exist_ok=True)
+    (project / AGENT).write_text(AGENT_FRONT + "You review code. Be thorough.\n")
+    (project / AGENT_VAR).write_text(AGENT_FRONT + "You review code. Report only real bugs.\n")
+    primary = {"name": "seconds", "direction": "lower_is_better", "unit": "s"}
+    e = lab.create(**spec(files={AGENT: AGENT_VAR}, primary_metric=primary, secondary_metrics=[], **overrides))
+    return e.id
+
+
+def launch(tool_use_id: str = "toolu_1", agent: str = "reviewer", session: str = "s1") -> dict[str, object]:
+    return {
+        "session_id": session,
+        "tool_name": "Agent",
+        "tool_use_id": tool_use_id,
+        "tool_input": {"description": "review", "prompt": "Review x.py", "subagent_type": agent},
+    }
+
+
+def test_what_an_agent_dispatcher_cannot_test_is_refused() -> None:
+    good = AGENT_FRONT + "a\n"
+    assert dispatch.dispatch_problem(AGENT, good, AGENT_FRONT.replace("Reviews a", "Checks a") + "b\n") is None
+    assert "name" in (dispatch.dispatch_problem(AGENT, good.replace("name: reviewer", "name: critic"), good) or "")
+    tools = AGENT_FRONT.replace("Read, Grep", "Read")
+    assert "front matter (tools)" in (dispatch.dispatch_problem(AGENT, good, tools + "b") or "")
+    assert "duration" in (dispatch.dispatch_problem(AGENT, good, good, duration=False) or "")
+    assert dispatch.label(AGENT) == "agent reviewer" and dispatch.label(PROD) == "/review_pr"
+
+
+def test_an_agent_launch_gets_its_arms_instructions_and_its_time_recorded(lab: Lab, project: Path) -> None:
+    now = [5000.0]
+    lab.clock = lambda: now[0]
+    e = agent_experiment(lab, project)
+    original = (project / AGENT).read_bytes()
+    assert on_agent_start(lab, launch()) is None  # not dispatched yet
+    set_dispatch(lab, e, True)
+    held = (project / AGENT).read_text()
+    assert held.startswith(AGENT_FRONT) and "<agent-instructions>" in held  # the agent keeps its name and tools
+    assert on_agent_start(lab, launch(agent="other")) is None
+
+    # an agent that runs inside the call: its PostToolUse ends the run
+    out = on_agent_start(lab, launch("toolu_1"))
+    assert out is not None
+    updated = out["hookSpecificOutput"]["updatedInput"]
+    [trial] = lab.trials(e)
+    text = "Be thorough." if trial.arm == "control" else "Report only real bugs."
+    assert updated["prompt"] == f"<agent-instructions>\nYou review code. {text}\n</agent-instructions>\n\nReview x.py"
+    assert updated["subagent_type"] == "reviewer" and updated["description"] == "review"
+    now[0] += 42
+    assert on_agent_end(lab, {**launch("toolu_1"), "tool_response": {"status": "completed"}}) is None
+    assert lab.trial(trial.trial_id).metrics == {"seconds": 42.0}
+
+    # in the background, PostToolUse (the launch) then SubagentStop (the end)
+    on_agent_start(lab, launch("toolu_2"))
+    assert (
+        on_agent_end(lab, {**launch("toolu_2"), "tool_response": {"status": "async_launched", "agentId": "a2"}}) is None
+    )
+    now[0] += 7
+    on_agent_stop(lab, {"session_id": "s1", "agent_id": "a2", "agent_type": "reviewer"})
+    assert lab.trials(e)[-1].metrics == {"seconds": 7.0}
+
+    # in the background, SubagentStop first (Claude Code sends them in either order)
+    on_agent_start(lab, launch("toolu_3"))
+    now[0] += 3
+    on_agent_stop(lab, {"session_id": "s1", "agent_id": "a3", "agent_type": "reviewer"})
+    now[0] += 100  # the PostToolUse comes late; the run ended at the stop
+    on_agent_end(lab, {**launch("toolu_3"), "tool_response": {"status": "async_launched", "agentId": "a3"}})
+    assert lab.trials(e)[-1].metrics == {"seconds": 3.0}
+
+    assert {t.unit for t in lab.trials(e)} == {"session s1"}  # one session, one arm
+    assert not any((lab.state_dir / "dispatched").iterdir())
+    release.rollback(lab, e, reason="done")
+    assert (project / AGENT).read_bytes() == original

@@ -63,15 +63,21 @@ def test_render_is_what_claude_code_sends_for_a_command(tmp_path: Path, project:
 
 
 def hooks_settings(project: Path) -> None:
-    """The plugin's two hooks, as project settings running this checkout's package."""
+    """The plugin's hooks (plugin/hooks/hooks.json: the same events and matchers) as project
+    settings, each running this checkout's package instead of the launcher's installed one."""
+    plugin = json.loads((Path(__file__).resolve().parent.parent / "plugin" / "hooks" / "hooks.json").read_text())
     run = f"{shlex.quote(sys.executable)} -m meta_experiment hook"
-    settings = {
-        "hooks": {
-            "UserPromptSubmit": [{"hooks": [{"type": "command", "command": f"{run} prompt"}]}],
-            "Stop": [{"hooks": [{"type": "command", "command": f"{run} stop"}]}],
-        }
-    }
-    (project / ".claude" / "settings.json").write_text(json.dumps(settings))
+    hooks: dict[str, Any] = {}
+    for event, entries in plugin["hooks"].items():
+        if event == "SessionStart":  # the install: nothing to install here
+            continue
+        hooks[event] = []
+        for entry in entries:
+            [hook] = entry["hooks"]
+            name = hook["command"].rsplit(" hook ", 1)[1]
+            hooks[event].append({**entry, "hooks": [{"type": "command", "command": f"{run} {name}"}]})
+    assert set(hooks) == {"UserPromptSubmit", "Stop", "PreToolUse", "PostToolUse", "SubagentStop"}
+    (project / ".claude" / "settings.json").write_text(json.dumps({"hooks": hooks}))
 
 
 def dispatched(tmp_path: Path, project: Path, **fields: Any) -> tuple[str, Path, str]:
@@ -183,3 +189,34 @@ def test_the_longest_text_a_hook_hands_over_arrives_whole(tmp_path: Path, projec
     handed = texts[start : texts.index("</command-text>", start) + len("</command-text>")]
     assert CONTEXT_LIMIT - 100 < len(handed) <= CONTEXT_LIMIT  # at the edge
     assert trial.trial_id == 1
+
+
+def test_the_model_launching_a_dispatched_agent_runs_a_trial_in_claude_code(tmp_path: Path, project: Path) -> None:
+    """The model launches the agent as usual (the Agent tool): the launch gets the arm's
+    instructions, the agent's own file is the dispatcher, and the run's time is recorded."""
+    agent, variant = ".claude/agents/reviewer.md", ".claude/agents/reviewer.md.experiment"
+    front = "---\nname: reviewer\ndescription: Reviews a change\ntools: Read\n---\n"
+    arms = {"control": "You review code. Be thorough.", "treatment": "You review code. Report only real bugs."}
+    (project / ".claude" / "agents").mkdir()
+    (project / agent).write_text(front + arms["control"] + "\n")
+    (project / variant).write_text(front + arms["treatment"] + "\n")
+    primary = {"name": "seconds", "direction": "lower_is_better", "unit": "s"}
+    cli, home, experiment_id = dispatched(
+        tmp_path, project, files={agent: variant}, primary_metric=primary, secondary_metrics=[]
+    )
+    task = {"description": "review", "prompt": "Review x.py", "subagent_type": "reviewer"}
+    script = [{"tool": "Agent", "input": task}, {"text": "The agent's report."}, {"text": "Reviewed."}]
+    with fake_model(script) as model:
+        claude_p(cli, home, project, model, "review x.py")
+        assert model.script == []
+        texts = "\n".join(sent(model))
+    lab = Lab.open(project)
+    try:
+        [trial] = lab.trials(experiment_id)
+        assert trial.status == "recorded" and 0 < trial.metrics["seconds"] < 120
+    finally:
+        lab.close()
+    assert f"<agent-instructions>\n{arms[trial.arm]}\n</agent-instructions>\n\nReview x.py" in texts
+    other = "control" if trial.arm == "treatment" else "treatment"
+    assert arms[other] not in texts
+    assert f"experiment {experiment_id}, is testing two versions" in texts  # the agent's file: the dispatcher

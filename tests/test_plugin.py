@@ -128,6 +128,17 @@ def test_the_hooks_quick_look_passes_on_only_what_concerns_a_dispatcher(
     (project / ".meta-experiment" / "dispatched").mkdir(parents=True)
     (project / ".meta-experiment" / "dispatched" / "s1.json").write_text("{}")
     assert concerns("stop", {"session_id": "s1"}) and not concerns("stop", {"session_id": "../dispatched/s1"})
+    # an agent's launch, by its subagent_type; its end, by the launch's id or (SubagentStop) while any is pending
+    (project / ".claude" / "agents").mkdir()
+    (project / ".claude" / "agents" / "reviewer.md").write_text(dispatcher)
+    (project / ".claude" / "agents" / "plain.md").write_text("---\nname: plain\n---\nYou help.\n")
+    assert concerns("agent-start", {"tool_input": {"subagent_type": "reviewer"}})
+    for agent in ("plain", "missing", "../commands/git/pr", ""):
+        assert not concerns("agent-start", {"tool_input": {"subagent_type": agent}}), agent
+    assert not concerns("agent-end", {"tool_use_id": "t1"}) and not concerns("agent-stop", {"agent_id": "a1"})
+    (project / ".meta-experiment" / "dispatched" / "call-t1.json").write_text("{}")
+    assert concerns("agent-end", {"tool_use_id": "t1"}) and not concerns("agent-end", {"tool_use_id": "t2"})
+    assert concerns("agent-stop", {"agent_id": "a1"})
     monkeypatch.setenv("META_EXPERIMENT_HOME", str(tmp_path / "elsewhere"))
     assert concerns("prompt", {"prompt": "/plain"})  # the state folder is elsewhere: the package decides
 
@@ -218,7 +229,8 @@ def test_claude_code_validates_the_marketplace_and_the_plugin(tmp_path: Path) ->
             provides = report["provides"]
             assert provides["commands"] == ["meta-experiment:meta_experiment"]
             assert [s["name"] for s in provides["mcpServers"]] == ["meta-experiment"]
-            assert sorted(h["event"] for h in provides["hooks"]) == ["SessionStart", "Stop", "UserPromptSubmit"]
+            events = sorted(h["event"] for h in provides["hooks"])
+            assert events == ["PostToolUse", "PreToolUse", "SessionStart", "Stop", "SubagentStop", "UserPromptSubmit"]
         else:
             assert warnings in ([], ["plugins[0] plugin.json → version"]), report["manifest"]["warnings"]
 

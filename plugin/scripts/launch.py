@@ -247,11 +247,22 @@ def ensure_installed():
 DISPATCHER = b"<!-- meta-experiment dispatcher"
 
 
+HOOK_EVENTS = ("prompt", "stop", "agent-start", "agent-end", "agent-stop")
+
+
+def holds_dispatcher(path):
+    try:
+        with open(path, "rb") as f:
+            return DISPATCHER in f.read(65536)
+    except OSError:
+        return False
+
+
 def hook_concerns_us(event, data):
-    """Whether a hook event concerns a dispatched slash command: a quick look with the standard
-    library, because every prompt of every session runs it (about 40 ms); the package decides the
-    rest. Where the state folder is elsewhere (META_EXPERIMENT_HOME) or the project is unknown,
-    the package looks."""
+    """Whether a hook event concerns a dispatched slash command or agent: a quick look with the
+    standard library, because every prompt of every session runs it (about 35-40 ms); the package
+    decides the rest. Where the state folder is elsewhere (META_EXPERIMENT_HOME) or the project is
+    unknown, the package looks."""
     project = os.environ.get("CLAUDE_PROJECT_DIR")
     if not project or os.environ.get("META_EXPERIMENT_HOME"):
         return True
@@ -261,30 +272,42 @@ def hook_concerns_us(event, data):
         return False
     if not isinstance(payload, dict):
         return False
+    runs = Path(project, ".meta-experiment", "dispatched")
+
+    def key(name):
+        value = str(payload.get(name) or "")
+        return value if re.fullmatch(r"[\w-]{1,128}", value) else None
+
     if event == "prompt":
         typed = re.match(r"/([\w.-]+(?::[\w.-]+)*)(?:\s|$)", str(payload.get("prompt") or ""))
         if not typed:
             return False
         *folders, name = typed.group(1).split(":")
-        try:
-            with open(Path(project, ".claude", "commands", *folders, name + ".md"), "rb") as f:
-                return DISPATCHER in f.read(65536)
-        except OSError:
+        return holds_dispatcher(Path(project, ".claude", "commands", *folders, name + ".md"))
+    if event == "agent-start":
+        tool_input = payload.get("tool_input")
+        agent = str(tool_input.get("subagent_type") or "") if isinstance(tool_input, dict) else ""
+        if not re.fullmatch(r"[\w.-]+", agent) or agent.startswith("."):
             return False
-    session = str(payload.get("session_id") or "")
-    if not re.fullmatch(r"[\w-]{1,128}", session):
-        return False
-    return Path(project, ".meta-experiment", "dispatched", session + ".json").is_file()
+        return holds_dispatcher(Path(project, ".claude", "agents", agent + ".md"))
+    if event == "agent-end":
+        call = key("tool_use_id")
+        return call is not None and (runs / ("call-" + call + ".json")).is_file()
+    if event == "agent-stop":  # a background agent named at its launch, or one that ended before that
+        return key("agent_id") is not None and runs.is_dir() and any(runs.glob("call-*.json"))
+    session = key("session_id")
+    return session is not None and (runs / (session + ".json")).is_file()
 
 
 def run_hook(event):
-    """A Claude Code hook of the plugin (hooks.json): `prompt` (UserPromptSubmit) or `stop`. Never
-    installs (the SessionStart hook does; until it has, a dispatcher's text tells the model what to
-    do) and never blocks the person's prompt: exit status 0 whatever happens."""
+    """A Claude Code hook of the plugin (hooks.json): `prompt` (UserPromptSubmit), `stop` (Stop),
+    `agent-start`, `agent-end` (PreToolUse and PostToolUse of the Agent tool), `agent-stop`
+    (SubagentStop). Never installs (the SessionStart hook does; until it has, a dispatcher's text
+    tells the model what to do) and never blocks: exit status 0 whatever happens."""
     import subprocess
 
     data = sys.stdin.buffer.read()
-    if event not in ("prompt", "stop") or not hook_concerns_us(event, data):
+    if event not in HOOK_EVENTS or not hook_concerns_us(event, data):
         return
     env = data_dir() / ("venv-" + fingerprint())
     if not installed(env):
@@ -297,7 +320,7 @@ def main(argv):
     import subprocess
 
     if not argv:
-        fail("usage: launch.py serve | install | hook prompt|stop | <any meta-experiment command>")
+        fail("usage: launch.py serve | install | hook EVENT | <any meta-experiment command>")
     if argv[0] == "hook":
         run_hook(argv[1] if len(argv) > 1 else "")
         return

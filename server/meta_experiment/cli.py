@@ -338,7 +338,15 @@ def cmd_hook(args: argparse.Namespace) -> int:
     """A Claude Code hook (the plugin's hooks.json): the event's JSON on stdin, the hook's JSON on
     stdout. It never blocks the prompt or the reply because of its own trouble: a problem is one
     line on stderr and exit status 0 (status 2 would block the person's prompt)."""
-    from .dispatch_ops import on_prompt, on_stop
+    from . import dispatch_ops
+
+    handlers = {
+        "prompt": dispatch_ops.on_prompt,
+        "stop": dispatch_ops.on_stop,
+        "agent-start": dispatch_ops.on_agent_start,
+        "agent-end": dispatch_ops.on_agent_end,
+        "agent-stop": dispatch_ops.on_agent_stop,
+    }
 
     try:
         payload = json.loads(sys.stdin.read() or "{}")
@@ -346,7 +354,7 @@ def cmd_hook(args: argparse.Namespace) -> int:
             raise ValueError("the hook input is not a JSON object")
         lab = _lab(args)
         try:
-            out = (on_prompt if args.event == "prompt" else on_stop)(lab, payload)
+            out = handlers[args.event](lab, payload)
         finally:
             lab.close()
     except Exception as exc:  # whatever it is (a locked or full disk too): one line, never a traceback
@@ -441,8 +449,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dispatch.add_argument("experiment_id")
     dispatch.add_argument("--off", action="store_true", help="Put the original back; the experiment goes on.")
-    hook = add("hook", cmd_hook, "Claude Code hook entry point (the plugin runs it): prompt or stop, JSON on stdin.")
-    hook.add_argument("event", choices=["prompt", "stop"])
+    hook = add(
+        "hook",
+        cmd_hook,
+        "Claude Code hook entry point (the plugin runs it): prompt (UserPromptSubmit), stop (Stop), agent-start "
+        "(PreToolUse of Agent), agent-end (PostToolUse of Agent), agent-stop (SubagentStop); JSON on stdin.",
+    )
+    hook.add_argument("event", choices=["prompt", "stop", "agent-start", "agent-end", "agent-stop"])
     settings = add("settings", cmd_settings, "Show settings, or set some: defaults.sample_size_required=20 ...")
     settings.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
     return parser

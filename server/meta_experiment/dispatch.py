@@ -18,6 +18,7 @@ import json
 import re
 
 COMMANDS_DIR = ".claude/commands/"
+AGENTS_DIR = ".claude/agents/"
 MARKER = "<!-- meta-experiment dispatcher"
 # Front matter keys that only describe the command (its menu entry), not how it runs: the arms may differ in them.
 DESCRIPTIVE_KEYS = frozenset({"description", "argument-hint"})
@@ -51,6 +52,24 @@ def command_name(production: str) -> str | None:
     return ":".join(parts)
 
 
+def agent_name(production: str) -> str | None:
+    """`.claude/agents/reviewer.md` -> `reviewer` (the subagent_type Claude Code launches it by, when
+    its front matter's name is the same); None for any other file."""
+    if not production.startswith(AGENTS_DIR) or not production.endswith(".md"):
+        return None
+    name = production[len(AGENTS_DIR) : -len(".md")]
+    return name if re.fullmatch(r"[\w.-]+", name) and not name.startswith(".") else None
+
+
+def label(production: str) -> str:
+    """How the person calls it: `/review` for a command, `agent reviewer` for an agent."""
+    name = command_name(production)
+    if name is not None:
+        return f"/{name}"
+    agent = agent_name(production)
+    return f"agent {agent}" if agent is not None else production
+
+
 def command_path(name: str) -> str | None:
     """The project file of command `name` (the inverse of `command_name`), None when `name` cannot
     be one (it comes from what a person typed)."""
@@ -77,13 +96,17 @@ def _running_keys(front: str) -> list[str]:
     return out
 
 
-def dispatch_problem(production: str, control: str, treatment: str) -> str | None:
-    """Why a dispatcher cannot run this file's experiment, or None when it can."""
+def dispatch_problem(production: str, control: str, treatment: str, *, duration: bool = True) -> str | None:
+    """Why a dispatcher cannot run this file's experiment, or None when it can. `duration`: the
+    primary metric is a duration (what a dispatched agent's run can be measured by)."""
+    if agent_name(production) is not None:
+        return _agent_problem(production, control, treatment, duration)
     name = command_name(production)
     if name is None:
         return (
-            f"{production!r} is not a project slash command (a .md file under {COMMANDS_DIR}); a dispatcher "
-            "stands in for a command people type. Run the experiment's trials with assign instead."
+            f"{production!r} is not a project slash command or agent (a .md file under {COMMANDS_DIR} or "
+            f"{AGENTS_DIR}); a dispatcher stands in for one that people (or the model) call as usual. Run the "
+            "experiment's trials with assign instead."
         )
     if command_path(name) != production:
         return (
@@ -131,6 +154,41 @@ def dispatch_problem(production: str, control: str, treatment: str) -> str | Non
     return None
 
 
+def _agent_problem(production: str, control: str, treatment: str, duration: bool) -> str | None:
+    agent = agent_name(production)
+    for arm, text in (("production", control), ("variant", treatment)):
+        if text.startswith("\ufeff"):
+            return f"The {arm} file of agent {agent} starts with a byte order mark (BOM); save it as UTF-8 without one."
+    front = split_front_matter(control)[0]
+    named = re.search(r"^name:[ \t]*[\"']?([^\"'\s]+)", front, re.M)
+    if named is None or named.group(1) != agent:
+        return (
+            f"The agent file {production} does not name itself {agent!r} (name: in its front matter), so the hook "
+            "cannot tell from a launch (its subagent_type) that it is this agent. Give it that name, or run the "
+            "trials with assign."
+        )
+    a, b = _running_keys(front), _running_keys(split_front_matter(treatment)[0])
+    if a != b:
+        differ = sorted({line.split(":", 1)[0].strip() for line in set(a) ^ set(b)})
+        return (
+            f"The arms of agent {agent} differ in their front matter ({', '.join(differ)}), and a dispatcher has "
+            "one front matter for both: it can test only the agent's instructions. Make the variant's front "
+            "matter the same as production's (the description may differ), or run the trials with assign."
+        )
+    if not duration:
+        return (
+            f"A dispatched run of agent {agent} is measured by its time (from its launch to its end): the "
+            "experiment's primary metric must be a duration (a unit such as s or min). Run the trials with assign "
+            "to record another metric."
+        )
+    return None
+
+
+def agent_instructions(text: str) -> str:
+    """An agent file's instructions: its body (Claude Code's system prompt for the agent)."""
+    return split_front_matter(text)[1].strip()
+
+
 def dispatcher_text(experiment_id: str, production: str, control: str) -> str:
     """The dispatcher for `production`: production's front matter (its menu entry and permissions
     stay) and a body that tells the model where this run's text is."""
@@ -138,6 +196,16 @@ def dispatcher_text(experiment_id: str, production: str, control: str) -> str:
     front, body = split_front_matter(control)
     if front and not front.endswith("\n"):
         front += "\n"
+    agent = agent_name(production)
+    if agent is not None:
+        return (
+            f"{front}{MARKER} for experiment {experiment_id}: while it runs, this file stands in for agent {agent}. "
+            "The original comes back byte for byte when the experiment ends (a promotion writes the winner). "
+            f"Do not edit this file; to stop dispatching, call meta-experiment's dispatch tool with on=false. -->\n"
+            f"Your instructions for this task are at the start of the task you were given, between "
+            f"<agent-instructions> tags (meta-experiment, experiment {experiment_id}, is testing two versions of "
+            "them): follow them as your own instructions. If the task has none, do the task as it is asked.\n"
+        )
     if not re.search(r"^description:", front, re.M):  # else the menu would show the dispatcher's first line
         first = next((line.strip() for line in body.splitlines() if line.strip()), f"/{name}")
         line = "description: " + json.dumps(first[:200], ensure_ascii=False) + "\n"

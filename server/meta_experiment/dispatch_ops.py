@@ -22,17 +22,19 @@ from pydantic import Field
 from . import deploy
 from .dispatch import (
     CONTEXT_LIMIT,
-    command_name,
+    agent_instructions,
+    agent_name,
     command_path,
     dispatch_problem,
     dispatcher_experiment,
     dispatcher_text,
+    label,
     parse_prompt,
     render,
 )
 from .errors import Conflict, ExperimentError, InvalidInput, InvalidState, NotFound, PathError
 from .files import backup_bytes
-from .models import FileChange, Strict
+from .models import DURATION_UNITS, FileChange, Strict
 
 if TYPE_CHECKING:
     from .lifecycle import Lab
@@ -46,7 +48,9 @@ class DispatchResult(Strict):
     """What the dispatch tool did."""
 
     experiment_id: str
-    command: Annotated[str, Field(description="The slash command, e.g. /review.")]
+    command: Annotated[
+        str, Field(description="What is dispatched: a slash command (/review) or an agent (agent reviewer).")
+    ]
     production: Annotated[str, Field(description="The command's file (relative to the project root).")]
     dispatching: Annotated[bool, Field(description="True when the file holds the dispatcher now.")]
     changed: Annotated[bool, Field(description="False when the file already was as asked.")]
@@ -83,33 +87,35 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
     with deploy.deploy_lock(lab.state_dir):
         experiment = lab.get(experiment_id)
         f = _command_file(experiment)
-        name = command_name(f.production)
+        what = label(f.production)
         if not on:
             backup = _lift(lab, experiment, f, why="Dispatching stopped by request")
             if backup is False:
-                return _result(experiment, f, False, False, f"/{name} was not dispatched; its file is unchanged.")
+                return _result(experiment, f, False, False, f"{what} was not dispatched; its file is unchanged.")
             kept = f" The dispatcher had been edited; that copy is kept at {backup}." if isinstance(backup, str) else ""
             return _result(
                 experiment,
                 f,
                 False,
                 True,
-                f"Put the original {f.production} back; /{name} runs as before. The experiment goes on: "
+                f"Put the original {f.production} back; {what} runs as before. The experiment goes on: "
                 f"assign its trials, or dispatch again.{kept}",
                 backup=backup if isinstance(backup, str) else None,
             )
         if experiment.status != "running":
             raise InvalidState(
-                f"{experiment_id} is {experiment.status}; only a running experiment can take over /{name}."
+                f"{experiment_id} is {experiment.status}; only a running experiment can take over {what}."
             )
         control, treatment = _blob(lab, f.control_sha256), _blob(lab, f.treatment_sha256)
-        problem = dispatch_problem(f.production, control.decode(), treatment.decode())
+        problem = dispatch_problem(
+            f.production, control.decode(), treatment.decode(), duration=experiment.primary_metric.is_duration
+        )
         if problem is not None:
             raise InvalidInput(problem)
         text = dispatcher_text(experiment_id, f.production, control.decode()).encode()
         current = deploy.read_current(lab.project_root, f.production)
         if current == text:
-            return _result(experiment, f, True, False, f"/{name} is dispatched already.")
+            return _result(experiment, f, True, False, f"{what} is dispatched already.")
         if current is None or deploy.sha256_hex(current) != f.control_sha256:
             raise Conflict(
                 f"{f.production} is not what it was when {experiment_id} started, so the dispatcher would overwrite "
@@ -123,20 +129,25 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
         lab.event(
             experiment_id,
             "dispatcher_on",
-            f"Dispatcher in place of {f.production}: typing /{name} runs a trial",
+            f"Dispatcher in place of {f.production}: each run of {what} is a trial",
             production=f.production,
-            command=f"/{name}",
+            command=what,
             sha256=digest,
         )
         deploy.replace_file(deploy.writable_path(lab.project_root, f.production), text)
     lab.notify_changed(experiment_id)
+    runs = (
+        f"each launch of {what} (by the model, as usual) runs one trial in the arm it is assigned, and its time "
+        "from launch to end is recorded"
+        if agent_name(f.production)
+        else f"each {what} typed runs one trial in the arm it is assigned, and its time is recorded when the reply ends"
+    )
     return _result(
         experiment,
         f,
         True,
         True,
-        f"{f.production} now holds a dispatcher: each /{name} typed in Claude Code (with the meta-experiment "
-        "plugin) runs one trial in the arm it is assigned, and its time is recorded when the reply ends. The "
+        f"{f.production} now holds a dispatcher: in Claude Code with the meta-experiment plugin, {runs}. The "
         "original comes back byte for byte when the experiment ends, or with dispatch on=false. Do not commit "
         "the dispatcher (git shows the file as modified meanwhile).",
     )
@@ -147,7 +158,7 @@ def _result(
 ) -> DispatchResult:
     return DispatchResult(
         experiment_id=experiment.id,
-        command=f"/{command_name(f.production)}",
+        command=label(f.production),
         production=f.production,
         dispatching=dispatching,
         changed=changed,
@@ -361,10 +372,8 @@ def _ended(experiment: Experiment, how: str, why: str) -> dict[str, Any]:
     done = how.replace("_", " ")
     if why.lower().startswith(done):  # a status reason: "Rolled back (auto): ..."
         why = why.split(": ", 1)[-1]
-    name = command_name(experiment.files[0].production) if len(experiment.files) == 1 else None
-    now = (
-        "" if name is None else f" /{name} now runs " + ("the variant." if how == "promoted" else "its original text.")
-    )
+    what = label(experiment.files[0].production) if len(experiment.files) == 1 else None
+    now = "" if what is None else f" {what} now runs " + ("the variant." if how == "promoted" else "its original text.")
     return {"systemMessage": f"meta-experiment: {experiment.id} ({experiment.name}) {done}: {why.rstrip('.')}.{now}"}
 
 
@@ -375,3 +384,129 @@ def _remove_stale_runs(folder: Path) -> None:
         with suppress(OSError):
             if old.stat().st_mtime < cutoff:
                 old.unlink()
+
+
+# -- dispatched agents: launched by the model with the Agent tool ---------------------------------------
+#
+# PreToolUse (Agent) assigns the trial and puts the arm's instructions at the start of the task;
+# the agent's file (the dispatcher) tells it to follow them. The run ends at SubagentStop (a
+# background agent) or PostToolUse (an agent that ran to its end inside the call). Claude Code may
+# send those two in either order, so each leaves a note for the other: PostToolUse of a background
+# launch names the agent id (`agent-<id>`), and a SubagentStop that comes first leaves its time
+# (`stopped-<id>`).
+
+
+def _runs_dir(lab: Lab) -> Path:
+    return lab.state_dir / RUNS_DIR_NAME
+
+
+def _key(value: object) -> str | None:
+    text = str(value or "")
+    return text if re.fullmatch(r"[\w-]{1,128}", text) else None
+
+
+def on_agent_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """PreToolUse of the Agent tool: a dispatched agent's launch assigns a trial and returns the
+    tool input with that arm's instructions at the start of the task."""
+    tool_input = payload.get("tool_input")
+    call = _key(payload.get("tool_use_id"))
+    if not isinstance(tool_input, dict) or call is None:
+        return None
+    agent = str(tool_input.get("subagent_type") or "")
+    if not re.fullmatch(r"[\w.-]+", agent) or agent.startswith("."):
+        return None
+    production = f".claude/agents/{agent}.md"
+    current = deploy.read_current(lab.project_root, production)
+    experiment_id = dispatcher_experiment(current.decode("utf-8", "replace")) if current else None
+    if experiment_id is None or not lab.has_database():
+        return None
+    try:
+        experiment = lab.get(experiment_id)
+    except NotFound:
+        return None
+    if experiment.status != "running" or [f.production for f in experiment.files] != [production]:
+        return None
+    session = str(payload.get("session_id") or "")
+    assignment = lab.assign(experiment_id, unit=f"session {session[:180]}" if session else None)
+    folder = _runs_dir(lab)
+    folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_runs(folder)
+    note = {"trial_id": assignment.trial_id, "started": lab.clock(), "agent": agent, "session": session}
+    (folder / f"call-{call}.json").write_text(json.dumps(note))
+    instructions = agent_instructions(assignment.files[0].content)
+    task = str(tool_input.get("prompt") or "")
+    updated = {
+        **tool_input,
+        "prompt": f"<agent-instructions>\n{instructions}\n</agent-instructions>\n\n{task}",
+    }
+    return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "updatedInput": updated}}
+
+
+def on_agent_end(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """PostToolUse of the Agent tool: the end of an agent that ran inside the call, or the launch
+    of a background one (then its SubagentStop ends the run, or has already)."""
+    call = _key(payload.get("tool_use_id"))
+    path = _runs_dir(lab) / f"call-{call}.json" if call else None
+    if path is None or not path.is_file():
+        return None
+    response = payload.get("tool_response")
+    agent_id = _key(response.get("agentId")) if isinstance(response, dict) else None
+    if agent_id is not None and isinstance(response, dict) and response.get("status") == "async_launched":
+        stopped = _runs_dir(lab) / f"stopped-{agent_id}.json"
+        if not stopped.is_file():
+            (_runs_dir(lab) / f"agent-{agent_id}.json").write_text(json.dumps({"call": call}))
+            return None
+        ended = _read(stopped).get("at")
+        stopped.unlink(missing_ok=True)
+        return _agent_ran(lab, path, ended if isinstance(ended, (int, float)) else None)
+    return _agent_ran(lab, path, None)
+
+
+def on_agent_stop(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """SubagentStop: the end of a background agent's run."""
+    agent_id = _key(payload.get("agent_id"))
+    if agent_id is None:
+        return None
+    folder = _runs_dir(lab)
+    named = folder / f"agent-{agent_id}.json"
+    if named.is_file():
+        call = _key(_read(named).get("call"))
+        named.unlink(missing_ok=True)
+        return _agent_ran(lab, folder / f"call-{call}.json", None) if call else None
+    agent = str(payload.get("agent_type") or "")
+    session = str(payload.get("session_id") or "")
+    pending = [p for p in folder.glob("call-*.json")] if folder.is_dir() else []
+    if any(_read(p).get("agent") == agent and _read(p).get("session") == session for p in pending):
+        # before the launch's PostToolUse: keep the time for it
+        (folder / f"stopped-{agent_id}.json").write_text(json.dumps({"at": lab.clock()}))
+    return None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _agent_ran(lab: Lab, call: Path, ended: float | None) -> dict[str, Any] | None:
+    """Record a dispatched agent's run: its time from launch to `ended` (now when None)."""
+    note = _read(call)
+    call.unlink(missing_ok=True)
+    started = note.get("started")
+    try:
+        trial = lab.trial(int(note["trial_id"]))
+    except (KeyError, TypeError, ValueError, NotFound):
+        return None
+    if trial.status != "assigned" or not isinstance(started, (int, float)):
+        return None
+    experiment = lab.get(trial.experiment_id)
+    primary = experiment.primary_metric
+    seconds = max(0.0, (lab.clock() if ended is None else ended) - started)
+    with suppress(ExperimentError):  # the experiment ended meanwhile: nothing to record
+        lab.record(trial.trial_id, {primary.name: seconds / DURATION_UNITS[primary.unit or "s"]}, success=True)
+    recorded = lab.trial(trial.trial_id)
+    if recorded.status != "recorded":
+        return None
+    return after_run(lab, trial.experiment_id, recorded_at=recorded.recorded_at)

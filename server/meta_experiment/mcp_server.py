@@ -493,11 +493,12 @@ def build_server(
             bool, Field(description="True: put the dispatcher in place. False: put the original file back.")
         ] = True,
     ) -> Annotated[CallToolResult, DispatchResult]:
-        """For a running experiment on one project slash command (.claude/commands/NAME.md): put a
-        dispatcher in place of the command's file, so that each /NAME a person types runs one trial
-        (the plugin's hook assigns it and hands the model that arm's text; the reply's time is
-        recorded when it ends). The original comes back byte for byte when the experiment ends, or
-        with on=false. Both arms must share their front matter."""
+        """For a running experiment on one project slash command (.claude/commands/NAME.md) or
+        agent (.claude/agents/NAME.md): put a dispatcher in place of its file, so that each /NAME a
+        person types, or each launch of the agent, runs one trial (the plugin's hooks assign it and
+        hand over that arm's text; the run's time is recorded when it ends). The original comes
+        back byte for byte when the experiment ends, or with on=false. Both arms must share their
+        front matter."""
         from .dispatch_ops import set_dispatch
 
         result = await run_lab(ctx, lambda lab: set_dispatch(lab, experiment_id, on))

@@ -206,8 +206,8 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
             ]
         if item.dispatching:
             lines.append(
-                f"**Dispatching**: {', '.join(item.dispatching)}: typing it runs a trial (its file holds a dispatcher "
-                "until the experiment ends; do not commit it)"
+                f"**Dispatching**: {', '.join(item.dispatching)}: each run of it is a trial (its file holds a "
+                "dispatcher until the experiment ends; do not commit it)"
             )
         if alerts:
             lines += ["**Alerts**:", *(f"- ⚠️ {a.message} (raised {_when(a.raised_at)})" for a in alerts)]

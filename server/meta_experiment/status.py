@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import deploy
-from .dispatch import command_name, dispatcher_experiment
+from .dispatch import dispatcher_experiment, label
 from .errors import PathError
 from .models import Direction, Experiment, ExperimentStatus, MetricKind, Progress
 from .outcomes import ReleaseStatus
@@ -85,8 +85,8 @@ class StatusItem(BaseModel):
     dispatching: Annotated[
         list[str],
         Field(
-            description="Slash commands whose file holds this experiment's dispatcher: typing one runs a trial "
-            "(the original comes back when the experiment ends)."
+            description="Slash commands (/NAME) or agents (agent NAME) whose file holds this experiment's "
+            "dispatcher: each run of one is a trial (the original comes back when the experiment ends)."
         ),
     ] = []
 
@@ -126,7 +126,7 @@ def file_drift(project_root: Path, experiment: Experiment) -> tuple[list[str], l
             in_place.append(f.production)
         elif digest != f.control_sha256:
             if current is not None and dispatcher_experiment(current.decode("utf-8", "replace")) == experiment.id:
-                dispatching.append(f"/{command_name(f.production)}")
+                dispatching.append(label(f.production))
             else:
                 changed.append(f.production)
     return changed, in_place, dispatching
