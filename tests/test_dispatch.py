@@ -551,3 +551,19 @@ def test_an_agent_launch_gets_its_arms_instructions_and_its_time_recorded(lab: L
     assert not any((lab.state_dir / "dispatched").iterdir())
     release.rollback(lab, e, reason="done")
     assert (project / AGENT).read_bytes() == original
+
+
+def test_notes_of_runs_that_never_ended_are_cleared(lab: Lab, project: Path) -> None:
+    import os
+    import time
+
+    e = agent_experiment(lab, project)
+    set_dispatch(lab, e, True)
+    on_agent_start(lab, launch("toolu_old"))  # denied or cancelled: no end ever comes
+    folder = lab.state_dir / "dispatched"
+    old = time.time() - 7 * 3600
+    os.utime(folder / "call-toolu_old.json", (old, old))
+    (folder / "recent-session.json").write_text("{}")
+    os.utime(folder / "recent-session.json", (old, old))  # a session's file is kept for a week
+    on_agent_start(lab, launch("toolu_new"))
+    assert sorted(p.name for p in folder.iterdir()) == ["call-toolu_new.json", "recent-session.json"]

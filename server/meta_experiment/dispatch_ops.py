@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 RUNS_DIR_NAME = "dispatched"  # <state>/dispatched/<session id>.json: the trial a session's command runs
 STALE_RUN_SECONDS = 7 * 86400
+# An agent launch whose end never came (denied, cancelled, Claude Code killed) leaves its note, and
+# while any is pending every SubagentStop starts the package: those go after six hours.
+STALE_AGENT_SECONDS = 6 * 3600
 
 
 class DispatchResult(Strict):
@@ -378,11 +381,13 @@ def _ended(experiment: Experiment, how: str, why: str) -> dict[str, Any]:
 
 
 def _remove_stale_runs(folder: Path) -> None:
-    """Sessions that ended without a Stop (killed) leave their file: remove those older than a week."""
-    cutoff = time.time() - STALE_RUN_SECONDS
+    """Sessions that ended without a Stop (killed) leave their file: remove those older than a
+    week, and an agent launch's notes older than six hours."""
+    now = time.time()
     for old in folder.glob("*.json"):
+        agent_note = old.name.startswith(("call-", "agent-", "stopped-"))
         with suppress(OSError):
-            if old.stat().st_mtime < cutoff:
+            if old.stat().st_mtime < now - (STALE_AGENT_SECONDS if agent_note else STALE_RUN_SECONDS):
                 old.unlink()
 
 
