@@ -182,6 +182,9 @@ def test_promote_takes_the_dispatcher_out_and_writes_the_variant(lab: Lab, proje
     assert dispatch.dispatcher_experiment((project / PROD).read_text()) == e.id  # a dry run changes nothing
     done = release.promote(lab, e.id, force=True, reason="ship it")
     assert done.outcome == "promoted"
+    assert [w for w in done.warnings if "dispatcher" in w] == [
+        f"The dispatcher in {PROD} was taken out: the original is back."
+    ]
     assert (project / PROD).read_text() == VARIANT
     assert git(project, "show", "HEAD:" + PROD) == VARIANT
     back = release.rollback(lab, e.id, reason="undo")  # the promoted one's backup is the original, not the dispatcher

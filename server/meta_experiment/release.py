@@ -152,6 +152,8 @@ def promote(
         message=message,
         data={"how": how, "forced": force, "decision": decision.action, "rationale": decision.rationale},
     )
+    if lifted is not None:  # said once, as done: not also as the plan's "goes back first"
+        plan = replace(plan, warnings=[w for w in plan.warnings if HOLDS_DISPATCHER not in w])
     result = _result(
         lab,
         lab.get(experiment_id),
@@ -294,6 +296,9 @@ def _stop(lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bo
 # -- the shared sequence -----------------------------------------------------------------------------
 
 
+HOLDS_DISPATCHER = "holds this experiment's dispatcher"
+
+
 @dataclass(frozen=True)
 class Plan:
     """What a promote or rollback would do to production: the file steps (journaled), the unified
@@ -327,7 +332,7 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> Plan:
         old_content, new_content = operations.blob(lab, old), operations.blob(lab, new)
         if digest in dispatchers:  # taken out (the original put back) just before the promotion
             current, digest = old_content, old
-            warnings.append(f"{f.production} holds this experiment's dispatcher: the original goes back first.")
+            warnings.append(f"{f.production} {HOLDS_DISPATCHER}: the original goes back first.")
         if digest == new and new != old:
             in_place.append(f.production)  # journaled all the same: status, backup and commit as usual
         elif current is None and operation == "rollback":
