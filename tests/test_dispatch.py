@@ -214,6 +214,7 @@ def test_the_prompt_hook_assigns_a_trial_and_hands_over_its_arm(lab: Lab, projec
     (project / PROD).write_text("Review PR $0 ($ARGUMENTS). Control.\n")
     git(project, "commit", "-qam", "placeholders")
     (project / VAR).write_text("Review PR $0 quickly. Treatment.\n")
+    lab.clock = lambda: 1_800_000_000.0  # a fixed experiment id: the sessions' arms (a hash of it) are fixed
     e = lab.create(**spec())
     assert on_prompt(lab, payload()) is None  # not dispatched yet: not ours
     set_dispatch(lab, e.id, True)
