@@ -17,6 +17,7 @@ from meta_experiment.dispatch_ops import (
     on_agent_start,
     on_agent_stop,
     on_prompt,
+    on_skill,
     on_stop,
     set_dispatch,
 )
@@ -571,3 +572,23 @@ def test_notes_of_runs_that_never_ended_are_cleared(lab: Lab, project: Path) -> 
     os.utime(folder / "recent-session.json", (old, old))  # a session's file is kept for a week
     on_agent_start(lab, launch("toolu_new"))
     assert sorted(p.name for p in folder.iterdir()) == ["call-toolu_new.json", "recent-session.json"]
+
+
+def test_a_command_the_model_runs_itself_is_a_trial_too(lab: Lab, project: Path) -> None:
+    """Claude Code lists commands as skills: the model may run one with the Skill tool, and then no
+    prompt hook fires. The Skill tool's PostToolUse hands the text over instead."""
+    now = [1000.0]
+    lab.clock = lambda: now[0]
+    e = lab.create(**spec())
+    skill = {"session_id": "m1", "prompt_id": "p1", "tool_name": "Skill", "tool_input": {"skill": "review_pr"}}
+    assert on_skill(lab, {**skill, "tool_input": {"skill": "review_pr", "args": "7"}}) is None  # not dispatched
+    set_dispatch(lab, e.id, True)
+    assert on_skill(lab, {**skill, "tool_input": {"skill": "other", "args": "7"}}) is None
+    out = on_skill(lab, {**skill, "tool_input": {"skill": "/review_pr", "args": "7"}})
+    assert out is not None and out["hookSpecificOutput"]["hookEventName"] == "PostToolUse"
+    [trial] = lab.trials(e.id)
+    text = COMMAND if trial.arm == "control" else VARIANT
+    assert f"<command-text>\n{text}\n\nARGUMENTS: 7\n</command-text>" in out["hookSpecificOutput"]["additionalContext"]
+    now[0] += 30
+    on_stop(lab, {"session_id": "m1", "prompt_id": "p1"})
+    assert lab.trial(trial.trial_id).metrics["time_to_complete"] == pytest.approx(0.5)  # minutes

@@ -220,3 +220,24 @@ def test_the_model_launching_a_dispatched_agent_runs_a_trial_in_claude_code(tmp_
     other = "control" if trial.arm == "treatment" else "treatment"
     assert arms[other] not in texts
     assert f"experiment {experiment_id}, is testing two versions" in texts  # the agent's file: the dispatcher
+
+
+def test_the_model_running_a_dispatched_command_itself_runs_a_trial(tmp_path: Path, project: Path) -> None:
+    """Claude Code lists the project's commands as skills; the model runs one with the Skill tool."""
+    primary = {"name": "time_to_complete", "direction": "lower_is_better", "unit": "s"}
+    cli, home, experiment_id = dispatched(tmp_path, project, primary_metric=primary)
+    script = [{"tool": "Skill", "input": {"skill": "review_pr", "args": "42"}}, {"text": "Reviewed."}]
+    with fake_model(script) as model:
+        claude_p(cli, home, project, model, "review PR 42 the usual way")
+        assert model.script == []
+        texts = "\n".join(sent(model))
+    lab = Lab.open(project)
+    try:
+        [trial] = lab.trials(experiment_id)
+        assert trial.status == "recorded" and 0 < trial.metrics["time_to_complete"] < 120
+    finally:
+        lab.close()
+    arm_text = dispatch.render(COMMAND if trial.arm == "control" else VARIANT, "42")
+    dispatcher = texts.index(f"/review_pr is under an A/B test (meta-experiment, experiment {experiment_id})")
+    handed = texts.index(f"<command-text>\n{arm_text}\n</command-text>")
+    assert dispatcher < handed  # the dispatcher's text, then the arm's

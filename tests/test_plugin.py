@@ -128,6 +128,11 @@ def test_the_hooks_quick_look_passes_on_only_what_concerns_a_dispatcher(
     (project / ".meta-experiment" / "dispatched").mkdir(parents=True)
     (project / ".meta-experiment" / "dispatched" / "s1.json").write_text("{}")
     assert concerns("stop", {"session_id": "s1"}) and not concerns("stop", {"session_id": "../dispatched/s1"})
+    # a command the model runs itself (the Skill tool)
+    assert concerns("skill", {"tool_input": {"skill": "git:pr"}}) and concerns(
+        "skill", {"tool_input": {"skill": "/git:pr"}}
+    )
+    assert not concerns("skill", {"tool_input": {"skill": "plain"}}) and not concerns("skill", {"tool_input": {}})
     # an agent's launch, by its subagent_type; its end, by the launch's id or (SubagentStop) while any is pending
     (project / ".claude" / "agents").mkdir()
     (project / ".claude" / "agents" / "reviewer.md").write_text(dispatcher)
@@ -230,7 +235,15 @@ def test_claude_code_validates_the_marketplace_and_the_plugin(tmp_path: Path) ->
             assert provides["commands"] == ["meta-experiment:meta_experiment"]
             assert [s["name"] for s in provides["mcpServers"]] == ["meta-experiment"]
             events = sorted(h["event"] for h in provides["hooks"])
-            assert events == ["PostToolUse", "PreToolUse", "SessionStart", "Stop", "SubagentStop", "UserPromptSubmit"]
+            assert sorted(set(events)) == [
+                "PostToolUse",
+                "PreToolUse",
+                "SessionStart",
+                "Stop",
+                "SubagentStop",
+                "UserPromptSubmit",
+            ]
+            assert events.count("PostToolUse") == 2  # the Agent tool and the Skill tool
         else:
             assert warnings in ([], ["plugins[0] plugin.json → version"]), report["manifest"]["warnings"]
 

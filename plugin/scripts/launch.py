@@ -247,7 +247,7 @@ def ensure_installed():
 DISPATCHER = b"<!-- meta-experiment dispatcher"
 
 
-HOOK_EVENTS = ("prompt", "stop", "agent-start", "agent-end", "agent-stop")
+HOOK_EVENTS = ("prompt", "stop", "agent-start", "agent-end", "agent-stop", "skill")
 
 
 def holds_dispatcher(path):
@@ -284,6 +284,15 @@ def hook_concerns_us(event, data):
             return False
         *folders, name = typed.group(1).split(":")
         return holds_dispatcher(Path(project, ".claude", "commands", *folders, name + ".md"))
+    if event == "skill":  # the model ran a command itself (the Skill tool)
+        tool_input = payload.get("tool_input")
+        skill = str(tool_input.get("skill") or "") if isinstance(tool_input, dict) else ""
+        if skill.startswith("/"):
+            skill = skill[1:]
+        if not re.fullmatch(r"[\w.-]+(?::[\w.-]+)*", skill):
+            return False
+        *folders, name = skill.split(":")
+        return holds_dispatcher(Path(project, ".claude", "commands", *folders, name + ".md"))
     if event == "agent-start":
         tool_input = payload.get("tool_input")
         agent = str(tool_input.get("subagent_type") or "") if isinstance(tool_input, dict) else ""
@@ -302,8 +311,9 @@ def hook_concerns_us(event, data):
 def run_hook(event):
     """A Claude Code hook of the plugin (hooks.json): `prompt` (UserPromptSubmit), `stop` (Stop),
     `agent-start`, `agent-end` (PreToolUse and PostToolUse of the Agent tool), `agent-stop`
-    (SubagentStop). Never installs (the SessionStart hook does; until it has, a dispatcher's text
-    tells the model what to do) and never blocks: exit status 0 whatever happens."""
+    (SubagentStop), `skill` (PostToolUse of the Skill tool). Never installs (the SessionStart hook
+    does; until it has, a dispatcher's text tells the model what to do) and never blocks: exit
+    status 0 whatever happens."""
     import subprocess
 
     data = sys.stdin.buffer.read()

@@ -346,6 +346,7 @@ def cmd_hook(args: argparse.Namespace) -> int:
         "agent-start": dispatch_ops.on_agent_start,
         "agent-end": dispatch_ops.on_agent_end,
         "agent-stop": dispatch_ops.on_agent_stop,
+        "skill": dispatch_ops.on_skill,
     }
 
     try:
@@ -453,9 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
         "hook",
         cmd_hook,
         "Claude Code hook entry point (the plugin runs it): prompt (UserPromptSubmit), stop (Stop), agent-start "
-        "(PreToolUse of Agent), agent-end (PostToolUse of Agent), agent-stop (SubagentStop); JSON on stdin.",
+        "(PreToolUse of Agent), agent-end (PostToolUse of Agent), agent-stop (SubagentStop), skill (PostToolUse of "
+        "Skill); JSON on stdin.",
     )
-    hook.add_argument("event", choices=["prompt", "stop", "agent-start", "agent-end", "agent-stop"])
+    hook.add_argument("event", choices=["prompt", "stop", "agent-start", "agent-end", "agent-stop", "skill"])
     settings = add("settings", cmd_settings, "Show settings, or set some: defaults.sample_size_required=20 ...")
     settings.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
     return parser

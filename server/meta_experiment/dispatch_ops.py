@@ -227,7 +227,21 @@ def on_prompt(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
     parsed = parse_prompt(str(payload.get("prompt") or ""))
     if parsed is None:
         return None
-    name, arguments = parsed
+    return _hand_over(lab, *parsed, payload, "UserPromptSubmit")
+
+
+def on_skill(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """PostToolUse of the Skill tool: the model ran a dispatched command itself (Claude Code lists
+    commands as skills). As for a typed one: a trial, and the arm's text right after the
+    dispatcher's (the run ends at the Stop of the reply)."""
+    tool_input = payload.get("tool_input")
+    if not isinstance(tool_input, dict):
+        return None
+    name = str(tool_input.get("skill") or "").removeprefix("/")
+    return _hand_over(lab, name, str(tool_input.get("args") or ""), payload, "PostToolUse")
+
+
+def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], event: str) -> dict[str, Any] | None:
     production = command_path(name)
     current = deploy.read_current(lab.project_root, production) if production else None
     experiment_id = dispatcher_experiment(current.decode("utf-8", "replace")) if current else None
@@ -247,7 +261,7 @@ def on_prompt(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
             f"meta-experiment: experiment {experiment_id} on /{name} has ended ({experiment.status}), so the "
             f"command's original file was put back just now. Its text for this run:\n\n{_wrapped(original)}"
         )
-        return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": context}}
+        return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": context}}
     # Both arms' contexts are built before the assignment: when either would be too long for Claude
     # Code to pass whole, neither is handed over (whichever arm came up), and the dispatcher's own
     # text sends the model to assign.
@@ -262,7 +276,7 @@ def on_prompt(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
             "hand over, so no trial was assigned here: follow the command's own instructions for that case "
             "(call assign and use the text it returns)."
         )
-        return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": context}}
+        return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": context}}
     # The session is the unit: a second run in one conversation sees the first one's text, so runs of
     # one session stay in one arm (and count as one unit in the analysis), as assign's `unit` does.
     assignment = lab.assign(experiment_id, unit=f"session {session[:180]}" if session else None)
@@ -278,7 +292,7 @@ def on_prompt(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
         }
         runs.write_text(json.dumps(stash))
     context = _context(name, experiment, assignment.trial_id, texts[assignment.arm])
-    return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": context}}
+    return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": context}}
 
 
 def _context(name: str, experiment: Experiment, trial_id: int, text: str) -> str:
