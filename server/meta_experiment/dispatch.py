@@ -96,6 +96,12 @@ def _running_keys(front: str) -> list[str]:
     return out
 
 
+def _differing_keys(control_front: str, treatment_front: str) -> list[str]:
+    """The front matter keys (other than DESCRIPTIVE_KEYS) whose lines differ between the arms."""
+    a, b = _running_keys(control_front), _running_keys(treatment_front)
+    return [] if a == b else sorted({line.split(":", 1)[0].strip() for line in set(a) ^ set(b)})
+
+
 def dispatch_problem(production: str, control: str, treatment: str, *, duration: bool = True) -> str | None:
     """Why a dispatcher cannot run this file's experiment, or None when it can. `duration`: the
     primary metric is a duration (what a dispatched agent's run can be measured by)."""
@@ -129,9 +135,9 @@ def dispatch_problem(production: str, control: str, treatment: str, *, duration:
             )
     control_front, control_body = split_front_matter(control)
     treatment_front, treatment_body = split_front_matter(treatment)
-    a, b = _running_keys(control_front), _running_keys(treatment_front)
-    if a != b:
-        differ = sorted({line.split(":", 1)[0].strip() for line in set(a) ^ set(b)})
+    a = _running_keys(control_front)
+    differ = _differing_keys(control_front, treatment_front)
+    if differ:
         return (
             f"The arms of /{name} differ in their front matter ({', '.join(differ)}), and a dispatcher has one "
             "front matter for both: it can test only the text of the command. Make the variant's front matter "
@@ -167,9 +173,8 @@ def _agent_problem(production: str, control: str, treatment: str, duration: bool
             "cannot tell from a launch (its subagent_type) that it is this agent. Give it that name, or run the "
             "trials with assign."
         )
-    a, b = _running_keys(front), _running_keys(split_front_matter(treatment)[0])
-    if a != b:
-        differ = sorted({line.split(":", 1)[0].strip() for line in set(a) ^ set(b)})
+    differ = _differing_keys(front, split_front_matter(treatment)[0])
+    if differ:
         return (
             f"The arms of agent {agent} differ in their front matter ({', '.join(differ)}), and a dispatcher has "
             "one front matter for both: it can test only the agent's instructions. Make the variant's front "

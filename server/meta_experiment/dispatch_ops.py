@@ -241,8 +241,8 @@ def on_skill(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
     return _hand_over(lab, name, str(tool_input.get("args") or ""), payload, "PostToolUse")
 
 
-def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], event: str) -> dict[str, Any] | None:
-    production = command_path(name)
+def _dispatched(lab: Lab, production: str | None) -> Experiment | None:
+    """The experiment whose dispatcher `production` holds (any status), None when it holds none."""
     current = deploy.read_current(lab.project_root, production) if production else None
     experiment_id = dispatcher_experiment(current.decode("utf-8", "replace")) if current else None
     if experiment_id is None or not lab.has_database():
@@ -251,8 +251,14 @@ def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], eve
         experiment = lab.get(experiment_id)
     except NotFound:
         return None
-    if len(experiment.files) != 1 or experiment.files[0].production != production:
+    return experiment if [f.production for f in experiment.files] == [production] else None
+
+
+def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], event: str) -> dict[str, Any] | None:
+    experiment = _dispatched(lab, command_path(name))
+    if experiment is None:
         return None
+    experiment_id = experiment.id
     session = str(payload.get("session_id") or "")
     if experiment.status != "running":  # ended without taking it out (a crash, an older version): do it now
         set_dispatch(lab, experiment_id, False)
@@ -434,17 +440,10 @@ def on_agent_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
     agent = str(tool_input.get("subagent_type") or "")
     if not re.fullmatch(r"[\w.-]+", agent) or agent.startswith("."):
         return None
-    production = f".claude/agents/{agent}.md"
-    current = deploy.read_current(lab.project_root, production)
-    experiment_id = dispatcher_experiment(current.decode("utf-8", "replace")) if current else None
-    if experiment_id is None or not lab.has_database():
+    experiment = _dispatched(lab, f".claude/agents/{agent}.md")
+    if experiment is None or experiment.status != "running":
         return None
-    try:
-        experiment = lab.get(experiment_id)
-    except NotFound:
-        return None
-    if experiment.status != "running" or [f.production for f in experiment.files] != [production]:
-        return None
+    experiment_id = experiment.id
     session = str(payload.get("session_id") or "")
     assignment = lab.assign(experiment_id, unit=f"session {session[:180]}" if session else None)
     folder = _runs_dir(lab)
