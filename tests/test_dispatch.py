@@ -592,3 +592,19 @@ def test_a_command_the_model_runs_itself_is_a_trial_too(lab: Lab, project: Path)
     now[0] += 30
     on_stop(lab, {"session_id": "m1", "prompt_id": "p1"})
     assert lab.trial(trial.trial_id).metrics["time_to_complete"] == pytest.approx(0.5)  # minutes
+
+
+def test_every_hook_the_plugin_runs_has_its_function() -> None:
+    from meta_experiment import cli, dispatch_ops
+
+    root = Path(__file__).resolve().parent.parent
+    plugin = json.loads((root / "plugin" / "hooks" / "hooks.json").read_text())
+    named = {
+        hook["command"].rsplit(" hook ", 1)[1]
+        for entries in plugin["hooks"].values()
+        for entry in entries
+        for hook in entry["hooks"]
+        if " hook " in hook["command"]
+    }
+    assert named == set(cli.HOOKS)
+    assert all(callable(getattr(dispatch_ops, name)) for name in cli.HOOKS.values())

@@ -18,6 +18,7 @@ from fake_model import FakeModel, fake_model
 from meta_experiment import dispatch, release
 from meta_experiment.dispatch_ops import on_prompt, set_dispatch
 from meta_experiment.lifecycle import Lab
+from meta_experiment.models import Trial
 from test_dispatch import RENDER_CASES
 from test_plugin import claude_cli
 
@@ -191,6 +192,23 @@ def test_the_longest_text_a_hook_hands_over_arrives_whole(tmp_path: Path, projec
     assert trial.trial_id == 1
 
 
+def scripted(cli: str, home: Path, project: Path, script: list[dict[str, Any]], prompt: str) -> str:
+    """One session in which the model plays `script` to its end; every text Claude Code sent it."""
+    with fake_model(script) as model:
+        claude_p(cli, home, project, model, prompt)
+        assert model.script == [], "Claude Code ended the session before the script did"
+        return "\n".join(sent(model))
+
+
+def only_trial(project: Path, experiment_id: str) -> Trial:
+    lab = Lab.open(project)
+    try:
+        [trial] = lab.trials(experiment_id)
+        return trial
+    finally:
+        lab.close()
+
+
 def test_the_model_launching_a_dispatched_agent_runs_a_trial_in_claude_code(tmp_path: Path, project: Path) -> None:
     """The model launches the agent as usual (the Agent tool): the launch gets the arm's
     instructions, the agent's own file is the dispatcher, and the run's time is recorded."""
@@ -206,16 +224,9 @@ def test_the_model_launching_a_dispatched_agent_runs_a_trial_in_claude_code(tmp_
     )
     task = {"description": "review", "prompt": "Review x.py", "subagent_type": "reviewer"}
     script = [{"tool": "Agent", "input": task}, {"text": "The agent's report."}, {"text": "Reviewed."}]
-    with fake_model(script) as model:
-        claude_p(cli, home, project, model, "review x.py")
-        assert model.script == []
-        texts = "\n".join(sent(model))
-    lab = Lab.open(project)
-    try:
-        [trial] = lab.trials(experiment_id)
-        assert trial.status == "recorded" and 0 < trial.metrics["seconds"] < 120
-    finally:
-        lab.close()
+    texts = scripted(cli, home, project, script, "review x.py")
+    trial = only_trial(project, experiment_id)
+    assert trial.status == "recorded" and 0 < trial.metrics["seconds"] < 120
     assert f"<agent-instructions>\n{arms[trial.arm]}\n</agent-instructions>\n\nReview x.py" in texts
     other = "control" if trial.arm == "treatment" else "treatment"
     assert arms[other] not in texts
@@ -227,16 +238,9 @@ def test_the_model_running_a_dispatched_command_itself_runs_a_trial(tmp_path: Pa
     primary = {"name": "time_to_complete", "direction": "lower_is_better", "unit": "s"}
     cli, home, experiment_id = dispatched(tmp_path, project, primary_metric=primary)
     script = [{"tool": "Skill", "input": {"skill": "review_pr", "args": "42"}}, {"text": "Reviewed."}]
-    with fake_model(script) as model:
-        claude_p(cli, home, project, model, "review PR 42 the usual way")
-        assert model.script == []
-        texts = "\n".join(sent(model))
-    lab = Lab.open(project)
-    try:
-        [trial] = lab.trials(experiment_id)
-        assert trial.status == "recorded" and 0 < trial.metrics["time_to_complete"] < 120
-    finally:
-        lab.close()
+    texts = scripted(cli, home, project, script, "review PR 42 the usual way")
+    trial = only_trial(project, experiment_id)
+    assert trial.status == "recorded" and 0 < trial.metrics["time_to_complete"] < 120
     arm_text = dispatch.render(COMMAND if trial.arm == "control" else VARIANT, "42")
     dispatcher = texts.index(f"/review_pr is under an A/B test (meta-experiment, experiment {experiment_id})")
     handed = texts.index(f"<command-text>\n{arm_text}\n</command-text>")

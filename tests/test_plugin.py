@@ -109,6 +109,9 @@ def test_the_hooks_quick_look_passes_on_only_what_concerns_a_dispatcher(
     """Every prompt of every session runs the launcher's hook: it must start the package only for
     a dispatched command (or a session with a dispatched run), and stay silent without an install."""
     launch = load_launcher(PLUGIN)
+    from meta_experiment.cli import HOOKS
+
+    assert set(launch.HOOK_EVENTS) == set(HOOKS)  # the launcher passes on every event the package has
     project = tmp_path / "project"
     commands = project / ".claude" / "commands"
     (commands / "git").mkdir(parents=True)

@@ -334,20 +334,22 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     return 0
 
 
+# hook event (the plugin's hooks.json) -> its function in dispatch_ops
+HOOKS = {
+    "prompt": "on_prompt",  # UserPromptSubmit
+    "stop": "on_stop",  # Stop
+    "skill": "on_skill",  # PostToolUse of Skill
+    "agent-start": "on_agent_start",  # PreToolUse of Agent
+    "agent-end": "on_agent_end",  # PostToolUse of Agent
+    "agent-stop": "on_agent_stop",  # SubagentStop
+}
+
+
 def cmd_hook(args: argparse.Namespace) -> int:
     """A Claude Code hook (the plugin's hooks.json): the event's JSON on stdin, the hook's JSON on
     stdout. It never blocks the prompt or the reply because of its own trouble: a problem is one
     line on stderr and exit status 0 (status 2 would block the person's prompt)."""
     from . import dispatch_ops
-
-    handlers = {
-        "prompt": dispatch_ops.on_prompt,
-        "stop": dispatch_ops.on_stop,
-        "agent-start": dispatch_ops.on_agent_start,
-        "agent-end": dispatch_ops.on_agent_end,
-        "agent-stop": dispatch_ops.on_agent_stop,
-        "skill": dispatch_ops.on_skill,
-    }
 
     try:
         payload = json.loads(sys.stdin.read() or "{}")
@@ -355,7 +357,7 @@ def cmd_hook(args: argparse.Namespace) -> int:
             raise ValueError("the hook input is not a JSON object")
         lab = _lab(args)
         try:
-            out = handlers[args.event](lab, payload)
+            out = getattr(dispatch_ops, HOOKS[args.event])(lab, payload)
         finally:
             lab.close()
     except Exception as exc:  # whatever it is (a locked or full disk too): one line, never a traceback
@@ -457,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(PreToolUse of Agent), agent-end (PostToolUse of Agent), agent-stop (SubagentStop), skill (PostToolUse of "
         "Skill); JSON on stdin.",
     )
-    hook.add_argument("event", choices=["prompt", "stop", "agent-start", "agent-end", "agent-stop", "skill"])
+    hook.add_argument("event", choices=list(HOOKS))
     settings = add("settings", cmd_settings, "Show settings, or set some: defaults.sample_size_required=20 ...")
     settings.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
     return parser
