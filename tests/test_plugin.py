@@ -147,8 +147,13 @@ def test_the_hooks_quick_look_passes_on_only_what_concerns_a_dispatcher(
     (project / ".meta-experiment" / "dispatched" / "call-t1.json").write_text("{}")
     assert concerns("agent-end", {"tool_use_id": "t1"}) and not concerns("agent-end", {"tool_use_id": "t2"})
     assert concerns("agent-stop", {"agent_id": "a1"})
+    # a state folder elsewhere (META_EXPERIMENT_HOME): the runs are looked for there, the commands still in the project
     monkeypatch.setenv("META_EXPERIMENT_HOME", str(tmp_path / "elsewhere"))
-    assert concerns("prompt", {"prompt": "/plain"})  # the state folder is elsewhere: the package decides
+    assert not concerns("prompt", {"prompt": "/plain"}) and concerns("prompt", {"prompt": "/git:pr 1"})
+    assert not concerns("stop", {"session_id": "s1"}) and not concerns("agent-end", {"tool_use_id": "t1"})
+    (tmp_path / "elsewhere" / "dispatched").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "dispatched" / "s1.json").write_text("{}")
+    assert concerns("stop", {"session_id": "s1"})
 
     # not installed yet: a dispatched command's prompt passes untouched, with a word on stderr
     monkeypatch.delenv("META_EXPERIMENT_HOME")

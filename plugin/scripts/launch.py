@@ -261,10 +261,9 @@ def holds_dispatcher(path):
 def hook_concerns_us(event, data):
     """Whether a hook event concerns a dispatched slash command or agent: a quick look with the
     standard library, because every prompt of every session runs it (about 35-40 ms); the package
-    decides the rest. Where the state folder is elsewhere (META_EXPERIMENT_HOME) or the project is
-    unknown, the package looks."""
+    decides the rest. Where the project is unknown, the package looks."""
     project = os.environ.get("CLAUDE_PROJECT_DIR")
-    if not project or os.environ.get("META_EXPERIMENT_HOME"):
+    if not project:
         return True
     try:
         payload = json.loads(data or b"{}")
@@ -272,7 +271,8 @@ def hook_concerns_us(event, data):
         return False
     if not isinstance(payload, dict):
         return False
-    runs = Path(project, ".meta-experiment", "dispatched")
+    home = os.environ.get("META_EXPERIMENT_HOME")  # the state folder, as the package finds it (paths.py)
+    runs = (Path(home).expanduser().resolve() if home else Path(project, ".meta-experiment")) / "dispatched"
 
     def key(name):
         value = str(payload.get(name) or "")
