@@ -32,6 +32,7 @@ FRONT = '---\ndescription: Review a PR\nargument-hint: "[pr]"\nallowed-tools: Ba
 
 # Worked examples: (command body, arguments, what Claude Code 2.1.332 sent the model), each seen in a
 # real run; tests/test_dispatch_cli.py runs them through the CLI again.
+W = "[$0]|[$1]|[$2]|[$3]|[$4]|[$5]\n"
 RENDER_CASES = [
     ("Say hello to $ARGUMENTS politely.\n", "Bob", "Say hello to Bob politely.\n"),
     (
@@ -78,6 +79,19 @@ RENDER_CASES = [
     ("A=[$ARGUMENTS]|[$0]|[$1]|[$2]\n", "(a) b", "A=[(a) b]|[a]|[$1]|[$2]\n"),
     ("A=[$ARGUMENTS]|[$0]|[$1]|[$2]\n", "42\nbe quick", "A=[42\nbe quick]|[42]|[$1]|[$2]\n"),
     ("A=[\\\\$0]|[$1x]|[$0_]|[\\\\\\$0]|[$ARGUMENTS_]\n", "12 34", "A=[\\\\12]|[$1x]|[$0_]|[\\\\\\12]|[12 34_]\n"),
+    # how tree-sitter-bash reads them (Claude Code's parser), each seen in the CLI: an expansion alone is
+    # not a word, joined to text it is; a substitution ends the words (in the first word it stays); a
+    # declaration keyword is the only word; parenthesised groups and a lone = are left out; a ! that
+    # starts a word is escaped in each word and in the whole; above 10,000 characters, blanks split
+    (W, "costs $5 total, $5.00 or a$x ${x}${y} $@", "[costs]|[total,]|[$5.00]|[or]|[a$x]|[${x}${y}]\n"),
+    (W, "export the data now", "[export]|[$1]|[$2]|[$3]|[$4]|[$5]\n"),
+    (W, "x=1 export a", "[export]|[a]|[$2]|[$3]|[$4]|[$5]\n"),
+    (W, "a = b (c d) e(f) g", "[a]|[b]|[g]|[$3]|[$4]|[$5]\n"),
+    (W, "a b `c` d", "[a]|[b]|[$2]|[$3]|[$4]|[$5]\n"),
+    (W, "$(x) a b$(c) d", "[$(x)]|[a]|[$2]|[$3]|[$4]|[$5]\n"),
+    (W, "a $((1+2)) $# b ${x $'y", "[a]|[b]|[$2]|[$3]|[$4]|[$5]\n"),
+    ("A=[$ARGUMENTS] " + W, '! a "!b" c !d', 'A=[\\! a "!b" c \\!d] [a]|[\\!b]|[c]|[\\!d]|[$4]|[$5]\n'),
+    ("[$0]|[$1]\n", '"p q" r ' + "x" * 9_993, '["p]|[q"]\n'),
 ]
 
 

@@ -243,10 +243,8 @@ def render(text: str, arguments: str, session_id: str = "") -> str:
     _, body = split_front_matter(text)
     body = body.lstrip().replace("${CLAUDE_SESSION_ID}", session_id)
     arguments = arguments.strip()
-    words = split_words(arguments)
-    if arguments.startswith("!"):  # Claude Code escapes a leading ! (its shell-mode prefix)
-        arguments = "\\" + arguments
-        words = ["\\" + words[0], *words[1:]] if words else words
+    words = [_escape_bangs(word) for word in split_words(arguments)]
+    arguments = _escape_bangs(arguments)
     used = False
 
     def fill(m: re.Match[str]) -> str:
@@ -270,60 +268,171 @@ def render(text: str, arguments: str, session_id: str = "") -> str:
 
 
 _TERMINATORS = frozenset(";&|<>)\n\r")
+# Claude Code parses the arguments with tree-sitter-bash and takes the words of the first command
+# (declaration keywords alone, as `export a b` is one declaration); above 10,000 UTF-16 units it
+# splits at blanks only (its CLI 2.1.332, read and checked).
+_DECLARATIONS = frozenset({"export", "declare", "typeset", "readonly", "local"})
+_PARSE_LIMIT = 10_000
+_SPECIAL_PARAMETERS = frozenset("@*#?$!-")
+
+
+def _escape_bangs(text: str) -> str:
+    """Claude Code puts a backslash before a ! that starts the text or follows a blank (its shell
+    mode and history prefix), in the whole argument string and in each word."""
+    return re.sub(r"(^|\s)!", lambda m: m.group(1) + "\\!", text)
 
 
 def split_words(text: str) -> list[str]:
-    """The words of a command's arguments for $0, $1..., parsed like a shell command line as
-    Claude Code 2.1 does: blanks separate; '...' and "..." quote (a backslash escapes outside quotes
-    and is kept inside them); an unclosed quote is kept as written and runs to the end (`a'b c` is
-    one word); an operator (; & | < > and a closing parenthesis), a line break or a comment (#) ends
-    the words, an opening parenthesis is skipped; leading NAME=value assignments and a lone $ are
-    not words. When that leaves no word (`#42 fast`), the words are the blank-separated pieces.
-    (Backticks are not handled as Claude Code does: rare in arguments.)"""
+    """The words of a command's arguments for $0, $1..., as Claude Code 2.1 reads them (a shell
+    command line, parsed as tree-sitter-bash does, with its CLI's results as the reference):
+    - blanks separate; '...' and "..." quote (a backslash escapes outside quotes and is kept inside
+      them); an unclosed quote is kept as written and runs to the end (`a'b c` is one word);
+    - an operator (; & | < > and a closing parenthesis), a line break or a comment (#) ends the
+      words; a parenthesised group after the first word is left out (with a word joined to its
+      start, `e(f)`), an opening parenthesis before it is skipped, and a leading `!` (negation) too;
+    - leading NAME=value assignments are not words; after the first word, neither is a lone `=`,
+      a lone `$`, nor a word that is one expansion alone ($name, $5, ${...}, $((...)), $'...': an
+      unclosed ${ or $' ends the words);
+      an expansion joined to other text stays as written (`$5.00`, `a$x`);
+    - a command substitution (`...` or $(...)) ends the words, unless it is in the first word,
+      which keeps it as written;
+    - a first word that is a declaration keyword (export, declare, typeset, readonly, local), with
+      no assignment before it, is the only word.
+    When that leaves no word (`#42 fast`), the words are the blank-separated pieces."""
+    if len(text.encode("utf-16-le")) // 2 > _PARSE_LIMIT:
+        return text.split()
     words: list[str] = []
-    word: list[str] | None = None
-    assignment = bare_dollar = False
+    started = False  # the first word (the command's name) has been read
+    assigned = False  # NAME=value words came before it
     i, n = 0, len(text)
-
-    def end_word() -> None:
-        nonlocal word
-        if word is not None:
-            joined = "".join(word)
-            if not (assignment and not words) and not (bare_dollar and joined == "$"):
-                words.append(joined)
-            word = None
-
     while i < n:
         c = text[i]
-        if c in _TERMINATORS or (c == "#" and word is None):
+        if c in _TERMINATORS or c == "#":
             break
         if c in " \t":
-            end_word()
             i += 1
             continue
         if c == "(":
+            if not started:
+                i += 1
+                continue
+            close = _closing(text, i + 1, "(", ")")
+            if close < 0:
+                break
+            i = close + 1
+            continue
+        if not started and c == "!" and (i + 1 == n or text[i + 1] in " \t"):
             i += 1
             continue
-        if word is None:
-            word = []
-            assignment = _ASSIGNMENT.match(text, i) is not None
-            bare_dollar = c == "$"
+        i, parts = _word(text, i)
+        raw = "".join(part for _, part in parts if _ != "value")
+        value = "".join(part for kind, part in parts if kind != "raw")
+        kinds = {kind for kind, _ in parts}
+        if not started:
+            if _ASSIGNMENT.match(raw):
+                assigned = True
+                continue
+            started = True
+            if "substitution" in kinds:
+                words.append(raw)
+            elif kinds == {"plain"} and value in _DECLARATIONS and not assigned:
+                return [value]
+            else:
+                words.append(value)
+            continue
+        if "substitution" in kinds:
+            break
+        if text.startswith("(", i):  # `e(f)`: left out with its group
+            continue
+        if (len(parts) == 1 and parts[0][0] == "expansion") or raw in ("=", "$"):
+            continue
+        words.append(value)
+    return words or text.split()
+
+
+def _word(text: str, i: int) -> tuple[int, list[tuple[str, str]]]:
+    """One word from `i`: (where it ends, its parts). A part is (kind, text): "plain" text as
+    written and as read; "quoted" pairs of ("raw", as written) and ("value", what it reads as) for
+    quotes and escapes; "expansion" and "substitution" (kept as written)."""
+    parts: list[tuple[str, str]] = []
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c in " \t(" or c in _TERMINATORS:
+            break
         if c == "\\":  # escapes the next character; a last one escapes nothing and goes
-            word.append(text[i + 1 : i + 2])
+            parts += [("raw", text[i : i + 2]), ("value", text[i + 1 : i + 2])]
             i += 2
         elif c in "'\"":
             end = text.find(c, i + 1) if c == "'" else _closing_double_quote(text, i + 1)
             if end < 0:  # unclosed: the rest, quote and all
-                word.append(text[i:])
+                parts += [("raw", text[i:]), ("value", text[i:])]
                 i = n
             else:
-                word.append(text[i + 1 : end])
+                parts += [("raw", text[i : end + 1]), ("value", text[i + 1 : end])]
                 i = end + 1
+        elif c == "`":
+            end = text.find("`", i + 1)
+            end = n - 1 if end < 0 else end
+            parts.append(("substitution", text[i : end + 1]))
+            i = end + 1
+        elif c == "$" and i + 1 < n:
+            i = _dollar(text, i, parts)
         else:
-            word.append(c)
+            parts.append(("plain", c))
             i += 1
-    end_word()
-    return words or text.split()
+    return i, parts
+
+
+def _dollar(text: str, i: int, parts: list[tuple[str, str]]) -> int:
+    """A `$` at `i` inside a word: its expansion or substitution appended to `parts`; where it ends."""
+    n, nxt = len(text), text[i + 1]
+    if text.startswith("$((", i):
+        end = text.find("))", i + 3)
+        if end >= 0:
+            parts.append(("expansion", text[i : end + 2]))
+            return end + 2
+    if nxt == "(":
+        close = _closing(text, i + 2, "(", ")")
+        end = n if close < 0 else close + 1
+        parts.append(("substitution", text[i:end]))
+        return end
+    if nxt == "{":
+        close = text.find("}", i + 2)
+        if close < 0:  # unclosed: the words end here
+            parts.append(("substitution", text[i:]))
+            return n
+        parts.append(("expansion", text[i : close + 1]))
+        return close + 1
+    if nxt == "'":
+        close = text.find("'", i + 2)
+        if close < 0:  # unclosed: the words end here
+            parts.append(("substitution", text[i:]))
+            return n
+        parts.append(("expansion", text[i : close + 1]))
+        return close + 1
+    name = re.compile(r"[A-Za-z_][A-Za-z0-9_]*").match(text, i + 1)
+    if name:
+        parts.append(("expansion", text[i : name.end()]))
+        return name.end()
+    if nxt.isdigit() or nxt in _SPECIAL_PARAMETERS:
+        parts.append(("expansion", text[i : i + 2]))
+        return i + 2
+    parts.append(("plain", "$"))
+    return i + 1
+
+
+def _closing(text: str, start: int, opening: str, closing: str) -> int:
+    """Where the `closing` bracket that matches one opened just before `start` is; -1 if none."""
+    depth = 1
+    for j in range(start, len(text)):
+        if text[j] == opening:
+            depth += 1
+        elif text[j] == closing:
+            depth -= 1
+            if depth == 0:
+                return j
+    return -1
 
 
 def _closing_double_quote(text: str, start: int) -> int:
