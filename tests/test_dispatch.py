@@ -622,3 +622,79 @@ def test_every_hook_the_plugin_runs_has_its_function() -> None:
     }
     assert named == set(cli.HOOKS)
     assert all(callable(getattr(dispatch_ops, name)) for name in cli.HOOKS.values())
+
+
+# ---- dispatched skills: typed as /name or run by the model, like a command ----------------------------
+
+SKILL = ".claude/skills/greet/SKILL.md"
+SKILL_VAR = ".claude/skills/greet/variant.md"
+SKILL_FRONT = "---\nname: greet\ndescription: Greets someone\nwhen_to_use: When asked to greet\n---\n"
+
+
+def test_skill_names_and_what_a_skill_dispatcher_cannot_test() -> None:
+    assert dispatch.skill_name(SKILL) == "greet" and dispatch.skill_path("greet") == SKILL
+    for other in (".claude/skills/SKILL.md", ".claude/skills/a/b/SKILL.md", ".claude/skills/.x/SKILL.md", PROD):
+        assert dispatch.skill_name(other) is None, other
+    assert dispatch.skill_path("git:pr") is None and dispatch.skill_path("..") is None
+    assert dispatch.label(SKILL) == "/greet" and dispatch.slash_name(PROD) == "review_pr"
+    good = SKILL_FRONT + "Say hi to $ARGUMENTS.\n"
+    wording = SKILL_FRONT.replace("When asked", "Whenever asked").replace("Greets", "Says hello to")
+    assert dispatch.dispatch_problem(SKILL, good, wording + "Greet $0 warmly.\n") is None
+    assert dispatch.dispatch_problem(SKILL, "Say hi.\n", "Say hello.\n") is None  # no front matter: its folder names it
+    renamed = good.replace("name: greet", "name: hello")
+    assert "names itself 'hello'" in (dispatch.dispatch_problem(SKILL, renamed, renamed) or "")
+    forked = good.replace("---\nname", "---\ncontext: fork\nname")
+    assert "context: fork" in (dispatch.dispatch_problem(SKILL, forked, forked) or "")
+    tools = SKILL_FRONT.replace("---\nname", "---\nallowed-tools: Read\nname")
+    assert "front matter (allowed-tools)" in (dispatch.dispatch_problem(SKILL, good, tools + "x") or "")
+    assert "shell line" in (dispatch.dispatch_problem(SKILL, good, SKILL_FRONT + "Run !`date`\n") or "")
+    # ${CLAUDE_SKILL_DIR} is the skill's folder, as Claude Code fills it in
+    assert dispatch.render(good + "Run ${CLAUDE_SKILL_DIR}/x.sh\n", "Bob", "", "/p/.claude/skills/greet") == (
+        "Say hi to Bob.\nRun /p/.claude/skills/greet/x.sh\n"
+    )
+
+
+def skill_experiment(lab: Lab, project: Path) -> str:
+    (project / SKILL).parent.mkdir(parents=True, exist_ok=True)
+    (project / SKILL).write_text(SKILL_FRONT + "Say hi to $ARGUMENTS. Files: ${CLAUDE_SKILL_DIR}\n")
+    (project / SKILL_VAR).write_text(SKILL_FRONT + "Greet $0 warmly.\n")
+    git(project, "add", SKILL)
+    git(project, "commit", "-qm", "a skill")
+    lab.clock = lambda: 1_800_000_000.0
+    return lab.create(**spec(files={SKILL: SKILL_VAR}, secondary_metrics=[])).id
+
+
+def test_a_skill_typed_or_run_by_the_model_is_a_trial(lab: Lab, project: Path) -> None:
+    e = skill_experiment(lab, project)
+    original = (project / SKILL).read_bytes()
+    assert on_prompt(lab, payload("/greet Bob")) is None  # not dispatched yet
+    done = set_dispatch(lab, e, True)
+    assert done.command == "/greet" and "Skill tool" in done.summary
+    held = (project / SKILL).read_text()
+    assert held.startswith(SKILL_FRONT) and dispatch.dispatcher_experiment(held) == e
+    folder = str(project.resolve() / ".claude" / "skills" / "greet")
+    arms = {"control": f"Say hi to Bob Lee. Files: {folder}\n", "treatment": "Greet Bob warmly.\n"}
+    out = on_prompt(lab, payload("/greet Bob Lee", session="s-typed"))
+    assert out is not None
+    [trial] = lab.trials(e)
+    assert f"<command-text>\n{arms[trial.arm]}</command-text>" in out["hookSpecificOutput"]["additionalContext"]
+    used = {"session_id": "s-model", "tool_name": "Skill", "tool_input": {"skill": "greet", "args": "Bob Lee"}}
+    out = on_skill(lab, used)
+    assert out is not None
+    trial = lab.trials(e)[-1]
+    assert f"<command-text>\n{arms[trial.arm]}</command-text>" in out["hookSpecificOutput"]["additionalContext"]
+    assert on_stop(lab, {"session_id": "s-model"}) is None and lab.trial(trial.trial_id).status == "recorded"
+    release.rollback(lab, e, reason="done")
+    assert (project / SKILL).read_bytes() == original
+
+
+def test_a_skill_and_a_command_of_one_name_the_skill_runs(lab: Lab, project: Path) -> None:
+    """Claude Code runs the skill when a command has its name too: the hook must not hand over a
+    dispatched command's text for a skill's run, and must hand over a dispatched skill's."""
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    (project / ".claude" / "skills" / "review_pr").mkdir(parents=True)
+    (project / ".claude" / "skills" / "review_pr" / "SKILL.md").write_text("A skill of the same name.\n")
+    assert on_prompt(lab, payload("/review_pr 1")) is None and lab.trials(e.id) == []
+    (project / ".claude" / "skills" / "review_pr" / "SKILL.md").unlink()
+    assert on_prompt(lab, payload("/review_pr 1")) is not None and len(lab.trials(e.id)) == 1

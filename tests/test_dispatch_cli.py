@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import COMMAND, PROD, VARIANT, package_env, spec
+from conftest import COMMAND, PROD, VARIANT, git, package_env, spec
 from fake_model import FakeModel, fake_model
 from meta_experiment import dispatch, release
 from meta_experiment.dispatch_ops import on_prompt, set_dispatch
@@ -245,3 +245,62 @@ def test_the_model_running_a_dispatched_command_itself_runs_a_trial(tmp_path: Pa
     dispatcher = texts.index(f"/review_pr is under an A/B test (meta-experiment, experiment {experiment_id})")
     handed = texts.index(f"<command-text>\n{arm_text}\n</command-text>")
     assert dispatcher < handed  # the dispatcher's text, then the arm's
+
+
+def test_a_dispatched_skill_typed_or_run_by_the_model_runs_a_trial(tmp_path: Path, project: Path) -> None:
+    """A project skill (.claude/skills/NAME/SKILL.md): Claude Code runs it when it is typed as
+    /NAME and when the model calls the Skill tool. The arm handed over is what Claude Code itself
+    makes of that arm's file (its folder in ${CLAUDE_SKILL_DIR}, after a line naming the folder)."""
+    skill, variant = ".claude/skills/greet/SKILL.md", ".claude/skills/greet/variant.md"
+    front = "---\nname: greet\ndescription: Greets someone\n---\n"
+    arms = {
+        "control": front + "Say hi to [$ARGUMENTS]. Notes in ${CLAUDE_SKILL_DIR}/notes.md\n",
+        "treatment": front + "Greet $1, then $0, warmly.\n",
+    }
+    folder = project / ".claude" / "skills" / "greet"
+    folder.mkdir(parents=True)
+    cli = claude_cli()
+    home = tmp_path / "home"
+    home.mkdir()
+    base = f"Base directory for this skill: {folder.resolve()}\n\n"
+    with fake_model() as model:  # Claude Code's own expansion of each arm, not dispatched
+        for text in arms.values():
+            (project / skill).write_text(text)
+            since = len(model.requests)
+            claude_p(cli, home, project, model, "/greet Ann Lee")
+            assert base + dispatch.render(text, "Ann Lee", "", str(folder.resolve())) in sent(model, since)
+    (project / skill).write_text(arms["control"])
+    (project / variant).write_text(arms["treatment"])
+    git(project, "add", skill)
+    git(project, "commit", "-qm", "a skill")
+    primary = {"name": "time_to_complete", "direction": "lower_is_better", "unit": "s"}
+    (tmp_path / "run").mkdir()
+    cli, home, experiment_id = dispatched(
+        tmp_path / "run", project, files={skill: variant}, primary_metric=primary, secondary_metrics=[]
+    )
+    seen = []
+    for how in ("typed", "Skill tool"):
+        if how == "typed":
+            with fake_model() as model:
+                claude_p(cli, home, project, model, "/greet Ann Lee")
+                texts = "\n".join(sent(model))
+        else:
+            script = [{"tool": "Skill", "input": {"skill": "greet", "args": "Ann Lee"}}, {"text": "Hi, Ann."}]
+            texts = scripted(cli, home, project, script, "please greet Ann Lee")
+        lab = Lab.open(project)
+        try:
+            trial = lab.trials(experiment_id)[-1]
+        finally:
+            lab.close()
+        seen.append(trial.trial_id)
+        assert trial.status == "recorded" and 0 < trial.metrics["time_to_complete"] < 120, how
+        assert f"/greet is under an A/B test (meta-experiment, experiment {experiment_id})" in texts, how
+        arm_text = dispatch.render(arms[trial.arm], "Ann Lee", "", str(folder.resolve()))
+        assert f"<command-text>\n{arm_text}</command-text>" in texts, how
+    assert seen == [1, 2]
+    lab = Lab.open(project)
+    try:
+        release.rollback(lab, experiment_id, reason="done")
+    finally:
+        lab.close()
+    assert (project / skill).read_text() == arms["control"]

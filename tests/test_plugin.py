@@ -136,6 +136,14 @@ def test_the_hooks_quick_look_passes_on_only_what_concerns_a_dispatcher(
         "skill", {"tool_input": {"skill": "/git:pr"}}
     )
     assert not concerns("skill", {"tool_input": {"skill": "plain"}}) and not concerns("skill", {"tool_input": {}})
+    # a skill, typed or run by the model; a skill of a command's name is what runs
+    (project / ".claude" / "skills" / "greet").mkdir(parents=True)
+    (project / ".claude" / "skills" / "greet" / "SKILL.md").write_text(dispatcher)
+    assert concerns("prompt", {"prompt": "/greet Bob"}) and concerns("skill", {"tool_input": {"skill": "greet"}})
+    (project / ".claude" / "skills" / "pr").mkdir()
+    (project / ".claude" / "skills" / "pr" / "SKILL.md").write_text("A plain skill.\n")
+    (commands / "pr.md").write_text(dispatcher)
+    assert not concerns("prompt", {"prompt": "/pr 1"}) and not concerns("skill", {"tool_input": {"skill": "pr"}})
     # an agent's launch, by its subagent_type; its end, by the launch's id or (SubagentStop) while any is pending
     (project / ".claude" / "agents").mkdir()
     (project / ".claude" / "agents" / "reviewer.md").write_text(dispatcher)

@@ -259,7 +259,7 @@ def holds_dispatcher(path):
 
 
 def hook_concerns_us(event, data):
-    """Whether a hook event concerns a dispatched slash command or agent: a quick look with the
+    """Whether a hook event concerns a dispatched slash command, skill or agent: a quick look with the
     standard library, because every prompt of every session runs it (about 35-40 ms); the package
     decides the rest. Where the project is unknown, the package looks."""
     project = os.environ.get("CLAUDE_PROJECT_DIR")
@@ -278,21 +278,24 @@ def hook_concerns_us(event, data):
         value = str(payload.get(name) or "")
         return value if re.fullmatch(r"[\w-]{1,128}", value) else None
 
+    def runs_dispatcher(name):
+        """`/name` runs a dispatcher: the skill of that name, else the command (as in Claude Code)."""
+        if not re.fullmatch(r"[\w.-]+(?::[\w.-]+)*", name):
+            return False
+        *folders, last = name.split(":")
+        if not folders and not last.startswith("."):
+            skill = Path(project, ".claude", "skills", last, "SKILL.md")
+            if skill.exists():
+                return holds_dispatcher(skill)
+        return holds_dispatcher(Path(project, ".claude", "commands", *folders, last + ".md"))
+
     if event == "prompt":
         typed = re.match(r"/([\w.-]+(?::[\w.-]+)*)(?:\s|$)", str(payload.get("prompt") or ""))
-        if not typed:
-            return False
-        *folders, name = typed.group(1).split(":")
-        return holds_dispatcher(Path(project, ".claude", "commands", *folders, name + ".md"))
-    if event == "skill":  # the model ran a command itself (the Skill tool)
+        return bool(typed) and runs_dispatcher(typed.group(1))
+    if event == "skill":  # the model ran a command or skill itself (the Skill tool)
         tool_input = payload.get("tool_input")
         skill = str(tool_input.get("skill") or "") if isinstance(tool_input, dict) else ""
-        if skill.startswith("/"):
-            skill = skill[1:]
-        if not re.fullmatch(r"[\w.-]+(?::[\w.-]+)*", skill):
-            return False
-        *folders, name = skill.split(":")
-        return holds_dispatcher(Path(project, ".claude", "commands", *folders, name + ".md"))
+        return runs_dispatcher(skill[1:] if skill.startswith("/") else skill)
     if event == "agent-start":
         tool_input = payload.get("tool_input")
         agent = str(tool_input.get("subagent_type") or "") if isinstance(tool_input, dict) else ""

@@ -447,8 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     dispatch = add(
         "dispatch",
         cmd_dispatch,
-        "Put a dispatcher in place of a running experiment's slash command file, so that typing the "
-        "command runs a trial (--off: put the original back).",
+        "Put a dispatcher in place of a running experiment's slash command, skill or agent file, so that "
+        "each run of it is a trial (--off: put the original back).",
     )
     dispatch.add_argument("experiment_id")
     dispatch.add_argument("--off", action="store_true", help="Put the original back; the experiment goes on.")

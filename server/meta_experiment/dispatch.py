@@ -1,6 +1,8 @@
-"""Dispatchers for Claude Code slash commands: the text side (pure functions, no I/O).
+"""Dispatchers for Claude Code slash commands, skills and agents: the text side (pure functions,
+no I/O).
 
-While an experiment on a project command (`.claude/commands/<name>.md`) runs, the command's file
+While an experiment on a project command (`.claude/commands/<name>.md`) or skill
+(`.claude/skills/<name>/SKILL.md`, which people type and the model runs the same way) runs, its file
 may hold a *dispatcher* in place of its text, so that people who type `/name` as usual take part in
 the experiment. Claude Code's UserPromptSubmit hook (the plugin's `hook prompt`) sees `/name args`,
 assigns a trial and hands the model the text of the assigned arm with the arguments put in, as
@@ -18,10 +20,12 @@ import json
 import re
 
 COMMANDS_DIR = ".claude/commands/"
+SKILLS_DIR = ".claude/skills/"
+SKILL_FILE = "SKILL.md"
 AGENTS_DIR = ".claude/agents/"
 MARKER = "<!-- meta-experiment dispatcher"
 # Front matter keys that only describe the command (its menu entry), not how it runs: the arms may differ in them.
-DESCRIPTIVE_KEYS = frozenset({"description", "argument-hint"})
+DESCRIPTIVE_KEYS = frozenset({"description", "argument-hint", "when_to_use"})
 
 _FRONT = re.compile(r"\A---[ \t]*\r?\n(?:.*?\r?\n)?---[ \t]*(?:\r?\n|\Z)", re.S)
 _SHELL = re.compile(r"!`[^`\n]+`|^[ \t]*```!", re.M)
@@ -52,6 +56,28 @@ def command_name(production: str) -> str | None:
     return ":".join(parts)
 
 
+def skill_name(production: str) -> str | None:
+    """`.claude/skills/greet/SKILL.md` -> `greet` (its folder: Claude Code also answers to the name
+    in its front matter, which a dispatched skill must leave the same or out); None for any other
+    file."""
+    if not production.startswith(SKILLS_DIR) or not production.endswith("/" + SKILL_FILE):
+        return None
+    name = production[len(SKILLS_DIR) : -len(SKILL_FILE) - 1]
+    return name if re.fullmatch(r"[\w.-]+", name) and not name.startswith(".") else None
+
+
+def skill_path(name: str) -> str | None:
+    """The project file of skill `name` (the inverse of `skill_name`), None when `name` cannot be one."""
+    if not re.fullmatch(r"[\w.-]+", name) or name.startswith("."):
+        return None
+    return f"{SKILLS_DIR}{name}/{SKILL_FILE}"
+
+
+def slash_name(production: str) -> str | None:
+    """What a person types after the slash to run this file: a command's or a skill's name."""
+    return command_name(production) or skill_name(production)
+
+
 def agent_name(production: str) -> str | None:
     """`.claude/agents/reviewer.md` -> `reviewer` (the subagent_type Claude Code launches it by, when
     its front matter's name is the same); None for any other file."""
@@ -62,8 +88,8 @@ def agent_name(production: str) -> str | None:
 
 
 def label(production: str) -> str:
-    """How the person calls it: `/review` for a command, `agent reviewer` for an agent."""
-    name = command_name(production)
+    """How the person calls it: `/review` for a command or a skill, `agent reviewer` for an agent."""
+    name = slash_name(production)
     if name is not None:
         return f"/{name}"
     agent = agent_name(production)
@@ -107,14 +133,18 @@ def dispatch_problem(production: str, control: str, treatment: str, *, duration:
     primary metric is a duration (what a dispatched agent's run can be measured by)."""
     if agent_name(production) is not None:
         return _agent_problem(production, control, treatment, duration)
-    name = command_name(production)
+    name = slash_name(production)
     if name is None:
         return (
-            f"{production!r} is not a project slash command or agent (a .md file under {COMMANDS_DIR} or "
-            f"{AGENTS_DIR}); a dispatcher stands in for one that people (or the model) call as usual. Run the "
-            "experiment's trials with assign instead."
+            f"{production!r} is not a project slash command, skill or agent (a .md file under {COMMANDS_DIR} or "
+            f"{AGENTS_DIR}, or a {SKILLS_DIR}<name>/{SKILL_FILE}); a dispatcher stands in for one that people (or "
+            "the model) call as usual. Run the experiment's trials with assign instead."
         )
-    if command_path(name) != production:
+    if skill_name(production) is not None:
+        problem = _skill_problem(name, control)
+        if problem is not None:
+            return problem
+    elif command_path(name) != production:
         return (
             f"/{name} has characters other than letters, digits, '.', '-' and '_' in its name, which the hook "
             "cannot tell apart in a prompt. Rename the command, or run the trials with assign."
@@ -141,7 +171,8 @@ def dispatch_problem(production: str, control: str, treatment: str, *, duration:
         return (
             f"The arms of /{name} differ in their front matter ({', '.join(differ)}), and a dispatcher has one "
             "front matter for both: it can test only the text of the command. Make the variant's front matter "
-            "the same as production's (description and argument-hint may differ), or run the trials with assign."
+            "the same as production's (description, argument-hint and when_to_use may differ), or run the trials "
+            "with assign."
         )
     if any(line.split(":", 1)[0].strip() == "arguments" for line in a):
         return (
@@ -157,6 +188,24 @@ def dispatch_problem(production: str, control: str, treatment: str, *, duration:
                     "reads the command's file, and a dispatcher hands the arm's text to the model after that, so "
                     "it would not be expanded. Run the trials with assign instead."
                 )
+    return None
+
+
+def _skill_problem(name: str, control: str) -> str | None:
+    """What only a skill can have against it: another name, or a run in a subagent of its own."""
+    front = split_front_matter(control)[0]
+    named = re.search(r"^name:[ \t]*[\"']?([^\"'\s]*)", front, re.M)
+    if named is not None and named.group(1) != name:
+        return (
+            f"The skill in {SKILLS_DIR}{name}/ names itself {named.group(1)!r} (name: in its front matter), and Claude "
+            f"Code runs it by either name, which the hook cannot both follow. Make its name {name!r} (or leave name: "
+            "out), or run the trials with assign."
+        )
+    if re.search(r"^context:[ \t]*[\"']?fork", front, re.M):
+        return (
+            f"The skill /{name} runs in a subagent of its own (context: fork), which does not see the text a hook "
+            "hands over. Run the trials with assign."
+        )
     return None
 
 
@@ -197,7 +246,7 @@ def agent_instructions(text: str) -> str:
 def dispatcher_text(experiment_id: str, production: str, control: str) -> str:
     """The dispatcher for `production`: production's front matter (its menu entry and permissions
     stay) and a body that tells the model where this run's text is."""
-    name = command_name(production)
+    name = slash_name(production)
     front, body = split_front_matter(control)
     if front and not front.endswith("\n"):
         front += "\n"
@@ -236,12 +285,16 @@ def dispatcher_experiment(text: str) -> str | None:
     return m.group(1) if m else None
 
 
-def render(text: str, arguments: str, session_id: str = "") -> str:
+def render(text: str, arguments: str, session_id: str = "", skill_dir: str | None = None) -> str:
     """What Claude Code sends the model for a command file `text` run with `arguments`: the body
     (front matter removed, leading blank space dropped) with the placeholders filled in; without
-    any placeholder, the arguments follow as a last "ARGUMENTS: ..." paragraph."""
+    any placeholder, the arguments follow as a last "ARGUMENTS: ..." paragraph. For a skill,
+    `skill_dir` is its folder (${CLAUDE_SKILL_DIR}); Claude Code puts a line naming it first, which
+    the dispatcher's own expansion has given the model already."""
     _, body = split_front_matter(text)
     body = body.lstrip().replace("${CLAUDE_SESSION_ID}", session_id)
+    if skill_dir is not None:
+        body = body.replace("${CLAUDE_SKILL_DIR}", skill_dir)
     arguments = arguments.strip()
     words = [_escape_bangs(word) for word in split_words(arguments)]
     arguments = _escape_bangs(arguments)

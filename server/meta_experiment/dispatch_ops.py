@@ -31,6 +31,8 @@ from .dispatch import (
     label,
     parse_prompt,
     render,
+    skill_name,
+    skill_path,
 )
 from .errors import Conflict, ExperimentError, InvalidInput, InvalidState, NotFound, PathError
 from .files import backup_bytes
@@ -143,7 +145,8 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
         f"each launch of {what} (by the model, as usual) runs one trial in the arm it is assigned, and its time "
         "from launch to end is recorded"
         if agent_name(f.production)
-        else f"each {what} typed runs one trial in the arm it is assigned, and its time is recorded when the reply ends"
+        else f"each run of {what} (typed, or by the model with its Skill tool) is one trial in the arm it is "
+        "assigned, and its time is recorded when the reply ends"
     )
     return _result(
         experiment,
@@ -254,15 +257,29 @@ def _dispatched(lab: Lab, production: str | None) -> Experiment | None:
     return experiment if [f.production for f in experiment.files] == [production] else None
 
 
+def _slash_file(lab: Lab, name: str) -> str | None:
+    """The project file `/name` runs: a skill of that name wins over a command (as in Claude Code)."""
+    skill = skill_path(name)
+    if skill is not None and (lab.project_root / skill).exists():
+        return skill
+    return command_path(name)
+
+
 def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], event: str) -> dict[str, Any] | None:
-    experiment = _dispatched(lab, command_path(name))
-    if experiment is None:
+    production = _slash_file(lab, name)
+    experiment = _dispatched(lab, production)
+    if experiment is None or production is None:
         return None
     experiment_id = experiment.id
     session = str(payload.get("session_id") or "")
+    skill_dir = str(lab.project_root / production.rsplit("/", 1)[0]) if skill_name(production) else None
+
+    def arm_text(digest: str) -> str:
+        return render(_blob(lab, digest).decode(), arguments, session, skill_dir)
+
     if experiment.status != "running":  # ended without taking it out (a crash, an older version): do it now
         set_dispatch(lab, experiment_id, False)
-        original = render(_blob(lab, experiment.files[0].control_sha256).decode(), arguments, session)
+        original = arm_text(experiment.files[0].control_sha256)
         context = (
             f"meta-experiment: experiment {experiment_id} on /{name} has ended ({experiment.status}), so the "
             f"command's original file was put back just now. Its text for this run:\n\n{_wrapped(original)}"
@@ -273,8 +290,7 @@ def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], eve
     # text sends the model to assign.
     f = experiment.files[0]
     texts = {
-        arm: render(_blob(lab, digest).decode(), arguments, session)
-        for arm, digest in (("control", f.control_sha256), ("treatment", f.treatment_sha256))
+        arm: arm_text(digest) for arm, digest in (("control", f.control_sha256), ("treatment", f.treatment_sha256))
     }
     if max(len(_context(name, experiment, 10**12, text)) for text in texts.values()) > CONTEXT_LIMIT:
         context = (

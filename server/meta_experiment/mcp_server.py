@@ -485,7 +485,7 @@ def build_server(
             + ".",
         )
 
-    @server.tool(annotations=tool_annotations("Dispatch a slash command", idempotent=True))
+    @server.tool(annotations=tool_annotations("Dispatch a command, skill or agent", idempotent=True))
     async def dispatch(
         experiment_id: ExperimentId,
         ctx: Context,
@@ -493,9 +493,10 @@ def build_server(
             bool, Field(description="True: put the dispatcher in place. False: put the original file back.")
         ] = True,
     ) -> Annotated[CallToolResult, DispatchResult]:
-        """For a running experiment on one project slash command (.claude/commands/NAME.md) or
-        agent (.claude/agents/NAME.md): put a dispatcher in place of its file, so that each /NAME a
-        person types, or each launch of the agent, runs one trial (the plugin's hooks assign it and
+        """For a running experiment on one project slash command (.claude/commands/NAME.md), skill
+        (.claude/skills/NAME/SKILL.md) or agent (.claude/agents/NAME.md): put a dispatcher in place
+        of its file, so that each /NAME a person types or the model runs, or each launch of the
+        agent, runs one trial (the plugin's hooks assign it and
         hand over that arm's text; the run's time is recorded when it ends). The original comes
         back byte for byte when the experiment ends, or with on=false. Both arms must share their
         front matter."""
