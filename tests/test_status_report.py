@@ -141,6 +141,31 @@ def test_forced_promotions_are_counted_apart_from_successes(lab: Lab, project: P
     assert "- **Promoted (forced)**: 1 experiment (against the policy; not counted as successes)" in text
 
 
+def test_an_active_only_status_counts_the_ended_experiments_without_analysing_them(lab: Lab, project: Path) -> None:
+    """The report that lists the active experiments only reads the same whether the ended ones are
+    analysed or not: their count, successes, forced promotions and failures are all there."""
+    winner = lab.create(**spec(sample_size_required=20))
+    record_trials(lab, winner.id)
+    release.promote(lab, winner.id)
+    for name in ("b", "c", "d", "e"):
+        (project / f"{name}.md").write_text(f"{name}\n")
+        (project / f"{name}2.md").write_text(f"{name}2\n")
+    forced = lab.create(**spec(files={"b.md": "b2.md"}))
+    release.promote(lab, forced.id, force=True, reason="ship it anyway")
+    loser = lab.create(**spec(files={"c.md": "c2.md"}, auto_rollback=False))
+    record_trials(lab, loser.id, treatment=LOSER_MEAN)
+    release.rollback(lab, loser.id, reason="worse")
+    running = lab.create(**spec(files={"d.md": "d2.md"}))
+    record_trials(lab, running.id, trials=6)
+    full, active = lab.status(), lab.status(active_only=True)
+    assert render_status(active, True) == render_status(full, True)
+    assert active.active_only() == full.active_only() and active.counts == full.counts
+    means = {i.id: i.control_mean for i in active.experiments}
+    assert means[winner.id] is None and means[loser.id] is None  # ended: not analysed
+    assert means[running.id] is not None and [i.forced for i in active.experiments if i.id == forced.id] == [True]
+    assert {i.id: i.control_mean for i in full.experiments}[winner.id] is not None
+
+
 def test_large_time_saved_figures_have_thousands_separators(lab: Lab) -> None:
     lab.clock = lambda: T0
     metric = {"name": "time_to_complete", "direction": "lower_is_better", "unit": "h"}

@@ -8,12 +8,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .measurements import LOG_PREFIX
-from .models import ARMS, Arm, Experiment, parse_iso
+from .models import ARMS, TERMINAL_STATUSES, Arm, Experiment, parse_iso
 from .stats import cluster
 from .stats.cluster import UnitDetail
 from .stats.results import Analysis
 from .stats.summary import Summary
-from .status import StatusReport, status_item, status_report
+from .status import StatusReport, forced_label, status_item, status_report, unanalysed_item
 from .store import SUCCESS, ClusterSums, RunningStats, UnitCounts, success_clusters
 
 if TYPE_CHECKING:
@@ -163,11 +163,17 @@ def _unit_note(units: dict[str, UnitCounts]) -> str | None:
     )
 
 
-def status(lab: Lab) -> StatusReport:
-    """Every experiment with its progress and what the policy says now."""
+def status(lab: Lab, active_only: bool = False) -> StatusReport:
+    """Every experiment with its progress and what the policy says now. `active_only`: the ended
+    ones are only counted (the report lists the active ones), so they are not analysed, except a
+    promotion labelled forced, whose count as a success depends on the analysis."""
     items = []
     for experiment in lab.experiments():
-        items.append(status_item(experiment, lab.progress(experiment), analyze(lab, experiment.id), lab.project_root))
+        progress = lab.progress(experiment)
+        if active_only and experiment.status in TERMINAL_STATUSES and not forced_label(experiment):
+            items.append(unanalysed_item(experiment, progress))
+            continue
+        items.append(status_item(experiment, progress, analyze(lab, experiment.id), lab.project_root))
     from .release_status import release_status
 
     return status_report(items).model_copy(update={"release": release_status(lab)})

@@ -62,7 +62,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "was created). Run this in the project's folder, or pass --project.",
                 file=sys.stderr,
             )
-        report = lab.status()
+        report = lab.status(args.active)
         if args.active and args.json:
             report = report.active_only()
         print(report.model_dump_json(indent=2) + "\n" if args.json else render_status(report, args.active), end="")

@@ -760,9 +760,10 @@ class Lab:
         """The statistics engine's analysis and the policy's decision (see analysis.py)."""
         return analysis.analyze(self, experiment_id, rank_tests=rank_tests)
 
-    def status(self) -> StatusReport:
-        """Every experiment with its progress and what the policy says now."""
-        return analysis.status(self)
+    def status(self, active_only: bool = False) -> StatusReport:
+        """Every experiment with its progress and what the policy says now (`active_only`: the
+        ended ones counted, not analysed; see analysis.status)."""
+        return analysis.status(self, active_only)
 
     def chart(self, experiment_id: str) -> bytes | None:
         """PNG of the improvement over the trials and both arms (None without enough data)."""

@@ -461,7 +461,7 @@ def build_server(
     ) -> Annotated[CallToolResult, StatusResult]:
         """Every experiment with its status, progress toward its sample size and current results,
         in the seed's status-report layout."""
-        result = await run_lab(ctx, lambda lab: lab.status())
+        result = await run_lab(ctx, lambda lab: lab.status(active_only))
         text = report.render_status(result, active_only)
         if active_only:  # the structured list as the text lists
             result = result.active_only()

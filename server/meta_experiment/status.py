@@ -132,16 +132,49 @@ def file_drift(project_root: Path, experiment: Experiment) -> tuple[list[str], l
     return changed, in_place, dispatching
 
 
-def forced_promotion(experiment: Experiment, analysis: Analysis) -> bool:
-    """A promotion forced although the data did not say promote. operations._finish labels a forced
-    promotion's status reason 'Promoted (<how>, forced)'; the analysis of an ended experiment is
-    still the policy's verdict on the data it ended with."""
+def forced_label(experiment: Experiment) -> bool:
+    """A promotion that operations._finish labelled 'Promoted (<how>, forced)'."""
     label = (experiment.status_reason or "").split(":", 1)[0]
+    return experiment.status == "promoted" and label.endswith(", forced)")
+
+
+def forced_promotion(experiment: Experiment, analysis: Analysis) -> bool:
+    """A promotion forced although the data did not say promote; the analysis of an ended
+    experiment is still the policy's verdict on the data it ended with."""
     decision = analysis.decision
-    return (
-        experiment.status == "promoted"
-        and label.endswith(", forced)")
-        and (decision is None or decision.action != "promote")
+    return forced_label(experiment) and (decision is None or decision.action != "promote")
+
+
+def unanalysed_item(experiment: Experiment, progress: Progress) -> StatusItem:
+    """An ended experiment's item without its analysis (no means, p or confidence): for a report
+    that counts ended experiments without listing them. Not for a forced promotion (`forced`
+    needs the analysis)."""
+    m = experiment.primary_metric
+    return StatusItem(
+        id=experiment.id,
+        name=experiment.name,
+        status=experiment.status,
+        status_reason=experiment.status_reason,
+        hypothesis=experiment.hypothesis,
+        created_at=experiment.created_at,
+        ended_at=experiment.ended_at,
+        primary_metric=m.name,
+        metric_kind=m.kind,
+        unit=m.unit,
+        direction=m.direction,
+        progress=progress,
+        treatment_percent=experiment.treatment_percent,
+        control_mean=None,
+        treatment_mean=None,
+        improvement_pct=None,
+        scale="log" if m.log_scale else "raw",
+        improvement_threshold=experiment.targets.improvement_threshold,
+        p_value=None,
+        confidence=None,
+        trials_needed=None,
+        action=None,
+        rationale=experiment.status_reason or "",
+        auto_rollback=experiment.auto_rollback,
     )
 
 
