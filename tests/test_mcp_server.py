@@ -365,6 +365,7 @@ async def test_resources_list_read_and_errors(server, mode) -> None:
         }
         templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
         assert templates == {
+            "experiments://list/{status}",
             "experiment://{experiment_id}",
             "experiment://{experiment_id}/analysis",
             "experiment://{experiment_id}/report",
@@ -374,6 +375,10 @@ async def test_resources_list_read_and_errors(server, mode) -> None:
         }
         listing = json.loads((await client.read_resource("experiments://list")).contents[0].text)
         assert listing[0]["id"] == e["id"] and listing[0]["progress"]["trials_recorded"] == 4
+        for status, listed in (("running", listing), ("active", listing), ("ended", []), ("promoted", [])):
+            assert json.loads((await client.read_resource(f"experiments://list/{status}")).contents[0].text) == listed
+        with pytest.raises(MCPError, match="'runing' is not a status this list filters by. Use one of active, ended"):
+            await client.read_resource("experiments://list/runing")
         state = json.loads((await client.read_resource(f"experiment://{e['id']}")).contents[0].text)
         assert state["experiment"]["status"] == "running"
         analysis = json.loads((await client.read_resource(f"experiment://{e['id']}/analysis")).contents[0].text)

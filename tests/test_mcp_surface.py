@@ -179,6 +179,11 @@ async def test_resource_and_prompt_arguments_are_completed(server, mode) -> None
         }
         none = await client.complete(ref, {"name": "experiment_id", "value": "zzz"})
         assert none.completion.values == []
+        listed = types.ResourceTemplateReference(uri="experiments://list/{status}")
+        statuses = (await client.complete(listed, {"name": "status", "value": "r"})).completion.values
+        assert statuses == ["running", "rolled_back", "promoted", "expired"]  # starting with it, then containing it
+        ended = json.loads((await client.read_resource("experiments://list/ended")).contents[0].text)
+        assert [(item["id"], item["status"]) for item in ended] == [(first, "rolled_back")]
 
         prompt = types.PromptReference(name="design_experiment")
         files = (await client.complete(prompt, {"name": "target", "value": "review"})).completion.values
@@ -264,6 +269,9 @@ async def test_a_subscription_to_an_unknown_experiment_is_refused(server) -> Non
             await legacy_subscribe(client, "experiment://exp-unknown/analysis")
         for uri in ("experiments://list", "experiments://status", "experiments://alerts", "experiments://settings"):
             await legacy_subscribe(client, uri)  # always fine, with or without experiments
+        await legacy_subscribe(client, "experiments://list/running")
+        with pytest.raises(MCPError, match="No resource 'experiments://list/runing'"):
+            await legacy_subscribe(client, "experiments://list/runing")
         e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
         await legacy_subscribe(client, f"experiment://{e}/report")
         for typo in ("experiments://lists", f"experiment://{e}/analysys", "file:///etc/passwd"):

@@ -144,8 +144,12 @@ class AppState:
             )
 
 
+LIST_FILTER_NAMES = ("active", "ended", "running", "promoted", "rolled_back", "expired")  # mcp_resources.LIST_FILTERS
+
+
 def experiment_uris(experiment_id: str | None) -> list[str]:
     uris = ["experiments://list", "experiments://status", "experiments://alerts"]
+    uris += [f"experiments://list/{name}" for name in LIST_FILTER_NAMES]
     if experiment_id:
         uris += [
             f"experiment://{experiment_id}",

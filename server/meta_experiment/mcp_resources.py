@@ -24,6 +24,15 @@ from .prompts import project_files
 from .settings import settings_sources
 
 COMPLETION_LIMIT = 100  # values per completion answer (the protocol's maximum)
+# experiments://list/{status}: which statuses each filter lists
+LIST_FILTERS: dict[str, list[str]] = {
+    "active": ["draft", "running"],
+    "ended": ["promoted", "rolled_back", "expired"],
+    "running": ["running"],
+    "promoted": ["promoted"],
+    "rolled_back": ["rolled_back"],
+    "expired": ["expired"],
+}
 
 
 def no_chart_reason(lab: Lab, e: Experiment) -> str:
@@ -70,16 +79,23 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         description="Every experiment: id, name, status and progress.",
     )
     async def list_resource() -> str:
-        def run(lab: Lab) -> str:
-            return json.dumps(
-                [
-                    {"id": e.id, "name": e.name, "status": e.status, "progress": lab.progress(e).model_dump()}
-                    for e in lab.experiments()
-                ],
-                indent=2,
-            )
+        return await anyio.to_thread.run_sync(read_static, lambda: resource_lab(box), experiment_list)
 
-        return await anyio.to_thread.run_sync(read_static, lambda: resource_lab(box), run)
+    @server.resource(
+        "experiments://list/{status}",
+        name="experiments-by-status",
+        mime_type="application/json",
+        description="The experiments of one status, as experiments://list shows them: active (draft and running), "
+        "ended (promoted, rolled back or expired), running, promoted, rolled_back or expired.",
+    )
+    async def list_by_status_resource(status: str, ctx: Context) -> str:
+        statuses = LIST_FILTERS.get(status)
+        if statuses is None:
+            raise ResourceError(
+                f"experiments://list/{status} lists nothing: {status!r} is not a status this list filters by. Use "
+                f"one of {', '.join(LIST_FILTERS)}, or experiments://list for every experiment."
+            )
+        return await read_lab(ctx, lambda lab: experiment_list(lab, statuses))
 
     @server.resource(
         "experiments://status",
@@ -189,6 +205,17 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         return await read_lab(ctx, run)
 
 
+def experiment_list(lab: Lab, statuses: list[str] | None = None) -> str:
+    """experiments://list (with `statuses`, only the experiments of those) as JSON."""
+    return json.dumps(
+        [
+            {"id": e.id, "name": e.name, "status": e.status, "progress": lab.progress(e).model_dump()}
+            for e in lab.experiments(statuses)
+        ],
+        indent=2,
+    )
+
+
 def register_completions(server: MCPServer, box: dict[str, AppState]) -> None:
     """completion/complete: the experiment ids for every experiment://{experiment_id} template, and
     the project's files for the design_experiment prompt's `target` (a resource browser such as the
@@ -202,6 +229,8 @@ def register_completions(server: MCPServer, box: dict[str, AppState]) -> None:
     ) -> Completion | None:
         if isinstance(ref, ResourceTemplateReference) and argument.name == "experiment_id":
             candidates = await anyio.to_thread.run_sync(_experiment_ids, box)
+        elif isinstance(ref, ResourceTemplateReference) and argument.name == "status":
+            candidates = list(LIST_FILTERS)
         elif isinstance(ref, PromptReference) and ref.name == "design_experiment" and argument.name == "target":
             candidates = await anyio.to_thread.run_sync(_files, box)
         else:
