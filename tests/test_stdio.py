@@ -107,7 +107,7 @@ anyio.run(main)
 async def test_a_project_without_state_gets_none_until_a_call_stores_something(project: Path) -> None:
     """A plugin enabled for every project starts this server in each one: reading (tools and
     resources) creates no state folder. An experiment another process creates meanwhile is seen at
-    once; create_experiment makes the folder, with its .gitignore."""
+    once; create_experiment makes the folder, with its .gitignore (not when it is refused)."""
     from conftest import spec
     from meta_experiment.lifecycle import Lab
 
@@ -146,6 +146,15 @@ async def test_a_project_without_state_gets_none_until_a_call_stores_something(p
     )
     async with Client(params, mode="legacy", read_timeout_seconds=60) as client:
         await client.call_tool("status", {})
+        assert not (fresh / ".meta-experiment").exists()
+        first = {
+            "name": "first",
+            "hypothesis": "h",
+            "files": {"a.md": "missing.md"},
+            "primary_metric": {"name": "t", "direction": "lower_is_better", "unit": "s"},
+        }
+        refused = await client.call_tool("create_experiment", first)  # a typo: refused, and nothing is made
+        assert refused.is_error and "missing.md" in refused.content[0].text
         assert not (fresh / ".meta-experiment").exists()
         created = await client.call_tool(
             "create_experiment",

@@ -305,34 +305,7 @@ class Lab:
 
         Fields left out (targets, sample size, duration, auto flags, split) come from the settings file.
         """
-        defaults = self.settings().defaults
-        targets_in = dict(fields.pop("targets", None) or {})
-        for key in ("improvement_threshold", "max_regression", "confidence_threshold"):
-            if fields.get(key) is not None:
-                targets_in[key] = fields.pop(key)
-            fields.pop(key, None)
-        for key in Targets.model_fields:
-            targets_in.setdefault(key, getattr(defaults, key))
-        for key in ("sample_size_required", "max_duration_days", "auto_promote", "auto_rollback", "treatment_percent"):
-            if fields.get(key) is None:
-                fields[key] = getattr(defaults, key)
-        try:
-            spec = ExperimentSpec.model_validate({**fields, "targets": targets_in})
-        except ValidationError as exc:
-            raise InvalidInput(validation_message(exc, "experiment")) from exc
-        if any(m.name == SUCCESS_METRIC for m in spec.metrics):
-            # (an import keeps such a metric: experiments made before the name was reserved export it)
-            raise InvalidInput(
-                f"The metric name {SUCCESS_METRIC!r} is reserved: every experiment has that guardrail, computed "
-                "from each trial's success flag (record's success). Record failures with success=false, or give "
-                "your metric another name (e.g. tests_passed)."
-            )
-        for metric in spec.metrics:  # (an import keeps such a floor: monitoring ignores it)
-            problem = floors.floor_problem(metric)
-            if problem is not None:
-                raise InvalidInput(problem)
-
-        snapshots = self._snapshot_files(spec.files)
+        spec, snapshots = self._prepare(dict(fields))
         now = self.clock()
         with self.store.transaction():
             busy = self._files_in_running_experiments()
@@ -370,6 +343,41 @@ class Lab:
             )
         self._changed(experiment_id)
         return self.get(experiment_id)
+
+    def check_create(self, **fields: Any) -> None:
+        """What `create` refuses, refused without writing anything (before a project's first
+        experiment makes its state folder: a refused one leaves none behind)."""
+        self._prepare(dict(fields))
+
+    def _prepare(self, fields: dict[str, Any]) -> tuple[ExperimentSpec, list[tuple[str, str, bytes, bytes]]]:
+        """`create`'s fields validated and its files snapshotted (read only)."""
+        defaults = self.settings().defaults
+        targets_in = dict(fields.pop("targets", None) or {})
+        for key in ("improvement_threshold", "max_regression", "confidence_threshold"):
+            if fields.get(key) is not None:
+                targets_in[key] = fields.pop(key)
+            fields.pop(key, None)
+        for key in Targets.model_fields:
+            targets_in.setdefault(key, getattr(defaults, key))
+        for key in ("sample_size_required", "max_duration_days", "auto_promote", "auto_rollback", "treatment_percent"):
+            if fields.get(key) is None:
+                fields[key] = getattr(defaults, key)
+        try:
+            spec = ExperimentSpec.model_validate({**fields, "targets": targets_in})
+        except ValidationError as exc:
+            raise InvalidInput(validation_message(exc, "experiment")) from exc
+        if any(m.name == SUCCESS_METRIC for m in spec.metrics):
+            # (an import keeps such a metric: experiments made before the name was reserved export it)
+            raise InvalidInput(
+                f"The metric name {SUCCESS_METRIC!r} is reserved: every experiment has that guardrail, computed "
+                "from each trial's success flag (record's success). Record failures with success=false, or give "
+                "your metric another name (e.g. tests_passed)."
+            )
+        for metric in spec.metrics:  # (an import keeps such a floor: monitoring ignores it)
+            problem = floors.floor_problem(metric)
+            if problem is not None:
+                raise InvalidInput(problem)
+        return spec, self._snapshot_files(spec.files)
 
     def start(self, experiment_id: str) -> Experiment:
         """Start a draft (an experiment imported with status `draft`): snapshot its files as they are

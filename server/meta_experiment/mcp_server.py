@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
@@ -260,27 +260,26 @@ def build_server(
         The production and variant files are snapshotted now: every trial uses these exact texts,
         and promotion later checks that production was not edited in between. Defaults for the
         targets, sample size, split, duration and auto flags come from the project's settings."""
-        experiment = await run_lab(
-            ctx,
-            lambda lab: lab.create(
-                name=name,
-                hypothesis=hypothesis,
-                files=files,
-                primary_metric=primary_metric.model_dump(),
-                secondary_metrics=[m.model_dump() for m in secondary_metrics],
-                description=description,
-                change_type=change_type,
-                improvement_threshold=improvement_threshold,
-                max_regression=max_regression,
-                confidence_threshold=confidence_threshold,
-                sample_size_required=sample_size_required,
-                max_duration_days=max_duration_days,
-                auto_promote=auto_promote,
-                auto_rollback=auto_rollback,
-                treatment_percent=treatment_percent,
-            ),
-            create=True,
+        fields: dict[str, Any] = dict(
+            name=name,
+            hypothesis=hypothesis,
+            files=files,
+            primary_metric=primary_metric.model_dump(),
+            secondary_metrics=[m.model_dump() for m in secondary_metrics],
+            description=description,
+            change_type=change_type,
+            improvement_threshold=improvement_threshold,
+            max_regression=max_regression,
+            confidence_threshold=confidence_threshold,
+            sample_size_required=sample_size_required,
+            max_duration_days=max_duration_days,
+            auto_promote=auto_promote,
+            auto_rollback=auto_rollback,
+            treatment_percent=treatment_percent,
         )
+        # a project's first experiment: what create refuses is refused before its state folder is made
+        await run_lab(ctx, lambda lab: lab.check_create(**fields) if lab.empty_project else None)
+        experiment = await run_lab(ctx, lambda lab: lab.create(**fields), create=True)
         split = (
             f"; {experiment.treatment_percent}% of trials go to the treatment"
             if experiment.treatment_percent != 50
