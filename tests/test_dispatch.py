@@ -92,6 +92,15 @@ RENDER_CASES = [
     (W, "a $((1+2)) $# b ${x $'y", "[a]|[b]|[$2]|[$3]|[$4]|[$5]\n"),
     ("A=[$ARGUMENTS] " + W, '! a "!b" c !d', 'A=[\\! a "!b" c \\!d] [a]|[\\!b]|[c]|[\\!d]|[$4]|[$5]\n'),
     ("[$0]|[$1]\n", '"p q" r ' + "x" * 9_993, '["p]|[q"]\n'),
+    # the shell's keywords before the first word (common English: "if possible", "do it now")
+    (W, "if possible be quick", "[possible]|[be]|[quick]|[$3]|[$4]|[$5]\n"),
+    (W, "for the release in 2024", "[release]|[in]|[2024]|[$3]|[$4]|[$5]\n"),
+    (W, "for x in y z", "[for]|[x]|[in]|[y]|[z]|[$5]\n"),
+    (W, "else do it", "[it]|[$1]|[$2]|[$3]|[$4]|[$5]\n"),
+    (W, "{ if ! a b }", "[a]|[b]|[}]|[$3]|[$4]|[$5]\n"),
+    (W, "function f x y", "[x]|[y]|[$2]|[$3]|[$4]|[$5]\n"),
+    (W, "while", "[while]|[$1]|[$2]|[$3]|[$4]|[$5]\n"),
+    (W, "a \\\nb $((1+(2))) ${x:-${y}} c", "[a]|[b]|[c]|[$3]|[$4]|[$5]\n"),
 ]
 
 
@@ -99,6 +108,11 @@ RENDER_CASES = [
 def test_render_fills_in_the_arguments_as_claude_code_does(body: str, arguments: str, expected: str) -> None:
     assert dispatch.render("---\ndescription: x\n---\n" + body, arguments) == expected
     assert dispatch.render(body, arguments) == expected  # without front matter, the same
+
+
+def test_arguments_with_a_lone_surrogate_still_split() -> None:
+    """A broken emoji in a prompt's JSON reads as a lone surrogate: it is counted, not an error."""
+    assert dispatch.split_words("a \ud800 b") == ["a", "\ud800", "b"]
 
 
 def test_command_names_and_paths() -> None:
@@ -641,10 +655,15 @@ def test_skill_names_and_what_a_skill_dispatcher_cannot_test() -> None:
     wording = SKILL_FRONT.replace("When asked", "Whenever asked").replace("Greets", "Says hello to")
     assert dispatch.dispatch_problem(SKILL, good, wording + "Greet $0 warmly.\n") is None
     assert dispatch.dispatch_problem(SKILL, "Say hi.\n", "Say hello.\n") is None  # no front matter: its folder names it
-    renamed = good.replace("name: greet", "name: hello")
-    assert "names itself 'hello'" in (dispatch.dispatch_problem(SKILL, renamed, renamed) or "")
-    forked = good.replace("---\nname", "---\ncontext: fork\nname")
-    assert "context: fork" in (dispatch.dispatch_problem(SKILL, forked, forked) or "")
+    for line, named in [("name: hello", "hello"), ('name: "greet x"', "greet x"), ("name : hi  # old", "hi")]:
+        renamed = good.replace("name: greet", line)
+        assert f"names itself {named!r}" in (dispatch.dispatch_problem(SKILL, renamed, renamed) or ""), line
+    for line in ("name:", "name: 'greet'", "name: greet  # the folder's"):
+        same = good.replace("name: greet", line)
+        assert dispatch.dispatch_problem(SKILL, same, same) is None, line
+    for line in ("context: fork", "context : 'fork'"):
+        forked = good.replace("---\nname", f"---\n{line}\nname")
+        assert "context: fork" in (dispatch.dispatch_problem(SKILL, forked, forked) or ""), line
     tools = SKILL_FRONT.replace("---\nname", "---\nallowed-tools: Read\nname")
     assert "front matter (allowed-tools)" in (dispatch.dispatch_problem(SKILL, good, tools + "x") or "")
     assert "shell line" in (dispatch.dispatch_problem(SKILL, good, SKILL_FRONT + "Run !`date`\n") or "")
@@ -692,9 +711,14 @@ def test_a_skill_and_a_command_of_one_name_the_skill_runs(lab: Lab, project: Pat
     """Claude Code runs the skill when a command has its name too: the hook must not hand over a
     dispatched command's text for a skill's run, and must hand over a dispatched skill's."""
     e = lab.create(**spec())
-    set_dispatch(lab, e.id, True)
     (project / ".claude" / "skills" / "review_pr").mkdir(parents=True)
     (project / ".claude" / "skills" / "review_pr" / "SKILL.md").write_text("A skill of the same name.\n")
+    with pytest.raises(InvalidInput, match="Claude Code runs the skill when /review_pr is typed"):
+        set_dispatch(lab, e.id, True)  # the dispatcher would never run
+    assert (project / PROD).read_text() == COMMAND
+    (project / ".claude" / "skills" / "review_pr" / "SKILL.md").unlink()
+    set_dispatch(lab, e.id, True)
+    (project / ".claude" / "skills" / "review_pr" / "SKILL.md").write_text("A skill made since.\n")
     assert on_prompt(lab, payload("/review_pr 1")) is None and lab.trials(e.id) == []
     (project / ".claude" / "skills" / "review_pr" / "SKILL.md").unlink()
     assert on_prompt(lab, payload("/review_pr 1")) is not None and len(lab.trials(e.id)) == 1

@@ -144,6 +144,7 @@ def test_the_hooks_quick_look_passes_on_only_what_concerns_a_dispatcher(
     (project / ".claude" / "skills" / "pr" / "SKILL.md").write_text("A plain skill.\n")
     (commands / "pr.md").write_text(dispatcher)
     assert not concerns("prompt", {"prompt": "/pr 1"}) and not concerns("skill", {"tool_input": {"skill": "pr"}})
+    assert not concerns("prompt", {"prompt": "/" + "x" * 300})  # too long a name for a file: no, not a crash
     # an agent's launch, by its subagent_type; its end, by the launch's id or (SubagentStop) while any is pending
     (project / ".claude" / "agents").mkdir()
     (project / ".claude" / "agents" / "reviewer.md").write_text(dispatcher)

@@ -285,7 +285,11 @@ def hook_concerns_us(event, data):
         *folders, last = name.split(":")
         if not folders and not last.startswith("."):
             skill = Path(project, ".claude", "skills", last, "SKILL.md")
-            if skill.exists():
+            try:
+                found = skill.exists()
+            except OSError:  # a name too long for a file, a folder that cannot be searched
+                return False
+            if found:
                 return holds_dispatcher(skill)
         return holds_dispatcher(Path(project, ".claude", "commands", *folders, last + ".md"))
 

@@ -194,19 +194,32 @@ def dispatch_problem(production: str, control: str, treatment: str, *, duration:
 def _skill_problem(name: str, control: str) -> str | None:
     """What only a skill can have against it: another name, or a run in a subagent of its own."""
     front = split_front_matter(control)[0]
-    named = re.search(r"^name:[ \t]*[\"']?([^\"'\s]*)", front, re.M)
-    if named is not None and named.group(1) != name:
+    named = _front_value(front, "name")
+    if named not in (None, "", "~", "null", name):
         return (
-            f"The skill in {SKILLS_DIR}{name}/ names itself {named.group(1)!r} (name: in its front matter), and Claude "
+            f"The skill in {SKILLS_DIR}{name}/ names itself {named!r} (name: in its front matter), and Claude "
             f"Code runs it by either name, which the hook cannot both follow. Make its name {name!r} (or leave name: "
             "out), or run the trials with assign."
         )
-    if re.search(r"^context:[ \t]*[\"']?fork", front, re.M):
+    if _front_value(front, "context") == "fork":
         return (
             f"The skill /{name} runs in a subagent of its own (context: fork), which does not see the text a hook "
             "hands over. Run the trials with assign."
         )
     return None
+
+
+def _front_value(front: str, key: str) -> str | None:
+    """The value of a one-line `key:` in front matter (quotes and a trailing comment taken off), ""
+    for an empty one, None when the key is not there."""
+    m = re.search(rf"^{re.escape(key)}[ \t]*:(.*)$", front, re.M)
+    if m is None:
+        return None
+    value = m.group(1).strip()
+    if value[:1] in ("'", '"'):
+        end = value.find(value[0], 1)
+        return value[1:end] if end > 0 else value[1:]
+    return re.sub(r"\s+#.*$", "", value).strip()
 
 
 def _agent_problem(production: str, control: str, treatment: str, duration: bool) -> str | None:
@@ -327,6 +340,8 @@ _TERMINATORS = frozenset(";&|<>)\n\r")
 _DECLARATIONS = frozenset({"export", "declare", "typeset", "readonly", "local"})
 _PARSE_LIMIT = 10_000
 _SPECIAL_PARAMETERS = frozenset("@*#?$!-")
+_KEYWORDS = frozenset({"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "esac", "{", "!"})
+_NAMED_HEADERS = frozenset({"for", "select", "function"})
 
 
 def _escape_bangs(text: str) -> str:
@@ -342,7 +357,12 @@ def split_words(text: str) -> list[str]:
       them); an unclosed quote is kept as written and runs to the end (`a'b c` is one word);
     - an operator (; & | < > and a closing parenthesis), a line break or a comment (#) ends the
       words; a parenthesised group after the first word is left out (with a word joined to its
-      start, `e(f)`), an opening parenthesis before it is skipped, and a leading `!` (negation) too;
+      start, `e(f)`), an opening parenthesis before it is skipped; a backslash at the end of a
+      line joins the next;
+    - before the first word, the shell's keywords are skipped (if, then, else, elif, fi, do, done,
+      while, until, esac, {, and ! alone: `if possible be quick` is possible, be, quick), and so are
+      for, select and function with the name after them (`for the release notes` is release,
+      notes; `for x in y` has no command, so blanks split it);
     - leading NAME=value assignments are not words; after the first word, neither is a lone `=`,
       a lone `$`, nor a word that is one expansion alone ($name, $5, ${...}, $((...)), $'...': an
       unclosed ${ or $' ends the words);
@@ -352,11 +372,12 @@ def split_words(text: str) -> list[str]:
     - a first word that is a declaration keyword (export, declare, typeset, readonly, local), with
       no assignment before it, is the only word.
     When that leaves no word (`#42 fast`), the words are the blank-separated pieces."""
-    if len(text.encode("utf-16-le")) // 2 > _PARSE_LIMIT:
+    if len(text.encode("utf-16-le", "surrogatepass")) // 2 > _PARSE_LIMIT:
         return text.split()
     words: list[str] = []
     started = False  # the first word (the command's name) has been read
     assigned = False  # NAME=value words came before it
+    header: str | None = None  # for, select or function read (its name comes next); "name" once it has
     i, n = 0, len(text)
     while i < n:
         c = text[i]
@@ -374,16 +395,28 @@ def split_words(text: str) -> list[str]:
                 break
             i = close + 1
             continue
-        if not started and c == "!" and (i + 1 == n or text[i + 1] in " \t"):
-            i += 1
-            continue
         i, parts = _word(text, i)
+        if not parts:  # a line joined to the next
+            continue
         raw = "".join(part for _, part in parts if _ != "value")
         value = "".join(part for kind, part in parts if kind != "raw")
         kinds = {kind for kind, _ in parts}
         if not started:
             if _ASSIGNMENT.match(raw):
                 assigned = True
+                continue
+            plain = kinds == {"plain"}
+            if header in _NAMED_HEADERS:  # the loop's variable, or the function's name
+                header = "name" if header != "function" else None
+                continue
+            if header == "name":
+                header = None
+                if plain and value == "in":  # a loop's header: no command in it
+                    return text.split()
+            if plain and value in _KEYWORDS:
+                continue
+            if plain and value in _NAMED_HEADERS:
+                header = value
                 continue
             started = True
             if "substitution" in kinds:
@@ -413,7 +446,9 @@ def _word(text: str, i: int) -> tuple[int, list[tuple[str, str]]]:
         c = text[i]
         if c in " \t(" or c in _TERMINATORS:
             break
-        if c == "\\":  # escapes the next character; a last one escapes nothing and goes
+        if text.startswith("\\\n", i):  # the line goes on
+            i += 2
+        elif c == "\\":  # escapes the next character; a last one escapes nothing and goes
             parts += [("raw", text[i : i + 2]), ("value", text[i + 1 : i + 2])]
             i += 2
         elif c in "'\"":
@@ -441,17 +476,17 @@ def _dollar(text: str, i: int, parts: list[tuple[str, str]]) -> int:
     """A `$` at `i` inside a word: its expansion or substitution appended to `parts`; where it ends."""
     n, nxt = len(text), text[i + 1]
     if text.startswith("$((", i):
-        end = text.find("))", i + 3)
-        if end >= 0:
-            parts.append(("expansion", text[i : end + 2]))
-            return end + 2
+        close = _closing(text, i + 2, "(", ")")  # the parenthesis that matches the first one
+        if close >= 0 and text[close - 1] == ")":
+            parts.append(("expansion", text[i : close + 1]))
+            return close + 1
     if nxt == "(":
         close = _closing(text, i + 2, "(", ")")
         end = n if close < 0 else close + 1
         parts.append(("substitution", text[i:end]))
         return end
     if nxt == "{":
-        close = text.find("}", i + 2)
+        close = _closing(text, i + 2, "{", "}")
         if close < 0:  # unclosed: the words end here
             parts.append(("substitution", text[i:]))
             return n

@@ -24,6 +24,7 @@ from .dispatch import (
     CONTEXT_LIMIT,
     agent_instructions,
     agent_name,
+    command_name,
     command_path,
     dispatch_problem,
     dispatcher_experiment,
@@ -115,6 +116,12 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
         problem = dispatch_problem(
             f.production, control.decode(), treatment.decode(), duration=experiment.primary_metric.is_duration
         )
+        if problem is None and _slash_file(lab, command_name(f.production) or "") not in (None, f.production):
+            problem = (
+                f"The project has a skill named like {what} ({skill_path(command_name(f.production) or '')}), and "
+                f"Claude Code runs the skill when {what} is typed, so the command's dispatcher would never run. "
+                "Rename one of them, or run the trials with assign."
+            )
         if problem is not None:
             raise InvalidInput(problem)
         text = dispatcher_text(experiment_id, f.production, control.decode()).encode()
