@@ -1,0 +1,134 @@
+"""Claude Code's interactive terminal UI, as a person uses it: the real CLI in a pseudo-terminal,
+the model a stand-in on loopback (tests/fake_model.py). A person types a dispatched command; the
+hooks assign and hand over the arm's text, the Stop hook records the run and carries out auto
+mode's decision, and the line it sends for the person (`systemMessage`) is on the screen. `claude
+-p` prints nothing of that line, so only the interactive UI can show it reaches the person."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import COMMAND, PROD, VARIANT, package_env, spec
+from fake_model import fake_model
+from meta_experiment.dispatch_ops import set_dispatch
+from meta_experiment.lifecycle import Lab
+from test_dispatch_cli import hooks_settings
+from test_plugin import claude_cli
+
+pty = pytest.importorskip("pty", reason="the interactive UI needs a POSIX pseudo-terminal")
+
+API_KEY = "sk-ant-api03-" + "t" * 80  # a stand-in: the model is on loopback
+ANSI = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()=>][0-9A-Za-z]?")
+
+
+class Terminal:
+    """The CLI in a pseudo-terminal: what it has drawn so far (escape sequences taken out), and keys."""
+
+    def __init__(self, cli: str, cwd: Path, env: dict[str, str]) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: the CLI, nothing else
+            os.chdir(cwd)
+            os.execve(cli, [cli], env)
+        self.raw = b""
+
+    def screen(self) -> str:
+        return ANSI.sub(b"", self.raw).decode("utf-8", "replace")
+
+    def read(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            ready, _, _ = select.select([self.fd], [], [], 0.1)
+            if ready:
+                try:
+                    self.raw += os.read(self.fd, 65536)
+                except OSError:  # the CLI has exited
+                    return
+
+    def wait_for(self, text: str, seconds: float) -> bool:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if text in self.screen():
+                return True
+            self.read(0.5)
+        return text in self.screen()
+
+    def type(self, keys: str) -> None:
+        os.write(self.fd, keys.encode())
+        self.read(1.0)
+
+    def close(self) -> None:
+        import signal
+
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+def test_a_person_types_a_dispatched_command_and_sees_the_decision(tmp_path: Path, project: Path) -> None:
+    cli = claude_cli()
+    home = tmp_path / "home"
+    home.mkdir()
+    # a returning user of this folder: onboarding done, the folder trusted, the API key approved
+    seen = {"hasCompletedOnboarding": True, "theme": "dark"}
+    seen["customApiKeyResponses"] = {"approved": [API_KEY[-20:]], "rejected": []}
+    seen["projects"] = {str(project): {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True}}
+    (home / ".claude.json").write_text(json.dumps(seen))
+    hooks_settings(project)
+    lab = Lab.open(project, create=True)
+    try:
+        primary = {"name": "seconds", "direction": "lower_is_better", "unit": "s"}
+        e = lab.create(**spec(primary_metric=primary, secondary_metrics=[], sample_size_required=10, auto_promote=True))
+        for i in range(30):  # runs measured before: the treatment is clearly faster
+            lab.record_measurement(e.id, "control", {"seconds": 60.0 + i % 5})
+            lab.record_measurement(e.id, "treatment", {"seconds": 30.0 + i % 5})
+        set_dispatch(lab, e.id, True)
+    finally:
+        lab.close()
+
+    env = {k: v for k, v in package_env().items() if k != "CLAUDE_PROJECT_DIR"}
+    env.update(
+        HOME=str(home),
+        DISABLE_AUTOUPDATER="1",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        DISABLE_TELEMETRY="1",
+        ANTHROPIC_API_KEY=API_KEY,
+        TERM="xterm-256color",
+    )
+    with fake_model() as model:
+        env["ANTHROPIC_BASE_URL"] = model.url
+        terminal = Terminal(cli, project, env)
+        try:
+            assert terminal.wait_for("❯", 60), terminal.screen()[-2000:]  # the prompt is ready
+            terminal.read(2.0)
+            terminal.type("/review_pr 42")
+            terminal.type("\r")
+            shown = f"meta-experiment: {e.id} ("
+            assert terminal.wait_for(shown, 90), terminal.screen()[-3000:]
+            terminal.read(1.0)
+            screen = terminal.screen()
+        finally:
+            terminal.close()
+        texts = "\n".join(text for request in model.requests for text in model.texts(request))
+
+    # the hook handed the model the arm's text in the interactive UI too
+    lab = Lab.open(project)
+    try:
+        trials = [t for t in lab.trials(e.id) if t.source == "assign"]
+        ended = lab.get(e.id)
+    finally:
+        lab.close()
+    [trial] = trials
+    assert trial.status == "recorded" and trial.unit is not None and trial.unit.startswith("session ")
+    arm_text = (COMMAND if trial.arm == "control" else VARIANT).rstrip("\n")
+    assert f"<command-text>\n{arm_text}" in texts
+    # the Stop hook recorded it and promoted; the person is told on the screen
+    assert ended.status == "promoted", ended.status_reason
+    assert f"Stop says: meta-experiment: {e.id} (Parallel PR review) promoted" in " ".join(screen.split())
+    assert (project / PROD).read_text() == VARIANT
