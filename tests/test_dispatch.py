@@ -17,6 +17,7 @@ from meta_experiment.dispatch_ops import (
     on_agent_start,
     on_agent_stop,
     on_prompt,
+    on_session_start,
     on_skill,
     on_stop,
     set_dispatch,
@@ -584,6 +585,24 @@ def test_an_agent_launch_gets_its_arms_instructions_and_its_time_recorded(lab: L
     assert not any((lab.state_dir / "dispatched").iterdir())
     release.rollback(lab, e, reason="done")
     assert (project / AGENT).read_bytes() == original
+
+
+def test_a_session_started_as_a_dispatched_agent_gets_its_production_instructions(lab: Lab, project: Path) -> None:
+    """`claude --agent reviewer`: the session's system prompt is the dispatcher and no launch brings
+    an arm. It is not a trial; SessionStart hands it the agent's production instructions."""
+    e = agent_experiment(lab, project)
+    started = {"session_id": "s9", "hook_event_name": "SessionStart", "source": "startup", "agent_type": "reviewer"}
+    assert on_session_start(lab, started) is None  # not dispatched yet
+    set_dispatch(lab, e, True)
+    assert on_session_start(lab, {**started, "agent_type": "other"}) is None
+    assert on_session_start(lab, {key: v for key, v in started.items() if key != "agent_type"}) is None
+    out = on_session_start(lab, started)
+    assert out is not None and out["hookSpecificOutput"]["hookEventName"] == "SessionStart"
+    context = out["hookSpecificOutput"]["additionalContext"]
+    assert context.endswith("<agent-instructions>\nYou review code. Be thorough.\n</agent-instructions>")
+    assert "not one of the experiment's trials" in context and lab.trials(e) == []
+    release.rollback(lab, e, reason="done")
+    assert on_session_start(lab, started) is None  # the original is back: nothing to hand over
 
 
 def test_notes_of_runs_that_never_ended_are_cleared(lab: Lab, project: Path) -> None:

@@ -70,14 +70,13 @@ def hooks_settings(project: Path) -> None:
     run = f"{shlex.quote(sys.executable)} -m meta_experiment hook"
     hooks: dict[str, Any] = {}
     for event, entries in plugin["hooks"].items():
-        if event == "SessionStart":  # the install: nothing to install here
-            continue
-        hooks[event] = []
         for entry in entries:
             [hook] = entry["hooks"]
+            if " hook " not in hook["command"]:  # the install: nothing to install here
+                continue
             name = hook["command"].rsplit(" hook ", 1)[1]
-            hooks[event].append({**entry, "hooks": [{"type": "command", "command": f"{run} {name}"}]})
-    assert set(hooks) == {"UserPromptSubmit", "Stop", "PreToolUse", "PostToolUse", "SubagentStop"}
+            hooks.setdefault(event, []).append({**entry, "hooks": [{"type": "command", "command": f"{run} {name}"}]})
+    assert set(hooks) == {"SessionStart", "UserPromptSubmit", "Stop", "PreToolUse", "PostToolUse", "SubagentStop"}
     (project / ".claude" / "settings.json").write_text(json.dumps({"hooks": hooks}))
 
 
@@ -231,6 +230,35 @@ def test_the_model_launching_a_dispatched_agent_runs_a_trial_in_claude_code(tmp_
     other = "control" if trial.arm == "treatment" else "treatment"
     assert arms[other] not in texts
     assert f"experiment {experiment_id}, is testing two versions" in texts  # the agent's file: the dispatcher
+
+
+def test_a_session_started_as_a_dispatched_agent_runs_its_production_instructions(
+    tmp_path: Path, project: Path
+) -> None:
+    """`claude --agent reviewer` makes the agent's file (the dispatcher) the session's system
+    prompt; the SessionStart hook hands it the production instructions, and no trial is made."""
+    agent, variant = ".claude/agents/reviewer.md", ".claude/agents/reviewer.md.experiment"
+    front = "---\nname: reviewer\ndescription: Reviews a change\ntools: Read\n---\n"
+    (project / ".claude" / "agents").mkdir()
+    (project / agent).write_text(front + "You review code. Be thorough.\n")
+    (project / variant).write_text(front + "You review code. Report only real bugs.\n")
+    primary = {"name": "seconds", "direction": "lower_is_better", "unit": "s"}
+    cli, home, experiment_id = dispatched(
+        tmp_path, project, files={agent: variant}, primary_metric=primary, secondary_metrics=[]
+    )
+    with fake_model() as model:
+        claude_p(cli, home, project, model, "review x.py", "--agent", "reviewer")
+        [request] = model.conversation_requests()
+    system = json.dumps(request.get("system"))
+    assert f"experiment {experiment_id}, is testing two versions" in system  # the dispatcher is the system prompt
+    texts = "\n".join(model.texts(request))
+    assert "<agent-instructions>\nYou review code. Be thorough.\n</agent-instructions>" in texts
+    assert "Report only real bugs" not in texts
+    lab = Lab.open(project)
+    try:
+        assert lab.trials(experiment_id) == []
+    finally:
+        lab.close()
 
 
 def test_the_model_running_a_dispatched_command_itself_runs_a_trial(tmp_path: Path, project: Path) -> None:

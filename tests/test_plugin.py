@@ -46,9 +46,10 @@ def test_the_manifests_name_one_plugin_that_every_commit_updates() -> None:
     server = read_json(PLUGIN / ".mcp.json")["mcpServers"]["meta-experiment"]
     assert server["command"] == "python3"
     assert server["args"] == ["${CLAUDE_PLUGIN_ROOT}/scripts/launch.py", "serve"]
-    [start] = read_json(PLUGIN / "hooks" / "hooks.json")["hooks"]["SessionStart"]
+    start, agent = read_json(PLUGIN / "hooks" / "hooks.json")["hooks"]["SessionStart"]
     assert "matcher" not in start  # every start: a resumed session after an update installs too
     assert start["hooks"][0]["command"].endswith('scripts/launch.py" install') and start["hooks"][0]["timeout"] >= 300
+    assert "matcher" not in agent and agent["hooks"][0]["command"].endswith('scripts/launch.py" hook session-start')
 
 
 def test_the_plugin_carries_the_package_source() -> None:
@@ -150,6 +151,9 @@ def test_the_hooks_quick_look_passes_on_only_what_concerns_a_dispatcher(
     (project / ".claude" / "agents" / "reviewer.md").write_text(dispatcher)
     (project / ".claude" / "agents" / "plain.md").write_text("---\nname: plain\n---\nYou help.\n")
     assert concerns("agent-start", {"tool_input": {"subagent_type": "reviewer"}})
+    assert concerns("session-start", {"agent_type": "reviewer"}) and not concerns("session-start", {})
+    for agent in ("plain", "..", ""):
+        assert not concerns("session-start", {"agent_type": agent}), agent
     for agent in ("plain", "missing", "../commands/git/pr", ""):
         assert not concerns("agent-start", {"tool_input": {"subagent_type": agent}}), agent
     assert not concerns("agent-end", {"tool_use_id": "t1"}) and not concerns("agent-stop", {"agent_id": "a1"})

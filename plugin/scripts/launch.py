@@ -247,7 +247,7 @@ def ensure_installed():
 DISPATCHER = b"<!-- meta-experiment dispatcher"
 
 
-HOOK_EVENTS = ("prompt", "stop", "agent-start", "agent-end", "agent-stop", "skill")
+HOOK_EVENTS = ("prompt", "stop", "agent-start", "agent-end", "agent-stop", "skill", "session-start")
 
 
 def holds_dispatcher(path):
@@ -306,6 +306,11 @@ def hook_concerns_us(event, data):
         if not re.fullmatch(r"[\w.-]+", agent) or agent.startswith("."):
             return False
         return holds_dispatcher(Path(project, ".claude", "agents", agent + ".md"))
+    if event == "session-start":  # a session started as an agent (claude --agent NAME)
+        agent = str(payload.get("agent_type") or "")
+        if not re.fullmatch(r"[\w.-]+", agent) or agent.startswith("."):
+            return False
+        return holds_dispatcher(Path(project, ".claude", "agents", agent + ".md"))
     if event == "agent-end":
         call = key("tool_use_id")
         return call is not None and (runs / ("call-" + call + ".json")).is_file()
@@ -318,9 +323,9 @@ def hook_concerns_us(event, data):
 def run_hook(event):
     """A Claude Code hook of the plugin (hooks.json): `prompt` (UserPromptSubmit), `stop` (Stop),
     `agent-start`, `agent-end` (PreToolUse and PostToolUse of the Agent tool), `agent-stop`
-    (SubagentStop), `skill` (PostToolUse of the Skill tool). Never installs (the SessionStart hook
-    does; until it has, a dispatcher's text tells the model what to do) and never blocks: exit
-    status 0 whatever happens."""
+    (SubagentStop), `skill` (PostToolUse of the Skill tool), `session-start` (SessionStart). Never
+    installs (the `install` SessionStart hook does; until it has, a dispatcher's text tells the
+    model what to do) and never blocks: exit status 0 whatever happens."""
     import subprocess
 
     data = sys.stdin.buffer.read()

@@ -342,6 +342,7 @@ HOOKS = {
     "agent-start": "on_agent_start",  # PreToolUse of Agent
     "agent-end": "on_agent_end",  # PostToolUse of Agent
     "agent-stop": "on_agent_stop",  # SubagentStop
+    "session-start": "on_session_start",  # SessionStart (a session started as an agent: claude --agent)
 }
 
 

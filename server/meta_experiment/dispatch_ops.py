@@ -483,6 +483,31 @@ def on_agent_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
     return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "updatedInput": updated}}
 
 
+def on_session_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """SessionStart of a session started as a dispatched agent (`claude --agent NAME`, or the
+    `agent` setting): the agent's system prompt is then the dispatcher, and no launch brings it an
+    arm's instructions. Such a session is not a trial (its runs have no launch and no end to time):
+    it gets the agent's production instructions, so it runs as it did before the experiment."""
+    agent = str(payload.get("agent_type") or "")
+    if not re.fullmatch(r"[\w.-]+", agent) or agent.startswith("."):
+        return None
+    production = f".claude/agents/{agent}.md"
+    experiment = _dispatched(lab, production)
+    if experiment is None:
+        return None
+    if experiment.status != "running":  # ended without taking it out (a crash, an older version): do it now
+        set_dispatch(lab, experiment.id, False)
+    instructions = agent_instructions(_blob(lab, experiment.files[0].control_sha256).decode())
+    context = (
+        f"meta-experiment: this session runs as agent {agent}, whose file holds a dispatcher while experiment "
+        f"{experiment.id} tests two versions of its instructions. A session started as the agent is not one of "
+        "the experiment's trials: these are the agent's instructions as they are in production. Follow them as "
+        "your own instructions for the whole session.\n\n"
+        f"<agent-instructions>\n{instructions}\n</agent-instructions>"
+    )
+    return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": context}}
+
+
 def on_agent_end(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
     """PostToolUse of the Agent tool: the end of an agent that ran inside the call, or the launch
     of a background one (then its SubagentStop ends the run, or has already)."""
