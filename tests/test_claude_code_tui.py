@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import COMMAND, PROD, VARIANT, package_env, spec
+from conftest import COMMAND, PROD, VARIANT, package_env, settled, spec
 from fake_model import fake_model
 from meta_experiment.dispatch_ops import set_dispatch
 from meta_experiment.lifecycle import Lab
@@ -71,27 +71,16 @@ class Terminal:
         os.close(self.fd)
 
 
-def test_a_person_types_a_dispatched_command_and_sees_the_decision(tmp_path: Path, project: Path) -> None:
-    cli = claude_cli()
+def returning_user(tmp_path: Path, project: Path) -> dict[str, str]:
+    """The environment of a returning user of this folder (onboarding done, the folder trusted, the
+    API key approved) with the plugin's hooks as project settings; ANTHROPIC_BASE_URL to add."""
     home = tmp_path / "home"
     home.mkdir()
-    # a returning user of this folder: onboarding done, the folder trusted, the API key approved
     seen = {"hasCompletedOnboarding": True, "theme": "dark"}
     seen["customApiKeyResponses"] = {"approved": [API_KEY[-20:]], "rejected": []}
     seen["projects"] = {str(project): {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True}}
     (home / ".claude.json").write_text(json.dumps(seen))
     hooks_settings(project)
-    lab = Lab.open(project, create=True)
-    try:
-        primary = {"name": "seconds", "direction": "lower_is_better", "unit": "s"}
-        e = lab.create(**spec(primary_metric=primary, secondary_metrics=[], sample_size_required=10, auto_promote=True))
-        for i in range(30):  # runs measured before: the treatment is clearly faster
-            lab.record_measurement(e.id, "control", {"seconds": 60.0 + i % 5})
-            lab.record_measurement(e.id, "treatment", {"seconds": 30.0 + i % 5})
-        set_dispatch(lab, e.id, True)
-    finally:
-        lab.close()
-
     env = {k: v for k, v in package_env().items() if k != "CLAUDE_PROJECT_DIR"}
     env.update(
         HOME=str(home),
@@ -101,6 +90,24 @@ def test_a_person_types_a_dispatched_command_and_sees_the_decision(tmp_path: Pat
         ANTHROPIC_API_KEY=API_KEY,
         TERM="xterm-256color",
     )
+    return env
+
+
+def test_a_person_types_a_dispatched_command_and_sees_the_decision(tmp_path: Path, project: Path) -> None:
+    cli = claude_cli()
+    env = returning_user(tmp_path, project)
+    lab = Lab.open(project, create=True)
+    try:
+        primary = {"name": "seconds", "direction": "lower_is_better", "unit": "s"}
+        e = lab.create(**spec(primary_metric=primary, secondary_metrics=[], sample_size_required=10, auto_promote=True))
+        for i in range(30):  # runs measured before: the treatment is clearly faster
+            lab.record_measurement(e.id, "control", {"seconds": 60.0 + i % 5})
+            lab.record_measurement(e.id, "treatment", {"seconds": 30.0 + i % 5})
+        set_dispatch(lab, e.id, True)
+        settled(project, PROD)
+    finally:
+        lab.close()
+
     with fake_model() as model:
         env["ANTHROPIC_BASE_URL"] = model.url
         terminal = Terminal(cli, project, env)
@@ -132,3 +139,55 @@ def test_a_person_types_a_dispatched_command_and_sees_the_decision(tmp_path: Pat
     assert ended.status == "promoted", ended.status_reason
     assert f"Stop says: meta-experiment: {e.id} (Parallel PR review) promoted" in " ".join(screen.split())
     assert (project / PROD).read_text() == VARIANT
+
+
+def test_a_session_open_before_the_dispatcher_runs_production_until_it_has_noticed(
+    tmp_path: Path, project: Path
+) -> None:
+    """A session that was open when the dispatcher went in still expands the command's old file for
+    a few seconds (measured: 2-5 s). A run typed then is not a trial and gets production's text;
+    once SETTLE_SECONDS have passed, the session runs the dispatcher and the run is a trial."""
+    from meta_experiment.dispatch_ops import SETTLE_SECONDS
+
+    cli = claude_cli()
+    env = returning_user(tmp_path, project)
+    lab = Lab.open(project, create=True)
+    try:
+        e = lab.create(**spec())
+    finally:
+        lab.close()
+    with fake_model() as model:
+        env["ANTHROPIC_BASE_URL"] = model.url
+        terminal = Terminal(cli, project, env)
+        try:
+            assert terminal.wait_for("❯", 60), terminal.screen()[-2000:]
+            terminal.read(2.0)
+            lab = Lab.open(project)
+            try:
+                set_dispatch(lab, e.id, True)
+            finally:
+                lab.close()
+            dispatched_at = time.monotonic()
+            terminal.type("/review_pr 1")
+            terminal.type("\r")
+            assert terminal.wait_for("Done.", 60), terminal.screen()[-2000:]
+            early = "\n".join(model.texts(model.requests[-1]))
+            terminal.read(max(0.0, SETTLE_SECONDS + 1 - (time.monotonic() - dispatched_at)))
+            since = len(model.requests)
+            terminal.type("/review_pr 2")
+            terminal.type("\r")
+            end = time.monotonic() + 60
+            while len(model.requests) == since and time.monotonic() < end:
+                terminal.read(0.5)
+            terminal.read(2.0)
+            later = "\n".join(model.texts(model.requests[-1]))
+        finally:
+            terminal.close()
+    assert "this run is not a trial" in early and f"<command-text>\n{COMMAND}" in early
+    assert "/review_pr is under an A/B test" in later  # the session runs the dispatcher now
+    assert f"trial 1 of experiment {e.id}" in later
+    lab = Lab.open(project)
+    try:
+        assert len(lab.trials(e.id)) == 1
+    finally:
+        lab.close()

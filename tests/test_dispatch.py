@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import COMMAND, PROD, VAR, VARIANT, git, package_env, spec
-from meta_experiment import dispatch, release
+from conftest import COMMAND, PROD, VAR, VARIANT, git, package_env, settled, spec
+from meta_experiment import dispatch, dispatch_ops, release
 from meta_experiment.dispatch_ops import (
     on_agent_end,
     on_agent_start,
@@ -26,6 +26,13 @@ from meta_experiment.errors import Conflict, InvalidInput, InvalidState
 from meta_experiment.lifecycle import Lab
 
 FRONT = '---\ndescription: Review a PR\nargument-hint: "[pr]"\nallowed-tools: Bash(gh pr view:*)\n---\n'
+
+
+@pytest.fixture(autouse=True)
+def no_settling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hooks here run right after the dispatcher goes in: as if every session had noticed it
+    (the wait itself is tested in test_runs_right_after_the_dispatcher_goes_in_are_not_trials)."""
+    monkeypatch.setattr(dispatch_ops, "SETTLE_SECONDS", 0.0)
 
 
 # ---- the text ----------------------------------------------------------------------------------------
@@ -741,3 +748,33 @@ def test_a_skill_and_a_command_of_one_name_the_skill_runs(lab: Lab, project: Pat
     assert on_prompt(lab, payload("/review_pr 1")) is None and lab.trials(e.id) == []
     (project / ".claude" / "skills" / "review_pr" / "SKILL.md").unlink()
     assert on_prompt(lab, payload("/review_pr 1")) is not None and len(lab.trials(e.id)) == 1
+
+
+def test_runs_right_after_the_dispatcher_goes_in_are_not_trials(
+    lab: Lab, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An open Claude Code session notices a changed file a few seconds late (2-5 s, measured), so
+    it may still run the original command or agent: right after the dispatcher goes in, a run gets
+    production's text and is not a trial, whichever file the session runs."""
+    monkeypatch.setattr(dispatch_ops, "SETTLE_SECONDS", 10.0)
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    out = on_prompt(lab, payload("/review_pr 7"))
+    assert out is not None and lab.trials(e.id) == []
+    context = out["hookSpecificOutput"]["additionalContext"]
+    assert "this run is not a trial" in context
+    assert f"<command-text>\n{COMMAND}\n\nARGUMENTS: 7\n</command-text>" in context
+    settled(project, PROD)
+    out = on_prompt(lab, payload("/review_pr 7"))
+    assert out is not None and "trial 1 of experiment" in out["hookSpecificOutput"]["additionalContext"]
+
+    a = agent_experiment(lab, project)
+    set_dispatch(lab, a, True)
+    out = on_agent_start(lab, launch("toolu_early"))
+    assert out is not None and lab.trials(a) == []
+    assert out["hookSpecificOutput"]["updatedInput"]["prompt"].startswith(
+        "<agent-instructions>\nYou review code. Be thorough.\n</agent-instructions>"
+    )
+    assert not (lab.state_dir / "dispatched" / "call-toolu_early.json").exists()  # nothing to time
+    settled(project, AGENT)
+    assert on_agent_start(lab, launch("toolu_later")) is not None and len(lab.trials(a)) == 1

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import COMMAND, PROD, VARIANT, git, package_env, spec
+from conftest import COMMAND, PROD, VARIANT, git, package_env, settled, spec
 from fake_model import FakeModel, fake_model
 from meta_experiment import dispatch, release
 from meta_experiment.dispatch_ops import on_prompt, set_dispatch
@@ -91,6 +91,7 @@ def dispatched(tmp_path: Path, project: Path, **fields: Any) -> tuple[str, Path,
     try:
         e = lab.create(**spec(**fields))
         set_dispatch(lab, e.id, True)
+        settled(project, e.files[0].production)
     finally:
         lab.close()
     return cli, home, e.id
@@ -177,6 +178,7 @@ def test_the_longest_text_a_hook_hands_over_arrives_whole(tmp_path: Path, projec
         longest = CONTEXT_LIMIT - len(probe["hookSpecificOutput"]["additionalContext"]) - longer_arm - 20
         e = lab.create(**spec())
         set_dispatch(lab, e.id, True)
+        settled(project, PROD)
     finally:
         lab.close()
     words = " ".join(f"w{i:05d}" for i in range(longest // 7))

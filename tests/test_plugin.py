@@ -20,7 +20,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from conftest import PROD, VAR, git
+from conftest import PROD, VAR, git, settled
 from fake_model import FakeModel, fake_model
 from test_plugin_launcher import run
 
@@ -371,6 +371,7 @@ def test_claude_code_installs_the_plugin_and_connects_to_its_server(tmp_path: Pa
 
     # a person types the dispatched command: the plugin's hooks assign a trial, hand the model its
     # arm's text and record the reply's time (the model is a stand-in on loopback)
+    settled(project, PROD)
     with fake_model() as model:
         typed = claude(cli, home, "-p", "/review_pr 12", cwd=project, model=model)
         assert typed.returncode == 0, typed.stdout + typed.stderr

@@ -48,6 +48,11 @@ STALE_RUN_SECONDS = 7 * 86400
 # An agent launch whose end never came (denied, cancelled, Claude Code killed) leaves its note, and
 # while any is pending every SubagentStop starts the package: those go after six hours.
 STALE_AGENT_SECONDS = 6 * 3600
+# Claude Code notices a changed command, skill or agent file a few seconds after the change (its
+# file watcher: 2-5 s, measured in its terminal UI, CLI 2.1.332); until then a session open since
+# before still runs the file it had. A run that soon after the dispatcher went in is not a trial:
+# it gets production's text, which is right whichever file that session runs.
+SETTLE_SECONDS = 10.0
 
 
 class DispatchResult(Strict):
@@ -292,6 +297,14 @@ def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], eve
             f"command's original file was put back just now. Its text for this run:\n\n{_wrapped(original)}"
         )
         return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": context}}
+    if _settling(lab, production):
+        context = (
+            f"meta-experiment: /{name} was put under an A/B test (experiment {experiment_id}) moments ago, and "
+            "a session open since before may still run its previous file, so this run is not a trial: it runs "
+            f"the command as it is in production. Follow this text as the instructions of /{name}.\n\n"
+            + _wrapped(arm_text(experiment.files[0].control_sha256))
+        )
+        return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": context}}
     # Both arms' contexts are built before the assignment: when either would be too long for Claude
     # Code to pass whole, neither is handed over (whichever arm came up), and the dispatcher's own
     # text sends the model to assign.
@@ -322,6 +335,15 @@ def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], eve
         runs.write_text(json.dumps(stash))
     context = _context(name, experiment, assignment.trial_id, texts[assignment.arm])
     return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": context}}
+
+
+def _settling(lab: Lab, production: str) -> bool:
+    """Whether the dispatcher went in less than SETTLE_SECONDS ago (by its file's time)."""
+    try:
+        changed = (lab.project_root / production).stat().st_mtime
+    except OSError:
+        return False
+    return 0 <= time.time() - changed < SETTLE_SECONDS
 
 
 def _context(name: str, experiment: Experiment, trial_id: int, text: str) -> str:
@@ -463,22 +485,25 @@ def on_agent_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
     agent = str(tool_input.get("subagent_type") or "")
     if not re.fullmatch(r"[\w.-]+", agent) or agent.startswith("."):
         return None
-    experiment = _dispatched(lab, f".claude/agents/{agent}.md")
+    production = f".claude/agents/{agent}.md"
+    experiment = _dispatched(lab, production)
     if experiment is None or experiment.status != "running":
         return None
-    experiment_id = experiment.id
-    session = str(payload.get("session_id") or "")
-    assignment = lab.assign(experiment_id, unit=f"session {session[:180]}" if session else None)
-    folder = _runs_dir(lab)
-    folder.mkdir(parents=True, exist_ok=True)
-    _remove_stale_runs(folder)
-    note = {"trial_id": assignment.trial_id, "started": lab.clock(), "agent": agent, "session": session}
-    (folder / f"call-{call}.json").write_text(json.dumps(note))
-    instructions = agent_instructions(assignment.files[0].content)
+    if _settling(lab, production):  # see SETTLE_SECONDS: production's instructions, not a trial
+        text = _blob(lab, experiment.files[0].control_sha256).decode()
+    else:
+        session = str(payload.get("session_id") or "")
+        assignment = lab.assign(experiment.id, unit=f"session {session[:180]}" if session else None)
+        folder = _runs_dir(lab)
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove_stale_runs(folder)
+        note = {"trial_id": assignment.trial_id, "started": lab.clock(), "agent": agent, "session": session}
+        (folder / f"call-{call}.json").write_text(json.dumps(note))
+        text = assignment.files[0].content
     task = str(tool_input.get("prompt") or "")
     updated = {
         **tool_input,
-        "prompt": f"<agent-instructions>\n{instructions}\n</agent-instructions>\n\n{task}",
+        "prompt": f"<agent-instructions>\n{agent_instructions(text)}\n</agent-instructions>\n\n{task}",
     }
     return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "updatedInput": updated}}
 
