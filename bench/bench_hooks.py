@@ -1,4 +1,4 @@
-"""What the plugin's prompt and stop hooks cost a person, against the bare start of the same Python
+"""What the plugin's prompt, stop and session-start hooks cost a person, against the bare start of the same Python
 (`python3 -I -c pass`), measured in the same run with the runs alternating.
 
 - any prompt that is not a dispatched command (plain text, or another slash command): the
@@ -51,6 +51,7 @@ def main() -> None:
     commands.mkdir(parents=True)
     (commands / "other.md").write_text("Another command $ARGUMENTS.\n")
     lab = Lab.open(project, create=True)
+    lab.clock = lambda: time.time() - 3600  # dispatched an hour ago: runs in the first seconds are not trials
 
     def dispatched(name: str, sample: int) -> str:
         (commands / f"{name}.md").write_text(f"{name} $ARGUMENTS carefully.\n")
@@ -81,6 +82,10 @@ def main() -> None:
         "launcher, other command": (
             [python(), str(LAUNCHER), "hook", "prompt"],
             json.dumps({"prompt": "/other x", "session_id": "s"}),
+        ),
+        "launcher, session start, not an agent": (
+            [python(), str(LAUNCHER), "hook", "session-start"],
+            json.dumps({"session_id": "s", "source": "startup"}),
         ),
         "launcher, stop, no dispatched run": (
             [python(), str(LAUNCHER), "hook", "stop"],

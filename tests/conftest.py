@@ -118,11 +118,3 @@ def damaged_copies(state: Path, into: Path):  # type: ignore[no-untyped-def]
             f.seek(offset)
             f.write(bytes(range(256)) * 16)
         yield copy
-
-
-def settled(project: Path, production: str) -> None:
-    """Date a dispatcher's file a minute back: as if it went in a minute ago, when every open
-    Claude Code session has noticed it (dispatch_ops.SETTLE_SECONDS; earlier runs are not trials)."""
-    path = project / production
-    then = path.stat().st_mtime - 60
-    os.utime(path, (then, then))

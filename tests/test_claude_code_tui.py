@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import COMMAND, PROD, VARIANT, package_env, settled, spec
+from conftest import COMMAND, PROD, VARIANT, package_env, spec
 from fake_model import fake_model
 from meta_experiment.dispatch_ops import set_dispatch
 from meta_experiment.lifecycle import Lab
@@ -103,8 +103,8 @@ def test_a_person_types_a_dispatched_command_and_sees_the_decision(tmp_path: Pat
         for i in range(30):  # runs measured before: the treatment is clearly faster
             lab.record_measurement(e.id, "control", {"seconds": 60.0 + i % 5})
             lab.record_measurement(e.id, "treatment", {"seconds": 30.0 + i % 5})
+        lab.clock = lambda: time.time() - 60  # dispatched a minute ago: the session notices it at start anyway
         set_dispatch(lab, e.id, True)
-        settled(project, PROD)
     finally:
         lab.close()
 

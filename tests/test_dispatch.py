@@ -4,13 +4,14 @@ end of an experiment, byte for byte), and the two hooks, on a real project (git,
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import COMMAND, PROD, VAR, VARIANT, git, package_env, settled, spec
+from conftest import COMMAND, PROD, VAR, VARIANT, git, package_env, spec
 from meta_experiment import dispatch, dispatch_ops, release
 from meta_experiment.dispatch_ops import (
     on_agent_end,
@@ -24,6 +25,7 @@ from meta_experiment.dispatch_ops import (
 )
 from meta_experiment.errors import Conflict, InvalidInput, InvalidState
 from meta_experiment.lifecycle import Lab
+from release_helpers import record_trials
 
 FRONT = '---\ndescription: Review a PR\nargument-hint: "[pr]"\nallowed-tools: Bash(gh pr view:*)\n---\n'
 
@@ -757,14 +759,17 @@ def test_runs_right_after_the_dispatcher_goes_in_are_not_trials(
     it may still run the original command or agent: right after the dispatcher goes in, a run gets
     production's text and is not a trial, whichever file the session runs."""
     monkeypatch.setattr(dispatch_ops, "SETTLE_SECONDS", 10.0)
+    now = [1_800_000_000.0]
+    lab.clock = lambda: now[0]
     e = lab.create(**spec())
     set_dispatch(lab, e.id, True)
+    now[0] += 9
     out = on_prompt(lab, payload("/review_pr 7"))
     assert out is not None and lab.trials(e.id) == []
     context = out["hookSpecificOutput"]["additionalContext"]
     assert "this run is not a trial" in context
     assert f"<command-text>\n{COMMAND}\n\nARGUMENTS: 7\n</command-text>" in context
-    settled(project, PROD)
+    now[0] += 2  # every open session has noticed the dispatcher by now
     out = on_prompt(lab, payload("/review_pr 7"))
     assert out is not None and "trial 1 of experiment" in out["hookSpecificOutput"]["additionalContext"]
 
@@ -776,5 +781,52 @@ def test_runs_right_after_the_dispatcher_goes_in_are_not_trials(
         "<agent-instructions>\nYou review code. Be thorough.\n</agent-instructions>"
     )
     assert not (lab.state_dir / "dispatched" / "call-toolu_early.json").exists()  # nothing to time
-    settled(project, AGENT)
+    now[0] += 11
     assert on_agent_start(lab, launch("toolu_later")) is not None and len(lab.trials(a)) == 1
+    # the window runs from the dispatch, not from the file's time (an editor or git may touch it)
+    os.utime(project / AGENT)
+    assert on_agent_start(lab, launch("toolu_touched")) is not None and len(lab.trials(a)) == 2
+
+
+def test_text_too_long_to_hand_over_is_never_handed_over_in_part(
+    lab: Lab, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after the dispatch (production's text, not a trial) as at any time: a context Claude
+    Code would cut to a 2 KB preview is replaced by a pointer to the file's own instructions."""
+    monkeypatch.setattr(dispatch_ops, "SETTLE_SECONDS", 10.0)
+    (project / PROD).write_text("Review $ARGUMENTS " + "with care " * 790 + "\n")
+    git(project, "commit", "-qam", "long")
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    out = on_prompt(lab, payload("/review_pr " + "x" * 2_500))
+    assert out is not None and lab.trials(e.id) == []
+    context = out["hookSpecificOutput"]["additionalContext"]
+    assert len(context) < 1000 and "too long for a hook to hand over" in context and PROD in context
+
+
+def test_a_dispatcher_back_after_a_promotion_gives_way_to_the_promoted_text(lab: Lab, project: Path) -> None:
+    """A dispatcher that comes back after its experiment ended (a branch checked out, a stash
+    popped) is taken out at the next run, and production is what the experiment left: the variant
+    after a promotion, not the original."""
+    e = lab.create(**spec(sample_size_required=20))
+    set_dispatch(lab, e.id, True)
+    held = (project / PROD).read_bytes()
+    record_trials(lab, e.id)
+    assert release.promote(lab, e.id).outcome == "promoted" and (project / PROD).read_text() == VARIANT
+    (project / PROD).write_bytes(held)  # the dispatcher is back
+    out = on_prompt(lab, payload("/review_pr 5"))
+    assert (project / PROD).read_text() == VARIANT and lab.get(e.id).status == "promoted"
+    assert out is not None and "has ended (promoted)" in out["hookSpecificOutput"]["additionalContext"]
+    assert f"<command-text>\n{VARIANT}" in out["hookSpecificOutput"]["additionalContext"]
+
+    a = agent_experiment(lab, project, sample_size_required=20)
+    set_dispatch(lab, a, True)
+    held = (project / AGENT).read_bytes()
+    release.rollback(lab, a, reason="not now")
+    (project / AGENT).write_bytes(held)
+    started = {"session_id": "s1", "source": "resume", "agent_type": "reviewer"}
+    out = on_session_start(lab, started)
+    assert out is not None and "has ended (rolled_back)" in out["hookSpecificOutput"]["additionalContext"]
+    context = out["hookSpecificOutput"]["additionalContext"]
+    assert context.endswith("You review code. Be thorough.\n</agent-instructions>")
+    assert dispatch.dispatcher_experiment((project / AGENT).read_text()) is None

@@ -10,10 +10,11 @@ import json
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from conftest import COMMAND, PROD, VARIANT, git, package_env, settled, spec
+from conftest import COMMAND, PROD, VARIANT, git, package_env, spec
 from fake_model import FakeModel, fake_model
 from meta_experiment import dispatch, release
 from meta_experiment.dispatch_ops import on_prompt, set_dispatch
@@ -88,10 +89,10 @@ def dispatched(tmp_path: Path, project: Path, **fields: Any) -> tuple[str, Path,
     home.mkdir()
     hooks_settings(project)
     lab = Lab.open(project, create=True)
+    lab.clock = lambda: time.time() - 60  # dispatched a minute ago: every open session has noticed it
     try:
         e = lab.create(**spec(**fields))
         set_dispatch(lab, e.id, True)
-        settled(project, e.files[0].production)
     finally:
         lab.close()
     return cli, home, e.id
@@ -176,9 +177,9 @@ def test_the_longest_text_a_hook_hands_over_arrives_whole(tmp_path: Path, projec
         )
         # (less 20: the hook leaves room for a trial id of up to 13 digits)
         longest = CONTEXT_LIMIT - len(probe["hookSpecificOutput"]["additionalContext"]) - longer_arm - 20
+        lab.clock = lambda: time.time() - 60  # dispatched a minute ago
         e = lab.create(**spec())
         set_dispatch(lab, e.id, True)
-        settled(project, PROD)
     finally:
         lab.close()
     words = " ".join(f"w{i:05d}" for i in range(longest // 7))

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import get_args
 
 import anyio
 import mcp_types as types
@@ -21,8 +22,9 @@ from mcp.shared.exceptions import MCPError
 from conftest import PROD, VAR, server_env, spec
 from meta_experiment import mcp_common
 from meta_experiment.lifecycle import Lab
-from meta_experiment.mcp_common import ChangeWatcher
+from meta_experiment.mcp_common import LIST_FILTERS, ChangeWatcher
 from meta_experiment.mcp_server import build_server
+from meta_experiment.models import ExperimentStatus
 
 pytestmark = pytest.mark.anyio
 
@@ -181,7 +183,9 @@ async def test_resource_and_prompt_arguments_are_completed(server, mode) -> None
         assert none.completion.values == []
         listed = types.ResourceTemplateReference(uri="experiments://list/{status}")
         statuses = (await client.complete(listed, {"name": "status", "value": "r"})).completion.values
-        assert statuses == ["running", "rolled_back", "promoted", "expired"]  # starting with it, then containing it
+        # starting with it, then containing it; a filter for every status
+        assert statuses == ["running", "rolled_back", "draft", "promoted", "expired"]
+        assert set(get_args(ExperimentStatus)) <= set(LIST_FILTERS)
         ended = json.loads((await client.read_resource("experiments://list/ended")).contents[0].text)
         assert [(item["id"], item["status"]) for item in ended] == [(first, "rolled_back")]
 

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
@@ -20,7 +21,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from conftest import PROD, VAR, git, settled
+from conftest import PROD, VAR, git
 from fake_model import FakeModel, fake_model
 from test_plugin_launcher import run
 
@@ -323,6 +324,8 @@ def test_claude_code_installs_the_plugin_and_connects_to_its_server(tmp_path: Pa
     assert [p for p in data.glob("venv-*") if p.is_dir()] == [env]  # Claude Code's server used the installed one
 
     # the plugin's server, started as its .mcp.json says, runs a trial in the project
+    dispatched_at: list[float] = []
+
     async def drive() -> None:
         params = StdioServerParameters(
             command=sys.executable,
@@ -352,6 +355,7 @@ def test_claude_code_installs_the_plugin_and_connects_to_its_server(tmp_path: Pa
             )
             assert recorded.structured_content["trials_recorded"] == 1
             dispatched = await client.call_tool("dispatch", {"experiment_id": created.structured_content["id"]})
+            dispatched_at.append(time.monotonic())
             assert dispatched.structured_content["dispatching"] is True, dispatched.content[0].text
 
     anyio.run(drive)
@@ -371,7 +375,9 @@ def test_claude_code_installs_the_plugin_and_connects_to_its_server(tmp_path: Pa
 
     # a person types the dispatched command: the plugin's hooks assign a trial, hand the model its
     # arm's text and record the reply's time (the model is a stand-in on loopback)
-    settled(project, PROD)
+    from meta_experiment.dispatch_ops import SETTLE_SECONDS
+
+    time.sleep(max(0.0, SETTLE_SECONDS + 0.5 - (time.monotonic() - dispatched_at[0])))  # runs before: not trials
     with fake_model() as model:
         typed = claude(cli, home, "-p", "/review_pr 12", cwd=project, model=model)
         assert typed.returncode == 0, typed.stdout + typed.stderr

@@ -333,7 +333,15 @@ def run_hook(event):
         return
     env = data_dir() / ("venv-" + fingerprint())
     if not installed(env):
-        say("the server is still being installed; this run of a dispatched command is not assigned by the hook.")
+        say(
+            "the server is still being installed; "
+            + (
+                "this session, started as a dispatched agent, gets no instructions from the hook: start it again "
+                "once the install is done."
+                if event == "session-start"
+                else "this run of a dispatched command is not assigned by the hook."
+            )
+        )
         return
     subprocess.run([str(venv_python(env)), "-I", "-m", "meta_experiment", "hook", event], input=data, check=False)
 

@@ -37,7 +37,7 @@ from .dispatch import (
 )
 from .errors import Conflict, ExperimentError, InvalidInput, InvalidState, NotFound, PathError
 from .files import backup_bytes
-from .models import DURATION_UNITS, FileChange, Strict
+from .models import DURATION_UNITS, FileChange, Strict, parse_iso
 
 if TYPE_CHECKING:
     from .lifecycle import Lab
@@ -150,6 +150,7 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
             production=f.production,
             command=what,
             sha256=digest,
+            at=lab.clock(),  # when it went in, by the experiment's clock (SETTLE_SECONDS)
         )
         deploy.replace_file(deploy.writable_path(lab.project_root, f.production), text)
     lab.notify_changed(experiment_id)
@@ -196,7 +197,7 @@ def _lift(lab: Lab, experiment: Experiment, f: FileChange, *, why: str) -> str |
     if deploy.sha256_hex(current) not in dispatcher_shas(lab, experiment.id):
         kept = backup_bytes(lab.state_dir, current)
         backup = kept.relative_to(lab.project_root).as_posix() if kept.is_relative_to(lab.project_root) else str(kept)
-    deploy.replace_file(deploy.writable_path(lab.project_root, f.production), _blob(lab, f.control_sha256))
+    deploy.replace_file(deploy.writable_path(lab.project_root, f.production), _blob(lab, production_digest(experiment)))
     lab.event(
         experiment.id,
         "dispatcher_off",
@@ -291,20 +292,20 @@ def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], eve
 
     if experiment.status != "running":  # ended without taking it out (a crash, an older version): do it now
         set_dispatch(lab, experiment_id, False)
-        original = arm_text(experiment.files[0].control_sha256)
         context = (
             f"meta-experiment: experiment {experiment_id} on /{name} has ended ({experiment.status}), so the "
-            f"command's original file was put back just now. Its text for this run:\n\n{_wrapped(original)}"
+            f"command's own file ({production}) was put back just now. Its text for this run:\n\n"
+            + _wrapped(arm_text(production_digest(experiment)))
         )
-        return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": context}}
-    if _settling(lab, production):
+        return _handed(event, context, name, production)
+    if _settling(lab, experiment_id):
         context = (
             f"meta-experiment: /{name} was put under an A/B test (experiment {experiment_id}) moments ago, and "
             "a session open since before may still run its previous file, so this run is not a trial: it runs "
             f"the command as it is in production. Follow this text as the instructions of /{name}.\n\n"
             + _wrapped(arm_text(experiment.files[0].control_sha256))
         )
-        return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": context}}
+        return _handed(event, context, name, production)
     # Both arms' contexts are built before the assignment: when either would be too long for Claude
     # Code to pass whole, neither is handed over (whichever arm came up), and the dispatcher's own
     # text sends the model to assign.
@@ -313,12 +314,7 @@ def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], eve
         arm: arm_text(digest) for arm, digest in (("control", f.control_sha256), ("treatment", f.treatment_sha256))
     }
     if max(len(_context(name, experiment, 10**12, text)) for text in texts.values()) > CONTEXT_LIMIT:
-        context = (
-            f"meta-experiment: the text of /{name} for this run, with these arguments, is too long for a hook to "
-            "hand over, so no trial was assigned here: follow the command's own instructions for that case "
-            "(call assign and use the text it returns)."
-        )
-        return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": context}}
+        return _handed(event, "", name, production)
     # The session is the unit: a second run in one conversation sees the first one's text, so runs of
     # one session stay in one arm (and count as one unit in the analysis), as assign's `unit` does.
     assignment = lab.assign(experiment_id, unit=f"session {session[:180]}" if session else None)
@@ -337,13 +333,34 @@ def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], eve
     return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": context}}
 
 
-def _settling(lab: Lab, production: str) -> bool:
-    """Whether the dispatcher went in less than SETTLE_SECONDS ago (by its file's time)."""
-    try:
-        changed = (lab.project_root / production).stat().st_mtime
-    except OSError:
-        return False
-    return 0 <= time.time() - changed < SETTLE_SECONDS
+def _handed(event: str, context: str, name: str, production: str) -> dict[str, Any]:
+    """The hook's output handing `context` over; one too long for Claude Code to pass whole (an
+    empty `context` says so too) is replaced by a pointer to the dispatcher's own instructions."""
+    if not context or len(context) > CONTEXT_LIMIT:
+        context = (
+            f"meta-experiment: the text of /{name} for this run, with these arguments, is too long for a hook to "
+            "hand over, so no trial was assigned here: follow the instructions in the command's file for that "
+            f"case ({production}: call assign and use the text it returns, or, if the experiment has ended, "
+            "follow the file itself)."
+        )
+    return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": context}}
+
+
+def production_digest(experiment: Experiment) -> str:
+    """The snapshot production holds once `experiment` has ended: the variant after a promotion,
+    else the original."""
+    f = experiment.files[0]
+    return f.treatment_sha256 if experiment.status == "promoted" else f.control_sha256
+
+
+def _settling(lab: Lab, experiment_id: str) -> bool:
+    """Whether the dispatcher went in less than SETTLE_SECONDS ago, by the experiment's clock at
+    its dispatcher_on event: not the file's time, which an editor, git or a copy can change."""
+    put_in = []
+    for event in lab.events(experiment_id, kinds=["dispatcher_on"]):
+        at = event.data.get("at")
+        put_in.append(float(at) if isinstance(at, (int, float)) else parse_iso(event.at))
+    return bool(put_in) and abs(lab.clock() - max(put_in)) < SETTLE_SECONDS
 
 
 def _context(name: str, experiment: Experiment, trial_id: int, text: str) -> str:
@@ -489,7 +506,7 @@ def on_agent_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
     experiment = _dispatched(lab, production)
     if experiment is None or experiment.status != "running":
         return None
-    if _settling(lab, production):  # see SETTLE_SECONDS: production's instructions, not a trial
+    if _settling(lab, experiment.id):  # see SETTLE_SECONDS: production's instructions, not a trial
         text = _blob(lab, experiment.files[0].control_sha256).decode()
     else:
         session = str(payload.get("session_id") or "")
@@ -520,15 +537,22 @@ def on_session_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None
     experiment = _dispatched(lab, production)
     if experiment is None:
         return None
+    instructions = agent_instructions(_blob(lab, production_digest(experiment)).decode())
     if experiment.status != "running":  # ended without taking it out (a crash, an older version): do it now
         set_dispatch(lab, experiment.id, False)
-    instructions = agent_instructions(_blob(lab, experiment.files[0].control_sha256).decode())
+        why = (
+            f"meta-experiment: this session runs as agent {agent}, whose file held a dispatcher of experiment "
+            f"{experiment.id}, which has ended ({experiment.status}); the agent's own file is back now."
+        )
+    else:
+        why = (
+            f"meta-experiment: this session runs as agent {agent}, whose file holds a dispatcher while experiment "
+            f"{experiment.id} tests two versions of its instructions. A session started as the agent is not one "
+            "of the experiment's trials."
+        )
     context = (
-        f"meta-experiment: this session runs as agent {agent}, whose file holds a dispatcher while experiment "
-        f"{experiment.id} tests two versions of its instructions. A session started as the agent is not one of "
-        "the experiment's trials: these are the agent's instructions as they are in production. Follow them as "
-        "your own instructions for the whole session.\n\n"
-        f"<agent-instructions>\n{instructions}\n</agent-instructions>"
+        f"{why} These are the agent's instructions as they are in production. Follow them as your own "
+        f"instructions for the whole session.\n\n<agent-instructions>\n{instructions}\n</agent-instructions>"
     )
     return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": context}}
 

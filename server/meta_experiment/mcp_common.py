@@ -144,12 +144,21 @@ class AppState:
             )
 
 
-LIST_FILTER_NAMES = ("active", "ended", "running", "promoted", "rolled_back", "expired")  # mcp_resources.LIST_FILTERS
+# experiments://list/{status}: which statuses each filter lists
+LIST_FILTERS: dict[str, list[str]] = {
+    "active": ["draft", "running"],
+    "ended": ["promoted", "rolled_back", "expired"],
+    "draft": ["draft"],
+    "running": ["running"],
+    "promoted": ["promoted"],
+    "rolled_back": ["rolled_back"],
+    "expired": ["expired"],
+}
 
 
 def experiment_uris(experiment_id: str | None) -> list[str]:
     uris = ["experiments://list", "experiments://status", "experiments://alerts"]
-    uris += [f"experiments://list/{name}" for name in LIST_FILTER_NAMES]
+    uris += [f"experiments://list/{name}" for name in LIST_FILTERS]
     if experiment_id:
         uris += [
             f"experiment://{experiment_id}",

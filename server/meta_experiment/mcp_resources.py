@@ -18,21 +18,12 @@ from . import monitoring, report
 from .analysis import CHART_LIMIT, chart_counts
 from .errors import ExperimentError
 from .lifecycle import Lab
-from .mcp_common import SETTINGS_URI, AppState, read_lab, read_static
+from .mcp_common import LIST_FILTERS, SETTINGS_URI, AppState, read_lab, read_static
 from .models import TERMINAL_STATUSES, Experiment
 from .prompts import project_files
 from .settings import settings_sources
 
 COMPLETION_LIMIT = 100  # values per completion answer (the protocol's maximum)
-# experiments://list/{status}: which statuses each filter lists
-LIST_FILTERS: dict[str, list[str]] = {
-    "active": ["draft", "running"],
-    "ended": ["promoted", "rolled_back", "expired"],
-    "running": ["running"],
-    "promoted": ["promoted"],
-    "rolled_back": ["rolled_back"],
-    "expired": ["expired"],
-}
 
 
 def no_chart_reason(lab: Lab, e: Experiment) -> str:
@@ -86,7 +77,7 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         name="experiments-by-status",
         mime_type="application/json",
         description="The experiments of one status, as experiments://list shows them: active (draft and running), "
-        "ended (promoted, rolled back or expired), running, promoted, rolled_back or expired.",
+        "ended (promoted, rolled back or expired), draft, running, promoted, rolled_back or expired.",
     )
     async def list_by_status_resource(status: str, ctx: Context) -> str:
         statuses = LIST_FILTERS.get(status)
