@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import COMMAND, PROD, VARIANT, package_env, spec
+from conftest import COMMAND, PROD, VARIANT, spec
 from fake_model import fake_model
 from meta_experiment.dispatch_ops import set_dispatch
 from meta_experiment.lifecycle import Lab
-from test_dispatch_cli import hooks_settings
+from test_dispatch_cli import hooks_settings, offline_env
 from test_plugin import claude_cli
 
 pty = pytest.importorskip("pty", reason="the interactive UI needs a POSIX pseudo-terminal")
@@ -63,6 +63,20 @@ class Terminal:
         os.write(self.fd, keys.encode())
         self.read(1.0)
 
+    def submit(self, prompt: str) -> None:
+        self.type(prompt)
+        self.type("\r")
+
+    @classmethod
+    def ready(cls, cli: str, cwd: Path, env: dict[str, str]) -> Terminal:
+        """The CLI started and waiting at its prompt."""
+        terminal = cls(cli, cwd, env)
+        if not terminal.wait_for("❯", 60):
+            terminal.close()
+            raise AssertionError(f"no prompt: {terminal.screen()[-2000:]}")
+        terminal.read(2.0)
+        return terminal
+
     def close(self) -> None:
         import signal
 
@@ -81,16 +95,7 @@ def returning_user(tmp_path: Path, project: Path) -> dict[str, str]:
     seen["projects"] = {str(project): {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True}}
     (home / ".claude.json").write_text(json.dumps(seen))
     hooks_settings(project)
-    env = {k: v for k, v in package_env().items() if k != "CLAUDE_PROJECT_DIR"}
-    env.update(
-        HOME=str(home),
-        DISABLE_AUTOUPDATER="1",
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-        DISABLE_TELEMETRY="1",
-        ANTHROPIC_API_KEY=API_KEY,
-        TERM="xterm-256color",
-    )
-    return env
+    return offline_env(home, ANTHROPIC_API_KEY=API_KEY, TERM="xterm-256color")
 
 
 def test_a_person_types_a_dispatched_command_and_sees_the_decision(tmp_path: Path, project: Path) -> None:
@@ -110,12 +115,9 @@ def test_a_person_types_a_dispatched_command_and_sees_the_decision(tmp_path: Pat
 
     with fake_model() as model:
         env["ANTHROPIC_BASE_URL"] = model.url
-        terminal = Terminal(cli, project, env)
+        terminal = Terminal.ready(cli, project, env)
         try:
-            assert terminal.wait_for("❯", 60), terminal.screen()[-2000:]  # the prompt is ready
-            terminal.read(2.0)
-            terminal.type("/review_pr 42")
-            terminal.type("\r")
+            terminal.submit("/review_pr 42")
             shown = f"meta-experiment: {e.id} ("
             assert terminal.wait_for(shown, 90), terminal.screen()[-3000:]
             terminal.read(1.0)
@@ -158,24 +160,20 @@ def test_a_session_open_before_the_dispatcher_runs_production_until_it_has_notic
         lab.close()
     with fake_model() as model:
         env["ANTHROPIC_BASE_URL"] = model.url
-        terminal = Terminal(cli, project, env)
+        terminal = Terminal.ready(cli, project, env)
         try:
-            assert terminal.wait_for("❯", 60), terminal.screen()[-2000:]
-            terminal.read(2.0)
             lab = Lab.open(project)
             try:
                 set_dispatch(lab, e.id, True)
             finally:
                 lab.close()
             dispatched_at = time.monotonic()
-            terminal.type("/review_pr 1")
-            terminal.type("\r")
+            terminal.submit("/review_pr 1")
             assert terminal.wait_for("Done.", 60), terminal.screen()[-2000:]
             early = "\n".join(model.texts(model.requests[-1]))
             terminal.read(max(0.0, SETTLE_SECONDS + 1 - (time.monotonic() - dispatched_at)))
             since = len(model.requests)
-            terminal.type("/review_pr 2")
-            terminal.type("\r")
+            terminal.submit("/review_pr 2")
             end = time.monotonic() + 60
             while len(model.requests) == since and time.monotonic() < end:
                 terminal.read(0.5)

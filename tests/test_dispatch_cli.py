@@ -29,18 +29,20 @@ def claude_p(
 ) -> subprocess.CompletedProcess[str]:
     """One prompt in print mode (with more of the CLI's `args`), offline: a throwaway HOME, the
     model on loopback, and this checkout's package importable by the hooks."""
-    env = {k: v for k, v in package_env().items() if k != "CLAUDE_PROJECT_DIR"}
-    env.update(
-        HOME=str(home),
-        DISABLE_AUTOUPDATER="1",
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-        DISABLE_TELEMETRY="1",
-        ANTHROPIC_BASE_URL=model.url,
-        ANTHROPIC_API_KEY="sk-test-not-a-key",
-    )
+    env = offline_env(home, ANTHROPIC_BASE_URL=model.url, ANTHROPIC_API_KEY="sk-test-not-a-key")
     done = subprocess.run([cli, "-p", prompt, *args], env=env, cwd=project, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return done
+
+
+def offline_env(home: Path, **more: str) -> dict[str, str]:
+    """The environment of the CLI run offline (a throwaway HOME: no update check, no telemetry)
+    with this checkout's package importable by the hooks, and `more`."""
+    env = {k: v for k, v in package_env().items() if k != "CLAUDE_PROJECT_DIR"}
+    env.update(
+        HOME=str(home), DISABLE_AUTOUPDATER="1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_TELEMETRY="1"
+    )
+    return {**env, **more}
 
 
 def sent(model: FakeModel, since: int = 0) -> list[str]:

@@ -4,7 +4,7 @@ the sample size, the primary metric's current results, and what the policy would
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -145,12 +145,9 @@ def forced_promotion(experiment: Experiment, analysis: Analysis) -> bool:
     return forced_label(experiment) and (decision is None or decision.action != "promote")
 
 
-def unanalysed_item(experiment: Experiment, progress: Progress) -> StatusItem:
-    """An ended experiment's item without its analysis (no means, p or confidence): for a report
-    that counts ended experiments without listing them. Not for a forced promotion (`forced`
-    needs the analysis)."""
-    m = experiment.primary_metric
-    return StatusItem(
+def _described(experiment: Experiment, progress: Progress) -> dict[str, Any]:
+    """The fields of an item that come from the experiment's definition and progress alone."""
+    return dict(
         id=experiment.id,
         name=experiment.name,
         status=experiment.status,
@@ -158,23 +155,33 @@ def unanalysed_item(experiment: Experiment, progress: Progress) -> StatusItem:
         hypothesis=experiment.hypothesis,
         created_at=experiment.created_at,
         ended_at=experiment.ended_at,
+        progress=progress,
+        treatment_percent=experiment.treatment_percent,
+        improvement_threshold=experiment.targets.improvement_threshold,
+        auto_rollback=experiment.auto_rollback,
+    )
+
+
+def unanalysed_item(experiment: Experiment, progress: Progress) -> StatusItem:
+    """An ended experiment's item without its analysis (no means, p or confidence): for a report
+    that counts ended experiments without listing them. Not for a forced promotion (`forced`
+    needs the analysis)."""
+    m = experiment.primary_metric
+    return StatusItem(
+        **_described(experiment, progress),
         primary_metric=m.name,
         metric_kind=m.kind,
         unit=m.unit,
         direction=m.direction,
-        progress=progress,
-        treatment_percent=experiment.treatment_percent,
         control_mean=None,
         treatment_mean=None,
         improvement_pct=None,
         scale="log" if m.log_scale else "raw",
-        improvement_threshold=experiment.targets.improvement_threshold,
         p_value=None,
         confidence=None,
         trials_needed=None,
         action=None,
         rationale=experiment.status_reason or "",
-        auto_rollback=experiment.auto_rollback,
     )
 
 
@@ -189,25 +196,16 @@ def status_item(
     running = experiment.status == "running"
     drift = file_drift(project_root, experiment) if running and project_root else ([], [], [])
     return StatusItem(
-        id=experiment.id,
-        name=experiment.name,
-        status=experiment.status,
-        status_reason=experiment.status_reason,
-        hypothesis=experiment.hypothesis,
-        created_at=experiment.created_at,
-        ended_at=experiment.ended_at,
+        **_described(experiment, progress),
         primary_metric=m.name,
         metric_kind=m.kind,
         unit=m.unit,
         direction=m.direction,
-        progress=progress,
-        treatment_percent=experiment.treatment_percent,
         control_mean=m.control.mean,
         treatment_mean=m.treatment.mean,
         improvement_pct=m.improvement_pct,
         scale=m.scale,
         relative_unstable=m.relative_unstable,
-        improvement_threshold=experiment.targets.improvement_threshold,
         p_value=m.p_value,
         confidence=None if seq is None or seq.p_value is None else 1 - seq.p_value,
         trials_needed=analysis.power.trials_needed_total
@@ -221,7 +219,6 @@ def status_item(
         changed_since_start=drift[0],
         holds_variant=drift[1],
         dispatching=drift[2],
-        auto_rollback=experiment.auto_rollback,
     )
 
 
