@@ -830,3 +830,19 @@ def test_a_dispatcher_back_after_a_promotion_gives_way_to_the_promoted_text(lab:
     context = out["hookSpecificOutput"]["additionalContext"]
     assert context.endswith("You review code. Be thorough.\n</agent-instructions>")
     assert dispatch.dispatcher_experiment((project / AGENT).read_text()) is None
+
+
+def test_a_new_experiment_on_a_command_says_it_can_be_dispatched(lab: Lab, project: Path) -> None:
+    """create_experiment's notes name dispatch where a dispatcher could stand in, and only there."""
+    e = lab.create(**spec())
+    assert (dispatch_ops.dispatch_hint(lab, e) or "").startswith("/review_pr can be dispatched")
+    a = lab.get(agent_experiment(lab, project))
+    assert "each launch of agent reviewer in Claude Code is a trial" in (dispatch_ops.dispatch_hint(lab, a) or "")
+    (project / "notes.md").write_text("a\n")
+    (project / "notes.v.md").write_text("b\n")
+    other = lab.create(**spec(files={"notes.md": "notes.v.md"}))
+    assert dispatch_ops.dispatch_hint(lab, other) is None  # not a command, skill or agent
+    (project / ".claude" / "commands" / "diff.md").write_text("Diff: !`git diff`\n")
+    (project / ".claude" / "commands" / "diff.v.md").write_text("Diff briefly: !`git diff`\n")
+    shell = lab.create(**spec(files={".claude/commands/diff.md": ".claude/commands/diff.v.md"}))
+    assert dispatch_ops.dispatch_hint(lab, shell) is None  # a shell line: dispatch would refuse it

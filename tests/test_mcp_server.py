@@ -574,8 +574,9 @@ async def test_the_reports_and_notes_are_in_the_structured_result_too(server, pr
         notes = created.structured_content["notes"]
         assert len(notes) == 2 and "identical to production" in notes[0] and "uncommitted" in notes[1]
         assert all(f"Note: {n}" in created.content[0].text for n in notes)
-        plain = await ok(client, "create_experiment", CREATE)
-        assert plain["notes"] == []
+        plain = await ok(client, "create_experiment", CREATE)  # on a command: it can be dispatched
+        [hint] = plain["notes"]
+        assert hint.startswith("/review_pr can be dispatched: the dispatch tool (or /meta_experiment dispatch ")
         analysis = await call(client, "analyze", {"experiment_id": plain["id"]})
         assert analysis.structured_content["report"] == analysis.content[0].text
         assert f"STATISTICAL ANALYSIS - {plain['id']}" in analysis.structured_content["report"]

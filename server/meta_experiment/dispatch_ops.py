@@ -172,6 +172,32 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
     )
 
 
+def dispatch_hint(lab: Lab, experiment: Experiment) -> str | None:
+    """For a new experiment on one command, skill or agent that a dispatcher could stand in for:
+    a note that `dispatch` makes each run of it a trial. None otherwise."""
+    if len(experiment.files) != 1:
+        return None
+    f = experiment.files[0]
+    control, treatment = lab.store.blob(f.control_sha256), lab.store.blob(f.treatment_sha256)
+    if control is None or treatment is None or label(f.production) == f.production:
+        return None
+    try:
+        problem = dispatch_problem(
+            f.production, control.decode(), treatment.decode(), duration=experiment.primary_metric.is_duration
+        )
+    except UnicodeDecodeError:
+        return None
+    if problem is not None:
+        return None
+    what = label(f.production)
+    runs = f"each launch of {what}" if agent_name(f.production) else f"each run of {what}"
+    return (
+        f"{what} can be dispatched: the dispatch tool (or /meta_experiment dispatch {experiment.id}) puts a "
+        f"dispatcher in its file, and then {runs} in Claude Code is a trial, assigned and recorded by the "
+        "plugin's hooks, without assign or record calls."
+    )
+
+
 def _result(
     experiment: Experiment, f: FileChange, dispatching: bool, changed: bool, summary: str, backup: str | None = None
 ) -> DispatchResult:

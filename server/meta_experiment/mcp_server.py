@@ -94,7 +94,7 @@ class CreatedExperiment(Experiment):
         Field(
             default_factory=list,
             description="What to know about the new experiment (an identical variant, uncommitted production "
-            f"files, a path through a symlink), {REPORT_FIELD}.",
+            f"files, a path through a symlink, a command that can be dispatched), {REPORT_FIELD}.",
         ),
     ]
 
@@ -286,8 +286,13 @@ def build_server(
             else ""
         )
         productions = [f.production for f in experiment.files]
-        dirty, root = await run_lab(ctx, lambda lab: (uncommitted(lab.project_root, productions), lab.project_root))
-        notes = create_notes(experiment, dirty, files, root)
+        from .dispatch_ops import dispatch_hint
+
+        dirty, root, hint = await run_lab(
+            ctx,
+            lambda lab: (uncommitted(lab.project_root, productions), lab.project_root, dispatch_hint(lab, experiment)),
+        )
+        notes = create_notes(experiment, dirty, files, root) + ([hint] if hint else [])
         note = "".join(f" Note: {line}" for line in notes)
         return tool_result(
             CreatedExperiment(**dict(experiment), notes=notes),
