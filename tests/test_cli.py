@@ -238,6 +238,13 @@ def test_reading_a_folder_without_state_creates_nothing(tmp_path: Path) -> None:
     run(folder, "auto")
     assert json.loads(run(folder, "settings").stdout)["defaults"]["sample_size_required"] == 10
     assert "There are no experiments yet" in run(folder, "analyze", "x1", check=False).stderr
+    # refused before anything is made: a setting out of range, a document that is not one
+    refused = run(folder, "settings", "defaults.sample_size_required=-5", check=False)
+    assert refused.returncode != 0 and "sample_size_required" in refused.stderr
+    outside = tmp_path / "bad.json"
+    outside.write_text(json.dumps({"experiments": [{"id": "../x"}]}))
+    refused = run(folder, "import", str(outside), check=False)
+    assert refused.returncode != 0 and "not a usable experiment id" in refused.stderr
     assert list(folder.iterdir()) == []
     assert (
         json.loads(run(folder, "settings", "defaults.sample_size_required=20").stdout)["defaults"][

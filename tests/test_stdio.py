@@ -155,7 +155,13 @@ async def test_a_project_without_state_gets_none_until_a_call_stores_something(p
         }
         refused = await client.call_tool("create_experiment", first)  # a typo: refused, and nothing is made
         assert refused.is_error and "missing.md" in refused.content[0].text
+        refused = await client.call_tool("import_experiments", {"document": {"experiments": [{"id": "../x"}]}})
+        assert refused.is_error and "not a usable experiment id" in refused.content[0].text
+        (fresh / "pyproject.toml").write_text('[tool.meta-experiment.defaults]\nsample_size_required = "many"\n')
+        refused = await client.call_tool("update_settings", {"auto_promote": True})  # pyproject's value is wrong
+        assert refused.is_error and "Nothing was written" in refused.content[0].text, refused.content[0].text
         assert not (fresh / ".meta-experiment").exists()
+        (fresh / "pyproject.toml").unlink()
         created = await client.call_tool(
             "create_experiment",
             {

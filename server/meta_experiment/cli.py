@@ -190,7 +190,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .interchange import import_experiments, read_document_file
 
     document = read_document_file(args.file)
-    lab = _lab(args, create=True)
+    lab = _lab(args)
+    if lab.empty_project:  # what the import would refuse is refused before the state folder is made
+        try:
+            lab.rehearse(lambda empty: import_experiments(empty, document, on_conflict="error"))
+        finally:
+            lab.close()
+        lab = _lab(args, create=True)
     try:
         result = import_experiments(lab, document, on_conflict="skip" if args.skip_existing else "error")
     finally:
@@ -205,7 +211,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
     from .errors import InvalidInput
     from .settings import SECTIONS, load_settings, update_settings
 
-    lab = _lab(args, create=bool(args.assignments))
+    lab = _lab(args)
     try:
         if not args.assignments:
             print(load_settings(lab.state_dir, lab.project_root).model_dump_json(indent=2))
@@ -219,6 +225,10 @@ def cmd_settings(args: argparse.Namespace) -> int:
             if not section:
                 section = next((s for s, m in SECTIONS.items() if name in m.model_fields), "defaults")
             changes.setdefault(section, {})[name] = _setting_value(name, raw)
+        if lab.empty_project:  # what the update would refuse is refused before the state folder is made
+            update_settings(lab.state_dir, changes, lab.project_root, dry_run=True)
+            lab.close()
+            lab = _lab(args, create=True)
         result = update_settings(lab.state_dir, changes, lab.project_root)
         lab.event(None, "settings_updated", f"Settings changed from the CLI: {args.assignments}")
         print(result.model_dump_json(indent=2))

@@ -344,6 +344,20 @@ class Lab:
         self._changed(experiment_id)
         return self.get(experiment_id)
 
+    def rehearse(self, fn: Callable[[Lab], Any]) -> None:
+        """Run `fn` (which stores only in the database) and undo all it stored: what it would refuse
+        is refused, and nothing is kept. For a project without state, before its folder is made."""
+
+        class Undo(Exception):
+            pass
+
+        try:
+            with self.store.transaction():
+                fn(self)
+                raise Undo
+        except Undo:
+            pass
+
     def check_create(self, **fields: Any) -> None:
         """What `create` refuses, refused without writing anything (before a project's first
         experiment makes its state folder: a refused one leaves none behind)."""

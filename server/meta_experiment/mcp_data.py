@@ -174,6 +174,16 @@ def register_data_tools(server: MCPServer) -> None:
                 sources=settings_sources(lab.state_dir, lab.project_root),
             )
 
+        if given:  # a project without state: what the update would refuse is refused before its folder is made
+            changes = {"defaults": defaults, "monitoring": monitoring}
+            await run_lab(
+                ctx,
+                lambda lab: (
+                    update_settings(lab.state_dir, changes, lab.project_root, dry_run=True)
+                    if lab.empty_project
+                    else None
+                ),
+            )
         result = await run_lab(ctx, run, create=bool(given))
         if not given:
             return tool_result(result, "No setting given, nothing changed. " + settings_text(result))
@@ -241,6 +251,8 @@ def register_data_tools(server: MCPServer) -> None:
             doc = document if document is not None else interchange.read_document(lab, path or "")
             return ImportResult(**interchange.import_experiments(lab, doc, on_conflict=on_conflict))
 
+        # a project without state: what the import would refuse is refused before its folder is made
+        await run_lab(ctx, lambda lab: lab.rehearse(run) if lab.empty_project else None)
         r = await run_lab(ctx, run, create=True)
         text = f"Imported {len(r.imported)} experiment(s)" + (f", skipped {len(r.skipped)}" if r.skipped else "") + "."
         return tool_result(r, text + "".join(f"\nWarning: {w}" for w in r.warnings))

@@ -204,9 +204,11 @@ def _merge(sources: list[tuple[str, dict[str, Any]]], own: dict[str, Any] | None
     return Settings.model_validate(merged)
 
 
-def update_settings(state_dir: Path, changes: dict[str, dict[str, Any]], project_root: Path | None = None) -> Settings:
+def update_settings(
+    state_dir: Path, changes: dict[str, dict[str, Any]], project_root: Path | None = None, *, dry_run: bool = False
+) -> Settings:
     """Apply `{section: {key: value}}` to settings.toml, keeping everything else in the file as it
-    was. Validated in full before the file is touched."""
+    was. Validated in full before the file is touched; `dry_run`: validated only, nothing written."""
     for section, values in changes.items():
         if section not in SECTIONS:
             raise InvalidInput(f"Unknown settings section {section!r}; use one of {sorted(SECTIONS)}.")
@@ -260,7 +262,7 @@ def update_settings(state_dir: Path, changes: dict[str, dict[str, Any]], project
     except InvalidInput as exc:
         raise InvalidInput(f"{exc} Nothing was written.") from exc
     text = tomlkit.dumps(doc)
-    if text == original:  # nothing changes: write nothing, so the .bak keeps the version before
+    if text == original or dry_run:  # nothing changes: write nothing, so the .bak keeps the version before
         return result
     state_dir.mkdir(parents=True, exist_ok=True)
     if original is not None:
