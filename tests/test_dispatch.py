@@ -846,3 +846,47 @@ def test_a_new_experiment_on_a_command_says_it_can_be_dispatched(lab: Lab, proje
     (project / ".claude" / "commands" / "diff.v.md").write_text("Diff briefly: !`git diff`\n")
     shell = lab.create(**spec(files={".claude/commands/diff.md": ".claude/commands/diff.v.md"}))
     assert dispatch_ops.dispatch_hint(lab, shell) is None  # a shell line: dispatch would refuse it
+
+
+def test_a_dispatcher_of_an_experiment_the_project_does_not_have_is_explained(
+    lab: Lab, tmp_path: Path, project: Path
+) -> None:
+    """A dispatcher committed by mistake reaches a clone with no such experiment: there is no text
+    to hand over, and the model is told so and where the original is, instead of nothing."""
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    clone = tmp_path / "clone"
+    (clone / ".claude" / "commands").mkdir(parents=True)
+    (clone / ".claude" / "agents").mkdir(parents=True)
+    (clone / PROD).write_text((project / PROD).read_text())
+    (clone / AGENT).write_text(dispatch.dispatcher_text(e.id, AGENT, AGENT_FRONT + "You review code.\n"))
+    other = Lab.open(clone, create=False)  # a clone without an experiment database
+    try:
+        out = on_prompt(other, payload("/review_pr 3"))
+        assert out is not None
+        context = out["hookSpecificOutput"]["additionalContext"]
+        assert f"holds a dispatcher of experiment {e.id}" in context and f"git log -p -- {PROD}" in context
+        launched = on_agent_start(other, launch())
+        assert launched is not None
+        task = launched["hookSpecificOutput"]["updatedInput"]["prompt"]
+        assert f"git log -p -- {AGENT}" in task and task.endswith("\n\nReview x.py")
+        started = on_session_start(other, {"session_id": "s", "agent_type": "reviewer"})
+        assert started is not None and "committed by mistake" in started["hookSpecificOutput"]["additionalContext"]
+        assert not other.has_database()  # nothing was made
+    finally:
+        other.close()
+    assert on_prompt(lab, payload("/other 1")) is None  # a command with no dispatcher: nothing to say
+
+
+def test_an_agent_launched_after_its_experiment_ended_gets_what_production_holds(lab: Lab, project: Path) -> None:
+    a = agent_experiment(lab, project, sample_size_required=20)
+    set_dispatch(lab, a, True)
+    held = (project / AGENT).read_bytes()
+    release.rollback(lab, a, reason="not now")
+    (project / AGENT).write_bytes(held)  # the dispatcher is back (a stash popped)
+    out = on_agent_start(lab, launch("toolu_after"))
+    assert out is not None and lab.trials(a) == []
+    assert out["hookSpecificOutput"]["updatedInput"]["prompt"].startswith(
+        "<agent-instructions>\nYou review code. Be thorough.\n</agent-instructions>"
+    )
+    assert dispatch.dispatcher_experiment((project / AGENT).read_text()) is None  # taken out

@@ -296,6 +296,23 @@ def _dispatched(lab: Lab, production: str | None) -> Experiment | None:
     return experiment if [f.production for f in experiment.files] == [production] else None
 
 
+def _orphan(lab: Lab, production: str | None) -> str | None:
+    """What to tell the model when `production` holds a dispatcher of an experiment this project's
+    database does not have (committed by mistake and pulled elsewhere, or the database removed):
+    there is no text to hand over, so say where the original is. None otherwise."""
+    current = deploy.read_current(lab.project_root, production) if production else None
+    experiment_id = dispatcher_experiment(current.decode("utf-8", "replace")) if current else None
+    if experiment_id is None or _dispatched(lab, production) is not None:
+        return None
+    return (
+        f"meta-experiment: {production} holds a dispatcher of experiment {experiment_id}, which this project's "
+        "experiment database does not have on this file: the dispatcher was probably committed by mistake (or the database "
+        "was removed), and the text it stands in for is not here. Tell the person, and offer to restore the file "
+        f"from git as it was before the dispatcher (git log -p -- {production}); meanwhile do what they asked as "
+        "best you can without it."
+    )
+
+
 def _slash_file(lab: Lab, name: str) -> str | None:
     """The project file `/name` runs: a skill of that name wins over a command (as in Claude Code)."""
     skill = skill_path(name)
@@ -308,7 +325,8 @@ def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], eve
     production = _slash_file(lab, name)
     experiment = _dispatched(lab, production)
     if experiment is None or production is None:
-        return None
+        orphan = _orphan(lab, production)
+        return None if orphan is None else {"hookSpecificOutput": {"hookEventName": event, "additionalContext": orphan}}
     experiment_id = experiment.id
     session = str(payload.get("session_id") or "")
     skill_dir = str(lab.project_root / production.rsplit("/", 1)[0]) if skill_name(production) else None
@@ -530,9 +548,17 @@ def on_agent_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
         return None
     production = f".claude/agents/{agent}.md"
     experiment = _dispatched(lab, production)
-    if experiment is None or experiment.status != "running":
-        return None
-    if _settling(lab, experiment.id):  # see SETTLE_SECONDS: production's instructions, not a trial
+    task = str(tool_input.get("prompt") or "")
+    if experiment is None:
+        orphan = _orphan(lab, production)
+        if orphan is None:
+            return None
+        updated = {**tool_input, "prompt": f"{orphan}\n\n{task}"}
+        return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "updatedInput": updated}}
+    if experiment.status != "running":  # ended without taking it out (a crash, an older version): do it now
+        set_dispatch(lab, experiment.id, False)
+        text = _blob(lab, production_digest(experiment)).decode()
+    elif _settling(lab, experiment.id):  # see SETTLE_SECONDS: production's instructions, not a trial
         text = _blob(lab, experiment.files[0].control_sha256).decode()
     else:
         session = str(payload.get("session_id") or "")
@@ -543,7 +569,6 @@ def on_agent_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
         note = {"trial_id": assignment.trial_id, "started": lab.clock(), "agent": agent, "session": session}
         (folder / f"call-{call}.json").write_text(json.dumps(note))
         text = assignment.files[0].content
-    task = str(tool_input.get("prompt") or "")
     updated = {
         **tool_input,
         "prompt": f"<agent-instructions>\n{agent_instructions(text)}\n</agent-instructions>\n\n{task}",
@@ -562,7 +587,12 @@ def on_session_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None
     production = f".claude/agents/{agent}.md"
     experiment = _dispatched(lab, production)
     if experiment is None:
-        return None
+        orphan = _orphan(lab, production)
+        return (
+            None
+            if orphan is None
+            else {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": orphan}}
+        )
     instructions = agent_instructions(_blob(lab, production_digest(experiment)).decode())
     if experiment.status != "running":  # ended without taking it out (a crash, an older version): do it now
         set_dispatch(lab, experiment.id, False)
