@@ -610,8 +610,13 @@ def test_a_session_started_as_a_dispatched_agent_gets_its_production_instruction
     context = out["hookSpecificOutput"]["additionalContext"]
     assert context.endswith("<agent-instructions>\nYou review code. Be thorough.\n</agent-instructions>")
     assert "not one of the experiment's trials" in context and lab.trials(e) == []
-    release.rollback(lab, e, reason="done")
-    assert on_session_start(lab, started) is None  # the original is back: nothing to hand over
+    release.promote(lab, e, force=True, reason="ship the variant")
+    # the session resumed (or compacted): its system prompt is the promoted file now; the old instructions go
+    resumed = on_session_start(lab, {**started, "source": "resume"})
+    assert resumed is not None and "has ended (promoted)" in resumed["hookSpecificOutput"]["additionalContext"]
+    assert "those no longer apply" in resumed["hookSpecificOutput"]["additionalContext"]
+    assert on_session_start(lab, {**started, "source": "compact"}) is None  # said once
+    assert on_session_start(lab, {**started, "session_id": "s10"}) is None  # a new session: nothing to say
 
 
 def test_notes_of_runs_that_never_ended_are_cleared(lab: Lab, project: Path) -> None:

@@ -155,6 +155,8 @@ def test_the_hooks_quick_look_passes_on_only_what_concerns_a_dispatcher(
     assert concerns("session-start", {"agent_type": "reviewer"}) and not concerns("session-start", {})
     for agent in ("plain", "..", ""):
         assert not concerns("session-start", {"agent_type": agent}), agent
+    (project / ".meta-experiment" / "dispatched" / "as-s7.json").write_text("{}")  # handed instructions before
+    assert concerns("session-start", {"agent_type": "plain", "session_id": "s7"})
     for agent in ("plain", "missing", "../commands/git/pr", ""):
         assert not concerns("agent-start", {"tool_input": {"subagent_type": agent}}), agent
     assert not concerns("agent-end", {"tool_use_id": "t1"}) and not concerns("agent-stop", {"agent_id": "a1"})

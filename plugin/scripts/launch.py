@@ -310,7 +310,9 @@ def hook_concerns_us(event, data):
         agent = str(payload.get("agent_type") or "")
         if not re.fullmatch(r"[\w.-]+", agent) or agent.startswith("."):
             return False
-        return holds_dispatcher(Path(project, ".claude", "agents", agent + ".md"))
+        session = key("session_id")
+        handed = session is not None and (runs / ("as-" + session + ".json")).is_file()  # at an earlier start
+        return handed or holds_dispatcher(Path(project, ".claude", "agents", agent + ".md"))
     if event == "agent-end":
         call = key("tool_use_id")
         return call is not None and (runs / ("call-" + call + ".json")).is_file()

@@ -306,10 +306,10 @@ def _orphan(lab: Lab, production: str | None) -> str | None:
         return None
     return (
         f"meta-experiment: {production} holds a dispatcher of experiment {experiment_id}, which this project's "
-        "experiment database does not have on this file: the dispatcher was probably committed by mistake (or the database "
-        "was removed), and the text it stands in for is not here. Tell the person, and offer to restore the file "
-        f"from git as it was before the dispatcher (git log -p -- {production}); meanwhile do what they asked as "
-        "best you can without it."
+        "experiment database does not have on this file: the dispatcher was probably committed by mistake (or the "
+        "database was removed), and the text it stands in for is not here. Tell the person, and offer to restore "
+        f"the file from git as it was before the dispatcher (git log -p -- {production}); meanwhile do what they "
+        "asked as best you can without it."
     )
 
 
@@ -586,16 +586,18 @@ def on_session_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None
         return None
     production = f".claude/agents/{agent}.md"
     experiment = _dispatched(lab, production)
+    session = _key(payload.get("session_id"))
+    handed = _runs_dir(lab) / f"as-{session}.json" if session else None
     if experiment is None:
-        orphan = _orphan(lab, production)
-        return (
-            None
-            if orphan is None
-            else {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": orphan}}
-        )
+        context = _orphan(lab, production) or _handed_before(lab, handed, agent)
+        if context is None:
+            return None
+        return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": context}}
     instructions = agent_instructions(_blob(lab, production_digest(experiment)).decode())
     if experiment.status != "running":  # ended without taking it out (a crash, an older version): do it now
         set_dispatch(lab, experiment.id, False)
+        if handed is not None:  # what it is handed now is what production holds
+            handed.unlink(missing_ok=True)
         why = (
             f"meta-experiment: this session runs as agent {agent}, whose file held a dispatcher of experiment "
             f"{experiment.id}, which has ended ({experiment.status}); the agent's own file is back now."
@@ -606,11 +608,34 @@ def on_session_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None
             f"{experiment.id} tests two versions of its instructions. A session started as the agent is not one "
             "of the experiment's trials."
         )
+        if handed is not None:  # a resumed session's later start finds it (_handed_before)
+            handed.parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale_runs(handed.parent)
+            handed.write_text(json.dumps({"experiment_id": experiment.id, "agent": agent}))
     context = (
         f"{why} These are the agent's instructions as they are in production. Follow them as your own "
         f"instructions for the whole session.\n\n<agent-instructions>\n{instructions}\n</agent-instructions>"
     )
     return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": context}}
+
+
+def _handed_before(lab: Lab, handed: Path | None, agent: str) -> str | None:
+    """A session (resumed, or compacted) that was handed an agent's instructions at an earlier
+    start, when its experiment ran: the experiment has ended since, and the agent's file, which is
+    the session's system prompt again, holds what production runs now. Those instructions go."""
+    note = _read(handed) if handed is not None and handed.is_file() else {}
+    if handed is None or not note:
+        return None
+    handed.unlink(missing_ok=True)
+    try:
+        experiment = lab.get(str(note.get("experiment_id")))
+    except (NotFound, ExperimentError):
+        return None
+    return (
+        f"meta-experiment: experiment {experiment.id} on agent {agent} has ended ({experiment.status}) since this "
+        "session was handed the agent's instructions between <agent-instructions> tags: those no longer apply. "
+        "The agent's own instructions are your system prompt now: follow them."
+    )
 
 
 def on_agent_end(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
