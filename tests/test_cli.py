@@ -285,3 +285,23 @@ def test_export_and_import_read_a_relative_path_from_the_same_folder(
     assert f"'exp.json' is '{tmp_path / 'exp.json'}', outside the project '{project}'" in elsewhere.stderr
     assert "a relative path starts at the current folder" in elsewhere.stderr
     assert f"(e.g. '{project / 'exp.json'}')" in elsewhere.stderr
+
+
+def test_import_with_skip_existing_into_a_project_without_state(tmp_path: Path, project: Path) -> None:
+    """Two exports joined list an experiment twice: --skip-existing imports it once, in a project
+    without state as in one with (the check made before the state folder is made skips alike)."""
+    lab = Lab.open(project)
+    try:
+        lab.create(**spec())
+    finally:
+        lab.close()
+    document = json.loads(run(project, "export").stdout)
+    document["experiments"] = document["experiments"] * 2
+    joined = tmp_path / "joined.json"
+    joined.write_text(json.dumps(document))
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    refused = run(fresh, "import", str(joined), check=False)
+    assert refused.returncode != 0 and "--skip-existing" in refused.stderr
+    assert list(fresh.iterdir()) == []
+    assert run(fresh, "import", str(joined), "--skip-existing").stdout.strip() == "Imported 1, skipped 1."

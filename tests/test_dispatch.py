@@ -616,6 +616,12 @@ def test_a_session_started_as_a_dispatched_agent_gets_its_production_instruction
     assert resumed is not None and "has ended (promoted)" in resumed["hookSpecificOutput"]["additionalContext"]
     assert "those no longer apply" in resumed["hookSpecificOutput"]["additionalContext"]
     assert on_session_start(lab, {**started, "source": "compact"}) is None  # said once
+    # taken out by hand while the experiment runs: the file holds what the session was handed, nothing to say
+    other = agent_experiment(lab, project)
+    set_dispatch(lab, other, True)
+    assert on_session_start(lab, {**started, "session_id": "s11"}) is not None
+    set_dispatch(lab, other, False)
+    assert on_session_start(lab, {**started, "session_id": "s11", "source": "resume"}) is None
     assert on_session_start(lab, {**started, "session_id": "s10"}) is None  # a new session: nothing to say
 
 
@@ -851,6 +857,9 @@ def test_a_new_experiment_on_a_command_says_it_can_be_dispatched(lab: Lab, proje
     (project / ".claude" / "commands" / "diff.v.md").write_text("Diff briefly: !`git diff`\n")
     shell = lab.create(**spec(files={".claude/commands/diff.md": ".claude/commands/diff.v.md"}))
     assert dispatch_ops.dispatch_hint(lab, shell) is None  # a shell line: dispatch would refuse it
+    (project / ".claude" / "skills" / "review_pr").mkdir(parents=True)
+    (project / ".claude" / "skills" / "review_pr" / "SKILL.md").write_text("A skill of the command's name.\n")
+    assert dispatch_ops.dispatch_hint(lab, e) is None  # the skill runs instead: dispatch would refuse it
 
 
 def test_a_dispatcher_of_an_experiment_the_project_does_not_have_is_explained(
@@ -881,6 +890,12 @@ def test_a_dispatcher_of_an_experiment_the_project_does_not_have_is_explained(
     finally:
         other.close()
     assert on_prompt(lab, payload("/other 1")) is None  # a command with no dispatcher: nothing to say
+    # a copy of a dispatcher in another command's file: said so, not "committed by mistake"
+    (project / ".claude" / "commands" / "review_pr2.md").write_text((project / PROD).read_text())
+    out = on_prompt(lab, payload("/review_pr2 1"))
+    assert out is not None and lab.trials(e.id) == []
+    copied = out["hookSpecificOutput"]["additionalContext"]
+    assert f"a copy of the dispatcher of experiment {e.id}, which tests {PROD}, not this file" in copied
 
 
 def test_an_agent_launched_after_its_experiment_ended_gets_what_production_holds(lab: Lab, project: Path) -> None:

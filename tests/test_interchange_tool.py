@@ -36,3 +36,32 @@ async def test_a_file_that_is_not_json_says_so(project: Path) -> None:
     (project / "b.md").write_text("# notes\n")
     text = await _error(project, "import_experiments", {"path": "b.md"})
     assert "'b.md' is not valid JSON (expecting value at line 1, column 1)" in text
+
+
+def test_a_rehearsal_keeps_nothing_and_tells_nobody(tmp_path: Path) -> None:
+    """Lab.rehearse (the check before a project's state folder is made): the import runs, is undone,
+    and no listener hears of experiments that were never kept."""
+    from meta_experiment.interchange import export_experiments, import_experiments
+    from meta_experiment.lifecycle import Lab
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.md").write_text("x\n")
+    (tmp_path / "a" / "y.md").write_text("y\n")
+    source = Lab.open(tmp_path / "a", create=True)
+    try:
+        primary = {"name": "t", "direction": "lower_is_better"}
+        source.create(name="n", hypothesis="h", files={"x.md": "y.md"}, primary_metric=primary)
+        document = export_experiments(source)
+    finally:
+        source.close()
+    (tmp_path / "b").mkdir()
+    empty = Lab.open(tmp_path / "b", create=False)
+    heard: list[str | None] = []
+    empty.listeners.append(heard.append)
+    try:
+        empty.rehearse(lambda lab: import_experiments(lab, document))
+        assert heard == [] and empty.experiments() == [] and not empty.has_database()
+        import_experiments(empty, document)  # the real one (here into the in-memory store) is heard
+        assert len(heard) == 1 and len(empty.experiments()) == 1
+    finally:
+        empty.close()

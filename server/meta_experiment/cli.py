@@ -190,15 +190,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .interchange import import_experiments, read_document_file
 
     document = read_document_file(args.file)
+    on_conflict = "skip" if args.skip_existing else "error"
     lab = _lab(args)
     if lab.empty_project:  # what the import would refuse is refused before the state folder is made
         try:
-            lab.rehearse(lambda empty: import_experiments(empty, document, on_conflict="error"))
+            lab.rehearse(lambda empty: import_experiments(empty, document, on_conflict=on_conflict))
         finally:
             lab.close()
         lab = _lab(args, create=True)
     try:
-        result = import_experiments(lab, document, on_conflict="skip" if args.skip_existing else "error")
+        result = import_experiments(lab, document, on_conflict=on_conflict)
     finally:
         lab.close()
     print(f"Imported {len(result['imported'])}, skipped {len(result['skipped'])}.")

@@ -120,13 +120,7 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
         control, treatment = _blob(lab, f.control_sha256), _blob(lab, f.treatment_sha256)
         problem = dispatch_problem(
             f.production, control.decode(), treatment.decode(), duration=experiment.primary_metric.is_duration
-        )
-        if problem is None and _slash_file(lab, command_name(f.production) or "") not in (None, f.production):
-            problem = (
-                f"The project has a skill named like {what} ({skill_path(command_name(f.production) or '')}), and "
-                f"Claude Code runs the skill when {what} is typed, so the command's dispatcher would never run. "
-                "Rename one of them, or run the trials with assign."
-            )
+        ) or _shadowed(lab, f.production)
         if problem is not None:
             raise InvalidInput(problem)
         text = dispatcher_text(experiment_id, f.production, control.decode()).encode()
@@ -172,6 +166,18 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
     )
 
 
+def _shadowed(lab: Lab, production: str) -> str | None:
+    """Why a command's dispatcher would never run: a skill of its name, which Claude Code runs instead."""
+    name = command_name(production)
+    if name is None or _slash_file(lab, name) in (None, production):
+        return None
+    return (
+        f"The project has a skill named like /{name} ({skill_path(name)}), and Claude Code runs the skill when "
+        f"/{name} is typed, so the command's dispatcher would never run. Rename one of them, or run the trials "
+        "with assign."
+    )
+
+
 def dispatch_hint(lab: Lab, experiment: Experiment) -> str | None:
     """For a new experiment on one command, skill or agent that a dispatcher could stand in for:
     a note that `dispatch` makes each run of it a trial. None otherwise."""
@@ -187,7 +193,7 @@ def dispatch_hint(lab: Lab, experiment: Experiment) -> str | None:
         )
     except UnicodeDecodeError:
         return None
-    if problem is not None:
+    if problem is not None or _shadowed(lab, f.production) is not None:
         return None
     what = label(f.production)
     runs = f"each launch of {what}" if agent_name(f.production) else f"each run of {what}"
@@ -304,12 +310,24 @@ def _orphan(lab: Lab, production: str | None) -> str | None:
     experiment_id = dispatcher_experiment(current.decode("utf-8", "replace")) if current else None
     if experiment_id is None or _dispatched(lab, production) is not None:
         return None
+    try:
+        tested = [f.production for f in lab.get(experiment_id).files] if lab.has_database() else None
+    except NotFound:
+        tested = None
+    if tested is not None:  # a copy of another file's dispatcher
+        return (
+            f"meta-experiment: {production} holds a copy of the dispatcher of experiment {experiment_id}, which "
+            f"tests {', '.join(tested)}, not this file: there is no text here to hand over. Tell the person that "
+            "this file is a copy of a dispatcher and needs its own text; meanwhile do what they asked as best you "
+            "can without it."
+        )
     return (
         f"meta-experiment: {production} holds a dispatcher of experiment {experiment_id}, which this project's "
-        "experiment database does not have on this file: the dispatcher was probably committed by mistake (or the "
-        "database was removed), and the text it stands in for is not here. Tell the person, and offer to restore "
-        f"the file from git as it was before the dispatcher (git log -p -- {production}); meanwhile do what they "
-        "asked as best you can without it."
+        "experiment database does not have, so no hook can hand over its text. If meta-experiment's assign tool "
+        f"knows {experiment_id} (a server with another state folder), follow the file's own instructions. "
+        "Otherwise the dispatcher was probably committed by mistake (or the database was removed): tell the "
+        f"person, and offer to restore the file from git as it was before the dispatcher (git log -p -- "
+        f"{production}); meanwhile do what they asked as best you can without it."
     )
 
 
@@ -630,6 +648,8 @@ def _handed_before(lab: Lab, handed: Path | None, agent: str) -> str | None:
     try:
         experiment = lab.get(str(note.get("experiment_id")))
     except (NotFound, ExperimentError):
+        return None
+    if experiment.status == "running":  # taken out by hand: the file holds what the session was handed
         return None
     return (
         f"meta-experiment: experiment {experiment.id} on agent {agent} has ended ({experiment.status}) since this "

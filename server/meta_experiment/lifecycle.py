@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -69,6 +70,8 @@ class Lab:
     _specs: dict[str, tuple[MetricSpec, tuple[MetricSpec, ...], int, int, float]] = field(
         default_factory=dict, repr=False
     )
+    # Set in the thread that runs a rehearsal: what it does is undone, so nobody is told of it.
+    _quiet: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     @classmethod
     def open(
@@ -127,6 +130,8 @@ class Lab:
         return load_settings(self.state_dir, self.project_root)
 
     def _changed(self, experiment_id: str | None) -> None:
+        if getattr(self._quiet, "on", False):
+            return
         for listener in self.listeners:
             listener(experiment_id)
 
@@ -351,12 +356,15 @@ class Lab:
         class Undo(Exception):
             pass
 
+        self._quiet.on = True
         try:
             with self.store.transaction():
                 fn(self)
                 raise Undo
         except Undo:
             pass
+        finally:
+            self._quiet.on = False
 
     def check_create(self, **fields: Any) -> None:
         """What `create` refuses, refused without writing anything (before a project's first
