@@ -611,18 +611,23 @@ def test_a_session_started_as_a_dispatched_agent_gets_its_production_instruction
     assert context.endswith("<agent-instructions>\nYou review code. Be thorough.\n</agent-instructions>")
     assert "not one of the experiment's trials" in context and lab.trials(e) == []
     release.promote(lab, e, force=True, reason="ship the variant")
-    # the session resumed (or compacted): its system prompt is the promoted file now; the old instructions go
-    resumed = on_session_start(lab, {**started, "source": "resume"})
-    assert resumed is not None and "has ended (promoted)" in resumed["hookSpecificOutput"]["additionalContext"]
-    assert "those no longer apply" in resumed["hookSpecificOutput"]["additionalContext"]
-    assert on_session_start(lab, {**started, "source": "compact"}) is None  # said once
-    # taken out by hand while the experiment runs: the file holds what the session was handed, nothing to say
+    # resumed (or compacted), the session keeps the system prompt it started with (the dispatcher: seen
+    # in Claude Code), with or without --agent again: it gets what production holds now, the variant
+    for again in ({**started, "source": "resume"}, {"session_id": "s9", "source": "compact"}):
+        resumed = on_session_start(lab, again)
+        assert resumed is not None
+        context = resumed["hookSpecificOutput"]["additionalContext"]
+        assert "no longer holds that experiment's dispatcher (the experiment is promoted)" in context
+        assert context.endswith("You review code. Report only real bugs.\n</agent-instructions>")
+    assert on_session_start(lab, {**started, "session_id": "s10"}) is None  # a new session: the file is the agent
+    # taken out by hand while the experiment runs: production's instructions again (the original)
     other = agent_experiment(lab, project)
     set_dispatch(lab, other, True)
     assert on_session_start(lab, {**started, "session_id": "s11"}) is not None
     set_dispatch(lab, other, False)
-    assert on_session_start(lab, {**started, "session_id": "s11", "source": "resume"}) is None
-    assert on_session_start(lab, {**started, "session_id": "s10"}) is None  # a new session: nothing to say
+    resumed = on_session_start(lab, {**started, "session_id": "s11", "source": "resume"})
+    assert resumed is not None and "(the experiment is running)" in resumed["hookSpecificOutput"]["additionalContext"]
+    assert resumed["hookSpecificOutput"]["additionalContext"].endswith("Be thorough.\n</agent-instructions>")
 
 
 def test_notes_of_runs_that_never_ended_are_cleared(lab: Lab, project: Path) -> None:

@@ -252,7 +252,7 @@ def test_a_session_started_as_a_dispatched_agent_runs_its_production_instruction
         tmp_path, project, files={agent: variant}, primary_metric=primary, secondary_metrics=[]
     )
     with fake_model() as model:
-        claude_p(cli, home, project, model, "review x.py", "--agent", "reviewer")
+        done = claude_p(cli, home, project, model, "review x.py", "--agent", "reviewer", "--output-format", "json")
         [request] = model.conversation_requests()
     system = json.dumps(request.get("system"))
     assert f"experiment {experiment_id}, is testing two versions" in system  # the dispatcher is the system prompt
@@ -262,8 +262,20 @@ def test_a_session_started_as_a_dispatched_agent_runs_its_production_instruction
     lab = Lab.open(project)
     try:
         assert lab.trials(experiment_id) == []
+        release.promote(lab, experiment_id, force=True, reason="ship it")
     finally:
         lab.close()
+    assert "Report only real bugs" in (project / agent).read_text()
+
+    # resumed after the promotion (without --agent): Claude Code keeps the system prompt the session
+    # started with, the dispatcher, and the hook hands over what production holds now
+    with fake_model() as model:
+        claude_p(cli, home, project, model, "and y.py", "--resume", json.loads(done.stdout)["session_id"])
+        request = model.conversation_requests()[-1]
+    assert f"experiment {experiment_id}, is testing two versions" in json.dumps(request.get("system"))
+    texts = "\n".join(model.texts(request))
+    assert "(the experiment is promoted)" in texts
+    assert "<agent-instructions>\nYou review code. Report only real bugs.\n</agent-instructions>" in texts
 
 
 def test_the_model_running_a_dispatched_command_itself_runs_a_trial(tmp_path: Path, project: Path) -> None:

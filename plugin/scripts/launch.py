@@ -307,12 +307,13 @@ def hook_concerns_us(event, data):
             return False
         return holds_dispatcher(Path(project, ".claude", "agents", agent + ".md"))
     if event == "session-start":  # a session started as an agent (claude --agent NAME)
+        session = key("session_id")
+        if session is not None and (runs / ("as-" + session + ".json")).is_file():  # handed some at an earlier start
+            return True
         agent = str(payload.get("agent_type") or "")
         if not re.fullmatch(r"[\w.-]+", agent) or agent.startswith("."):
             return False
-        session = key("session_id")
-        handed = session is not None and (runs / ("as-" + session + ".json")).is_file()  # at an earlier start
-        return handed or holds_dispatcher(Path(project, ".claude", "agents", agent + ".md"))
+        return holds_dispatcher(Path(project, ".claude", "agents", agent + ".md"))
     if event == "agent-end":
         call = key("tool_use_id")
         return call is not None and (runs / ("call-" + call + ".json")).is_file()

@@ -598,24 +598,35 @@ def on_session_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None
     """SessionStart of a session started as a dispatched agent (`claude --agent NAME`, or the
     `agent` setting): the agent's system prompt is then the dispatcher, and no launch brings it an
     arm's instructions. Such a session is not a trial (its runs have no launch and no end to time):
-    it gets the agent's production instructions, so it runs as it did before the experiment."""
-    agent = str(payload.get("agent_type") or "")
+    it gets the agent's production instructions, so it runs as it did before the experiment.
+
+    Claude Code keeps a session's system prompt from its first start: resumed or compacted later,
+    even after the experiment ended, the session still runs the dispatcher. A note of the session
+    (`as-<session id>.json`) finds it then, with or without `--agent` given again, and it gets what
+    production holds at that time."""
+    session = _key(payload.get("session_id"))
+    handed = _runs_dir(lab) / f"as-{session}.json" if session else None
+    note = _read(handed) if handed is not None and handed.is_file() else {}
+    agent = str(payload.get("agent_type") or note.get("agent") or "")
     if not re.fullmatch(r"[\w.-]+", agent) or agent.startswith("."):
         return None
     production = f".claude/agents/{agent}.md"
     experiment = _dispatched(lab, production)
-    session = _key(payload.get("session_id"))
-    handed = _runs_dir(lab) / f"as-{session}.json" if session else None
     if experiment is None:
-        context = _orphan(lab, production) or _handed_before(lab, handed, agent)
-        if context is None:
+        orphan = _orphan(lab, production)
+        if orphan is not None or not note:
+            return None if orphan is None else _session_context(orphan)
+        try:
+            experiment = lab.get(str(note.get("experiment_id")))
+        except (NotFound, ExperimentError):
             return None
-        return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": context}}
-    instructions = agent_instructions(_blob(lab, production_digest(experiment)).decode())
-    if experiment.status != "running":  # ended without taking it out (a crash, an older version): do it now
+        why = (
+            f"meta-experiment: this session runs as agent {agent}. It started while experiment {experiment.id} "
+            f"tested two versions of the agent's instructions, and the agent's file no longer holds that "
+            f"experiment's dispatcher (the experiment is {experiment.status})."
+        )
+    elif experiment.status != "running":  # ended without taking it out (a crash, an older version): do it now
         set_dispatch(lab, experiment.id, False)
-        if handed is not None:  # what it is handed now is what production holds
-            handed.unlink(missing_ok=True)
         why = (
             f"meta-experiment: this session runs as agent {agent}, whose file held a dispatcher of experiment "
             f"{experiment.id}, which has ended ({experiment.status}); the agent's own file is back now."
@@ -626,36 +637,20 @@ def on_session_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None
             f"{experiment.id} tests two versions of its instructions. A session started as the agent is not one "
             "of the experiment's trials."
         )
-        if handed is not None:  # a resumed session's later start finds it (_handed_before)
+        if handed is not None:  # found at the session's later starts (resumed, compacted)
             handed.parent.mkdir(parents=True, exist_ok=True)
             _remove_stale_runs(handed.parent)
             handed.write_text(json.dumps({"experiment_id": experiment.id, "agent": agent}))
-    context = (
-        f"{why} These are the agent's instructions as they are in production. Follow them as your own "
-        f"instructions for the whole session.\n\n<agent-instructions>\n{instructions}\n</agent-instructions>"
+    instructions = agent_instructions(_blob(lab, production_digest(experiment)).decode())
+    return _session_context(
+        f"{why} These are the agent's instructions as they are in production now. Follow them as your own "
+        "instructions for the whole session, in place of any given earlier.\n\n"
+        f"<agent-instructions>\n{instructions}\n</agent-instructions>"
     )
+
+
+def _session_context(context: str) -> dict[str, Any]:
     return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": context}}
-
-
-def _handed_before(lab: Lab, handed: Path | None, agent: str) -> str | None:
-    """A session (resumed, or compacted) that was handed an agent's instructions at an earlier
-    start, when its experiment ran: the experiment has ended since, and the agent's file, which is
-    the session's system prompt again, holds what production runs now. Those instructions go."""
-    note = _read(handed) if handed is not None and handed.is_file() else {}
-    if handed is None or not note:
-        return None
-    handed.unlink(missing_ok=True)
-    try:
-        experiment = lab.get(str(note.get("experiment_id")))
-    except (NotFound, ExperimentError):
-        return None
-    if experiment.status == "running":  # taken out by hand: the file holds what the session was handed
-        return None
-    return (
-        f"meta-experiment: experiment {experiment.id} on agent {agent} has ended ({experiment.status}) since this "
-        "session was handed the agent's instructions between <agent-instructions> tags: those no longer apply. "
-        "The agent's own instructions are your system prompt now: follow them."
-    )
 
 
 def on_agent_end(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
