@@ -548,6 +548,8 @@ def test_what_an_agent_dispatcher_cannot_test_is_refused() -> None:
     assert "front matter (tools)" in (dispatch.dispatch_problem(AGENT, good, tools + "b") or "")
     assert "duration" in (dispatch.dispatch_problem(AGENT, good, good, duration=False) or "")
     assert dispatch.label(AGENT) == "agent reviewer" and dispatch.label(PROD) == "/review_pr"
+    assert dispatch.agent_path("reviewer") == AGENT and dispatch.agent_name(AGENT) == "reviewer"
+    assert dispatch.agent_path("../commands/x") is None and dispatch.agent_path(".hidden") is None
 
 
 def test_an_agent_launch_gets_its_arms_instructions_and_its_time_recorded(lab: Lab, project: Path) -> None:

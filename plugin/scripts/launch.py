@@ -300,20 +300,19 @@ def hook_concerns_us(event, data):
         tool_input = payload.get("tool_input")
         skill = str(tool_input.get("skill") or "") if isinstance(tool_input, dict) else ""
         return runs_dispatcher(skill[1:] if skill.startswith("/") else skill)
+
+    def agent_dispatched(agent):
+        ok = re.fullmatch(r"[\w.-]+", agent) and not agent.startswith(".")
+        return bool(ok) and holds_dispatcher(Path(project, ".claude", "agents", agent + ".md"))
+
     if event == "agent-start":
         tool_input = payload.get("tool_input")
-        agent = str(tool_input.get("subagent_type") or "") if isinstance(tool_input, dict) else ""
-        if not re.fullmatch(r"[\w.-]+", agent) or agent.startswith("."):
-            return False
-        return holds_dispatcher(Path(project, ".claude", "agents", agent + ".md"))
+        return agent_dispatched(str(tool_input.get("subagent_type") or "") if isinstance(tool_input, dict) else "")
     if event == "session-start":  # a session started as an agent (claude --agent NAME)
         session = key("session_id")
         if session is not None and (runs / ("as-" + session + ".json")).is_file():  # handed some at an earlier start
             return True
-        agent = str(payload.get("agent_type") or "")
-        if not re.fullmatch(r"[\w.-]+", agent) or agent.startswith("."):
-            return False
-        return holds_dispatcher(Path(project, ".claude", "agents", agent + ".md"))
+        return agent_dispatched(str(payload.get("agent_type") or ""))
     if event == "agent-end":
         call = key("tool_use_id")
         return call is not None and (runs / ("call-" + call + ".json")).is_file()

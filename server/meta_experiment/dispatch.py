@@ -87,6 +87,13 @@ def agent_name(production: str) -> str | None:
     return name if re.fullmatch(r"[\w.-]+", name) and not name.startswith(".") else None
 
 
+def agent_path(name: str) -> str | None:
+    """The project file of agent `name` (a launch's subagent_type), None when `name` cannot be one."""
+    if not re.fullmatch(r"[\w.-]+", name) or name.startswith("."):
+        return None
+    return f"{AGENTS_DIR}{name}.md"
+
+
 def label(production: str) -> str:
     """How the person calls it: `/review` for a command or a skill, `agent reviewer` for an agent."""
     name = slash_name(production)

@@ -24,6 +24,7 @@ from .dispatch import (
     CONTEXT_LIMIT,
     agent_instructions,
     agent_name,
+    agent_path,
     command_name,
     command_path,
     dispatch_problem,
@@ -303,12 +304,13 @@ def _dispatched(lab: Lab, production: str | None) -> Experiment | None:
 
 
 def _orphan(lab: Lab, production: str | None) -> str | None:
-    """What to tell the model when `production` holds a dispatcher of an experiment this project's
-    database does not have (committed by mistake and pulled elsewhere, or the database removed):
-    there is no text to hand over, so say where the original is. None otherwise."""
+    """Where `_dispatched` found no experiment: what to tell the model when `production` still holds
+    a dispatcher, of an experiment this project's database does not have on that file (committed by
+    mistake and pulled elsewhere, the database removed, a copy): there is no text to hand over, so
+    say where the original is. None when it holds no dispatcher."""
     current = deploy.read_current(lab.project_root, production) if production else None
     experiment_id = dispatcher_experiment(current.decode("utf-8", "replace")) if current else None
-    if experiment_id is None or _dispatched(lab, production) is not None:
+    if experiment_id is None:
         return None
     try:
         tested = [f.production for f in lab.get(experiment_id).files] if lab.has_database() else None
@@ -562,9 +564,9 @@ def on_agent_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(tool_input, dict) or call is None:
         return None
     agent = str(tool_input.get("subagent_type") or "")
-    if not re.fullmatch(r"[\w.-]+", agent) or agent.startswith("."):
+    production = agent_path(agent)
+    if production is None:
         return None
-    production = f".claude/agents/{agent}.md"
     experiment = _dispatched(lab, production)
     task = str(tool_input.get("prompt") or "")
     if experiment is None:
@@ -608,9 +610,9 @@ def on_session_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None
     handed = _runs_dir(lab) / f"as-{session}.json" if session else None
     note = _read(handed) if handed is not None and handed.is_file() else {}
     agent = str(payload.get("agent_type") or note.get("agent") or "")
-    if not re.fullmatch(r"[\w.-]+", agent) or agent.startswith("."):
+    production = agent_path(agent)
+    if production is None:
         return None
-    production = f".claude/agents/{agent}.md"
     experiment = _dispatched(lab, production)
     if experiment is None:
         orphan = _orphan(lab, production)
