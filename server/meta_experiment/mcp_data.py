@@ -158,12 +158,11 @@ def register_data_tools(server: MCPServer) -> None:
         given = {k: v for k, v in locals().items() if k != "ctx" and v is not None}
         defaults = {k: v for k, v in given.items() if k in DefaultSettings.model_fields}
         monitoring = {k: v for k, v in given.items() if k not in defaults}
+        changes = {"defaults": defaults, "monitoring": monitoring}
 
         def run(lab: Lab) -> SettingsResult:
             if given:
-                settings = update_settings(
-                    lab.state_dir, {"defaults": defaults, "monitoring": monitoring}, lab.project_root
-                )
+                settings = update_settings(lab.state_dir, changes, lab.project_root)
                 lab.event(None, "settings_updated", f"Settings changed: {sorted(given)}", changes=given)
             else:
                 settings = lab.settings()
@@ -175,7 +174,6 @@ def register_data_tools(server: MCPServer) -> None:
             )
 
         if given:  # a project without state: what the update would refuse is refused before its folder is made
-            changes = {"defaults": defaults, "monitoring": monitoring}
             await run_lab(
                 ctx,
                 lambda lab: (
