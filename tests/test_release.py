@@ -336,6 +336,23 @@ def test_promote_refuses_when_git_would_lose_the_commit_or_the_index(
     assert git(project, "diff", "--cached") == index_before
 
 
+@pytest.mark.parametrize("working_copy", ["variant", "original"])
+def test_a_staged_copy_of_the_variant_is_what_promote_commits_anyway(
+    lab: Lab, project: Path, working_copy: str
+) -> None:
+    """Staged changes of a production file block a promote (the commit would replace them), except
+    a staged copy of the variant itself: the commit records exactly that, so nothing is lost."""
+    e = winner(lab)
+    (project / PROD).write_text(VARIANT)
+    git(project, "add", PROD)
+    if working_copy == "original":
+        (project / PROD).write_text(COMMAND)
+    result = release.promote(lab, e.id)
+    assert result.outcome == "promoted" and result.git.status == "committed", result.git
+    assert git(project, "show", "HEAD:" + PROD) == VARIANT and (project / PROD).read_text() == VARIANT
+    assert git(project, "diff", "--cached") == ""
+
+
 def test_a_commit_hook_that_adds_files_is_reported(lab: Lab, project: Path) -> None:
     hook = project / ".git" / "hooks" / "pre-commit"
     hook.write_text("#!/bin/sh\necho extra > extra.txt\ngit add extra.txt\n")

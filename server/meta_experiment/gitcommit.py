@@ -13,7 +13,7 @@ import os
 import shlex
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .deploy import checkpoint
@@ -74,12 +74,15 @@ IN_PROGRESS = {
 }
 
 
-def blockers(project_root: Path, rel_paths: Sequence[str]) -> str | None:
+def blockers(
+    project_root: Path, rel_paths: Sequence[str], new_contents: Mapping[str, bytes] | None = None
+) -> str | None:
     """Why committing `rel_paths` now would lose or hide work, or None. Checked before any file is
     written: a detached HEAD or a rebase, merge, cherry-pick or revert in progress (the commit would
     end up on no branch, or be dropped by --abort), staged changes of these paths (the commit
-    would silently replace them in the index), or a skip-worktree mark on them (git would commit
-    nothing). Outside a repository, or without git, nothing blocks."""
+    would silently replace them in the index; not when what is staged is exactly the path's
+    `new_contents`, what the commit records anyway), or a skip-worktree mark on them (git would
+    commit nothing). Outside a repository, or without git, nothing blocks."""
     if shutil.which("git") is None:
         return None
     try:
@@ -118,6 +121,13 @@ def blockers(project_root: Path, rel_paths: Sequence[str]) -> str | None:
         if has_head and rel_paths:
             staged = _git(project_root, "diff", "--cached", "--name-only", "HEAD", "--", *rel_paths)
             names = [n for n in staged.stdout.splitlines() if n]
+            if names and new_contents is not None:  # a staged copy of what the commit records loses nothing
+                names = [
+                    rel
+                    for rel in rel_paths
+                    if _git(project_root, "diff", "--cached", "--quiet", "HEAD", "--", rel).returncode != 0
+                    and _staged(project_root, rel) != new_contents.get(rel)
+                ]
             if names:
                 return (
                     f"{', '.join(names)} has staged changes (git add) that are not committed; they would be "
@@ -126,6 +136,20 @@ def blockers(project_root: Path, rel_paths: Sequence[str]) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None  # git cannot answer: the commit step reports it
     return None
+
+
+def _staged(project_root: Path, rel_path: str) -> bytes | None:
+    """The bytes git's index holds for `rel_path` (relative to `project_root`), None if none."""
+    out = subprocess.run(
+        ["git", "show", f":./{rel_path}"],
+        cwd=project_root,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+        env=dict(os.environ, GIT_TERMINAL_PROMPT="0"),
+        check=False,
+    )
+    return out.stdout if out.returncode == 0 else None
 
 
 def commit_paths(project_root: Path, rel_paths: Sequence[str], message: str) -> GitOutcome:

@@ -321,6 +321,7 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> Plan:
     holds neither the expected content nor already the new one. A rollback may restore a file
     deleted after promotion: that overwrites nobody's work."""
     steps, diffs, conflicts, warnings, in_place, restored = [], [], [], [], [], []
+    new_contents: dict[str, bytes] = {}
     dispatchers = dispatch_ops.dispatcher_shas(lab, experiment.id) if operation == "promote" else set()
     for f in experiment.files:
         if operation == "promote":
@@ -356,11 +357,12 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> Plan:
                 deploy.unified_diff(f.production, current, new_content, before_label="production", after_label=target)
             )
         steps.append(deploy.FileStep(f.production, old, new))
+        new_contents[f.production] = new_content
         if operation == "promote":
             warnings += _variant_drift(lab, f.variant, new)
     if conflicts:
         raise _conflict(experiment, operation, conflicts)
-    blocked = gitcommit.blockers(lab.project_root, [s.production for s in steps])
+    blocked = gitcommit.blockers(lab.project_root, [s.production for s in steps], new_contents)
     if blocked:
         raise InvalidState(f"Refusing to {operation} {experiment.id}: {blocked}. Nothing was changed.")
     return Plan(steps, "".join(diffs), warnings, tuple(in_place), tuple(restored))
