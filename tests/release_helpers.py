@@ -27,8 +27,10 @@ def record_trials(
     failures: dict[str, int] | None = None,
 ) -> None:
     """`trials` assigned and recorded trials; `failures[arm]` of them per arm recorded with
-    success=False (the first ones of that arm)."""
-    rng = random.Random(seed)
+    success=False (the first ones of that arm). Each arm draws its noise from its own generator,
+    so its values do not depend on how the arms interleave (which follows the experiment id, a
+    time): the same figures whenever the test runs."""
+    rngs = {"control": random.Random(seed), "treatment": random.Random(seed + 1_000_003)}
     failed = {"control": 0, "treatment": 0}
     failures = failures or {}
     # the experiment's guardrails get values too, equal in both arms: a guardrail with no data
@@ -39,6 +41,7 @@ def record_trials(
         mean = control if a.arm == "control" else treatment
         success = failed[a.arm] >= failures.get(a.arm, 0)
         failed[a.arm] += not success
+        rng = rngs[a.arm]
         values = {"time_to_complete": mean + rng.gauss(0, noise)}
         values.update({name: 5.0 + rng.gauss(0, 0.2) for name in guards})
         lab.record(a.trial_id, values, success)
