@@ -25,7 +25,12 @@ from test_plugin import claude_cli
 pty = pytest.importorskip("pty", reason="the interactive UI needs a POSIX pseudo-terminal")
 
 API_KEY = "sk-ant-api03-" + "t" * 80  # a stand-in: the model is on loopback
+FORWARD = re.compile(rb"\x1b\[(\d*)C")  # cursor forward: the UI's way of drawing blanks it has drawn before
 ANSI = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()=>][0-9A-Za-z]?")
+
+
+def squash(text: str) -> str:
+    return "".join(text.split())
 
 
 class Terminal:
@@ -39,7 +44,13 @@ class Terminal:
         self.raw = b""
 
     def screen(self) -> str:
-        return ANSI.sub(b"", self.raw).decode("utf-8", "replace")
+        blanks = FORWARD.sub(lambda m: b" " * int(m.group(1) or 1), self.raw)
+        return ANSI.sub(b"", blanks).decode("utf-8", "replace")
+
+    def shows(self, text: str) -> bool:
+        """Whether the text is on the screen, blanks aside: a redraw may move the cursor over a blank
+        or wrap a line where the text has one."""
+        return squash(text) in squash(self.screen())
 
     def read(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -54,10 +65,10 @@ class Terminal:
     def wait_for(self, text: str, seconds: float) -> bool:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            if text in self.screen():
+            if self.shows(text):
                 return True
             self.read(0.5)
-        return text in self.screen()
+        return self.shows(text)
 
     def type(self, keys: str) -> None:
         os.write(self.fd, keys.encode())
@@ -139,7 +150,7 @@ def test_a_person_types_a_dispatched_command_and_sees_the_decision(tmp_path: Pat
     assert f"<command-text>\n{arm_text}" in texts
     # the Stop hook recorded it and promoted; the person is told on the screen
     assert ended.status == "promoted", ended.status_reason
-    assert f"Stop says: meta-experiment: {e.id} (Parallel PR review) promoted" in " ".join(screen.split())
+    assert squash(f"Stop says: meta-experiment: {e.id} (Parallel PR review) promoted") in squash(screen)
     assert (project / PROD).read_text() == VARIANT
 
 
