@@ -32,6 +32,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the developer's project or state: clear the variables that choose them."""
     for name in ("CLAUDE_PROJECT_DIR", "META_EXPERIMENT_HOME"):
         monkeypatch.delenv(name, raising=False)
+    # nor the developer's own skills and commands, which Claude Code runs before a project's
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "personal-claude"))
     gitconfig = tmp_path / "gitconfig"
     gitconfig.write_text("[init]\n\tdefaultBranch = main\n")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))

@@ -770,6 +770,61 @@ def test_a_skill_and_a_command_of_one_name_the_skill_runs(lab: Lab, project: Pat
     assert on_prompt(lab, payload("/review_pr 1")) is not None and len(lab.trials(e.id)) == 1
 
 
+def test_the_users_own_skill_or_command_of_the_name_runs_instead(
+    lab: Lab, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claude Code runs a personal skill (in CLAUDE_CONFIG_DIR, or ~/.claude) before the project's
+    skill or command of that name, and a personal command before the project's command; a project
+    skill before a personal command (all seen in its CLI). A dispatcher that would never run is
+    refused, and the hook does not hand over an arm for a run of the user's own file."""
+    personal = tmp_path / "config"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(personal))
+    e = lab.create(**spec())
+    own_skill = personal / "skills" / "review_pr" / "SKILL.md"
+    own_command = personal / "commands" / "review_pr.md"
+    for own, kind in ((own_skill, "skill"), (own_command, "command")):
+        own.parent.mkdir(parents=True, exist_ok=True)
+        own.write_text("My own way.\n")
+        with pytest.raises(InvalidInput, match=f"personal {kind} named /review_pr") as refused:
+            set_dispatch(lab, e.id, True)
+        assert str(own) in str(refused.value) and "project's command" in str(refused.value)
+        assert (project / PROD).read_text() == COMMAND
+        assert dispatch_ops.dispatch_hint(lab, e) is None  # create's note does not offer it
+        own.unlink()
+    assert "can be dispatched" in (dispatch_ops.dispatch_hint(lab, e) or "")
+    set_dispatch(lab, e.id, True)
+    own_command.write_text("Made since.\n")  # the user's own command now runs for them
+    assert on_prompt(lab, payload("/review_pr 1")) is None and lab.trials(e.id) == []
+    own_command.unlink()
+    assert on_prompt(lab, payload("/review_pr 1")) is not None and len(lab.trials(e.id)) == 1
+    # HOME's .claude when CLAUDE_CONFIG_DIR is not set
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert dispatch_ops.personal_dir() == tmp_path / "home" / ".claude"
+    (tmp_path / "home" / ".claude" / "commands").mkdir(parents=True)
+    (tmp_path / "home" / ".claude" / "commands" / "review_pr.md").write_text("Mine.\n")
+    assert on_prompt(lab, payload("/review_pr 2")) is None and len(lab.trials(e.id)) == 1
+
+
+def test_a_personal_skill_outranks_a_dispatched_skill_a_personal_command_does_not(
+    lab: Lab, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    personal = tmp_path / "config"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(personal))
+    e = skill_experiment(lab, project)
+    (personal / "commands").mkdir(parents=True)
+    (personal / "commands" / "greet.md").write_text("My own greeting.\n")  # the project's skill still wins
+    set_dispatch(lab, e, True)
+    assert on_prompt(lab, payload("/greet Bob")) is not None and len(lab.trials(e)) == 1
+    set_dispatch(lab, e, False)
+    (personal / "skills" / "greet").mkdir(parents=True)
+    (personal / "skills" / "greet" / "SKILL.md").write_text("My own skill.\n")
+    with pytest.raises(InvalidInput, match="personal skill named /greet .* instead of the project's skill"):
+        set_dispatch(lab, e, True)
+    used = {"session_id": "s-model", "tool_name": "Skill", "tool_input": {"skill": "greet", "args": "Bob"}}
+    assert on_skill(lab, used) is None and len(lab.trials(e)) == 1
+
+
 def test_runs_right_after_the_dispatcher_goes_in_are_not_trials(
     lab: Lab, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

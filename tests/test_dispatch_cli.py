@@ -38,7 +38,7 @@ def claude_p(
 def offline_env(home: Path, **more: str) -> dict[str, str]:
     """The environment of the CLI run offline (a throwaway HOME: no update check, no telemetry)
     with this checkout's package importable by the hooks, and `more`."""
-    env = {k: v for k, v in package_env().items() if k != "CLAUDE_PROJECT_DIR"}
+    env = {k: v for k, v in package_env().items() if k not in ("CLAUDE_PROJECT_DIR", "CLAUDE_CONFIG_DIR")}
     env.update(
         HOME=str(home), DISABLE_AUTOUPDATER="1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_TELEMETRY="1"
     )
@@ -158,6 +158,24 @@ def test_a_prompt_that_is_not_a_dispatched_command_is_left_alone(tmp_path: Path,
     assert "Review the pull request. Run the security analyst" in texts  # Claude Code's own expansion
     assert "meta-experiment" not in texts
     assert not (project / ".meta-experiment").exists()
+
+
+def test_the_users_own_command_of_the_name_runs_and_is_not_a_trial(tmp_path: Path, project: Path) -> None:
+    """The person has a personal command named like the dispatched one (in their ~/.claude):
+    Claude Code runs theirs, so the hook hands over nothing and no trial is made."""
+    cli, home, experiment_id = dispatched(tmp_path, project)
+    (home / ".claude" / "commands").mkdir(parents=True)
+    (home / ".claude" / "commands" / "review_pr.md").write_text("My own review routine for $ARGUMENTS.\n")
+    with fake_model() as model:
+        claude_p(cli, home, project, model, "/review_pr 7")
+        texts = "\n".join(sent(model))
+    assert "My own review routine for 7." in texts
+    assert "meta-experiment" not in texts and "<command-text>" not in texts
+    lab = Lab.open(project)
+    try:
+        assert lab.trials(experiment_id) == []
+    finally:
+        lab.close()
 
 
 def test_the_longest_text_a_hook_hands_over_arrives_whole(tmp_path: Path, project: Path) -> None:

@@ -232,7 +232,7 @@ def claude(
 ) -> subprocess.CompletedProcess[str]:
     """The CLI offline, with a throwaway HOME: no login, no update check, no telemetry; with
     `model`, its requests go to that stand-in on loopback."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CLAUDE_PROJECT_DIR")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CLAUDE_PROJECT_DIR", "CLAUDE_CONFIG_DIR")}
     env.update(
         HOME=str(home),
         DISABLE_AUTOUPDATER="1",

@@ -11,6 +11,7 @@ place, and nothing at the end mistakes it for anything else.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from contextlib import suppress
@@ -22,10 +23,10 @@ from pydantic import Field
 from . import deploy
 from .dispatch import (
     CONTEXT_LIMIT,
+    SKILL_FILE,
     agent_instructions,
     agent_name,
     agent_path,
-    command_name,
     command_path,
     dispatch_problem,
     dispatcher_experiment,
@@ -35,6 +36,7 @@ from .dispatch import (
     render,
     skill_name,
     skill_path,
+    slash_name,
 )
 from .errors import Conflict, ExperimentError, InvalidInput, InvalidState, NotFound, PathError
 from .files import backup_bytes
@@ -168,10 +170,21 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
 
 
 def _shadowed(lab: Lab, production: str) -> str | None:
-    """Why a command's dispatcher would never run: a skill of its name, which Claude Code runs instead."""
-    name = command_name(production)
-    if name is None or _slash_file(lab, name) in (None, production):
+    """Why a command's or skill's dispatcher would never run: a file of its name that Claude Code
+    runs instead (a project skill before a command; the user's own skill or command)."""
+    name = slash_name(production)
+    runs = _slash_file(lab, name) if name is not None else production
+    if name is None or runs == production:
         return None
+    what = "skill" if skill_name(production) else "command"
+    personal = personal_file(name, skills_only=what == "skill") if runs is None else None
+    if personal is not None:
+        kind = "skill" if personal.name == SKILL_FILE else "command"
+        return (
+            f"You have a personal {kind} named /{name} ({personal}), and Claude Code runs it instead of the "
+            f"project's {what} when /{name} is typed, so the {what}'s dispatcher would never run for you. Rename "
+            "or move your own one, or run the trials with assign."
+        )
     return (
         f"The project has a skill named like /{name} ({skill_path(name)}), and Claude Code runs the skill when "
         f"/{name} is typed, so the command's dispatcher would never run. Rename one of them, or run the trials "
@@ -333,12 +346,44 @@ def _orphan(lab: Lab, production: str | None) -> str | None:
     )
 
 
+def personal_dir() -> Path | None:
+    """The user's own Claude Code folder, where their personal skills and commands are: the
+    CLAUDE_CONFIG_DIR Claude Code runs with, or ~/.claude. None when there is no home to find."""
+    configured = os.environ.get("CLAUDE_CONFIG_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    try:
+        return Path.home() / ".claude"
+    except RuntimeError:
+        return None
+
+
+def personal_file(name: str, *, skills_only: bool = False) -> Path | None:
+    """The user's own skill (or, unless `skills_only`, command) that Claude Code runs for `/name`
+    instead of the project's file. Seen in its CLI: a personal skill wins over the project's skill
+    and command of that name, and a personal command over the project's command (a project skill
+    wins over a personal command). A personal skill answers here to its folder's name only."""
+    home = personal_dir()
+    if home is None:
+        return None
+    skill, command = skill_path(name), command_path(name)
+    candidates = [home / skill.removeprefix(".claude/")] if skill else []
+    if command and not skills_only:
+        candidates.append(home / command.removeprefix(".claude/"))
+    for candidate in candidates:
+        with suppress(OSError):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
 def _slash_file(lab: Lab, name: str) -> str | None:
-    """The project file `/name` runs: a skill of that name wins over a command (as in Claude Code)."""
+    """The project file `/name` runs, in Claude Code's order: a skill of that name wins over a
+    command. None when the user's own skill or command of that name runs instead (`personal_file`)."""
     skill = skill_path(name)
     if skill is not None and (lab.project_root / skill).exists():
-        return skill
-    return command_path(name)
+        return None if personal_file(name, skills_only=True) else skill
+    return None if personal_file(name) else command_path(name)
 
 
 def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], event: str) -> dict[str, Any] | None:
