@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -613,6 +614,9 @@ def test_a_session_started_as_a_dispatched_agent_gets_its_production_instruction
     assert context.endswith("<agent-instructions>\nYou review code. Be thorough.\n</agent-instructions>")
     assert "not one of the experiment's trials" in context and lab.trials(e) == []
     release.promote(lab, e, force=True, reason="ship the variant")
+    note = lab.state_dir / "dispatched" / "as-s9.json"
+    weeks = time.time() - 20 * 86400  # resumed three weeks on, within Claude Code's 30 days
+    os.utime(note, (weeks, weeks))
     # resumed (or compacted), the session keeps the system prompt it started with (the dispatcher: seen
     # in Claude Code), with or without --agent again: it gets what production holds now, the variant
     for again in ({**started, "source": "resume"}, {"session_id": "s9", "source": "compact"}):
@@ -621,6 +625,7 @@ def test_a_session_started_as_a_dispatched_agent_gets_its_production_instruction
         context = resumed["hookSpecificOutput"]["additionalContext"]
         assert "no longer holds that experiment's dispatcher (the experiment is promoted)" in context
         assert context.endswith("You review code. Report only real bugs.\n</agent-instructions>")
+        assert note.stat().st_mtime > time.time() - 60  # renewed: kept while the session is in use
     assert on_session_start(lab, {**started, "session_id": "s10"}) is None  # a new session: the file is the agent
     # taken out by hand while the experiment runs: production's instructions again (the original)
     other = agent_experiment(lab, project)
@@ -644,8 +649,19 @@ def test_notes_of_runs_that_never_ended_are_cleared(lab: Lab, project: Path) -> 
     os.utime(folder / "call-toolu_old.json", (old, old))
     (folder / "recent-session.json").write_text("{}")
     os.utime(folder / "recent-session.json", (old, old))  # a session's file is kept for a week
+    (folder / "old-session.json").write_text("{}")
+    weeks = time.time() - 8 * 86400
+    os.utime(folder / "old-session.json", (weeks, weeks))
+    # a session started as the agent: kept while Claude Code keeps an idle session (30 days)
+    for name, age in (("as-s-weeks.json", 8), ("as-s-gone.json", 32)):
+        (folder / name).write_text("{}")
+        os.utime(folder / name, (time.time() - age * 86400,) * 2)
     on_agent_start(lab, launch("toolu_new"))
-    assert sorted(p.name for p in folder.iterdir()) == ["call-toolu_new.json", "recent-session.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "as-s-weeks.json",
+        "call-toolu_new.json",
+        "recent-session.json",
+    ]
 
 
 def test_a_command_the_model_runs_itself_is_a_trial_too(lab: Lab, project: Path) -> None:

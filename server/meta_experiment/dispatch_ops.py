@@ -51,6 +51,10 @@ STALE_RUN_SECONDS = 7 * 86400
 # An agent launch whose end never came (denied, cancelled, Claude Code killed) leaves its note, and
 # while any is pending every SubagentStop starts the package: those go after six hours.
 STALE_AGENT_SECONDS = 6 * 3600
+# A session started as a dispatched agent keeps the dispatcher as its system prompt when it is
+# resumed, however much later: its note (`as-<session>.json`) stays as long as Claude Code keeps an
+# idle session by default (cleanupPeriodDays: 30 days since its last activity), renewed at each start.
+STALE_SESSION_SECONDS = 31 * 86400
 # Claude Code notices a changed command, skill or agent file a few seconds after the change (its
 # file watcher: 2-5 s, measured in its terminal UI, CLI 2.1.332); until then a session open since
 # before still runs the file it had. A run that soon after the dispatcher went in is not a trial:
@@ -573,12 +577,16 @@ def _ended(experiment: Experiment, how: str, why: str) -> dict[str, Any]:
 
 def _remove_stale_runs(folder: Path) -> None:
     """Sessions that ended without a Stop (killed) leave their file: remove those older than a
-    week, and an agent launch's notes older than six hours."""
+    week, an agent launch's notes older than six hours, and notes of sessions started as an agent
+    idle for longer than Claude Code keeps a session."""
     now = time.time()
     for old in folder.glob("*.json"):
-        agent_note = old.name.startswith(("call-", "agent-", "stopped-"))
+        if old.name.startswith(("call-", "agent-", "stopped-")):
+            kept = STALE_AGENT_SECONDS
+        else:
+            kept = STALE_SESSION_SECONDS if old.name.startswith("as-") else STALE_RUN_SECONDS
         with suppress(OSError):
-            if old.stat().st_mtime < now - (STALE_AGENT_SECONDS if agent_note else STALE_RUN_SECONDS):
+            if old.stat().st_mtime < now - kept:
                 old.unlink()
 
 
@@ -667,6 +675,9 @@ def on_session_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None
             experiment = lab.get(str(note.get("experiment_id")))
         except (NotFound, ExperimentError):
             return None
+        if handed is not None:  # renewed: kept while the session is in use
+            with suppress(OSError):
+                os.utime(handed)
         why = (
             f"meta-experiment: this session runs as agent {agent}. It started while experiment {experiment.id} "
             f"tested two versions of the agent's instructions, and the agent's file no longer holds that "
