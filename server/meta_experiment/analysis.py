@@ -12,7 +12,7 @@ from .models import ARMS, TERMINAL_STATUSES, Arm, Experiment, parse_iso
 from .stats import cluster
 from .stats.cluster import UnitDetail
 from .stats.results import Analysis
-from .stats.summary import Summary
+from .stats.summary import Summary, two_sum
 from .status import StatusReport, forced_label, status_item, status_report, unanalysed_item
 from .store import SUCCESS, ClusterSums, RunningStats, UnitCounts, success_clusters
 
@@ -116,7 +116,8 @@ def summary_of(
     with `units` (each unit's count and shifted sum, Store.unit_sums) it also carries the unit
     detail of the small-sample tests (stats/cluster.py). The values without a unit are the rest of
     the count and of the residual sum of squares."""
-    summary = Summary(running.n, running.mean, running.variance, running.min, running.max)
+    mean, error = two_sum(running.shift, running.shifted_mean)  # the mean, and what its rounding left out
+    summary = Summary(running.n, mean, running.variance, running.min, running.max, mean_error=error)
     if sums is None:
         return summary
     unit_ss, cross, n2 = sums.clustering(running.n, running.m2, running.shifted_mean)

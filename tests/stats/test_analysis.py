@@ -346,3 +346,38 @@ def test_power_at_an_uneven_split_keeps_each_arm_at_the_policy_floor():
         p.n_total_sequential == 45 + MIN_PER_ARM and "(45 control, 5 treatment at the 10% treatment split)" in p.message
     )
     assert p.trials_needed_total and _n_eff(9 + 0.9 * p.trials_needed_total, 3 + 0.1 * p.trials_needed_total) >= 4.5
+
+
+def test_the_store_path_keeps_the_digits_a_difference_of_near_equal_means_needs():
+    """From a review: values 1e9 + noise of 1e-3. The store keeps each mean as shift + shifted mean;
+    their rounded sum lost up to an ulp of 1e9 (1.2e-7), 2.7e-4 of the Welch t. The difference now
+    adds back what the rounding left out, and agrees with exact rational arithmetic on the values."""
+    from fractions import Fraction
+
+    from meta_experiment.analysis import summary_of
+    from meta_experiment.stats import continuous
+    from meta_experiment.stats.summary import mean_difference
+    from meta_experiment.store import EMPTY_STATS
+
+    rng = np.random.default_rng(11)
+    arms = [list(1e9 + rng.normal(0, 1e-3, 200)), list(1e9 + 3e-4 + rng.normal(0, 1e-3, 200))]
+    running = []
+    for values in arms:
+        r = EMPTY_STATS
+        for x in values:
+            r = r.add(x)
+        running.append(r)
+    c, t = (summary_of(r) for r in running)
+
+    def exact(values):
+        n = len(values)
+        mean = sum(map(Fraction, values)) / n
+        return mean, sum((Fraction(x) - mean) ** 2 for x in values) / (n - 1), n
+
+    (mc, vc, nc), (mt, vt, nt) = exact(arms[0]), exact(arms[1])
+    se = math.sqrt(float(vc / nc + vt / nt))
+    want = float(mt - mc) / se
+    got, _, _ = continuous.t_test(c, t)
+    assert got == pytest.approx(want, rel=1e-9)
+    assert mean_difference(c, t) == pytest.approx(float(mt - mc), rel=1e-9)
+    assert (t.mean - c.mean) != pytest.approx(float(mt - mc), rel=1e-5)  # the rounded means alone are off

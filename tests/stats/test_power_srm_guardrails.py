@@ -26,6 +26,72 @@ def test_z_test_sample_size_matches_statsmodels(h, alpha):
     assert power.n_fixed(h, alpha, 0.8, t_test=False) == pytest.approx(ref, abs=1e-6)
 
 
+@pytest.mark.parametrize("d", [2.3e-4, 2e-4])
+def test_sample_sizes_in_the_hundreds_of_millions_are_found(d):
+    """Found up to 1e9 per arm (the search once stopped at 4^14 = 2.7e8), and the analysis says them."""
+    from meta_experiment.models import MetricSpec, Targets
+    from meta_experiment.stats.analysis import AnalysisInputs
+    from meta_experiment.stats.summary import Summary
+
+    ref = tt_ind_solve_power(effect_size=d, alpha=0.05, power=0.8, ratio=1.0)
+    assert 2.7e8 < ref < 1e9
+    assert power.n_fixed(d, 0.05, 0.8, t_test=True) == pytest.approx(ref, rel=1e-9)
+    assert power.n_fixed(1e-5, 0.05, 0.8, t_test=True) is None  # 1.6e11: beyond the search
+    rng = np.random.default_rng(0)
+    c, t = rng.normal(0, 1, 30), rng.normal(0, 1, 30)
+    c = (c - c.mean()) / c.std(ddof=1) * 1000 + 10  # sd 1000, mean 10: a 2.3% target is d = 2.3e-4
+    t = (t - t.mean()) / t.std(ddof=1) * 1000 + 10.5
+    recorded = {"control": 30, "treatment": 30}
+    a = analyze(
+        AnalysisInputs(
+            primary=MetricSpec(name="m", direction="higher_is_better"),
+            targets=Targets(improvement_threshold=d * 1e4),
+            summaries={("control", "m"): Summary.of(c), ("treatment", "m"): Summary.of(t)},
+            assigned=recorded,
+            recorded=recorded,
+            sample_size_required=10**6,
+            now=1.0,
+            started_at=0.0,
+            max_duration_days=14,
+        )
+    )
+    fixed = a.power.n_per_arm_fixed
+    assert fixed is not None and fixed == math.ceil(tt_ind_solve_power(effect_size=d, alpha=0.05, power=0.8))
+    if a.power.n_per_arm_sequential is not None:  # at 2.3e-4: within 1e9 for the always-valid test too
+        assert f"({fixed:,} per arm for a single fixed-horizon test)" in a.power.message
+    else:  # at 2e-4 it needs more
+        assert a.power.message.startswith("the target improvement is too small to detect")
+    assert (a.power.n_per_arm_sequential is not None) == (d > 2.2e-4)
+
+
+def _t_power_by_integral(d, n, alpha):
+    """Power of the two-sided t-test at n per arm, independently of scipy's noncentral t: T = (Z +
+    nc) / S with S ~ chi(df) / sqrt(df), so P(|T| > c) = E[Phi(nc - c S) + Phi(-nc - c S)]."""
+    from scipy import integrate
+
+    df, nc = 2 * n - 2, d * math.sqrt(n / 2)
+    crit = stats.t.isf(alpha / 2, df)
+    chi = stats.chi(df)
+
+    def f(x):
+        scaled = crit * x / math.sqrt(df)
+        return chi.pdf(x) * (stats.norm.cdf(nc - scaled) + stats.norm.cdf(-nc - scaled))
+
+    return integrate.quad(f, 0, np.inf, limit=200, epsabs=1e-13)[0]
+
+
+@pytest.mark.parametrize("d,alpha", [(8.0, 0.001), (8.0, 0.01), (5.0, 0.001), (10.0, 0.01), (6.0, 0.001)])
+def test_large_effects_get_the_sample_size_with_the_power(d, alpha):
+    """At 2-5 trials per arm scipy's noncentral t gives NaN in the far tail; the power there is still
+    the noncentral t's (not the normal limit's, which had given n = 2 with 6% power at d = 8)."""
+    from scipy import optimize
+
+    n = power.n_fixed(d, alpha, 0.8, t_test=True)
+    ref = optimize.brentq(lambda m: _t_power_by_integral(d, m, alpha) - 0.8, 2.0, 50.0, xtol=1e-12)
+    assert n == pytest.approx(ref, abs=1e-6)
+    assert power.t_test_power(d, n, alpha) == pytest.approx(0.8, abs=1e-8)
+
+
 def test_sequential_needs_more_than_fixed():
     fixed = power.n_fixed(0.5, 0.05)
     seq = power.n_sequential(0.5, 0.025, n_required=20)

@@ -319,3 +319,29 @@ def test_means_an_ulp_apart_read_as_no_change_but_equal_averages_on_the_log_scal
     assert b.primary.scale == "log" and b.primary.improvement_pct < -10
     text = render_analysis(b, "x")
     assert "no change" not in text and "- Typical run (geometric means):" in text
+
+
+def test_tiny_means_that_differ_are_a_change():
+    """From a review: means of 4e-13 and 2e-13 (a +48% change, promoted) read as "no change (0.0%)"
+    under a fixed 1e-12 tolerance. Rounding is judged against the means and their spread now."""
+    from meta_experiment.models import MetricSpec
+
+    rng = np.random.default_rng(3)
+    cost = MetricSpec(name="cost", direction="lower_is_better")
+    c, t = 4e-13 + rng.normal(0, 1e-14, 40), 2e-13 + rng.normal(0, 1e-14, 40)
+    a = analyze(inputs(list(c), list(t), spec=cost))
+    assert a.primary.improvement_pct is not None and a.primary.improvement_pct > 40
+    text = render_analysis(a, "x")
+    assert "no change" not in text
+    assert f"**Improvement**: {a.primary.improvement_pct:.1f}% lower (better)" in text
+
+
+def test_a_duration_wanted_longer_is_not_saved_by_being_longer():
+    """From a review: a higher_is_better metric in minutes 11.1 min longer read "11.1 min saved"."""
+    from meta_experiment.models import MetricSpec
+
+    engaged = MetricSpec(name="engaged", direction="higher_is_better", unit="min")
+    longer = render_analysis(analyze(inputs([30.0, 31.0, 29.0] * 5, [41.0, 42.0, 40.0] * 5, spec=engaged)), "x")
+    assert "% higher (better), 11 min longer per run" in longer and "saved" not in longer
+    shorter = render_analysis(analyze(inputs([41.0, 42.0, 40.0] * 5, [30.0, 31.0, 29.0] * 5, spec=engaged)), "x")
+    assert "% lower (worse), 11 min shorter per run" in shorter and "lost per run" not in shorter

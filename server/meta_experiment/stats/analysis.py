@@ -279,7 +279,9 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
             total = 2 * per_arm
             message = (
                 f"about {n_seq:,} trials per arm give {inputs.power:.0%} power to detect a {thr:g}% "
-                f"improvement with the always-valid test ({n_fixed:,} per arm for a single fixed-horizon test)"
+                "improvement with the always-valid test ("
+                + ("over 1,000,000,000" if n_fixed is None else f"{n_fixed:,}")
+                + " per arm for a single fixed-horizon test)"
                 + (f"; needs {total:,} more trials" if total else "; enough trials")
                 + (
                     f" ({per_arm:,} more in each arm: the arms are uneven, {nc} control and {nt} treatment, "

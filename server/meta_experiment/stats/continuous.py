@@ -9,7 +9,7 @@ import math
 
 from . import cluster
 from .numeric import clip_p, t_cdf, t_quantile, t_sf
-from .summary import Summary
+from .summary import Summary, mean_difference
 
 
 def why_undefined(c: Summary, t: Summary) -> str | None:
@@ -99,7 +99,7 @@ def t_test(
     if se_df is None:
         return None
     se, df = se_df
-    tt = (t.mean - c.mean) / se
+    tt = mean_difference(c, t) / se
     return tt, df, clip_p(2 * t_sf(abs(tt), df))
 
 
@@ -120,7 +120,7 @@ def difference_ci(
     if se_df is None:
         return None
     se, df = se_df
-    d = t.mean - c.mean
+    d = mean_difference(c, t)
     h = t_quantile(level, df) * se
     return d - h, d + h
 
@@ -129,7 +129,7 @@ def relative_lift(c: Summary, t: Summary) -> float | None:
     """(mean(t) - mean(c)) / |mean(c)|; None when the control mean is 0."""
     if c.n == 0 or t.n == 0 or c.mean == 0:
         return None
-    return (t.mean - c.mean) / abs(c.mean)
+    return mean_difference(c, t) / abs(c.mean)
 
 
 def relative_lift_ci(
@@ -176,7 +176,7 @@ def pooled_sd(c: Summary, t: Summary) -> float | None:
 def cohens_d(c: Summary, t: Summary) -> float | None:
     """(mean(t) - mean(c)) / pooled sd (Cohen 1988; the seed's formula)."""
     sd = pooled_sd(c, t)
-    return None if sd is None else (t.mean - c.mean) / sd
+    return None if sd is None else mean_difference(c, t) / sd
 
 
 def hedges_g(c: Summary, t: Summary) -> float | None:

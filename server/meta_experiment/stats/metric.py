@@ -13,7 +13,7 @@ from . import binary, continuous, rank, sequential
 from .numeric import clip_p, finite, norm_sf, t_isf, t_quantile, t_to_z
 from .plan import MIN_PER_ARM
 from .results import ArmSummary, Interval, MetricAnalysis, ProportionTest, RankTest, SequentialResult, TTest
-from .summary import Summary, rate_design_effects
+from .summary import Summary, mean_difference, rate_design_effects
 
 LEVEL = 0.95  # coverage of fixed-horizon intervals, as in the seed's report
 
@@ -239,7 +239,7 @@ def _continuous(
     if why:
         messages.append(why)
     if c.n and t.n:
-        f["difference"] = finite(t.mean - c.mean)
+        f["difference"] = finite(mean_difference(c, t))
     mv = continuous.mean_variances(c, t)  # once: with repeated units it is the CR2 computation
     if mv is None and not why:
         messages.append(
@@ -281,7 +281,7 @@ def _continuous(
     # The always-valid test keeps the CR1 variance with repeated units (what its simulations used);
     # without repeats this is the Welch t above.
     se_df = continuous.welch_se_df(c, t, small_sample=False)
-    z = None if se_df is None else sign * t_to_z((t.mean - c.mean) / se_df[0], se_df[1])
+    z = None if se_df is None else sign * t_to_z(mean_difference(c, t) / se_df[0], se_df[1])
     seq = _sequential(
         z, se_df[0] if se_df else None, se_df[1] if se_df else None, f["difference"], c.n, t.n, design, sign
     )

@@ -72,9 +72,29 @@ def t_isf(p: float, df: float) -> float:
     return float(-special.stdtrit(df, p))
 
 
+NCT_INTEGRAL_MAX_DF = (
+    1e5  # beyond, the chi-square density is too narrow for the integral (callers use the normal limit)
+)
+
+
 def nct_cdf(x: float, df: float, nc: float) -> float:
-    """scipy.stats.nct.cdf(x, df, nc)."""
-    return float(special.nctdtr(df, nc, x))
+    """scipy.stats.nct.cdf(x, df, nc). Where scipy's series gives NaN (the far tail at small df and a
+    large noncentrality, e.g. x = -31.6, df = 2, nc = 8), the CDF by its definition as a mixture:
+    T = (Z + nc) / sqrt(V / df), Z ~ N(0, 1), V ~ chi2(df), so P(T <= x) = E[Phi(x sqrt(V / df) - nc)]
+    (Owen 1968, eq. 2.3), integrated numerically. NaN when that cannot be computed either."""
+    p = float(special.nctdtr(df, nc, x))
+    if math.isfinite(p) or not (math.isfinite(x) and math.isfinite(nc) and 0 < df <= NCT_INTEGRAL_MAX_DF):
+        return p
+    from scipy import integrate  # only here: rare, and kept out of the server's start-up
+
+    chi2 = stats.chi2(df)
+
+    def mixed(v: float) -> float:
+        return float(chi2.pdf(v) * special.ndtr(x * math.sqrt(v / df) - nc))
+
+    lo, hi = chi2.ppf(1e-15), chi2.isf(1e-15)  # where all but 2e-15 of V's mass lies
+    value, _ = integrate.quad(mixed, lo, hi, points=[df], limit=200, epsabs=1e-300, epsrel=1e-10)
+    return min(max(value, 0.0), 1.0)
 
 
 def t_quantile(level: float, df: float) -> float:

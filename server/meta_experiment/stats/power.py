@@ -50,9 +50,9 @@ def n_fixed(effect: float, alpha: float, power: float = 0.8, t_test: bool = True
         return lo
     hi = 4.0
     while fn(effect, hi, alpha, ratio) < power:
-        lo, hi = hi, hi * 4
-        if hi > N_MAX:
+        if hi >= N_MAX:
             return None
+        lo, hi = hi, min(hi * 4, N_MAX)
     return float(optimize.brentq(lambda n: fn(effect, n, alpha, ratio) - power, lo, hi, xtol=1e-10, rtol=1e-13))
 
 

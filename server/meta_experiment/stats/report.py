@@ -49,10 +49,16 @@ def plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
-def same_means(a: float, b: float) -> bool:
+def same_means(a: float, b: float, spread: float | None = None) -> bool:
     """The arms' means differ by float rounding only (two arms with identical values, summed around
-    different shifts, can differ in the 16th digit): a report says "no change", not "1.11e-14 lower"."""
-    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    different shifts, can differ in the 16th digit): a report says "no change", not "1.11e-14 lower".
+    Rounding is judged against the means and, near 0, against the values' `spread` (their larger
+    standard deviation), never against a fixed amount: means of 4e-13 and 2e-13 do differ."""
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9 * (spread or 0.0))
+
+
+def _spread(m: MetricAnalysis) -> float:
+    return max(m.control.sd or 0.0, m.treatment.sd or 0.0)
 
 
 def fmt_against(value: float, bar: float, digits: int = 1) -> str:
@@ -165,7 +171,7 @@ def _improvement(m: MetricAnalysis, target: float | None = None) -> str:
         m.scale == "raw"
         and m.control.mean is not None
         and m.treatment.mean is not None
-        and same_means(m.control.mean, m.treatment.mean)
+        and same_means(m.control.mean, m.treatment.mean, _spread(m))
     ):
         return "no change (0.0%)"
     better = m.improvement_pct >= 0
@@ -177,9 +183,12 @@ def _improvement(m: MetricAnalysis, target: float | None = None) -> str:
     shown = fmt_pct(abs(m.improvement_pct), target if better else None).lstrip("+")
     text = f"{shown} {word} ({'better' if better else 'worse'})"
     if m.scale == "raw" and m.difference is not None and m.kind == "continuous":
-        saved = -m.difference if m.direction == "lower_is_better" else m.difference
-        verb = "saved" if duration and saved >= 0 else "lost" if duration else "difference"
-        text += f", {_num(abs(saved) if duration else m.difference, m.unit)} {verb} per run"
+        if duration and m.direction == "lower_is_better":  # time a run takes: saved or lost
+            text += f", {_num(abs(m.difference), m.unit)} {'lost' if m.difference > 0 else 'saved'} per run"
+        elif duration:  # a time wanted longer: not saved by being longer
+            text += f", {_num(abs(m.difference), m.unit)} {'shorter' if m.difference < 0 else 'longer'} per run"
+        else:
+            text += f", {_num(m.difference, m.unit)} difference per run"
     if m.scale == "log":
         text += " (ratio of geometric means)"
     if m.relative_unstable:
@@ -389,7 +398,7 @@ def _impact(analysis: Analysis) -> list[str]:
             f"- Per run: {shown} against 0 in the control arm ({'better' if better else 'worse'})",
             "",
         ]
-    if m.scale == "raw" and same_means(m.control.mean, m.treatment.mean):
+    if m.scale == "raw" and same_means(m.control.mean, m.treatment.mean, _spread(m)):
         return ["**Expected Impact**:", "- Per run: no change (the arms' means are equal)", ""]
     # In words, as the Improvement line: 'saved' / 'lost' for a duration, 'higher' / 'lower' with
     # 'better' / 'worse' otherwise; never a bare sign, whose meaning would flip with the direction.

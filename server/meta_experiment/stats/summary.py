@@ -34,6 +34,10 @@ class Summary:
     # (stats/cluster.py); None when the values are independent, or (from the store) when an arm
     # has more units than cluster.UNIT_DETAIL_LIMIT.
     units: UnitDetail | None = field(default=None, compare=False, repr=False)
+    # What the float `mean` leaves out (the exact mean is mean + mean_error): the store keeps its
+    # mean as shift + shifted mean, and their rounded sum can lose digits the difference of two
+    # arms' means needs when the values barely vary (1e9 + noise of 1e-3). See `mean_difference`.
+    mean_error: float = 0.0
 
     @property
     def sd(self) -> float:
@@ -131,7 +135,9 @@ class Summary:
             var = math.fsum((x - mean) * (x - mean) for x in xs) / (n - 1) if n > 1 else 0.0
         except OverflowError:  # fsum of squares beyond the float range
             var = math.inf
-        return cls(n, mean, var, min(xs), max(xs))
+        # what the rounded mean leaves out (x - mean is exact for values near the mean, Sterbenz)
+        error = math.fsum(x - mean for x in xs) / n if math.isfinite(mean) else 0.0
+        return cls(n, mean, var, min(xs), max(xs), mean_error=error if math.isfinite(error) else 0.0)
 
 
 def rate_design_effects(c: Summary, t: Summary) -> tuple[float, float]:
@@ -143,3 +149,16 @@ def rate_design_effects(c: Summary, t: Summary) -> tuple[float, float]:
         return c.design_effect, t.design_effect
     pooled = (c.mean * c.n + t.mean * t.n) / n
     return c.rate_design_effect(pooled), t.rate_design_effect(pooled)
+
+
+def mean_difference(c: Summary, t: Summary) -> float:
+    """mean(t) - mean(c), with each mean's rounding error added back (Knuth's TwoSum, TAOCP vol. 2,
+    4.2.2: for a + b rounded to s, the exact error is (a - (s - bb)) + (b - bb), bb = s - a)."""
+    return (t.mean - c.mean) + (t.mean_error - c.mean_error)
+
+
+def two_sum(a: float, b: float) -> tuple[float, float]:
+    """(s, e): s = a + b rounded, e its exact rounding error (Knuth's TwoSum)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
