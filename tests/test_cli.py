@@ -305,3 +305,38 @@ def test_import_with_skip_existing_into_a_project_without_state(tmp_path: Path, 
     assert refused.returncode != 0 and "--skip-existing" in refused.stderr
     assert list(fresh.iterdir()) == []
     assert run(fresh, "import", str(joined), "--skip-existing").stdout.strip() == "Imported 1, skipped 1."
+
+
+def test_settings_changed_at_once_by_several_processes_all_land(project: Path) -> None:
+    """From a review: 8 `settings` commands at once each exited 0, and 2-4 of the 8 keys were kept
+    (each read the file, changed its key and wrote it over the others). The change of the file is
+    now made under the database's write lock."""
+    Lab.open(project, create=True).close()
+    wanted = {
+        "defaults.improvement_threshold": 21.0,
+        "defaults.max_regression": 7.0,
+        "defaults.confidence_threshold": 0.9,
+        "defaults.sample_size_required": 33,
+        "defaults.max_duration_days": 9.0,
+        "defaults.auto_promote": True,
+        "monitoring.error_rate_ratio": 3.0,
+        "monitoring.min_failures": 5,
+    }
+    command = [sys.executable, "-m", "meta_experiment", "--project", str(project), "settings"]
+    running = [
+        subprocess.Popen([*command, f"{key}={json.dumps(value)}"], env=package_env(), stderr=subprocess.PIPE, text=True)
+        for key, value in wanted.items()
+    ]
+    for p in running:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and "Traceback" not in err, err
+    lab = Lab.open(project)
+    try:
+        settings = lab.settings()
+        events = lab.events(kinds=["settings_updated"])
+    finally:
+        lab.close()
+    for key, value in wanted.items():
+        section, name = key.split(".")
+        assert getattr(getattr(settings, section), name) == value, key
+    assert len(events) == len(wanted)

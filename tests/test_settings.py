@@ -179,3 +179,46 @@ def test_an_update_refused_for_a_bad_line_in_pyproject_writes_nothing(tmp_path: 
     settings = update_settings(tmp_path / "state", {"monitoring": {"min_failures": 4}}, tmp_path)
     assert (settings.defaults.sample_size_required, settings.monitoring.min_failures) == (30, 4)
     assert settings == load_settings(tmp_path / "state", tmp_path)
+
+
+def test_an_update_the_database_refuses_leaves_the_file_as_it_was(project: Path) -> None:
+    """From a review: with a read-only database, update_settings failed and had rewritten
+    settings.toml anyway. The change is logged first, so the file is not touched."""
+    from meta_experiment.errors import StoreError
+    from meta_experiment.lifecycle import Lab
+
+    lab = Lab.open(project, create=True)
+    try:
+        path = lab.state_dir / SETTINGS_FILE_NAME
+        lab.store._db.execute("PRAGMA query_only = ON")  # as a database this user may not write
+        with pytest.raises(StoreError, match="cannot be written"):
+            lab.update_settings({"defaults": {"sample_size_required": 44}}, "refused")
+        assert not path.exists()
+        lab.store._db.execute("PRAGMA query_only = OFF")
+        lab.update_settings({"defaults": {"sample_size_required": 44}}, "first")
+        before = path.read_bytes()
+        lab.store._db.execute("PRAGMA query_only = ON")
+        with pytest.raises(StoreError):
+            lab.update_settings({"defaults": {"sample_size_required": 45}}, "refused again")
+        assert path.read_bytes() == before and lab.settings().defaults.sample_size_required == 44
+    finally:
+        lab.close()
+
+
+def test_new_files_get_the_mode_the_umask_gives(tmp_path: Path) -> None:
+    """From a review: an export and a first settings.toml came out 0600 (mkstemp's temp file)."""
+    import os
+    import stat
+
+    from meta_experiment.files import NEW_FILE_MODE, atomic_write
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert 0o666 & ~mask == NEW_FILE_MODE
+    atomic_write(tmp_path / "export.json", b"{}")
+    assert stat.S_IMODE((tmp_path / "export.json").stat().st_mode) == NEW_FILE_MODE
+    update_settings(tmp_path, {"defaults": {"sample_size_required": 20}})
+    assert stat.S_IMODE((tmp_path / SETTINGS_FILE_NAME).stat().st_mode) == NEW_FILE_MODE
+    os.chmod(tmp_path / "export.json", 0o600)  # a mode someone chose is kept
+    atomic_write(tmp_path / "export.json", b"[]")
+    assert stat.S_IMODE((tmp_path / "export.json").stat().st_mode) == 0o600

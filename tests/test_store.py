@@ -238,3 +238,31 @@ def test_an_in_memory_store_has_the_schema_and_leaves_nothing_on_disk(tmp_path: 
     finally:
         store.close()
     assert list(here.iterdir()) == []
+
+
+def test_a_lock_held_too_long_a_read_only_database_or_a_full_disk_say_what_to_do(tmp_path: Path) -> None:
+    """From a review: past the busy timeout, or with files it may not write, a running server's
+    call ended in a bare sqlite3 error ("Error executing tool assign"). Each now says what is wrong,
+    that nothing was changed, and what to do; the store works again once the cause is gone."""
+    from meta_experiment.store import unusable_database
+
+    path = tmp_path / "experiments.db"
+    store = Store(path, migrations=())
+    store._db.execute("PRAGMA busy_timeout = 50")  # not 30 s in a test
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(StoreError, match="stayed locked by another process .* Nothing was changed"):
+        store.add_event(None, "x", "held up")
+    other.execute("ROLLBACK")
+    other.close()
+    store.add_event(None, "x", "through")
+    store._db.execute("PRAGMA query_only = ON")  # as a file this user may not write
+    with pytest.raises(StoreError, match="cannot be written .* Nothing was changed. Give write access"):
+        store.add_event(None, "x", "refused")
+    store._db.execute("PRAGMA query_only = OFF")
+    assert [r["message"] for r in store.event_rows(None)][-1] == "through"
+    full = unusable_database(path, sqlite3.OperationalError("database or disk is full"))
+    assert "is full" in full and "Free some space" in full
+    io = unusable_database(path, sqlite3.OperationalError("disk I/O error"))
+    assert "could not be read or written" in io and "damaged" not in io
+    store.close()

@@ -230,8 +230,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
             update_settings(lab.state_dir, changes, lab.project_root, dry_run=True)
             lab.close()
             lab = _lab(args, create=True)
-        result = update_settings(lab.state_dir, changes, lab.project_root)
-        lab.event(None, "settings_updated", f"Settings changed from the CLI: {args.assignments}")
+        result = lab.update_settings(changes, f"Settings changed from the CLI: {args.assignments}")
         print(result.model_dump_json(indent=2))
     finally:
         lab.close()

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 
 from . import paths
 from .errors import Conflict, PathError, StoreError
-from .files import fsync_dir, temp_prefix
+from .files import NEW_FILE_MODE, fsync_dir, temp_prefix
 
 LOCK_FILE_NAME = "deploy.lock"
 LOCK_WAIT_SECONDS = 120.0
@@ -139,9 +139,9 @@ def replace_file(path: Path, data: bytes) -> None:
     same folder, fsync it, rename it over the file, fsync the folder (rename(2) is atomic on POSIX
     and os.replace on Windows uses MoveFileEx with MOVEFILE_REPLACE_EXISTING)."""
     try:
-        mode: int | None = path.stat().st_mode & 0o7777
+        mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
-        mode = None
+        mode = NEW_FILE_MODE  # a file the experiment adds: as the umask gives, not mkstemp's 0600
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -152,8 +152,7 @@ def replace_file(path: Path, data: bytes) -> None:
             fh.write(data[half:])
             fh.flush()
             os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode)
         checkpoint("temp_synced")
         os.replace(tmp, path)
     except BaseException:

@@ -34,14 +34,25 @@ def temp_prefix(path: Path) -> str:
     return f".{path.name}.{TEMP_MARK}"
 
 
+def _umask() -> int:
+    """The process's umask, read once at import (setting it to read it is not thread-safe later)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+NEW_FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file: an export or settings.toml is not private
+
+
 def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
     """Replace `path` with `data` so that a reader (or a crash) sees either the old or the new
-    content, never a mix. Keeps the existing file's permission bits unless `mode` is given."""
+    content, never a mix. Keeps the existing file's permission bits unless `mode` is given; a new
+    file gets what the umask gives (mkstemp's temp file alone would be 0600)."""
     if mode is None:
         try:
             mode = path.stat().st_mode & 0o7777
         except FileNotFoundError:
-            mode = None
+            mode = NEW_FILE_MODE
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -21,6 +21,7 @@ from . import analysis, floors, monitoring, paths
 from .allocation import block_arm, block_lag, sticky_arm
 from .dispatch import dispatcher_experiment
 from .errors import Conflict, InvalidInput, InvalidState, NotFound, StoreError, validation_message
+from .files import atomic_write
 from .measurements import Definition, clean_metrics, derived_values, missing_guardrails
 from .models import (
     ARMS,
@@ -41,7 +42,7 @@ from .models import (
     iso,
 )
 from .outcomes import RecoveryNote
-from .settings import Settings, load_settings
+from .settings import SETTINGS_FILE_NAME, Settings, load_settings, update_settings
 from .stats.guardrails import SUCCESS_METRIC
 from .stats.plan import MIN_PER_ARM
 from .stats.results import Analysis
@@ -128,6 +129,31 @@ class Lab:
     def settings(self) -> Settings:
         """Read on every use, so a hand edit of settings.toml takes effect without a restart."""
         return load_settings(self.state_dir, self.project_root)
+
+    def update_settings(self, wanted: dict[str, dict[str, Any]], message: str, **data: Any) -> Settings:
+        """Change settings.toml as `wanted` says (settings.update_settings) and log the change, all or nothing. The
+        read-modify-write of the file runs inside a database write transaction, whose lock is held
+        across processes: two updates at once both land, one after the other. The event is written
+        first, so a database that cannot be written (read-only, locked, full) refuses before the file
+        changes; if anything fails after the file was written, the file is put back as it was."""
+        path = self.state_dir / SETTINGS_FILE_NAME
+        before: bytes | None = None
+        read = False
+        try:
+            with self.store.transaction():
+                before = path.read_bytes() if path.is_file() else None
+                read = True
+                self.event(None, "settings_updated", message, **data)
+                return update_settings(self.state_dir, wanted, self.project_root)
+        except BaseException:
+            if read:
+                now = path.read_bytes() if path.is_file() else None
+                if now != before:
+                    if before is None:
+                        path.unlink(missing_ok=True)
+                    else:
+                        atomic_write(path, before)
+            raise
 
     def _changed(self, experiment_id: str | None) -> None:
         if getattr(self._quiet, "on", False):

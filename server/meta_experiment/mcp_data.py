@@ -162,8 +162,7 @@ def register_data_tools(server: MCPServer) -> None:
 
         def run(lab: Lab) -> SettingsResult:
             if given:
-                settings = update_settings(lab.state_dir, changes, lab.project_root)
-                lab.event(None, "settings_updated", f"Settings changed: {sorted(given)}", changes=given)
+                settings = lab.update_settings(changes, f"Settings changed: {sorted(given)}", changes=given)
             else:
                 settings = lab.settings()
             return SettingsResult(

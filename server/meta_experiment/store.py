@@ -143,11 +143,33 @@ def sha256_hex(content: bytes) -> str:
 
 
 def unusable_database(path: Path, exc: sqlite3.Error) -> str:
-    """What to say when the database file cannot be used as this server's store."""
-    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+    """What to say when the database file cannot be used as this server's store: locked too long,
+    not writable, a full disk, an I/O error (a sound file: nothing was written, the transaction was
+    rolled back), or a damaged file."""
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
         return (
             f"The experiment database {path.name!r} stayed locked by another process for "
-            f"{BUSY_TIMEOUT_MS // 1000} s ({exc}). Try again when the other meta-experiment process is done."
+            f"{BUSY_TIMEOUT_MS // 1000} s ({exc}). Nothing was changed. Try again when the other meta-experiment "
+            "process is done."
+        )
+    if "readonly" in text or "read-only" in text or not _writable(path):
+        return (
+            f"The experiment database {path.name!r} cannot be written ({exc}): this user may not write to "
+            f"the state folder {str(path.parent)!r} or to the database's files in it ({path.name}, "
+            f"{path.name}-wal, {path.name}-shm). Nothing was changed. Give write access to the folder and "
+            "those files (or run as their owner), then try again; or set META_EXPERIMENT_HOME to another folder."
+        )
+    if "full" in text:
+        return (
+            f"The disk that holds the experiment database {path.name!r} is full ({exc}). Nothing was changed. "
+            "Free some space, then try again."
+        )
+    if "disk i/o error" in text or "unable to open" in text:
+        return (
+            f"The experiment database {path.name!r} could not be read or written ({exc}). Nothing was changed. "
+            f"Check the disk and the state folder {str(path.parent)!r} (its permissions, a removed or "
+            "unmounted folder), then try again."
         )
     return (
         f"The experiment database {path.name!r} in the state folder cannot be used ({exc}): it is damaged "
@@ -155,6 +177,12 @@ def unusable_database(path: Path, exc: sqlite3.Error) -> str:
         "backups/ stay where they are) and a new, empty database is created on the next start; or set "
         "META_EXPERIMENT_HOME to another folder."
     )
+
+
+def _writable(path: Path) -> bool:
+    """Whether this user may write the database and its folder (the -wal and -shm files go there)."""
+    files = [path.parent, *(p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists())]
+    return all(os.access(p, os.W_OK) for p in files)
 
 
 class Store:
@@ -278,7 +306,9 @@ class Store:
         try:
             yield
         except sqlite3.DatabaseError as exc:
-            if type(exc) is not sqlite3.DatabaseError:  # constraint, lock and other errors of a sound file
+            # a constraint or a programming error is a bug, raised as it is; a damaged file, a lock
+            # held too long, a file or disk that cannot be written say what to do
+            if type(exc) is not sqlite3.DatabaseError and not isinstance(exc, sqlite3.OperationalError):
                 raise
             raise StoreError(unusable_database(self.path, exc)) from exc
 
