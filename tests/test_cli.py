@@ -340,3 +340,29 @@ def test_settings_changed_at_once_by_several_processes_all_land(project: Path) -
         section, name = key.split(".")
         assert getattr(getattr(settings, section), name) == value, key
     assert len(events) == len(wanted)
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly(project: Path) -> None:
+    """From a review: `meta-experiment trials ID | head -1` printed a BrokenPipeError traceback."""
+    lab = Lab.open(project, create=True)
+    try:
+        e = lab.create(**spec(secondary_metrics=[]))
+        for i in range(600):  # well over a pipe's buffer of output
+            lab.record_measurement(e.id, "control" if i % 2 else "treatment", {"time_to_complete": 60.0 + i})
+    finally:
+        lab.close()
+    for args in (["trials", e.id], ["export"]):
+        p = subprocess.Popen(
+            [sys.executable, "-m", "meta_experiment", "--project", str(project), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=package_env(),
+        )
+        assert p.stdout is not None and p.stderr is not None
+        p.stdout.readline()
+        p.stdout.close()  # as `head -1` does
+        err = p.stderr.read().decode()
+        p.stderr.close()
+        p.wait(timeout=60)
+        assert "Traceback" not in err and "BrokenPipe" not in err, err
+        assert p.returncode == 141, (args, p.returncode, err)

@@ -243,6 +243,23 @@ def test_an_edited_dispatcher_is_kept_before_the_original_goes_back(lab: Lab, pr
     assert kept.read_text() == edited
 
 
+def test_an_edited_dispatcher_is_kept_and_the_promotion_goes_ahead(lab: Lab, project: Path) -> None:
+    """From a review: rollback kept an edited dispatcher and put the original back, but promote
+    refused, showing the whole dispatcher as an edit of the production file (the README says it is
+    kept, then the original goes back)."""
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    edited = (project / PROD).read_text() + "Someone's note.\n"
+    (project / PROD).write_text(edited)
+    dry = release.promote(lab, e.id, force=True, reason="ship it", dry_run=True)
+    assert any("dispatcher (someone edited it" in w for w in dry.warnings)
+    assert (project / PROD).read_text() == edited  # a dry run changes nothing
+    result = release.promote(lab, e.id, force=True, reason="ship it")
+    assert (project / PROD).read_text() == VARIANT
+    [note] = [w for w in result.warnings if "kept at" in w]
+    assert (project / note.split("kept at ")[1].rstrip(").")).read_text() == edited
+
+
 # ---- the hooks -------------------------------------------------------------------------------------------
 
 

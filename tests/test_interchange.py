@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROD, VAR, spec
+from conftest import PROD, VAR, git, spec
 from meta_experiment.errors import Conflict, InvalidInput
 from meta_experiment.interchange import export_experiments, import_experiments, write_document
 from meta_experiment.lifecycle import Lab
@@ -654,3 +654,24 @@ def test_an_ended_experiment_keeps_a_metric_named_success_rate(lab: Lab) -> None
     item = dict(SEED_DOCUMENT["experiments"][0], metrics={"primary": "t", "secondary": ["success_rate"]})
     assert import_experiments(lab, {"experiments": [item]})["imported"] == [item["id"]]
     assert [m.name for m in lab.get(item["id"]).secondary_metrics] == ["success_rate"]
+
+
+def test_a_running_experiment_imported_where_its_files_are_missing_is_warned_of(lab: Lab, tmp_path: Path) -> None:
+    """From a review: an export of a running experiment imported into a project without its files
+    said only "Imported 1"; assign and promote refused later. The import now says so at once."""
+    experiment_id = populated(lab)
+    document = export_experiments(lab)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    git(elsewhere, "init", "-q")
+    other = Lab.open(elsewhere, create=True)
+    try:
+        warnings = import_experiments(other, document)["warnings"]
+        assert other.get(experiment_id).status == "running"
+    finally:
+        other.close()
+    [missing] = [w for w in warnings if "not in this project" in w]
+    assert missing.startswith(f"{experiment_id} is running, and {PROD}, {VAR} are not in this project")
+    assert not any(
+        "not in this project" in w for w in import_experiments(lab, document, on_conflict="skip")["warnings"]
+    )

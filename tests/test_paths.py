@@ -91,6 +91,9 @@ def test_project_root_falls_back_to_the_working_directory(tmp_path: Path, monkey
 def test_state_dir_default_and_override(tmp_path: Path) -> None:
     assert paths.find_state_dir(tmp_path, {}) == tmp_path / ".meta-experiment"
     assert paths.find_state_dir(tmp_path, {"META_EXPERIMENT_HOME": str(tmp_path / "s")}) == (tmp_path / "s").resolve()
+    # relative: of the project, not of the working folder (a command from a subfolder finds the same state)
+    assert paths.find_state_dir(tmp_path, {"META_EXPERIMENT_HOME": "state"}) == (tmp_path / "state").resolve()
+    assert paths.find_state_dir(tmp_path / "p", {"META_EXPERIMENT_HOME": "../s"}) == (tmp_path / "s").resolve()
 
 
 def test_state_dir_gets_its_own_gitignore(tmp_path: Path) -> None:
@@ -122,3 +125,16 @@ def test_a_file_in_a_nested_repository_or_submodule_is_refused(root: Path) -> No
     (root / "sub" / ".git").write_text("gitdir: ../.git/modules/sub\n")  # how a submodule looks
     with pytest.raises(PathError, match="nested git repository or submodule"):
         paths.confine(root, "sub/a.md")
+
+
+def test_a_state_folder_that_is_a_file_is_named_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a review: META_EXPERIMENT_HOME naming a file gave "File exists. Make the project folder
+    writable", the wrong cause."""
+    from meta_experiment.errors import StoreError
+    from meta_experiment.lifecycle import Lab
+
+    (tmp_path / "notes.txt").write_text("mine\n")
+    monkeypatch.setenv("META_EXPERIMENT_HOME", "notes.txt")  # relative: of the project
+    with pytest.raises(StoreError, match="is a file, not a folder \\(META_EXPERIMENT_HOME names it\\)"):
+        Lab.open(tmp_path, create=True)
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"

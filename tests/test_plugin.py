@@ -170,6 +170,9 @@ def test_the_hooks_quick_look_passes_on_only_what_concerns_a_dispatcher(
     (tmp_path / "elsewhere" / "dispatched").mkdir(parents=True)
     (tmp_path / "elsewhere" / "dispatched" / "s1.json").write_text("{}")
     assert concerns("stop", {"session_id": "s1"})
+    # relative: of the project, as the package reads it (not of the hook's working folder)
+    monkeypatch.setenv("META_EXPERIMENT_HOME", "../elsewhere")
+    assert concerns("stop", {"session_id": "s1"}) and not concerns("stop", {"session_id": "s2"})
 
     # not installed yet: a dispatched command's prompt passes untouched, with a word on stderr
     monkeypatch.delenv("META_EXPERIMENT_HOME")

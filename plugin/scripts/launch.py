@@ -272,7 +272,8 @@ def hook_concerns_us(event, data):
     if not isinstance(payload, dict):
         return False
     home = os.environ.get("META_EXPERIMENT_HOME")  # the state folder, as the package finds it (paths.py)
-    runs = (Path(home).expanduser().resolve() if home else Path(project, ".meta-experiment")) / "dispatched"
+    state = (Path(project) / Path(home).expanduser()).resolve() if home else Path(project, ".meta-experiment")
+    runs = state / "dispatched"
 
     def key(name):
         value = str(payload.get(name) or "")

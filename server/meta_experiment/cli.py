@@ -7,6 +7,7 @@ import argparse
 import gc
 import json
 import math
+import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -424,7 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--skip-existing", action="store_true", help="Skip ids that exist instead of refusing.")
     promote = add("promote", cmd_promote, "Write an experiment's tested variant over production and commit it.")
     promote.add_argument("experiment_id")
-    promote.add_argument("--force", action="store_true", help="Promote although the policy does not recommend it.")
+    promote.add_argument(
+        "--force", action="store_true", help="Promote whatever the policy's criteria say (needs --reason)."
+    )
     promote.add_argument("--reason", help="Why (required with --force; recorded in the event log and the commit).")
     promote.add_argument("--dry-run", action="store_true", help="Print the diff; change nothing.")
     promote.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
@@ -487,6 +490,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as other commands do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's final flush does not complain
+        return 141
 
 
 if __name__ == "__main__":

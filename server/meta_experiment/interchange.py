@@ -303,7 +303,26 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
         )
     for experiment_id in imported:
         lab._changed(experiment_id)
+        warnings += _missing_files(lab, experiment_id)
     return {"imported": imported, "skipped": skipped, "warnings": warnings, "ignored_keys": ignored_keys}
+
+
+def _missing_files(lab: Lab, experiment_id: str) -> list[str]:
+    """A warning for an imported experiment that still runs (or waits to) on files this project
+    does not have: its assign, promote and rollback would refuse, so say it now."""
+    experiment = lab.get(experiment_id)
+    if experiment.status not in ("running", "draft"):
+        return []
+    missing = [
+        path for f in experiment.files for path in (f.production, f.variant) if not (lab.project_root / path).is_file()
+    ]
+    if not missing:
+        return []
+    return [
+        f"{experiment_id} is {experiment.status}, and {', '.join(missing)} "
+        f"{'is' if len(missing) == 1 else 'are'} not in this project: its assign, promote and rollback refuse "
+        "until the file is there (was the export made in another project, or on another branch?)."
+    ]
 
 
 def _import_detail(exc: Exception) -> str:

@@ -38,11 +38,12 @@ def find_project_root(cwd: Path | None = None, env: dict[str, str] | None = None
 
 
 def find_state_dir(project_root: Path, env: dict[str, str] | None = None) -> Path:
-    """`META_EXPERIMENT_HOME` if set, else `<project>/.meta-experiment`."""
+    """`META_EXPERIMENT_HOME` if set (a relative path is of the project folder, so every process of
+    the project finds the same state from any working folder), else `<project>/.meta-experiment`."""
     env = dict(os.environ) if env is None else env
     override = env.get("META_EXPERIMENT_HOME")
     if override:
-        return Path(override).expanduser().resolve()
+        return (project_root / Path(override).expanduser()).resolve()
     return project_root / STATE_DIR_NAME
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from . import deploy, dispatch_ops, gitcommit, journal, monitoring, operations, policy
+from .dispatch import dispatcher_experiment
 from .errors import Conflict, InvalidInput, InvalidState
 from .models import control_characters
 from .outcomes import DeployResult, FileOutcome, GitOutcome
@@ -67,7 +68,8 @@ def promote_reason(reason: str | None, force: bool) -> str | None:
         raise InvalidInput(
             "Forcing a promotion needs a reason (reason in the tool, --reason in the CLI); it is recorded in "
             "the event log and the commit. "
-            "Say why the experiment should be promoted although the policy does not recommend it."
+            "Say why it should be promoted whatever the policy's criteria say (without force, a promotion goes "
+            "ahead when they are met)."
         )
     return reason
 
@@ -331,9 +333,16 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> Plan:
         current = deploy.read_current(lab.project_root, f.production)
         digest = None if current is None else deploy.sha256_hex(current)
         old_content, new_content = operations.blob(lab, old), operations.blob(lab, new)
-        if digest in dispatchers:  # taken out (the original put back) just before the promotion
+        edited = (
+            digest is not None
+            and digest not in dispatchers
+            and operation == "promote"
+            and dispatcher_experiment(current.decode("utf-8", "replace")) == experiment.id  # type: ignore[union-attr]
+        )
+        if digest in dispatchers or edited:  # taken out (the original put back) just before the promotion
             current, digest = old_content, old
-            warnings.append(f"{f.production} {HOLDS_DISPATCHER}: the original goes back first.")
+            kept = " (someone edited it: that copy is kept in the state folder's backups/)" if edited else ""
+            warnings.append(f"{f.production} {HOLDS_DISPATCHER}{kept}: the original goes back first.")
         if digest == new and new != old:
             in_place.append(f.production)  # journaled all the same: status, backup and commit as usual
         elif current is None and operation == "rollback":
@@ -418,9 +427,11 @@ def _variant_drift(lab: Lab, variant: str, tested: str) -> list[str]:
     try:
         on_disk = (lab.project_root / variant).read_bytes()
     except OSError:
-        return [f"The variant file {variant} is gone; the tested snapshot of it was promoted."]
+        return [f"The variant file {variant} is gone; the tested snapshot of it is what is promoted."]
     if deploy.sha256_hex(on_disk) != tested:
-        return [f"{variant} was edited after the experiment started; the tested snapshot was promoted, not the edit."]
+        return [
+            f"{variant} was edited after the experiment started; the tested snapshot is what is promoted, not the edit."
+        ]
     return []
 
 

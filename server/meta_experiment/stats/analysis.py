@@ -175,9 +175,14 @@ def _guardrails(
         p_text = "n/a" if p_holm is None else f"{p_holm:.4g}"
         worst = all_worst(m)
         if not checked:
+            record = (
+                "record more trials in both arms (each trial's success flag gives it)"
+                if m.name == SUCCESS_METRIC
+                else f"record {m.name} in both arms"
+            )
             detail = (
                 f"unchecked: {m.control.n} control and {m.treatment.n} treatment values recorded, each arm "
-                f"needs {MIN_PER_ARM}; record {m.name} in both arms before a promotion can be safe"
+                f"needs {MIN_PER_ARM}; {record} before a promotion can be safe"
             )
         elif worst:
             both = m.control.mean == m.treatment.mean
