@@ -89,6 +89,10 @@ async def test_without_elicitation_confirm_true_is_required(project: Path, ready
     async with client(project, mode) as c:
         refused = await c.call_tool("promote", {"experiment_id": ready})
         assert refused.is_error and "confirm=true only if they agree" in refused.content[0].text
+        assert "overwrites production files" in refused.content[0].text
+        stop = await c.call_tool("rollback", {"experiment_id": ready, "reason": "not now"})
+        # a running experiment's rollback changes no file: it is not said to overwrite any
+        assert stop.is_error and "ends the experiment (production is untouched)" in stop.content[0].text
         assert (project / PROD).read_text() == COMMAND
         done = await c.call_tool("promote", {"experiment_id": ready, "confirm": True})
         assert done.structured_content["outcome"] == "promoted"

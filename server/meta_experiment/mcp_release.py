@@ -140,7 +140,7 @@ Confirm = Annotated[
 DryRun = Annotated[bool, Field(description="Only say what the call would do, with the unified diff; change nothing.")]
 
 NEEDS_CONFIRMATION = (
-    "{what} overwrites production files, so it needs the person's confirmation, and this client cannot ask "
+    "{what} {does}, so it needs the person's confirmation, and this client cannot ask "
     "them (no elicitation support). Show the person the dry run (dry_run=true), ask them, and call again with "
     "confirm=true only if they agree."
 )
@@ -184,7 +184,8 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
                 }
             )
             return tool_result(declined, declined.summary)
-        raise ToolError(NEEDS_CONFIRMATION.format(what=what))
+        does = "overwrites production files" if preview.diff else "ends the experiment (production is untouched)"
+        raise ToolError(NEEDS_CONFIRMATION.format(what=what, does=does))
 
     @server.tool(annotations=tool_annotations("Promote to production", destructive=True))
     async def promote(
@@ -195,7 +196,7 @@ def register_release_tools(server: MCPServer, current_lab: Callable[[], Lab]) ->
             str | None, Field(max_length=2000, description="Why; required with force, recorded in the event log.")
         ] = None,
         force: Annotated[
-            bool, Field(description="Promote although the decision policy does not recommend it (needs a reason).")
+            bool, Field(description="Promote whatever the decision policy's criteria say (needs a reason).")
         ] = False,
         dry_run: DryRun = False,
         confirm: Confirm = False,
