@@ -266,3 +266,10 @@ def test_a_lock_held_too_long_a_read_only_database_or_a_full_disk_say_what_to_do
     io = unusable_database(path, sqlite3.OperationalError("disk I/O error"))
     assert "could not be read or written" in io and "damaged" not in io
     store.close()
+
+
+def test_a_bad_statement_is_not_taken_for_a_damaged_file(store: Store) -> None:
+    """A programming error is raised as it is: telling the user to move the database aside for it
+    would be wrong advice."""
+    with pytest.raises(sqlite3.OperationalError, match="no such column"), store.transaction() as db:
+        db.execute("SELECT no_such_column FROM events")

@@ -179,6 +179,14 @@ def unusable_database(path: Path, exc: sqlite3.Error) -> str:
     )
 
 
+def _circumstance(path: Path, exc: sqlite3.OperationalError) -> bool:
+    """Whether the error comes from the database's circumstances (a lock, permissions, the disk),
+    not from the statement."""
+    text = str(exc).lower()
+    known = ("locked", "readonly", "read-only", "full", "disk i/o", "unable to open")
+    return any(word in text for word in known) or not _writable(path)
+
+
 def _writable(path: Path) -> bool:
     """Whether this user may write the database and its folder (the -wal and -shm files go there)."""
     files = [path.parent, *(p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists())]
@@ -306,9 +314,11 @@ class Store:
         try:
             yield
         except sqlite3.DatabaseError as exc:
-            # a constraint or a programming error is a bug, raised as it is; a damaged file, a lock
-            # held too long, a file or disk that cannot be written say what to do
-            if type(exc) is not sqlite3.DatabaseError and not isinstance(exc, sqlite3.OperationalError):
+            # a constraint or a programming error (no such column) is a bug, raised as it is; a
+            # damaged file, a lock held too long, a file or disk that cannot be written say what to do
+            if type(exc) is not sqlite3.DatabaseError and not (
+                isinstance(exc, sqlite3.OperationalError) and _circumstance(self.path, exc)
+            ):
                 raise
             raise StoreError(unusable_database(self.path, exc)) from exc
 
