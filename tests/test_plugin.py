@@ -21,8 +21,10 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from conftest import PROD, VAR, git
+from conftest import PROD, VAR, git, spec
 from fake_model import FakeModel, fake_model
+from meta_experiment.dispatch_ops import set_dispatch
+from meta_experiment.lifecycle import Lab
 from test_plugin_launcher import run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -310,7 +312,30 @@ def test_claude_code_installs_the_plugin_and_connects_to_its_server(tmp_path: Pa
     # the cache holds the package itself, not links out of the plugin
     assert not (cached / "server").is_symlink() and (cached / "server" / "meta_experiment" / "lifecycle.py").is_file()
 
+    # the first session, nothing installed yet, is started as a dispatched agent: its SessionStart
+    # hook waits for the install (which the `install` hook runs alongside), then hands the session
+    # the agent's production instructions
+    agent, variant = ".claude/agents/reviewer.md", ".claude/agents/reviewer.md.experiment"
+    front = "---\nname: reviewer\ndescription: Reviews a change\ntools: Read\n---\n"
+    (project / ".claude" / "agents").mkdir()
+    (project / agent).write_text(front + "You review code. Be thorough.\n")
+    (project / variant).write_text(front + "You review code. Report only real bugs.\n")
+    lab = Lab.open(project, create=True)
+    lab.clock = lambda: time.time() - 60  # dispatched a minute ago
+    try:
+        primary = {"name": "seconds", "direction": "lower_is_better", "unit": "s"}
+        agent_experiment = lab.create(**spec(files={agent: variant}, primary_metric=primary, secondary_metrics=[]))
+        set_dispatch(lab, agent_experiment.id, True)
+    finally:
+        lab.close()
+    with fake_model() as model:
+        first = claude(cli, home, "-p", "review x.py", "--agent", "reviewer", cwd=project, model=model)
+        assert first.returncode == 0, first.stdout + first.stderr
+        texts = "\n".join(t for r in model.conversation_requests() for t in model.texts(r))
+    assert "<agent-instructions>\nYou review code. Be thorough.\n</agent-instructions>" in texts, texts[-2000:]
+
     # the SessionStart hook's install, started twice at once as two sessions would: one installs
+    # (here: it is done already, and neither builds again)
     data = home / ".claude" / "plugins" / "data" / "meta-experiment-meta-experiment"  # Claude Code's CLAUDE_PLUGIN_DATA
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(lambda _: run(cached, data, "install"), range(2)))

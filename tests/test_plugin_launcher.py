@@ -129,3 +129,40 @@ def test_a_half_made_environment_or_one_whose_python_is_gone_is_installed_again(
     done = run(plugin, data, "status")
     assert done.returncode == 0 and done.stdout == "ran status a\n", done.stderr
     assert "installing" in done.stderr and (env / ".meta-experiment-complete").exists()
+
+
+def test_a_session_started_as_a_dispatched_agent_waits_for_the_install(tmp_path: Path) -> None:
+    """Such a session gets its instructions from the SessionStart hook only, and only at its start:
+    in the first session after an install or update the hook waits for the install (the `install`
+    hook runs alongside) instead of leaving the session with the dispatcher alone. Other hooks do
+    not wait."""
+    import json
+
+    plugin, data = stand_in(tmp_path, "a"), tmp_path / "data"
+    project = tmp_path / "project"
+    (project / ".claude" / "agents").mkdir(parents=True)
+    dispatcher = "---\nname: reviewer\n---\n<!-- meta-experiment dispatcher for experiment e1: x -->\n"
+    (project / ".claude" / "agents" / "reviewer.md").write_text(dispatcher)
+    (project / ".claude" / "commands").mkdir()
+    (project / ".claude" / "commands" / "pr.md").write_text(dispatcher)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(CLAUDE_PLUGIN_DATA=str(data), CLAUDE_PROJECT_DIR=str(project))
+
+    def hook(event: str, payload: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(plugin / "scripts" / "launch.py"), "hook", event],
+            input=json.dumps(payload),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+
+    early = hook("prompt", {"prompt": "/pr 1", "session_id": "s0"})  # a prompt does not wait
+    assert early.returncode == 0 and early.stdout == "" and "still being installed" in early.stderr
+    done = hook("session-start", {"agent_type": "reviewer", "session_id": "s1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ran hook session-start a\n"  # installed, then the package's hook ran
+    assert len(environments(data)) == 1
+    plain = hook("session-start", {"session_id": "s2"})  # not a dispatched agent: nothing to do
+    assert plain.returncode == 0 and plain.stdout == ""

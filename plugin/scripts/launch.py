@@ -326,25 +326,27 @@ def hook_concerns_us(event, data):
 def run_hook(event):
     """A Claude Code hook of the plugin (hooks.json): `prompt` (UserPromptSubmit), `stop` (Stop),
     `agent-start`, `agent-end` (PreToolUse and PostToolUse of the Agent tool), `agent-stop`
-    (SubagentStop), `skill` (PostToolUse of the Skill tool), `session-start` (SessionStart). Never
-    installs (the `install` SessionStart hook does; until it has, a dispatcher's text tells the
-    model what to do) and never blocks: exit status 0 whatever happens."""
+    (SubagentStop), `skill` (PostToolUse of the Skill tool), `session-start` (SessionStart). Installs
+    only for a session started as a dispatched agent (the `install` SessionStart hook installs; until
+    it has, a dispatcher's text tells the model what to do) and never fails: exit status 0 whatever
+    happens."""
     import subprocess
 
     data = sys.stdin.buffer.read()
     if event not in HOOK_EVENTS or not hook_concerns_us(event, data):
         return
     env = data_dir() / ("venv-" + fingerprint())
+    if not installed(env) and event == "session-start":
+        # A session started as a dispatched agent gets its instructions from this hook only, and only
+        # now: wait for the install (the `install` hook runs alongside; hooks.json gives this one the
+        # time) rather than leave the session with the dispatcher and nothing else.
+        try:
+            ensure_installed()
+        except SystemExit:
+            say("this session, started as a dispatched agent, gets no instructions from the hook: start it again.")
+            return
     if not installed(env):
-        say(
-            "the server is still being installed; "
-            + (
-                "this session, started as a dispatched agent, gets no instructions from the hook: start it again "
-                "once the install is done."
-                if event == "session-start"
-                else "this run of a dispatched command is not assigned by the hook."
-            )
-        )
+        say("the server is still being installed; this run of a dispatched command is not assigned by the hook.")
         return
     subprocess.run([str(venv_python(env)), "-I", "-m", "meta_experiment", "hook", event], input=data, check=False)
 
