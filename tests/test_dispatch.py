@@ -830,13 +830,21 @@ def test_the_users_own_skill_or_command_of_the_name_runs_instead(
     assert on_prompt(lab, payload("/review_pr 1")) is None and lab.trials(e.id) == []
     own_command.unlink()
     assert on_prompt(lab, payload("/review_pr 1")) is not None and len(lab.trials(e.id)) == 1
+    # a project in the home folder: its .claude is the personal folder too, and its command is its own
+    set_dispatch(lab, e.id, False)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(project / ".claude"))
+    set_dispatch(lab, e.id, True)
+    assert on_prompt(lab, payload("/review_pr 1")) is not None and len(lab.trials(e.id)) == 2
+    set_dispatch(lab, e.id, False)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(personal))
+    set_dispatch(lab, e.id, True)
     # HOME's .claude when CLAUDE_CONFIG_DIR is not set
     monkeypatch.delenv("CLAUDE_CONFIG_DIR")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert dispatch_ops.personal_dir() == tmp_path / "home" / ".claude"
     (tmp_path / "home" / ".claude" / "commands").mkdir(parents=True)
     (tmp_path / "home" / ".claude" / "commands" / "review_pr.md").write_text("Mine.\n")
-    assert on_prompt(lab, payload("/review_pr 2")) is None and len(lab.trials(e.id)) == 1
+    assert on_prompt(lab, payload("/review_pr 2")) is None and len(lab.trials(e.id)) == 2
 
 
 def test_a_personal_skill_outranks_a_dispatched_skill_a_personal_command_does_not(
@@ -856,6 +864,11 @@ def test_a_personal_skill_outranks_a_dispatched_skill_a_personal_command_does_no
         set_dispatch(lab, e, True)
     used = {"session_id": "s-model", "tool_name": "Skill", "tool_input": {"skill": "greet", "args": "Bob"}}
     assert on_skill(lab, used) is None and len(lab.trials(e)) == 1
+    # the project's skill file gone: that is what is said, not a shadowing command that does not exist
+    (personal / "skills" / "greet" / "SKILL.md").unlink()
+    (project / SKILL).unlink()
+    with pytest.raises(Conflict, match="is not what it was when"):
+        set_dispatch(lab, e, True)
 
 
 def test_runs_right_after_the_dispatcher_goes_in_are_not_trials(

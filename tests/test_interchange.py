@@ -675,3 +675,21 @@ def test_a_running_experiment_imported_where_its_files_are_missing_is_warned_of(
     assert not any(
         "not in this project" in w for w in import_experiments(lab, document, on_conflict="skip")["warnings"]
     )
+
+
+def test_a_file_name_too_long_for_the_disk_is_warned_of_not_raised(lab: Lab, tmp_path: Path) -> None:
+    """From a review: the check of an imported experiment's files raised ENAMETOOLONG after the
+    import had committed, so the caller saw an error for an import that was done."""
+    populated(lab)
+    document = json.loads(
+        json.dumps(export_experiments(lab)).replace(PROD + '"', ".claude/commands/" + "x" * 300 + '.md"')
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    git(elsewhere, "init", "-q")
+    other = Lab.open(elsewhere, create=True)
+    try:
+        warnings = import_experiments(other, document)["warnings"]
+    finally:
+        other.close()
+    assert any("x" * 300 + ".md" in w and "not in this project" in w for w in warnings)

@@ -201,6 +201,7 @@ def test_an_update_the_database_refuses_leaves_the_file_as_it_was(project: Path)
         with pytest.raises(StoreError):
             lab.update_settings({"defaults": {"sample_size_required": 45}}, "refused again")
         assert path.read_bytes() == before and lab.settings().defaults.sample_size_required == 44
+        assert not (lab.state_dir / (SETTINGS_FILE_NAME + ".bak")).exists()  # the file was never written
     finally:
         lab.close()
 
@@ -222,3 +223,37 @@ def test_new_files_get_the_mode_the_umask_gives(tmp_path: Path) -> None:
     os.chmod(tmp_path / "export.json", 0o600)  # a mode someone chose is kept
     atomic_write(tmp_path / "export.json", b"[]")
     assert stat.S_IMODE((tmp_path / "export.json").stat().st_mode) == 0o600
+
+
+def test_a_commit_that_fails_after_the_file_was_written_puts_the_file_back(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk can fail the COMMIT after settings.toml was written: the file goes back as it was
+    (under the settings lock, which another update waits for)."""
+    import sqlite3
+    from contextlib import contextmanager
+
+    from meta_experiment.errors import StoreError
+    from meta_experiment.lifecycle import Lab
+
+    lab = Lab.open(project, create=True)
+    try:
+        lab.update_settings({"defaults": {"sample_size_required": 30}}, "first")
+        path = lab.state_dir / SETTINGS_FILE_NAME
+        before = path.read_bytes()
+        real = lab.store.transaction
+
+        @contextmanager
+        def commit_fails():
+            with real() as db:
+                yield db
+                raise StoreError(str(sqlite3.OperationalError("database or disk is full")))
+
+        monkeypatch.setattr(lab.store, "transaction", commit_fails)
+        with pytest.raises(StoreError, match="full"):
+            lab.update_settings({"defaults": {"sample_size_required": 31}}, "second")
+        assert path.read_bytes() == before
+        monkeypatch.setattr(lab.store, "transaction", real)
+        assert [e.message for e in lab.events(kinds=["settings_updated"])] == ["first"]
+    finally:
+        lab.close()

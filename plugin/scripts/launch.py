@@ -224,8 +224,8 @@ def ensure_installed():
     base_python()  # an old python3 with none newer on PATH: say so now, not in the installer's log
     say(
         f"installing the server and its dependencies (mcp, pydantic, numpy, scipy, matplotlib) into {env}: "
-        "once per plugin version, about half a minute. If Claude Code gives up on the server meanwhile, "
-        "the install goes on: reconnect it (/mcp) in a minute."
+        "once for each update that changes the server, about half a minute. If Claude Code gives up on the "
+        "server meanwhile, the install goes on: reconnect it (/mcp) in a minute."
     )
     started = time.monotonic()
     if fcntl is None:
@@ -341,8 +341,15 @@ def run_hook(event):
         # now: wait for the install (the `install` hook runs alongside; hooks.json gives this one the
         # time) rather than leave the session with the dispatcher and nothing else.
         try:
-            ensure_installed()
+            if fcntl is None:  # no install lock to share: wait for the `install` hook's install instead
+                deadline = time.monotonic() + 540
+                while not installed(env) and time.monotonic() < deadline:
+                    time.sleep(0.5)
+            else:
+                ensure_installed()
         except SystemExit:
+            pass
+        if not installed(env):
             say("this session, started as a dispatched agent, gets no instructions from the hook: start it again.")
             return
     if not installed(env):

@@ -268,8 +268,21 @@ def deploy_lock(state_dir: Path, *, wait: float | None = LOCK_WAIT_SECONDS) -> I
     finished, so a recovery that gets the lock knows that any unfinished row it sees belongs to a
     process that died (the OS releases the lock of a killed process). Yields False, without the
     lock, when `wait` is 0/None and another process holds it; raises StoreError after `wait`."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(state_dir / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    busy = (
+        f"Another promote or rollback in this project has held the deploy lock for {wait or 0:.0f} s "
+        "(a slow git hook?). Wait for it to finish, then try again."
+    )
+    with file_lock(state_dir / LOCK_FILE_NAME, wait=wait, busy=busy) as held:
+        yield held
+
+
+@contextmanager
+def file_lock(path: Path, *, wait: float | None, busy: str) -> Iterator[bool]:
+    """Hold an OS file lock on `path` (made with its folder if missing) for the body; released by
+    the OS if the process dies. Yields False, without the lock, when `wait` is 0/None and another
+    process holds it; raises StoreError(`busy`) after `wait` seconds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + (wait or 0.0)
         while not _try_lock(fd):
@@ -277,10 +290,7 @@ def deploy_lock(state_dir: Path, *, wait: float | None = LOCK_WAIT_SECONDS) -> I
                 yield False
                 return
             if time.monotonic() >= deadline:
-                raise StoreError(
-                    f"Another promote or rollback in this project has held the deploy lock for {wait:.0f} s "
-                    "(a slow git hook?). Wait for it to finish, then try again."
-                )
+                raise StoreError(busy)
             time.sleep(0.02)
         try:
             yield True

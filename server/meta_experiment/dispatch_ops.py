@@ -175,13 +175,19 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
 
 def _shadowed(lab: Lab, production: str) -> str | None:
     """Why a command's or skill's dispatcher would never run: a file of its name that Claude Code
-    runs instead (a project skill before a command; the user's own skill or command)."""
+    runs instead (a project skill before a command; the user's own skill, or for a command their
+    own command too; see `personal_file`)."""
     name = slash_name(production)
-    runs = _slash_file(lab, name) if name is not None else production
-    if name is None or runs == production:
+    if name is None:
         return None
     what = "skill" if skill_name(production) else "command"
-    personal = personal_file(name, skills_only=what == "skill") if runs is None else None
+    if what == "skill":
+        personal = personal_file(lab.project_root, name, skills_only=True)
+    else:
+        runs = _slash_file(lab, name)
+        if runs == production:
+            return None
+        personal = personal_file(lab.project_root, name) if runs is None else None
     if personal is not None:
         kind = "skill" if personal.name == SKILL_FILE else "command"
         return (
@@ -189,6 +195,8 @@ def _shadowed(lab: Lab, production: str) -> str | None:
             f"project's {what} when /{name} is typed, so the {what}'s dispatcher would never run for you. Rename "
             "or move your own one, or run the trials with assign."
         )
+    if what == "skill":
+        return None
     return (
         f"The project has a skill named like /{name} ({skill_path(name)}), and Claude Code runs the skill when "
         f"/{name} is typed, so the command's dispatcher would never run. Rename one of them, or run the trials "
@@ -362,14 +370,18 @@ def personal_dir() -> Path | None:
         return None
 
 
-def personal_file(name: str, *, skills_only: bool = False) -> Path | None:
+def personal_file(project_root: Path, name: str, *, skills_only: bool = False) -> Path | None:
     """The user's own skill (or, unless `skills_only`, command) that Claude Code runs for `/name`
     instead of the project's file. Seen in its CLI: a personal skill wins over the project's skill
     and command of that name, and a personal command over the project's command (a project skill
-    wins over a personal command). A personal skill answers here to its folder's name only."""
+    wins over a personal command). A personal skill answers here to its folder's name only. None
+    when the personal folder is the project's own `.claude` (a project in the home folder)."""
     home = personal_dir()
     if home is None:
         return None
+    with suppress(OSError):
+        if home.resolve() == (project_root / ".claude").resolve():
+            return None
     skill, command = skill_path(name), command_path(name)
     candidates = [home / skill.removeprefix(".claude/")] if skill else []
     if command and not skills_only:
@@ -386,8 +398,8 @@ def _slash_file(lab: Lab, name: str) -> str | None:
     command. None when the user's own skill or command of that name runs instead (`personal_file`)."""
     skill = skill_path(name)
     if skill is not None and (lab.project_root / skill).exists():
-        return None if personal_file(name, skills_only=True) else skill
-    return None if personal_file(name) else command_path(name)
+        return None if personal_file(lab.project_root, name, skills_only=True) else skill
+    return None if personal_file(lab.project_root, name) else command_path(name)
 
 
 def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], event: str) -> dict[str, Any] | None:

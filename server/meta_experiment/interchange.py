@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from typing import Any
 
@@ -314,7 +315,10 @@ def _missing_files(lab: Lab, experiment_id: str) -> list[str]:
     if experiment.status not in ("running", "draft"):
         return []
     missing = [
-        path for f in experiment.files for path in (f.production, f.variant) if not (lab.project_root / path).is_file()
+        path
+        for f in experiment.files
+        for path in (f.production, f.variant)
+        if not os.path.isfile(lab.project_root / path)  # False, not an error, for a name too long
     ]
     if not missing:
         return []

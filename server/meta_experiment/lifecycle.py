@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from . import analysis, floors, monitoring, paths
 from .allocation import block_arm, block_lag, sticky_arm
+from .deploy import file_lock
 from .dispatch import dispatcher_experiment
 from .errors import Conflict, InvalidInput, InvalidState, NotFound, StoreError, validation_message
 from .files import atomic_write
@@ -51,6 +52,7 @@ from .status import StatusReport
 from .store import DB_FILE_NAME, Store
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
+SETTINGS_LOCK_NAME = "settings.lock"
 
 
 @dataclass
@@ -142,29 +144,29 @@ class Lab:
         return load_settings(self.state_dir, self.project_root)
 
     def update_settings(self, wanted: dict[str, dict[str, Any]], message: str, **data: Any) -> Settings:
-        """Change settings.toml as `wanted` says (settings.update_settings) and log the change, all or nothing. The
-        read-modify-write of the file runs inside a database write transaction, whose lock is held
-        across processes: two updates at once both land, one after the other. The event is written
+        """Change settings.toml as `wanted` says (settings.update_settings) and log the change, all or
+        nothing. Under a file lock of the state folder (`settings.lock`), so that two updates at once
+        both land, one after the other, and inside a database write transaction. The event is written
         first, so a database that cannot be written (read-only, locked, full) refuses before the file
         changes; if anything fails after the file was written, the file is put back as it was."""
         path = self.state_dir / SETTINGS_FILE_NAME
-        before: bytes | None = None
-        read = False
-        try:
-            with self.store.transaction():
-                before = path.read_bytes() if path.is_file() else None
-                read = True
-                self.event(None, "settings_updated", message, **data)
-                return update_settings(self.state_dir, wanted, self.project_root)
-        except BaseException:
-            if read:
+        busy = "Another settings update in this project has taken over 30 s. Try again when it is done."
+        # the lock holds through the restore below too: a failed COMMIT has already let go of the
+        # database's lock, and another update must not read (and keep) this one's file meanwhile
+        with file_lock(self.state_dir / SETTINGS_LOCK_NAME, wait=30.0, busy=busy):
+            before = path.read_bytes() if path.is_file() else None
+            try:
+                with self.store.transaction():
+                    self.event(None, "settings_updated", message, **data)
+                    return update_settings(self.state_dir, wanted, self.project_root)
+            except BaseException:
                 now = path.read_bytes() if path.is_file() else None
                 if now != before:
                     if before is None:
                         path.unlink(missing_ok=True)
                     else:
                         atomic_write(path, before)
-            raise
+                raise
 
     def _changed(self, experiment_id: str | None) -> None:
         if getattr(self._quiet, "on", False):

@@ -345,3 +345,17 @@ def test_a_duration_wanted_longer_is_not_saved_by_being_longer():
     assert "% higher (better), 11 min longer per run" in longer and "saved" not in longer
     shorter = render_analysis(analyze(inputs([41.0, 42.0, 40.0] * 5, [30.0, 31.0, 29.0] * 5, spec=engaged)), "x")
     assert "% lower (worse), 11 min shorter per run" in shorter and "lost per run" not in shorter
+
+
+def test_means_of_a_billion_half_a_unit_apart_are_a_change():
+    """From a review: a tolerance of 1e-9 of the means read arms at 1e9 that differ by 0.5 (t = -2636)
+    as "the arms' means are equal"."""
+    from meta_experiment.models import MetricSpec
+
+    rng = np.random.default_rng(8)
+    ns = MetricSpec(name="latency", direction="lower_is_better", unit="ns")
+    c, t = 1e9 + 0.5 + rng.normal(0, 1e-3, 30), 1e9 + rng.normal(0, 1e-3, 30)
+    a = analyze(inputs(list(c), list(t), spec=ns))
+    text = render_analysis(a, "x")
+    assert "no change" not in text and "means are equal" not in text
+    assert a.primary.difference == pytest.approx(float(np.mean(t) - np.mean(c)), rel=1e-6)

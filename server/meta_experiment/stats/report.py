@@ -54,7 +54,9 @@ def same_means(a: float, b: float, spread: float | None = None) -> bool:
     different shifts, can differ in the 16th digit): a report says "no change", not "1.11e-14 lower".
     Rounding is judged against the means and, near 0, against the values' `spread` (their larger
     standard deviation), never against a fixed amount: means of 4e-13 and 2e-13 do differ."""
-    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9 * (spread or 0.0))
+    # 1e-12: some thousand ulps, far above the rounding of a sum yet far below any difference a
+    # test can see (means of 1e9 that differ by 0.5 are 5e-10 apart)
+    return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9 * (spread or 0.0))
 
 
 def _spread(m: MetricAnalysis) -> float:
@@ -402,9 +404,10 @@ def _impact(analysis: Analysis) -> list[str]:
         return ["**Expected Impact**:", "- Per run: no change (the arms' means are equal)", ""]
     # In words, as the Improvement line: 'saved' / 'lost' for a duration, 'higher' / 'lower' with
     # 'better' / 'worse' otherwise; never a bare sign, whose meaning would flip with the direction.
-    per_run = (
-        m.control.mean - m.treatment.mean if m.direction == "lower_is_better" else (m.treatment.mean - m.control.mean)
-    )  # positive when the treatment is better
+    # positive when the treatment is better; the difference as the tests have it (its rounding kept)
+    exact = m.scale == "raw" and m.difference is not None  # on the log scale `difference` is of the logs
+    difference = m.difference if exact and m.difference is not None else m.treatment.mean - m.control.mean
+    per_run = -difference if m.direction == "lower_is_better" else difference
     duration = m.unit in DURATION_UNITS
 
     def amount(better_by: float) -> str:
