@@ -656,20 +656,26 @@ def test_an_ended_experiment_keeps_a_metric_named_success_rate(lab: Lab) -> None
     assert [m.name for m in lab.get(item["id"]).secondary_metrics] == ["success_rate"]
 
 
-def test_a_running_experiment_imported_where_its_files_are_missing_is_warned_of(lab: Lab, tmp_path: Path) -> None:
-    """From a review: an export of a running experiment imported into a project without its files
-    said only "Imported 1"; assign and promote refused later. The import now says so at once."""
-    experiment_id = populated(lab)
-    document = export_experiments(lab)
+def import_elsewhere(tmp_path: Path, document: dict, experiment_id: str) -> tuple[list[str], str]:
+    """The document imported into another, empty project: (the import's warnings, the status of
+    `experiment_id` there)."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     git(elsewhere, "init", "-q")
     other = Lab.open(elsewhere, create=True)
     try:
-        warnings = import_experiments(other, document)["warnings"]
-        assert other.get(experiment_id).status == "running"
+        return import_experiments(other, document)["warnings"], other.get(experiment_id).status
     finally:
         other.close()
+
+
+def test_a_running_experiment_imported_where_its_files_are_missing_is_warned_of(lab: Lab, tmp_path: Path) -> None:
+    """From a review: an export of a running experiment imported into a project without its files
+    said only "Imported 1"; assign and promote refused later. The import now says so at once."""
+    experiment_id = populated(lab)
+    document = export_experiments(lab)
+    warnings, status = import_elsewhere(tmp_path, document, experiment_id)
+    assert status == "running"
     [missing] = [w for w in warnings if "not in this project" in w]
     assert missing.startswith(f"{experiment_id} is running, and {PROD}, {VAR} are not in this project")
     assert not any(
@@ -684,12 +690,5 @@ def test_a_file_name_too_long_for_the_disk_is_warned_of_not_raised(lab: Lab, tmp
     document = json.loads(
         json.dumps(export_experiments(lab)).replace(PROD + '"', ".claude/commands/" + "x" * 300 + '.md"')
     )
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    git(elsewhere, "init", "-q")
-    other = Lab.open(elsewhere, create=True)
-    try:
-        warnings = import_experiments(other, document)["warnings"]
-    finally:
-        other.close()
+    warnings, _ = import_elsewhere(tmp_path, document, document["experiments"][0]["id"])
     assert any("x" * 300 + ".md" in w and "not in this project" in w for w in warnings)
