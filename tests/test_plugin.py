@@ -116,6 +116,13 @@ def test_the_hooks_quick_look_passes_on_only_what_concerns_a_dispatcher(
     from meta_experiment.cli import HOOKS
 
     assert set(launch.HOOK_EVENTS) == set(HOOKS)  # the launcher passes on every event the package has
+    # run by hand, the data folder Claude Code gives the plugin: under CLAUDE_CONFIG_DIR when it is set
+    monkeypatch.delenv("CLAUDE_PLUGIN_DATA", raising=False)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "config"))
+    assert launch.data_dir() == tmp_path / "config" / "plugins" / "data" / "meta-experiment-meta-experiment"
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert launch.data_dir() == tmp_path / "home" / ".claude" / "plugins" / "data" / "meta-experiment-meta-experiment"
     project = tmp_path / "project"
     commands = project / ".claude" / "commands"
     (commands / "git").mkdir(parents=True)

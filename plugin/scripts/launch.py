@@ -51,11 +51,14 @@ def fail(text):
 
 def data_dir():
     """Claude Code's data folder for this plugin; run by hand, the same folder (where Claude Code
-    2.1 keeps it), so that an install made by hand is the one the plugin uses."""
+    2.1 keeps it: under CLAUDE_CONFIG_DIR when that is set, as its plugins are), so that an install
+    made by hand is the one the plugin uses."""
     chosen = os.environ.get("CLAUDE_PLUGIN_DATA")
     if chosen:
         return Path(chosen)
-    return Path.home() / ".claude" / "plugins" / "data" / "meta-experiment-meta-experiment"
+    config = os.environ.get("CLAUDE_CONFIG_DIR")
+    home = Path(config).expanduser() if config else Path.home() / ".claude"
+    return home / "plugins" / "data" / "meta-experiment-meta-experiment"
 
 
 def fingerprint():
