@@ -112,6 +112,9 @@ RENDER_CASES = [
     (W, "function f x y", "[x]|[y]|[$2]|[$3]|[$4]|[$5]\n"),
     (W, "while", "[while]|[$1]|[$2]|[$3]|[$4]|[$5]\n"),
     (W, "a \\\nb $((1+(2))) ${x:-${y}} c", "[a]|[b]|[c]|[$3]|[$4]|[$5]\n"),
+    # U+FFFE and U+FFFF (Claude Code's own markers while it fills placeholders) become U+FFFD
+    ("Mark \ufffe $0 \uffff\n", "a\ufffeb c", "Mark \ufffd a\ufffdb \ufffd\n"),
+    ("Mark \ufffe\n", "", "Mark \ufffd\n"),
 ]
 
 

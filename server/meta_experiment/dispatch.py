@@ -316,10 +316,10 @@ def render(text: str, arguments: str, session_id: str = "", skill_dir: str | Non
     `skill_dir` is its folder (${CLAUDE_SKILL_DIR}); Claude Code puts a line naming it first, which
     the dispatcher's own expansion has given the model already."""
     _, body = split_front_matter(text)
-    body = body.lstrip().replace("${CLAUDE_SESSION_ID}", session_id)
+    body = _noncharacters(body.lstrip().replace("${CLAUDE_SESSION_ID}", session_id))
     if skill_dir is not None:
         body = body.replace("${CLAUDE_SKILL_DIR}", skill_dir)
-    arguments = arguments.strip()
+    arguments = _noncharacters(arguments.strip())
     words = [_escape_bangs(word) for word in split_words(arguments)]
     arguments = _escape_bangs(arguments)
     used = False
@@ -342,6 +342,12 @@ def render(text: str, arguments: str, session_id: str = "", skill_dir: str | Non
     if not used and arguments:
         out += f"\n\nARGUMENTS: {arguments}"
     return out
+
+
+def _noncharacters(text: str) -> str:
+    """U+FFFE and U+FFFF, which Claude Code uses as markers while it fills placeholders, become
+    U+FFFD in the text and in the arguments, as they do in Claude Code (CLI 2.1.332, seen)."""
+    return text.replace("\ufffe", "\ufffd").replace("\uffff", "\ufffd")
 
 
 _TERMINATORS = frozenset(";&|<>)\n\r")
