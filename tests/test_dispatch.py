@@ -548,7 +548,9 @@ def agent_experiment(lab: Lab, project: Path, **overrides: object) -> str:
     (project / AGENT).write_text(AGENT_FRONT + "You review code. Be thorough.\n")
     (project / AGENT_VAR).write_text(AGENT_FRONT + "You review code. Report only real bugs.\n")
     primary = {"name": "seconds", "direction": "lower_is_better", "unit": "s"}
-    e = lab.create(**spec(files={AGENT: AGENT_VAR}, primary_metric=primary, secondary_metrics=[], **overrides))
+    e = lab.create(
+        **spec(**{"files": {AGENT: AGENT_VAR}, "primary_metric": primary, "secondary_metrics": [], **overrides})
+    )
     return e.id
 
 
@@ -1021,3 +1023,43 @@ def test_an_agent_launched_after_its_experiment_ended_gets_what_production_holds
         "<agent-instructions>\nYou review code. Be thorough.\n</agent-instructions>"
     )
     assert dispatch.dispatcher_experiment((project / AGENT).read_text()) is None  # taken out
+
+
+def test_a_dispatched_run_is_asked_to_record_the_guardrails_no_hook_can_measure(lab: Lab, project: Path) -> None:
+    """From a review: with a guardrail, a dispatched command's runs recorded only their time, so the
+    guardrail never had values and the experiment could never be promoted. The handed text now asks
+    for the guardrails with the trial id; the run's time is filled in from the run, and the Stop hook
+    leaves the recorded trial as it is. An agent's run (its time only) is refused with guardrails."""
+    now = [1_800_000_000.0]
+    lab.clock = lambda: now[0]
+    e = lab.create(**spec())  # a duration primary and the guardrail issues_caught
+    set_dispatch(lab, e.id, True)
+    now[0] += 60
+    out = on_prompt(lab, payload("/review_pr 3", session="g1", prompt_id="p1"))
+    assert out is not None
+    context = out["hookSpecificOutput"]["additionalContext"]
+    [trial] = lab.trials(e.id)
+    assert (
+        f"Just before you finish, call meta-experiment's record tool with trial_id {trial.trial_id} and the "
+        "measured issues_caught (its time is filled in from the run" in context
+    )
+    assert "the command's file holds a dispatcher" in context
+    now[0] += 90
+    lab.record(trial.trial_id, {"issues_caught": 4.0})  # as the model does, its time left out
+    now[0] += 5
+    on_stop(lab, {"session_id": "g1", "prompt_id": "p1"})
+    recorded = lab.trial(trial.trial_id)
+    assert recorded.metrics == {"issues_caught": 4.0, "time_to_complete": 1.5}  # 90 s, in minutes
+
+    # a skill's run says it is a skill's file
+    s = skill_experiment(lab, project)
+    set_dispatch(lab, s, True)
+    now[0] += 60
+    out = on_prompt(lab, payload("/greet Bob", session="g2"))
+    assert out is not None and "the skill's file holds a dispatcher" in out["hookSpecificOutput"]["additionalContext"]
+
+    # an agent's run is measured by its time only: with a guardrail it could never be promoted
+    a = agent_experiment(lab, project, secondary_metrics=[{"name": "issues_caught", "direction": "higher_is_better"}])
+    with pytest.raises(InvalidInput, match=r"guardrails \(issues_caught\) would never get a value"):
+        set_dispatch(lab, a, True)
+    assert dispatch_ops.dispatch_hint(lab, lab.get(a)) is None

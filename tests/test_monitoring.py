@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -465,3 +466,47 @@ def test_a_broken_settings_file_never_refuses_a_measurement(lab: Lab) -> None:
             result = lab.record_measurement(e.id, arm, {"time_to_complete": 40.0}, success=ok)
             assert result.success is ok
     assert lab.get(e.id).control.recorded == lab.get(e.id).treatment.recorded == 2
+
+
+def test_analyze_and_promote_heed_an_active_alert_as_status_and_auto_do(lab: Lab) -> None:
+    """From a review: with a satisfaction floor alert active, status and auto said roll back while
+    analyze said PROMOTE (the csat drop was inside the guardrail's tolerance) and promote went ahead
+    without force. The decision stays the data's; the alert stands beside it, in the analysis, its
+    report and promote's refusal."""
+    import random
+
+    from meta_experiment import release
+    from meta_experiment.errors import InvalidState
+    from meta_experiment.stats.report import render_analysis
+
+    rng = random.Random(11)
+    csat = {"name": "csat", "direction": "higher_is_better"}
+    e = lab.create(**spec(secondary_metrics=[csat], sample_size_required=20, auto_rollback=False))
+    for _ in range(200):
+        a = lab.assign(e.id)
+        control = a.arm == "control"
+        lab.record(
+            a.trial_id,
+            {
+                "time_to_complete": rng.gauss(100 if control else 60, 5),
+                "csat": rng.gauss(0.45 if control else 0.42, 0.05),
+            },
+        )
+    [alert] = monitoring.alerts(lab, e.id, active_only=True)
+    analysis = lab.analyze(e.id)
+    assert analysis.decision is not None and analysis.decision.action == "promote"  # what the data alone say
+    assert analysis.alerts == [alert.message]
+    text = render_analysis(analysis, e.name)
+    assert "### ⚠️ Active monitoring alerts" in text and alert.message in text
+    assert "### RECOMMENDATION: ROLL BACK: A MONITORING ALERT IS ACTIVE (the data alone would say: promote" in text
+    with pytest.raises(InvalidState, match=re.escape("a monitoring alert is active: " + alert.message)):
+        release.promote(lab, e.id)
+    dry = release.promote(lab, e.id, dry_run=True)
+    assert dry.would_refuse is not None and "monitoring alert is active" in dry.would_refuse
+    assert "Roll back: a monitoring alert is active" in render_status(lab.status())
+    done = release.promote(lab, e.id, force=True, reason="the floor is too strict for this command")
+    assert done.outcome == "promoted"
+    # the end closed the alert; the ended experiment's block still shows it, as closed
+    text = render_status(lab.status())
+    assert f"**Alerts** (closed: the experiment is promoted):\n- {alert.message}" in text
+    assert "## ALERTS" not in text  # none active

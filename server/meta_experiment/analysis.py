@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from . import monitoring
 from .measurements import LOG_PREFIX
 from .models import ARMS, TERMINAL_STATUSES, Arm, Experiment, parse_iso
 from .stats import cluster
@@ -106,6 +107,10 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
     if e.status != "running":
         state = e.status.replace("_", " ") + (f": {e.status_reason}" if e.status_reason else "")
         result = result.model_copy(update={"experiment_status": state})
+    else:  # the decision stays the data's (a regression alert is raised from it); the alerts go beside it
+        active = [a.message for a in monitoring.alerts(lab, e.id, active_only=True)]
+        if active:
+            result = result.model_copy(update={"alerts": active})
     return result
 
 

@@ -40,7 +40,7 @@ from .dispatch import (
 )
 from .errors import Conflict, ExperimentError, InvalidInput, InvalidState, NotFound, PathError
 from .files import backup_bytes
-from .models import DURATION_UNITS, FileChange, Strict, parse_iso
+from .models import DURATION_UNITS, FileChange, MetricSpec, Strict, parse_iso
 
 if TYPE_CHECKING:
     from .lifecycle import Lab
@@ -125,9 +125,13 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
                 f"{experiment_id} is {experiment.status}; only a running experiment can take over {what}."
             )
         control, treatment = _blob(lab, f.control_sha256), _blob(lab, f.treatment_sha256)
-        problem = dispatch_problem(
-            f.production, control.decode(), treatment.decode(), duration=experiment.primary_metric.is_duration
-        ) or _shadowed(lab, f.production)
+        problem = (
+            dispatch_problem(
+                f.production, control.decode(), treatment.decode(), duration=experiment.primary_metric.is_duration
+            )
+            or _shadowed(lab, f.production)
+            or _unmeasured(experiment, f.production)
+        )
         if problem is not None:
             raise InvalidInput(problem)
         text = dispatcher_text(experiment_id, f.production, control.decode()).encode()
@@ -204,6 +208,20 @@ def _shadowed(lab: Lab, production: str) -> str | None:
     )
 
 
+def _unmeasured(experiment: Experiment, production: str) -> str | None:
+    """Why an agent's dispatcher could not give a promotion what it needs: the hooks measure an
+    agent run's time only, and its guardrails would never have values (a command's or skill's run
+    is asked to record them; see `_context`)."""
+    if agent_name(production) is None or not experiment.secondary_metrics:
+        return None
+    names = ", ".join(m.name for m in experiment.secondary_metrics)
+    return (
+        f"The hooks measure only the time of a dispatched agent's run, so this experiment's guardrails ({names}) "
+        "would never get a value and it could never be promoted. Run its trials with assign and record, or "
+        "start an experiment without guardrails to dispatch."
+    )
+
+
 def dispatch_hint(lab: Lab, experiment: Experiment) -> str | None:
     """For a new experiment on one command, skill or agent that a dispatcher could stand in for:
     a note that `dispatch` makes each run of it a trial. None otherwise."""
@@ -219,7 +237,7 @@ def dispatch_hint(lab: Lab, experiment: Experiment) -> str | None:
         )
     except UnicodeDecodeError:
         return None
-    if problem is not None or _shadowed(lab, f.production) is not None:
+    if problem is not None or _shadowed(lab, f.production) is not None or _unmeasured(experiment, f.production):
         return None
     what = label(f.production)
     runs = f"each launch of {what}" if agent_name(f.production) else f"each run of {what}"
@@ -488,24 +506,35 @@ def _settling(lab: Lab, experiment_id: str) -> bool:
     return bool(put_in) and abs(lab.clock() - max(put_in)) < SETTLE_SECONDS
 
 
+def _measured(metrics: list[MetricSpec]) -> str:
+    """'a, b (what b is) and c': the metrics a run's record call carries."""
+    named = [m.name + (f" ({m.description})" if m.description else "") for m in metrics]
+    return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+
+
 def _context(name: str, experiment: Experiment, trial_id: int, text: str) -> str:
-    """What the model is handed for one run: the arm's text (not which arm it is)."""
-    primary = experiment.primary_metric
-    if primary.is_duration:
+    """What the model is handed for one run: the arm's text (not which arm it is), and what to
+    record: the guardrails too, which no hook can measure (a promotion needs them in both arms)."""
+    primary, guardrails = experiment.primary_metric, experiment.secondary_metrics
+    if primary.is_duration and not guardrails:
         record = (
             f"Its time is recorded when your reply ends. If the run fails, call meta-experiment's record tool with "
             f"trial_id {trial_id} and success=false before you finish."
         )
+    elif primary.is_duration:
+        record = (
+            f"Just before you finish, call meta-experiment's record tool with trial_id {trial_id} and the measured "
+            f"{_measured(guardrails)} (its time is filled in from the run; success=false if the run failed)."
+        )
     else:
         record = (
             f"When you are done, call meta-experiment's record tool with trial_id {trial_id} and the "
-            f"measured {primary.name}"
-            + (f" ({primary.description})" if primary.description else "")
-            + " (or success=false if the run failed)."
+            f"measured {_measured([primary, *guardrails])} (or success=false if the run failed)."
         )
+    what = "skill" if skill_name(experiment.files[0].production) else "command"
     return (
         f"meta-experiment: the text of /{name} for this run (trial {trial_id} of experiment "
-        f"{experiment.id}). Follow it as the instructions of /{name}; the command's file holds a dispatcher "
+        f"{experiment.id}). Follow it as the instructions of /{name}; the {what}'s file holds a dispatcher "
         f"while the experiment runs. {record}\n\n{_wrapped(text)}"
     )
 
@@ -546,7 +575,8 @@ def on_stop(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
                 "reason": (
                     f"meta-experiment: trial {trial.trial_id} ({run.get('command', 'the command')}) is not recorded. "
                     f"Call meta-experiment's record tool with trial_id {trial.trial_id} and the measured "
-                    f"{experiment.primary_metric.name} (or success=false if the run failed), then finish."
+                    f"{_measured([experiment.primary_metric, *experiment.secondary_metrics])} (or success=false if "
+                    "the run failed), then finish."
                 ),
             }
         with suppress(ExperimentError):  # the experiment ended meanwhile: nothing to record

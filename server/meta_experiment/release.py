@@ -121,6 +121,9 @@ def promote(
         unmet = [c.name for c in decision.criteria if c.met is False]
         named = "not met:" in decision.rationale  # the policy's rationale names them already
         against = decision.rationale + (f" (unmet: {', '.join(unmet)})" if unmet and not named else "")
+    if analysis.alerts:  # what status and auto mode say too: an active alert calls for a rollback
+        alerts = "a monitoring alert is active: " + "; ".join(analysis.alerts)
+        against = alerts if against is None else f"{alerts}; and {against}"
     refusal = None
     if against is not None and not force:
         refusal = (

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from . import journal, monitoring
 from .models import DURATION_UNITS, Experiment, parse_iso
-from .outcomes import ReleaseInfo, ReleaseStatus
+from .outcomes import Alert, ReleaseInfo, ReleaseStatus
 
 if TYPE_CHECKING:
     from .lifecycle import Lab
@@ -91,9 +91,27 @@ def release_status(lab: Lab) -> ReleaseStatus:
         )
     return ReleaseStatus(
         experiments=infos,
-        alerts=monitoring.alerts(lab, active_only=True),
+        alerts=_alerts(lab),
         operations=operations[:20],
         success_rate_pct=round(100.0 * promoted / finished, 1) if finished else None,
         time_saved_hours_per_month=None if total is None else round(total, 1),
         time_saved_basis=TIME_SAVED_BASIS,
     )
+
+
+def _alerts(lab: Lab) -> list[Alert]:
+    """The active alerts, and those an experiment's end closed (its block lists them as closed):
+    of each kind the end closed, the latest."""
+    closed_by_end = {
+        (ev.experiment_id, ev.data.get("alert"))
+        for ev in lab.events(kinds=["alert_cleared"])
+        if ev.message.startswith("Closed (")
+    }
+    latest: dict[tuple[str | None, str], Alert] = {}
+    active = []
+    for a in monitoring.alerts(lab):
+        if a.cleared_at is None:
+            active.append(a)
+        elif (a.experiment_id, a.kind) in closed_by_end:
+            latest[(a.experiment_id, a.kind)] = a  # in the order raised: the last one stays
+    return sorted([*active, *latest.values()], key=lambda a: (a.raised_at, a.experiment_id or "", a.kind))

@@ -327,6 +327,8 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
         lines += [""]
     if analysis.power and (d is None or d.action == "continue"):
         lines += [f"**Power**: {analysis.power.message}", ""]
+    if analysis.alerts:
+        lines += ["### ⚠️ Active monitoring alerts", ""] + [f"- {a}" for a in analysis.alerts] + [""]
     if d:
         lines += ["### Decision Criteria", ""]
         lines += [f"{MARK[c.met]} {c.name}: {c.detail}" for c in d.criteria]
@@ -343,6 +345,8 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
                 + " "
                 f"(the data alone would say: {HEADLINE[d.action].lower()})"
                 if analysis.experiment_status
+                else f"ROLL BACK: A MONITORING ALERT IS ACTIVE (the data alone would say: {HEADLINE[d.action].lower()})"
+                if analysis.alerts
                 else "STOP: THE TARGET IS OUT OF REACH"
                 if d.target_out_of_reach
                 else HEADLINE[d.action]

@@ -304,6 +304,13 @@ class Analysis(Frozen):
     voided_trials: Annotated[
         int, Field(description="Recorded results withdrawn with void_trial and left out (reasons in the event log).")
     ] = 0
+    alerts: Annotated[
+        list[str],
+        Field(
+            description="Active monitoring alerts of a running experiment. Each calls for a rollback (as status "
+            "and auto mode say) whatever `decision` says from the data alone, and holds a promotion back."
+        ),
+    ] = []
     experiment_status: Annotated[
         str | None,
         Field(
