@@ -115,14 +115,15 @@ def test_the_alert_of_an_auto_rolled_back_experiment_is_shown_closed(lab: Lab) -
         value = 45.0 if a.arm == "control" else LOSER_MEAN
         lab.record(a.trial_id, {"time_to_complete": value + (a.trial_id % 5) * 0.3})
     report = lab.status()
-    assert report.release.alerts == []  # closed when the experiment ended
     [alert] = monitoring.alerts(lab, e.id)
-    assert alert.kind == "performance_regression" and alert.cleared_at is not None
+    assert alert.kind == "performance_regression" and alert.cleared_at is not None  # closed when it ended
+    assert report.release.alerts == [alert]  # for the ended experiment's block, as closed
     closing = [ev.message for ev in lab.events(e.id) if ev.kind == "alert_cleared"]
     assert closing == [f"Closed (rolled back): {alert.message}"]
     text = render_status(report)
     assert "## ALERTS" not in text and "⚠️" not in text
     assert "**Reason**: Rolled back (auto): auto-rollback on alert: Performance regression" in text
+    assert f"**Alerts** (closed: the experiment is rolled back):\n- {alert.message} (raised" in text
 
 
 def test_forced_promotions_are_counted_apart_from_successes(lab: Lab, project: Path) -> None:
@@ -345,3 +346,26 @@ def test_a_percent_over_a_control_mean_near_zero_is_marked_unstable_in_status(la
     assert item.relative_unstable and item.improvement_pct > 1000
     line_ = line(render_status(lab.status()), "- score_delta gained:")
     assert line_.endswith("% improvement; unstable: the control mean is not clearly away from 0)")
+
+
+def test_a_recommended_rollback_names_what_regressed(lab: Lab) -> None:
+    """From a review: status said "Roll back (a significant regression, estimated beyond tolerance)"
+    when the primary had improved 41% and the guardrail quality had regressed 48%."""
+    quality = {"name": "quality", "direction": "higher_is_better"}
+    e = lab.create(**spec(secondary_metrics=[quality], sample_size_required=20, auto_rollback=False))
+    for i in range(60):
+        a = lab.assign(e.id)
+        control = a.arm == "control"
+        lab.record(
+            a.trial_id,
+            {"time_to_complete": (45.0 if control else 27.0) + i % 5, "quality": (8.0 if control else 4.0) + i % 3},
+        )
+    from meta_experiment.report import _running_action
+
+    [item] = lab.status().experiments
+    assert item.action == "rollback" and "quality" in item.rationale
+    # (here the regression raised an alert too, which the Action line names first)
+    assert _running_action(item, monitoring.alerts(lab, e.id, active_only=True)).startswith(
+        "Roll back: a monitoring alert is active"
+    )
+    assert _running_action(item, []) == f"Roll back: {item.rationale}"

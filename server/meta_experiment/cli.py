@@ -471,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_hook,
         "Claude Code hook entry point (the plugin runs it): prompt (UserPromptSubmit), stop (Stop), agent-start "
         "(PreToolUse of Agent), agent-end (PostToolUse of Agent), agent-stop (SubagentStop), skill (PostToolUse of "
-        "Skill); JSON on stdin.",
+        "Skill), session-start (SessionStart); JSON on stdin.",
     )
     hook.add_argument("event", choices=list(HOOKS))
     settings = add("settings", cmd_settings, "Show settings, or set some: defaults.sample_size_required=20 ...")

@@ -162,6 +162,8 @@ def _running_action(item: StatusItem, alerts: list[Alert]) -> str:
         return action
     if item.target_out_of_reach:
         return f"Stop: the target is out of reach ({item.rationale})"
+    if item.action == "rollback" and item.rationale:  # which metric regressed: the primary or a guardrail
+        return f"Roll back: {item.rationale}"
     return ACTION.get(item.action or "", f"Continue ({item.rationale})")
 
 

@@ -359,3 +359,39 @@ def test_means_of_a_billion_half_a_unit_apart_are_a_change():
     text = render_analysis(a, "x")
     assert "no change" not in text and "means are equal" not in text
     assert a.primary.difference == pytest.approx(float(np.mean(t) - np.mean(c)), rel=1e-6)
+
+
+def test_means_near_the_value_limit_that_differ_are_a_change():
+    """From a review: means of 999,999,999,999,989 and 1e15 (a 95% interval of [6.4, 15.6]) read as
+    "the arms' means are equal" under a tolerance of 1e-12 of the means."""
+    from meta_experiment.models import MetricSpec
+
+    ms = MetricSpec(name="latency", direction="lower_is_better", unit="ms")
+    c = [1e15 - 16.0, 1e15 - 12.0, 1e15 - 8.0, 1e15 - 10.0, 1e15 - 14.0] * 4
+    t = [1e15 + 2.0, 1e15 - 2.0, 1e15, 1e15 - 4.0, 1e15 + 4.0] * 4
+    a = analyze(inputs(c, t, spec=ms))
+    assert a.primary.difference == pytest.approx(12.0)
+    text = render_analysis(a, "x")
+    assert "no change" not in text and "means are equal" not in text
+
+
+def test_a_suspected_guardrail_shows_the_p_that_holds_promotion():
+    """From a review: the table showed the Holm p (0.0578 here) beside "suspected: fixed-horizon p <=
+    0.05"; the p that holds promotion back (0.0289, one-sided, uncorrected) is the one to show."""
+    from meta_experiment.models import MetricSpec
+    from meta_experiment.stats.report import fmt_p
+
+    quality = MetricSpec(name="quality", direction="higher_is_better", max_regression=5.0)
+    tokens = MetricSpec(name="tokens", direction="lower_is_better")
+    rng = np.random.default_rng(1)
+    flat = [100.0 + i % 3 for i in range(14)]
+    extra = {
+        "quality": (list(8.0 + rng.normal(0, 1.0, 14)), list(7.8 + rng.normal(0, 1.0, 14))),
+        "tokens": (flat, flat),
+    }
+    a = analyze(inputs(CONTROL * 2, TREATMENT * 2, secondary=[quality, tokens], extra=extra))
+    g = next(g for g in a.guardrails if g.name == "quality")
+    assert g.regression_suspected and g.p_value is not None and g.p_value_holm is not None
+    assert g.p_value <= 0.05 < g.p_value_holm  # Holm over the two guardrails doubles it
+    row = next(ln for ln in render_analysis(a, "x").splitlines() if ln.startswith("| quality"))
+    assert f"suspected: fixed-horizon p = {fmt_p(g.p_value)} <= 0.05 (blocks promotion)" in row

@@ -54,9 +54,10 @@ def same_means(a: float, b: float, spread: float | None = None) -> bool:
     different shifts, can differ in the 16th digit): a report says "no change", not "1.11e-14 lower".
     Rounding is judged against the means and, near 0, against the values' `spread` (their larger
     standard deviation), never against a fixed amount: means of 4e-13 and 2e-13 do differ."""
-    # 1e-12: some thousand ulps, far above the rounding of a sum yet far below any difference a
-    # test can see (means of 1e9 that differ by 0.5 are 5e-10 apart)
-    return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9 * (spread or 0.0))
+    # 4e-15 of the means: some 18 ulps, above the rounding of two sums of the same values, below a
+    # difference a test can see (means of 1e15 that differ by 11 are 1.1e-14 apart); near 0, the
+    # values' spread says what rounding is
+    return math.isclose(a, b, rel_tol=4e-15, abs_tol=1e-9 * (spread or 0.0))
 
 
 def _spread(m: MetricAnalysis) -> float:
@@ -504,8 +505,8 @@ def _guard_state(g: Guardrail) -> str:
         return "yes"
     if g.regression_suspected and g.p_value is None:
         return "suspected: untestable, constant arms (blocks promotion)"
-    if g.regression_suspected:
-        return "suspected: fixed-horizon p <= 0.05 (blocks promotion)"
+    if g.regression_suspected:  # the uncorrected one-sided p that holds promotion, not the Holm p beside it
+        return f"suspected: fixed-horizon p = {fmt_p(g.p_value)} <= 0.05 (blocks promotion)"
     if g.worse_from_zero:
         return "not yet significant"
     return "no"
