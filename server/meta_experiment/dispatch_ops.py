@@ -125,13 +125,7 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
                 f"{experiment_id} is {experiment.status}; only a running experiment can take over {what}."
             )
         control, treatment = _blob(lab, f.control_sha256), _blob(lab, f.treatment_sha256)
-        problem = (
-            dispatch_problem(
-                f.production, control.decode(), treatment.decode(), duration=experiment.primary_metric.is_duration
-            )
-            or _shadowed(lab, f.production)
-            or _unmeasured(experiment, f.production)
-        )
+        problem = _refusal(lab, experiment, f, control.decode(), treatment.decode())
         if problem is not None:
             raise InvalidInput(problem)
         text = dispatcher_text(experiment_id, f.production, control.decode()).encode()
@@ -208,6 +202,16 @@ def _shadowed(lab: Lab, production: str) -> str | None:
     )
 
 
+def _refusal(lab: Lab, experiment: Experiment, f: FileChange, control: str, treatment: str) -> str | None:
+    """Why `dispatch` refuses this experiment's file (its texts, a file of its name that Claude Code
+    runs instead, guardrails no hook could measure), or None."""
+    return (
+        dispatch_problem(f.production, control, treatment, duration=experiment.primary_metric.is_duration)
+        or _shadowed(lab, f.production)
+        or _unmeasured(experiment, f.production)
+    )
+
+
 def _unmeasured(experiment: Experiment, production: str) -> str | None:
     """Why an agent's dispatcher could not give a promotion what it needs: the hooks measure an
     agent run's time only, and its guardrails would never have values (a command's or skill's run
@@ -232,12 +236,9 @@ def dispatch_hint(lab: Lab, experiment: Experiment) -> str | None:
     if control is None or treatment is None or label(f.production) == f.production:
         return None
     try:
-        problem = dispatch_problem(
-            f.production, control.decode(), treatment.decode(), duration=experiment.primary_metric.is_duration
-        )
+        if _refusal(lab, experiment, f, control.decode(), treatment.decode()) is not None:
+            return None
     except UnicodeDecodeError:
-        return None
-    if problem is not None or _shadowed(lab, f.production) is not None or _unmeasured(experiment, f.production):
         return None
     what = label(f.production)
     runs = f"each launch of {what}" if agent_name(f.production) else f"each run of {what}"
