@@ -146,26 +146,26 @@ def unusable_database(path: Path, exc: sqlite3.Error) -> str:
     """What to say when the database file cannot be used as this server's store: locked too long,
     not writable, a full disk, an I/O error (a sound file: nothing was written, the transaction was
     rolled back), or a damaged file."""
-    text = str(exc).lower()
-    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+    trouble = _circumstance(path, exc)
+    if trouble == "locked":
         return (
             f"The experiment database {path.name!r} stayed locked by another process for "
             f"{BUSY_TIMEOUT_MS // 1000} s ({exc}). Nothing was changed. Try again when the other meta-experiment "
             "process is done."
         )
-    if "readonly" in text or "read-only" in text or not _writable(path):
+    if trouble == "readonly":
         return (
             f"The experiment database {path.name!r} cannot be written ({exc}): this user may not write to "
             f"the state folder {str(path.parent)!r} or to the database's files in it ({path.name}, "
             f"{path.name}-wal, {path.name}-shm). Nothing was changed. Give write access to the folder and "
             "those files (or run as their owner), then try again; or set META_EXPERIMENT_HOME to another folder."
         )
-    if "full" in text:
+    if trouble == "full":
         return (
             f"The disk that holds the experiment database {path.name!r} is full ({exc}). Nothing was changed. "
             "Free some space, then try again."
         )
-    if "disk i/o error" in text or "unable to open" in text:
+    if trouble == "io":
         return (
             f"The experiment database {path.name!r} could not be read or written ({exc}). Nothing was changed. "
             f"Check the disk and the state folder {str(path.parent)!r} (its permissions, a removed or "
@@ -179,12 +179,19 @@ def unusable_database(path: Path, exc: sqlite3.Error) -> str:
     )
 
 
-def _circumstance(path: Path, exc: sqlite3.OperationalError) -> bool:
-    """Whether the error comes from the database's circumstances (a lock, permissions, the disk),
-    not from the statement."""
+def _circumstance(path: Path, exc: sqlite3.Error) -> str | None:
+    """Which of the database's circumstances the error comes from (not from the statement, nor a
+    damaged file): "locked", "readonly", "full" or "io"; None otherwise."""
     text = str(exc).lower()
-    known = ("locked", "readonly", "read-only", "full", "disk i/o", "unable to open")
-    return any(word in text for word in known) or not _writable(path)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        return "locked"
+    if "readonly" in text or "read-only" in text or not _writable(path):
+        return "readonly"
+    if "full" in text:
+        return "full"
+    if "disk i/o error" in text or "unable to open" in text:
+        return "io"
+    return None
 
 
 def _writable(path: Path) -> bool:
@@ -317,7 +324,7 @@ class Store:
             # a constraint or a programming error (no such column) is a bug, raised as it is; a
             # damaged file, a lock held too long, a file or disk that cannot be written say what to do
             if type(exc) is not sqlite3.DatabaseError and not (
-                isinstance(exc, sqlite3.OperationalError) and _circumstance(self.path, exc)
+                isinstance(exc, sqlite3.OperationalError) and _circumstance(self.path, exc) is not None
             ):
                 raise
             raise StoreError(unusable_database(self.path, exc)) from exc
