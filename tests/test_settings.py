@@ -257,3 +257,76 @@ def test_a_commit_that_fails_after_the_file_was_written_puts_the_file_back(
         assert [e.message for e in lab.events(kinds=["settings_updated"])] == ["first"]
     finally:
         lab.close()
+
+
+# -- from a review of the settings file (2026-11-27) ------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["state", "pyproject"])
+def test_a_key_written_twice_is_named_and_a_recording_goes_on(project: Path, where: str) -> None:
+    """From a review: tomlkit's KeyAlreadyPresent is no ParseError, so a key written twice reached
+    every record (and create, and settings) as a bare error and the trial stayed unrecorded."""
+    from conftest import spec
+    from meta_experiment.lifecycle import Lab
+
+    lab = Lab.open(project, create=True)
+    try:
+        e = lab.create(**spec())
+        trial = next(a.trial_id for a in iter(lambda: lab.assign(e.id), None) if a.arm == "treatment")
+        if where == "state":
+            twice = "[defaults]\nsample_size_required = 20\nsample_size_required = 30\n"
+            (lab.state_dir / SETTINGS_FILE_NAME).write_text(twice)
+            name, key = SETTINGS_FILE_NAME, "sample_size_required"
+        else:
+            (project / "pyproject.toml").write_text('[project]\nname = "x"\nname = "y"\n')
+            name, key = "pyproject.toml", "name"
+        with pytest.raises(InvalidInput, match=f'{name} is not valid TOML: Key "{key}" already exists.*Delete one'):
+            lab.settings()
+        # a failed treatment run: the error-rate check reads the monitoring settings
+        assert lab.record(trial, {"time_to_complete": 12.0}, success=False).trials_recorded == 1
+        with pytest.raises(InvalidInput, match="already exists"):
+            lab.create(**spec(files={}))
+        problem = lab.status().release.settings_problem
+        assert problem is not None and name in problem
+        from meta_experiment.report import render_status
+
+        assert "## SETTINGS" in render_status(lab.status())
+    finally:
+        lab.close()
+
+
+def test_a_file_with_a_byte_order_mark_and_windows_line_ends_keeps_them(tmp_path: Path) -> None:
+    """From a review: a file saved by a Windows editor (BOM, CRLF) was refused ("Empty key"), and an
+    update wrote it back with LF; the .bak was not the file as it was."""
+    original = "\ufeff# ours\r\n[defaults]\r\nsample_size_required = 20\r\n".encode()
+    (tmp_path / SETTINGS_FILE_NAME).write_bytes(original)
+    assert load_settings(tmp_path).defaults.sample_size_required == 20
+    update_settings(tmp_path, {"defaults": {"max_regression": 5}, "monitoring": {"min_failures": 4}})
+    written = (tmp_path / SETTINGS_FILE_NAME).read_bytes()
+    assert written.startswith("\ufeff# ours\r\n".encode())
+    assert b"\n" not in written.replace(b"\r\n", b"")  # every line ends as the file's did
+    assert (tmp_path / (SETTINGS_FILE_NAME + ".bak")).read_bytes() == original
+    s = load_settings(tmp_path)
+    assert (s.defaults.sample_size_required, s.defaults.max_regression, s.monitoring.min_failures) == (20, 5, 4)
+
+
+def test_a_settings_file_that_is_a_link_is_updated_through_it(tmp_path: Path) -> None:
+    """From a review: an update replaced a symbolic link (a file shared by projects) with a file."""
+    shared = tmp_path / "shared.toml"
+    shared.write_text("[defaults]\nsample_size_required = 20\n")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / SETTINGS_FILE_NAME).symlink_to(shared)
+    update_settings(state, {"defaults": {"max_regression": 7}})
+    assert (state / SETTINGS_FILE_NAME).is_symlink()
+    assert "max_regression = 7" in shared.read_text()
+
+
+@pytest.mark.parametrize(("section", "key"), [("monitoring", "min_trials_per_arm"), ("defaults", "max_regression")])
+def test_true_or_false_is_not_taken_for_a_number(tmp_path: Path, section: str, key: str) -> None:
+    """From a review: min_trials_per_arm=true was stored as 1, which removes the small-sample guard."""
+    with pytest.raises(InvalidInput, match=f"{section}.{key}: must be a number, not true"):
+        update_settings(tmp_path, {section: {key: True}})
+    (tmp_path / SETTINGS_FILE_NAME).write_text(f"[{section}]\n{key} = false\n")
+    with pytest.raises(InvalidInput, match="must be a number, not false"):
+        load_settings(tmp_path)

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -20,12 +21,23 @@ from pydantic import (
 
 Direction = Literal["lower_is_better", "higher_is_better"]
 
+
+def not_a_truth_value(value: object) -> object:
+    """A number field refuses true/false: pydantic would read them as 1 and 0 (a sample size of 1,
+    a threshold of 1%), which nobody means."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not {str(value).lower()}")
+    return value
+
+
+NoBool = BeforeValidator(not_a_truth_value)
+
 # The ranges of the experiment's targets and limits, written once: an experiment (ExperimentSpec,
 # Targets), the project's defaults (settings.DefaultSettings) and the tools' arguments share them.
-Percent = Annotated[float, Field(ge=0, le=1000)]  # improvement_threshold, max_regression
-Confidence = Annotated[float, Field(gt=0.5, lt=1.0)]
-SampleSizeRequired = Annotated[int, Field(ge=2, le=10_000_000)]
-MaxDurationDays = Annotated[float, Field(gt=0, le=3650)]
+Percent = Annotated[float, NoBool, Field(ge=0, le=1000)]  # improvement_threshold, max_regression
+Confidence = Annotated[float, NoBool, Field(gt=0.5, lt=1.0)]
+SampleSizeRequired = Annotated[int, NoBool, Field(ge=2, le=10_000_000)]
+MaxDurationDays = Annotated[float, NoBool, Field(gt=0, le=3650)]
 
 MetricKind = Literal["continuous", "binary"]
 Arm = Literal["control", "treatment"]
@@ -184,6 +196,7 @@ def _check_treatment_percent(value: int) -> int:
 
 TreatmentPercent = Annotated[
     int,
+    NoBool,
     Field(
         description="Share of trials assigned to the treatment, in %: 50 (an even split, the default), or "
         "10, 20, 25, 30, 40, 60, 70, 75, 80, 90 (20 = one trial in five tries the change)."

@@ -170,3 +170,10 @@ class ReleaseStatus(Strict):
     success_rate_pct: float | None = None
     time_saved_hours_per_month: float | None = None
     time_saved_basis: str = ""
+    settings_problem: Annotated[
+        str | None,
+        Field(
+            description="Why the settings cannot be read (settings.toml, pyproject.toml): until it is fixed, "
+            "monitoring uses its default thresholds and creating an experiment is refused."
+        ),
+    ] = None

@@ -7,6 +7,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from . import journal, monitoring
+from .errors import ExperimentError
 from .models import DURATION_UNITS, Experiment, parse_iso
 from .outcomes import Alert, ReleaseInfo, ReleaseStatus
 
@@ -89,7 +90,13 @@ def release_status(lab: Lab) -> ReleaseStatus:
             f"{op.experiment_id}: {op.operation} unfinished ({op.phase}); it is finished or undone "
             "at the next start of the server or CLI",
         )
+    try:
+        lab.settings()
+        settings_problem = None
+    except ExperimentError as exc:
+        settings_problem = str(exc)
     return ReleaseStatus(
+        settings_problem=settings_problem,
         experiments=infos,
         alerts=_alerts(lab),
         operations=operations[:20],

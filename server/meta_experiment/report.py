@@ -328,6 +328,13 @@ def render_status(report: StatusReport, active_only: bool = False) -> str:
         ]
     if release.operations:
         out += ["", "## INTERRUPTED OPERATIONS", *(f"- {line}" for line in release.operations)]
+    if release.settings_problem:
+        out += [
+            "",
+            "## SETTINGS",
+            f"- ⚠️ {release.settings_problem} Until then monitoring uses its default thresholds, and creating an "
+            "experiment is refused.",
+        ]
     return "\n".join(out) + "\n"
 
 

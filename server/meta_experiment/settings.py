@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InvalidInput
 from .files import atomic_write
-from .models import Confidence, MaxDurationDays, Percent, SampleSizeRequired, TreatmentPercent
+from .models import Confidence, MaxDurationDays, NoBool, Percent, SampleSizeRequired, TreatmentPercent
 
 SETTINGS_FILE_NAME = "settings.toml"
 
@@ -48,6 +48,7 @@ class MonitoringSettings(BaseModel):
 
     error_rate_ratio: Annotated[
         float,
+        NoBool,
         Field(
             gt=1,
             le=100,
@@ -58,6 +59,7 @@ class MonitoringSettings(BaseModel):
     ] = 2.0
     min_trials_per_arm: Annotated[
         int,
+        NoBool,
         Field(
             ge=1,
             le=100_000,
@@ -66,10 +68,11 @@ class MonitoringSettings(BaseModel):
         ),
     ] = 10
     min_failures: Annotated[
-        int, Field(ge=1, le=100_000, description="No error-rate alert from fewer failed treatment trials.")
+        int, NoBool, Field(ge=1, le=100_000, description="No error-rate alert from fewer failed treatment trials.")
     ] = 3
     satisfaction_floor: Annotated[
         float,
+        NoBool,
         Field(
             ge=0,
             description="Floor for satisfaction scores, in their own scale (0.5 on a 0-1 scale; e.g. 3 on 1-5, 6 on "
@@ -104,20 +107,47 @@ def _describe(exc: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(_errors(exc))
 
 
-def _load_toml(path: Path) -> Any:
-    if not path.exists():
-        return None
+def settings_path(state_dir: Path) -> Path:
+    """settings.toml of the state folder; where it is a symbolic link (a file shared by several
+    projects), the file it points to, so that an update changes that file and keeps the link."""
+    path = state_dir / SETTINGS_FILE_NAME
+    return path.resolve() if path.is_symlink() else path
+
+
+def _read_toml(path: Path) -> tuple[Any, str | None]:
+    """The parsed document and its text (None, None when there is no file). A byte order mark, as
+    some Windows editors write, is read past."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        raise InvalidInput(f"{path.name} cannot be read: {exc.strerror or exc}.") from exc
     import tomlkit  # imported on first use: kept out of the server's start-up
     import tomlkit.exceptions
 
     try:
-        return tomlkit.parse(path.read_text(encoding="utf-8"))
-    except tomlkit.exceptions.ParseError as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"{path.name} is not UTF-8 text (byte {exc.start + 1} cannot be read). Save it as UTF-8, or move it "
+            "aside to use the defaults."
+        ) from exc
+    try:
+        return tomlkit.parse(text.removeprefix("\ufeff")), text
+    except tomlkit.exceptions.KeyAlreadyPresent as exc:  # tomlkit gives no line for this one
+        raise InvalidInput(
+            f"{path.name} is not valid TOML: {str(exc).rstrip('.')} (a key appears twice in one table). Delete one "
+            "of the two lines, or move the file aside to use the defaults."
+        ) from exc
+    except tomlkit.exceptions.TOMLKitError as exc:
         raise InvalidInput(
             f"{path.name} is not valid TOML ({exc}). Fix that line, or move the file aside to use the defaults."
         ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{path.name} cannot be read: {exc}.") from exc
+
+
+def _load_toml(path: Path) -> Any:
+    return _read_toml(path)[0]
 
 
 def _plain(value: Any) -> Any:
@@ -219,9 +249,8 @@ def update_settings(
             )
     import tomlkit
 
-    path = state_dir / SETTINGS_FILE_NAME
-    doc = _load_toml(path)
-    original = None if doc is None else tomlkit.dumps(doc)
+    path = settings_path(state_dir)
+    doc, original = _read_toml(path)
     if doc is None:
         doc = tomlkit.document()
         for line in _HEADER.splitlines():
@@ -262,10 +291,14 @@ def update_settings(
     except InvalidInput as exc:
         raise InvalidInput(f"{exc} Nothing was written.") from exc
     text = tomlkit.dumps(doc)
+    if original is not None and "\r\n" in original and "\n" not in original.replace("\r\n", ""):
+        text = text.replace("\r\n", "\n").replace("\n", "\r\n")  # a file with Windows line ends keeps them
+    if original is not None and original.startswith("\ufeff") and not text.startswith("\ufeff"):
+        text = "\ufeff" + text
     if text == original or dry_run:  # nothing changes: write nothing, so the .bak keeps the version before
         return result
     state_dir.mkdir(parents=True, exist_ok=True)
-    if original is not None:
+    if original is not None:  # the file as it was, byte for byte
         atomic_write(state_dir / (SETTINGS_FILE_NAME + ".bak"), original.encode())
     atomic_write(path, text.encode())
     return result
