@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PROD, VAR, git, spec
-from meta_experiment.errors import Conflict, InvalidInput
+from meta_experiment.errors import Conflict, InvalidInput, InvalidState
 from meta_experiment.interchange import export_experiments, import_experiments, write_document
 from meta_experiment.lifecycle import Lab
 
@@ -221,9 +221,14 @@ def test_writing_an_export_over_a_previous_export_backs_it_up(lab: Lab, project:
     with pytest.raises(Conflict, match="not an export"):
         write_document(lab, "experiments.json", export_experiments(lab))
     assert target.read_text() == "my own notes\n"
-    previous = '{"experiments": []}\n'
+    seed = '{"experiments": [{"id": "my-own", "note": "hand-written"}]}\n'  # the seed's file: imported, not replaced
+    target.write_text(seed)
+    with pytest.raises(Conflict, match="not an export of this tool.*meta-experiment-export.json"):
+        write_document(lab, "experiments.json", export_experiments(lab))
+    assert target.read_text() == seed
+    previous = '{"format": "meta-experiment/1", "experiments": []}\n'
     target.write_text(previous)
-    assert write_document(lab, "experiments.json", export_experiments(lab)) == "experiments.json"
+    assert write_document(lab, "experiments.json", export_experiments(lab))[0] == "experiments.json"
     backups = list((lab.state_dir / "backups").iterdir())
     assert [b.read_text() for b in backups] == [previous]
     assert json.loads(target.read_text())["experiments"]
@@ -269,17 +274,21 @@ def _ext(**fields):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda i: i.__setitem__("meta_experiment", "x"), "wrong type"),
-        (lambda i: i.__setitem__("changes", [1]), "wrong type"),
-        (lambda i: i["changes"].__setitem__("files", {"prod.md": "str"}), "wrong type"),
-        (lambda i: i.__setitem__("results", "x"), "wrong type"),
+        (lambda i: i.__setitem__("meta_experiment", "x"), "meta_experiment must be an object"),
+        (lambda i: i.__setitem__("changes", [1]), "changes must be an object"),
+        (
+            lambda i: i["changes"].__setitem__("files", {"prod.md": 5}),
+            r"changes.files.'prod.md'. must name",
+        ),
+        (lambda i: i.__setitem__("results", "x"), "results must be an object"),
         (lambda i: i.__setitem__("created", 12345), "ISO 8601"),
         (lambda i: i.__setitem__("id", "x" * 300), "1 to 100 letters, digits"),
-        (_ext(next_slot=1e30), "out of range"),
+        (_ext(next_slot=1e30), "next_slot must be a whole number"),
+        (_ext(next_slot="abc"), "next_slot must be a whole number"),
         (_ext(events=[{"kind": "k", "message": "m", "at": "2025-10-20T10:30:00Z", "data": "x"}]), "event data"),
         (_ext(events=[{"kind": "k", "message": "m"}]), "string kind, message, actor and at"),
         (_ext(files=[{"production": SEED_PRODUCTION}]), "'control_content' is missing"),
-        (_ext(trials=[{"arm": "control", "status": "recorded", "metrics": {}}]), "no value for the primary metric"),
+        (_ext(trials=[{"arm": "control", "status": "recorded", "metrics": {}}]), "without a value for the primary"),
     ],
 )
 def test_malformed_documents_say_what_is_wrong(lab: Lab, change, message: str) -> None:
@@ -626,11 +635,14 @@ def test_export_refuses_to_replace_a_file_that_is_not_an_export(lab: Lab, projec
     with pytest.raises(Conflict, match="pyproject.toml already exists and is not an export"):
         write_document(lab, "pyproject.toml", export_experiments(lab))
     assert settings.read_bytes() == before
-    first = write_document(lab, "experiments.json", export_experiments(lab))
+    first, backup = write_document(lab, "experiments.json", export_experiments(lab))
+    assert backup is None
     old = (project / first).read_bytes()
-    assert write_document(lab, "experiments.json", export_experiments(lab)) == first  # an export: replaced
+    again, backup = write_document(lab, "experiments.json", export_experiments(lab))  # an export: replaced
+    assert again == first
     [event] = [ev for ev in lab.events() if ev.kind == "export_backup"]
     assert (lab.state_dir / "backups" / event.data["backup"]).read_bytes() == old
+    assert backup == f".meta-experiment/backups/{event.data['backup']}"  # the result says where it is kept
 
 
 def test_editing_results_of_a_full_export_is_not_silently_ignored(lab: Lab) -> None:
@@ -692,3 +704,164 @@ def test_a_file_name_too_long_for_the_disk_is_warned_of_not_raised(lab: Lab, tmp
     )
     warnings, _ = import_elsewhere(tmp_path, document, document["experiments"][0]["id"])
     assert any("x" * 300 + ".md" in w and "not in this project" in w for w in warnings)
+
+
+# -- from a review of import and export (2026-11-27) ----------------------------------------------
+
+
+def _one(lab: Lab, item: dict) -> dict:
+    return import_experiments(lab, {"experiments": [item]})
+
+
+def _full(lab: Lab, **changes) -> dict:
+    """A full export of the populated experiment as an ended copy with `changes` to its item."""
+    item = export_experiments(lab)["experiments"][0]
+    item.update({"id": "exp-copy", "status": "rolled_back", **changes})
+    return item
+
+
+def test_files_under_test_that_are_not_text_are_refused_as_create_refuses_them(lab: Lab, project: Path) -> None:
+    """From a review: import took a Latin-1 file (create refuses it); every later export of the
+    project then failed on it, and each assign stored a trial before failing."""
+    (project / "conf.txt").write_bytes(b"caf\xe9\n")
+    (project / "conf_v2.txt").write_bytes(b"caf\xe9 2\n")
+    item = {"id": "old", "status": "promoted", "changes": {"files": {"conf.txt": {"variant": "conf_v2.txt"}}}}
+    with pytest.raises(InvalidInput, match="'conf.txt' is not UTF-8 text.*Nothing was imported"):
+        _one(lab, item)
+    assert lab.experiments() == []
+
+
+def test_a_snapshot_that_is_not_text_fails_assign_before_a_trial_is_stored(lab: Lab) -> None:
+    """A database an older version filled: assign refuses whole, and export still works."""
+    experiment_id = populated(lab)
+    before = len(lab.trials(experiment_id))
+    bad = lab.store.put_blob(b"caf\xe9\n")
+    with lab.store.transaction() as db:
+        db.execute("UPDATE experiment_files SET control_sha256 = ?, treatment_sha256 = ?", (bad, bad))
+    with pytest.raises(InvalidState, match="not UTF-8 text.*Roll the experiment back"):
+        lab.assign(experiment_id)
+    assert len(lab.trials(experiment_id)) == before
+    [snapshot] = export_experiments(lab)["experiments"][0]["meta_experiment"]["files"]
+    assert snapshot["control_content"] == "caf\ufffd\n"
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({PROD: {"variant": VAR}, "./" + PROD: {"variant": VAR}}, "appears twice in files"),
+        ({PROD: {"variant": PROD}}, "is the same file"),
+        ({PROD: {"variant": VAR}, VAR: {"variant": PROD}}, "appears twice in files"),  # crossed roles
+    ],
+)
+def test_file_roles_are_checked_as_create_checks_them(lab: Lab, files: dict, message: str) -> None:
+    item = {"id": "e1", "status": "promoted", "changes": {"files": files}}
+    with pytest.raises(InvalidInput, match=message):
+        _one(lab, item)
+    assert lab.experiments() == []
+
+
+def test_files_may_be_given_as_create_takes_them(lab: Lab) -> None:
+    """{production: variant}, the form create_experiment's files take, imports like the seed's form."""
+    _one(lab, {"id": "e1", "status": "promoted", "changes": {"files": {PROD: VAR}}})
+    [f] = lab.get("e1").files
+    assert (f.production, f.variant) == (PROD, VAR)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("unit", {"a": 1}, r"trials\[0\].unit must be text or null"),
+        ("source", 5, r"trials\[0\].source must be text or null"),
+        ("status", "Recorded", r"trials\[0\].status 'Recorded' is not one of assigned, recorded"),
+        ("success", "maybe", r"trials\[0\].success must be true or false"),
+        ("success", None, r"trials\[0\].success must be true or false"),
+        ("recorded_at", "yesterday", r"trials\[0\].recorded_at 'yesterday' is not an ISO 8601 time"),
+        ("arm", "both", r"trials\[0\].arm 'both' is not control or treatment"),
+    ],
+)
+def test_a_malformed_trial_is_named_with_its_field(lab: Lab, field: str, value, message: str) -> None:
+    populated(lab)
+    item = _full(lab)
+    item["meta_experiment"]["trials"][0][field] = value
+    with pytest.raises(InvalidInput, match=message):
+        _one(lab, item)
+    assert not lab.store.experiment_exists("exp-copy")
+
+
+@pytest.mark.parametrize(("given", "expected"), [("false", False), ("No", False), ("yes", True), (0, False)])
+def test_a_success_flag_spelled_as_text_is_read_as_record_reads_it(lab: Lab, given, expected: bool) -> None:
+    """From a review: "success": "false" was imported as a success (bool of a non-empty string)."""
+    populated(lab)
+    item = _full(lab)
+    first = item["meta_experiment"]["trials"][0]
+    assert first["status"] == "recorded"
+    first["success"] = given
+    _one(lab, item)
+    assert lab.trials("exp-copy")[0].success is expected
+
+
+@pytest.mark.parametrize(
+    ("results", "message"),
+    [
+        ({"control_group": "125"}, "results.control_group must be a list"),
+        ({"treatment_group": {"7": 1}}, "results.treatment_group must be a list"),
+    ],
+)
+def test_a_group_that_is_not_a_list_is_refused_not_split(lab: Lab, results: dict, message: str) -> None:
+    """From a review: "125" imported three trials with values 1, 2 and 5."""
+    with pytest.raises(InvalidInput, match=message):
+        _one(lab, dict(SEED_DOCUMENT["experiments"][0], results=results))
+
+
+def test_secondary_metrics_given_as_one_name_are_refused_not_split(lab: Lab) -> None:
+    """From a review: "secondary": "score" made five one-letter guardrails."""
+    item = dict(SEED_DOCUMENT["experiments"][0], metrics={"primary": "t", "secondary": "score"})
+    with pytest.raises(InvalidInput, match="metrics.secondary must be a list of metric names"):
+        _one(lab, item)
+
+
+def test_an_edited_primary_metric_takes_effect(lab: Lab) -> None:
+    """From a review: with metric definitions present, metrics.primary was not read, so an edit of
+    it was dropped without a word. It now picks the definition; names that disagree are refused."""
+    populated(lab)
+    item = _full(lab, metrics={"primary": "issues_caught", "secondary": ["time_to_complete"]})
+    trials = item["meta_experiment"]["trials"]  # a successful trial needs a value of the new primary
+    trials[:] = [t for t in trials if t["status"] != "recorded" or not t["success"] or "issues_caught" in t["metrics"]]
+    assert _one(lab, item)["warnings"] == []  # results holds the old primary's values: not compared
+    copy = lab.get("exp-copy")
+    assert (copy.primary_metric.name, [m.name for m in copy.secondary_metrics]) == (
+        "issues_caught",
+        ["time_to_complete"],
+    )
+    item = _full(lab, id="exp-other", metrics={"primary": "nope", "secondary": ["time_to_complete"]})
+    with pytest.raises(InvalidInput, match="metric_definitions defines"):
+        _one(lab, item)
+
+
+def test_an_id_twice_in_one_document_is_refused_and_an_export_names_each_once(lab: Lab) -> None:
+    """From a review: the second of two experiments with one id was refused as "already exists here"
+    (it did not), and --skip-existing then dropped it without a word; `export ID ID` wrote one
+    experiment twice, which its own import refused."""
+    first = dict(SEED_DOCUMENT["experiments"][0], id="e7")
+    second = dict(first, name="second")
+    with pytest.raises(InvalidInput, match=r"experiments\[1\] has the id 'e7' of experiments\[0\], and they differ"):
+        import_experiments(lab, {"experiments": [first, second]}, on_conflict="skip")
+    with pytest.raises(Conflict, match=r"experiments\[1\] repeats experiments\[0\] \(e7\).*skip"):
+        import_experiments(lab, {"experiments": [first, dict(first)]})  # the same one twice: two exports joined
+    assert lab.experiments() == []
+    result = import_experiments(lab, {"experiments": [first, dict(first)]}, on_conflict="skip")
+    assert (result["imported"], result["skipped"]) == (["e7"], ["e7"])
+    experiment_id = populated(lab)
+    assert [e["id"] for e in export_experiments(lab, [experiment_id, experiment_id])["experiments"]] == [experiment_id]
+
+
+def test_event_data_with_nan_is_refused_and_a_later_format_is_warned_of(lab: Lab) -> None:
+    populated(lab)
+    item = _full(lab)
+    item["meta_experiment"]["events"].append(
+        {"kind": "k", "message": "m", "actor": "a", "at": "2025-10-20T10:30:00Z", "data": {"x": float("nan")}}
+    )
+    with pytest.raises(InvalidInput, match="holds NaN or Infinity"):
+        _one(lab, item)
+    result = import_experiments(lab, {"format": "meta-experiment/2", "experiments": []})
+    assert any("format is 'meta-experiment/2'" in w for w in result["warnings"])

@@ -159,8 +159,12 @@ def cmd_export(args: argparse.Namespace) -> int:
             export_path(lab, out)  # a bad path is refused before every experiment is analysed
         document = export_experiments(lab, args.ids or None)
         if out:
-            written = write_document(lab, out, document)
-            print(f"Exported {len(document['experiments'])} experiment(s) to {written}", file=sys.stderr)
+            written, backup = write_document(lab, out, document)
+            print(
+                f"Exported {len(document['experiments'])} experiment(s) to {written}"
+                + (f" (the previous export there is kept as {backup})" if backup else ""),
+                file=sys.stderr,
+            )
         else:
             print(json.dumps(document, indent=2, ensure_ascii=False))
     finally:
@@ -178,6 +182,12 @@ def _in_project(project_root: Path, given: str) -> str:
     try:
         return target.relative_to(project_root.resolve()).as_posix()
     except ValueError:
+        if (Path.cwd() / given).is_symlink():
+            raise InvalidInput(
+                f"{given!r} is a symbolic link to {str(target)!r}, outside the project {str(project_root)!r}; "
+                "--out does not write through it. Give another file name in the project, or save there with a "
+                f"redirect: meta-experiment export > {shlex.quote(str(target))}"
+            ) from None
         raise InvalidInput(
             f"{given!r} {'' if given == str(target) else f'is {str(target)!r}, '}"
             f"outside the project {str(project_root)!r}: --out writes inside it, "

@@ -26,13 +26,16 @@ from pydantic import ValidationError
 
 from .errors import Conflict, InvalidInput, validation_message
 from .import_keys import DOCUMENT_KEYS, experiment_keys, ignored_sentence, unknown_keys
-from .lifecycle import Lab
+from .lifecycle import Lab, check_file_roles, check_text
 from .measurements import check_value, derived_values
 from .models import ARMS, TERMINAL_STATUSES, MetricSpec, iso, parse_iso
 from .stats.guardrails import SUCCESS_METRIC
 from .stats.summary import Summary
 
 FORMAT = "meta-experiment/1"
+TRIAL_STATUSES = ("assigned", "recorded", "abandoned", "voided")
+# What a malformed experiment in a document raises: each becomes one sentence naming the experiment.
+IMPORT_ERRORS = (InvalidInput, ValidationError, ValueError, KeyError, TypeError, AttributeError, OverflowError)
 MAX_ID_LENGTH = 100  # as the tools' experiment_id
 # What the lifecycle generates (exp-20261125-101500, exp-20261125-101500-2), the seed's template
 # (exp-2025-10-20-001) and other plain names; nothing that reads as a path (/, \, a leading dot).
@@ -106,7 +109,8 @@ def export_experiments(lab: Lab, ids: list[str] | None = None) -> dict[str, Any]
             "experiment, or leave the ids out to export all of them."
         )
     with lab.store.reading():
-        experiments = [lab.get(i) for i in ids] if ids is not None else lab.experiments()
+        # an id named twice is exported once: the document must import
+        experiments = [lab.get(i) for i in dict.fromkeys(ids)] if ids is not None else lab.experiments()
         out = []
         for e in experiments:
             values = lab.store.values_by_trial(e.id)
@@ -161,8 +165,11 @@ def export_experiments(lab: Lab, ids: list[str] | None = None) -> dict[str, Any]
                                 "production": f.production,
                                 "variant": f.variant,
                                 "backup": f.backup,
-                                "control_content": (lab.store.blob(f.control_sha256) or b"").decode(),
-                                "treatment_content": (lab.store.blob(f.treatment_sha256) or b"").decode(),
+                                # replace: a snapshot an older version imported without checking it is text
+                                "control_content": (lab.store.blob(f.control_sha256) or b"").decode(errors="replace"),
+                                "treatment_content": (lab.store.blob(f.treatment_sha256) or b"").decode(
+                                    errors="replace"
+                                ),
                             }
                             for f in e.files
                         ],
@@ -189,19 +196,51 @@ def _always_valid_confidence(lab: Lab, experiment_id: str) -> float | None:
     return None if seq is None or seq.p_value is None else 1 - seq.p_value
 
 
-def _definitions(item: dict[str, Any], warnings: list[str]) -> list[MetricSpec]:
-    ext = item.get("meta_experiment") or {}
-    if ext.get("metric_definitions"):
-        return [MetricSpec.model_validate(m) for m in ext["metric_definitions"]]
-    metrics = item.get("metrics") or {}
-    names = [metrics.get("primary") or "time_to_complete", *(metrics.get("secondary") or [])]
-    specs = []
+def _metric_names(item: dict[str, Any]) -> list[str] | None:
+    """[primary, *secondary] as the document's `metrics` names them (None when it names none)."""
+    metrics = item.get("metrics")
+    if metrics is None:
+        return None
+    if not isinstance(metrics, dict):
+        raise ValueError('metrics must be an object: {"primary": "time_to_complete", "secondary": ["tokens"]}.')
+    secondary = metrics.get("secondary") or []
+    if not isinstance(secondary, list):
+        raise ValueError(
+            f"metrics.secondary must be a list of metric names (e.g. [{secondary!r}]), not "
+            f"{type(secondary).__name__} {secondary!r}."
+        )
+    if metrics.get("primary") is None and not secondary:
+        return None
+    names = [metrics.get("primary") or "time_to_complete", *secondary]
     for name in names:
         if not isinstance(name, str):
             raise ValueError(
                 f"metrics.primary and metrics.secondary hold metric names, not {type(name).__name__} {name!r}; "
                 "definitions (direction, kind, unit) go in meta_experiment.metric_definitions, as an export shows."
             )
+    return names
+
+
+def _definitions(item: dict[str, Any], warnings: list[str]) -> list[MetricSpec]:
+    ext = item.get("meta_experiment") or {}
+    names = _metric_names(item)
+    if ext.get("metric_definitions"):
+        if not isinstance(ext["metric_definitions"], list):
+            raise ValueError("meta_experiment.metric_definitions must be a list of metric definitions.")
+        specs = [MetricSpec.model_validate(m) for m in ext["metric_definitions"]]
+        if names is None:
+            return specs
+        # metrics.primary and .secondary say which definition is which: an edited primary takes effect
+        by_name = {m.name: m for m in specs}
+        if sorted(names) != sorted(by_name) or len(set(names)) != len(names):
+            raise ValueError(
+                f"metrics names {names} (primary first), but meta_experiment.metric_definitions defines "
+                f"{[m.name for m in specs]}; make the two name the same metrics (to change the primary metric, "
+                "change metrics.primary and move the old one into metrics.secondary)."
+            )
+        return [by_name[name] for name in names]
+    specs = []
+    for name in names or ["time_to_complete"]:
         direction = "lower_is_better" if _LOWER_IS_BETTER_HINT.search(name) else "higher_is_better"
         warnings.append(f"{item.get('id')}: metric {name!r} has no definition; assumed {direction}.")
         specs.append(MetricSpec(name=name, direction=direction))  # type: ignore[arg-type]
@@ -212,8 +251,16 @@ def _seed_trials(item: dict[str, Any], primary: str) -> list[dict[str, Any]]:
     results = item.get("results") or {}
     at = item.get("created")
     trials = []
+    if not isinstance(results, dict):
+        raise ValueError("results must be an object with control_group and treatment_group lists.")
     for arm, key in (("control", "control_group"), ("treatment", "treatment_group")):
-        for value in results.get(key) or []:
+        group = results.get(key) or []
+        if not isinstance(group, list):
+            raise ValueError(
+                f"results.{key} must be a list of the {arm} arm's values of the primary metric (e.g. [120.5, 98]), "
+                f"not {type(group).__name__} {group!r}."
+            )
+        for value in group:
             trials.append(
                 {
                     "arm": arm,
@@ -236,8 +283,8 @@ def _warn_if_results_edited(
     on export. When its groups no longer match (edited by hand), say so instead of ignoring it."""
     results = item.get("results") or {}
     for arm, key in (("control", "control_group"), ("treatment", "treatment_group")):
-        given = results.get(key)
-        if given is None:
+        given = results.get(key) if isinstance(results, dict) else None
+        if not isinstance(given, list):
             continue
         kept = [t["metrics"].get(primary) for t in trials if t.get("arm") == arm and t.get("status") == "recorded"]
         kept = [v for v in kept if v is not None]
@@ -264,10 +311,31 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
     imported: list[str] = []
     skipped: list[str] = []
     warnings: list[str] = [ignored_sentence("The document", ignored_keys)] if ignored_keys else []
+    if document.get("format") not in (None, FORMAT):
+        warnings.append(
+            f"The document's format is {document.get('format')!r}; this version reads {FORMAT!r} (and the seed's "
+            "format, which has none). Fields a later format added are not read."
+        )
+    first_at: dict[str, int] = {}
     with lab.store.transaction():
         for index, item in enumerate(document["experiments"]):
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
                 raise InvalidInput(f"experiments[{index}] must be an object with a string id.")
+            if item["id"] in first_at:
+                first = first_at[item["id"]]
+                if item != document["experiments"][first]:  # two experiments under one id
+                    raise InvalidInput(
+                        f"experiments[{index}] has the id {item['id']!r} of experiments[{first}], and they differ; "
+                        "an id names one experiment. Rename one of them in the document. Nothing was imported."
+                    )
+                if on_conflict == "skip":  # the same experiment twice (two exports joined): imported once
+                    skipped.append(item["id"])
+                    continue
+                raise Conflict(
+                    f"experiments[{index}] repeats experiments[{first}] ({item['id']}), as when two exports are "
+                    "joined. Nothing was imported; pass on_conflict='skip' (CLI: --skip-existing) to import it once."
+                )
+            first_at[item["id"]] = index
             if not _ID.fullmatch(item["id"]):
                 shown = item["id"] if len(item["id"]) <= 40 else item["id"][:40] + "..."
                 raise InvalidInput(
@@ -290,7 +358,7 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
                 warnings.append(ignored_sentence(item["id"], unread))
             try:
                 _import_one(lab, item, warnings)
-            except (ValidationError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+            except IMPORT_ERRORS as exc:
                 raise InvalidInput(
                     f"experiments[{index}] ({item['id']}): {_import_detail(exc)} Nothing was imported."
                 ) from exc
@@ -333,6 +401,8 @@ def _import_detail(exc: Exception) -> str:
     """One sentence on what is malformed, whatever the document's shape tripped over."""
     if isinstance(exc, ValidationError):
         return validation_message(exc, "experiment")
+    if isinstance(exc, InvalidInput):
+        return str(exc).rstrip(".") + "."
     if isinstance(exc, KeyError):
         return f"the field {exc.args[0]!r} is missing."
     if isinstance(exc, TypeError | AttributeError):
@@ -357,6 +427,10 @@ def _event(ev: Any) -> tuple[str, str, str, dict[str, Any], str]:
         raise ValueError("each event needs string kind, message, actor and at (an ISO time).")
     if data is not None and not isinstance(data, dict):
         raise ValueError(f"event data must be an object, not {type(data).__name__}.")
+    try:  # the event log is exported as JSON: NaN or Infinity would make an export strict readers refuse
+        json.dumps(data, allow_nan=False)
+    except ValueError:
+        raise ValueError(f"the data of event {kind!r} holds NaN or Infinity, which JSON has no place for.") from None
     return kind, message, actor, data or {}, at  # type: ignore[return-value]
 
 
@@ -364,8 +438,11 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
     from .models import ExperimentSpec
 
     ext = item.get("meta_experiment") or {}
+    if not isinstance(ext, dict):
+        raise ValueError("meta_experiment must be an object, as an export writes it (or leave it out).")
     specs = _definitions(item, warnings)
     changes = item.get("changes") or {}
+    files = _file_pairs(changes)
     status = item.get("status", "running")
     if status not in ("draft", "running", *TERMINAL_STATUSES):
         valid = ", ".join(("draft", "running", *TERMINAL_STATUSES))
@@ -376,7 +453,7 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
             "hypothesis": item.get("hypothesis") or "(imported)",
             "description": changes.get("description") or "",
             "change_type": changes.get("type") or "command_modification",
-            "files": {p: (v or {}).get("variant") or "" for p, v in (changes.get("files") or {}).items()},
+            "files": files,
             "primary_metric": specs[0],
             "secondary_metrics": specs[1:],
             "targets": item.get("targets") or {},
@@ -399,22 +476,26 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
         spec.row(
             item["id"],
             status=status,
-            status_reason=ext.get("status_reason"),
+            status_reason=_text_or_none(ext.get("status_reason"), "meta_experiment.status_reason"),
             created_at=created,
-            started_at=parse_iso(ext["started_at"]) if ext.get("started_at") else created,
-            ended_at=parse_iso(ext["ended_at"]) if ext.get("ended_at") else None,
+            started_at=_time(ext["started_at"], "meta_experiment.started_at") if ext.get("started_at") else created,
+            ended_at=_time(ext["ended_at"], "meta_experiment.ended_at") if ext.get("ended_at") else None,
         )
     )
     if ext.get("next_slot"):
-        slot = int(ext["next_slot"])
-        if not 0 <= slot < 2**62:
-            raise ValueError(f"next_slot {ext['next_slot']!r} is out of range.")
+        slot = ext["next_slot"]
+        if isinstance(slot, bool) or not isinstance(slot, int) or not 0 <= slot < 2**62:
+            raise ValueError(
+                f"meta_experiment.next_slot must be a whole number from 0 (the count of assignments made), not "
+                f"{slot!r}; leave it out to start from 0."
+            )
         lab.store.update_experiment(item["id"], next_slot=slot)
     snapshots = {f["production"]: f for f in ext.get("files") or []}
     # Whatever the status: rolling back a promoted experiment writes its production files.
     files = {
         given: (_inside(lab, given, "file"), _inside(lab, variant, "variant")) for given, variant in spec.files.items()
     }
+    check_file_roles(list(files.values()))  # after normalising: "a.md" and "./a.md" are one file
     if status in ("draft", "running"):
         busy = lab._files_in_running_experiments()
         for path in (p for pair in files.values() for p in pair):
@@ -430,58 +511,80 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
             control, treatment = snap["control_content"].encode(), snap["treatment_content"].encode()
         else:
             control, treatment = _read_current(lab, production, variant, status, item["id"], warnings)
+        for path, content in ((production, control), (variant, treatment)):
+            check_text(path, content)  # as create: runs are handed text
         lab.store.insert_file(
             item["id"], production, variant, lab.store.put_blob(control), lab.store.put_blob(treatment)
         )
         if snap is not None and snap.get("backup"):
             lab.store.set_file_backup(item["id"], production, snap["backup"])
     trials: list[dict[str, Any]] = ext["trials"] if "trials" in ext else _seed_trials(item, spec.primary_metric.name)
-    if "trials" in ext:
+    if not isinstance(trials, list):
+        raise ValueError("meta_experiment.trials must be a list of trials, as an export writes it.")
+    for i, t in enumerate(trials):
+        where = f"trials[{i}]"
+        if not isinstance(t, dict):
+            raise ValueError(f"{where} must be an object (arm, status, metrics, ...), as an export writes it.")
+        if t.get("arm") not in ARMS:
+            raise ValueError(f"{where}.arm {t.get('arm')!r} is not control or treatment.")
+        if t.get("status", "assigned") not in TRIAL_STATUSES:
+            raise ValueError(
+                f"{where}.status {t.get('status')!r} is not one of {', '.join(TRIAL_STATUSES)} (a recorded trial's "
+                "values are imported only with status recorded)."
+            )
+        if t.get("recorded_at") is not None:
+            _time(t["recorded_at"], f"{where}.recorded_at")
+    defined = ext.get("metric_definitions") or []
+    if "trials" in ext and (not defined or defined[0].get("name") == spec.primary_metric.name):
+        # (with a new primary metric, results holds the old one's values: nothing to compare)
         _warn_if_results_edited(item, trials, spec.primary_metric.name, warnings)
     known = {m.name: m for m in spec.metrics}
     # Fold in recording order, as the original store did, so the running statistics match exactly.
     order = sorted(range(len(trials)), key=lambda i: (trials[i].get("recorded_at") or "", i))
     new_ids: dict[int, int] = {}
-    for i in range(len(trials)):
-        t = trials[i]
-        if t["arm"] not in ARMS:
-            raise ValueError(f"trial arm {t['arm']!r} is not control or treatment.")
+    for i, t in enumerate(trials):
+        where = f"trials[{i}]"
         new_ids[i] = lab.store.insert_trial(
             item["id"],
             t["arm"],
-            unit=t.get("unit"),
-            source=t.get("source", "import"),
-            assigned_at=parse_iso(t["assigned_at"]) if t.get("assigned_at") else created,
+            unit=_text_or_none(t.get("unit"), f"{where}.unit"),
+            source=_text_or_none(t.get("source", "import"), f"{where}.source") or "import",
+            assigned_at=_time(t["assigned_at"], f"{where}.assigned_at") if t.get("assigned_at") else created,
             new_assignment="replaces" not in t,  # a voided trial's replacement is not an assignment
         )
     for i in order:
-        t = trials[i]
+        t, where = trials[i], f"trials[{i}]"
         if t.get("status") in ("recorded", "voided"):
+            metrics = t.get("metrics") or {}
+            if not isinstance(metrics, dict):
+                raise ValueError(f"{where}.metrics must be an object {{metric name: value}}.")
             values = {}
-            for name, value in (t.get("metrics") or {}).items():
+            for name, value in metrics.items():
                 if name not in known:
-                    raise ValueError(f"trial metric {name!r} is not one of {sorted(known)}.")
+                    raise ValueError(f"{where}: metric {name!r} is not one of {sorted(known)}.")
                 try:
                     values[name] = check_value(known[name], value)
                 except InvalidInput as exc:
-                    raise ValueError(f"trial metric: {exc}") from None
-            if spec.primary_metric.name not in values and t.get("success", True):
+                    raise ValueError(f"{where}: {exc}") from None
+            success = _success(t, where)
+            if spec.primary_metric.name not in values and success:
                 raise ValueError(
-                    f"a successful recorded trial has no value for the primary metric {spec.primary_metric.name!r}."
+                    f"{where} is a successful recorded trial without a value for the primary metric "
+                    f"{spec.primary_metric.name!r}."
                 )
-            at = parse_iso(t["recorded_at"]) if t.get("recorded_at") else created
+            at = _time(t["recorded_at"], f"{where}.recorded_at") if t.get("recorded_at") else created
             if t["status"] == "voided":
                 void: dict[str, Any] = t["voided"] if isinstance(t.get("voided"), dict) else {}
                 reason = str(void.get("reason") or "voided (imported)")
-                voided_at = parse_iso(void["at"]) if void.get("at") else at
-                lab.store.insert_voided(new_ids[i], values, bool(t.get("success", True)), at, voided_at, reason)
+                voided_at = _time(void["at"], f"{where}.voided.at") if void.get("at") else at
+                lab.store.insert_voided(new_ids[i], values, success, at, voided_at, reason)
                 continue
             lab.store.record_trial(
                 new_ids[i],
                 item["id"],
                 t["arm"],
                 values,
-                bool(t.get("success", True)),
+                success,
                 at,
                 derived_values(spec.metrics, values),
             )
@@ -504,6 +607,60 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
         data={"status": status, "trials": len(trials), "created": iso(created)},
         at=now,
     )
+
+
+def _file_pairs(changes: Any) -> dict[str, str]:
+    """changes.files as {production: variant}: the seed's {production: {"variant": ...}}, or the
+    {production: variant} that create_experiment takes."""
+    if not isinstance(changes, dict):
+        raise ValueError('changes must be an object: {"files": {"PRODUCTION": {"variant": "VARIANT"}}}.')
+    files = changes.get("files") or {}
+    if not isinstance(files, dict):
+        raise ValueError('changes.files must be an object: {"PRODUCTION": {"variant": "VARIANT"}, ...}.')
+    pairs = {}
+    for production, entry in files.items():
+        variant = entry.get("variant") if isinstance(entry, dict) else entry
+        if not isinstance(variant, str) or not variant:
+            raise ValueError(
+                f'changes.files[{production!r}] must name its variant: {{"variant": "{production}.experiment"}} '
+                "(or the variant's path alone)."
+            )
+        pairs[production] = variant
+    return pairs
+
+
+def _text_or_none(value: Any, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{where} must be text or null, not {type(value).__name__} {value!r}.")
+    return value
+
+
+def _time(value: Any, where: str) -> float:
+    """An ISO 8601 time of the document, or one sentence naming the field."""
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        return parse_iso(value)
+    except ValueError:
+        raise ValueError(
+            f"{where} {value!r} is not an ISO 8601 time such as '2025-10-20T10:30:00Z'; correct it, or leave it out."
+        ) from None
+
+
+_TRUTH = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def _success(t: dict[str, Any], where: str) -> bool:
+    """A trial's success flag: true/false, 1/0, or a string that spells yes or no (as record reads them);
+    absent means a success."""
+    value = t.get("success", True)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUTH:
+        return _TRUTH[value.strip().lower()]
+    raise ValueError(f"{where}.success must be true or false, not {value!r}.")
 
 
 def _created(item: dict[str, Any], now: float) -> float:
@@ -578,34 +735,47 @@ def export_path(lab: Lab, path: str) -> str:
         raise InvalidInput(f"{rel!r} exists and is not a regular file; choose another path.")
     if target.exists() and not _is_export(target):
         raise Conflict(
-            f"{rel} already exists and is not an export of experiments: nothing was written. Choose another "
-            "file name (e.g. experiments.json), or move that file away first."
+            f"{rel} already exists and is not an export of this tool (a seed-format experiments.json is imported, "
+            f"not replaced): nothing was written. Choose another file name (e.g. "
+            f"{'meta-experiment-export.json' if rel.endswith('experiments.json') else 'experiments.json'}), or "
+            "move that file away first."
         )
     return rel
 
 
-def write_document(lab: Lab, path: str, document: dict[str, Any]) -> str:
+def write_document(lab: Lab, path: str, document: dict[str, Any]) -> tuple[str, str | None]:
     """Write an export into the project (atomically); an existing file is first backed up into
-    the state folder. Returns the project-relative path written."""
+    the state folder. Returns the project-relative path written and the backup's path (relative
+    to the project when the state folder is inside it), if a file was replaced."""
     from .files import atomic_write, backup_bytes
 
     rel = export_path(lab, path)  # refuses to replace a file that is not a previous export
     target = lab.project_root / rel
+    shown = None
     if target.exists():
         backup = backup_bytes(lab.state_dir, target.read_bytes())
         lab.event(None, "export_backup", f"Backed up {rel} before overwriting it", path=rel, backup=backup.name)
+        try:
+            shown = backup.relative_to(lab.project_root).as_posix()
+        except ValueError:
+            shown = str(backup)
     atomic_write(target, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
-    return rel
+    return rel, shown
 
 
 def _is_export(path: Any) -> bool:
-    """Whether an existing file holds a previous export (a JSON object with an `experiments` list),
-    which an export may replace after backing it up; any other file is the user's."""
+    """Whether an existing file holds a previous export (a JSON object of this format with an
+    `experiments` list), which an export may replace after backing it up; any other file is the
+    user's, the seed's own experiments.json included."""
     try:
         document = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return False
-    return isinstance(document, dict) and isinstance(document.get("experiments"), list)
+    return (
+        isinstance(document, dict)
+        and document.get("format") == FORMAT
+        and isinstance(document.get("experiments"), list)
+    )
 
 
 def read_document(lab: Lab, path: str) -> Any:

@@ -44,7 +44,7 @@ from .models import (
     iso,
 )
 from .outcomes import RecoveryNote
-from .settings import SETTINGS_FILE_NAME, Settings, load_settings, update_settings
+from .settings import Settings, load_settings, settings_path, update_settings
 from .stats.guardrails import SUCCESS_METRIC
 from .stats.plan import MIN_PER_ARM
 from .stats.results import Analysis
@@ -53,6 +53,38 @@ from .store import DB_FILE_NAME, Store
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 SETTINGS_LOCK_NAME = "settings.lock"
+
+
+def check_file_roles(pairs: list[tuple[str, str]]) -> None:
+    """Each (production, variant) pair of project-relative paths: a variant is its own file, and no
+    file plays two roles (create's rule, and import's)."""
+    seen: set[str] = set()
+    for production, variant in pairs:
+        if production == variant:
+            raise InvalidInput(
+                f"The variant of {production!r} is the same file. Put the changed version in its own "
+                f"file (e.g. {production}.experiment) and pass that as the variant."
+            )
+        for path in (production, variant):
+            if path in seen:
+                raise InvalidInput(f"{path!r} appears twice in files; each file may play one role.")
+            seen.add(path)
+
+
+def check_text(path: str, data: bytes) -> bytes:
+    """The content of a file under test, if it is one: UTF-8 text of at most MAX_FILE_BYTES."""
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidInput(
+            f"{path!r} is {len(data):,} bytes; files under test are limited to "
+            f"{MAX_FILE_BYTES:,} bytes (prompts, commands, configs, source files)."
+        )
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"{path!r} is not UTF-8 text. Experiments test text files (prompts, commands, configs, code)."
+        ) from None
+    return data
 
 
 @dataclass
@@ -149,7 +181,7 @@ class Lab:
         both land, one after the other, and inside a database write transaction. The event is written
         first, so a database that cannot be written (read-only, locked, full) refuses before the file
         changes; if anything fails after the file was written, the file is put back as it was."""
-        path = self.state_dir / SETTINGS_FILE_NAME
+        path = settings_path(self.state_dir)
         busy = "Another settings update in this project has taken over 30 s. Try again when it is done."
         # the lock holds through the restore below too: a failed COMMIT has already let go of the
         # database's lock, and another update must not read (and keep) this one's file meanwhile
@@ -471,36 +503,20 @@ class Lab:
         return self.get(experiment_id)
 
     def _snapshot_files(self, files: dict[str, str]) -> list[tuple[str, str, bytes, bytes]]:
+        pairs = [
+            (
+                paths.confine(self.project_root, production_in, what="production file"),
+                paths.confine(self.project_root, variant_in, what="variant file"),
+            )
+            for production_in, variant_in in files.items()
+        ]
+        check_file_roles(pairs)
         out = []
-        seen: set[str] = set()
-        for production_in, variant_in in files.items():
-            production = paths.confine(self.project_root, production_in, what="production file")
-            variant = paths.confine(self.project_root, variant_in, what="variant file")
-            if production == variant:
-                raise InvalidInput(
-                    f"The variant of {production!r} is the same file. Put the changed version in its own "
-                    f"file (e.g. {production}.experiment) and pass that as the variant."
-                )
-            for path in (production, variant):
-                if path in seen:
-                    raise InvalidInput(f"{path!r} appears twice in files; each file may play one role.")
-                seen.add(path)
-            contents = []
-            for path in (production, variant):
-                data = (self.project_root / path).read_bytes()
-                if len(data) > MAX_FILE_BYTES:
-                    raise InvalidInput(
-                        f"{path!r} is {len(data):,} bytes; files under test are limited to "
-                        f"{MAX_FILE_BYTES:,} bytes (prompts, commands, configs, source files)."
-                    )
-                try:
-                    data.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise InvalidInput(
-                        f"{path!r} is not UTF-8 text. Experiments test text files (prompts, commands, configs, code)."
-                    ) from None
-                contents.append(data)
-            out.append((production, variant, contents[0], contents[1]))
+        for production, variant in pairs:
+            control, treatment = (
+                check_text(path, (self.project_root / path).read_bytes()) for path in (production, variant)
+            )
+            out.append((production, variant, control, treatment))
         return out
 
     def _files_in_running_experiments(self) -> dict[str, str]:
@@ -550,14 +566,25 @@ class Lab:
                 arm = sticky_arm(experiment_id, unit, experiment.treatment_percent)
             else:
                 arm = block_arm(experiment_id, self.store.take_slot(experiment_id), experiment.treatment_percent)
+            snapshots = []  # read before the trial is stored: a snapshot that is not text refuses the call whole
+            for f in self.store.file_rows(experiment_id):
+                digest = f["control_sha256"] if arm == "control" else f["treatment_sha256"]
+                path = f["production"] if arm == "control" else f["variant"]
+                content = self.store.blob(digest)
+                assert content is not None, "snapshot blobs are written with their experiment"
+                try:
+                    text = content.decode()
+                except UnicodeDecodeError:
+                    raise InvalidState(
+                        f"The snapshot of {path} in {experiment_id} is not UTF-8 text (imported by an older "
+                        "version, which did not check), so no run can be handed it. Roll the experiment back and "
+                        "create it again from the files."
+                    ) from None
+                snapshots.append((f["production"], path, digest, text))
             trial_id = self.store.insert_trial(experiment_id, arm, unit=unit, source="assign", assigned_at=now)
         files, warnings = [], []
-        for f in self.store.file_rows(experiment_id):
-            digest = f["control_sha256"] if arm == "control" else f["treatment_sha256"]
-            path = f["production"] if arm == "control" else f["variant"]
-            content = self.store.blob(digest)
-            assert content is not None, "snapshot blobs are written with their experiment"
-            files.append(AssignedFile(production=f["production"], path=path, sha256=digest, content=content.decode()))
+        for production, path, digest, text in snapshots:
+            files.append(AssignedFile(production=production, path=path, sha256=digest, content=text))
             on_disk = self.project_root / path
             try:
                 current = hashlib.sha256(on_disk.read_bytes()).hexdigest()

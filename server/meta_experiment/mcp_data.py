@@ -89,6 +89,9 @@ class SettingsResult(BaseModel):
 class ExportResult(BaseModel):
     experiments: int
     path: str | None = None
+    backup: Annotated[
+        str | None, Field(description="Where the file the export replaced (a previous export) is kept.")
+    ] = None
     document: dict[str, Any] | None = None
 
 
@@ -214,11 +217,12 @@ def register_data_tools(server: MCPServer) -> None:
             count = len(document["experiments"])
             if path is None:
                 return ExportResult(experiments=count, document=document)
-            written = interchange.write_document(lab, path, document)
-            return ExportResult(experiments=count, path=written)
+            written, backup = interchange.write_document(lab, path, document)
+            return ExportResult(experiments=count, path=written, backup=backup)
 
         r = await run_lab(ctx, run)
-        return tool_result(r, f"Exported {r.experiments} experiment(s)" + (f" to {r.path}." if r.path else "."))
+        kept = f" The previous export there is kept as {r.backup}." if r.backup else ""
+        return tool_result(r, f"Exported {r.experiments} experiment(s)" + (f" to {r.path}." if r.path else ".") + kept)
 
     @server.tool(annotations=tool_annotations("Import experiments"))
     async def import_experiments(
