@@ -79,9 +79,15 @@ def kth_difference(t_sorted: np.ndarray, c_sorted: np.ndarray, k: int) -> float:
             hi, upto = mid, at_most
         else:
             lo, below = mid, _count_lt(t_sorted, c_sorted, mid)
+    eps = 1e-9 * max(abs(lo), abs(hi), float(t_sorted[-1] - t_sorted[0]), 1e-300)
+    if upto - below > budget:
+        # lo and hi are adjacent floats: the pairs left share a few values, as when most values are
+        # equal (a count that is nearly always 0, a 1-5 score). Listing them took n x m memory (12 GB
+        # at 20,000 zeros per arm): select among the distinct pairs of values, weighted by how often
+        # each occurs, instead.
+        return _kth_of_distinct(t_sorted, c_sorted, k, lo, hi, eps)
     # candidates: for each t_i the c_j in [t_i - hi, t_i - lo], widened by a rounding margin so that
     # no pair is lost to floating point; `skipped` counts the pairs left below the window
-    eps = 1e-9 * max(abs(lo), abs(hi), float(t_sorted[-1] - t_sorted[0]), 1e-300)
     starts = np.searchsorted(c_sorted, t_sorted - hi - eps, side="left")
     ends = np.searchsorted(c_sorted, t_sorted - lo + eps, side="right")
     skipped = int((c_sorted.size - ends).sum())
@@ -91,6 +97,26 @@ def kth_difference(t_sorted: np.ndarray, c_sorted: np.ndarray, k: int) -> float:
     diffs = t_sorted[rows] - c_sorted[cols]
     j = min(max(k - skipped - 1, 0), diffs.size - 1)
     return float(np.partition(diffs, j)[j])
+
+
+def _kth_of_distinct(t_sorted: np.ndarray, c_sorted: np.ndarray, k: int, lo: float, hi: float, eps: float) -> float:
+    """The k-th smallest difference, from the distinct values of each sample and their counts: the
+    difference of values u and v occurs count(u) x count(v) times. The same window [lo, hi] (plus
+    the rounding margin) as kth_difference, over distinct values."""
+    ut, nt = np.unique(t_sorted, return_counts=True)
+    uc, nc = np.unique(c_sorted, return_counts=True)
+    above = np.concatenate([np.cumsum(nc[::-1])[::-1], [0]])  # above[j] = #{c values from uc[j] on}
+    starts = np.searchsorted(uc, ut - hi - eps, side="left")
+    ends = np.searchsorted(uc, ut - lo + eps, side="right")
+    skipped = int((nt * above[ends]).sum())  # pairs below the window
+    counts = ends - starts
+    rows = np.repeat(np.arange(ut.size), counts)
+    cols = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(rows.size)
+    diffs = ut[rows] - uc[cols]
+    order = np.argsort(diffs, kind="stable")
+    reached = np.cumsum((nt[rows] * nc[cols])[order])
+    j = min(int(np.searchsorted(reached, k - skipped, side="left")), diffs.size - 1)
+    return float(diffs[order][j])
 
 
 EXACT_CI_PAIRS = 2_500  # up to m x n pairs, the interval's rank comes from the exact null distribution
