@@ -12,7 +12,7 @@ import pytest
 
 from conftest import COMMAND, PROD, VAR, VARIANT
 from meta_experiment import deploy, journal, operations, release
-from meta_experiment.errors import Conflict, DeployError, InvalidInput
+from meta_experiment.errors import Conflict, DeployError, InvalidInput, InvalidState, PathError
 from meta_experiment.lifecycle import Lab
 from release_helpers import commit_paths, git, head, porcelain, promoted, winner
 
@@ -271,3 +271,224 @@ def test_an_undone_promote_leaves_a_file_it_found_already_copied(
     assert (project / "agents" / "reviewer.md").read_text() == "reviewer v1\n"
     assert PROD not in str(err.value).split("put back", 1)[-1]
     assert lab.get(e.id).status == "running"
+
+
+# -- from a review of releasing (2026-11-27) ------------------------------------------------------------
+
+
+def _stop_at(point: str, exc: BaseException) -> None:
+    def hook(name: str) -> None:
+        if name == point:
+            raise exc
+
+    deploy.set_checkpoint_hook(hook)
+
+
+@pytest.fixture
+def checkpoints():
+    yield _stop_at
+    deploy.set_checkpoint_hook(None)
+
+
+def test_a_stop_first_finishes_a_promote_a_dead_process_left(lab: Lab, project: Path, checkpoints) -> None:
+    """From a review: with a promote's journal row left open (its process killed after writing it),
+    a server's rollback stopped the experiment; the next start then finished the promote over it,
+    so the person's rollback was silently reversed. The stop now finishes the promote first and
+    refuses, saying so."""
+    e = winner(lab)
+    checkpoints("journal_written", Interrupted("killed"))
+    with pytest.raises(Interrupted):
+        release.promote(lab, e.id)
+    deploy.set_checkpoint_hook(None)
+    with pytest.raises(InvalidState) as refused:
+        release.rollback(lab, e.id, reason="changed my mind")
+    assert f"Interrupted promote of {e.id}: finished before this stop" in str(refused.value)
+    assert f"Experiment {e.id} is promoted" in str(refused.value)
+    assert lab.get(e.id).status == "promoted" and (project / PROD).read_text() == VARIANT
+    assert journal.unfinished_ids(lab.store) == []
+    result = release.rollback(lab, e.id, reason="changed my mind")  # now the rollback of the promotion
+    assert result.outcome == "rolled_back" and (project / PROD).read_text() == COMMAND
+
+
+def test_recovery_does_not_commit_on_a_detached_head(project: Path, checkpoints) -> None:
+    """From a review: a promote's recovery committed on a detached HEAD ("git: committed"), so the
+    promotion vanished from the branch at the next checkout. It now leaves the commit to the
+    person, with the commands."""
+    lab = Lab.open(project)
+    try:
+        e = winner(lab)
+        checkpoints("state_marked", Interrupted("killed"))
+        with pytest.raises(Interrupted):
+            release.promote(lab, e.id)
+        deploy.set_checkpoint_hook(None)
+    finally:
+        lab.close()
+    branch_head = head(project)
+    git(project, "checkout", "-q", "--detach")
+    lab = Lab.open(project)
+    try:
+        [note] = lab.recovered
+        assert note.git is not None and note.git.status == "failed"
+        assert "HEAD is detached" in note.git.detail and f"git add -- {PROD} && git commit -m" in note.git.detail
+        assert head(project) == branch_head  # nothing committed anywhere
+        assert lab.get(e.id).status == "promoted" and (project / PROD).read_text() == VARIANT
+    finally:
+        lab.close()
+
+
+def test_a_production_file_git_ignores_is_not_a_failed_commit(project: Path) -> None:
+    """From a review: promoting a gitignored file (CLAUDE.local.md) said "commit failed" with a
+    git commit command that could never work."""
+    (project / ".gitignore").write_text("*.local.md\n")
+    (project / "CLAUDE.local.md").write_text("local notes\n")
+    (project / "CLAUDE.local.md.experiment").write_text("local notes, shorter\n")
+    lab = Lab.open(project)
+    try:
+        e = winner(lab, files={"CLAUDE.local.md": "CLAUDE.local.md.experiment"})
+        result = release.promote(lab, e.id)
+        assert result.git is not None and result.git.status == "not_needed"
+        assert result.git.detail == "CLAUDE.local.md is ignored by git (.gitignore): not committed"
+        assert "commit failed" not in result.summary
+    finally:
+        lab.close()
+
+
+def test_a_failed_commit_says_how_to_commit_an_untracked_file_by_hand(lab: Lab, project: Path) -> None:
+    """From a review: after a pre-commit hook refused, the suggested `git commit ... -- PATH` failed
+    for a file git did not track (the promote's own `git add` was undone)."""
+    git(project, "rm", "-q", "--cached", PROD)
+    git(project, "commit", "-q", "-m", "untrack the command")
+    hook = project / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho 'lint failed: see above' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    e = winner(lab)
+    result = release.promote(lab, e.id)
+    assert result.git is not None and result.git.status == "failed"
+    assert "lint failed: see above" in result.summary
+    assert f"once that is fixed, run: git add -- {PROD} && git commit -m" in result.summary
+    assert PROD not in git(project, "diff", "--cached", "--name-only")  # our add was undone
+
+
+def test_a_project_in_a_folder_of_a_repository_is_read_as_git_names_it(tmp_path: Path) -> None:
+    """From a review: in a monorepo, git names paths from the repository's top: uncommitted() missed
+    a modified file, and the promoted file was called one "a commit hook added"."""
+    from conftest import GIT_ENV, spec
+    from meta_experiment import gitcommit
+
+    repo = tmp_path / "mono"
+    project = repo / "proj"
+    (project / ".claude" / "commands").mkdir(parents=True)
+    (project / PROD).write_text(COMMAND)
+    (project / VAR).write_text(VARIANT)
+    (project / "café.md").write_text("x\n")
+    env = {**GIT_ENV}
+    import os
+    import subprocess
+
+    def run(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env={**os.environ, **env})
+
+    run("init", "-q")
+    run("add", "proj/" + PROD, "proj/café.md")
+    run("commit", "-q", "-m", "init")
+    (project / "café.md").write_text("y\n")
+    assert gitcommit.uncommitted(project, [PROD, VAR, "café.md"]) == [VAR, "café.md"]
+    lab = Lab.open(project)
+    try:
+        e = lab.create(**spec(sample_size_required=20))
+        from release_helpers import record_trials
+
+        record_trials(lab, e.id)
+        result = release.promote(lab, e.id)
+        assert result.git is not None and result.git.status == "committed"
+        assert "commit hook" not in result.git.detail
+        assert commit_paths(repo) == {"proj/" + PROD}
+    finally:
+        lab.close()
+
+
+def test_a_folder_on_the_path_that_became_a_file_is_named(lab: Lab, project: Path) -> None:
+    e = promoted(lab)
+    shutil.move(project / ".claude" / "commands", project / "commands-aside")
+    (project / ".claude" / "commands").write_text("")
+    with pytest.raises(PathError, match="A folder on the path of .* is now a file.*Move that file aside"):
+        release.rollback(lab, e.id, dry_run=True)
+
+
+def test_an_operation_running_in_another_process_is_in_progress_not_interrupted(
+    lab: Lab, project: Path, checkpoints
+) -> None:
+    """From a review: while a promote ran (a slow git hook), every other command called it
+    interrupted, to be finished at the next start."""
+    from meta_experiment.report import render_status
+
+    e = winner(lab)
+    checkpoints("journal_written", Interrupted("killed"))
+    with pytest.raises(Interrupted):
+        release.promote(lab, e.id)
+    deploy.set_checkpoint_hook(None)
+    with deploy.deploy_lock(lab.state_dir):  # as the process still running it holds the lock
+        [note] = operations.recover(lab)
+        assert note.message == (
+            f"The promote of {e.id} is in progress in another process (it holds the deploy lock); if that "
+            "process is killed, the next start of the server or CLI finishes or undoes it"
+        )
+        assert f"{e.id}: promote in progress (applying) in another process" in render_status(lab.status())
+    assert "by the next promote or rollback, or at the next start" in render_status(lab.status())
+
+
+def test_rolling_back_a_file_another_running_experiment_tests_is_warned_of(lab: Lab, project: Path) -> None:
+    """From a review: a rollback changed the baseline of a running experiment on the same file with
+    no word; that experiment's promote then refused."""
+    from conftest import spec
+
+    first = promoted(lab)
+    (project / "v3.md").write_text(VARIANT + "v3\n")
+    second = lab.create(**spec(files={PROD: "v3.md"}))
+    dry = release.rollback(lab, first.id, dry_run=True)
+    assert any(f"{PROD} is under test in {second.id}, which has not ended" in w for w in dry.warnings)
+    assert not any("under test" in w for w in release.rollback(lab, second.id, dry_run=True).warnings)
+
+
+@pytest.mark.parametrize(("point", "stays"), [("journal_written", "running"), ("state_marked", "promoted")])
+def test_ctrl_c_during_a_cli_promote_cancels_it_or_finishes_it(
+    project: Path, checkpoints, capsys, point: str, stays: str
+) -> None:
+    """From a review: Ctrl-C during `meta-experiment promote` ended silently, and the next command
+    (even `status`) then finished the promotion and committed it. Before the status changed, a
+    Ctrl-C now cancels (files put back); after, the promote is finished; either way it says so."""
+    from meta_experiment import cli
+
+    lab = Lab.open(project)
+    try:
+        e = winner(lab)
+    finally:
+        lab.close()
+    checkpoints(point, KeyboardInterrupt())
+    assert cli.main(["--project", str(project), "promote", e.id, "--yes"]) == 130
+    deploy.set_checkpoint_hook(None)
+    said = capsys.readouterr().err
+    lab = Lab.open(project)
+    try:
+        assert lab.recovered == [] and journal.unfinished_ids(lab.store) == []
+        assert lab.get(e.id).status == stays
+        if stays == "running":
+            assert f"Cancelled: promote of {e.id} undone: Interrupted (Ctrl-C) before it was done." in said
+            assert (project / PROD).read_text() == COMMAND
+        else:
+            assert f"The promote of {e.id} was done when interrupted (its status was recorded); git: committed" in said
+            assert (project / PROD).read_text() == VARIANT and commit_paths(project) == {PROD}
+    finally:
+        lab.close()
+
+
+def test_promote_yes_prints_the_warnings(lab: Lab, project: Path, capsys) -> None:
+    """From a review: `promote --yes` printed the summary line only, so a warning (here: the variant
+    was edited after the start, and the tested snapshot is what is promoted) was never seen."""
+    from meta_experiment import cli
+
+    e = winner(lab)
+    (project / VAR).write_text(VARIANT + "an edit after the start\n")
+    assert cli.main(["--project", str(project), "promote", e.id, "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Promoted {e.id}") and "\nWarning: " in out and "```diff" not in out

@@ -84,7 +84,20 @@ def read_current(project_root: Path, rel: str) -> bytes | None:
     except FileNotFoundError:
         return None
     except IsADirectoryError:
-        raise PathError(f"{rel!r} is now a folder, not a file. Nothing was written.") from None
+        raise PathError(
+            f"{rel!r} is now a folder, not a file. Nothing was written. Move the folder aside and put the file back "
+            "(git checkout, or the backups in the state folder), then try again."
+        ) from None
+    except NotADirectoryError:
+        raise PathError(
+            f"A folder on the path of {rel!r} is now a file, so {rel!r} cannot be there. Nothing was written. Move "
+            "that file aside and put the folder back, then try again."
+        ) from None
+    except PermissionError:
+        raise PathError(
+            f"{rel!r} cannot be read (permission denied). Nothing was written. Give yourself read access to it, "
+            "then try again."
+        ) from None
 
 
 def unified_diff(rel: str, before: bytes | None, after: bytes | None, *, before_label: str, after_label: str) -> str:

@@ -278,7 +278,8 @@ def _lift(lab: Lab, experiment: Experiment, f: FileChange, *, why: str) -> str |
     lab.event(
         experiment.id,
         "dispatcher_off",
-        f"{why}: the original {f.production} is back",
+        f"{why}: the original {f.production} is back"
+        + (f" (the dispatcher had been edited; that copy is kept at {backup})" if isinstance(backup, str) else ""),
         production=f.production,
         **({"edited_dispatcher_backup": backup} if isinstance(backup, str) else {}),
     )

@@ -23,11 +23,14 @@ GIT_TIMEOUT_SECONDS = 120.0
 FALLBACK_IDENTITY = ("-c", "user.name=meta-experiment", "-c", "user.email=meta-experiment@localhost")
 
 
-def _git(project_root: Path, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+def _git(
+    project_root: Path, *args: str, timeout: float = 30.0, literal: bool = True
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
-    # --literal-pathspecs: a file named ':(glob)*' is that file, not a pattern.
+    # --literal-pathspecs: a file named ':(glob)*' is that file, not a pattern (check-ignore, which
+    # takes paths and not patterns, refuses the flag: literal=False)
     return subprocess.run(
-        ["git", "--literal-pathspecs", *args],
+        ["git", *(["--literal-pathspecs"] if literal else []), *args],
         cwd=project_root,
         capture_output=True,
         text=True,
@@ -38,22 +41,55 @@ def _git(project_root: Path, *args: str, timeout: float = 30.0) -> subprocess.Co
     )
 
 
+def _prefix(project_root: Path) -> str:
+    """The project's folder inside its repository ('' at the top, 'proj/' in a monorepo): git
+    names paths from the repository's top in status and show."""
+    result = _git(project_root, "rev-parse", "--show-prefix")
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
 def uncommitted(project_root: Path, rel_paths: Sequence[str]) -> list[str]:
     """The paths among `rel_paths` with changes git has not committed (modified, staged or
     untracked); [] outside a git repository or when git cannot tell."""
     try:
-        result = _git(project_root, "status", "--porcelain", "--untracked-files=all", "--", *rel_paths)
+        result = _git(project_root, "status", "--porcelain", "-z", "--untracked-files=all", "--", *rel_paths)
+        prefix = _prefix(project_root) if result.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         return []
     if result.returncode != 0:
         return []
-    changed = {line[3:].strip().strip('"') for line in result.stdout.splitlines() if len(line) > 3}
+    changed: set[str] = set()
+    entries = iter(result.stdout.split("\0"))
+    for entry in entries:  # -z: "XY path", names unquoted; a rename or copy is followed by its old name
+        if len(entry) > 3:
+            changed.add(entry[3:].removeprefix(prefix))
+            if entry[0] in "RC":
+                next(entries, None)
     return [p for p in rel_paths if p in changed]
 
 
-def _first_lines(text: str, count: int = 3) -> str:
+def _first_lines(text: str, count: int = 8) -> str:
+    """git's message on one line: the first lines (its advice comes last, e.g. for a stale
+    index.lock), at most ~600 characters."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return " / ".join(lines[:count]) or "no message from git"
+    joined = " / ".join(lines[:count]) or "no message from git"
+    return joined if len(joined) <= 600 else joined[:599] + "…"
+
+
+def manual_commit(rel_paths: Sequence[str], message: str) -> str:
+    """The commands that commit `rel_paths` by hand (an untracked path needs its `git add`)."""
+    paths = " ".join(shlex.quote(p) for p in rel_paths)
+    subject = message.splitlines()[0] if message.strip() else "experiment"
+    return f"git add -- {paths} && git commit -m {shlex.quote(subject)} -- {paths}"
+
+
+def not_committed(reason: str, rel_paths: Sequence[str], message: str) -> GitOutcome:
+    """A commit that did not happen, with what to run once the reason is dealt with."""
+    return GitOutcome(
+        status="failed",
+        detail=f"commit failed: {reason.rstrip('.')}. The files are changed on disk but not committed; once that "
+        f"is fixed, run: {manual_commit(rel_paths, message)}",
+    )
 
 
 def identity_args(project_root: Path) -> tuple[str, ...]:
@@ -89,16 +125,10 @@ def blockers(
         inside = _git(project_root, "rev-parse", "--is-inside-work-tree")
         if inside.returncode != 0 or inside.stdout.strip() != "true":
             return None
-        for marker, what in IN_PROGRESS.items():
-            path = _git(project_root, "rev-parse", "--git-path", marker).stdout.strip()
-            if path and (project_root / path).exists():
-                return f"{what} is in progress in this repository; finish or abort it first"
+        blocked = _repository_blocker(project_root)
+        if blocked:
+            return blocked
         has_head = _git(project_root, "rev-parse", "--verify", "-q", "HEAD").returncode == 0
-        if has_head and _git(project_root, "symbolic-ref", "-q", "HEAD").returncode != 0:
-            return (
-                "HEAD is detached (no branch is checked out), so the commit would belong to no branch; "
-                "check out a branch first"
-            )
         if rel_paths:
             # `git ls-files -v` tags: S = skip-worktree, a lowercase letter = assume-unchanged (s = both);
             # either way `git add` ignores the change and nothing would be committed
@@ -138,6 +168,22 @@ def blockers(
     return None
 
 
+def _repository_blocker(project_root: Path) -> str | None:
+    """Why no commit should be made in this repository now (inside one, git installed): a rebase,
+    merge, cherry-pick or revert in progress, or a detached HEAD; else None."""
+    for marker, what in IN_PROGRESS.items():
+        path = _git(project_root, "rev-parse", "--git-path", marker).stdout.strip()
+        if path and (project_root / path).exists():
+            return f"{what} is in progress in this repository; finish or abort it first"
+    has_head = _git(project_root, "rev-parse", "--verify", "-q", "HEAD").returncode == 0
+    if has_head and _git(project_root, "symbolic-ref", "-q", "HEAD").returncode != 0:
+        return (
+            "HEAD is detached (no branch is checked out), so the commit would belong to no branch; "
+            "check out a branch first"
+        )
+    return None
+
+
 def _staged(project_root: Path, rel_path: str) -> bytes | None:
     """The bytes git's index holds for `rel_path` (relative to `project_root`), None if none."""
     out = subprocess.run(
@@ -167,19 +213,37 @@ def _commit(project_root: Path, rel_paths: list[str], message: str) -> GitOutcom
     inside = _git(project_root, "rev-parse", "--is-inside-work-tree")
     if inside.returncode != 0 or inside.stdout.strip() != "true":
         return GitOutcome(status="not_a_repository", detail="not a git repository: the change was not committed")
+    blocked = _repository_blocker(project_root)  # checked before the files were written; checked again
+    if blocked:  # for a recovery, which comes later (after a checkout, say)
+        return not_committed(blocked, rel_paths, message)
     has_head = _git(project_root, "rev-parse", "--verify", "-q", "HEAD").returncode == 0
     added: list[str] = []
+    ignored: list[str] = []
     for rel in rel_paths:
         if _git(project_root, "ls-files", "--error-unmatch", "--", rel).returncode != 0:
+            if _git(project_root, "check-ignore", "-q", "--", rel, literal=False).returncode == 0:
+                ignored.append(rel)  # a file kept out of git on purpose (CLAUDE.local.md): not committed
+                continue
             result = _git(project_root, "add", "--", rel)
             if result.returncode != 0:
                 _unstage(project_root, added, has_head)
-                return GitOutcome(
-                    status="failed", detail=f"commit failed: git add {rel}: {_first_lines(result.stderr)}"
-                )
+                return not_committed(f"git add {rel}: {_first_lines(result.stderr)}", rel_paths, message)
             added.append(rel)
     if added:
         checkpoint("git_added")
+    if not ignored:
+        return _commit_tracked(project_root, rel_paths, message, added, has_head)
+    note = f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} ignored by git (.gitignore): not committed"
+    if len(ignored) == len(rel_paths):
+        return GitOutcome(status="not_needed", detail=note)
+    outcome = _commit_tracked(project_root, [p for p in rel_paths if p not in ignored], message, added, has_head)
+    return outcome.model_copy(update={"detail": f"{outcome.detail}; {note}"})
+
+
+def _commit_tracked(
+    project_root: Path, rel_paths: list[str], message: str, added: list[str], has_head: bool
+) -> GitOutcome:
+    """Commit `rel_paths`, which git tracks now (`added`: those this call just added)."""
     if has_head and not added and _git(project_root, "diff", "--quiet", "HEAD", "--", *rel_paths).returncode == 0:
         return GitOutcome(status="nothing_to_commit", detail="nothing to commit: git already has this content")
     result = _git(
@@ -196,11 +260,12 @@ def _commit(project_root: Path, rel_paths: list[str], message: str) -> GitOutcom
     )
     if result.returncode != 0:
         _unstage(project_root, added, has_head)
-        return GitOutcome(status="failed", detail=f"commit failed: {_first_lines(result.stderr + result.stdout)}")
+        return not_committed(_first_lines(result.stderr + result.stdout), rel_paths, message)
     sha = _git(project_root, "rev-parse", "HEAD").stdout.strip()
     detail = f"committed {sha[:12]}"
     listed = _git(project_root, "show", "--name-only", "--format=", "-z", sha).stdout.split("\0")
-    extra = sorted({p for p in listed if p} - set(rel_paths))
+    prefix = _prefix(project_root)  # git lists paths from the repository's top
+    extra = sorted({p for p in listed if p} - {prefix + p for p in rel_paths})
     if extra:  # a commit hook staged more than the experiment's files
         detail += f"; note: a commit hook added {', '.join(extra[:5])} to this commit as well"
     return GitOutcome(status="committed", commit=sha, detail=detail)

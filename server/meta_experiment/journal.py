@@ -44,6 +44,10 @@ class Operation:
         return [s.production for s in self.steps]
 
 
+# The operations this process began: a Ctrl-C in the CLI cancels those it interrupted (operations.cancel).
+BEGUN: list[int] = []
+
+
 def begin(
     store: Store,
     *,
@@ -66,7 +70,8 @@ def begin(
             (experiment_id,),
         ).fetchone():
             raise InvalidState(
-                f"Another promote or rollback of {experiment_id} is in progress. Wait for it, then check status."
+                f"Another promote or rollback of {experiment_id} is unfinished. It is finished or undone by the next "
+                "promote or rollback, or at the next start of the server or CLI; then check status."
             )
         cur = db.execute(
             "INSERT INTO deploy_operations (experiment_id, operation, phase, from_status, to_status, actor, reason,"
@@ -89,6 +94,7 @@ def begin(
             " VALUES (?, ?, ?, ?, ?)",
             [(cur.lastrowid, s.production, s.old_sha256, s.new_sha256, s.backup) for s in steps],
         )
+        BEGUN.append(int(cur.lastrowid))
         return int(cur.lastrowid)
 
 

@@ -193,10 +193,19 @@ def tool_result(model: BaseModel, text: str) -> CallToolResult:
     )
 
 
+TEXT_DIFF_LINES = 400  # a result's text shows this much of a diff (a 5,000-line diff made a 108 KB answer)
+
+
 def _tool_error(exc: ExperimentError) -> ToolError:
     message = str(exc)
     if isinstance(exc, Conflict) and exc.diff:
-        message += "\n\n" + exc.diff
+        lines = exc.diff.rstrip("\n").splitlines()
+        message += "\n\n" + "\n".join(lines[:TEXT_DIFF_LINES]) + "\n"
+        if len(lines) > TEXT_DIFF_LINES:
+            message += (
+                f"... {len(lines) - TEXT_DIFF_LINES} more diff lines (the full diff: the CLI's promote or rollback "
+                "with --dry-run prints it all)\n"
+            )
     return ToolError(message)
 
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from . import auto, monitoring, release, report
 from .errors import ExperimentError
-from .mcp_common import ExperimentId, read_static, run_lab, state_of, tool_annotations, tool_result
+from .mcp_common import TEXT_DIFF_LINES, ExperimentId, read_static, run_lab, state_of, tool_annotations, tool_result
 from .outcomes import Alert, AutoReport, DeployResult
 
 if TYPE_CHECKING:
@@ -60,7 +60,6 @@ def _lab(ctx: Context) -> Lab:
 
 
 QUESTION_DIFF_LINES = 40  # the confirmation shows the start of the diff
-TEXT_DIFF_LINES = 400  # a result's text shows this much of it; its structured `diff` holds all of it
 
 
 def _question(preview: DeployResult, what: str) -> str:

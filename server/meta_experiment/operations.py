@@ -171,23 +171,66 @@ def recover(lab: Lab) -> list[RecoveryNote]:
     Cheap when there is none: one indexed SELECT."""
     if not journal.unfinished_ids(lab.store):
         return []
-    notes = []
     with deploy.deploy_lock(lab.state_dir, wait=None) as locked:
-        ids = journal.unfinished_ids(lab.store)
         if not locked:
-            return [_note(journal.load(lab.store, i), "busy", "another process is running it now") for i in ids]
-        for operation_id in ids:
-            op = journal.load(lab.store, operation_id)
-            try:
-                git = execute(lab, operation_id, recovered=True)
-            except (ExperimentError, OSError) as exc:
-                undone = journal.load(lab.store, operation_id).phase == "undone"
-                notes.append(_note(op, "undone" if undone else "failed", str(exc)))
-                continue
-            note = _note(op, "finished", f"finished on restart ({op.phase} when interrupted); git: {git.detail}", git)
-            lab.event(op.experiment_id, "recovered", note.message, operation_id=op.id, phase=op.phase)
-            notes.append(note)
+            return [_in_progress(journal.load(lab.store, i)) for i in journal.unfinished_ids(lab.store)]
+        return recover_held(lab)
+
+
+def recover_held(lab: Lab, when: str = "on restart") -> list[RecoveryNote]:
+    """`recover` for a caller that holds the deploy lock already (a promote, rollback or stop about
+    to act): every unfinished operation is then one whose process died, or gave up on it, and is
+    finished or undone before the caller reads the experiment's status."""
+    notes = []
+    for operation_id in journal.unfinished_ids(lab.store):
+        op = journal.load(lab.store, operation_id)
+        try:
+            git = execute(lab, operation_id, recovered=True)
+        except (ExperimentError, OSError) as exc:
+            undone = journal.load(lab.store, operation_id).phase == "undone"
+            notes.append(_note(op, "undone" if undone else "failed", str(exc)))
+            continue
+        note = _note(op, "finished", f"finished {when} ({op.phase} when interrupted); git: {git.detail}", git)
+        lab.event(op.experiment_id, "recovered", note.message, operation_id=op.id, phase=op.phase)
+        notes.append(note)
     return notes
+
+
+def cancel(lab: Lab, operation_ids: Collection[int]) -> list[str]:
+    """After a Ctrl-C in this process: each of its operations left unfinished is undone if the
+    experiment's status had not changed yet (files put back, as for a conflict), and finished (the
+    git commit) if it had. Returns what happened, a sentence per operation."""
+    said = []
+    with deploy.deploy_lock(lab.state_dir, wait=10.0):
+        for operation_id in operation_ids:
+            op = journal.load(lab.store, operation_id)
+            if op.phase == "applying":
+                try:
+                    _undo(lab, op, Cancelled("Interrupted (Ctrl-C) before it was done."), recovered=False)
+                except ExperimentError as exc:
+                    said.append(f"Cancelled: {exc}")
+            elif op.phase == "applied":
+                git = execute(lab, operation_id)
+                said.append(
+                    f"The {op.operation} of {op.experiment_id} was done when interrupted (its status was recorded); "
+                    f"git: {git.detail}"
+                )
+    return said
+
+
+class Cancelled(Exception):
+    """What stopped an operation a person interrupted."""
+
+
+def _in_progress(op: journal.Operation) -> RecoveryNote:
+    return RecoveryNote(
+        operation_id=op.id,
+        experiment_id=op.experiment_id,
+        operation=op.operation,  # type: ignore[arg-type]
+        outcome="busy",
+        message=f"The {op.operation} of {op.experiment_id} is in progress in another process (it holds the deploy "
+        "lock); if that process is killed, the next start of the server or CLI finishes or undoes it",
+    )
 
 
 def _note(op: journal.Operation, outcome: str, detail: str, git: GitOutcome | None = None) -> RecoveryNote:

@@ -193,7 +193,7 @@ def _journaled(
     from_status, to_status = transition
     verb = "promoted" if operation == "promote" else "rolled back"
     with deploy.deploy_lock(lab.state_dir):
-        _require(lab.get(experiment.id), (from_status,), verb)
+        recovered = _recover_then_require(lab, experiment.id, (from_status,), verb, operation)
         plan = _plan(lab, experiment, operation)
         # a dispatcher (which _plan took for the original) goes out only now that the rest is known
         # to go ahead, and under this lock: no dispatch comes between
@@ -220,7 +220,22 @@ def _journaled(
             )
         deploy.checkpoint("journal_written")
         git = operations.execute(lab, operation_id)
-    return plan, git, lifted
+    return plan, git, " ".join(filter(None, [*recovered, lifted])) or None
+
+
+def _recover_then_require(lab: Lab, experiment_id: str, statuses: tuple[str, ...], verb: str, doing: str) -> list[str]:
+    """Under the deploy lock: finish or undo first what a dead process left unfinished (a promote
+    killed after its journal row, say, which would otherwise be finished at the next start, over
+    this call's work), then require the experiment's status. Returns what was recovered; a refusal
+    says it too, since the status it refuses may be the recovery's."""
+    recovered = [note.message + "." for note in operations.recover_held(lab, when=f"before this {doing}")]
+    try:
+        _require(lab.get(experiment_id), statuses, verb)
+    except InvalidState as exc:
+        if recovered:
+            raise InvalidState(" ".join(recovered) + " " + str(exc)) from None
+        raise
+    return recovered
 
 
 # -- rollback and expiry ------------------------------------------------------------------------------
@@ -262,8 +277,9 @@ def _stop(lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bo
     how = "auto" if auto else "manual"
     allowed = ("draft", "running") if to_status == "rolled_back" else ("running",)
     with deploy.deploy_lock(lab.state_dir):
-        _require(lab.get(experiment_id), allowed, "stopped")
+        recovered = _recover_then_require(lab, experiment_id, allowed, "stopped", "stop")
         lifted = dispatch_ops.lift_for_end(lab, experiment_id, "Expiring" if to_status == "expired" else "Rolling back")
+        lifted = " ".join(filter(None, [*recovered, lifted])) or None
         with lab.store.transaction():
             experiment = lab.get(experiment_id)
             _require(experiment, allowed, "stopped")
@@ -374,6 +390,15 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> Plan:
             warnings += _variant_drift(lab, f.variant, new)
     if conflicts:
         raise _conflict(experiment, operation, conflicts)
+    others = lab._files_in_running_experiments()
+    for step in steps:
+        other = others.get(step.production)
+        if other is not None and other != experiment.id and step.production not in in_place:
+            warnings.append(
+                f"{step.production} is under test in {other}, which has not ended: this {operation} changes the file "
+                f"that {other} started from, so {other}'s promote will refuse until the file holds its snapshot again "
+                f"(end {other} first, or roll it back and create it again afterwards)."
+            )
     blocked = gitcommit.blockers(lab.project_root, [s.production for s in steps], new_contents)
     if blocked:
         raise InvalidState(f"Refusing to {operation} {experiment.id}: {blocked}. Nothing was changed.")
@@ -474,12 +499,7 @@ def _result(
         summary += f"; {len(files)} file(s): {', '.join(f.production for f in files)}"
     if git is not None:
         summary += f"; git: {git.detail.rstrip('.')}"
-        if git.status == "failed" and files:
-            paths = " ".join(shlex.quote(f.production) for f in files)
-            summary += (
-                f". The files are changed on disk but not committed; once git's problem is fixed, run: "
-                f"git commit -m {shlex.quote(f'experiment: {verb.lower()} {experiment.id}')} -- {paths}"
-            )
+
     for note in _notes(experiment, operation, outcome, plan):
         summary += f". {note}"
     if would_refuse is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from . import journal, monitoring
+from . import deploy, journal, monitoring
 from .errors import ExperimentError
 from .models import DURATION_UNITS, Experiment, parse_iso
 from .outcomes import Alert, ReleaseInfo, ReleaseStatus
@@ -83,12 +83,19 @@ def release_status(lab: Lab) -> ReleaseStatus:
     operations = [
         f"{ev.at} {ev.experiment_id}: {ev.message}" for ev in reversed(lab.events(kinds=list(OPERATION_EVENTS)))
     ]
-    for operation_id in journal.unfinished_ids(lab.store):
+    unfinished = journal.unfinished_ids(lab.store)
+    running = False
+    if unfinished:  # a process that holds the deploy lock is running them now: not interrupted
+        with deploy.deploy_lock(lab.state_dir, wait=None) as free:
+            running = not free
+    for operation_id in unfinished:
         op = journal.load(lab.store, operation_id)
         operations.insert(
             0,
-            f"{op.experiment_id}: {op.operation} unfinished ({op.phase}); it is finished or undone "
-            "at the next start of the server or CLI",
+            f"{op.experiment_id}: {op.operation} in progress ({op.phase}) in another process"
+            if running
+            else f"{op.experiment_id}: {op.operation} unfinished ({op.phase}); it is finished or undone "
+            "by the next promote or rollback, or at the next start of the server or CLI",
         )
     try:
         lab.settings()
