@@ -372,6 +372,7 @@ async def test_resources_list_read_and_errors(server, mode) -> None:
             "experiment://{experiment_id}/chart.png",
             "experiment://{experiment_id}/events",
             "experiment://{experiment_id}/trials",
+            "experiment://{experiment_id}/trials/{page}",
         }
         listing = json.loads((await client.read_resource("experiments://list")).contents[0].text)
         assert listing[0]["id"] == e["id"] and listing[0]["progress"]["trials_recorded"] == 4

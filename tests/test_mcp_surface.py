@@ -522,3 +522,81 @@ def test_completing_a_file_lists_the_project_once_per_pause(project: Path, monke
     finally:
         lab.close()
         resources._listed.clear()
+
+
+# -- from a review of the MCP surface (2026-11-27) ------------------------------------------------------
+
+
+async def test_the_trials_come_in_pages_small_enough_for_a_client(
+    server, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a review: the trials resource sent every trial at once, pretty-printed (~408 bytes a
+    trial); past ~13,000 trials per arm it exceeded the 10 MB a TypeScript client (the Inspector,
+    Claude Code) reads, and the client dropped the server. It now sends the newest page, compact,
+    and every page at experiment://ID/trials/N."""
+    from meta_experiment import mcp_resources
+
+    monkeypatch.setattr(mcp_resources, "TRIALS_PER_PAGE", 2)
+    async with Client(server, mode="legacy") as client:
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        ids = [(await ok(client, "assign", {"experiment_id": e})).structured_content["trial_id"] for _ in range(5)]
+
+        async def page(uri: str) -> list[int]:
+            text = (await client.read_resource(uri)).contents[0].text
+            assert "\n" not in text  # compact
+            return [t["trial_id"] for t in json.loads(text)]
+
+        assert await page(f"experiment://{e}/trials") == ids[4:]  # the last page: the newest
+        assert [await page(f"experiment://{e}/trials/{n}") for n in (1, 2, 3)] == [ids[:2], ids[2:4], ids[4:]]
+        with pytest.raises(MCPError, match="5 trials: 3 page\\(s\\) of 2; there is no page 4"):
+            await client.read_resource(f"experiment://{e}/trials/4")
+        with pytest.raises(MCPError, match="the page is a number from 1"):
+            await client.read_resource(f"experiment://{e}/trials/0")
+
+
+async def test_an_export_too_large_for_one_answer_asks_for_a_path(
+    server, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meta_experiment import mcp_data
+
+    monkeypatch.setattr(mcp_data, "MAX_ANSWER_BYTES", 1000)
+    async with Client(server, mode="legacy") as client:
+        await ok(client, "create_experiment", CREATE)
+        result = await client.call_tool("export_experiments", {})
+        assert result.is_error and "too large to return in one answer" in result.content[0].text
+        assert "Pass path to write it to a file" in result.content[0].text
+        written = await ok(client, "export_experiments", {"path": "experiments.json"})
+        assert written.structured_content["path"] == "experiments.json"
+
+
+async def test_record_is_not_marked_idempotent_and_takes_a_padded_id(server) -> None:
+    """From a review: record was annotated idempotentHint, yet a past measurement sent twice is two
+    measurements (a client may retry a call so marked on its own); and its experiment_id, unlike
+    every other tool's, kept the spaces around a pasted id."""
+    async with Client(server, mode="legacy") as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert tools["record"].annotations is not None and not tools["record"].annotations.idempotent_hint
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        args = {"experiment_id": f" {e} ", "arm": "control", "metrics": {"time_to_complete": 5.0}}
+        assert (await ok(client, "record", args)).structured_content["experiment_id"] == e
+
+
+async def test_an_unknown_list_filter_is_not_found_not_an_internal_error(server) -> None:
+    async with Client(server, mode="legacy") as client:
+        with pytest.raises(MCPError) as info:
+            await client.read_resource("experiments://list/Running")
+        assert info.value.error.code != types.INTERNAL_ERROR
+        assert "'Running' is not a status this list filters by" in info.value.error.message
+
+
+async def test_an_ended_experiment_needs_no_more_trials(server) -> None:
+    """From a review: an ended experiment's structured progress said 9 trials were needed."""
+    async with Client(server, mode="legacy") as client:
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        trial = (await ok(client, "assign", {"experiment_id": e})).structured_content["trial_id"]
+        await ok(client, "record", {"trial_id": trial, "metrics": {"time_to_complete": 5.0}})
+        await ok(client, "rollback", {"experiment_id": e, "reason": "wrong file", "confirm": True})
+        [item] = json.loads((await client.read_resource("experiments://list/ended")).contents[0].text)
+        assert item["progress"]["trials_needed"] == 0 and item["progress"]["percent"] == 25.0
+        retry = await ok(client, "record", {"trial_id": trial, "metrics": {"time_to_complete": 5.0}})
+        assert retry.structured_content["ended"] == "rolled_back" and retry.structured_content["trials_needed"] == 0

@@ -329,6 +329,13 @@ class Lab:
             by_arm = self.store.arm_counts(experiment.id) if counts is None else counts
         recorded = [by_arm.get(arm, {}).get("recorded", 0) for arm in ARMS]
         done, need = sum(recorded), experiment.sample_size_required
+        if experiment.status in TERMINAL_STATUSES:  # it takes no more trials: none are needed
+            return Progress(
+                trials_recorded=done,
+                sample_size_required=need,
+                percent=round(min(100.0, 100.0 * done / need), 1),
+                trials_needed=0,
+            )
         arms = recorded  # the primary's values per arm: one per trial, unless a failed run left it out
         successes = [by_arm.get(arm, {}).get("successes", 0) for arm in ARMS]
         # only failed runs can lack the value, and values >= successes: once every arm has MIN_PER_ARM

@@ -6,6 +6,7 @@ Also the arguments that set an experiment default, which create_experiment share
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -14,6 +15,7 @@ from mcp_types import CallToolResult
 from pydantic import BaseModel, Field
 
 from . import interchange
+from .errors import InvalidInput
 from .mcp_common import SETTINGS_URI, notify_uris, run_lab, state_of, tool_annotations, tool_result
 from .models import Confidence, MaxDurationDays, Percent, SampleSizeRequired
 from .settings import (
@@ -84,6 +86,11 @@ class SettingsResult(BaseModel):
             "pyproject.toml [tool.meta-experiment], or default."
         ),
     ]
+
+
+# An answer's largest document: MCP clients drop a message over 10 MB (the TypeScript SDK's stdio
+# buffer, Claude Code's), and with it the connection to the server.
+MAX_ANSWER_BYTES = 8_000_000
 
 
 class ExportResult(BaseModel):
@@ -216,6 +223,13 @@ def register_data_tools(server: MCPServer) -> None:
             document = interchange.export_experiments(lab, experiment_ids)
             count = len(document["experiments"])
             if path is None:
+                size = len(json.dumps(document, ensure_ascii=False).encode())
+                if size > MAX_ANSWER_BYTES:
+                    raise InvalidInput(
+                        f"The export is {size / 1e6:.1f} MB, too large to return in one answer (MCP clients drop a "
+                        "message over 10 MB, and with it the server). Pass path to write it to a file in the project "
+                        "(e.g. experiments.json), or run `meta-experiment export > FILE`."
+                    )
                 return ExportResult(experiments=count, document=document)
             written, backup = interchange.write_document(lab, path, document)
             return ExportResult(experiments=count, path=written, backup=backup)

@@ -11,12 +11,12 @@ from typing import Any
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp_types import Completion, CompletionArgument, CompletionContext, PromptReference, ResourceTemplateReference
 
 from . import monitoring, report
 from .analysis import CHART_LIMIT, chart_counts
-from .errors import ExperimentError
+from .errors import ExperimentError, NotFound
 from .lifecycle import Lab
 from .mcp_common import LIST_FILTERS, SETTINGS_URI, AppState, read_lab, read_static
 from .models import TERMINAL_STATUSES, Experiment
@@ -24,6 +24,24 @@ from .prompts import project_files
 from .settings import settings_sources
 
 COMPLETION_LIMIT = 100  # values per completion answer (the protocol's maximum)
+# Trials per read of experiment://ID/trials (about 2-3 MB of JSON): clients drop a message over 10 MB
+# (the TypeScript SDK's stdio buffer, Claude Code's), and with it the connection to the server.
+TRIALS_PER_PAGE = 10_000
+
+
+def trials_page(lab: Lab, experiment_id: str, page: int | None) -> str:
+    """One page of the trials as JSON (compact: a trial is ~200 bytes); `page` None: the last one."""
+    trials = lab.trials(experiment_id)
+    pages = max(1, math.ceil(len(trials) / TRIALS_PER_PAGE))
+    if page is None:
+        page = pages
+    if page > pages:
+        raise NotFound(
+            f"{experiment_id} has {len(trials):,} trials: {pages} page(s) of {TRIALS_PER_PAGE:,}; there is no "
+            f"page {page}."
+        )
+    chosen = trials[(page - 1) * TRIALS_PER_PAGE : page * TRIALS_PER_PAGE]
+    return json.dumps([t.model_dump(mode="json") for t in chosen], separators=(",", ":"))
 
 
 def no_chart_reason(lab: Lab, e: Experiment) -> str:
@@ -81,8 +99,8 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
     )
     async def list_by_status_resource(status: str, ctx: Context) -> str:
         statuses = LIST_FILTERS.get(status)
-        if statuses is None:
-            raise ResourceError(
+        if statuses is None:  # not found, not an internal error (-32603), as an unknown experiment id
+            raise ResourceNotFoundError(
                 f"experiments://list/{status} lists nothing: {status!r} is not a status this list filters by. Use "
                 f"one of {', '.join(LIST_FILTERS)}, or experiments://list for every experiment."
             )
@@ -159,14 +177,28 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         "experiment://{experiment_id}/trials",
         name="experiment-trials",
         mime_type="application/json",
-        description="The experiment's trials in assignment order: trial_id (what void_trial takes), arm, unit, "
-        "status (assigned, recorded, abandoned, voided), source, times, success and metric values.",
+        description=f"The experiment's trials in assignment order: trial_id (what void_trial takes), arm, unit, "
+        "status (assigned, recorded, abandoned, voided), source, times, success and metric values. At most the "
+        f"{TRIALS_PER_PAGE:,} newest (the last page); every trial, page by page: "
+        "experiment://{experiment_id}/trials/{page}.",
     )
     async def trials_resource(experiment_id: str, ctx: Context) -> str:
-        def run(lab: Lab) -> str:
-            return json.dumps([t.model_dump(mode="json") for t in lab.trials(experiment_id)], indent=2)
+        return await read_lab(ctx, lambda lab: trials_page(lab, experiment_id, None))
 
-        return await read_lab(ctx, run)
+    @server.resource(
+        "experiment://{experiment_id}/trials/{page}",
+        name="experiment-trials-page",
+        mime_type="application/json",
+        description=f"Page 1, 2, ... of the experiment's trials in assignment order, {TRIALS_PER_PAGE:,} a page "
+        "(MCP clients drop a message over 10 MB: an experiment's every trial can be more).",
+    )
+    async def trials_page_resource(experiment_id: str, page: str, ctx: Context) -> str:
+        if not page.isdigit() or int(page) < 1:
+            raise ResourceNotFoundError(
+                f"experiment://{experiment_id}/trials/{page}: the page is a number from 1 (the first "
+                f"{TRIALS_PER_PAGE:,} trials in assignment order)."
+            )
+        return await read_lab(ctx, lambda lab: trials_page(lab, experiment_id, int(page)))
 
     @server.resource(
         "experiment://{experiment_id}/chart.png",

@@ -331,7 +331,9 @@ def build_server(
         text = f"Trial {a.trial_id}: {a.arm}. " + a.next_step + "".join(f"\nWarning: {w}" for w in a.warnings)
         return tool_result(a, text + "".join(assigned_file_text(f) for f in a.files))
 
-    @server.tool(annotations=tool_annotations("Record a result", idempotent=True))
+    # not idempotent: a retry by trial_id is harmless, but a past measurement (experiment_id and arm)
+    # sent twice is two measurements, and a client may retry a call marked idempotent on its own
+    @server.tool(annotations=tool_annotations("Record a result"))
     async def record(
         metrics: Annotated[
             dict[str, MetricValue],
@@ -343,7 +345,7 @@ def build_server(
         ] = None,
         success: Annotated[bool, Field(description="False when the run failed (counts toward the error rate).")] = True,
         experiment_id: Annotated[
-            str | None, Field(description="Without trial_id: record a past measurement into this experiment.")
+            ExperimentId | None, Field(description="Without trial_id: record a past measurement into this experiment.")
         ] = None,
         arm: Annotated[
             Literal["control", "treatment"] | None, Field(description="Without trial_id: the measurement's arm.")

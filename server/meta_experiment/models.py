@@ -440,7 +440,7 @@ class Progress(Strict):
         int,
         Field(
             description="More trials before a decision can come: to sample_size_required, and until each arm "
-            "has 5 results (at an uneven split the short arm may need more)."
+            "has 5 results (at an uneven split the short arm may need more); 0 once the experiment has ended."
         ),
     ]
     per_arm_floor: Annotated[
