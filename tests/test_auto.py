@@ -124,9 +124,8 @@ lab.close()
 """
 
 
-def test_concurrent_runs_act_once(lab: Lab, project: Path) -> None:
-    e = winner(lab, auto_promote=True)
-    start = head(project)
+def _together(project: Path, runs: int) -> list[tuple[str, str]]:
+    """`runs` auto runs in their own processes, released at once: (stdout, stderr) of each."""
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", AUTO, str(project)],
@@ -136,7 +135,7 @@ def test_concurrent_runs_act_once(lab: Lab, project: Path) -> None:
             text=True,
             env=package_env(),
         )
-        for _ in range(3)
+        for _ in range(runs)
     ]
     for p in procs:  # all are imported and waiting: release them together
         assert p.stdin is not None
@@ -145,6 +144,22 @@ def test_concurrent_runs_act_once(lab: Lab, project: Path) -> None:
     outputs = [p.communicate(timeout=180) for p in procs]
     for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
+    return outputs
+
+
+def test_concurrent_runs_recommend_once(lab: Lab, project: Path) -> None:
+    """From a review: of 8 auto runs at once, 4 logged the same recommendation (the check and the
+    write were two transactions)."""
+    e = winner(lab)
+    outputs = _together(project, 8)
+    assert all("Recommend promoting" in out for out, _ in outputs), outputs
+    assert [ev.kind for ev in lab.events(e.id)].count("recommendation") == 1
+
+
+def test_concurrent_runs_act_once(lab: Lab, project: Path) -> None:
+    e = winner(lab, auto_promote=True)
+    start = head(project)
+    outputs = _together(project, 3)
     assert sum("Auto-promoting" in out for out, _ in outputs) == 1, outputs
     others = [out for out, _ in outputs if "Auto-promoting" not in out]
     assert all("already promoted by a concurrent run" in o or "No running experiments" in o for o in others), others

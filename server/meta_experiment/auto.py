@@ -116,15 +116,17 @@ def _refusal(lab: Lab, e: Experiment, action: str, rationale: str) -> str | None
 
 
 def _recommend(lab: Lab, e: Experiment, action: str, rationale: str) -> None:
-    """Record the advice once; the same advice again is not news."""
-    previous = lab.events(e.id, kinds=["recommendation"])
-    if previous and previous[-1].data.get("action") == action:
-        return
-    flag = "auto_promote" if action == "promote" else "auto_rollback"
-    lab.event(
-        e.id,
-        "recommendation",
-        f"Recommend {action}: {rationale} ({flag} is off, so auto mode does not act; use the {action} tool).",
-        action=action,
-    )
+    """Record the advice once; the same advice again is not news. The check and the write are one
+    write transaction, so auto runs at once (hooks, sessions) record it once."""
+    with lab.store.transaction():
+        previous = lab.events(e.id, kinds=["recommendation"])
+        if previous and previous[-1].data.get("action") == action:
+            return
+        flag = "auto_promote" if action == "promote" else "auto_rollback"
+        lab.event(
+            e.id,
+            "recommendation",
+            f"Recommend {action}: {rationale} ({flag} is off, so auto mode does not act; use the {action} tool).",
+            action=action,
+        )
     lab.notify_changed(e.id)
