@@ -442,7 +442,7 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
         raise ValueError("meta_experiment must be an object, as an export writes it (or leave it out).")
     specs = _definitions(item, warnings)
     changes = item.get("changes") or {}
-    files = _file_pairs(changes)
+    pairs = _file_pairs(changes)
     status = item.get("status", "running")
     if status not in ("draft", "running", *TERMINAL_STATUSES):
         valid = ", ".join(("draft", "running", *TERMINAL_STATUSES))
@@ -453,7 +453,7 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
             "hypothesis": item.get("hypothesis") or "(imported)",
             "description": changes.get("description") or "",
             "change_type": changes.get("type") or "command_modification",
-            "files": files,
+            "files": pairs,
             "primary_metric": specs[0],
             "secondary_metrics": specs[1:],
             "targets": item.get("targets") or {},
