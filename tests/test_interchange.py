@@ -845,8 +845,11 @@ def test_an_id_twice_in_one_document_is_refused_and_an_export_names_each_once(la
     experiment twice, which its own import refused."""
     first = dict(SEED_DOCUMENT["experiments"][0], id="e7")
     second = dict(first, name="second")
-    with pytest.raises(InvalidInput, match=r"experiments\[1\] has the id 'e7' of experiments\[0\], and they differ"):
-        import_experiments(lab, {"experiments": [first, second]}, on_conflict="skip")
+    with pytest.raises(InvalidInput, match=r"experiments\[0\] and experiments\[1\] are two versions of experiment e7"):
+        import_experiments(lab, {"experiments": [first, second]}, on_conflict="skip")  # two exports, joined
+    other = dict(first, changes={"files": {"other.md": {"variant": "other.md.x"}}})
+    with pytest.raises(InvalidInput, match=r"experiments\[1\] has the id 'e7' of experiments\[0\], and they are"):
+        import_experiments(lab, {"experiments": [first, other]}, on_conflict="skip")
     with pytest.raises(Conflict, match=r"experiments\[1\] repeats experiments\[0\] \(e7\).*skip"):
         import_experiments(lab, {"experiments": [first, dict(first)]})  # the same one twice: two exports joined
     assert lab.experiments() == []

@@ -546,10 +546,14 @@ async def test_the_trials_come_in_pages_small_enough_for_a_client(
             assert "\n" not in text  # compact
             return [t["trial_id"] for t in json.loads(text)]
 
-        assert await page(f"experiment://{e}/trials") == ids[4:]  # the last page: the newest
+        assert await page(f"experiment://{e}/trials") == ids[3:]  # the newest, as many as a page holds
         assert [await page(f"experiment://{e}/trials/{n}") for n in (1, 2, 3)] == [ids[:2], ids[2:4], ids[4:]]
-        with pytest.raises(MCPError, match="5 trials: 3 page\\(s\\) of 2; there is no page 4"):
+        with pytest.raises(MCPError, match="5 trials in 3 page\\(s\\) .*; there is no page 4"):
             await client.read_resource(f"experiment://{e}/trials/4")
+        one = len((await client.read_resource(f"experiment://{e}/trials/3")).contents[0].text) - 2  # "[...]"
+        monkeypatch.setattr(mcp_resources, "PAGE_BYTES", one + 5)  # one trial a page: a byte budget
+        assert await page(f"experiment://{e}/trials") == ids[4:]
+        assert [await page(f"experiment://{e}/trials/{n}") for n in range(1, 6)] == [[i] for i in ids]
         with pytest.raises(MCPError, match="the page is a number from 1"):
             await client.read_resource(f"experiment://{e}/trials/0")
 

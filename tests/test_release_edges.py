@@ -303,7 +303,9 @@ def test_a_stop_first_finishes_a_promote_a_dead_process_left(lab: Lab, project: 
     with pytest.raises(InvalidState) as refused:
         release.rollback(lab, e.id, reason="changed my mind")
     assert f"Interrupted promote of {e.id}: finished before this stop" in str(refused.value)
-    assert f"Experiment {e.id} is promoted" in str(refused.value)
+    assert f"{e.id} is promoted now, so nothing was stopped; to undo the promotion, run rollback again" in str(
+        refused.value
+    )
     assert lab.get(e.id).status == "promoted" and (project / PROD).read_text() == VARIANT
     assert journal.unfinished_ids(lab.store) == []
     result = release.rollback(lab, e.id, reason="changed my mind")  # now the rollback of the promotion
@@ -350,6 +352,25 @@ def test_a_production_file_git_ignores_is_not_a_failed_commit(project: Path) -> 
         assert result.git.detail == "CLAUDE.local.md is ignored by git (.gitignore): not committed"
         assert "commit failed" not in result.summary
     finally:
+        lab.close()
+
+
+def test_the_commands_after_a_failed_commit_leave_out_a_file_git_ignores(project: Path) -> None:
+    """From a review of this fix: the commands to run by hand named the ignored file too, so the
+    `git add` in them failed."""
+    (project / ".gitignore").write_text("*.local.md\n")
+    (project / "CLAUDE.local.md").write_text("local notes\n")
+    (project / "CLAUDE.local.md.experiment").write_text("local notes, shorter\n")
+    lab = Lab.open(project)
+    try:
+        e = winner(lab, files={"CLAUDE.local.md": "CLAUDE.local.md.experiment", PROD: VAR})
+        (project / ".git" / "index.lock").write_text("")  # another git, or one killed, holds the index
+        result = release.promote(lab, e.id)
+        assert result.git is not None and result.git.status == "failed"
+        assert f"run: git add -- {PROD} && git commit -m" in result.git.detail
+        assert f"-- {PROD}; CLAUDE.local.md is ignored by git (.gitignore): not committed" in result.git.detail
+    finally:
+        (project / ".git" / "index.lock").unlink()
         lab.close()
 
 
@@ -456,7 +477,8 @@ def test_ctrl_c_during_a_cli_promote_cancels_it_or_finishes_it(
 ) -> None:
     """From a review: Ctrl-C during `meta-experiment promote` ended silently, and the next command
     (even `status`) then finished the promotion and committed it. Before the status changed, a
-    Ctrl-C now cancels (files put back); after, the promote is finished; either way it says so."""
+    Ctrl-C now cancels (files put back); after, the promote is closed without running the commit
+    (and its hook) again, with the commands to commit; either way it says so."""
     from meta_experiment import cli
 
     lab = Lab.open(project)
@@ -476,8 +498,13 @@ def test_ctrl_c_during_a_cli_promote_cancels_it_or_finishes_it(
             assert f"Cancelled: promote of {e.id} undone: Interrupted (Ctrl-C) before it was done." in said
             assert (project / PROD).read_text() == COMMAND
         else:
-            assert f"The promote of {e.id} was done when interrupted (its status was recorded); git: committed" in said
-            assert (project / PROD).read_text() == VARIANT and commit_paths(project) == {PROD}
+            assert (
+                f"The promote of {e.id} was done when interrupted (its status was recorded); git: commit failed: "
+                in said
+            )
+            assert "the commit was interrupted (Ctrl-C). The files are changed on disk but not committed" in said
+            assert f"run: git add -- {PROD} && git commit -m" in said
+            assert (project / PROD).read_text() == VARIANT and PROD in git(project, "status", "--porcelain")
     finally:
         lab.close()
 
@@ -492,3 +519,30 @@ def test_promote_yes_prints_the_warnings(lab: Lab, project: Path, capsys) -> Non
     assert cli.main(["--project", str(project), "promote", e.id, "--yes"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"Promoted {e.id}") and "\nWarning: " in out and "```diff" not in out
+
+
+def test_ctrl_c_is_dealt_with_before_the_lock_is_let_go(lab: Lab, project: Path, checkpoints, monkeypatch) -> None:
+    """From a review: the CLI cancelled an interrupted promote only after the deploy lock was let go,
+    so another process waiting for it (a stop in another terminal) took the promote for a dead
+    process's and finished it. Now nothing is left unfinished when the Ctrl-C leaves the promote;
+    a second Ctrl-C during the cancel leaves it to recovery, and says so."""
+    e = winner(lab)
+    checkpoints("journal_written", KeyboardInterrupt())
+    with pytest.raises(operations.Interrupted) as stopped:
+        release.promote(lab, e.id)
+    assert journal.unfinished_ids(lab.store) == []
+    assert stopped.value.said == [
+        f"Cancelled: promote of {e.id} undone: Interrupted (Ctrl-C) before it was done. Files put back to their "
+        "previous content: none needed; the experiment stays running."
+    ]
+    assert lab.get(e.id).status == "running" and (project / PROD).read_text() == COMMAND
+
+    def again(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(deploy, "undo_steps", again)
+    with pytest.raises(operations.Interrupted) as twice:
+        release.promote(lab, e.id)
+    [said] = twice.value.said
+    assert said.startswith(f"Interrupted again: the promote of {e.id} is left unfinished")
+    assert len(journal.unfinished_ids(lab.store)) == 1

@@ -322,6 +322,15 @@ def test_a_settings_file_that_is_a_link_is_updated_through_it(tmp_path: Path) ->
     assert "max_regression = 7" in shared.read_text()
 
 
+def test_a_link_to_a_missing_folder_is_named_and_nothing_written(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / SETTINGS_FILE_NAME).symlink_to(tmp_path / "shared-missing" / SETTINGS_FILE_NAME)
+    with pytest.raises(InvalidInput, match="is a link to .*shared-missing.*whose folder does not exist"):
+        update_settings(state, {"defaults": {"max_regression": 7}})
+    assert sorted(p.name for p in state.iterdir()) == [SETTINGS_FILE_NAME]
+
+
 @pytest.mark.parametrize(("section", "key"), [("monitoring", "min_trials_per_arm"), ("defaults", "max_regression")])
 def test_true_or_false_is_not_taken_for_a_number(tmp_path: Path, section: str, key: str) -> None:
     """From a review: min_trials_per_arm=true was stored as 1, which removes the small-sample guard."""

@@ -491,33 +491,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupted(args: argparse.Namespace) -> None:
-    """Ctrl-C: a promote or rollback this process began and did not finish is cancelled (its files
-    put back) when the experiment's status had not changed yet, else finished; say which. Without
-    this, the next start of the CLI or server would finish it, which is not what Ctrl-C asks."""
-    from . import journal
-
-    begun = list(journal.BEGUN)
-    if not begun:
-        return
-    from .lifecycle import Lab
-    from .operations import cancel
-
-    try:
-        lab = Lab.open(Path(args.project) if args.project else None, actor="cli", recover=False)
-    except ExperimentError as exc:
-        print(f"meta-experiment: interrupted; {exc}", file=sys.stderr)
-        return
-    try:
-        unfinished = set(journal.unfinished_ids(lab.store))
-        for line in cancel(lab, [i for i in begun if i in unfinished]):
-            print(f"meta-experiment: {line}", file=sys.stderr)
-    except ExperimentError as exc:
-        print(f"meta-experiment: interrupted; {exc}", file=sys.stderr)
-    finally:
-        lab.close()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -527,8 +500,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, Conflict) and exc.diff:
             print(exc.diff, file=sys.stderr, end="" if exc.diff.endswith("\n") else "\n")
         return 2
-    except KeyboardInterrupt:
-        _interrupted(args)
+    except KeyboardInterrupt as exc:
+        # a promote or rollback stopped by Ctrl-C was cancelled (or closed) under its lock: say how
+        for line in getattr(exc, "said", ()):
+            print(f"meta-experiment: {line}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as other commands do
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -203,8 +203,8 @@ def commit_paths(project_root: Path, rel_paths: Sequence[str], message: str) -> 
         return GitOutcome(status="git_not_installed", detail="git not installed: the change was not committed")
     try:
         return _commit(project_root, list(rel_paths), message)
-    except subprocess.TimeoutExpired as exc:
-        return GitOutcome(status="failed", detail=f"commit failed: git did not finish within {exc.timeout:.0f} s")
+    except subprocess.TimeoutExpired as exc:  # a hook that hangs, say
+        return not_committed(f"git did not finish within {exc.timeout:.0f} s", rel_paths, message)
     except OSError as exc:
         return GitOutcome(status="failed", detail=f"commit failed: cannot run git ({exc})")
 
@@ -213,31 +213,37 @@ def _commit(project_root: Path, rel_paths: list[str], message: str) -> GitOutcom
     inside = _git(project_root, "rev-parse", "--is-inside-work-tree")
     if inside.returncode != 0 or inside.stdout.strip() != "true":
         return GitOutcome(status="not_a_repository", detail="not a git repository: the change was not committed")
+    # a file kept out of git on purpose (CLAUDE.local.md) is not committed, nor named in a command to run
+    untracked = [p for p in rel_paths if _git(project_root, "ls-files", "--error-unmatch", "--", p).returncode != 0]
+    ignored = [p for p in untracked if _git(project_root, "check-ignore", "-q", "--", p, literal=False).returncode == 0]
+    note = (
+        f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} ignored by git (.gitignore): not committed"
+        if ignored
+        else ""
+    )
+    if ignored and len(ignored) == len(rel_paths):
+        return GitOutcome(status="not_needed", detail=note)
+    paths = [p for p in rel_paths if p not in ignored]
+    outcome = _commit_kept(project_root, paths, [p for p in untracked if p not in ignored], message)
+    return outcome if not note else outcome.model_copy(update={"detail": f"{outcome.detail}; {note}"})
+
+
+def _commit_kept(project_root: Path, rel_paths: list[str], untracked: list[str], message: str) -> GitOutcome:
+    """Commit `rel_paths` (none ignored), adding the `untracked` among them first."""
     blocked = _repository_blocker(project_root)  # checked before the files were written; checked again
     if blocked:  # for a recovery, which comes later (after a checkout, say)
         return not_committed(blocked, rel_paths, message)
     has_head = _git(project_root, "rev-parse", "--verify", "-q", "HEAD").returncode == 0
     added: list[str] = []
-    ignored: list[str] = []
-    for rel in rel_paths:
-        if _git(project_root, "ls-files", "--error-unmatch", "--", rel).returncode != 0:
-            if _git(project_root, "check-ignore", "-q", "--", rel, literal=False).returncode == 0:
-                ignored.append(rel)  # a file kept out of git on purpose (CLAUDE.local.md): not committed
-                continue
-            result = _git(project_root, "add", "--", rel)
-            if result.returncode != 0:
-                _unstage(project_root, added, has_head)
-                return not_committed(f"git add {rel}: {_first_lines(result.stderr)}", rel_paths, message)
-            added.append(rel)
+    for rel in untracked:
+        result = _git(project_root, "add", "--", rel)
+        if result.returncode != 0:
+            _unstage(project_root, added, has_head)
+            return not_committed(f"git add {rel}: {_first_lines(result.stderr)}", rel_paths, message)
+        added.append(rel)
     if added:
         checkpoint("git_added")
-    if not ignored:
-        return _commit_tracked(project_root, rel_paths, message, added, has_head)
-    note = f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} ignored by git (.gitignore): not committed"
-    if len(ignored) == len(rel_paths):
-        return GitOutcome(status="not_needed", detail=note)
-    outcome = _commit_tracked(project_root, [p for p in rel_paths if p not in ignored], message, added, has_head)
-    return outcome.model_copy(update={"detail": f"{outcome.detail}; {note}"})
+    return _commit_tracked(project_root, rel_paths, message, added, has_head)
 
 
 def _commit_tracked(

@@ -323,10 +323,19 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
                 raise InvalidInput(f"experiments[{index}] must be an object with a string id.")
             if item["id"] in first_at:
                 first = first_at[item["id"]]
-                if item != document["experiments"][first]:  # two experiments under one id
+                other = document["experiments"][first]
+                if item != other and _same_experiment(item, other):  # two exports of it, taken at other times
                     raise InvalidInput(
-                        f"experiments[{index}] has the id {item['id']!r} of experiments[{first}], and they differ; "
-                        "an id names one experiment. Rename one of them in the document. Nothing was imported."
+                        f"experiments[{first}] and experiments[{index}] are two versions of experiment {item['id']} "
+                        f"(the same creation time and files, {_trial_count(other)} and {_trial_count(item)} trials), "
+                        "as when exports taken at different times are joined. Keep the one you want (the later "
+                        "export has the later trials) and remove the other. Nothing was imported."
+                    )
+                if item != other:  # two experiments under one id
+                    raise InvalidInput(
+                        f"experiments[{index}] has the id {item['id']!r} of experiments[{first}], and they are "
+                        "different experiments (other files or creation time); an id names one experiment. Rename "
+                        "one of them in the document. Nothing was imported."
                     )
                 if on_conflict == "skip":  # the same experiment twice (two exports joined): imported once
                     skipped.append(item["id"])
@@ -623,6 +632,21 @@ def _file_pairs(changes: Any) -> dict[str, str]:
             )
         pairs[production] = variant
     return pairs
+
+
+def _same_experiment(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two entries with one id describe one experiment: the same creation time and files."""
+    return bool(a.get("created") == b.get("created") and a.get("changes") == b.get("changes"))
+
+
+def _trial_count(item: dict[str, Any]) -> int:
+    ext = item.get("meta_experiment")
+    trials = ext.get("trials") if isinstance(ext, dict) else None
+    if isinstance(trials, list):
+        return len(trials)
+    results = item.get("results")
+    groups = [results.get(key) for key in ("control_group", "treatment_group")] if isinstance(results, dict) else []
+    return sum(len(group) for group in groups if isinstance(group, list))
 
 
 def _source(t: dict[str, Any], where: str) -> str:

@@ -44,10 +44,6 @@ class Operation:
         return [s.production for s in self.steps]
 
 
-# The operations this process began: a Ctrl-C in the CLI cancels those it interrupted (operations.cancel).
-BEGUN: list[int] = []
-
-
 def begin(
     store: Store,
     *,
@@ -94,7 +90,6 @@ def begin(
             " VALUES (?, ?, ?, ?, ?)",
             [(cur.lastrowid, s.production, s.old_sha256, s.new_sha256, s.backup) for s in steps],
         )
-        BEGUN.append(int(cur.lastrowid))
         return int(cur.lastrowid)
 
 

@@ -24,24 +24,45 @@ from .prompts import project_files
 from .settings import settings_sources
 
 COMPLETION_LIMIT = 100  # values per completion answer (the protocol's maximum)
-# Trials per read of experiment://ID/trials (about 2-3 MB of JSON): clients drop a message over 10 MB
-# (the TypeScript SDK's stdio buffer, Claude Code's), and with it the connection to the server.
+# A read of experiment://ID/trials holds at most this many trials and bytes of JSON: clients drop a
+# message over 10 MB (the TypeScript SDK's stdio buffer, Claude Code's), and with it the server; a
+# trial with many metrics takes more than the ~200 bytes of one with two.
 TRIALS_PER_PAGE = 10_000
+PAGE_BYTES = 5_000_000
+
+
+def _pages(chunks: list[str]) -> list[tuple[int, int]]:
+    """[start, end) of each page, in order: up to TRIALS_PER_PAGE trials and PAGE_BYTES bytes."""
+    pages, start, size = [], 0, 0
+    for i, chunk in enumerate(chunks):
+        if i > start and (i - start >= TRIALS_PER_PAGE or size + len(chunk) + 1 > PAGE_BYTES):
+            pages.append((start, i))
+            start, size = i, 0
+        size += len(chunk) + 1
+    pages.append((start, len(chunks)))
+    return pages
 
 
 def trials_page(lab: Lab, experiment_id: str, page: int | None) -> str:
-    """One page of the trials as JSON (compact: a trial is ~200 bytes); `page` None: the last one."""
-    trials = lab.trials(experiment_id)
-    pages = max(1, math.ceil(len(trials) / TRIALS_PER_PAGE))
+    """One page of the trials as compact JSON; `page` None: the newest trials, as many as a page
+    holds."""
+    chunks = [json.dumps(t.model_dump(mode="json"), separators=(",", ":")) for t in lab.trials(experiment_id)]
     if page is None:
-        page = pages
-    if page > pages:
-        raise NotFound(
-            f"{experiment_id} has {len(trials):,} trials: {pages} page(s) of {TRIALS_PER_PAGE:,}; there is no "
-            f"page {page}."
-        )
-    chosen = trials[(page - 1) * TRIALS_PER_PAGE : page * TRIALS_PER_PAGE]
-    return json.dumps([t.model_dump(mode="json") for t in chosen], separators=(",", ":"))
+        start = len(chunks)
+        size = 0
+        while start > 0 and len(chunks) - start < TRIALS_PER_PAGE and size + len(chunks[start - 1]) + 1 <= PAGE_BYTES:
+            start -= 1
+            size += len(chunks[start]) + 1
+        chosen = chunks[start:]
+    else:
+        pages = _pages(chunks)
+        if page > len(pages):
+            raise NotFound(
+                f"{experiment_id} has {len(chunks):,} trials in {len(pages)} page(s) (up to {TRIALS_PER_PAGE:,} "
+                f"trials or {PAGE_BYTES // 1_000_000} MB each); there is no page {page}."
+            )
+        chosen = chunks[slice(*pages[page - 1])]
+    return "[" + ",".join(chosen) + "]"
 
 
 def no_chart_reason(lab: Lab, e: Experiment) -> str:
@@ -178,8 +199,8 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         name="experiment-trials",
         mime_type="application/json",
         description=f"The experiment's trials in assignment order: trial_id (what void_trial takes), arm, unit, "
-        "status (assigned, recorded, abandoned, voided), source, times, success and metric values. At most the "
-        f"{TRIALS_PER_PAGE:,} newest (the last page); every trial, page by page: "
+        "status (assigned, recorded, abandoned, voided), source, times, success and metric values: the newest "
+        f"{TRIALS_PER_PAGE:,} (fewer when they would pass {PAGE_BYTES // 1_000_000} MB); every trial, page by page: "
         "experiment://{experiment_id}/trials/{page}.",
     )
     async def trials_resource(experiment_id: str, ctx: Context) -> str:
@@ -189,8 +210,9 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         "experiment://{experiment_id}/trials/{page}",
         name="experiment-trials-page",
         mime_type="application/json",
-        description=f"Page 1, 2, ... of the experiment's trials in assignment order, {TRIALS_PER_PAGE:,} a page "
-        "(MCP clients drop a message over 10 MB: an experiment's every trial can be more).",
+        description=f"Page 1, 2, ... of the experiment's trials in assignment order, up to {TRIALS_PER_PAGE:,} "
+        f"trials or {PAGE_BYTES // 1_000_000} MB a page (MCP clients drop a message over 10 MB: an experiment's every "
+        "trial can be more).",
     )
     async def trials_page_resource(experiment_id: str, page: str, ctx: Context) -> str:
         if not page.isdigit() or int(page) < 1:

@@ -76,6 +76,12 @@ def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutco
         deploy.checkpoint("state_marked")
     git = gitcommit.commit_paths(lab.project_root, op.paths, op.commit_message)
     deploy.checkpoint("committed")
+    _close(lab, op, git)
+    return git
+
+
+def _close(lab: Lab, op: journal.Operation, git: GitOutcome) -> None:
+    """The operation is done: its git outcome in the journal and the event log."""
     with lab.store.transaction():
         journal.set_phase(lab.store, op.id, "done", git=git)
         lab.event(
@@ -86,7 +92,6 @@ def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutco
             **git.model_dump(exclude={"detail"}),
         )
     lab.notify_changed(op.experiment_id)
-    return git
 
 
 def restores_deleted(op: journal.Operation) -> list[str]:
@@ -196,30 +201,50 @@ def recover_held(lab: Lab, when: str = "on restart") -> list[RecoveryNote]:
     return notes
 
 
-def cancel(lab: Lab, operation_ids: Collection[int]) -> list[str]:
-    """After a Ctrl-C in this process: each of its operations left unfinished is undone if the
-    experiment's status had not changed yet (files put back, as for a conflict), and finished (the
-    git commit) if it had. Returns what happened, a sentence per operation."""
-    said = []
-    with deploy.deploy_lock(lab.state_dir, wait=10.0):
-        for operation_id in operation_ids:
-            op = journal.load(lab.store, operation_id)
-            if op.phase == "applying":
-                try:
-                    _undo(lab, op, Cancelled("Interrupted (Ctrl-C) before it was done."), recovered=False)
-                except ExperimentError as exc:
-                    said.append(f"Cancelled: {exc}")
-            elif op.phase == "applied":
-                git = execute(lab, operation_id)
-                said.append(
-                    f"The {op.operation} of {op.experiment_id} was done when interrupted (its status was recorded); "
-                    f"git: {git.detail}"
-                )
-    return said
+class Interrupted(KeyboardInterrupt):
+    """A Ctrl-C that stopped a promote or rollback, with what was then done about it (for the CLI
+    to say)."""
+
+    def __init__(self, said: list[str]) -> None:
+        super().__init__()
+        self.said = said
 
 
 class Cancelled(Exception):
     """What stopped an operation a person interrupted."""
+
+
+def cancel_held(lab: Lab, operation_id: int) -> list[str]:
+    """After a Ctrl-C, with the deploy lock still held (a process waiting for it would otherwise
+    take the operation for a dead one's and finish it): undo the operation if the experiment's
+    status had not changed yet (files put back, as for a conflict); if it had, close it without
+    running the commit again (its hook may be what was interrupted), saying what to run. Returns
+    what happened; a second Ctrl-C leaves the operation to recovery, and says so."""
+    if operation_id not in journal.unfinished_ids(lab.store):
+        return []  # the row never committed, or the operation had just finished
+    op = journal.load(lab.store, operation_id)
+    try:
+        if op.phase == "applying":
+            try:
+                _undo(lab, op, Cancelled("Interrupted (Ctrl-C) before it was done."), recovered=False)
+            except ExperimentError as exc:
+                return [f"Cancelled: {exc}"]
+            return []  # _undo always raises
+        git = (
+            gitcommit.not_committed("the commit was interrupted (Ctrl-C)", op.paths, op.commit_message)
+            if gitcommit.uncommitted(lab.project_root, op.paths)
+            else GitOutcome(status="nothing_to_commit", detail="nothing left to commit: git has this content")
+        )
+        _close(lab, op, git)
+        return [
+            f"The {op.operation} of {op.experiment_id} was done when interrupted (its status was recorded); "
+            f"git: {git.detail}"
+        ]
+    except KeyboardInterrupt:
+        return [
+            f"Interrupted again: the {op.operation} of {op.experiment_id} is left unfinished; the next promote or "
+            "rollback in this project, or the next start of the server or CLI, finishes or undoes it."
+        ]
 
 
 def _in_progress(op: journal.Operation) -> RecoveryNote:

@@ -204,22 +204,28 @@ def _journaled(
             data = {**data, "unchanged": list(plan.in_place)}
         if plan.restored:
             data = {**data, "restores_deleted": list(plan.restored)}
-        with lab.store.transaction():
-            _require(lab.get(experiment.id), (from_status,), verb)
-            operation_id = journal.begin(
-                lab.store,
-                experiment_id=experiment.id,
-                operation=operation,
-                from_status=from_status,
-                to_status=to_status,
-                actor=lab.actor,
-                reason=reason,
-                commit_message=message,
-                data=data,
-                steps=steps,
-            )
-        deploy.checkpoint("journal_written")
-        git = operations.execute(lab, operation_id)
+        operation_id: int | None = None
+        try:
+            with lab.store.transaction():
+                _require(lab.get(experiment.id), (from_status,), verb)
+                operation_id = journal.begin(
+                    lab.store,
+                    experiment_id=experiment.id,
+                    operation=operation,
+                    from_status=from_status,
+                    to_status=to_status,
+                    actor=lab.actor,
+                    reason=reason,
+                    commit_message=message,
+                    data=data,
+                    steps=steps,
+                )
+            deploy.checkpoint("journal_written")
+            git = operations.execute(lab, operation_id)
+        except KeyboardInterrupt as exc:  # Ctrl-C: cancelled or closed here, while the lock is held
+            if operation_id is None or isinstance(exc, operations.Interrupted):
+                raise
+            raise operations.Interrupted(operations.cancel_held(lab, operation_id)) from None
     return plan, git, " ".join(filter(None, [*recovered, lifted])) or None
 
 
@@ -232,9 +238,15 @@ def _recover_then_require(lab: Lab, experiment_id: str, statuses: tuple[str, ...
     try:
         _require(lab.get(experiment_id), statuses, verb)
     except InvalidState as exc:
-        if recovered:
-            raise InvalidState(" ".join(recovered) + " " + str(exc)) from None
-        raise
+        if not recovered:
+            raise
+        now = lab.get(experiment_id).status
+        if doing == "stop" and now == "promoted":  # the person asked to end it: a rollback now restores
+            raise InvalidState(
+                " ".join(recovered) + f" {experiment_id} is promoted now, so nothing was stopped; to undo the "
+                "promotion, run rollback again: it restores the content production had before."
+            ) from None
+        raise InvalidState(" ".join(recovered) + " " + str(exc)) from None
     return recovered
 
 

@@ -111,7 +111,15 @@ def settings_path(state_dir: Path) -> Path:
     """settings.toml of the state folder; where it is a symbolic link (a file shared by several
     projects), the file it points to, so that an update changes that file and keeps the link."""
     path = state_dir / SETTINGS_FILE_NAME
-    return path.resolve() if path.is_symlink() else path
+    if not path.is_symlink():
+        return path
+    target = path.resolve()
+    if not target.parent.is_dir():
+        raise InvalidInput(
+            f"{SETTINGS_FILE_NAME} is a link to {str(target)!r}, whose folder does not exist. Create that folder, or "
+            "remove the link to keep the settings in the state folder. Nothing was written."
+        )
+    return target
 
 
 def _read_toml(path: Path) -> tuple[Any, str | None]:
