@@ -303,7 +303,7 @@ def test_a_stop_first_finishes_a_promote_a_dead_process_left(lab: Lab, project: 
     with pytest.raises(InvalidState) as refused:
         release.rollback(lab, e.id, reason="changed my mind")
     assert f"Interrupted promote of {e.id}: finished before this stop" in str(refused.value)
-    assert f"{e.id} is promoted now, so nothing was stopped; to undo the promotion, run rollback again" in str(
+    assert f"{e.id} was promoted meanwhile, so nothing was stopped; to undo the promotion, run rollback again" in str(
         refused.value
     )
     assert lab.get(e.id).status == "promoted" and (project / PROD).read_text() == VARIANT
@@ -546,3 +546,37 @@ def test_ctrl_c_is_dealt_with_before_the_lock_is_let_go(lab: Lab, project: Path,
     [said] = twice.value.said
     assert said.startswith(f"Interrupted again: the promote of {e.id} is left unfinished")
     assert len(journal.unfinished_ids(lab.store)) == 1
+
+
+def test_ctrl_c_before_the_journal_says_nothing_was_written(lab: Lab, project: Path, checkpoints) -> None:
+    """From a review: Ctrl-C while the backup was written ended the CLI with no word."""
+    e = winner(lab)
+    checkpoints("backup_written", KeyboardInterrupt())
+    with pytest.raises(operations.Interrupted) as stopped:
+        release.promote(lab, e.id)
+    assert stopped.value.said == [f"Cancelled before the promote of {e.id} began: production was not written."]
+    assert lab.get(e.id).status == "running" and journal.unfinished_ids(lab.store) == []
+
+
+def test_a_stop_that_waited_for_a_promote_says_to_roll_the_promotion_back(
+    lab: Lab, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a review: a rollback that waited for the deploy lock while another process promoted
+    refused with "it cannot be stopped". It says now what happened and what to run; it does not
+    write production files the person did not see."""
+    e = winner(lab)
+    real = deploy.deploy_lock
+
+    def promoted_meanwhile(state_dir, **kwargs):  # another process promotes before this one has the lock
+        monkeypatch.setattr(deploy, "deploy_lock", real)
+        other = Lab.open(project)
+        try:
+            release.promote(other, e.id)
+        finally:
+            other.close()
+        return real(state_dir, **kwargs)
+
+    monkeypatch.setattr(deploy, "deploy_lock", promoted_meanwhile)
+    with pytest.raises(InvalidState, match=f"{e.id} was promoted meanwhile, so nothing was stopped; to undo"):
+        release.rollback(lab, e.id, reason="ship nothing")
+    assert lab.get(e.id).status == "promoted" and (project / PROD).read_text() == VARIANT

@@ -339,3 +339,12 @@ def test_true_or_false_is_not_taken_for_a_number(tmp_path: Path, section: str, k
     (tmp_path / SETTINGS_FILE_NAME).write_text(f"[{section}]\n{key} = false\n")
     with pytest.raises(InvalidInput, match="must be a number, not false"):
         load_settings(tmp_path)
+
+
+def test_a_broken_pyproject_is_to_be_fixed_not_moved_aside(tmp_path: Path) -> None:
+    """From a review: the advice for a broken pyproject.toml was to move it aside, as for our own
+    settings file; the project's pyproject.toml is every tool's."""
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nname = "y"\n')
+    with pytest.raises(InvalidInput) as info:
+        load_settings(tmp_path / "state", tmp_path)
+    assert str(info.value).endswith("Delete one of the two lines.") and "aside" not in str(info.value)

@@ -195,17 +195,18 @@ def _journaled(
     with deploy.deploy_lock(lab.state_dir):
         recovered = _recover_then_require(lab, experiment.id, (from_status,), verb, operation)
         plan = _plan(lab, experiment, operation)
-        # a dispatcher (which _plan took for the original) goes out only now that the rest is known
-        # to go ahead, and under this lock: no dispatch comes between
-        lifted = dispatch_ops.lift_for_end(lab, experiment.id, "Promoting") if operation == "promote" else None
-        steps = operations.backup(lab, plan.steps, absent=plan.restored)
-        plan = replace(plan, steps=steps)
-        if plan.in_place:
-            data = {**data, "unchanged": list(plan.in_place)}
-        if plan.restored:
-            data = {**data, "restores_deleted": list(plan.restored)}
         operation_id: int | None = None
+        lifted: str | None = None
         try:
+            # a dispatcher (which _plan took for the original) goes out only now that the rest is known
+            # to go ahead, and under this lock: no dispatch comes between
+            lifted = dispatch_ops.lift_for_end(lab, experiment.id, "Promoting") if operation == "promote" else None
+            steps = operations.backup(lab, plan.steps, absent=plan.restored)
+            plan = replace(plan, steps=steps)
+            if plan.in_place:
+                data = {**data, "unchanged": list(plan.in_place)}
+            if plan.restored:
+                data = {**data, "restores_deleted": list(plan.restored)}
             with lab.store.transaction():
                 _require(lab.get(experiment.id), (from_status,), verb)
                 operation_id = journal.begin(
@@ -223,8 +224,11 @@ def _journaled(
             deploy.checkpoint("journal_written")
             git = operations.execute(lab, operation_id)
         except KeyboardInterrupt as exc:  # Ctrl-C: cancelled or closed here, while the lock is held
-            if operation_id is None or isinstance(exc, operations.Interrupted):
+            if isinstance(exc, operations.Interrupted):
                 raise
+            if operation_id is None:
+                said = f"Cancelled before the {operation} of {experiment.id} began: production was not written"
+                raise operations.Interrupted([said + (f"; {lifted}" if lifted else ".")]) from None
             raise operations.Interrupted(operations.cancel_held(lab, operation_id)) from None
     return plan, git, " ".join(filter(None, [*recovered, lifted])) or None
 
@@ -238,14 +242,20 @@ def _recover_then_require(lab: Lab, experiment_id: str, statuses: tuple[str, ...
     try:
         _require(lab.get(experiment_id), statuses, verb)
     except InvalidState as exc:
+        if doing == "stop" and lab.get(experiment_id).status == "promoted":
+            # promoted while this call waited for the lock (another process, or the recovery above): the
+            # person asked to end it, and a rollback now would write files, which they did not see
+            raise InvalidState(
+                " ".join(
+                    [
+                        *recovered,
+                        f"{experiment_id} was promoted meanwhile, so nothing was stopped; to undo the "
+                        "promotion, run rollback again: it shows what it restores before it writes.",
+                    ]
+                )
+            ) from None
         if not recovered:
             raise
-        now = lab.get(experiment_id).status
-        if doing == "stop" and now == "promoted":  # the person asked to end it: a rollback now restores
-            raise InvalidState(
-                " ".join(recovered) + f" {experiment_id} is promoted now, so nothing was stopped; to undo the "
-                "promotion, run rollback again: it restores the content production had before."
-            ) from None
         raise InvalidState(" ".join(recovered) + " " + str(exc)) from None
     return recovered
 

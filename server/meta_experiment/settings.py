@@ -134,24 +134,23 @@ def _read_toml(path: Path) -> tuple[Any, str | None]:
     import tomlkit  # imported on first use: kept out of the server's start-up
     import tomlkit.exceptions
 
+    # pyproject.toml is the project's, read by every tool: fixed, never moved aside for our defaults
+    aside = "" if path.name == "pyproject.toml" else ", or move the file aside to use the defaults"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(
-            f"{path.name} is not UTF-8 text (byte {exc.start + 1} cannot be read). Save it as UTF-8, or move it "
-            "aside to use the defaults."
+            f"{path.name} is not UTF-8 text (byte {exc.start + 1} cannot be read). Save it as UTF-8{aside}."
         ) from exc
     try:
         return tomlkit.parse(text.removeprefix("\ufeff")), text
     except tomlkit.exceptions.KeyAlreadyPresent as exc:  # tomlkit gives no line for this one
         raise InvalidInput(
             f"{path.name} is not valid TOML: {str(exc).rstrip('.')} (a key appears twice in one table). Delete one "
-            "of the two lines, or move the file aside to use the defaults."
+            f"of the two lines{aside}."
         ) from exc
     except tomlkit.exceptions.TOMLKitError as exc:
-        raise InvalidInput(
-            f"{path.name} is not valid TOML ({exc}). Fix that line, or move the file aside to use the defaults."
-        ) from exc
+        raise InvalidInput(f"{path.name} is not valid TOML ({exc}). Fix that line{aside}.") from exc
 
 
 def _load_toml(path: Path) -> Any:
