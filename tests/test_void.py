@@ -393,3 +393,85 @@ print(imported)
     out = subprocess.run([sys.executable, "-c", code], env=package_env(), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# -- the rebuild is read before the write lock (from a review, 2026-11-27) ---------------------------
+
+
+def _derived_rows(lab: Lab, experiment_id: str) -> dict[str, list[tuple]]:
+    out = {}
+    for table in ("arm_counts", "arm_stats", "unit_sums", "unit_trials", "unit_totals"):
+        with lab.store.reading() as db:
+            rows = db.execute(f"SELECT * FROM {table} WHERE experiment_id = ?", (experiment_id,)).fetchall()
+        out[table] = sorted(tuple(r) for r in rows)
+    return out
+
+
+def _populated(lab: Lab) -> tuple[str, list[int]]:
+    e = lab.create(**spec(sample_size_required=50))
+    ids = []
+    for i in range(60):
+        a = lab.assign(e.id, unit=f"u{i % 9}" if i % 2 else None)
+        lab.record(a.trial_id, {"time_to_complete": 20.0 + (i * 3.7) % 13, "issues_caught": float(i % 3)}, i % 7 != 3)
+        ids.append(a.trial_id)
+    return e.id, ids
+
+
+def _rebuilt(lab: Lab, experiment_id: str) -> dict[str, list[tuple]]:
+    """The derived rows after a full rebuild under the lock, as void_trial once always made it."""
+    from meta_experiment.measurements import derived_values
+
+    metrics = lab.definition(experiment_id).metrics
+    with lab.store.transaction() as db:
+        lab.store._refold(db, experiment_id, lambda values: derived_values(metrics, values))
+    return _derived_rows(lab, experiment_id)
+
+
+def test_the_rebuild_is_read_without_the_write_lock_and_written_as_a_full_rebuild(lab: Lab, project: Path) -> None:
+    """From a review: a void read every trial again while holding the write lock (1.7 s at 105,000
+    trials), and every other session's record waited. It is now read before, in a snapshot."""
+    import sqlite3
+
+    experiment_id, ids = _populated(lab)
+    real = lab.store._compute_refold
+    seen = []
+
+    def outside_the_lock(db, *args, **kwargs):
+        probe = sqlite3.connect(lab.store.path, timeout=0)
+        try:
+            probe.execute("BEGIN IMMEDIATE")  # another session can write meanwhile
+            probe.execute("ROLLBACK")
+        finally:
+            probe.close()
+        seen.append(args)
+        return real(db, *args, **kwargs)
+
+    lab.store._compute_refold = outside_the_lock  # type: ignore[method-assign]
+    try:
+        lab.void_trial(ids[7], "typo", {"time_to_complete": 25.0})
+    finally:
+        lab.store._compute_refold = real  # type: ignore[method-assign]
+    assert len(seen) == 1  # read once, before the lock; not again under it
+    rows = _derived_rows(lab, experiment_id)
+    assert _rebuilt(lab, experiment_id) == rows
+
+
+def test_a_trial_recorded_meanwhile_makes_the_void_read_them_again(lab: Lab, project: Path) -> None:
+    experiment_id, ids = _populated(lab)
+    late = lab.assign(experiment_id)
+    real = lab.store.refold_without
+
+    def then_a_record(*args, **kwargs):
+        answer = real(*args, **kwargs)
+        lab.record(late.trial_id, {"time_to_complete": 99.0, "issues_caught": 1.0})  # another session's
+        return answer
+
+    lab.store.refold_without = then_a_record  # type: ignore[method-assign]
+    try:
+        lab.void_trial(ids[3], "broken run")
+    finally:
+        lab.store.refold_without = real  # type: ignore[method-assign]
+    rows = _derived_rows(lab, experiment_id)
+    assert _rebuilt(lab, experiment_id) == rows  # the late trial is in: the rebuild was read again
+    e = lab.get(experiment_id)
+    assert e.control.recorded + e.treatment.recorded == 60  # 59 left of the 60, and the late one

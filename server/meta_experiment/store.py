@@ -200,6 +200,18 @@ def _writable(path: Path) -> bool:
     return all(os.access(p, os.W_OK) for p in files)
 
 
+@dataclass(frozen=True)
+class Refold:
+    """What _refold writes: the running statistics and counts rebuilt from the recorded trials."""
+
+    stats: dict[tuple[str, str], RunningStats]  # (arm, metric)
+    cross: dict[tuple[str, str], list[float]]  # (arm, metric) -> [repeats, a, b, d]
+    unit_sums: dict[tuple[str, str, str], list[float]]  # (unit, arm, metric) -> [n, shifted sum]
+    unit_rec: dict[tuple[str, str], list[int]]  # (unit, arm) -> [recorded, successes]
+    totals: dict[str, list[float]]  # arm -> [recorded_trials, units, max per unit, sa, sb, sd]
+    counts: dict[str, list[int]]  # arm -> [recorded, successes]
+
+
 class Store:
     """The project's database. Use `transaction()` for every read-modify-write."""
 
@@ -656,21 +668,34 @@ class Store:
             self._refold(db, experiment_id, derive)
 
     def void_trial(
-        self, trial_id: int, at: float, reason: str, derive: Callable[[dict[str, float]], dict[str, float]]
+        self,
+        trial_id: int,
+        at: float,
+        reason: str,
+        derive: Callable[[dict[str, float]], dict[str, float]],
+        precomputed: tuple[tuple[Any, ...], Refold] | None = None,
     ) -> None:
         """Withdraw a recorded trial: its row and values stay (status 'abandoned', with the reason in
         voided_trials) and the experiment's running statistics are rebuilt from the recorded
         trials left, in recording order, as record_trial built them (`derive`: the derived values
-        record_trial was given for a trial's values). One transaction."""
+        record_trial was given for a trial's values). One transaction. `precomputed`: refold_without's
+        answer, written as it is when no recorded trial changed since it was read."""
         with self.transaction() as db:
             (experiment_id,) = db.execute(
                 "SELECT experiment_id FROM trials WHERE id = ? AND status = 'recorded'", (trial_id,)
             ).fetchone()
+            if precomputed is not None and precomputed[0] == self._recorded_stamp(db, experiment_id):
+                refold = precomputed[1]  # (the stamp is read before the trial leaves the recorded ones)
+            else:  # a trial recorded or voided since: read them all again, under the lock
+                refold = None
             db.execute("UPDATE trials SET status = 'abandoned' WHERE id = ?", (trial_id,))
             db.execute(
                 "INSERT INTO voided_trials (trial_id, voided_at, reason) VALUES (?, ?, ?)", (trial_id, at, reason)
             )
-            self._refold(db, experiment_id, derive)
+            if refold is None:
+                self._refold(db, experiment_id, derive)
+            else:
+                self._write_refold(db, experiment_id, refold)
 
     def insert_voided(
         self, trial_id: int, values: dict[str, float], success: bool, recorded_at: float, voided_at: float, reason: str
@@ -727,6 +752,37 @@ class Store:
         recorded trials (inside the caller's transaction): the same folding as record_trial
         (RunningStats.add, ClusterSums.increment, in recording order), computed in memory and
         written once, so a void costs a few microseconds per trial instead of eight statements."""
+        self._write_refold(db, experiment_id, self._compute_refold(db, experiment_id, derive))
+
+    @staticmethod
+    def _recorded_stamp(db: sqlite3.Connection, experiment_id: str) -> tuple[Any, ...]:
+        """What changes whenever the experiment's recorded trials do (a record, a void, a
+        replacement): their number and ids. A recorded trial's values never change."""
+        return tuple(
+            db.execute(
+                "SELECT COUNT(*), TOTAL(id), MAX(id) FROM trials WHERE experiment_id = ? AND status = 'recorded'",
+                (experiment_id,),
+            ).fetchone()
+        )
+
+    def refold_without(
+        self, experiment_id: str, trial_id: int, derive: Callable[[dict[str, float]], dict[str, float]]
+    ) -> tuple[tuple[Any, ...], Refold]:
+        """The refold of the experiment without one of its recorded trials, computed in a read
+        snapshot (no write lock held), with the stamp of the recorded trials it read: void_trial
+        writes it if the stamp still holds, so that every other session's record does not wait while
+        every trial is read again (1.7 s at 105,000 trials)."""
+        with self.reading() as db:
+            return self._recorded_stamp(db, experiment_id), self._compute_refold(db, experiment_id, derive, trial_id)
+
+    def _compute_refold(
+        self,
+        db: sqlite3.Connection,
+        experiment_id: str,
+        derive: Callable[[dict[str, float]], dict[str, float]],
+        without: int | None = None,
+    ) -> Refold:
+        """The rows _refold writes, from the recorded trials (but `without`), read in `db`."""
         stats: dict[tuple[str, str], RunningStats] = {}  # (arm, metric)
         cross: dict[tuple[str, str], list[float]] = {}  # (arm, metric) -> [repeats, a, b, d]
         unit_sums: dict[tuple[str, str, str], list[float]] = {}  # (unit, arm, metric) -> [n, shifted sum]
@@ -746,6 +802,8 @@ class Store:
             (experiment_id,),
         ).fetchall()
         for trial_id, arm, unit, success in trials:
+            if trial_id == without:
+                continue
             ok = bool(success)
             count = counts.setdefault(arm, [0, 0])
             count[0], count[1] = count[0] + 1, count[1] + int(ok)
@@ -771,6 +829,18 @@ class Store:
                 total[1] += int(rec[0] == 1)
                 total[2] = max(total[2], rec[0])
                 total[3], total[4], total[5] = total[3] + sa, total[4] + sb, total[5] + sd
+        return Refold(stats, cross, unit_sums, unit_rec, totals, counts)
+
+    @staticmethod
+    def _write_refold(db: sqlite3.Connection, experiment_id: str, refold: Refold) -> None:
+        stats, cross, unit_sums, unit_rec, totals, counts = (
+            refold.stats,
+            refold.cross,
+            refold.unit_sums,
+            refold.unit_rec,
+            refold.totals,
+            refold.counts,
+        )
         db.execute("DELETE FROM arm_stats WHERE experiment_id = ?", (experiment_id,))
         db.executemany(
             "INSERT INTO arm_stats (experiment_id, arm, metric, n, shift, shifted_mean, m2, min, max, repeats,"
