@@ -903,3 +903,16 @@ def test_an_import_in_bulk_derives_every_count_and_sum_as_recording_did(
         assert _tables(other, e.id) == _tables(lab, e.id)
     finally:
         other.close()
+
+
+def test_a_running_experiment_past_its_duration_is_warned_of_at_import(lab: Lab) -> None:
+    """From a review: the seed's running template (created 2025-10-20, 14 days) imported without a
+    word, and the next auto run expired it after the agent had recorded into it."""
+    item = dict(SEED_DOCUMENT["experiments"][0], id="exp-old", status="rolled_back")
+    assert not any("past its max_duration_days" in w for w in _one(lab, item)["warnings"])  # ended: nothing to say
+    running = dict(item, id="exp-old-running", status="running", changes={"files": {PROD: {"variant": VAR}}})
+    [warning] = [w for w in _one(lab, running)["warnings"] if "past its max_duration_days" in w]
+    assert (
+        warning.startswith("exp-old-running is running but started ")
+        and "(14): the next auto run expires it" in warning
+    )

@@ -580,3 +580,17 @@ def test_an_arm_without_runs_yet_is_waited_for_and_one_without_values_is_questio
     lab.record(b.trial_id, {}, success=False)  # a failed run without a value
     rationale = lab.analyze(e.id).decision.rationale
     assert f"the {other} arm has no time_to_complete values yet" in rationale and "record the metric" in rationale
+
+
+def test_new_values_for_a_trial_of_an_ended_experiment_are_refused_as_its_record(lab: Lab) -> None:
+    """From a review: the refusal advised void_trial, which refuses an ended experiment in turn."""
+    from meta_experiment.release import rollback
+
+    e = lab.create(**spec())
+    a = lab.assign(e.id)
+    lab.record(a.trial_id, {"time_to_complete": 12.0})
+    rollback(lab, e.id, reason="wrong file")
+    assert lab.record(a.trial_id, {"time_to_complete": 12.0}).ended == "rolled_back"  # a retry: fine
+    with pytest.raises(InvalidState, match="has ended \\(rolled_back\\): its recorded results are its record") as info:
+        lab.record(a.trial_id, {"time_to_complete": 99.0})
+    assert "void_trial" not in str(info.value)

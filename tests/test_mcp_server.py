@@ -497,6 +497,12 @@ async def test_create_says_when_a_production_file_has_uncommitted_changes(server
     async with Client(server, mode=mode) as client:
         clean = await call(client, "create_experiment", CREATE)
         assert not clean.is_error and "uncommitted" not in clean.content[0].text
+        # the next step in the structured answer, which is what Claude Code shows the model
+        e = clean.structured_content["id"]
+        assert clean.structured_content["next_step"] == (
+            f"Call assign with experiment_id {e} for each run, then record with its trial_id."
+        )
+        assert f"Next: call assign with experiment_id {e} for each run" in clean.content[0].text
         dirty = await call(client, "create_experiment", dict(CREATE, name="other", files={"other.md": "other.v.md"}))
         assert not dirty.is_error, dirty.content[0].text
         text = dirty.content[0].text

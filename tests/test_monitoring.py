@@ -423,10 +423,16 @@ def test_a_regression_rolls_back_an_auto_rollback_experiment_on_the_spot(lab: La
     e = lab.create(**spec(sample_size_required=20, auto_rollback=True))
     before = head(project)
     messages: list[str] = []
+    results = []
     while lab.get(e.id).status == "running":
         a = lab.assign(e.id)
         value = 45.0 if a.arm == "control" else LOSER_MEAN
-        messages += lab.record(a.trial_id, {"time_to_complete": value + (a.trial_id % 5) * 0.3}).alerts
+        results.append(lab.record(a.trial_id, {"time_to_complete": value + (a.trial_id % 5) * 0.3}))
+        messages += results[-1].alerts
+    # the record that stopped it says so in its structured answer (what an agent reads), not only in
+    # a sentence among its alerts: from a review, it said ended None and "10 more needed"
+    assert (results[-1].ended, results[-1].trials_needed) == ("rolled_back", 0)
+    assert all(r.ended is None for r in results[:-1])
     assert messages[0].startswith("Performance regression: the always-valid test shows a regression")
     assert any("Stopped" in m for m in messages)
     stopped = lab.get(e.id)

@@ -580,3 +580,16 @@ def test_a_stop_that_waited_for_a_promote_says_to_roll_the_promotion_back(
     with pytest.raises(InvalidState, match=f"{e.id} was promoted meanwhile, so nothing was stopped; to undo"):
         release.rollback(lab, e.id, reason="ship nothing")
     assert lab.get(e.id).status == "promoted" and (project / PROD).read_text() == VARIANT
+
+
+def test_a_promote_the_policy_refuses_says_first_that_production_was_edited(lab: Lab, project: Path) -> None:
+    """From a review: with production edited since the start and the policy not ready, promote
+    advised force, which then failed on the edit that only the dry run had shown."""
+    from conftest import spec
+
+    e = lab.create(**spec(sample_size_required=20))
+    (project / PROD).write_text(COMMAND + "an edit by a person\n")
+    with pytest.raises(Conflict, match="The policy does not say promote yet either") as refused:
+        release.promote(lab, e.id)
+    assert "force" not in str(refused.value).split("The policy does not say")[0]
+    assert refused.value.diff and "an edit by a person" in refused.value.diff

@@ -104,3 +104,24 @@ def test_the_fingerprint_follows_the_source(tmp_path: Path, monkeypatch: pytest.
     assert tool_schemas.fingerprint() == before
     (package / "notes.txt").write_text("not source\n")
     assert tool_schemas.fingerprint() == before
+
+
+def test_every_bound_is_a_json_schema_keyword(tmp_path: Path) -> None:
+    """From a review: a validator placed before the Field with the bounds made pydantic write them
+    as ge/le/gt/lt, which no client reads (confidence_threshold had no bounds a client could see,
+    while the refusal said "the tool's input schema lists them")."""
+
+    def keys(node) -> set[str]:
+        if isinstance(node, dict):
+            return set(node) | {k for value in node.values() for k in keys(value)}
+        if isinstance(node, list):
+            return {k for value in node for k in keys(value)}
+        return set()
+
+    schemas = _listed(build_server(tmp_path, tmp_path / ".state"))
+    found = keys([s["inputSchema"] for s in schemas] + [s.get("outputSchema") for s in schemas])
+    assert not found & {"ge", "le", "gt", "lt"}
+    create = next(s for s in schemas if s["name"] == "create_experiment")["inputSchema"]
+    assert {"exclusiveMinimum": 0.5, "exclusiveMaximum": 1.0, "type": "number"} in create["properties"][
+        "confidence_threshold"
+    ]["anyOf"]

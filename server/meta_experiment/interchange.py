@@ -381,8 +381,24 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
         )
     for experiment_id in imported:
         lab._changed(experiment_id)
-        warnings += _missing_files(lab, experiment_id)
+        warnings += _missing_files(lab, experiment_id) + _overdue(lab, experiment_id)
     return {"imported": imported, "skipped": skipped, "warnings": warnings, "ignored_keys": ignored_keys}
+
+
+def _overdue(lab: Lab, experiment_id: str) -> list[str]:
+    """A warning for an imported running experiment already past its max_duration_days: the next
+    auto run expires it (unless its data decide first), which an agent continuing it should know."""
+    experiment = lab.get(experiment_id)
+    if experiment.status != "running" or experiment.started_at is None:
+        return []
+    age = (lab.clock() - parse_iso(experiment.started_at)) / 86400
+    if age < experiment.max_duration_days:
+        return []
+    return [
+        f"{experiment_id} is running but started {age:.0f} days ago, past its max_duration_days "
+        f"({experiment.max_duration_days:g}): the next auto run expires it unless its data decide first. To keep "
+        "collecting, roll it back and import it again under a new id with a max_duration_days above its age."
+    ]
 
 
 def _missing_files(lab: Lab, experiment_id: str) -> list[str]:

@@ -661,6 +661,10 @@ class Lab:
             progress = self.progress(experiment, counts)
             raised = monitoring.on_trial(self, experiment.id, experiment.metrics, counts)  # commits with the trial
         self._changed(experiment.id)
+        alerts = monitoring.after_trial(self, experiment.id, raised, progress)
+        ended = self._ended_by(experiment, alerts)
+        if ended is not None:  # an alert stopped it (auto_rollback): it needs no more trials
+            progress = self.progress(ended)
         return RecordResult(
             trial_id=trial_id,
             experiment_id=experiment.id,
@@ -668,10 +672,18 @@ class Lab:
             metrics=clean,
             success=bool(success),
             duplicate=False,
-            alerts=monitoring.after_trial(self, experiment.id, raised, progress),
+            alerts=alerts,
             missing_guardrails=missing_guardrails(experiment, clean, bool(success)),
+            ended=None if ended is None else ended.status,
             **progress.model_dump(),
         )
+
+    def _ended_by(self, experiment: Definition, alerts: list[str]) -> Definition | None:
+        """The experiment as it is now, when the alerts a trial raised ended it (an auto-rollback)."""
+        if not alerts:
+            return None
+        now = self.definition(experiment.id)
+        return None if now.status == "running" else now
 
     def _trial_row(self, trial_id: int) -> tuple[Any, Definition]:
         """The trial's row and its experiment's definition (inside the caller's transaction)."""
@@ -791,11 +803,16 @@ class Lab:
             # every alert again, the regression too: the withdrawn values may have raised one
             raised = monitoring.check(self, experiment.id, metrics=experiment.metrics, regression=True)
         self._changed(experiment.id)
+        alerts = monitoring.after_trial(self, experiment.id, raised, progress)
+        ended = self._ended_by(experiment, alerts)
+        if ended is not None:
+            progress = self.progress(ended)
         return VoidResult(
             **facts,
             experiment_id=experiment.id,
             replacement_success=new_success if replacement is not None else None,
-            alerts=monitoring.after_trial(self, experiment.id, raised, progress),
+            alerts=alerts,
+            ended=None if ended is None else ended.status,
             **progress.model_dump(),
         )
 
@@ -815,6 +832,12 @@ class Lab:
                 detail += (", " if detail else "") + f"recorded metrics missing now: {extra}"
             if trial.success != bool(success):
                 detail += (", " if detail else "") + f"success: recorded {trial.success}, now {bool(success)}"
+            if experiment.status != "running":  # void_trial refuses too: an ended experiment's data is its record
+                raise InvalidState(
+                    f"Trial {trial.trial_id} was already recorded with different values ({detail}), and "
+                    f"{experiment.id} has ended ({experiment.status}): its recorded results are its record and "
+                    "cannot be changed."
+                )
             raise Conflict(
                 f"Trial {trial.trial_id} was already recorded with different values ({detail}). "
                 "A trial is recorded once. To correct it, void it with the right values: void_trial with "

@@ -89,6 +89,7 @@ REPORT_FIELD = "as the text answer gives it, for clients that show the model onl
 
 
 class CreatedExperiment(Experiment):
+    next_step: Annotated[str, Field(description="What to call next (the structured answer is what an agent sees).")]
     notes: Annotated[
         list[str],
         Field(
@@ -294,10 +295,11 @@ def build_server(
         )
         notes = create_notes(experiment, dirty, files, root) + ([hint] if hint else [])
         note = "".join(f" Note: {line}" for line in notes)
+        next_step = f"Call assign with experiment_id {experiment.id} for each run, then record with its trial_id."
         return tool_result(
-            CreatedExperiment(**dict(experiment), notes=notes),
+            CreatedExperiment(**dict(experiment), next_step=next_step, notes=notes),
             f"Created {experiment.id} ({experiment.name}), running; {experiment.sample_size_required} trials "
-            f"required{split}. Next: call assign with experiment_id {experiment.id} for each run.{note}",
+            f"required{split}. Next: {next_step[0].lower()}{next_step[1:]}{note}",
         )
 
     @server.tool(annotations=tool_annotations("Start a draft"))
@@ -412,7 +414,11 @@ def build_server(
         text = f"Voided trial {r.trial_id} ({r.arm}): {r.reason}."
         if r.replacement_trial_id is not None:
             text += f" Corrected values recorded as trial {r.replacement_trial_id}."
-        text += f" Progress {r.trials_recorded}/{r.sample_size_required}."
+        text += (
+            f" {r.experiment_id} has ended ({r.ended}): it takes no more trials."
+            if r.ended
+            else f" Progress {r.trials_recorded}/{r.sample_size_required}."
+        )
         if r.alerts:
             text += "\n" + "\n".join(f"ALERT: {a}" for a in r.alerts)
         return tool_result(r, text)

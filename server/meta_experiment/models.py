@@ -30,14 +30,16 @@ def not_a_truth_value(value: object) -> object:
     return value
 
 
+# After the Field with the bounds (Annotated[float, Field(ge=0), NoBool]): placed before it, the
+# bounds reach the JSON schema as ge/le, which no client reads, instead of minimum/maximum.
 NoBool = BeforeValidator(not_a_truth_value)
 
 # The ranges of the experiment's targets and limits, written once: an experiment (ExperimentSpec,
 # Targets), the project's defaults (settings.DefaultSettings) and the tools' arguments share them.
-Percent = Annotated[float, NoBool, Field(ge=0, le=1000)]  # improvement_threshold, max_regression
-Confidence = Annotated[float, NoBool, Field(gt=0.5, lt=1.0)]
-SampleSizeRequired = Annotated[int, NoBool, Field(ge=2, le=10_000_000)]
-MaxDurationDays = Annotated[float, NoBool, Field(gt=0, le=3650)]
+Percent = Annotated[float, Field(ge=0, le=1000), NoBool]  # improvement_threshold, max_regression
+Confidence = Annotated[float, Field(gt=0.5, lt=1.0), NoBool]
+SampleSizeRequired = Annotated[int, Field(ge=2, le=10_000_000), NoBool]
+MaxDurationDays = Annotated[float, Field(gt=0, le=3650), NoBool]
 
 MetricKind = Literal["continuous", "binary"]
 Arm = Literal["control", "treatment"]
@@ -196,11 +198,11 @@ def _check_treatment_percent(value: int) -> int:
 
 TreatmentPercent = Annotated[
     int,
-    NoBool,
     Field(
         description="Share of trials assigned to the treatment, in %: 50 (an even split, the default), or "
         "10, 20, 25, 30, 40, 60, 70, 75, 80, 90 (20 = one trial in five tries the change)."
     ),
+    NoBool,
     AfterValidator(_check_treatment_percent),
 ]
 
@@ -507,7 +509,11 @@ class RecordResult(Strict):
     trials_needed: int
     per_arm_floor: OptionalText = None
     ended: Annotated[
-        OptionalText, Field(description="The experiment's status when it no longer runs (a retry after it ended).")
+        OptionalText,
+        Field(
+            description="The experiment's status when it no longer runs: a retry after it ended, or a monitoring "
+            "alert this trial raised stopped it (auto_rollback). Assign no more trials to it then."
+        ),
     ] = None
 
 
@@ -526,6 +532,10 @@ class VoidResult(Strict):
     replacement_metrics: dict[str, float] | None = None
     replacement_success: bool | None = None
     alerts: Annotated[list[str], Field(description="Monitoring alerts newly raised once the data changed.")] = []
+    ended: Annotated[
+        OptionalText,
+        Field(description="The experiment's status when an alert this void raised stopped it (auto_rollback)."),
+    ] = None
     trials_recorded: int
     sample_size_required: int
     percent: float

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import deploy, dispatch_ops, gitcommit, journal, monitoring, operations, policy
 from .dispatch import dispatcher_experiment
-from .errors import Conflict, InvalidInput, InvalidState
+from .errors import Conflict, InvalidInput, InvalidState, PathError
 from .models import control_characters
 from .outcomes import DeployResult, FileOutcome, GitOutcome
 from .release_text import promote_message, rollback_message
@@ -131,6 +131,15 @@ def promote(
             "when the policy says so), or force it with a reason (force=true; CLI: --force --reason) to promote anyway."
         )
         if not dry_run:
+            # production edited since the start (or a git state that blocks) is what to know first:
+            # forcing, which the refusal offers, would be refused for it too
+            also = f" The policy does not say promote yet either: {against}."
+            try:
+                _plan(lab, experiment, "promote")
+            except Conflict as exc:
+                raise Conflict(f"{exc}{also}", diff=exc.diff) from None
+            except (PathError, InvalidState) as exc:
+                raise type(exc)(f"{exc}{also}") from None
             raise InvalidState(refusal)
     how = "auto" if auto else "manual"
     message = promote_message(experiment, analysis, how, reason if force else None)

@@ -48,7 +48,6 @@ class MonitoringSettings(BaseModel):
 
     error_rate_ratio: Annotated[
         float,
-        NoBool,
         Field(
             gt=1,
             le=100,
@@ -56,23 +55,23 @@ class MonitoringSettings(BaseModel):
             "at least this many times the control's, with always-valid evidence. An alert during record stops an "
             "auto_rollback experiment.",
         ),
+        NoBool,
     ] = 2.0
     min_trials_per_arm: Annotated[
         int,
-        NoBool,
         Field(
             ge=1,
             le=100_000,
             description="No error-rate or floor alert before each arm (control and treatment) has this many "
             "recorded trials (for a floor: values of that metric).",
         ),
+        NoBool,
     ] = 10
     min_failures: Annotated[
-        int, NoBool, Field(ge=1, le=100_000, description="No error-rate alert from fewer failed treatment trials.")
+        int, Field(ge=1, le=100_000, description="No error-rate alert from fewer failed treatment trials."), NoBool
     ] = 3
     satisfaction_floor: Annotated[
         float,
-        NoBool,
         Field(
             ge=0,
             description="Floor for satisfaction scores, in their own scale (0.5 on a 0-1 scale; e.g. 3 on 1-5, 6 on "
@@ -83,6 +82,7 @@ class MonitoringSettings(BaseModel):
             "the treatment's mean is below the floor and below the control's, with always-valid evidence of both "
             "and min_trials_per_arm values in each arm; during record it stops an auto_rollback experiment.",
         ),
+        NoBool,
     ] = 0.5
 
 

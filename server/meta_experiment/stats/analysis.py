@@ -17,6 +17,7 @@ from . import binary, power, sequential
 from .guardrails import SUCCESS_METRIC, all_worst, change_from_zero, has_data, holm
 from .metric import Design, MetricData, Role, analyze_metric, scaled_summaries
 from .plan import MIN_PER_ARM
+from .report import change_words
 from .results import Analysis, Guardrail, MetricAnalysis, Power
 from .srm import srm_check
 from .summary import Summary
@@ -200,10 +201,7 @@ def _guardrails(
         elif regression is None:
             detail = "regression unknown: " + ("; ".join(m.messages) or "no data")
         else:
-            detail = (
-                f"{'regressed' if regression > 0 else 'changed'} {round(regression, 1) + 0.0:+.1f}% "
-                f"(tolerance {limit:g}%), one-sided Holm p = {p_text}"
-            )
+            detail = f"{change_words(m, regression, limit)} (tolerance {limit:g}%), one-sided Holm p = {p_text}"
             if suspected and p_one is None:
                 detail += ", untestable (constant arms): promotion waits"
             elif suspected:

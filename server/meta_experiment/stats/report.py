@@ -319,7 +319,7 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
                 if g.worse_from_zero
                 else "n/a"
                 if g.regression_pct is None
-                else _worse_or_better(g.regression_pct, g.max_regression_pct)
+                else change_words(measured.get(g.name), g.regression_pct, g.max_regression_pct)
             )
             lines.append(
                 f"| {g.name} | {_arms(measured.get(g.name))} | {change} | {g.max_regression_pct:g}% "
@@ -487,12 +487,21 @@ def _arms(m: MetricAnalysis | None) -> str:
     return f"{mean(m.control)} -> {mean(m.treatment)} ({m.control.n} / {m.treatment.n})"
 
 
-def _worse_or_better(regression_pct: float, tolerance: float) -> str:
-    """A guardrail's change in words ('8.3% worse', '2.1% better'): a sign would read as 'better' in
-    a table of regressions to some and as 'worse' to others."""
+def change_words(m: MetricAnalysis | None, regression_pct: float, tolerance: float) -> str:
+    """A guardrail's change in words ('8.3% worse', '2.1% better', 'no change'): a sign would read
+    as 'better' in a table of regressions to some and as 'worse' to others (a success rate that
+    rose read as "changed -7.7%"). Means that differ by rounding only are 'no change', not
+    '0.000001% better'."""
     shown = fmt_pct(regression_pct, tolerance)
-    if shown == "n/a" or regression_pct == 0:
-        return shown if shown == "n/a" else "no change"
+    if shown == "n/a":
+        return shown
+    if regression_pct == 0 or (
+        m is not None
+        and m.control.mean is not None
+        and m.treatment.mean is not None
+        and same_means(m.control.mean, m.treatment.mean, _spread(m))
+    ):
+        return "no change"
     return f"{shown.replace('+', '', 1).replace('-', '', 1)} {'worse' if regression_pct > 0 else 'better'}"
 
 
