@@ -120,3 +120,14 @@ def damaged_copies(state: Path, into: Path):  # type: ignore[no-untyped-def]
             f.seek(offset)
             f.write(bytes(range(256)) * 16)
         yield copy
+
+
+def derived_rows(lab: Lab, experiment_id: str) -> dict[str, list[tuple]]:
+    """Every derived row of an experiment (counts, running statistics, unit sums), without row ids:
+    what recording builds, and an import or a void must build the same, to the bit."""
+    out = {}
+    for table in ("arm_counts", "arm_stats", "unit_sums", "unit_trials", "unit_totals"):
+        with lab.store.reading() as db:
+            rows = db.execute(f"SELECT * FROM {table} WHERE experiment_id = ?", (experiment_id,)).fetchall()
+        out[table] = sorted(tuple(r) for r in rows)
+    return out

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROD, VAR, git, spec
+from conftest import PROD, VAR, derived_rows, git, spec
 from meta_experiment.errors import Conflict, InvalidInput, InvalidState
 from meta_experiment.interchange import export_experiments, import_experiments, write_document
 from meta_experiment.lifecycle import Lab
@@ -871,16 +871,6 @@ def test_event_data_with_nan_is_refused_and_a_later_format_is_warned_of(lab: Lab
     assert any("format is 'meta-experiment/2'" in w for w in result["warnings"])
 
 
-def _tables(lab: Lab, experiment_id: str) -> dict[str, list[tuple]]:
-    """Every derived row of an experiment (counts, running statistics, unit sums), without row ids."""
-    out = {}
-    for table in ("arm_counts", "arm_stats", "unit_sums", "unit_trials", "unit_totals"):
-        with lab.store.reading() as db:
-            rows = db.execute(f"SELECT * FROM {table} WHERE experiment_id = ?", (experiment_id,)).fetchall()
-        out[table] = sorted(tuple(r) for r in rows)
-    return out
-
-
 def test_an_import_in_bulk_derives_every_count_and_sum_as_recording_did(
     lab: Lab, project: Path, tmp_path: Path
 ) -> None:
@@ -900,7 +890,7 @@ def test_an_import_in_bulk_derives_every_count_and_sum_as_recording_did(
     other = Lab.open(project, tmp_path / "elsewhere")
     try:
         import_experiments(other, document)
-        assert _tables(other, e.id) == _tables(lab, e.id)
+        assert derived_rows(other, e.id) == derived_rows(lab, e.id)
     finally:
         other.close()
 

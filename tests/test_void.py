@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from mcp import Client
 
-from conftest import spec
+from conftest import derived_rows, spec
 from meta_experiment.analysis import summary_of
 from meta_experiment.errors import InvalidInput, InvalidState, NotFound
 from meta_experiment.lifecycle import Lab
@@ -398,15 +398,6 @@ print(imported)
 # -- the rebuild is read before the write lock (from a review, 2026-11-27) ---------------------------
 
 
-def _derived_rows(lab: Lab, experiment_id: str) -> dict[str, list[tuple]]:
-    out = {}
-    for table in ("arm_counts", "arm_stats", "unit_sums", "unit_trials", "unit_totals"):
-        with lab.store.reading() as db:
-            rows = db.execute(f"SELECT * FROM {table} WHERE experiment_id = ?", (experiment_id,)).fetchall()
-        out[table] = sorted(tuple(r) for r in rows)
-    return out
-
-
 def _populated(lab: Lab) -> tuple[str, list[int]]:
     e = lab.create(**spec(sample_size_required=50))
     ids = []
@@ -424,7 +415,7 @@ def _rebuilt(lab: Lab, experiment_id: str) -> dict[str, list[tuple]]:
     metrics = lab.definition(experiment_id).metrics
     with lab.store.transaction() as db:
         lab.store._refold(db, experiment_id, lambda values: derived_values(metrics, values))
-    return _derived_rows(lab, experiment_id)
+    return derived_rows(lab, experiment_id)
 
 
 def test_the_rebuild_is_read_without_the_write_lock_and_written_as_a_full_rebuild(lab: Lab, project: Path) -> None:
@@ -452,7 +443,7 @@ def test_the_rebuild_is_read_without_the_write_lock_and_written_as_a_full_rebuil
     finally:
         lab.store._compute_refold = real  # type: ignore[method-assign]
     assert len(seen) == 1  # read once, before the lock; not again under it
-    rows = _derived_rows(lab, experiment_id)
+    rows = derived_rows(lab, experiment_id)
     assert _rebuilt(lab, experiment_id) == rows
 
 
@@ -471,7 +462,7 @@ def test_a_trial_recorded_meanwhile_makes_the_void_read_them_again(lab: Lab, pro
         lab.void_trial(ids[3], "broken run")
     finally:
         lab.store.refold_without = real  # type: ignore[method-assign]
-    rows = _derived_rows(lab, experiment_id)
+    rows = derived_rows(lab, experiment_id)
     assert _rebuilt(lab, experiment_id) == rows  # the late trial is in: the rebuild was read again
     e = lab.get(experiment_id)
     assert e.control.recorded + e.treatment.recorded == 60  # 59 left of the 60, and the late one
