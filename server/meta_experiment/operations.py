@@ -230,11 +230,10 @@ def cancel_held(lab: Lab, operation_id: int) -> list[str]:
             except ExperimentError as exc:
                 return [f"Cancelled: {exc}"]
             return []  # _undo always raises
-        git = (
-            gitcommit.not_committed("the commit was interrupted (Ctrl-C)", op.paths, op.commit_message)
-            if gitcommit.uncommitted(lab.project_root, op.paths)
-            else GitOutcome(status="nothing_to_commit", detail="nothing left to commit: git has this content")
-        )
+        if not gitcommit.uncommitted(lab.project_root, op.paths):  # committed already, or no repository here
+            git = gitcommit.commit_paths(lab.project_root, op.paths, op.commit_message)  # no hook runs then
+        else:
+            git = gitcommit.not_committed("the commit was interrupted (Ctrl-C)", op.paths, op.commit_message)
         _close(lab, op, git)
         return [
             f"The {op.operation} of {op.experiment_id} was done when interrupted (its status was recorded); "
