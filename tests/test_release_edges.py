@@ -554,7 +554,7 @@ def test_ctrl_c_before_the_journal_says_nothing_was_written(lab: Lab, project: P
     checkpoints("backup_written", KeyboardInterrupt())
     with pytest.raises(operations.Interrupted) as stopped:
         release.promote(lab, e.id)
-    assert stopped.value.said == [f"Cancelled before the promote of {e.id} began: production was not written."]
+    assert stopped.value.said == [f"Cancelled before the promote of {e.id} began: nothing was promoted."]
     assert lab.get(e.id).status == "running" and journal.unfinished_ids(lab.store) == []
 
 
@@ -593,3 +593,55 @@ def test_a_promote_the_policy_refuses_says_first_that_production_was_edited(lab:
         release.promote(lab, e.id)
     assert "force" not in str(refused.value).split("The policy does not say")[0]
     assert refused.value.diff and "an edit by a person" in refused.value.diff
+
+
+# -- from a review of the fixes above (2026-11-27) --------------------------------------------------------
+
+
+def test_ctrl_c_commands_leave_out_ignored_files_and_a_commit_that_went_through_is_named(
+    project: Path, checkpoints
+) -> None:
+    (project / ".gitignore").write_text("*.local.md\n")
+    (project / "CLAUDE.local.md").write_text("local notes\n")
+    (project / "CLAUDE.local.md.experiment").write_text("local notes, shorter\n")
+    lab = Lab.open(project)
+    try:
+        e = winner(lab, files={"CLAUDE.local.md": "CLAUDE.local.md.experiment", PROD: VAR})
+        checkpoints("state_marked", KeyboardInterrupt())
+        with pytest.raises(operations.Interrupted) as stopped:
+            release.promote(lab, e.id)
+        [said] = stopped.value.said
+        assert said.endswith(f"-- {PROD}") and f"git add -- {PROD} && git commit" in said  # not the ignored file
+    finally:
+        lab.close()
+
+
+def test_ctrl_c_after_the_commit_or_after_the_end_says_it_was_done(lab: Lab, project: Path, checkpoints) -> None:
+    """From a review: a Ctrl-C after the commit went through recorded "nothing to commit" without the
+    commit; one after the operation had ended said nothing at all."""
+    e = winner(lab)
+    checkpoints("committed", KeyboardInterrupt())
+    with pytest.raises(operations.Interrupted) as stopped:
+        release.promote(lab, e.id)
+    [said] = stopped.value.said
+    sha = head(project)
+    assert said.endswith(f"git: committed {sha[:12]}") and commit_paths(project) == {PROD}
+    op = journal.latest(lab.store, e.id)
+    assert op is not None and op.git is not None and op.git.commit == sha
+    assert journal.unfinished_ids(lab.store) == []
+
+
+def test_ctrl_c_after_the_dispatcher_was_taken_out_says_to_dispatch_again(lab: Lab, project: Path, checkpoints) -> None:
+    from conftest import spec
+    from meta_experiment.dispatch_ops import set_dispatch
+
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    checkpoints("backup_written", KeyboardInterrupt())
+    with pytest.raises(operations.Interrupted) as stopped:
+        release.promote(lab, e.id, force=True, reason="ship")
+    first, second = stopped.value.said
+    assert first == f"Cancelled before the promote of {e.id} began: nothing was promoted."
+    assert "was taken out: the original is back" in second
+    assert second.endswith(f"The experiment still runs: to hand its runs trials again, run dispatch {e.id}.")
+    assert lab.get(e.id).status == "running"

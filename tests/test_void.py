@@ -466,3 +466,61 @@ def test_a_trial_recorded_meanwhile_makes_the_void_read_them_again(lab: Lab, pro
     assert _rebuilt(lab, experiment_id) == rows  # the late trial is in: the rebuild was read again
     e = lab.get(experiment_id)
     assert e.control.recorded + e.treatment.recorded == 60  # 59 left of the 60, and the late one
+
+
+def test_a_set_of_recorded_trials_with_the_same_count_sum_and_largest_id_is_seen_to_change(
+    lab: Lab, project: Path
+) -> None:
+    """From a review: the check was the count, sum and largest id of the recorded trials; another
+    session voiding trials 1 and 4 and recording 2 and 3 (assigned earlier) kept all three, and the
+    void wrote the statistics of the withdrawn trials."""
+    e = lab.create(**spec(auto_rollback=False))
+    other = Lab.open(project)
+    try:
+        t1, t2, t3, t4, t5 = (lab.assign(e.id).trial_id for _ in range(5))
+        for t, v in ((t1, 10.0), (t4, 20.0), (t5, 30.0)):
+            lab.record(t, {"time_to_complete": v})
+        real = lab.store.refold_without
+
+        def meanwhile(*args, **kwargs):
+            answer = real(*args, **kwargs)
+            other.void_trial(t1, "duplicate")
+            other.void_trial(t4, "duplicate")
+            other.record(t2, {"time_to_complete": 1000.0})
+            other.record(t3, {"time_to_complete": 2000.0})
+            return answer
+
+        lab.store.refold_without = meanwhile  # type: ignore[method-assign]
+        try:
+            lab.void_trial(t5, "broken run")
+        finally:
+            lab.store.refold_without = real  # type: ignore[method-assign]
+        rows = derived_rows(lab, e.id)
+        assert _rebuilt(lab, e.id) == rows
+        now = lab.get(e.id)
+        assert now.control.recorded + now.treatment.recorded == 2  # trials 2 and 3, recorded meanwhile
+    finally:
+        other.close()
+
+
+def test_the_cli_says_when_a_void_ended_the_experiment(lab: Lab, project: Path, capsys) -> None:
+    """From a review: `meta-experiment void` printed "Progress 80/100." after its own alert had
+    rolled the experiment back."""
+    from meta_experiment import cli
+
+    e = lab.create(**spec(sample_size_required=100, auto_rollback=True))
+    treatment = []
+    for _ in range(80):
+        a = lab.assign(e.id)
+        lab.record(a.trial_id, {"time_to_complete": 45.0})
+        if a.arm == "treatment":
+            treatment.append(a.trial_id)
+    out = ""
+    for trial in treatment:
+        args = ["--project", str(project), "void", str(trial), "--reason", "it failed", "--failed"]
+        assert cli.main([*args, "--metric", "time_to_complete=45"]) == 0
+        out = capsys.readouterr().out
+        if lab.get(e.id).status != "running":
+            break
+    assert lab.get(e.id).status == "rolled_back"
+    assert f"{e.id} has ended (rolled_back): it takes no more trials." in out and "Progress" not in out

@@ -143,7 +143,11 @@ def cmd_void(args: argparse.Namespace) -> int:
     if r.replacement_trial_id is not None:
         values = ", ".join(f"{k}={v:g}" for k, v in (r.replacement_metrics or {}).items())
         print(f"Corrected values recorded as trial {r.replacement_trial_id}: {values}.")
-    print(f"Progress {r.trials_recorded}/{r.sample_size_required}.")
+    print(
+        f"{r.experiment_id} has ended ({r.ended}): it takes no more trials."
+        if r.ended
+        else f"Progress {r.trials_recorded}/{r.sample_size_required}."
+    )
     for alert in r.alerts:
         print(f"ALERT: {alert}")
     return 0

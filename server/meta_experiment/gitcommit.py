@@ -83,13 +83,25 @@ def manual_commit(rel_paths: Sequence[str], message: str) -> str:
     return f"git add -- {paths} && git commit -m {shlex.quote(subject)} -- {paths}"
 
 
-def not_committed(reason: str, rel_paths: Sequence[str], message: str) -> GitOutcome:
-    """A commit that did not happen, with what to run once the reason is dealt with."""
+def not_committed(reason: str, rel_paths: Sequence[str], message: str, project_root: Path | None = None) -> GitOutcome:
+    """A commit that did not happen, with what to run once the reason is dealt with; with
+    `project_root`, the paths git ignores are left out of it (their `git add` would fail)."""
+    if project_root is not None:
+        rel_paths = [p for p in rel_paths if not _ignored(project_root, p)] or list(rel_paths)
     return GitOutcome(
         status="failed",
         detail=f"commit failed: {reason.rstrip('.')}. The files are changed on disk but not committed; once that "
         f"is fixed, run: {manual_commit(rel_paths, message)}",
     )
+
+
+def _ignored(project_root: Path, rel: str) -> bool:
+    """Whether git ignores `rel` and does not track it (a file kept out of git on purpose)."""
+    try:
+        tracked = _git(project_root, "ls-files", "--error-unmatch", "--", rel).returncode == 0
+        return not tracked and _git(project_root, "check-ignore", "-q", "--", rel, literal=False).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def identity_args(project_root: Path) -> tuple[str, ...]:
@@ -168,6 +180,23 @@ def blockers(
     return None
 
 
+def last_commit(project_root: Path, rel_paths: Sequence[str], message: str) -> str | None:
+    """HEAD's sha when HEAD is the commit of `rel_paths` with `message` (one that went through just
+    before an interruption), else None."""
+    try:
+        head = _git(project_root, "log", "-1", "--format=%H%x00%B", "HEAD")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0 or "\0" not in head.stdout:
+        return None
+    sha, body = head.stdout.split("\0", 1)
+    if body.strip() != message.strip():
+        return None
+    listed = _git(project_root, "show", "--name-only", "--format=", "-z", sha).stdout.split("\0")
+    prefix = _prefix(project_root)
+    return sha if {prefix + p for p in rel_paths} <= {p for p in listed if p} else None
+
+
 def _repository_blocker(project_root: Path) -> str | None:
     """Why no commit should be made in this repository now (inside one, git installed): a rebase,
     merge, cherry-pick or revert in progress, or a detached HEAD; else None."""
@@ -203,8 +232,12 @@ def commit_paths(project_root: Path, rel_paths: Sequence[str], message: str) -> 
         return GitOutcome(status="git_not_installed", detail="git not installed: the change was not committed")
     try:
         return _commit(project_root, list(rel_paths), message)
-    except subprocess.TimeoutExpired as exc:  # a hook that hangs, say
-        return not_committed(f"git did not finish within {exc.timeout:.0f} s", rel_paths, message)
+    except subprocess.TimeoutExpired as exc:  # a hook that hangs, say (_commit_tracked unstages what it added)
+        reason = f"git did not finish within {exc.timeout:.0f} s"
+        lock = _git(project_root, "rev-parse", "--git-path", "index.lock").stdout.strip()
+        if lock and (project_root / lock).exists():  # git was stopped: nobody else will remove it
+            reason += f"; it left {lock} behind, which has to be removed once its hook has stopped"
+        return not_committed(reason, rel_paths, message, project_root)
     except OSError as exc:
         return GitOutcome(status="failed", detail=f"commit failed: cannot run git ({exc})")
 
@@ -214,8 +247,12 @@ def _commit(project_root: Path, rel_paths: list[str], message: str) -> GitOutcom
     if inside.returncode != 0 or inside.stdout.strip() != "true":
         return GitOutcome(status="not_a_repository", detail="not a git repository: the change was not committed")
     # a file kept out of git on purpose (CLAUDE.local.md) is not committed, nor named in a command to run
-    untracked = [p for p in rel_paths if _git(project_root, "ls-files", "--error-unmatch", "--", p).returncode != 0]
-    ignored = [p for p in untracked if _git(project_root, "check-ignore", "-q", "--", p, literal=False).returncode == 0]
+    ignored = [p for p in rel_paths if _ignored(project_root, p)]
+    untracked = [
+        p
+        for p in rel_paths
+        if p not in ignored and _git(project_root, "ls-files", "--error-unmatch", "--", p).returncode != 0
+    ]
     note = (
         f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} ignored by git (.gitignore): not committed"
         if ignored
@@ -224,7 +261,7 @@ def _commit(project_root: Path, rel_paths: list[str], message: str) -> GitOutcom
     if ignored and len(ignored) == len(rel_paths):
         return GitOutcome(status="not_needed", detail=note)
     paths = [p for p in rel_paths if p not in ignored]
-    outcome = _commit_kept(project_root, paths, [p for p in untracked if p not in ignored], message)
+    outcome = _commit_kept(project_root, paths, untracked, message)
     return outcome if not note else outcome.model_copy(update={"detail": f"{outcome.detail}; {note}"})
 
 
@@ -252,18 +289,22 @@ def _commit_tracked(
     """Commit `rel_paths`, which git tracks now (`added`: those this call just added)."""
     if has_head and not added and _git(project_root, "diff", "--quiet", "HEAD", "--", *rel_paths).returncode == 0:
         return GitOutcome(status="nothing_to_commit", detail="nothing to commit: git already has this content")
-    result = _git(
-        project_root,
-        *identity_args(project_root),
-        "commit",
-        "-q",
-        "--only",
-        "-m",
-        message,
-        "--",
-        *rel_paths,
-        timeout=GIT_TIMEOUT_SECONDS,
-    )
+    try:
+        result = _git(
+            project_root,
+            *identity_args(project_root),
+            "commit",
+            "-q",
+            "--only",
+            "-m",
+            message,
+            "--",
+            *rel_paths,
+            timeout=GIT_TIMEOUT_SECONDS,
+        )
+    except subprocess.TimeoutExpired:
+        _unstage(project_root, added, has_head)  # (refused while git's index.lock is left: it is named)
+        raise
     if result.returncode != 0:
         _unstage(project_root, added, has_head)
         return not_committed(_first_lines(result.stderr + result.stdout), rel_paths, message)

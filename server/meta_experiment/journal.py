@@ -93,6 +93,11 @@ def begin(
         return int(cur.lastrowid)
 
 
+def exists(store: Store, operation_id: int) -> bool:
+    with store.reading() as db:
+        return db.execute("SELECT 1 FROM deploy_operations WHERE id = ?", (operation_id,)).fetchone() is not None
+
+
 def load(store: Store, operation_id: int) -> Operation:
     with store.reading() as db:
         row = db.execute("SELECT * FROM deploy_operations WHERE id = ?", (operation_id,)).fetchone()

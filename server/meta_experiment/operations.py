@@ -221,7 +221,11 @@ def cancel_held(lab: Lab, operation_id: int) -> list[str]:
     running the commit again (its hook may be what was interrupted), saying what to run. Returns
     what happened; a second Ctrl-C leaves the operation to recovery, and says so."""
     if operation_id not in journal.unfinished_ids(lab.store):
-        return []  # the row never committed, or the operation had just finished
+        if not journal.exists(lab.store, operation_id):
+            return []  # the row never committed: nothing began
+        done = journal.load(lab.store, operation_id)  # it had just finished: say so
+        said = f"; git: {done.git.detail}" if done.git is not None else ""
+        return [f"The {done.operation} of {done.experiment_id} was complete when interrupted{said}"]
     op = journal.load(lab.store, operation_id)
     try:
         if op.phase == "applying":
@@ -230,10 +234,15 @@ def cancel_held(lab: Lab, operation_id: int) -> list[str]:
             except ExperimentError as exc:
                 return [f"Cancelled: {exc}"]
             return []  # _undo always raises
-        if not gitcommit.uncommitted(lab.project_root, op.paths):  # committed already, or no repository here
+        made = gitcommit.last_commit(lab.project_root, op.paths, op.commit_message)
+        if made is not None:  # the commit went through before the Ctrl-C
+            git = GitOutcome(status="committed", commit=made, detail=f"committed {made[:12]}")
+        elif not gitcommit.uncommitted(lab.project_root, op.paths):  # nothing to commit, or no repository
             git = gitcommit.commit_paths(lab.project_root, op.paths, op.commit_message)  # no hook runs then
         else:
-            git = gitcommit.not_committed("the commit was interrupted (Ctrl-C)", op.paths, op.commit_message)
+            git = gitcommit.not_committed(
+                "the commit was interrupted (Ctrl-C)", op.paths, op.commit_message, lab.project_root
+            )
         _close(lab, op, git)
         return [
             f"The {op.operation} of {op.experiment_id} was done when interrupted (its status was recorded); "

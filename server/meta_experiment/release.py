@@ -235,10 +235,15 @@ def _journaled(
         except KeyboardInterrupt as exc:  # Ctrl-C: cancelled or closed here, while the lock is held
             if isinstance(exc, operations.Interrupted):
                 raise
+            again = (
+                [f"{lifted} The experiment still runs: to hand its runs trials again, run dispatch {experiment.id}."]
+                if lifted and lab.get(experiment.id).status == "running"
+                else []
+            )
             if operation_id is None:
-                said = f"Cancelled before the {operation} of {experiment.id} began: production was not written"
-                raise operations.Interrupted([said + (f"; {lifted}" if lifted else ".")]) from None
-            raise operations.Interrupted(operations.cancel_held(lab, operation_id)) from None
+                said = f"Cancelled before the {operation} of {experiment.id} began: nothing was promoted."
+                raise operations.Interrupted([said, *again]) from None
+            raise operations.Interrupted([*operations.cancel_held(lab, operation_id), *again]) from None
     return plan, git, " ".join(filter(None, [*recovered, lifted])) or None
 
 

@@ -757,12 +757,14 @@ class Store:
     @staticmethod
     def _recorded_stamp(db: sqlite3.Connection, experiment_id: str) -> tuple[Any, ...]:
         """What changes whenever the experiment's recorded trials do (a record, a void, a
-        replacement): their number and ids. A recorded trial's values never change."""
+        replacement): the ids themselves, since a trial assigned earlier can be recorded later (a
+        count, sum and largest id can stay the same while the set changes). A recorded trial's
+        values, success and time never change."""
         return tuple(
-            db.execute(
-                "SELECT COUNT(*), TOTAL(id), MAX(id) FROM trials WHERE experiment_id = ? AND status = 'recorded'",
-                (experiment_id,),
-            ).fetchone()
+            r[0]
+            for r in db.execute(
+                "SELECT id FROM trials WHERE experiment_id = ? AND status = 'recorded' ORDER BY id", (experiment_id,)
+            )
         )
 
     def refold_without(

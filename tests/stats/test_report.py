@@ -421,6 +421,22 @@ def test_a_guardrail_that_rose_reads_better_and_rounding_reads_as_no_change():
         SimpleNamespace(mean=3.6666666666666665, sd=0.5),
         SimpleNamespace(mean=3.666666666666667, sd=0.5),
     )
-    noise = SimpleNamespace(control=control, treatment=treatment)
+    noise = SimpleNamespace(control=control, treatment=treatment, scale="raw")
     regression = -(treatment.mean - control.mean) / control.mean * 100
     assert regression != 0 and change_words(noise, regression, 10.0) == "no change"  # not "0.000001% better"
+
+
+def test_a_log_scale_guardrail_that_regressed_is_not_read_as_no_change():
+    """From a review: a log-scale guardrail whose arithmetic means were equal (9/11 against 5/15)
+    but whose geometric means fell 13% read "no change" while it blocked promotion: its change is
+    the geometric means', which the arithmetic ones say nothing about."""
+    from types import SimpleNamespace
+
+    from meta_experiment.stats.report import change_words
+
+    arm = SimpleNamespace(mean=10.0, sd=1.0)
+    regression = 100 * (1 - (75 / 99) ** 0.5)  # geometric means sqrt(75) against sqrt(99)
+    log = SimpleNamespace(control=arm, treatment=SimpleNamespace(mean=10.0, sd=5.0), scale="log")
+    assert change_words(log, regression, 5.0) == "13.0% worse"
+    raw = SimpleNamespace(control=arm, treatment=SimpleNamespace(mean=10.0, sd=5.0), scale="raw")
+    assert change_words(raw, 1e-13, 5.0) == "no change"

@@ -497,6 +497,7 @@ def change_words(m: MetricAnalysis | None, regression_pct: float, tolerance: flo
         return shown
     if regression_pct == 0 or (
         m is not None
+        and m.scale == "raw"  # on the log scale the change is the geometric means', not these
         and m.control.mean is not None
         and m.treatment.mean is not None
         and same_means(m.control.mean, m.treatment.mean, _spread(m))
