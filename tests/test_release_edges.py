@@ -338,12 +338,17 @@ def test_recovery_does_not_commit_on_a_detached_head(project: Path, checkpoints)
         lab.close()
 
 
-def test_a_production_file_git_ignores_is_not_a_failed_commit(project: Path) -> None:
-    """From a review: promoting a gitignored file (CLAUDE.local.md) said "commit failed" with a
-    git commit command that could never work."""
+def _ignored_local_file(project: Path) -> None:
+    """CLAUDE.local.md and its variant, which the project's .gitignore keeps out of git."""
     (project / ".gitignore").write_text("*.local.md\n")
     (project / "CLAUDE.local.md").write_text("local notes\n")
     (project / "CLAUDE.local.md.experiment").write_text("local notes, shorter\n")
+
+
+def test_a_production_file_git_ignores_is_not_a_failed_commit(project: Path) -> None:
+    """From a review: promoting a gitignored file (CLAUDE.local.md) said "commit failed" with a
+    git commit command that could never work."""
+    _ignored_local_file(project)
     lab = Lab.open(project)
     try:
         e = winner(lab, files={"CLAUDE.local.md": "CLAUDE.local.md.experiment"})
@@ -358,9 +363,7 @@ def test_a_production_file_git_ignores_is_not_a_failed_commit(project: Path) -> 
 def test_the_commands_after_a_failed_commit_leave_out_a_file_git_ignores(project: Path) -> None:
     """From a review of this fix: the commands to run by hand named the ignored file too, so the
     `git add` in them failed."""
-    (project / ".gitignore").write_text("*.local.md\n")
-    (project / "CLAUDE.local.md").write_text("local notes\n")
-    (project / "CLAUDE.local.md.experiment").write_text("local notes, shorter\n")
+    _ignored_local_file(project)
     lab = Lab.open(project)
     try:
         e = winner(lab, files={"CLAUDE.local.md": "CLAUDE.local.md.experiment", PROD: VAR})
@@ -598,12 +601,8 @@ def test_a_promote_the_policy_refuses_says_first_that_production_was_edited(lab:
 # -- from a review of the fixes above (2026-11-27) --------------------------------------------------------
 
 
-def test_ctrl_c_commands_leave_out_ignored_files_and_a_commit_that_went_through_is_named(
-    project: Path, checkpoints
-) -> None:
-    (project / ".gitignore").write_text("*.local.md\n")
-    (project / "CLAUDE.local.md").write_text("local notes\n")
-    (project / "CLAUDE.local.md.experiment").write_text("local notes, shorter\n")
+def test_ctrl_c_commands_leave_out_ignored_files(project: Path, checkpoints) -> None:
+    _ignored_local_file(project)
     lab = Lab.open(project)
     try:
         e = winner(lab, files={"CLAUDE.local.md": "CLAUDE.local.md.experiment", PROD: VAR})
