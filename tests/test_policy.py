@@ -281,3 +281,86 @@ def test_equal_constant_arms_say_why_nothing_will_decide():
     a = analyze(inputs([5.0] * 12, [5.0] * 12, required=10))
     assert a.decision.action == "continue"
     assert "every value of time in both arms is 5: no difference, and more identical values" in a.decision.rationale
+
+
+def test_a_log_scale_guardrail_whose_arithmetic_mean_regresses_holds_promotion():
+    """A cost guardrail on the log scale: geometric mean 36% lower, but a heavy tail raises the
+    arithmetic mean 40% (a review's case): it used to read '35.7% better' and let the change promote."""
+    from meta_experiment.models import MetricSpec
+    from meta_experiment.stats.report import render_analysis
+    from meta_experiment.stats.summary import Summary
+
+    guard = MetricSpec(name="cost", direction="lower_is_better", unit="usd", log_scale=True)
+    r = np.random.default_rng(5)
+    gc, gt = np.exp(r.normal(np.log(10), 0.3, 200)), np.exp(r.normal(np.log(6), 1.4, 200))
+    assert gt.mean() > 1.2 * gc.mean() and np.exp(np.log(gt).mean()) < 0.8 * np.exp(np.log(gc).mean())
+    logs = {("control", "cost"): Summary.of(np.log(gc)), ("treatment", "cost"): Summary.of(np.log(gt))}
+    c, t = list(r.normal(45, 8, 200)), list(r.normal(30, 5, 200))  # a primary that clearly improves
+    a = analyze(inputs(c, t, secondary=[guard], extra={"cost": (list(gc), list(gt))}, log_summaries=logs))
+    g = next(g for g in a.guardrails if g.name == "cost")
+    expected = (gt.mean() - gc.mean()) / gc.mean() * 100  # independent: the arithmetic means' change
+    assert g.mean_regression_pct == pytest.approx(expected, rel=1e-9)
+    assert g.mean_regressed and g.blocks_promotion and not g.regression_detected
+    assert a.decision.action == "continue" and "cost's arithmetic mean regressed" in a.decision.rationale
+    assert _criterion(a.decision, "No regression detected").met is False
+    text = render_analysis(a, "x")
+    assert "better (geometric means)" in text and f"arithmetic mean {expected:.1f}% worse (blocks promotion)" in text
+    # the same guardrail whose arithmetic mean also falls does not hold anything back
+    gt2 = np.exp(r.normal(np.log(6), 0.3, 200))
+    logs[("treatment", "cost")] = Summary.of(np.log(gt2))
+    ok = analyze(inputs(c, t, secondary=[guard], extra={"cost": (list(gc), list(gt2))}, log_summaries=logs))
+    g2 = next(g for g in ok.guardrails if g.name == "cost")
+    assert g2.mean_regression_pct < 0 and not g2.mean_regressed and ok.decision.action == "promote"
+
+
+def test_a_rollback_checklist_names_the_primary_regression():
+    """The seed's 'No regression detected' covers the primary: on a ROLL BACK it was ticked, and
+    'Confidence threshold' was met by confidence in the regression."""
+    d = analyze(inputs(*WORSE)).decision
+    assert d.action == "rollback"
+    no_regression = _criterion(d, "No regression detected")
+    assert no_regression.met is False and "time" in no_regression.detail and "worse" in no_regression.detail
+    confidence = _criterion(d, "Confidence threshold")
+    assert confidence.met is False and "that the change is worse, not better" in confidence.detail
+    assert _criterion(analyze(inputs(*BETTER)).decision, "Confidence threshold").met is True
+
+
+def test_a_certain_regression_within_tolerance_says_roll_back_not_lower_the_target():
+    """5% worse with the always-valid interval below 0: no smaller gain to adopt (a review's case)."""
+    r = np.random.default_rng(7)
+    a = analyze(inputs(list(r.normal(100, 1, 30)), list(r.normal(105, 1, 30))))
+    d = a.decision
+    ics = a.primary.sequential.improvement_confidence_sequence
+    assert d.action == "continue" and d.target_out_of_reach and ics.upper < 0  # within the 10% tolerance
+    assert "lies below 0, so the change makes time worse" in d.rationale and "roll it back" in d.rationale
+    assert "lower improvement_threshold" not in d.rationale
+    detail = _criterion(d, "No regression detected").detail
+    assert _criterion(d, "No regression detected").met is True and "within its 10% tolerance" in detail
+
+
+@pytest.mark.parametrize(
+    "control,direction,threshold,possible",
+    [
+        (19, "higher_is_better", 15, False),
+        (19, "higher_is_better", 5, True),
+        (10, "higher_is_better", 15, True),
+        (10, "lower_is_better", 120, False),
+        (10, "lower_is_better", 15, True),
+    ],
+)
+def test_an_impossible_binary_target_is_named_not_sized(control, direction, threshold, possible):
+    """19 of 20 successes: a 15% improvement would need a 109% rate. It was sized as if reaching
+    100% were enough (208 per arm, 'needs 376 more')."""
+    from meta_experiment.models import MetricSpec
+
+    spec = MetricSpec(name="ok", direction=direction, kind="binary")
+    c = [1.0] * control + [0.0] * (20 - control)
+    a = analyze(inputs(c, c, spec=spec, targets=Targets(improvement_threshold=threshold)))
+    if possible:
+        assert a.power.n_per_arm_fixed is not None and "impossible" not in a.power.message
+    else:
+        assert a.power.n_per_arm_fixed is None and a.power.trials_needed_total is None
+        assert f"a {threshold:g}% improvement over the observed control rate of {control / 20:.1%} is impossible" in (
+            a.power.message
+        )
+        assert "more trials give" not in a.decision.rationale

@@ -50,10 +50,8 @@ decision says the target is out of reach (`target_out_of_reach`)."""
 
 from __future__ import annotations
 
-import math
-
 from .models import Targets
-from .stats.guardrails import SUCCESS_METRIC, change_from_zero, holm
+from .stats.guardrails import SUCCESS_METRIC, arithmetic_regression, change_from_zero, holm
 from .stats.plan import MIN_PER_ARM, WINDOW_SHARE
 from .stats.report import fmt_against, fmt_confidence, fmt_p, fmt_pct
 from .stats.results import Analysis, Criterion, Decision, Interval, MetricAnalysis
@@ -90,6 +88,13 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
     from_zero = change_from_zero(m)
     over = (from_zero > 0 or None) if imp is None else imp > targets.improvement_threshold
     confidence = None if p_two is None else 1 - p_two
+    # the always-valid test's direction: a significant regression is confidence of the wrong kind
+    worse = bool(active and seq and p_up is not None and (seq.p_value_regression or 1.0) < p_up)
+    rollback = _rollback_reasons(analysis, targets, half) if active else []
+    # the primary's regression rolls back (the seed: regression > max_allowed), so it is one too
+    regressions = [f"{g.name}: {g.detail}" for g in bad_guards] + [
+        text for name, text in rollback if name not in {g.name for g in bad_guards}
+    ]
     criteria = [
         Criterion(
             name="Statistical significance",
@@ -104,11 +109,15 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
         ),
         Criterion(
             name="No regression detected",
-            met=not bad_guards,
-            detail="; ".join(f"{g.name}: {g.detail}" for g in bad_guards)
+            met=not regressions,
+            detail="; ".join(regressions)
             or (
-                f"{len(analysis.guardrails)} guardrail(s) within tolerance" if analysis.guardrails else "no guardrails"
-            ),
+                f"{m.name} {fmt_pct(-imp, targets.max_regression).lstrip('+')} worse, within its "
+                f"{targets.max_regression:g}% tolerance; "
+                if worse and imp is not None and imp < 0
+                else ""
+            )
+            + (f"{len(analysis.guardrails)} guardrail(s) within tolerance" if analysis.guardrails else "no guardrails"),
         ),
         Criterion(
             name="Sample size adequate",
@@ -123,10 +132,12 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
         ),
         Criterion(
             name="Confidence threshold",
-            met=None if confidence is None else confidence >= 1 - alpha,
+            met=None if confidence is None else confidence >= 1 - alpha and not worse,
             detail="not evaluated yet"
             if confidence is None
-            else f"always-valid confidence {fmt_confidence(confidence, 1 - alpha)}; needs {1 - alpha:.0%}"
+            else f"always-valid confidence {fmt_confidence(confidence, 1 - alpha)}"
+            + (" that the change is worse, not better" if worse else "")
+            + f"; needs {1 - alpha:.0%}"
             + (
                 f" (the {targets.confidence_threshold:.0%} target, raised to the seed's 5% significance floor)"
                 if 1 - alpha > targets.confidence_threshold + 1e-12
@@ -147,11 +158,10 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
     original = _original_scale(m, targets)
     if original is not None:
         criteria.insert(2, original)
-    rollback = _rollback_reasons(analysis, targets, half) if active else []
     expired = analysis.started_at is not None and now - analysis.started_at >= analysis.max_duration_days * 86400
     criteria.append(Criterion(name="Within max duration", met=not expired, detail=_elapsed(analysis, now)))
 
-    if active and significant and over and not bad_guards and not srm_bad and (original is None or original.met):
+    if active and significant and over and not regressions and not srm_bad and (original is None or original.met):
         return Decision(
             action="promote",
             criteria=criteria,
@@ -171,7 +181,7 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
             criteria=criteria,
             driven_by=SEQUENTIAL,
             rationale="the always-valid test shows a regression (Holm-corrected), and its estimate is beyond "
-            "the tolerance: " + "; ".join(rollback),
+            "the tolerance: " + "; ".join(text for _, text in rollback),
         )
     if expired:
         return Decision(
@@ -190,9 +200,9 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
     )
 
 
-def _rollback_reasons(analysis: Analysis, targets: Targets, half: float) -> list[str]:
+def _rollback_reasons(analysis: Analysis, targets: Targets, half: float) -> list[tuple[str, str]]:
     """Holm across the primary's and the guardrails' always-valid regression p-values at alpha/2,
-    each also needing a point regression beyond its tolerance."""
+    each also needing a point regression beyond its tolerance: (metric, why) for each."""
     m = analysis.primary
     seq = m.sequential
     names = [m.name, *(g.name for g in analysis.guardrails)]
@@ -208,10 +218,10 @@ def _rollback_reasons(analysis: Analysis, targets: Targets, half: float) -> list
         if p_adj is None or p_adj > half:
             continue
         if zero:
-            out.append(f"{name} worse than its zero baseline, Holm always-valid p = {_fmt_p(p_adj)}")
+            out.append((name, f"{name} worse than its zero baseline, Holm always-valid p = {_fmt_p(p_adj)}"))
         elif reg is not None and reg > limit:
             shown = fmt_pct(reg, limit).lstrip("+")
-            out.append(f"{name} {shown} worse (tolerance {limit:g}%), Holm always-valid p = {_fmt_p(p_adj)}")
+            out.append((name, f"{name} {shown} worse (tolerance {limit:g}%), Holm always-valid p = {_fmt_p(p_adj)}"))
     return out
 
 
@@ -237,12 +247,10 @@ def _original_scale(m: MetricAnalysis, targets: Targets) -> Criterion | None:
     """For a primary analysed on the log scale (geometric means), the arithmetic means must not
     regress beyond max_regression: a change can shorten the typical run while lengthening the
     total (a heavier tail), and promotion must not make the total worse."""
-    if m.scale != "log" or m.control.mean is None or m.treatment.mean is None or m.control.mean == 0:
+    regression = arithmetic_regression(m)
+    if regression is None:
         return None
-    sign = 1.0 if m.direction == "higher_is_better" else -1.0
-    change = sign * (m.treatment.mean - m.control.mean) / abs(m.control.mean) * 100
-    if not math.isfinite(change):  # means at the float limits: the % overflows
-        change = math.copysign(1e300, change) if not math.isnan(change) else 0.0
+    change = -regression + 0.0
     return Criterion(
         name="Mean not worse on the original scale",
         met=change >= -targets.max_regression,
@@ -300,6 +308,8 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
                 else f"{g.name} regression suspected"
                 if g.regression_suspected
                 else f"{g.name} regressed"
+                if g.regression_detected
+                else f"{g.name}'s arithmetic mean regressed beyond its tolerance"
                 for g in held
             )
             + ")"
@@ -334,13 +344,21 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
     ics = _out_of_reach(analysis, targets)
     if ics is not None:
         span = f"[{fmt_pct(ics.lower)}, {fmt_pct(ics.upper)}]"
-        real = ", so the improvement is real but smaller" if ics.lower > 0 else ""
-        text = (
-            f"the {targets.improvement_threshold:g}% target is out of reach: the always-valid interval of the "
-            f"improvement, {span}, lies below it{real}. More data will not promote it: stop the experiment "
-            "(rollback keeps the original), or start a new one with a lower improvement_threshold to adopt a "
-            "smaller gain"
-        )
+        if ics.upper <= 0:  # no gain to adopt: the change makes the metric worse (within the tolerance)
+            text = (
+                f"the {targets.improvement_threshold:g}% target is out of reach: the always-valid interval of the "
+                f"improvement, {span}, lies below 0, so the change makes {analysis.primary.name} worse (within the "
+                f"{targets.max_regression:g}% tolerance, so no automatic rollback). More data will not promote it: "
+                "roll it back (production keeps the original)"
+            )
+        else:
+            real = ", so the improvement is real but smaller" if ics.lower > 0 else ""
+            text = (
+                f"the {targets.improvement_threshold:g}% target is out of reach: the always-valid interval of the "
+                f"improvement, {span}, lies below it{real}. More data will not promote it: stop the experiment "
+                "(rollback keeps the original), or start a new one with a lower improvement_threshold to adopt a "
+                "smaller gain"
+            )
         if srm_bad:
             text += "; also investigate the sample-ratio mismatch (assignment or recording is biased)"
         return text

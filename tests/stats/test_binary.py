@@ -10,6 +10,7 @@ from statsmodels.stats.proportion import (
 )
 
 from meta_experiment.stats import binary as b
+from meta_experiment.stats.analysis import analyze
 
 CASES = [(30, 100, 45, 100), (3, 12, 9, 11), (120, 400, 90, 380), (0, 10, 4, 10)]
 
@@ -118,3 +119,20 @@ def test_score_interval_is_symmetric_for_symmetric_data_and_inverts_the_pooled_t
 def test_relative_lift_ci_contains_the_observed_lift():
     lo, hi = b.relative_lift_ci(10, 100, 0, 100)  # the adjusted centre alone gave [-99.7%, -19.8%]
     assert lo == -1.0 and hi < 0
+
+
+def test_every_trial_succeeding_in_both_arms_still_gets_an_interval_of_the_lift():
+    """10/10 against 10/10: the log risk ratio has no variance, so the report showed 'improvement
+    n/a' above a wider always-valid interval. The lift's interval is Newcombe's interval of the
+    difference over the control rate (1 here), checked against statsmodels."""
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    from meta_experiment.models import MetricSpec
+    from stats.helpers import inputs
+
+    spec = MetricSpec(name="ok", direction="higher_is_better", kind="binary")
+    a = analyze(inputs([1.0] * 10, [1.0] * 10, spec=spec))
+    lo, hi = confint_proportions_2indep(10, 10, 10, 10, compare="diff", method="newcomb")
+    ci = a.primary.improvement_ci
+    assert ci is not None and (ci.lower, ci.upper) == pytest.approx((lo * 100, hi * 100), abs=1e-9)
+    assert a.primary.relative_lift_ci.lower == pytest.approx(lo, abs=1e-9)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from ..allocation import block_lag
 from ..models import Arm, MetricSpec, Targets
 from . import binary, power, sequential
-from .guardrails import SUCCESS_METRIC, all_worst, change_from_zero, has_data, holm
+from .guardrails import SUCCESS_METRIC, all_worst, arithmetic_regression, change_from_zero, has_data, holm
 from .metric import Design, MetricData, Role, analyze_metric, scaled_summaries
 from .plan import MIN_PER_ARM
 from .report import change_words
@@ -206,6 +206,18 @@ def _guardrails(
                 detail += ", untestable (constant arms): promotion waits"
             elif suspected:
                 detail += f" and fixed-horizon p = {p_one:.3g}: a suspected regression, so promotion waits"
+            if m.scale == "log":
+                detail = "geometric means " + detail
+        # on the log scale the tests compare geometric means: the arithmetic ones (the total cost,
+        # the total time) must not regress beyond the tolerance either, as for a log-scale primary
+        mean_regression = arithmetic_regression(m) if checked else None
+        mean_regressed = bool(mean_regression is not None and mean_regression > limit and not worst)
+        if mean_regressed and mean_regression is not None:
+            detail += (
+                f"; but the arithmetic means went {m.control.mean:.4g} -> {m.treatment.mean:.4g}, "
+                f"{change_words(None, mean_regression, limit)} (a heavier tail): beyond the tolerance, so "
+                "promotion waits"
+            )
         out.append(
             Guardrail(
                 name=m.name,
@@ -220,6 +232,8 @@ def _guardrails(
                 regression_suspected=suspected,
                 worse_from_zero=from_zero,
                 treatment_all_worst=worst,
+                mean_regression_pct=mean_regression,
+                mean_regressed=mean_regressed,
                 detail=detail,
             )
         )
@@ -422,7 +436,17 @@ def _effect(
     ctrl = src[0]
     if spec.kind == "binary":
         p_c = ctrl.mean
-        p_t = min(max(p_c * (1 + thr / 100 if up else 1 - thr / 100), 0.0), 1.0)
+        wanted = p_c * (1 + thr / 100 if up else 1 - thr / 100)
+        if 0 < p_c < 1 and not 0 <= wanted <= 1:  # a rate stays within 0% and 100%
+            best = (1 / p_c - 1) * 100 if up else 100.0
+            return (
+                None,
+                basis,
+                f"a {thr:g}% improvement over the observed control rate of {p_c:.1%} is impossible (a rate "
+                f"{'reaches at most 100%' if up else 'falls at most to 0%'}: at most {best:.3g}% better): no trials "
+                "can reach the target; lower improvement_threshold, or choose a metric with room to improve",
+            )
+        p_t = min(max(wanted, 0.0), 1.0)
         if p_c <= 0 or p_c >= 1 or p_t == p_c:
             return None, basis, f"control rate {p_c:.3g}: a relative change of {thr:g}% is not measurable"
         return binary.cohens_h(p_c, p_t), basis, ""

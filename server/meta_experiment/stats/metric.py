@@ -346,6 +346,12 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
     if x_c > 0:
         f["relative_lift"] = p_t / p_c - 1
         rel = binary.relative_lift_ci(e_c, m_c, e_t, m_t, LEVEL)
+        diff = f["difference_ci"]
+        if rel is None and diff is not None:
+            # every trial succeeded in both arms: the log risk ratio has no variance there, but the
+            # Newcombe interval of the difference has a width; over the observed control rate (whose
+            # own uncertainty it leaves out, as the always-valid interval below does) it bounds the lift
+            rel = (max(-1.0, diff.lower / p_c), diff.upper / p_c)
         f["relative_lift_ci"] = _interval(rel)
         f["improvement_pct"] = finite(sign * f["relative_lift"] * 100 + 0.0)  # never -0.0
         f["improvement_ci"] = _interval(rel, scale=sign * 100)

@@ -320,6 +320,7 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
                 else "n/a"
                 if g.regression_pct is None
                 else change_words(measured.get(g.name), g.regression_pct, g.max_regression_pct)
+                + (" (geometric means)" if g.mean_regression_pct is not None else "")
             )
             lines.append(
                 f"| {g.name} | {_arms(measured.get(g.name))} | {change} | {g.max_regression_pct:g}% "
@@ -517,6 +518,9 @@ def _guard_state(g: Guardrail) -> str:
         return "suspected: untestable, constant arms (blocks promotion)"
     if g.regression_suspected:  # the uncorrected one-sided p that holds promotion, not the Holm p beside it
         return f"suspected: fixed-horizon p = {fmt_p(g.p_value)} <= 0.05 (blocks promotion)"
+    if g.mean_regressed and g.mean_regression_pct is not None:
+        worse = fmt_pct(g.mean_regression_pct, g.max_regression_pct).lstrip("+")
+        return f"arithmetic mean {worse} worse (blocks promotion)"
     if g.worse_from_zero:
         return "not yet significant"
     return "no"

@@ -259,11 +259,31 @@ class Guardrail(Frozen):
             "the control did no better."
         ),
     ] = False
+    mean_regression_pct: Annotated[
+        float | None,
+        Field(
+            description="A log-scale guardrail only (its tests compare geometric means): the regression of its "
+            "arithmetic means in % (positive = worse)."
+        ),
+    ] = None
+    mean_regressed: Annotated[
+        bool,
+        Field(
+            description="A log-scale guardrail whose arithmetic mean regressed beyond the tolerance (a heavier "
+            "tail can lower the typical value and raise the total): promotion waits."
+        ),
+    ] = False
     detail: str
 
     @property
     def blocks_promotion(self) -> bool:
-        return self.regression_detected or self.regression_suspected or not self.checked or self.treatment_all_worst
+        return (
+            self.regression_detected
+            or self.regression_suspected
+            or not self.checked
+            or self.treatment_all_worst
+            or self.mean_regressed
+        )
 
 
 class Criterion(Frozen):
