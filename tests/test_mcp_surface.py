@@ -604,3 +604,11 @@ async def test_an_ended_experiment_needs_no_more_trials(server) -> None:
         assert item["progress"]["trials_needed"] == 0 and item["progress"]["percent"] == 25.0
         retry = await ok(client, "record", {"trial_id": trial, "metrics": {"time_to_complete": 5.0}})
         assert retry.structured_content["ended"] == "rolled_back" and retry.structured_content["trials_needed"] == 0
+
+
+async def test_a_trial_id_of_true_is_refused_not_read_as_trial_1(server, mode) -> None:
+    """From a review: void_trial {"trial_id": true} withdrew trial 1; record recorded into it."""
+    async with Client(server, mode=mode) as client:
+        for tool, args in (("void_trial", {"reason": "r"}), ("record", {"metrics": {"t": 1.0}})):
+            refused = await client.call_tool(tool, {"trial_id": True, **args})
+            assert refused.is_error and "trial_id: must be a number, not true" in refused.content[0].text

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import COMMAND, PROD, VAR, VARIANT
+from conftest import COMMAND, PROD, VAR, VARIANT, spec
 from meta_experiment import deploy, journal, operations, release
 from meta_experiment.errors import Conflict, DeployError, InvalidInput, InvalidState, PathError
 from meta_experiment.lifecycle import Lab
@@ -396,7 +396,7 @@ def test_a_failed_commit_says_how_to_commit_an_untracked_file_by_hand(lab: Lab, 
 def test_a_project_in_a_folder_of_a_repository_is_read_as_git_names_it(tmp_path: Path) -> None:
     """From a review: in a monorepo, git names paths from the repository's top: uncommitted() missed
     a modified file, and the promoted file was called one "a commit hook added"."""
-    from conftest import GIT_ENV, spec
+    from conftest import GIT_ENV
     from meta_experiment import gitcommit
 
     repo = tmp_path / "mono"
@@ -464,7 +464,6 @@ def test_an_operation_running_in_another_process_is_in_progress_not_interrupted(
 def test_rolling_back_a_file_another_running_experiment_tests_is_warned_of(lab: Lab, project: Path) -> None:
     """From a review: a rollback changed the baseline of a running experiment on the same file with
     no word; that experiment's promote then refused."""
-    from conftest import spec
 
     first = promoted(lab)
     (project / "v3.md").write_text(VARIANT + "v3\n")
@@ -588,7 +587,6 @@ def test_a_stop_that_waited_for_a_promote_says_to_roll_the_promotion_back(
 def test_a_promote_the_policy_refuses_says_first_that_production_was_edited(lab: Lab, project: Path) -> None:
     """From a review: with production edited since the start and the policy not ready, promote
     advised force, which then failed on the edit that only the dry run had shown."""
-    from conftest import spec
 
     e = lab.create(**spec(sample_size_required=20))
     (project / PROD).write_text(COMMAND + "an edit by a person\n")
@@ -631,7 +629,6 @@ def test_ctrl_c_after_the_commit_or_after_the_end_says_it_was_done(lab: Lab, pro
 
 
 def test_ctrl_c_after_the_dispatcher_was_taken_out_says_to_dispatch_again(lab: Lab, project: Path, checkpoints) -> None:
-    from conftest import spec
     from meta_experiment.dispatch_ops import set_dispatch
 
     e = lab.create(**spec())
@@ -644,3 +641,80 @@ def test_ctrl_c_after_the_dispatcher_was_taken_out_says_to_dispatch_again(lab: L
     assert "was taken out: the original is back" in second
     assert second.endswith(f"The experiment still runs: to hand its runs trials again, run dispatch {e.id}.")
     assert lab.get(e.id).status == "running"
+
+
+# -- a path under test that became a FIFO, a folder; names too long; an arm too large to hand over -----
+
+
+def test_a_fifo_in_place_of_a_file_under_test_is_named_and_never_read(lab: Lab, project: Path) -> None:
+    """From a review: reading a FIFO blocks until a writer comes, so status, promote (even a dry
+    run, with the deploy lock held) and assign hung, in every process. Each finishes at once now."""
+    import os
+    import threading
+
+    from meta_experiment.report import render_status
+
+    e = winner(lab)
+    (project / PROD).unlink()
+    os.mkfifo(project / PROD)
+    done: list[object] = []
+
+    def calls() -> None:
+        with pytest.raises(PathError, match="is now a special file .* not a regular file. Nothing was written"):
+            release.promote(lab, e.id, dry_run=True)
+        done.append(render_status(lab.status()))
+        done.append([w for _ in range(6) for w in lab.assign(e.id).warnings])
+
+    worker = threading.Thread(target=calls, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "a call blocked on the FIFO"
+    report, warnings = done
+    assert f"{PROD} (unreadable)" in str(report)
+    assert any("is now a special file (a FIFO, socket or device), not a file" in w for w in warnings)  # type: ignore[union-attr]
+
+
+def test_assign_says_a_file_that_became_a_folder_is_a_folder(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec())
+    (project / PROD).unlink()
+    (project / PROD).mkdir()
+    warnings = [w for _ in range(6) for w in lab.assign(e.id).warnings]
+    assert any(f"{PROD} is now a folder, not a file" in w for w in warnings) and not any(
+        "missing" in w for w in warnings
+    )
+
+
+def test_an_arm_whose_files_would_make_assign_answer_too_large_is_refused_at_create(lab: Lab, project: Path) -> None:
+    """From a review: each file was capped at 2 MB but not an arm's total, and assign's answer of
+    11.9 MB made a TypeScript client (the Inspector) drop the connection, leaving the trial open."""
+    from meta_experiment.lifecycle import MAX_ARM_BYTES
+
+    files = {}
+    for i in range(4):
+        (project / f"f{i}.md").write_text("prod line\n" * 1000)
+        (project / f"f{i}.var").write_text('var "x"\n' * 200_000)  # 1.6 MB, 2 MB JSON-escaped
+        files[f"f{i}.md"] = f"f{i}.var"
+    before = lab.experiments()
+    with pytest.raises(InvalidInput, match=r"The treatment arm's files come to 8,\d{3},\d{3} bytes .* the limit is"):
+        lab.create(**spec(files=files))
+    assert lab.experiments() == before  # nothing was made
+    two = dict(list(files.items())[:2])
+    made = lab.create(**spec(files=two))  # 4 MB escaped: under the limit, and assign hands it whole
+    import json
+
+    answer = lab.assign(made.id).model_dump_json()
+    assert len(answer.encode()) < MAX_ARM_BYTES + 100_000 and json.loads(answer)["files"]
+
+
+def test_a_name_too_long_for_the_file_system_is_a_path_error(lab: Lab, project: Path) -> None:
+    from meta_experiment import interchange
+
+    long = "e" * 300 + ".md"
+    with pytest.raises(PathError, match=r"The production file 'e{60}\.\.\.e{9}\.md' is too long for the file system"):
+        lab.create(**spec(files={long: VAR}))
+    with pytest.raises(PathError, match="The variant file .* is too long for the file system"):
+        lab.create(**spec(files={PROD: "a/" * 3000 + "x.md"}))
+    with pytest.raises(PathError, match="The export path .* is too long for the file system"):
+        interchange.export_path(lab, long)
+    with pytest.raises(PathError, match="The import file .* is too long"):
+        interchange.read_document(lab, long)

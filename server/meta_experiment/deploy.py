@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 
 from . import paths
 from .errors import Conflict, PathError, StoreError
-from .files import NEW_FILE_MODE, fsync_dir, temp_prefix
+from .files import NEW_FILE_MODE, SpecialFile, fsync_dir, read_regular, temp_prefix
 
 LOCK_FILE_NAME = "deploy.lock"
 LOCK_WAIT_SECONDS = 120.0
@@ -80,9 +80,14 @@ def read_current(project_root: Path, rel: str) -> bytes | None:
     """The production file's bytes now, or None when it no longer exists."""
     path = writable_path(project_root, rel)
     try:
-        return path.read_bytes()
+        return read_regular(path)
     except FileNotFoundError:
         return None
+    except SpecialFile:
+        raise PathError(
+            f"{rel!r} is now a special file (a FIFO, socket or device), not a regular file. Nothing was written. "
+            "Move it aside and put the file back (git checkout, or the backups in the state folder), then try again."
+        ) from None
     except IsADirectoryError:
         raise PathError(
             f"{rel!r} is now a folder, not a file. Nothing was written. Move the folder aside and put the file back "

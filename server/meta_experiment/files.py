@@ -4,8 +4,10 @@ state folder."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -23,6 +25,30 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+class SpecialFile(OSError):
+    """A path that is neither a regular file nor a folder: a FIFO, a socket, a device."""
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of the regular file at `path` (after symlinks). Reading a FIFO blocks until some
+    writer opens it, and a device may never end, so a path under test that became one hung status
+    and promote, with the deploy lock held: the file is opened without blocking and checked before
+    it is read. A folder raises IsADirectoryError, anything else but a file SpecialFile."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+        if not stat.S_ISREG(mode):
+            raise SpecialFile(errno.EINVAL, "not a regular file (a FIFO, socket or device)", str(path))
+        with os.fdopen(fd, "rb", closefd=True) as fh:
+            fd = -1
+            return fh.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 TEMP_MARK = "meta-experiment-"  # in every temp file name we write beside a user's file

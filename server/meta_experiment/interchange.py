@@ -25,8 +25,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import Conflict, InvalidInput, validation_message
+from .files import read_regular
 from .import_keys import DOCUMENT_KEYS, experiment_keys, ignored_sentence, unknown_keys
-from .lifecycle import Lab, check_file_roles, check_text
+from .lifecycle import Lab, check_arm_sizes, check_file_roles, check_text
 from .measurements import check_value, derived_values
 from .models import ARMS, TERMINAL_STATUSES, MetricSpec, iso, parse_iso
 from .stats.guardrails import SUCCESS_METRIC
@@ -530,6 +531,7 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
                     "experiments on one file would confound each other. Import this one with a terminal status, or "
                     "finish the other first."
                 )
+    contents = []
     for given, (production, variant) in files.items():
         snap = snapshots.get(given)
         if snap is not None:
@@ -538,11 +540,14 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
             control, treatment = _read_current(lab, production, variant, status, item["id"], warnings)
         for path, content in ((production, control), (variant, treatment)):
             check_text(path, content)  # as create: runs are handed text
+        contents.append((production, control, treatment))
         lab.store.insert_file(
             item["id"], production, variant, lab.store.put_blob(control), lab.store.put_blob(treatment)
         )
         if snap is not None and snap.get("backup"):
             lab.store.set_file_backup(item["id"], production, snap["backup"])
+    if status in ("draft", "running"):  # assign will hand these files to runs
+        check_arm_sizes(contents)
     trials: list[dict[str, Any]] = ext["trials"] if "trials" in ext else _seed_trials(item, spec.primary_metric.name)
     if not isinstance(trials, list):
         raise ValueError("meta_experiment.trials must be a list of trials, as an export writes it.")
@@ -742,7 +747,7 @@ def _read_current(
     contents = []
     for path in (production, variant):
         try:
-            contents.append(paths.project_file(lab.project_root, path).read_bytes())
+            contents.append(read_regular(paths.project_file(lab.project_root, path)))
         except (InvalidInput, OSError):
             if status in ("draft", "running"):
                 raise ValueError(
@@ -774,9 +779,13 @@ def export_path(lab: Lab, path: str) -> str:
     target = lab.project_root / rel
     if not target.parent.is_dir():
         raise InvalidInput(f"The folder for {rel!r} does not exist; create it or choose another path.")
-    if target.exists() and not target.is_file():
+    try:
+        exists = target.exists()
+    except OSError as exc:  # a name too long for the file system
+        raise paths.path_os_error("export path", path, exc) from None
+    if exists and not target.is_file():
         raise InvalidInput(f"{rel!r} exists and is not a regular file; choose another path.")
-    if target.exists() and not _is_export(target):
+    if exists and not _is_export(target):
         raise Conflict(
             f"{rel} already exists and is not an export of this tool (a seed-format experiments.json is imported, "
             f"not replaced): nothing was written. Choose another file name (e.g. "
@@ -811,7 +820,7 @@ def _is_export(path: Any) -> bool:
     `experiments` list), which an export may replace after backing it up; any other file is the
     user's, the seed's own experiments.json included."""
     try:
-        document = json.loads(path.read_bytes().decode("utf-8"))
+        document = json.loads(read_regular(path).decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return False
     return (
@@ -826,7 +835,7 @@ def read_document(lab: Lab, path: str) -> Any:
     from . import paths
 
     rel = paths.confine(lab.project_root, path, what="import file")
-    return parse_document((lab.project_root / rel).read_bytes(), rel)
+    return parse_document(read_regular(lab.project_root / rel), rel)
 
 
 def read_document_file(path: str) -> Any:
@@ -835,7 +844,7 @@ def read_document_file(path: str) -> Any:
     from pathlib import Path
 
     try:
-        data = Path(path).read_bytes()
+        data = read_regular(Path(path))
     except FileNotFoundError:
         raise InvalidInput(
             f"The import file {path!r} does not exist. Check the spelling (a relative path starts at the "

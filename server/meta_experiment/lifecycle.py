@@ -23,7 +23,7 @@ from .allocation import block_arm, block_lag, sticky_arm
 from .deploy import file_lock
 from .dispatch import dispatcher_experiment
 from .errors import Conflict, InvalidInput, InvalidState, NotFound, StoreError, validation_message
-from .files import atomic_write
+from .files import SpecialFile, atomic_write, read_regular
 from .measurements import Definition, clean_metrics, derived_values, missing_guardrails
 from .models import (
     ARMS,
@@ -52,6 +52,10 @@ from .status import StatusReport
 from .store import DB_FILE_NAME, Store
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
+# assign hands a run every file of its arm whole, in its structured result: JSON-escaped, an arm's
+# files stay under this, so that the answer stays under the 10 MB a TypeScript client (Claude Code,
+# the Inspector) reads before it drops the connection
+MAX_ARM_BYTES = 6_000_000
 SETTINGS_LOCK_NAME = "settings.lock"
 
 
@@ -85,6 +89,19 @@ def check_text(path: str, data: bytes) -> bytes:
             f"{path!r} is not UTF-8 text. Experiments test text files (prompts, commands, configs, code)."
         ) from None
     return data
+
+
+def check_arm_sizes(files: list[tuple[str, bytes, bytes]]) -> None:
+    """(production, control content, treatment content) of each file of an experiment: each arm's
+    files, as assign's answer holds them (JSON strings), fit in MAX_ARM_BYTES."""
+    for arm, contents in (("control", [c for _, c, _ in files]), ("treatment", [t for _, _, t in files])):
+        size = sum(len(json.dumps(data.decode("utf-8"), ensure_ascii=False).encode()) for data in contents)
+        if size > MAX_ARM_BYTES:
+            raise InvalidInput(
+                f"The {arm} arm's files come to {size:,} bytes as assign hands them to a run (JSON-escaped); "
+                f"the limit is {MAX_ARM_BYTES:,}, since an MCP client drops an answer over 10 MB. Test fewer or "
+                "smaller files in one experiment (one experiment per change)."
+            )
 
 
 @dataclass
@@ -521,9 +538,10 @@ class Lab:
         out = []
         for production, variant in pairs:
             control, treatment = (
-                check_text(path, (self.project_root / path).read_bytes()) for path in (production, variant)
+                check_text(path, read_regular(self.project_root / path)) for path in (production, variant)
             )
             out.append((production, variant, control, treatment))
+        check_arm_sizes([(production, control, treatment) for production, _, control, treatment in out])
         return out
 
     def _files_in_running_experiments(self) -> dict[str, str]:
@@ -593,12 +611,16 @@ class Lab:
         for production, path, digest, text in snapshots:
             files.append(AssignedFile(production=production, path=path, sha256=digest, content=text))
             on_disk = self.project_root / path
+            what = "has changed on disk since the experiment started"
             try:
-                current = hashlib.sha256(on_disk.read_bytes()).hexdigest()
+                current: str | None = hashlib.sha256(read_regular(on_disk)).hexdigest()
+            except IsADirectoryError:
+                current, what = None, "is now a folder, not a file"
+            except SpecialFile:
+                current, what = None, "is now a special file (a FIFO, socket or device), not a file"
             except OSError:
-                current = None
+                current, what = None, "is missing"
             if current != digest and not (arm == "control" and self._dispatching(on_disk, experiment_id)):
-                what = "is missing" if current is None else "has changed on disk since the experiment started"
                 warnings.append(
                     f"{path} {what}; use the content returned here (the snapshot under test), not the file."
                 )
@@ -630,7 +652,7 @@ class Lab:
         """Whether `path` holds this experiment's dispatcher (then production is untouched: its
         original is the control snapshot, and it comes back when the experiment ends)."""
         try:
-            return dispatcher_experiment(path.read_bytes().decode("utf-8", "replace")) == experiment_id
+            return dispatcher_experiment(read_regular(path).decode("utf-8", "replace")) == experiment_id
         except OSError:
             return False
 

@@ -58,6 +58,7 @@ from .models import (
     Experiment,
     MetricSpec,
     MetricValue,
+    NoBool,
     Progress,
     RecordResult,
     VoidResult,
@@ -343,7 +344,7 @@ def build_server(
         ],
         ctx: Context,
         trial_id: Annotated[
-            int | None, Field(ge=1, le=2**63 - 1, description="The trial id that assign returned.")
+            int | None, Field(ge=1, le=2**63 - 1, description="The trial id that assign returned."), NoBool
         ] = None,
         success: Annotated[bool, Field(description="False when the run failed (counts toward the error rate).")] = True,
         experiment_id: Annotated[
@@ -390,7 +391,7 @@ def build_server(
 
     @server.tool(annotations=tool_annotations("Void a recorded trial"))
     async def void_trial(
-        trial_id: Annotated[int, Field(ge=1, le=2**63 - 1, description="The recorded trial to withdraw.")],
+        trial_id: Annotated[int, Field(ge=1, le=2**63 - 1, description="The recorded trial to withdraw."), NoBool],
         reason: Annotated[
             str, Field(min_length=1, max_length=1000, description="Why, e.g. 'typo: 12.5 s recorded as 125'.")
         ],

@@ -3,6 +3,7 @@ project root (resolve, then relative_to; symlinks that lead outside are refused)
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from pathlib import Path, PurePosixPath
@@ -69,6 +70,27 @@ def confine(project_root: Path, user_path: str, *, must_exist: bool = True, what
         raise PathError(f"The {what} is empty. Give a file path relative to the project root.")
     if "\x00" in user_path:
         raise PathError(f"The {what} {user_path!r} contains a NUL byte; give a plain file path.")
+    try:
+        return _confine(project_root, user_path, must_exist, what)
+    except OSError as exc:  # a name longer than the file system allows, a loop of symlinks, ...
+        raise path_os_error(what, user_path, exc) from None
+
+
+def path_os_error(what: str, user_path: str, exc: OSError) -> PathError:
+    """A PathError for an OSError the file system raised on a path a user gave."""
+    shown = user_path if len(user_path) <= 80 else user_path[:60] + "..." + user_path[-12:]
+    if exc.errno == errno.ENAMETOOLONG:
+        return PathError(
+            f"The {what} {shown!r} is too long for the file system ({len(user_path):,} characters; a name between "
+            "slashes may have up to 255 bytes, a whole path about 4,096). Give a shorter path."
+        )
+    if exc.errno == errno.ELOOP:
+        return PathError(f"The {what} {shown!r} goes through a loop of symlinks; point at the real file.")
+    reason = (exc.strerror or type(exc).__name__).lower()
+    return PathError(f"The {what} {shown!r} cannot be used ({reason}). Give a readable file path in the project.")
+
+
+def _confine(project_root: Path, user_path: str, must_exist: bool, what: str) -> str:
     root = project_root.resolve()
     raw = Path(user_path)
     candidate = raw if raw.is_absolute() else root / raw

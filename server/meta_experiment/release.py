@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from . import deploy, dispatch_ops, gitcommit, journal, monitoring, operations, policy
 from .dispatch import dispatcher_experiment
 from .errors import Conflict, InvalidInput, InvalidState, PathError
+from .files import read_regular
 from .models import control_characters
 from .outcomes import DeployResult, FileOutcome, GitOutcome
 from .release_text import promote_message, rollback_message
@@ -489,7 +490,7 @@ def _conflict(experiment: Experiment, operation: str, conflicts: list[tuple[str,
 
 def _variant_drift(lab: Lab, variant: str, tested: str) -> list[str]:
     try:
-        on_disk = (lab.project_root / variant).read_bytes()
+        on_disk = read_regular(lab.project_root / variant)
     except OSError:
         return [f"The variant file {variant} is gone; the tested snapshot of it is what is promoted."]
     if deploy.sha256_hex(on_disk) != tested:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from . import deploy, journal, monitoring
 from .errors import ExperimentError
+from .files import read_regular
 from .models import DURATION_UNITS, Experiment, parse_iso
 from .outcomes import Alert, ReleaseInfo, ReleaseStatus
 
@@ -43,7 +44,7 @@ def changed_since_promotion(lab: Lab, e: Experiment) -> list[str]:
     changed = []
     for f in e.files:
         try:
-            now = hashlib.sha256((lab.project_root / f.production).read_bytes()).hexdigest()
+            now = hashlib.sha256(read_regular(lab.project_root / f.production)).hexdigest()
         except OSError:
             now = None  # deleted or unreadable
         if now != f.treatment_sha256:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InvalidInput
-from .files import atomic_write
+from .files import atomic_write, read_regular
 from .models import Confidence, MaxDurationDays, NoBool, Percent, SampleSizeRequired, TreatmentPercent
 
 SETTINGS_FILE_NAME = "settings.toml"
@@ -126,7 +126,7 @@ def _read_toml(path: Path) -> tuple[Any, str | None]:
     """The parsed document and its text (None, None when there is no file). A byte order mark, as
     some Windows editors write, is read past."""
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path)
     except FileNotFoundError:
         return None, None
     except OSError as exc:
