@@ -326,7 +326,8 @@ def test_an_imported_draft_reads_as_a_draft_in_status(lab: Lab) -> None:
     import_experiments(lab, _seed_on_project_files("draft", "exp-draft-1"))
     text = render_status(lab.status())
     assert (
-        "**Action**: Start it (start_experiment; CLI: `meta-experiment start ID`): a draft is not started" in text
+        "**Action**: Start it (start_experiment; CLI: `meta-experiment start exp-draft-1`): a draft is not started"
+        in text
         and "rolled back" not in text
     )
     analysis = lab.analyze("exp-draft-1")

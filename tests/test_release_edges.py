@@ -331,7 +331,7 @@ def test_recovery_does_not_commit_on_a_detached_head(project: Path, checkpoints)
     try:
         [note] = lab.recovered
         assert note.git is not None and note.git.status == "failed"
-        assert "HEAD is detached" in note.git.detail and f"git add -- {PROD} && git commit -m" in note.git.detail
+        assert "HEAD is detached" in note.git.detail and f"add -- {PROD} && git -C " in note.git.detail
         assert head(project) == branch_head  # nothing committed anywhere
         assert lab.get(e.id).status == "promoted" and (project / PROD).read_text() == VARIANT
     finally:
@@ -370,8 +370,8 @@ def test_the_commands_after_a_failed_commit_leave_out_a_file_git_ignores(project
         (project / ".git" / "index.lock").write_text("")  # another git, or one killed, holds the index
         result = release.promote(lab, e.id)
         assert result.git is not None and result.git.status == "failed"
-        assert f"run: git add -- {PROD} && git commit -m" in result.git.detail
-        assert f"-- {PROD}; CLAUDE.local.md is ignored by git (.gitignore): not committed" in result.git.detail
+        assert "run: `git -C " in result.git.detail and f"add -- {PROD} && git -C " in result.git.detail
+        assert f"-- {PROD}`; CLAUDE.local.md is ignored by git (.gitignore): not committed" in result.git.detail
     finally:
         (project / ".git" / "index.lock").unlink()
         lab.close()
@@ -389,7 +389,7 @@ def test_a_failed_commit_says_how_to_commit_an_untracked_file_by_hand(lab: Lab, 
     result = release.promote(lab, e.id)
     assert result.git is not None and result.git.status == "failed"
     assert "lint failed: see above" in result.summary
-    assert f"once that is fixed, run: git add -- {PROD} && git commit -m" in result.summary
+    assert "once that is fixed, run: `git -C " in result.summary and f"add -- {PROD} && git -C " in result.summary
     assert PROD not in git(project, "diff", "--cached", "--name-only")  # our add was undone
 
 
@@ -505,7 +505,7 @@ def test_ctrl_c_during_a_cli_promote_cancels_it_or_finishes_it(
                 in said
             )
             assert "the commit was interrupted (Ctrl-C). The files are changed on disk but not committed" in said
-            assert f"run: git add -- {PROD} && git commit -m" in said
+            assert "run: `git -C " in said and f"add -- {PROD} && git -C " in said
             assert (project / PROD).read_text() == VARIANT and PROD in git(project, "status", "--porcelain")
     finally:
         lab.close()
@@ -608,7 +608,7 @@ def test_ctrl_c_commands_leave_out_ignored_files(project: Path, checkpoints) -> 
         with pytest.raises(operations.Interrupted) as stopped:
             release.promote(lab, e.id)
         [said] = stopped.value.said
-        assert said.endswith(f"-- {PROD}") and f"git add -- {PROD} && git commit" in said  # not the ignored file
+        assert said.endswith(f"-- {PROD}`") and f"add -- {PROD} && git -C " in said  # not the ignored file
     finally:
         lab.close()
 

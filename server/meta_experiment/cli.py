@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import json
 import math
 import os
@@ -34,6 +35,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # tool schemas); collecting garbage while they are created is wasted work (~6% of the cold
     # start here). Collect nothing until the server is built, then freeze those objects out of
     # future collections.
+    if sys.stdin is not None and sys.stdin.isatty():  # a person typed it: say what it is, not wait silently
+        print(
+            "meta-experiment serve: this is the MCP server, speaking JSON-RPC on stdin and stdout; Claude Code "
+            "starts it. It waits for a client now (Ctrl-C to stop); `meta-experiment --help` lists the commands.",
+            file=sys.stderr,
+        )
     gc.disable()
     try:
         from .mcp_server import build_server
@@ -58,11 +65,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     lab = _lab(args)
     try:
         if lab.empty_project:
-            print(
-                f"meta-experiment: no experiments in {lab.project_root} yet (no experiment database there; nothing "
-                "was created). Run this in the project's folder, or pass --project.",
-                file=sys.stderr,
-            )
+            print(f"meta-experiment: {_nothing_here(args, lab.project_root)}", file=sys.stderr)
         report = lab.status(args.active)
         if args.active and args.json:
             report = report.active_only()
@@ -70,6 +73,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         lab.close()
     return 0
+
+
+def _nothing_here(args: argparse.Namespace, project_root: Path) -> str:
+    """Where `status` looked and found no experiment database, and what to try: the advice to pass
+    --project is no help to someone who did (nor to a project named by CLAUDE_PROJECT_DIR)."""
+    said = f"no experiments in {project_root} yet (no experiment database there; nothing was created)."
+    if args.project:
+        return f"{said} That is the folder --project {shlex.quote(args.project)} names: check the path."
+    if os.environ.get("CLAUDE_PROJECT_DIR"):
+        return f"{said} That is the folder CLAUDE_PROJECT_DIR names; pass --project to read another one."
+    return f"{said} Run this in the project's folder, or pass --project."
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -110,6 +124,24 @@ def cmd_start(args: argparse.Namespace) -> int:
         print(f"Started {experiment.id} ({experiment.name}); {experiment.sample_size_required} trials required.")
     finally:
         lab.close()
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    """Finish or undo what a promote or rollback left unfinished: the git commit a hook leaves to a
+    separate process (started by the hook itself), or an operation a killed process left."""
+    from . import dispatch_ops
+    from .lifecycle import Lab
+
+    lab = Lab.open(Path(args.project) if args.project else None, actor="cli", recover=False, create=False)
+    try:
+        done = [] if lab.empty_project else dispatch_ops.recover_waiting(lab)
+    finally:
+        lab.close()
+    for line in done:
+        print(line)
+    if not done:
+        print("Nothing to finish: no promote or rollback is unfinished.")
     return 0
 
 
@@ -283,11 +315,30 @@ def _confirmed(args: argparse.Namespace, question: str) -> bool:
 
 
 def _confirmable(args: argparse.Namespace, question: str) -> None:
-    """Refuse unless there is --yes or a terminal to ask at."""
+    """Refuse unless there is --yes or a terminal to ask at: the question is read from stdin and
+    written to stdout, so with either one redirected nobody would see it or answer it (with stdout
+    in a file, the command would look hung)."""
     from .errors import InvalidInput
 
-    if not args.yes and not sys.stdin.isatty():
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
         raise InvalidInput(f"{question} needs a confirmation: pass --yes to confirm, or run it in a terminal.")
+    if not sys.stdout.isatty():
+        raise InvalidInput(
+            f"{question} needs a confirmation, and the output goes to a file or a pipe, where the question would "
+            "not be seen: pass --yes to confirm, or run it with the output on the terminal."
+        )
+
+
+# git outcomes after which a promote or rollback is complete: committed, or nothing to commit or no
+# repository to commit to; any other ("failed") leaves the change on disk without its commit
+SETTLED = frozenset({"committed", "nothing_to_commit", "not_needed", "not_a_repository", "git_not_installed"})
+NOT_COMMITTED = 3  # the exit status then, distinct from a refusal (2) and a declined prompt (1)
+DEPLOY_EXIT_STATUS = (
+    "Exit status: 0 done (or a dry run); 1 declined at the prompt; 2 refused, nothing changed; "
+    f"{NOT_COMMITTED} the files were changed but the git commit failed (the output says why and what to run)."
+)
 
 
 def _deploy(args: argparse.Namespace, call: Callable[..., object], question: str) -> int:
@@ -312,7 +363,8 @@ def _deploy(args: argparse.Namespace, call: Callable[..., object], question: str
         print(render_deploy(done.model_copy(update={"diff": ""})), end="")  # type: ignore[attr-defined]
     finally:
         lab.close()
-    return 0
+    git = done.git  # type: ignore[attr-defined]
+    return NOT_COMMITTED if git is not None and git.status not in SETTLED else 0
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
@@ -383,11 +435,14 @@ def cmd_hook(args: argparse.Namespace) -> int:
         payload = json.loads(sys.stdin.read() or "{}")
         if not isinstance(payload, dict):
             raise ValueError("the hook input is not a JSON object")
-        lab = _lab(args)
+        lab = dispatch_ops.hook_lab(args.project)  # short waits; a commit is left to `recover`
         try:
             out = getattr(dispatch_ops, HOOKS[args.event])(lab, payload)
         finally:
-            lab.close()
+            try:
+                dispatch_ops.commit_in_background(lab)
+            finally:
+                lab.close()
     except Exception as exc:  # whatever it is (a locked or full disk too): one line, never a traceback
         print(f"meta-experiment ({args.event} hook): {exc}", file=sys.stderr)
         return 0
@@ -402,14 +457,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="A/B experiments on changes to files in a project, as an MCP server and a CLI.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--project",
-        help="Project root (default: $CLAUDE_PROJECT_DIR, else the git top level, else the current folder).",
-    )
+    project_help = "Project root (default: $CLAUDE_PROJECT_DIR, else the git top level, else the current folder)."
+    parser.add_argument("--project", help=project_help)
+    # --project after the command too (`status --project X`); SUPPRESS: a command given none leaves
+    # the one before it in place, and one given after the command wins
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--project", default=argparse.SUPPRESS, help=project_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    def add(
+        name: str, fn: Callable[[argparse.Namespace], int], help_text: str, epilog: str | None = None
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog, parents=[shared])
         p.set_defaults(func=fn)
         return p
 
@@ -426,6 +485,13 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = add("analyze", cmd_analyze, "Print the analysis report of one experiment.")
     analyze.add_argument("experiment_id")
     analyze.add_argument("--json", action="store_true", help="Structured output instead of markdown.")
+    add(
+        "recover",
+        cmd_recover,
+        "Finish a promote or rollback left unfinished: the git commit a hook leaves to a separate process (the "
+        "hook starts this itself), or an operation of a process that was killed (the server and every other "
+        "command finish those when they start, too).",
+    )
     start = add("start", cmd_start, "Start a draft (an experiment imported with status draft).")
     start.add_argument("experiment_id")
     trials = add("trials", cmd_trials, "List an experiment's trials with their ids (what void takes) and values.")
@@ -439,7 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp = add("import", cmd_import, "Import experiments from an experiments.json file.")
     imp.add_argument("file")
     imp.add_argument("--skip-existing", action="store_true", help="Skip ids that exist instead of refusing.")
-    promote = add("promote", cmd_promote, "Write an experiment's tested variant over production and commit it.")
+    promote = add(
+        "promote",
+        cmd_promote,
+        "Write an experiment's tested variant over production and commit it.",
+        DEPLOY_EXIT_STATUS,
+    )
     promote.add_argument("experiment_id")
     promote.add_argument(
         "--force", action="store_true", help="Promote whatever the policy's criteria say (needs --reason)."
@@ -448,7 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--dry-run", action="store_true", help="Print the diff; change nothing.")
     promote.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
     rollback = add(
-        "rollback", cmd_rollback, "Stop a running experiment or discard a draft, or restore a promoted one's backup."
+        "rollback",
+        cmd_rollback,
+        "Stop a running experiment or discard a draft, or restore a promoted one's backup.",
+        DEPLOY_EXIT_STATUS,
     )
     rollback.add_argument("experiment_id")
     rollback.add_argument("--reason", help="Why (required unless --dry-run; recorded in the event log and the commit).")
@@ -496,6 +570,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The reports hold emoji and names in any script; a terminal or file in another encoding
+    # (PYTHONIOENCODING=latin-1, a Windows console) gets '?' in their place, not a traceback.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

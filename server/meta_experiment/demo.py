@@ -33,13 +33,33 @@ parallel, then summarise their findings.
 """
 
 
+# The throwaway repository must not depend on the person's own git settings: a global
+# commit.gpgsign (a signing key that is missing or asks for a passphrase) or core.hooksPath (a
+# lint hook) would fail or stop the demo's first commit. Command-line settings override them all;
+# a hooks path that is not a folder (the null device) holds no hooks.
+ISOLATED = [
+    *("-c", "user.name=demo", "-c", "user.email=demo@example.invalid"),
+    *("-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", "-c", f"core.hooksPath={os.devnull}"),
+]
+
+
+class RepositoryError(Exception):
+    """git could not make the demo's repository: its message, on one line."""
+
+
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=demo", "-c", "user.email=demo@example.invalid", *args],
+    result = subprocess.run(
+        ["git", *ISOLATED, *args],
         cwd=repo,
-        check=True,
         capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ, GIT_TERMINAL_PROMPT="0"),
+        check=False,
     )
+    if result.returncode != 0:
+        said = " / ".join(line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip())
+        raise RepositoryError(f"git {args[0]} failed: {said or f'exit status {result.returncode}'}")
 
 
 def make_repo(root: Path) -> Path:
@@ -142,7 +162,11 @@ def run_demo(trials: int = 40, seed: int = 7, keep: bool = False) -> int:
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="meta-experiment-demo-"))
     try:
-        repo = make_repo(tmp)
+        try:
+            repo = make_repo(tmp)
+        except (RepositoryError, OSError) as exc:  # a git setting of the person's, a full disk: one line
+            print(f"meta-experiment: the demo could not make its throwaway git repository: {exc}", file=sys.stderr)
+            return 1
         try:
             status, analysis, _ = anyio.run(drive, repo, trials, seed)
         except Exception as exc:  # a server that would not start or answer: say so, no traceback

@@ -287,7 +287,7 @@ def deploy_lock(state_dir: Path, *, wait: float | None = LOCK_WAIT_SECONDS) -> I
     process that died (the OS releases the lock of a killed process). Yields False, without the
     lock, when `wait` is 0/None and another process holds it; raises StoreError after `wait`."""
     busy = (
-        f"Another promote or rollback in this project has held the deploy lock for {wait or 0:.0f} s "
+        f"Another promote or rollback in this project has held the deploy lock for {wait or 0:g} s "
         "(a slow git hook?). Wait for it to finish, then try again."
     )
     with file_lock(state_dir / LOCK_FILE_NAME, wait=wait, busy=busy) as held:

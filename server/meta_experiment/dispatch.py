@@ -141,6 +141,19 @@ def dispatch_problem(production: str, control: str, treatment: str, *, duration:
     if agent_name(production) is not None:
         return _agent_problem(production, control, treatment, duration)
     name = slash_name(production)
+    stem = production[len(COMMANDS_DIR) : -len(".md")]
+    if (
+        name is None
+        and production.startswith(COMMANDS_DIR)
+        and production.endswith(".md")
+        and re.search(r"[^\w./-]", stem)
+    ):
+        typed = stem.replace("/", ":")
+        return (
+            f"/{typed} ({production}) has characters other than letters, digits, '.', '-' and '_' in its name "
+            "(a space, say), which the hook cannot tell apart in a prompt. Rename the command, or run the "
+            "trials with assign."
+        )
     if name is None:
         return (
             f"{production!r} is not a project slash command, skill or agent (a .md file under {COMMANDS_DIR} or "
@@ -294,7 +307,8 @@ def dispatcher_text(experiment_id: str, production: str, control: str) -> str:
         f'added as context by meta-experiment\'s hook, headed "meta-experiment: the text of /{name} for this run": '
         "follow that text as this command's instructions, and do what it says about recording the run.\n\n"
         "If that text is not there (the command was started another way, or the meta-experiment plugin's hooks "
-        f'are off), call meta-experiment\'s assign tool with experiment_id "{experiment_id}", follow the content '
+        f'are off), call meta-experiment\'s assign tool with experiment_id "{experiment_id}" and unit '
+        '"session ${CLAUDE_SESSION_ID}" (runs of one conversation stay in one arm), follow the content '
         "of the file it returns (after its front matter) as this command's instructions with the arguments "
         "below, and when done call record with the trial_id it gave. If assign says the experiment has ended, "
         f"the original file is back: read {production} and follow it (after its front matter) with the "
@@ -319,7 +333,7 @@ def render(text: str, arguments: str, session_id: str = "", skill_dir: str | Non
     body = _noncharacters(body.lstrip().replace("${CLAUDE_SESSION_ID}", session_id))
     if skill_dir is not None:
         body = body.replace("${CLAUDE_SKILL_DIR}", skill_dir)
-    arguments = _noncharacters(arguments.strip())
+    arguments = _noncharacters(arguments.strip(JS_SPACE_CHARS))  # JavaScript's trim()
     words = [_escape_bangs(word) for word in split_words(arguments)]
     arguments = _escape_bangs(arguments)
     used = False
@@ -552,7 +566,16 @@ def _closing_double_quote(text: str, start: int) -> int:
     return -1
 
 
+# JavaScript's \s (and String.prototype.trim's): Claude Code splits a command's name from its arguments
+# there, so a no-break space (pasted) or an ideographic space (a Japanese IME) after /name separates too.
+# Python's \s also takes \x1c-\x1f, which JavaScript does not.
+JS_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+JS_SPACE_CHARS = (
+    "\t\n\v\f\r \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
+
 def parse_prompt(prompt: str) -> tuple[str, str] | None:
     """`/name args` -> (name, args); None for a prompt that is not a slash command."""
-    m = re.match(r"/([\w.:-]+)(?:[ \t\r\n]+(.*))?\Z", prompt, re.S)  # "  /x" is text to Claude Code
+    m = re.match(rf"/([\w.:-]+)(?:[{JS_SPACE}]+(.*))?\Z", prompt, re.S)  # "  /x" is text to Claude Code
     return (m.group(1), m.group(2) or "") if m else None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from . import deploy
+from . import deploy, paths
 from .dispatch import (
     CONTEXT_LIMIT,
     SKILL_FILE,
@@ -44,7 +44,7 @@ from .models import DURATION_UNITS, FileChange, MetricSpec, Strict, parse_iso
 
 if TYPE_CHECKING:
     from .lifecycle import Lab
-    from .models import Experiment
+    from .models import Experiment, Trial
 
 RUNS_DIR_NAME = "dispatched"  # <state>/dispatched/<session id>.json: the trial a session's command runs
 STALE_RUN_SECONDS = 7 * 86400
@@ -55,6 +55,9 @@ STALE_AGENT_SECONDS = 6 * 3600
 # resumed, however much later: its note (`as-<session>.json`) stays as long as Claude Code keeps an
 # idle session by default (cleanupPeriodDays: 30 days since its last activity), renewed at each start.
 STALE_SESSION_SECONDS = 31 * 86400
+# Claude Code kills a hook after 30 s (hooks.json): a hook waits this long for the database or for
+# another process's promote or rollback, then leaves the work to the next run or to auto mode
+HOOK_WAIT_SECONDS = 8.0
 # Claude Code notices a changed command, skill or agent file a few seconds after the change (its
 # file watcher: 2-5 s, measured in its terminal UI, CLI 2.1.332); until then a session open since
 # before still runs the file it had. A run that soon after the dispatcher went in is not a trial:
@@ -93,6 +96,92 @@ def _command_file(experiment: Experiment) -> FileChange:
     return experiment.files[0]
 
 
+def hook_lab(project: str | None) -> Lab:
+    """The Lab a hook works with: it waits at most HOOK_WAIT_SECONDS for a lock, does not finish
+    other processes' unfinished operations on opening (their git commits can take long; the next
+    promote or rollback, or the server or CLI, does), and leaves the commit of a promote or
+    rollback it makes to a background process (`commit_in_background`)."""
+    from .lifecycle import Lab
+
+    session_root = Path(project).resolve() if project else paths.find_project_root()
+    root = _owning_project(session_root)
+    lab = Lab.open(
+        root,
+        actor="hook",
+        recover=False,
+        create=False,  # a prompt that is not ours creates nothing
+        busy_timeout_ms=int(HOOK_WAIT_SECONDS * 1000),
+    )
+    lab.lock_wait = HOOK_WAIT_SECONDS
+    lab.commit_later = True
+    lab.session_root = session_root if session_root != lab.project_root else None
+    return lab
+
+
+def _owning_project(session_root: Path) -> Path:
+    """The project whose experiments a hook serves: the session's folder, or, when a session starts
+    in a subfolder of the repository (a monorepo package) and that folder has no state of its own,
+    the nearest folder above it, up to the repository's top, that has: Claude Code runs the commands
+    of those folders too, dispatchers included."""
+    from .store import DB_FILE_NAME
+
+    if os.environ.get("META_EXPERIMENT_HOME") or (session_root / paths.STATE_DIR_NAME / DB_FILE_NAME).exists():
+        return session_root
+    for folder in session_root.parents:
+        if (folder / paths.STATE_DIR_NAME / DB_FILE_NAME).exists():
+            return folder
+        if (folder / ".git").exists():  # the repository's top: a project above it is not this one
+            break
+    return session_root
+
+
+def commit_in_background(lab: Lab) -> bool:
+    """After a hook: when a promote or rollback it made left its git commit (phase applied), start
+    `meta-experiment recover` detached, which takes the deploy lock and commits it with git's own
+    hooks and no 30 s limit. Returns whether one was started."""
+    import subprocess
+    import sys
+
+    from . import journal
+
+    if lab.empty_project or not any(
+        journal.load(lab.store, i).phase == "applied" for i in journal.unfinished_ids(lab.store)
+    ):
+        return False
+    command = [sys.executable, *(["-I"] if sys.flags.isolated else []), "-m", "meta_experiment"]
+    command += ["--project", str(lab.project_root), "recover"]
+    detach: dict[str, Any] = (
+        {"start_new_session": True}
+        if os.name == "posix"
+        else {
+            "creationflags": getattr(subprocess, "DETACHED_PROCESS", 0)
+            | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+        }
+    )
+    try:
+        subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=lab.project_root,
+            close_fds=True,
+            **detach,
+        )
+    except OSError:
+        return False  # the next promote or rollback, or the next start of the server or CLI, commits it
+    return True
+
+
+def recover_waiting(lab: Lab) -> list[str]:
+    """`meta-experiment recover`: wait for the deploy lock, then finish or undo every operation left
+    unfinished (a commit a hook left, an operation a killed process left). What was done, a line each."""
+    from .operations import recover_held
+
+    with deploy.deploy_lock(lab.state_dir):
+        return [note.message for note in recover_held(lab, when="in the background (meta-experiment recover)")]
+
+
 def _blob(lab: Lab, digest: str) -> bytes:
     content = lab.store.blob(digest)
     if content is None:
@@ -102,7 +191,7 @@ def _blob(lab: Lab, digest: str) -> bytes:
 
 def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
     """Put the dispatcher in place of the command's file (on) or the original back (off)."""
-    with deploy.deploy_lock(lab.state_dir):
+    with deploy.deploy_lock(lab.state_dir, wait=lab.lock_wait):
         experiment = lab.get(experiment_id)
         f = _command_file(experiment)
         what = label(f.production)
@@ -166,7 +255,8 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
         True,
         True,
         f"{f.production} now holds a dispatcher: in Claude Code with the meta-experiment plugin, {runs}. The "
-        "original comes back byte for byte when the experiment ends, or with dispatch on=false. Do not commit "
+        f"original comes back byte for byte when the experiment ends, or with dispatch on=false (CLI: "
+        f"`meta-experiment dispatch {experiment.id} --off`). Do not commit "
         "the dispatcher (git shows the file as modified meanwhile).",
     )
 
@@ -284,6 +374,19 @@ def _lift(lab: Lab, experiment: Experiment, f: FileChange, *, why: str) -> str |
         **({"edited_dispatcher_backup": backup} if isinstance(backup, str) else {}),
     )
     return backup
+
+
+def dispatched_file(lab: Lab, experiment: Experiment) -> str | None:
+    """The production file that holds `experiment`'s dispatcher now (what ending it takes out), else None."""
+    if len(experiment.files) != 1 or not dispatcher_shas(lab, experiment.id):
+        return None
+    production = experiment.files[0].production
+    try:
+        current = deploy.read_current(lab.project_root, production)
+    except (PathError, OSError):
+        return None
+    held = current is not None and dispatcher_experiment(current.decode("utf-8", "replace")) == experiment.id
+    return production if held else None
 
 
 def lift_for_end(lab: Lab, experiment_id: str, why: str) -> str | None:
@@ -417,9 +520,13 @@ def _slash_file(lab: Lab, name: str) -> str | None:
     """The project file `/name` runs, in Claude Code's order: a skill of that name wins over a
     command. None when the user's own skill or command of that name runs instead (`personal_file`)."""
     skill = skill_path(name)
+    command = command_path(name)
+    session = lab.session_root  # a session in a subfolder: its own command or skill of the name runs
+    if session is not None and any((session / p).exists() for p in (skill, command) if p is not None):
+        return None
     if skill is not None and (lab.project_root / skill).exists():
         return None if personal_file(lab.project_root, name, skills_only=True) else skill
-    return None if personal_file(lab.project_root, name) else command_path(name)
+    return None if personal_file(lab.project_root, name) else command
 
 
 def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], event: str) -> dict[str, Any] | None:
@@ -462,11 +569,19 @@ def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], eve
         return _handed(event, "", name, production)
     # The session is the unit: a second run in one conversation sees the first one's text, so runs of
     # one session stay in one arm (and count as one unit in the analysis), as assign's `unit` does.
-    assignment = lab.assign(experiment_id, unit=f"session {session[:180]}" if session else None)
     runs = _session_file(lab, payload)
+    if runs is not None:  # the run's note is written after the assignment: its folder is checked first
+        _writable_runs_folder(runs.parent)
+        same = _same_reply_trial(lab, runs, experiment_id, payload)
+        if same is not None:  # run again in the same reply (two Skill calls): one reply, one trial
+            return {
+                "hookSpecificOutput": {
+                    "hookEventName": event,
+                    "additionalContext": _context(name, experiment, same.trial_id, texts[same.arm]),
+                }
+            }
+    assignment = lab.assign(experiment_id, unit=f"session {session[:180]}" if session else None)
     if runs is not None:
-        runs.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_runs(runs.parent)
         stash = {
             "trial_id": assignment.trial_id,
             "experiment_id": experiment_id,
@@ -476,6 +591,40 @@ def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], eve
         runs.write_text(json.dumps(stash))
     context = _context(name, experiment, assignment.trial_id, texts[assignment.arm])
     return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": context}}
+
+
+def _same_reply_trial(lab: Lab, runs: Path, experiment_id: str, payload: dict[str, Any]) -> Trial | None:
+    """The trial of this experiment the session's note names, still unrecorded, when the note is
+    from this same prompt: a second run in one reply (the Skill tool called twice) is the same trial,
+    timed from the first run to the reply's end, instead of a new one that would orphan the first."""
+    prompt_id = payload.get("prompt_id")
+    if not prompt_id or not runs.is_file():
+        return None
+    try:
+        note = json.loads(runs.read_text())
+        if note.get("prompt_id") != prompt_id or note.get("experiment_id") != experiment_id:
+            return None
+        trial = lab.trial(int(note["trial_id"]))
+    except (ValueError, KeyError, TypeError, AttributeError, OSError, NotFound):
+        return None
+    return trial if trial.status == "assigned" else None
+
+
+def _writable_runs_folder(folder: Path) -> None:
+    """Make the folder of the runs' notes (and clear old notes), or say why it cannot be, before a
+    trial is assigned: a trial without its note is never recorded."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise InvalidState(
+            f"cannot write the runs' notes in {str(folder)!r} ({reason}), so no trial was assigned for this run: "
+            "make that folder (in the state folder) writable, or move aside a file of that name"
+        ) from None
+    _remove_stale_runs(folder)
 
 
 def _handed(event: str, context: str, name: str, production: str) -> dict[str, Any]:
@@ -599,7 +748,7 @@ def after_run(lab: Lab, experiment_id: str, recorded_at: str | None = None) -> d
     experiment = lab.get(experiment_id)
     if experiment.status != "running":  # ended by the recording itself (a monitoring alert): say so
         ended_now = experiment.ended_at is not None and recorded_at is not None and experiment.ended_at >= recorded_at
-        return _ended(experiment, experiment.status, experiment.status_reason or "") if ended_now else None
+        return _ended(lab, experiment, experiment.status, experiment.status_reason or "") if ended_now else None
     started = lab.definition(experiment_id).started_at
     past_time = started is not None and lab.clock() - started >= experiment.max_duration_days * 86400
     if lab.progress(experiment).trials_needed > 0 and not past_time:
@@ -607,16 +756,34 @@ def after_run(lab: Lab, experiment_id: str, recorded_at: str | None = None) -> d
     item = auto.decide_one(lab, experiment)
     if item.action not in ("promoted", "rolled_back", "expired"):
         return None
-    return _ended(experiment, item.action, item.rationale)
+    return _ended(lab, experiment, item.action, item.rationale)
 
 
-def _ended(experiment: Experiment, how: str, why: str) -> dict[str, Any]:
+def _ended(lab: Lab, experiment: Experiment, how: str, why: str) -> dict[str, Any]:
     done = how.replace("_", " ")
     if why.lower().startswith(done):  # a status reason: "Rolled back (auto): ..."
         why = why.split(": ", 1)[-1]
     what = label(experiment.files[0].production) if len(experiment.files) == 1 else None
     now = "" if what is None else f" {what} now runs " + ("the variant." if how == "promoted" else "its original text.")
-    return {"systemMessage": f"meta-experiment: {experiment.id} ({experiment.name}) {done}: {why.rstrip('.')}.{now}"}
+    return {
+        "systemMessage": f"meta-experiment: {experiment.id} ({experiment.name}) {done}: {why.rstrip('.')}.{now}"
+        + _git_note(lab, experiment.id)
+    }
+
+
+def _git_note(lab: Lab, experiment_id: str) -> str:
+    """What became of the git commit of the promote or rollback that just ended the experiment: a
+    failed commit is said where the person sees it (they were told not to commit the file)."""
+    from . import journal
+
+    op = journal.latest(lab.store, experiment_id)
+    if op is None or op.phase == "undone":
+        return ""
+    if op.phase == "applied":
+        return " Its git commit is being made in the background (`meta-experiment status` shows it)."
+    if op.git is not None and op.git.status == "failed":
+        return f" Not committed: {op.git.detail.rstrip('.')}."
+    return ""
 
 
 def _remove_stale_runs(folder: Path) -> None:
@@ -679,10 +846,9 @@ def on_agent_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
         text = _blob(lab, experiment.files[0].control_sha256).decode()
     else:
         session = str(payload.get("session_id") or "")
-        assignment = lab.assign(experiment.id, unit=f"session {session[:180]}" if session else None)
         folder = _runs_dir(lab)
-        folder.mkdir(parents=True, exist_ok=True)
-        _remove_stale_runs(folder)
+        _writable_runs_folder(folder)
+        assignment = lab.assign(experiment.id, unit=f"session {session[:180]}" if session else None)
         note = {"trial_id": assignment.trial_id, "started": lab.clock(), "agent": agent, "session": session}
         (folder / f"call-{call}.json").write_text(json.dumps(note))
         text = assignment.files[0].content

@@ -76,22 +76,24 @@ def _first_lines(text: str, count: int = 8) -> str:
     return joined if len(joined) <= 600 else joined[:599] + "…"
 
 
-def manual_commit(rel_paths: Sequence[str], message: str) -> str:
-    """The commands that commit `rel_paths` by hand (an untracked path needs its `git add`)."""
+def manual_commit(project_root: Path, rel_paths: Sequence[str], message: str) -> str:
+    """The commands that commit `rel_paths` by hand (an untracked path needs its `git add`), on one
+    line that works from any folder: `git -C` the project's root, since the paths are relative to
+    it and the person may be in a subfolder, or the project a folder of a larger repository."""
+    root = shlex.quote(str(project_root.resolve()))
     paths = " ".join(shlex.quote(p) for p in rel_paths)
     subject = message.splitlines()[0] if message.strip() else "experiment"
-    return f"git add -- {paths} && git commit -m {shlex.quote(subject)} -- {paths}"
+    return f"git -C {root} add -- {paths} && git -C {root} commit -m {shlex.quote(subject)} -- {paths}"
 
 
-def not_committed(reason: str, rel_paths: Sequence[str], message: str, project_root: Path | None = None) -> GitOutcome:
-    """A commit that did not happen, with what to run once the reason is dealt with; with
-    `project_root`, the paths git ignores are left out of it (their `git add` would fail)."""
-    if project_root is not None:
-        rel_paths = [p for p in rel_paths if not _ignored(project_root, p)] or list(rel_paths)
+def not_committed(reason: str, rel_paths: Sequence[str], message: str, project_root: Path) -> GitOutcome:
+    """A commit that did not happen, with what to run once the reason is dealt with; the paths git
+    ignores are left out of it (their `git add` would fail)."""
+    rel_paths = [p for p in rel_paths if not _ignored(project_root, p)] or list(rel_paths)
     return GitOutcome(
         status="failed",
         detail=f"commit failed: {reason.rstrip('.')}. The files are changed on disk but not committed; once that "
-        f"is fixed, run: {manual_commit(rel_paths, message)}",
+        f"is fixed, run: `{manual_commit(project_root, rel_paths, message)}`",  # quoted: a full stop may follow
     )
 
 
@@ -269,14 +271,14 @@ def _commit_kept(project_root: Path, rel_paths: list[str], untracked: list[str],
     """Commit `rel_paths` (none ignored), adding the `untracked` among them first."""
     blocked = _repository_blocker(project_root)  # checked before the files were written; checked again
     if blocked:  # for a recovery, which comes later (after a checkout, say)
-        return not_committed(blocked, rel_paths, message)
+        return not_committed(blocked, rel_paths, message, project_root)
     has_head = _git(project_root, "rev-parse", "--verify", "-q", "HEAD").returncode == 0
     added: list[str] = []
     for rel in untracked:
         result = _git(project_root, "add", "--", rel)
         if result.returncode != 0:
             _unstage(project_root, added, has_head)
-            return not_committed(f"git add {rel}: {_first_lines(result.stderr)}", rel_paths, message)
+            return not_committed(f"git add {rel}: {_first_lines(result.stderr)}", rel_paths, message, project_root)
         added.append(rel)
     if added:
         checkpoint("git_added")
@@ -307,7 +309,7 @@ def _commit_tracked(
         raise
     if result.returncode != 0:
         _unstage(project_root, added, has_head)
-        return not_committed(_first_lines(result.stderr + result.stdout), rel_paths, message)
+        return not_committed(_first_lines(result.stderr + result.stdout), rel_paths, message, project_root)
     sha = _git(project_root, "rev-parse", "HEAD").stdout.strip()
     detail = f"committed {sha[:12]}"
     listed = _git(project_root, "show", "--name-only", "--format=", "-z", sha).stdout.split("\0")

@@ -277,6 +277,25 @@ def _seed_trials(item: dict[str, Any], primary: str) -> list[dict[str, Any]]:
     return trials
 
 
+def _warn_if_count_differs(item: dict[str, Any], trials: list[dict[str, Any]], warnings: list[str]) -> None:
+    """A seed document's `results.trials_completed` is a summary of its groups: each value in
+    control_group and treatment_group is one trial, and that is what is imported. When the count
+    says otherwise (the seed's own example: 7, over 7 values in each group), say which was used
+    rather than let the progress change without a word."""
+    results = item.get("results")
+    if not isinstance(results, dict) or results.get("trials_completed") is None:
+        return
+    said = results["trials_completed"]
+    if isinstance(said, int | float) and not isinstance(said, bool) and said == len(trials):
+        return
+    control = sum(t["arm"] == "control" for t in trials)
+    warnings.append(
+        f"{item.get('id')}: results.trials_completed is {said!r}, but its groups hold {len(trials)} values "
+        f"({control} control, {len(trials) - control} treatment); {len(trials)} trials were imported, one for each "
+        "value (trials_completed is not used)."
+    )
+
+
 def _warn_if_results_edited(
     item: dict[str, Any], trials: list[dict[str, Any]], primary: str, warnings: list[str]
 ) -> None:
@@ -549,6 +568,8 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
     if status in ("draft", "running"):  # assign will hand these files to runs
         check_arm_sizes(contents)
     trials: list[dict[str, Any]] = ext["trials"] if "trials" in ext else _seed_trials(item, spec.primary_metric.name)
+    if "trials" not in ext:
+        _warn_if_count_differs(item, trials, warnings)
     if not isinstance(trials, list):
         raise ValueError("meta_experiment.trials must be a list of trials, as an export writes it.")
     for i, t in enumerate(trials):

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from . import analysis, floors, monitoring, paths
 from .allocation import block_arm, block_lag, sticky_arm
-from .deploy import file_lock
+from .deploy import LOCK_WAIT_SECONDS, file_lock
 from .dispatch import dispatcher_experiment
 from .errors import Conflict, InvalidInput, InvalidState, NotFound, StoreError, validation_message
 from .files import SpecialFile, atomic_write, read_regular
@@ -49,7 +49,7 @@ from .stats.guardrails import SUCCESS_METRIC
 from .stats.plan import MIN_PER_ARM
 from .stats.results import Analysis
 from .status import StatusReport
-from .store import DB_FILE_NAME, Store
+from .store import BUSY_TIMEOUT_MS, DB_FILE_NAME, Store
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 # assign hands a run every file of its arm whole, in its structured result: JSON-escaped, an arm's
@@ -119,6 +119,13 @@ class Lab:
     recovered: list[RecoveryNote] = field(default_factory=list)
     # Opened with create=False in a project that has no database yet: reads see an empty store.
     empty_project: bool = False
+    # How long a promote, rollback or dispatch waits for another one's deploy lock.
+    lock_wait: float = LOCK_WAIT_SECONDS
+    # A hook's Lab (Claude Code kills a hook after 30 s): a promote or rollback it makes leaves its
+    # git commit, which runs the repository's own commit hooks, to a separate process (operations.execute)
+    commit_later: bool = False
+    # A hook's Lab for a session started in a subfolder of this project (dispatch_ops.hook_lab)
+    session_root: Path | None = None
     # spec_json text -> parsed metrics; the spec never changes after create, so parse it once.
     _specs: dict[str, tuple[MetricSpec, tuple[MetricSpec, ...], int, int, float]] = field(
         default_factory=dict, repr=False
@@ -136,6 +143,7 @@ class Lab:
         actor: str = "agent",
         recover: bool = True,
         create: bool = True,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     ) -> Lab:
         """Open the project's state and, unless `recover` is False, finish or undo any promote or
         rollback that a killed process left unfinished (`operations.recover`).
@@ -173,7 +181,12 @@ class Lab:
                 f"Cannot create the state folder {str(state)!r}: {exc.strerror or exc}. Make the project "
                 "folder writable, or set META_EXPERIMENT_HOME to a writable folder."
             ) from exc
-        lab = cls(project_root=root, state_dir=state, store=Store(state / DB_FILE_NAME), actor=actor)
+        lab = cls(
+            project_root=root,
+            state_dir=state,
+            store=Store(state / DB_FILE_NAME, busy_timeout_ms=busy_timeout_ms),
+            actor=actor,
+        )
         if recover:
             from .operations import recover as recover_operations
 
@@ -317,8 +330,9 @@ class Lab:
     @staticmethod
     def _no_trial(trial_id: int) -> NotFound:
         return NotFound(
-            f"No trial with id {trial_id}. Trial ids come from the assign tool; call assign first, "
-            "or call record with experiment_id and arm to import a past measurement."
+            f"No trial with id {trial_id}. Trial ids come from assign; an experiment's trials and their ids are "
+            "listed by the experiment://ID/trials resource (CLI: `meta-experiment trials ID`). To import a past "
+            "measurement without a trial, call record with experiment_id and arm."
         )
 
     @staticmethod

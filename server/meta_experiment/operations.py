@@ -63,6 +63,12 @@ def _remove_stale_backup_temps(lab: Lab, older_than: float = 3600.0) -> None:
                 stale.unlink()
 
 
+COMMIT_PENDING = (
+    "not committed yet: a separate process makes the git commit (a hook may run for 30 s, git's commit hooks "
+    "longer); the status report shows it when done"
+)
+
+
 def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutcome:
     """Run a journaled operation from its current phase to `done` (or `undone`)."""
     op = journal.load(lab.store, operation_id)
@@ -74,6 +80,10 @@ def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutco
         deploy.checkpoint("files_applied")
         _finish(lab, op, recovered=recovered)
         deploy.checkpoint("state_marked")
+    if lab.commit_later and not recovered:
+        # in a hook: the files and the status are done; the commit (and the repository's commit hooks,
+        # a test suite say) is left to `meta-experiment recover`, which the hook starts on its own
+        return GitOutcome(status="pending", detail=COMMIT_PENDING)
     git = gitcommit.commit_paths(lab.project_root, op.paths, op.commit_message)
     deploy.checkpoint("committed")
     _close(lab, op, git)
@@ -195,7 +205,18 @@ def recover_held(lab: Lab, when: str = "on restart") -> list[RecoveryNote]:
             undone = journal.load(lab.store, operation_id).phase == "undone"
             notes.append(_note(op, "undone" if undone else "failed", str(exc)))
             continue
-        note = _note(op, "finished", f"finished {when} ({op.phase} when interrupted); git: {git.detail}", git)
+        if op.phase == "applied" and op.actor == "hook":  # a hook's promote or rollback left its commit
+            note = RecoveryNote(
+                operation_id=op.id,
+                experiment_id=op.experiment_id,
+                operation=op.operation,  # type: ignore[arg-type]
+                outcome="finished",
+                message=f"The {op.operation} of {op.experiment_id} that a hook made was committed {when}; "
+                f"git: {git.detail}",
+                git=git,
+            )
+        else:
+            note = _note(op, "finished", f"finished {when} ({op.phase} when interrupted); git: {git.detail}", git)
         lab.event(op.experiment_id, "recovered", note.message, operation_id=op.id, phase=op.phase)
         notes.append(note)
     return notes

@@ -14,7 +14,9 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-GitStatus = Literal["committed", "nothing_to_commit", "not_a_repository", "git_not_installed", "failed", "not_needed"]
+GitStatus = Literal[
+    "committed", "nothing_to_commit", "not_a_repository", "git_not_installed", "failed", "not_needed", "pending"
+]
 
 
 class GitOutcome(Strict):

@@ -370,7 +370,14 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
             f"; the fixed-horizon p = {_fmt_p(p)} would look significant, but re-testing it after "
             "every trial inflates false decisions, so it does not decide"
         )
-    if analysis.power and analysis.power.trials_needed_total:
+    one_unit = [a.arm for a in (m.control, m.treatment) if a.units is not None and 0 < a.units < 2]
+    if one_unit:  # more runs of the same units add no independent evidence (see _power)
+        arms = " and ".join(one_unit)
+        text += (
+            f"; the {arms} arm has trials from one unit only, so it needs trials from at least one more unit "
+            "(another session, PR or user): more trials of the same units cannot decide"
+        )
+    elif analysis.power and analysis.power.trials_needed_total:
         more, target = analysis.power.trials_needed_total, analysis.power.target_improvement_pct
         text += f"; about {more:,} more trials give 80% power to detect the {target:g}% target"
     seq = analysis.primary.sequential

@@ -92,7 +92,7 @@ def _require(experiment: Experiment, statuses: tuple[str, ...], doing: str) -> N
     if experiment.status not in statuses:
         why = f" ({experiment.status_reason})" if experiment.status_reason else ""
         next_step = (
-            "Start it first (start_experiment; CLI: `meta-experiment start ID`) and run its trials."
+            f"Start it first (start_experiment; CLI: `meta-experiment start {experiment.id}`) and run its trials."
             if experiment.status == "draft"
             else "Check the status tool (or `meta-experiment status`) for what happened to it."
         )
@@ -202,7 +202,7 @@ def _journaled(
     status), then apply, mark and commit (operations.execute)."""
     from_status, to_status = transition
     verb = "promoted" if operation == "promote" else "rolled back"
-    with deploy.deploy_lock(lab.state_dir):
+    with deploy.deploy_lock(lab.state_dir, wait=lab.lock_wait):
         recovered = _recover_then_require(lab, experiment.id, (from_status,), verb, operation)
         plan = _plan(lab, experiment, operation)
         operation_id: int | None = None
@@ -289,7 +289,8 @@ def rollback(
     _require(experiment, ("draft", "running", "promoted"), "rolled back")
     if experiment.status in ("draft", "running"):
         if dry_run:
-            return _result(lab, experiment, "rollback", "dry_run", NO_FILES, reason=reason)
+            held = dispatch_ops.dispatched_file(lab, experiment)
+            return _result(lab, experiment, "rollback", "dry_run", Plan(steps=[], dispatcher=held), reason=reason)
         assert reason is not None  # rollback_reason: required unless dry_run
         return _stop(lab, experiment_id, "rolled_back", reason, auto=auto)
     how = "auto" if auto else "manual"
@@ -313,7 +314,7 @@ def expire(lab: Lab, experiment_id: str, *, reason: str) -> DeployResult:
 def _stop(lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bool) -> DeployResult:
     how = "auto" if auto else "manual"
     allowed = ("draft", "running") if to_status == "rolled_back" else ("running",)
-    with deploy.deploy_lock(lab.state_dir):
+    with deploy.deploy_lock(lab.state_dir, wait=lab.lock_wait):
         recovered = _recover_then_require(lab, experiment_id, allowed, "stopped", "stop")
         lifted = dispatch_ops.lift_for_end(lab, experiment_id, "Expiring" if to_status == "expired" else "Rolling back")
         lifted = " ".join(filter(None, [*recovered, lifted])) or None
@@ -369,6 +370,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     in_place: tuple[str, ...] = ()
     restored: tuple[str, ...] = ()
+    dispatcher: str | None = None  # a stop's dry run: the command file that holds this experiment's dispatcher
 
 
 NO_FILES = Plan(steps=[])
@@ -602,5 +604,11 @@ def _notes(experiment: Experiment, operation: str, outcome: str, plan: Plan) -> 
             what = "discard the draft"
         else:
             what = f"stop the experiment after {experiment.trials_recorded} recorded trial(s), abandoning open ones"
-        notes.append(f"Rolling back would {what}; production was never changed, so no file is touched or committed")
+        if plan.dispatcher is not None:
+            notes.append(
+                f"Rolling back would {what}; production was never changed: the dispatcher in {plan.dispatcher} is "
+                "taken out (the original comes back byte for byte), and nothing is committed"
+            )
+        else:
+            notes.append(f"Rolling back would {what}; production was never changed, so no file is touched or committed")
     return notes

@@ -186,8 +186,12 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
         action = _running_action(item, alerts)
         lines += [
             "**Progress**:",
-            f"Trials: {bar(p.percent / 100)} {p.percent:.0f}% ({p.trials_recorded}/{p.sample_size_required}"
-            + (f"; {p.per_arm_floor}: about {p.trials_needed} more trials)" if p.per_arm_floor else ")"),
+            f"Trials: {bar(p.percent / 100)} {p.percent:.0f}% ({p.trials_recorded}/{target}"
+            + (
+                f"; {p.sample_size_required} required, but {p.per_arm_floor}: about {p.trials_needed} more trials)"
+                if p.per_arm_floor
+                else ")"
+            ),
             *_split(item),
             "**Current Results**:",
             *_results(item),
@@ -241,7 +245,7 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
         lines += closed
     elif item.status == "draft":
         lines.append(
-            "**Action**: Start it (start_experiment; CLI: `meta-experiment start ID`): a draft is not started, "
+            f"**Action**: Start it (start_experiment; CLI: `meta-experiment start {item.id}`): a draft is not started, "
             "so no trials are assigned"
         )
     else:

@@ -142,7 +142,7 @@ def sha256_hex(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def unusable_database(path: Path, exc: sqlite3.Error) -> str:
+def unusable_database(path: Path, exc: sqlite3.Error, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> str:
     """What to say when the database file cannot be used as this server's store: locked too long,
     not writable, a full disk, an I/O error (a sound file: nothing was written, the transaction was
     rolled back), or a damaged file."""
@@ -150,7 +150,7 @@ def unusable_database(path: Path, exc: sqlite3.Error) -> str:
     if trouble == "locked":
         return (
             f"The experiment database {path.name!r} stayed locked by another process for "
-            f"{BUSY_TIMEOUT_MS // 1000} s ({exc}). Nothing was changed. Try again when the other meta-experiment "
+            f"{busy_timeout_ms / 1000:g} s ({exc}). Nothing was changed. Try again when the other meta-experiment "
             "process is done."
         )
     if trouble == "readonly":
@@ -215,8 +215,15 @@ class Refold:
 class Store:
     """The project's database. Use `transaction()` for every read-modify-write."""
 
-    def __init__(self, path: Path, *, migrations: Sequence[tuple[str, Callable[[sqlite3.Connection], None]]] = ()):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        migrations: Sequence[tuple[str, Callable[[sqlite3.Connection], None]]] = (),
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    ):
         self.path = path
+        self.busy_timeout_ms = busy_timeout_ms  # a hook's store waits less: Claude Code gives a hook 30 s
         # Path(":memory:"): a store in memory (a project without state, read as empty): nothing on disk
         self.in_memory = str(path) == ":memory:"
         self._lock = threading.RLock()
@@ -224,7 +231,7 @@ class Store:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
-                str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+                str(path), timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
             )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
@@ -233,7 +240,7 @@ class Store:
             ) from exc
         self._db.row_factory = sqlite3.Row
         try:
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if tables and "schema_migrations" not in tables:  # someone else's database: change nothing
                 raise sqlite3.DatabaseError(f"it has tables ({', '.join(sorted(tables)[:5])}) but none of ours")
@@ -249,7 +256,7 @@ class Store:
             raise
         except sqlite3.Error as exc:
             self._db.close()
-            raise StoreError(unusable_database(path, exc)) from exc
+            raise StoreError(unusable_database(path, exc, busy_timeout_ms)) from exc
 
     # -- connection and transactions -------------------------------------------------------------
 
@@ -339,7 +346,7 @@ class Store:
                 isinstance(exc, sqlite3.OperationalError) and _circumstance(self.path, exc) is not None
             ):
                 raise
-            raise StoreError(unusable_database(self.path, exc)) from exc
+            raise StoreError(unusable_database(self.path, exc, self.busy_timeout_ms)) from exc
 
     def _migrate(self, migrations: Sequence[tuple[str, Callable[[sqlite3.Connection], None]]]) -> None:
         known = [name for name, _ in migrations]

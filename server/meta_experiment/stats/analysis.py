@@ -252,6 +252,16 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
     c, t, _ = scaled_summaries(_data(inputs, spec, "primary"), [])
     base: dict[str, Any] = dict(target_improvement_pct=thr, alpha=alpha, power=inputs.power, treatment_share=s)
     effect, basis, why = _effect(spec, primary, c, t, inputs.power_guess, thr)
+    short = [arm for arm, summary in (("control", c), ("treatment", t)) if 0 < summary.clusters < 2]
+    if short:  # units repeat and an arm has one unit: more of its runs add no independent evidence
+        effect, why = (
+            None,
+            (
+                f"the {' and '.join(short)} arm has trials from one unit only, and trials of one unit are correlated: "
+                "no number of further trials from the same units can decide. It needs trials from at least one more "
+                f"unit (another session, PR or user) in the {' and '.join(short)} arm"
+            ),
+        )
     if effect is None:
         return Power(
             effect_size=None,

@@ -1,0 +1,275 @@
+"""Hooks under the conditions a review found: a run's fallback keeps the session's arm, a name
+followed by a no-break space, two runs in one reply, a notes folder that cannot be written, the
+waits of a hook (Claude Code kills it after 30 s) and the git commit of a promotion a hook made."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PROD, VARIANT, git, spec
+from meta_experiment import deploy, dispatch, dispatch_ops, journal
+from meta_experiment.dispatch_ops import hook_lab, on_prompt, on_skill, on_stop, set_dispatch
+from meta_experiment.errors import InvalidState, StoreError
+from meta_experiment.lifecycle import Lab
+
+
+@pytest.fixture(autouse=True)
+def no_settling(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dispatch_ops, "SETTLE_SECONDS", 0.0)
+
+
+def payload(prompt: str = "/review_pr 42", session: str = "s-1", **more: object) -> dict[str, object]:
+    return {"session_id": session, "prompt": prompt, "hook_event_name": "UserPromptSubmit", **more}
+
+
+def test_the_dispatchers_own_fallback_keeps_the_sessions_arm() -> None:
+    """Where the hook hands nothing over (arguments too long), the model assigns: without the
+    session as the unit, one conversation got control, treatment, control."""
+    text = dispatch.dispatcher_text("exp-1", PROD, "Review.\n")
+    assert 'assign tool with experiment_id "exp-1" and unit "session ${CLAUDE_SESSION_ID}"' in text
+
+
+@pytest.mark.parametrize("space", ["\u3000", "\u00a0", "\f", "\v", "\u2003"])
+def test_a_name_followed_by_a_space_javascript_knows_is_a_trial(lab: Lab, project: Path, space: str) -> None:
+    """Claude Code splits /name from its arguments at JavaScript's whitespace: an ideographic space
+    (a Japanese IME) or a pasted no-break space ran the dispatcher, yet the hook handed nothing."""
+    assert dispatch.parse_prompt(f"/review_pr{space}42") == ("review_pr", "42")
+    assert dispatch.parse_prompt("/review_pr\x1c42") is None  # Python's whitespace, not JavaScript's
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    out = on_prompt(lab, payload(f"/review_pr{space}42"))
+    assert out is not None and "<command-text>" in out["hookSpecificOutput"]["additionalContext"]
+    assert len(lab.trials(e.id)) == 1
+    assert dispatch.render("Do $0.\n", f"{space}42 \ufeff") == "Do 42.\n"  # JavaScript's trim()
+
+
+def test_two_runs_in_one_reply_are_one_trial(lab: Lab, project: Path) -> None:
+    """The model ran the dispatched command twice in one reply: the second note replaced the first,
+    whose trial stayed assigned for ever."""
+    now = [1000.0]
+    lab.clock = lambda: now[0]
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    skill = {"session_id": "m1", "prompt_id": "p1", "tool_name": "Skill"}
+    first = on_skill(lab, {**skill, "tool_input": {"skill": "review_pr", "args": "7"}})
+    second = on_skill(lab, {**skill, "tool_input": {"skill": "review_pr", "args": "8"}})
+    [trial] = lab.trials(e.id)
+    for out in (first, second):
+        assert (
+            out is not None
+            and f"trial {trial.trial_id} of experiment" in out["hookSpecificOutput"]["additionalContext"]
+        )
+    now[0] += 60
+    on_stop(lab, {"session_id": "m1", "prompt_id": "p1"})
+    assert lab.trial(trial.trial_id).status == "recorded"
+    on_skill(lab, {**skill, "prompt_id": "p2", "tool_input": {"skill": "review_pr", "args": "9"}})  # a new reply
+    assert len(lab.trials(e.id)) == 2
+
+
+def test_a_notes_folder_that_cannot_be_written_assigns_nothing(lab: Lab, project: Path) -> None:
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    (lab.state_dir / dispatch_ops.RUNS_DIR_NAME).write_text("in the way")
+    with pytest.raises(InvalidState, match="cannot write the runs' notes in .* so no trial was assigned"):
+        on_prompt(lab, payload())
+    assert lab.trials(e.id) == []
+
+
+def test_a_hook_waits_for_another_promote_a_few_seconds_not_two_minutes(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claude Code kills a hook after 30 s: with another process's promote holding the deploy lock,
+    the Stop hook's expiry waited 120 s (and the database 30 s). A hook gives up after its budget."""
+    monkeypatch.setattr(dispatch_ops, "HOOK_WAIT_SECONDS", 0.5)
+    lab = Lab.open(project)
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    lab.close()
+    hook = hook_lab(str(project))
+    assert hook.lock_wait == 0.5 and hook.store.busy_timeout_ms == 500 and hook.commit_later
+    with deploy.deploy_lock(hook.state_dir):  # as another process's promote would
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="has held the deploy lock for 0.5 s"):
+            set_dispatch(hook, e.id, False)
+        assert time.monotonic() - started < 5
+    hook.close()
+
+
+@pytest.mark.parametrize("hook_fails", [False, True])
+def test_a_promotion_a_hook_makes_is_committed_by_a_separate_process(
+    project: Path, monkeypatch: pytest.MonkeyPatch, hook_fails: bool
+) -> None:
+    """The Stop hook's auto-promotion ran `git commit` (and the repository's commit hooks) inside
+    the hook's 30 s: a slow pre-commit was killed midway. The hook now leaves the commit pending and
+    `meta-experiment recover` (started detached) makes it; a failed commit is said in the message."""
+    monkeypatch.setattr(dispatch_ops, "commit_in_background", lambda lab: True)  # run by hand below
+    if hook_fails:
+        hooks = project / ".git" / "hooks"
+        (hooks / "pre-commit").write_text("#!/bin/sh\necho 'lint failed' >&2\nexit 1\n")
+        (hooks / "pre-commit").chmod(0o755)
+    lab = Lab.open(project)
+    now = [1_000_000.0]
+    lab.clock = lambda: now[0]
+    primary = {"name": "seconds", "direction": "lower_is_better", "unit": "s"}
+    e = lab.create(**spec(primary_metric=primary, secondary_metrics=[], auto_promote=True, sample_size_required=10))
+    set_dispatch(lab, e.id, True)
+    lab.commit_later = True  # as hook_lab opens it
+    lab.actor = "hook"
+    message = None
+    for i in range(200):
+        on_prompt(lab, payload(session=f"s{i}", prompt_id=f"p{i}"))
+        arm = lab.trials(e.id)[-1].arm
+        now[0] += (60.0 if arm == "control" else 20.0) + (i % 7)
+        out = on_stop(lab, {"session_id": f"s{i}", "prompt_id": f"p{i}"})
+        if out is not None:
+            message = out["systemMessage"]
+            break
+    assert lab.get(e.id).status == "promoted" and (project / PROD).read_text() == VARIANT
+    assert message is not None and "Its git commit is being made in the background" in message
+    [op_id] = journal.unfinished_ids(lab.store)
+    assert journal.load(lab.store, op_id).phase == "applied"
+    before = git(project, "rev-list", "--count", "HEAD")
+    lab.commit_later = False
+    said = dispatch_ops.recover_waiting(lab)  # what `meta-experiment recover` runs
+    assert journal.unfinished_ids(lab.store) == []
+    done = journal.load(lab.store, op_id).git
+    assert done is not None
+    if hook_fails:
+        assert done.status == "failed" and "lint failed" in done.detail
+        assert git(project, "rev-list", "--count", "HEAD") == before
+        assert "Not committed: " in dispatch_ops._git_note(lab, e.id)
+    else:
+        assert done.status == "committed" and int(git(project, "rev-list", "--count", "HEAD")) == int(before) + 1
+        assert said and f"The promote of {e.id} that a hook made was committed in the background" in said[0]
+    lab.close()
+
+
+def test_an_arm_with_one_unit_asks_for_a_new_unit_not_more_trials(lab: Lab, project: Path) -> None:
+    """30 trials from 3 repeating units, the treatment arm with one: status said 'about 28 more
+    trials give 80% power', yet more trials of the same units can never decide (a review's case)."""
+    from meta_experiment.report import render_status
+
+    e = lab.create(**spec(secondary_metrics=[]))
+    arm_of = {f"u{k}": lab.assign(e.id, unit=f"u{k}").arm for k in range(8)}  # sticky: one arm per unit
+    control = [u for u, arm in arm_of.items() if arm == "control"]
+    treatment = [u for u, arm in arm_of.items() if arm == "treatment"]
+    assert len(control) >= 2 and treatment, arm_of
+    units = control[:2] + treatment[:1]  # two units in control, one in treatment
+    for i in range(30):
+        a = lab.assign(e.id, unit=units[i % 3])
+        lab.record(a.trial_id, {"time_to_complete": (60.0 if a.arm == "control" else 40.0) + i % 5})
+    short = ["treatment"]
+    analysis = lab.analyze(e.id)
+    assert analysis.power is not None and analysis.power.trials_needed_total is None
+    assert f"It needs trials from at least one more unit (another session, PR or user) in the {short[0]} arm" in (
+        analysis.power.message
+    )
+    text = render_status(lab.status())
+    assert "more trials give 80% power" not in text
+    assert "the treatment arm has trials from one unit only, so it needs trials from at least one more unit" in text
+
+
+def test_a_session_started_in_a_subfolder_runs_the_projects_dispatched_command(project: Path) -> None:
+    """A monorepo: the experiment is dispatched at the repository's top, Claude Code is started in
+    packages/app (it runs the top's commands too). The hooks looked for the command and the state in
+    packages/app, handed nothing over, and the person's /review_pr ran without instructions."""
+    lab = Lab.open(project)
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    lab.close()
+    app = project / "packages" / "app"
+    app.mkdir(parents=True)
+    hook = hook_lab(str(app))
+    assert hook.project_root == project.resolve() and hook.session_root == app.resolve()
+    out = on_prompt(hook, payload(session="sub", prompt_id="p1"))
+    assert out is not None and "<command-text>" in out["hookSpecificOutput"]["additionalContext"]
+    on_stop(hook, {"session_id": "sub", "prompt_id": "p1"})
+    [trial] = hook.trials(e.id)
+    assert trial.status == "recorded"
+    # the subfolder's own command of that name is what runs there: not a trial
+    (app / ".claude" / "commands").mkdir(parents=True)
+    (app / ".claude" / "commands" / "review_pr.md").write_text("The app's own review.\n")
+    assert on_prompt(hook, payload(session="sub2", prompt_id="p2")) is None
+    hook.close()
+    # a subfolder with state of its own is a project of its own
+    Lab.open(app).close()
+    (app / ".meta-experiment").mkdir(exist_ok=True)
+    own = hook_lab(str(app))
+    assert own.project_root == app.resolve() and own.session_root is None
+    own.close()
+
+
+def test_the_stop_hook_promotes_and_a_detached_recover_commits(project: Path) -> None:
+    """End to end over the real hook command: the Stop hook's auto-promotion leaves its commit to
+    `meta-experiment recover`, which it starts detached; the commit lands shortly after."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import package_env
+    from release_helpers import record_trials
+
+    lab = Lab.open(project)
+    e = lab.create(**spec(sample_size_required=20, auto_promote=True, secondary_metrics=[]))
+    record_trials(lab, e.id)
+    set_dispatch(lab, e.id, True)
+    lab.close()
+    before = int(git(project, "rev-list", "--count", "HEAD"))
+    env = {**package_env(), "CLAUDE_PROJECT_DIR": str(project)}
+
+    def hook(event: str, body: dict[str, object]) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "meta_experiment", "hook", event],
+            input=json.dumps(body),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        return done.stdout
+
+    messages = []
+    for i in range(40):  # until the auto decision promotes (the sample is there already)
+        hook("prompt", payload(session=f"h{i}", prompt_id=f"q{i}"))
+        out = hook("stop", {"session_id": f"h{i}", "prompt_id": f"q{i}"})
+        if out:
+            messages.append(json.loads(out)["systemMessage"])
+            break
+    assert messages and " promoted: " in messages[0], messages
+    assert "Its git commit is being made in the background" in messages[0]
+    deadline = time.monotonic() + 60
+    while int(git(project, "rev-list", "--count", "HEAD")) == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert int(git(project, "rev-list", "--count", "HEAD")) == before + 1
+    assert "Promote" in git(project, "log", "-1", "--format=%s")
+    lab = Lab.open(project)
+    deadline = time.monotonic() + 30
+    while journal.unfinished_ids(lab.store) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert journal.unfinished_ids(lab.store) == [] and lab.get(e.id).status == "promoted"
+    assert (project / PROD).read_text() == VARIANT and git(project, "status", "--porcelain", "--", PROD) == ""
+    lab.close()
+
+
+def test_recover_with_nothing_unfinished_says_so(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from meta_experiment import cli
+
+    assert cli.main(["--project", str(project), "recover"]) == 0
+    assert capsys.readouterr().out.strip() == "Nothing to finish: no promote or rollback is unfinished."
+    assert not (project / ".meta-experiment").exists()  # nothing is made to say so
+
+
+def test_the_progress_line_counts_toward_the_same_target_as_the_status_line(lab: Lab, project: Path) -> None:
+    """4 of 4 required, but 5 per arm needed: the status line said 4/10 and the bar 4/4."""
+    from meta_experiment.report import render_status
+
+    e = lab.create(**spec(sample_size_required=4, secondary_metrics=[]))
+    for _ in range(4):
+        lab.record(lab.assign(e.id).trial_id, {"time_to_complete": 10.0})
+    text = render_status(lab.status())
+    assert "Running (4/10 trials)" in text
+    assert "40% (4/10; 4 required, but each arm needs 5 results before a decision" in text
