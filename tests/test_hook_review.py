@@ -137,13 +137,49 @@ def test_a_promotion_a_hook_makes_is_committed_by_a_separate_process(
     assert journal.unfinished_ids(lab.store) == []
     done = journal.load(lab.store, op_id).git
     assert done is not None
+    from meta_experiment.report import render_status
+
+    text = render_status(lab.status())
+    assert "INTERRUPTED" not in text.upper() and "interrupted" not in " ".join(said)  # nothing was interrupted
     if hook_fails:
         assert done.status == "failed" and "lint failed" in done.detail
         assert git(project, "rev-list", "--count", "HEAD") == before
-        assert "Not committed: " in dispatch_ops._git_note(lab, e.id)
+        assert said and f"The promote of {e.id} that a hook made could not be committed in the background" in said[0]
+        assert "**Git**: commit failed: lint failed" in text and "run: `git -C " in text  # where people look
     else:
         assert done.status == "committed" and int(git(project, "rev-list", "--count", "HEAD")) == int(before) + 1
         assert said and f"The promote of {e.id} that a hook made was committed in the background" in said[0]
+    lab.close()
+
+
+def test_a_hook_leaves_another_hooks_commit_to_recover(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a review: a second hook that took the deploy lock first made the first hook's commit
+    itself (recover_held), with its 40 s pre-commit, past the 30 s a hook gets."""
+    from release_helpers import record_trials
+
+    monkeypatch.setattr(dispatch_ops, "commit_in_background", lambda lab: True)
+    lab = Lab.open(project)
+    lab.commit_later, lab.actor = True, "hook"
+    first = lab.create(**spec(sample_size_required=20, secondary_metrics=[]))
+    record_trials(lab, first.id)
+    from meta_experiment import release
+
+    release.promote(lab, first.id)  # as a hook's auto-promotion: its commit pending
+    [pending] = journal.unfinished_ids(lab.store)
+    hooks = project / ".git" / "hooks"
+    (hooks / "pre-commit").write_text("#!/bin/sh\nsleep 30\n")
+    (hooks / "pre-commit").chmod(0o755)
+    (project / "b.md").write_text("B\n")
+    (project / "b.md.experiment").write_text("B2\n")
+    git(project, "add", "b.md")
+    git(project, "commit", "-qm", "b", "--no-verify")
+    second = lab.create(**spec(files={"b.md": "b.md.experiment"}, sample_size_required=20, secondary_metrics=[]))
+    record_trials(lab, second.id)
+    started = time.monotonic()
+    result = release.promote(lab, second.id)  # another hook's promotion, right after
+    assert time.monotonic() - started < 10  # no commit (and no 30 s pre-commit) ran in it
+    assert result.git is not None and result.git.status == "pending"
+    assert pending in journal.unfinished_ids(lab.store) and len(journal.unfinished_ids(lab.store)) == 2
     lab.close()
 
 
@@ -273,3 +309,17 @@ def test_the_progress_line_counts_toward_the_same_target_as_the_status_line(lab:
     text = render_status(lab.status())
     assert "Running (4/10 trials)" in text
     assert "40% (4/10; 4 required, but each arm needs 5 results before a decision" in text
+
+
+def test_a_repositorys_top_never_serves_a_project_above_it(tmp_path: Path) -> None:
+    """From a review: a repository inside a folder that has state of its own served that outer
+    folder's experiments (the walk up checked .git only in the folders above the session)."""
+    outer = tmp_path / "outer"
+    outer.mkdir()
+    Lab.open(outer).close()  # state of its own
+    inner = outer / "repo"
+    inner.mkdir()
+    git(inner, "init", "-q")
+    lab = hook_lab(str(inner))
+    assert lab.project_root == inner.resolve() and lab.session_root is None
+    lab.close()

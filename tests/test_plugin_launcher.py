@@ -113,6 +113,7 @@ def test_an_environment_in_use_is_kept_and_one_no_longer_used_is_removed(tmp_pat
     assert done.stdout == "ran status c\n", done.stderr
     [left] = environments(data)  # a's and b's: no process holds them
     assert [p.name for p in data.glob("venv-*.log")] == [left + ".log"]
+    assert [p.name for p in data.glob("venv-*.in-use")] == [left + ".in-use"]  # (one per update piled up)
 
 
 def test_a_half_made_environment_or_one_whose_python_is_gone_is_installed_again(tmp_path: Path) -> None:
@@ -125,6 +126,15 @@ def test_a_half_made_environment_or_one_whose_python_is_gone_is_installed_again(
     done = run(plugin, data, "status")
     assert done.returncode == 0 and done.stdout == "ran status a\n", done.stderr
     assert "installing" in done.stderr
+    # a release upgrade repoints an unversioned python3: bin/python runs another Python, without the package
+    other = tmp_path / "another-python"
+    other.write_text("#!/bin/sh\nexit 1\n")
+    other.chmod(0o755)
+    python.unlink()
+    python.symlink_to(other)
+    done = run(plugin, data, "status")
+    assert done.returncode == 0 and done.stdout == "ran status a\n", done.stderr
+    assert "installing" in done.stderr and python.resolve() != other
     (env / ".meta-experiment-complete").unlink()  # an install cut short
     done = run(plugin, data, "status")
     assert done.returncode == 0 and done.stdout == "ran status a\n", done.stderr
@@ -166,3 +176,46 @@ def test_a_session_started_as_a_dispatched_agent_waits_for_the_install(tmp_path:
     assert len(environments(data)) == 1
     plain = hook("session-start", {"session_id": "s2"})  # not a dispatched agent: nothing to do
     assert plain.returncode == 0 and plain.stdout == ""
+
+
+def test_a_data_folder_that_cannot_be_made_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    done = run(stand_in(tmp_path, "a"), tmp_path / "a-file" / "data", "status")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "cannot make the plugin's data folder" in done.stderr and "make it writable" in done.stderr
+
+
+def test_an_old_python3_builds_with_a_python_on_path_that_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a review: the newest python3.N on PATH was taken without running it, and a pyenv shim of
+    a version not selected (exit 127) failed every install, blamed on PyPI."""
+    from test_plugin import load_launcher
+
+    launch_module = load_launcher(ROOT / "plugin")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "python3.19"
+    shim.write_text("#!/bin/sh\necho 'pyenv: python3.19: command not found' >&2\nexit 127\n")
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    with pytest.raises(SystemExit):  # only the shim: no usable Python, and it is named
+        launch_module.base_python(version=(3, 8))
+    (bin_dir / "python3.11").symlink_to(sys.executable)
+    assert launch_module.base_python(version=(3, 8)) == str(bin_dir / "python3.11")
+
+
+def test_the_hooks_quick_look_never_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A state folder this user may not read (made by another user) raised PermissionError from the
+    quick look, a traceback and exit status 1 at every Stop. Running as root here, the folder cannot
+    be made unreadable: the quick look is made to raise what it raised then."""
+    import io
+
+    from test_plugin import load_launcher
+
+    launch_module = load_launcher(ROOT / "plugin")
+
+    def unreadable(event: str, data: bytes) -> bool:
+        raise PermissionError(13, "Permission denied", "dispatched/abc.json")
+
+    monkeypatch.setattr(launch_module, "hook_concerns_us", unreadable)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b'{"session_id": "abc"}')))
+    assert launch_module.run_hook("stop") is None  # quietly not ours

@@ -301,6 +301,13 @@ def test_a_log_scale_guardrail_whose_arithmetic_mean_regresses_holds_promotion()
     expected = (gt.mean() - gc.mean()) / gc.mean() * 100  # independent: the arithmetic means' change
     assert g.mean_regression_pct == pytest.approx(expected, rel=1e-9)
     assert g.mean_regressed and g.blocks_promotion and not g.regression_detected
+    from scipy import stats as sps
+
+    welch = sps.ttest_ind(gt, gc, equal_var=False, alternative="greater").pvalue  # independent: scipy
+    assert f"one-sided Welch p = {welch:.3g} on the original scale" in g.detail
+    from meta_experiment.stats.analysis import _raw_regression_p
+
+    assert _raw_regression_p(next(m for m in a.secondary if m.name == "cost")) == pytest.approx(welch, rel=1e-6)
     assert a.decision.action == "continue" and "cost's arithmetic mean regressed" in a.decision.rationale
     assert _criterion(a.decision, "No regression detected").met is False
     text = render_analysis(a, "x")
@@ -364,3 +371,37 @@ def test_an_impossible_binary_target_is_named_not_sized(control, direction, thre
             a.power.message
         )
         assert "more trials give" not in a.decision.rationale
+
+
+def test_a_regression_whose_p_value_underflows_to_0_is_still_a_regression():
+    """From a review: p = 0.0 (a 10x slower variant over 600 trials) was read as 'no p', and the
+    checklist ticked 'Confidence threshold' again on a ROLL BACK."""
+    r = np.random.default_rng(3)
+    a = analyze(inputs(list(r.normal(60, 5, 300)), list(r.normal(600, 50, 300)), required=20))
+    assert a.primary.sequential.p_value_regression == 0.0 and a.decision.action == "rollback"  # the precondition
+    c = _criterion(a.decision, "Confidence threshold")
+    assert c.met is False and "that the change is worse, not better" in c.detail
+
+
+def test_a_log_scale_guardrail_whose_mean_differs_by_noise_alone_does_not_hold_promotion():
+    """From a review: the arithmetic-mean gate used the point estimate alone, and held a clear winner
+    for an unchanged heavy-tailed guardrail in 16-39% of analyses. It needs evidence now (one-sided
+    Welch p <= 0.05 on the original scale), as a suspected regression does."""
+    from scipy import stats as sps
+
+    from meta_experiment.models import MetricSpec
+    from meta_experiment.stats.summary import Summary
+
+    guard = MetricSpec(name="cost", direction="lower_is_better", log_scale=True)
+    r = np.random.default_rng(8)
+    c, t = list(r.normal(45, 8, 30)), list(r.normal(30, 5, 30))
+    for _ in range(200):  # the same distribution in both arms, until noise puts the mean 10%+ higher
+        gc, gt = np.exp(r.normal(2.0, 1.0, 30)), np.exp(r.normal(2.0, 1.0, 30))
+        p = sps.ttest_ind(gt, gc, equal_var=False, alternative="greater").pvalue  # independent: scipy
+        if gt.mean() > 1.1 * gc.mean() and p > 0.05:
+            break
+    assert gt.mean() > 1.1 * gc.mean() and p > 0.05  # the precondition
+    logs = {("control", "cost"): Summary.of(np.log(gc)), ("treatment", "cost"): Summary.of(np.log(gt))}
+    a = analyze(inputs(c, t, secondary=[guard], extra={"cost": (list(gc), list(gt))}, log_summaries=logs))
+    g = next(g for g in a.guardrails if g.name == "cost")
+    assert g.mean_regression_pct > 10 and not g.mean_regressed and a.decision.action == "promote"

@@ -20,6 +20,7 @@ readable message instead of a SyntaxError.
 import json
 import os
 import re
+import stat
 import sys
 import time
 from pathlib import Path
@@ -76,19 +77,36 @@ def fingerprint():
 
 def base_python(version=sys.version_info[:2]):
     """A Python of at least 3.11 to build the environment with: this one, else the newest
-    python3.N on PATH."""
-    import shutil
-
+    python3.N on PATH that runs and has venv (a pyenv shim of a version that is not selected is on
+    PATH and fails; a Debian Python may lack python3-venv). Tried once per install only."""
     if version >= MINIMUM:
         return sys.executable
+    import subprocess
+
+    check = "import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))"
+    tried = []
     for minor in range(20, MINIMUM[1] - 1, -1):
-        found = shutil.which(f"python3.{minor}")
-        if found:
-            return found
+        for folder in os.environ.get("PATH", "").split(os.pathsep):
+            candidate = os.path.join(folder or ".", f"python3.{minor}")
+            if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)) or candidate in tried:
+                continue
+            tried.append(candidate)
+            try:
+                works = (
+                    subprocess.run(
+                        [candidate, "-c", check], stdin=subprocess.DEVNULL, capture_output=True, timeout=30
+                    ).returncode
+                    == 0
+                )
+            except (OSError, subprocess.SubprocessError):
+                works = False
+            if works:
+                return candidate
     here = "{}.{}".format(*version)
+    unusable = f" ({', '.join(tried)} on PATH could not run, or lack venv)" if tried else ""
     fail(
-        f"needs Python 3.11 or newer; python3 here is {here} and no python3.11 or newer is on PATH. "
-        "Install Python 3.11+ (python.org, or your package manager), then restart Claude Code."
+        f"needs Python 3.11 or newer; python3 here is {here} and no usable python3.11 or newer is on PATH{unusable}. "
+        "Install Python 3.11+ with venv (python.org, or your package manager), then restart Claude Code."
     )
 
 
@@ -97,9 +115,19 @@ def venv_python(env):
 
 
 def installed(env):
-    """Complete, and its Python still there (a pyenv or Homebrew upgrade can remove the one it was
-    made from, leaving bin/python a dangling link)."""
-    return (env / COMPLETE).exists() and venv_python(env).exists()
+    """Complete, and its Python still the one it was made with: a pyenv or Homebrew upgrade can
+    remove it (bin/python a dangling link), and a release upgrade can repoint an unversioned
+    python3 to another version, whose site-packages are empty (bin/python then runs, but without
+    the package). The marker names the interpreter bin/python resolved to at the install."""
+    try:
+        marker = (env / COMPLETE).read_text()
+    except OSError:
+        return False
+    python = venv_python(env)
+    if not python.exists():
+        return False
+    made_with = next((line[len("python: ") :] for line in marker.splitlines() if line.startswith("python: ")), None)
+    return made_with is None or made_with == os.path.realpath(python)
 
 
 def lock(path, shared=False, wait=True):
@@ -107,7 +135,13 @@ def lock(path, shared=False, wait=True):
     process holds it. Without fcntl (Windows), -1: nothing is locked."""
     if fcntl is None:
         return -1
-    fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        try:  # a lock file this user may not write (a folder made by another user): a shared lock reads
+            fd = os.open(str(path), os.O_RDONLY)
+        except OSError:
+            return -1  # no lock: the environment still runs; only its removal by an update is not held off
     try:
         fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
@@ -148,12 +182,13 @@ def build(env, held):
                 shutil.rmtree(env, ignore_errors=True)
                 return False
         log.write(f"installed in {time.monotonic() - started:.0f} s\n")
-    (env / COMPLETE).write_text(f"installed from {ROOT}\n")
+    (env / COMPLETE).write_text(f"installed from {ROOT}\npython: {os.path.realpath(venv_python(env))}\n")
     return True
 
 
 def remove_unused(data, keep):
     """Environments of other versions that no running server or command holds."""
+    import contextlib
     import shutil
 
     if fcntl is None:
@@ -166,7 +201,9 @@ def remove_unused(data, keep):
             continue  # a session still runs that version
         try:
             shutil.rmtree(env, ignore_errors=True)
-            log_of(env).unlink(missing_ok=True)
+            for leftover in (log_of(env), data / (env.name + ".in-use")):
+                with contextlib.suppress(OSError):  # (Path.unlink(missing_ok=...) is 3.8+; old python3s run this)
+                    leftover.unlink()
         finally:
             os.close(fd)
 
@@ -220,7 +257,13 @@ def ensure_installed():
     the shared lock that marks the environment in use (-1 without locks)."""
     data = data_dir()
     env = data / ("venv-" + fingerprint())
-    data.mkdir(parents=True, exist_ok=True)
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(
+            f"cannot make the plugin's data folder {data} ({exc.strerror or exc}): make it writable by this user "
+            "(was an install run with sudo?), or remove it; the next start installs again."
+        )
     in_use = lock(data / (env.name + ".in-use"), shared=True)
     if installed(env):
         return venv_python(env), in_use
@@ -239,8 +282,13 @@ def ensure_installed():
     if not ok:
         log = log_of(env)
         output = log.read_text(errors="replace").strip() if log.exists() else "(no log)"
+        cause = (
+            "pip needs to reach PyPI"
+            if "-m pip install" in output
+            else "the Python it chose could not make a virtual environment (on Debian or Ubuntu: install python3-venv)"
+        )
         fail(
-            f"could not install; nothing was kept, the next start tries again. pip needs to reach PyPI. "
+            f"could not install; nothing was kept, the next start tries again. {cause}. "
             f"The install's output ({log}):\n{output[-4000:]}"
         )
     say(f"installed in {time.monotonic() - started:.0f} s.")
@@ -254,20 +302,50 @@ HOOK_EVENTS = ("prompt", "stop", "agent-start", "agent-end", "agent-stop", "skil
 
 
 def holds_dispatcher(path):
+    """Whether the regular file at `path` holds a dispatcher. Opened without blocking and checked
+    first: reading a FIFO at a command's path would wait for a writer until Claude Code kills the hook."""
     try:
-        with open(path, "rb") as f:
-            return DISPATCHER in f.read(65536)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        return DISPATCHER in os.read(fd, 65536)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def owning_project(session):
+    """The project whose experiments the hooks serve (the package's dispatch_ops._owning_project): the
+    session's folder, or, when it has no state and is a subfolder of a repository, the nearest folder
+    above it, up to the repository's top, that has."""
+    if os.environ.get("META_EXPERIMENT_HOME"):
+        return session
+    try:
+        if Path(session, ".meta-experiment", "experiments.db").exists() or Path(session, ".git").exists():
+            return session
+        for folder in Path(session).resolve().parents:
+            if (folder / ".meta-experiment" / "experiments.db").exists():
+                return str(folder)
+            if (folder / ".git").exists():
+                break
+    except OSError:
+        pass
+    return session
 
 
 def hook_concerns_us(event, data):
     """Whether a hook event concerns a dispatched slash command, skill or agent: a quick look with the
     standard library, because every prompt of every session runs it (about 35-40 ms); the package
     decides the rest. Where the project is unknown, the package looks."""
-    project = os.environ.get("CLAUDE_PROJECT_DIR")
-    if not project:
+    session_dir = os.environ.get("CLAUDE_PROJECT_DIR")
+    if not session_dir:
         return True
+    project = owning_project(session_dir)  # a session in a subfolder runs the commands above it too
+    roots = [session_dir] if project == session_dir else [session_dir, project]
     try:
         payload = json.loads(data or b"{}")
     except ValueError:
@@ -282,20 +360,28 @@ def hook_concerns_us(event, data):
         value = str(payload.get(name) or "")
         return value if re.fullmatch(r"[\w-]{1,128}", value) else None
 
+    def first(*parts):
+        """The file at `parts` under the session's folder, else under the project's (the nearer wins)."""
+        for root in roots:
+            path = Path(root, *parts)
+            try:
+                if path.exists():
+                    return path
+            except OSError:  # a name too long for a file, a folder that cannot be searched
+                return None
+        return None
+
     def runs_dispatcher(name):
         """`/name` runs a dispatcher: the skill of that name, else the command (as in Claude Code)."""
         if not re.fullmatch(r"[\w.-]+(?::[\w.-]+)*", name):
             return False
         *folders, last = name.split(":")
         if not folders and not last.startswith("."):
-            skill = Path(project, ".claude", "skills", last, "SKILL.md")
-            try:
-                found = skill.exists()
-            except OSError:  # a name too long for a file, a folder that cannot be searched
-                return False
-            if found:
+            skill = first(".claude", "skills", last, "SKILL.md")
+            if skill is not None:
                 return holds_dispatcher(skill)
-        return holds_dispatcher(Path(project, ".claude", "commands", *folders, last + ".md"))
+        command = first(".claude", "commands", *folders, last + ".md")
+        return command is not None and holds_dispatcher(command)
 
     if event == "prompt":
         typed = re.match(r"/([\w.-]+(?::[\w.-]+)*)(?:\s|$)", str(payload.get("prompt") or ""))
@@ -306,8 +392,10 @@ def hook_concerns_us(event, data):
         return runs_dispatcher(skill[1:] if skill.startswith("/") else skill)
 
     def agent_dispatched(agent):
-        ok = re.fullmatch(r"[\w.-]+", agent) and not agent.startswith(".")
-        return bool(ok) and holds_dispatcher(Path(project, ".claude", "agents", agent + ".md"))
+        if not (re.fullmatch(r"[\w.-]+", agent) and not agent.startswith(".")):
+            return False
+        found = first(".claude", "agents", agent + ".md")
+        return found is not None and holds_dispatcher(found)
 
     if event == "agent-start":
         tool_input = payload.get("tool_input")
@@ -336,7 +424,11 @@ def run_hook(event):
     import subprocess
 
     data = sys.stdin.buffer.read()
-    if event not in HOOK_EVENTS or not hook_concerns_us(event, data):
+    try:
+        concerns = event in HOOK_EVENTS and hook_concerns_us(event, data)
+    except OSError:  # a state folder this user may not read: nothing the hook could do there
+        concerns = False
+    if not concerns:
         return
     env = data_dir() / ("venv-" + fingerprint())
     if not installed(env) and event == "session-start":

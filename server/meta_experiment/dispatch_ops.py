@@ -127,6 +127,8 @@ def _owning_project(session_root: Path) -> Path:
 
     if os.environ.get("META_EXPERIMENT_HOME") or (session_root / paths.STATE_DIR_NAME / DB_FILE_NAME).exists():
         return session_root
+    if (session_root / ".git").exists():  # the repository's top: a project above it is another one
+        return session_root
     for folder in session_root.parents:
         if (folder / paths.STATE_DIR_NAME / DB_FILE_NAME).exists():
             return folder
@@ -516,13 +518,18 @@ def personal_file(project_root: Path, name: str, *, skills_only: bool = False) -
     return None
 
 
+def _session_own(lab: Lab, production: str) -> bool:
+    """Whether a session started in a subfolder has its own file at `production` (relative to that
+    folder): that one runs there, not the project's (see hook_lab)."""
+    return lab.session_root is not None and (lab.session_root / production).exists()
+
+
 def _slash_file(lab: Lab, name: str) -> str | None:
     """The project file `/name` runs, in Claude Code's order: a skill of that name wins over a
     command. None when the user's own skill or command of that name runs instead (`personal_file`)."""
     skill = skill_path(name)
     command = command_path(name)
-    session = lab.session_root  # a session in a subfolder: its own command or skill of the name runs
-    if session is not None and any((session / p).exists() for p in (skill, command) if p is not None):
+    if any(_session_own(lab, p) for p in (skill, command) if p is not None):  # its own runs there
         return None
     if skill is not None and (lab.project_root / skill).exists():
         return None if personal_file(lab.project_root, name, skills_only=True) else skill
@@ -780,7 +787,10 @@ def _git_note(lab: Lab, experiment_id: str) -> str:
     if op is None or op.phase == "undone":
         return ""
     if op.phase == "applied":
-        return " Its git commit is being made in the background (`meta-experiment status` shows it)."
+        return (
+            " Its git commit is being made in the background: `meta-experiment status` shows whether it went "
+            "through (a commit hook may refuse it) and what to run if not."
+        )
     if op.git is not None and op.git.status == "failed":
         return f" Not committed: {op.git.detail.rstrip('.')}."
     return ""
@@ -829,7 +839,7 @@ def on_agent_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
         return None
     agent = str(tool_input.get("subagent_type") or "")
     production = agent_path(agent)
-    if production is None:
+    if production is None or _session_own(lab, production):
         return None
     experiment = _dispatched(lab, production)
     task = str(tool_input.get("prompt") or "")
@@ -874,7 +884,7 @@ def on_session_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None
     note = _read(handed) if handed is not None and handed.is_file() else {}
     agent = str(payload.get("agent_type") or note.get("agent") or "")
     production = agent_path(agent)
-    if production is None:
+    if production is None or _session_own(lab, production):
         return None
     experiment = _dispatched(lab, production)
     if experiment is None:

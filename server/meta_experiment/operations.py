@@ -80,7 +80,7 @@ def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutco
         deploy.checkpoint("files_applied")
         _finish(lab, op, recovered=recovered)
         deploy.checkpoint("state_marked")
-    if lab.commit_later and not recovered:
+    if lab.commit_later:
         # in a hook: the files and the status are done; the commit (and the repository's commit hooks,
         # a test suite say) is left to `meta-experiment recover`, which the hook starts on its own
         return GitOutcome(status="pending", detail=COMMIT_PENDING)
@@ -199,6 +199,8 @@ def recover_held(lab: Lab, when: str = "on restart") -> list[RecoveryNote]:
     notes = []
     for operation_id in journal.unfinished_ids(lab.store):
         op = journal.load(lab.store, operation_id)
+        if lab.commit_later and op.phase == "applied":
+            continue  # only its git commit is left, which a hook has no time for: `recover` makes it
         try:
             git = execute(lab, operation_id, recovered=True)
         except (ExperimentError, OSError) as exc:
@@ -206,17 +208,21 @@ def recover_held(lab: Lab, when: str = "on restart") -> list[RecoveryNote]:
             notes.append(_note(op, "undone" if undone else "failed", str(exc)))
             continue
         if op.phase == "applied" and op.actor == "hook":  # a hook's promote or rollback left its commit
-            note = RecoveryNote(
-                operation_id=op.id,
-                experiment_id=op.experiment_id,
-                operation=op.operation,  # type: ignore[arg-type]
-                outcome="finished",
-                message=f"The {op.operation} of {op.experiment_id} that a hook made was committed {when}; "
-                f"git: {git.detail}",
-                git=git,
+            # (not an interruption: the "git" event _close wrote is its record, as for any commit)
+            made = {"committed": "was committed", "failed": "could not be committed"}.get(git.status, "was finished")
+            notes.append(
+                RecoveryNote(
+                    operation_id=op.id,
+                    experiment_id=op.experiment_id,
+                    operation=op.operation,  # type: ignore[arg-type]
+                    outcome="finished",
+                    message=f"The {op.operation} of {op.experiment_id} that a hook made {made} {when}; "
+                    f"git: {git.detail}",
+                    git=git,
+                )
             )
-        else:
-            note = _note(op, "finished", f"finished {when} ({op.phase} when interrupted); git: {git.detail}", git)
+            continue
+        note = _note(op, "finished", f"finished {when} ({op.phase} when interrupted); git: {git.detail}", git)
         lab.event(op.experiment_id, "recovered", note.message, operation_id=op.id, phase=op.phase)
         notes.append(note)
     return notes

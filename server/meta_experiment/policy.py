@@ -89,7 +89,9 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
     over = (from_zero > 0 or None) if imp is None else imp > targets.improvement_threshold
     confidence = None if p_two is None else 1 - p_two
     # the always-valid test's direction: a significant regression is confidence of the wrong kind
-    worse = bool(active and seq and p_up is not None and (seq.p_value_regression or 1.0) < p_up)
+    worse = bool(
+        active and seq and p_up is not None and seq.p_value_regression is not None and seq.p_value_regression < p_up
+    )
     rollback = _rollback_reasons(analysis, targets, half) if active else []
     # the primary's regression rolls back (the seed: regression > max_allowed), so it is one too
     regressions = [f"{g.name}: {g.detail}" for g in bad_guards] + [
