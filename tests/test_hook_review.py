@@ -323,3 +323,53 @@ def test_a_repositorys_top_never_serves_a_project_above_it(tmp_path: Path) -> No
     lab = hook_lab(str(inner))
     assert lab.project_root == inner.resolve() and lab.session_root is None
     lab.close()
+
+
+def test_a_subfolder_sessions_run_too_long_to_hand_over_is_told_what_to_do(project: Path) -> None:
+    """From a review: the hook sent the model to assign, which that session's server cannot do."""
+    lab = Lab.open(project)
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    lab.close()
+    app = project / "packages" / "app"
+    app.mkdir(parents=True)
+    hook = hook_lab(str(app))
+    out = on_prompt(hook, payload("/review_pr " + "long log line " * 1200, session="sub", prompt_id="p1"))
+    assert out is not None
+    said = out["hookSpecificOutput"]["additionalContext"]
+    assert "this session was started in a subfolder" in said and f"run /review_pr from {project.resolve()}" in said
+    assert hook.trials(e.id) == []
+    hook.close()
+    assert "If assign says there is no experiment with that id" in dispatch.dispatcher_text(e.id, PROD, "x\n")
+
+
+def test_status_after_a_refused_commit_was_made_by_hand_and_while_one_is_pending(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a review: status kept 'commit failed ... run: git ...' after the person made that
+    commit; and listed a hook's commit in the background under INTERRUPTED OPERATIONS."""
+    from meta_experiment import release
+    from meta_experiment.report import render_status
+    from release_helpers import record_trials
+
+    monkeypatch.setattr(dispatch_ops, "commit_in_background", lambda lab: True)
+    lab = Lab.open(project)
+    lab.commit_later, lab.actor = True, "hook"
+    e = lab.create(**spec(sample_size_required=20, secondary_metrics=[]))
+    record_trials(lab, e.id)
+    release.promote(lab, e.id)
+    with deploy.deploy_lock(lab.state_dir):  # as `recover` holds it while it commits
+        text = render_status(lab.status())
+    assert "INTERRUPTED" not in text and "git commit pending (made in the background)" in text
+    hooks = project / ".git" / "hooks"
+    (hooks / "pre-commit").write_text("#!/bin/sh\necho 'lint failed' >&2\nexit 1\n")
+    (hooks / "pre-commit").chmod(0o755)
+    lab.commit_later = False
+    dispatch_ops.recover_waiting(lab)
+    assert "**Git**: commit failed: lint failed" in render_status(lab.status())
+    (hooks / "pre-commit").unlink()
+    git(project, "commit", "-qm", "by hand", "--", PROD)
+    text = render_status(lab.status())
+    assert "**Git**: committed since, by hand (the promote's own commit had failed: commit failed: lint failed" in text
+    assert "run: `git" not in text
+    lab.close()

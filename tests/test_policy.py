@@ -405,3 +405,7 @@ def test_a_log_scale_guardrail_whose_mean_differs_by_noise_alone_does_not_hold_p
     a = analyze(inputs(c, t, secondary=[guard], extra={"cost": (list(gc), list(gt))}, log_summaries=logs))
     g = next(g for g in a.guardrails if g.name == "cost")
     assert g.mean_regression_pct > 10 and not g.mean_regressed and a.decision.action == "promote"
+    from meta_experiment.stats.report import render_analysis
+
+    shown = f"(geometric means); arithmetic means {g.mean_regression_pct:.1f}% worse, one-sided p = "
+    assert shown in render_analysis(a, "x") and g.mean_regression_p == pytest.approx(p, rel=1e-6)  # as scipy

@@ -312,7 +312,10 @@ def dispatcher_text(experiment_id: str, production: str, control: str) -> str:
         "of the file it returns (after its front matter) as this command's instructions with the arguments "
         "below, and when done call record with the trial_id it gave. If assign says the experiment has ended, "
         f"the original file is back: read {production} and follow it (after its front matter) with the "
-        "arguments below.\n\n"
+        "arguments below. If assign says there is no experiment with that id, this session was started in a "
+        "subfolder of the project that runs the experiment, and its meta-experiment server reads the subfolder: "
+        f"tell the person to run /{name} from that project's top folder for this run (or with shorter "
+        "arguments, which the hook can hand over), and do not run it without its instructions.\n\n"
         "Arguments: $ARGUMENTS\n"
     )
 

@@ -573,6 +573,20 @@ def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], eve
         arm: arm_text(digest) for arm, digest in (("control", f.control_sha256), ("treatment", f.treatment_sha256))
     }
     if max(len(_context(name, experiment, 10**12, text)) for text in texts.values()) > CONTEXT_LIMIT:
+        if lab.session_root is not None:  # the dispatcher's assign fallback cannot work from a subfolder
+            return {
+                "hookSpecificOutput": {
+                    "hookEventName": event,
+                    "additionalContext": (
+                        f"meta-experiment: the text of /{name} for this run, with these arguments, is too long for "
+                        "a hook to hand over, and this session was started in a subfolder "
+                        f"({lab.session_root}) of the project that runs the experiment ({lab.project_root}), whose "
+                        "meta-experiment server does not know it: no trial was assigned, and this run has no "
+                        f"instructions. Tell the person to run /{name} from {lab.project_root}, or with shorter "
+                        "arguments (a long text in a file, its path as the argument)."
+                    ),
+                }
+            }
         return _handed(event, "", name, production)
     # The session is the unit: a second run in one conversation sees the first one's text, so runs of
     # one session stay in one arm (and count as one unit in the analysis), as assign's `unit` does.

@@ -48,6 +48,15 @@ def _prefix(project_root: Path) -> str:
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
+def inside_repository(project_root: Path) -> bool:
+    """Whether `project_root` is inside a git work tree (git installed and answering)."""
+    try:
+        result = _git(project_root, "rev-parse", "--is-inside-work-tree")
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return result.returncode == 0 and result.stdout.strip() == "true"
+
+
 def uncommitted(project_root: Path, rel_paths: Sequence[str]) -> list[str]:
     """The paths among `rel_paths` with changes git has not committed (modified, staged or
     untracked); [] outside a git repository or when git cannot tell."""

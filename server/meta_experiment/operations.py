@@ -187,8 +187,9 @@ def recover(lab: Lab) -> list[RecoveryNote]:
     if not journal.unfinished_ids(lab.store):
         return []
     with deploy.deploy_lock(lab.state_dir, wait=None) as locked:
-        if not locked:
-            return [_in_progress(journal.load(lab.store, i)) for i in journal.unfinished_ids(lab.store)]
+        if not locked:  # (a hook's operation whose commit alone is left is no news: its Git line says so)
+            ops = [journal.load(lab.store, i) for i in journal.unfinished_ids(lab.store)]
+            return [_in_progress(op) for op in ops if not (op.phase == "applied" and op.actor == "hook")]
         return recover_held(lab)
 
 

@@ -52,6 +52,19 @@ def changed_since_promotion(lab: Lab, e: Experiment) -> list[str]:
     return changed
 
 
+def _git_now(lab: Lab, op: journal.Operation) -> str:
+    """The operation's git outcome, as it stands now: a commit that failed (a commit hook refused
+    it) and that the person made since, as the outcome advised, is no longer to be made."""
+    assert op.git is not None
+    if op.git.status != "failed":
+        return op.git.detail
+    from . import gitcommit
+
+    if gitcommit.uncommitted(lab.project_root, op.paths) or not gitcommit.inside_repository(lab.project_root):
+        return op.git.detail
+    return f"committed since, by hand (the {op.operation}'s own commit had failed: {op.git.detail.split('. ')[0]})"
+
+
 def release_status(lab: Lab) -> ReleaseStatus:
     now = lab.clock()
     infos, total, finished, promoted = [], None, 0, 0
@@ -63,7 +76,7 @@ def release_status(lab: Lab) -> ReleaseStatus:
             if e.ended_at:
                 info.days_in_production = round((now - parse_iso(e.ended_at)) / 86400.0, 1)
             info.ended_by = str(op.data.get("how", "manual"))
-            info.git = op.git.detail if op.git else "git commit pending"
+            info.git = _git_now(lab, op) if op.git else "git commit pending (made in the background)"
             info.time_saved_hours_per_month = time_saved_hours_per_month(lab, e)
             info.changed_since = changed_since_promotion(lab, e)
             if info.time_saved_hours_per_month is not None:
@@ -75,7 +88,7 @@ def release_status(lab: Lab) -> ReleaseStatus:
             elif lab.events(e.id, kinds=["imported"]):
                 info.ended_by = "import"  # ended before it was imported here: not by hand, not by auto
             if op is not None and op.operation == "rollback" and op.git:
-                info.git = op.git.detail
+                info.git = _git_now(lab, op)
         finished += e.status in ("promoted", "rolled_back", "expired")
         # as status's summary: a promotion forced against the policy's verdict is no success
         forced = op is not None and op.operation == "promote" and bool(op.data.get("forced"))
@@ -91,6 +104,8 @@ def release_status(lab: Lab) -> ReleaseStatus:
             running = not free
     for operation_id in unfinished:
         op = journal.load(lab.store, operation_id)
+        if op.phase == "applied" and op.actor == "hook":  # done; its commit is made in the background
+            continue  # (the experiment's Git line says "git commit pending")
         operations.insert(
             0,
             f"{op.experiment_id}: {op.operation} in progress ({op.phase}) in another process"

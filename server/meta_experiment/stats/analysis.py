@@ -214,8 +214,11 @@ def _guardrails(
         # with evidence, as a suspected regression needs it: the arithmetic mean of a heavy-tailed
         # metric is its noisiest figure, and an unchanged guardrail read beyond 10% in 16-39% of
         # analyses by its point estimate alone (simulated by a review, 20-50 per arm)
-        mean_p = _raw_regression_p(m) if mean_regression is not None and mean_regression > limit else None
-        mean_regressed = bool(mean_p is not None and mean_p <= CAUTION_P and not worst)
+        mean_p = _raw_regression_p(m) if mean_regression is not None else None
+        mean_regressed = (
+            bool(mean_regression is not None and mean_regression > limit and mean_p is not None and mean_p <= CAUTION_P)
+            and not worst
+        )
         if mean_regressed and mean_regression is not None and mean_p is not None:
             detail += (
                 f"; but the arithmetic means went {m.control.mean:.4g} -> {m.treatment.mean:.4g}, "
@@ -237,6 +240,7 @@ def _guardrails(
                 worse_from_zero=from_zero,
                 treatment_all_worst=worst,
                 mean_regression_pct=mean_regression,
+                mean_regression_p=mean_p,
                 mean_regressed=mean_regressed,
                 detail=detail,
             )

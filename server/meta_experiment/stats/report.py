@@ -320,7 +320,7 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
                 else "n/a"
                 if g.regression_pct is None
                 else change_words(measured.get(g.name), g.regression_pct, g.max_regression_pct)
-                + (" (geometric means)" if g.mean_regression_pct is not None else "")
+                + (_arithmetic(g) if g.mean_regression_pct is not None else "")
             )
             lines.append(
                 f"| {g.name} | {_arms(measured.get(g.name))} | {change} | {g.max_regression_pct:g}% "
@@ -505,6 +505,16 @@ def change_words(m: MetricAnalysis | None, regression_pct: float, tolerance: flo
     ):
         return "no change"
     return f"{shown.replace('+', '', 1).replace('-', '', 1)} {'worse' if regression_pct > 0 else 'better'}"
+
+
+def _arithmetic(g: Guardrail) -> str:
+    """A log-scale guardrail's arithmetic change beside its geometric one: a heavier tail can move
+    them apart (the typical cost lower, the total higher)."""
+    assert g.mean_regression_pct is not None
+    p = "" if g.mean_regression_p is None else f", one-sided p = {fmt_p(g.mean_regression_p)}"
+    return f" (geometric means); arithmetic means {change_words(None, g.mean_regression_pct, g.max_regression_pct)}" + (
+        p if g.mean_regression_pct > 0 else ""
+    )
 
 
 def _guard_state(g: Guardrail) -> str:

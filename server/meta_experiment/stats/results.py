@@ -266,6 +266,13 @@ class Guardrail(Frozen):
             "arithmetic means in % (positive = worse)."
         ),
     ] = None
+    mean_regression_p: Annotated[
+        float | None,
+        Field(
+            description="A log-scale guardrail only: one-sided Welch p that its arithmetic mean is worse "
+            "(on the original scale)."
+        ),
+    ] = None
     mean_regressed: Annotated[
         bool,
         Field(
