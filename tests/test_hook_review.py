@@ -368,6 +368,9 @@ def test_status_after_a_refused_commit_was_made_by_hand_and_while_one_is_pending
     dispatch_ops.recover_waiting(lab)
     assert "**Git**: commit failed: lint failed" in render_status(lab.status())
     (hooks / "pre-commit").unlink()
+    git(project, "stash", "-q")  # put back instead (the promotion is then in no commit): still not committed
+    assert "**Git**: commit failed: lint failed" in render_status(lab.status())
+    git(project, "stash", "pop", "-q")
     git(project, "commit", "-qm", "by hand", "--", PROD)
     text = render_status(lab.status())
     assert "**Git**: committed since, by hand (the promote's own commit had failed: commit failed: lint failed" in text

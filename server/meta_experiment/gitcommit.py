@@ -48,15 +48,6 @@ def _prefix(project_root: Path) -> str:
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
-def inside_repository(project_root: Path) -> bool:
-    """Whether `project_root` is inside a git work tree (git installed and answering)."""
-    try:
-        result = _git(project_root, "rev-parse", "--is-inside-work-tree")
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return result.returncode == 0 and result.stdout.strip() == "true"
-
-
 def uncommitted(project_root: Path, rel_paths: Sequence[str]) -> list[str]:
     """The paths among `rel_paths` with changes git has not committed (modified, staged or
     untracked); [] outside a git repository or when git cannot tell."""
@@ -222,6 +213,23 @@ def _repository_blocker(project_root: Path) -> str | None:
             "check out a branch first"
         )
     return None
+
+
+def at_head(project_root: Path, rel_path: str) -> bytes | None:
+    """The bytes HEAD holds for `rel_path` (relative to `project_root`), None if none."""
+    try:
+        out = subprocess.run(
+            ["git", "show", f"HEAD:./{rel_path}"],
+            cwd=project_root,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+            env=dict(os.environ, GIT_TERMINAL_PROMPT="0"),
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
 
 
 def _staged(project_root: Path, rel_path: str) -> bytes | None:

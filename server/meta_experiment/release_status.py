@@ -60,8 +60,12 @@ def _git_now(lab: Lab, op: journal.Operation) -> str:
         return op.git.detail
     from . import gitcommit
 
-    if gitcommit.uncommitted(lab.project_root, op.paths) or not gitcommit.inside_repository(lab.project_root):
-        return op.git.detail
+    # committed since: HEAD holds what the operation wrote (not merely a clean file: one put back
+    # with git checkout is clean too, and the change is then not in git at all)
+    for step in op.steps:
+        held = gitcommit.at_head(lab.project_root, step.production)
+        if held is None or deploy.sha256_hex(held) != step.new_sha256:
+            return op.git.detail
     return f"committed since, by hand (the {op.operation}'s own commit had failed: {op.git.detail.split('. ')[0]})"
 
 
