@@ -375,4 +375,110 @@ def test_status_after_a_refused_commit_was_made_by_hand_and_while_one_is_pending
     text = render_status(lab.status())
     assert "**Git**: committed since, by hand (the promote's own commit had failed: commit failed: lint failed" in text
     assert "run: `git" not in text
+    with (project / PROD).open("a") as typo:  # a later commit of the file: it was committed all the same
+        typo.write("typo fixed\n")
+    git(project, "commit", "-qam", "typo")
+    assert "**Git**: committed since, by hand" in render_status(lab.status())
+    lab.close()
+
+
+def test_a_commit_made_by_hand_counts_though_a_file_git_ignores_is_in_no_commit(project: Path) -> None:
+    """From a review: the check wanted every file in a commit, and an ignored one never is."""
+    from meta_experiment import release
+    from meta_experiment.report import render_status
+    from release_helpers import record_trials
+
+    (project / ".gitignore").write_text("CLAUDE.local.md\n")
+    (project / "CLAUDE.local.md").write_text("local\n")
+    (project / "CLAUDE.local.md.experiment").write_text("local 2\n")
+    git(project, "add", ".gitignore")
+    git(project, "commit", "-qm", "ignore")
+    hooks = project / ".git" / "hooks"
+    (hooks / "pre-commit").write_text("#!/bin/sh\necho 'lint failed' >&2\nexit 1\n")
+    (hooks / "pre-commit").chmod(0o755)
+    lab = Lab.open(project)
+    files = {PROD: PROD + ".experiment", "CLAUDE.local.md": "CLAUDE.local.md.experiment"}
+    e = lab.create(**spec(files=files, sample_size_required=20, secondary_metrics=[]))
+    record_trials(lab, e.id)
+    result = release.promote(lab, e.id)
+    assert result.git is not None and result.git.status == "failed"
+    (hooks / "pre-commit").unlink()
+    git(project, "commit", "-qm", "by hand", "--", PROD)  # the advised command: the ignored file left out
+    assert "**Git**: committed since, by hand" in render_status(lab.status())
+    lab.close()
+
+
+def test_outside_git_a_hooks_promotion_says_so_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a review: a project that is no repository got 'its git commit is being made in the
+    background' and a recover process for nothing."""
+    from meta_experiment import release
+    from release_helpers import record_trials
+
+    started = []
+    monkeypatch.setattr(dispatch_ops, "commit_in_background", lambda lab: started.append(1) or True)
+    plain = tmp_path / "plain"
+    (plain / ".claude" / "commands").mkdir(parents=True)
+    (plain / PROD).write_text("Review.\n")
+    (plain / (PROD + ".experiment")).write_text("Review faster.\n")
+    lab = Lab.open(plain)
+    lab.commit_later, lab.actor = True, "hook"
+    e = lab.create(**spec(files={PROD: PROD + ".experiment"}, sample_size_required=20, secondary_metrics=[]))
+    record_trials(lab, e.id)
+    result = release.promote(lab, e.id)
+    assert result.git is not None and result.git.status == "not_a_repository"
+    assert journal.unfinished_ids(lab.store) == [] and dispatch_ops._git_note(lab, e.id) == ""
+    lab.close()
+
+
+def test_an_alert_whose_rollback_waited_out_the_lock_is_rolled_back_at_the_next_run(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a review: the alert's rollback gave up on a busy deploy lock, and later runs never
+    tried again: the failing variant was handed out for 107 more runs, until the whole sample."""
+    from meta_experiment import monitoring
+
+    monkeypatch.setattr(dispatch_ops, "HOOK_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(dispatch_ops, "commit_in_background", lambda lab: True)
+    lab = Lab.open(project)
+    lab.lock_wait = 0.2
+    e = lab.create(**spec(sample_size_required=200, auto_rollback=True, secondary_metrics=[]))
+    set_dispatch(lab, e.id, True)
+    with deploy.deploy_lock(lab.state_dir):  # another process's promote holds the lock meanwhile
+        for i in range(60):  # the treatment fails nearly every run: the error-rate alert, its rollback not done
+            a = lab.assign(e.id)
+            lab.record(a.trial_id, {"time_to_complete": 10.0}, success=a.arm == "control" or i % 10 == 0)
+            if monitoring.alerts(lab, e.id, active_only=True):
+                break
+        assert monitoring.alerts(lab, e.id, active_only=True) and lab.get(e.id).status == "running"
+    lab.close()
+    hook = hook_lab(str(project))
+    with deploy.deploy_lock(hook.state_dir):  # still held at the next run
+        on_prompt(hook, payload(session="x1", prompt_id="q1"))
+        out = on_stop(hook, {"session_id": "x1", "prompt_id": "q1"})
+        assert out is not None and "could not be done now" in out["systemMessage"]
+        assert hook.get(e.id).status == "running"
+    on_prompt(hook, payload(session="x2", prompt_id="q2"))
+    out = on_stop(hook, {"session_id": "x2", "prompt_id": "q2"})
+    assert out is not None and " rolled back: " in out["systemMessage"] and hook.get(e.id).status == "rolled_back"
+    hook.close()
+
+
+def test_a_relative_state_folder_is_looked_for_above_a_subfolder_too(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a review: with META_EXPERIMENT_HOME set, a subfolder's session was never served."""
+    from test_plugin import PLUGIN, load_launcher
+
+    launcher = load_launcher(PLUGIN)
+    app = project / "packages" / "app"
+    app.mkdir(parents=True)
+    monkeypatch.setenv("META_EXPERIMENT_HOME", ".mx")  # relative: of the project's folder
+    Lab.open(project).close()
+    assert (project / ".mx" / "experiments.db").exists()
+    lab = hook_lab(str(app))
+    assert lab.project_root == project.resolve() and launcher.owning_project(str(app)) == str(project.resolve())
+    lab.close()
+    monkeypatch.setenv("META_EXPERIMENT_HOME", str(tmp_path / "shared"))  # absolute: no folder owns it
+    lab = hook_lab(str(app))
+    assert lab.project_root == app.resolve() and launcher.owning_project(str(app)) == str(app)
     lab.close()

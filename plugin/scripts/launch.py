@@ -322,13 +322,15 @@ def owning_project(session):
     """The project whose experiments the hooks serve (the package's dispatch_ops._owning_project): the
     session's folder, or, when it has no state and is a subfolder of a repository, the nearest folder
     above it, up to the repository's top, that has."""
-    if os.environ.get("META_EXPERIMENT_HOME"):
-        return session
+    home = os.environ.get("META_EXPERIMENT_HOME")
+    if home and Path(home).expanduser().is_absolute():
+        return session  # one state folder for every project: no folder above can be told to own it
+    state = home or ".meta-experiment"  # relative: of the project's folder
     try:
-        if Path(session, ".meta-experiment", "experiments.db").exists() or Path(session, ".git").exists():
+        if Path(session, state, "experiments.db").exists() or Path(session, ".git").exists():
             return session
         for folder in Path(session).resolve().parents:
-            if (folder / ".meta-experiment" / "experiments.db").exists():
+            if (folder / state / "experiments.db").exists():
                 return str(folder)
             if (folder / ".git").exists():
                 break

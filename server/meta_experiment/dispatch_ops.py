@@ -125,12 +125,14 @@ def _owning_project(session_root: Path) -> Path:
     of those folders too, dispatchers included."""
     from .store import DB_FILE_NAME
 
-    if os.environ.get("META_EXPERIMENT_HOME") or (session_root / paths.STATE_DIR_NAME / DB_FILE_NAME).exists():
-        return session_root
-    if (session_root / ".git").exists():  # the repository's top: a project above it is another one
-        return session_root
+    home = os.environ.get("META_EXPERIMENT_HOME")
+    if home and Path(home).expanduser().is_absolute():
+        return session_root  # one state folder for every project: no folder above can be told to own it
+    state = Path(home) if home else Path(paths.STATE_DIR_NAME)  # relative: of the project's folder
+    if (session_root / state / DB_FILE_NAME).exists() or (session_root / ".git").exists():
+        return session_root  # (a repository's top: a project above it is another one)
     for folder in session_root.parents:
-        if (folder / paths.STATE_DIR_NAME / DB_FILE_NAME).exists():
+        if (folder / state / DB_FILE_NAME).exists():
             return folder
         if (folder / ".git").exists():  # the repository's top: a project above it is not this one
             break
@@ -770,12 +772,23 @@ def after_run(lab: Lab, experiment_id: str, recorded_at: str | None = None) -> d
     if experiment.status != "running":  # ended by the recording itself (a monitoring alert): say so
         ended_now = experiment.ended_at is not None and recorded_at is not None and experiment.ended_at >= recorded_at
         return _ended(lab, experiment, experiment.status, experiment.status_reason or "") if ended_now else None
+    from . import monitoring
+
     started = lab.definition(experiment_id).started_at
     past_time = started is not None and lab.clock() - started >= experiment.max_duration_days * 86400
-    if lab.progress(experiment).trials_needed > 0 and not past_time:
+    # an alert whose rollback could not be done when it was raised (another process held the deploy
+    # lock) is retried at every run, before the sample too: the variant must not go on being handed out
+    alerted = experiment.auto_rollback and bool(monitoring.alerts(lab, experiment_id, active_only=True))
+    if lab.progress(experiment).trials_needed > 0 and not past_time and not alerted:
         return None
     item = auto.decide_one(lab, experiment)
     if item.action not in ("promoted", "rolled_back", "expired"):
+        if alerted and item.action == "skipped":
+            return {
+                "systemMessage": f"meta-experiment: {experiment.id} ({experiment.name}) has an active monitoring "
+                f"alert, and its automatic rollback could not be done now ({item.rationale.split('Not done: ')[-1]}); "
+                "the next run tries again, or roll it back yourself."
+            }
         return None
     return _ended(lab, experiment, item.action, item.rationale)
 

@@ -48,6 +48,17 @@ def _prefix(project_root: Path) -> str:
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
+def inside_repository(project_root: Path) -> bool:
+    """Whether `project_root` is inside a git work tree (git installed and answering)."""
+    if shutil.which("git") is None:
+        return False
+    try:
+        result = _git(project_root, "rev-parse", "--is-inside-work-tree")
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return result.returncode == 0 and result.stdout.strip() == "true"
+
+
 def uncommitted(project_root: Path, rel_paths: Sequence[str]) -> list[str]:
     """The paths among `rel_paths` with changes git has not committed (modified, staged or
     untracked); [] outside a git repository or when git cannot tell."""
@@ -89,7 +100,7 @@ def manual_commit(project_root: Path, rel_paths: Sequence[str], message: str) ->
 def not_committed(reason: str, rel_paths: Sequence[str], message: str, project_root: Path) -> GitOutcome:
     """A commit that did not happen, with what to run once the reason is dealt with; the paths git
     ignores are left out of it (their `git add` would fail)."""
-    rel_paths = [p for p in rel_paths if not _ignored(project_root, p)] or list(rel_paths)
+    rel_paths = [p for p in rel_paths if not ignored(project_root, p)] or list(rel_paths)
     return GitOutcome(
         status="failed",
         detail=f"commit failed: {reason.rstrip('.')}. The files are changed on disk but not committed; once that "
@@ -97,7 +108,7 @@ def not_committed(reason: str, rel_paths: Sequence[str], message: str, project_r
     )
 
 
-def _ignored(project_root: Path, rel: str) -> bool:
+def ignored(project_root: Path, rel: str) -> bool:
     """Whether git ignores `rel` and does not track it (a file kept out of git on purpose)."""
     try:
         tracked = _git(project_root, "ls-files", "--error-unmatch", "--", rel).returncode == 0
@@ -215,21 +226,27 @@ def _repository_blocker(project_root: Path) -> str | None:
     return None
 
 
-def at_head(project_root: Path, rel_path: str) -> bytes | None:
-    """The bytes HEAD holds for `rel_path` (relative to `project_root`), None if none."""
+def committed_since(project_root: Path, rel_path: str, content: bytes, since: float) -> bool:
+    """Whether a commit made since `since` (a time) gave `rel_path` exactly `content`: a commit the
+    person made by hand after ours failed, even when later commits changed the file again."""
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
     try:
-        out = subprocess.run(
-            ["git", "show", f"HEAD:./{rel_path}"],
-            cwd=project_root,
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
-            timeout=30,
-            env=dict(os.environ, GIT_TERMINAL_PROMPT="0"),
-            check=False,
+        blob = subprocess.run(
+            ["git", "hash-object", "--stdin"], cwd=project_root, input=content, capture_output=True,
+            timeout=30, env=env, check=False,
+        )  # fmt: skip
+        if blob.returncode != 0:
+            return False
+        log = _git(
+            project_root, "log", f"--since=@{int(since) - 1}", "--no-abbrev", "--raw", "--format=", "--", rel_path
         )
     except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout if out.returncode == 0 else None
+        return False
+    wanted = blob.stdout.decode().strip()
+    # --raw: ":100644 100644 <old blob> <new blob> M<TAB>path" for each commit that changed the file
+    return any(
+        len(f := line.split()) > 3 and f[3] == wanted for line in log.stdout.splitlines() if line.startswith(":")
+    )
 
 
 def _staged(project_root: Path, rel_path: str) -> bytes | None:
@@ -266,20 +283,21 @@ def _commit(project_root: Path, rel_paths: list[str], message: str) -> GitOutcom
     if inside.returncode != 0 or inside.stdout.strip() != "true":
         return GitOutcome(status="not_a_repository", detail="not a git repository: the change was not committed")
     # a file kept out of git on purpose (CLAUDE.local.md) is not committed, nor named in a command to run
-    ignored = [p for p in rel_paths if _ignored(project_root, p)]
+    ignored_paths = [p for p in rel_paths if ignored(project_root, p)]
     untracked = [
         p
         for p in rel_paths
-        if p not in ignored and _git(project_root, "ls-files", "--error-unmatch", "--", p).returncode != 0
+        if p not in ignored_paths and _git(project_root, "ls-files", "--error-unmatch", "--", p).returncode != 0
     ]
     note = (
-        f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} ignored by git (.gitignore): not committed"
-        if ignored
+        f"{', '.join(ignored_paths)} {'is' if len(ignored_paths) == 1 else 'are'} ignored by git (.gitignore): "
+        "not committed"
+        if ignored_paths
         else ""
     )
-    if ignored and len(ignored) == len(rel_paths):
+    if ignored_paths and len(ignored_paths) == len(rel_paths):
         return GitOutcome(status="not_needed", detail=note)
-    paths = [p for p in rel_paths if p not in ignored]
+    paths = [p for p in rel_paths if p not in ignored_paths]
     outcome = _commit_kept(project_root, paths, untracked, message)
     return outcome if not note else outcome.model_copy(update={"detail": f"{outcome.detail}; {note}"})
 

@@ -80,9 +80,10 @@ def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutco
         deploy.checkpoint("files_applied")
         _finish(lab, op, recovered=recovered)
         deploy.checkpoint("state_marked")
-    if lab.commit_later:
+    if lab.commit_later and gitcommit.inside_repository(lab.project_root):
         # in a hook: the files and the status are done; the commit (and the repository's commit hooks,
         # a test suite say) is left to `meta-experiment recover`, which the hook starts on its own
+        # (outside a repository there is nothing to wait for: commit_paths says so at once)
         return GitOutcome(status="pending", detail=COMMIT_PENDING)
     git = gitcommit.commit_paths(lab.project_root, op.paths, op.commit_message)
     deploy.checkpoint("committed")

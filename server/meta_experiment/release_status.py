@@ -60,11 +60,14 @@ def _git_now(lab: Lab, op: journal.Operation) -> str:
         return op.git.detail
     from . import gitcommit
 
-    # committed since: HEAD holds what the operation wrote (not merely a clean file: one put back
-    # with git checkout is clean too, and the change is then not in git at all)
+    # committed since: a commit after the operation gave each file what the operation wrote (not
+    # merely a clean file: one put back with git checkout is clean too, and the change is then in
+    # no commit); files git ignores are in none, and were left out of the advised command too
     for step in op.steps:
-        held = gitcommit.at_head(lab.project_root, step.production)
-        if held is None or deploy.sha256_hex(held) != step.new_sha256:
+        content = lab.store.blob(step.new_sha256)
+        if gitcommit.ignored(lab.project_root, step.production):
+            continue
+        if content is None or not gitcommit.committed_since(lab.project_root, step.production, content, op.created_at):
             return op.git.detail
     return f"committed since, by hand (the {op.operation}'s own commit had failed: {op.git.detail.split('. ')[0]})"
 
