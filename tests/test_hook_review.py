@@ -25,6 +25,38 @@ def payload(prompt: str = "/review_pr 42", session: str = "s-1", **more: object)
     return {"session_id": session, "prompt": prompt, "hook_event_name": "UserPromptSubmit", **more}
 
 
+def dispatched_with_a_subfolder(project: Path) -> tuple[str, Path]:
+    """An experiment dispatched at the project's top, and a packages/app folder below it."""
+    lab = Lab.open(project)
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    lab.close()
+    app = project / "packages" / "app"
+    app.mkdir(parents=True)
+    return e.id, app
+
+
+def refusing_pre_commit(project: Path, body: str = "echo 'lint failed' >&2\nexit 1") -> Path:
+    hook = project / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f"#!/bin/sh\n{body}\n")
+    hook.chmod(0o755)
+    return hook
+
+
+def promoted_by_a_hook(project: Path, monkeypatch: pytest.MonkeyPatch, **overrides: object) -> tuple[Lab, str]:
+    """A winner promoted as a hook promotes (its commit left pending; no background process started)."""
+    from meta_experiment import release
+    from release_helpers import record_trials
+
+    monkeypatch.setattr(dispatch_ops, "commit_in_background", lambda lab: True)
+    lab = Lab.open(project)
+    lab.commit_later, lab.actor = True, "hook"
+    e = lab.create(**spec(sample_size_required=20, secondary_metrics=[], **overrides))
+    record_trials(lab, e.id)
+    release.promote(lab, e.id)
+    return lab, e.id
+
+
 def test_the_dispatchers_own_fallback_keeps_the_sessions_arm() -> None:
     """Where the hook hands nothing over (arguments too long), the model assigns: without the
     session as the unit, one conversation got control, treatment, control."""
@@ -107,9 +139,7 @@ def test_a_promotion_a_hook_makes_is_committed_by_a_separate_process(
     `meta-experiment recover` (started detached) makes it; a failed commit is said in the message."""
     monkeypatch.setattr(dispatch_ops, "commit_in_background", lambda lab: True)  # run by hand below
     if hook_fails:
-        hooks = project / ".git" / "hooks"
-        (hooks / "pre-commit").write_text("#!/bin/sh\necho 'lint failed' >&2\nexit 1\n")
-        (hooks / "pre-commit").chmod(0o755)
+        refusing_pre_commit(project)
     lab = Lab.open(project)
     now = [1_000_000.0]
     lab.clock = lambda: now[0]
@@ -155,20 +185,12 @@ def test_a_promotion_a_hook_makes_is_committed_by_a_separate_process(
 def test_a_hook_leaves_another_hooks_commit_to_recover(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """From a review: a second hook that took the deploy lock first made the first hook's commit
     itself (recover_held), with its 40 s pre-commit, past the 30 s a hook gets."""
+    from meta_experiment import release
     from release_helpers import record_trials
 
-    monkeypatch.setattr(dispatch_ops, "commit_in_background", lambda lab: True)
-    lab = Lab.open(project)
-    lab.commit_later, lab.actor = True, "hook"
-    first = lab.create(**spec(sample_size_required=20, secondary_metrics=[]))
-    record_trials(lab, first.id)
-    from meta_experiment import release
-
-    release.promote(lab, first.id)  # as a hook's auto-promotion: its commit pending
+    lab, _ = promoted_by_a_hook(project, monkeypatch)  # its commit pending
     [pending] = journal.unfinished_ids(lab.store)
-    hooks = project / ".git" / "hooks"
-    (hooks / "pre-commit").write_text("#!/bin/sh\nsleep 30\n")
-    (hooks / "pre-commit").chmod(0o755)
+    refusing_pre_commit(project, "sleep 30")
     (project / "b.md").write_text("B\n")
     (project / "b.md.experiment").write_text("B2\n")
     git(project, "add", "b.md")
@@ -212,18 +234,13 @@ def test_a_session_started_in_a_subfolder_runs_the_projects_dispatched_command(p
     """A monorepo: the experiment is dispatched at the repository's top, Claude Code is started in
     packages/app (it runs the top's commands too). The hooks looked for the command and the state in
     packages/app, handed nothing over, and the person's /review_pr ran without instructions."""
-    lab = Lab.open(project)
-    e = lab.create(**spec())
-    set_dispatch(lab, e.id, True)
-    lab.close()
-    app = project / "packages" / "app"
-    app.mkdir(parents=True)
+    experiment_id, app = dispatched_with_a_subfolder(project)
     hook = hook_lab(str(app))
     assert hook.project_root == project.resolve() and hook.session_root == app.resolve()
     out = on_prompt(hook, payload(session="sub", prompt_id="p1"))
     assert out is not None and "<command-text>" in out["hookSpecificOutput"]["additionalContext"]
     on_stop(hook, {"session_id": "sub", "prompt_id": "p1"})
-    [trial] = hook.trials(e.id)
+    [trial] = hook.trials(experiment_id)
     assert trial.status == "recorded"
     # the subfolder's own command of that name is what runs there: not a trial
     (app / ".claude" / "commands").mkdir(parents=True)
@@ -327,20 +344,15 @@ def test_a_repositorys_top_never_serves_a_project_above_it(tmp_path: Path) -> No
 
 def test_a_subfolder_sessions_run_too_long_to_hand_over_is_told_what_to_do(project: Path) -> None:
     """From a review: the hook sent the model to assign, which that session's server cannot do."""
-    lab = Lab.open(project)
-    e = lab.create(**spec())
-    set_dispatch(lab, e.id, True)
-    lab.close()
-    app = project / "packages" / "app"
-    app.mkdir(parents=True)
+    experiment_id, app = dispatched_with_a_subfolder(project)
     hook = hook_lab(str(app))
     out = on_prompt(hook, payload("/review_pr " + "long log line " * 1200, session="sub", prompt_id="p1"))
     assert out is not None
     said = out["hookSpecificOutput"]["additionalContext"]
     assert "this session was started in a subfolder" in said and f"run /review_pr from {project.resolve()}" in said
-    assert hook.trials(e.id) == []
+    assert hook.trials(experiment_id) == []
     hook.close()
-    assert "If assign says there is no experiment with that id" in dispatch.dispatcher_text(e.id, PROD, "x\n")
+    assert "If assign says there is no experiment with that id" in dispatch.dispatcher_text(experiment_id, PROD, "x\n")
 
 
 def test_status_after_a_refused_commit_was_made_by_hand_and_while_one_is_pending(
@@ -348,26 +360,17 @@ def test_status_after_a_refused_commit_was_made_by_hand_and_while_one_is_pending
 ) -> None:
     """From a review: status kept 'commit failed ... run: git ...' after the person made that
     commit; and listed a hook's commit in the background under INTERRUPTED OPERATIONS."""
-    from meta_experiment import release
     from meta_experiment.report import render_status
-    from release_helpers import record_trials
 
-    monkeypatch.setattr(dispatch_ops, "commit_in_background", lambda lab: True)
-    lab = Lab.open(project)
-    lab.commit_later, lab.actor = True, "hook"
-    e = lab.create(**spec(sample_size_required=20, secondary_metrics=[]))
-    record_trials(lab, e.id)
-    release.promote(lab, e.id)
+    lab, _ = promoted_by_a_hook(project, monkeypatch)
     with deploy.deploy_lock(lab.state_dir):  # as `recover` holds it while it commits
         text = render_status(lab.status())
     assert "INTERRUPTED" not in text and "git commit pending (made in the background)" in text
-    hooks = project / ".git" / "hooks"
-    (hooks / "pre-commit").write_text("#!/bin/sh\necho 'lint failed' >&2\nexit 1\n")
-    (hooks / "pre-commit").chmod(0o755)
+    hook = refusing_pre_commit(project)
     lab.commit_later = False
     dispatch_ops.recover_waiting(lab)
     assert "**Git**: commit failed: lint failed" in render_status(lab.status())
-    (hooks / "pre-commit").unlink()
+    hook.unlink()
     git(project, "stash", "-q")  # put back instead (the promotion is then in no commit): still not committed
     assert "**Git**: commit failed: lint failed" in render_status(lab.status())
     git(project, "stash", "pop", "-q")
@@ -393,16 +396,14 @@ def test_a_commit_made_by_hand_counts_though_a_file_git_ignores_is_in_no_commit(
     (project / "CLAUDE.local.md.experiment").write_text("local 2\n")
     git(project, "add", ".gitignore")
     git(project, "commit", "-qm", "ignore")
-    hooks = project / ".git" / "hooks"
-    (hooks / "pre-commit").write_text("#!/bin/sh\necho 'lint failed' >&2\nexit 1\n")
-    (hooks / "pre-commit").chmod(0o755)
+    hook = refusing_pre_commit(project)
     lab = Lab.open(project)
     files = {PROD: PROD + ".experiment", "CLAUDE.local.md": "CLAUDE.local.md.experiment"}
     e = lab.create(**spec(files=files, sample_size_required=20, secondary_metrics=[]))
     record_trials(lab, e.id)
     result = release.promote(lab, e.id)
     assert result.git is not None and result.git.status == "failed"
-    (hooks / "pre-commit").unlink()
+    hook.unlink()
     git(project, "commit", "-qm", "by hand", "--", PROD)  # the advised command: the ignored file left out
     assert "**Git**: committed since, by hand" in render_status(lab.status())
     lab.close()
