@@ -483,3 +483,33 @@ def test_a_relative_state_folder_is_looked_for_above_a_subfolder_too(
     lab = hook_lab(str(app))
     assert lab.project_root == app.resolve() and launcher.owning_project(str(app)) == str(app)
     lab.close()
+
+
+def test_a_commit_by_hand_is_seen_with_line_end_normalising_and_an_unchanged_file(project: Path) -> None:
+    """From a review: with `* text=auto` and CRLF files the content was hashed as on disk, not as
+    git stores it, so the person's commit was never seen; a file the operation did not change (its
+    variant the same) is in no later commit; and git's CRLF warnings were quoted as the reason."""
+    from meta_experiment import release
+    from meta_experiment.report import render_status
+    from release_helpers import record_trials
+
+    (project / ".gitattributes").write_text("* text=auto\n")
+    (project / PROD).write_bytes(b"Review the PR.\r\n")
+    (project / (PROD + ".experiment")).write_bytes(b"Review the PR in parallel.\r\n")
+    (project / "same.md").write_text("Unchanged.\n")
+    (project / "same.md.experiment").write_text("Unchanged.\n")
+    git(project, "add", ".gitattributes", PROD, "same.md")
+    git(project, "commit", "-qm", "crlf")
+    lab = Lab.open(project)
+    files = {PROD: PROD + ".experiment", "same.md": "same.md.experiment"}
+    e = lab.create(**spec(files=files, sample_size_required=20, secondary_metrics=[]))
+    record_trials(lab, e.id)
+    hook = refusing_pre_commit(project)
+    time.sleep(2.1)  # the check looks at commits since the operation (to the second)
+    result = release.promote(lab, e.id)
+    assert result.git is not None and result.git.status == "failed"
+    assert result.git.detail.startswith("commit failed: lint failed.")  # not git's CRLF warning
+    hook.unlink()
+    git(project, "commit", "-qm", "by hand", "--", PROD)
+    assert "**Git**: committed since, by hand" in render_status(lab.status())
+    lab.close()

@@ -784,10 +784,11 @@ def after_run(lab: Lab, experiment_id: str, recorded_at: str | None = None) -> d
     item = auto.decide_one(lab, experiment)
     if item.action not in ("promoted", "rolled_back", "expired"):
         if alerted and item.action == "skipped":
+            why = item.rationale.split("Not done: ")[-1].rstrip(".")
             return {
                 "systemMessage": f"meta-experiment: {experiment.id} ({experiment.name}) has an active monitoring "
-                f"alert, and its automatic rollback could not be done now ({item.rationale.split('Not done: ')[-1]}); "
-                "the next run tries again, or roll it back yourself."
+                f"alert, and its automatic rollback could not be done now ({why}); the next run tries again, or "
+                "roll it back yourself."
             }
         return None
     return _ended(lab, experiment, item.action, item.rationale)

@@ -83,7 +83,9 @@ def _first_lines(text: str, count: int = 8) -> str:
     """git's message on one line: the first lines (its advice comes last, e.g. for a stale
     index.lock), at most ~600 characters."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    joined = " / ".join(lines[:count]) or "no message from git"
+    # git's warnings on the way (line ends it will normalise, say) are not why it failed
+    reasons = [line for line in lines if not line.lower().startswith("warning:")] or lines
+    joined = " / ".join(reasons[:count]) or "no message from git"
     return joined if len(joined) <= 600 else joined[:599] + "…"
 
 
@@ -231,15 +233,17 @@ def committed_since(project_root: Path, rel_path: str, content: bytes, since: fl
     person made by hand after ours failed, even when later commits changed the file again."""
     env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
     try:
+        # --path: hashed as git stores the file (line-end normalisation and other clean filters)
         blob = subprocess.run(
-            ["git", "hash-object", "--stdin"], cwd=project_root, input=content, capture_output=True,
-            timeout=30, env=env, check=False,
+            ["git", "hash-object", "--stdin", "--path", rel_path], cwd=project_root, input=content,
+            capture_output=True, timeout=30, env=env, check=False,
         )  # fmt: skip
         if blob.returncode != 0:
             return False
-        log = _git(
-            project_root, "log", f"--since=@{int(since) - 1}", "--no-abbrev", "--raw", "--format=", "--", rel_path
-        )
+        log = _git(  # showRoot: a first commit's files are listed too, whatever the person's config
+            project_root, "-c", "log.showRoot=true", "log", f"--since=@{int(since) - 1}", "--no-abbrev", "--raw",
+            "--format=", "--", rel_path,
+        )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return False
     wanted = blob.stdout.decode().strip()

@@ -63,7 +63,10 @@ def _git_now(lab: Lab, op: journal.Operation) -> str:
     # committed since: a commit after the operation gave each file what the operation wrote (not
     # merely a clean file: one put back with git checkout is clean too, and the change is then in
     # no commit); files git ignores are in none, and were left out of the advised command too
+    unchanged = set(op.data.get("unchanged", ()))  # files that held the new content already
     for step in op.steps:
+        if step.old_sha256 == step.new_sha256 or step.production in unchanged:
+            continue  # not changed by the operation: no commit of it to look for
         content = lab.store.blob(step.new_sha256)
         if gitcommit.ignored(lab.project_root, step.production):
             continue
