@@ -807,21 +807,18 @@ def _ended(lab: Lab, experiment: Experiment, how: str, why: str) -> dict[str, An
 
 
 def _git_note(lab: Lab, experiment_id: str) -> str:
-    """What became of the git commit of the promote or rollback that just ended the experiment: a
-    failed commit is said where the person sees it (they were told not to commit the file)."""
+    """What becomes of the git commit of the promote or rollback that just ended the experiment: a
+    hook leaves it pending (operations.execute), for `meta-experiment recover` to make; outside a
+    repository there is none to mention."""
     from . import journal
 
     op = journal.latest(lab.store, experiment_id)
-    if op is None or op.phase == "undone":
+    if op is None or op.phase != "applied":
         return ""
-    if op.phase == "applied":
-        return (
-            " Its git commit is being made in the background: `meta-experiment status` shows whether it went "
-            "through (a commit hook may refuse it) and what to run if not."
-        )
-    if op.git is not None and op.git.status == "failed":
-        return f" Not committed: {op.git.detail.rstrip('.')}."
-    return ""
+    return (
+        " Its git commit is being made in the background: `meta-experiment status` shows whether it went "
+        "through (a commit hook may refuse it) and what to run if not."
+    )
 
 
 def _remove_stale_runs(folder: Path) -> None:
