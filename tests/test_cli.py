@@ -91,6 +91,11 @@ def test_void_a_trial_and_correct_it(project: Path, experiment_id: str) -> None:
     assert table[5].split()[0] == "5" and table[5].endswith("time_to_complete=4")
     listed = json.loads(run(project, "trials", experiment_id, "--json").stdout)
     assert [t["trial_id"] for t in listed] == [1, 2, 3, 4, 5] and listed[0]["status"] == "voided"
+    newest = json.loads(run(project, "trials", experiment_id, "--json", "--last", "2").stdout)
+    assert newest == listed[3:]
+    assert json.loads(run(project, "trials", experiment_id, "--json", "--last", "9").stdout) == listed
+    zero = run(project, "trials", experiment_id, "--last", "0", check=False)
+    assert zero.returncode == 2 and "--last: 0 is not a number of trials; give 1 or more" in zero.stderr
     unknown = run(project, "trials", "exp-nope", check=False)
     assert unknown.returncode == 2 and "No experiment with id 'exp-nope'" in unknown.stderr
     yes_no = run(project, "void", "2", "--reason", "x", "--metric", "time_to_complete=TRUE", check=False)

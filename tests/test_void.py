@@ -524,3 +524,26 @@ def test_the_cli_says_when_a_void_ended_the_experiment(lab: Lab, project: Path, 
             break
     assert lab.get(e.id).status == "rolled_back"
     assert f"{e.id} has ended (rolled_back): it takes no more trials." in out and "Progress" not in out
+
+
+def test_the_newest_trials_are_read_alone_and_match_the_whole_list(lab: Lab) -> None:
+    """The trials resource's default page and `trials --last` read only the newest trials (the
+    whole list cost 3.1 s at 100,000): the same trials, values and voided marks as the tail of the
+    whole list, with a void before the window left out and one inside it kept."""
+    e = lab.create(**spec(auto_rollback=False, sample_size_required=40))
+    (lab.project_root / "other.md").write_text("a\n")
+    (lab.project_root / "other_v.md").write_text("b\n")
+    other = lab.create(**spec(name="other", files={"other.md": "other_v.md"}, auto_rollback=False))
+    for k in range(12):
+        a = lab.assign(e.id)
+        lab.record(a.trial_id, {"time_to_complete": float(k + 1), "issues_caught": float(k % 2)})
+        lab.record(lab.assign(other.id).trial_id, {"time_to_complete": 99.0})  # interleaved ids
+    lab.assign(e.id)  # pending, the newest
+    lab.void_trial(lab.trials(e.id)[1].trial_id, "early typo")
+    lab.void_trial(lab.trials(e.id)[-3].trial_id, "late typo")
+    everything = lab.trials(e.id)
+    for n in (1, 4, len(everything), len(everything) + 5):
+        assert lab.trials(e.id, n) == everything[-n:]
+    window = lab.trials(e.id, 5)
+    assert [t.status for t in window].count("voided") == 1 and window[-1].status == "assigned"
+    assert all(t.experiment_id == e.id for t in window)

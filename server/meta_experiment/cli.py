@@ -99,10 +99,22 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse turns the ValueError into its usage
+    error, naming the option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give a number of trials, like 20") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a number of trials; give 1 or more")
+    return value
+
+
 def cmd_trials(args: argparse.Namespace) -> int:
     lab = _lab(args)
     try:
-        trials = lab.trials(args.experiment_id)
+        trials = lab.trials(args.experiment_id, args.last)
     finally:
         lab.close()
     if args.json:
@@ -496,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("experiment_id")
     trials = add("trials", cmd_trials, "List an experiment's trials with their ids (what void takes) and values.")
     trials.add_argument("experiment_id")
+    trials.add_argument("--last", type=_positive, metavar="N", help="Only the N newest trials.")
     trials.add_argument("--json", action="store_true", help="Structured output instead of a table.")
     export = add("export", cmd_export, "Export experiments in the seed's experiments.json format.")
     export.add_argument("ids", nargs="*", help="Experiment ids (default: all).")

@@ -45,8 +45,9 @@ def _pages(chunks: list[str]) -> list[tuple[int, int]]:
 
 def trials_page(lab: Lab, experiment_id: str, page: int | None) -> str:
     """One page of the trials as compact JSON; `page` None: the newest trials, as many as a page
-    holds."""
-    chunks = [json.dumps(t.model_dump(mode="json"), separators=(",", ":")) for t in lab.trials(experiment_id)]
+    holds (only those are read: a page's boundaries need every earlier trial, the newest do not)."""
+    newest = TRIALS_PER_PAGE if page is None else None
+    chunks = [json.dumps(t.model_dump(mode="json"), separators=(",", ":")) for t in lab.trials(experiment_id, newest)]
     if page is None:
         start = len(chunks)
         size = 0

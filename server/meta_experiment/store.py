@@ -743,12 +743,13 @@ class Store:
             ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
 
-    def voided_ids(self, experiment_id: str) -> dict[int, sqlite3.Row]:
+    def voided_ids(self, experiment_id: str, from_id: int = 0) -> dict[int, sqlite3.Row]:
+        """The experiment's voided trials (those with an id from `from_id` on)."""
         with self.reading() as db:
             rows = db.execute(
                 "SELECT v.trial_id, v.voided_at, v.reason, v.replaced_by FROM voided_trials v"
-                " JOIN trials t ON t.id = v.trial_id WHERE t.experiment_id = ?",
-                (experiment_id,),
+                " JOIN trials t ON t.id = v.trial_id WHERE t.experiment_id = ? AND t.id >= ?",
+                (experiment_id, from_id),
             ).fetchall()
         return {r[0]: r for r in rows}
 
@@ -1049,16 +1050,25 @@ class Store:
             ).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
 
-    def trial_rows(self, experiment_id: str) -> list[sqlite3.Row]:
+    def trial_rows(self, experiment_id: str, newest: int | None = None) -> list[sqlite3.Row]:
+        """The experiment's trials in id order; `newest`: only that many of the last ones."""
         with self.reading() as db:
-            return db.execute("SELECT * FROM trials WHERE experiment_id = ? ORDER BY id", (experiment_id,)).fetchall()
+            if newest is None:
+                return db.execute(
+                    "SELECT * FROM trials WHERE experiment_id = ? ORDER BY id", (experiment_id,)
+                ).fetchall()
+            return db.execute(
+                "SELECT * FROM (SELECT * FROM trials WHERE experiment_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+                (experiment_id, newest),
+            ).fetchall()
 
-    def values_by_trial(self, experiment_id: str) -> dict[int, dict[str, float]]:
+    def values_by_trial(self, experiment_id: str, from_id: int = 0) -> dict[int, dict[str, float]]:
+        """Each trial's metric values (trials with an id from `from_id` on)."""
         with self.reading() as db:
             rows = db.execute(
                 "SELECT v.trial_id, v.metric, v.value FROM trials t JOIN metric_values v ON v.trial_id = t.id"
-                " WHERE t.experiment_id = ?",
-                (experiment_id,),
+                " WHERE t.experiment_id = ? AND t.id >= ?",
+                (experiment_id, from_id),
             ).fetchall()
         out: dict[int, dict[str, float]] = {}
         for trial_id, metric, value in rows:
