@@ -342,14 +342,17 @@ def test_a_repositorys_top_never_serves_a_project_above_it(tmp_path: Path) -> No
     lab.close()
 
 
-def test_a_subfolder_sessions_run_too_long_to_hand_over_is_told_what_to_do(project: Path) -> None:
-    """From a review: the hook sent the model to assign, which that session's server cannot do."""
+def test_a_subfolder_sessions_run_too_long_to_hand_over_goes_to_assign(project: Path) -> None:
+    """A run too long for the hook to hand over is sent to the dispatcher's own fallback, assign:
+    that session's MCP server now serves the project above (test_stdio), so it knows the
+    experiment (a review had found it did not, and the hook said to run the command elsewhere)."""
     experiment_id, app = dispatched_with_a_subfolder(project)
     hook = hook_lab(str(app))
     out = on_prompt(hook, payload("/review_pr " + "long log line " * 1200, session="sub", prompt_id="p1"))
     assert out is not None
     said = out["hookSpecificOutput"]["additionalContext"]
-    assert "this session was started in a subfolder" in said and f"run /review_pr from {project.resolve()}" in said
+    assert "too long for a hook to hand over" in said and "call assign and use the text it returns" in said
+    assert "subfolder" not in said
     assert hook.trials(experiment_id) == []
     hook.close()
     assert "If assign says there is no experiment with that id" in dispatch.dispatcher_text(experiment_id, PROD, "x\n")

@@ -74,6 +74,30 @@ def test_project_root_prefers_claude_project_dir(tmp_path: Path) -> None:
     assert paths.find_project_root(tmp_path, {"CLAUDE_PROJECT_DIR": str(tmp_path / "x")}) == (tmp_path / "x").resolve()
 
 
+def test_a_session_in_a_subfolder_works_with_the_nearest_project_above_with_state(tmp_path: Path) -> None:
+    """Claude Code gives a session started in packages/app that folder as CLAUDE_PROJECT_DIR: the
+    project is the nearest folder above with state, up to the repository's top, unless the
+    subfolder has state of its own; nothing above the repository's top counts."""
+    outer = tmp_path / "outer"
+    repo = outer / "repo"
+    app = repo / "packages" / "app"
+    app.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    (outer / ".meta-experiment").mkdir()
+    (outer / ".meta-experiment" / paths.DB_FILE_NAME).write_bytes(b"")
+    env = {"CLAUDE_PROJECT_DIR": str(app)}
+    assert paths.find_project_root(app, env) == app.resolve()  # the state above the repository is another's
+    (repo / ".meta-experiment").mkdir()
+    (repo / ".meta-experiment" / paths.DB_FILE_NAME).write_bytes(b"")
+    assert paths.find_project_root(app, env) == repo.resolve()
+    assert paths.find_session_folder(app, env) == app.resolve()
+    assert paths.find_project_root(app, {**env, "META_EXPERIMENT_HOME": "state"}) == app.resolve()  # none there
+    assert paths.find_project_root(app, {**env, "META_EXPERIMENT_HOME": str(tmp_path / "s")}) == app.resolve()
+    (app / ".meta-experiment").mkdir()
+    (app / ".meta-experiment" / paths.DB_FILE_NAME).write_bytes(b"")
+    assert paths.find_project_root(app, env) == app.resolve()  # state of its own: a project of its own
+
+
 def test_project_root_is_the_git_top_level(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / "deep" / "er").mkdir(parents=True)

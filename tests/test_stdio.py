@@ -176,3 +176,39 @@ async def test_a_project_without_state_gets_none_until_a_call_stores_something(p
         assert (fresh / ".meta-experiment" / ".gitignore").exists()
         status = (await client.call_tool("status", {})).structured_content["experiments"]
         assert [item["id"] for item in status] == [created.structured_content["id"]]
+
+
+async def test_a_session_in_a_subfolder_serves_the_experiments_of_the_project_above(project: Path) -> None:
+    """A monorepo: Claude Code started in packages/app gives its MCP server that folder as
+    CLAUDE_PROJECT_DIR, and it runs the commands of the repository's top too. The server read the
+    subfolder's (missing) state, so assign did not know the experiment the hooks dispatch; it now
+    serves the nearest folder above with experiments, up to the repository's top, as the hooks do."""
+    from meta_experiment.lifecycle import Lab
+
+    metric = {"name": "t", "direction": "lower_is_better"}
+    lab = Lab.open(project)
+    e = lab.create(name="Parallel PR review", hypothesis="h", files={PROD: VAR}, primary_metric=metric)
+    lab.close()
+    app = project / "packages" / "app"
+    app.mkdir(parents=True)
+    env = {**server_env(project), "CLAUDE_PROJECT_DIR": str(app)}
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "meta_experiment", "serve"], env=env, cwd=str(app)
+    )
+    async with Client(params, mode="legacy", read_timeout_seconds=60) as client:
+        assigned = await client.call_tool("assign", {"experiment_id": e.id, "unit": "session s-1"})
+        assert not assigned.is_error, assigned.content[0].text
+        assert assigned.structured_content["files"][0]["production"] == PROD
+        missing = await client.call_tool(
+            "create_experiment",
+            {"name": "x", "hypothesis": "h", "files": {"nope.md": VAR}, "primary_metric": metric},
+        )
+        assert missing.is_error and f"paths are relative to the project root, {str(project.resolve())!r}" in (
+            missing.content[0].text
+        )
+    assert not (app / ".meta-experiment").exists()  # nothing was made in the subfolder
+    lab = Lab.open(project)
+    try:
+        assert [t.arm for t in lab.trials(e.id)] == [assigned.structured_content["arm"]]
+    finally:
+        lab.close()

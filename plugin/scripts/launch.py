@@ -319,7 +319,7 @@ def holds_dispatcher(path):
 
 
 def owning_project(session):
-    """The project whose experiments the hooks serve (the package's dispatch_ops._owning_project): the
+    """The project whose experiments the hooks serve (the package's paths.owning_project): the
     session's folder, or, when it has no state and is a subfolder of a repository, the nearest folder
     above it, up to the repository's top, that has."""
     home = os.environ.get("META_EXPERIMENT_HOME")

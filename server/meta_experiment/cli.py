@@ -469,7 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="A/B experiments on changes to files in a project, as an MCP server and a CLI.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    project_help = "Project root (default: $CLAUDE_PROJECT_DIR, else the git top level, else the current folder)."
+    project_help = (
+        "Project root (default: $CLAUDE_PROJECT_DIR, else the git top level, else the current folder; from a "
+        "subfolder without experiments, the nearest folder above with them, up to the repository's top)."
+    )
     parser.add_argument("--project", help=project_help)
     # --project after the command too (`status --project X`); SUPPRESS: a command given none leaves
     # the one before it in place, and one given after the command wins

@@ -103,8 +103,8 @@ def hook_lab(project: str | None) -> Lab:
     rollback it makes to a background process (`commit_in_background`)."""
     from .lifecycle import Lab
 
-    session_root = Path(project).resolve() if project else paths.find_project_root()
-    root = _owning_project(session_root)
+    session_root = Path(project).resolve() if project else paths.find_session_folder()
+    root = paths.owning_project(session_root)
     lab = Lab.open(
         root,
         actor="hook",
@@ -116,27 +116,6 @@ def hook_lab(project: str | None) -> Lab:
     lab.commit_later = True
     lab.session_root = session_root if session_root != lab.project_root else None
     return lab
-
-
-def _owning_project(session_root: Path) -> Path:
-    """The project whose experiments a hook serves: the session's folder, or, when a session starts
-    in a subfolder of the repository (a monorepo package) and that folder has no state of its own,
-    the nearest folder above it, up to the repository's top, that has: Claude Code runs the commands
-    of those folders too, dispatchers included."""
-    from .store import DB_FILE_NAME
-
-    home = os.environ.get("META_EXPERIMENT_HOME")
-    if home and Path(home).expanduser().is_absolute():
-        return session_root  # one state folder for every project: no folder above can be told to own it
-    state = Path(home) if home else Path(paths.STATE_DIR_NAME)  # relative: of the project's folder
-    if (session_root / state / DB_FILE_NAME).exists() or (session_root / ".git").exists():
-        return session_root  # (a repository's top: a project above it is another one)
-    for folder in session_root.parents:
-        if (folder / state / DB_FILE_NAME).exists():
-            return folder
-        if (folder / ".git").exists():  # the repository's top: a project above it is not this one
-            break
-    return session_root
 
 
 def commit_in_background(lab: Lab) -> bool:
@@ -575,20 +554,6 @@ def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], eve
         arm: arm_text(digest) for arm, digest in (("control", f.control_sha256), ("treatment", f.treatment_sha256))
     }
     if max(len(_context(name, experiment, 10**12, text)) for text in texts.values()) > CONTEXT_LIMIT:
-        if lab.session_root is not None:  # the dispatcher's assign fallback cannot work from a subfolder
-            return {
-                "hookSpecificOutput": {
-                    "hookEventName": event,
-                    "additionalContext": (
-                        f"meta-experiment: the text of /{name} for this run, with these arguments, is too long for "
-                        "a hook to hand over, and this session was started in a subfolder "
-                        f"({lab.session_root}) of the project that runs the experiment ({lab.project_root}), whose "
-                        "meta-experiment server does not know it: no trial was assigned, and this run has no "
-                        f"instructions. Tell the person to run /{name} from {lab.project_root}, or with shorter "
-                        "arguments (a long text in a file, its path as the argument)."
-                    ),
-                }
-            }
         return _handed(event, "", name, production)
     # The session is the unit: a second run in one conversation sees the first one's text, so runs of
     # one session stay in one arm (and count as one unit in the analysis), as assign's `unit` does.

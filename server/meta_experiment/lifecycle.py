@@ -44,12 +44,13 @@ from .models import (
     iso,
 )
 from .outcomes import RecoveryNote
+from .paths import DB_FILE_NAME
 from .settings import Settings, load_settings, settings_path, update_settings
 from .stats.guardrails import SUCCESS_METRIC
 from .stats.plan import MIN_PER_ARM
 from .stats.results import Analysis
 from .status import StatusReport
-from .store import BUSY_TIMEOUT_MS, DB_FILE_NAME, Store
+from .store import BUSY_TIMEOUT_MS, Store
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 # assign hands a run every file of its arm whole, in its structured result: JSON-escaped, an arm's

@@ -11,12 +11,14 @@ from pathlib import Path, PurePosixPath
 from .errors import PathError
 
 STATE_DIR_NAME = ".meta-experiment"
+DB_FILE_NAME = "experiments.db"  # the store's file in the state folder
 STATE_GITIGNORE = "# meta-experiment state: database, backups, settings. Not for version control.\n*\n"
 
 
-def find_project_root(cwd: Path | None = None, env: dict[str, str] | None = None) -> Path:
-    """`CLAUDE_PROJECT_DIR`, else the git top level of the working directory, else the working
-    directory itself (DESIGN.md, "State")."""
+def find_session_folder(cwd: Path | None = None, env: dict[str, str] | None = None) -> Path:
+    """The folder a session works in: `CLAUDE_PROJECT_DIR` (what Claude Code gives its hooks and MCP
+    servers: the folder the session started in), else the git top level of the working directory,
+    else the working directory itself."""
     env = dict(os.environ) if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
     explicit = env.get("CLAUDE_PROJECT_DIR")
@@ -36,6 +38,35 @@ def find_project_root(cwd: Path | None = None, env: dict[str, str] | None = None
     if out is not None and out.returncode == 0 and out.stdout.strip():
         return Path(out.stdout.strip()).resolve()
     return cwd.resolve()
+
+
+def owning_project(session: Path, env: dict[str, str] | None = None) -> Path:
+    """The project whose experiments a session in `session` works with: that folder, or, when a
+    session starts in a subfolder of a repository (a monorepo package) and the subfolder has no
+    state of its own, the nearest folder above it, up to the repository's top, that has. Claude Code
+    runs the commands of those folders too, dispatchers included, so the hooks and the session's MCP
+    server must both know their experiments (DESIGN.md, "State")."""
+    env = dict(os.environ) if env is None else env
+    home = env.get("META_EXPERIMENT_HOME")
+    if home and Path(home).expanduser().is_absolute():
+        return session  # one state folder for every project: no folder above can be told to own it
+    state = Path(home).expanduser() if home else Path(STATE_DIR_NAME)  # relative: of the project's folder
+    try:
+        if (session / state / DB_FILE_NAME).exists() or (session / ".git").exists():
+            return session  # (a repository's top: a project above it is another one)
+        for folder in session.parents:
+            if (folder / state / DB_FILE_NAME).exists():
+                return folder
+            if (folder / ".git").exists():  # the repository's top: a project above it is not this one
+                break
+    except OSError:  # a folder above that cannot be searched: the session's own folder, as before
+        pass
+    return session
+
+
+def find_project_root(cwd: Path | None = None, env: dict[str, str] | None = None) -> Path:
+    """The project of the session's folder (`find_session_folder`, `owning_project`)."""
+    return owning_project(find_session_folder(cwd, env), env)
 
 
 def find_state_dir(project_root: Path, env: dict[str, str] | None = None) -> Path:
@@ -118,7 +149,7 @@ def _confine(project_root: Path, user_path: str, must_exist: bool, what: str) ->
         if not resolved.exists():
             raise PathError(
                 f"The {what} {user_path!r} does not exist. Create the file first, or check the "
-                "spelling (paths are relative to the project root)."
+                f"spelling (paths are relative to the project root, {str(root)!r})."
             )
         if not resolved.is_file():
             kind = "a folder: name a file inside it" if resolved.is_dir() else "a special file: name a text file"

@@ -28,7 +28,6 @@ from .errors import StoreError
 from .schema import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
-DB_FILE_NAME = "experiments.db"
 SUCCESS = ""  # cluster_sums' key for the trials' success flag (metric names are never empty)
 
 
