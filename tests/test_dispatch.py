@@ -234,6 +234,35 @@ def test_promote_takes_the_dispatcher_out_and_writes_the_variant(lab: Lab, proje
     assert back.outcome == "rolled_back" and (project / PROD).read_text() == COMMAND
 
 
+@pytest.mark.parametrize("end", ["off", "rollback"])
+def test_a_command_deleted_while_dispatched_gets_its_original_back(lab: Lab, project: Path, end: str) -> None:
+    """From a review: someone deleted the odd-looking dispatcher; dispatch off then said the command
+    was never dispatched and a rollback that nothing had changed, so a command never committed
+    existed only as the experiment's snapshot. The original is written where it was, which
+    overwrites nothing. A promotion is refused as for any deleted file (changing nothing)."""
+    original = "---\ndescription: R\n---\nReview $ARGUMENTS, uncommitted.\n"
+    (project / PROD).write_text(original)
+    e = lab.create(**spec())
+    set_dispatch(lab, e.id, True)
+    (project / PROD).unlink()
+    with pytest.raises(Conflict, match="was deleted since the experiment started"):
+        release.promote(lab, e.id, force=True, reason="ship it")
+    assert not (project / PROD).exists() and lab.events(e.id, kinds=["dispatcher_off"]) == []
+    if end == "off":
+        result = set_dispatch(lab, e.id, False)
+        assert result.changed and "had been deleted while dispatched: the original is back" in result.summary
+        assert set_dispatch(lab, e.id, False).changed is False  # once: it is no longer in place
+    else:
+        done = release.rollback(lab, e.id, reason="stop")
+        assert f"{PROD} had been deleted while dispatched: the original is back in its place." in done.warnings
+    assert (project / PROD).read_text() == original
+    [off] = lab.events(e.id, kinds=["dispatcher_off"])
+    assert off.data["was_missing"] is True
+    if end == "off":  # deleted once more, after the dispatcher was out: not this experiment's to put back
+        (project / PROD).unlink()
+        assert set_dispatch(lab, e.id, False).changed is False and not (project / PROD).exists()
+
+
 def test_an_edited_dispatcher_is_kept_before_the_original_goes_back(lab: Lab, project: Path) -> None:
     e = lab.create(**spec())
     set_dispatch(lab, e.id, True)

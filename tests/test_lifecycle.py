@@ -102,9 +102,18 @@ def test_symlink_variant_pointing_outside_is_refused(lab: Lab, project: Path, tm
 
 
 def test_binary_files_are_refused(lab: Lab, project: Path) -> None:
-    (project / "blob.bin").write_bytes(b"\xff\xfe\x00binary")
-    with pytest.raises(InvalidInput, match="not UTF-8"):
+    (project / "conf.ini").write_bytes(b"[a]\nname = caf\xe9\n")
+    (project / "conf.v2.ini").write_text("[a]\nname = cafe\n")
+    with pytest.raises(
+        InvalidInput, match=r"'conf.ini' is not UTF-8 text: byte 15 \(line 2\) is 0xe9.*Save it as UTF-8"
+    ):
+        lab.create(**spec(files={"conf.ini": "conf.v2.ini"}))
+    (project / "blob.bin").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff")
+    with pytest.raises(InvalidInput, match="is a binary file"):
         lab.create(**spec(files={PROD: "blob.bin"}))
+    (project / "wide.md").write_bytes("Review.\n".encode("utf-16"))
+    with pytest.raises(InvalidInput, match="'wide.md' is UTF-16 text.*Save it as UTF-8"):
+        lab.create(**spec(files={PROD: "wide.md"}))
 
 
 def test_a_file_under_test_cannot_join_a_second_running_experiment(lab: Lab, project: Path) -> None:

@@ -125,6 +125,19 @@ def test_state_dir_gets_its_own_gitignore(tmp_path: Path) -> None:
     assert (state / ".gitignore").read_text().splitlines()[-1] == "*"
 
 
+def test_the_state_folder_and_backups_are_the_owners_alone(tmp_path: Path) -> None:
+    """From a review: a 0600 file under test (a token in .mcp.json) had its snapshot in a
+    database and its backup in a file that anyone on the machine could read."""
+    from meta_experiment.files import backup_bytes
+
+    state = paths.ensure_state_dir(tmp_path / "deep" / ".meta-experiment")
+    assert state.stat().st_mode & 0o777 == 0o700
+    assert backup_bytes(state, b"token=secret\n").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "shared").mkdir(mode=0o755)
+    paths.ensure_state_dir(tmp_path / "shared")  # a folder that exists (META_EXPERIMENT_HOME) is left as it is
+    assert (tmp_path / "shared").stat().st_mode & 0o777 == 0o755
+
+
 @pytest.mark.parametrize(
     ("path", "message"),
     [

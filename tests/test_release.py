@@ -273,11 +273,11 @@ def test_a_write_failure_midway_puts_the_first_file_back(
     e = winner(lab, files={PROD: VAR, "agents/reviewer.md": "agents/reviewer.v2.md"})
     real, calls = deploy.replace_file, []
 
-    def disk_full_on_the_second(path: Path, data: bytes) -> None:
+    def disk_full_on_the_second(path: Path, data: bytes, **how: bool) -> None:
         calls.append(path)
         if len(calls) == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(path, data)
+        real(path, data, **how)
 
     monkeypatch.setattr(deploy, "replace_file", disk_full_on_the_second)
     before = head(project)

@@ -160,6 +160,28 @@ def test_rollback_restores_a_promoted_file_deleted_since(lab: Lab, project: Path
     assert "had been deleted and was restored" in event.message
 
 
+def test_a_deleted_script_comes_back_executable(lab: Lab, project: Path) -> None:
+    """From a review: a promoted script deleted by hand came back from a rollback as 0644, and the
+    rollback's commit recorded a mode change 100755 => 100644. It is recreated with the mode git
+    records for it."""
+    import os
+
+    script = project / "run.sh"
+    script.write_text("#!/bin/sh\necho a\n")
+    script.chmod(0o755)
+    (project / "run.v2.sh").write_text("#!/bin/sh\necho b\n")
+    git(project, "add", "run.sh")
+    git(project, "commit", "-q", "-m", "a script")
+    e = promoted(lab, files={PROD: VAR, "run.sh": "run.v2.sh"})
+    assert os.access(script, os.X_OK)  # the promotion kept it
+    script.unlink()
+    result = release.rollback(lab, e.id, reason="the variant was worse")
+    assert result.outcome == "rolled_back" and script.read_text() == "#!/bin/sh\necho a\n"
+    assert os.access(script, os.X_OK)
+    assert "mode change" not in git(project, "show", "--summary", "--format=", "HEAD")
+    assert git(project, "ls-files", "-s", "run.sh").startswith("100755 ")
+
+
 def test_an_undone_rollback_removes_the_file_it_restored(
     lab: Lab, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -173,11 +195,11 @@ def test_an_undone_rollback_removes_the_file_it_restored(
     (project / PROD).unlink()
     real, calls = deploy.replace_file, []
 
-    def disk_full_on_the_second(path: Path, data: bytes) -> None:
+    def disk_full_on_the_second(path: Path, data: bytes, **how: bool) -> None:
         calls.append(path)
         if len(calls) == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(path, data)
+        real(path, data, **how)
 
     monkeypatch.setattr(deploy, "replace_file", disk_full_on_the_second)
     with pytest.raises(DeployError, match="No space left on device"):
@@ -259,10 +281,10 @@ def test_an_undone_promote_leaves_a_file_it_found_already_copied(
 
     real = deploy.replace_file
 
-    def disk_full_for_the_agent(path: Path, data: bytes) -> None:
+    def disk_full_for_the_agent(path: Path, data: bytes, **how: bool) -> None:
         if path.name == "reviewer.md":
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(path, data)
+        real(path, data, **how)
 
     monkeypatch.setattr(deploy, "replace_file", disk_full_for_the_agent)
     with pytest.raises(DeployError, match="No space left on device") as err:
@@ -718,3 +740,41 @@ def test_a_name_too_long_for_the_file_system_is_a_path_error(lab: Lab, project: 
         interchange.export_path(lab, long)
     with pytest.raises(PathError, match="The import file .* is too long"):
         interchange.read_document(lab, long)
+
+
+def test_a_file_the_same_in_both_arms_is_left_alone_by_promote_and_rollback(lab: Lab, project: Path) -> None:
+    """From a review: a file under test with the same content in both arms (one of several) took
+    part in promote and rollback, so a hand edit of it, which the experiment never made, blocked
+    rolling back the file it did change. It is left as it is, and said so."""
+    (project / "shared.md").write_text("shared\n")
+    git(project, "add", "shared.md")
+    git(project, "commit", "-q", "-m", "shared")
+    (project / "shared.v2.md").write_text("shared\n")
+    e = winner(lab, files={PROD: VAR, "shared.md": "shared.v2.md"})
+    (project / "shared.md").write_text("shared\nmy own edit, before the promotion\n")
+    from meta_experiment.status import file_drift
+
+    assert file_drift(project, lab.get(e.id))[0] == []  # status does not say promote would refuse
+    done = release.promote(lab, e.id)
+    assert done.outcome == "promoted" and "shared.md is the same in both arms: left as it is." in done.warnings
+    assert git(project, "show", "--name-only", "--format=", "HEAD").split() == [PROD]
+    (project / "shared.md").write_text("shared\nanother edit, after it\n")
+    back = release.rollback(lab, e.id, reason="undo")
+    assert back.outcome == "rolled_back" and (project / PROD).read_text() == COMMAND
+    assert (project / "shared.md").read_text() == "shared\nanother edit, after it\n"
+
+
+def test_rolling_back_a_promotion_another_was_promoted_on_top_of_names_it(lab: Lab, project: Path) -> None:
+    """From a review: rolling back E1 after E2 promoted another variant of the same file said the
+    file "was edited after promotion" and advised reverting it by hand, which would undo E2 behind
+    its back. The refusal names E2, to be rolled back first."""
+    first = promoted(lab)
+    (project / "review_pr.v3.md").write_text(VARIANT + "And a third version.\n")
+    second = promoted(lab, files={PROD: "review_pr.v3.md"})
+    before = (project / PROD).read_bytes()
+    with pytest.raises(Conflict, match=f"now holds what {second.id} promoted after it.*Roll {second.id} back first"):
+        release.rollback(lab, first.id, reason="undo")
+    assert (project / PROD).read_bytes() == before and lab.get(first.id).status == "promoted"
+    release.rollback(lab, second.id, reason="undo the second")
+    assert release.rollback(lab, first.id, reason="undo").outcome == "rolled_back"
+    assert (project / PROD).read_text() == COMMAND

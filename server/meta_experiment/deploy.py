@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 
 from . import paths
 from .errors import Conflict, PathError, StoreError
-from .files import NEW_FILE_MODE, SpecialFile, fsync_dir, read_regular, temp_prefix
+from .files import EXECUTABLE_MODE, NEW_FILE_MODE, SpecialFile, fsync_dir, read_regular, temp_prefix
 
 LOCK_FILE_NAME = "deploy.lock"
 LOCK_WAIT_SECONDS = 120.0
@@ -152,14 +152,15 @@ def _endings(data: bytes) -> str:
 # -- atomic replacement -------------------------------------------------------------------------------
 
 
-def replace_file(path: Path, data: bytes) -> None:
+def replace_file(path: Path, data: bytes, *, executable: bool = False) -> None:
     """Replace `path` with `data` atomically, keeping its permission bits: write a temp file in the
     same folder, fsync it, rename it over the file, fsync the folder (rename(2) is atomic on POSIX
-    and os.replace on Windows uses MoveFileEx with MOVEFILE_REPLACE_EXISTING)."""
+    and os.replace on Windows uses MoveFileEx with MOVEFILE_REPLACE_EXISTING). A missing file is
+    created as the umask gives, executable if `executable` (a script git records as one)."""
     try:
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
-        mode = NEW_FILE_MODE  # a file the experiment adds: as the umask gives, not mkstemp's 0600
+        mode = EXECUTABLE_MODE if executable else NEW_FILE_MODE  # not mkstemp's 0600
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -219,12 +220,18 @@ def states(project_root: Path, steps: Sequence[FileStep]) -> dict[str, tuple[str
 
 
 def apply_steps(
-    project_root: Path, steps: Sequence[FileStep], blob: Callable[[str], bytes], *, absent_ok: Collection[str] = ()
+    project_root: Path,
+    steps: Sequence[FileStep],
+    blob: Callable[[str], bytes],
+    *,
+    absent_ok: Collection[str] = (),
+    executable: Collection[str] = (),
 ) -> None:
     """Bring every file to its new content, one atomic rename at a time. A file that already has
     the new content is left alone (so a re-run after a crash finishes the job); a file with any
     other content than old or new raises Conflict before it is touched. A path in `absent_ok` may
-    also be missing (a rollback restores a promoted file someone deleted: nobody's work is lost)."""
+    also be missing (a rollback restores a promoted file someone deleted: nobody's work is lost);
+    one of them in `executable` comes back executable."""
     for step in steps:
         path = writable_path(project_root, step.production)
         current = read_current(project_root, step.production)
@@ -241,7 +248,7 @@ def apply_steps(
                     step.production, blob(step.old_sha256), current, before_label="expected", after_label="now on disk"
                 ),
             )
-        replace_file(path, blob(step.new_sha256))
+        replace_file(path, blob(step.new_sha256), executable=step.production in executable)
         remove_stale_temps(path)
 
 

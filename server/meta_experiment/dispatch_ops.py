@@ -182,6 +182,15 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
             backup = _lift(lab, experiment, f, why="Dispatching stopped by request")
             if backup is False:
                 return _result(experiment, f, False, False, f"{what} was not dispatched; its file is unchanged.")
+            if backup == RESTORED_MISSING:
+                return _result(
+                    experiment,
+                    f,
+                    False,
+                    True,
+                    f"{f.production} had been deleted while dispatched: the original is back in its place, and "
+                    f"{what} runs as before. The experiment goes on: assign its trials, or dispatch again.",
+                )
             kept = f" The dispatcher had been edited; that copy is kept at {backup}." if isinstance(backup, str) else ""
             return _result(
                 experiment,
@@ -336,18 +345,42 @@ def _result(
     )
 
 
+# What _lift did when it found the command's file gone while dispatched: the original written back.
+RESTORED_MISSING = "restored: the file was missing"
+
+
+def _dispatcher_in_place(lab: Lab, experiment_id: str) -> bool:
+    """Whether this experiment's dispatcher was put in and not taken out since (by its events)."""
+    last = lab.events(experiment_id, kinds=["dispatcher_on", "dispatcher_off"])
+    return bool(last) and last[-1].kind == "dispatcher_on"
+
+
 def _lift(lab: Lab, experiment: Experiment, f: FileChange, *, why: str) -> str | bool:
     """Put the original back where a dispatcher of this experiment is (the caller holds the deploy
     lock). False when there is none; True when it was taken out; the backup's path when the
-    dispatcher had been edited (kept there first: nobody's edit is lost)."""
+    dispatcher had been edited (kept there first: nobody's edit is lost); RESTORED_MISSING when the
+    file had been deleted while the dispatcher was in (the original's only copy may be the snapshot:
+    it is written back, which overwrites nothing)."""
     current = deploy.read_current(lab.project_root, f.production)
+    if current is None and _dispatcher_in_place(lab, experiment.id):
+        original = _blob(lab, production_digest(experiment))
+        deploy.replace_file(deploy.writable_path(lab.project_root, f.production), original)
+        lab.event(
+            experiment.id,
+            "dispatcher_off",
+            f"{why}: {f.production} had been deleted while dispatched; the original is back",
+            production=f.production,
+            was_missing=True,
+        )
+        return RESTORED_MISSING
     if current is None or dispatcher_experiment(current.decode("utf-8", "replace")) != experiment.id:
         return False
     backup: str | bool = True
     if deploy.sha256_hex(current) not in dispatcher_shas(lab, experiment.id):
         kept = backup_bytes(lab.state_dir, current)
         backup = kept.relative_to(lab.project_root).as_posix() if kept.is_relative_to(lab.project_root) else str(kept)
-    deploy.replace_file(deploy.writable_path(lab.project_root, f.production), _blob(lab, production_digest(experiment)))
+    original = _blob(lab, production_digest(experiment))
+    deploy.replace_file(deploy.writable_path(lab.project_root, f.production), original)
     lab.event(
         experiment.id,
         "dispatcher_off",
@@ -387,6 +420,8 @@ def lift_for_end(lab: Lab, experiment_id: str, why: str) -> str | None:
         return f"{f.production} could not be checked for this experiment's dispatcher ({exc}); look at it."
     if done is False:
         return None
+    if done == RESTORED_MISSING:
+        return f"{f.production} had been deleted while dispatched: the original is back in its place."
     note = f"The dispatcher in {f.production} was taken out: the original is back"
     return note + (f" (the dispatcher had been edited; that copy is kept at {done})." if isinstance(done, str) else ".")
 

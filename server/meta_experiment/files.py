@@ -68,6 +68,7 @@ def _umask() -> int:
 
 
 NEW_FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file: an export or settings.toml is not private
+EXECUTABLE_MODE = 0o777 & ~_umask()  # a script recreated with the executable bit git records for it
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
@@ -96,11 +97,11 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
 
 def backup_bytes(state_dir: Path, content: bytes) -> Path:
     """Store `content` under `<state>/backups/<sha256>` (written once; identical content shares
-    one file) and return that path."""
+    one file) and return that path. Readable by its owner only: the content may be private."""
     digest = hashlib.sha256(content).hexdigest()
     folder = state_dir / BACKUP_DIR_NAME
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / digest
     if not target.exists() or hashlib.sha256(target.read_bytes()).hexdigest() != digest:
-        atomic_write(target, content, mode=0o644)
+        atomic_write(target, content, mode=0o600)
     return target

@@ -110,6 +110,16 @@ def not_committed(reason: str, rel_paths: Sequence[str], message: str, project_r
     )
 
 
+def executable_in_git(project_root: Path, rel: str) -> bool:
+    """Whether git's index records `rel` as an executable file (mode 100755): what a deleted
+    script is recreated with. False outside a repository or when git cannot say."""
+    try:
+        result = _git(project_root, "ls-files", "-s", "-z", "--", rel)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return result.returncode == 0 and result.stdout.startswith("100755 ")
+
+
 def ignored(project_root: Path, rel: str) -> bool:
     """Whether git ignores `rel` and does not track it (a file kept out of git on purpose)."""
     try:

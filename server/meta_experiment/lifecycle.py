@@ -85,9 +85,24 @@ def check_text(path: str, data: bytes) -> bytes:
         )
     try:
         data.decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise InvalidInput(
+                f"{path!r} is UTF-16 text (it starts with a UTF-16 byte-order mark). Save it as UTF-8 (the editor's "
+                "encoding setting, or iconv -f utf-16 -t utf-8) and try again: experiments compare and write files "
+                "as UTF-8 text."
+            ) from None
+        if b"\0" in data:
+            raise InvalidInput(
+                f"{path!r} is a binary file (it holds NUL bytes); experiments test text files (prompts, commands, "
+                "configs, code)."
+            ) from None
+        line = data.count(b"\n", 0, exc.start) + 1
         raise InvalidInput(
-            f"{path!r} is not UTF-8 text. Experiments test text files (prompts, commands, configs, code)."
+            f"{path!r} is not UTF-8 text: byte {exc.start + 1} (line {line}) is {data[exc.start]:#04x}, which UTF-8 "
+            "cannot read, as an editor saving in another encoding (Latin-1, Windows-1252) writes it. Save it as UTF-8 "
+            "(the editor's encoding setting, or iconv -f latin1 -t utf-8) and try again: experiments compare and "
+            "write files as UTF-8 text."
         ) from None
     return data
 

@@ -74,7 +74,13 @@ def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutco
     op = journal.load(lab.store, operation_id)
     if op.phase == "applying":
         try:
-            deploy.apply_steps(lab.project_root, op.steps, lambda d: blob(lab, d), absent_ok=restores_deleted(op))
+            deploy.apply_steps(
+                lab.project_root,
+                op.steps,
+                lambda d: blob(lab, d),
+                absent_ok=restores_deleted(op),
+                executable=op.data.get("executable", ()),
+            )
         except (Conflict, PathError, OSError) as exc:
             _undo(lab, op, exc, recovered=recovered)
         deploy.checkpoint("files_applied")

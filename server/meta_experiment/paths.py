@@ -81,8 +81,10 @@ def find_state_dir(project_root: Path, env: dict[str, str] | None = None) -> Pat
 
 def ensure_state_dir(state_dir: Path) -> Path:
     """Create the state folder on first write, with its own `.gitignore` so that nothing in it is
-    ever committed by accident."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    ever committed by accident. It is its owner's alone (0700): it holds snapshots and backups of
+    the files under test, which may be private (a token in .mcp.json, say)."""
+    state_dir.parent.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(mode=0o700, exist_ok=True)
     ignore = state_dir / ".gitignore"
     if not ignore.exists():
         ignore.write_text(STATE_GITIGNORE, encoding="utf-8")

@@ -217,6 +217,9 @@ def _journaled(
                 data = {**data, "unchanged": list(plan.in_place)}
             if plan.restored:
                 data = {**data, "restores_deleted": list(plan.restored)}
+                scripts = [p for p in plan.restored if gitcommit.executable_in_git(lab.project_root, p)]
+                if scripts:  # recreated with the mode git records, or the commit would change it
+                    data = {**data, "executable": scripts}
             with lab.store.transaction():
                 _require(lab.get(experiment.id), (from_status,), verb)
                 operation_id = journal.begin(
@@ -383,7 +386,13 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> Plan:
     steps, diffs, conflicts, warnings, in_place, restored = [], [], [], [], [], []
     new_contents: dict[str, bytes] = {}
     dispatchers = dispatch_ops.dispatcher_shas(lab, experiment.id) if operation == "promote" else set()
+    changes_some = any(f.control_sha256 != f.treatment_sha256 for f in experiment.files)
     for f in experiment.files:
+        if f.control_sha256 == f.treatment_sha256 and changes_some:
+            # the same in both arms: the experiment never changes it, so an edit made since is the
+            # person's own, and neither blocks nor is undone (an A/A test's files keep their steps)
+            warnings.append(f"{f.production} is the same in both arms: left as it is.")
+            continue
         if operation == "promote":
             old, new, expected, target = f.control_sha256, f.treatment_sha256, "at experiment start", "variant"
         else:
@@ -409,6 +418,14 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> Plan:
                 deploy.unified_diff(f.production, None, new_content, before_label="deleted", after_label=target)
             )
         elif digest != old:
+            later = _promoted_since(lab, experiment, f.production, digest) if operation == "rollback" else None
+            if later is not None:
+                raise Conflict(
+                    f"Refusing to roll back {experiment.id}: {f.production} now holds what {later} promoted after "
+                    f"it. Nothing was overwritten. Roll {later} back first (that puts back what {experiment.id} "
+                    f"promoted), then roll {experiment.id} back; undoing it by hand would leave {later} marked "
+                    "promoted with its change gone."
+                )
             conflicts.append(
                 (
                     f.production,
@@ -451,6 +468,19 @@ def _what_changed(expected: bytes, current: bytes | None) -> tuple[str, str | No
         return "deleted", None
     invisible = deploy.invisible_difference(expected, current)
     return ("edited", None) if invisible is None else ("invisible", invisible)
+
+
+def _promoted_since(lab: Lab, experiment: Experiment, production: str, digest: str | None) -> str | None:
+    """The id of another promoted experiment whose variant of `production` is what the file holds
+    now (`digest`): promoted on top of `experiment`'s promotion, so that one's rollback waits."""
+    if digest is None:
+        return None
+    for other in lab.experiments(["promoted"]):
+        if other.id != experiment.id and any(
+            g.production == production and g.treatment_sha256 == digest for g in other.files
+        ):
+            return other.id
+    return None
 
 
 def _conflict(experiment: Experiment, operation: str, conflicts: list[tuple[str, str, str | None, str]]) -> Conflict:

@@ -113,7 +113,10 @@ def file_drift(project_root: Path, experiment: Experiment) -> tuple[list[str], l
     dispatcher): the comparison promote makes before it writes (release._plan), read only. The
     first make promote refuse; the second it records as they are; the third it puts back first."""
     changed, in_place, dispatching = [], [], []
+    changes_some = any(f.control_sha256 != f.treatment_sha256 for f in experiment.files)
     for f in experiment.files:
+        if f.control_sha256 == f.treatment_sha256 and changes_some:
+            continue  # the same in both arms: promote leaves it alone (release._plan)
         try:
             current = deploy.read_current(project_root, f.production)
         except (OSError, PathError):
