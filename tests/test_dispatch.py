@@ -988,9 +988,28 @@ def test_a_dispatcher_back_after_a_promotion_gives_way_to_the_promoted_text(lab:
 def test_a_new_experiment_on_a_command_says_it_can_be_dispatched(lab: Lab, project: Path) -> None:
     """create_experiment's notes name dispatch where a dispatcher could stand in, and only there."""
     e = lab.create(**spec())
-    assert (dispatch_ops.dispatch_hint(lab, e) or "").startswith("/review_pr can be dispatched")
+    hint = dispatch_ops.dispatch_hint(lab, e) or ""
+    assert hint.startswith("/review_pr can be dispatched: the dispatch tool (or /meta-experiment:meta_experiment")
+    # from a review: it said runs were "recorded by the plugin's hooks, without assign or record calls",
+    # yet a hook measures time only, and the model is asked for the guardrails
+    assert hint.endswith(
+        "its time is recorded when the reply ends, and the model is asked to record issues_caught with the record "
+        "tool (a hook cannot measure them)."
+    )
+    on = set_dispatch(lab, e.id, True).summary
+    assert "assigned; its time is recorded when the reply ends, and the model is asked to record issues_caught" in on
+    set_dispatch(lab, e.id, False)
+    count = {"name": "issues_caught", "direction": "higher_is_better"}
+    (project / ".claude" / "commands" / "count.md").write_text("Count the issues.\n")
+    (project / ".claude" / "commands" / "count.v.md").write_text("Count the issues twice.\n")
+    files = {".claude/commands/count.md": ".claude/commands/count.v.md"}
+    counted = lab.create(**spec(name="counted", primary_metric=count, secondary_metrics=[], files=files))
+    assert (dispatch_ops.dispatch_hint(lab, counted) or "").endswith(
+        "the model is asked to record issues_caught with the record tool (a hook measures time only)."
+    )
     a = lab.get(agent_experiment(lab, project))
     assert "each launch of agent reviewer in Claude Code is a trial" in (dispatch_ops.dispatch_hint(lab, a) or "")
+    assert (dispatch_ops.dispatch_hint(lab, a) or "").endswith("its time is recorded at its end.")
     (project / "notes.md").write_text("a\n")
     (project / "notes.v.md").write_text("b\n")
     other = lab.create(**spec(files={"notes.md": "notes.v.md"}))

@@ -478,6 +478,27 @@ async def test_record_text_carries_the_alerts_it_raised(server, mode) -> None:
         assert len(alerted) == 1 and "Error rate spike" in alerted[0]
 
 
+async def test_an_auto_rollback_is_shown_as_itself_not_as_an_alert(server, mode) -> None:
+    """From a review: the rollback an alert set off was printed as "ALERT: Stopped exp-... (x); git:
+    nothing to commit", and listed among the alerts without a word of what it was."""
+    async with Client(server, mode=mode) as client:
+        e = await ok(client, "create_experiment", {**CREATE, "sample_size_required": 1000, "auto_rollback": True})
+        for i in range(12):
+            for arm, success in (("control", True), ("treatment", False)):
+                args = {"experiment_id": e["id"], "arm": arm, "metrics": {"time_to_complete": 30.0 + i}}
+                r = await call(client, "record", {**args, "success": success})
+                if r.structured_content.get("ended"):
+                    break
+            else:
+                continue
+            break
+        assert r.structured_content["ended"] == "rolled_back"
+        spike, stopped = r.structured_content["alerts"]
+        assert spike.startswith("Error rate spike") and stopped.startswith(f"Auto-rollback: Stopped {e['id']}")
+        lines = r.content[0].text.splitlines()
+        assert f"ALERT: {spike}" in lines and stopped in lines and f"ALERT: {stopped}" not in lines
+
+
 async def test_create_says_when_a_production_file_has_uncommitted_changes(server, mode, project: Path) -> None:
     """From a user test: an edit not yet committed to a production file ended up in the rollback's
     commit without a word. create_experiment now says so when it snapshots such a file, and which
@@ -583,7 +604,9 @@ async def test_the_reports_and_notes_are_in_the_structured_result_too(server, pr
         assert all(f"Note: {n}" in created.content[0].text for n in notes)
         plain = await ok(client, "create_experiment", CREATE)  # on a command: it can be dispatched
         [hint] = plain["notes"]
-        assert hint.startswith("/review_pr can be dispatched: the dispatch tool (or /meta_experiment dispatch ")
+        assert hint.startswith(
+            "/review_pr can be dispatched: the dispatch tool (or /meta-experiment:meta_experiment dispatch "
+        )
         analysis = await call(client, "analyze", {"experiment_id": plain["id"]})
         assert analysis.structured_content["report"] == analysis.content[0].text
         assert f"STATISTICAL ANALYSIS - {plain['id']}" in analysis.structured_content["report"]

@@ -585,6 +585,20 @@ async def test_record_is_not_marked_idempotent_and_takes_a_padded_id(server) -> 
         assert (await ok(client, "record", args)).structured_content["experiment_id"] == e
 
 
+async def test_a_failed_run_is_recorded_without_metrics(server) -> None:
+    """From a review: the README and the hooks' own instructions say a failed run may leave its
+    metrics out ("record ... with trial_id 1 and success=false"), yet record refused the call
+    ("metrics: Field required")."""
+    async with Client(server, mode="legacy") as client:
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        trial = (await ok(client, "assign", {"experiment_id": e})).structured_content["trial_id"]
+        failed = await ok(client, "record", {"trial_id": trial, "success": False})
+        assert failed.structured_content["trial_id"] == trial and failed.structured_content["success"] is False
+        second = (await ok(client, "assign", {"experiment_id": e})).structured_content["trial_id"]
+        timed = await ok(client, "record", {"trial_id": second})  # the duration primary, measured from assign
+        assert "time_to_complete" in timed.structured_content["metrics"]
+
+
 async def test_an_unknown_list_filter_is_not_found_not_an_internal_error(server) -> None:
     async with Client(server, mode="legacy") as client:
         with pytest.raises(MCPError) as info:

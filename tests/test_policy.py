@@ -35,6 +35,20 @@ def test_continue_before_sample_size():
     assert next(c for c in d.criteria if c.name == "Sample size adequate").met is False
 
 
+def test_the_rationale_names_what_is_missing_not_the_criteria():
+    """From a review: "not met: guardrails (...), sample size adequate" read as if the sample size
+    were adequate. Every criterion that can hold a decision back has words for what is missing."""
+    from meta_experiment.models import MetricSpec
+
+    guard = MetricSpec(name="issues_caught", direction="higher_is_better")
+    d = analyze(inputs(*BETTER, required=40, secondary=[guard])).decision
+    assert d.rationale.startswith("held back by: ") and "too few trials" in d.rationale
+    assert "guardrails (issues_caught has too few values: record it in both arms)" in d.rationale
+    assert "sample size adequate" not in d.rationale
+    every = {c.name for c in d.criteria} | {"Mean not worse on the original scale"}
+    assert every - {"Within max duration"} <= set(policy.UNMET_WORDS)
+
+
 def test_expire_after_max_duration():
     d = analyze(inputs(*SAME, days=15)).decision
     assert d.action == "expire"

@@ -192,8 +192,10 @@ def cmd_void(args: argparse.Namespace) -> int:
         if r.ended
         else f"Progress {r.trials_recorded}/{r.sample_size_required}."
     )
+    from .monitoring import alert_line
+
     for alert in r.alerts:
-        print(f"ALERT: {alert}")
+        print(alert_line(alert))
     return 0
 
 

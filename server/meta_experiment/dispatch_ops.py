@@ -235,12 +235,10 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
         deploy.replace_file(deploy.writable_path(lab.project_root, f.production), text)
     lab.notify_changed(experiment_id)
     runs = (
-        f"each launch of {what} (by the model, as usual) runs one trial in the arm it is assigned, and its time "
-        "from launch to end is recorded"
+        f"each launch of {what} (by the model, as usual) runs one trial in the arm it is assigned; "
         if agent_name(f.production)
-        else f"each run of {what} (typed, or by the model with its Skill tool) is one trial in the arm it is "
-        "assigned, and its time is recorded when the reply ends"
-    )
+        else f"each run of {what} (typed, or by the model with its Skill tool) is one trial in the arm it is assigned; "
+    ) + _who_records(experiment)
     return _result(
         experiment,
         f,
@@ -325,9 +323,27 @@ def dispatch_hint(lab: Lab, experiment: Experiment) -> str | None:
     what = label(f.production)
     runs = f"each launch of {what}" if agent_name(f.production) else f"each run of {what}"
     return (
-        f"{what} can be dispatched: the dispatch tool (or /meta_experiment dispatch {experiment.id}) puts a "
-        f"dispatcher in its file, and then {runs} in Claude Code is a trial, assigned and recorded by the "
-        "plugin's hooks, without assign or record calls."
+        f"{what} can be dispatched: the dispatch tool (or /meta-experiment:meta_experiment dispatch {experiment.id}) "
+        f"puts a dispatcher in its file, and then {runs} in Claude Code is a trial that the plugin's hooks assign, "
+        f"without assign calls; {_who_records(experiment)}."
+    )
+
+
+def _who_records(experiment: Experiment) -> str:
+    """Which of a dispatched run's values the hooks record and which the model is asked for (the
+    hooks measure time only; `_handover` asks for the rest)."""
+    primary, guardrails = experiment.primary_metric, experiment.secondary_metrics
+    when = "at its end" if agent_name(experiment.files[0].production) else "when the reply ends"
+    if primary.is_duration and not guardrails:
+        return f"its time is recorded {when}"
+    if primary.is_duration:
+        return (
+            f"its time is recorded {when}, and the model is asked to record {_measured(guardrails)} with the "
+            "record tool (a hook cannot measure them)"
+        )
+    return (
+        f"the model is asked to record {_measured([primary, *guardrails])} with the record tool (a hook measures "
+        "time only)"
     )
 
 

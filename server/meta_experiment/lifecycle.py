@@ -932,6 +932,10 @@ class Lab:
             progress = self.progress(experiment, counts)
             raised = monitoring.on_trial(self, experiment_id, experiment.metrics, counts)
         self._changed(experiment_id)
+        alerts = monitoring.after_trial(self, experiment_id, raised, progress)
+        ended = self._ended_by(experiment, alerts)
+        if ended is not None:  # an alert stopped it (auto_rollback), as record says
+            progress = self.progress(ended)
         return RecordResult(
             trial_id=trial_id,
             experiment_id=experiment_id,
@@ -939,9 +943,10 @@ class Lab:
             metrics=clean,
             success=bool(success),
             duplicate=False,
-            alerts=monitoring.after_trial(self, experiment_id, raised, progress),
+            alerts=alerts,
             missing_guardrails=missing_guardrails(experiment, clean, bool(success)),
             **progress.model_dump(),
+            ended=None if ended is None else ended.status,
         )
 
     # -- analysis ----------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ from .models import (
     RecordResult,
     VoidResult,
 )
+from .monitoring import alert_line
 from .paths import confine
 from .stats.report import plural
 from .stats.results import Analysis
@@ -338,11 +339,14 @@ def build_server(
     # sent twice is two measurements, and a client may retry a call marked idempotent on its own
     @server.tool(annotations=tool_annotations("Record a result"))
     async def record(
+        ctx: Context,
         metrics: Annotated[
             dict[str, MetricValue],
-            Field(description="Measured values: {metric name: number}. Binary metrics take 0 or 1 (or false/true)."),
-        ],
-        ctx: Context,
+            Field(
+                description="Measured values: {metric name: number}. Binary metrics take 0 or 1 (or false/true). "
+                "May be left out for a failed run (success false) or a duration measured from assign."
+            ),
+        ] = {},  # noqa: B006 - pydantic copies a default; nothing mutates it
         trial_id: Annotated[
             int | None, Field(ge=1, le=2**63 - 1, description="The trial id that assign returned."), NoBool
         ] = None,
@@ -386,7 +390,7 @@ def build_server(
                 "needs values in both arms before a promotion can happen."
             )
         if r.alerts:  # alerts raised by this trial, and any auto-rollback they triggered
-            text += "\n" + "\n".join(f"ALERT: {a}" for a in r.alerts)
+            text += "\n" + "\n".join(alert_line(a) for a in r.alerts)
         return tool_result(r, text)
 
     @server.tool(annotations=tool_annotations("Void a recorded trial"))
@@ -421,7 +425,7 @@ def build_server(
             else f" Progress {r.trials_recorded}/{r.sample_size_required}."
         )
         if r.alerts:
-            text += "\n" + "\n".join(f"ALERT: {a}" for a in r.alerts)
+            text += "\n" + "\n".join(alert_line(a) for a in r.alerts)
         return tool_result(r, text)
 
     @server.tool(annotations=tool_annotations("Analyze", read_only=True, idempotent=True))

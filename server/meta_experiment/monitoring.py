@@ -286,6 +286,15 @@ def on_trial(lab: Lab, experiment_id: str, metrics: Any, counts: dict[str, dict[
     return check(lab, experiment_id, metrics=metrics)
 
 
+AUTO_ROLLBACK = "Auto-rollback: "  # what begins a message of after_trial's that is not an alert
+
+
+def alert_line(message: str) -> str:
+    """A message of after_trial's as the record and void answers show it: an alert as ALERT, the
+    auto-rollback it set off as itself."""
+    return message if message.startswith(AUTO_ROLLBACK) else f"ALERT: {message}"
+
+
 def after_trial(lab: Lab, experiment_id: str, raised: list[Alert], progress: Any) -> list[str]:
     """After the trial is committed: the regression check when due, and an `auto_rollback`
     experiment stopped on a new alert. Returns the messages to show with the recorded trial."""
@@ -299,7 +308,7 @@ def after_trial(lab: Lab, experiment_id: str, raised: list[Alert], progress: Any
         try:
             result = rollback(lab, experiment_id, reason="auto-rollback on alert: " + "; ".join(messages), auto=True)
         except ExperimentError as exc:  # e.g. another process promoted or stopped it meanwhile
-            messages.append(f"Auto-rollback not done: {exc}")
+            messages.append(f"{AUTO_ROLLBACK}not done: {exc}")
         else:
-            messages.append(result.summary)
+            messages.append(AUTO_ROLLBACK + result.summary)
     return messages

@@ -291,11 +291,26 @@ def _out_of_reach(analysis: Analysis, targets: Targets) -> Interval | None:
     return ics if ics is not None and ics.upper < targets.improvement_threshold else None
 
 
+# What an unmet criterion means, in words that say what is missing: "not met: sample size
+# adequate" read as if the sample size were adequate (from a review).
+UNMET_WORDS = {
+    "Statistical significance": "no statistical significance yet",
+    "Improvement > threshold": "improvement not above the threshold",
+    "No regression detected": "a regression",
+    "Sample size adequate": "too few trials",
+    "Confidence threshold": "confidence below the threshold",
+    "Sample ratio (SRM)": "a sample-ratio mismatch",
+    "Mean not worse on the original scale": "the arithmetic mean worse beyond the tolerance",
+}
+
+
 def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: list, targets: Targets) -> str:
-    unmet = [c.name.lower() for c in criteria if c.met is False and c.name != "Within max duration"]
+    unmet = [
+        UNMET_WORDS.get(c.name, c.name.lower()) for c in criteria if c.met is False and c.name != "Within max duration"
+    ]
     held = [g for g in analysis.guardrails if g.blocks_promotion]
-    if held and "no regression detected" in unmet:  # say which guardrail holds promotion back, and why
-        unmet[unmet.index("no regression detected")] = (
+    if held and "a regression" in unmet:  # say which guardrail holds promotion back, and why
+        unmet[unmet.index("a regression")] = (
             "guardrails ("
             + "; ".join(
                 (
@@ -316,7 +331,7 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
             )
             + ")"
         )
-    text = "not enough evidence yet" if not unmet else "not met: " + ", ".join(unmet)
+    text = "not enough evidence yet" if not unmet else "held back by: " + ", ".join(unmet)
     m = analysis.primary
     empty = [arm.arm for arm in (m.control, m.treatment) if arm.n == 0]
     if empty and (m.control.n or m.treatment.n):
