@@ -116,6 +116,21 @@ def test_an_environment_in_use_is_kept_and_one_no_longer_used_is_removed(tmp_pat
     assert [p.name for p in data.glob("venv-*.in-use")] == [left + ".in-use"]  # (one per update piled up)
 
 
+def test_an_environment_of_the_first_release_used_this_week_is_kept(tmp_path: Path) -> None:
+    """From a review: the first release's server took no lock on its environment (it touched the
+    completion marker instead, and kept an environment so marked for 7 days), so the next install
+    removed the environment of a server still running."""
+    data = tmp_path / "data"
+    for name, age_days in (("venv-firstrecent", 1), ("venv-firstold", 8)):
+        (data / name / "bin").mkdir(parents=True)
+        marker = data / name / ".meta-experiment-complete"
+        marker.write_text("installed\n")
+        then = time.time() - age_days * 86400
+        os.utime(marker, (then, then))
+    assert run(stand_in(tmp_path, "b"), data, "install").returncode == 0
+    assert "venv-firstrecent" in environments(data) and "venv-firstold" not in environments(data)
+
+
 def test_a_half_made_environment_or_one_whose_python_is_gone_is_installed_again(tmp_path: Path) -> None:
     plugin, data = stand_in(tmp_path, "a"), tmp_path / "data"
     assert run(plugin, data, "install").returncode == 0

@@ -31,6 +31,7 @@ from pathlib import Path
 MINIMUM = (3, 11)
 ROOT = Path(__file__).resolve().parent.parent
 COMPLETE = ".meta-experiment-complete"
+FIRST_RELEASE_KEEP_S = 7 * 86400  # an environment of the first release, used this recently, may be running
 # Variables that would send pip's install elsewhere or mix another Python's packages in.
 FOREIGN = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PIP_USER", "PIP_TARGET", "PIP_PREFIX", "PIP_ROOT")
 
@@ -196,6 +197,14 @@ def remove_unused(data, keep):
     for env in data.glob("venv-*"):
         if env == keep or not env.is_dir():
             continue
+        if not (data / (env.name + ".in-use")).exists():
+            # every launcher since takes that lock (ensure_installed); the first release's did not,
+            # and marked use by touching its completion marker, kept for 7 days: its server may run
+            try:
+                if time.time() - (env / COMPLETE).stat().st_mtime < FIRST_RELEASE_KEEP_S:
+                    continue
+            except OSError:
+                pass
         fd = lock(data / (env.name + ".in-use"), wait=False)
         if fd is None:
             continue  # a session still runs that version
