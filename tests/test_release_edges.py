@@ -778,3 +778,27 @@ def test_rolling_back_a_promotion_another_was_promoted_on_top_of_names_it(lab: L
     release.rollback(lab, second.id, reason="undo the second")
     assert release.rollback(lab, first.id, reason="undo").outcome == "rolled_back"
     assert (project / PROD).read_text() == COMMAND
+
+
+def test_a_commit_hook_that_reformats_the_promoted_file(lab: Lab, project: Path) -> None:
+    """From a review: a formatter run by a pre-commit hook (lint-staged style: it rewrites the file
+    and adds it) made the commit hold its version, left git's index holding the variant as tested
+    (the person's next commit would undo the formatting), and the rollback then refused the
+    formatted file as an edit. The index is put back, the note says what happened, and a rollback
+    starts from the hook's version."""
+    (project / VAR).write_text(VARIANT.replace("\n", "   \n", 1))  # trailing spaces the formatter strips
+    hook = project / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f'#!/bin/sh\nsed -i "s/ *$//" {PROD} && git add {PROD}\n')
+    hook.chmod(0o755)
+    e = winner(lab)
+    done = release.promote(lab, e.id)
+    assert done.git.status == "committed"
+    assert f"a commit hook changed {PROD} as it committed: the commit holds the hook's version" in done.git.detail
+    assert git(project, "show", f"HEAD:{PROD}") == VARIANT == (project / PROD).read_text()
+    assert git(project, "diff", "--cached", "--name-only") == ""  # nothing staged behind the person's back
+    assert git(project, "diff", "--name-only", "--", PROD) == ""
+    (project / "notes.md").write_text("an unrelated edit\n")  # a later edit elsewhere changes nothing here
+    back = release.rollback(lab, e.id, reason="undo")
+    assert back.outcome == "rolled_back" and (project / PROD).read_text() == COMMAND
+    assert any("holds the version a commit hook made of the promoted file" in w for w in back.warnings)
+    assert (lab.state_dir / back.files[0].backup).read_text() == VARIANT  # the hook's version, backed up

@@ -263,6 +263,22 @@ def committed_since(project_root: Path, rel_path: str, content: bytes, since: fl
     )
 
 
+def committed_as(project_root: Path, commit: str, rel_path: str, content: bytes) -> bool:
+    """Whether `commit` holds `rel_path` with `content` (hashed as git stores it, as in
+    `committed_since`): a promotion whose commit hook rewrote the file (a formatter) committed
+    the hook's version, which is then what the promotion put in production."""
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+    try:
+        blob = subprocess.run(
+            ["git", "hash-object", "--stdin", "--path", rel_path], cwd=project_root, input=content,
+            capture_output=True, timeout=30, env=env, check=False,
+        )  # fmt: skip
+        held = _git(project_root, "rev-parse", "-q", "--verify", f"{commit}:./{rel_path}", literal=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return blob.returncode == 0 and held.returncode == 0 and blob.stdout.decode().strip() == held.stdout.strip()
+
+
 def _staged(project_root: Path, rel_path: str) -> bytes | None:
     """The bytes git's index holds for `rel_path` (relative to `project_root`), None if none."""
     out = subprocess.run(
@@ -366,6 +382,17 @@ def _commit_tracked(
     extra = sorted({p for p in listed if p} - {prefix + p for p in rel_paths})
     if extra:  # a commit hook staged more than the experiment's files
         detail += f"; note: a commit hook added {', '.join(extra[:5])} to this commit as well"
+    # A commit hook that rewrites a file (a formatter under lint-staged: its `git add` goes into the
+    # commit) leaves git's own index holding the content from before the hook, staged against the
+    # commit: the person's next commit would undo the hook's change. Nothing of these paths was
+    # staged before (blockers), so their index entries go back to the commit's.
+    rewritten = [p for p in rel_paths if _git(project_root, "diff", "--cached", "--quiet", "--", p).returncode == 1]
+    if rewritten:
+        _git(project_root, "reset", "-q", "--", *rewritten)
+        detail += (
+            f"; note: a commit hook changed {', '.join(rewritten[:5])} as it committed: the commit holds the hook's "
+            "version, not byte for byte the one tested"
+        )
     return GitOutcome(status="committed", commit=sha, detail=detail)
 
 

@@ -417,6 +417,16 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> Plan:
             diffs.append(
                 deploy.unified_diff(f.production, None, new_content, before_label="deleted", after_label=target)
             )
+        elif operation == "rollback" and current is not None and _hook_version(lab, experiment, f.production, current):
+            # what the promotion's commit hook made of the variant (a formatter): rolled back from that
+            old, old_content = lab.store.put_blob(current), current
+            warnings.append(
+                f"{f.production} holds the version a commit hook made of the promoted file as it was committed: "
+                "rolling back replaces that version (backed up first)."
+            )
+            diffs.append(
+                deploy.unified_diff(f.production, current, new_content, before_label="production", after_label=target)
+            )
         elif digest != old:
             later = _promoted_since(lab, experiment, f.production, digest) if operation == "rollback" else None
             if later is not None:
@@ -468,6 +478,20 @@ def _what_changed(expected: bytes, current: bytes | None) -> tuple[str, str | No
         return "deleted", None
     invisible = deploy.invisible_difference(expected, current)
     return ("edited", None) if invisible is None else ("invisible", invisible)
+
+
+def _hook_version(lab: Lab, experiment: Experiment, production: str, current: bytes) -> bool:
+    """Whether `current`, which is not the tested variant, is what the promotion's own commit holds
+    for `production` (a commit hook rewrote the file as it committed; gitcommit notes it)."""
+    f = next(g for g in experiment.files if g.production == production)
+    if deploy.sha256_hex(current) == f.treatment_sha256:
+        return False
+    commits = [
+        e.data["commit"]
+        for e in lab.events(experiment.id, kinds=["git"])
+        if e.message.startswith("Promote") and isinstance(e.data.get("commit"), str)
+    ]
+    return bool(commits) and gitcommit.committed_as(lab.project_root, commits[-1], production, current)
 
 
 def _promoted_since(lab: Lab, experiment: Experiment, production: str, digest: str | None) -> str | None:
