@@ -184,6 +184,20 @@ def test_dispatch_on_and_off_puts_the_original_back_byte_for_byte(lab: Lab, proj
     assert lab.get(e.id).status == "running"  # the experiment goes on
 
 
+def test_a_command_that_is_a_symlink_is_named_when_dispatch_refuses(lab: Lab, project: Path) -> None:
+    """From a review: with .claude/commands/r.md a symlink to prompts/r.md, dispatch said
+    "'prompts/r.md' is not a project slash command", a path the person never gave."""
+    (project / "prompts").mkdir()
+    (project / "prompts" / "r.md").write_text("Review.\n")
+    (project / "prompts" / "r.v.md").write_text("Review well.\n")
+    (project / ".claude" / "commands" / "r.md").symlink_to(Path("..", "..", "prompts", "r.md"))
+    e = lab.create(**spec(files={".claude/commands/r.md": "prompts/r.v.md"}))
+    with pytest.raises(InvalidInput, match=r"\.claude/commands/r\.md is a symlink to prompts/r\.md") as caught:
+        set_dispatch(lab, e.id, True)
+    assert "make .claude/commands/r.md a regular file" in str(caught.value)
+    assert (project / "prompts" / "r.md").read_text() == "Review.\n"  # nothing written
+
+
 def test_dispatch_refuses_an_edited_production_file_and_other_experiments(lab: Lab, project: Path) -> None:
     e = lab.create(**spec())
     (project / PROD).write_text(COMMAND + "An edit.\n")

@@ -592,6 +592,22 @@ def test_an_assigned_file_in_the_text_is_fenced_past_its_own_backticks_and_a_lon
     )
 
 
+async def test_a_variant_that_differs_in_invisible_bytes_only_is_named_at_create(server, project: Path) -> None:
+    """From a review: a variant saved with CRLF line ends (or a BOM) got no note, and the dry run's
+    diff then showed pairs of identical-looking lines."""
+    (project / "crlf.md").write_bytes(b"one\ntwo\n")
+    (project / "crlf.v.md").write_bytes(b"one\r\ntwo\r\n")
+    (project / "bom.md").write_bytes(b"text\n")
+    (project / "bom.v.md").write_bytes(b"\xef\xbb\xbftext\n")
+    async with Client(server, mode="legacy") as client:
+        files = {"crlf.md": "crlf.v.md", "bom.md": "bom.v.md"}
+        notes = (await call(client, "create_experiment", dict(CREATE, files=files))).structured_content["notes"]
+    said = [n for n in notes if "differs from production in bytes a diff does not show" in n]
+    assert len(said) == 2
+    assert any("crlf.md" in n and "only line endings differ (LF → CRLF)" in n for n in said)
+    assert any("bom.md" in n and "only a byte-order mark (BOM) at the start was added" in n for n in said)
+
+
 async def test_the_reports_and_notes_are_in_the_structured_result_too(server, project: Path) -> None:
     """Claude Code shows the model only the structured result when there is one: the seed-layout
     reports of analyze and status, and create's notes, are carried there as in the text."""

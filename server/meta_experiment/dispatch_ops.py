@@ -285,11 +285,33 @@ def _shadowed(lab: Lab, production: str) -> str | None:
 def _refusal(lab: Lab, experiment: Experiment, f: FileChange, control: str, treatment: str) -> str | None:
     """Why `dispatch` refuses this experiment's file (its texts, a file of its name that Claude Code
     runs instead, guardrails no hook could measure), or None."""
-    return (
-        dispatch_problem(f.production, control, treatment, duration=experiment.primary_metric.is_duration)
-        or _shadowed(lab, f.production)
-        or _unmeasured(experiment, f.production)
-    )
+    problem = dispatch_problem(f.production, control, treatment, duration=experiment.primary_metric.is_duration)
+    plain = slash_name(f.production) is None and agent_name(f.production) is None  # not a command's own file
+    links = _links_to(lab, f.production) if problem and plain else []
+    if links:
+        # the experiment was created through a command's symlink: it tests (and names) the target
+        return (
+            f"{', '.join(links)} {'is a symlink' if len(links) == 1 else 'are symlinks'} to {f.production}, which "
+            "this experiment tests; a dispatcher has to be written in the command's own file, not in a file it "
+            f"links to. To dispatch, make {links[0]} a regular file (a copy of {f.production}), then create the "
+            "experiment on it; or run this experiment's trials with assign."
+        )
+    return problem or _shadowed(lab, f.production) or _unmeasured(experiment, f.production)
+
+
+def _links_to(lab: Lab, production: str) -> list[str]:
+    """The project's command, skill and agent files that are symlinks to `production`."""
+    target = (lab.project_root / production).resolve()
+    claude = lab.project_root / ".claude"
+    found = []
+    for pattern in ("commands/**/*.md", "skills/*/SKILL.md", "agents/*.md"):
+        for path in claude.glob(pattern) if claude.is_dir() else ():
+            try:
+                if path.is_symlink() and path.resolve() == target:
+                    found.append(path.relative_to(lab.project_root).as_posix())
+            except OSError:
+                continue
+    return sorted(found)
 
 
 def _unmeasured(experiment: Experiment, production: str) -> str | None:

@@ -22,7 +22,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ImageContent
 from pydantic import BaseModel, Field
 
-from . import __version__, report
+from . import __version__, deploy, report
 from .analysis import load_engine
 from .dispatch_ops import DispatchResult
 from .errors import ExperimentError, StoreError
@@ -110,12 +110,29 @@ class StatusResult(StatusReport):
     report: Annotated[str, Field(description=f"The status report in the seed's layout (markdown), {REPORT_FIELD}.")]
 
 
+def invisible_changes(lab: Lab, experiment: Experiment) -> dict[str, str]:
+    """{production: what differs} for each variant that differs from production only in bytes a
+    diff does not show (line endings, a byte-order mark, whitespace: deploy.invisible_difference)."""
+    out = {}
+    for f in experiment.files:
+        control, treatment = lab.store.blob(f.control_sha256), lab.store.blob(f.treatment_sha256)
+        said = None if control is None or treatment is None else deploy.invisible_difference(control, treatment)
+        if said is not None:
+            out[f.production] = said
+    return out
+
+
 def create_notes(
-    experiment: Experiment, dirty: list[str], given: dict[str, str] | None = None, root: Path | None = None
+    experiment: Experiment,
+    dirty: list[str],
+    given: dict[str, str] | None = None,
+    root: Path | None = None,
+    unseen: dict[str, str] | None = None,
 ) -> list[str]:
     """What create_experiment's reply adds: production paths given through a symlink (`given`: the
     files argument, relative to `root`), variants identical to production (the treatment changes
-    nothing there) and production files with uncommitted changes (`dirty`)."""
+    nothing there) or different in invisible bytes only (`unseen`, from `invisible_changes`), and
+    production files with uncommitted changes (`dirty`)."""
     notes = []
     if given is not None and root is not None:
         for path in given:  # matched by path: the experiment lists its files sorted, not as given
@@ -137,6 +154,12 @@ def create_notes(
     elif same:
         notes.append(
             f"the variant of {', '.join(same)} is identical to production: the treatment changes only the other files."
+        )
+    for production, what in (unseen or {}).items():
+        notes.append(
+            f"the variant of {production} differs from production in bytes a diff does not show: {what}. If that "
+            "is not the change meant (an editor's line-ending setting, say), roll this experiment back, fix the "
+            "variant and create it again."
         )
     if dirty:
         notes.append(
@@ -291,11 +314,16 @@ def build_server(
         productions = [f.production for f in experiment.files]
         from .dispatch_ops import dispatch_hint
 
-        dirty, root, hint = await run_lab(
+        dirty, root, hint, unseen = await run_lab(
             ctx,
-            lambda lab: (uncommitted(lab.project_root, productions), lab.project_root, dispatch_hint(lab, experiment)),
+            lambda lab: (
+                uncommitted(lab.project_root, productions),
+                lab.project_root,
+                dispatch_hint(lab, experiment),
+                invisible_changes(lab, experiment),
+            ),
         )
-        notes = create_notes(experiment, dirty, files, root) + ([hint] if hint else [])
+        notes = create_notes(experiment, dirty, files, root, unseen) + ([hint] if hint else [])
         note = "".join(f" Note: {line}" for line in notes)
         next_step = f"Call assign with experiment_id {experiment.id} for each run, then record with its trial_id."
         return tool_result(
