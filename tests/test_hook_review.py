@@ -4,6 +4,7 @@ waits of a hook (Claude Code kills it after 30 s) and the git commit of a promot
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -306,6 +307,33 @@ def test_the_stop_hook_promotes_and_a_detached_recover_commits(project: Path) ->
     assert journal.unfinished_ids(lab.store) == [] and lab.get(e.id).status == "promoted"
     assert (project / PROD).read_text() == VARIANT and git(project, "status", "--porcelain", "--", PROD) == ""
     lab.close()
+
+
+def test_a_background_commit_that_failed_is_told_at_the_next_prompt_once(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hook that promoted has ended when its commit, made by `recover` in the background, is
+    refused (a commit hook): `status` showed it, and Claude Code nothing. The person's next prompt
+    (or session start) now says so, once."""
+    import io
+
+    from meta_experiment import cli
+
+    lab, e = promoted_by_a_hook(project, monkeypatch)
+    refusing_pre_commit(project)
+    lab.commit_later = False
+    dispatch_ops.recover_waiting(lab, announce=True)  # as the process the hook started
+    lab.close()
+
+    def prompt(text: str) -> str:
+        monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(payload(text, session="s-9"))))
+        assert cli.main(["--project", str(project), "hook", "prompt"]) == 0
+        return capsys.readouterr().out
+
+    said = json.loads(prompt("hello"))["systemMessage"]
+    assert said.startswith(f"meta-experiment: The promote of {e} that a hook made could not be committed")
+    assert "lint failed" in said and "`meta-experiment status` shows whether the commit is still to be made" in said
+    assert prompt("hello again") == ""  # told once
 
 
 def test_recover_with_nothing_unfinished_says_so(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -458,6 +458,12 @@ def test_the_quick_look_serves_a_session_started_in_a_subfolder_and_never_reads_
     (repo / ".meta-experiment" / "dispatched").mkdir()
     (repo / ".meta-experiment" / "dispatched" / "s1.json").write_text("{}")
     assert concerns("stop", {"session_id": "s1"})  # the run's note is in the top level's state
+    # a commit a hook left to the background failed: any prompt or session start tells the person
+    assert not concerns("prompt", {"prompt": "hello"}) and not concerns("session-start", {"session_id": "s2"})
+    (repo / ".meta-experiment" / "dispatched" / "commit-failed.json").write_text('{"messages": ["x"]}')
+    assert concerns("prompt", {"prompt": "hello"}) and concerns("session-start", {"session_id": "s2"})
+    assert not concerns("stop", {"session_id": "s9"})
+    (repo / ".meta-experiment" / "dispatched" / "commit-failed.json").unlink()
     # the subfolder's own command of that name is what runs there
     (app / ".claude" / "commands").mkdir(parents=True)
     (app / ".claude" / "commands" / "rev.md").write_text("The app's own review.\n")

@@ -394,6 +394,8 @@ def hook_concerns_us(event, data):
         command = first(".claude", "commands", *folders, last + ".md")
         return command is not None and holds_dispatcher(command)
 
+    if event in ("prompt", "session-start") and (runs / "commit-failed.json").is_file():
+        return True  # a commit a hook left to the background failed: the person is told (the package's)
     if event == "prompt":
         typed = re.match(r"/([\w.-]+(?::[\w.-]+)*)(?:\s|$)", str(payload.get("prompt") or ""))
         return bool(typed) and runs_dispatcher(typed.group(1))

@@ -147,7 +147,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
     lab = Lab.open(Path(args.project) if args.project else None, actor="cli", recover=False, create=False)
     try:
-        done = [] if lab.empty_project else dispatch_ops.recover_waiting(lab)
+        done = [] if lab.empty_project else dispatch_ops.recover_waiting(lab, announce=args.announce)
     finally:
         lab.close()
     for line in done:
@@ -452,6 +452,12 @@ def cmd_hook(args: argparse.Namespace) -> int:
         lab = dispatch_ops.hook_lab(args.project)  # short waits; a commit is left to `recover`
         try:
             out = getattr(dispatch_ops, HOOKS[args.event])(lab, payload)
+            # a commit a hook left to the background that failed: told at the person's next prompt or
+            # session (the hook that started it had ended), once
+            notice = dispatch_ops.take_commit_notice(lab) if args.event in ("prompt", "session-start") else None
+            if notice is not None:
+                said = (out or {}).get("systemMessage")
+                out = {**(out or {}), "systemMessage": notice if not said else f"{said}\n{notice}"}
         finally:
             try:
                 dispatch_ops.commit_in_background(lab)
@@ -502,13 +508,14 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = add("analyze", cmd_analyze, "Print the analysis report of one experiment.")
     analyze.add_argument("experiment_id")
     analyze.add_argument("--json", action="store_true", help="Structured output instead of markdown.")
-    add(
+    recover = add(
         "recover",
         cmd_recover,
         "Finish a promote or rollback left unfinished: the git commit a hook leaves to a separate process (the "
         "hook starts this itself), or an operation of a process that was killed (the server and every other "
         "command finish those when they start, too).",
     )
+    recover.add_argument("--announce", action="store_true", help=argparse.SUPPRESS)  # started by a hook
     start = add("start", cmd_start, "Start a draft (an experiment imported with status draft).")
     start.add_argument("experiment_id")
     trials = add("trials", cmd_trials, "List an experiment's trials with their ids (what void takes) and values.")

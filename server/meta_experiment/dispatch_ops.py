@@ -39,7 +39,7 @@ from .dispatch import (
     slash_name,
 )
 from .errors import Conflict, ExperimentError, InvalidInput, InvalidState, NotFound, PathError
-from .files import backup_bytes
+from .files import atomic_write, backup_bytes
 from .models import DURATION_UNITS, FileChange, MetricSpec, Strict, parse_iso
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def commit_in_background(lab: Lab) -> bool:
     ):
         return False
     command = [sys.executable, *(["-I"] if sys.flags.isolated else []), "-m", "meta_experiment"]
-    command += ["--project", str(lab.project_root), "recover"]
+    command += ["--project", str(lab.project_root), "recover", "--announce"]
     detach: dict[str, Any] = (
         {"start_new_session": True}
         if os.name == "posix"
@@ -156,13 +156,43 @@ def commit_in_background(lab: Lab) -> bool:
     return True
 
 
-def recover_waiting(lab: Lab) -> list[str]:
+COMMIT_NOTICE = "commit-failed.json"  # in the runs folder: a background commit that failed, to be told
+
+
+def recover_waiting(lab: Lab, *, announce: bool = False) -> list[str]:
     """`meta-experiment recover`: wait for the deploy lock, then finish or undo every operation left
-    unfinished (a commit a hook left, an operation a killed process left). What was done, a line each."""
+    unfinished (a commit a hook left, an operation a killed process left). What was done, a line each.
+    `announce` (the process a hook started): a commit that failed is noted for the person's next
+    prompt or session (`take_commit_notice`), since the hook that started it has ended."""
     from .operations import recover_held
 
     with deploy.deploy_lock(lab.state_dir):
-        return [note.message for note in recover_held(lab, when="in the background (meta-experiment recover)")]
+        notes = recover_held(lab, when="in the background (meta-experiment recover)")
+    failed = [n.message for n in notes if n.git is not None and n.git.status == "failed"]
+    if announce and failed:
+        path = _runs_dir(lab) / COMMIT_NOTICE
+        with suppress(OSError):
+            earlier = _read(path).get("messages", []) if path.is_file() else []
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, json.dumps({"messages": [*earlier, *failed][-5:]}).encode())
+    return [n.message for n in notes]
+
+
+def take_commit_notice(lab: Lab) -> str | None:
+    """What a person is told at their next prompt or session start about a git commit a hook left
+    to the background that failed (once: the note is removed; `status` keeps showing it)."""
+    path = _runs_dir(lab) / COMMIT_NOTICE
+    if lab.empty_project or not path.is_file():
+        return None
+    messages = [str(m) for m in _read(path).get("messages", [])]
+    with suppress(OSError):
+        path.unlink()
+    if not messages:
+        return None
+    return (
+        "meta-experiment: " + " ".join(messages) + " The files are changed; `meta-experiment status` shows whether "
+        "the commit is still to be made."
+    )
 
 
 def _blob(lab: Lab, digest: str) -> bytes:
