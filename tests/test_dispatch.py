@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -192,10 +193,20 @@ def test_a_command_that_is_a_symlink_is_named_when_dispatch_refuses(lab: Lab, pr
     (project / "prompts" / "r.v.md").write_text("Review well.\n")
     (project / ".claude" / "commands" / "r.md").symlink_to(Path("..", "..", "prompts", "r.md"))
     e = lab.create(**spec(files={".claude/commands/r.md": "prompts/r.v.md"}))
-    with pytest.raises(InvalidInput, match=r"\.claude/commands/r\.md is a symlink to prompts/r\.md") as caught:
+    leads = r"\.claude/commands/r\.md leads to prompts/r\.md through a symlink"
+    with pytest.raises(InvalidInput, match=leads) as caught:
         set_dispatch(lab, e.id, True)
     assert "make .claude/commands/r.md a regular file" in str(caught.value)
     assert (project / "prompts" / "r.md").read_text() == "Review.\n"  # nothing written
+    # the commands folder a symlink (to a folder shared by several projects)
+    release.rollback(lab, e.id, reason="done")
+    (project / "shared").mkdir()
+    (project / "shared" / "s.md").write_text("Sum up.\n")
+    (project / "shared" / "s.v.md").write_text("Sum up briefly.\n")
+    (project / ".claude" / "commands" / "shared").symlink_to(Path("..", "..", "shared"))
+    linked = lab.create(**spec(files={".claude/commands/shared/s.md": ".claude/commands/shared/s.v.md"}))
+    with pytest.raises(InvalidInput, match=r"\.claude/commands/shared/s\.md leads to shared/s\.md through a symlink"):
+        set_dispatch(lab, linked.id, True)
 
 
 def test_dispatch_refuses_an_edited_production_file_and_other_experiments(lab: Lab, project: Path) -> None:
@@ -275,6 +286,21 @@ def test_a_command_deleted_while_dispatched_gets_its_original_back(lab: Lab, pro
     if end == "off":  # deleted once more, after the dispatcher was out: not this experiment's to put back
         (project / PROD).unlink()
         assert set_dispatch(lab, e.id, False).changed is False and not (project / PROD).exists()
+
+
+@pytest.mark.parametrize("end", ["off", "rollback"])
+def test_a_skill_whose_folder_was_deleted_while_dispatched_gets_it_back(lab: Lab, project: Path, end: str) -> None:
+    """From a review: `rm -rf .claude/skills/NAME` took the folder too, and putting the original
+    back failed on the missing folder (a traceback from dispatch off, a bare error over MCP)."""
+    e = lab.get(skill_experiment(lab, project))
+    original = (project / SKILL).read_bytes()
+    set_dispatch(lab, e.id, True)
+    shutil.rmtree((project / SKILL).parent)
+    if end == "off":
+        assert "had been deleted while dispatched" in set_dispatch(lab, e.id, False).summary
+    else:
+        release.rollback(lab, e.id, reason="stop")
+    assert (project / SKILL).read_bytes() == original
 
 
 def test_an_edited_dispatcher_is_kept_before_the_original_goes_back(lab: Lab, project: Path) -> None:

@@ -599,11 +599,16 @@ async def test_a_variant_that_differs_in_invisible_bytes_only_is_named_at_create
     (project / "crlf.v.md").write_bytes(b"one\r\ntwo\r\n")
     (project / "bom.md").write_bytes(b"text\n")
     (project / "bom.v.md").write_bytes(b"\xef\xbb\xbftext\n")
+    (project / "tail.md").write_bytes(b"one\ntwo\n")
+    (project / "tail.v.md").write_bytes(b"one  \ntwo\n")
+    (project / "a.py").write_bytes(b"if x:\n  y()\n")  # indentation: seen in a diff, maybe the change meant
+    (project / "a.v.py").write_bytes(b"if x:\n    y()\n")
     async with Client(server, mode="legacy") as client:
-        files = {"crlf.md": "crlf.v.md", "bom.md": "bom.v.md"}
+        files = {"crlf.md": "crlf.v.md", "bom.md": "bom.v.md", "tail.md": "tail.v.md", "a.py": "a.v.py"}
         notes = (await call(client, "create_experiment", dict(CREATE, files=files))).structured_content["notes"]
     said = [n for n in notes if "differs from production in bytes a diff does not show" in n]
-    assert len(said) == 2
+    assert len(said) == 3 and not any("a.py" in n for n in said)
+    assert any("tail.md" in n and "only spaces or tabs at the ends of lines differ" in n for n in said)
     assert any("crlf.md" in n and "only line endings differ (LF → CRLF)" in n for n in said)
     assert any("bom.md" in n and "only a byte-order mark (BOM) at the start was added" in n for n in said)
 

@@ -98,6 +98,22 @@ def test_a_session_in_a_subfolder_works_with_the_nearest_project_above_with_stat
     assert paths.find_project_root(app, env) == app.resolve()  # state of its own: a project of its own
 
 
+def test_outside_a_repository_no_folder_above_is_adopted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a review: a state folder in the home folder (not a repository) was adopted by every
+    folder below it, so a session in ~/proj created and promoted the home folder's notes.md. A
+    CLAUDE_PROJECT_DIR that does not exist is refused as before, not replaced by a folder above."""
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    home = tmp_path / "home"
+    proj = home / "proj" / "sub"
+    proj.mkdir(parents=True)
+    (home / ".meta-experiment").mkdir()
+    (home / ".meta-experiment" / paths.DB_FILE_NAME).write_bytes(b"")
+    assert paths.find_project_root(proj, {"CLAUDE_PROJECT_DIR": str(proj)}) == proj.resolve()
+    assert paths.find_project_root(proj, {}) == proj.resolve()
+    typo = home / "pakages" / "typo"
+    assert paths.find_project_root(proj, {"CLAUDE_PROJECT_DIR": str(typo)}) == typo.resolve()
+
+
 def test_project_root_is_the_git_top_level(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / "deep" / "er").mkdir(parents=True)

@@ -797,8 +797,42 @@ def test_a_commit_hook_that_reformats_the_promoted_file(lab: Lab, project: Path)
     assert git(project, "show", f"HEAD:{PROD}") == VARIANT == (project / PROD).read_text()
     assert git(project, "diff", "--cached", "--name-only") == ""  # nothing staged behind the person's back
     assert git(project, "diff", "--name-only", "--", PROD) == ""
+    from meta_experiment.release_status import changed_since_promotion
+
+    assert changed_since_promotion(lab, lab.get(e.id)) == []  # status does not call it an edit
     (project / "notes.md").write_text("an unrelated edit\n")  # a later edit elsewhere changes nothing here
     back = release.rollback(lab, e.id, reason="undo")
     assert back.outcome == "rolled_back" and (project / PROD).read_text() == COMMAND
     assert any("holds the version a commit hook made of the promoted file" in w for w in back.warnings)
     assert (lab.state_dir / back.files[0].backup).read_text() == VARIANT  # the hook's version, backed up
+
+
+def test_a_formatter_that_fixes_the_file_and_refuses_the_commit(lab: Lab, project: Path) -> None:
+    """From a review of the fix above: pre-commit's fixers (trailing-whitespace, black, prettier)
+    rewrite the file and fail the commit; the person then runs the advised command, and the commit
+    holds the fixed version. status kept advising that commit, and the rollback refused the fixed
+    file as an edit. A commit since under the promotion's own message now counts for both; an edit
+    committed under another message is still an edit."""
+    from meta_experiment.release_status import changed_since_promotion
+    from meta_experiment.report import render_status
+
+    (project / VAR).write_text(VARIANT.replace("\n", "   \n", 1))
+    hook = project / ".git" / "hooks" / "pre-commit"
+    hook.write_text(
+        f'#!/bin/sh\nif grep -q " $" {PROD}; then sed -i "s/ *$//" {PROD}; echo "Fixing {PROD}" >&2; exit 1; fi\n'
+    )
+    hook.chmod(0o755)
+    e = winner(lab)
+    done = release.promote(lab, e.id)
+    assert done.git.status == "failed" and "Fixing" in done.git.detail
+    assert (project / PROD).read_text() == VARIANT  # fixed by the hook, not committed
+    assert changed_since_promotion(lab, lab.get(e.id)) == [PROD]  # not yet in any commit: an edit
+    git(project, "commit", "-qm", f"experiment: Promote {e.id} to production", "--", PROD)  # the advice
+    assert changed_since_promotion(lab, lab.get(e.id)) == []
+    assert "**Git**: committed since, by hand" in render_status(lab.status())
+    back = release.rollback(lab, e.id, reason="undo", dry_run=True)
+    assert any("holds the version a commit hook made" in w for w in back.warnings)
+    (project / PROD).write_text(VARIANT + "My own edit.\n")
+    git(project, "commit", "-qm", "an edit of my own", "--", PROD)
+    with pytest.raises(Conflict, match="edited after promotion"):
+        release.rollback(lab, e.id, reason="undo")

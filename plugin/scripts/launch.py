@@ -338,11 +338,12 @@ def owning_project(session):
     try:
         if Path(session, state, "experiments.db").exists() or Path(session, ".git").exists():
             return session
+        found = None
         for folder in Path(session).resolve().parents:
-            if (folder / state / "experiments.db").exists():
-                return str(folder)
-            if (folder / ".git").exists():
-                break
+            if found is None and (folder / state / "experiments.db").exists():
+                found = str(folder)
+            if (folder / ".git").exists():  # the repository's top; outside one nothing above is adopted
+                return session if found is None else found
     except OSError:
         pass
     return session

@@ -321,26 +321,33 @@ def _refusal(lab: Lab, experiment: Experiment, f: FileChange, control: str, trea
     if links:
         # the experiment was created through a command's symlink: it tests (and names) the target
         return (
-            f"{', '.join(links)} {'is a symlink' if len(links) == 1 else 'are symlinks'} to {f.production}, which "
-            "this experiment tests; a dispatcher has to be written in the command's own file, not in a file it "
-            f"links to. To dispatch, make {links[0]} a regular file (a copy of {f.production}), then create the "
-            "experiment on it; or run this experiment's trials with assign."
+            f"{', '.join(links)} {'leads' if len(links) == 1 else 'lead'} to {f.production} through a symlink, and "
+            "this experiment tests that file; a dispatcher has to be written in the command's own file, not in a "
+            f"file it links to. To dispatch, make {links[0]} a regular file in a real folder (a copy of "
+            f"{f.production}), then create the experiment on it; or run this experiment's trials with assign."
         )
     return problem or _shadowed(lab, f.production) or _unmeasured(experiment, f.production)
 
 
 def _links_to(lab: Lab, production: str) -> list[str]:
-    """The project's command, skill and agent files that are symlinks to `production`."""
+    """The project's command, skill and agent files that lead to `production` through a symlink
+    (the file's own, or a folder's on the way)."""
     target = (lab.project_root / production).resolve()
     claude = lab.project_root / ".claude"
     found = []
-    for pattern in ("commands/**/*.md", "skills/*/SKILL.md", "agents/*.md"):
-        for path in claude.glob(pattern) if claude.is_dir() else ():
-            try:
-                if path.is_symlink() and path.resolve() == target:
-                    found.append(path.relative_to(lab.project_root).as_posix())
-            except OSError:
-                continue
+    candidates: list[Path] = [*claude.glob("skills/*/SKILL.md"), *claude.glob("agents/*.md")]
+    # commands nest in folders, which may be symlinks themselves (glob's ** does not follow them)
+    for folder, subfolders, names in os.walk(claude / "commands", followlinks=True):
+        depth = len(Path(folder).relative_to(claude).parts)
+        subfolders[:] = subfolders if depth < 6 else []  # a link loop ends here
+        candidates += [Path(folder, n) for n in names if n.endswith(".md")]
+    for path in candidates:
+        named = path.relative_to(lab.project_root).as_posix()
+        try:
+            if named != production and path.resolve() == target:
+                found.append(named)
+        except OSError:
+            continue
     return sorted(found)
 
 
@@ -432,7 +439,9 @@ def _lift(lab: Lab, experiment: Experiment, f: FileChange, *, why: str) -> str |
     current = deploy.read_current(lab.project_root, f.production)
     if current is None and _dispatcher_in_place(lab, experiment.id):
         original = _blob(lab, production_digest(experiment))
-        deploy.replace_file(deploy.writable_path(lab.project_root, f.production), original)
+        path = deploy.writable_path(lab.project_root, f.production)
+        path.parent.mkdir(parents=True, exist_ok=True)  # a skill's whole folder deleted, say
+        deploy.replace_file(path, original)
         lab.event(
             experiment.id,
             "dispatcher_off",

@@ -117,6 +117,12 @@ def invisible_changes(lab: Lab, experiment: Experiment) -> dict[str, str]:
     for f in experiment.files:
         control, treatment = lab.store.blob(f.control_sha256), lab.store.blob(f.treatment_sha256)
         said = None if control is None or treatment is None else deploy.invisible_difference(control, treatment)
+        if said is not None and said.startswith("only whitespace"):
+            # indentation or a blank line shows in a diff and may be the change meant (YAML, Python):
+            # only spaces at line ends are invisible
+            ends = [line.rstrip(b" \t") for line in control.splitlines()]  # type: ignore[union-attr]
+            same = ends == [line.rstrip(b" \t") for line in treatment.splitlines()]  # type: ignore[union-attr]
+            said = "only spaces or tabs at the ends of lines differ" if same else None
         if said is not None:
             out[f.production] = said
     return out

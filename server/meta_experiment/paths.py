@@ -52,15 +52,18 @@ def owning_project(session: Path, env: dict[str, str] | None = None) -> Path:
         return session  # one state folder for every project: no folder above can be told to own it
     state = Path(home).expanduser() if home else Path(STATE_DIR_NAME)  # relative: of the project's folder
     try:
-        if (session / state / DB_FILE_NAME).exists() or (session / ".git").exists():
+        if not session.is_dir() or (session / state / DB_FILE_NAME).exists() or (session / ".git").exists():
             return session  # (a repository's top: a project above it is another one)
+        found = None
         for folder in session.parents:
-            if (folder / state / DB_FILE_NAME).exists():
-                return folder
+            if found is None and (folder / state / DB_FILE_NAME).exists():
+                found = folder
             if (folder / ".git").exists():  # the repository's top: a project above it is not this one
-                break
+                return session if found is None else found
     except OSError:  # a folder above that cannot be searched: the session's own folder, as before
         pass
+    # outside a repository nothing above is adopted: a state folder in the home folder, say, belongs
+    # to another project, not to every folder below it
     return session
 
 

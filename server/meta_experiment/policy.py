@@ -309,8 +309,8 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
         UNMET_WORDS.get(c.name, c.name.lower()) for c in criteria if c.met is False and c.name != "Within max duration"
     ]
     held = [g for g in analysis.guardrails if g.blocks_promotion]
-    if held and "a regression" in unmet:  # say which guardrail holds promotion back, and why
-        unmet[unmet.index("a regression")] = (
+    if held and UNMET_WORDS["No regression detected"] in unmet:  # say which guardrail holds promotion back, and why
+        unmet[unmet.index(UNMET_WORDS["No regression detected"])] = (
             "guardrails ("
             + "; ".join(
                 (
@@ -382,7 +382,7 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
     if srm_bad:
         text += "; investigate the sample-ratio mismatch (assignment or recording is biased)"
     p = analysis.primary.p_value
-    if p is not None and p < 0.05 and "statistical significance" in unmet:
+    if p is not None and p < 0.05 and UNMET_WORDS["Statistical significance"] in unmet:
         text += (
             f"; the fixed-horizon p = {_fmt_p(p)} would look significant, but re-testing it after "
             "every trial inflates false decisions, so it does not decide"

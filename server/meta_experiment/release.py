@@ -33,6 +33,7 @@ from .errors import Conflict, InvalidInput, InvalidState, PathError
 from .files import read_regular
 from .models import control_characters
 from .outcomes import DeployResult, FileOutcome, GitOutcome
+from .release_status import hook_version
 from .release_text import promote_message, rollback_message
 from .stats.report import plural
 from .stats.results import Analysis, Decision
@@ -417,7 +418,12 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> Plan:
             diffs.append(
                 deploy.unified_diff(f.production, None, new_content, before_label="deleted", after_label=target)
             )
-        elif operation == "rollback" and current is not None and _hook_version(lab, experiment, f.production, current):
+        elif (
+            operation == "rollback"
+            and current is not None
+            and digest != old
+            and hook_version(lab, experiment, f.production, current)
+        ):
             # what the promotion's commit hook made of the variant (a formatter): rolled back from that
             old, old_content = lab.store.put_blob(current), current
             warnings.append(
@@ -478,20 +484,6 @@ def _what_changed(expected: bytes, current: bytes | None) -> tuple[str, str | No
         return "deleted", None
     invisible = deploy.invisible_difference(expected, current)
     return ("edited", None) if invisible is None else ("invisible", invisible)
-
-
-def _hook_version(lab: Lab, experiment: Experiment, production: str, current: bytes) -> bool:
-    """Whether `current`, which is not the tested variant, is what the promotion's own commit holds
-    for `production` (a commit hook rewrote the file as it committed; gitcommit notes it)."""
-    f = next(g for g in experiment.files if g.production == production)
-    if deploy.sha256_hex(current) == f.treatment_sha256:
-        return False
-    commits = [
-        e.data["commit"]
-        for e in lab.events(experiment.id, kinds=["git"])
-        if e.message.startswith("Promote") and isinstance(e.data.get("commit"), str)
-    ]
-    return bool(commits) and gitcommit.committed_as(lab.project_root, commits[-1], production, current)
 
 
 def _promoted_since(lab: Lab, experiment: Experiment, production: str, digest: str | None) -> str | None:

@@ -40,16 +40,36 @@ def time_saved_hours_per_month(lab: Lab, e: Experiment) -> float | None:
 
 
 def changed_since_promotion(lab: Lab, e: Experiment) -> list[str]:
-    """Production paths whose content differs from the variant the promotion wrote there."""
+    """Production paths whose content differs from what the promotion put there: the variant, or
+    the version a commit hook made of it as the promotion was committed (`hook_version`)."""
     changed = []
     for f in e.files:
         try:
-            now = hashlib.sha256(read_regular(lab.project_root / f.production)).hexdigest()
+            content: bytes | None = read_regular(lab.project_root / f.production)
         except OSError:
-            now = None  # deleted or unreadable
-        if now != f.treatment_sha256:
+            content = None  # deleted or unreadable
+        now = None if content is None else hashlib.sha256(content).hexdigest()
+        if now != f.treatment_sha256 and (content is None or not hook_version(lab, e, f.production, content)):
             changed.append(f.production + ("" if now else " (missing)"))
     return changed
+
+
+def hook_version(lab: Lab, e: Experiment, production: str, content: bytes) -> bool:
+    """Whether `content` (not the tested variant) is what a commit hook made of the variant as the
+    promotion was committed (a formatter): the promotion's own commit holds it, or, when that
+    commit failed (a formatter that fixes the file and refuses the commit, as pre-commit's do), a
+    commit since under the promotion's message, as its advice said to make, does."""
+    from . import gitcommit
+
+    op = journal.latest(lab.store, e.id)
+    if op is None or op.operation != "promote" or production not in op.paths:
+        return False
+    if op.git is not None and op.git.commit:
+        return gitcommit.committed_as(lab.project_root, op.git.commit, production, content)
+    blob = gitcommit.git_blob(lab.project_root, production, content)
+    subject = op.commit_message.splitlines()[0] if op.commit_message else ""
+    made = gitcommit.path_commits_since(lab.project_root, production, op.created_at)
+    return blob is not None and (subject, blob) in made
 
 
 def _git_now(lab: Lab, op: journal.Operation) -> str:
@@ -70,7 +90,12 @@ def _git_now(lab: Lab, op: journal.Operation) -> str:
         content = lab.store.blob(step.new_sha256)
         if gitcommit.ignored(lab.project_root, step.production):
             continue
-        if content is None or not gitcommit.committed_since(lab.project_root, step.production, content, op.created_at):
+        if content is not None and gitcommit.committed_since(lab.project_root, step.production, content, op.created_at):
+            continue
+        # the advised command, made after a commit hook (a formatter) fixed the file: its version
+        subject = op.commit_message.splitlines()[0] if op.commit_message else None
+        made = gitcommit.path_commits_since(lab.project_root, step.production, op.created_at)
+        if subject is None or not any(s == subject for s, _ in made):
             return op.git.detail
     return f"committed since, by hand (the {op.operation}'s own commit had failed: {op.git.detail.split('. ')[0]})"
 
