@@ -275,8 +275,8 @@ class Lab:
         parsed = self._specs.get(row["spec_json"])
         if parsed is None:
             spec = json.loads(row["spec_json"])
-            primary = MetricSpec.model_validate(spec["primary_metric"])
-            metrics = (primary, *(MetricSpec.model_validate(m) for m in spec["secondary_metrics"]))
+            primary = MetricSpec.from_stored(spec["primary_metric"])  # a definition of any version
+            metrics = (primary, *(MetricSpec.from_stored(m) for m in spec["secondary_metrics"]))
             parsed = self._specs[row["spec_json"]] = (
                 primary,
                 metrics,
@@ -305,21 +305,24 @@ class Lab:
             )
             for f in self.store.file_rows(row["id"])
         ]
-        return Experiment(
-            id=row["id"],
-            name=row["name"],
-            hypothesis=row["hypothesis"],
-            description=row["description"],
-            change_type=row["change_type"],
-            status=row["status"],
-            status_reason=row["status_reason"],
-            created_at=iso(row["created_at"]) or "",
-            started_at=iso(row["started_at"]),
-            ended_at=iso(row["ended_at"]),
-            files=files,
-            control=ArmCounts(**counts.get("control", {})),
-            treatment=ArmCounts(**counts.get("treatment", {})),
-            **spec,
+        # from_stored: checks added since a stored experiment was created do not refuse it
+        return Experiment.from_stored(
+            dict(
+                id=row["id"],
+                name=row["name"],
+                hypothesis=row["hypothesis"],
+                description=row["description"],
+                change_type=row["change_type"],
+                status=row["status"],
+                status_reason=row["status_reason"],
+                created_at=iso(row["created_at"]) or "",
+                started_at=iso(row["started_at"]),
+                ended_at=iso(row["ended_at"]),
+                files=files,
+                control=ArmCounts(**counts.get("control", {})),
+                treatment=ArmCounts(**counts.get("treatment", {})),
+                **spec,
+            )
         )
 
     def trial(self, trial_id: int) -> Trial:

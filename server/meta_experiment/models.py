@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -92,6 +93,22 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The validation context of a definition read back from the database (lifecycle loads every stored
+# spec with it, through MetricSpec.from_stored and Experiment.from_stored). A check added after
+# experiments were created with what it now refuses must not lock those experiments out: one of an
+# older version with a binary metric that had a time unit broke status, auto, analyze and rollback
+# of the whole project with a validation error. Such checks run at create and import only; what
+# they guard against is normalised on load where it would make results wrong (MetricSpec). The
+# checks older than the oldest stored spec (name pattern, lengths, ranges, a finite floor) and those
+# of create's arguments only (ExperimentSpec, treatment_percent) need no such care.
+STORED: dict[str, object] = {"stored": True}
+
+
+def _stored(info: ValidationInfo) -> bool:
+    """Whether this validation reads a definition back from the database (context STORED)."""
+    return isinstance(info.context, dict) and bool(info.context.get("stored"))
+
+
 def control_characters(text: str, *, allow_newlines: bool = False) -> bool:
     """Whether `text` holds control characters (NUL and the like; newlines and tabs when
     `allow_newlines`): they break git commit messages and terminals."""
@@ -143,6 +160,11 @@ class MetricSpec(Strict):
     def is_duration(self) -> bool:
         return self.unit is not None and self.unit in DURATION_UNITS
 
+    @classmethod
+    def from_stored(cls, data: object) -> MetricSpec:
+        """A metric definition read back from an experiment's spec_json (see STORED)."""
+        return cls.model_validate(data, context=STORED)
+
     @field_validator("floor")
     @classmethod
     def _finite_floor(cls, v: float | None) -> float | None:
@@ -152,8 +174,10 @@ class MetricSpec(Strict):
 
     @field_validator("unit")
     @classmethod
-    def _plain_unit(cls, v: str | None) -> str | None:
-        if v is not None and control_characters(v):
+    def _plain_unit(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # Added in f02e2c7 (2026-11-26); a stored unit keeps what it was created with: it is only
+        # shown in reports, and never goes into a commit message.
+        if v is not None and control_characters(v) and not _stored(info):
             raise ValueError("the unit must be plain text (no control characters)")
         return v
 
@@ -171,7 +195,19 @@ class MetricSpec(Strict):
         return self.model_copy(update={"unit": DURATION_SPELLINGS.get(spelled, spelled)})
 
     @model_validator(mode="after")
-    def _binary_has_no_scale(self) -> MetricSpec:
+    def _binary_has_no_scale(self, info: ValidationInfo) -> MetricSpec:
+        if self.kind == "binary" and _stored(info):
+            # Versions before f02e2c7 (2026-11-26) accepted both. The analysis of a 0/1 metric never
+            # used them (a rate is tested as a rate, stats.metric), but they reached other paths:
+            # log_scale refused every 0 at record and showed the rate as 'log' scale, and a time unit
+            # on a binary primary recorded the seconds since assign as its 0/1 value (and made a
+            # dispatched run and the hours-saved estimate treat it as a duration). Dropped on load,
+            # the experiment reads as it was analysed.
+            if self.log_scale:
+                self.log_scale = False
+            if self.is_duration:
+                self.unit = None
+            return self
         if self.kind == "binary" and self.log_scale:
             raise ValueError(f"{self.name}: log_scale is for positive continuous metrics; a binary metric is 0/1")
         if self.kind == "binary" and self.is_duration:
@@ -370,6 +406,11 @@ class Experiment(Strict):
     treatment_percent: int = 50
     control: ArmCounts = ArmCounts()
     treatment: ArmCounts = ArmCounts()
+
+    @classmethod
+    def from_stored(cls, data: dict[str, object]) -> Experiment:
+        """An experiment from its row and spec_json, as any version stored it (see STORED)."""
+        return cls.model_validate(data, context=STORED)
 
     @property
     def metrics(self) -> list[MetricSpec]:

@@ -1,5 +1,16 @@
 """The database schema as named migrations, applied in order by `Store` (each one together with
-its record in schema_migrations, in one transaction). Add a migration; never edit a shipped one."""
+its record in schema_migrations, in one transaction). Add a migration; never edit a shipped one.
+
+The names in schema_migrations are how a version knows a database it cannot read: a name it does
+not know makes it refuse the database ("written by a newer meta-experiment") rather than misread
+it. So whenever a stored format gains something older code cannot read (a key of spec_json, of a
+deploy operation's data_json or git_json, a value of a column), add a migration, a no-op marker if
+the tables stay as they are: an older version with the same migration list would read the new
+format its own way (one that ignored spec_json's treatment_percent assigned 50/50 silently). Store
+also refuses writes of a process that is running when a migration it does not know is applied.
+
+A migration that was replaced before release goes to RETIRED_MIGRATIONS with what undoes it, so a
+database that has it is brought to the current list instead of being called newer."""
 
 from __future__ import annotations
 
@@ -328,10 +339,29 @@ def _migration_voided_trials(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_format_marker(db: sqlite3.Connection) -> None:
+    """No change to the tables: the marker of what versions with migrations up to 0005 would read
+    wrongly instead of refusing. spec_json's treatment_percent (09ec10d: they ignored it and
+    assigned 50/50); a deploy operation's data_json restores_deleted (38b30dd: their recovery of an
+    unfinished rollback took the deleted file it recreates for an edit, and undid the rollback) and
+    executable (942f9cc: a recreated script lost its executable bit)."""
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("0001_initial", _migration_initial),
     ("0002_deploy_journal", _migration_deploy_journal),
     ("0003_unit_counts", _migration_unit_counts),
     ("0004_unit_clusters", _migration_unit_clusters),
     ("0005_voided_trials", _migration_voided_trials),
+    ("0006_split_and_restore_formats", _migration_format_marker),
 ]
+
+# Migrations that databases may hold but no version applies any more, with the statements that undo
+# them. Store._migrate runs these and deletes the migration's record in one transaction, then
+# applies the current migrations: such a database is older, not newer, and is brought up to date.
+RETIRED_MIGRATIONS: dict[str, tuple[str, ...]] = {
+    # 1d6cb86 and f02399f (2026-11-26): per-unit counts read through a partial index of the trials;
+    # 862a82a replaced it the same day with 0003_unit_counts (kept-up-to-date counts, backfilled
+    # from the trials, which the index only served).
+    "0003_trials_by_unit": ("DROP INDEX IF EXISTS trials_by_unit",),
+}
