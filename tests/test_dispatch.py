@@ -270,8 +270,12 @@ def test_a_command_deleted_while_dispatched_gets_its_original_back(lab: Lab, pro
     e = lab.create(**spec())
     set_dispatch(lab, e.id, True)
     (project / PROD).unlink()
-    with pytest.raises(Conflict, match="was deleted since the experiment started"):
+    with pytest.raises(Conflict, match="was deleted since the experiment started") as refused:
         release.promote(lab, e.id, force=True, reason="ship it")
+    # from a review: the advice "if the file is meant to be gone, roll this experiment back" brought it back
+    assert "held this experiment's dispatcher when it was deleted: dispatch off (or a rollback) puts" in str(
+        refused.value
+    ) and "delete the file again afterwards" in str(refused.value)
     assert not (project / PROD).exists() and lab.events(e.id, kinds=["dispatcher_off"]) == []
     if end == "off":
         result = set_dispatch(lab, e.id, False)

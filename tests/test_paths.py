@@ -154,6 +154,27 @@ def test_the_state_folder_and_backups_are_the_owners_alone(tmp_path: Path) -> No
     assert (tmp_path / "shared").stat().st_mode & 0o777 == 0o755
 
 
+def test_a_state_folder_an_earlier_version_made_is_made_private(tmp_path: Path) -> None:
+    """From a review of the change above: projects whose .meta-experiment an earlier version made
+    (0755, the database 0644, backups 0644) kept the snapshots readable by anyone."""
+    from meta_experiment.files import backup_bytes
+    from meta_experiment.lifecycle import Lab
+
+    project = tmp_path / "p"
+    state = project / ".meta-experiment"
+    state.mkdir(parents=True, mode=0o755)
+    Lab.open(project).close()
+    db = state / paths.DB_FILE_NAME
+    assert db.stat().st_mode & 0o777 == 0o600  # made private from the start
+    state.chmod(0o755)
+    db.chmod(0o644)
+    old = backup_bytes(state, b"token=secret\n")
+    old.chmod(0o644)
+    Lab.open(project).close()
+    assert state.stat().st_mode & 0o777 == 0o700 and db.stat().st_mode & 0o777 == 0o600
+    assert backup_bytes(state, b"token=secret\n").stat().st_mode & 0o777 == 0o600
+
+
 @pytest.mark.parametrize(
     ("path", "message"),
     [

@@ -206,9 +206,47 @@ async def test_a_session_in_a_subfolder_serves_the_experiments_of_the_project_ab
         assert missing.is_error and f"paths are relative to the project root, {str(project.resolve())!r}" in (
             missing.content[0].text
         )
+        # the subfolder's own command of the same path is what runs in this session: create says so
+        (app / "notes.md").write_text("the app's notes\n")
+        (project / "notes.md").write_text("the top's notes\n")
+        (project / "notes.v.md").write_text("the top's notes, v2\n")
+        files = {"notes.md": "notes.v.md"}
+        created = await client.call_tool(
+            "create_experiment", {"name": "n", "hypothesis": "h", "files": files, "primary_metric": metric}
+        )
+        note = created.structured_content["notes"][0]
+        assert note.startswith(
+            f"this session started in packages/app, and the project whose experiments it works "
+            f"with is {project.resolve()}"
+        )
+        assert "packages/app has its own notes.md, which is what runs in this session" in note
     assert not (app / ".meta-experiment").exists()  # nothing was made in the subfolder
     lab = Lab.open(project)
     try:
         assert [t.arm for t in lab.trials(e.id)] == [assigned.structured_content["arm"]]
     finally:
         lab.close()
+
+
+async def test_a_subfolder_session_started_before_the_project_had_experiments_finds_them(project: Path) -> None:
+    """From a review: the server of a session in packages/app, started while the repository's top
+    had no experiments, kept reading the subfolder, though the hooks served the top's experiment
+    created since (by a session there); its assign did not know it."""
+    from meta_experiment.lifecycle import Lab
+
+    app = project / "packages" / "app"
+    app.mkdir(parents=True)
+    env = {**server_env(project), "CLAUDE_PROJECT_DIR": str(app)}
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "meta_experiment", "serve"], env=env, cwd=str(app)
+    )
+    async with Client(params, mode="legacy", read_timeout_seconds=60) as client:
+        assert (await client.call_tool("status", {})).structured_content["experiments"] == []
+        lab = Lab.open(project)  # a session at the top creates one
+        e = lab.create(
+            name="n", hypothesis="h", files={PROD: VAR}, primary_metric={"name": "t", "direction": "lower_is_better"}
+        )
+        lab.close()
+        assigned = await client.call_tool("assign", {"experiment_id": e.id, "unit": "session s-1"})
+        assert not assigned.is_error, assigned.content[0].text
+    assert not (app / ".meta-experiment").exists()

@@ -424,7 +424,7 @@ def _result(
 RESTORED_MISSING = "restored: the file was missing"
 
 
-def _dispatcher_in_place(lab: Lab, experiment_id: str) -> bool:
+def dispatcher_in_place(lab: Lab, experiment_id: str) -> bool:
     """Whether this experiment's dispatcher was put in and not taken out since (by its events)."""
     last = lab.events(experiment_id, kinds=["dispatcher_on", "dispatcher_off"])
     return bool(last) and last[-1].kind == "dispatcher_on"
@@ -437,7 +437,7 @@ def _lift(lab: Lab, experiment: Experiment, f: FileChange, *, why: str) -> str |
     file had been deleted while the dispatcher was in (the original's only copy may be the snapshot:
     it is written back, which overwrites nothing)."""
     current = deploy.read_current(lab.project_root, f.production)
-    if current is None and _dispatcher_in_place(lab, experiment.id):
+    if current is None and dispatcher_in_place(lab, experiment.id):
         original = _blob(lab, production_digest(experiment))
         path = deploy.writable_path(lab.project_root, f.production)
         path.parent.mkdir(parents=True, exist_ok=True)  # a skill's whole folder deleted, say

@@ -4,6 +4,7 @@ state folder."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -104,4 +105,7 @@ def backup_bytes(state_dir: Path, content: bytes) -> Path:
     target = folder / digest
     if not target.exists() or hashlib.sha256(target.read_bytes()).hexdigest() != digest:
         atomic_write(target, content, mode=0o600)
+    elif target.stat().st_mode & 0o077:  # one an earlier version left readable by anyone
+        with contextlib.suppress(OSError):
+            target.chmod(0o600)
     return target

@@ -33,6 +33,7 @@ from mcp_types import (
 )
 from pydantic import BaseModel, Field, StringConstraints
 
+from . import paths
 from .errors import Conflict, ExperimentError, NotFound, StoreError
 from .lifecycle import Lab
 from .settings import SETTINGS_FILE_NAME
@@ -77,6 +78,10 @@ class AppState:
     # had no database at start as empty, so that the server creates no state folder until a call
     # stores something (a server added for every project would otherwise leave one in each).
     reopen: Callable[[bool], Lab] | None = None
+    # The folder the session started in, when the project was found from it (not given): a folder
+    # above it may gain experiments after the start (a session at the repository's top creates
+    # one), and the project is then that folder (paths.owning_project), as for the hooks.
+    session: Path | None = None
     _swap: threading.Lock = field(default_factory=threading.Lock)
     # Set when the first subscription opens: the watcher of other processes' changes waits on it.
     _wake: anyio.Event | None = None
@@ -107,7 +112,7 @@ class AppState:
         if lab.store.moved() and self.reopen is not None:
             self._switch_from(lab)
             return self.current(create)
-        if not lab.empty_project or self.reopen is None or not (create or lab.has_database()):
+        if not lab.empty_project or self.reopen is None or not (create or lab.has_database() or self._adopted(lab)):
             return lab
         with self._swap:
             if isinstance(self.opened, Lab) and self.opened.empty_project:
@@ -115,6 +120,11 @@ class AppState:
                 # worker thread may still be using it
                 self.opened = self.reopen(create)
             return self.lab
+
+    def _adopted(self, lab: Lab) -> bool:
+        """Whether a folder above the session's has experiments now, which makes it the project
+        (a few stat calls, while the project is empty)."""
+        return self.session is not None and paths.owning_project(self.session) != lab.project_root
 
     def _switch_from(self, lab: Lab) -> None:
         """The database was deleted (a `git clean -x`, a reset by hand) or replaced (a backup put back)

@@ -22,7 +22,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ImageContent
 from pydantic import BaseModel, Field
 
-from . import __version__, deploy, report
+from . import __version__, deploy, paths, report
 from .analysis import load_engine
 from .dispatch_ops import DispatchResult
 from .errors import ExperimentError, StoreError
@@ -34,6 +34,7 @@ from .mcp_common import (
     QuietBus,
     register_subscriptions,
     run_lab,
+    state_of,
     tool_annotations,
     tool_result,
     watching,
@@ -126,6 +127,25 @@ def invisible_changes(lab: Lab, experiment: Experiment) -> dict[str, str]:
         if said is not None:
             out[f.production] = said
     return out
+
+
+def elsewhere_note(session: Path, root: Path, productions: list[str]) -> str:
+    """create's note for a session started in a subfolder whose project is a folder above (it
+    holds the experiments): paths were read from that folder; one the subfolder has as well is
+    not the file that runs in this session."""
+    where = session.relative_to(root).as_posix() if session.is_relative_to(root) else str(session)
+    shadowed = [p for p in productions if (session / p).exists()]
+    said = (
+        f"this session started in {where}, and the project whose experiments it works with is {root} (it "
+        f"holds them), so the file paths were read from there: {', '.join(productions)}."
+    )
+    if shadowed:
+        said += (
+            f" {where} has its own {', '.join(shadowed)}, which is what runs in this session, not the file under "
+            "test: if that one was meant, roll this experiment back and create it with its path from the project "
+            f"({where}/{shadowed[0]})."
+        )
+    return said
 
 
 def create_notes(
@@ -234,7 +254,9 @@ def build_server(
             print(f"meta-experiment: {exc}", file=sys.stderr)
             opened = exc
         reopen = partial(_reopen, project_root, state_dir)
-        box["state"] = AppState(opened=opened, bus=bus, reopen=reopen)
+        found = project_root is None and state_dir is None  # from the environment: may be a folder above
+        session = await anyio.to_thread.run_sync(paths.find_session_folder) if found else None
+        box["state"] = AppState(opened=opened, bus=bus, reopen=reopen, session=session)
         warm = threading.Timer(WARM_UP_AFTER_S, warm_up)
         warm.daemon = True
         warm.start()
@@ -330,6 +352,9 @@ def build_server(
             ),
         )
         notes = create_notes(experiment, dirty, files, root, unseen) + ([hint] if hint else [])
+        session = state_of(ctx).session  # the folder the session started in (None: the project was given)
+        if session is not None and root is not None and session != root:
+            notes.insert(0, elsewhere_note(session, root, productions))
         note = "".join(f" Note: {line}" for line in notes)
         next_step = f"Call assign with experiment_id {experiment.id} for each run, then record with its trial_id."
         return tool_result(

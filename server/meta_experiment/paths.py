@@ -88,10 +88,24 @@ def ensure_state_dir(state_dir: Path) -> Path:
     the files under test, which may be private (a token in .mcp.json, say)."""
     state_dir.parent.mkdir(parents=True, exist_ok=True)
     state_dir.mkdir(mode=0o700, exist_ok=True)
+    if state_dir.name == STATE_DIR_NAME:  # the default folder, made more open by earlier versions
+        private(state_dir, 0o700)
+        private(state_dir / DB_FILE_NAME, 0o600)
     ignore = state_dir / ".gitignore"
     if not ignore.exists():
         ignore.write_text(STATE_GITIGNORE, encoding="utf-8")
     return state_dir
+
+
+def private(path: Path, mode: int) -> None:
+    """Take group and others' access away from `path` (to `mode`) when it is its owner's (nothing
+    when it is someone else's, or cannot be changed: a read-only mount)."""
+    try:
+        st = path.stat()
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            path.chmod(mode)
+    except (OSError, AttributeError):  # (no getuid on Windows)
+        pass
 
 
 def confine(project_root: Path, user_path: str, *, must_exist: bool = True, what: str = "path") -> str:

@@ -461,7 +461,8 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> Plan:
         if operation == "promote":
             warnings += _variant_drift(lab, f.variant, new)
     if conflicts:
-        raise _conflict(experiment, operation, conflicts)
+        dispatched = operation == "promote" and dispatch_ops.dispatcher_in_place(lab, experiment.id)
+        raise _conflict(experiment, operation, conflicts, dispatched=dispatched)
     others = lab._files_in_running_experiments()
     for step in steps:
         other = others.get(step.production)
@@ -499,7 +500,13 @@ def _promoted_since(lab: Lab, experiment: Experiment, production: str, digest: s
     return None
 
 
-def _conflict(experiment: Experiment, operation: str, conflicts: list[tuple[str, str, str | None, str]]) -> Conflict:
+def _conflict(
+    experiment: Experiment,
+    operation: str,
+    conflicts: list[tuple[str, str, str | None, str]],
+    *,
+    dispatched: bool = False,
+) -> Conflict:
     """The refusal: what happened to which file, and what to do about each kind of change."""
     when = "since the experiment started" if operation == "promote" else "after promotion"
     what = "; ".join(
@@ -514,7 +521,13 @@ def _conflict(experiment: Experiment, operation: str, conflicts: list[tuple[str,
             "the snapshot (see the diff), or roll this experiment back and start a new one that tests the "
             "edited version."
         )
-    if operation == "promote" and "deleted" in kinds:
+    if operation == "promote" and "deleted" in kinds and dispatched:
+        advice.append(
+            "The file held this experiment's dispatcher when it was deleted: dispatch off (or a rollback) puts "
+            "the original back, and promote can then go ahead; if the command is meant to be gone, roll this "
+            "experiment back and delete the file again afterwards."
+        )
+    elif operation == "promote" and "deleted" in kinds:
         deleted = " ".join(shlex.quote(path) for path, kind, _, _ in conflicts if kind == "deleted")
         advice.append(
             "Promoting would recreate a file someone deleted: if that was a mistake, restore it as it was at the "

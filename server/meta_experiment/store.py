@@ -247,6 +247,11 @@ class Store:
         self._versions: tuple[int, int] | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.in_memory and not path.exists():
+                # its owner's alone: it holds snapshots of the files under test, which may be private;
+                # SQLite gives its -wal and -shm files the database file's permissions
+                with suppress(FileExistsError):
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             self._db = sqlite3.connect(
                 str(path), timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
             )
