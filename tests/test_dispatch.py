@@ -282,6 +282,9 @@ def test_a_command_deleted_while_dispatched_gets_its_original_back(lab: Lab, pro
         assert result.changed and "had been deleted while dispatched: the original is back" in result.summary
         assert set_dispatch(lab, e.id, False).changed is False  # once: it is no longer in place
     else:
+        dry = release.rollback(lab, e.id, dry_run=True)  # from a review: it said no file is touched
+        assert f"{PROD}, deleted while it held this experiment's dispatcher, is written back" in dry.summary
+        assert not (project / PROD).exists()
         done = release.rollback(lab, e.id, reason="stop")
         assert f"{PROD} had been deleted while dispatched: the original is back in its place." in done.warnings
     assert (project / PROD).read_text() == original

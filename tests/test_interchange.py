@@ -907,3 +907,48 @@ def test_a_running_experiment_past_its_duration_is_warned_of_at_import(lab: Lab)
         warning.startswith("exp-old-running is running but started ")
         and "(14): the next auto run expires it" in warning
     )
+
+
+def test_an_imported_running_experiment_gets_the_alerts_its_trials_raise(lab: Lab, tmp_path: Path) -> None:
+    """From a review: an export carries no alerts, so a running experiment whose treatment failed
+    every run came in without its error-rate alert (recording those trials here raises it)."""
+    e = lab.create(**spec(sample_size_required=200, auto_rollback=False))
+    for i in range(12):
+        for arm, success in (("control", True), ("treatment", False)):
+            lab.record_measurement(e.id, arm, {"time_to_complete": 30.0 + i}, success)
+    from meta_experiment.monitoring import alerts
+
+    assert alerts(lab, e.id, active_only=True)
+    document = export_experiments(lab, [e.id])
+    (tmp_path / "other").mkdir()
+    other = Lab.open(tmp_path / "other")
+    try:
+        result = import_experiments(other, document)
+        [alert] = [w for w in result["warnings"] if w.startswith("ALERT")]
+        assert alert.startswith(f"ALERT ({e.id}, from its imported trials): Error rate spike")
+        assert [a.kind for a in alerts(other, e.id, active_only=True)] == ["error_rate"]
+    finally:
+        other.close()
+
+
+def test_an_export_of_an_earlier_version_with_a_timed_binary_metric_imports(lab: Lab, tmp_path: Path) -> None:
+    """From a review: versions before 2026-11-26 let a binary metric have a time unit or log_scale
+    (unused by its analysis); their experiments load, but their exports were refused at import."""
+    e = lab.create(**spec(secondary_metrics=[{"name": "passed", "direction": "higher_is_better", "kind": "binary"}]))
+    document = export_experiments(lab, [e.id])
+    for m in document["experiments"][0]["meta_experiment"]["metric_definitions"]:
+        if m["name"] == "passed":
+            m.update(unit="s", log_scale=True)
+    (tmp_path / "other").mkdir()
+    other = Lab.open(tmp_path / "other")
+    try:
+        result = import_experiments(other, document)
+        assert result["imported"] == [e.id]
+        assert any(
+            f"{e.id}: the binary (0/1) metric passed's unit and log_scale were left out" in w
+            for w in result["warnings"]
+        )
+        passed = next(m for m in other.get(e.id).secondary_metrics if m.name == "passed")
+        assert passed.unit is None and not passed.log_scale
+    finally:
+        other.close()

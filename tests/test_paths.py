@@ -98,6 +98,24 @@ def test_a_session_in_a_subfolder_works_with_the_nearest_project_above_with_stat
     assert paths.find_project_root(app, env) == app.resolve()  # state of its own: a project of its own
 
 
+def test_a_terminal_in_a_subfolder_with_its_own_experiments_sees_them(tmp_path: Path) -> None:
+    """From a review: a session started in packages/app stored its experiments there (nothing
+    above had any), but the CLI in that same folder read the repository's top and said there were
+    none, telling the person to go to the folder they were in."""
+    repo = tmp_path / "repo"
+    app = repo / "packages" / "app"
+    (app / "src").mkdir(parents=True)
+    (repo / "docs").mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    assert paths.find_project_root(app / "src", {}) == repo.resolve()  # no state anywhere: the top
+    (app / ".meta-experiment").mkdir()
+    (app / ".meta-experiment" / paths.DB_FILE_NAME).write_bytes(b"")
+    assert paths.find_project_root(app, {}) == app.resolve()
+    assert paths.find_project_root(app / "src", {}) == app.resolve()
+    assert paths.find_project_root(repo / "docs", {}) == repo.resolve()  # another folder: the top
+    assert paths.find_project_root(app, {"META_EXPERIMENT_HOME": str(tmp_path / "s")}) == repo.resolve()
+
+
 def test_outside_a_repository_no_folder_above_is_adopted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """From a review: a state folder in the home folder (not a repository) was adopted by every
     folder below it, so a session in ~/proj created and promoted the home folder's notes.md. A
@@ -154,38 +172,49 @@ def test_the_state_folder_and_backups_are_the_owners_alone(tmp_path: Path) -> No
     assert (tmp_path / "shared").stat().st_mode & 0o777 == 0o755
 
 
-def test_a_state_folder_an_earlier_version_made_is_made_private(tmp_path: Path) -> None:
-    """From a review of the change above: projects whose .meta-experiment an earlier version made
-    (0755, the database 0644, backups 0644) kept the snapshots readable by anyone."""
+def test_a_new_database_is_private_in_a_private_folder_and_a_shared_folder_stays_shared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database holds every snapshot: made 0600 in the folder ensure_state_dir makes (0700). A
+    review found that tightening existing folders on every open locked out a group sharing one
+    (chmod -R g+rwX), so an existing folder keeps its permissions, and what is made in a shared one
+    is made as the umask gives."""
     from meta_experiment.files import backup_bytes
     from meta_experiment.lifecycle import Lab
 
     project = tmp_path / "p"
+    project.mkdir()
+    Lab.open(project).close()
     state = project / ".meta-experiment"
-    state.mkdir(parents=True, mode=0o755)
-    Lab.open(project).close()
-    db = state / paths.DB_FILE_NAME
-    assert db.stat().st_mode & 0o777 == 0o600  # made private from the start
-    state.chmod(0o755)
-    db.chmod(0o644)
-    old = backup_bytes(state, b"token=secret\n")
-    old.chmod(0o644)
-    Lab.open(project).close()
-    assert state.stat().st_mode & 0o777 == 0o700 and db.stat().st_mode & 0o777 == 0o600
-    assert backup_bytes(state, b"token=secret\n").stat().st_mode & 0o777 == 0o600
+    assert state.stat().st_mode & 0o777 == 0o700
+    assert (state / paths.DB_FILE_NAME).stat().st_mode & 0o777 == 0o600
+    shared = tmp_path / "shared" / ".meta-experiment"
+    shared.mkdir(parents=True)
+    shared.chmod(0o2775)  # a group's: g+rwX, g+s
+    monkeypatch.setenv("META_EXPERIMENT_HOME", str(shared))
+    (tmp_path / "q").mkdir()
+    Lab.open(tmp_path / "q").close()
+    assert shared.stat().st_mode & 0o7777 == 0o2775  # left as it was
+    assert (shared / paths.DB_FILE_NAME).stat().st_mode & 0o044 == 0o044  # readable by the group, as before
+    assert backup_bytes(shared, b"x\n").stat().st_mode & 0o040
 
 
-@pytest.mark.parametrize(
-    ("path", "message"),
-    [
-        (".git/config", "git's own folder"),
-        ("sub/.git/HEAD", "git's own folder"),
-        (".meta-experiment/experiments.db", "state folder"),
-    ],
-)
-def test_git_and_state_files_are_refused(root: Path, path: str, message: str) -> None:
-    with pytest.raises(PathError, match=message):
-        paths.confine(root, path, must_exist=False)
+def test_a_state_folder_this_user_cannot_read_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a review: another user's private state folder gave a PermissionError traceback. (Root,
+    which runs the tests here, is never refused: the refusal is simulated.)"""
+    from meta_experiment.errors import StoreError
+    from meta_experiment.lifecycle import Lab
+
+    real = Path.exists
+
+    def refused(self: Path, *args: object, **kwargs: object) -> bool:
+        if self.name == paths.DB_FILE_NAME:
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "exists", refused)
+    with pytest.raises(StoreError, match=r"cannot be read by this user.*chmod -R g\+rwX.*META_EXPERIMENT_HOME"):
+        Lab.open(tmp_path, create=False)
 
 
 def test_a_state_folder_moved_into_the_project_is_refused(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

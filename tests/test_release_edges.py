@@ -826,7 +826,7 @@ def test_a_formatter_that_fixes_the_file_and_refuses_the_commit(lab: Lab, projec
     done = release.promote(lab, e.id)
     assert done.git.status == "failed" and "Fixing" in done.git.detail
     assert (project / PROD).read_text() == VARIANT  # fixed by the hook, not committed
-    assert changed_since_promotion(lab, lab.get(e.id)) == [PROD]  # not yet in any commit: an edit
+    assert changed_since_promotion(lab, lab.get(e.id)) == []  # the hook's version, read as it refused
     git(project, "commit", "-qm", f"experiment: Promote {e.id} to production", "--", PROD)  # the advice
     assert changed_since_promotion(lab, lab.get(e.id)) == []
     assert "**Git**: committed since, by hand" in render_status(lab.status())
@@ -836,3 +836,24 @@ def test_a_formatter_that_fixes_the_file_and_refuses_the_commit(lab: Lab, projec
     git(project, "commit", "-qm", "an edit of my own", "--", PROD)
     with pytest.raises(Conflict, match="edited after promotion"):
         release.rollback(lab, e.id, reason="undo")
+
+
+def test_an_edit_committed_under_the_promotions_message_is_still_an_edit(lab: Lab, project: Path) -> None:
+    """From a review of the change above: when a test-suite hook refused the promotion's commit,
+    the advised command, run later, committed the person's own edit too, and under the promotion's
+    message it was taken for a commit hook's version: status hid it and a rollback replaced it.
+    Only what the refusing hook left on disk at once counts as its version."""
+    from meta_experiment.release_status import changed_since_promotion
+
+    hook = project / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f'#!/bin/sh\n[ -f "{project}/tests-pass" ] || {{ echo "tests failed" >&2; exit 1; }}\n')
+    hook.chmod(0o755)
+    e = winner(lab)
+    assert release.promote(lab, e.id).git.status == "failed"
+    (project / PROD).write_text(VARIANT + "Also check the migration files by hand.\n")  # the person's own edit
+    (project / "tests-pass").write_text("")
+    git(project, "commit", "-qm", f"experiment: Promote {e.id} to production", "--", PROD)  # as advised
+    assert changed_since_promotion(lab, lab.get(e.id)) == [PROD]
+    with pytest.raises(Conflict, match="edited after promotion"):
+        release.rollback(lab, e.id, reason="undo")
+    assert "Also check the migration files by hand." in (project / PROD).read_text()

@@ -4,7 +4,6 @@ state folder."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import os
@@ -98,14 +97,13 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
 
 def backup_bytes(state_dir: Path, content: bytes) -> Path:
     """Store `content` under `<state>/backups/<sha256>` (written once; identical content shares
-    one file) and return that path. Readable by its owner only: the content may be private."""
+    one file) and return that path. Readable by its owner only when the state folder is (the
+    content may be private)."""
     digest = hashlib.sha256(content).hexdigest()
     folder = state_dir / BACKUP_DIR_NAME
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / digest
     if not target.exists() or hashlib.sha256(target.read_bytes()).hexdigest() != digest:
-        atomic_write(target, content, mode=0o600)
-    elif target.stat().st_mode & 0o077:  # one an earlier version left readable by anyone
-        with contextlib.suppress(OSError):
-            target.chmod(0o600)
+        private = state_dir.stat().st_mode & 0o077 == 0  # (paths.private_folder; a shared one: as the umask)
+        atomic_write(target, content, mode=0o600 if private else NEW_FILE_MODE)
     return target

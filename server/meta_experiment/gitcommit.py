@@ -263,38 +263,6 @@ def committed_since(project_root: Path, rel_path: str, content: bytes, since: fl
     )
 
 
-def git_blob(project_root: Path, rel_path: str, content: bytes) -> str | None:
-    """The blob id git would store `content` as at `rel_path` (its clean filters, line-end
-    normalisation included), or None when git cannot say."""
-    try:
-        blob = subprocess.run(
-            ["git", "hash-object", "--stdin", "--path", rel_path], cwd=project_root, input=content,
-            capture_output=True, timeout=30, env=dict(os.environ, GIT_TERMINAL_PROMPT="0"), check=False,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return blob.stdout.decode().strip() if blob.returncode == 0 else None
-
-
-def path_commits_since(project_root: Path, rel_path: str, since: float) -> list[tuple[str, str]]:
-    """(subject, blob id the commit gave `rel_path`) of each commit since `since` (a time) that
-    changed the file, newest first; [] when git cannot say."""
-    try:
-        log = _git(  # showRoot: a first commit's files are listed too, whatever the person's config
-            project_root, "-c", "log.showRoot=true", "log", f"--since=@{int(since) - 1}", "--no-abbrev", "--raw",
-            "--format=%x01%s", "--", rel_path,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return []
-    out, subject = [], None
-    for line in log.stdout.splitlines():
-        if line.startswith("\x01"):
-            subject = line[1:]
-        elif line.startswith(":") and subject is not None and len(fields := line.split()) > 3:
-            out.append((subject, fields[3]))  # ":100644 100644 <old blob> <new blob> M<TAB>path"
-    return out
-
-
 def committed_as(project_root: Path, commit: str, rel_path: str, content: bytes) -> bool:
     """Whether `commit` holds `rel_path` with `content` (hashed as git stores it, as in
     `committed_since`): a promotion whose commit hook rewrote the file (a formatter) committed

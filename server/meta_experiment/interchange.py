@@ -228,7 +228,22 @@ def _definitions(item: dict[str, Any], warnings: list[str]) -> list[MetricSpec]:
     if ext.get("metric_definitions"):
         if not isinstance(ext["metric_definitions"], list):
             raise ValueError("meta_experiment.metric_definitions must be a list of metric definitions.")
-        specs = [MetricSpec.model_validate(m) for m in ext["metric_definitions"]]
+        # as a stored definition is read (MetricSpec.from_stored): an export of a version that let a
+        # binary metric have a time unit or log_scale, which its analysis never used, imports as
+        # it loads, without them (the create-time checks refused it)
+        specs = [MetricSpec.from_stored(m) for m in ext["metric_definitions"]]
+        for raw, spec in zip(ext["metric_definitions"], specs, strict=True):
+            dropped = [
+                key
+                for key, kept in (("unit", spec.unit), ("log_scale", spec.log_scale or None))
+                if isinstance(raw, dict) and raw.get(key) not in (None, False) and kept is None
+            ]
+            if dropped:
+                warnings.append(
+                    f"{item.get('id')}: the binary (0/1) metric {spec.name}'s {' and '.join(dropped)} "
+                    f"{'was' if len(dropped) == 1 else 'were'} left out: an earlier version accepted "
+                    f"{'it' if len(dropped) == 1 else 'them'}, and a 0/1 metric is analysed as a rate without."
+                )
         if names is None:
             return specs
         # metrics.primary and .secondary say which definition is which: an edited primary takes effect
@@ -401,8 +416,20 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
         )
     for experiment_id in imported:
         lab._changed(experiment_id)
-        warnings += _missing_files(lab, experiment_id) + _overdue(lab, experiment_id)
+        warnings += _missing_files(lab, experiment_id) + _overdue(lab, experiment_id) + _alerts(lab, experiment_id)
     return {"imported": imported, "skipped": skipped, "warnings": warnings, "ignored_keys": ignored_keys}
+
+
+def _alerts(lab: Lab, experiment_id: str) -> list[str]:
+    """The monitoring alerts an imported running experiment's trials raise (an export carries no
+    alerts: a treatment failing every run was imported without one, though recording those trials
+    here would have raised it)."""
+    from . import monitoring
+
+    return [
+        f"ALERT ({experiment_id}, from its imported trials): {alert.message}"
+        for alert in monitoring.check(lab, experiment_id, regression=True)
+    ]
 
 
 def _overdue(lab: Lab, experiment_id: str) -> list[str]:

@@ -107,6 +107,20 @@ def check_text(path: str, data: bytes) -> bytes:
     return data
 
 
+def no_access(state: Path) -> str:
+    """Why the state folder cannot be read by this user, and what to do."""
+    try:
+        st = state.stat()
+        how = f" (mode {st.st_mode & 0o777:o}, owner uid {st.st_uid}, this user uid {os.getuid()})"
+    except (OSError, AttributeError):
+        how = ""
+    return (
+        f"The state folder {str(state)!r} cannot be read by this user{how}: it is another user's, made for its "
+        "owner alone. To share a project's experiments, its owner gives the group access (chmod -R g+rwX, and "
+        "g+s on the folder); otherwise set META_EXPERIMENT_HOME to a folder of your own."
+    )
+
+
 def check_arm_sizes(files: list[tuple[str, bytes, bytes]]) -> None:
     """(production, control content, treatment content) of each file of an experiment: each arm's
     files, as assign's answer holds them (JSON strings), fit in MAX_ARM_BYTES."""
@@ -176,7 +190,11 @@ class Lab:
                 "(--project, or CLAUDE_PROJECT_DIR)."
             )
         state = state_dir or paths.find_state_dir(root, env=environ)
-        if not create and not (state / DB_FILE_NAME).exists():
+        try:
+            exists = (state / DB_FILE_NAME).exists()
+        except PermissionError:
+            raise StoreError(no_access(state)) from None
+        if not create and not exists:
             lab = cls(project_root=root, state_dir=state, store=Store(Path(":memory:")), actor=actor)
             lab.empty_project = True
             return lab

@@ -93,12 +93,29 @@ def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutco
         return GitOutcome(status="pending", detail=COMMIT_PENDING)
     git = gitcommit.commit_paths(lab.project_root, op.paths, op.commit_message)
     deploy.checkpoint("committed")
-    _close(lab, op, git)
+    _close(lab, op, git, rewritten=_rewritten(lab, op) if git.status == "failed" else {})
     return git
 
 
-def _close(lab: Lab, op: journal.Operation, git: GitOutcome) -> None:
-    """The operation is done: its git outcome in the journal and the event log."""
+def _rewritten(lab: Lab, op: journal.Operation) -> dict[str, str]:
+    """After a refused commit: {path: digest} of the files a commit hook rewrote as it refused
+    (pre-commit's fixers rewrite the file and fail the commit), read at once, under the deploy lock,
+    before anyone can edit them: the version of the operation's content the person then commits as
+    advised (release_status.hook_version). Their content is kept as a snapshot."""
+    out = {}
+    for step in op.steps:
+        try:
+            current = deploy.read_current(lab.project_root, step.production)
+        except (PathError, OSError):
+            continue
+        if current is not None and deploy.sha256_hex(current) not in (step.new_sha256, step.old_sha256):
+            out[step.production] = lab.store.put_blob(current)
+    return out
+
+
+def _close(lab: Lab, op: journal.Operation, git: GitOutcome, *, rewritten: dict[str, str] | None = None) -> None:
+    """The operation is done: its git outcome in the journal and the event log (with the files a
+    refusing commit hook rewrote, if any: `_rewritten`)."""
     with lab.store.transaction():
         journal.set_phase(lab.store, op.id, "done", git=git)
         lab.event(
@@ -107,6 +124,7 @@ def _close(lab: Lab, op: journal.Operation, git: GitOutcome) -> None:
             f"{op.operation.capitalize()}: {git.detail}",
             operation_id=op.id,
             **git.model_dump(exclude={"detail"}),
+            **({"rewritten_by_hook": rewritten} if rewritten else {}),
         )
     lab.notify_changed(op.experiment_id)
 

@@ -46,11 +46,9 @@ def owning_project(session: Path, env: dict[str, str] | None = None) -> Path:
     state of its own, the nearest folder above it, up to the repository's top, that has. Claude Code
     runs the commands of those folders too, dispatchers included, so the hooks and the session's MCP
     server must both know their experiments (DESIGN.md, "State")."""
-    env = dict(os.environ) if env is None else env
-    home = env.get("META_EXPERIMENT_HOME")
-    if home and Path(home).expanduser().is_absolute():
+    state = _state_of_a_folder(env)
+    if state is None:
         return session  # one state folder for every project: no folder above can be told to own it
-    state = Path(home).expanduser() if home else Path(STATE_DIR_NAME)  # relative: of the project's folder
     try:
         if not session.is_dir() or (session / state / DB_FILE_NAME).exists() or (session / ".git").exists():
             return session  # (a repository's top: a project above it is another one)
@@ -67,9 +65,35 @@ def owning_project(session: Path, env: dict[str, str] | None = None) -> Path:
     return session
 
 
+def _state_of_a_folder(env: dict[str, str] | None) -> Path | None:
+    """Where a folder's state is, relative to it (`.meta-experiment`, or a relative
+    META_EXPERIMENT_HOME); None when an absolute META_EXPERIMENT_HOME names one for every project."""
+    env = dict(os.environ) if env is None else env
+    home = env.get("META_EXPERIMENT_HOME")
+    if home and Path(home).expanduser().is_absolute():
+        return None
+    return Path(home).expanduser() if home else Path(STATE_DIR_NAME)
+
+
 def find_project_root(cwd: Path | None = None, env: dict[str, str] | None = None) -> Path:
-    """The project of the session's folder (`find_session_folder`, `owning_project`)."""
-    return owning_project(find_session_folder(cwd, env), env)
+    """The project of the session's folder (`find_session_folder`, `owning_project`). Without
+    CLAUDE_PROJECT_DIR, a working folder below the repository's top that has state of its own, or
+    is below a folder that has (a session started in that subfolder made it), is in that project:
+    a terminal there sees what that session sees."""
+    session = find_session_folder(cwd, env)
+    state = _state_of_a_folder(env)
+    if state is not None and not (os.environ if env is None else env).get("CLAUDE_PROJECT_DIR"):
+        here = (Path.cwd() if cwd is None else cwd).resolve()
+        if here != session and here.is_relative_to(session):
+            try:
+                for folder in (here, *here.parents):
+                    if folder == session:
+                        break
+                    if (folder / state / DB_FILE_NAME).exists():
+                        return folder
+            except OSError:
+                pass
+    return owning_project(session, env)
 
 
 def find_state_dir(project_root: Path, env: dict[str, str] | None = None) -> Path:
@@ -84,28 +108,23 @@ def find_state_dir(project_root: Path, env: dict[str, str] | None = None) -> Pat
 
 def ensure_state_dir(state_dir: Path) -> Path:
     """Create the state folder on first write, with its own `.gitignore` so that nothing in it is
-    ever committed by accident. It is its owner's alone (0700): it holds snapshots and backups of
-    the files under test, which may be private (a token in .mcp.json, say)."""
+    ever committed by accident. It is made its owner's alone (0700): it holds snapshots and backups
+    of the files under test, which may be private (a token in .mcp.json, say)."""
     state_dir.parent.mkdir(parents=True, exist_ok=True)
-    state_dir.mkdir(mode=0o700, exist_ok=True)
-    if state_dir.name == STATE_DIR_NAME:  # the default folder, made more open by earlier versions
-        private(state_dir, 0o700)
-        private(state_dir / DB_FILE_NAME, 0o600)
+    state_dir.mkdir(mode=0o700, exist_ok=True)  # one that exists keeps its permissions (shared on purpose, say)
     ignore = state_dir / ".gitignore"
     if not ignore.exists():
         ignore.write_text(STATE_GITIGNORE, encoding="utf-8")
     return state_dir
 
 
-def private(path: Path, mode: int) -> None:
-    """Take group and others' access away from `path` (to `mode`) when it is its owner's (nothing
-    when it is someone else's, or cannot be changed: a read-only mount)."""
+def private_folder(folder: Path) -> bool:
+    """Whether only its owner may enter `folder` (what ensure_state_dir makes): the files made in
+    it are then made owner-only too; in a folder a group shares, they are made as the umask gives."""
     try:
-        st = path.stat()
-        if st.st_mode & 0o077 and st.st_uid == os.getuid():
-            path.chmod(mode)
-    except (OSError, AttributeError):  # (no getuid on Windows)
-        pass
+        return folder.stat().st_mode & 0o077 == 0
+    except OSError:
+        return False
 
 
 def confine(project_root: Path, user_path: str, *, must_exist: bool = True, what: str = "path") -> str:

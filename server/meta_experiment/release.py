@@ -294,7 +294,12 @@ def rollback(
     if experiment.status in ("draft", "running"):
         if dry_run:
             held = dispatch_ops.dispatched_file(lab, experiment)
-            return _result(lab, experiment, "rollback", "dry_run", Plan(steps=[], dispatcher=held), reason=reason)
+            gone = None
+            if held is None and len(experiment.files) == 1 and dispatch_ops.dispatcher_in_place(lab, experiment_id):
+                production = experiment.files[0].production
+                gone = production if not (lab.project_root / production).exists() else None
+            plan = Plan(steps=[], dispatcher=held, recreated=gone)
+            return _result(lab, experiment, "rollback", "dry_run", plan, reason=reason)
         assert reason is not None  # rollback_reason: required unless dry_run
         return _stop(lab, experiment_id, "rolled_back", reason, auto=auto)
     how = "auto" if auto else "manual"
@@ -375,6 +380,7 @@ class Plan:
     in_place: tuple[str, ...] = ()
     restored: tuple[str, ...] = ()
     dispatcher: str | None = None  # a stop's dry run: the command file that holds this experiment's dispatcher
+    recreated: str | None = None  # a stop's dry run: a command file deleted while it held the dispatcher
 
 
 NO_FILES = Plan(steps=[])
@@ -667,6 +673,11 @@ def _notes(experiment: Experiment, operation: str, outcome: str, plan: Plan) -> 
             notes.append(
                 f"Rolling back would {what}; production was never changed: the dispatcher in {plan.dispatcher} is "
                 "taken out (the original comes back byte for byte), and nothing is committed"
+            )
+        elif plan.recreated is not None:
+            notes.append(
+                f"Rolling back would {what}; production was never changed: {plan.recreated}, deleted while it held "
+                "this experiment's dispatcher, is written back with its original content, and nothing is committed"
             )
         else:
             notes.append(f"Rolling back would {what}; production was never changed, so no file is touched or committed")

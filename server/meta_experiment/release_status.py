@@ -57,8 +57,10 @@ def changed_since_promotion(lab: Lab, e: Experiment) -> list[str]:
 def hook_version(lab: Lab, e: Experiment, production: str, content: bytes) -> bool:
     """Whether `content` (not the tested variant) is what a commit hook made of the variant as the
     promotion was committed (a formatter): the promotion's own commit holds it, or, when that
-    commit failed (a formatter that fixes the file and refuses the commit, as pre-commit's do), a
-    commit since under the promotion's message, as its advice said to make, does."""
+    commit failed (a formatter that fixes the file and refuses the commit, as pre-commit's do), it
+    is what the hook left on disk, read at once (`operations._rewritten`). Content committed later
+    under the promotion's message is not enough: the advised command commits whatever the file
+    holds when the person runs it, their own edits too."""
     from . import gitcommit
 
     op = journal.latest(lab.store, e.id)
@@ -66,10 +68,16 @@ def hook_version(lab: Lab, e: Experiment, production: str, content: bytes) -> bo
         return False
     if op.git is not None and op.git.commit:
         return gitcommit.committed_as(lab.project_root, op.git.commit, production, content)
-    blob = gitcommit.git_blob(lab.project_root, production, content)
-    subject = op.commit_message.splitlines()[0] if op.commit_message else ""
-    made = gitcommit.path_commits_since(lab.project_root, production, op.created_at)
-    return blob is not None and (subject, blob) in made
+    return hashlib.sha256(content).hexdigest() == rewritten_by_hook(lab, op).get(production)
+
+
+def rewritten_by_hook(lab: Lab, op: journal.Operation) -> dict[str, str]:
+    """{path: digest} of the files a refusing commit hook rewrote when `op` was committed."""
+    for event in reversed(lab.events(op.experiment_id, kinds=["git"])):
+        if event.data.get("operation_id") == op.id:
+            found = event.data.get("rewritten_by_hook")
+            return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+    return {}
 
 
 def _git_now(lab: Lab, op: journal.Operation) -> str:
@@ -93,9 +101,11 @@ def _git_now(lab: Lab, op: journal.Operation) -> str:
         if content is not None and gitcommit.committed_since(lab.project_root, step.production, content, op.created_at):
             continue
         # the advised command, made after a commit hook (a formatter) fixed the file: its version
-        subject = op.commit_message.splitlines()[0] if op.commit_message else None
-        made = gitcommit.path_commits_since(lab.project_root, step.production, op.created_at)
-        if subject is None or not any(s == subject for s, _ in made):
+        fixed = rewritten_by_hook(lab, op).get(step.production)
+        fixed_content = None if fixed is None else lab.store.blob(fixed)
+        if fixed_content is None or not gitcommit.committed_since(
+            lab.project_root, step.production, fixed_content, op.created_at
+        ):
             return op.git.detail
     return f"committed since, by hand (the {op.operation}'s own commit had failed: {op.git.detail.split('. ')[0]})"
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StoreError
+from .paths import private_folder
 from .schema import MIGRATIONS, RETIRED_MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
@@ -247,9 +248,9 @@ class Store:
         self._versions: tuple[int, int] | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.in_memory and not path.exists():
-                # its owner's alone: it holds snapshots of the files under test, which may be private;
-                # SQLite gives its -wal and -shm files the database file's permissions
+            if not self.in_memory and not path.exists() and private_folder(path.parent):
+                # its owner's alone, as its folder: it holds snapshots of the files under test, which
+                # may be private; SQLite gives its -wal and -shm files the database file's permissions
                 with suppress(FileExistsError):
                     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             self._db = sqlite3.connect(
