@@ -256,3 +256,23 @@ def test_import_says_when_trials_completed_disagrees_with_the_groups(project: Pa
     document.write_text(json.dumps(seed_document(14)))
     quiet = cli("--project", str(agreeing), "import", str(document))
     assert quiet.returncode == 0 and "trials_completed" not in quiet.stderr
+
+
+def test_a_permission_error_is_one_line_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From a review: in a state folder a group shares, another member's lock file or backups folder
+    gave a PermissionError traceback. (Root, which runs the tests here, is never refused: the
+    refusal is simulated.)"""
+    from meta_experiment import cli
+    from meta_experiment.lifecycle import Lab
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".meta-experiment" / "deploy.lock"))
+
+    monkeypatch.setattr(Lab, "open", refused)
+    assert cli.main(["--project", str(tmp_path), "status"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"Permission denied on '{tmp_path / '.meta-experiment' / 'deploy.lock'}'" in err
+    assert "chmod -R g+rwX and g+s on the folder; its members then need umask 002" in err

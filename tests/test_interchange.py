@@ -927,8 +927,21 @@ def test_an_imported_running_experiment_gets_the_alerts_its_trials_raise(lab: La
         [alert] = [w for w in result["warnings"] if w.startswith("ALERT")]
         assert alert.startswith(f"ALERT ({e.id}, from its imported trials): Error rate spike")
         assert [a.kind for a in alerts(other, e.id, active_only=True)] == ["error_rate"]
+        assert other.get(e.id).status == "running"  # auto_rollback off: a person decides
     finally:
         other.close()
+    # from a review: with auto_rollback on, the alert raised at import was active, so no later trial
+    # raised it anew, and nothing stopped the failing treatment: the import does, as a trial would
+    document["experiments"][0]["id"] = "exp-auto"
+    document["experiments"][0]["auto_rollback"] = True
+    (tmp_path / "third").mkdir()
+    third = Lab.open(tmp_path / "third")
+    try:
+        said = import_experiments(third, document)["warnings"]
+        assert any(w.startswith("exp-auto, from its imported trials: Auto-rollback: Stopped exp-auto") for w in said)
+        assert third.get("exp-auto").status == "rolled_back"
+    finally:
+        third.close()
 
 
 def test_an_export_of_an_earlier_version_with_a_timed_binary_metric_imports(lab: Lab, tmp_path: Path) -> None:
@@ -950,5 +963,20 @@ def test_an_export_of_an_earlier_version_with_a_timed_binary_metric_imports(lab:
         )
         passed = next(m for m in other.get(e.id).secondary_metrics if m.name == "passed")
         assert passed.unit is None and not passed.log_scale
+    finally:
+        other.close()
+
+
+def test_an_exported_unit_with_terminal_escapes_is_refused(lab: Lab, tmp_path: Path) -> None:
+    """From a review: reading an export's definitions as stored ones (to let an earlier version's
+    binary metric keep its import) let a unit with terminal escapes in, which create refuses."""
+    e = lab.create(**spec())
+    document = export_experiments(lab, [e.id])
+    document["experiments"][0]["meta_experiment"]["metric_definitions"][0]["unit"] = "min\x1b[2J"
+    (tmp_path / "other").mkdir()
+    other = Lab.open(tmp_path / "other")
+    try:
+        with pytest.raises(InvalidInput, match="the unit must be plain text"):
+            import_experiments(other, document)
     finally:
         other.close()

@@ -217,6 +217,19 @@ def test_a_state_folder_this_user_cannot_read_is_named(tmp_path: Path, monkeypat
         Lab.open(tmp_path, create=False)
 
 
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (".git/config", "git's own folder"),
+        ("sub/.git/HEAD", "git's own folder"),
+        (".meta-experiment/experiments.db", "state folder"),
+    ],
+)
+def test_git_and_state_files_are_refused(root: Path, path: str, message: str) -> None:
+    with pytest.raises(PathError, match=message):
+        paths.confine(root, path, must_exist=False)
+
+
 def test_a_state_folder_moved_into_the_project_is_refused(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("META_EXPERIMENT_HOME", str(root / "state"))
     with pytest.raises(PathError, match="state folder"):

@@ -838,6 +838,23 @@ def test_a_formatter_that_fixes_the_file_and_refuses_the_commit(lab: Lab, projec
         release.rollback(lab, e.id, reason="undo")
 
 
+def test_an_edit_made_while_a_refusing_hook_runs_is_not_taken_for_the_hooks(lab: Lab, project: Path) -> None:
+    """From a review: a test-suite hook that rewrote nothing ran for minutes, the person edited the
+    file meanwhile, and the file as read after the refusal was taken for the hook's version (status
+    hid the edit, a rollback replaced it). Only a hook that says it rewrote files has a version."""
+    from meta_experiment.release_status import changed_since_promotion
+
+    hook = project / ".git" / "hooks" / "pre-commit"  # the person's edit lands while the tests run
+    hook.write_text(f'#!/bin/sh\necho "typed meanwhile" >> {PROD}\necho "2 tests failed" >&2\nexit 1\n')
+    hook.chmod(0o755)
+    e = winner(lab)
+    assert release.promote(lab, e.id).git.status == "failed"
+    assert changed_since_promotion(lab, lab.get(e.id)) == [PROD]
+    with pytest.raises(Conflict, match="edited after promotion"):
+        release.rollback(lab, e.id, reason="undo")
+    assert (project / PROD).read_text().endswith("typed meanwhile\n")
+
+
 def test_an_edit_committed_under_the_promotions_message_is_still_an_edit(lab: Lab, project: Path) -> None:
     """From a review of the change above: when a test-suite hook refused the promotion's commit,
     the advised command, run later, committed the person's own edit too, and under the promotion's

@@ -94,6 +94,13 @@ def test_an_old_binary_metric_with_a_time_unit_or_log_scale_keeps_the_project_wo
 def test_the_checks_that_a_stored_definition_skips_still_refuse_a_new_one() -> None:
     with pytest.raises(ValueError, match="cannot have the time unit"):
         MetricSpec.model_validate({"name": "ok", "direction": "higher_is_better", "kind": "binary", "unit": "s"})
+    # from a review: a spelled-out time unit was let through (and dropped later without a word)
+    with pytest.raises(ValueError, match="cannot have the time unit 'Seconds'"):
+        MetricSpec.model_validate({"name": "ok", "direction": "higher_is_better", "kind": "binary", "unit": "Seconds"})
+    assert (
+        MetricSpec.from_export({"name": "ok", "direction": "higher_is_better", "kind": "binary", "unit": "MS"}).unit
+        is None
+    )
     with pytest.raises(ValueError, match="log_scale is for positive continuous metrics"):
         MetricSpec.model_validate({"name": "ok", "direction": "higher_is_better", "kind": "binary", "log_scale": True})
     with pytest.raises(ValueError, match="plain text"):

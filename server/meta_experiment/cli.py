@@ -608,6 +608,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, Conflict) and exc.diff:
             print(exc.diff, file=sys.stderr, end="" if exc.diff.endswith("\n") else "\n")
         return 2
+    except PermissionError as exc:  # a state folder another user made, say: one line, not a traceback
+        from .errors import permission_message
+
+        print(f"meta-experiment: {permission_message(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:
         # a promote or rollback stopped by Ctrl-C was cancelled (or closed) under its lock: say how
         for line in getattr(exc, "said", ()):

@@ -307,7 +307,10 @@ def file_lock(path: Path, *, wait: float | None, busy: str) -> Iterator[bool]:
     the OS if the process dies. Yields False, without the lock, when `wait` is 0/None and another
     process holds it; raises StoreError(`busy`) after `wait` seconds."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # 0o666: the umask decides, so a group sharing the state folder (umask 002) shares its locks
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:  # another member's lock file, not writable here: a lock needs no write
+        fd = os.open(path, os.O_RDONLY)
     try:
         deadline = time.monotonic() + (wait or 0.0)
         while not _try_lock(fd):

@@ -56,6 +56,17 @@ def validation_message(exc: ValidationError, what: str) -> str:
     return f"Invalid {what}: " + "; ".join(parts) + "."
 
 
+def permission_message(exc: PermissionError) -> str:
+    """A PermissionError said plainly: which file, and what to do (a state folder another user
+    made, or one a group shares without group write on what its members made)."""
+    where = f" {exc.filename!r}" if exc.filename else ""
+    return (
+        f"Permission denied on{where}: this user may not read or write it. If the project's state folder is "
+        "another user's, its owner can share it (chmod -R g+rwX and g+s on the folder; its members then need "
+        "umask 002), or set META_EXPERIMENT_HOME to a folder of your own."
+    )
+
+
 class ExperimentError(Exception):
     """Base class: a request the lifecycle refused, with a message fit to show as it is."""
 

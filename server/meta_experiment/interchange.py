@@ -228,10 +228,10 @@ def _definitions(item: dict[str, Any], warnings: list[str]) -> list[MetricSpec]:
     if ext.get("metric_definitions"):
         if not isinstance(ext["metric_definitions"], list):
             raise ValueError("meta_experiment.metric_definitions must be a list of metric definitions.")
-        # as a stored definition is read (MetricSpec.from_stored): an export of a version that let a
+        # as a stored definition is read (MetricSpec.from_export): an export of a version that let a
         # binary metric have a time unit or log_scale, which its analysis never used, imports as
         # it loads, without them (the create-time checks refused it)
-        specs = [MetricSpec.from_stored(m) for m in ext["metric_definitions"]]
+        specs = [MetricSpec.from_export(m) for m in ext["metric_definitions"]]
         for raw, spec in zip(ext["metric_definitions"], specs, strict=True):
             dropped = [
                 key
@@ -423,12 +423,15 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
 def _alerts(lab: Lab, experiment_id: str) -> list[str]:
     """The monitoring alerts an imported running experiment's trials raise (an export carries no
     alerts: a treatment failing every run was imported without one, though recording those trials
-    here would have raised it)."""
+    here would have raised it), and the auto-rollback they set off, as a trial's would."""
     from . import monitoring
 
+    said = monitoring.act_on(lab, experiment_id, monitoring.check(lab, experiment_id, regression=True))
     return [
-        f"ALERT ({experiment_id}, from its imported trials): {alert.message}"
-        for alert in monitoring.check(lab, experiment_id, regression=True)
+        f"{experiment_id}, from its imported trials: {message}"
+        if message.startswith(monitoring.AUTO_ROLLBACK)
+        else f"ALERT ({experiment_id}, from its imported trials): {message}"
+        for message in said
     ]
 
 

@@ -34,7 +34,7 @@ from mcp_types import (
 from pydantic import BaseModel, Field, StringConstraints
 
 from . import paths
-from .errors import Conflict, ExperimentError, NotFound, StoreError
+from .errors import Conflict, ExperimentError, NotFound, StoreError, permission_message
 from .lifecycle import Lab
 from .settings import SETTINGS_FILE_NAME
 
@@ -256,6 +256,8 @@ async def run_lab(ctx: Context, fn: Callable[[Lab], T], *, create: bool = False)
         return await anyio.to_thread.run_sync(call)
     except ExperimentError as exc:
         raise _tool_error(exc) from exc
+    except PermissionError as exc:  # (a bare "Error executing tool" otherwise)
+        raise ToolError(permission_message(exc)) from exc
     finally:
         if changed:
             await notify_uris(state, (u for experiment_id in changed for u in experiment_uris(experiment_id)))

@@ -101,12 +101,17 @@ class Strict(BaseModel):
 # they guard against is normalised on load where it would make results wrong (MetricSpec). The
 # checks older than the oldest stored spec (name pattern, lengths, ranges, a finite floor) and those
 # of create's arguments only (ExperimentSpec, treatment_percent) need no such care.
-STORED: dict[str, object] = {"stored": True}
+STORED: dict[str, object] = {"stored": True, "binary_scale": True}
+# An export's definition (interchange): as a stored one for a binary metric's unit and log_scale,
+# which earlier versions' exports may hold; every other check as at create (an export may come
+# from anywhere: a unit with terminal escapes is refused).
+EXPORTED: dict[str, object] = {"binary_scale": True}
 
 
-def _stored(info: ValidationInfo) -> bool:
-    """Whether this validation reads a definition back from the database (context STORED)."""
-    return isinstance(info.context, dict) and bool(info.context.get("stored"))
+def _stored(info: ValidationInfo, what: str = "stored") -> bool:
+    """Whether this validation reads a definition back from the database (context STORED), or,
+    with `what`, whether its context relaxes that check."""
+    return isinstance(info.context, dict) and bool(info.context.get(what))
 
 
 def control_characters(text: str, *, allow_newlines: bool = False) -> bool:
@@ -165,6 +170,11 @@ class MetricSpec(Strict):
         """A metric definition read back from an experiment's spec_json (see STORED)."""
         return cls.model_validate(data, context=STORED)
 
+    @classmethod
+    def from_export(cls, data: object) -> MetricSpec:
+        """A metric definition of an export, of this version or an earlier one (see EXPORTED)."""
+        return cls.model_validate(data, context=EXPORTED)
+
     @field_validator("floor")
     @classmethod
     def _finite_floor(cls, v: float | None) -> float | None:
@@ -196,7 +206,7 @@ class MetricSpec(Strict):
 
     @model_validator(mode="after")
     def _binary_has_no_scale(self, info: ValidationInfo) -> MetricSpec:
-        if self.kind == "binary" and _stored(info):
+        if self.kind == "binary" and _stored(info, "binary_scale"):
             # Versions before f02e2c7 (2026-11-26) accepted both. The analysis of a 0/1 metric never
             # used them (a rate is tested as a rate, stats.metric), but they reached other paths:
             # log_scale refused every 0 at record and showed the rate as 'log' scale, and a time unit
@@ -205,12 +215,12 @@ class MetricSpec(Strict):
             # the experiment reads as it was analysed.
             if self.log_scale:
                 self.log_scale = False
-            if self.is_duration:
+            if self.with_duration_unit().is_duration:  # any spelling ("Seconds"), as at create
                 self.unit = None
             return self
         if self.kind == "binary" and self.log_scale:
             raise ValueError(f"{self.name}: log_scale is for positive continuous metrics; a binary metric is 0/1")
-        if self.kind == "binary" and self.is_duration:
+        if self.kind == "binary" and self.with_duration_unit().is_duration:  # "Seconds" too, not only "s"
             raise ValueError(f"{self.name}: a binary metric (0/1) cannot have the time unit {self.unit!r}")
         return self
 

@@ -300,6 +300,12 @@ def after_trial(lab: Lab, experiment_id: str, raised: list[Alert], progress: Any
     experiment stopped on a new alert. Returns the messages to show with the recorded trial."""
     if regression_due(progress.trials_recorded, progress.sample_size_required):
         raised = raised + check(lab, experiment_id, regression=True)
+    return act_on(lab, experiment_id, raised)
+
+
+def act_on(lab: Lab, experiment_id: str, raised: list[Alert]) -> list[str]:
+    """The messages of newly raised alerts, and an `auto_rollback` experiment stopped on them (as
+    after a trial; an import whose trials raise an alert too)."""
     messages = [a.message for a in raised]
     if raised and lab.get(experiment_id).auto_rollback:
         from .errors import ExperimentError
