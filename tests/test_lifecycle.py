@@ -58,6 +58,24 @@ def test_ids_stay_unique_within_one_second(lab: Lab, project: Path) -> None:
     assert second.id == first.id + "-2"
 
 
+def test_a_mistyped_id_gets_the_closest_ids(lab: Lab, project: Path) -> None:
+    """From a review: with more than five experiments, the id the person meant was not among the
+    'Known ids (latest)' of a mistyped one, and nothing said which was close."""
+    ids = []
+    for k in range(7):
+        lab.clock = lambda k=k: 1_790_000_000.0 + 3600 * k
+        (project / f"f{k}.md").write_text("a")
+        (project / f"f{k}.v.md").write_text("b")
+        ids.append(lab.create(**spec(files={f"f{k}.md": f"f{k}.v.md"})).id)
+    typo = ids[0][:-1]  # the first, one digit short
+    with pytest.raises(NotFound, match=f"Did you mean {ids[0]}") as caught:
+        lab.get(typo)
+    assert f"Known ids (latest): {', '.join(ids[-5:])}." in str(caught.value)
+    with pytest.raises(NotFound) as unlike:
+        lab.get("something-else")
+    assert "Did you mean" not in str(unlike.value)
+
+
 def test_defaults_come_from_the_settings_file(lab: Lab) -> None:
     update_settings(lab.state_dir, {"defaults": {"sample_size_required": 24, "improvement_threshold": 5.0}})
     e = lab.create(**spec(max_regression=3.0))

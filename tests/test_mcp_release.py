@@ -74,7 +74,21 @@ async def test_the_person_confirms_a_promote_and_a_rollback(project: Path, ready
     assert person.asked[1].startswith(f"Roll back {ready}?") and "Reason: reviews got worse" in person.asked[1]
 
 
-@pytest.mark.parametrize("answer", ["decline", "cancel", "accept-but-no"])
+async def test_a_question_that_could_not_be_shown_takes_confirm_true(project: Path, ready: str, mode: str) -> None:
+    """From a review: Claude Code in print mode (claude -p, the Agent SDK) declares elicitation and
+    cancels every question, so promote and rollback were 'declined by the person' whom nobody asked,
+    even with confirm=true. A cancel is no answer: confirm=true goes ahead, and without it the call
+    asks for it."""
+    async with client(project, mode, Person("cancel")) as c:
+        unasked = await c.call_tool("promote", {"experiment_id": ready})
+        assert unasked.is_error and "the question was dismissed or could not be shown" in unasked.content[0].text
+        assert (project / PROD).read_text() == COMMAND
+        done = await c.call_tool("promote", {"experiment_id": ready, "confirm": True})
+        assert done.structured_content["outcome"] == "promoted", done.content[0].text
+    assert (project / PROD).read_text() == VARIANT
+
+
+@pytest.mark.parametrize("answer", ["decline", "accept-but-no"])
 async def test_a_person_who_says_no_changes_nothing(project: Path, ready: str, mode: str, answer: str) -> None:
     person = Person("accept", confirm=False) if answer == "accept-but-no" else Person(answer)
     before = head(project)

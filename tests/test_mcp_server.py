@@ -524,6 +524,13 @@ async def test_create_says_when_a_production_file_has_uncommitted_changes(server
             f"Call assign with experiment_id {e} for each run, then record with its trial_id."
         )
         assert f"Next: call assign with experiment_id {e} for each run" in clean.content[0].text
+        # from a review: assign's next step named the primary alone, without its unit, so an agent that
+        # followed it never recorded the guardrail, and the experiment could never be promoted
+        assigned = (await call(client, "assign", {"experiment_id": e})).structured_content
+        assert assigned["next_step"].endswith(
+            f"call record with trial_id {assigned['trial_id']} and the measured time_to_complete in min (omit it to "
+            "use the time since this assignment) and the guardrail issues_caught, or success false if the run failed."
+        )
         dirty = await call(client, "create_experiment", dict(CREATE, name="other", files={"other.md": "other.v.md"}))
         assert not dirty.is_error, dirty.content[0].text
         text = dirty.content[0].text

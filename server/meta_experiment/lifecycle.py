@@ -5,6 +5,7 @@ running statistics and its event) or not at all. This module does not format tex
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -105,6 +106,23 @@ def check_text(path: str, data: bytes) -> bytes:
             "write files as UTF-8 text."
         ) from None
     return data
+
+
+def _to_record(experiment: Definition) -> str:
+    """'time_to_complete in min (omit it to use ...) and issues_caught': what a trial's record call
+    carries, with units; a guardrail left out holds promotion back until it has values in both arms."""
+
+    def one(m: MetricSpec) -> str:
+        kind = " (0 or 1)" if m.kind == "binary" else f" in {m.unit}" if m.unit else ""
+        return m.name + kind
+
+    primary = one(experiment.primary_metric) + (
+        " (omit it to use the time since this assignment)" if experiment.primary_metric.is_duration else ""
+    )
+    guards = [one(m) for m in experiment.metrics[1:]]
+    if not guards:
+        return primary
+    return primary + " and the guardrail" + ("s " if len(guards) > 1 else " ") + ", ".join(guards)
 
 
 def no_access(state: Path) -> str:
@@ -280,8 +298,12 @@ class Lab:
     def _row(self, experiment_id: str) -> Any:
         row = self.store.experiment_row(experiment_id)
         if row is None:
-            known = [r["id"] for r in self.store.experiment_rows()][-5:]
-            hint = f" Known ids (latest): {', '.join(known)}." if known else " There are no experiments yet."
+            every = [r["id"] for r in self.store.experiment_rows()]
+            # a mistyped id: the closest ones first (the latest five missed an older one meant)
+            close = difflib.get_close_matches(experiment_id, every, n=3, cutoff=0.6)
+            known = every[-5:]
+            hint = f" Did you mean {' or '.join(close)}?" if close else ""
+            hint += f" Known ids (latest): {', '.join(known)}." if known else " There are no experiments yet."
             raise NotFound(
                 f"No experiment with id {experiment_id!r}.{hint} The status tool (or `meta-experiment status`) "
                 "lists them."
@@ -692,10 +714,8 @@ class Lab:
             files=files,
             next_step=(
                 f"Run the task with the {arm} text of each file (below, and in files[].content), then call "
-                f"record with trial_id "
-                f"{trial_id} and the measured {experiment.primary_metric.name}"
-                + (" (omit it to use the time since this assignment)" if experiment.primary_metric.is_duration else "")
-                + "."
+                f"record with trial_id {trial_id} and the measured {_to_record(experiment)}, or success false if "
+                "the run failed."
             ),
             warnings=warnings,
         )

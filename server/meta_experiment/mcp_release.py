@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.to_thread
-from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
+from mcp.server.elicitation import AcceptedElicitation, CancelledElicitation, ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
@@ -125,12 +125,19 @@ def ask_rollback(
 
 
 def _approval(outcome: Any, confirm: bool) -> bool | None:
-    """True: go ahead. False: the person said no. None: nobody was asked and confirm is false."""
+    """True: go ahead. False: the person said no. None: nobody answered and confirm is false.
+
+    A cancelled question is no answer (MCP: dismissed without an explicit choice): Claude Code in
+    print mode (`claude -p`, the Agent SDK) declares elicitation and cancels every question it
+    cannot show, so a cancel with confirm=true (the person agreed in the conversation) goes ahead,
+    and without it asks for that, as for a client that cannot ask. A decline is a no."""
     if isinstance(outcome, AcceptedElicitation):
         if isinstance(outcome.data, Confirmation):
             return outcome.data.confirm
         return True if confirm else None
-    return False  # declined or cancelled
+    if isinstance(outcome, CancelledElicitation):
+        return True if confirm else None
+    return False  # declined
 
 
 Confirm = Annotated[
@@ -140,8 +147,8 @@ DryRun = Annotated[bool, Field(description="Only say what the call would do, wit
 
 NEEDS_CONFIRMATION = (
     "{what} {does}, so it needs the person's confirmation, and this client cannot ask "
-    "them (no elicitation support). Show the person the dry run (dry_run=true), ask them, and call again with "
-    "confirm=true only if they agree."
+    "them (no elicitation support, or the question was dismissed or could not be shown, as in claude -p). Show "
+    "the person the dry run (dry_run=true), ask them, and call again with confirm=true only if they agree."
 )
 
 
