@@ -74,26 +74,26 @@ async def test_the_person_confirms_a_promote_and_a_rollback(project: Path, ready
     assert person.asked[1].startswith(f"Roll back {ready}?") and "Reason: reviews got worse" in person.asked[1]
 
 
-async def test_a_question_that_could_not_be_shown_takes_confirm_true(project: Path, ready: str, mode: str) -> None:
+async def test_confirm_true_is_not_asked_again(project: Path, ready: str, mode: str) -> None:
     """From a review: Claude Code in print mode (claude -p, the Agent SDK) declares elicitation and
     cancels every question, so promote and rollback were 'declined by the person' whom nobody asked,
-    even with confirm=true. A cancel is no answer: confirm=true goes ahead, and without it the call
-    asks for it."""
-    async with client(project, mode, Person("cancel")) as c:
-        unasked = await c.call_tool("promote", {"experiment_id": ready})
-        assert unasked.is_error and "the question was dismissed or could not be shown" in unasked.content[0].text
-        assert (project / PROD).read_text() == COMMAND
+    even with confirm=true (and an interactive person was asked twice: in the chat, then the dialog).
+    confirm=true, passed once the person agreed, is not asked again."""
+    person = Person("cancel")
+    async with client(project, mode, person) as c:
         done = await c.call_tool("promote", {"experiment_id": ready, "confirm": True})
         assert done.structured_content["outcome"] == "promoted", done.content[0].text
-    assert (project / PROD).read_text() == VARIANT
+    assert (project / PROD).read_text() == VARIANT and person.asked == []
 
 
-@pytest.mark.parametrize("answer", ["decline", "accept-but-no"])
+@pytest.mark.parametrize("answer", ["decline", "cancel", "accept-but-no"])
 async def test_a_person_who_says_no_changes_nothing(project: Path, ready: str, mode: str, answer: str) -> None:
+    """A dismissed question (cancel: Esc, the dialog closed) is no yes either (a review found one
+    that went ahead)."""
     person = Person("accept", confirm=False) if answer == "accept-but-no" else Person(answer)
     before = head(project)
     async with client(project, mode, person) as c:
-        result = await c.call_tool("promote", {"experiment_id": ready, "confirm": True})
+        result = await c.call_tool("promote", {"experiment_id": ready})
         assert not result.is_error and result.structured_content["outcome"] == "declined"
         assert result.content[0].text.startswith("Declined by the person, nothing changed")
     assert person.asked and (project / PROD).read_text() == COMMAND and head(project) == before

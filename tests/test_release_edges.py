@@ -874,3 +874,46 @@ def test_an_edit_committed_under_the_promotions_message_is_still_an_edit(lab: La
     with pytest.raises(Conflict, match="edited after promotion"):
         release.rollback(lab, e.id, reason="undo")
     assert "Also check the migration files by hand." in (project / PROD).read_text()
+
+
+@pytest.mark.parametrize(
+    ("output", "rewrote"),
+    [
+        ("- hook id: trailing-whitespace\n- exit code: 1\n- files were modified by this hook\n\nFixing a.md", True),
+        ("reformatted bad.py\nAll done! 1 file reformatted, 1 file left unchanged.", True),
+        ("Found 3 errors (3 fixed, 0 remaining).", True),
+        ("FAILED tests/test_math.py::test_fixed_point - assert 1 == 2", False),
+        ("would reformat bad.py\nOh no! 1 file would be reformatted, 2 files would be left unchanged.", False),
+        ("Found 3 errors (0 fixed, 3 remaining).", False),
+        ("2 tests failed", False),
+    ],
+)
+def test_what_a_refusing_hook_says_when_it_rewrote_files(output: str, rewrote: bool) -> None:
+    """From a review: matching words anywhere ('fixed' in a test's name, black --check's 'would be
+    reformatted') took a person's edit for the hook's version."""
+    from meta_experiment.gitcommit import says_it_rewrote
+
+    assert says_it_rewrote(output) is rewrote
+
+
+def test_a_fixer_after_many_hooks_is_still_read_as_one(lab: Lab, project: Path) -> None:
+    """From a review: the hooks' words were looked for in the first 8 lines kept for display; with
+    pre-commit's status line per hook, a fixer after five others was missed and its version called
+    an edit. The whole output is read."""
+    from meta_experiment.release_status import changed_since_promotion
+
+    (project / VAR).write_text(VARIANT.replace("\n", "   \n", 1))
+    lines = "".join(f'echo "check {k}{"." * 60}Passed" >&2\n' for k in range(9))
+    hook = project / ".git" / "hooks" / "pre-commit"
+    hook.write_text(
+        f"#!/bin/sh\n{lines}"
+        f'sed -i "s/ *$//" {PROD}\n'
+        'echo "trim trailing whitespace....Failed" >&2\n'
+        'echo "- files were modified by this hook" >&2\nexit 1\n'
+    )
+    hook.chmod(0o755)
+    e = winner(lab)
+    done = release.promote(lab, e.id)
+    assert done.git.status == "failed" and "files were modified" not in done.git.detail  # cut from the display
+    assert changed_since_promotion(lab, lab.get(e.id)) == []
+    assert release.rollback(lab, e.id, reason="undo").outcome == "rolled_back"

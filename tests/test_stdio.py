@@ -178,6 +178,16 @@ async def test_a_project_without_state_gets_none_until_a_call_stores_something(p
         assert [item["id"] for item in status] == [created.structured_content["id"]]
 
 
+def subfolder_server(project: Path) -> tuple[Path, StdioServerParameters]:
+    """packages/app, and a server started there as Claude Code starts it for a session there."""
+    app = project / "packages" / "app"
+    app.mkdir(parents=True)
+    env = {**server_env(project), "CLAUDE_PROJECT_DIR": str(app)}
+    return app, StdioServerParameters(
+        command=sys.executable, args=["-m", "meta_experiment", "serve"], env=env, cwd=str(app)
+    )
+
+
 async def test_a_session_in_a_subfolder_serves_the_experiments_of_the_project_above(project: Path) -> None:
     """A monorepo: Claude Code started in packages/app gives its MCP server that folder as
     CLAUDE_PROJECT_DIR, and it runs the commands of the repository's top too. The server read the
@@ -189,12 +199,7 @@ async def test_a_session_in_a_subfolder_serves_the_experiments_of_the_project_ab
     lab = Lab.open(project)
     e = lab.create(name="Parallel PR review", hypothesis="h", files={PROD: VAR}, primary_metric=metric)
     lab.close()
-    app = project / "packages" / "app"
-    app.mkdir(parents=True)
-    env = {**server_env(project), "CLAUDE_PROJECT_DIR": str(app)}
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "meta_experiment", "serve"], env=env, cwd=str(app)
-    )
+    app, params = subfolder_server(project)
     async with Client(params, mode="legacy", read_timeout_seconds=60) as client:
         assigned = await client.call_tool("assign", {"experiment_id": e.id, "unit": "session s-1"})
         assert not assigned.is_error, assigned.content[0].text
@@ -234,12 +239,7 @@ async def test_a_subfolder_session_started_before_the_project_had_experiments_fi
     created since (by a session there); its assign did not know it."""
     from meta_experiment.lifecycle import Lab
 
-    app = project / "packages" / "app"
-    app.mkdir(parents=True)
-    env = {**server_env(project), "CLAUDE_PROJECT_DIR": str(app)}
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "meta_experiment", "serve"], env=env, cwd=str(app)
-    )
+    app, params = subfolder_server(project)
     async with Client(params, mode="legacy", read_timeout_seconds=60) as client:
         assert (await client.call_tool("status", {})).structured_content["experiments"] == []
         lab = Lab.open(project)  # a session at the top creates one

@@ -10,6 +10,7 @@ exception: the files are already consistent when this runs, so git can only fail
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -97,6 +98,22 @@ def manual_commit(project_root: Path, rel_paths: Sequence[str], message: str) ->
     paths = " ".join(shlex.quote(p) for p in rel_paths)
     subject = message.splitlines()[0] if message.strip() else "experiment"
     return f"git -C {root} add -- {paths} && git -C {root} commit -m {shlex.quote(subject)} -- {paths}"
+
+
+# What a commit hook prints when it rewrote files as it refused the commit: pre-commit's "files were
+# modified by this hook" (any fixer under it), its fixers' "Fixing <path>", black's "reformatted
+# <path>" and "N files reformatted", ruff's "(N fixed, ...)". A check that only reports ("would
+# reformat", "1 file would be reformatted") or a test named test_fixed_point is no rewrite.
+REWROTE = re.compile(
+    r"files were modified by this hook|^\s*fixing\s+\S|^\s*reformatted\s+\S|(?<!would be )\b\d+ files? reformatted\b"
+    r"|\([1-9]\d* fixed\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def says_it_rewrote(output: str) -> bool:
+    """Whether a refused commit's output says a hook rewrote files (REWROTE)."""
+    return REWROTE.search(output) is not None
 
 
 def not_committed(reason: str, rel_paths: Sequence[str], message: str, project_root: Path) -> GitOutcome:
@@ -238,25 +255,33 @@ def _repository_blocker(project_root: Path) -> str | None:
     return None
 
 
-def committed_since(project_root: Path, rel_path: str, content: bytes, since: float) -> bool:
-    """Whether a commit made since `since` (a time) gave `rel_path` exactly `content`: a commit the
-    person made by hand after ours failed, even when later commits changed the file again."""
+def _blob_id(project_root: Path, rel_path: str, content: bytes) -> str | None:
+    """The blob id git would store `content` as at `rel_path` (--path: its clean filters and
+    line-end normalisation applied), or None when git cannot say."""
     env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
     try:
-        # --path: hashed as git stores the file (line-end normalisation and other clean filters)
         blob = subprocess.run(
             ["git", "hash-object", "--stdin", "--path", rel_path], cwd=project_root, input=content,
             capture_output=True, timeout=30, env=env, check=False,
         )  # fmt: skip
-        if blob.returncode != 0:
-            return False
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return blob.stdout.decode().strip() if blob.returncode == 0 else None
+
+
+def committed_since(project_root: Path, rel_path: str, content: bytes, since: float) -> bool:
+    """Whether a commit made since `since` (a time) gave `rel_path` exactly `content`: a commit the
+    person made by hand after ours failed, even when later commits changed the file again."""
+    wanted = _blob_id(project_root, rel_path, content)
+    if wanted is None:
+        return False
+    try:
         log = _git(  # showRoot: a first commit's files are listed too, whatever the person's config
             project_root, "-c", "log.showRoot=true", "log", f"--since=@{int(since) - 1}", "--no-abbrev", "--raw",
             "--format=", "--", rel_path,
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return False
-    wanted = blob.stdout.decode().strip()
     # --raw: ":100644 100644 <old blob> <new blob> M<TAB>path" for each commit that changed the file
     return any(
         len(f := line.split()) > 3 and f[3] == wanted for line in log.stdout.splitlines() if line.startswith(":")
@@ -267,16 +292,12 @@ def committed_as(project_root: Path, commit: str, rel_path: str, content: bytes)
     """Whether `commit` holds `rel_path` with `content` (hashed as git stores it, as in
     `committed_since`): a promotion whose commit hook rewrote the file (a formatter) committed
     the hook's version, which is then what the promotion put in production."""
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+    wanted = _blob_id(project_root, rel_path, content)
     try:
-        blob = subprocess.run(
-            ["git", "hash-object", "--stdin", "--path", rel_path], cwd=project_root, input=content,
-            capture_output=True, timeout=30, env=env, check=False,
-        )  # fmt: skip
         held = _git(project_root, "rev-parse", "-q", "--verify", f"{commit}:./{rel_path}", literal=False)
     except (OSError, subprocess.SubprocessError):
         return False
-    return blob.returncode == 0 and held.returncode == 0 and blob.stdout.decode().strip() == held.stdout.strip()
+    return wanted is not None and held.returncode == 0 and wanted == held.stdout.strip()
 
 
 def _staged(project_root: Path, rel_path: str) -> bytes | None:
@@ -374,7 +395,9 @@ def _commit_tracked(
         raise
     if result.returncode != 0:
         _unstage(project_root, added, has_head)
-        return not_committed(_first_lines(result.stderr + result.stdout), rel_paths, message, project_root)
+        refused = not_committed(_first_lines(result.stderr + result.stdout), rel_paths, message, project_root)
+        refused._hook_output = result.stderr + result.stdout
+        return refused
     sha = _git(project_root, "rev-parse", "HEAD").stdout.strip()
     detail = f"committed {sha[:12]}"
     listed = _git(project_root, "show", "--name-only", "--format=", "-z", sha).stdout.split("\0")

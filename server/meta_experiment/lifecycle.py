@@ -300,7 +300,8 @@ class Lab:
         if row is None:
             every = [r["id"] for r in self.store.experiment_rows()]
             # a mistyped id: the closest ones first (the latest five missed an older one meant)
-            close = difflib.get_close_matches(experiment_id, every, n=3, cutoff=0.6)
+            # (0.9: ids share their shape, exp-YYYYMMDD-HHMMSS, so a looser match names unrelated ones)
+            close = difflib.get_close_matches(experiment_id, every, n=3, cutoff=0.9)
             known = every[-5:]
             hint = f" Did you mean {' or '.join(close)}?" if close else ""
             hint += f" Known ids (latest): {', '.join(known)}." if known else " There are no experiments yet."

@@ -7,9 +7,10 @@ and ask the person first. A resolver parameter (`Annotated[ElicitationResult[Con
 Resolve(...)]`) does the asking: it works in both protocol modes (a mid-call `elicitation/create`
 in the legacy initialize mode, an `InputRequiredResult` round in 2026-07-28 mode). The resolver
 first runs the operation as a dry run, so the person is only asked about something that would
-succeed, and it asks only when the client declared the elicitation capability. A client without it
-must pass `confirm: true`, which the tool's error tells the agent to do only after asking the
-person. A dry run never asks.
+succeed, and it asks only when the client declared the elicitation capability and the call does
+not carry `confirm: true`: the agent passes that once the person agreed in the conversation (a
+client without elicitation must; Claude Code in print mode declares it yet cancels every question).
+A dry run never asks; a declined or dismissed question changes nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.to_thread
-from mcp.server.elicitation import AcceptedElicitation, CancelledElicitation, ElicitationResult
+from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
@@ -94,10 +95,12 @@ def _question(preview: DeployResult, what: str) -> str:
 
 
 def ask_promote(
-    ctx: Context, experiment_id: str, reason: str | None, force: bool, dry_run: bool
+    ctx: Context, experiment_id: str, reason: str | None, force: bool, dry_run: bool, confirm: bool = False
 ) -> Elicit[Confirmation] | NotAsked:
     if dry_run:
         return NotAsked(why="dry run")
+    if confirm:  # the person agreed in the conversation: not asked twice (nor where no question shows)
+        return NotAsked(why="confirmed")
     if not _can_elicit(ctx):
         return NotAsked(why="client cannot elicit")
     try:
@@ -110,10 +113,12 @@ def ask_promote(
 
 
 def ask_rollback(
-    ctx: Context, experiment_id: str, reason: str | None, dry_run: bool
+    ctx: Context, experiment_id: str, reason: str | None, dry_run: bool, confirm: bool = False
 ) -> Elicit[Confirmation] | NotAsked:
     if dry_run:
         return NotAsked(why="dry run")
+    if confirm:  # the person agreed in the conversation: not asked twice (nor where no question shows)
+        return NotAsked(why="confirmed")
     if not _can_elicit(ctx):
         return NotAsked(why="client cannot elicit")
     try:
@@ -127,28 +132,30 @@ def ask_rollback(
 def _approval(outcome: Any, confirm: bool) -> bool | None:
     """True: go ahead. False: the person said no. None: nobody answered and confirm is false.
 
-    A cancelled question is no answer (MCP: dismissed without an explicit choice): Claude Code in
-    print mode (`claude -p`, the Agent SDK) declares elicitation and cancels every question it
-    cannot show, so a cancel with confirm=true (the person agreed in the conversation) goes ahead,
-    and without it asks for that, as for a client that cannot ask. A decline is a no."""
+    confirm=true (the person agreed in the conversation) is not asked again (ask_promote,
+    ask_rollback): Claude Code in print mode (`claude -p`, the Agent SDK) declares elicitation yet
+    cancels every question it cannot show. Otherwise the question is asked, and a person who
+    declines or dismisses it (cancel, as Esc does) has not agreed: nothing changes."""
     if isinstance(outcome, AcceptedElicitation):
         if isinstance(outcome.data, Confirmation):
             return outcome.data.confirm
         return True if confirm else None
-    if isinstance(outcome, CancelledElicitation):
-        return True if confirm else None
-    return False  # declined
+    return False  # declined or cancelled
 
 
 Confirm = Annotated[
-    bool, Field(description="Only for clients that cannot ask the person: true once the person has agreed.")
+    bool,
+    Field(
+        description="True only once the person has agreed (show them the dry run first): the server then does "
+        "not ask them again. Without it the server asks the person, where the client can."
+    ),
 ]
 DryRun = Annotated[bool, Field(description="Only say what the call would do, with the unified diff; change nothing.")]
 
 NEEDS_CONFIRMATION = (
     "{what} {does}, so it needs the person's confirmation, and this client cannot ask "
-    "them (no elicitation support, or the question was dismissed or could not be shown, as in claude -p). Show "
-    "the person the dry run (dry_run=true), ask them, and call again with confirm=true only if they agree."
+    "them (no elicitation support). Show the person the dry run (dry_run=true), ask them, and call again with "
+    "confirm=true only if they agree."
 )
 
 

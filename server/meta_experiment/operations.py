@@ -93,23 +93,17 @@ def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutco
         return GitOutcome(status="pending", detail=COMMIT_PENDING)
     git = gitcommit.commit_paths(lab.project_root, op.paths, op.commit_message)
     deploy.checkpoint("committed")
-    _close(lab, op, git, rewritten=_rewritten(lab, op, git.detail) if git.status == "failed" else {})
+    _close(lab, op, git, rewritten=_rewritten(lab, op, git._hook_output) if git.status == "failed" else {})
     return git
 
 
-# What a refusing commit hook prints when it rewrote files: pre-commit's "files were modified by
-# this hook", its fixers' "Fixing <path>", black's "reformatted <path>", prettier's and others'.
-REWRITE_WORDS = ("modified", "fixing", "fixed", "reformatted", "formatted", "rewrote", "rewritten")
-
-
-def _rewritten(lab: Lab, op: journal.Operation, detail: str) -> dict[str, str]:
+def _rewritten(lab: Lab, op: journal.Operation, output: str) -> dict[str, str]:
     """After a refused commit whose hook says it rewrote files (pre-commit's fixers rewrite the
     file and fail the commit): {path: digest} of those files as they are now, read at once under the
     deploy lock: the version of the operation's content the person then commits as advised
     (release_status.hook_version). A hook that says nothing of the kind (a test suite) rewrote
     nothing, and a file changed meanwhile is someone's edit. Their content is kept as a snapshot."""
-    said = detail.split(". The files are changed on disk", 1)[0].lower()  # the hook's words (not_committed)
-    if not any(word in said for word in REWRITE_WORDS):
+    if not gitcommit.says_it_rewrote(output):  # the hooks' whole output, not the first lines of it
         return {}
     out = {}
     for step in op.steps:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from .models import ExperimentStatus
 
@@ -25,6 +25,9 @@ class GitOutcome(Strict):
     status: GitStatus
     commit: Annotated[str | None, Field(description="The new commit's sha when status is committed.")] = None
     detail: Annotated[str, Field(description="One line for people: 'committed 1a2b3c4', 'commit failed: ...'.")]
+    # a refused commit's whole output (its hooks' words; `detail` keeps the first lines): not shown, not
+    # stored, read at once by operations._rewritten (gitcommit.says_it_rewrote)
+    _hook_output: str = PrivateAttr(default="")
 
 
 class FileOutcome(Strict):
