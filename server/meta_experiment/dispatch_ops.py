@@ -390,7 +390,7 @@ def dispatch_hint(lab: Lab, experiment: Experiment) -> str | None:
 
 def _who_records(experiment: Experiment) -> str:
     """Which of a dispatched run's values the hooks record and which the model is asked for (the
-    hooks measure time only; `_handover` asks for the rest)."""
+    hooks measure time only; `_context` asks for the rest)."""
     primary, guardrails = experiment.primary_metric, experiment.secondary_metrics
     when = "at its end" if agent_name(experiment.files[0].production) else "when the reply ends"
     if primary.is_duration and not guardrails:
