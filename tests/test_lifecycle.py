@@ -71,6 +71,8 @@ def test_a_mistyped_id_gets_the_closest_ids(lab: Lab, project: Path) -> None:
     with pytest.raises(NotFound, match=f"Did you mean {ids[0]}") as caught:
         lab.get(typo)
     assert f"Known ids (latest): {', '.join(ids[-5:])}." in str(caught.value)
+    with pytest.raises(NotFound, match=f"Did you mean {ids[1]}"):
+        lab.get(ids[1].upper())
     for unlike in ("something-else", "exp-20261120-091500"):  # another day's id is no typo of these
         with pytest.raises(NotFound) as refused:
             lab.get(unlike)

@@ -883,6 +883,9 @@ def test_an_edit_committed_under_the_promotions_message_is_still_an_edit(lab: La
         ("reformatted bad.py\nAll done! 1 file reformatted, 1 file left unchanged.", True),
         ("Found 3 errors (3 fixed, 0 remaining).", True),
         ("FAILED tests/test_math.py::test_fixed_point - assert 1 == 2", False),
+        ("    def test_fmt():\n        reformatted = fmt(text)\n>       assert text == 'b'", False),  # pytest's source
+        ("@@ -1,3 +1,3 @@\n def f(x):\n-    fixing = x\n+    fixing = x\n", False),  # a --check --diff
+        ("fixing = True", False),
         ("would reformat bad.py\nOh no! 1 file would be reformatted, 2 files would be left unchanged.", False),
         ("Found 3 errors (0 fixed, 3 remaining).", False),
         ("2 tests failed", False),

@@ -102,11 +102,12 @@ def manual_commit(project_root: Path, rel_paths: Sequence[str], message: str) ->
 
 # What a commit hook prints when it rewrote files as it refused the commit: pre-commit's "files were
 # modified by this hook" (any fixer under it), its fixers' "Fixing <path>", black's "reformatted
-# <path>" and "N files reformatted", ruff's "(N fixed, ...)". A check that only reports ("would
-# reformat", "1 file would be reformatted") or a test named test_fixed_point is no rewrite.
+# <path>" and "N files reformatted", ruff's "(N fixed, ...)"; the per-file forms flush left, as the
+# tools print them. A check that only reports ("would reformat", "1 file would be reformatted"), a
+# test named test_fixed_point, or an indented line of a traceback or a --diff is no rewrite.
 REWROTE = re.compile(
-    r"files were modified by this hook|^\s*fixing\s+\S|^\s*reformatted\s+\S|(?<!would be )\b\d+ files? reformatted\b"
-    r"|\([1-9]\d* fixed\b",
+    r"files were modified by this hook|^fixing\s+\S+\s*$|^reformatted\s+\S+\s*$"
+    r"|(?<!would be )\b[1-9]\d* files? reformatted\b|\([1-9]\d* fixed\b",
     re.IGNORECASE | re.MULTILINE,
 )
 

@@ -300,8 +300,13 @@ class Lab:
         if row is None:
             every = [r["id"] for r in self.store.experiment_rows()]
             # a mistyped id: the closest ones first (the latest five missed an older one meant)
-            # (0.9: ids share their shape, exp-YYYYMMDD-HHMMSS, so a looser match names unrelated ones)
-            close = difflib.get_close_matches(experiment_id, every, n=3, cutoff=0.9)
+            # (0.9: ids share their shape, exp-YYYYMMDD-HHMMSS, so a looser match names unrelated ones;
+            # a short imported id, with fewer letters to share, 0.8; letter case ignored)
+            lowered = {i.lower(): i for i in every}
+            cutoff = 0.9 if len(experiment_id) > 10 else 0.8
+            close = [
+                lowered[c] for c in difflib.get_close_matches(experiment_id.lower(), list(lowered), n=3, cutoff=cutoff)
+            ]
             known = every[-5:]
             hint = f" Did you mean {' or '.join(close)}?" if close else ""
             hint += f" Known ids (latest): {', '.join(known)}." if known else " There are no experiments yet."
