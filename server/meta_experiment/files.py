@@ -11,6 +11,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from .paths import private_folder
+
 BACKUP_DIR_NAME = "backups"
 
 
@@ -104,6 +106,6 @@ def backup_bytes(state_dir: Path, content: bytes) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / digest
     if not target.exists() or hashlib.sha256(target.read_bytes()).hexdigest() != digest:
-        private = state_dir.stat().st_mode & 0o077 == 0  # (paths.private_folder; a shared one: as the umask)
-        atomic_write(target, content, mode=0o600 if private else NEW_FILE_MODE)
+        # its owner's alone in a private state folder; in one a group shares, as the umask gives
+        atomic_write(target, content, mode=0o600 if private_folder(state_dir) else NEW_FILE_MODE)
     return target
