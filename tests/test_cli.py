@@ -228,6 +228,7 @@ def test_a_damaged_database_is_a_clear_error_and_is_left_alone(project: Path, co
     result = run(project, "status", check=False)
     assert result.returncode == 2
     assert "cannot be used" in result.stderr and "Move it aside" in result.stderr
+    assert repr(str(db)) in result.stderr  # which file: with META_EXPERIMENT_HOME, or from a subfolder
     assert db.read_bytes() == before
 
 

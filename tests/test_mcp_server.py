@@ -281,7 +281,7 @@ async def test_unknown_arguments_are_refused_before_anything_runs(server, mode, 
         assert len((await ok(client, "status", {}))["experiments"]) == 1
         # an unknown tool keeps the SDK's answer
         unknown = await call(client, "analyse", {"experiment_id": e["id"]})
-        assert unknown.is_error and "Unknown tool" in unknown.content[0].text
+        assert unknown.is_error and "There is no tool" in unknown.content[0].text
 
 
 def test_unknown_arguments_message_follows_the_schema() -> None:

@@ -91,7 +91,7 @@ async def test_a_prompt_refuses_an_argument_it_does_not_have_in_one_sentence(ser
         assert str(refused.value) == ("design_experiment has no argument 'bogus'; its arguments are: target, goal.")
         with pytest.raises(MCPError, match=r"no argument 'targt' \(did you mean 'target'\?\)"):
             await client.get_prompt("design_experiment", {"targt": "review_pr.md"})
-        with pytest.raises(MCPError, match="There is no prompt 'design'; the prompts are: design_experiment."):
+        with pytest.raises(MCPError, match=r"There is no prompt 'design'. Did you mean design_experiment\? The prompts are: design_experiment."):
             await client.get_prompt("design", {})
         # the right arguments still render
         result = await client.get_prompt("design_experiment", {"target": "review_pr.md"})
@@ -626,3 +626,126 @@ async def test_a_trial_id_of_true_is_refused_not_read_as_trial_1(server, mode) -
         for tool, args in (("void_trial", {"reason": "r"}), ("record", {"metrics": {"t": 1.0}})):
             refused = await client.call_tool(tool, {"trial_id": True, **args})
             assert refused.is_error and "trial_id: must be a number, not true" in refused.content[0].text
+
+
+# -- a review of the surface in the MCP Inspector ------------------------------------------------------
+
+
+async def test_dispatch_off_is_notified_as_dispatch_on_is(server) -> None:
+    seen: list[str] = []
+
+    async def handler(message) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            seen.append(str(message.params.uri))
+
+    async with Client(server, mode="legacy", message_handler=handler) as client:
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        await legacy_subscribe(client, "experiments://status")
+        await ok(client, "dispatch", {"experiment_id": e})
+        await wait_for(seen, "experiments://status")
+        seen.clear()
+        off = await ok(client, "dispatch", {"experiment_id": e, "on": False})
+        assert "Put the original" in off.content[0].text
+        await wait_for(seen, "experiments://status")
+        seen.clear()
+        await ok(client, "dispatch", {"experiment_id": e, "on": False})  # nothing changed: nothing said
+        await ok(client, "status")
+        await anyio.sleep(0.2)
+        assert seen == []
+
+
+async def test_a_numbered_trials_page_can_be_subscribed_to_and_is_notified(server, project: Path) -> None:
+    (project / "other.md").write_text("a\n")
+    (project / "other.v.md").write_text("b\n")
+    seen: list[str] = []
+
+    async def handler(message) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            seen.append(str(message.params.uri))
+
+    async with Client(server, mode="legacy", message_handler=handler) as client:
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        other = (
+            await ok(client, "create_experiment", {**CREATE, "files": {"other.md": "other.v.md"}})
+        ).structured_content
+        page = f"experiment://{e}/trials/1"
+        await legacy_subscribe(client, page)
+        await legacy_subscribe(client, f"experiment://{other['id']}/trials/2")  # a page that is not there yet
+        for bad in (f"experiment://{e}/trials/0", f"experiment://{e}/trials/x", f"experiment://{e}/trials/1/"):
+            with pytest.raises(MCPError, match=r"experiment://\{experiment_id\}/trials/\{page\}"):
+                await legacy_subscribe(client, bad)
+        a = (await ok(client, "assign", {"experiment_id": e})).structured_content
+        await wait_for(seen, page)
+        assert seen == [page]  # not the other experiment's page
+        seen.clear()
+        await ok(client, "record", {"trial_id": a["trial_id"], "metrics": {"time_to_complete": 5.0}})
+        await wait_for(seen, page)
+
+
+async def test_a_listen_stream_on_a_numbered_trials_page_is_notified(server) -> None:
+    async with Client(server) as client:
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        page = f"experiment://{e}/trials/1"
+        async with client.listen(resource_subscriptions=[page]) as subscription:
+            await ok(client, "assign", {"experiment_id": e})
+            with anyio.fail_after(8):
+                event = await subscription.__anext__()
+            assert getattr(event, "uri", None) == page
+        state_wanted = server._subscriptions.wanted
+        with anyio.fail_after(5):
+            while state_wanted:  # the stream's URIs are forgotten when it closes
+                await anyio.sleep(0.02)
+
+
+@pytest.mark.parametrize("page", ["²", "٣", "１", "9" * 4301, "0", "-1"])
+async def test_a_page_that_is_no_plain_number_is_refused_in_one_sentence(server, page: str) -> None:
+    async with Client(server, mode="legacy") as client:
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        with pytest.raises(MCPError, match="the page is a number from 1") as info:
+            await client.read_resource(f"experiment://{e}/trials/{page}")
+        assert info.value.error.code == types.INVALID_PARAMS and len(str(info.value)) < 400
+
+
+async def test_an_unknown_resource_or_tool_gets_the_names_there_are(server, mode) -> None:
+    async with Client(server, mode=mode) as client:
+        for typo in ("experiments://lists", "EXPERIMENTS://list"):
+            with pytest.raises(MCPError) as info:
+                await client.read_resource(typo)
+            message = str(info.value)
+            assert f"There is no resource '{typo}'. Did you mean experiments://list" in message, message
+            assert "experiment://{experiment_id}/trials/{page}" in message and "experiments://settings" in message
+        unknown = await client.call_tool("analyse", {"experiment_id": "x"})
+        text = unknown.content[0].text
+        assert unknown.is_error and "There is no tool 'analyse'. Did you mean analyze?" in text, text
+        assert "record" in text and "void_trial" in text
+
+
+async def test_the_report_resource_has_the_rank_tests_the_analyze_tool_gives(server) -> None:
+    async with Client(server, mode="legacy") as client:
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        for arm, value in [("control", 3.0), ("control", 4.0), ("control", 5.0), ("treatment", 2.0)] * 2:
+            await ok(client, "record", {"experiment_id": e, "arm": arm, "metrics": {"time_to_complete": value}})
+        tool = await ok(client, "analyze", {"experiment_id": e})
+        assert "Mann-Whitney" in tool.content[0].text
+        report_text = (await client.read_resource(f"experiment://{e}/report")).contents[0].text
+        assert "Mann-Whitney" in report_text
+        analysis = json.loads((await client.read_resource(f"experiment://{e}/analysis")).contents[0].text)
+        assert analysis["primary"]["mann_whitney"] is not None
+
+
+async def test_dispatch_is_marked_destructive_and_a_drafts_chart_says_start_it(server) -> None:
+    async with Client(server, mode="legacy") as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert tools["dispatch"].annotations.destructive_hint is True
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        with pytest.raises(MCPError) as info:
+            await client.read_resource(f"experiment://{e}/chart.png")
+        assert info.value.error.code == types.INVALID_PARAMS  # not there yet: not a server failure
+        document = (await ok(client, "export_experiments")).structured_content["document"]
+        await ok(client, "rollback", {"experiment_id": e, "reason": "make room", "confirm": True})
+        item = document["experiments"][0]
+        item.update(id="exp-draft-9", status="draft")
+        item.pop("meta_experiment")
+        await ok(client, "import_experiments", {"document": document})
+        with pytest.raises(MCPError, match=r"it is a draft, which takes no trials until it starts \(start_experiment"):
+            await client.read_resource("experiment://exp-draft-9/chart.png")

@@ -212,6 +212,7 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
             backup = _lift(lab, experiment, f, why="Dispatching stopped by request")
             if backup is False:
                 return _result(experiment, f, False, False, f"{what} was not dispatched; its file is unchanged.")
+            lab.notify_changed(experiment_id)  # its status and events changed (subscribers hear it, as for on)
             if backup == RESTORED_MISSING:
                 return _result(
                     experiment,

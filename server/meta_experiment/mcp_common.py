@@ -7,8 +7,10 @@ changes that other processes (another server on the project, the CLI) commit to 
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated, ServerEvent
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated, ServerEvent
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INTERNAL_ERROR,
@@ -27,6 +29,7 @@ from mcp_types import (
     CallToolResult,
     EmptyResult,
     SubscribeRequestParams,
+    SubscriptionsListenRequestParams,
     TextContent,
     ToolAnnotations,
     UnsubscribeRequestParams,
@@ -64,6 +67,33 @@ class QuietBus(InMemorySubscriptionBus):
     @property
     def active(self) -> bool:
         return bool(self._listeners)
+
+    # The resource URIs the open listen streams asked for, with how many streams ask for each: the
+    # SDK's handler keeps them to itself, and a trials page is notified only to those who want it.
+    wanted: Counter[str]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wanted = Counter()
+
+
+class ListenTracker(ListenHandler):
+    """The SDK's subscriptions/listen handler, keeping the bus told which URIs the open streams want."""
+
+    def __init__(self, bus: QuietBus) -> None:
+        super().__init__(bus)
+        self._wanted = bus.wanted
+
+    async def __call__(self, ctx: Any, params: SubscriptionsListenRequestParams) -> Any:
+        uris = list(params.notifications.resource_subscriptions or ())
+        self._wanted.update(uris)
+        try:
+            return await super().__call__(ctx, params)
+        finally:
+            self._wanted.subtract(uris)
+            for uri in uris:
+                if self._wanted[uri] <= 0:
+                    del self._wanted[uri]
 
 
 @dataclass
@@ -166,6 +196,15 @@ LIST_FILTERS: dict[str, list[str]] = {
 }
 
 
+TRIALS_PAGE = re.compile(r"experiment://([^/]+)/trials/([1-9][0-9]{0,17})")  # a numbered trials page
+
+
+def unknown_resource(uri: str) -> str:
+    """What a read of, or a subscription to, a URI that names no resource is told."""
+    shapes = [*experiment_uris("{experiment_id}"), "experiment://{experiment_id}/trials/{page}", SETTINGS_URI]
+    return f"No resource {uri!r}; the resources are: {', '.join(shapes)}."
+
+
 def experiment_uris(experiment_id: str | None) -> list[str]:
     uris = ["experiments://list", "experiments://status", "experiments://alerts"]
     uris += [f"experiments://list/{name}" for name in LIST_FILTERS]
@@ -223,7 +262,12 @@ async def notify_uris(state: AppState, uris: Iterable[str]) -> None:
     """Send resource-updated notifications for `uris` to whoever subscribed to them."""
     if not state.bus.active and not state.subscribers:
         return  # nobody listens (the usual case): skip building the events
-    uris = sorted(set(uris))
+    uris = set(uris)
+    # A numbered trials page changes with the experiment's trials (which page a trial is on depends
+    # on every trial before it): those of the changed experiments that someone asked for.
+    pages = {*state.bus.wanted, *(u for _, wanted in state.subscribers for u in wanted)}
+    uris |= {u for u in pages if (m := TRIALS_PAGE.fullmatch(u)) and f"experiment://{m[1]}/trials" in uris}
+    uris = sorted(uris)
     if state.bus.active:
         for uri in uris:
             await state.bus.publish(ResourceUpdated(uri=uri))  # 2026-07-28: subscriptions/listen streams
@@ -320,6 +364,10 @@ def register_subscriptions(server: MCPServer) -> None:
         return EmptyResult()
 
     low.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
+    if isinstance(server._subscriptions, QuietBus):  # listen streams: told which URIs they want
+        low.add_request_handler(
+            "subscriptions/listen", SubscriptionsListenRequestParams, ListenTracker(server._subscriptions)
+        )
     low.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
 
 
@@ -329,9 +377,8 @@ async def _refuse_unknown_experiment(state: AppState, uri: str) -> None:
     give: it would otherwise wait, without a word, for changes that never come."""
     experiment_id = uri.removeprefix("experiment://").split("/", 1)[0] if uri.startswith("experiment://") else None
     known = [*experiment_uris(experiment_id), SETTINGS_URI]
-    if uri not in known:
-        shapes = ", ".join([*experiment_uris("{experiment_id}"), SETTINGS_URI])
-        raise MCPError(INVALID_PARAMS, f"No resource {uri!r}; the resources are: {shapes}.")
+    if uri not in known and not TRIALS_PAGE.fullmatch(uri):
+        raise MCPError(INVALID_PARAMS, unknown_resource(uri))
     if experiment_id is None:
         return
     try:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, GetPromptResult, Icon, InputRequiredResult, ToolAnnotations
 from pydantic import ValidationError
@@ -40,6 +40,18 @@ def unknown_arguments_message(tool: str, arguments: dict[str, Any], schema: dict
     listed = ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
     has = f"its arguments are: {', '.join(known)}" if known else "it takes no arguments"
     return f"{tool} has no {noun} {listed}; {has}."
+
+
+def unknown_name_message(kind: str, name: str, names: list[str]) -> str:
+    """One sentence for a tool, prompt or resource that does not exist: the nearest names (letter
+    case ignored) and every name there is."""
+    by_lower = {n.lower(): n for n in names}
+    shown = repr(name if len(name) <= 200 else name[:200] + "...")
+    close = [by_lower[c] for c in difflib.get_close_matches(name.lower(), list(by_lower), n=2, cutoff=0.6)]
+    if not close and len(name) >= 3:  # a name cut short: 'design' for design_experiment
+        close = [n for lowered, n in by_lower.items() if lowered.startswith(name.lower())][:2]
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    return f"There is no {kind} {shown}.{hint} The {kind}s are: {', '.join(names)}."
 
 
 class CheckedServer(MCPServer):
@@ -79,10 +91,11 @@ class CheckedServer(MCPServer):
         if self._schemas is None or name not in self._schemas:  # built once; again for a tool added later
             self._schemas = {t.name: t.input_schema for t in await self.list_tools()}
         schema = self._schemas.get(name)
-        if schema is not None:  # None: an unknown tool, which the SDK reports itself
-            message = unknown_arguments_message(name, arguments, schema)
-            if message is not None:
-                raise ToolError(message)
+        if schema is None:  # (the SDK answers a bare "Unknown tool: analyse")
+            raise ToolError(unknown_name_message("tool", name, list(self._schemas)))
+        message = unknown_arguments_message(name, arguments, schema)
+        if message is not None:
+            raise ToolError(message)
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -93,6 +106,18 @@ class CheckedServer(MCPServer):
                 ) from cause
             raise
 
+    async def read_resource(self, uri: Any, context: Any = None) -> Any:
+        """The SDK's, with a URI that names no resource answered with the resources there are (the
+        SDK answers a bare "Unknown resource: experiments://lists")."""
+        try:
+            return await super().read_resource(uri, context)
+        except ResourceNotFoundError as exc:
+            if not str(exc).startswith("Unknown resource"):
+                raise
+            shapes = [str(r.uri) for r in self._resource_manager.list_resources()]
+            shapes += [t.uri_template for t in self._resource_manager.list_templates()]
+            raise ResourceNotFoundError(unknown_name_message("resource", str(uri), shapes)) from exc
+
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Any = None
     ) -> GetPromptResult | InputRequiredResult:
@@ -101,8 +126,8 @@ class CheckedServer(MCPServer):
         traceback)."""
         prompt = self._prompt_manager.get_prompt(name)
         if prompt is None:
-            names = ", ".join(p.name for p in self._prompt_manager.list_prompts())
-            raise MCPError(INVALID_PARAMS, f"There is no prompt {name!r}; the prompts are: {names}.")
+            names = [p.name for p in self._prompt_manager.list_prompts()]
+            raise MCPError(INVALID_PARAMS, unknown_name_message("prompt", name, names))
         known = prompt.arguments or []
         message = unknown_arguments_message(name, arguments or {}, {"properties": {a.name: {} for a in known}})
         missing = [a.name for a in known if a.required and a.name not in (arguments or {})]

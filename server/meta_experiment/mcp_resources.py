@@ -79,6 +79,11 @@ def no_chart_reason(lab: Lab, e: Experiment) -> str:
             f"{e.primary_metric.name} in an arm ({counts}), "
             "and takes no more; a chart needs at least 2 in each."
         )
+    if e.status == "draft":
+        return (
+            f"No chart for {e.id} yet: it is a draft, which takes no trials until it starts (start_experiment, "
+            "or `meta-experiment start`); a chart needs at least 2 recorded trials in each arm."
+        )
     return (
         f"No chart for {e.id} yet: each arm needs at least 2 recorded trials with a value of "
         f"{e.primary_metric.name} ({counts} so far)."
@@ -166,7 +171,8 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         description="The experiment's current analysis as JSON.",
     )
     async def analysis_resource(experiment_id: str, ctx: Context) -> str:
-        return await read_lab(ctx, lambda lab: lab.analyze(experiment_id).model_dump_json(indent=2))
+        # with the rank tests, as the analyze tool gives them (they read the raw values: a person's read)
+        return await read_lab(ctx, lambda lab: lab.analyze(experiment_id, rank_tests=True).model_dump_json(indent=2))
 
     @server.resource(
         SETTINGS_URI,
@@ -216,9 +222,9 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         "trial can be more).",
     )
     async def trials_page_resource(experiment_id: str, page: str, ctx: Context) -> str:
-        if not page.isdigit() or int(page) < 1:
+        if not (page.isascii() and page.isdigit() and len(page) <= 18) or int(page) < 1:  # ('²' is a digit)
             raise ResourceNotFoundError(
-                f"experiment://{experiment_id}/trials/{page}: the page is a number from 1 (the first "
+                f"experiment://{experiment_id}/trials/{page[:40]}: the page is a number from 1 (the first "
                 f"{TRIALS_PER_PAGE:,} trials in assignment order)."
             )
         return await read_lab(ctx, lambda lab: trials_page(lab, experiment_id, int(page)))
@@ -233,7 +239,7 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         def run(lab: Lab) -> bytes:
             png = lab.chart(experiment_id)
             if png is None:
-                raise ResourceError(no_chart_reason(lab, lab.get(experiment_id)))
+                raise ResourceNotFoundError(no_chart_reason(lab, lab.get(experiment_id)))  # not there yet
             return png
 
         return await read_lab(ctx, run)
@@ -246,7 +252,8 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
     )
     async def report_resource(experiment_id: str, ctx: Context) -> str:
         def run(lab: Lab) -> str:
-            return report.render_analysis(lab.get(experiment_id), lab.analyze(experiment_id), lab.project_root)
+            analysis = lab.analyze(experiment_id, rank_tests=True)  # as the analyze tool reports it
+            return report.render_analysis(lab.get(experiment_id), analysis, lab.project_root)
 
         return await read_lab(ctx, run)
 

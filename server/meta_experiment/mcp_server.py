@@ -473,7 +473,8 @@ def build_server(
         """Withdraw a wrongly recorded result of a running experiment (a typo, a unit mix-up, a broken
         run): it stops counting, the statistics are rebuilt without it, and the event log keeps its
         values and the reason. With `metrics`, the corrected values are recorded in its place.
-        The resource experiment://{id}/trials lists every trial with its id and values."""
+        The resource experiment://{id}/trials lists the newest trials with their ids and values; every
+        trial, page by page, is at experiment://{id}/trials/{page}."""
         r = await run_lab(ctx, lambda lab: lab.void_trial(trial_id, reason, metrics, success))
         text = f"Voided trial {r.trial_id} ({r.arm}): {r.reason}."
         if r.replacement_trial_id is not None:
@@ -561,7 +562,7 @@ def build_server(
             + ".",
         )
 
-    @server.tool(annotations=tool_annotations("Dispatch a command, skill or agent", idempotent=True))
+    @server.tool(annotations=tool_annotations("Dispatch a command, skill or agent", destructive=True, idempotent=True))
     async def dispatch(
         experiment_id: ExperimentId,
         ctx: Context,

@@ -185,7 +185,7 @@ def unusable_database(path: Path, exc: sqlite3.Error, busy_timeout_ms: int = BUS
             "unmounted folder), then try again."
         )
     return (
-        f"The experiment database {path.name!r} in the state folder cannot be used ({exc}): it is damaged "
+        f"The experiment database {str(path)!r} cannot be used ({exc}): it is damaged "
         "or is not a meta-experiment database. Move it aside (your files' backups in the state folder's "
         "backups/ stay where they are) and a new, empty database is created on the next start; or set "
         "META_EXPERIMENT_HOME to another folder."
