@@ -1158,3 +1158,25 @@ def test_a_dispatched_run_is_asked_to_record_the_guardrails_no_hook_can_measure(
     with pytest.raises(InvalidInput, match=r"guardrails \(issues_caught\) would never get a value"):
         set_dispatch(lab, a, True)
     assert dispatch_ops.dispatch_hint(lab, lab.get(a)) is None
+
+
+def test_a_temp_file_a_killed_dispatch_left_is_removed(lab: Lab, project: Path) -> None:
+    """From a review: a dispatch killed while writing left .review_pr.md.meta-experiment-*.tmp in the
+    commands folder for good (a `git add .` would commit it); promote and rollback remove theirs."""
+    from meta_experiment.files import temp_prefix
+
+    e = lab.create(**spec())
+    stale = (project / PROD).parent / f"{temp_prefix(project / PROD)}killed.tmp"
+    stale.write_text("half a dispatcher")
+    assert set_dispatch(lab, e.id, False).changed is False  # not dispatched: still cleaned up
+    assert not stale.exists()
+    stale.write_text("half a dispatcher")
+    set_dispatch(lab, e.id, True)
+    assert not stale.exists()
+    stale.write_text("half the original")
+    set_dispatch(lab, e.id, False)
+    assert not stale.exists() and (project / PROD).read_text() == COMMAND
+    others = (project / PROD).parent / ".review_pr.md.someone-else.tmp"  # not ours: left alone
+    others.write_text("x")
+    set_dispatch(lab, e.id, True)
+    assert others.exists()

@@ -91,7 +91,8 @@ async def test_a_prompt_refuses_an_argument_it_does_not_have_in_one_sentence(ser
         assert str(refused.value) == ("design_experiment has no argument 'bogus'; its arguments are: target, goal.")
         with pytest.raises(MCPError, match=r"no argument 'targt' \(did you mean 'target'\?\)"):
             await client.get_prompt("design_experiment", {"targt": "review_pr.md"})
-        with pytest.raises(MCPError, match=r"There is no prompt 'design'. Did you mean design_experiment\? The prompts are: design_experiment."):
+        said = r"There is no prompt 'design'. Did you mean design_experiment\? The prompts are: design_experiment."
+        with pytest.raises(MCPError, match=said):
             await client.get_prompt("design", {})
         # the right arguments still render
         result = await client.get_prompt("design_experiment", {"target": "review_pr.md"})

@@ -104,13 +104,124 @@ def test_recovery_waits_for_a_process_that_is_still_deploying(project: Path, int
 
 @pytest.mark.anyio
 async def test_the_server_start_recovers(project: Path, interrupt) -> None:
-    experiment_id = interrupted_promote(project, interrupt, "state_marked")
+    experiment_id = interrupted_promote(project, interrupt, "journal_written")
     async with Client(build_server(project, project / ".meta-experiment"), mode="legacy") as client:
         status = await client.call_tool("status", {})
-    release_status = status.structured_content["release"]
-    assert any("finished on restart" in line for line in release_status["operations"])
-    [item] = [i for i in status.structured_content["experiments"] if i["id"] == experiment_id]
-    assert item["status"] == "promoted" and (project / PROD).read_text() == VARIANT
+        [item] = [i for i in status.structured_content["experiments"] if i["id"] == experiment_id]
+        assert item["status"] == "promoted" and (project / PROD).read_text() == VARIANT
+        operations = status.structured_content["release"]["operations"]
+        assert any("finished on restart" in line for line in operations), operations
+        # its git commit is made by a detached `meta-experiment recover`
+        await wait_for_commit(project, experiment_id)
+
+
+async def wait_for_commit(project: Path, experiment_id: str, seconds: float = 60.0) -> None:
+    import anyio
+
+    with anyio.fail_after(seconds):
+        while True:
+            lab = Lab.open(project, recover=False)
+            try:
+                if not journal.unfinished_ids(lab.store):
+                    break
+            finally:
+                lab.close()
+            await anyio.sleep(0.1)
+    assert commit_paths(project) == {PROD}
+    assert (
+        experiment_id
+        in subprocess.run(
+            ["git", "log", "-1", "--format=%s"], cwd=project, capture_output=True, text=True, check=True
+        ).stdout
+    )
+
+
+@pytest.mark.anyio
+async def test_the_server_starts_without_waiting_for_the_repositorys_commit_hooks(project: Path, interrupt) -> None:
+    """From a review: after a promote killed before its commit, the next server start ran the
+    commit, and the repository's commit hooks (a test suite, 40 s) with it, before answering
+    `initialize`; Claude Code gives a starting server 30 s, killed it, and the next start ran them
+    again. The commit is left to a detached `meta-experiment recover` now."""
+    experiment_id = interrupted_promote(project, interrupt, "state_marked")
+    hook = project / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\nsleep 6\n")
+    hook.chmod(0o755)
+    async with Client(build_server(project, project / ".meta-experiment"), mode="legacy") as client:
+        status = await client.call_tool("status", {})
+        # answered while the hook still runs: the promotion is there, its commit is being made
+        assert (
+            not (project / ".git" / "COMMIT_EDITMSG").exists()
+            or experiment_id
+            not in subprocess.run(
+                ["git", "log", "-1", "--format=%s"], cwd=project, capture_output=True, text=True
+            ).stdout
+        )
+        [item] = [i for i in status.structured_content["experiments"] if i["id"] == experiment_id]
+        assert item["status"] == "promoted"
+        await wait_for_commit(project, experiment_id)
+        status = await client.call_tool("status", {})
+    [info] = [i for i in status.structured_content["release"]["experiments"] if i["experiment_id"] == experiment_id]
+    assert info["git"].startswith("committed"), info
+
+
+def test_recovery_waits_for_the_killed_processs_git_and_takes_its_commit(project: Path, interrupt) -> None:
+    """From a review: a promote killed while git ran its commit hook left that git running; the next
+    start's commit failed on git's index.lock (advising to delete the lock of a git still at work)
+    and the commit the orphan then made was credited to "by hand". Recovery waits for the lock to go
+    and takes the operation's own commit as made."""
+    import threading
+
+    experiment_id = interrupted_promote(project, interrupt, "state_marked")
+    lab = Lab.open(project, recover=False)
+    try:
+        [op] = [journal.load(lab.store, i) for i in journal.unfinished_ids(lab.store)]
+    finally:
+        lab.close()
+    lock = project / ".git" / "index.lock"
+    lock.write_text("")  # the orphaned git, its hook still running
+
+    def orphan_finishes() -> None:
+        import time
+
+        time.sleep(1.5)
+        lock.unlink()
+        subprocess.run(["git", "add", "--", PROD], cwd=project, check=True)
+        subprocess.run(["git", "commit", "-q", "-m", op.commit_message], cwd=project, check=True)
+
+    other = threading.Thread(target=orphan_finishes)
+    other.start()
+    try:
+        lab = Lab.open(project)
+    finally:
+        other.join()
+    try:
+        [note] = lab.recovered
+        made = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True).stdout.strip()
+        assert note.outcome == "finished" and note.git is not None, note
+        assert note.git.status == "committed" and note.git.commit == made, note.git
+        [info] = [i for i in lab.status().release.experiments if i.experiment_id == experiment_id]
+        assert info.git is not None and info.git.startswith("committed") and "by hand" not in info.git
+    finally:
+        lab.close()
+
+
+def test_status_says_when_the_process_making_a_commit_stopped(project: Path, interrupt) -> None:
+    """From a review: 'git commit pending (made in the background)' stayed after the background
+    process was killed; with no process holding the deploy lock it says what to run."""
+    experiment_id = interrupted_promote(project, interrupt, "state_marked")
+    lab = Lab.open(project, recover=False)
+    try:
+
+        def git_line() -> str:
+            [info] = [i for i in lab.status().release.experiments if i.experiment_id == experiment_id]
+            assert info.git is not None
+            return info.git
+
+        assert "`meta-experiment recover` makes it" in git_line()
+        with deploy.deploy_lock(project / ".meta-experiment"):  # the background process at work
+            assert git_line() == "git commit pending (made in the background)"
+    finally:
+        lab.close()
 
 
 def test_a_cli_command_recovers_and_reports_on_stderr(project: Path, interrupt) -> None:

@@ -124,6 +124,7 @@ def commit_in_background(lab: Lab) -> bool:
     hooks and no 30 s limit. Returns whether one was started."""
     import subprocess
     import sys
+    import threading
 
     from . import journal
 
@@ -142,7 +143,7 @@ def commit_in_background(lab: Lab) -> bool:
         }
     )
     try:
-        subprocess.Popen(
+        process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -153,6 +154,8 @@ def commit_in_background(lab: Lab) -> bool:
         )
     except OSError:
         return False  # the next promote or rollback, or the next start of the server or CLI, commits it
+    # reaped when it ends (a server lives on: no zombie, no "still running" warning when it is dropped)
+    threading.Thread(target=process.wait, name="background-commit", daemon=True).start()
     return True
 
 
@@ -263,7 +266,7 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
             sha256=digest,
             at=lab.clock(),  # when it went in, by the experiment's clock (SETTLE_SECONDS)
         )
-        deploy.replace_file(deploy.writable_path(lab.project_root, f.production), text)
+        _write(deploy.writable_path(lab.project_root, f.production), text)
     lab.notify_changed(experiment_id)
     runs = (
         f"each launch of {what} (by the model, as usual) runs one trial in the arm it is assigned; "
@@ -431,6 +434,13 @@ def dispatcher_in_place(lab: Lab, experiment_id: str) -> bool:
     return bool(last) and last[-1].kind == "dispatcher_on"
 
 
+def _write(path: Path, data: bytes) -> None:
+    """Replace the command's file, and remove any temp file a killed earlier write left beside it
+    (it would stay in the commands folder, and a `git add .` commit it)."""
+    deploy.replace_file(path, data)
+    deploy.remove_stale_temps(path)
+
+
 def _lift(lab: Lab, experiment: Experiment, f: FileChange, *, why: str) -> str | bool:
     """Put the original back where a dispatcher of this experiment is (the caller holds the deploy
     lock). False when there is none; True when it was taken out; the backup's path when the
@@ -438,11 +448,13 @@ def _lift(lab: Lab, experiment: Experiment, f: FileChange, *, why: str) -> str |
     file had been deleted while the dispatcher was in (the original's only copy may be the snapshot:
     it is written back, which overwrites nothing)."""
     current = deploy.read_current(lab.project_root, f.production)
+    with suppress(OSError):  # a write killed half-way left a temp file, whatever happens next
+        deploy.remove_stale_temps(deploy.writable_path(lab.project_root, f.production))
     if current is None and dispatcher_in_place(lab, experiment.id):
         original = _blob(lab, production_digest(experiment))
         path = deploy.writable_path(lab.project_root, f.production)
         path.parent.mkdir(parents=True, exist_ok=True)  # a skill's whole folder deleted, say
-        deploy.replace_file(path, original)
+        _write(path, original)
         lab.event(
             experiment.id,
             "dispatcher_off",
@@ -458,7 +470,7 @@ def _lift(lab: Lab, experiment: Experiment, f: FileChange, *, why: str) -> str |
         kept = backup_bytes(lab.state_dir, current)
         backup = kept.relative_to(lab.project_root).as_posix() if kept.is_relative_to(lab.project_root) else str(kept)
     original = _blob(lab, production_digest(experiment))
-    deploy.replace_file(deploy.writable_path(lab.project_root, f.production), original)
+    _write(deploy.writable_path(lab.project_root, f.production), original)
     lab.event(
         experiment.id,
         "dispatcher_off",

@@ -240,6 +240,39 @@ def last_commit(project_root: Path, rel_paths: Sequence[str], message: str) -> s
     return sha if {prefix + p for p in rel_paths} <= {p for p in listed if p} else None
 
 
+def wait_for_other_git(project_root: Path, timeout: float = GIT_TIMEOUT_SECONDS, poll: float = 0.2) -> bool:
+    """Wait while git's index.lock exists (another git process at work: the commit of a killed
+    promote, its hooks still running), at most `timeout` seconds, saying so on stderr when it takes
+    a while. Returns whether the lock is gone (or never was); one still there after the timeout is
+    left behind by a git that stopped, and git's own message then says to remove it."""
+    import sys
+    import time
+
+    if shutil.which("git") is None:
+        return True
+    try:
+        lock = _git(project_root, "rev-parse", "--git-path", "index.lock").stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return True
+    if not lock:
+        return True
+    path = project_root / lock
+    deadline, said = time.monotonic() + timeout, False
+    while path.exists():
+        if time.monotonic() >= deadline:
+            return False
+        if not said:
+            print(
+                f"meta-experiment: waiting for another git process to finish ({lock} exists; at most "
+                f"{timeout:.0f} s)...",
+                file=sys.stderr,
+                flush=True,
+            )
+            said = True
+        time.sleep(poll)
+    return True
+
+
 def _repository_blocker(project_root: Path) -> str | None:
     """Why no commit should be made in this repository now (inside one, git installed): a rebase,
     merge, cherry-pick or revert in progress, or a detached HEAD; else None."""

@@ -212,9 +212,28 @@ def warm_up() -> None:
         return
 
 
+def _open_serving(project_root: Path | None, state_dir: Path | None, create: bool) -> Lab:
+    """The project's state for the server. An operation a killed process left unfinished is finished
+    (its files and status) before anything is served, but its git commit is left to a detached
+    `meta-experiment recover`, as a hook leaves it: the repository's commit hooks (a test suite) can
+    outlast the 30 s Claude Code gives a starting server, which it then kills, and its next start
+    would run them again."""
+    from .dispatch_ops import commit_in_background
+    from .operations import recover
+
+    lab = Lab.open(project_root, state_dir, create=create, recover=False)
+    lab.commit_later = True
+    try:
+        lab.recovered = recover(lab)
+    finally:
+        lab.commit_later = False
+    commit_in_background(lab)
+    return lab
+
+
 def _reopen(project_root: Path | None, state_dir: Path | None, create: bool) -> Lab:
     """The project's own state, for a server that started without one (AppState.current)."""
-    return Lab.open(project_root, state_dir, create=create)
+    return _open_serving(project_root, state_dir, create)
 
 
 ASSIGN_TEXT_LIMIT = 20_000  # characters of a file shown in assign's text; the structured result has it whole
@@ -249,7 +268,7 @@ def build_server(
         opened: Lab | StoreError
         try:
             # a project without state is read as empty: its folder is made by the first call that stores
-            opened = await anyio.to_thread.run_sync(partial(Lab.open, project_root, state_dir, create=False))
+            opened = await anyio.to_thread.run_sync(partial(_open_serving, project_root, state_dir, False))
         except StoreError as exc:  # serve anyway: every call answers with this reason
             print(f"meta-experiment: {exc}", file=sys.stderr)
             opened = exc

@@ -91,7 +91,14 @@ def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutco
         # a test suite say) is left to `meta-experiment recover`, which the hook starts on its own
         # (outside a repository there is nothing to wait for: commit_paths says so at once)
         return GitOutcome(status="pending", detail=COMMIT_PENDING)
-    git = gitcommit.commit_paths(lab.project_root, op.paths, op.commit_message)
+    made = None
+    if recovered:  # the git commit of the process that was killed may still run (its hooks), or be made
+        gitcommit.wait_for_other_git(lab.project_root)
+        made = gitcommit.last_commit(lab.project_root, op.paths, op.commit_message)
+    if made is not None:
+        git = GitOutcome(status="committed", commit=made, detail=f"committed {made[:12]}")
+    else:
+        git = gitcommit.commit_paths(lab.project_root, op.paths, op.commit_message)
     deploy.checkpoint("committed")
     _close(lab, op, git, rewritten=_rewritten(lab, op, git._hook_output) if git.status == "failed" else {})
     return git

@@ -112,6 +112,11 @@ def _git_now(lab: Lab, op: journal.Operation) -> str:
 
 def release_status(lab: Lab) -> ReleaseStatus:
     now = lab.clock()
+    unfinished = journal.unfinished_ids(lab.store)
+    running = False
+    if unfinished:  # a process that holds the deploy lock is running them now: not interrupted
+        with deploy.deploy_lock(lab.state_dir, wait=None) as free:
+            running = not free
     infos, total, finished, promoted = [], None, 0, 0
     for e in lab.experiments():
         info = ReleaseInfo(experiment_id=e.id)
@@ -121,7 +126,15 @@ def release_status(lab: Lab) -> ReleaseStatus:
             if e.ended_at:
                 info.days_in_production = round((now - parse_iso(e.ended_at)) / 86400.0, 1)
             info.ended_by = str(op.data.get("how", "manual"))
-            info.git = _git_now(lab, op) if op.git else "git commit pending (made in the background)"
+            if op.git:
+                info.git = _git_now(lab, op)
+            elif running:
+                info.git = "git commit pending (made in the background)"
+            else:  # the process making it was stopped (killed, or the machine went down)
+                info.git = (
+                    "git commit not made yet: the process making it stopped; `meta-experiment recover` makes "
+                    "it (as does the next start of the server or CLI)"
+                )
             info.time_saved_hours_per_month = time_saved_hours_per_month(lab, e)
             info.changed_since = changed_since_promotion(lab, e)
             if info.time_saved_hours_per_month is not None:
@@ -142,15 +155,10 @@ def release_status(lab: Lab) -> ReleaseStatus:
     operations = [
         f"{ev.at} {ev.experiment_id}: {ev.message}" for ev in reversed(lab.events(kinds=list(OPERATION_EVENTS)))
     ]
-    unfinished = journal.unfinished_ids(lab.store)
-    running = False
-    if unfinished:  # a process that holds the deploy lock is running them now: not interrupted
-        with deploy.deploy_lock(lab.state_dir, wait=None) as free:
-            running = not free
     for operation_id in unfinished:
         op = journal.load(lab.store, operation_id)
-        if op.phase == "applied" and op.actor == "hook":  # done; its commit is made in the background
-            continue  # (the experiment's Git line says "git commit pending")
+        if op.phase == "applied" and op.actor == "hook":  # done but for its commit: the experiment's
+            continue  # Git line says whether it is being made
         operations.insert(
             0,
             f"{op.experiment_id}: {op.operation} in progress ({op.phase}) in another process"
