@@ -780,6 +780,42 @@ def test_rolling_back_a_promotion_another_was_promoted_on_top_of_names_it(lab: L
     assert (project / PROD).read_text() == COMMAND
 
 
+def test_a_later_promotion_of_the_same_variant_is_not_undone_by_rolling_back_the_first(lab: Lab, project: Path) -> None:
+    """From a review: A promoted X->Y, B promoted Y->X (a revert), C promoted Y again: rolling A back
+    went through (the file held A's variant) and wrote X, leaving C marked promoted with its change
+    gone. The rollback names the latest promotion after it, to be rolled back first; a promotion
+    made before A does not count."""
+    (project / "revert.md").write_text(COMMAND)
+    (project / "again.md").write_text(VARIANT)
+    first = promoted(lab)
+    revert = promoted(lab, files={PROD: "revert.md"})
+    again = promoted(lab, files={PROD: "again.md"})
+    assert (project / PROD).read_text() == VARIANT
+    with pytest.raises(Conflict, match=f"{again.id} was promoted on {PROD} after it.*Roll {again.id} back first"):
+        release.rollback(lab, first.id, reason="undo")
+    assert (project / PROD).read_text() == VARIANT and lab.get(first.id).status == "promoted"
+    release.rollback(lab, again.id, reason="undo the third")  # back to X, what the revert promoted
+    assert release.rollback(lab, first.id, reason="undo").outcome == "rolled_back"  # it holds X already
+    assert (project / PROD).read_text() == COMMAND and lab.get(revert.id).status == "promoted"
+
+
+def test_rolling_back_under_another_experiments_dispatcher_names_it(lab: Lab, project: Path) -> None:
+    """From a review: rolling A back while a later experiment B on the same file was dispatching
+    said the file "was edited after promotion" and advised reverting it by hand (which would have
+    thrown B's dispatcher away)."""
+    from meta_experiment.dispatch_ops import set_dispatch
+
+    first = promoted(lab)
+    (project / "third.md").write_text(VARIANT + "A third version.\n")
+    later = lab.create(**spec(name="later", files={PROD: "third.md"}))
+    set_dispatch(lab, later.id, True)
+    held = (project / PROD).read_bytes()
+    with pytest.raises(Conflict, match=f"holds the dispatcher of experiment {later.id}.*nobody edited it") as info:
+        release.rollback(lab, first.id, reason="undo")
+    assert f"meta-experiment dispatch {later.id} --off" in str(info.value)
+    assert (project / PROD).read_bytes() == held and lab.get(first.id).status == "promoted"
+
+
 def test_a_commit_hook_that_reformats_the_promoted_file(lab: Lab, project: Path) -> None:
     """From a review: a formatter run by a pre-commit hook (lint-staged style: it rewrites the file
     and adds it) made the commit hold its version, left git's index holding the variant as tested

@@ -31,7 +31,7 @@ from . import deploy, dispatch_ops, gitcommit, journal, monitoring, operations, 
 from .dispatch import dispatcher_experiment
 from .errors import Conflict, InvalidInput, InvalidState, PathError
 from .files import read_regular
-from .models import control_characters
+from .models import control_characters, parse_iso
 from .outcomes import DeployResult, FileOutcome, GitOutcome
 from .release_status import hook_version
 from .release_text import promote_message, rollback_message
@@ -448,6 +448,20 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> Plan:
                     f"promoted), then roll {experiment.id} back; undoing it by hand would leave {later} marked "
                     "promoted with its change gone."
                 )
+            holder = (
+                dispatcher_experiment(current.decode("utf-8", "replace"))
+                if operation == "rollback" and current is not None
+                else None
+            )
+            if holder is not None and holder != experiment.id:
+                raise Conflict(
+                    f"Refusing to roll back {experiment.id}: {f.production} holds the dispatcher of experiment "
+                    f"{holder}, which tests a change of the file {experiment.id} promoted (nobody edited it). "
+                    f"Nothing was overwritten. End {holder} first (promote or roll it back), or take its "
+                    f"dispatcher out (dispatch with on: false, or `meta-experiment dispatch {holder} --off`) and "
+                    f"know that rolling {experiment.id} back then changes the file {holder} started from, so "
+                    f"{holder} could no longer be promoted."
+                )
             conflicts.append(
                 (
                     f.production,
@@ -459,6 +473,20 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> Plan:
             )
             continue
         else:
+            # the file holds what this experiment promoted: also when a later promotion wrote that again
+            # (after one that changed it back), which the rollback would undo with it
+            later = (
+                _promoted_since(lab, experiment, f.production, digest, whatever_it_holds=True)
+                if operation == "rollback"
+                else None
+            )
+            if later is not None:
+                raise Conflict(
+                    f"Refusing to roll back {experiment.id}: {later} was promoted on {f.production} after it and "
+                    f"is still promoted (the file holds {experiment.id}'s variant again). Nothing was overwritten. "
+                    f"Roll {later} back first, then {experiment.id}; rolling {experiment.id} back now would leave "
+                    f"{later} marked promoted with its change gone."
+                )
             diffs.append(
                 deploy.unified_diff(f.production, current, new_content, before_label="production", after_label=target)
             )
@@ -493,17 +521,31 @@ def _what_changed(expected: bytes, current: bytes | None) -> tuple[str, str | No
     return ("edited", None) if invisible is None else ("invisible", invisible)
 
 
-def _promoted_since(lab: Lab, experiment: Experiment, production: str, digest: str | None) -> str | None:
-    """The id of another promoted experiment whose variant of `production` is what the file holds
-    now (`digest`): promoted on top of `experiment`'s promotion, so that one's rollback waits."""
-    if digest is None:
+def _promoted_since(
+    lab: Lab, experiment: Experiment, production: str, digest: str | None, *, whatever_it_holds: bool = False
+) -> str | None:
+    """The id of another experiment promoted on `production` after `experiment` was, and still
+    promoted, whose variant is what the file holds now (`digest`), or with `whatever_it_holds` the
+    latest such one: promoted on top of `experiment`'s promotion, so that one's rollback waits. (One
+    promoted before it was overwritten by its promotion and does not count.)"""
+    if digest is None and not whatever_it_holds:
         return None
-    for other in lab.experiments(["promoted"]):
-        if other.id != experiment.id and any(
-            g.production == production and g.treatment_sha256 == digest for g in other.files
-        ):
-            return other.id
-    return None
+    since = _promotion_order(lab, experiment)
+    later = [
+        (_promotion_order(lab, other), other.id)
+        for other in lab.experiments(["promoted"])
+        if other.id != experiment.id
+        and any(g.production == production and (whatever_it_holds or g.treatment_sha256 == digest) for g in other.files)
+    ]
+    return max((item for item in later if item[0] > since), default=(None, None))[1]
+
+
+def _promotion_order(lab: Lab, experiment: Experiment) -> tuple[float, int]:
+    """When `experiment` was promoted, as a sortable key: its end time, then its promote operation's
+    id (two promotions within one clock tick: a test's clock, say)."""
+    op = journal.latest(lab.store, experiment.id)
+    ended = parse_iso(experiment.ended_at) if experiment.ended_at else float("-inf")
+    return ended, op.id if op is not None and op.operation == "promote" else 0
 
 
 def _conflict(
