@@ -369,3 +369,43 @@ def test_a_recommended_rollback_names_what_regressed(lab: Lab) -> None:
         "Roll back: a monitoring alert is active"
     )
     assert _running_action(item, []) == f"Roll back: {item.rationale}"
+
+
+def test_a_long_history_is_listed_briefly_and_the_answer_does_not_grow_with_it(lab: Lab, project: Path) -> None:
+    """From a review of a project used for months: the status tool's answer (what Claude Code shows
+    the model) carried every ended experiment in full, with its release facts and closed alerts, also
+    with active_only: about 3 KB per experiment ever run. The newest ended ones are listed in full,
+    older ones a line each; the totals still count them all."""
+    import json
+
+    from meta_experiment.status import LISTED_ENDED
+
+    ended = []
+    for n in range(LISTED_ENDED + 4):
+        (project / f"f{n}.md").write_text("a\n")
+        (project / f"f{n}.v.md").write_text("b\n")
+        e = lab.create(**spec(name=f"history {n}", files={f"f{n}.md": f"f{n}.v.md"}))
+        release.rollback(lab, e.id, reason=f"stop {n}")
+        ended.append(e.id)
+    running = lab.create(**spec(name="still running"))
+    full = lab.status()
+    assert len(full.experiments) == LISTED_ENDED + 5  # the report itself has them all (CLI --json)
+    text = render_status(full)
+    assert text.count("### Experiment #") == LISTED_ENDED + 1
+    assert f"Ended before the {LISTED_ENDED} latest, a line each" in text
+    assert all(f"- {old} (history {n}): rolled back " in text for n, old in enumerate(ended[:4]))
+    assert all(f": {new}\n**Name**" in text for new in ended[4:])  # the newest in full blocks
+    assert f"**Failed**: {LISTED_ENDED + 4} experiments" in text
+    listed = full.listed()
+    assert {i.id for i in listed.experiments} == {running.id, *ended[4:]}
+    assert listed.ended_not_listed == 4 and listed.counts == full.counts
+    active = full.listed(active_only=True)
+    assert [i.id for i in active.experiments] == [running.id] and active.ended_not_listed == LISTED_ENDED + 4
+    assert active.release is not None and [r.experiment_id for r in active.release.experiments] == [running.id]
+    small = len(json.dumps(full.listed().model_dump(mode="json")))
+    for n in range(20):  # twenty more ended experiments: the answer does not grow
+        (project / f"g{n}.md").write_text("a\n")
+        (project / f"g{n}.v.md").write_text("b\n")
+        e = lab.create(**spec(name=f"more {n}", files={f"g{n}.md": f"g{n}.v.md"}))
+        release.rollback(lab, e.id, reason="stop")
+    assert len(json.dumps(lab.status().listed().model_dump(mode="json"))) < small * 1.2

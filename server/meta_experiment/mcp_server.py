@@ -556,11 +556,10 @@ def build_server(
         ] = False,
     ) -> Annotated[CallToolResult, StatusResult]:
         """Every experiment with its status, progress toward its sample size and current results,
-        in the seed's status-report layout."""
+        in the seed's status-report layout: the 10 that ended last in full, older ones a line each."""
         result = await run_lab(ctx, lambda lab: lab.status(active_only))
         text = report.render_status(result, active_only)
-        if active_only:  # the structured list as the text lists
-            result = result.active_only()
+        result = result.listed(active_only)  # the structured list as the text lists it in full
         return tool_result(StatusResult(**dict(result), report=text), text)
 
     @server.tool(annotations=tool_annotations("Get experiment", read_only=True, idempotent=True))

@@ -13,7 +13,7 @@ from .outcomes import Alert, AutoReport, DeployResult, ReleaseInfo, ReleaseStatu
 from .stats.report import fmt_against, fmt_confidence, plural, same_means
 from .stats.report import render_analysis as _render_analysis
 from .stats.results import Analysis
-from .status import StatusItem, StatusReport, file_drift
+from .status import LISTED_ENDED, StatusItem, StatusReport, file_drift, newest_ended
 
 STATUS_BADGE = {
     "draft": "⚪ Draft",
@@ -278,6 +278,7 @@ def render_status(report: StatusReport, active_only: bool = False) -> str:
     done = [i for i in report.experiments if i.status == "promoted"]
     out: list[str] = []
     number = 0
+    in_full = {i.id for i in newest_ended(report.experiments)[:LISTED_ENDED]}
     for title, items in (
         ("ACTIVE EXPERIMENTS", active),
         ("FAILED / ROLLED BACK EXPERIMENTS", failed),
@@ -289,10 +290,25 @@ def render_status(report: StatusReport, active_only: bool = False) -> str:
         elif active_only and title != "ACTIVE EXPERIMENTS":
             out += [f"({plural(len(items), 'experiment')}, not listed: the report without active_only lists them)", ""]
             continue
+        briefly = []
         for item in items:
+            if title != "ACTIVE EXPERIMENTS" and item.id not in in_full:
+                briefly.append(item)  # older: a line each (the report's size must not grow with the history)
+                continue
             number += 1
             alerts = [a for a in release.alerts if a.experiment_id == item.id]
             out += _block(number, item, infos.get(item.id), alerts)
+        if briefly:
+            out += [
+                f"Ended before the {LISTED_ENDED} latest, a line each (analyze, or `meta-experiment analyze ID`, "
+                "shows one):",
+                *(
+                    f"- {i.id} ({one_line(i.name)}): {ENDED.get(i.status, i.status)} {(i.ended_at or '')[:10]}"
+                    + (" (forced)" if i.forced else "")
+                    for i in briefly
+                ),
+                "",
+            ]
     finished = len(done) + len(failed)
     forced = sum(1 for i in done if i.forced)
     success = f" ({100 * (len(done) - forced) / finished:.0f}% success rate)" if finished else ""

@@ -91,6 +91,9 @@ class StatusItem(BaseModel):
     ] = []
 
 
+LISTED_ENDED = 10  # ended experiments the status report shows in full; older ones get a line each
+
+
 class StatusReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -100,11 +103,47 @@ class StatusReport(BaseModel):
         ReleaseStatus | None, Field(description="Alerts, interrupted operations, deployments and time saved.")
     ] = None
 
+    ended_not_listed: Annotated[
+        int,
+        Field(
+            description=f"Ended experiments counted but not listed: all of them with active_only, else those "
+            f"older than the {LISTED_ENDED} that ended last (analyze shows one; the CLI's `status --json` lists all)."
+        ),
+    ] = 0
+
     def active_only(self) -> StatusReport:
         """The report with only draft and running experiments listed; counts and release facts whole."""
         return self.model_copy(
             update={"experiments": [i for i in self.experiments if i.status in ("draft", "running")]}
         )
+
+    def listed(self, active_only: bool = False) -> StatusReport:
+        """The report as the status tool answers it (what the model reads: its size must not grow with
+        the project's history): the draft and running experiments, and unless `active_only` the
+        LISTED_ENDED ended ones that ended last; the release facts and alerts of those alone. The
+        summary's totals (counts, time saved) still cover every experiment."""
+        ended = newest_ended(self.experiments)
+        keep = set() if active_only else {i.id for i in ended[:LISTED_ENDED]}
+        items = [i for i in self.experiments if i.status in ("draft", "running") or i.id in keep]
+        ids = {i.id for i in items}
+        release = self.release
+        if release is not None:
+            release = release.model_copy(
+                update={
+                    "experiments": [r for r in release.experiments if r.experiment_id in ids],
+                    "alerts": [a for a in release.alerts if a.experiment_id is None or a.experiment_id in ids],
+                }
+            )
+        return self.model_copy(
+            update={"experiments": items, "release": release, "ended_not_listed": len(ended) - len(keep)}
+        )
+
+
+
+def newest_ended(items: list[StatusItem]) -> list[StatusItem]:
+    """The ended experiments, the one that ended last first."""
+    ended = [i for i in items if i.status in ("promoted", "rolled_back", "expired")]
+    return sorted(ended, key=lambda i: (i.ended_at or "", i.created_at), reverse=True)
 
 
 def file_drift(project_root: Path, experiment: Experiment) -> tuple[list[str], list[str], list[str]]:
