@@ -77,6 +77,16 @@ def test_a_mistyped_id_gets_the_closest_ids(lab: Lab, project: Path) -> None:
         with pytest.raises(NotFound) as refused:
             lab.get(unlike)
         assert "Did you mean" not in str(refused.value)
+    # a part of an id: without its exp- prefix, or its date and hour (a review: no hint for either)
+    with pytest.raises(NotFound, match=f"Did you mean {ids[2]}\\?"):
+        lab.get(ids[2].removeprefix("exp-"))
+    with pytest.raises(NotFound, match=f"Did you mean {ids[3]}\\?"):
+        lab.get(ids[3][: len("exp-20260922-05")])
+    (project / "n.md").write_text("a")
+    (project / "n.v.md").write_text("b")
+    named = lab.create(**spec(name="Parallel reviewers", files={"n.md": "n.v.md"}))
+    with pytest.raises(NotFound, match=f"Did you mean {named.id}\\?"):
+        lab.get("parallel reviewers")  # its name
 
 
 def test_defaults_come_from_the_settings_file(lab: Lab) -> None:

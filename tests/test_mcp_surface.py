@@ -750,3 +750,21 @@ async def test_dispatch_is_marked_destructive_and_a_drafts_chart_says_start_it(s
         await ok(client, "import_experiments", {"document": document})
         with pytest.raises(MCPError, match=r"it is a draft, which takes no trials until it starts \(start_experiment"):
             await client.read_resource("experiment://exp-draft-9/chart.png")
+
+
+async def test_get_experiment_answers_the_newest_events_and_their_count(server) -> None:
+    """From a review: 300 dispatch cycles made get_experiment's answer 200 KB (the whole log)."""
+    from meta_experiment.mcp_server import EVENTS_SHOWN
+
+    async with Client(server, mode="legacy") as client:
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        for _ in range(EVENTS_SHOWN // 2 + 3):
+            await ok(client, "dispatch", {"experiment_id": e})
+            await ok(client, "dispatch", {"experiment_id": e, "on": False})
+        detail = await ok(client, "get_experiment", {"experiment_id": e})
+        events = detail.structured_content["events"]
+        total = detail.structured_content["events_total"]
+        whole = json.loads((await client.read_resource(f"experiment://{e}/events")).contents[0].text)
+        assert len(events) == EVENTS_SHOWN < total == len(whole)
+        assert [ev["id"] for ev in events] == [ev["id"] for ev in whole[-EVENTS_SHOWN:]]
+        assert f"all of them: experiment://{e}/events" in detail.content[0].text

@@ -298,15 +298,18 @@ class Lab:
     def _row(self, experiment_id: str) -> Any:
         row = self.store.experiment_row(experiment_id)
         if row is None:
-            every = [r["id"] for r in self.store.experiment_rows()]
+            rows = self.store.experiment_rows()
+            every = [r["id"] for r in rows]
             # a mistyped id: the closest ones first (the latest five missed an older one meant)
             # (0.9: ids share their shape, exp-YYYYMMDD-HHMMSS, so a looser match names unrelated ones;
             # a short imported id, with fewer letters to share, 0.8; letter case ignored)
             lowered = {i.lower(): i for i in every}
             cutoff = 0.9 if len(experiment_id) > 10 else 0.8
-            close = [
-                lowered[c] for c in difflib.get_close_matches(experiment_id.lower(), list(lowered), n=3, cutoff=cutoff)
-            ]
+            typed = experiment_id.lower()
+            close = [lowered[c] for c in difflib.get_close_matches(typed, list(lowered), n=3, cutoff=cutoff)]
+            if not close and len(typed) >= 4:  # a part of an id (without its exp- prefix, a date), or a name
+                close = [i for i in every if typed in i.lower()][-3:]
+                close = close or [r["id"] for r in rows if (r["name"] or "").strip().lower() == typed.strip()][-3:]
             known = every[-5:]
             hint = f" Did you mean {' or '.join(close)}?" if close else ""
             hint += f" Known ids (latest): {', '.join(known)}." if known else " There are no experiments yet."

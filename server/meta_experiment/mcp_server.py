@@ -80,10 +80,20 @@ confirms; dry_run shows the diff); auto decides and acts for every running exper
 design_experiment prompt before creating one."""
 
 
+EVENTS_SHOWN = 50  # get_experiment's newest events (hundreds of dispatch cycles made a 200 KB answer)
+
+
 class ExperimentDetail(BaseModel):
     experiment: Experiment
     progress: Progress
-    events: list[Event]
+    events: Annotated[
+        list[Event],
+        Field(
+            description=f"The newest {EVENTS_SHOWN} events, oldest first; the whole log is the resource "
+            "experiment://{id}/events."
+        ),
+    ]
+    events_total: Annotated[int, Field(description="How many events the experiment's log holds.")] = 0
 
 
 # Claude Code shows the model only the structured result of a tool that has one (its text answer is
@@ -565,11 +575,15 @@ def build_server(
     @server.tool(annotations=tool_annotations("Get experiment", read_only=True, idempotent=True))
     async def get_experiment(experiment_id: ExperimentId, ctx: Context) -> Annotated[CallToolResult, ExperimentDetail]:
         """One experiment: its definition, files and snapshot hashes, counts per arm, progress and
-        its event log (every state change: what, when, who, why)."""
+        its newest events (every state change: what, when, who, why; the whole log is the resource
+        experiment://{id}/events)."""
 
         def run(lab: Lab) -> ExperimentDetail:
             e = lab.get(experiment_id)
-            return ExperimentDetail(experiment=e, progress=lab.progress(e), events=lab.events(experiment_id))
+            events = lab.events(experiment_id)
+            return ExperimentDetail(
+                experiment=e, progress=lab.progress(e), events=events[-EVENTS_SHOWN:], events_total=len(events)
+            )
 
         d = await run_lab(ctx, run)
         return tool_result(
@@ -577,7 +591,13 @@ def build_server(
             f"{d.experiment.id} ({d.experiment.name}): {d.experiment.status}, "
             f"{d.progress.trials_recorded}/{d.progress.sample_size_required} trials"
             + (f", {d.experiment.treatment_percent}% to the treatment" if d.experiment.treatment_percent != 50 else "")
-            + ".",
+            + "."
+            + (
+                f" The newest {len(d.events)} of its {d.events_total} events; all of them: experiment://{d.experiment.id}"
+                "/events."
+                if d.events_total > len(d.events)
+                else ""
+            ),
         )
 
     @server.tool(annotations=tool_annotations("Dispatch a command, skill or agent", destructive=True, idempotent=True))

@@ -139,7 +139,6 @@ class StatusReport(BaseModel):
         )
 
 
-
 def newest_ended(items: list[StatusItem]) -> list[StatusItem]:
     """The ended experiments, the one that ended last first."""
     ended = [i for i in items if i.status in ("promoted", "rolled_back", "expired")]
