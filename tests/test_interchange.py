@@ -638,11 +638,19 @@ def test_export_refuses_to_replace_a_file_that_is_not_an_export(lab: Lab, projec
     assert settings.read_bytes() == before
     first, backup = write_document(lab, "experiments.json", export_experiments(lab))
     assert backup is None
-    old = (project / first).read_bytes()
+    backups = lab.state_dir / "backups"
+    kept_before = sorted(backups.iterdir()) if backups.is_dir() else []
+    # the export this tool wrote, unchanged: no one's work, replaced without a copy (a review: a weekly
+    # refreshed export left a whole copy in backups/ each time)
+    again, backup = write_document(lab, "experiments.json", export_experiments(lab))
+    assert again == first and backup is None
+    assert (sorted(backups.iterdir()) if backups.is_dir() else []) == kept_before
+    # edited by someone since: kept first
+    edited = (project / first).read_bytes().replace(b'"experiments"', b'"note": "mine", "experiments"', 1)
+    (project / first).write_bytes(edited)
     again, backup = write_document(lab, "experiments.json", export_experiments(lab))  # an export: replaced
-    assert again == first
     [event] = [ev for ev in lab.events() if ev.kind == "export_backup"]
-    assert (lab.state_dir / "backups" / event.data["backup"]).read_bytes() == old
+    assert (lab.state_dir / "backups" / event.data["backup"]).read_bytes() == edited
     assert backup == f".meta-experiment/backups/{event.data['backup']}"  # the result says where it is kept
 
 

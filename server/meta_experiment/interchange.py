@@ -850,19 +850,27 @@ def write_document(lab: Lab, path: str, document: dict[str, Any]) -> tuple[str, 
     """Write an export into the project (atomically); an existing file is first backed up into
     the state folder. Returns the project-relative path written and the backup's path (relative
     to the project when the state folder is inside it), if a file was replaced."""
+    from .deploy import sha256_hex
     from .files import atomic_write, backup_bytes
 
     rel = export_path(lab, path)  # refuses to replace a file that is not a previous export
     target = lab.project_root / rel
     shown = None
+    data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
     if target.exists():
-        backup = backup_bytes(lab.state_dir, target.read_bytes())
-        lab.event(None, "export_backup", f"Backed up {rel} before overwriting it", path=rel, backup=backup.name)
-        try:
-            shown = backup.relative_to(lab.project_root).as_posix()
-        except ValueError:
-            shown = str(backup)
-    atomic_write(target, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
+        current = target.read_bytes()
+        # an export this tool wrote there, unchanged since, is no one's work: replaced without a copy
+        # (a weekly refreshed export otherwise left a whole copy in backups/ each time, for good)
+        written = [e for e in lab.events(kinds=["export_written"]) if e.data.get("path") == rel]
+        if not written or written[-1].data.get("sha256") != sha256_hex(current):
+            backup = backup_bytes(lab.state_dir, current)
+            lab.event(None, "export_backup", f"Backed up {rel} before overwriting it", path=rel, backup=backup.name)
+            try:
+                shown = backup.relative_to(lab.project_root).as_posix()
+            except ValueError:
+                shown = str(backup)
+    atomic_write(target, data)
+    lab.event(None, "export_written", f"Exported to {rel}", path=rel, sha256=sha256_hex(data))
     return rel, shown
 
 
