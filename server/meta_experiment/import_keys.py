@@ -34,6 +34,7 @@ _FORMAT_KEYS: dict[str, frozenset[str]] = {
     }),
     "meta_experiment": frozenset({
         "status_reason", "started_at", "ended_at", "next_slot", "metric_definitions", "files", "trials", "events",
+        "alerts",
     }),
     "meta_experiment.metric_definitions[]": frozenset(MetricSpec.model_fields),
     "meta_experiment.files[]": frozenset({"production", "variant", "backup", "control_content", "treatment_content"}),
@@ -42,6 +43,7 @@ _FORMAT_KEYS: dict[str, frozenset[str]] = {
     }),
     "meta_experiment.trials[].voided": frozenset({"at", "reason", "replaced_by"}),
     "meta_experiment.events[]": frozenset({"at", "actor", "kind", "message", "data"}),
+    "meta_experiment.alerts[]": frozenset({"kind", "message", "data", "raised_at", "cleared_at"}),
 }
 # fmt: on
 # Read through a model that refuses any unknown key (as before): only a misspelling is caught here,

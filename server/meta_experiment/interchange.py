@@ -104,6 +104,8 @@ def export_experiments(lab: Lab, ids: list[str] | None = None) -> dict[str, Any]
     """The experiments (all when `ids` is None, or those named) as a seed-format document. Its
     `results.statistical_confidence` is the seed's 1 - fixed-horizon p; `always_valid_confidence`
     beside it is the always-valid confidence that `status` shows (see the module docstring)."""
+    from . import monitoring
+
     if ids is not None and not ids:
         raise InvalidInput(
             "The list of experiment ids is empty, so there is nothing to export. Name at least one "
@@ -184,6 +186,18 @@ def export_experiments(lab: Lab, ids: list[str] | None = None) -> dict[str, Any]
                                 "data": json.loads(ev["data_json"]),
                             }
                             for ev in lab.store.event_rows(e.id)
+                        ],
+                        # the monitoring alerts (active and cleared): the status report's alert lines, and an
+                        # active one is not raised again, with a new time, by the import
+                        "alerts": [
+                            {
+                                "kind": a.kind,
+                                "message": a.message,
+                                "data": a.data,
+                                "raised_at": a.raised_at,
+                                "cleared_at": a.cleared_at,
+                            }
+                            for a in monitoring.alerts(lab, e.id)
                         ],
                     },
                 }
@@ -421,12 +435,14 @@ def import_experiments(lab: Lab, document: Any, *, on_conflict: str = "error") -
 
 
 def _alerts(lab: Lab, experiment_id: str) -> list[str]:
-    """The monitoring alerts an imported running experiment's trials raise (an export carries no
-    alerts: a treatment failing every run was imported without one, though recording those trials
-    here would have raised it), and the auto-rollback they set off, as a trial's would."""
+    """The monitoring alerts of an imported running experiment: those it had where it was exported
+    (an export carries them), and those its trials raise here (an older export carries none: a
+    treatment failing every run came in without its alert, though recording those trials here would
+    have raised it); and the auto-rollback they set off, as a trial's would."""
     from . import monitoring
 
-    said = monitoring.act_on(lab, experiment_id, monitoring.check(lab, experiment_id, regression=True))
+    imported = monitoring.alerts(lab, experiment_id, active_only=True)  # active where it was exported
+    said = monitoring.act_on(lab, experiment_id, [*imported, *monitoring.check(lab, experiment_id, regression=True)])
     return [
         f"{experiment_id}, from its imported trials: {message}"
         if message.startswith(monitoring.AUTO_ROLLBACK)
@@ -507,6 +523,22 @@ def _event(ev: Any) -> tuple[str, str, str, dict[str, Any], str]:
     except ValueError:
         raise ValueError(f"the data of event {kind!r} holds NaN or Infinity, which JSON has no place for.") from None
     return kind, message, actor, data or {}, at  # type: ignore[return-value]
+
+
+def _alert(alert: Any, where: str) -> tuple[str, str, dict[str, Any], float, float | None]:
+    """(kind, message, data, raised at, cleared at) of an imported monitoring alert."""
+    if not isinstance(alert, dict):
+        raise ValueError(f"{where} must be an object.")
+    kind, message, data = alert.get("kind"), alert.get("message"), alert.get("data") or {}
+    if not isinstance(kind, str) or not kind or not isinstance(message, str) or not isinstance(data, dict):
+        raise ValueError(f"{where} needs a string kind and message, and data as an object.")
+    raised = _time(alert.get("raised_at"), f"{where}.raised_at")
+    cleared = _time(alert["cleared_at"], f"{where}.cleared_at") if alert.get("cleared_at") is not None else None
+    try:
+        json.dumps(data, allow_nan=False)
+    except ValueError:
+        raise ValueError(f"the data of {where} holds NaN or Infinity, which JSON has no place for.") from None
+    return kind, message, data, raised, cleared
 
 
 def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
@@ -676,6 +708,11 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
     for ev in ext.get("events") or []:
         kind, message, actor, data, when = _event(ev)
         lab.store.add_event(item["id"], kind, message, actor=actor, data=data, at=parse_iso(when))
+    alerts = ext.get("alerts") or []
+    if not isinstance(alerts, list):
+        raise ValueError("meta_experiment.alerts must be a list of alerts.")
+    for i, alert in enumerate(alerts):
+        lab.store.put_alert(item["id"], *_alert(alert, f"meta_experiment.alerts[{i}]"))
     lab.store.add_event(
         item["id"],
         "imported",

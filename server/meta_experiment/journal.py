@@ -132,10 +132,13 @@ def unfinished_ids(store: Store) -> list[int]:
         return [r[0] for r in rows]
 
 
-def latest(store: Store, experiment_id: str) -> Operation | None:
+def latest(store: Store, experiment_id: str, operation: str | None = None) -> Operation | None:
+    """The experiment's latest journaled operation (of that kind: promote or rollback)."""
     with store.reading() as db:
         row = db.execute(
-            "SELECT id FROM deploy_operations WHERE experiment_id = ? ORDER BY id DESC LIMIT 1", (experiment_id,)
+            "SELECT id FROM deploy_operations WHERE experiment_id = ? AND operation = COALESCE(?, operation)"
+            " ORDER BY id DESC LIMIT 1",
+            (experiment_id, operation),
         ).fetchone()
     return None if row is None else load(store, row[0])
 

@@ -11,6 +11,7 @@ from .errors import ExperimentError
 from .files import read_regular
 from .models import DURATION_UNITS, Experiment, parse_iso
 from .outcomes import Alert, ReleaseInfo, ReleaseStatus
+from .status import forced_label
 
 if TYPE_CHECKING:
     from .lifecycle import Lab
@@ -121,10 +122,26 @@ def release_status(lab: Lab) -> ReleaseStatus:
     for e in lab.experiments():
         info = ReleaseInfo(experiment_id=e.id)
         op = journal.latest(lab.store, e.id)
-        if e.status == "promoted" and op is not None and op.operation == "promote":
+        if e.status == "promoted":  # (a rollback of it undone around an edit is its latest operation)
+            op = journal.latest(lab.store, e.id, "promote")
+        journaled = op is not None and op.operation == "promote"
+        if e.status == "promoted":
             info.deployed_at = e.ended_at  # set when the promoted files and status were recorded
             if e.ended_at:
                 info.days_in_production = round((now - parse_iso(e.ended_at)) / 86400.0, 1)
+            info.time_saved_hours_per_month = time_saved_hours_per_month(lab, e)
+            info.changed_since = changed_since_promotion(lab, e)
+            if info.time_saved_hours_per_month is not None:
+                total = (total or 0.0) + info.time_saved_hours_per_month
+        if e.status == "promoted" and not journaled:  # promoted elsewhere and imported: its event log says
+            said = lab.events(e.id, kinds=["promoted"])
+            info.ended_by = str(said[-1].data.get("how", "manual")) if said else "import"
+            commits = lab.events(e.id, kinds=["git"])
+            if commits:  # "Promote: committed 6b554a6e5a6f" (in the repository it was made in)
+                info.git = commits[-1].message.split(": ", 1)[-1] + " (where it was promoted; imported)"
+            elif said:
+                info.git = "not recorded (imported)"
+        elif e.status == "promoted" and op is not None:
             info.ended_by = str(op.data.get("how", "manual"))
             if op.git:
                 info.git = _git_now(lab, op)
@@ -135,10 +152,6 @@ def release_status(lab: Lab) -> ReleaseStatus:
                     "git commit not made yet: the process making it stopped; `meta-experiment recover` makes "
                     "it (as does the next start of the server or CLI)"
                 )
-            info.time_saved_hours_per_month = time_saved_hours_per_month(lab, e)
-            info.changed_since = changed_since_promotion(lab, e)
-            if info.time_saved_hours_per_month is not None:
-                total = (total or 0.0) + info.time_saved_hours_per_month
         elif e.status in ("rolled_back", "expired"):
             ended = lab.events(e.id, kinds=["rolled_back", "expired"])
             if ended:
@@ -149,8 +162,12 @@ def release_status(lab: Lab) -> ReleaseStatus:
                 info.git = _git_now(lab, op)
         finished += e.status in ("promoted", "rolled_back", "expired")
         # as status's summary: a promotion forced against the policy's verdict is no success
-        forced = op is not None and op.operation == "promote" and bool(op.data.get("forced"))
-        promoted += e.status == "promoted" and not (forced and op is not None and op.data.get("decision") != "promote")
+        if journaled:
+            assert op is not None
+            forced = bool(op.data.get("forced")) and op.data.get("decision") != "promote"
+        else:  # imported: its label says whether it was forced (the policy's verdict then is not known)
+            forced = forced_label(e)
+        promoted += e.status == "promoted" and not forced
         infos.append(info)
     operations = [
         f"{ev.at} {ev.experiment_id}: {ev.message}" for ev in reversed(lab.events(kinds=list(OPERATION_EVENTS)))

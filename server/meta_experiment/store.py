@@ -1150,6 +1150,25 @@ class Store:
 
     # -- events ----------------------------------------------------------------------------------
 
+    def put_alert(
+        self,
+        experiment_id: str,
+        kind: str,
+        message: str,
+        data: dict[str, Any],
+        raised_at: float,
+        cleared_at: float | None,
+    ) -> None:
+        """A monitoring alert as an import carries it (one row per experiment and kind)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO alerts (experiment_id, kind, message, data_json, raised_at, cleared_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (experiment_id, kind) DO UPDATE SET"
+                " message = excluded.message, data_json = excluded.data_json, raised_at = excluded.raised_at,"
+                " cleared_at = excluded.cleared_at",
+                (experiment_id, kind, message, json.dumps(data), raised_at, cleared_at),
+            )
+
     def add_event(
         self,
         experiment_id: str | None,
