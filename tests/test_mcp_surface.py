@@ -275,12 +275,18 @@ async def test_a_subscription_to_an_unknown_experiment_is_refused(server) -> Non
         for uri in ("experiments://list", "experiments://status", "experiments://alerts", "experiments://settings"):
             await legacy_subscribe(client, uri)  # always fine, with or without experiments
         await legacy_subscribe(client, "experiments://list/running")
-        with pytest.raises(MCPError, match="No resource 'experiments://list/runing'"):
+        with pytest.raises(MCPError, match="There is no resource 'experiments://list/runing'. Did you mean"):
             await legacy_subscribe(client, "experiments://list/runing")
         e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
         await legacy_subscribe(client, f"experiment://{e}/report")
+        with pytest.raises(MCPError) as long:  # cut short in the answer, as a read's
+            await legacy_subscribe(client, "experiments://lists" + "s" * 100_000)
+        assert len(str(long.value)) < 2_000
+        await legacy_subscribe(client, f"experiment://{e}/trials/01")  # as a read takes it
         for typo in ("experiments://lists", f"experiment://{e}/analysys", "file:///etc/passwd"):
-            with pytest.raises(MCPError, match=f"No resource '{typo}'; the resources are: experiments://list,"):
+            with pytest.raises(
+                MCPError, match=f"There is no resource '{typo}'.* The resources are: experiments://list,"
+            ):
                 await legacy_subscribe(client, typo)
 
 
@@ -698,7 +704,7 @@ async def test_a_listen_stream_on_a_numbered_trials_page_is_notified(server) -> 
                 await anyio.sleep(0.02)
 
 
-@pytest.mark.parametrize("page", ["²", "٣", "１", "9" * 4301, "0", "-1"])
+@pytest.mark.parametrize("page", ["²", "٣", "１", "9" * 4301, "0" * 5000, "-1"])
 async def test_a_page_that_is_no_plain_number_is_refused_in_one_sentence(server, page: str) -> None:
     async with Client(server, mode="legacy") as client:
         e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]

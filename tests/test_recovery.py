@@ -164,6 +164,54 @@ async def test_the_server_starts_without_waiting_for_the_repositorys_commit_hook
     assert info["git"].startswith("committed"), info
 
 
+def test_a_stale_index_lock_is_not_waited_for_and_the_commit_waits_for_it(project: Path, interrupt) -> None:
+    """From a review: a lock a crashed git left made every command's recovery wait 120 s per
+    unfinished commit (status took 4 minutes for two), then closed the operation as failed with
+    git's advice to remove the lock. An old lock is not waited for; the commit is left for the next
+    recovery, and status says why; once the lock is gone the commit is made."""
+    import os
+    import time
+
+    experiment_id = interrupted_promote(project, interrupt, "state_marked")
+    lock = project / ".git" / "index.lock"
+    lock.write_text("")
+    old = time.time() - 600
+    os.utime(lock, (old, old))
+    started = time.monotonic()
+    lab = Lab.open(project)
+    try:
+        assert time.monotonic() - started < 30
+        [note] = lab.recovered
+        assert note.git is not None and note.git.status == "pending" and "index.lock exists" in note.git.detail
+        assert journal.unfinished_ids(lab.store)  # left for the next recovery
+        [info] = [i for i in lab.status().release.experiments if i.experiment_id == experiment_id]
+        assert info.git is not None and "index.lock exists" in info.git and "remove the lock only if" in info.git
+    finally:
+        lab.close()
+    lock.unlink()
+    lab = Lab.open(project)
+    try:
+        [note] = lab.recovered
+        assert note.git is not None and note.git.status == "committed", note
+        assert [e.data["operation_id"] for e in lab.events(experiment_id, kinds=["recovered"])] == [note.operation_id]
+        assert journal.unfinished_ids(lab.store) == []
+    finally:
+        lab.close()
+
+
+def test_status_counts_a_background_commit_just_started_as_being_made(project: Path, interrupt) -> None:
+    """From a review: in the moment between a hook starting `meta-experiment recover` and that
+    process taking the deploy lock, status said the process making the commit had stopped."""
+    experiment_id = interrupted_promote(project, interrupt, "state_marked")
+    (project / ".meta-experiment" / deploy.RECOVER_STARTED).touch()
+    lab = Lab.open(project, recover=False)
+    try:
+        [info] = [i for i in lab.status().release.experiments if i.experiment_id == experiment_id]
+        assert info.git == "git commit pending (made in the background)"
+    finally:
+        lab.close()
+
+
 def test_recovery_waits_for_the_killed_processs_git_and_takes_its_commit(project: Path, interrupt) -> None:
     """From a review: a promote killed while git ran its commit hook left that git running; the next
     start's commit failed on git's index.lock (advising to delete the lock of a git still at work)

@@ -31,6 +31,19 @@ from .files import EXECUTABLE_MODE, NEW_FILE_MODE, SpecialFile, fsync_dir, read_
 
 LOCK_FILE_NAME = "deploy.lock"
 LOCK_WAIT_SECONDS = 120.0
+# Touched when a detached `meta-experiment recover` is started: until it holds the deploy lock (a
+# Python start, seconds on a loaded machine), its commit counts as being made, not as stopped.
+RECOVER_STARTED = "recover-started"
+RECOVER_START_SECONDS = 30.0
+
+
+def recover_starting(state_dir: Path) -> bool:
+    """Whether a detached `meta-experiment recover` was started moments ago (RECOVER_STARTED)."""
+    try:
+        return time.time() - (state_dir / RECOVER_STARTED).stat().st_mtime < RECOVER_START_SECONDS
+    except OSError:
+        return False
+
 
 # -- checkpoints: named points where the crash tests kill the process ------------------------------
 

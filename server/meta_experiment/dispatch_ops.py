@@ -154,6 +154,8 @@ def commit_in_background(lab: Lab) -> bool:
         )
     except OSError:
         return False  # the next promote or rollback, or the next start of the server or CLI, commits it
+    with suppress(OSError):  # until it holds the deploy lock, status counts its commit as being made
+        (lab.state_dir / deploy.RECOVER_STARTED).touch()
     # reaped when it ends (a server lives on: no zombie, no "still running" warning when it is dropped)
     threading.Thread(target=process.wait, name="background-commit", daemon=True).start()
     return True
@@ -170,7 +172,7 @@ def recover_waiting(lab: Lab, *, announce: bool = False) -> list[str]:
     from .operations import recover_held
 
     with deploy.deploy_lock(lab.state_dir):
-        notes = recover_held(lab, when="in the background (meta-experiment recover)")
+        notes = recover_held(lab, when="by meta-experiment recover")
     failed = [n.message for n in notes if n.git is not None and n.git.status == "failed"]
     if announce and failed:
         path = _runs_dir(lab) / COMMIT_NOTICE

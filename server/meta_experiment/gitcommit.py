@@ -240,37 +240,55 @@ def last_commit(project_root: Path, rel_paths: Sequence[str], message: str) -> s
     return sha if {prefix + p for p in rel_paths} <= {p for p in listed if p} else None
 
 
-def wait_for_other_git(project_root: Path, timeout: float = GIT_TIMEOUT_SECONDS, poll: float = 0.2) -> bool:
-    """Wait while git's index.lock exists (another git process at work: the commit of a killed
-    promote, its hooks still running), at most `timeout` seconds, saying so on stderr when it takes
-    a while. Returns whether the lock is gone (or never was); one still there after the timeout is
-    left behind by a git that stopped, and git's own message then says to remove it."""
-    import sys
-    import time
-
+def index_lock(project_root: Path) -> Path | None:
+    """git's index.lock of the repository when it exists (a git process at work, or one that
+    crashed and left it), else None."""
     if shutil.which("git") is None:
-        return True
+        return None
     try:
         lock = _git(project_root, "rev-parse", "--git-path", "index.lock").stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return True
-    if not lock:
-        return True
-    path = project_root / lock
-    deadline, said = time.monotonic() + timeout, False
-    while path.exists():
-        if time.monotonic() >= deadline:
+        return None
+    path = project_root / lock if lock else None
+    return path if path is not None and path.exists() else None
+
+
+def wait_for_other_git(project_root: Path, timeout: float = GIT_TIMEOUT_SECONDS, poll: float = 0.2) -> bool:
+    """Wait while git's index.lock exists and is younger than `timeout` seconds (another git at
+    work: the commit of a killed promote, its hooks still running), saying so on stderr. Returns
+    whether the lock is gone (or never was). A lock older than that is not waited for (a crashed
+    git's, or a hook that runs longer than a commit is given here): one wait per lock, not per
+    operation, and none for a stale lock."""
+    import sys
+    import time
+
+    path = index_lock(project_root)
+    said = False
+    while path is not None:
+        try:
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            return True
+        if age >= timeout:
             return False
         if not said:
             print(
-                f"meta-experiment: waiting for another git process to finish ({lock} exists; at most "
-                f"{timeout:.0f} s)...",
+                f"meta-experiment: waiting for another git process to finish ({path.name} exists, made "
+                f"{age:.0f} s ago; at most {timeout - age:.0f} s more)...",
                 file=sys.stderr,
                 flush=True,
             )
             said = True
         time.sleep(poll)
+        path = path if path.exists() else None
     return True
+
+
+LOCKED = (
+    "not committed yet: git's index.lock exists (a git process at work, such as the commit of the process that "
+    "was stopped with its hooks still running, or one that crashed left it). `meta-experiment recover` makes the "
+    "commit, or takes the one that git made, once the lock is gone; remove the lock only if no git process runs"
+)
 
 
 def _repository_blocker(project_root: Path) -> str | None:

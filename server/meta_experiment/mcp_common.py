@@ -196,13 +196,15 @@ LIST_FILTERS: dict[str, list[str]] = {
 }
 
 
-TRIALS_PAGE = re.compile(r"experiment://([^/]+)/trials/([1-9][0-9]{0,17})")  # a numbered trials page
+TRIALS_PAGE = re.compile(r"experiment://([^/]+)/trials/(0*[1-9][0-9]{0,17})")  # a numbered page, as read
 
 
 def unknown_resource(uri: str) -> str:
     """What a read of, or a subscription to, a URI that names no resource is told."""
+    from .mcp_protocol import unknown_name_message
+
     shapes = [*experiment_uris("{experiment_id}"), "experiment://{experiment_id}/trials/{page}", SETTINGS_URI]
-    return f"No resource {uri!r}; the resources are: {', '.join(shapes)}."
+    return unknown_name_message("resource", uri, shapes)  # (the URI cut short: it may be 100 KB)
 
 
 def experiment_uris(experiment_id: str | None) -> list[str]:

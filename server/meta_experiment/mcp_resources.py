@@ -222,12 +222,13 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         "trial can be more).",
     )
     async def trials_page_resource(experiment_id: str, page: str, ctx: Context) -> str:
-        if not (page.isascii() and page.isdigit() and len(page) <= 18) or int(page) < 1:  # ('²' is a digit)
+        number = page.lstrip("0")  # ('01' is page 1; '²' is a digit to isdigit, not to int)
+        if not (page.isascii() and page.isdigit() and 0 < len(number) <= 18):  # ('²' is a digit)
             raise ResourceNotFoundError(
                 f"experiment://{experiment_id}/trials/{page[:40]}: the page is a number from 1 (the first "
                 f"{TRIALS_PER_PAGE:,} trials in assignment order)."
             )
-        return await read_lab(ctx, lambda lab: trials_page(lab, experiment_id, int(page)))
+        return await read_lab(ctx, lambda lab: trials_page(lab, experiment_id, int(number)))
 
     @server.resource(
         "experiment://{experiment_id}/chart.png",

@@ -93,7 +93,10 @@ def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutco
         return GitOutcome(status="pending", detail=COMMIT_PENDING)
     made = None
     if recovered:  # the git commit of the process that was killed may still run (its hooks), or be made
-        gitcommit.wait_for_other_git(lab.project_root)
+        if not gitcommit.wait_for_other_git(lab.project_root):
+            # still locked: no commit now (it would fail on the lock, and git's advice to remove the lock
+            # is wrong while a git runs); the operation stays unfinished for the next recovery
+            return GitOutcome(status="pending", detail=gitcommit.LOCKED)
         made = gitcommit.last_commit(lab.project_root, op.paths, op.commit_message)
     if made is not None:
         git = GitOutcome(status="committed", commit=made, detail=f"committed {made[:12]}")
@@ -258,8 +261,12 @@ def recover_held(lab: Lab, when: str = "on restart") -> list[RecoveryNote]:
                 )
             )
             continue
-        note = _note(op, "finished", f"finished {when} ({op.phase} when interrupted); git: {git.detail}", git)
-        lab.event(op.experiment_id, "recovered", note.message, operation_id=op.id, phase=op.phase)
+        earlier = [e for e in lab.events(op.experiment_id, kinds=["recovered"]) if e.data.get("operation_id") == op.id]
+        if earlier:  # finished by an earlier recovery, which left the commit: its "git" event records that
+            note = _note(op, "finished", f"finished {when}; git: {git.detail}", git)
+        else:
+            note = _note(op, "finished", f"finished {when} ({op.phase} when interrupted); git: {git.detail}", git)
+            lab.event(op.experiment_id, "recovered", note.message, operation_id=op.id, phase=op.phase)
         notes.append(note)
     return notes
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from . import deploy, journal, monitoring
+from . import deploy, gitcommit, journal, monitoring
 from .errors import ExperimentError
 from .files import read_regular
 from .models import DURATION_UNITS, Experiment, parse_iso
@@ -117,7 +117,7 @@ def release_status(lab: Lab) -> ReleaseStatus:
     running = False
     if unfinished:  # a process that holds the deploy lock is running them now: not interrupted
         with deploy.deploy_lock(lab.state_dir, wait=None) as free:
-            running = not free
+            running = not free or deploy.recover_starting(lab.state_dir)
     infos, total, finished, promoted = [], None, 0, 0
     for e in lab.experiments():
         info = ReleaseInfo(experiment_id=e.id)
@@ -147,6 +147,8 @@ def release_status(lab: Lab) -> ReleaseStatus:
                 info.git = _git_now(lab, op)
             elif running:
                 info.git = "git commit pending (made in the background)"
+            elif gitcommit.index_lock(lab.project_root) is not None:
+                info.git = "git commit " + gitcommit.LOCKED
             else:  # the process making it was stopped (killed, or the machine went down)
                 info.git = (
                     "git commit not made yet: the process making it stopped; `meta-experiment recover` makes "
