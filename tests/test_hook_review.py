@@ -175,7 +175,10 @@ def test_a_promotion_a_hook_makes_is_committed_by_a_separate_process(
     if hook_fails:
         assert done.status == "failed" and "lint failed" in done.detail
         assert git(project, "rev-list", "--count", "HEAD") == before
-        assert said and f"The promote of {e.id} that a hook made could not be committed by meta-experiment recover" in said[0]
+        assert (
+            said
+            and f"The promote of {e.id} that a hook made could not be committed by meta-experiment recover" in said[0]
+        )
         assert "**Git**: commit failed: lint failed" in text and "run: `git -C " in text  # where people look
     else:
         assert done.status == "committed" and int(git(project, "rev-list", "--count", "HEAD")) == int(before) + 1

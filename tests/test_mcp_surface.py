@@ -75,6 +75,17 @@ def experiment_ids(uris: list[str]) -> set[str]:
     return {uri.removeprefix("experiment://").split("/")[0] for uri in uris if uri.startswith("experiment://")}
 
 
+def updates():
+    """A client message handler that collects the URIs of resource-updated notifications, and that list."""
+    seen: list[str] = []
+
+    async def handler(message) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            seen.append(str(message.params.uri))
+
+    return seen, handler
+
+
 async def wait_for(seen: list[str], uri: str, seconds: float = 8.0) -> None:
     with anyio.fail_after(seconds):
         while uri not in seen:
@@ -151,11 +162,7 @@ async def test_settings_are_readable_as_a_resource_and_through_update_settings(s
 
 
 async def test_a_settings_change_notifies_the_settings_resource(server) -> None:
-    seen: list[str] = []
-
-    async def handler(message) -> None:
-        if isinstance(message, types.ResourceUpdatedNotification):
-            seen.append(str(message.params.uri))
+    seen, handler = updates()
 
     async with Client(server, mode="legacy", message_handler=handler) as client:
         await legacy_subscribe(client, "experiments://settings")
@@ -219,11 +226,7 @@ async def test_completion_is_advertised(server) -> None:
 
 
 async def test_the_event_log_is_a_resource_and_notified(server) -> None:
-    seen: list[str] = []
-
-    async def handler(message) -> None:
-        if isinstance(message, types.ResourceUpdatedNotification):
-            seen.append(str(message.params.uri))
+    seen, handler = updates()
 
     async with Client(server, mode="legacy", message_handler=handler) as client:
         templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
@@ -372,11 +375,7 @@ async def test_a_record_by_another_process_reaches_a_stdio_subscriber(project: P
     finally:
         lab.close()
     uri = f"experiment://{e.id}/analysis"
-    seen: list[str] = []
-
-    async def handler(message) -> None:
-        if isinstance(message, types.ResourceUpdatedNotification):
-            seen.append(str(message.params.uri))
+    seen, handler = updates()
 
     async with Client(stdio(project), mode="legacy", read_timeout_seconds=60, message_handler=handler) as client:
         await legacy_subscribe(client, uri)
@@ -639,11 +638,7 @@ async def test_a_trial_id_of_true_is_refused_not_read_as_trial_1(server, mode) -
 
 
 async def test_dispatch_off_is_notified_as_dispatch_on_is(server) -> None:
-    seen: list[str] = []
-
-    async def handler(message) -> None:
-        if isinstance(message, types.ResourceUpdatedNotification):
-            seen.append(str(message.params.uri))
+    seen, handler = updates()
 
     async with Client(server, mode="legacy", message_handler=handler) as client:
         e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
@@ -664,11 +659,7 @@ async def test_dispatch_off_is_notified_as_dispatch_on_is(server) -> None:
 async def test_a_numbered_trials_page_can_be_subscribed_to_and_is_notified(server, project: Path) -> None:
     (project / "other.md").write_text("a\n")
     (project / "other.v.md").write_text("b\n")
-    seen: list[str] = []
-
-    async def handler(message) -> None:
-        if isinstance(message, types.ResourceUpdatedNotification):
-            seen.append(str(message.params.uri))
+    seen, handler = updates()
 
     async with Client(server, mode="legacy", message_handler=handler) as client:
         e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
