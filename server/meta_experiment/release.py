@@ -543,9 +543,9 @@ def _promoted_since(
 def _promotion_order(lab: Lab, experiment: Experiment) -> tuple[float, int]:
     """When `experiment` was promoted, as a sortable key: its end time, then its promote operation's
     id (two promotions within one clock tick: a test's clock, say)."""
-    op = journal.latest(lab.store, experiment.id)
+    op = journal.latest(lab.store, experiment.id, "promote")  # (a rollback undone since may be the latest)
     ended = parse_iso(experiment.ended_at) if experiment.ended_at else float("-inf")
-    return ended, op.id if op is not None and op.operation == "promote" else 0
+    return ended, op.id if op is not None else 0
 
 
 def _conflict(
