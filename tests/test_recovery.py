@@ -188,13 +188,45 @@ def test_a_stale_index_lock_is_not_waited_for_and_the_commit_waits_for_it(projec
         assert info.git is not None and "index.lock exists" in info.git and "remove the lock only if" in info.git
     finally:
         lab.close()
+    lab = Lab.open(project)  # still locked: nothing new in the log
+    try:
+        assert len(lab.events(experiment_id, kinds=["recovered"])) == 1
+        line = next(x for x in lab.status().release.operations if "done but for its git commit" in x)
+        assert "index.lock exists" in line
+    finally:
+        lab.close()
     lock.unlink()
     lab = Lab.open(project)
     try:
         [note] = lab.recovered
         assert note.git is not None and note.git.status == "committed", note
-        assert [e.data["operation_id"] for e in lab.events(experiment_id, kinds=["recovered"])] == [note.operation_id]
+        said = [e.message for e in lab.events(experiment_id, kinds=["recovered"])]
+        assert len(said) == 2 and "the git commit an earlier recovery left, on restart: committed" in said[1]
         assert journal.unfinished_ids(lab.store) == []
+        newest = lab.status().release.operations[0]  # what the report shows first: the commit made
+        assert "committed" in newest and "index.lock" not in newest
+    finally:
+        lab.close()
+
+
+def test_a_rollback_closes_a_commit_a_lock_holds_and_goes_ahead(project: Path, interrupt) -> None:
+    """From a review: with a stale index.lock, the promotion's commit stayed pending and every
+    rollback was refused as 'another promote or rollback is unfinished', which a restart never
+    changed. A promote or rollback about to act closes it as not committed, with what to run."""
+    import os
+    import time
+
+    experiment_id = interrupted_promote(project, interrupt, "state_marked")
+    lock = project / ".git" / "index.lock"
+    lock.write_text("")
+    old = time.time() - 600
+    os.utime(lock, (old, old))
+    lab = Lab.open(project)
+    try:
+        back = release.rollback(lab, experiment_id, reason="undo")
+        assert back.outcome == "rolled_back" and (project / PROD).read_text() == COMMAND
+        said = " ".join([*back.warnings, back.summary])
+        assert "index.lock exists" in said and "git commit" in said, said
     finally:
         lab.close()
 

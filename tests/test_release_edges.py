@@ -799,6 +799,21 @@ def test_a_later_promotion_of_the_same_variant_is_not_undone_by_rolling_back_the
     assert (project / PROD).read_text() == COMMAND and lab.get(revert.id).status == "promoted"
 
 
+def test_a_later_promotion_that_left_the_file_as_it_was_does_not_hold_a_rollback(lab: Lab, project: Path) -> None:
+    """From a review: B, promoted after A, listed A's file with the same content in both arms (left as
+    it was) and changed another; A's rollback was refused as if B's change of that file would go."""
+    first = promoted(lab)
+    other = ".claude/commands/other.md"
+    (project / other).write_text("other v1\n")
+    git(project, "add", other)
+    git(project, "commit", "-qm", "other")
+    (project / "b_prod.md").write_text(VARIANT)
+    (project / "b_other.md").write_text("other v2\n")
+    promoted(lab, name="B", files={PROD: "b_prod.md", other: "b_other.md"})
+    assert release.rollback(lab, first.id, reason="undo A").outcome == "rolled_back"
+    assert (project / PROD).read_text() == COMMAND and (project / other).read_text() == "other v2\n"
+
+
 def test_rolling_back_under_another_experiments_dispatcher_names_it(lab: Lab, project: Path) -> None:
     """From a review: rolling A back while a later experiment B on the same file was dispatching
     said the file "was edited after promotion" and advised reverting it by hand (which would have

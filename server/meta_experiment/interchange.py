@@ -442,10 +442,13 @@ def _alerts(lab: Lab, experiment_id: str) -> list[str]:
     from . import monitoring
 
     imported = monitoring.alerts(lab, experiment_id, active_only=True)  # active where it was exported
+    carried = {a.message for a in imported}
     said = monitoring.act_on(lab, experiment_id, [*imported, *monitoring.check(lab, experiment_id, regression=True)])
     return [
         f"{experiment_id}, from its imported trials: {message}"
         if message.startswith(monitoring.AUTO_ROLLBACK)
+        else f"ALERT ({experiment_id}, active where it was exported): {message}"
+        if message in carried
         else f"ALERT ({experiment_id}, from its imported trials): {message}"
         for message in said
     ]

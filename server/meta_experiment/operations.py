@@ -69,8 +69,11 @@ COMMIT_PENDING = (
 )
 
 
-def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutcome:
-    """Run a journaled operation from its current phase to `done` (or `undone`)."""
+def execute(lab: Lab, operation_id: int, *, recovered: bool = False, close_locked: bool = False) -> GitOutcome:
+    """Run a journaled operation from its current phase to `done` (or `undone`). A recovery whose
+    commit git's index.lock still blocks leaves it for the next one, unless `close_locked` (a promote
+    or rollback about to act, which the unfinished operation would refuse): then it is closed as not
+    committed, with the commands to run once the lock is gone."""
     op = journal.load(lab.store, operation_id)
     if op.phase == "applying":
         try:
@@ -93,11 +96,22 @@ def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutco
         return GitOutcome(status="pending", detail=COMMIT_PENDING)
     made = None
     if recovered:  # the git commit of the process that was killed may still run (its hooks), or be made
-        if not gitcommit.wait_for_other_git(lab.project_root):
-            # still locked: no commit now (it would fail on the lock, and git's advice to remove the lock
-            # is wrong while a git runs); the operation stays unfinished for the next recovery
-            return GitOutcome(status="pending", detail=gitcommit.LOCKED)
+        locked = not gitcommit.wait_for_other_git(lab.project_root)
         made = gitcommit.last_commit(lab.project_root, op.paths, op.commit_message)
+        if locked and made is None and not close_locked:
+            # no commit now (it would fail on the lock, and git's advice to remove the lock is wrong while
+            # a git runs): the operation stays unfinished for the next recovery
+            return GitOutcome(status="pending", detail=gitcommit.LOCKED)
+        if locked and made is None:
+            git = gitcommit.not_committed(
+                "git's index.lock exists (a git process at work, or one that crashed left it; remove it only if "
+                "no git process runs)",
+                op.paths,
+                op.commit_message,
+                lab.project_root,
+            )
+            _close(lab, op, git)
+            return git
     if made is not None:
         git = GitOutcome(status="committed", commit=made, detail=f"committed {made[:12]}")
     else:
@@ -231,17 +245,17 @@ def recover(lab: Lab) -> list[RecoveryNote]:
         return recover_held(lab)
 
 
-def recover_held(lab: Lab, when: str = "on restart") -> list[RecoveryNote]:
+def recover_held(lab: Lab, when: str = "on restart", *, acting: bool = False) -> list[RecoveryNote]:
     """`recover` for a caller that holds the deploy lock already (a promote, rollback or stop about
-    to act): every unfinished operation is then one whose process died, or gave up on it, and is
-    finished or undone before the caller reads the experiment's status."""
+    to act: `acting`): every unfinished operation is then one whose process died, or gave up on it,
+    and is finished or undone before the caller reads the experiment's status."""
     notes = []
     for operation_id in journal.unfinished_ids(lab.store):
         op = journal.load(lab.store, operation_id)
         if lab.commit_later and op.phase == "applied":
             continue  # only its git commit is left, which a hook has no time for: `recover` makes it
         try:
-            git = execute(lab, operation_id, recovered=True)
+            git = execute(lab, operation_id, recovered=True, close_locked=acting)
         except (ExperimentError, OSError) as exc:
             undone = journal.load(lab.store, operation_id).phase == "undone"
             notes.append(_note(op, "undone" if undone else "failed", str(exc)))
@@ -262,8 +276,11 @@ def recover_held(lab: Lab, when: str = "on restart") -> list[RecoveryNote]:
             )
             continue
         earlier = [e for e in lab.events(op.experiment_id, kinds=["recovered"]) if e.data.get("operation_id") == op.id]
-        if earlier:  # finished by an earlier recovery, which left the commit: its "git" event records that
-            note = _note(op, "finished", f"finished {when}; git: {git.detail}", git)
+        if earlier and git.status == "pending":  # still waiting for git's lock: nothing new to log
+            note = _note(op, "finished", f"its git commit still waits ({when}); git: {git.detail}", git)
+        elif earlier:  # finished by an earlier recovery, which left the commit; made now (or given up)
+            note = _note(op, "finished", f"the git commit an earlier recovery left, {when}: {git.detail}", git)
+            lab.event(op.experiment_id, "recovered", note.message, operation_id=op.id, phase=op.phase, commit=True)
         else:
             note = _note(op, "finished", f"finished {when} ({op.phase} when interrupted); git: {git.detail}", git)
             lab.event(op.experiment_id, "recovered", note.message, operation_id=op.id, phase=op.phase)

@@ -257,7 +257,7 @@ def _recover_then_require(lab: Lab, experiment_id: str, statuses: tuple[str, ...
     killed after its journal row, say, which would otherwise be finished at the next start, over
     this call's work), then require the experiment's status. Returns what was recovered; a refusal
     says it too, since the status it refuses may be the recovery's."""
-    recovered = [note.message + "." for note in operations.recover_held(lab, when=f"before this {doing}")]
+    recovered = [note.message + "." for note in operations.recover_held(lab, when=f"before this {doing}", acting=True)]
     try:
         _require(lab.get(experiment_id), statuses, verb)
     except InvalidState as exc:
@@ -309,10 +309,11 @@ def rollback(
     assert reason is not None
     analysis = lab.analyze(experiment_id)
     message = rollback_message(experiment, analysis, reason, how)
-    plan, git, _ = _journaled(
+    plan, git, recovered = _journaled(
         lab, experiment, "rollback", ("promoted", "rolled_back"), reason=reason, message=message, data={"how": how}
     )
-    return _result(lab, lab.get(experiment_id), "rollback", "rolled_back", plan, reason=reason, git=git)
+    result = _result(lab, lab.get(experiment_id), "rollback", "rolled_back", plan, reason=reason, git=git)
+    return _with_note(result, recovered)  # what was finished first (the promotion's own commit, say)
 
 
 def expire(lab: Lab, experiment_id: str, *, reason: str) -> DeployResult:
@@ -535,7 +536,12 @@ def _promoted_since(
         (_promotion_order(lab, other), other.id)
         for other in lab.experiments(["promoted"])
         if other.id != experiment.id
-        and any(g.production == production and (whatever_it_holds or g.treatment_sha256 == digest) for g in other.files)
+        and any(
+            g.production == production
+            and g.control_sha256 != g.treatment_sha256  # (a file the same in both arms was left as it was)
+            and (whatever_it_holds or g.treatment_sha256 == digest)
+            for g in other.files
+        )
     ]
     return max((item for item in later if item[0] > since), default=(None, None))[1]
 

@@ -178,13 +178,16 @@ def release_status(lab: Lab) -> ReleaseStatus:
         op = journal.load(lab.store, operation_id)
         if op.phase == "applied" and op.actor == "hook":  # done but for its commit: the experiment's
             continue  # Git line says whether it is being made
-        operations.insert(
-            0,
-            f"{op.experiment_id}: {op.operation} in progress ({op.phase}) in another process"
-            if running
-            else f"{op.experiment_id}: {op.operation} unfinished ({op.phase}); it is finished or undone "
-            "by the next promote or rollback, or at the next start of the server or CLI",
-        )
+        if running:
+            line = f"{op.experiment_id}: {op.operation} in progress ({op.phase}) in another process"
+        elif op.phase == "applied" and gitcommit.index_lock(lab.project_root) is not None:
+            line = f"{op.experiment_id}: {op.operation} done but for its git commit, {gitcommit.LOCKED}"
+        else:
+            line = (
+                f"{op.experiment_id}: {op.operation} unfinished ({op.phase}); it is finished or undone by the next "
+                "promote or rollback, or at the next start of the server or CLI"
+            )
+        operations.insert(0, line)
     try:
         lab.settings()
         settings_problem = None
