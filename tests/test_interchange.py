@@ -948,7 +948,7 @@ def test_an_imported_running_experiment_gets_the_alerts_its_trials_raise(lab: La
     third = Lab.open(tmp_path / "third")
     try:
         said = import_experiments(third, document)["warnings"]
-        assert any(w.startswith("exp-auto, from its imported trials: Auto-rollback: Stopped exp-auto") for w in said)
+        assert any(w.startswith("exp-auto, on import: Auto-rollback: Stopped exp-auto") for w in said)
         assert third.get("exp-auto").status == "rolled_back"
     finally:
         third.close()

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from conftest import COMMAND, PROD, VARIANT, package_env
+from conftest import COMMAND, PROD, VARIANT, package_env, spec
 from meta_experiment import deploy, journal, release
+from meta_experiment.errors import InvalidState
 from meta_experiment.lifecycle import Lab
 from meta_experiment.mcp_server import build_server
 from meta_experiment.report import render_status
@@ -209,10 +210,11 @@ def test_a_stale_index_lock_is_not_waited_for_and_the_commit_waits_for_it(projec
         lab.close()
 
 
-def test_a_rollback_closes_a_commit_a_lock_holds_and_goes_ahead(project: Path, interrupt) -> None:
-    """From a review: with a stale index.lock, the promotion's commit stayed pending and every
-    rollback was refused as 'another promote or rollback is unfinished', which a restart never
-    changed. A promote or rollback about to act closes it as not committed, with what to run."""
+def test_a_rollback_waits_for_a_commit_a_lock_holds_and_says_so(project: Path, interrupt) -> None:
+    """From two reviews: with the promotion's commit held by git's index.lock, its rollback was
+    refused as 'another promote or rollback is unfinished', which a restart never changed; closing
+    that commit to go ahead instead let a git still at work land the promotion over the rollback. The
+    refusal now names the lock and what to do; other experiments are not held up."""
     import os
     import time
 
@@ -223,10 +225,23 @@ def test_a_rollback_closes_a_commit_a_lock_holds_and_goes_ahead(project: Path, i
     os.utime(lock, (old, old))
     lab = Lab.open(project)
     try:
-        back = release.rollback(lab, experiment_id, reason="undo")
-        assert back.outcome == "rolled_back" and (project / PROD).read_text() == COMMAND
-        said = " ".join([*back.warnings, back.summary])
-        assert "index.lock exists" in said and "git commit" in said, said
+        said = r"done but for its git commit, which waits for git's index.lock"
+        with pytest.raises(InvalidState, match=said) as info:
+            release.rollback(lab, experiment_id, reason="undo")
+        assert "if no git process runs, remove the lock" in str(info.value)
+        assert (project / PROD).read_text() == VARIANT and lab.get(experiment_id).status == "promoted"
+        (project / "other.md").write_text("a\n")
+        (project / "other.v.md").write_text("b\n")
+        other = lab.create(**spec(name="other", files={"other.md": "other.v.md"}))
+        assert release.rollback(lab, other.id, reason="stop").outcome == "stopped"  # not held up
+        assert journal.unfinished_ids(lab.store)  # the promotion's commit still waits
+    finally:
+        lab.close()
+    lock.unlink()
+    lab = Lab.open(project)  # the commit is made now, and the rollback goes ahead
+    try:
+        assert [n.git.status for n in lab.recovered if n.git] == ["committed"]
+        assert release.rollback(lab, experiment_id, reason="undo").outcome == "rolled_back"
     finally:
         lab.close()
 

@@ -814,6 +814,17 @@ def test_a_later_promotion_that_left_the_file_as_it_was_does_not_hold_a_rollback
     assert (project / PROD).read_text() == COMMAND and (project / other).read_text() == "other v2\n"
 
 
+def test_a_later_a_a_promotion_of_the_same_content_still_holds_the_rollback(lab: Lab, project: Path) -> None:
+    """From a review: an experiment whose only file is the same in both arms (an A/A test) holds that
+    file when promoted; the rule for files left as they were must not let A's rollback undo it."""
+    first = promoted(lab)
+    (project / "same.md").write_text(VARIANT)
+    same = promoted(lab, name="A/A", files={PROD: "same.md"})
+    with pytest.raises(Conflict, match=f"Roll {same.id} back first"):
+        release.rollback(lab, first.id, reason="undo")
+    assert (project / PROD).read_text() == VARIANT
+
+
 def test_rolling_back_under_another_experiments_dispatcher_names_it(lab: Lab, project: Path) -> None:
     """From a review: rolling A back while a later experiment B on the same file was dispatching
     said the file "was edited after promotion" and advised reverting it by hand (which would have

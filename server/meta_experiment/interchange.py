@@ -445,7 +445,7 @@ def _alerts(lab: Lab, experiment_id: str) -> list[str]:
     carried = {a.message for a in imported}
     said = monitoring.act_on(lab, experiment_id, [*imported, *monitoring.check(lab, experiment_id, regression=True)])
     return [
-        f"{experiment_id}, from its imported trials: {message}"
+        f"{experiment_id}, on import: {message}"
         if message.startswith(monitoring.AUTO_ROLLBACK)
         else f"ALERT ({experiment_id}, active where it was exported): {message}"
         if message in carried

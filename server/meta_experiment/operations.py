@@ -69,11 +69,9 @@ COMMIT_PENDING = (
 )
 
 
-def execute(lab: Lab, operation_id: int, *, recovered: bool = False, close_locked: bool = False) -> GitOutcome:
+def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutcome:
     """Run a journaled operation from its current phase to `done` (or `undone`). A recovery whose
-    commit git's index.lock still blocks leaves it for the next one, unless `close_locked` (a promote
-    or rollback about to act, which the unfinished operation would refuse): then it is closed as not
-    committed, with the commands to run once the lock is gone."""
+    commit git's index.lock still blocks leaves it for the next one (a git may still be making it)."""
     op = journal.load(lab.store, operation_id)
     if op.phase == "applying":
         try:
@@ -98,20 +96,10 @@ def execute(lab: Lab, operation_id: int, *, recovered: bool = False, close_locke
     if recovered:  # the git commit of the process that was killed may still run (its hooks), or be made
         locked = not gitcommit.wait_for_other_git(lab.project_root)
         made = gitcommit.last_commit(lab.project_root, op.paths, op.commit_message)
-        if locked and made is None and not close_locked:
+        if locked and made is None:
             # no commit now (it would fail on the lock, and git's advice to remove the lock is wrong while
             # a git runs): the operation stays unfinished for the next recovery
             return GitOutcome(status="pending", detail=gitcommit.LOCKED)
-        if locked and made is None:
-            git = gitcommit.not_committed(
-                "git's index.lock exists (a git process at work, or one that crashed left it; remove it only if "
-                "no git process runs)",
-                op.paths,
-                op.commit_message,
-                lab.project_root,
-            )
-            _close(lab, op, git)
-            return git
     if made is not None:
         git = GitOutcome(status="committed", commit=made, detail=f"committed {made[:12]}")
     else:
@@ -245,17 +233,17 @@ def recover(lab: Lab) -> list[RecoveryNote]:
         return recover_held(lab)
 
 
-def recover_held(lab: Lab, when: str = "on restart", *, acting: bool = False) -> list[RecoveryNote]:
+def recover_held(lab: Lab, when: str = "on restart") -> list[RecoveryNote]:
     """`recover` for a caller that holds the deploy lock already (a promote, rollback or stop about
-    to act: `acting`): every unfinished operation is then one whose process died, or gave up on it,
-    and is finished or undone before the caller reads the experiment's status."""
+    to act): every unfinished operation is then one whose process died, or gave up on it, and is
+    finished or undone before the caller reads the experiment's status."""
     notes = []
     for operation_id in journal.unfinished_ids(lab.store):
         op = journal.load(lab.store, operation_id)
         if lab.commit_later and op.phase == "applied":
             continue  # only its git commit is left, which a hook has no time for: `recover` makes it
         try:
-            git = execute(lab, operation_id, recovered=True, close_locked=acting)
+            git = execute(lab, operation_id, recovered=True)
         except (ExperimentError, OSError) as exc:
             undone = journal.load(lab.store, operation_id).phase == "undone"
             notes.append(_note(op, "undone" if undone else "failed", str(exc)))

@@ -257,7 +257,20 @@ def _recover_then_require(lab: Lab, experiment_id: str, statuses: tuple[str, ...
     killed after its journal row, say, which would otherwise be finished at the next start, over
     this call's work), then require the experiment's status. Returns what was recovered; a refusal
     says it too, since the status it refuses may be the recovery's."""
-    recovered = [note.message + "." for note in operations.recover_held(lab, when=f"before this {doing}", acting=True)]
+    recovered = [note.message + "." for note in operations.recover_held(lab, when=f"before this {doing}")]
+    waiting = [
+        op
+        for op in (journal.load(lab.store, i) for i in journal.unfinished_ids(lab.store))
+        if op.experiment_id == experiment_id and op.phase == "applied"
+    ]
+    lock = gitcommit.index_lock(lab.project_root) if waiting else None
+    if lock is not None:  # its commit waits for git's lock: a git may still be making it, so nothing is written
+        raise InvalidState(
+            f"The {waiting[0].operation} of {experiment_id} is done but for its git commit, which waits for git's "
+            f"{lock.name} (a git process at work, such as the commit of the process that was stopped with its hooks "
+            f"still running, or one that crashed left it). Nothing was changed. Wait for that git to finish, or, if "
+            "no git process runs, remove the lock; then run `meta-experiment recover` (or this call again)."
+        )
     try:
         _require(lab.get(experiment_id), statuses, verb)
     except InvalidState as exc:
@@ -394,7 +407,7 @@ def _plan(lab: Lab, experiment: Experiment, operation: str) -> Plan:
     steps, diffs, conflicts, warnings, in_place, restored = [], [], [], [], [], []
     new_contents: dict[str, bytes] = {}
     dispatchers = dispatch_ops.dispatcher_shas(lab, experiment.id) if operation == "promote" else set()
-    changes_some = any(f.control_sha256 != f.treatment_sha256 for f in experiment.files)
+    changes_some = _changes_some(experiment)
     for f in experiment.files:
         if f.control_sha256 == f.treatment_sha256 and changes_some:
             # the same in both arms: the experiment never changes it, so an edit made since is the
@@ -538,12 +551,19 @@ def _promoted_since(
         if other.id != experiment.id
         and any(
             g.production == production
-            and g.control_sha256 != g.treatment_sha256  # (a file the same in both arms was left as it was)
+            # (a file the same in both arms was left as it was, when the experiment changed another: _plan)
+            and (g.control_sha256 != g.treatment_sha256 or not _changes_some(other))
             and (whatever_it_holds or g.treatment_sha256 == digest)
             for g in other.files
         )
     ]
     return max((item for item in later if item[0] > since), default=(None, None))[1]
+
+
+def _changes_some(experiment: Experiment) -> bool:
+    """Whether any file of the experiment differs between its arms (then those the same in both are
+    left as they are by promote and rollback)."""
+    return any(f.control_sha256 != f.treatment_sha256 for f in experiment.files)
 
 
 def _promotion_order(lab: Lab, experiment: Experiment) -> tuple[float, int]:
