@@ -160,7 +160,7 @@ def test_an_active_only_status_counts_the_ended_experiments_without_analysing_th
     record_trials(lab, running.id, trials=6)
     full, active = lab.status(), lab.status(active_only=True)
     assert render_status(active, True) == render_status(full, True)
-    assert active.active_only() == full.active_only() and active.counts == full.counts
+    assert active.listed(active_only=True) == full.listed(active_only=True) and active.counts == full.counts
     means = {i.id: i.control_mean for i in active.experiments}
     assert means[winner.id] is None and means[loser.id] is None  # ended: not analysed
     assert means[running.id] is not None and [i.forced for i in active.experiments if i.id == forced.id] == [True]

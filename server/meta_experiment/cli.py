@@ -68,7 +68,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"meta-experiment: {_nothing_here(args, lab.project_root)}", file=sys.stderr)
         report = lab.status(args.active)
         if args.active and args.json:
-            report = report.active_only()
+            report = report.listed(active_only=True)  # as the status tool answers it
         print(report.model_dump_json(indent=2) + "\n" if args.json else render_status(report, args.active), end="")
     finally:
         lab.close()

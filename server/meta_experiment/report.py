@@ -273,7 +273,7 @@ def render_status(report: StatusReport, active_only: bool = False) -> str:
     summary still covers them all)."""
     release = report.release or ReleaseStatus()
     infos = {i.experiment_id: i for i in release.experiments}
-    active = report.active_only().experiments
+    active = [i for i in report.experiments if i.status in ("draft", "running")]
     failed = [i for i in report.experiments if i.status in ("rolled_back", "expired")]
     done = [i for i in report.experiments if i.status == "promoted"]
     out: list[str] = []

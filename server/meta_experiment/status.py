@@ -111,12 +111,6 @@ class StatusReport(BaseModel):
         ),
     ] = 0
 
-    def active_only(self) -> StatusReport:
-        """The report with only draft and running experiments listed; counts and release facts whole."""
-        return self.model_copy(
-            update={"experiments": [i for i in self.experiments if i.status in ("draft", "running")]}
-        )
-
     def listed(self, active_only: bool = False) -> StatusReport:
         """The report as the status tool answers it (what the model reads: its size must not grow with
         the project's history): the draft and running experiments, and unless `active_only` the
