@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 import anyio.to_thread
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated, ServerEvent
 from mcp.shared.exceptions import MCPError
@@ -39,6 +39,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from . import paths
 from .errors import Conflict, ExperimentError, NotFound, StoreError, permission_message
 from .lifecycle import Lab
+from .mcp_protocol import CheckedServer
 from .settings import SETTINGS_FILE_NAME
 
 T = TypeVar("T")
@@ -199,14 +200,6 @@ LIST_FILTERS: dict[str, list[str]] = {
 TRIALS_PAGE = re.compile(r"experiment://([^/]+)/trials/(0*[1-9][0-9]{0,17})")  # a numbered page, as read
 
 
-def unknown_resource(uri: str) -> str:
-    """What a read of, or a subscription to, a URI that names no resource is told."""
-    from .mcp_protocol import unknown_name_message
-
-    shapes = [*experiment_uris("{experiment_id}"), "experiment://{experiment_id}/trials/{page}", SETTINGS_URI]
-    return unknown_name_message("resource", uri, shapes)  # (the URI cut short: it may be 100 KB)
-
-
 def experiment_uris(experiment_id: str | None) -> list[str]:
     uris = ["experiments://list", "experiments://status", "experiments://alerts"]
     uris += [f"experiments://list/{name}" for name in LIST_FILTERS]
@@ -339,7 +332,7 @@ ExperimentId = Annotated[
 ]
 
 
-def register_subscriptions(server: MCPServer) -> None:
+def register_subscriptions(server: CheckedServer) -> None:
     """resources/subscribe for handshake-era clients (Claude Code, the MCP Inspector). MCPServer
     serves subscriptions/listen for 2026-07-28 clients itself; the legacy methods are registered on
     the low-level server, which then advertises `resources.subscribe`."""
@@ -348,7 +341,7 @@ def register_subscriptions(server: MCPServer) -> None:
     async def subscribe(ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
         state: AppState = ctx.lifespan_context
         uri = str(params.uri)
-        await _refuse_unknown_experiment(state, uri)
+        await _refuse_unknown_experiment(state, uri, server.unknown_resource)
         for session, uris in state.subscribers:
             if _connection(session) is _connection(ctx.session):
                 uris.add(uri)
@@ -373,14 +366,14 @@ def register_subscriptions(server: MCPServer) -> None:
     low.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
 
 
-async def _refuse_unknown_experiment(state: AppState, uri: str) -> None:
+async def _refuse_unknown_experiment(state: AppState, uri: str, unknown: Callable[[str], str]) -> None:
     """A subscription to a URI that names no resource (a typo: experiments://lists), or to
     experiment://<id>... of an id the store does not know, is refused with the message a read would
     give: it would otherwise wait, without a word, for changes that never come."""
     experiment_id = uri.removeprefix("experiment://").split("/", 1)[0] if uri.startswith("experiment://") else None
     known = [*experiment_uris(experiment_id), SETTINGS_URI]
     if uri not in known and not TRIALS_PAGE.fullmatch(uri):
-        raise MCPError(INVALID_PARAMS, unknown_resource(uri))
+        raise MCPError(INVALID_PARAMS, unknown(uri))  # as a read is told
     if experiment_id is None:
         return
     try:

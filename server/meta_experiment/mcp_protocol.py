@@ -114,9 +114,14 @@ class CheckedServer(MCPServer):
         except ResourceNotFoundError as exc:
             if not str(exc).startswith("Unknown resource"):
                 raise
-            shapes = [str(r.uri) for r in self._resource_manager.list_resources()]
-            shapes += [t.uri_template for t in self._resource_manager.list_templates()]
-            raise ResourceNotFoundError(unknown_name_message("resource", str(uri), shapes)) from exc
+            raise ResourceNotFoundError(self.unknown_resource(str(uri))) from exc
+
+    def unknown_resource(self, uri: str) -> str:
+        """What a read of, or a subscription to, a URI that names no resource is told: the nearest of
+        the resources and templates this server has, and all of them."""
+        shapes = [str(r.uri) for r in self._resource_manager.list_resources()]
+        shapes += [t.uri_template for t in self._resource_manager.list_templates()]
+        return unknown_name_message("resource", uri, shapes)
 
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Any = None
