@@ -215,10 +215,14 @@ def test_an_arm_with_one_unit_asks_for_a_new_unit_not_more_trials(lab: Lab, proj
     from meta_experiment.report import render_status
 
     e = lab.create(**spec(secondary_metrics=[]))
-    arm_of = {f"u{k}": lab.assign(e.id, unit=f"u{k}").arm for k in range(8)}  # sticky: one arm per unit
-    control = [u for u, arm in arm_of.items() if arm == "control"]
-    treatment = [u for u, arm in arm_of.items() if arm == "treatment"]
-    assert len(control) >= 2 and treatment, arm_of
+    control: list[str] = []
+    treatment: list[str] = []
+    for k in range(200):  # random assignment: new units until two are in control and one in treatment
+        if len(control) >= 2 and treatment:
+            break
+        unit = f"u{k}"
+        (control if lab.assign(e.id, unit=unit).arm == "control" else treatment).append(unit)  # sticky per unit
+    assert len(control) >= 2 and treatment, (control, treatment)
     units = control[:2] + treatment[:1]  # two units in control, one in treatment
     for i in range(30):
         a = lab.assign(e.id, unit=units[i % 3])
