@@ -353,7 +353,7 @@ def test_output_piped_into_a_reader_that_stops_early_ends_quietly(project: Path)
     lab = Lab.open(project, create=True)
     try:
         e = lab.create(**spec(secondary_metrics=[]))
-        for i in range(600):  # well over a pipe's buffer of output
+        for i in range(2500):  # `trials` prints ~150 KB: over a pipe's 64 KB buffer (600 printed 36 KB: a race)
             lab.record_measurement(e.id, "control" if i % 2 else "treatment", {"time_to_complete": 60.0 + i})
     finally:
         lab.close()
