@@ -564,6 +564,45 @@ async def test_the_trials_come_in_pages_small_enough_for_a_client(
             await client.read_resource(f"experiment://{e}/trials/0")
 
 
+def test_a_numbered_page_is_found_from_its_number(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a review: a numbered page's boundaries depended on the size of every trial before it, so
+    reading page 1 of 400,000 trials read all of them (16 s), and recording an early trial (which
+    makes it longer) moved every later page. A page now holds a fixed number of trials, fewer when
+    the experiment's largest possible trial (a long unit, many metrics) would pass the byte budget."""
+    from meta_experiment import mcp_resources
+    from meta_experiment.errors import NotFound
+
+    monkeypatch.setattr(mcp_resources, "TRIALS_PER_PAGE", 3)
+    e = lab.create(**spec(auto_rollback=False))
+    ids = [lab.assign(e.id).trial_id for _ in range(7)]
+
+    def pages(count: int) -> list[list[int]]:
+        return [
+            [t["trial_id"] for t in json.loads(mcp_resources.trials_page(lab, e.id, n))] for n in range(1, count + 1)
+        ]
+
+    assert pages(3) == [ids[:3], ids[3:6], ids[6:]]
+    before = mcp_resources.trials_page(lab, e.id, 1)
+    lab.record(ids[0], {"time_to_complete": 12.5, "issues_caught": 3.0})
+    assert len(mcp_resources.trials_page(lab, e.id, 1)) > len(before)  # the first page's trial grew ...
+    assert pages(3) == [ids[:3], ids[3:6], ids[6:]]  # ... and no boundary moved
+    assert json.loads(mcp_resources.trials_page(lab, e.id, 1))[0]["metrics"] == {
+        "time_to_complete": 12.5,
+        "issues_caught": 3.0,
+    }
+    with pytest.raises(NotFound, match="7 trials in 3 page\\(s\\) of up to 3 trials; there is no page 4"):
+        mcp_resources.trials_page(lab, e.id, 4)
+    # a long unit name (escaped in JSON to six bytes a letter) makes every page smaller, each in budget
+    long_unit = "\u00fc" * 200
+    ids.append(lab.assign(e.id, unit=long_unit).trial_id)
+    one = len(json.dumps(json.loads(mcp_resources.trials_page(lab, e.id, 3))[-1], separators=(",", ":")))
+    monkeypatch.setattr(mcp_resources, "PAGE_BYTES", 2 * one + 400)
+    assert mcp_resources.trials_per_page(lab, e.id) == 2
+    assert pages(4) == [ids[:2], ids[2:4], ids[4:6], ids[6:]]
+    assert all(len(mcp_resources.trials_page(lab, e.id, n)) <= 2 * one + 400 for n in range(1, 5))
+    assert json.loads(mcp_resources.trials_page(lab, e.id, 4))[-1]["unit"] == long_unit
+
+
 async def test_an_export_too_large_for_one_answer_asks_for_a_path(
     server, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

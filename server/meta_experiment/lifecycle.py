@@ -381,16 +381,21 @@ class Lab:
         trial = self._trial(row, self.store.trial_values(trial_id))
         return trial.model_copy(update={"status": "voided"}) if self.store.voided(trial_id) else trial
 
-    def trials(self, experiment_id: str, newest: int | None = None) -> list[Trial]:
+    def trials(
+        self, experiment_id: str, newest: int | None = None, *, skip: int = 0, limit: int | None = None
+    ) -> list[Trial]:
         """The experiment's trials in assignment order, with their ids (what void_trial takes), values
         and status; a voided one is 'voided'. One snapshot. `newest`: only that many of the last
-        ones, read without reading the others."""
+        ones; `skip` and `limit`: up to `limit` after the first `skip` (each read without reading the
+        others)."""
         with self.store.reading():
             self.get(experiment_id)  # an unknown id is an error, not an empty list
-            rows = self.store.trial_rows(experiment_id, newest)
-            first = rows[0]["id"] if rows and newest is not None else 0
-            values = self.store.values_by_trial(experiment_id, first)
-            voided = self.store.voided_ids(experiment_id, first)
+            rows = self.store.trial_rows(experiment_id, newest, skip=skip, limit=limit)
+            if not rows:
+                return []
+            first, last = rows[0]["id"], rows[-1]["id"]
+            values = self.store.values_by_trial(experiment_id, first, last)
+            voided = self.store.voided_ids(experiment_id, first, last)
         out = []
         for row in rows:
             trial = self._trial(row, values.get(row["id"], {}))

@@ -31,39 +31,74 @@ TRIALS_PER_PAGE = 10_000
 PAGE_BYTES = 5_000_000
 
 
-def _pages(chunks: list[str]) -> list[tuple[int, int]]:
-    """[start, end) of each page, in order: up to TRIALS_PER_PAGE trials and PAGE_BYTES bytes."""
-    pages, start, size = [], 0, 0
-    for i, chunk in enumerate(chunks):
-        if i > start and (i - start >= TRIALS_PER_PAGE or size + len(chunk) + 1 > PAGE_BYTES):
-            pages.append((start, i))
-            start, size = i, 0
-        size += len(chunk) + 1
-    pages.append((start, len(chunks)))
-    return pages
+def trials_per_page(lab: Lab, experiment_id: str) -> int:
+    """How many trials a numbered page holds: TRIALS_PER_PAGE, fewer when that many of the largest
+    trial the experiment can hold would pass PAGE_BYTES (every declared metric recorded with a
+    longest float, its longest unit, the longest id and times). A page is then found from its
+    number alone: reading page N reads N's trials, not every trial before it (that took 16 s for
+    page 1 of 400,000 trials), and a new trial never moves an earlier page's boundaries."""
+    definition = lab.definition(experiment_id)
+    units = [json.dumps(u) for u in lab.store.units(experiment_id)]
+    largest = len(
+        json.dumps(
+            {
+                **_trial_json(None),
+                "experiment_id": experiment_id,
+                "unit": json.loads(max(units, key=len)) if units else None,
+                "metrics": {m.name: -1.2345678901234567e-300 for m in definition.metrics},
+            },
+            separators=(",", ":"),
+        )
+    )
+    return max(1, min(TRIALS_PER_PAGE, PAGE_BYTES // (largest + 1)))
+
+
+def _trial_json(trial: Any) -> dict[str, Any]:
+    """A trial as the page shows it; None: the longest values of its fixed fields (for the bound)."""
+    if trial is not None:
+        return trial.model_dump(mode="json")
+    longest_time = "2026-01-01T00:00:00.000000Z"
+    return {
+        "trial_id": 2**63 - 1,
+        "experiment_id": "",
+        "arm": "treatment",
+        "unit": None,
+        "status": "abandoned",
+        "source": "import",
+        "assigned_at": longest_time,
+        "recorded_at": longest_time,
+        "success": False,
+        "metrics": {},
+    }
 
 
 def trials_page(lab: Lab, experiment_id: str, page: int | None) -> str:
     """One page of the trials as compact JSON; `page` None: the newest trials, as many as a page
-    holds (only those are read: a page's boundaries need every earlier trial, the newest do not)."""
-    newest = TRIALS_PER_PAGE if page is None else None
-    chunks = [json.dumps(t.model_dump(mode="json"), separators=(",", ":")) for t in lab.trials(experiment_id, newest)]
+    holds (up to TRIALS_PER_PAGE and PAGE_BYTES, read without the others); a number: that page of
+    `trials_per_page` trials."""
     if page is None:
+        chunks = [_compact(t) for t in lab.trials(experiment_id, TRIALS_PER_PAGE)]
         start = len(chunks)
         size = 0
         while start > 0 and len(chunks) - start < TRIALS_PER_PAGE and size + len(chunks[start - 1]) + 1 <= PAGE_BYTES:
             start -= 1
             size += len(chunks[start]) + 1
-        chosen = chunks[start:]
-    else:
-        pages = _pages(chunks)
-        if page > len(pages):
+        return "[" + ",".join(chunks[start:]) + "]"
+    with lab.store.reading():  # one snapshot: the count and the page
+        per_page = trials_per_page(lab, experiment_id)
+        total = lab.store.trial_count(experiment_id)
+        pages = max(1, math.ceil(total / per_page))
+        if page > pages:
             raise NotFound(
-                f"{experiment_id} has {len(chunks):,} trials in {len(pages)} page(s) (up to {TRIALS_PER_PAGE:,} "
-                f"trials or {PAGE_BYTES // 1_000_000} MB each); there is no page {page}."
+                f"{experiment_id} has {total:,} trials in {pages} page(s) of up to {per_page:,} trials; "
+                f"there is no page {page}."
             )
-        chosen = chunks[slice(*pages[page - 1])]
-    return "[" + ",".join(chosen) + "]"
+        trials = lab.trials(experiment_id, skip=(page - 1) * per_page, limit=per_page)
+    return "[" + ",".join(_compact(t) for t in trials) + "]"
+
+
+def _compact(trial: Any) -> str:
+    return json.dumps(_trial_json(trial), separators=(",", ":"))
 
 
 def no_chart_reason(lab: Lab, e: Experiment) -> str:
@@ -217,16 +252,17 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         "experiment://{experiment_id}/trials/{page}",
         name="experiment-trials-page",
         mime_type="application/json",
-        description=f"Page 1, 2, ... of the experiment's trials in assignment order, up to {TRIALS_PER_PAGE:,} "
-        f"trials or {PAGE_BYTES // 1_000_000} MB a page (MCP clients drop a message over 10 MB: an experiment's every "
-        "trial can be more).",
+        description=f"Page 1, 2, ... of the experiment's trials in assignment order, {TRIALS_PER_PAGE:,} trials a page "
+        f"(fewer when the experiment's trials are large, many metrics or long unit names, so that a page stays under "
+        f"{PAGE_BYTES // 1_000_000} MB: MCP clients drop a message over 10 MB, and an experiment's every trial can be "
+        "more). A new trial goes on the last page; earlier pages keep their trials.",
     )
     async def trials_page_resource(experiment_id: str, page: str, ctx: Context) -> str:
         number = page.lstrip("0")  # ('01' is page 1; '²' is a digit to isdigit, not to int)
         if not (page.isascii() and page.isdigit() and 0 < len(number) <= 18):  # ('²' is a digit)
             raise ResourceNotFoundError(
                 f"experiment://{experiment_id}/trials/{page[:40]}: the page is a number from 1 (the first "
-                f"{TRIALS_PER_PAGE:,} trials in assignment order)."
+                "trials in assignment order)."
             )
         return await read_lab(ctx, lambda lab: trials_page(lab, experiment_id, int(number)))
 

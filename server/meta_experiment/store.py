@@ -29,6 +29,7 @@ from .paths import private_folder
 from .schema import MIGRATIONS, RETIRED_MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
+MAX_ID = 2**63 - 1  # the largest id SQLite stores: "no upper bound" in an id range
 SUCCESS = ""  # cluster_sums' key for the trials' success flag (metric names are never empty)
 
 
@@ -816,13 +817,13 @@ class Store:
             ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
 
-    def voided_ids(self, experiment_id: str, from_id: int = 0) -> dict[int, sqlite3.Row]:
-        """The experiment's voided trials (those with an id from `from_id` on)."""
+    def voided_ids(self, experiment_id: str, from_id: int = 0, to_id: int | None = None) -> dict[int, sqlite3.Row]:
+        """The experiment's voided trials (those with an id from `from_id` to `to_id`, both included)."""
         with self.reading() as db:
             rows = db.execute(
                 "SELECT v.trial_id, v.voided_at, v.reason, v.replaced_by FROM voided_trials v"
-                " JOIN trials t ON t.id = v.trial_id WHERE t.experiment_id = ? AND t.id >= ?",
-                (experiment_id, from_id),
+                " JOIN trials t ON t.id = v.trial_id WHERE t.experiment_id = ? AND t.id BETWEEN ? AND ?",
+                (experiment_id, from_id, MAX_ID if to_id is None else to_id),
             ).fetchall()
         return {r[0]: r for r in rows}
 
@@ -1123,30 +1124,50 @@ class Store:
             ).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
 
-    def trial_rows(self, experiment_id: str, newest: int | None = None) -> list[sqlite3.Row]:
-        """The experiment's trials in id order; `newest`: only that many of the last ones."""
+    def trial_rows(
+        self, experiment_id: str, newest: int | None = None, *, skip: int = 0, limit: int | None = None
+    ) -> list[sqlite3.Row]:
+        """The experiment's trials in id order; `newest`: only that many of the last ones; `skip` and
+        `limit`: up to `limit` of them after the first `skip` (a page)."""
         with self.reading() as db:
             if newest is None:
                 return db.execute(
-                    "SELECT * FROM trials WHERE experiment_id = ? ORDER BY id", (experiment_id,)
+                    "SELECT * FROM trials WHERE experiment_id = ? ORDER BY id LIMIT ? OFFSET ?",
+                    (experiment_id, -1 if limit is None else limit, skip),
                 ).fetchall()
             return db.execute(
                 "SELECT * FROM (SELECT * FROM trials WHERE experiment_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
                 (experiment_id, newest),
             ).fetchall()
 
-    def values_by_trial(self, experiment_id: str, from_id: int = 0) -> dict[int, dict[str, float]]:
-        """Each trial's metric values (trials with an id from `from_id` on)."""
+    def values_by_trial(
+        self, experiment_id: str, from_id: int = 0, to_id: int | None = None
+    ) -> dict[int, dict[str, float]]:
+        """Each trial's metric values (trials with an id from `from_id` to `to_id`, both included)."""
         with self.reading() as db:
             rows = db.execute(
                 "SELECT v.trial_id, v.metric, v.value FROM trials t JOIN metric_values v ON v.trial_id = t.id"
-                " WHERE t.experiment_id = ? AND t.id >= ?",
-                (experiment_id, from_id),
+                " WHERE t.experiment_id = ? AND t.id BETWEEN ? AND ?",
+                (experiment_id, from_id, MAX_ID if to_id is None else to_id),
             ).fetchall()
         out: dict[int, dict[str, float]] = {}
         for trial_id, metric, value in rows:
             out.setdefault(trial_id, {})[metric] = value
         return out
+
+    def trial_count(self, experiment_id: str) -> int:
+        """How many trials the experiment has (voided ones and their replacements included)."""
+        with self.reading() as db:
+            row = db.execute("SELECT COUNT(*) FROM trials WHERE experiment_id = ?", (experiment_id,)).fetchone()
+        return int(row[0])
+
+    def units(self, experiment_id: str) -> list[str]:
+        """The distinct units the experiment's trials came from."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT DISTINCT unit FROM trials WHERE experiment_id = ? AND unit IS NOT NULL", (experiment_id,)
+            ).fetchall()
+        return [r[0] for r in rows]
 
     # -- events ----------------------------------------------------------------------------------
 
