@@ -409,3 +409,23 @@ def test_a_long_history_is_listed_briefly_and_the_answer_does_not_grow_with_it(l
         e = lab.create(**spec(name=f"more {n}", files={f"g{n}.md": f"g{n}.v.md"}))
         release.rollback(lab, e.id, reason="stop")
     assert len(json.dumps(lab.status().listed().model_dump(mode="json"))) < small * 1.2
+
+
+def test_a_target_out_of_reach_is_not_given_trials_to_reach_it(lab: Lab) -> None:
+    """From a review: status said 'Stop: the target is out of reach' under 'about 1,482 more trials
+    give 80% power', and auto mode called the same experiment '⏳ Inconclusive'."""
+    from meta_experiment.auto import run_auto
+    from meta_experiment.report import render_auto
+
+    e = lab.create(**spec(secondary_metrics=[], auto_rollback=False, sample_size_required=20))
+    for i in range(60):  # the arms alike: the always-valid interval closes around 0, under the 15% target
+        for arm in ("control", "treatment"):
+            lab.record_measurement(e.id, arm, {"time_to_complete": 30.0 + (i * 7) % 11})
+    item = status_item(lab.get(e.id), lab.progress(lab.get(e.id)), lab.analyze(e.id), lab.project_root)
+    assert item.target_out_of_reach and item.action == "continue"
+    assert item.trials_needed is None
+    text = render_status(lab.status())
+    assert "Stop: the target is out of reach" in text and "more trials give 80% power" not in text
+    report = run_auto(lab, dry_run=True)
+    assert report.items[0].target_out_of_reach
+    assert f"- 🛑 Target out of reach (stop recommended): {e.id}" in render_auto(report)

@@ -90,6 +90,9 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
             srm_assigned=srm_assigned,
             srm_recorded=srm_recorded,
             success_clusters=success or None,
+            experiment_status=None
+            if e.status == "running"
+            else e.status.replace("_", " ") + (f": {e.status_reason}" if e.status_reason else ""),
         )
     )
     voided = lab.store.voided_counts(e.id)
@@ -104,10 +107,7 @@ def analyze(lab: Lab, experiment_id: str, *, rank_tests: bool = False) -> Analys
         result = result.model_copy(update={"messages": [*result.messages, *messages]})
     if voided:
         result = result.model_copy(update={"voided_trials": sum(voided.values())})
-    if e.status != "running":
-        state = e.status.replace("_", " ") + (f": {e.status_reason}" if e.status_reason else "")
-        result = result.model_copy(update={"experiment_status": state})
-    else:  # the decision stays the data's (a regression alert is raised from it); the alerts go beside it
+    if e.status == "running":  # the decision stays the data's (an alert is raised from it); the alerts go beside it
         active = [a.message for a in monitoring.alerts(lab, e.id, active_only=True)]
         if active:
             result = result.model_copy(update={"alerts": active})

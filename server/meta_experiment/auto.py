@@ -58,6 +58,7 @@ def _one(lab: Lab, e: Experiment, dry_run: bool) -> AutoItem:
         action="continue",
         rationale=rationale,
         driven_by=decision.driven_by,
+        target_out_of_reach=decision.target_out_of_reach,
         criteria=[CriterionNote(name=c.name, met=c.met, detail=c.detail) for c in decision.criteria],
         alerts=alerts,
     )

@@ -18,6 +18,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from .alert_evidence import ALERT_ALPHA, Finding, alert_e_value, evidence_text, shown_e
+from .stats.report import fmt_num
 from .store import EMPTY_STATS
 
 if TYPE_CHECKING:
@@ -166,7 +167,9 @@ def floor_finding(
         return None
     data = {"metric": name, "mean": mean, "n": n, "floor": floor, "z": z, "e_value": e, "p_value": min(1.0, 1 / e)}
     if control is None:
-        message = f"{name} below its floor: treatment mean {mean:.3g} < {floor:g} over {n} trials ({evidence_text(e)})"
+        message = (
+            f"{name} below its floor: treatment mean {fmt_num(mean)} < {floor:g} over {n} trials ({evidence_text(e)})"
+        )
         return message, data
     below = _below_control(binary, control, stats_, control_clustered, clustered)
     if below is None or below[1] < 1 / ALERT_ALPHA:
@@ -174,8 +177,8 @@ def floor_finding(
     z_c, e_c = below
     weaker = min(e, e_c)
     return (
-        f"{name} below its floor and below the control: treatment mean {mean:.3g} over {n} trials < floor "
-        f"{floor:g}, control mean {control.mean:.3g} over {c_n} trials (always-valid e-values {shown_e(e)} below "
+        f"{name} below its floor and below the control: treatment mean {fmt_num(mean)} over {n} trials < floor "
+        f"{floor:g}, control mean {fmt_num(control.mean)} over {c_n} trials (always-valid e-values {shown_e(e)} below "
         f"the floor and {shown_e(e_c)} below the control, each >= {1 / ALERT_ALPHA:g}, p <= {ALERT_ALPHA:g} however "
         "often checked)",
         {

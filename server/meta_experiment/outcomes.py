@@ -135,6 +135,9 @@ class AutoItem(Strict):
     action: Annotated[AutoAction, Field(description="What auto mode did (or, in a dry run, would do).")]
     rationale: str
     driven_by: str = ""
+    target_out_of_reach: Annotated[
+        bool, Field(description="More data cannot promote it: the always-valid interval lies below the target.")
+    ] = False
     criteria: list[CriterionNote] = []
     alerts: list[str] = []
     result: DeployResult | None = None

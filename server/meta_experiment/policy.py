@@ -89,14 +89,23 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
     over = (from_zero > 0 or None) if imp is None else imp > targets.improvement_threshold
     confidence = None if p_two is None else 1 - p_two
     # the always-valid test's direction: a significant regression is confidence of the wrong kind
+    # (with no evidence either way, p = 1, it leans nowhere: "0.0% that the change is worse" said nothing)
     worse = bool(
-        active and seq and p_up is not None and seq.p_value_regression is not None and seq.p_value_regression < p_up
+        active
+        and seq
+        and p_up is not None
+        and p_two is not None
+        and p_two < 1
+        and seq.p_value_regression is not None
+        and seq.p_value_regression < p_up
     )
     rollback = _rollback_reasons(analysis, targets, half) if active else []
     # the primary's regression rolls back (the seed: regression > max_allowed), so it is one too
     regressions = [f"{g.name}: {g.detail}" for g in bad_guards] + [
         text for name, text in rollback if name not in {g.name for g in bad_guards}
     ]
+    # estimates beyond their tolerance that no test shows yet: not a regression detected, not "within"
+    unshown = [] if regressions else _beyond_unshown(analysis, targets, active, half)
     criteria = [
         Criterion(
             name="Statistical significance",
@@ -111,15 +120,8 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
         ),
         Criterion(
             name="No regression detected",
-            met=not regressions,
-            detail="; ".join(regressions)
-            or (
-                f"{m.name} {fmt_pct(-imp, targets.max_regression).lstrip('+')} worse, within its "
-                f"{targets.max_regression:g}% tolerance; "
-                if worse and imp is not None and imp < 0
-                else ""
-            )
-            + (f"{len(analysis.guardrails)} guardrail(s) within tolerance" if analysis.guardrails else "no guardrails"),
+            met=False if regressions else None if unshown else True,
+            detail="; ".join(regressions) or _no_regression_detail(analysis, targets, worse, unshown),
         ),
         Criterion(
             name="Sample size adequate",
@@ -175,7 +177,12 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
                 else f"an improvement of {fmt_pct(imp, targets.improvement_threshold)}"
             )
             + f" (p = {_fmt_p(p_up)} <= {half:g}) above the {targets.improvement_threshold:g}% target, "
-            "with no guardrail regression and no sample-ratio mismatch",
+            + (
+                "with no guardrail regression shown (" + "; ".join(unshown) + ")"
+                if unshown
+                else "with no guardrail regression"
+            )
+            + " and no sample-ratio mismatch",
         )
     if rollback:
         return Decision(
@@ -206,9 +213,7 @@ def _rollback_reasons(analysis: Analysis, targets: Targets, half: float) -> list
     """Holm across the primary's and the guardrails' always-valid regression p-values at alpha/2,
     each also needing a point regression beyond its tolerance: (metric, why) for each."""
     m = analysis.primary
-    seq = m.sequential
     names = [m.name, *(g.name for g in analysis.guardrails)]
-    p = [seq.p_value_regression if seq else None, *(g.always_valid_p for g in analysis.guardrails)]
     regression = [
         None if m.improvement_pct is None else -m.improvement_pct,
         *(g.regression_pct for g in analysis.guardrails),
@@ -216,7 +221,9 @@ def _rollback_reasons(analysis: Analysis, targets: Targets, half: float) -> list
     from_zero = [change_from_zero(m) < 0, *(g.worse_from_zero for g in analysis.guardrails)]
     limits = [targets.max_regression, *(g.max_regression_pct for g in analysis.guardrails)]
     out = []
-    for name, p_adj, reg, zero, limit in zip(names, holm(p), regression, from_zero, limits, strict=True):
+    for name, p_adj, reg, zero, limit in zip(
+        names, _holm_regression_p(analysis), regression, from_zero, limits, strict=True
+    ):
         if p_adj is None or p_adj > half:
             continue
         if zero:
@@ -225,6 +232,73 @@ def _rollback_reasons(analysis: Analysis, targets: Targets, half: float) -> list
             shown = fmt_pct(reg, limit).lstrip("+")
             out.append((name, f"{name} {shown} worse (tolerance {limit:g}%), Holm always-valid p = {_fmt_p(p_adj)}"))
     return out
+
+
+def _holm_regression_p(analysis: Analysis) -> list[float | None]:
+    """The primary's and the guardrails' always-valid regression p-values, Holm-corrected together
+    (the family `_rollback_reasons` tests)."""
+    seq = analysis.primary.sequential
+    return holm([seq.p_value_regression if seq else None, *(g.always_valid_p for g in analysis.guardrails)])
+
+
+def _beyond_unshown(analysis: Analysis, targets: Targets, active: bool, half: float) -> list[str]:
+    """The primary (once the always-valid test is active) and the guardrails whose estimate is
+    worse than their tolerance, though no test shows it strongly enough to count: what they are,
+    with the p-value that falls short. A checklist that called them "within tolerance" read as
+    safe (from a review: a primary 38.6% worse against a 10% tolerance)."""
+    m = analysis.primary
+    out = []
+    if active and m.improvement_pct is not None and -m.improvement_pct > targets.max_regression:
+        p = _holm_regression_p(analysis)[0]
+        out.append(
+            f"{m.name} {fmt_pct(-m.improvement_pct, targets.max_regression).lstrip('+')} worse, beyond its "
+            f"{targets.max_regression:g}% tolerance, not yet shown: Holm-corrected always-valid p = "
+            f"{_fmt_p(p, half)} > {half:g}"
+        )
+    for g in analysis.guardrails:
+        if g.checked and not g.blocks_promotion and (g.regression_pct or 0) > g.max_regression_pct:
+            out.append(
+                f"{g.name} {fmt_pct(g.regression_pct or 0, g.max_regression_pct).lstrip('+')} worse, beyond its "
+                f"{g.max_regression_pct:g}% tolerance, not significant: one-sided p = {_fmt_p(g.p_value)}"
+                + ("" if g.p_value_holm in (None, g.p_value) else f" (Holm {_fmt_p(g.p_value_holm)})")
+            )
+    return out
+
+
+def _no_regression_detail(analysis: Analysis, targets: Targets, worse: bool, unshown: list[str]) -> str:
+    """The 'No regression detected' line when nothing regressed: what is beyond its tolerance but
+    not shown, the primary when it leans worse within its tolerance, and how many guardrails are
+    within theirs."""
+    m = analysis.primary
+    parts = list(unshown)
+    imp = m.improvement_pct
+    if worse and imp is not None and 0 < -imp <= targets.max_regression:
+        parts.append(
+            f"{m.name} {fmt_pct(-imp, targets.max_regression).lstrip('+')} worse, within its "
+            f"{targets.max_regression:g}% tolerance"
+        )
+    beyond = {text.split(" ", 1)[0] for text in unshown}
+    within = [g for g in analysis.guardrails if g.name not in beyond]
+    if within:
+        parts.append(f"{len(within)} guardrail(s) within tolerance")
+    elif not analysis.guardrails:
+        parts.append("no guardrails")
+    return "; ".join(parts)
+
+
+def _why_no_rollback(analysis: Analysis, targets: Targets) -> str:
+    """Why a primary that the always-valid interval shows worse is not rolled back: its estimate is
+    within the tolerance, or (beyond it) the Holm-corrected regression p falls short."""
+    imp = analysis.primary.improvement_pct
+    if imp is None or -imp <= targets.max_regression:
+        return f"within the {targets.max_regression:g}% tolerance, so no automatic rollback"
+    half = decision_alpha(targets) / 2
+    p = _holm_regression_p(analysis)[0]
+    return (
+        f"{fmt_pct(-imp, targets.max_regression).lstrip('+')} worse, beyond the {targets.max_regression:g}% "
+        f"tolerance, but not yet shown strongly enough for an automatic rollback: Holm-corrected always-valid "
+        f"p = {_fmt_p(p, half)} > {half:g}"
+    )
 
 
 def _improvement_detail(m: MetricAnalysis, targets: Targets, from_zero: int) -> str:
@@ -332,49 +406,61 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
             + ")"
         )
     text = "not enough evidence yet" if not unmet else "held back by: " + ", ".join(unmet)
+    # an ended experiment takes no more trials and no action: its rationale says what the data show,
+    # without telling anyone to add trials to it or stop it (from a review)
+    ended = analysis.ended
     m = analysis.primary
     empty = [arm.arm for arm in (m.control, m.treatment) if arm.n == 0]
     if empty and (m.control.n or m.treatment.n):
         recorded = next((s for s in analysis.srm if s.counts == "recorded"), None)
         if recorded is not None and all(getattr(recorded, arm) == 0 for arm in empty):
             arms = " and ".join(empty)
-            text = f"the {arms} arm has no recorded runs yet, so nothing can be compared; keep running trials"
+            text = f"the {arms} arm has no recorded runs{'' if ended else ' yet'}, so nothing can be compared" + (
+                "" if ended else "; keep running trials"
+            )
         else:
             text = (
-                f"the {' and '.join(empty)} arm has no {m.name} values yet, so nothing can be compared; "
-                "check that runs in that arm record the metric"
+                f"the {' and '.join(empty)} arm has no {m.name} values{'' if ended else ' yet'}, so nothing can be "
+                "compared" + ("" if ended else "; check that runs in that arm record the metric")
             )
     constant = all(a.n >= 2 and a.min is not None and a.min == a.max for a in (m.control, m.treatment))
     if constant and m.kind == "continuous" and m.control.mean != m.treatment.mean:
         text = (
             f"every control value of {m.name} is {m.control.mean:.6g} and every treatment value "
-            f"{m.treatment.mean:.6g}: the tests need some spread, so more identical values will not decide. "
-            "Check that the metric is measured per run (not a constant or a rounded value); to act on it as "
-            "it is, promote or roll back by hand (promote needs force and a reason)"
+            f"{m.treatment.mean:.6g}: the tests need some spread, so more identical values will not decide"
+        ) + (
+            ""
+            if ended
+            else ". Check that the metric is measured per run (not a constant or a rounded value); to act on it "
+            "as it is, promote or roll back by hand (promote needs force and a reason)"
         )
     elif constant and m.kind == "continuous":
-        text = (
-            f"every value of {m.name} in both arms is {m.control.mean:.6g}: no difference, and more identical "
-            "values will not show one. Check that the metric is measured per run (not a constant or a rounded "
-            "value); if it is, the change makes no difference to it: roll back, or let the experiment expire"
+        text = f"every value of {m.name} in both arms is {m.control.mean:.6g}: no difference" + (
+            ""
+            if ended
+            else ", and more identical values will not show one. Check that the metric is measured per run (not a "
+            "constant or a rounded value); if it is, the change makes no difference to it: roll back, or let the "
+            "experiment expire"
         )
     ics = _out_of_reach(analysis, targets)
     if ics is not None:
         span = f"[{fmt_pct(ics.lower)}, {fmt_pct(ics.upper)}]"
-        if ics.upper <= 0:  # no gain to adopt: the change makes the metric worse (within the tolerance)
+        if ics.upper <= 0:  # no gain to adopt: the change makes the metric worse
             text = (
                 f"the {targets.improvement_threshold:g}% target is out of reach: the always-valid interval of the "
-                f"improvement, {span}, lies below 0, so the change makes {analysis.primary.name} worse (within the "
-                f"{targets.max_regression:g}% tolerance, so no automatic rollback). More data will not promote it: "
-                "roll it back (production keeps the original)"
-            )
+                f"improvement, {span}, lies below 0, so the change makes {analysis.primary.name} worse "
+                f"({_why_no_rollback(analysis, targets)})"
+            ) + ("" if ended else ". More data will not promote it: roll it back (production keeps the original)")
         else:
             real = ", so the improvement is real but smaller" if ics.lower > 0 else ""
             text = (
                 f"the {targets.improvement_threshold:g}% target is out of reach: the always-valid interval of the "
-                f"improvement, {span}, lies below it{real}. More data will not promote it: stop the experiment "
-                "(rollback keeps the original), or start a new one with a lower improvement_threshold to adopt a "
-                "smaller gain"
+                f"improvement, {span}, lies below it{real}"
+            ) + (
+                ""
+                if ended
+                else ". More data will not promote it: stop the experiment (rollback keeps the original), or start "
+                "a new one with a lower improvement_threshold to adopt a smaller gain"
             )
         if srm_bad:
             text += "; also investigate the sample-ratio mismatch (assignment or recording is biased)"
@@ -388,6 +474,8 @@ def _continue_rationale(analysis: Analysis, criteria: list[Criterion], srm_bad: 
             "every trial inflates false decisions, so it does not decide"
         )
     one_unit = [a.arm for a in (m.control, m.treatment) if a.units is not None and 0 < a.units < 2]
+    if ended:
+        return text
     if one_unit:  # more runs of the same units add no independent evidence (see _power)
         arms = " and ".join(one_unit)
         text += (

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .models import Experiment
-from .stats.report import fmt_confidence, fmt_p
+from .stats.report import fmt_confidence, fmt_p, fmt_pct
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,10 @@ def headline(analysis: Any) -> Headline:
     return Headline(primary.name, primary.improvement_pct, primary.p_value, analysis.trials_recorded, decisive=False)
 
 
-def fmt_pct(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.1f}%"
+def pct(value: float | None) -> str:
+    """A change in %, as the reports print it: one decimal, more where it would read as 0 (never
+    '-0.0%'), and no '+' (the seed's 'Improvement: [X]%')."""
+    return "n/a" if value is None or math.isnan(value) else fmt_pct(value).lstrip("+")
 
 
 def promote_message(experiment: Experiment, analysis: Any, how: str, forced_reason: str | None) -> str:
@@ -42,7 +44,7 @@ def promote_message(experiment: Experiment, analysis: Any, how: str, forced_reas
         f"experiment: Promote {experiment.id} to production",
         "",
         f"Experiment: {experiment.name}",
-        f"Improvement: {fmt_pct(h.improvement_pct)} ({h.metric})",
+        f"Improvement: {pct(h.improvement_pct)} ({h.metric})",
         f"Confidence: {fmt_confidence(None if h.p_value is None else 1 - h.p_value)} ("
         + (
             f"always-valid two-sided p = {fmt_p(h.p_value)}"
@@ -66,9 +68,9 @@ def rollback_message(experiment: Experiment, analysis: Any, reason: str, how: st
     if h.improvement_pct is None:
         regression = f"not measured ({h.metric})"
     elif h.improvement_pct < 0:
-        regression = f"{-h.improvement_pct:.1f}% worse ({h.metric})"
+        regression = f"{pct(-h.improvement_pct)} worse ({h.metric})"
     else:
-        regression = f"none measured ({h.metric} {h.improvement_pct:.1f}% better)"
+        regression = f"none measured ({h.metric} {pct(h.improvement_pct)} better)"
     return (
         "\n".join(
             [

@@ -122,7 +122,8 @@ def _results(item: StatusItem) -> list[str]:
     power = f"80% power to detect the {item.improvement_threshold:g}% target"
     if item.confidence is not None:
         need = f" (about {item.trials_needed:,} more trials give {power})" if item.trials_needed else ""
-        lines.append(f"- Confidence: {fmt_confidence(item.confidence)} (always-valid test of a difference){need}")
+        none = ": no evidence of one yet" if item.confidence <= 0 else ""
+        lines.append(f"- Confidence: {fmt_confidence(item.confidence)} (always-valid test of a difference{none}){need}")
     elif item.trials_needed:
         lines.append(f"- Confidence: not yet (about {item.trials_needed:,} more trials give {power})")
     return lines
@@ -378,7 +379,9 @@ def render_auto(report: AutoReport) -> str:
     if not report.items:
         out.append("- No running experiments.")
     for item in report.items:
-        if item.action == "continue":
+        if item.action == "continue" and item.target_out_of_reach:
+            label = "🛑 Target out of reach (stop recommended)"
+        elif item.action == "continue":
             label = "⏳ Inconclusive" if "sample size" not in item.driven_by else "📊 Monitoring"
         else:
             label = AUTO_LINE[item.action]

@@ -244,8 +244,12 @@ def status_item(
         p_value=m.p_value,
         confidence=None if seq is None or seq.p_value is None else 1 - seq.p_value,
         trials_needed=analysis.power.trials_needed_total
-        if analysis.power and running and decision and decision.action == "continue"
-        else None,
+        if analysis.power
+        and running
+        and decision
+        and decision.action == "continue"
+        and not decision.target_out_of_reach
+        else None,  # (more trials cannot promote one whose target is out of reach)
         action=decision.action if decision and running else None,
         rationale=decision.rationale if decision and running else (experiment.status_reason or ""),
         target_out_of_reach=bool(decision and running and decision.target_out_of_reach),

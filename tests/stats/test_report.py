@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from meta_experiment.charts import lift_path, render_chart
+from meta_experiment.models import MetricSpec
 from meta_experiment.stats.analysis import analyze
 from meta_experiment.stats.report import render_analysis
 
@@ -440,3 +441,65 @@ def test_a_log_scale_guardrail_that_regressed_is_not_read_as_no_change():
     assert change_words(log, regression, 5.0) == "13.0% worse"
     raw = SimpleNamespace(control=arm, treatment=SimpleNamespace(mean=10.0, sd=5.0), scale="raw")
     assert change_words(raw, 1e-13, 5.0) == "no change"
+
+
+# -- from a review of the analysis report (2026-11-27) ----------------------------------------------------
+
+
+def test_intervals_of_thousands_read_as_the_means_do():
+    """Latencies of ~8,000 ms: the means read '7,844 ms' and the interval '[-5.16e+03 ms, -565 ms]'."""
+    r = np.random.default_rng(9)
+    spec = MetricSpec(name="latency", direction="lower_is_better", unit="ms")
+    a = analyze(inputs(list(r.normal(8000, 2500, 30)), list(r.normal(6000, 2500, 30)), spec=spec, raw=True))
+    text = render_analysis(a, "x")
+    assert "e+" not in text
+    lower, upper = a.primary.difference_ci.lower, a.primary.difference_ci.upper
+    assert f"[{lower:,.0f} ms, {upper:,.0f} ms]" in text
+
+
+def test_a_rate_difference_reads_in_percentage_points_and_a_disagreement_is_explained():
+    """6/12 vs 1/12 errors: the difference's interval printed as shares ([-0.672, -0.0509]) beside
+    'Per run: 41.7 percentage points lower', and it excludes 0 where the %'s interval does not."""
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    spec = MetricSpec(name="had_error", direction="lower_is_better", kind="binary")
+    a = analyze(inputs([1.0] * 6 + [0.0] * 6, [1.0] + [0.0] * 11, spec=spec))
+    text = render_analysis(a, "x")
+    low, high = confint_proportions_2indep(1, 12, 6, 12, method="newcomb", compare="diff")
+    assert f"[{100 * low:.3g} percentage points, {100 * high:.3g} percentage points]" in text
+    assert "(the two intervals use Newcombe's method for the difference, Katz's log ratio for the %" in text
+    assert a.primary.improvement_ci.lower < 0 < a.primary.improvement_ci.upper and high < 0
+
+
+def test_the_impact_of_a_change_whose_runs_fail_says_so():
+    """Half the treatment's runs failed (no metrics recorded): the report said 'roll back' and under
+    it '1.36 min saved per run, 40.8 hours saved per month'."""
+    r = np.random.default_rng(14)
+    a = analyze(
+        inputs(
+            list(r.normal(34, 3, 30)),
+            list(r.normal(32.6, 3, 30)),
+            successes={"control": 29, "treatment": 16},
+        )
+    )
+    assert a.decision.action == "rollback"
+    text = render_analysis(a, "x")
+    assert "- Failures: 53.3% of treatment runs succeed against 96.7% of control runs" in text
+    assert "- Monthly impact: none to count on: the recommendation is to roll back" in text
+    assert "per month" not in text
+    same = analyze(
+        inputs(list(r.normal(34, 3, 30)), list(r.normal(32.6, 3, 30)), successes={"control": 29, "treatment": 29})
+    )
+    assert "Failures" not in render_analysis(same, "x")
+
+
+def test_commit_messages_never_say_minus_zero():
+    """29.5 against 29.503: the promotion's commit said 'Improvement: -0.0%', the rollback's '0.0% worse'."""
+    from types import SimpleNamespace
+
+    from meta_experiment.release_text import promote_message, rollback_message
+
+    a = analyze(inputs([29.0, 30.0] * 10, [29.003, 30.003] * 10))
+    experiment = SimpleNamespace(id="exp-1", name="n")
+    assert "Improvement: -0.01% (time)" in promote_message(experiment, a, "manual", "simpler")  # type: ignore[arg-type]
+    assert "Regression: 0.01% worse (time)" in rollback_message(experiment, a, "revert", "manual")  # type: ignore[arg-type]

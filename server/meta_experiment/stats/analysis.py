@@ -58,6 +58,9 @@ class AnalysisInputs:
     # the summaries of the metrics carry theirs.
     success_clusters: Mapping[Arm, tuple[int, float, float, float]] | None = None
     power_guess: Summary | None = field(default=None)
+    # Set when the experiment no longer runs ('promoted: ...'; a draft's 'draft'): the decision then
+    # says what the data show, with no advice to act on an experiment that cannot take it.
+    experiment_status: str | None = None
     power: float = 0.8
 
 
@@ -109,6 +112,7 @@ def analyze(inputs: AnalysisInputs) -> Analysis:
         # time-saved estimate (release_status.TIME_SAVED_BASIS) uses the same rate.
         runs_per_day=recorded / max(1.0, elapsed / SECONDS_PER_DAY) if elapsed is not None and recorded else None,
         messages=messages,
+        experiment_status=inputs.experiment_status,
     )
     return analysis.model_copy(update={"decision": policy.decide(analysis, inputs.targets, inputs.now)})
 

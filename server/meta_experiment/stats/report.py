@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 
 from ..models import DURATION_UNITS
+from .guardrails import SUCCESS_METRIC
 from .plan import MIN_PER_ARM
-from .results import Analysis, ArmSummary, Guardrail, Interval, MetricAnalysis
+from .results import Analysis, ArmSummary, Decision, Guardrail, Interval, MetricAnalysis
 
 HEADLINE = {
     "promote": "PROMOTE TO PRODUCTION",
@@ -19,7 +20,8 @@ HEADLINE = {
 MARK = {True: "✅", False: "❌", None: "⚠️"}
 
 
-def _num(x: float | None, unit: str | None = None, digits: int = 3) -> str:
+def fmt_num(x: float | None, unit: str | None = None, digits: int = 3) -> str:
+    """A value to 3 significant digits, with thousands separators from 1,000 on (never 8e+03)."""
     if x is None:
         return "n/a"
     text = f"{x:.{digits}g}"
@@ -120,7 +122,43 @@ def _ci(ci: Interval | None, unit: str | None = None, pct: bool = False) -> str:
     if ci is None:
         return "n/a"
     suffix = "%" if pct else f" {unit}" if unit else ""
-    return f"[{ci.lower:.3g}{suffix}, {ci.upper:.3g}{suffix}]"
+
+    def bound(x: float) -> str:  # -5,160 ms, not -5.16e+03 ms; a % past a million as the changes show it
+        if pct and (not math.isfinite(x) or abs(x) >= PCT_LIMIT):
+            return f"{'' if x > 0 else '-'}1,000,000+"
+        return fmt_num(x)
+
+    return f"[{bound(ci.lower)}{suffix}, {bound(ci.upper)}{suffix}]"
+
+
+def _difference(m: MetricAnalysis, ci: Interval | None, unit: str | None) -> str:
+    """A difference's interval: of rates in percentage points (as 'Per run' says them), else in the unit."""
+    if m.kind == "binary" and ci is not None:
+        return _ci(ci.model_copy(update={"lower": 100 * ci.lower, "upper": 100 * ci.upper}), "percentage points")
+    return _ci(ci, unit)
+
+
+def _disagree(difference: Interval | None, improvement: Interval | None, kind: str) -> str:
+    """A note when the difference's interval and the improvement's disagree about 0 (one excludes it,
+    the other does not): they come from different methods, and an engineer reading both got two
+    answers to "is it better?" with no word why (from a review)."""
+    if difference is None or improvement is None:
+        return ""
+
+    def excludes_zero(ci: Interval) -> bool:
+        return ci.lower > 0 or ci.upper < 0
+
+    if excludes_zero(difference) == excludes_zero(improvement):
+        return ""
+    methods = (
+        "Newcombe's method for the difference, Katz's log ratio for the %"
+        if kind == "binary"
+        else "Welch's interval for the difference, the delta method for the %"
+    )
+    return (
+        f" (the two intervals use {methods}, and disagree about 0 near the edge; neither decides: the "
+        "always-valid test below does)"
+    )
 
 
 def _effect_label(d: float | None) -> str:
@@ -152,9 +190,9 @@ def _arm(title: str, arm: ArmSummary, unit: str | None) -> list[str]:
         ]
     return [
         f"**{title}** (n={arm.n}):",
-        f"- Mean: {_num(arm.mean, unit)}",
-        f"- Std Dev: {_num(arm.sd, unit)}",
-        f"- Range: {_num(arm.min)} to {_num(arm.max, unit)}",
+        f"- Mean: {fmt_num(arm.mean, unit)}",
+        f"- Std Dev: {fmt_num(arm.sd, unit)}",
+        f"- Range: {fmt_num(arm.min)} to {fmt_num(arm.max, unit)}",
         *units,
         "",
     ]
@@ -166,7 +204,7 @@ def _improvement(m: MetricAnalysis, target: float | None = None) -> str:
             return "no change (0 in both arms)"
         if m.control.mean == 0 and m.treatment.mean is not None and m.treatment.n and m.control.n:
             better = (m.treatment.mean > 0) == (m.direction == "higher_is_better")
-            shown = f"{m.treatment.mean:.1%}" if m.kind == "binary" else _num(m.treatment.mean, m.unit)
+            shown = f"{m.treatment.mean:.1%}" if m.kind == "binary" else fmt_num(m.treatment.mean, m.unit)
             return f"from 0 to {shown} ({'better' if better else 'worse'}; no % change exists over a zero baseline)"
         return "n/a"
     duration = m.unit in DURATION_UNITS
@@ -187,11 +225,11 @@ def _improvement(m: MetricAnalysis, target: float | None = None) -> str:
     text = f"{shown} {word} ({'better' if better else 'worse'})"
     if m.scale == "raw" and m.difference is not None and m.kind == "continuous":
         if duration and m.direction == "lower_is_better":  # time a run takes: saved or lost
-            text += f", {_num(abs(m.difference), m.unit)} {'lost' if m.difference > 0 else 'saved'} per run"
+            text += f", {fmt_num(abs(m.difference), m.unit)} {'lost' if m.difference > 0 else 'saved'} per run"
         elif duration:  # a time wanted longer: not saved by being longer
-            text += f", {_num(abs(m.difference), m.unit)} {'shorter' if m.difference < 0 else 'longer'} per run"
+            text += f", {fmt_num(abs(m.difference), m.unit)} {'shorter' if m.difference < 0 else 'longer'} per run"
         else:
-            text += f", {_num(m.difference, m.unit)} difference per run"
+            text += f", {fmt_num(m.difference, m.unit)} difference per run"
     if m.scale == "log":
         text += " (ratio of geometric means)"
     if m.relative_unstable:
@@ -233,7 +271,7 @@ def _tests(m: MetricAnalysis, drove: str, reached: bool = False, target: float |
         method = mw.method + ("; assumes independent trials" if clustered else "")
         out += [
             f"**Mann-Whitney U**: U = {mw.u:.6g}, p = {fmt_p(mw.p_value)} ({method}); "
-            f"Hodges-Lehmann shift {_num(mw.hodges_lehmann, m.unit)}, "
+            f"Hodges-Lehmann shift {fmt_num(mw.hodges_lehmann, m.unit)}, "
             f"95% CI {_ci(mw.hodges_lehmann_ci, m.unit)}",
             "",
         ]
@@ -243,7 +281,7 @@ def _tests(m: MetricAnalysis, drove: str, reached: bool = False, target: float |
 
         out += [
             "**Always-valid sequential test** (" + drove + "):",
-            f"- z = {_num(s.z)}; a decision needs |z| >= {_num(s.z_boundary)} at this look "
+            f"- z = {fmt_num(s.z)}; a decision needs |z| >= {fmt_num(s.z_boundary)} at this look "
             + (
                 f"({s.information_fraction:.0%} of the planned window, which ends at {s.window_end_trials} trials)"
                 if s.phase == "window"
@@ -290,17 +328,18 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
     if m.kind == "binary":
         lines += [f"**Effect Size** (Cohen's h): {_effect_label(m.cohens_h)}", ""]
     else:
-        lines += [f"**Effect Size** (Cohen's d): {_effect_label(m.cohens_d)}; Hedges' g: {_num(m.hedges_g)}", ""]
+        lines += [f"**Effect Size** (Cohen's d): {_effect_label(m.cohens_d)}; Hedges' g: {fmt_num(m.hedges_g)}", ""]
     diff_unit = None if m.scale == "log" else unit
     lines += [
         f"**95% Confidence Interval** (treatment - control{', log scale' if m.scale == 'log' else ''}): "
-        f"{_ci(m.difference_ci, diff_unit)}; improvement {_ci(m.improvement_ci, pct=True)}"
+        f"{_difference(m, m.difference_ci, diff_unit)}; improvement {_ci(m.improvement_ci, pct=True)}"
+        + _disagree(m.difference_ci, m.improvement_ci, m.kind)
     ]
     if m.sequential and m.sequential.active:
         s = m.sequential
         lines += [
             f"**Always-valid {s.confidence_sequence.level if s.confidence_sequence else 0.95:.0%} "
-            f"confidence sequence**: {_ci(s.confidence_sequence, diff_unit)}; improvement "
+            f"confidence sequence**: {_difference(m, s.confidence_sequence, diff_unit)}; improvement "
             f"{_ci(s.improvement_confidence_sequence, pct=True)}"
         ]
     lines += [""]
@@ -327,7 +366,10 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
                 f"| {fmt_p(g.p_value_holm)} | {fmt_p(g.always_valid_p)} | {_guard_state(g)} |"
             )
         lines += [""]
-    if analysis.power and (d is None or d.action == "continue"):
+    ended = analysis.ended
+    if analysis.power and (d is None or (d.action == "continue" and not d.target_out_of_reach)) and not ended:
+        # how many more trials would give power: not for an experiment that takes none, nor one more
+        # data cannot promote (from a review: "needs 1,482 more trials" under "STOP")
         lines += [f"**Power**: {analysis.power.message}", ""]
     if analysis.alerts:
         lines += ["### ⚠️ Active monitoring alerts", ""] + [f"- {a}" for a in analysis.alerts] + [""]
@@ -345,13 +387,11 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
                     else f"IS {analysis.experiment_status.split(':')[0].upper()}"
                 )
                 + " "
-                f"(the data alone would say: {HEADLINE[d.action].lower()})"
+                f"(the data alone would say: {_headline(d).lower()})"
                 if analysis.experiment_status
-                else f"ROLL BACK: A MONITORING ALERT IS ACTIVE (the data alone would say: {HEADLINE[d.action].lower()})"
+                else f"ROLL BACK: A MONITORING ALERT IS ACTIVE (the data alone would say: {_headline(d).lower()})"
                 if analysis.alerts
-                else "STOP: THE TARGET IS OUT OF REACH"
-                if d.target_out_of_reach
-                else HEADLINE[d.action]
+                else _headline(d)
             ),
             "",
             f"**Rationale**: {d.rationale}",
@@ -363,6 +403,10 @@ def render_analysis(analysis: Analysis, experiment_name: str, experiment_id: str
     if notes:
         lines += ["### Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _headline(d: Decision) -> str:
+    return "STOP: THE TARGET IS OUT OF REACH" if d.target_out_of_reach else HEADLINE[d.action]
 
 
 def _early_end(m: MetricAnalysis, window_end: int) -> str:
@@ -400,7 +444,7 @@ def _impact(analysis: Analysis) -> list[str]:
         if m.control.mean != 0 or m.treatment.mean == 0:
             return []
         better = (m.treatment.mean > 0) == (m.direction == "higher_is_better")
-        shown = f"{m.treatment.mean:.1%} of runs" if m.kind == "binary" else _num(m.treatment.mean, m.unit)
+        shown = f"{m.treatment.mean:.1%} of runs" if m.kind == "binary" else fmt_num(m.treatment.mean, m.unit)
         return [
             "**Expected Impact**:",
             f"- Per run: {shown} against 0 in the control arm ({'better' if better else 'worse'})",
@@ -419,8 +463,8 @@ def _impact(analysis: Analysis) -> list[str]:
     def amount(better_by: float) -> str:
         diff = better_by if m.direction == "higher_is_better" else -better_by  # treatment - control
         if duration and m.direction == "lower_is_better":
-            return f"{_num(abs(better_by), m.unit)} {'saved' if better_by >= 0 else 'lost'}"
-        shown = f"{abs(diff) * 100:.3g} percentage points" if m.kind == "binary" else _num(abs(diff), m.unit)
+            return f"{fmt_num(abs(better_by), m.unit)} {'saved' if better_by >= 0 else 'lost'}"
+        shown = f"{abs(diff) * 100:.3g} percentage points" if m.kind == "binary" else fmt_num(abs(diff), m.unit)
         return f"{shown} {'higher' if diff >= 0 else 'lower'}"
 
     target = analysis.power.target_improvement_pct if analysis.power else None
@@ -437,7 +481,13 @@ def _impact(analysis: Analysis) -> list[str]:
         ]
     else:
         out = ["**Expected Impact**:", f"- Per run: {amount(per_run)} ({relative(m.improvement_pct, target)})"]
-    if analysis.runs_per_day and m.kind == "binary":
+    out += _failures(analysis)
+    d = analysis.decision
+    if per_run > 0 and (analysis.alerts or (d is not None and d.action == "rollback")):
+        # a month's gain from a change the report says to roll back (a guardrail, failures) is no
+        # gain anyone should count on; a loss still says what keeping it would cost
+        out.append("- Monthly impact: none to count on: the recommendation is to roll back")
+    elif analysis.runs_per_day and m.kind == "binary":
         yes = (m.treatment.mean - m.control.mean) * analysis.runs_per_day * 30
         out.append(
             f"- At the observed {analysis.runs_per_day:.3g} runs/day (runs recorded per day so far, counting at "
@@ -450,11 +500,11 @@ def _impact(analysis: Analysis) -> list[str]:
         if seconds:  # a month of time in the unit that reads best (hours, minutes or seconds), not 109,011 ms
             total = abs(monthly) * seconds
             span = (
-                f"{_num(total / 3600)} hours"
+                f"{fmt_num(total / 3600)} hours"
                 if total >= 3600
-                else f"{_num(total / 60)} min"
+                else f"{fmt_num(total / 60)} min"
                 if total >= 60
-                else f"{_num(total)} s"
+                else f"{fmt_num(total)} s"
             )
             words = ("saved", "lost") if m.direction == "lower_is_better" else ("more", "less")
             shown = f"{span} {words[0] if monthly >= 0 else words[1]}"
@@ -475,6 +525,24 @@ def _impact(analysis: Analysis) -> list[str]:
     return [*out, ""]
 
 
+def _failures(analysis: Analysis) -> list[str]:
+    """A line when the treatment's runs fail more than the tolerance allows (or enough to hold a
+    promotion back): the per-run figures above are of the runs that recorded the metric, and a
+    change that saves a minute on half as many successful runs is no saving (from a review)."""
+    guard = next((g for g in analysis.guardrails if g.name == SUCCESS_METRIC), None)
+    rates = next((s for s in analysis.secondary if s.name == SUCCESS_METRIC), None)
+    if guard is None or rates is None or rates.control.mean is None or rates.treatment.mean is None:
+        return []
+    if guard.regression_pct is None or guard.regression_pct <= 0:
+        return []
+    if not (guard.blocks_promotion or guard.regression_pct > guard.max_regression_pct):
+        return []
+    return [
+        f"- Failures: {rates.treatment.mean:.1%} of treatment runs succeed against {rates.control.mean:.1%} of "
+        f"control runs; the figures above are of the runs that recorded {analysis.primary.name}"
+    ]
+
+
 def _arms(m: MetricAnalysis | None) -> str:
     """'0.9 -> 0.6 (20 / 20)': the arms' means (rates in % for yes/no) and counts, for a table."""
     if m is None:
@@ -483,7 +551,7 @@ def _arms(m: MetricAnalysis | None) -> str:
     def mean(arm: ArmSummary) -> str:
         if arm.mean is None:
             return "n/a"
-        return f"{arm.mean:.1%}" if m.kind == "binary" else _num(arm.mean, m.unit)
+        return f"{arm.mean:.1%}" if m.kind == "binary" else fmt_num(arm.mean, m.unit)
 
     return f"{mean(m.control)} -> {mean(m.treatment)} ({m.control.n} / {m.treatment.n})"
 

@@ -345,3 +345,8 @@ class Analysis(Frozen):
             "the decision then says only what the data show, and nothing acts on it."
         ),
     ] = None
+
+    @property
+    def ended(self) -> bool:
+        """No longer running and not a draft: it takes no trials and no action."""
+        return self.experiment_status is not None and not self.experiment_status.startswith("draft")
