@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -284,8 +285,16 @@ def test_export_and_import_read_a_relative_path_from_the_same_folder(
     assert "skipped 1" in run(project, "import", "x.json", "--skip-existing", cwd=folder).stdout
     outside = run(project, "export", "--out", str(tmp_path / "backup.json"), check=False, cwd=folder)
     assert outside.returncode == 2 and "outside the project" in outside.stderr
-    assert f"meta-experiment export > {tmp_path / 'backup.json'}" in outside.stderr
+    # the command to redirect keeps --project and the ids (without them it exported the current folder)
+    assert f"meta-experiment --project {project} export > {tmp_path / 'backup.json'}" in outside.stderr
     assert not (tmp_path / "backup.json").exists()
+    some = run(project, "export", experiment_id, "--out", str(tmp_path / "one.json"), check=False, cwd=folder)
+    assert f"meta-experiment --project {project} export {experiment_id} > {tmp_path / 'one.json'}" in some.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = run(empty, "export")
+    assert json.loads(nothing.stdout)["experiments"] == []
+    assert f"no experiments in {empty} yet" in nothing.stderr and "--project" in nothing.stderr
     # from another folder, a project-relative path is outside: the message says where it landed
     elsewhere = run(project, "export", "--out", "exp.json", check=False, cwd=tmp_path)
     assert f"'exp.json' is '{tmp_path / 'exp.json'}', outside the project '{project}'" in elsewhere.stderr
@@ -372,3 +381,107 @@ def test_output_piped_into_a_reader_that_stops_early_ends_quietly(project: Path)
         p.wait(timeout=60)
         assert "Traceback" not in err and "BrokenPipe" not in err, err
         assert p.returncode == 141, (args, p.returncode, err)
+
+
+def test_a_refused_dispatch_makes_no_state_folder(project: Path, tmp_path: Path) -> None:
+    """From a review: `dispatch exp-typo` in a project with no experiment yet left .meta-experiment/
+    behind (0755, holding deploy.lock, with no .gitignore), and the database later made in it was
+    readable by all; with META_EXPERIMENT_HOME naming a file, dispatch answered with a traceback."""
+    import stat
+
+    from meta_experiment import deploy
+
+    refused = run(project, "dispatch", "exp-typo", check=False)
+    assert refused.returncode == 2 and "No experiment with id 'exp-typo'" in refused.stderr
+    assert not (project / ".meta-experiment").exists()
+    state = tmp_path / "fresh" / "state"  # a lock's first use makes the folder as every maker does
+    with deploy.deploy_lock(state, wait=1.0):
+        pass
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700 and (state / ".gitignore").is_file()
+    (tmp_path / "a-file").write_text("not a folder\n")
+    for args in (["dispatch", "x"], ["dispatch", "x", "--off"], ["settings", "defaults.sample_size_required=20"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "meta_experiment", "--project", str(project), *args],
+            capture_output=True,
+            text=True,
+            env={**package_env(), "META_EXPERIMENT_HOME": str(tmp_path / "a-file")},
+            timeout=120,
+        )
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    from meta_experiment.errors import StoreError
+    from meta_experiment.paths import ensure_state_dir
+
+    with pytest.raises(StoreError, match="is a file, not a folder \\(META_EXPERIMENT_HOME names it\\)"):
+        ensure_state_dir(tmp_path / "a-file", {"META_EXPERIMENT_HOME": "a-file"})
+
+
+def test_serve_at_a_terminal_stops_on_ctrl_c(project: Path) -> None:
+    """From a review: `meta-experiment serve` typed at a terminal says 'Ctrl-C to stop', yet Ctrl-C
+    did nothing (the SDK reads stdin in a thread) until Ctrl-D."""
+    import os
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI on the pty, as a person starts it
+        os.environ.update(package_env())
+        os.execv(sys.executable, [sys.executable, "-m", "meta_experiment", "--project", str(project), "serve"])
+    try:
+        seen, deadline = b"", time.monotonic() + 60
+        while b"Ctrl-C to stop" not in seen and time.monotonic() < deadline:
+            if select.select([fd], [], [], 1)[0]:
+                seen += os.read(fd, 4096)
+        assert b"Ctrl-C to stop" in seen, seen
+        hello = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        }
+        os.write(fd, json.dumps(hello).encode() + b"\n")
+        while b'"serverInfo"' not in seen and time.monotonic() < deadline:  # it answers: it reads stdin now
+            if select.select([fd], [], [], 1)[0]:
+                seen += os.read(fd, 65536)
+        assert b'"serverInfo"' in seen, seen[-2000:]
+        os.write(fd, b"\x03")
+        deadline = time.monotonic() + 10
+        status = None
+        while status is None and time.monotonic() < deadline:
+            done, code = os.waitpid(pid, os.WNOHANG)
+            status = code if done else None
+            time.sleep(0.05)
+        assert status is not None, "still running 10 s after Ctrl-C"
+        assert os.waitstatus_to_exitcode(status) == 130
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def test_the_demo_refuses_a_project_it_would_ignore(tmp_path: Path) -> None:
+    """From a review: `demo --project DIR` (a mistyped path too) ran in a temporary folder, DIR untouched,
+    and `demo --help` described --project as the project root."""
+    target = tmp_path / "dp"
+    target.mkdir()
+    for args in (["demo", "--project", str(target)], ["--project", str(target), "demo"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "meta_experiment", *args, "--trials", "4"],
+            capture_output=True,
+            text=True,
+            env=package_env(),
+            timeout=120,
+        )
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "--project" in done.stderr and done.stdout == ""
+    assert list(target.iterdir()) == []
+    helped = subprocess.run(
+        [sys.executable, "-m", "meta_experiment", "demo", "--help"], capture_output=True, text=True, env=package_env()
+    )
+    assert "--trials" in helped.stdout and "--project" not in helped.stdout

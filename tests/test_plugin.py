@@ -268,6 +268,7 @@ def test_claude_code_validates_the_marketplace_and_the_plugin(tmp_path: Path) ->
         warnings = [w["path"] for w in report["manifest"]["warnings"]]
         if target == PLUGIN:
             assert warnings == ["version"], report["manifest"]["warnings"]
+            assert report.get("advice", []) == [], report["advice"]  # (its README had no install line)
             provides = report["provides"]
             assert provides["commands"] == ["meta-experiment:meta_experiment"]
             assert [s["name"] for s in provides["mcpServers"]] == ["meta-experiment"]

@@ -348,3 +348,24 @@ def test_a_broken_pyproject_is_to_be_fixed_not_moved_aside(tmp_path: Path) -> No
     with pytest.raises(InvalidInput) as info:
         load_settings(tmp_path / "state", tmp_path)
     assert str(info.value).endswith("Delete one of the two lines.") and "aside" not in str(info.value)
+
+
+def test_a_setting_outside_any_section_is_told_where_it_belongs(tmp_path: Path) -> None:
+    """From a review: `sample_size_required = 20` at the top of settings.toml (the CLI takes it
+    without a section) was called an 'unknown section'."""
+    project, state = tmp_path / "p", tmp_path / "p" / ".meta-experiment"
+    state.mkdir(parents=True)
+    (state / SETTINGS_FILE_NAME).write_text("sample_size_required = 20\nfoo = 1\n[bogus]\nx = 1\n")
+    with pytest.raises(InvalidInput) as refused:
+        load_settings(state, project)
+    message = str(refused.value)
+    assert "'sample_size_required = ...' stands outside any section; it is a setting of [defaults]: move " in message
+    assert "under a [defaults] line" in message and "no section has 'foo'" in message
+    assert "unknown section(s) ['bogus']" in message and "['sample_size_required']" not in message
+    (state / SETTINGS_FILE_NAME).unlink()
+    (project / "pyproject.toml").write_text("[tool.meta-experiment]\nmin_trials_per_arm = 12\n")
+    with pytest.raises(InvalidInput) as refused:
+        load_settings(state, project)
+    assert "it is a setting of [monitoring]: move the line under a [tool.meta-experiment.monitoring] line" in str(
+        refused.value
+    )

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,6 +42,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "starts it. It waits for a client now (Ctrl-C to stop); `meta-experiment --help` lists the commands.",
             file=sys.stderr,
         )
+        # The SDK reads stdin in a worker thread: Python's KeyboardInterrupt waited for the next line
+        # (Ctrl-C did nothing until Ctrl-D). A person at a terminal means stop: stop at once (every
+        # write of ours is a transaction or a rename, so nothing is left half-written).
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
     gc.disable()
     try:
         from .mcp_server import build_server
@@ -56,6 +61,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    if args.project:  # (it was taken and ignored, a mistyped path too: from a review)
+        print(
+            "meta-experiment: the demo always runs in a throwaway git repository of its own; --project does not "
+            "apply to it. Run `meta-experiment demo` without it; to experiment on your project, install the plugin "
+            "(the README's 'Install as a Claude Code plugin').",
+            file=sys.stderr,
+        )
+        return 2
     return run_demo(trials=args.trials, seed=args.seed, keep=args.keep)
 
 
@@ -204,7 +217,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     lab = _lab(args)
     try:
-        out = _in_project(lab.project_root, args.out) if args.out else None
+        if lab.empty_project:  # (an empty document, exit 0, and not a word: from a review)
+            print(f"meta-experiment: {_nothing_here(args, lab.project_root)}", file=sys.stderr)
+        out = _in_project(lab.project_root, args.out, _redirect(args)) if args.out else None
         if out:
             export_path(lab, out)  # a bad path is refused before every experiment is analysed
         document = export_experiments(lab, args.ids or None)
@@ -222,10 +237,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _in_project(project_root: Path, given: str) -> str:
+def _redirect(args: argparse.Namespace) -> str:
+    """The export command that writes what this one would, to stdout: its --project and ids kept
+    (the hint without them exported the current folder, an empty document, from a review)."""
+    words = ["meta-experiment", *(["--project", args.project] if args.project else []), "export", *(args.ids or [])]
+    return shlex.join(words)
+
+
+def _in_project(project_root: Path, given: str, command: str) -> str:
     """A path given at the command line (relative to the current folder, as `import` reads it) as
     the project-relative path an export is written to; outside the project, a refusal that says
-    how to save there."""
+    how to save there (with `command`, the export to redirect)."""
     from .errors import InvalidInput
 
     target = (Path.cwd() / given).resolve()
@@ -236,14 +258,14 @@ def _in_project(project_root: Path, given: str) -> str:
             raise InvalidInput(
                 f"{given!r} is a symbolic link to {str(target)!r}, outside the project {str(project_root)!r}; "
                 "--out does not write through it. Give another file name in the project, or save there with a "
-                f"redirect: meta-experiment export > {shlex.quote(str(target))}"
+                f"redirect: {command} > {shlex.quote(str(target))}"
             ) from None
         raise InvalidInput(
             f"{given!r} {'' if given == str(target) else f'is {str(target)!r}, '}"
             f"outside the project {str(project_root)!r}: --out writes inside it, "
             "and a relative path starts at the current folder (as import reads it). Give a path inside the project "
             f"(e.g. {str(project_root / Path(given).name)!r}), or save elsewhere with a redirect: "
-            f"meta-experiment export > {shlex.quote(str(target))}"
+            f"{command} > {shlex.quote(str(target))}"
         ) from None
 
 
@@ -489,14 +511,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(
-        name: str, fn: Callable[[argparse.Namespace], int], help_text: str, epilog: str | None = None
+        name: str,
+        fn: Callable[[argparse.Namespace], int],
+        help_text: str,
+        epilog: str | None = None,
+        project: bool = True,  # False: a command that works on no project (its help offers no --project)
     ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog, parents=[shared])
+        p = sub.add_parser(
+            name, help=help_text, description=help_text, epilog=epilog, parents=[shared] if project else []
+        )
         p.set_defaults(func=fn)
         return p
 
     add("serve", cmd_serve, "Run the MCP server on stdio (what Claude Code starts).")
-    demo = add("demo", cmd_demo, "Run a full experiment end to end in a temporary git repository over MCP.")
+    demo = add(
+        "demo", cmd_demo, "Run a full experiment end to end in a temporary git repository over MCP.", project=False
+    )
     demo.add_argument("--trials", type=int, default=40, help="Trials to run (default 40).")
     demo.add_argument("--seed", type=int, default=7, help="Random seed for the synthetic durations.")
     demo.add_argument("--keep", action="store_true", help="Keep the temporary repository and print its path.")

@@ -319,7 +319,7 @@ def file_lock(path: Path, *, wait: float | None, busy: str) -> Iterator[bool]:
     """Hold an OS file lock on `path` (made with its folder if missing) for the body; released by
     the OS if the process dies. Yields False, without the lock, when `wait` is 0/None and another
     process holds it; raises StoreError(`busy`) after `wait` seconds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    paths.ensure_state_dir(path.parent)  # (locks live in the state folder: made as every maker makes it)
     try:  # 0o666: the umask decides, so a group sharing the state folder (umask 002) shares its locks
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except PermissionError:  # another member's lock file, not writable here: a lock needs no write

@@ -209,6 +209,7 @@ def _blob(lab: Lab, digest: str) -> bytes:
 
 def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
     """Put the dispatcher in place of the command's file (on) or the original back (off)."""
+    lab.get(experiment_id)  # an unknown id is refused before the lock (whose file would make the state folder)
     with deploy.deploy_lock(lab.state_dir, wait=lab.lock_wait):
         experiment = lab.get(experiment_id)
         f = _command_file(experiment)

@@ -216,23 +216,7 @@ class Lab:
             lab = cls(project_root=root, state_dir=state, store=Store(Path(":memory:")), actor=actor)
             lab.empty_project = True
             return lab
-        try:
-            paths.ensure_state_dir(state)
-        except OSError as exc:
-            if state.exists() and not state.is_dir():
-                raise StoreError(
-                    f"The state folder {str(state)!r} is a file, not a folder"
-                    + (
-                        " (META_EXPERIMENT_HOME names it)"
-                        if (environ or os.environ).get("META_EXPERIMENT_HOME")
-                        else ""
-                    )
-                    + ". Point META_EXPERIMENT_HOME at a folder (made if missing), or move the file aside."
-                ) from exc
-            raise StoreError(
-                f"Cannot create the state folder {str(state)!r}: {exc.strerror or exc}. Make the project "
-                "folder writable, or set META_EXPERIMENT_HOME to a writable folder."
-            ) from exc
+        paths.ensure_state_dir(state, environ)
         lab = cls(
             project_root=root,
             state_dir=state,

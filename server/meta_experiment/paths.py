@@ -6,9 +6,10 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
-from .errors import PathError
+from .errors import PathError, StoreError
 
 STATE_DIR_NAME = ".meta-experiment"
 DB_FILE_NAME = "experiments.db"  # the store's file in the state folder
@@ -106,15 +107,32 @@ def find_state_dir(project_root: Path, env: dict[str, str] | None = None) -> Pat
     return project_root / STATE_DIR_NAME
 
 
-def ensure_state_dir(state_dir: Path) -> Path:
+HOME = "META_EXPERIMENT_HOME"
+
+
+def ensure_state_dir(state_dir: Path, env: Mapping[str, str] | None = None) -> Path:
     """Create the state folder on first write, with its own `.gitignore` so that nothing in it is
     ever committed by accident. It is made its owner's alone (0700): it holds snapshots and backups
-    of the files under test, which may be private (a token in .mcp.json, say)."""
-    state_dir.parent.mkdir(parents=True, exist_ok=True)
-    state_dir.mkdir(mode=0o700, exist_ok=True)  # one that exists keeps its permissions (shared on purpose, say)
-    ignore = state_dir / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text(STATE_GITIGNORE, encoding="utf-8")
+    of the files under test, which may be private (a token in .mcp.json, say). Every maker of the
+    folder goes through here (a lock file's first use too: a bare mkdir made it 0755). A path that
+    cannot be a folder is a StoreError that says what to do."""
+    try:
+        state_dir.parent.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(mode=0o700, exist_ok=True)  # one that exists keeps its permissions (shared on purpose, say)
+        ignore = state_dir / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text(STATE_GITIGNORE, encoding="utf-8")
+    except OSError as exc:
+        if state_dir.exists() and not state_dir.is_dir():
+            raise StoreError(
+                f"The state folder {str(state_dir)!r} is a file, not a folder"
+                + (" (META_EXPERIMENT_HOME names it)" if (os.environ if env is None else env).get(HOME) else "")
+                + ". Point META_EXPERIMENT_HOME at a folder (made if missing), or move the file aside."
+            ) from exc
+        raise StoreError(
+            f"Cannot create the state folder {str(state_dir)!r}: {exc.strerror or exc}. Make the project "
+            "folder writable, or set META_EXPERIMENT_HOME to a writable folder."
+        ) from exc
     return state_dir
 
 

@@ -215,6 +215,20 @@ def _merge(sources: list[tuple[str, dict[str, Any]]], own: dict[str, Any] | None
     problems: list[str] = []  # every bad line of every source, so one round of fixes is enough
     for source, data in sources:
         unknown = sorted(set(data) - set(SECTIONS))
+        home = {key: section for section, model in SECTIONS.items() for key in model.model_fields}
+        loose = [key for key in unknown if not isinstance(data[key], dict)]  # a line outside any [section]
+        prefix = "tool.meta-experiment." if source.startswith("pyproject.toml") else ""
+        for key in loose:
+            where = home.get(key)
+            problems.append(
+                f"{source}: '{key} = ...' stands outside any section; "
+                + (
+                    f"it is a setting of [{where}]: move the line under a [{prefix}{where}] line"
+                    if where
+                    else f"settings go under one of the sections {sorted(SECTIONS)}, and no section has {key!r}"
+                )
+            )
+        unknown = [key for key in unknown if key not in loose]
         if unknown:
             problems.append(f"{source}: unknown section(s) {unknown}; the known sections are {sorted(SECTIONS)}")
         bad: list[str] = []
