@@ -511,3 +511,179 @@ def test_analyze_and_promote_heed_an_active_alert_as_status_and_auto_do(lab: Lab
     text = render_status(lab.status())
     assert f"**Alerts** (closed: the experiment is promoted):\n- {alert.message}" in text
     assert "## ALERTS" not in text  # none active
+
+
+# -- from a review of monitoring and auto mode (2026-11-28) ---------------------------------------------
+
+
+def test_an_error_rate_alert_clears_when_its_evidence_fades_though_the_control_never_fails() -> None:
+    """The first 10 treatment runs failed, then every run of both arms worked: with no failure in
+    the control the rate ratio never falls, and the alert stayed up (and held a promotion back) for
+    good. It clears once the evidence is down to a tenth of the raising level."""
+    raised = monitoring.error_rate_finding(counts(10, 0, 10, 10), DEFAULTS)
+    assert raised is not None and raised[0].startswith("Error rate spike")
+    e_raise = 1 / alert_evidence.ALERT_ALPHA
+    for n, stays in ((20, True), (1010, True), (3010, False), (10_010, False)):
+        kept = monitoring.error_rate_finding(counts(n, 0, n, 10), DEFAULTS, active=True)
+        assert (kept is not None) == stays, n
+        # the band: never cleared while the evidence is within a tenth of what raises it
+        from meta_experiment.stats.binary import clustered_z
+
+        e = alert_evidence.alert_e_value(clustered_z(0, n, 1, 10, n, 1), n)
+        assert (e >= e_raise / monitoring.CLEAR_FACTOR) == stays, (n, e)
+    assert monitoring.error_rate_finding(counts(1010, 0, 1010, 10), DEFAULTS) is None  # not raised afresh
+
+
+def test_auto_after_a_settings_change_acts_at_once_and_its_dry_run_says_so(lab: Lab) -> None:
+    """A floor alert is up; the person lowers the floor (update_settings). The next auto run in the
+    same process still used the old floor for a second (recommend rollback, then promote a second
+    later), and a dry run read the stored alert (recommend rollback) where the real run promoted."""
+    from meta_experiment.auto import run_auto
+
+    e = lab.create(
+        **spec(
+            auto_promote=True,
+            auto_rollback=False,
+            sample_size_required=20,
+            secondary_metrics=[{"name": "user_satisfaction", "direction": "higher_is_better", "max_regression": 50}],
+        )
+    )
+    for i in range(30):
+        lab.record_measurement(
+            e.id, "control", {"time_to_complete": 20 + i % 3, "user_satisfaction": 0.6 + i % 2 / 100}
+        )
+        lab.record_measurement(
+            e.id, "treatment", {"time_to_complete": 10 + i % 3, "user_satisfaction": 0.4 + i % 2 / 100}
+        )
+    assert [a.kind for a in monitoring.alerts(lab, e.id, active_only=True)] == ["satisfaction"]
+    lab.update_settings({"monitoring": {"satisfaction_floor": 0.3}}, "lower the floor")
+    dry = run_auto(lab, dry_run=True).items[0]
+    assert dry.action == "would_promote", dry.rationale
+    assert [a.kind for a in monitoring.alerts(lab, e.id, active_only=True)] == ["satisfaction"]  # nothing written
+    assert lab.get(e.id).status == "running"
+    real = run_auto(lab).items[0]
+    assert real.action == "promoted", real.rationale
+    cleared = lab.events(e.id, kinds=["alert_cleared"])
+    assert len(cleared) == 1 and "user_satisfaction below its floor" in cleared[0].message
+
+
+def test_a_floor_alert_is_held_up_by_its_own_metric_only(lab: Lab) -> None:
+    """user_satisfaction fell below its floor and recovered; the alert stayed up, still naming it,
+    because another floored metric had a single low value (no minimum count, no evidence)."""
+    e = lab.create(
+        **spec(
+            auto_rollback=False,
+            sample_size_required=20,
+            secondary_metrics=[
+                {"name": "user_satisfaction", "direction": "higher_is_better"},
+                {"name": "issues_caught", "direction": "higher_is_better", "floor": 3},
+            ],
+        )
+    )
+    for i in range(12):
+        lab.record_measurement(e.id, "control", {"time_to_complete": 10.0 + i % 3, "user_satisfaction": 0.9})
+        lab.record_measurement(
+            e.id, "treatment", {"time_to_complete": 10.0 + i % 3, "user_satisfaction": 0.2 + i % 2 / 50}
+        )
+    [alert] = [a for a in monitoring.alerts(lab, e.id, active_only=True) if a.kind == "satisfaction"]
+    assert alert.data["metric"] == "user_satisfaction"
+    lab.record_measurement(e.id, "control", {"time_to_complete": 10.0, "issues_caught": 5})
+    lab.record_measurement(e.id, "treatment", {"time_to_complete": 10.0, "issues_caught": 2.9})
+    for i in range(40):  # the treatment's satisfaction now above the control's (and its floor)
+        lab.record_measurement(e.id, "control", {"time_to_complete": 10.0 + i % 3, "user_satisfaction": 0.9})
+        lab.record_measurement(e.id, "treatment", {"time_to_complete": 10.0 + i % 3, "user_satisfaction": 0.99})
+    assert [a.kind for a in monitoring.alerts(lab, e.id, active_only=True) if a.kind == "satisfaction"] == []
+
+
+def test_an_alert_does_not_undo_a_promotion_that_landed_after_its_trial(lab: Lab, project: Path) -> None:
+    """Another process promoted (forced) between the commit of the trial that raised the alert and
+    the auto-rollback it set off: the rollback restored the original over the promotion."""
+    from meta_experiment import release
+
+    e = lab.create(**spec(secondary_metrics=[]))
+    for _ in range(10):
+        lab.record_measurement(e.id, "control", {"time_to_complete": 20.0})
+    raised = []
+    for _ in range(10):
+        result = lab.record_measurement(e.id, "treatment", {}, success=False)
+        if result.alerts:
+            raised = monitoring.alerts(lab, e.id)  # (closed by now: the rollback answered it)
+            break
+    assert raised and lab.get(e.id).status == "rolled_back"  # the ordinary case: stopped at once
+    (project / "other.md").write_text("original\n")
+    (project / "other.md.experiment").write_text("variant\n")
+    other = lab.create(**spec(secondary_metrics=[], files={"other.md": "other.md.experiment"}))
+    # the interleaving: the alert's stop arrives after a promotion of the experiment
+    release.promote(lab, other.id, force=True, reason="shipped by hand")
+    messages = monitoring.act_on(lab, other.id, raised)
+    assert lab.get(other.id).status == "promoted" and (project / "other.md").read_text() == "variant\n"
+    assert "Auto-rollback: not done" in messages[-1] and "was promoted meanwhile" in messages[-1]
+
+
+def test_an_auto_rollback_that_waits_on_the_lock_says_what_will_stop_it(lab: Lab) -> None:
+    """Another promote held the deploy lock: the alert's rollback was 'not done: ... try again', yet
+    recording again does not retry it. It now says what does (auto mode, or rollback)."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import package_env
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from meta_experiment import deploy\n"
+            "with deploy.deploy_lock(Path(sys.argv[1]), wait=5):\n    print('held', flush=True); time.sleep(30)",
+            str(lab.state_dir),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=package_env(),
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        e = lab.create(**spec(secondary_metrics=[]))
+        lab.lock_wait = 0.5
+        for _ in range(10):
+            lab.record_measurement(e.id, "control", {"time_to_complete": 20.0})
+        messages: list[str] = []
+        for _ in range(10):
+            messages = lab.record_measurement(e.id, "treatment", {}, success=False).alerts
+            if messages:
+                break
+        started = time.monotonic()
+        assert lab.get(e.id).status == "running"
+        assert messages[-1].startswith("Auto-rollback: not done: Another promote or rollback")
+        assert (
+            f"{e.id} is still running with the alert up: auto mode (the auto tool; CLI: `meta-experiment auto`)"
+            in (messages[-1])
+        )
+        assert time.monotonic() - started < 5
+    finally:
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+
+
+def test_a_promotion_held_back_only_by_an_alert_is_not_told_to_record_more(lab: Lab) -> None:
+    """10 failing treatment runs, then 1,000 good ones per arm, the treatment twice as fast: the
+    data say promote, the error-rate alert is still up (10 failures against none), and the refusal
+    said 'Keep recording trials', which the alert does not need."""
+    from meta_experiment import release
+    from meta_experiment.errors import InvalidState
+
+    e = lab.create(**spec(secondary_metrics=[], auto_rollback=False, sample_size_required=100))
+    for _ in range(10):
+        lab.record_measurement(e.id, "control", {"time_to_complete": 20.0})
+        lab.record_measurement(e.id, "treatment", {}, success=False)
+    for i in range(1000):
+        lab.record_measurement(e.id, "control", {"time_to_complete": 20.0 + i % 3})
+        lab.record_measurement(e.id, "treatment", {"time_to_complete": 10.0 + i % 3})
+    analysis = lab.analyze(e.id)
+    assert analysis.decision.action == "promote" and analysis.alerts
+    with pytest.raises(InvalidState) as refused:
+        release.promote(lab, e.id)
+    assert "The data alone say promote: an alert holds it back until its condition is gone" in str(refused.value)
+    assert "Keep recording" not in str(refused.value)

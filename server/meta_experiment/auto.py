@@ -33,8 +33,28 @@ WOULD: dict[str, AutoAction] = {"promote": "would_promote", "rollback": "would_r
 
 def run_auto(lab: Lab, *, dry_run: bool = False) -> AutoReport:
     recovered = [] if dry_run else operations.recover(lab)
-    items = [_one(lab, e, dry_run) for e in lab.experiments(["running"])]
+    items = [_dry(lab, e) if dry_run else _one(lab, e, False) for e in lab.experiments(["running"])]
     return AutoReport(dry_run=dry_run, items=items, recovered=recovered)
+
+
+class _Undo(Exception):
+    """Ends a dry run's transaction: what its monitoring check wrote is rolled back."""
+
+
+def _dry(lab: Lab, e: Experiment) -> AutoItem:
+    """A dry run of one experiment: the real run's monitoring check too (an alert it would raise or
+    clear, after a settings change say, decides as it would), inside a transaction rolled back at
+    the end. The dry run read the stored alerts and said 'recommend rollback' where the real run
+    then promoted (from a review)."""
+    item: AutoItem | None = None
+    try:
+        with lab.store.transaction():
+            item = _one(lab, e, True)
+            raise _Undo
+    except _Undo:
+        pass
+    assert item is not None
+    return item
 
 
 def decide_one(lab: Lab, e: Experiment) -> AutoItem:
@@ -44,8 +64,7 @@ def decide_one(lab: Lab, e: Experiment) -> AutoItem:
 
 def _one(lab: Lab, e: Experiment, dry_run: bool) -> AutoItem:
     _, decision = release.evaluate(lab, e)
-    if not dry_run:
-        monitoring.check(lab, e.id, decision=decision)
+    monitoring.check(lab, e.id, decision=decision)  # (a dry run's is rolled back: _dry)
     alerts = [a.message for a in monitoring.alerts(lab, e.id, active_only=True)]
     action, rationale = decision.action, decision.rationale
     # without auto_rollback: a recommendation, below; an experiment past its time expires all the same

@@ -96,9 +96,20 @@ def floors_finding(
     s: MonitoringSettings,
     *,
     active: bool,
+    active_metric: str | None = None,
 ) -> Finding:
     """The first floor alert among `floors` (metric_floors), from the arms' `running` stats; with
-    repeated units, checked again with them before it is raised. `active`: the alert is up."""
+    repeated units, checked again with them before it is raised. `active`: the alert is up, about
+    `active_metric` (None: not known, an alert stored before it was kept): that metric alone keeps it
+    up, while below its floor and the control's (another metric with a single low value did, from a
+    review); once it has recovered the alert clears, and another metric below its floor raises one
+    of its own at the next check."""
+    if active and active_metric is not None:
+        if active_metric not in floors:
+            return None  # its floor is gone (a setting changed): nothing holds it up
+        binary, floor = floors[active_metric]
+        stats_, control = running.get(("treatment", active_metric)), _control(running, active_metric)
+        return floor_finding(active_metric, binary, stats_, floor, s, active=True, control=control)
     found = [
         floor_finding(
             name, binary, running.get(("treatment", name)), floor, s, active=active, control=_control(running, name)

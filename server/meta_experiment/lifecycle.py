@@ -265,6 +265,12 @@ class Lab:
                     else:
                         atomic_write(path, before)
                 raise
+            finally:
+                # monitoring trusts its copy for a second (monitoring_settings): this process's next
+                # check reads the change, not the old thresholds (two auto runs in a row acted apart)
+                from .monitoring import forget_settings
+
+                forget_settings(self.state_dir)
 
     def _changed(self, experiment_id: str | None) -> None:
         if getattr(self._quiet, "on", False):

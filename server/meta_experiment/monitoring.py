@@ -20,10 +20,10 @@ recorded trial and in auto mode. Three checks, each guarded against tiny samples
 
 Alerts are deduplicated: one row per (experiment, kind) that is raised once (an `alert` event),
 stays quiet while the condition holds, and is cleared (an `alert_cleared` event) when its effect is
-gone - the rate ratio below the threshold, the mean back at the floor or at the control's, the
-policy no longer saying rollback - not merely when a p-value wobbles back over 0.05 (that would
-raise it again and again). A newly raised alert on an experiment created with `auto_rollback`
-stops it at once (production was never touched while it ran).
+gone - the rate ratio below the threshold or its evidence down to a tenth of the raising level, the
+mean back at the floor or at the control's, the policy no longer saying rollback - not merely when
+a p-value wobbles back over 0.05 (that would raise it again and again). A newly raised alert on an
+experiment created with `auto_rollback` stops it at once (production was never touched while it ran).
 """
 
 from __future__ import annotations
@@ -78,6 +78,11 @@ def monitoring_settings(lab: Lab) -> MonitoringSettings:
     return settings
 
 
+def forget_settings(state_dir: Path) -> None:
+    """Drop the cached [monitoring] settings (this process just changed them)."""
+    _settings_cache.pop(state_dir, None)
+
+
 # -- the checks -------------------------------------------------------------------------------------
 
 
@@ -89,21 +94,49 @@ def error_rate_finding(
     design_effects: tuple[float, float] = (1.0, 1.0),
 ) -> Finding:
     """`active`: the alert is up; it stays up until the rate ratio itself falls below the threshold
-    (hysteresis: evidence hovering around the threshold must not raise and clear it on alternate
-    trials), or no spike is left (fewer failures than min_failures, or a rate no higher than the
-    control's: voided failures). `design_effects` (control, treatment): with repeated units, each arm's variance is
-    multiplied by its design effect at the pooled rate, as the analysis does (binary.clustered_z)."""
+    or the evidence to a tenth of the raising level (hysteresis: evidence hovering around the
+    threshold must not raise and clear it on alternate trials), or no spike is left (fewer failures
+    than min_failures, or a rate no higher than the control's: voided failures). `design_effects`
+    (control, treatment): with repeated units, each arm's variance is multiplied by its design
+    effect at the pooled rate, as the analysis does (binary.clustered_z)."""
     c, t = counts.get("control", {}), counts.get("treatment", {})
     c_n, t_n = c.get("recorded", 0), t.get("recorded", 0)
     c_f, t_f = c_n - c.get("successes", 0), t_n - t.get("successes", 0)
     c_rate, t_rate = (c_f / c_n if c_n else 0.0), (t_f / t_n if t_n else 0.0)
     if active:  # cleared once the rate ratio is under the threshold, or no longer a spike at all
-        cleared = t_rate < s.error_rate_ratio * c_rate or t_f < s.min_failures or t_rate <= c_rate
-        return None if cleared else ("", {})
+        if t_rate < s.error_rate_ratio * c_rate or t_f < s.min_failures or t_rate <= c_rate:
+            return None
+        # ... or once the evidence has faded to a tenth of what raises it: with no failure in the
+        # control the ratio never falls (10 early failures, then 2,000 clean runs, kept it up for
+        # good: from a review); the band keeps evidence wobbling near the level from toggling it
+        found = _rate_evidence(c_f, c_n, t_f, t_n, design_effects)
+        return None if found is None or found[0] < 1 / ALERT_ALPHA / CLEAR_FACTOR else ("", {})
     if c_n < s.min_trials_per_arm or t_n < s.min_trials_per_arm or t_f < s.min_failures:
         return None
     if t_rate < s.error_rate_ratio * c_rate:
         return None
+    found = _rate_evidence(c_f, c_n, t_f, t_n, design_effects)
+    if found is None:
+        return None
+    e, z = found
+    if e < 1 / ALERT_ALPHA:
+        return None
+    ratio = "no failures in the control" if c_f == 0 else f"{t_rate / c_rate:.1f}x the control's"
+    return (
+        f"Error rate spike: treatment {t_rate:.0%} ({t_f}/{t_n} failed) vs control {c_rate:.0%} ({c_f}/{c_n}), "
+        f"{ratio} (alert at {s.error_rate_ratio:g}x; {evidence_text(e)})",
+        {"treatment": [t_f, t_n], "control": [c_f, c_n], "z": z, "e_value": e, "p_value": min(1.0, 1 / e)},
+    )
+
+
+CLEAR_FACTOR = 10.0  # an active error-rate alert clears when its evidence falls under 1/10 of the raising level
+
+
+def _rate_evidence(
+    c_f: int, c_n: int, t_f: int, t_n: int, design_effects: tuple[float, float]
+) -> tuple[float, float] | None:
+    """(e, z): the always-valid e-value that the treatment fails more often than the control, and
+    the z it comes from; None when no z exists (no failures at all, an empty arm)."""
     from .stats.binary import clustered_z
 
     k_c, k_t = design_effects
@@ -114,14 +147,7 @@ def error_rate_finding(
         return None
     m_c, m_t = c_n / k_c, t_n / k_t
     e = alert_e_value(z, 2 * m_c * m_t / (m_c + m_t))  # the per-arm count of a balanced design
-    if e < 1 / ALERT_ALPHA:
-        return None
-    ratio = "no failures in the control" if c_f == 0 else f"{t_rate / c_rate:.1f}x the control's"
-    return (
-        f"Error rate spike: treatment {t_rate:.0%} ({t_f}/{t_n} failed) vs control {c_rate:.0%} ({c_f}/{c_n}), "
-        f"{ratio} (alert at {s.error_rate_ratio:g}x; {evidence_text(e)})",
-        {"treatment": [t_f, t_n], "control": [c_f, c_n], "z": z, "e_value": e, "p_value": min(1.0, 1 / e)},
-    )
+    return e, z
 
 
 def regression_finding(decision: Any) -> Finding:
@@ -147,6 +173,7 @@ def check(
         active = _active_kinds(db, experiment_id)
         counts = lab.store.arm_counts(experiment_id)
         running = lab.store.running_stats(experiment_id) if floors else {}
+        floored = _alert_metric(db, experiment_id, "satisfaction") if floors and "satisfaction" in active else None
     findings: dict[str, Finding] = {"error_rate": error_rate_finding(counts, s, active="error_rate" in active)}
     if findings["error_rate"] is not None and "error_rate" not in active:
         # With repeated units the evidence is weaker (design effects >= 1), so it is looked at
@@ -173,7 +200,9 @@ def check(
                 findings["error_rate"] = error_rate_finding(counts, s, design_effects=deffs)
     up = "satisfaction" in active
     if floors:
-        findings["satisfaction"] = floors_finding(lab, experiment_id, floors, running, s, active=up)
+        findings["satisfaction"] = floors_finding(
+            lab, experiment_id, floors, running, s, active=up, active_metric=floored
+        )
     elif up:
         findings["satisfaction"] = None  # raised by a floor no longer checked (one on a lower_is_better metric)
     if decision is None and regression:
@@ -183,6 +212,16 @@ def check(
     if decision is not None:
         findings["performance_regression"] = regression_finding(decision)
     return _sync(lab, experiment_id, findings, active)
+
+
+def _alert_metric(db: Any, experiment_id: str, kind: str) -> str | None:
+    """The metric an active alert of `kind` is about (its data's "metric"), if it says."""
+    row = db.execute(
+        "SELECT data_json FROM alerts WHERE experiment_id = ? AND kind = ? AND cleared_at IS NULL",
+        (experiment_id, kind),
+    ).fetchone()
+    metric = json.loads(row[0]).get("metric") if row is not None else None
+    return metric if isinstance(metric, str) else None
 
 
 def _active_kinds(db: Any, experiment_id: str) -> set[str]:
@@ -309,12 +348,22 @@ def act_on(lab: Lab, experiment_id: str, raised: list[Alert]) -> list[str]:
     messages = [a.message for a in raised]
     if raised and lab.get(experiment_id).auto_rollback:
         from .errors import ExperimentError
-        from .release import rollback
+        from .release import stop_on_alert
 
         try:
-            result = rollback(lab, experiment_id, reason="auto-rollback on alert: " + "; ".join(messages), auto=True)
+            result = stop_on_alert(lab, experiment_id, reason="auto-rollback on alert: " + "; ".join(messages))
         except ExperimentError as exc:  # e.g. another process promoted or stopped it meanwhile
-            messages.append(f"{AUTO_ROLLBACK}not done: {exc}")
+            still = lab.get(experiment_id).status == "running"
+            messages.append(
+                f"{AUTO_ROLLBACK}not done: {exc}"
+                + (
+                    f" {experiment_id} is still running with the alert up: auto mode (the auto tool; CLI: "
+                    f"`meta-experiment auto`) rolls it back, as auto_rollback asks, or `meta-experiment rollback "
+                    f"{experiment_id} --reason ...` does now; recording more trials does not retry it."
+                    if still
+                    else ""
+                )
+            )
         else:
             messages.append(AUTO_ROLLBACK + result.summary)
     return messages

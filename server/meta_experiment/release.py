@@ -128,9 +128,15 @@ def promote(
         against = alerts if against is None else f"{alerts}; and {against}"
     refusal = None
     if against is not None and not force:
+        wait = (
+            "The data alone say promote: an alert holds it back until its condition is gone (status shows the "
+            "alert and when it was raised); roll back if it is real"
+            if decision.action == "promote"  # more trials are not what it needs (from a review)
+            else "Keep recording trials (auto mode promotes when the policy says so)"
+        )
         refusal = (
-            f"{experiment_id} is not ready to promote: {against}. Keep recording trials (auto mode promotes "
-            "when the policy says so), or force it with a reason (force=true; CLI: --force --reason) to promote anyway."
+            f"{experiment_id} is not ready to promote: {against}. {wait}, or force it with a reason (force=true; "
+            "CLI: --force --reason) to promote anyway."
         )
         if not dry_run:
             # production edited since the start (or a git state that blocks) is what to know first:
@@ -327,6 +333,13 @@ def rollback(
     )
     result = _result(lab, lab.get(experiment_id), "rollback", "rolled_back", plan, reason=reason, git=git)
     return _with_note(result, recovered)  # what was finished first (the promotion's own commit, say)
+
+
+def stop_on_alert(lab: Lab, experiment_id: str, *, reason: str) -> DeployResult:
+    """Roll back a running experiment on an alert (production untouched). Never a promoted one: a
+    promotion that landed between the trial that raised the alert and this call is refused here,
+    not undone (rollback would restore the original over it, from a review)."""
+    return _stop(lab, experiment_id, "rolled_back", reason, auto=True)
 
 
 def expire(lab: Lab, experiment_id: str, *, reason: str) -> DeployResult:
