@@ -295,6 +295,9 @@ def test_export_and_import_read_a_relative_path_from_the_same_folder(
     nothing = run(empty, "export")
     assert json.loads(nothing.stdout)["experiments"] == []
     assert f"no experiments in {empty} yet" in nothing.stderr and "--project" in nothing.stderr
+    refused = run(empty, "export", "--out", "x.json", check=False, cwd=empty)
+    assert refused.returncode == 2 and "nothing was created" in refused.stderr
+    assert not (empty / "x.json").exists() and not (empty / ".meta-experiment").exists()
     # from another folder, a project-relative path is outside: the message says where it landed
     elsewhere = run(project, "export", "--out", "exp.json", check=False, cwd=tmp_path)
     assert f"'exp.json' is '{tmp_path / 'exp.json'}', outside the project '{project}'" in elsewhere.stderr

@@ -780,6 +780,8 @@ def test_files_may_be_given_as_create_takes_them(lab: Lab) -> None:
     ("field", "value", "message"),
     [
         ("unit", {"a": 1}, r"trials\[0\].unit must be text or null"),
+        ("unit", "u" * 201, r"trials\[0\].unit must be an id of 1 to 200 characters \(as assign takes it\), or null"),
+        ("unit", "", r"trials\[0\].unit must be an id of 1 to 200 characters"),
         ("source", 5, r"trials\[0\].source 5 is not assign or import"),
         ("source", "manual", r"trials\[0\].source 'manual' is not assign or import"),
         ("status", "Recorded", r"trials\[0\].status 'Recorded' is not one of assigned, recorded"),

@@ -592,15 +592,23 @@ def test_a_numbered_page_is_found_from_its_number(lab: Lab, monkeypatch: pytest.
     }
     with pytest.raises(NotFound, match="7 trials in 3 page\\(s\\) of up to 3 trials; there is no page 4"):
         mcp_resources.trials_page(lab, e.id, 4)
-    # a long unit name (escaped in JSON to six bytes a letter) makes every page smaller, each in budget
-    long_unit = "\u00fc" * 200
-    ids.append(lab.assign(e.id, unit=long_unit).trial_id)
-    one = len(json.dumps(json.loads(mcp_resources.trials_page(lab, e.id, 3))[-1], separators=(",", ":")))
-    monkeypatch.setattr(mcp_resources, "PAGE_BYTES", 2 * one + 400)
+    # the size is the definition's: a unit as long as can be (control characters print as six bytes
+    # each) moves no page, and every page stays in the budget
+    monkeypatch.setattr(mcp_resources, "TRIALS_PER_PAGE", 10_000)
+    per_page = mcp_resources.trials_per_page(lab, e.id)
+    monkeypatch.setattr(mcp_resources, "PAGE_BYTES", 2 * (mcp_resources.PAGE_BYTES // per_page))  # two a page
     assert mcp_resources.trials_per_page(lab, e.id) == 2
     assert pages(4) == [ids[:2], ids[2:4], ids[4:6], ids[6:]]
-    assert all(len(mcp_resources.trials_page(lab, e.id, n)) <= 2 * one + 400 for n in range(1, 5))
-    assert json.loads(mcp_resources.trials_page(lab, e.id, 4))[-1]["unit"] == long_unit
+    worst = "\x01" * 200
+    ids += [lab.assign(e.id, unit=worst).trial_id, lab.assign(e.id, unit="\U0001f600" * 200).trial_id]
+    lab.record(ids[-1], {"time_to_complete": 1.2345678901234567e-300, "issues_caught": -1.2345678901234567e-300})
+    assert mcp_resources.trials_per_page(lab, e.id) == 2
+    assert pages(5) == [ids[:2], ids[2:4], ids[4:6], ids[6:8], ids[8:]]
+    assert all(len(mcp_resources.trials_page(lab, e.id, n).encode()) <= mcp_resources.PAGE_BYTES for n in range(1, 6))
+    assert [t["unit"] for t in json.loads(mcp_resources.trials_page(lab, e.id, 4))] == [None, worst]
+    newest = json.loads(mcp_resources.trials_page(lab, e.id, None))
+    assert len(mcp_resources.trials_page(lab, e.id, None).encode()) <= mcp_resources.PAGE_BYTES
+    assert newest[-1]["unit"] == "\U0001f600" * 200
 
 
 async def test_an_export_too_large_for_one_answer_asks_for_a_path(

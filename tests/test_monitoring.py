@@ -687,3 +687,34 @@ def test_a_promotion_held_back_only_by_an_alert_is_not_told_to_record_more(lab: 
         release.promote(lab, e.id)
     assert "The data alone say promote: an alert holds it back until its condition is gone" in str(refused.value)
     assert "Keep recording" not in str(refused.value)
+
+
+def test_an_error_rate_alert_does_not_flap_at_its_threshold() -> None:
+    """The treatment failing exactly twice as often as the control (the 2x threshold): the alert
+    cleared on each success and was raised on each failure (5 alerts, 4 clears in 20 trials)."""
+    at, inside, out = counts(400, 40, 401, 80), counts(400, 40, 400, 74), counts(400, 40, 400, 70)
+    assert monitoring.error_rate_finding(at, DEFAULTS, active=True) is not None  # 1.995x: stays up
+    assert monitoring.error_rate_finding(inside, DEFAULTS, active=True) is not None  # 1.85x: within the band
+    assert monitoring.error_rate_finding(out, DEFAULTS, active=True) is None  # 1.75x: under 0.9 x 2x
+    # while raising stays at the threshold itself
+    assert monitoring.error_rate_finding(counts(400, 40, 400, 79), DEFAULTS) is None
+
+
+def test_a_dry_run_notifies_nobody(lab: Lab) -> None:
+    """A dry run whose check would clear an alert told subscribers the experiment changed (they
+    re-read it and found nothing new): what it writes is undone, and nobody hears of it."""
+    from meta_experiment.auto import run_auto
+
+    e = lab.create(**spec(secondary_metrics=[], auto_rollback=False))
+    for _ in range(10):
+        lab.record_measurement(e.id, "control", {"time_to_complete": 20.0})
+        lab.record_measurement(e.id, "treatment", {}, success=False)
+    assert monitoring.alerts(lab, e.id, active_only=True)
+    lab.update_settings({"monitoring": {"min_failures": 50}}, "fewer alerts")
+    heard: list[str | None] = []
+    lab.listeners.append(heard.append)
+    try:
+        assert run_auto(lab, dry_run=True).items[0].alerts == []  # the check would clear it ...
+    finally:
+        lab.listeners.remove(heard.append)
+    assert heard == [] and monitoring.alerts(lab, e.id, active_only=True)  # ... and nothing changed

@@ -505,3 +505,16 @@ def test_no_evidence_either_way_is_not_confidence_that_the_change_is_worse():
     line = _criterion(d, "Confidence threshold")
     assert line.met is False and line.detail.startswith("always-valid confidence 0.0%; needs 95%")
     assert "worse" not in line.detail
+
+
+def test_an_ended_experiment_past_its_time_does_not_say_the_original_stays():
+    """Promoted by hand after its max_duration_days: 'no conclusive result within 14 days; the
+    original stays in production', with the variant in production."""
+    from dataclasses import replace
+
+    same = list(np.random.default_rng(5).normal(45, 8, 30))
+    late = inputs(same, same, days=15.0)
+    assert analyze(late).decision.rationale.endswith("; the original stays in production")
+    promoted = analyze(replace(late, experiment_status="promoted: forced: shipped"))
+    assert promoted.decision.action == "expire"
+    assert promoted.decision.rationale == "no conclusive result within 14 days"

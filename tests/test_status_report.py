@@ -429,3 +429,22 @@ def test_a_target_out_of_reach_is_not_given_trials_to_reach_it(lab: Lab) -> None
     report = run_auto(lab, dry_run=True)
     assert report.items[0].target_out_of_reach
     assert f"- 🛑 Target out of reach (stop recommended): {e.id}" in render_auto(report)
+
+
+def test_a_refused_promotion_is_told_what_would_change_the_answer(lab: Lab) -> None:
+    """From a review: refused with 'Keep recording trials (auto mode promotes when the policy says
+    so)' when the policy said more data cannot promote it, or said roll back."""
+    from meta_experiment.errors import InvalidState
+
+    for treatment, wanted in (
+        (30.0, "More trials will not promote it: its target is out of reach"),  # the arms alike
+        (43.0, "The data say roll back, not promote (rollback keeps the original)"),  # slower
+    ):
+        e = lab.create(**spec(secondary_metrics=[], auto_rollback=False, sample_size_required=20))
+        for i in range(60):
+            lab.record_measurement(e.id, "control", {"time_to_complete": 30.0 + (i * 7) % 11})
+            lab.record_measurement(e.id, "treatment", {"time_to_complete": treatment + (i * 7) % 11})
+        with pytest.raises(InvalidState) as refused:
+            release.promote(lab, e.id)
+        assert wanted in str(refused.value) and "Keep recording" not in str(refused.value)
+        release.rollback(lab, e.id, reason="next case")

@@ -37,24 +37,14 @@ def run_auto(lab: Lab, *, dry_run: bool = False) -> AutoReport:
     return AutoReport(dry_run=dry_run, items=items, recovered=recovered)
 
 
-class _Undo(Exception):
-    """Ends a dry run's transaction: what its monitoring check wrote is rolled back."""
-
-
 def _dry(lab: Lab, e: Experiment) -> AutoItem:
     """A dry run of one experiment: the real run's monitoring check too (an alert it would raise or
-    clear, after a settings change say, decides as it would), inside a transaction rolled back at
-    the end. The dry run read the stored alerts and said 'recommend rollback' where the real run
-    then promoted (from a review)."""
-    item: AutoItem | None = None
-    try:
-        with lab.store.transaction():
-            item = _one(lab, e, True)
-            raise _Undo
-    except _Undo:
-        pass
-    assert item is not None
-    return item
+    clear, after a settings change say, decides as it would), rehearsed: what it writes is undone
+    and nobody is notified. The dry run read the stored alerts and said 'recommend rollback' where
+    the real run then promoted (from a review)."""
+    items: list[AutoItem] = []
+    lab.rehearse(lambda rehearsed: items.append(_one(rehearsed, e, True)))
+    return items[0]
 
 
 def decide_one(lab: Lab, e: Experiment) -> AutoItem:

@@ -219,6 +219,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         if lab.empty_project:  # (an empty document, exit 0, and not a word: from a review)
             print(f"meta-experiment: {_nothing_here(args, lab.project_root)}", file=sys.stderr)
+            if args.out:  # nothing to write (and "nothing was created" stays true)
+                return 2
         out = _in_project(lab.project_root, args.out, _redirect(args)) if args.out else None
         if out:
             export_path(lab, out)  # a bad path is refused before every experiment is analysed

@@ -29,7 +29,7 @@ from .files import read_regular
 from .import_keys import DOCUMENT_KEYS, experiment_keys, ignored_sentence, unknown_keys
 from .lifecycle import Lab, check_arm_sizes, check_file_roles, check_text
 from .measurements import check_value, derived_values
-from .models import ARMS, TERMINAL_STATUSES, MetricSpec, iso, parse_iso
+from .models import ARMS, TERMINAL_STATUSES, UNIT_MAX_CHARS, MetricSpec, iso, parse_iso
 from .stats.guardrails import SUCCESS_METRIC
 from .stats.summary import Summary
 
@@ -661,7 +661,7 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
     rows = [
         (
             t["arm"],
-            _text_or_none(t.get("unit"), f"trials[{i}].unit"),
+            _unit(t.get("unit"), f"trials[{i}].unit"),
             _source(t, f"trials[{i}]"),
             _time(t["assigned_at"], f"trials[{i}].assigned_at") if t.get("assigned_at") else created,
             "replaces" not in t,  # a voided trial's replacement is not an assignment
@@ -766,6 +766,14 @@ def _source(t: dict[str, Any], where: str) -> str:
     if source not in ("assign", "import"):
         raise ValueError(f"{where}.source {source!r} is not assign or import (leave it out for import).")
     return str(source)
+
+
+def _unit(value: Any, where: str) -> str | None:
+    """A trial's unit: null, or an id of 1 to UNIT_MAX_CHARS characters, as assign takes it."""
+    unit = _text_or_none(value, where)
+    if unit is not None and not 0 < len(unit) <= UNIT_MAX_CHARS:
+        raise ValueError(f"{where} must be an id of 1 to {UNIT_MAX_CHARS} characters (as assign takes it), or null.")
+    return unit
 
 
 def _text_or_none(value: Any, where: str) -> str | None:

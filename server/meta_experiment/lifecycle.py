@@ -29,6 +29,7 @@ from .measurements import Definition, clean_metrics, derived_values, missing_gua
 from .models import (
     ARMS,
     TERMINAL_STATUSES,
+    UNIT_MAX_CHARS,
     ArmCounts,
     AssignedFile,
     Assignment,
@@ -661,8 +662,10 @@ class Lab:
         """Open a trial and say which arm it runs in, with the text of every file for that arm."""
         if unit is not None:
             unit = unit.strip()  # " pr-1" and "pr-1" are one unit: one arm, counted once
-            if not unit or len(unit) > 200:
-                raise InvalidInput("unit must be a non-empty id of at most 200 characters (e.g. a session or PR id).")
+            if not unit or len(unit) > UNIT_MAX_CHARS:
+                raise InvalidInput(
+                    f"unit must be a non-empty id of at most {UNIT_MAX_CHARS} characters (e.g. a session or PR id)."
+                )
         now = self.clock()
         with self.store.transaction():
             experiment = self._running(experiment_id, "assign trials")

@@ -19,7 +19,7 @@ from .analysis import CHART_LIMIT, chart_counts
 from .errors import ExperimentError, NotFound
 from .lifecycle import Lab
 from .mcp_common import LIST_FILTERS, SETTINGS_URI, AppState, read_lab, read_static
-from .models import TERMINAL_STATUSES, Experiment
+from .models import TERMINAL_STATUSES, UNIT_MAX_CHARS, Experiment
 from .prompts import project_files
 from .settings import settings_sources
 
@@ -31,24 +31,27 @@ TRIALS_PER_PAGE = 10_000
 PAGE_BYTES = 5_000_000
 
 
+# The longest a unit can print: UNIT_MAX_CHARS characters, each at most 6 bytes (a control
+# character escaped as \u0001; any other prints as its UTF-8, at most 4 bytes), and its quotes.
+LONGEST_UNIT = "\u0001" * UNIT_MAX_CHARS
+
+
 def trials_per_page(lab: Lab, experiment_id: str) -> int:
     """How many trials a numbered page holds: TRIALS_PER_PAGE, fewer when that many of the largest
-    trial the experiment can hold would pass PAGE_BYTES (every declared metric recorded with a
-    longest float, its longest unit, the longest id and times). A page is then found from its
-    number alone: reading page N reads N's trials, not every trial before it (that took 16 s for
-    page 1 of 400,000 trials), and a new trial never moves an earlier page's boundaries."""
+    trial the experiment's definition allows would pass PAGE_BYTES (every declared metric recorded
+    with a longest float, the longest unit, id and times). From the definition alone, never the
+    data: a page is found from its number (reading page N reads N's trials, not every trial before
+    it, which took 16 s for page 1 of 400,000 trials), and a new trial, however long its unit, goes
+    on the last page without moving any other (a size from the longest unit so far moved them,
+    from a review)."""
     definition = lab.definition(experiment_id)
-    units = [json.dumps(u) for u in lab.store.units(experiment_id)]
-    largest = len(
-        json.dumps(
-            {
-                **_trial_json(None),
-                "experiment_id": experiment_id,
-                "unit": json.loads(max(units, key=len)) if units else None,
-                "metrics": {m.name: -1.2345678901234567e-300 for m in definition.metrics},
-            },
-            separators=(",", ":"),
-        )
+    largest = _size(
+        {
+            **_trial_json(None),
+            "experiment_id": experiment_id,
+            "unit": LONGEST_UNIT,
+            "metrics": {m.name: -1.2345678901234567e-300 for m in definition.metrics},
+        }
     )
     return max(1, min(TRIALS_PER_PAGE, PAGE_BYTES // (largest + 1)))
 
@@ -80,9 +83,12 @@ def trials_page(lab: Lab, experiment_id: str, page: int | None) -> str:
         chunks = [_compact(t) for t in lab.trials(experiment_id, TRIALS_PER_PAGE)]
         start = len(chunks)
         size = 0
-        while start > 0 and len(chunks) - start < TRIALS_PER_PAGE and size + len(chunks[start - 1]) + 1 <= PAGE_BYTES:
+        while start > 0 and len(chunks) - start < TRIALS_PER_PAGE:
+            added = len(chunks[start - 1].encode()) + 1  # bytes: a unit may be any UTF-8
+            if size + added > PAGE_BYTES:
+                break
             start -= 1
-            size += len(chunks[start]) + 1
+            size += added
         return "[" + ",".join(chunks[start:]) + "]"
     with lab.store.reading():  # one snapshot: the count and the page
         per_page = trials_per_page(lab, experiment_id)
@@ -98,7 +104,12 @@ def trials_page(lab: Lab, experiment_id: str, page: int | None) -> str:
 
 
 def _compact(trial: Any) -> str:
-    return json.dumps(_trial_json(trial), separators=(",", ":"))
+    return json.dumps(_trial_json(trial), separators=(",", ":"), ensure_ascii=False)
+
+
+def _size(document: dict[str, Any]) -> int:
+    """Its bytes as a page prints it."""
+    return len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def no_chart_reason(lab: Lab, e: Experiment) -> str:
@@ -252,10 +263,10 @@ def register_resources(server: MCPServer, box: dict[str, AppState]) -> None:
         "experiment://{experiment_id}/trials/{page}",
         name="experiment-trials-page",
         mime_type="application/json",
-        description=f"Page 1, 2, ... of the experiment's trials in assignment order, {TRIALS_PER_PAGE:,} trials a page "
-        f"(fewer when the experiment's trials are large, many metrics or long unit names, so that a page stays under "
-        f"{PAGE_BYTES // 1_000_000} MB: MCP clients drop a message over 10 MB, and an experiment's every trial can be "
-        "more). A new trial goes on the last page; earlier pages keep their trials.",
+        description="Page 1, 2, ... of the experiment's trials in assignment order: as many a page as keep it under "
+        f"{PAGE_BYTES // 1_000_000} MB at the largest trial the experiment's definition allows (every metric, a "
+        f"{UNIT_MAX_CHARS}-character unit), up to {TRIALS_PER_PAGE:,} (MCP clients drop a message over 10 MB, and "
+        "an experiment's every trial can be more). A new trial goes on the last page; earlier pages keep theirs.",
     )
     async def trials_page_resource(experiment_id: str, page: str, ctx: Context) -> str:
         number = page.lstrip("0")  # ('01' is page 1; '²' is a digit to isdigit, not to int)

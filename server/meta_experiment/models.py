@@ -49,6 +49,7 @@ ExperimentStatus = Literal["draft", "running", "promoted", "rolled_back", "expir
 TERMINAL_STATUSES: frozenset[str] = frozenset({"promoted", "rolled_back", "expired"})
 TrialStatus = Literal["assigned", "recorded", "abandoned", "voided"]
 
+UNIT_MAX_CHARS = 200  # a unit (session, PR, user) id: at most this many characters
 METRIC_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$"
 # Units that make a metric a duration: when such a primary metric is missing from `record`, the
 # time since `assign` is used, converted to this unit.

@@ -20,7 +20,7 @@ recorded trial and in auto mode. Three checks, each guarded against tiny samples
 
 Alerts are deduplicated: one row per (experiment, kind) that is raised once (an `alert` event),
 stays quiet while the condition holds, and is cleared (an `alert_cleared` event) when its effect is
-gone - the rate ratio below the threshold or its evidence down to a tenth of the raising level, the
+gone - the rate ratio below 0.9 x the threshold or its evidence down to a tenth of the raising level, the
 mean back at the floor or at the control's, the policy no longer saying rollback - not merely when
 a p-value wobbles back over 0.05 (that would raise it again and again). A newly raised alert on an
 experiment created with `auto_rollback` stops it at once (production was never touched while it ran).
@@ -93,8 +93,8 @@ def error_rate_finding(
     active: bool = False,
     design_effects: tuple[float, float] = (1.0, 1.0),
 ) -> Finding:
-    """`active`: the alert is up; it stays up until the rate ratio itself falls below the threshold
-    or the evidence to a tenth of the raising level (hysteresis: evidence hovering around the
+    """`active`: the alert is up; it stays up until the rate ratio itself falls below 0.9 x the
+    threshold or the evidence to a tenth of the raising level (hysteresis: evidence hovering around the
     threshold must not raise and clear it on alternate trials), or no spike is left (fewer failures
     than min_failures, or a rate no higher than the control's: voided failures). `design_effects`
     (control, treatment): with repeated units, each arm's variance is multiplied by its design
@@ -103,8 +103,9 @@ def error_rate_finding(
     c_n, t_n = c.get("recorded", 0), t.get("recorded", 0)
     c_f, t_f = c_n - c.get("successes", 0), t_n - t.get("successes", 0)
     c_rate, t_rate = (c_f / c_n if c_n else 0.0), (t_f / t_n if t_n else 0.0)
-    if active:  # cleared once the rate ratio is under the threshold, or no longer a spike at all
-        if t_rate < s.error_rate_ratio * c_rate or t_f < s.min_failures or t_rate <= c_rate:
+    if active:  # cleared once the rate ratio is clearly under the threshold, or no longer a spike at all
+        # (RATIO_BAND: a ratio sitting at the threshold cleared and raised it on alternate trials)
+        if t_rate < RATIO_BAND * s.error_rate_ratio * c_rate or t_f < s.min_failures or t_rate <= c_rate:
             return None
         # ... or once the evidence has faded to a tenth of what raises it: with no failure in the
         # control the ratio never falls (10 early failures, then 2,000 clean runs, kept it up for
@@ -130,6 +131,7 @@ def error_rate_finding(
 
 
 CLEAR_FACTOR = 10.0  # an active error-rate alert clears when its evidence falls under 1/10 of the raising level
+RATIO_BAND = 0.9  # ... or its rate ratio under 0.9 x error_rate_ratio (1.8x for the default 2x)
 
 
 def _rate_evidence(

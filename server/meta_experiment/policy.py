@@ -197,8 +197,8 @@ def decide(analysis: Analysis, targets: Targets, now: float) -> Decision:
             action="expire",
             criteria=criteria,
             driven_by="max_duration_days reached",
-            rationale=f"no conclusive result within {_days(analysis.max_duration_days)}; "
-            "the original stays in production",
+            rationale=f"no conclusive result within {_days(analysis.max_duration_days)}"
+            + ("" if analysis.ended else "; the original stays in production"),
         )
     return Decision(
         action="continue",

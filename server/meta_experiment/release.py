@@ -128,10 +128,16 @@ def promote(
         against = alerts if against is None else f"{alerts}; and {against}"
     refusal = None
     if against is not None and not force:
-        wait = (
+        wait = (  # what would change the answer: more trials only where they can (from reviews)
             "The data alone say promote: an alert holds it back until its condition is gone (status shows the "
             "alert and when it was raised); roll back if it is real"
-            if decision.action == "promote"  # more trials are not what it needs (from a review)
+            if decision.action == "promote"
+            else "The data say roll back, not promote (rollback keeps the original)"
+            if decision.action == "rollback"
+            else f"It is past its {experiment.max_duration_days:g} days: auto mode expires it (the original stays)"
+            if decision.action == "expire"
+            else "More trials will not promote it: its target is out of reach"
+            if decision.target_out_of_reach
             else "Keep recording trials (auto mode promotes when the policy says so)"
         )
         refusal = (

@@ -1161,14 +1161,6 @@ class Store:
             row = db.execute("SELECT COUNT(*) FROM trials WHERE experiment_id = ?", (experiment_id,)).fetchone()
         return int(row[0])
 
-    def units(self, experiment_id: str) -> list[str]:
-        """The distinct units the experiment's trials came from."""
-        with self.reading() as db:
-            rows = db.execute(
-                "SELECT DISTINCT unit FROM trials WHERE experiment_id = ? AND unit IS NOT NULL", (experiment_id,)
-            ).fetchall()
-        return [r[0] for r in rows]
-
     # -- events ----------------------------------------------------------------------------------
 
     def put_alert(

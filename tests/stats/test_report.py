@@ -503,3 +503,15 @@ def test_commit_messages_never_say_minus_zero():
     experiment = SimpleNamespace(id="exp-1", name="n")
     assert "Improvement: -0.01% (time)" in promote_message(experiment, a, "manual", "simpler")  # type: ignore[arg-type]
     assert "Regression: 0.01% worse (time)" in rollback_message(experiment, a, "revert", "manual")  # type: ignore[arg-type]
+
+
+def test_an_ended_experiment_whose_data_say_roll_back_recommends_nothing():
+    """Rolled back by hand: 'RECOMMENDATION: NONE' above 'Monthly impact: none to count on: the
+    recommendation is to roll back'."""
+    from dataclasses import replace
+
+    r = np.random.default_rng(14)
+    data = inputs(list(r.normal(34, 3, 30)), list(r.normal(32.6, 3, 30)), successes={"control": 29, "treatment": 16})
+    text = render_analysis(analyze(replace(data, experiment_status="rolled back: slower")), "x")
+    assert "RECOMMENDATION: NONE" in text and "the recommendation is" not in text
+    assert "- Monthly impact: none to count on: the data say roll back" in text

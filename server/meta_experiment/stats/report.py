@@ -486,7 +486,8 @@ def _impact(analysis: Analysis) -> list[str]:
     if per_run > 0 and (analysis.alerts or (d is not None and d.action == "rollback")):
         # a month's gain from a change the report says to roll back (a guardrail, failures) is no
         # gain anyone should count on; a loss still says what keeping it would cost
-        out.append("- Monthly impact: none to count on: the recommendation is to roll back")
+        why = "the data say roll back" if analysis.ended else "the recommendation is to roll back"
+        out.append(f"- Monthly impact: none to count on: {why}")
     elif analysis.runs_per_day and m.kind == "binary":
         yes = (m.treatment.mean - m.control.mean) * analysis.runs_per_day * 30
         out.append(
