@@ -179,10 +179,26 @@ def status(lab: Lab, active_only: bool = False) -> StatusReport:
         if active_only and experiment.status in TERMINAL_STATUSES and not forced_label(experiment):
             items.append(unanalysed_item(experiment, progress))
             continue
-        items.append(status_item(experiment, progress, analyze(lab, experiment.id), lab.project_root))
+        try:
+            analysis = analyze(lab, experiment.id)
+        except Exception as exc:
+            failed = unanalysed_item(experiment, progress)
+            items.append(failed.model_copy(update={"analysis_error": analysis_failed(experiment.id, exc)}))
+            continue
+        items.append(status_item(experiment, progress, analysis, lab.project_root))
     from .release_status import release_status
 
     return status_report(items).model_copy(update={"release": release_status(lab)})
+
+
+def analysis_failed(experiment_id: str, exc: Exception) -> str:
+    """What a report says of an experiment whose analysis raised (a defect: the values that set it
+    off once took status, auto and export down for the whole project, from a review)."""
+    return (
+        f"The analysis of {experiment_id} failed ({type(exc).__name__}: {exc}); the other experiments are "
+        "unaffected. This is a defect of meta-experiment: please report it with the experiment's export "
+        f"(`meta-experiment export {experiment_id}`)."
+    )
 
 
 def chart_counts(lab: Lab, e: Experiment) -> tuple[int, int]:

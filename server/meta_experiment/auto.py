@@ -33,8 +33,22 @@ WOULD: dict[str, AutoAction] = {"promote": "would_promote", "rollback": "would_r
 
 def run_auto(lab: Lab, *, dry_run: bool = False) -> AutoReport:
     recovered = [] if dry_run else operations.recover(lab)
-    items = [_dry(lab, e) if dry_run else _one(lab, e, False) for e in lab.experiments(["running"])]
+    items = [_guarded(lab, e, dry_run) for e in lab.experiments(["running"])]
     return AutoReport(dry_run=dry_run, items=items, recovered=recovered)
+
+
+def _guarded(lab: Lab, e: Experiment, dry_run: bool) -> AutoItem:
+    """One experiment's item; an analysis that raises skips it and not the others."""
+    try:
+        return _dry(lab, e) if dry_run else _one(lab, e, False)
+    except ExperimentError:
+        raise
+    except Exception as exc:
+        from .analysis import analysis_failed
+
+        return AutoItem(
+            experiment_id=e.id, name=e.name, decision="continue", action="skipped", rationale=analysis_failed(e.id, exc)
+        )
 
 
 def _dry(lab: Lab, e: Experiment) -> AutoItem:

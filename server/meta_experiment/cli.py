@@ -187,9 +187,8 @@ def cmd_void(args: argparse.Namespace) -> int:
                 f"--metric takes NAME=VALUE with a number (or true/false for a yes/no metric), "
                 f"e.g. time_to_complete=95; not {item!r}."
             )
-    if (args.failed or args.succeeded) and not metrics:
-        flag = "--failed" if args.failed else "--succeeded"
-        raise InvalidInput(f"{flag} describes the corrected run: give its values with --metric NAME=VALUE.")
+    if args.succeeded and not metrics:
+        raise InvalidInput("--succeeded describes the corrected run: give its values with --metric NAME=VALUE.")
     success = False if args.failed else True if args.succeeded else None
     lab = _lab(args)
     try:
@@ -598,7 +597,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Metrics not given keep their recorded values.",
     )
     outcome = void.add_mutually_exclusive_group()
-    outcome.add_argument("--failed", action="store_true", help="With --metric: the corrected run failed.")
+    outcome.add_argument(
+        "--failed",
+        action="store_true",
+        help="The corrected run failed: it counts for the success rate, keeps its guardrail values (or the "
+        "--metric ones) and drops its primary value (its time to the failure is no completion time).",
+    )
     outcome.add_argument(
         "--succeeded", action="store_true", help="With --metric: the corrected run succeeded (default: as voided)."
     )

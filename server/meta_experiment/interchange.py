@@ -32,6 +32,7 @@ from .measurements import check_value, derived_values
 from .models import ARMS, TERMINAL_STATUSES, UNIT_MAX_CHARS, MetricSpec, iso, parse_iso
 from .stats.guardrails import SUCCESS_METRIC
 from .stats.summary import Summary
+from .store import finite
 
 FORMAT = "meta-experiment/1"
 TRIAL_STATUSES = ("assigned", "recorded", "abandoned", "voided")
@@ -72,7 +73,7 @@ def _results(
     improvement = None
     if control.n and treatment.n and control.mean != 0:
         change = (treatment.mean - control.mean) / abs(control.mean) * 100
-        improvement = -change if primary.direction == "lower_is_better" else change
+        improvement = (-change if primary.direction == "lower_is_better" else change) + 0.0  # never -0.0
     return {
         "trials_completed": control.n + treatment.n,
         "control_group": groups["control"],
@@ -904,7 +905,7 @@ def write_document(lab: Lab, path: str, document: dict[str, Any]) -> tuple[str, 
     rel = export_path(lab, path)  # refuses to replace a file that is not a previous export
     target = lab.project_root / rel
     shown = None
-    data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
+    data = (json.dumps(finite(document), indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
     if target.exists():
         current = target.read_bytes()
         # an export this tool wrote there, unchanged since, is no one's work: replaced without a copy

@@ -25,7 +25,7 @@ from .deploy import LOCK_WAIT_SECONDS, file_lock
 from .dispatch import dispatcher_experiment
 from .errors import Conflict, InvalidInput, InvalidState, NotFound, StoreError, validation_message
 from .files import SpecialFile, atomic_write, read_regular
-from .measurements import Definition, clean_metrics, derived_values, missing_guardrails
+from .measurements import Definition, clean_metrics, derived_values, flag, missing_guardrails
 from .models import (
     ARMS,
     TERMINAL_STATUSES,
@@ -531,7 +531,7 @@ class Lab:
         class Undo(Exception):
             pass
 
-        self._quiet.on = True
+        quiet, self._quiet.on = getattr(self._quiet, "on", False), True
         try:
             with self.store.transaction():
                 fn(self)
@@ -539,7 +539,7 @@ class Lab:
         except Undo:
             pass
         finally:
-            self._quiet.on = False
+            self._quiet.on = quiet  # (a rehearsal inside another stays quiet to its end)
 
     def check_create(self, **fields: Any) -> None:
         """What `create` refuses, refused without writing anything (before a project's first
@@ -741,6 +741,7 @@ class Lab:
     def record(self, trial_id: int, metrics: Mapping[str, Any], success: bool = True) -> RecordResult:
         """Store a trial's metric values. Recording the same values twice is a harmless retry;
         different values for an already recorded trial are refused."""
+        success = flag(success)
         now = self.clock()
         with self.store.transaction():
             row, experiment = self._trial_row(trial_id)
@@ -832,14 +833,17 @@ class Lab:
         trial in the same arm and unit (the run used that arm's files), which is not a new
         assignment; metrics left out keep the voided trial's values. The statistics are rebuilt
         from the recorded trials left."""
+        success = None if success is None else flag(success)
         reason = " ".join(str(reason).split())
         if not reason:
             raise InvalidInput("Give a reason for voiding the trial (e.g. 'typo: 125 s recorded as 1e15').")
-        if success is not None and metrics is None:
+        if success is True and metrics is None:
             raise InvalidInput(
                 "success describes the corrected run: give its values in metrics too (the voided trial's "
                 "values if only the success flag was wrong). Without metrics the run is dropped."
             )
+        if success is False and metrics is None:
+            metrics = {}  # the run failed: its guardrail values stand, its primary does not (below)
         # the regression check below needs the statistics engine: imported now, not while holding the
         # write lock that every other session's record waits for (a first void held it ~1 s)
         analysis.load_engine()
@@ -866,8 +870,10 @@ class Lab:
             clean = None
             old_success = bool(row["success"])
             new_success = old_success if success is None else bool(success)
-            if metrics is not None:  # the corrected run: metrics left out keep the values it had
+            if metrics is not None:  # the corrected run: metrics left out keep the values it had ...
                 names = {m.name for m in experiment.metrics}
+                if old_success and not new_success:  # ... but a run that failed keeps no primary: its time
+                    names.discard(experiment.primary_metric.name)  # to the failure is no completion time
                 kept = {k: v for k, v in old.items() if k in names and k not in metrics}
                 clean = clean_metrics(experiment, {**kept, **metrics}, elapsed=None, success=new_success)
 
@@ -966,6 +972,7 @@ class Lab:
         at: float | None = None,
     ) -> RecordResult:
         """Add a past measurement without a prior assign (importing data collected elsewhere)."""
+        success = flag(success)
         if arm not in ARMS:
             raise InvalidInput(f"arm must be 'control' or 'treatment', not {arm!r}.")
         now = self.clock() if at is None else at

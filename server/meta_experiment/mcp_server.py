@@ -496,7 +496,11 @@ def build_server(
             ),
         ] = None,
         success: Annotated[
-            bool | None, Field(description="With metrics: the corrected success flag (default: the voided one's).")
+            bool | None,
+            Field(
+                description="The corrected success flag (default: the voided one's); with metrics, or false alone: "
+                "the run failed, keeps its guardrail values and drops its primary value."
+            ),
         ] = None,
     ) -> Annotated[CallToolResult, VoidResult]:
         """Withdraw a wrongly recorded result of a running experiment (a typo, a unit mix-up, a broken

@@ -5,6 +5,7 @@ keeps running statistics of."""
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,13 +47,14 @@ def check_finite(name: str, value: Any) -> float:
         value = read
     if isinstance(value, bool):
         return float(value)
-    if not isinstance(value, int | float):
+    if not isinstance(value, numbers.Real):  # (numpy's numbers too)
         raise InvalidInput(f"Metric {name!r} must be a number, got {type(value).__name__} {value!r}.")
     try:
         number = float(value)
     except OverflowError:  # an int beyond the float range: named by its length, not echoed
+        digits = int(int(value).bit_length() * math.log10(2)) + 1  # type: ignore[call-overload]
         raise InvalidInput(
-            f"Metric {name!r} is a number of about {int(int(value).bit_length() * math.log10(2)) + 1} digits, "
+            f"Metric {name!r} is a number of about {digits} digits, "
             f"beyond ±{MAX_ABS_VALUE:g}. "
             "Record it in a larger unit (e.g. seconds instead of nanoseconds)."
         ) from None
@@ -93,6 +95,18 @@ def check_value(spec: MetricSpec, value: Any) -> float:
     return number
 
 
+def flag(value: Any, name: str = "success") -> bool:
+    """A yes/no argument: True or False (1 and 0, and the words true and false, as the tools read
+    them). bool('false') is True: the Python API stored such a run as a success (from a review)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InvalidInput(f"{name} must be true or false, not {type(value).__name__} {value!r}.")
+
+
 def clean_metrics(
     experiment: Definition, metrics: Mapping[str, Any], *, elapsed: float | None, success: bool = True
 ) -> dict[str, float]:
@@ -114,7 +128,16 @@ def clean_metrics(
     primary = experiment.primary_metric
     if primary.name not in clean and success:
         if primary.is_duration and elapsed is not None:
-            clean[primary.name] = elapsed / DURATION_UNITS[primary.unit or "s"]
+            # a clock stepped back since assign measures no negative time, and the value is checked
+            # as a given one is (a log-scale metric needs > 0: math.log raised, from a review)
+            measured = max(0.0, elapsed) / DURATION_UNITS[primary.unit or "s"]
+            try:
+                clean[primary.name] = check_value(primary, measured)
+            except InvalidInput as exc:
+                raise InvalidInput(
+                    f"{exc} It was measured as the time since assign ({measured:g} {primary.unit}): give "
+                    f"{primary.name} in the record call."
+                ) from None
         else:
             raise InvalidInput(
                 f"The primary metric {primary.name!r} is missing. Every successful run needs it (a failed run "

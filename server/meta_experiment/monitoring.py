@@ -34,11 +34,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .alert_evidence import ALERT_ALPHA, Finding, alert_e_value, evidence_text
+from .errors import ExperimentError
 from .floors import floors_finding, may_have_floor, metric_floors
 from .models import iso
 from .outcomes import Alert
 from .settings import SETTINGS_FILE_NAME, MonitoringSettings
-from .store import success_clusters
+from .store import finite, success_clusters
 
 if TYPE_CHECKING:
     from .lifecycle import Lab
@@ -65,8 +66,6 @@ def monitoring_settings(lab: Lab) -> MonitoringSettings:
     if cached is not None and cached[1] == key:
         settings = cached[2]
     else:
-        from .errors import ExperimentError
-
         try:
             settings = lab.settings().monitoring
         except ExperimentError:
@@ -250,11 +249,17 @@ def _sync(lab: Lab, experiment_id: str, findings: dict[str, Finding], active: se
                     "INSERT INTO alerts (experiment_id, kind, message, data_json, raised_at) VALUES (?, ?, ?, ?, ?)"
                     " ON CONFLICT (experiment_id, kind) DO UPDATE SET message = excluded.message,"
                     " data_json = excluded.data_json, raised_at = excluded.raised_at, cleared_at = NULL",
-                    (experiment_id, kind, message, json.dumps(data, default=str), now),
+                    (experiment_id, kind, message, json.dumps(finite(data), default=str, allow_nan=False), now),
                 )
                 lab.event(experiment_id, "alert", message, alert=kind, **data)
                 raised.append(
-                    Alert(experiment_id=experiment_id, kind=kind, message=message, raised_at=iso(now) or "", data=data)  # type: ignore[arg-type]
+                    Alert(
+                        experiment_id=experiment_id,
+                        kind=kind,  # type: ignore[arg-type]
+                        message=message,
+                        raised_at=iso(now) or "",
+                        data=finite(data),
+                    )
                 )
             elif finding is None and kind in active:
                 message = db.execute(
@@ -340,7 +345,14 @@ def after_trial(lab: Lab, experiment_id: str, raised: list[Alert], progress: Any
     """After the trial is committed: the regression check when due, and an `auto_rollback`
     experiment stopped on a new alert. Returns the messages to show with the recorded trial."""
     if regression_due(progress.trials_recorded, progress.sample_size_required):
-        raised = raised + check(lab, experiment_id, regression=True)
+        try:
+            raised = raised + check(lab, experiment_id, regression=True)
+        except ExperimentError:
+            raise
+        except Exception as exc:
+            from .analysis import analysis_failed
+
+            return [*act_on(lab, experiment_id, raised), f"The trial is stored. {analysis_failed(experiment_id, exc)}"]
     return act_on(lab, experiment_id, raised)
 
 
@@ -349,7 +361,6 @@ def act_on(lab: Lab, experiment_id: str, raised: list[Alert]) -> list[str]:
     after a trial; an import whose trials raise an alert too)."""
     messages = [a.message for a in raised]
     if raised and lab.get(experiment_id).auto_rollback:
-        from .errors import ExperimentError
         from .release import stop_on_alert
 
         try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .models import Experiment
 from .outcomes import Alert, AutoReport, DeployResult, ReleaseInfo, ReleaseStatus
-from .stats.report import fmt_against, fmt_confidence, plural, same_means
+from .stats.report import PCT_LIMIT, fmt_against, fmt_confidence, plural, same_means
 from .stats.report import render_analysis as _render_analysis
 from .stats.results import Analysis
 from .status import LISTED_ENDED, StatusItem, StatusReport, file_drift, newest_ended
@@ -109,13 +109,13 @@ def _results(item: StatusItem) -> list[str]:
         if item.control_mean != 0:
             pct = 100 * abs(diff) / abs(item.control_mean)
             of_mean = " in the mean" if item.scale == "log" else ""
-            shown = fmt_against(pct, target, 0) if better and item.scale == "raw" else f"{pct:,.0f}"
+            shown = _whole_pct(pct, target if better and item.scale == "raw" else None)
             unstable = "; unstable: the control mean is not clearly away from 0" if item.relative_unstable else ""
             line += f" ({shown}% {'improvement' if better else 'regression'}{of_mean}{unstable})"
         if item.scale == "log":
             typical = "better" if item.improvement_pct >= 0 else "worse"
             size = abs(item.improvement_pct)
-            typical_pct = fmt_against(size, target, 0) if item.improvement_pct >= 0 else f"{size:,.0f}"
+            typical_pct = _whole_pct(size, target if item.improvement_pct >= 0 else None)
             line += f"; a typical run (geometric mean) {typical_pct}% {typical}"
         lines.append(line)
     # the power figure is for the target improvement, not for the difference seen so far
@@ -127,6 +127,15 @@ def _results(item: StatusItem) -> list[str]:
     elif item.trials_needed:
         lines.append(f"- Confidence: not yet (about {item.trials_needed:,} more trials give {power})")
     return lines
+
+
+def _whole_pct(pct: float, target: float | None) -> str:
+    """A size in whole percents (the decimals that keep it off `target` when given); past a million
+    percent 'beyond 1,000,000', as the analysis says it (a control mean near 0 printed a 100-digit
+    number, from a review)."""
+    if not math.isfinite(pct) or pct >= PCT_LIMIT:
+        return "beyond 1,000,000"
+    return fmt_against(pct, target, 0) if target is not None else f"{pct:,.0f}"
 
 
 def _when(iso: str) -> str:
@@ -145,6 +154,8 @@ def _running_action(item: StatusItem, alerts: list[Alert]) -> str:
     """What to do with a running experiment now. What more trials cannot change comes first: an
     active alert, the end of its time, production edited under a promotion."""
     p = item.progress
+    if item.analysis_error:
+        return f"None: {item.analysis_error}"
     if alerts:
         return "Roll back: a monitoring alert is active (see Alerts); " + (
             "auto mode stops it" if item.auto_rollback else "auto_rollback is off, so roll it back yourself"

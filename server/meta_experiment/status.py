@@ -61,6 +61,9 @@ class StatusItem(BaseModel):
     target_out_of_reach: Annotated[
         bool, Field(description="The always-valid interval lies below the target: more data will not promote.")
     ] = False
+    analysis_error: Annotated[
+        str | None, Field(description="Its analysis failed (a defect, to report): what failed; nothing decides it.")
+    ] = None
     forced: Annotated[
         bool,
         Field(description="Promoted with force although the policy did not say promote: not counted as a success."),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import operator
 import os
 import sqlite3
@@ -29,6 +30,21 @@ from .paths import private_folder
 from .schema import MIGRATIONS, RETIRED_MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN and infinity (at any depth of dicts, lists and tuples) as None: JSON has
+    no place for them (an alert's z of inf once made an export that this tool's import refused and
+    JSON.parse rejects, from a review), and a stored document must read back as it was written."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
 MAX_ID = 2**63 - 1  # the largest id SQLite stores: "no upper bound" in an id range
 SUCCESS = ""  # cluster_sums' key for the trials' success flag (metric names are never empty)
 
@@ -1179,7 +1195,7 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (experiment_id, kind) DO UPDATE SET"
                 " message = excluded.message, data_json = excluded.data_json, raised_at = excluded.raised_at,"
                 " cleared_at = excluded.cleared_at",
-                (experiment_id, kind, message, json.dumps(data), raised_at, cleared_at),
+                (experiment_id, kind, message, json.dumps(finite(data), allow_nan=False), raised_at, cleared_at),
             )
 
     def add_event(
@@ -1201,7 +1217,7 @@ class Store:
                     actor,
                     kind,
                     message,
-                    json.dumps(data or {}, sort_keys=True, default=str),
+                    json.dumps(finite(data or {}), sort_keys=True, default=str, allow_nan=False),
                 ),
             )
             assert cur.lastrowid is not None

@@ -472,6 +472,13 @@ def _effect(
     if spec.kind == "binary":
         p_c = ctrl.mean
         wanted = p_c * (1 + thr / 100 if up else 1 - thr / 100)
+        if (p_c >= 1) if up else (p_c <= 0):  # (it read as 'not measurable', from a review)
+            return (
+                None,
+                basis,
+                f"the observed control rate is already {p_c:.0%}, the best a rate can be: no {thr:g}% improvement "
+                "is possible, and no trials can reach the target; choose a metric with room to improve",
+            )
         if 0 < p_c < 1 and not 0 <= wanted <= 1:  # a rate stays within 0% and 100%
             best = (1 / p_c - 1) * 100 if up else 100.0
             return (
@@ -482,7 +489,7 @@ def _effect(
                 "can reach the target; lower improvement_threshold, or choose a metric with room to improve",
             )
         p_t = min(max(wanted, 0.0), 1.0)
-        if p_c <= 0 or p_c >= 1 or p_t == p_c:
+        if p_t == p_c:  # a control rate of 0 and higher is better: a % of 0 is 0
             return None, basis, f"control rate {p_c:.3g}: a relative change of {thr:g}% is not measurable"
         return binary.cohens_h(p_c, p_t), basis, ""
     pooled = ((c.n - 1) * c.variance + (t.n - 1) * t.variance) / (c.n + t.n - 2) if observed else 0.0

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from ..models import MetricSpec
 from . import binary, continuous, rank, sequential
-from .numeric import clip_p, finite, norm_sf, t_isf, t_quantile, t_to_z
+from .numeric import clamped, clip_p, finite, norm_sf, t_isf, t_quantile, t_to_z
 from .plan import MIN_PER_ARM
 from .results import ArmSummary, Interval, MetricAnalysis, ProportionTest, RankTest, SequentialResult, TTest
 from .summary import Summary, mean_difference, rate_design_effects
@@ -260,7 +260,7 @@ def _continuous(
         ci = continuous.difference_ci(c, t, LEVEL, variances=mv)
         rel = None if ci is None else (math.expm1(min(ci[0], 700.0)), math.expm1(min(ci[1], 700.0)))
     else:
-        f["relative_lift"] = finite(continuous.relative_lift(c, t))
+        f["relative_lift"] = clamped(continuous.relative_lift(c, t))
         rel = continuous.relative_lift_ci(c, t, LEVEL, variances=mv)
         if (
             rel is None
@@ -276,12 +276,12 @@ def _continuous(
             )
     f["relative_lift_ci"] = _interval(rel)
     if f["relative_lift"] is not None:
-        f["improvement_pct"] = finite(sign * f["relative_lift"] * 100 + 0.0)  # never -0.0
+        f["improvement_pct"] = clamped(sign * f["relative_lift"] * 100 + 0.0)  # never -0.0
         f["improvement_ci"] = _interval(rel, scale=sign * 100)
     # The always-valid test keeps the CR1 variance with repeated units (what its simulations used);
     # without repeats this is the Welch t above.
     se_df = continuous.welch_se_df(c, t, small_sample=False)
-    z = None if se_df is None else sign * t_to_z(mean_difference(c, t) / se_df[0], se_df[1])
+    z = None if se_df is None else sign * t_to_z(mean_difference(c, t) / se_df[0], se_df[1]) + 0.0  # not -0.0
     seq = _sequential(
         z, se_df[0] if se_df else None, se_df[1] if se_df else None, f["difference"], c.n, t.n, design, sign
     )
@@ -353,12 +353,12 @@ def _binary(c: Summary, t: Summary, f: dict, messages: list[str], design: Design
             # own uncertainty it leaves out, as the always-valid interval below does) it bounds the lift
             rel = (max(-1.0, diff.lower / p_c), diff.upper / p_c)
         f["relative_lift_ci"] = _interval(rel)
-        f["improvement_pct"] = finite(sign * f["relative_lift"] * 100 + 0.0)  # never -0.0
+        f["improvement_pct"] = clamped(sign * f["relative_lift"] * 100 + 0.0)  # never -0.0
         f["improvement_ci"] = _interval(rel, scale=sign * 100)
     else:
         messages.append("the control arm has no successes: relative changes are undefined")
     seq = _sequential(
-        None if z is None else sign * z,
+        None if z is None else sign * z + 0.0,
         None,  # the interval is the score test inverted, set below
         None,
         f["difference"],

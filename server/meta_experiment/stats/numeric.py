@@ -20,6 +20,16 @@ def finite(x: float | None) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def clamped(x: float | None) -> float | None:
+    """x as a plain float, an infinity as +/-1e300 (a % change of a control mean near 0, 1e-320 say,
+    overflows: it read as 'unknown', and a guardrail that collapsed passed as no regression, from a
+    review; reports print anything past 1e6% as 'beyond'); None for None or NaN."""
+    if x is None or math.isnan(x):
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else math.copysign(1e300, x)
+
+
 def t_to_z(t: float, df: float) -> float:
     """The standard-normal quantile with the same one-sided tail probability as Student's t with
     `df` degrees of freedom (the significance-level matching of Jennison & Turnbull 2000, sec. 3.4),

@@ -13,6 +13,9 @@ from . import sequential
 from .numeric import nct_cdf, norm_cdf, norm_isf, norm_ppf, norm_sf, t_isf
 
 N_MAX = 1e9
+# A standardized effect this small needs far more than N_MAX trials ((2.8 + 0.84) / 1e-6)^2 = 1.3e13),
+# and one near 1e-160 overflows the square: every size here is None below it.
+TINY_EFFECT = 1e-6
 
 
 def t_test_power(d: float, n: float, alpha: float, ratio: float = 1.0) -> float:
@@ -42,7 +45,7 @@ def n_fixed(effect: float, alpha: float, power: float = 0.8, t_test: bool = True
     NormalIndPower().solve_power(..., ratio=ratio); at ratio 1, n per arm. None when the effect is 0
     or would need more than 1e9."""
     effect = abs(effect)
-    if effect == 0 or not math.isfinite(effect):
+    if effect < TINY_EFFECT or not math.isfinite(effect):
         return None
     fn = t_test_power if t_test else z_test_power
     lo = 2.0 if t_test else 1e-6  # statsmodels' lower bracket for nobs1 is 2 as well
@@ -68,7 +71,7 @@ def required_for_window(
     (z >= c at t = 1) has the given power: n_eff at the end >= ((c + z_power) / effect)^2 (normal
     approximation), n_eff at the end = PLAN_MULTIPLE * required * share * (1 - share)."""
     effect = abs(effect)
-    if effect == 0 or not math.isfinite(effect):
+    if effect < TINY_EFFECT or not math.isfinite(effect):  # (1e-160 overflowed the square: from a review)
         return None
     n_eff = ((sequential.window_critical(alpha_per_direction) + norm_ppf(power)) / effect) ** 2
     need = n_eff / (sequential.PLAN_MULTIPLE * control_share * (1 - control_share))
@@ -88,7 +91,7 @@ def n_eff_sequential(
     planned window and jumps up after it (the e-process keeps only the rest of alpha), so the window
     is searched first. Any split reaches n_eff with N = n_eff / (s (1 - s)) trials."""
     effect = abs(effect)
-    if effect == 0 or not math.isfinite(effect):
+    if effect < TINY_EFFECT or not math.isfinite(effect):
         return None
     z_power = norm_ppf(power)
     end = sequential.PLAN_MULTIPLE * max(n_required, 2) * control_share * (1 - control_share)  # n_eff, t = 1
