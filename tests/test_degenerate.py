@@ -185,3 +185,101 @@ def test_identical_arms_export_no_minus_zero(lab: Lab) -> None:
             lab.record_measurement(e.id, arm, {"time_to_complete": 10.0 + i % 3})
     text = json.dumps(export_experiments(lab, [e.id])) + lab.analyze(e.id).model_dump_json()
     assert "-0.0" not in text
+
+
+# -- from a review of the fixes above (2026-11-28) ---------------------------------------------------
+
+
+def test_the_exported_document_on_stdout_is_json_too(project: Path) -> None:
+    """`export` to stdout printed "improvement_pct": Infinity (a control mean of 1e-320), which
+    JSON.parse rejects; --out wrote null; status said beyond 1,000,000%."""
+    import subprocess
+    import sys
+
+    from conftest import package_env
+
+    lab = Lab.open(project)
+    try:
+        e = lab.create(**spec(secondary_metrics=[], primary_metric={"name": "score", "direction": "higher_is_better"}))
+        for i in range(6):
+            lab.record_measurement(e.id, "control", {"score": 1e-320})
+            lab.record_measurement(e.id, "treatment", {"score": 1.0 + i % 2})
+    finally:
+        lab.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "meta_experiment", "--project", str(project), "export"],
+        capture_output=True,
+        text=True,
+        env=package_env(),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout, parse_constant=lambda c: pytest.fail(f"{c} in the export"))
+    assert document["experiments"][0]["results"]["improvement_pct"] == 1e300  # clamped, as the analysis does
+
+
+def test_a_failing_analysis_lets_a_void_and_an_export_through(
+    lab: Lab, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: with the analysis raising, the void that would remove the value was undone
+    with it (its regression check ran in its transaction), and export, which the error message
+    recommends, crashed; an ended experiment's failure was shown nowhere."""
+    from meta_experiment import analysis, release
+
+    e = lab.create(**spec(secondary_metrics=[], sample_size_required=4, auto_rollback=False))
+    ids = [
+        lab.record_measurement(e.id, arm, {"time_to_complete": 10.0 + i}).trial_id
+        for i in range(4)
+        for arm in ("control", "treatment")
+    ]
+    real = analysis.analyze
+
+    def analyze(lab_: Lab, experiment_id: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if experiment_id == e.id:
+            raise OverflowError("math range error")
+        return real(lab_, experiment_id, *args, **kwargs)
+
+    monkeypatch.setattr(analysis, "analyze", analyze)
+    voided = lab.void_trial(ids[0], "typo")
+    assert lab.trial(ids[0]).status == "voided"
+    assert any(a.startswith("It is stored. The analysis of") for a in voided.alerts)
+    document = export_experiments(lab, [e.id])
+    assert document["experiments"][0]["results"]["always_valid_confidence"] is None
+    monkeypatch.setattr(analysis, "analyze", real)
+    release.promote(lab, e.id, force=True, reason="shipped")
+    monkeypatch.setattr(analysis, "analyze", analyze)
+    assert f"**Analysis**: ⚠️ The analysis of {e.id} failed (OverflowError: math range error)" in render_status(
+        lab.status()
+    )
+
+
+def test_a_failed_correction_says_so_and_imports_strip_units(lab: Lab, tmp_path: Path) -> None:
+    """A correction to failed did not say it was one; an import kept ' pr-1 ' (assign strips it) and
+    took '   ' (assign refuses it); numpy's booleans and Decimal were refused as numbers."""
+    from decimal import Decimal
+
+    e = lab.create(**spec(secondary_metrics=[{"name": "ok", "direction": "higher_is_better", "kind": "binary"}]))
+    a, b = lab.assign(e.id, unit=" pr-1 "), lab.assign(e.id)
+    lab.record(a.trial_id, {"time_to_complete": 5.0, "ok": np.bool_(True)}, success=np.bool_(True))
+    lab.record(b.trial_id, {"time_to_complete": Decimal("12.5"), "ok": 0})
+    fixed = lab.void_trial(a.trial_id, "it broke", metrics={"time_to_complete": 7.0}, success=False)
+    assert fixed.replacement_metrics == {"time_to_complete": 7.0, "ok": 1.0}  # given values are kept
+    assert "(a failed run)" in lab.events(e.id, kinds=["trial_voided"])[-1].message
+    document = export_experiments(lab, [e.id])
+    trials = document["experiments"][0]["meta_experiment"]["trials"]
+    trials[1]["unit"] = " pr-2 "
+    (tmp_path / "other").mkdir()
+    other = Lab.open(tmp_path / "other")
+    try:
+        import_experiments(other, document)
+        assert [t.unit for t in other.trials(e.id)][:2] == ["pr-1", "pr-2"]
+    finally:
+        other.close()
+    trials[1]["unit"] = "   "
+    (tmp_path / "third").mkdir()
+    third = Lab.open(tmp_path / "third")
+    try:
+        with pytest.raises(InvalidInput, match=r"trials\[1\].unit must be an id of 1 to 200 characters"):
+            import_experiments(third, document)
+    finally:
+        third.close()

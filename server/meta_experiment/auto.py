@@ -17,7 +17,7 @@ experiment, so the slower run finds the experiment already promoted and reports 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import monitoring, operations, release
 from .errors import Conflict, ExperimentError
@@ -56,8 +56,12 @@ def _dry(lab: Lab, e: Experiment) -> AutoItem:
     clear, after a settings change say, decides as it would), rehearsed: what it writes is undone
     and nobody is notified. The dry run read the stored alerts and said 'recommend rollback' where
     the real run then promoted (from a review)."""
+    from .analysis import load_engine
+
+    load_engine()  # (scipy's import held every other writer ~0.9 s inside the rehearsal: from a review)
+    _, decision = release.evaluate(lab, e)  # the analysis reads outside the rehearsal's write lock too
     items: list[AutoItem] = []
-    lab.rehearse(lambda rehearsed: items.append(_one(rehearsed, e, True)))
+    lab.rehearse(lambda rehearsed: items.append(_one(rehearsed, e, True, decision)))
     return items[0]
 
 
@@ -66,8 +70,9 @@ def decide_one(lab: Lab, e: Experiment) -> AutoItem:
     return _one(lab, e, dry_run=False)
 
 
-def _one(lab: Lab, e: Experiment, dry_run: bool) -> AutoItem:
-    _, decision = release.evaluate(lab, e)
+def _one(lab: Lab, e: Experiment, dry_run: bool, decision: Any = None) -> AutoItem:
+    if decision is None:
+        _, decision = release.evaluate(lab, e)
     monitoring.check(lab, e.id, decision=decision)  # (a dry run's is rolled back: _dry)
     alerts = [a.message for a in monitoring.alerts(lab, e.id, active_only=True)]
     action, rationale = decision.action, decision.rationale

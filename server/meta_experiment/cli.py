@@ -198,7 +198,8 @@ def cmd_void(args: argparse.Namespace) -> int:
     print(f"Voided trial {r.trial_id} ({r.arm}) of {r.experiment_id}: {r.reason}.")
     if r.replacement_trial_id is not None:
         values = ", ".join(f"{k}={v:g}" for k, v in (r.replacement_metrics or {}).items())
-        print(f"Corrected values recorded as trial {r.replacement_trial_id}: {values}.")
+        failed = " (a failed run)" if r.replacement_success is False else ""
+        print(f"Corrected values recorded as trial {r.replacement_trial_id}{failed}: {values}.")
     print(
         f"{r.experiment_id} has ended ({r.ended}): it takes no more trials."
         if r.ended
@@ -213,6 +214,7 @@ def cmd_void(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .interchange import export_experiments, export_path, write_document
+    from .store import finite
 
     lab = _lab(args)
     try:
@@ -232,7 +234,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         else:
-            print(json.dumps(document, indent=2, ensure_ascii=False))
+            print(json.dumps(finite(document), indent=2, ensure_ascii=False, allow_nan=False))
     finally:
         lab.close()
     return 0
@@ -600,8 +602,8 @@ def build_parser() -> argparse.ArgumentParser:
     outcome.add_argument(
         "--failed",
         action="store_true",
-        help="The corrected run failed: it counts for the success rate, keeps its guardrail values (or the "
-        "--metric ones) and drops its primary value (its time to the failure is no completion time).",
+        help="The corrected run failed: it counts for the success rate, keeps its guardrail values and drops "
+        "the primary value it had (its time to the failure is no completion time); --metric values are kept.",
     )
     outcome.add_argument(
         "--succeeded", action="store_true", help="With --metric: the corrected run succeeded (default: as voided)."

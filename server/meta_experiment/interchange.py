@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import Conflict, InvalidInput, validation_message
+from .errors import Conflict, ExperimentError, InvalidInput, validation_message
 from .files import read_regular
 from .import_keys import DOCUMENT_KEYS, experiment_keys, ignored_sentence, unknown_keys
 from .lifecycle import Lab, check_arm_sizes, check_file_roles, check_text
@@ -55,6 +55,7 @@ def _results(
     the averages and improvement_pct are the arithmetic means', as in the seed. `always_valid` is
     status's `confidence`."""
     from .stats import continuous
+    from .stats.numeric import clamped
 
     groups: dict[str, list[float]] = {arm: [] for arm in ARMS}
     units: dict[str, list[str | None]] = {arm: [] for arm in ARMS}
@@ -73,7 +74,7 @@ def _results(
     improvement = None
     if control.n and treatment.n and control.mean != 0:
         change = (treatment.mean - control.mean) / abs(control.mean) * 100
-        improvement = (-change if primary.direction == "lower_is_better" else change) + 0.0  # never -0.0
+        improvement = clamped((-change if primary.direction == "lower_is_better" else change) + 0.0)  # no -0.0
     return {
         "trials_completed": control.n + treatment.n,
         "control_group": groups["control"],
@@ -208,7 +209,12 @@ def export_experiments(lab: Lab, ids: list[str] | None = None) -> dict[str, Any]
 
 def _always_valid_confidence(lab: Lab, experiment_id: str) -> float | None:
     """1 - the always-valid two-sided p of the primary metric, from the analysis `status` shows."""
-    seq = lab.analyze(experiment_id).primary.sequential
+    try:
+        seq = lab.analyze(experiment_id).primary.sequential
+    except ExperimentError:
+        raise
+    except Exception:  # a defect in the analysis: the export still carries every trial (status names it)
+        return None
     return None if seq is None or seq.p_value is None else 1 - seq.p_value
 
 
@@ -772,7 +778,10 @@ def _source(t: dict[str, Any], where: str) -> str:
 def _unit(value: Any, where: str) -> str | None:
     """A trial's unit: null, or an id of 1 to UNIT_MAX_CHARS characters, as assign takes it."""
     unit = _text_or_none(value, where)
-    if unit is not None and not 0 < len(unit) <= UNIT_MAX_CHARS:
+    if unit is None:
+        return None
+    unit = unit.strip()  # as assign takes it: " pr-1" is unit "pr-1"
+    if not 0 < len(unit) <= UNIT_MAX_CHARS:
         raise ValueError(f"{where} must be an id of 1 to {UNIT_MAX_CHARS} characters (as assign takes it), or null.")
     return unit
 

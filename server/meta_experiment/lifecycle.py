@@ -894,7 +894,9 @@ class Lab:
                 self.store.record_trial(replacement, experiment.id, row["arm"], clean, new_success, now, derive(clean))
                 self.store.set_replacement(trial_id, replacement)
             message = f"Trial {trial_id} ({row['arm']}) voided: {reason}" + (
-                f"; corrected values recorded as trial {replacement}" if replacement is not None else ""
+                f"; corrected values recorded as trial {replacement}" + (" (a failed run)" if not new_success else "")
+                if replacement is not None
+                else ""
             )
             facts: dict[str, Any] = {  # what the event log keeps and the result says
                 "trial_id": trial_id,
@@ -908,10 +910,11 @@ class Lab:
             self.event(experiment.id, "trial_voided", message, unit=row["unit"], **facts)
             counts = self.store.arm_counts(experiment.id)
             progress = self.progress(experiment, counts)
-            # every alert again, the regression too: the withdrawn values may have raised one
-            raised = monitoring.check(self, experiment.id, metrics=experiment.metrics, regression=True)
+            # every alert again, the regression too: the withdrawn values may have raised one (an
+            # analysis that raises must not undo the void that may remove what set it off)
+            raised, failed = monitoring.guarded_check(self, experiment.id, metrics=experiment.metrics)
         self._changed(experiment.id)
-        alerts = monitoring.after_trial(self, experiment.id, raised, progress)
+        alerts = monitoring.after_trial(self, experiment.id, raised, progress) + failed
         ended = self._ended_by(experiment, alerts)
         if ended is not None:
             progress = self.progress(ended)

@@ -498,8 +498,9 @@ def build_server(
         success: Annotated[
             bool | None,
             Field(
-                description="The corrected success flag (default: the voided one's); with metrics, or false alone: "
-                "the run failed, keeps its guardrail values and drops its primary value."
+                description="The corrected success flag (default: the voided one's); false (alone, or with "
+                "metrics): the run failed, keeps its guardrail values and drops the primary value it had (metrics "
+                "given are kept)."
             ),
         ] = None,
     ) -> Annotated[CallToolResult, VoidResult]:
@@ -511,7 +512,8 @@ def build_server(
         r = await run_lab(ctx, lambda lab: lab.void_trial(trial_id, reason, metrics, success))
         text = f"Voided trial {r.trial_id} ({r.arm}): {r.reason}."
         if r.replacement_trial_id is not None:
-            text += f" Corrected values recorded as trial {r.replacement_trial_id}."
+            failed = " (a failed run)" if r.replacement_success is False else ""
+            text += f" Corrected values recorded as trial {r.replacement_trial_id}{failed}."
         text += (
             f" {r.experiment_id} has ended ({r.ended}): it takes no more trials."
             if r.ended

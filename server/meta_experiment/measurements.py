@@ -4,6 +4,7 @@ keeps running statistics of."""
 
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -45,14 +46,17 @@ def check_finite(name: str, value: Any) -> float:
                 "(e.g. 12.5, not '12.5s' or '1_000'), in the metric's unit."
             )
         value = read
-    if isinstance(value, bool):
+    if isinstance(value, bool) or _numpy_bool(value):
         return float(value)
-    if not isinstance(value, numbers.Real):  # (numpy's numbers too)
-        raise InvalidInput(f"Metric {name!r} must be a number, got {type(value).__name__} {value!r}.")
+    if not isinstance(value, numbers.Real | decimal.Decimal):  # (numpy's numbers and Decimal too)
+        raise InvalidInput(
+            f"Metric {name!r} must be a number (or true/false for a yes/no metric), got "
+            f"{type(value).__name__} {value!r}."
+        )
     try:
         number = float(value)
     except OverflowError:  # an int beyond the float range: named by its length, not echoed
-        digits = int(int(value).bit_length() * math.log10(2)) + 1  # type: ignore[call-overload]
+        digits = int(int(value).bit_length() * math.log10(2)) + 1  # type: ignore[call-overload,arg-type]
         raise InvalidInput(
             f"Metric {name!r} is a number of about {digits} digits, "
             f"beyond ±{MAX_ABS_VALUE:g}. "
@@ -95,11 +99,16 @@ def check_value(spec: MetricSpec, value: Any) -> float:
     return number
 
 
+def _numpy_bool(value: Any) -> bool:
+    """numpy's bool_ (a yes/no from an array), without importing numpy."""
+    return type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+
+
 def flag(value: Any, name: str = "success") -> bool:
     """A yes/no argument: True or False (1 and 0, and the words true and false, as the tools read
     them). bool('false') is True: the Python API stored such a run as a success (from a review)."""
-    if isinstance(value, bool):
-        return value
+    if isinstance(value, bool) or _numpy_bool(value):
+        return bool(value)
     if isinstance(value, numbers.Integral) and value in (0, 1):
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):

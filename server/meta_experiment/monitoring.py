@@ -345,15 +345,23 @@ def after_trial(lab: Lab, experiment_id: str, raised: list[Alert], progress: Any
     """After the trial is committed: the regression check when due, and an `auto_rollback`
     experiment stopped on a new alert. Returns the messages to show with the recorded trial."""
     if regression_due(progress.trials_recorded, progress.sample_size_required):
-        try:
-            raised = raised + check(lab, experiment_id, regression=True)
-        except ExperimentError:
-            raise
-        except Exception as exc:
-            from .analysis import analysis_failed
-
-            return [*act_on(lab, experiment_id, raised), f"The trial is stored. {analysis_failed(experiment_id, exc)}"]
+        more, failed = guarded_check(lab, experiment_id)  # the trial is stored: never "record failed"
+        return [*act_on(lab, experiment_id, raised + more), *failed]
     return act_on(lab, experiment_id, raised)
+
+
+def guarded_check(lab: Lab, experiment_id: str, *, metrics: Any = None) -> tuple[list[Alert], list[str]]:
+    """`check` with the regression policy, and what to say when the analysis raises (a defect): the
+    other checks' alerts stand, and the trial or void that ran it is kept (a void that could remove
+    the value setting it off was undone with it, from a review)."""
+    try:
+        return check(lab, experiment_id, regression=True, metrics=metrics), []
+    except ExperimentError:
+        raise
+    except Exception as exc:  # a defect in the analysis
+        from .analysis import analysis_failed
+
+        return check(lab, experiment_id, metrics=metrics), [f"It is stored. {analysis_failed(experiment_id, exc)}"]
 
 
 def act_on(lab: Lab, experiment_id: str, raised: list[Alert]) -> list[str]:

@@ -294,7 +294,8 @@ def _recover_then_require(lab: Lab, experiment_id: str, statuses: tuple[str, ...
                     [
                         *recovered,
                         f"{experiment_id} was promoted meanwhile, so nothing was stopped; to undo the "
-                        "promotion, run rollback again: it shows what it restores before it writes.",
+                        f"promotion, run `meta-experiment rollback {experiment_id} --reason ...` (the rollback "
+                        "tool): it shows what it restores before it writes.",
                     ]
                 )
             ) from None

@@ -194,6 +194,8 @@ def _block(number: int, item: StatusItem, info: ReleaseInfo | None, alerts: list
         f"**Status**: {badge}" + (f" ({p.trials_recorded}/{target} trials)" if item.status == "running" else ""),
         f"**Hypothesis**: {one_line(item.hypothesis)}",
     ]
+    if item.analysis_error and item.status != "running":  # (a running one's Action says it)
+        lines.append(f"**Analysis**: ⚠️ {item.analysis_error}")
     if item.status == "running":
         action = _running_action(item, alerts)
         lines += [
