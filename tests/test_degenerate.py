@@ -18,6 +18,22 @@ from meta_experiment.lifecycle import Lab
 from meta_experiment.report import render_status
 
 
+def failing_analysis(monkeypatch: pytest.MonkeyPatch, experiment_id: str, error: Exception):  # type: ignore[no-untyped-def]
+    """Fault injection: the analysis of `experiment_id` raises `error` (a defect, as the 1e-160 one
+    was); the others run as they do. Returns the real analyze."""
+    from meta_experiment import analysis
+
+    real = analysis.analyze
+
+    def analyze(lab_: Lab, wanted: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if wanted == experiment_id:
+            raise error
+        return real(lab_, wanted, *args, **kwargs)
+
+    monkeypatch.setattr(analysis, "analyze", analyze)
+    return real
+
+
 def test_a_control_near_zero_breaks_nothing(lab: Lab) -> None:
     """Control costs of 1e-160: the power computation overflowed ((c + z) / effect) ** 2), and with it
     record's answer (the trial stored), analyze, status, auto and export, for every experiment."""
@@ -37,20 +53,12 @@ def test_one_experiment_whose_analysis_fails_does_not_stop_the_others(
 ) -> None:
     """Fault injection: an analysis that raises (a defect) is reported for its experiment, and status
     and auto mode go on with the others."""
-    from meta_experiment import analysis
 
     (project / "b.md").write_text("b\n")
     (project / "b.md.experiment").write_text("b2\n")
     broken = lab.create(**spec(secondary_metrics=[]))
     fine = lab.create(**spec(secondary_metrics=[], files={"b.md": "b.md.experiment"}))
-    real = analysis.analyze
-
-    def analyze(lab_: Lab, experiment_id: str, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if experiment_id == broken.id:
-            raise OverflowError("numerical result out of range")
-        return real(lab_, experiment_id, *args, **kwargs)
-
-    monkeypatch.setattr(analysis, "analyze", analyze)
+    failing_analysis(monkeypatch, broken.id, OverflowError("numerical result out of range"))
     text = render_status(lab.status())
     assert f"The analysis of {broken.id} failed (OverflowError: numerical result out of range)" in text
     assert fine.id in text
@@ -232,14 +240,7 @@ def test_a_failing_analysis_lets_a_void_and_an_export_through(
         for i in range(4)
         for arm in ("control", "treatment")
     ]
-    real = analysis.analyze
-
-    def analyze(lab_: Lab, experiment_id: str, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if experiment_id == e.id:
-            raise OverflowError("math range error")
-        return real(lab_, experiment_id, *args, **kwargs)
-
-    monkeypatch.setattr(analysis, "analyze", analyze)
+    real = failing_analysis(monkeypatch, e.id, OverflowError("math range error"))
     voided = lab.void_trial(ids[0], "typo")
     assert lab.trial(ids[0]).status == "voided"
     assert any(a.startswith("It is stored. The analysis of") for a in voided.alerts)
@@ -247,7 +248,7 @@ def test_a_failing_analysis_lets_a_void_and_an_export_through(
     assert document["experiments"][0]["results"]["always_valid_confidence"] is None
     monkeypatch.setattr(analysis, "analyze", real)
     release.promote(lab, e.id, force=True, reason="shipped")
-    monkeypatch.setattr(analysis, "analyze", analyze)
+    failing_analysis(monkeypatch, e.id, OverflowError("math range error"))
     assert f"**Analysis**: ⚠️ The analysis of {e.id} failed (OverflowError: math range error)" in render_status(
         lab.status()
     )
