@@ -812,3 +812,20 @@ async def test_get_experiment_answers_the_newest_events_and_their_count(server) 
         assert len(events) == EVENTS_SHOWN < total == len(whole)
         assert [ev["id"] for ev in events] == [ev["id"] for ev in whole[-EVENTS_SHOWN:]]
         assert f"all of them: experiment://{e}/events" in detail.content[0].text
+
+
+async def test_a_percent_sent_as_text_and_a_retried_record_say_what_they_should(server) -> None:
+    """From a review: treatment_percent "20" was told 'Input should be 10, 20, ...'; an identical
+    retry of a record that left a guardrail out answered missing_guardrails [] (the first answer,
+    which named it, may be the one that was lost)."""
+    async with Client(server, mode="legacy") as client:
+        refused = await client.call_tool("create_experiment", {**CREATE, "treatment_percent": "20"})
+        assert refused.is_error and "as a number: 20, not the text '20'" in refused.content[0].text
+        guarded = {**CREATE, "secondary_metrics": [{"name": "issues_caught", "direction": "higher_is_better"}]}
+        e = (await ok(client, "create_experiment", guarded)).structured_content["id"]
+        trial = (await ok(client, "assign", {"experiment_id": e})).structured_content["trial_id"]
+        args = {"trial_id": trial, "metrics": {"time_to_complete": 6.0}}
+        first = (await ok(client, "record", args)).structured_content
+        retry = (await ok(client, "record", args)).structured_content
+        assert first["missing_guardrails"] == ["issues_caught"] and retry["duplicate"]
+        assert retry["missing_guardrails"] == ["issues_caught"]

@@ -325,8 +325,9 @@ def test_a_stop_first_finishes_a_promote_a_dead_process_left(lab: Lab, project: 
     with pytest.raises(InvalidState) as refused:
         release.rollback(lab, e.id, reason="changed my mind")
     assert f"Interrupted promote of {e.id}: finished before this stop" in str(refused.value)
-    assert f"{e.id} was promoted meanwhile, so nothing was stopped; to undo the promotion, run rollback again" in str(
-        refused.value
+    assert (
+        f"{e.id} was promoted meanwhile, so nothing was stopped; to undo the promotion, run `meta-experiment rollback"
+        in str(refused.value)
     )
     assert lab.get(e.id).status == "promoted" and (project / PROD).read_text() == VARIANT
     assert journal.unfinished_ids(lab.store) == []

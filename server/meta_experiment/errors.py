@@ -52,6 +52,10 @@ def validation_message(exc: ValidationError, what: str) -> str:
             continue  # reported above as the key the misspelling meant
         else:
             message = err["msg"].removeprefix("Value error, ")  # a validator's own sentence, as written
+            given = err.get("input")
+            if err["type"] == "literal_error" and isinstance(given, str) and given.strip().isdigit():
+                # '"20"' was told 'Input should be 10, 20, ...' (from a review): say what is wrong with it
+                message += f" - as a number: {given.strip()}, not the text {given!r}"
             parts.append(f"{loc}: {message}" if err["loc"] else message)
     return f"Invalid {what}: " + "; ".join(parts) + "."
 

@@ -962,6 +962,8 @@ class Lab:
             metrics=trial.metrics,
             success=bool(trial.success),
             duplicate=True,
+            # the answer the retry stands in for (its first may have been lost) names them too
+            missing_guardrails=missing_guardrails(experiment, trial.metrics, bool(trial.success)),
             ended=None if experiment.status == "running" else experiment.status,
             **self.progress(experiment).model_dump(),
         )
