@@ -195,7 +195,7 @@ def analysis_failed(experiment_id: str, exc: Exception) -> str:
     """What a report says of an experiment whose analysis raised (a defect: the values that set it
     off once took status, auto and export down for the whole project, from a review)."""
     return (
-        f"The analysis of {experiment_id} failed ({type(exc).__name__}: {exc}); the other experiments are "
+        f"the analysis of {experiment_id} failed ({type(exc).__name__}: {exc}); the other experiments are "
         "unaffected. This is a defect of meta-experiment: please report it with the experiment's export "
         f"(`meta-experiment export {experiment_id}`)."
     )

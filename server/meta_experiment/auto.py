@@ -43,12 +43,29 @@ def _guarded(lab: Lab, e: Experiment, dry_run: bool) -> AutoItem:
         return _dry(lab, e) if dry_run else _one(lab, e, False)
     except ExperimentError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # a defect in the analysis: the checks that need none still act
         from .analysis import analysis_failed
 
-        return AutoItem(
-            experiment_id=e.id, name=e.name, decision="continue", action="skipped", rationale=analysis_failed(e.id, exc)
+        if not dry_run:
+            monitoring.check(lab, e.id)  # the error rate and floors (an alert auto_rollback acts on)
+        alerts = [a.message for a in monitoring.alerts(lab, e.id, active_only=True)]
+        item = AutoItem(
+            experiment_id=e.id,
+            name=e.name,
+            decision="continue",
+            action="skipped",
+            rationale=analysis_failed(e.id, exc),
+            alerts=alerts,
         )
+        if alerts and e.auto_rollback:
+            reason = "monitoring alert: " + "; ".join(alerts)
+            if dry_run:
+                item.action = "would_rollback"
+            else:
+                item.result = release.stop_on_alert(lab, e.id, reason=reason)
+                item.action = "rolled_back"
+            item.rationale = f"{reason} ({item.rationale})"
+        return item
 
 
 def _dry(lab: Lab, e: Experiment) -> AutoItem:

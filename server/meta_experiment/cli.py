@@ -199,7 +199,7 @@ def cmd_void(args: argparse.Namespace) -> int:
     if r.replacement_trial_id is not None:
         values = ", ".join(f"{k}={v:g}" for k, v in (r.replacement_metrics or {}).items())
         failed = " (a failed run)" if r.replacement_success is False else ""
-        print(f"Corrected values recorded as trial {r.replacement_trial_id}{failed}: {values}.")
+        print(f"Corrected values recorded as trial {r.replacement_trial_id}{failed}: {values or 'no values'}.")
     print(
         f"{r.experiment_id} has ended ({r.ended}): it takes no more trials."
         if r.ended

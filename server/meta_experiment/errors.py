@@ -53,9 +53,11 @@ def validation_message(exc: ValidationError, what: str) -> str:
         else:
             message = err["msg"].removeprefix("Value error, ")  # a validator's own sentence, as written
             given = err.get("input")
-            if err["type"] == "literal_error" and isinstance(given, str) and given.strip().isdigit():
+            allowed = (err.get("ctx") or {}).get("expected", "")
+            digits = given.strip() if isinstance(given, str) else ""
+            if err["type"] == "literal_error" and digits.isascii() and digits.isdecimal() and digits in allowed:
                 # '"20"' was told 'Input should be 10, 20, ...' (from a review): say what is wrong with it
-                message += f" - as a number: {given.strip()}, not the text {given!r}"
+                message += f" - as a number: {digits}, not the text {given!r}"
             parts.append(f"{loc}: {message}" if err["loc"] else message)
     return f"Invalid {what}: " + "; ".join(parts) + "."
 

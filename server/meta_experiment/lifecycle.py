@@ -872,8 +872,8 @@ class Lab:
             new_success = old_success if success is None else bool(success)
             if metrics is not None:  # the corrected run: metrics left out keep the values it had ...
                 names = {m.name for m in experiment.metrics}
-                if old_success and not new_success:  # ... but a run that failed keeps no primary: its time
-                    names.discard(experiment.primary_metric.name)  # to the failure is no completion time
+                if not new_success:  # ... but a run that failed keeps no primary: its time to the
+                    names.discard(experiment.primary_metric.name)  # failure is no completion time
                 kept = {k: v for k, v in old.items() if k in names and k not in metrics}
                 clean = clean_metrics(experiment, {**kept, **metrics}, elapsed=None, success=new_success)
 
@@ -912,9 +912,11 @@ class Lab:
             progress = self.progress(experiment, counts)
             # every alert again, the regression too: the withdrawn values may have raised one (an
             # analysis that raises must not undo the void that may remove what set it off)
-            raised, failed = monitoring.guarded_check(self, experiment.id, metrics=experiment.metrics)
+            raised, failed = monitoring.guarded_check(
+                self, experiment.id, metrics=experiment.metrics, stored="the void is stored"
+            )
         self._changed(experiment.id)
-        alerts = monitoring.after_trial(self, experiment.id, raised, progress) + failed
+        alerts = monitoring.act_on(self, experiment.id, raised) + failed  # (the regression was just checked)
         ended = self._ended_by(experiment, alerts)
         if ended is not None:
             progress = self.progress(ended)

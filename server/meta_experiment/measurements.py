@@ -55,6 +55,8 @@ def check_finite(name: str, value: Any) -> float:
         )
     try:
         number = float(value)
+    except ValueError:  # Decimal('sNaN'), which float() refuses rather than reads as nan
+        number = math.nan
     except OverflowError:  # an int beyond the float range: named by its length, not echoed
         digits = int(int(value).bit_length() * math.log10(2)) + 1  # type: ignore[call-overload,arg-type]
         raise InvalidInput(
@@ -80,7 +82,7 @@ def check_value(spec: MetricSpec, value: Any) -> float:
     name = spec.name
     if isinstance(value, str):  # "true" is true, and as such only a yes/no metric's
         value = value if (read := value_from_text(value)) is None else read
-    if isinstance(value, bool) and spec.kind != "binary":
+    if (isinstance(value, bool) or _numpy_bool(value)) and spec.kind != "binary":
         raise InvalidInput(
             f"Metric {name!r} is a continuous number, not yes/no; record its measured value, not {str(value).lower()}."
         )

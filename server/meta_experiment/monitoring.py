@@ -333,24 +333,25 @@ def on_trial(lab: Lab, experiment_id: str, metrics: Any, counts: dict[str, dict[
 
 
 AUTO_ROLLBACK = "Auto-rollback: "  # what begins a message of after_trial's that is not an alert
+NOTE = "Note: "  # ... and one that is neither (an analysis that failed)
 
 
 def alert_line(message: str) -> str:
     """A message of after_trial's as the record and void answers show it: an alert as ALERT, the
     auto-rollback it set off as itself."""
-    return message if message.startswith(AUTO_ROLLBACK) else f"ALERT: {message}"
+    return message if message.startswith((AUTO_ROLLBACK, NOTE)) else f"ALERT: {message}"
 
 
 def after_trial(lab: Lab, experiment_id: str, raised: list[Alert], progress: Any) -> list[str]:
     """After the trial is committed: the regression check when due, and an `auto_rollback`
     experiment stopped on a new alert. Returns the messages to show with the recorded trial."""
     if regression_due(progress.trials_recorded, progress.sample_size_required):
-        more, failed = guarded_check(lab, experiment_id)  # the trial is stored: never "record failed"
+        more, failed = guarded_check(lab, experiment_id, stored="the trial is stored")  # never "record failed"
         return [*act_on(lab, experiment_id, raised + more), *failed]
     return act_on(lab, experiment_id, raised)
 
 
-def guarded_check(lab: Lab, experiment_id: str, *, metrics: Any = None) -> tuple[list[Alert], list[str]]:
+def guarded_check(lab: Lab, experiment_id: str, *, stored: str, metrics: Any = None) -> tuple[list[Alert], list[str]]:
     """`check` with the regression policy, and what to say when the analysis raises (a defect): the
     other checks' alerts stand, and the trial or void that ran it is kept (a void that could remove
     the value setting it off was undone with it, from a review)."""
@@ -361,7 +362,9 @@ def guarded_check(lab: Lab, experiment_id: str, *, metrics: Any = None) -> tuple
     except Exception as exc:  # a defect in the analysis
         from .analysis import analysis_failed
 
-        return check(lab, experiment_id, metrics=metrics), [f"It is stored. {analysis_failed(experiment_id, exc)}"]
+        return check(lab, experiment_id, metrics=metrics), [
+            f"{NOTE}{stored}, but {analysis_failed(experiment_id, exc)}"
+        ]
 
 
 def act_on(lab: Lab, experiment_id: str, raised: list[Alert]) -> list[str]:

@@ -21,13 +21,12 @@ def finite(x: float | None) -> float | None:
 
 
 def clamped(x: float | None) -> float | None:
-    """x as a plain float, an infinity as +/-1e300 (a % change of a control mean near 0, 1e-320 say,
+    """x as a plain float within +/-1e300 (an infinity too) (a % change of a control mean near 0, 1e-320 say,
     overflows: it read as 'unknown', and a guardrail that collapsed passed as no regression, from a
     review; reports print anything past 1e6% as 'beyond'); None for None or NaN."""
     if x is None or math.isnan(x):
         return None
-    x = float(x)
-    return x if math.isfinite(x) else math.copysign(1e300, x)
+    return max(-1e300, min(1e300, float(x)))  # one cap wherever it is applied (a lift, then its %)
 
 
 def t_to_z(t: float, df: float) -> float:
