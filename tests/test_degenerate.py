@@ -337,3 +337,11 @@ def test_values_that_are_not_what_they_look_like(lab: Lab) -> None:
         assert "as a number" not in validation_message(exc, "arguments")
     else:
         pytest.fail("a direction of '1' was taken")
+    from typing import Literal
+
+    from pydantic import TypeAdapter
+
+    for given, hinted in (("0", False), ("20", True), ("15", False)):  # '0' is in '10, 20', not among them
+        with pytest.raises(ValidationError) as refused:
+            TypeAdapter(Literal[10, 20, 25]).validate_python(given)
+        assert ("as a number" in validation_message(refused.value, "x")) == hinted, given

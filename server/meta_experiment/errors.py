@@ -5,6 +5,7 @@ exits non-zero. Nothing else should escape to a user."""
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ def validation_message(exc: ValidationError, what: str) -> str:
             given = err.get("input")
             allowed = (err.get("ctx") or {}).get("expected", "")
             digits = given.strip() if isinstance(given, str) else ""
-            if err["type"] == "literal_error" and digits.isascii() and digits.isdecimal() and digits in allowed:
+            numbers = re.findall(r"\d+", str(allowed))  # the allowed values that are numbers
+            if err["type"] == "literal_error" and digits.isascii() and digits.isdecimal() and digits in numbers:
                 # '"20"' was told 'Input should be 10, 20, ...' (from a review): say what is wrong with it
                 message += f" - as a number: {digits}, not the text {given!r}"
             parts.append(f"{loc}: {message}" if err["loc"] else message)
