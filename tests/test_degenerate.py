@@ -16,6 +16,7 @@ from meta_experiment.errors import InvalidInput
 from meta_experiment.interchange import export_experiments, import_experiments, write_document
 from meta_experiment.lifecycle import Lab
 from meta_experiment.report import render_status
+from test_cli import run
 
 
 def failing_analysis(monkeypatch: pytest.MonkeyPatch, experiment_id: str, error: Exception):  # type: ignore[no-untyped-def]
@@ -201,10 +202,6 @@ def test_identical_arms_export_no_minus_zero(lab: Lab) -> None:
 def test_the_exported_document_on_stdout_is_json_too(project: Path) -> None:
     """`export` to stdout printed "improvement_pct": Infinity (a control mean of 1e-320), which
     JSON.parse rejects; --out wrote null; status said beyond 1,000,000%."""
-    import subprocess
-    import sys
-
-    from conftest import package_env
 
     lab = Lab.open(project)
     try:
@@ -214,14 +211,7 @@ def test_the_exported_document_on_stdout_is_json_too(project: Path) -> None:
             lab.record_measurement(e.id, "treatment", {"score": 1.0 + i % 2})
     finally:
         lab.close()
-    done = subprocess.run(
-        [sys.executable, "-m", "meta_experiment", "--project", str(project), "export"],
-        capture_output=True,
-        text=True,
-        env=package_env(),
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run(project, "export")  # (the CLI as a user runs it; no traceback)
     document = json.loads(done.stdout, parse_constant=lambda c: pytest.fail(f"{c} in the export"))
     assert document["experiments"][0]["results"]["improvement_pct"] == 1e300  # clamped, as the analysis does
     lab = Lab.open(project)
