@@ -214,7 +214,7 @@ def cmd_void(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .interchange import export_experiments, export_path, write_document
-    from .store import finite
+    from .store import to_json
 
     lab = _lab(args)
     try:
@@ -234,7 +234,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         else:
-            print(json.dumps(finite(document), indent=2, ensure_ascii=False, allow_nan=False))
+            print(to_json(document, indent=2, ensure_ascii=False))
     finally:
         lab.close()
     return 0

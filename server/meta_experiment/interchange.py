@@ -32,7 +32,7 @@ from .measurements import check_value, derived_values
 from .models import ARMS, TERMINAL_STATUSES, UNIT_MAX_CHARS, MetricSpec, iso, parse_iso
 from .stats.guardrails import SUCCESS_METRIC
 from .stats.summary import Summary
-from .store import finite
+from .store import to_json
 
 FORMAT = "meta-experiment/1"
 TRIAL_STATUSES = ("assigned", "recorded", "abandoned", "voided")
@@ -914,7 +914,7 @@ def write_document(lab: Lab, path: str, document: dict[str, Any]) -> tuple[str, 
     rel = export_path(lab, path)  # refuses to replace a file that is not a previous export
     target = lab.project_root / rel
     shown = None
-    data = (json.dumps(finite(document), indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+    data = (to_json(document, indent=2, ensure_ascii=False) + "\n").encode()
     if target.exists():
         current = target.read_bytes()
         # an export this tool wrote there, unchanged since, is no one's work: replaced without a copy

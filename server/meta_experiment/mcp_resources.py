@@ -104,6 +104,7 @@ def trials_page(lab: Lab, experiment_id: str, page: int | None) -> str:
 
 
 def _compact(trial: Any) -> str:
+    """A trial as a page prints it: compact JSON, UTF-8 text."""
     return json.dumps(_trial_json(trial), separators=(",", ":"), ensure_ascii=False)
 
 

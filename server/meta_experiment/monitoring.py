@@ -39,7 +39,7 @@ from .floors import floors_finding, may_have_floor, metric_floors
 from .models import iso
 from .outcomes import Alert
 from .settings import SETTINGS_FILE_NAME, MonitoringSettings
-from .store import finite, success_clusters
+from .store import finite, success_clusters, to_json
 
 if TYPE_CHECKING:
     from .lifecycle import Lab
@@ -249,7 +249,7 @@ def _sync(lab: Lab, experiment_id: str, findings: dict[str, Finding], active: se
                     "INSERT INTO alerts (experiment_id, kind, message, data_json, raised_at) VALUES (?, ?, ?, ?, ?)"
                     " ON CONFLICT (experiment_id, kind) DO UPDATE SET message = excluded.message,"
                     " data_json = excluded.data_json, raised_at = excluded.raised_at, cleared_at = NULL",
-                    (experiment_id, kind, message, json.dumps(finite(data), default=str, allow_nan=False), now),
+                    (experiment_id, kind, message, to_json(data, default=str), now),
                 )
                 lab.event(experiment_id, "alert", message, alert=kind, **data)
                 raised.append(

@@ -11,6 +11,8 @@ from pathlib import Path, PurePosixPath
 
 from .errors import PathError, StoreError
 
+HOME = "META_EXPERIMENT_HOME"  # the environment variable that moves the state folder
+
 STATE_DIR_NAME = ".meta-experiment"
 DB_FILE_NAME = "experiments.db"  # the store's file in the state folder
 STATE_GITIGNORE = "# meta-experiment state: database, backups, settings. Not for version control.\n*\n"
@@ -70,7 +72,7 @@ def _state_of_a_folder(env: dict[str, str] | None) -> Path | None:
     """Where a folder's state is, relative to it (`.meta-experiment`, or a relative
     META_EXPERIMENT_HOME); None when an absolute META_EXPERIMENT_HOME names one for every project."""
     env = dict(os.environ) if env is None else env
-    home = env.get("META_EXPERIMENT_HOME")
+    home = env.get(HOME)
     if home and Path(home).expanduser().is_absolute():
         return None
     return Path(home).expanduser() if home else Path(STATE_DIR_NAME)
@@ -101,13 +103,10 @@ def find_state_dir(project_root: Path, env: dict[str, str] | None = None) -> Pat
     """`META_EXPERIMENT_HOME` if set (a relative path is of the project folder, so every process of
     the project finds the same state from any working folder), else `<project>/.meta-experiment`."""
     env = dict(os.environ) if env is None else env
-    override = env.get("META_EXPERIMENT_HOME")
+    override = env.get(HOME)
     if override:
         return (project_root / Path(override).expanduser()).resolve()
     return project_root / STATE_DIR_NAME
-
-
-HOME = "META_EXPERIMENT_HOME"
 
 
 def ensure_state_dir(state_dir: Path, env: Mapping[str, str] | None = None) -> Path:

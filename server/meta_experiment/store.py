@@ -45,6 +45,12 @@ def finite(value: Any) -> Any:
     return value
 
 
+def to_json(value: Any, **options: Any) -> str:
+    """`value` as JSON for a stored or exported document: NaN and infinity as null (`finite`), so
+    what is written always reads back, here and in any JSON parser."""
+    return json.dumps(finite(value), allow_nan=False, **options)
+
+
 MAX_ID = 2**63 - 1  # the largest id SQLite stores: "no upper bound" in an id range
 SUCCESS = ""  # cluster_sums' key for the trials' success flag (metric names are never empty)
 
@@ -1195,7 +1201,7 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (experiment_id, kind) DO UPDATE SET"
                 " message = excluded.message, data_json = excluded.data_json, raised_at = excluded.raised_at,"
                 " cleared_at = excluded.cleared_at",
-                (experiment_id, kind, message, json.dumps(finite(data), allow_nan=False), raised_at, cleared_at),
+                (experiment_id, kind, message, to_json(data), raised_at, cleared_at),
             )
 
     def add_event(
@@ -1217,7 +1223,7 @@ class Store:
                     actor,
                     kind,
                     message,
-                    json.dumps(finite(data or {}), sort_keys=True, default=str, allow_nan=False),
+                    to_json(data or {}, sort_keys=True, default=str),
                 ),
             )
             assert cur.lastrowid is not None
