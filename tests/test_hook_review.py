@@ -491,11 +491,18 @@ def test_an_alert_whose_rollback_waited_out_the_lock_is_rolled_back_at_the_next_
         assert monitoring.alerts(lab, e.id, active_only=True) and lab.get(e.id).status == "running"
     lab.close()
     hook = hook_lab(str(project))
+    from meta_experiment import release
+
+    tries = []
+    stop_on_alert = release.stop_on_alert
+    monkeypatch.setattr(release, "stop_on_alert", lambda *a, **k: tries.append(1) or stop_on_alert(*a, **k))
     with deploy.deploy_lock(hook.state_dir):  # still held at the next run
         on_prompt(hook, payload(session="x1", prompt_id="q1"))
         out = on_stop(hook, {"session_id": "x1", "prompt_id": "q1"})
         assert out is not None and "could not be done now" in out["systemMessage"]
+        assert "has held the deploy lock" in out["systemMessage"]
         assert hook.get(e.id).status == "running"
+        assert len(tries) == 1  # the run's record tried it: after_run does not wait on the lock a second time
     on_prompt(hook, payload(session="x2", prompt_id="q2"))
     out = on_stop(hook, {"session_id": "x2", "prompt_id": "q2"})
     assert out is not None and " rolled back: " in out["systemMessage"] and hook.get(e.id).status == "rolled_back"

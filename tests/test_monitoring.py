@@ -620,9 +620,11 @@ def test_an_alert_does_not_undo_a_promotion_that_landed_after_its_trial(lab: Lab
     assert "Auto-rollback: not done" in messages[-1] and "was promoted meanwhile" in messages[-1]
 
 
-def test_an_auto_rollback_that_waits_on_the_lock_says_what_will_stop_it(lab: Lab) -> None:
-    """Another promote held the deploy lock: the alert's rollback was 'not done: ... try again', yet
-    recording again does not retry it. It now says what does (auto mode, or rollback)."""
+def test_an_auto_rollback_that_waits_on_the_lock_is_retried_by_the_next_trial(lab: Lab) -> None:
+    """Another promote held the deploy lock: the alert's rollback was 'not done: ... try again', and
+    recording more trials did not retry it, so the variant went on being handed out until auto mode
+    ran. The next trial recorded now tries again (and says so while the lock is held); once the lock
+    is free, it rolls the experiment back."""
     import subprocess
     import sys
     import time
@@ -655,16 +657,34 @@ def test_an_auto_rollback_that_waits_on_the_lock_says_what_will_stop_it(lab: Lab
         started = time.monotonic()
         assert lab.get(e.id).status == "running"
         assert messages[-1].startswith("Auto-rollback: not done: Another promote or rollback")
-        assert (
-            f"{e.id} is still running with the alert up: auto mode (the auto tool; CLI: `meta-experiment auto`)"
-            in (messages[-1])
-        )
+        assert "It is still running with the alert up: the next trial recorded tries again" in messages[-1]
         assert time.monotonic() - started < 5
+        # still held: the next trial tries again and says so
+        retried = lab.record_measurement(e.id, "control", {"time_to_complete": 21.0})
+        assert retried.ended is None and lab.get(e.id).status == "running"
+        assert retried.alerts and retried.alerts[0].startswith("Auto-rollback: still not done: Another promote")
+        assert monitoring.rollback_blocked(retried.alerts) is not None
     finally:
         holder.kill()
         holder.wait()
         assert holder.stdout is not None
         holder.stdout.close()
+    trial = lab.assign(e.id).trial_id if lab.get(e.id).status == "running" else None
+    assert trial is not None
+    done = lab.record(trial, {"time_to_complete": 20.0})
+    assert done.ended == "rolled_back" and done.trials_needed == 0
+    assert done.alerts and done.alerts[0].startswith("Auto-rollback: ")
+    assert "retried: it could not be done when the alert was raised" in (lab.get(e.id).status_reason or "")
+    # an experiment with its alert up and auto_rollback off is left to the person, trial after trial
+    off = lab.create(**spec(secondary_metrics=[], auto_rollback=False))
+    for _ in range(10):
+        lab.record_measurement(off.id, "control", {"time_to_complete": 20.0})
+    for _ in range(10):
+        if lab.record_measurement(off.id, "treatment", {}, success=False).alerts:
+            break
+    assert monitoring.alerts(lab, off.id, active_only=True)
+    assert lab.record_measurement(off.id, "control", {"time_to_complete": 20.0}).alerts == []
+    assert lab.get(off.id).status == "running"
 
 
 def test_a_promotion_held_back_only_by_an_alert_is_not_told_to_record_more(lab: Lab) -> None:

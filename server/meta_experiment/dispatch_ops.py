@@ -846,12 +846,30 @@ def on_stop(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
                     "the run failed), then finish."
                 ),
             }
-        with suppress(ExperimentError):  # the experiment ended meanwhile: nothing to record
-            lab.record(trial.trial_id, {}, success=True)  # (its monitoring may roll the experiment back)
+        runs.unlink(missing_ok=True)
+        return _recorded_run(lab, trial.trial_id, {})
     runs.unlink(missing_ok=True)
-    if lab.trial(trial.trial_id).status != "recorded":
+    if trial.status != "recorded":
         return None
-    return after_run(lab, trial.experiment_id, recorded_at=trial.recorded_at or lab.trial(trial.trial_id).recorded_at)
+    return after_run(lab, trial.experiment_id, recorded_at=trial.recorded_at)
+
+
+def _recorded_run(lab: Lab, trial_id: int, values: dict[str, float]) -> dict[str, Any] | None:
+    """Record a dispatched run (its monitoring may roll the experiment back), then auto mode for it
+    (`after_run`); when recording tried the alert's rollback and could not do it, say so without
+    trying again at once (one lock wait per hook, not two)."""
+    from . import monitoring
+
+    try:
+        alerts = lab.record(trial_id, values, success=True).alerts
+    except ExperimentError:  # the experiment ended meanwhile: nothing to record
+        alerts = []
+    trial = lab.trial(trial_id)
+    if trial.status != "recorded":
+        return None
+    if (blocked := monitoring.rollback_blocked(alerts)) is not None:
+        return _rollback_not_done(lab.get(trial.experiment_id), blocked)
+    return after_run(lab, trial.experiment_id, recorded_at=trial.recorded_at)
 
 
 def after_run(lab: Lab, experiment_id: str, recorded_at: str | None = None) -> dict[str, Any] | None:
@@ -877,14 +895,17 @@ def after_run(lab: Lab, experiment_id: str, recorded_at: str | None = None) -> d
     item = auto.decide_one(lab, experiment)
     if item.action not in ("promoted", "rolled_back", "expired"):
         if alerted and item.action == "skipped":
-            why = item.rationale.split("Not done: ")[-1].rstrip(".")
-            return {
-                "systemMessage": f"meta-experiment: {experiment.id} ({experiment.name}) has an active monitoring "
-                f"alert, and its automatic rollback could not be done now ({why}); the next run tries again, or "
-                "roll it back yourself."
-            }
+            return _rollback_not_done(experiment, item.rationale.split("Not done: ")[-1])
         return None
     return _ended(lab, experiment, item.action, item.rationale)
+
+
+def _rollback_not_done(experiment: Experiment, why: str) -> dict[str, Any]:
+    return {
+        "systemMessage": f"meta-experiment: {experiment.id} ({experiment.name}) has an active monitoring "
+        f"alert, and its automatic rollback could not be done now ({why.rstrip('.')}); the next run tries "
+        "again, or roll it back yourself."
+    }
 
 
 def _ended(lab: Lab, experiment: Experiment, how: str, why: str) -> dict[str, Any]:
@@ -1111,9 +1132,4 @@ def _agent_ran(lab: Lab, call: Path, ended: float | None) -> dict[str, Any] | No
     experiment = lab.get(trial.experiment_id)
     primary = experiment.primary_metric
     seconds = max(0.0, (lab.clock() if ended is None else ended) - started)
-    with suppress(ExperimentError):  # the experiment ended meanwhile: nothing to record
-        lab.record(trial.trial_id, {primary.name: seconds / DURATION_UNITS[primary.unit or "s"]}, success=True)
-    recorded = lab.trial(trial.trial_id)
-    if recorded.status != "recorded":
-        return None
-    return after_run(lab, trial.experiment_id, recorded_at=recorded.recorded_at)
+    return _recorded_run(lab, trial.trial_id, {primary.name: seconds / DURATION_UNITS[primary.unit or "s"]})

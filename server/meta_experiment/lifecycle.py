@@ -176,7 +176,7 @@ class Lab:
     # A hook's Lab for a session started in a subfolder of this project (dispatch_ops.hook_lab)
     session_root: Path | None = None
     # spec_json text -> parsed metrics; the spec never changes after create, so parse it once.
-    _specs: dict[str, tuple[MetricSpec, tuple[MetricSpec, ...], int, int, float]] = field(
+    _specs: dict[str, tuple[MetricSpec, tuple[MetricSpec, ...], int, int, float, bool]] = field(
         default_factory=dict, repr=False
     )
     # Set in the thread that runs a rehearsal: what it does is undone, so nobody is told of it.
@@ -323,10 +323,20 @@ class Lab:
                 int(spec["sample_size_required"]),
                 int(spec.get("treatment_percent", 50)),
                 float(spec.get("max_duration_days", 14.0)),  # the default of every version
+                bool(spec.get("auto_rollback", True)),
             )
-        primary, metrics, required, percent, days = parsed
+        primary, metrics, required, percent, days, auto_rollback = parsed
         return Definition(
-            row["id"], row["status"], row["status_reason"], primary, metrics, required, percent, row["started_at"], days
+            row["id"],
+            row["status"],
+            row["status_reason"],
+            primary,
+            metrics,
+            required,
+            percent,
+            row["started_at"],
+            days,
+            auto_rollback,
         )
 
     def experiments(self, statuses: list[str] | None = None) -> list[Experiment]:
@@ -763,8 +773,9 @@ class Lab:
             counts = self.store.arm_counts(experiment.id)
             progress = self.progress(experiment, counts)
             raised = monitoring.on_trial(self, experiment.id, experiment.metrics, counts)  # commits with the trial
+            pending = monitoring.rollback_pending(self, experiment, raised)
         self._changed(experiment.id)
-        alerts = monitoring.after_trial(self, experiment.id, raised, progress)
+        alerts = monitoring.after_trial(self, experiment.id, raised, progress, pending=pending)
         ended = self._ended_by(experiment, alerts)
         if ended is not None:  # an alert stopped it (auto_rollback): it needs no more trials
             progress = self.progress(ended)
@@ -993,8 +1004,9 @@ class Lab:
             counts = self.store.arm_counts(experiment_id)
             progress = self.progress(experiment, counts)
             raised = monitoring.on_trial(self, experiment_id, experiment.metrics, counts)
+            pending = monitoring.rollback_pending(self, experiment, raised)
         self._changed(experiment_id)
-        alerts = monitoring.after_trial(self, experiment_id, raised, progress)
+        alerts = monitoring.after_trial(self, experiment_id, raised, progress, pending=pending)
         ended = self._ended_by(experiment, alerts)
         if ended is not None:  # an alert stopped it (auto_rollback), as record says
             progress = self.progress(ended)

@@ -30,6 +30,7 @@ class Definition:
     treatment_percent: int = 50
     started_at: float | None = None
     max_duration_days: float = math.inf
+    auto_rollback: bool = True
 
 
 MAX_ABS_VALUE = 1e15  # keeps sums of squares of millions of values far inside the float range

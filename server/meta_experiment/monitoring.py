@@ -342,13 +342,38 @@ def alert_line(message: str) -> str:
     return message if message.startswith((AUTO_ROLLBACK, NOTE)) else f"ALERT: {message}"
 
 
-def after_trial(lab: Lab, experiment_id: str, raised: list[Alert], progress: Any) -> list[str]:
+def rollback_pending(lab: Lab, experiment: Any, raised: list[Alert]) -> bool:
+    """Whether an `auto_rollback` experiment has an alert up that this trial did not raise: its
+    rollback could not be done when it was raised (another promote held the lock), and the next
+    trial tries again (inside the trial's transaction: one indexed read)."""
+    if not experiment.auto_rollback or raised:
+        return False
+    with lab.store.reading() as db:
+        return bool(_active_kinds(db, experiment.id))
+
+
+def after_trial(
+    lab: Lab, experiment_id: str, raised: list[Alert], progress: Any, *, pending: bool = False
+) -> list[str]:
     """After the trial is committed: the regression check when due, and an `auto_rollback`
-    experiment stopped on a new alert. Returns the messages to show with the recorded trial."""
+    experiment stopped on a new alert, or (`pending`, see rollback_pending) on the alert whose
+    rollback could not be done before. Returns the messages to show with the recorded trial."""
+    failed: list[str] = []
     if regression_due(progress.trials_recorded, progress.sample_size_required):
         more, failed = guarded_check(lab, experiment_id, stored="the trial is stored")  # never "record failed"
-        return [*act_on(lab, experiment_id, raised + more), *failed]
-    return act_on(lab, experiment_id, raised)
+        raised = raised + more
+    if pending and not raised:
+        return [*retry_rollback(lab, experiment_id), *failed]
+    return [*act_on(lab, experiment_id, raised), *failed]
+
+
+def retry_rollback(lab: Lab, experiment_id: str) -> list[str]:
+    """Roll back a running `auto_rollback` experiment on the alerts still up whose rollback could not
+    be done when they were raised; recording went on handing out the variant (from a review)."""
+    up = alerts(lab, experiment_id, active_only=True)
+    if not up or lab.get(experiment_id).status != "running":
+        return []  # cleared, or ended meanwhile
+    return _stop_on(lab, experiment_id, [a.message for a in up], retried=True)
 
 
 def guarded_check(lab: Lab, experiment_id: str, *, stored: str, metrics: Any = None) -> tuple[list[Alert], list[str]]:
@@ -372,22 +397,39 @@ def act_on(lab: Lab, experiment_id: str, raised: list[Alert]) -> list[str]:
     after a trial; an import whose trials raise an alert too)."""
     messages = [a.message for a in raised]
     if raised and lab.get(experiment_id).auto_rollback:
-        from .release import stop_on_alert
-
-        try:
-            result = stop_on_alert(lab, experiment_id, reason="auto-rollback on alert: " + "; ".join(messages))
-        except ExperimentError as exc:  # e.g. another process promoted or stopped it meanwhile
-            still = lab.get(experiment_id).status == "running"
-            messages.append(
-                f"{AUTO_ROLLBACK}not done: {exc}"
-                + (
-                    f" {experiment_id} is still running with the alert up: auto mode (the auto tool; CLI: "
-                    f"`meta-experiment auto`) rolls it back, as auto_rollback asks, or `meta-experiment rollback "
-                    f"{experiment_id} --reason ...` does now; recording more trials does not retry it."
-                    if still
-                    else ""
-                )
-            )
-        else:
-            messages.append(AUTO_ROLLBACK + result.summary)
+        return messages + _stop_on(lab, experiment_id, messages, retried=False)
     return messages
+
+
+def _stop_on(lab: Lab, experiment_id: str, messages: list[str], *, retried: bool) -> list[str]:
+    """Stop an `auto_rollback` experiment on its alerts: what to say of it."""
+    from .release import stop_on_alert
+
+    label = "auto-rollback on alert" + (" (retried: it could not be done when the alert was raised)" if retried else "")
+    try:
+        result = stop_on_alert(lab, experiment_id, reason=f"{label}: " + "; ".join(messages))
+    except ExperimentError as exc:  # e.g. another process promoted or stopped it meanwhile
+        still = lab.get(experiment_id).status == "running"
+        return [
+            f"{AUTO_ROLLBACK}{'still ' if retried else ''}{NOT_DONE}{exc}"
+            + (
+                f"{STILL_RUNNING}the next trial recorded tries again, as auto mode does (the auto tool; CLI: "
+                f"`meta-experiment auto`), or `meta-experiment rollback {experiment_id} --reason ...` does it now."
+                if still
+                else ""
+            )
+        ]
+    return [AUTO_ROLLBACK + result.summary]
+
+
+NOT_DONE = "not done: "
+STILL_RUNNING = " It is still running with the alert up: "
+
+
+def rollback_blocked(messages: list[str]) -> str | None:
+    """Why the auto-rollback that recording a trial set off (or retried) could not be done, when it
+    could not and the experiment still runs (from after_trial's messages)."""
+    for message in messages:
+        if message.startswith(AUTO_ROLLBACK) and NOT_DONE in message and STILL_RUNNING in message:
+            return message.split(NOT_DONE, 1)[1].split(STILL_RUNNING, 1)[0]
+    return None
