@@ -57,7 +57,7 @@ def test_a_rehearsal_keeps_nothing_and_tells_nobody(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
     empty = Lab.open(tmp_path / "b", create=False)
     heard: list[str | None] = []
-    empty.listeners.append(heard.append)
+    empty.listeners.append(lambda i, _scope: heard.append(i))
     try:
         empty.rehearse(lambda lab: import_experiments(lab, document))
         assert heard == [] and empty.experiments() == [] and not empty.has_database()

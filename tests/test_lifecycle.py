@@ -145,6 +145,17 @@ def test_binary_files_are_refused(lab: Lab, project: Path) -> None:
     (project / "wide.md").write_bytes("Review.\n".encode("utf-16"))
     with pytest.raises(InvalidInput, match="'wide.md' is UTF-16 text.*Save it as UTF-8"):
         lab.create(**spec(files={PROD: "wide.md"}))
+    # From a review: without a byte-order mark, UTF-16 of ASCII text is valid UTF-8 (NULs and all),
+    # and it was taken, handed to the treatment's runs as 'R\x00e\x00v...' and promotable.
+    for text, encoding in [
+        (t, e) for t in ("Review the PR in parallel.\n", "Café.\n") for e in ("utf-16-le", "utf-16-be")
+    ]:
+        (project / "wide.md").write_bytes(text.encode(encoding))
+        with pytest.raises(InvalidInput, match="'wide.md' is UTF-16 text \\(without a byte-order mark"):
+            lab.create(**spec(files={PROD: "wide.md"}))
+    (project / "nul.md").write_bytes(b"Review.\n\x00 a stray NUL\n")
+    with pytest.raises(InvalidInput, match="'nul.md' is a binary file"):
+        lab.create(**spec(files={PROD: "nul.md"}))
 
 
 def test_a_file_under_test_cannot_join_a_second_running_experiment(lab: Lab, project: Path) -> None:

@@ -341,9 +341,9 @@ async def test_the_watcher_does_not_poll_while_nobody_subscribes(server, monkeyp
     polls: list[int] = []
     real = ChangeWatcher.poll
 
-    def counted(self, lab):  # type: ignore[no-untyped-def]
+    def counted(self, lab, *args):  # type: ignore[no-untyped-def]
         polls.append(1)
-        return real(self, lab)
+        return real(self, lab, *args)
 
     monkeypatch.setattr(ChangeWatcher, "poll", counted)
     monkeypatch.setattr(mcp_common, "WATCH_INTERVAL_S", 0.05)
@@ -829,3 +829,81 @@ async def test_a_percent_sent_as_text_and_a_retried_record_say_what_they_should(
         retry = (await ok(client, "record", args)).structured_content
         assert first["missing_guardrails"] == ["issues_caught"] and retry["duplicate"]
         assert retry["missing_guardrails"] == ["issues_caught"]
+
+
+async def test_an_overlong_id_is_not_echoed_whole_and_export_ids_are_read_as_tool_ids(server) -> None:
+    """From a review: export_experiments' ids had no length limit and the not-found message echoed
+    the id whole (a 1 MB id, a 1 MB answer; a resource read of a 5,000-character id too); an id
+    with a space around it, which every other tool strips, was refused."""
+    async with Client(server, mode="legacy") as client:
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        refused = await client.call_tool("export_experiments", {"experiment_ids": ["x" * 1_000_000]})
+        assert refused.is_error and len(refused.content[0].text) < 2_000
+        assert "at most 100 characters" in refused.content[0].text
+        exported = await ok(client, "export_experiments", {"experiment_ids": [f" {e}\n"]})
+        assert exported.structured_content["experiments"] == 1
+        with pytest.raises(MCPError) as unknown:
+            await client.read_resource(f"experiment://{'y' * 5_000}")
+        assert len(str(unknown.value)) < 2_000 and "that is 5,000 characters" in str(unknown.value)
+
+
+async def test_an_assign_or_a_record_notifies_only_what_it_can_change(server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a review: every assign notified experiments://alerts, experiments://list and every
+    list filter (nothing there had changed), and update_settings notified the settings twice: the
+    watcher took this process's own write of settings.toml for a hand edit."""
+    monkeypatch.setattr(mcp_common, "WATCH_INTERVAL_S", 0.05)
+    seen, handler = updates()
+    async with Client(server, mode="legacy", message_handler=handler) as client:
+        e = (await ok(client, "create_experiment", CREATE)).structured_content["id"]
+        watched = [
+            "experiments://alerts",
+            "experiments://list",
+            "experiments://list/promoted",
+            "experiments://list/running",
+            "experiments://settings",
+            f"experiment://{e}/trials",
+        ]
+        for uri in watched:
+            await legacy_subscribe(client, uri)
+        await anyio.sleep(0.3)  # the watcher's baseline
+        seen.clear()
+        trial = (await ok(client, "assign", {"experiment_id": e})).structured_content["trial_id"]
+        assert seen == [f"experiment://{e}/trials"]
+        seen.clear()
+        await ok(client, "record", {"trial_id": trial, "metrics": {"time_to_complete": 10.0}})
+        assert sorted(seen) == sorted(["experiments://list", "experiments://list/running", f"experiment://{e}/trials"])
+        seen.clear()
+        await ok(client, "update_settings", {"min_failures": 4})
+        await anyio.sleep(0.5)  # several polls of the watcher
+        assert seen == ["experiments://settings"]
+        seen.clear()
+        await ok(client, "rollback", {"experiment_id": e, "reason": "done", "confirm": True})
+        assert {"experiments://list/running", "experiments://alerts", f"experiment://{e}/trials"} <= set(seen)
+
+
+async def test_a_unit_sent_as_a_number_is_its_text_and_an_ended_experiment_gets_no_guardrail_advice(server) -> None:
+    """From a review: the MCP Inspector sends `unit=123` as a number, which assign refused ("Input
+    should be a valid string"); and the record whose alert rolled the experiment back still told the
+    agent to record its guardrails on every run."""
+    async with Client(server, mode="legacy") as client:
+        guardrails = [
+            {"name": "issues_caught", "direction": "higher_is_better"},
+            {"name": "satisfaction", "direction": "higher_is_better"},  # (a floor of 0.5)
+        ]
+        create = {**CREATE, "secondary_metrics": guardrails}
+        e = (await ok(client, "create_experiment", create)).structured_content["id"]
+        by_number = (await ok(client, "assign", {"experiment_id": e, "unit": 123})).structured_content
+        by_text = (await ok(client, "assign", {"experiment_id": e, "unit": " 123"})).structured_content
+        assert by_number["unit"] == by_text["unit"] == "123" and by_number["arm"] == by_text["arm"]
+        for bad in (True, 1.5):
+            assert (await client.call_tool("assign", {"experiment_id": e, "unit": bad})).is_error
+        for i in range(10):
+            values = {"time_to_complete": 9.0, "issues_caught": 2, "satisfaction": 0.9 + i % 3 / 100}
+            await ok(client, "record", {"experiment_id": e, "arm": "control", "metrics": values})
+        for i in range(40):  # the treatment's satisfaction far under its floor; issues_caught left out
+            values = {"time_to_complete": 9.0, "satisfaction": 0.1 + i % 3 / 100}
+            r = await ok(client, "record", {"experiment_id": e, "arm": "treatment", "metrics": values})
+            if r.structured_content["ended"]:
+                break
+        assert r.structured_content["ended"] == "rolled_back" and r.structured_content["missing_guardrails"]
+        assert "Guardrail(s) not recorded" not in r.content[0].text

@@ -732,9 +732,10 @@ def test_a_dry_run_notifies_nobody(lab: Lab) -> None:
     assert monitoring.alerts(lab, e.id, active_only=True)
     lab.update_settings({"monitoring": {"min_failures": 50}}, "fewer alerts")
     heard: list[str | None] = []
-    lab.listeners.append(heard.append)
+    listener = lambda i, _scope: heard.append(i)  # noqa: E731
+    lab.listeners.append(listener)
     try:
         assert run_auto(lab, dry_run=True).items[0].alerts == []  # the check would clear it ...
     finally:
-        lab.listeners.remove(heard.append)
+        lab.listeners.remove(listener)
     assert heard == [] and monitoring.alerts(lab, e.id, active_only=True)  # ... and nothing changed

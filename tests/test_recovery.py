@@ -339,6 +339,47 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def test_a_subscribed_server_still_tells_the_next_call_its_database_was_deleted(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a review: with a subscription open, the change watcher found the deleted database
+    first, switched to an empty project and swallowed the explanation; the next call said only 'No
+    experiment with id ...', and the subscriber of the experiment heard nothing of it."""
+    import shutil
+
+    import anyio
+
+    from meta_experiment import mcp_common
+    from test_mcp_surface import legacy_subscribe, updates, wait_for
+
+    monkeypatch.setattr(mcp_common, "WATCH_INTERVAL_S", 0.05)
+    state = project / ".meta-experiment"
+    create = {
+        "name": "first",
+        "hypothesis": "h",
+        "files": {PROD: ".claude/commands/review_pr.md.experiment"},
+        "primary_metric": {"name": "t", "direction": "lower_is_better"},
+    }
+    seen, handler = updates()
+
+    async def run() -> None:
+        async with Client(build_server(project, state), mode="legacy", message_handler=handler) as client:
+            first = (await client.call_tool("create_experiment", create)).structured_content["id"]
+            await legacy_subscribe(client, f"experiment://{first}")
+            await anyio.sleep(0.3)  # the watcher's baseline
+            seen.clear()
+            shutil.rmtree(state)
+            await wait_for(seen, f"experiment://{first}")
+            await anyio.sleep(0.3)  # more polls: told once
+            assert seen.count(f"experiment://{first}") == 1
+            found = await client.call_tool("get_experiment", {"experiment_id": first})
+            assert found.is_error
+            assert "was deleted while the server had it open, so this call did nothing" in found.content[0].text
+            assert (await client.call_tool("status", {})).structured_content["experiments"] == []
+
+    anyio.run(run)
+
+
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
 def test_a_server_switches_to_the_state_put_in_place_of_its_database(project: Path, how: str) -> None:
     """The state folder deleted under a running server (a `git clean -x`, a reset by hand), or its

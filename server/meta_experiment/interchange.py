@@ -29,7 +29,7 @@ from .files import read_regular
 from .import_keys import DOCUMENT_KEYS, experiment_keys, ignored_sentence, unknown_keys
 from .lifecycle import Lab, check_arm_sizes, check_file_roles, check_text
 from .measurements import check_value, derived_values
-from .models import ARMS, TERMINAL_STATUSES, UNIT_MAX_CHARS, MetricSpec, iso, parse_iso
+from .models import ARMS, MAX_ID_LENGTH, TERMINAL_STATUSES, UNIT_MAX_CHARS, MetricSpec, iso, parse_iso
 from .stats.guardrails import SUCCESS_METRIC
 from .stats.summary import Summary
 from .store import to_json
@@ -38,7 +38,6 @@ FORMAT = "meta-experiment/1"
 TRIAL_STATUSES = ("assigned", "recorded", "abandoned", "voided")
 # What a malformed experiment in a document raises: each becomes one sentence naming the experiment.
 IMPORT_ERRORS = (InvalidInput, ValidationError, ValueError, KeyError, TypeError, AttributeError, OverflowError)
-MAX_ID_LENGTH = 100  # as the tools' experiment_id
 # What the lifecycle generates (exp-20261125-101500, exp-20261125-101500-2), the seed's template
 # (exp-2025-10-20-001) and other plain names; nothing that reads as a path (/, \, a leading dot).
 _ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_ID_LENGTH - 1}}}")

@@ -28,6 +28,7 @@ from .files import SpecialFile, atomic_write, read_regular
 from .measurements import Definition, clean_metrics, derived_values, flag, missing_guardrails
 from .models import (
     ARMS,
+    MAX_ID_LENGTH,
     TERMINAL_STATUSES,
     UNIT_MAX_CHARS,
     ArmCounts,
@@ -85,20 +86,22 @@ def check_text(path: str, data: bytes) -> bytes:
             f"{path!r} is {len(data):,} bytes; files under test are limited to "
             f"{MAX_FILE_BYTES:,} bytes (prompts, commands, configs, source files)."
         )
+    utf16 = (
+        f"{path!r} is UTF-16 text ({{}}). Save it as UTF-8 (the editor's encoding setting, or iconv -f utf-16 -t "
+        "utf-8) and try again: experiments compare and write files as UTF-8 text."
+    )
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise InvalidInput(utf16.format("it starts with a UTF-16 byte-order mark"))
+    if b"\0" in data:  # (checked whether or not it decodes: UTF-16 of ASCII text is valid UTF-8, from a review)
+        if _utf16_without_mark(data):
+            raise InvalidInput(utf16.format("without a byte-order mark: every other byte is NUL"))
+        raise InvalidInput(
+            f"{path!r} is a binary file (it holds NUL bytes); experiments test text files (prompts, commands, "
+            "configs, code)."
+        )
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-            raise InvalidInput(
-                f"{path!r} is UTF-16 text (it starts with a UTF-16 byte-order mark). Save it as UTF-8 (the editor's "
-                "encoding setting, or iconv -f utf-16 -t utf-8) and try again: experiments compare and write files "
-                "as UTF-8 text."
-            ) from None
-        if b"\0" in data:
-            raise InvalidInput(
-                f"{path!r} is a binary file (it holds NUL bytes); experiments test text files (prompts, commands, "
-                "configs, code)."
-            ) from None
         line = data.count(b"\n", 0, exc.start) + 1
         raise InvalidInput(
             f"{path!r} is not UTF-8 text: byte {exc.start + 1} (line {line}) is {data[exc.start]:#04x}, which UTF-8 "
@@ -107,6 +110,12 @@ def check_text(path: str, data: bytes) -> bytes:
             "write files as UTF-8 text."
         ) from None
     return data
+
+
+def _utf16_without_mark(data: bytes) -> bool:
+    """Mostly-ASCII text written as UTF-16: a NUL in nearly every other byte (of the first 4 KB)."""
+    head = data[:4096]
+    return len(head) >= 4 and any(head[i::2].count(0) >= 0.8 * len(head[i::2]) for i in (0, 1))
 
 
 def _to_record(experiment: Definition) -> str:
@@ -163,7 +172,8 @@ class Lab:
     store: Store
     clock: Callable[[], float] = time.time
     actor: str = "agent"
-    listeners: list[Callable[[str | None], None]] = field(default_factory=list)
+    # Told of each change: the experiment id (None: settings) and its scope (mcp_common.experiment_uris).
+    listeners: list[Callable[[str | None, str], None]] = field(default_factory=list)
     # Interrupted promote/rollback operations finished or undone when this Lab was opened.
     recovered: list[RecoveryNote] = field(default_factory=list)
     # Opened with create=False in a project that has no database yet: reads see an empty store.
@@ -273,11 +283,14 @@ class Lab:
 
                 forget_settings(self.state_dir)
 
-    def _changed(self, experiment_id: str | None) -> None:
+    def _changed(self, experiment_id: str | None, scope: str = "all") -> None:
+        """Tell the listeners; `scope`: "all", "assigned" (a trial assigned: the experiment's counts
+        and trials, no list or alert) or "recorded" (a running experiment's trial recorded: no alert;
+        an alert raised or cleared tells "all" of its own)."""
         if getattr(self._quiet, "on", False):
             return
         for listener in self.listeners:
-            listener(experiment_id)
+            listener(experiment_id, scope)
 
     notify_changed = _changed  # for release/monitoring: tell listeners (resource notifications)
 
@@ -288,6 +301,12 @@ class Lab:
 
     def _row(self, experiment_id: str) -> Any:
         row = self.store.experiment_row(experiment_id)
+        if row is None and len(experiment_id) > MAX_ID_LENGTH:  # (not echoed whole: a review sent 1 MB)
+            raise NotFound(
+                f"No experiment with id {experiment_id[:40] + '...'!r}: that is {len(experiment_id):,} characters, and "
+                f"an experiment id has at most {MAX_ID_LENGTH}. The status tool (or `meta-experiment status`) lists "
+                "them."
+            )
         if row is None:
             rows = self.store.experiment_rows()
             every = [r["id"] for r in rows]
@@ -721,7 +740,7 @@ class Lab:
                 f"{experiment_id} is past its {experiment.max_duration_days:g}-day limit: the next auto run expires it "
                 "(this trial still counts if recorded before then). Run auto, or roll it back, to end it now."
             )
-        self._changed(experiment_id)
+        self._changed(experiment_id, "assigned")
         return Assignment(
             trial_id=trial_id,
             experiment_id=experiment_id,
@@ -774,7 +793,7 @@ class Lab:
             progress = self.progress(experiment, counts)
             raised = monitoring.on_trial(self, experiment.id, experiment.metrics, counts)  # commits with the trial
             pending = monitoring.rollback_pending(self, experiment, raised)
-        self._changed(experiment.id)
+        self._changed(experiment.id, "recorded")
         alerts = monitoring.after_trial(self, experiment.id, raised, progress, pending=pending)
         ended = self._ended_by(experiment, alerts)
         if ended is not None:  # an alert stopped it (auto_rollback): it needs no more trials
@@ -1005,7 +1024,7 @@ class Lab:
             progress = self.progress(experiment, counts)
             raised = monitoring.on_trial(self, experiment_id, experiment.metrics, counts)
             pending = monitoring.rollback_pending(self, experiment, raised)
-        self._changed(experiment_id)
+        self._changed(experiment_id, "recorded")
         alerts = monitoring.after_trial(self, experiment_id, raised, progress, pending=pending)
         ended = self._ended_by(experiment, alerts)
         if ended is not None:  # an alert stopped it (auto_rollback), as record says

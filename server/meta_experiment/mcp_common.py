@@ -40,6 +40,7 @@ from . import paths
 from .errors import Conflict, ExperimentError, NotFound, StoreError, permission_message
 from .lifecycle import Lab
 from .mcp_protocol import CheckedServer
+from .models import MAX_ID_LENGTH
 from .settings import SETTINGS_FILE_NAME
 
 T = TypeVar("T")
@@ -114,6 +115,9 @@ class AppState:
     # one), and the project is then that folder (paths.owning_project), as for the hooks.
     session: Path | None = None
     _swap: threading.Lock = field(default_factory=threading.Lock)
+    # The settings files as this process's update_settings last wrote them (settings_signature):
+    # the watcher takes that for no hand edit (it had notified the settings a second time).
+    settings_written: tuple[tuple[int, int] | None, ...] | None = None
     # Set when the first subscription opens: the watcher of other processes' changes waits on it.
     _wake: anyio.Event | None = None
 
@@ -200,9 +204,22 @@ LIST_FILTERS: dict[str, list[str]] = {
 TRIALS_PAGE = re.compile(r"experiment://([^/]+)/trials/(0*[1-9][0-9]{0,17})")  # a numbered page, as read
 
 
-def experiment_uris(experiment_id: str | None) -> list[str]:
-    uris = ["experiments://list", "experiments://status", "experiments://alerts"]
-    uris += [f"experiments://list/{name}" for name in LIST_FILTERS]
+def experiment_uris(experiment_id: str | None, scope: str = "all") -> list[str]:
+    """The resources a change can have changed (Lab._changed's scopes): every list, the status and
+    the alerts, and the experiment's own; for a trial assigned only the status and the experiment's
+    own but its events and chart; for a trial recorded, not the alerts, and only the lists that
+    show a running experiment (its progress moved). A review counted 3 spurious notifications an
+    assign."""
+    if scope == "assigned" and experiment_id:
+        return [
+            "experiments://status",
+            *(f"experiment://{experiment_id}{part}" for part in ("", "/analysis", "/report", "/trials")),
+        ]
+    uris = ["experiments://list", "experiments://status"]
+    if scope == "recorded":
+        uris += [f"experiments://list/{name}" for name, statuses in LIST_FILTERS.items() if "running" in statuses]
+    else:
+        uris += ["experiments://alerts", *(f"experiments://list/{name}" for name in LIST_FILTERS)]
     if experiment_id:
         uris += [
             f"experiment://{experiment_id}",
@@ -281,15 +298,18 @@ async def run_lab(ctx: Context, fn: Callable[[Lab], T], *, create: bool = False)
     """Run one lifecycle call off the event loop; map domain errors; notify what changed. `create`:
     the call stores something, so a project without state gets its state folder now."""
     state = state_of(ctx)
-    changed: list[str | None] = []
+    changed: list[tuple[str | None, str]] = []
+
+    def heard(experiment_id: str | None, scope: str) -> None:
+        changed.append((experiment_id, scope))
 
     def call() -> T:
         lab = state.current(create)  # in the worker thread: opening the project's state does I/O
-        lab.listeners.append(changed.append)
+        lab.listeners.append(heard)
         try:
             return fn(lab)
         finally:
-            lab.listeners.remove(changed.append)
+            lab.listeners.remove(heard)
 
     try:
         return await anyio.to_thread.run_sync(call)
@@ -299,7 +319,7 @@ async def run_lab(ctx: Context, fn: Callable[[Lab], T], *, create: bool = False)
         raise ToolError(permission_message(exc)) from exc
     finally:
         if changed:
-            await notify_uris(state, (u for experiment_id in changed for u in experiment_uris(experiment_id)))
+            await notify_uris(state, (u for change in changed for u in experiment_uris(*change)))
 
 
 async def read_lab(ctx: Context, fn: Callable[[Lab], T]) -> T:
@@ -328,7 +348,7 @@ def read_static(get_lab: Callable[[], Lab], fn: Callable[[Lab], T]) -> T:
 ExperimentId = Annotated[
     str,
     StringConstraints(strip_whitespace=True),  # an id pasted with a space around it is still the id
-    Field(min_length=1, max_length=100, description="Experiment id, e.g. exp-20261125-101500."),
+    Field(min_length=1, max_length=MAX_ID_LENGTH, description="Experiment id, e.g. exp-20261125-101500."),
 ]
 
 
@@ -408,8 +428,22 @@ class ChangeWatcher:
         self._event_id = 0
         self._trial_id = 0
         self._counts: dict[tuple[str, str], tuple[int, ...]] = {}
+        self._gone: Lab | None = None
 
-    def poll(self, lab: Lab) -> list[str]:
+    def gone(self, lab: Lab) -> list[str]:
+        """The URIs of what `lab`'s database held, once, when that file was deleted or replaced
+        under the server (its open connection still reads the old file)."""
+        if lab is self._gone:
+            return []
+        self._gone = lab
+        try:
+            ids = lab.store.ids_as_opened()
+        except sqlite3.Error:
+            ids = []
+        uris = {u for experiment_id in [None, *ids] for u in experiment_uris(experiment_id)}
+        return sorted(uris | {SETTINGS_URI})
+
+    def poll(self, lab: Lab, own_settings: tuple[tuple[int, int] | None, ...] | None = None) -> list[str]:
         """The URIs changed by other processes since the last poll; none on the first poll (it
         takes the baseline). A Lab other than the last one (AppState.current switched from an empty
         project to its database, which another process made) has changed everything it holds.
@@ -417,10 +451,8 @@ class ChangeWatcher:
         wrote meanwhile; otherwise they are notified again (harmless: a client reads once more)."""
         first, switched = self._lab is None, lab is not self._lab
         changed: set[str | None] = set()
-        files = tuple(
-            _signature(path) for path in (lab.state_dir / SETTINGS_FILE_NAME, lab.project_root / "pyproject.toml")
-        )
-        settings = not first and files != self._files
+        files = settings_signature(lab)
+        settings = not first and files != self._files and files != own_settings
         self._files = files
         with lab.store.reading() as db:
             version = int(db.execute("PRAGMA data_version").fetchone()[0])
@@ -455,6 +487,11 @@ class ChangeWatcher:
         return sorted(uris | ({SETTINGS_URI} if settings else set()))
 
 
+def settings_signature(lab: Lab) -> tuple[tuple[int, int] | None, ...]:
+    """The settings files' signatures: settings.toml and pyproject.toml (its section)."""
+    return tuple(_signature(path) for path in (lab.state_dir / SETTINGS_FILE_NAME, lab.project_root / "pyproject.toml"))
+
+
 def _signature(path: Path) -> tuple[int, int] | None:
     """A file's modification time and size (None: no such file), to tell that it was edited."""
     try:
@@ -465,7 +502,14 @@ def _signature(path: Path) -> tuple[int, int] | None:
 
 
 def _poll(watcher: ChangeWatcher, state: AppState) -> list[str]:
-    return watcher.poll(state.current())  # in a worker thread: current() may open the project's database
+    """In a worker thread: current() may open the project's database. A database deleted or replaced
+    under the server is left for the next call to find (it switches, and tells the person why: the
+    watcher that switched first had swallowed that, from a review); the watcher notifies what the
+    old file held."""
+    opened = state.opened
+    if isinstance(opened, Lab) and state.reopen is not None and opened.store.moved():
+        return watcher.gone(opened)
+    return watcher.poll(state.current(), state.settings_written)
 
 
 async def watch_other_processes(state: AppState) -> None:

@@ -16,7 +16,16 @@ from pydantic import BaseModel, Field
 
 from . import interchange
 from .errors import InvalidInput
-from .mcp_common import SETTINGS_URI, notify_uris, run_lab, state_of, tool_annotations, tool_result
+from .mcp_common import (
+    SETTINGS_URI,
+    ExperimentId,
+    notify_uris,
+    run_lab,
+    settings_signature,
+    state_of,
+    tool_annotations,
+    tool_result,
+)
 from .models import Confidence, MaxDurationDays, Percent, SampleSizeRequired
 from .settings import (
     SETTINGS_FILE_NAME,
@@ -173,6 +182,7 @@ def register_data_tools(server: MCPServer) -> None:
         def run(lab: Lab) -> SettingsResult:
             if given:
                 settings = lab.update_settings(changes, f"Settings changed: {sorted(given)}", changes=given)
+                state_of(ctx).settings_written = settings_signature(lab)
             else:
                 settings = lab.settings()
             return SettingsResult(
@@ -202,7 +212,9 @@ def register_data_tools(server: MCPServer) -> None:
     @server.tool(annotations=tool_annotations("Export experiments", idempotent=True))
     async def export_experiments(
         ctx: Context,
-        experiment_ids: Annotated[list[str] | None, Field(description="Ids to export; all when omitted.")] = None,
+        experiment_ids: Annotated[
+            list[ExperimentId] | None, Field(description="Ids to export; all when omitted.")
+        ] = None,
         path: Annotated[
             str | None,
             Field(

@@ -20,7 +20,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ImageContent
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from . import __version__, deploy, paths, report
 from .analysis import load_engine
@@ -63,6 +63,7 @@ from .models import (
     Progress,
     RecordResult,
     VoidResult,
+    unit_as_text,
 )
 from .monitoring import alert_line
 from .paths import confine
@@ -412,9 +413,10 @@ def build_server(
             Field(
                 max_length=200,
                 description="Optional unit id (session, PR, user; spaces around it are ignored, case is not: "
-                "PR-1 and pr-1 are two units). The same unit always gets the same arm; without one, arms are "
-                "balanced in permuted blocks.",
+                "PR-1 and pr-1 are two units; a whole number is read as its text). The same unit always gets the "
+                "same arm; without one, arms are balanced in permuted blocks.",
             ),
+            BeforeValidator(unit_as_text),
         ] = None,
     ) -> Annotated[CallToolResult, Assignment]:
         """Start one trial: returns a trial id, its arm (control or treatment) and, for each file
@@ -472,7 +474,7 @@ def build_server(
                 )
             )
         )
-        if r.missing_guardrails:
+        if r.missing_guardrails and not r.ended:  # (no advice for an experiment that takes no more trials)
             text += (
                 f" Guardrail(s) not recorded for this trial: {', '.join(r.missing_guardrails)} - a guardrail "
                 "needs values in both arms before a promotion can happen."

@@ -31,6 +31,12 @@ def not_a_truth_value(value: object) -> object:
     return value
 
 
+def unit_as_text(value: object) -> object:
+    """A unit sent as a whole number (a PR number; the MCP Inspector sends `unit=123` as one) is
+    that number's text: 123 and "123" are one unit. Not true/false, nor a fraction."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 # After the Field with the bounds (Annotated[float, Field(ge=0), NoBool]): placed before it, the
 # bounds reach the JSON schema as ge/le, which no client reads, instead of minimum/maximum.
 NoBool = BeforeValidator(not_a_truth_value)
@@ -50,6 +56,7 @@ TERMINAL_STATUSES: frozenset[str] = frozenset({"promoted", "rolled_back", "expir
 TrialStatus = Literal["assigned", "recorded", "abandoned", "voided"]
 
 UNIT_MAX_CHARS = 200  # a unit (session, PR, user) id: at most this many characters
+MAX_ID_LENGTH = 100  # an experiment id: at most this many characters (the tools' experiment_id, an import)
 METRIC_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$"
 # Units that make a metric a duration: when such a primary metric is missing from `record`, the
 # time since `assign` is used, converted to this unit.

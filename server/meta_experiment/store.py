@@ -369,6 +369,12 @@ class Store:
         """Whether the database file was deleted or replaced since this store opened it (one stat)."""
         return not self.in_memory and self._file_identity() != self._identity
 
+    def ids_as_opened(self) -> list[str]:
+        """The experiment ids in the file this store opened, also once it was deleted or replaced
+        (its open connection still reads that file): what a server tells its subscribers is gone."""
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT id FROM experiments")]
+
     def _check_file(self) -> None:
         """The database file is still the one this store opened (one stat): a file deleted or replaced
         under a running server would otherwise take writes that no other process, nor the next start,
