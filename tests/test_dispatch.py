@@ -1180,3 +1180,33 @@ def test_a_temp_file_a_killed_dispatch_left_is_removed(lab: Lab, project: Path) 
     others.write_text("x")
     set_dispatch(lab, e.id, True)
     assert others.exists()
+
+
+def test_a_dispatched_command_and_a_dispatched_skill_in_one_reply_are_both_recorded(lab: Lab, project: Path) -> None:
+    """From a review: a session kept one note of its dispatched run, so a dispatched command whose
+    reply ran a dispatched skill lost the command's trial: the skill's note replaced it, and the
+    Stop recorded the skill alone (the command's trial stayed assigned, then was abandoned)."""
+    now = [1000.0]
+    skill = skill_experiment(lab, project)  # (its clock: a fixed id)
+    lab.clock = lambda: now[0]
+    command = lab.create(**spec()).id
+    set_dispatch(lab, command, True)
+    set_dispatch(lab, skill, True)
+    assert on_prompt(lab, payload("/review_pr 1", session="s", prompt_id="q1")) is not None
+    used = {"session_id": "s", "prompt_id": "q1", "tool_name": "Skill", "tool_input": {"skill": "greet", "args": "Bo"}}
+    now[0] += 30
+    assert on_skill(lab, used) is not None
+    assert on_skill(lab, used) is not None  # the skill run again in the same reply: the same trial
+    now[0] += 60
+    assert on_stop(lab, {"session_id": "s", "prompt_id": "q1"}) is None
+    [a], [b] = lab.trials(command), lab.trials(skill)
+    assert a.status == b.status == "recorded"
+    assert a.metrics["time_to_complete"] == pytest.approx(1.5)  # 90 s, in minutes: from the prompt
+    assert b.metrics["time_to_complete"] == pytest.approx(1.0)  # 60 s: from the skill's first run
+    assert not (lab.state_dir / "dispatched" / "s.json").exists()
+    # a run of an earlier prompt that never reached its Stop (interrupted) is not kept with the next one
+    on_prompt(lab, payload("/review_pr 2", session="s", prompt_id="q2"))
+    on_skill(lab, {**used, "prompt_id": "q3"})
+    on_stop(lab, {"session_id": "s", "prompt_id": "q3"})
+    assert [t.status for t in lab.trials(command)] == ["recorded", "assigned"]
+    assert [t.status for t in lab.trials(skill)] == ["recorded", "recorded"]

@@ -704,7 +704,11 @@ def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], eve
             "command": f"/{name}",
             "prompt_id": payload.get("prompt_id"),
         }
-        runs.write_text(json.dumps(stash))
+        # the runs of other experiments in this same reply (a dispatched command that runs a dispatched
+        # skill) stay: the Stop records each (one note a session had lost the first run, from a review)
+        prompt_id = payload.get("prompt_id")
+        same_reply = [n for n in _notes(runs) if prompt_id and n.get("prompt_id") == prompt_id]
+        runs.write_text(json.dumps({"runs": [*same_reply, stash]}))
     context = _context(name, experiment, assignment.trial_id, texts[assignment.arm])
     return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": context}}
 
@@ -714,16 +718,27 @@ def _same_reply_trial(lab: Lab, runs: Path, experiment_id: str, payload: dict[st
     from this same prompt: a second run in one reply (the Skill tool called twice) is the same trial,
     timed from the first run to the reply's end, instead of a new one that would orphan the first."""
     prompt_id = payload.get("prompt_id")
-    if not prompt_id or not runs.is_file():
+    if not prompt_id:
         return None
-    try:
-        note = json.loads(runs.read_text())
+    for note in _notes(runs):
         if note.get("prompt_id") != prompt_id or note.get("experiment_id") != experiment_id:
+            continue
+        try:
+            trial = lab.trial(int(note["trial_id"]))
+        except (ValueError, KeyError, TypeError, NotFound):
             return None
-        trial = lab.trial(int(note["trial_id"]))
-    except (ValueError, KeyError, TypeError, AttributeError, OSError, NotFound):
-        return None
-    return trial if trial.status == "assigned" else None
+        return trial if trial.status == "assigned" else None
+    return None
+
+
+def _notes(runs: Path) -> list[dict[str, Any]]:
+    """The session's dispatched runs: {"runs": [...]}, or one run (a note of an earlier version)."""
+    try:
+        data = json.loads(runs.read_text())
+    except (OSError, ValueError):
+        return []
+    notes = data.get("runs") if isinstance(data, dict) and "runs" in data else [data]
+    return [n for n in notes if isinstance(n, dict)] if isinstance(notes, list) else []
 
 
 def _writable_runs_folder(folder: Path) -> None:
@@ -813,45 +828,51 @@ def _wrapped(text: str) -> str:
 
 
 def on_stop(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
-    """Stop: record the time of the session's dispatched run when its reply ends (a duration
-    primary metric), or ask the model once to record it (any other metric). Once a run is recorded
-    and the experiment has its sample (or is past its time), auto mode's decision for it follows,
-    as the experiment's auto flags allow (`after_run`)."""
+    """Stop: record the time of each of the session's dispatched runs when their reply ends (a
+    duration primary metric), or ask the model once to record them (any other metric). Once a run
+    is recorded and its experiment has its sample (or is past its time), auto mode's decision for
+    it follows, as the experiment's auto flags allow (`after_run`)."""
     runs = _session_file(lab, payload)
     if runs is None or not runs.is_file():
         return None
-    try:
-        run = json.loads(runs.read_text())
-        trial = lab.trial(int(run["trial_id"]))
-    except (ValueError, KeyError, TypeError, OSError, NotFound):
+    asks: list[tuple[dict[str, Any], str]] = []  # the runs the model is asked to record, and how
+    said: list[str] = []
+    for run in _notes(runs):
+        try:
+            trial = lab.trial(int(run["trial_id"]))
+        except (ValueError, KeyError, TypeError, NotFound):
+            continue
+        out = None
+        if trial.status == "assigned":
+            if run.get("prompt_id") and payload.get("prompt_id") and run["prompt_id"] != payload["prompt_id"]:
+                # the end of another prompt's reply: the dispatched run was interrupted (Esc, an API error;
+                # no Stop then), and its time is unknown. It stays unrecorded (abandoned when the experiment ends).
+                continue
+            experiment = lab.get(trial.experiment_id)
+            if not experiment.primary_metric.is_duration:
+                if not payload.get("stop_hook_active"):  # asked once already: leave the trial unrecorded
+                    asks.append(
+                        (
+                            run,
+                            f"trial {trial.trial_id} ({run.get('command', 'the command')}) is not recorded. Call "
+                            f"meta-experiment's record tool with trial_id {trial.trial_id} and the measured "
+                            f"{_measured([experiment.primary_metric, *experiment.secondary_metrics])} (or "
+                            "success=false if the run failed)",
+                        )
+                    )
+                continue
+            out = _recorded_run(lab, trial.trial_id, {})
+        elif trial.status == "recorded":  # recorded by the model when asked at the last Stop
+            out = after_run(lab, trial.experiment_id, recorded_at=trial.recorded_at)
+        if out is not None:
+            said.append(out["systemMessage"])
+    if not asks:
         runs.unlink(missing_ok=True)
-        return None
-    if trial.status == "assigned":
-        if run.get("prompt_id") and payload.get("prompt_id") and run["prompt_id"] != payload["prompt_id"]:
-            # the end of another prompt's reply: the dispatched run was interrupted (Esc, an API error;
-            # no Stop then), and its time is unknown. It stays unrecorded (abandoned when the experiment ends).
-            runs.unlink(missing_ok=True)
-            return None
-        experiment = lab.get(trial.experiment_id)
-        if not experiment.primary_metric.is_duration:
-            if payload.get("stop_hook_active"):  # asked once already: leave the trial unrecorded
-                runs.unlink(missing_ok=True)
-                return None
-            return {
-                "decision": "block",
-                "reason": (
-                    f"meta-experiment: trial {trial.trial_id} ({run.get('command', 'the command')}) is not recorded. "
-                    f"Call meta-experiment's record tool with trial_id {trial.trial_id} and the measured "
-                    f"{_measured([experiment.primary_metric, *experiment.secondary_metrics])} (or success=false if "
-                    "the run failed), then finish."
-                ),
-            }
-        runs.unlink(missing_ok=True)
-        return _recorded_run(lab, trial.trial_id, {})
-    runs.unlink(missing_ok=True)
-    if trial.status != "recorded":
-        return None
-    return after_run(lab, trial.experiment_id, recorded_at=trial.recorded_at)
+        return {"systemMessage": "\n".join(said)} if said else None
+    runs.write_text(json.dumps({"runs": [run for run, _ in asks]}))  # for the Stop after the record calls
+    told = {"systemMessage": "\n".join(said)} if said else {}
+    reason = "meta-experiment: " + "; ".join(ask for _, ask in asks) + ", then finish."
+    return {"decision": "block", "reason": reason, **told}
 
 
 def _recorded_run(lab: Lab, trial_id: int, values: dict[str, float]) -> dict[str, Any] | None:
