@@ -1103,7 +1103,42 @@ def test_a_dispatcher_of_an_experiment_the_project_does_not_have_is_explained(
     out = on_prompt(lab, payload("/review_pr2 1"))
     assert out is not None and lab.trials(e.id) == []
     copied = out["hookSpecificOutput"]["additionalContext"]
-    assert f"a copy of the dispatcher of experiment {e.id}, which tests {PROD}, not this file" in copied
+    assert f"a copy of the dispatcher of experiment {e.id} (running), which tests {PROD}: it was copied" in copied
+    assert "This run is not a trial" in copied and "Review the pull request." in copied  # the text to go on with
+
+
+def test_a_dispatched_command_renamed_is_told_how_to_fix_and_named_when_the_experiment_ends(
+    lab: Lab, project: Path
+) -> None:
+    """From a review: `mv review.md code-review.md` while dispatched left /code-review with 'a copy of
+    a dispatcher, needs its own text' and no way out, and the rollback restored review.md without a
+    word about code-review.md, which kept the dead dispatcher for good."""
+    e = lab.create(**spec(secondary_metrics=[]))
+    set_dispatch(lab, e.id, True)
+    renamed = ".claude/commands/code_review.md"
+    (project / PROD).rename(project / renamed)
+    out = on_prompt(lab, payload("/code_review 42"))
+    assert out is not None and lab.trials(e.id) == []
+    told = out["hookSpecificOutput"]["additionalContext"]
+    assert f"it looks moved from {PROD}, which is missing now" in told
+    assert (
+        f"move it back to {PROD} while the experiment runs, or end the dispatch "
+        f"(`meta-experiment dispatch {e.id} --off`" in told
+    )
+    assert "<command-text>\nReview the pull request." in told  # production's text, to go on with
+    from meta_experiment.report import render_status
+
+    assert f"{PROD} (deleted; its dispatcher is in {renamed}: moved back, it goes on)" in render_status(lab.status())
+    done = release.rollback(lab, e.id, reason="renamed")
+    assert dispatch.dispatcher_experiment((project / PROD).read_text()) is None  # the original, back
+    assert f"{renamed} still holds a copy of this experiment's dispatcher (moved or copied from {PROD}" in " ".join(
+        done.warnings
+    )
+    after = on_prompt(lab, payload("/code_review 42"))
+    assert after is not None
+    told = after["hookSpecificOutput"]["additionalContext"]
+    assert f"(rolled_back), which tests {PROD}: it was copied from {PROD}" in told
+    assert f"put this command's own text in it (the original is back in {PROD}) or delete it" in told
 
 
 def test_an_agent_launched_after_its_experiment_ended_gets_what_production_holds(lab: Lab, project: Path) -> None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import suppress
+from pathlib import Path
 
 COMMANDS_DIR = ".claude/commands/"
 SKILLS_DIR = ".claude/skills/"
@@ -582,3 +584,27 @@ def parse_prompt(prompt: str) -> tuple[str, str] | None:
     """`/name args` -> (name, args); None for a prompt that is not a slash command."""
     m = re.match(rf"/([\w.:-]+)(?:[{JS_SPACE}]+(.*))?\Z", prompt, re.S)  # "  /x" is text to Claude Code
     return (m.group(1), m.group(2) or "") if m else None
+
+
+COPIES_SCANNED = 2_000  # files looked at for copies of a dispatcher (a project's commands, skills, agents)
+
+
+def dispatcher_copies(root: Path, experiment_id: str, production: str) -> list[str]:
+    """The project's commands, skills and agents other than `production` that hold this
+    experiment's dispatcher: the command renamed or copied while it was dispatched (a review found
+    /code-review holding /review's dispatcher long after the experiment ended)."""
+    found: list[str] = []
+    candidates = [
+        *(root / COMMANDS_DIR).rglob("*.md"),
+        *(root / SKILLS_DIR).glob(f"*/{SKILL_FILE}"),
+        *(root / AGENTS_DIR).rglob("*.md"),
+    ]
+    for path in candidates[:COPIES_SCANNED]:
+        rel = path.relative_to(root).as_posix()
+        if rel == production:
+            continue
+        with suppress(OSError):
+            small = path.is_file() and path.stat().st_size < 65_536  # (a dispatcher is a page of text)
+            if small and dispatcher_experiment(path.read_bytes().decode("utf-8", "replace")) == experiment_id:
+                found.append(rel)
+    return sorted(found)

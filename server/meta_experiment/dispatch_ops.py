@@ -14,6 +14,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,6 +30,7 @@ from .dispatch import (
     agent_path,
     command_path,
     dispatch_problem,
+    dispatcher_copies,
     dispatcher_experiment,
     dispatcher_text,
     label,
@@ -498,6 +500,18 @@ def dispatched_file(lab: Lab, experiment: Experiment) -> str | None:
     return production if held else None
 
 
+def _copies_note(lab: Lab, experiment_id: str, production: str) -> str:
+    """What lift_for_end adds about copies of the dispatcher elsewhere (none: nothing)."""
+    copies = dispatcher_copies(lab.project_root, experiment_id, production)
+    if not copies:
+        return ""
+    return (
+        f" {', '.join(copies)} still {'holds' if len(copies) == 1 else 'hold'} a copy of this experiment's dispatcher "
+        f"(moved or copied from {production} while it was dispatched), which has no text of its own: put the "
+        f"command's text there (the original is in {production} now) or delete it."
+    )
+
+
 def lift_for_end(lab: Lab, experiment_id: str, why: str) -> str | None:
     """Before a promote, rollback or expiry, under the deploy lock the caller holds (so that no
     dispatch can come between): take this experiment's dispatcher out, if any. Returns a note for
@@ -511,12 +525,14 @@ def lift_for_end(lab: Lab, experiment_id: str, why: str) -> str | None:
         done = _lift(lab, experiment, f, why=why)
     except (PathError, OSError) as exc:
         return f"{f.production} could not be checked for this experiment's dispatcher ({exc}); look at it."
+    copies = _copies_note(lab, experiment_id, f.production)
     if done is False:
-        return None
+        return copies.strip() or None
     if done == RESTORED_MISSING:
-        return f"{f.production} had been deleted while dispatched: the original is back in its place."
+        return f"{f.production} had been deleted while dispatched: the original is back in its place." + copies
     note = f"The dispatcher in {f.production} was taken out: the original is back"
-    return note + (f" (the dispatcher had been edited; that copy is kept at {done})." if isinstance(done, str) else ".")
+    edited = f" (the dispatcher had been edited; that copy is kept at {done})." if isinstance(done, str) else "."
+    return note + edited + copies
 
 
 # -- the hooks -----------------------------------------------------------------------------------------
@@ -562,7 +578,32 @@ def _dispatched(lab: Lab, production: str | None) -> Experiment | None:
     return experiment if [f.production for f in experiment.files] == [production] else None
 
 
-def _orphan(lab: Lab, production: str | None) -> str | None:
+def _copy_of_dispatcher(lab: Lab, production: str, experiment: Experiment, text_of: Callable[[str], str]) -> str:
+    """What the model is told when `production` holds a copy of the dispatcher of an experiment on
+    another file (the command renamed or copied while dispatched): what the person can do about it,
+    and the text of the tested command as production has it (no trial), to go on with."""
+    [tested] = [f.production for f in experiment.files] or [""]
+    running = experiment.status == "running"
+    missing = deploy.read_current(lab.project_root, tested) is None if tested else False
+    moved = f"it looks moved from {tested}, which is missing now" if missing else f"it was copied from {tested}"
+    fix = (
+        f"move it back to {tested} while the experiment runs, or end the dispatch (`meta-experiment dispatch "
+        f"{experiment.id} --off` writes the original text back to {tested}) and then rename that file"
+        if running and missing
+        else f"put this command's own text in it (the original {'is' if running else 'is back'} in {tested}) or "
+        "delete it"
+    )
+    digest = experiment.files[0].control_sha256 if running else production_digest(experiment)
+    told = (
+        f"meta-experiment: {production} holds a copy of the dispatcher of experiment {experiment.id} "
+        f"({experiment.status}), which tests {tested}: {moved}. This run is not a trial. Tell the person, who can "
+        f"{fix}."
+    )
+    context = f"{told} Meanwhile, follow the text of {tested} as production has it:\n\n" + _wrapped(text_of(digest))
+    return context if len(context) <= CONTEXT_LIMIT else f"{told} Meanwhile, follow the text of {tested}."
+
+
+def _orphan(lab: Lab, production: str | None, text_of: Callable[[str], str]) -> str | None:
     """Where `_dispatched` found no experiment: what to tell the model when `production` still holds
     a dispatcher, of an experiment this project's database does not have on that file (committed by
     mistake and pulled elsewhere, the database removed, a copy): there is no text to hand over, so
@@ -575,13 +616,8 @@ def _orphan(lab: Lab, production: str | None) -> str | None:
         tested = [f.production for f in lab.get(experiment_id).files] if lab.has_database() else None
     except NotFound:
         tested = None
-    if tested is not None:  # a copy of another file's dispatcher
-        return (
-            f"meta-experiment: {production} holds a copy of the dispatcher of experiment {experiment_id}, which "
-            f"tests {', '.join(tested)}, not this file: there is no text here to hand over. Tell the person that "
-            "this file is a copy of a dispatcher and needs its own text; meanwhile do what they asked as best you "
-            "can without it."
-        )
+    if tested is not None and production is not None:  # a copy of another file's dispatcher
+        return _copy_of_dispatcher(lab, production, lab.get(experiment_id), text_of)
     return (
         f"meta-experiment: {production} holds a dispatcher of experiment {experiment_id}, which this project's "
         "experiment database does not have, so no hook can hand over its text. If meta-experiment's assign tool "
@@ -648,15 +684,18 @@ def _slash_file(lab: Lab, name: str) -> str | None:
 def _hand_over(lab: Lab, name: str, arguments: str, payload: dict[str, Any], event: str) -> dict[str, Any] | None:
     production = _slash_file(lab, name)
     experiment = _dispatched(lab, production)
-    if experiment is None or production is None:
-        orphan = _orphan(lab, production)
-        return None if orphan is None else {"hookSpecificOutput": {"hookEventName": event, "additionalContext": orphan}}
-    experiment_id = experiment.id
     session = str(payload.get("session_id") or "")
-    skill_dir = str(lab.project_root / production.rsplit("/", 1)[0]) if skill_name(production) else None
+    skill_dir = str(lab.project_root / production.rsplit("/", 1)[0]) if production and skill_name(production) else None
 
     def arm_text(digest: str) -> str:
         return render(_blob(lab, digest).decode(), arguments, session, skill_dir)
+
+    if experiment is None or production is None:
+        orphan = _orphan(lab, production, arm_text)
+        if orphan is None:
+            return None
+        return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": orphan}}
+    experiment_id = experiment.id
 
     if experiment.status != "running":  # ended without taking it out (a crash, an older version): do it now
         set_dispatch(lab, experiment_id, False)
@@ -1004,7 +1043,7 @@ def on_agent_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None:
     experiment = _dispatched(lab, production)
     task = str(tool_input.get("prompt") or "")
     if experiment is None:
-        orphan = _orphan(lab, production)
+        orphan = _orphan(lab, production, lambda digest: agent_instructions(_blob(lab, digest).decode()))
         if orphan is None:
             return None
         updated = {**tool_input, "prompt": f"{orphan}\n\n{task}"}
@@ -1048,7 +1087,7 @@ def on_session_start(lab: Lab, payload: dict[str, Any]) -> dict[str, Any] | None
         return None
     experiment = _dispatched(lab, production)
     if experiment is None:
-        orphan = _orphan(lab, production)
+        orphan = _orphan(lab, production, lambda digest: agent_instructions(_blob(lab, digest).decode()))
         if orphan is not None or not note:
             return None if orphan is None else _session_context(orphan)
         try:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import deploy
-from .dispatch import dispatcher_experiment, label
+from .dispatch import agent_name, dispatcher_copies, dispatcher_experiment, label, slash_name
 from .errors import PathError
 from .models import Direction, Experiment, ExperimentStatus, MetricKind, Progress
 from .outcomes import ReleaseStatus
@@ -159,7 +159,13 @@ def file_drift(project_root: Path, experiment: Experiment) -> tuple[list[str], l
             continue
         digest = None if current is None else deploy.sha256_hex(current)
         if digest is None:
-            changed.append(f"{f.production} (deleted)")
+            copies = (
+                dispatcher_copies(project_root, experiment.id, f.production)
+                if slash_name(f.production) or agent_name(f.production)
+                else []
+            )
+            moved = f"; its dispatcher is in {', '.join(copies)}: moved back, it goes on" if copies else ""
+            changed.append(f"{f.production} (deleted{moved})")
         elif digest == f.treatment_sha256 != f.control_sha256:
             in_place.append(f.production)
         elif digest != f.control_sha256:
