@@ -37,6 +37,11 @@ def test_auto_promotes_a_winner_created_with_auto_promote(lab: Lab, project: Pat
     assert (project / PROD).read_text() == VARIANT and lab.get(e.id).status == "promoted"
     assert "Promoted by meta-experiment (auto)" in git(project, "log", "-1", "--format=%B")
     assert f"✅ Auto-promoting: {e.id}" in render_auto(report)
+    # why, where it is read later (status, the event log, a session told of it): it had said only
+    # "Promoted (auto)" (from a review)
+    assert lab.get(e.id).status_reason == f"Promoted (auto): {item.rationale}"
+    [promoted] = [ev for ev in lab.events(e.id) if ev.kind == "promoted"]
+    assert promoted.message.startswith(f"Promoted (auto): {item.rationale}")
 
 
 def test_without_auto_promote_it_only_recommends_once(lab: Lab, project: Path) -> None:

@@ -1245,3 +1245,28 @@ def test_a_dispatched_command_and_a_dispatched_skill_in_one_reply_are_both_recor
     on_stop(lab, {"session_id": "s", "prompt_id": "q3"})
     assert [t.status for t in lab.trials(command)] == ["recorded", "assigned"]
     assert [t.status for t in lab.trials(skill)] == ["recorded", "recorded"]
+
+
+def test_a_rollback_after_the_dispatcher_was_committed_says_the_original_is_still_to_commit(
+    lab: Lab, project: Path
+) -> None:
+    """From a review: `git commit -am wip` while dispatched put the dispatcher in HEAD; the rollback
+    then said 'git: nothing to commit' while the branch about to be pushed held the dispatcher."""
+    e = lab.create(**spec(secondary_metrics=[]))
+    set_dispatch(lab, e.id, True)
+    git(project, "commit", "-qam", "wip")
+    done = release.rollback(lab, e.id, reason="not now")
+    said = " ".join(done.warnings)
+    assert f"The dispatcher had been committed (HEAD holds it in {PROD}), so the original is not committed yet" in said
+    line = said.split("every clone runs the dispatcher: ", 1)[1]
+    subprocess.run(line, shell=True, check=True, capture_output=True)  # the line given, as given
+    assert git(project, "status", "--porcelain", "--", PROD) == ""
+    assert dispatch.dispatcher_experiment(git(project, "show", f"HEAD:{PROD}")) is None
+    # dispatch off says it too; a dispatcher never committed gets no such note
+    other = lab.create(**spec(secondary_metrics=[]))
+    set_dispatch(lab, other.id, True)
+    git(project, "commit", "-qam", "wip again")
+    assert "HEAD holds it" in set_dispatch(lab, other.id, False).summary
+    git(project, "reset", "-q", "--hard", "HEAD~1")  # (HEAD back to the original; the dispatcher only on disk)
+    set_dispatch(lab, other.id, True)
+    assert "HEAD holds it" not in set_dispatch(lab, other.id, False).summary

@@ -128,7 +128,9 @@ def _one(lab: Lab, e: Experiment, dry_run: bool, decision: Any = None) -> AutoIt
         return item
     try:
         if action == "promote":
-            item.result = release.promote(lab, e.id, auto=True)
+            # the rationale is the promotion's reason, as a rollback's: status, the event log, the commit
+            # and the other sessions told of it say why ("promoted: Promoted (auto)" said nothing, from a review)
+            item.result = release.promote(lab, e.id, auto=True, reason=rationale if len(rationale) <= 2000 else None)
             item.action = "promoted"
         elif action == "rollback":
             item.result = release.rollback(lab, e.id, reason=rationale, auto=True)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from . import deploy, paths
+from . import deploy, gitcommit, paths
 from .dispatch import (
     CONTEXT_LIMIT,
     SKILL_FILE,
@@ -231,6 +231,7 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
                     f"{what} runs as before. The experiment goes on: assign its trials, or dispatch again.",
                 )
             kept = f" The dispatcher had been edited; that copy is kept at {backup}." if isinstance(backup, str) else ""
+            kept += _committed_note(lab, experiment_id, f.production)
             return _result(
                 experiment,
                 f,
@@ -528,11 +529,29 @@ def lift_for_end(lab: Lab, experiment_id: str, why: str) -> str | None:
     copies = _copies_note(lab, experiment_id, f.production)
     if done is False:
         return copies.strip() or None
+    committed = "" if why == "Promoting" else _committed_note(lab, experiment_id, f.production)  # (promote commits)
     if done == RESTORED_MISSING:
-        return f"{f.production} had been deleted while dispatched: the original is back in its place." + copies
+        return (
+            f"{f.production} had been deleted while dispatched: the original is back in its place." + committed + copies
+        )
     note = f"The dispatcher in {f.production} was taken out: the original is back"
     edited = f" (the dispatcher had been edited; that copy is kept at {done})." if isinstance(done, str) else "."
-    return note + edited + copies
+    return note + edited + committed + copies
+
+
+def _committed_note(lab: Lab, experiment_id: str, production: str) -> str:
+    """When the dispatcher just taken out had been committed (HEAD holds it): the original, back in
+    the working tree, is still to be committed, or every clone gets the dispatcher (a rollback had
+    said 'nothing to commit', from a review). The commit is the person's: the line that makes it."""
+    head = gitcommit.head_bytes(lab.project_root, production)
+    if head is None or dispatcher_experiment(head.decode("utf-8", "replace")) != experiment_id:
+        return ""
+    subject = f"Put back {production} (meta-experiment dispatcher)"
+    line = gitcommit.manual_commit(lab.project_root, [production], subject)
+    return (
+        f" The dispatcher had been committed (HEAD holds it in {production}), so the original is not committed yet: "
+        f"commit it, or every clone runs the dispatcher: {line}"
+    )
 
 
 # -- the hooks -----------------------------------------------------------------------------------------

@@ -366,6 +366,26 @@ def _staged(project_root: Path, rel_path: str) -> bytes | None:
     return out.stdout if out.returncode == 0 else None
 
 
+def head_bytes(project_root: Path, rel_path: str) -> bytes | None:
+    """The bytes HEAD holds for `rel_path` (relative to `project_root`); None when it holds none, or
+    outside a repository (or without git)."""
+    if shutil.which("git") is None:
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "show", f"HEAD:./{rel_path}"],
+            cwd=project_root,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+            env=dict(os.environ, GIT_TERMINAL_PROMPT="0"),
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
 def commit_paths(project_root: Path, rel_paths: Sequence[str], message: str) -> GitOutcome:
     if shutil.which("git") is None:
         return GitOutcome(status="git_not_installed", detail="git not installed: the change was not committed")
