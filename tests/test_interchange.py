@@ -1043,3 +1043,35 @@ def monitoring_kinds(lab: Lab, experiment_id: str) -> list[str]:
     from meta_experiment import monitoring
 
     return [a.kind for a in monitoring.alerts(lab, experiment_id)]
+
+
+def test_exports_to_one_file_at_once_back_nothing_up(lab: Lab, project: Path) -> None:
+    """From a review: four `export --out` at once to one file took each other's freshly written file
+    for someone's change (its event not logged yet) and kept a copy of it in backups/ each time."""
+    import threading
+
+    populated(lab)
+    document = export_experiments(lab)
+    write_document(lab, "exp.json", document)
+    failures: list[BaseException] = []
+
+    def exports(who: int) -> None:
+        mine = Lab.open(project)
+        try:
+            for i in range(6):  # each its own (an export taken at another moment differs)
+                write_document(mine, "exp.json", {**document, "exported_by": f"{who}-{i}"})
+        except BaseException as exc:  # (reported by the assertion below)
+            failures.append(exc)
+        finally:
+            mine.close()
+
+    threads = [threading.Thread(target=exports, args=(who,)) for who in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert [ev for ev in lab.events() if ev.kind == "export_backup"] == []
+    assert (
+        json.loads((project / "exp.json").read_text())["experiments"] == json.loads(json.dumps(document))["experiments"]
+    )

@@ -210,6 +210,40 @@ def test_a_stale_index_lock_is_not_waited_for_and_the_commit_waits_for_it(projec
         lab.close()
 
 
+def test_a_command_that_only_reads_does_not_wait_for_a_young_index_lock(project: Path, interrupt, capsys) -> None:
+    """From a review: a promote killed with its git (the terminal closed) left a young index.lock,
+    and every command, `status` too, waited up to 120 s for a git that no longer ran. The commands
+    that only read (status, analyze, trials, export) show the commit as not made yet, at once; a
+    command that acts still waits for it (a git still making the commit must finish first)."""
+    import time
+
+    from meta_experiment import cli
+
+    experiment_id = interrupted_promote(project, interrupt, "state_marked")
+    lock = project / ".git" / "index.lock"
+    lock.write_text("")  # made just now: a git at work, as far as anyone can tell
+    for command in (["status"], ["analyze", experiment_id], ["trials", experiment_id], ["export"]):
+        started = time.monotonic()
+        assert cli.main(["--project", str(project), *command]) == 0
+        assert time.monotonic() - started < 20, command
+        assert "waiting for another git process" not in capsys.readouterr().err
+    assert cli.main(["--project", str(project), "status"]) == 0
+    assert "index.lock exists" in capsys.readouterr().out
+    lab = Lab.open(project, git_wait=0.5)  # one that acts waits (here briefly), then leaves it too
+    try:
+        assert journal.unfinished_ids(lab.store)
+    finally:
+        lab.close()
+    assert "waiting for another git process to finish" in capsys.readouterr().err
+    lock.unlink()
+    assert cli.main(["--project", str(project), "status"]) == 0  # the lock gone: made now
+    lab = Lab.open(project)
+    try:
+        assert journal.unfinished_ids(lab.store) == []
+    finally:
+        lab.close()
+
+
 def test_a_rollback_waits_for_a_commit_a_lock_holds_and_says_so(project: Path, interrupt) -> None:
     """From two reviews: with the promotion's commit held by git's index.lock, its rollback was
     refused as 'another promote or rollback is unfinished', which a restart never changed; closing

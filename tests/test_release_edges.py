@@ -534,6 +534,90 @@ def test_ctrl_c_during_a_cli_promote_cancels_it_or_finishes_it(
         lab.close()
 
 
+def test_a_commit_hook_that_refuses_without_a_word_is_named(lab: Lab, project: Path) -> None:
+    """From a review: a pre-commit hook that is just `exit 1` gave 'commit failed: no message from
+    git ... once that is fixed', where nothing said what 'that' was."""
+    hook = project / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\nexit 1\n")
+    hook.chmod(0o755)
+    done = release.promote(lab, winner(lab).id)
+    assert done.git.status == "failed"
+    assert "git commit exited with status 1 and printed nothing (a commit hook that refused it" in done.git.detail
+
+
+def test_a_live_commit_waits_for_another_gits_brief_index_lock(lab: Lab, project: Path) -> None:
+    """From a review: an editor's `git status` running in a loop held index.lock at the moment of the
+    promote's commit in 3 of 30 operations; the promote failed (exit 3) with git's advice to remove
+    a lock that a running git held. A fresh lock is waited for, briefly, and the commit made."""
+    import threading
+
+    e = winner(lab)
+    lock = project / ".git" / "index.lock"
+
+    def other_git(point: str) -> None:
+        if point == "state_marked":  # right before the commit: another git takes the lock for 0.5 s
+            lock.write_text("")
+            threading.Timer(0.5, lock.unlink).start()
+
+    deploy.set_checkpoint_hook(other_git)
+    try:
+        done = release.promote(lab, e.id)
+    finally:
+        deploy.set_checkpoint_hook(None)
+    assert done.git.status == "committed", done.git.detail
+    assert git(project, "status", "--porcelain", "--", PROD) == "" and not lock.exists()
+
+
+def test_a_ctrl_c_to_the_cli_alone_during_the_commit_hook_leaves_no_index_lock(project: Path) -> None:
+    """From a review: SIGINT to the CLI's own pid (`kill -INT`, an IDE's stop button) while the
+    repository's pre-commit hook ran: subprocess.run SIGKILLed git, which left .git/index.lock
+    behind, and the `git add ... && git commit ...` line the CLI printed then failed on it. git now
+    gets the SIGINT and removes its lock, as at a terminal's Ctrl-C."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import package_env
+
+    lab = Lab.open(project)
+    try:
+        e = winner(lab)
+    finally:
+        lab.close()
+    hook = project / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\nsleep 3\n")
+    hook.chmod(0o755)
+    lock = project / ".git" / "index.lock"
+    promote = subprocess.Popen(
+        [sys.executable, "-m", "meta_experiment", "--project", str(project), "promote", e.id, "--yes"],
+        env=package_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not lock.exists() and time.monotonic() < deadline and promote.poll() is None:
+            time.sleep(0.01)
+        assert lock.exists(), "the commit's hook never ran"
+        time.sleep(0.3)
+        os.kill(promote.pid, signal.SIGINT)
+        _, err = promote.communicate(timeout=60)
+    finally:
+        if promote.poll() is None:
+            promote.kill()
+            promote.wait()
+    assert promote.returncode == 130, err
+    assert not lock.exists()
+    hook.unlink()
+    line = err.split("run: `", 1)[1].split("`", 1)[0]
+    done = subprocess.run(line, shell=True, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert git(project, "status", "--porcelain", "--", PROD) == "" and (project / PROD).read_text() == VARIANT
+
+
 def test_promote_yes_prints_the_warnings(lab: Lab, project: Path, capsys) -> None:
     """From a review: `promote --yes` printed the summary line only, so a warning (here: the variant
     was edited after the start, and the tested snapshot is what is promoted) was never seen."""
@@ -868,6 +952,40 @@ def test_a_commit_hook_that_reformats_the_promoted_file(lab: Lab, project: Path)
     assert back.outcome == "rolled_back" and (project / PROD).read_text() == COMMAND
     assert any("holds the version a commit hook made of the promoted file" in w for w in back.warnings)
     assert (lab.state_dir / back.files[0].backup).read_text() == VARIANT  # the hook's version, backed up
+
+
+def test_a_save_between_the_promotions_write_and_its_commit_is_not_taken_for_a_hooks_version(
+    lab: Lab, project: Path
+) -> None:
+    """From a review: `git commit --only` commits the file as it is on disk when it runs, so an
+    editor's save landing between the promote's write and its commit went into the commit; the
+    promote said 'committed' without a word, and a rollback then took the person's line for a
+    commit hook's version and replaced it. The commit is checked against what was written."""
+    e = winner(lab)
+
+    def editor_saves(point: str) -> None:
+        if point == "state_marked":  # the variant is written, the commit not yet made
+            with (project / PROD).open("a") as f:
+                f.write("a line the person saved\n")
+
+    deploy.set_checkpoint_hook(editor_saves)
+    try:
+        done = release.promote(lab, e.id)
+    finally:
+        deploy.set_checkpoint_hook(None)
+    assert done.git.status == "committed" and done.git.not_as_written == [PROD]
+    assert f"note: {PROD} changed on disk between the write and the commit (an editor saving it?)" in done.git.detail
+    with pytest.raises(Conflict, match=f"{PROD} was edited after promotion. Nothing was overwritten"):
+        release.rollback(lab, e.id, reason="undo")
+    assert (project / PROD).read_text() == VARIANT + "a line the person saved\n"  # kept
+    assert lab.get(e.id).status == "promoted"
+    # an ordinary promotion has nothing to note
+    (project / "other.md").write_text("original\n")
+    (project / "other.md.v").write_text("variant\n")
+    git(project, "add", "other.md")
+    git(project, "commit", "-qm", "other")
+    plain = winner(lab, files={"other.md": "other.md.v"})
+    assert release.promote(lab, plain.id).git.not_as_written == []
 
 
 def test_a_formatter_that_fixes_the_file_and_refuses_the_commit(lab: Lab, project: Path) -> None:

@@ -19,13 +19,15 @@ from . import __version__
 from .errors import Conflict, ExperimentError
 
 
-def _lab(args: argparse.Namespace, *, create: bool = False):  # type: ignore[no-untyped-def]
+def _lab(args: argparse.Namespace, *, create: bool = False, reads: bool = False):  # type: ignore[no-untyped-def]
     """Open the project; an interrupted promote/rollback finished or undone on the way is reported.
     Only commands that store something (`create`) make the state folder: the others read a project
-    without one as empty."""
+    without one as empty. A command that only `reads` does not wait for another git's index.lock
+    to make a killed promote's commit (Lab.git_wait): it shows the commit as not made yet."""
     from .lifecycle import Lab
 
-    lab = Lab.open(Path(args.project) if args.project else None, actor="cli", create=create)
+    where = Path(args.project) if args.project else None
+    lab = Lab.open(where, actor="cli", create=create, git_wait=0.0 if reads else Lab.git_wait)
     for note in lab.recovered:
         print(f"meta-experiment: {note.message}", file=sys.stderr)
     return lab
@@ -75,7 +77,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from .report import render_status
 
-    lab = _lab(args)
+    lab = _lab(args, reads=True)
     try:
         if lab.empty_project:
             print(f"meta-experiment: {_nothing_here(args, lab.project_root)}", file=sys.stderr)
@@ -100,7 +102,7 @@ def _nothing_here(args: argparse.Namespace, project_root: Path) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    lab = _lab(args)
+    lab = _lab(args, reads=True)
     try:
         experiment = lab.get(args.experiment_id)  # an unknown id is refused before the statistics load
         from .report import render_analysis
@@ -125,7 +127,7 @@ def _positive(text: str) -> int:
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
-    lab = _lab(args)
+    lab = _lab(args, reads=True)
     try:
         trials = lab.trials(args.experiment_id, args.last)
     finally:
@@ -216,7 +218,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .interchange import export_experiments, export_path, write_document
     from .store import to_json
 
-    lab = _lab(args)
+    lab = _lab(args, reads=True)
     try:
         if lab.empty_project:  # (an empty document, exit 0, and not a word: from a review)
             print(f"meta-experiment: {_nothing_here(args, lab.project_root)}", file=sys.stderr)

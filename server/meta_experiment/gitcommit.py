@@ -13,8 +13,10 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from pathlib import Path
 
 from .deploy import checkpoint
@@ -30,16 +32,42 @@ def _git(
     env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
     # --literal-pathspecs: a file named ':(glob)*' is that file, not a pattern (check-ignore, which
     # takes paths and not patterns, refuses the flag: literal=False)
-    return subprocess.run(
-        ["git", *(["--literal-pathspecs"] if literal else []), *args],
+    command = ["git", *(["--literal-pathspecs"] if literal else []), *args]
+    with subprocess.Popen(
+        command,
         cwd=project_root,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         stdin=subprocess.DEVNULL,
-        timeout=timeout,
         env=env,
-        check=False,
-    )
+    ) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()  # (as subprocess.run does; a hook's child may hold the pipes: not read to their end)
+            process.wait()
+            raise
+        except KeyboardInterrupt:
+            _interrupt(process)
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def _interrupt(process: subprocess.Popen[str]) -> None:
+    """A Ctrl-C (SIGINT to this process alone: `kill -INT`, an IDE's stop button) while git runs:
+    pass it on and let git stop as it does on a Ctrl-C, removing its index.lock. subprocess.run
+    sends SIGKILL instead, which left the lock behind, and the advised commit line then failed on
+    it (from a review). A git that does not stop within INTERRUPT_WAIT_SECONDS is killed."""
+    with suppress(OSError):
+        process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=INTERRUPT_WAIT_SECONDS)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        process.kill()
+
+
+INTERRUPT_WAIT_SECONDS = 5.0
 
 
 def _prefix(project_root: Path) -> str:
@@ -386,11 +414,15 @@ def head_bytes(project_root: Path, rel_path: str) -> bytes | None:
     return out.stdout if out.returncode == 0 else None
 
 
-def commit_paths(project_root: Path, rel_paths: Sequence[str], message: str) -> GitOutcome:
+def commit_paths(
+    project_root: Path, rel_paths: Sequence[str], message: str, written: Mapping[str, bytes] | None = None
+) -> GitOutcome:
+    """Commit exactly `rel_paths` (the person's other staged changes stay staged). `written`: the
+    content the caller wrote to them, which the commit is checked to hold (GitOutcome.not_as_written)."""
     if shutil.which("git") is None:
         return GitOutcome(status="git_not_installed", detail="git not installed: the change was not committed")
     try:
-        return _commit(project_root, list(rel_paths), message)
+        return _commit(project_root, list(rel_paths), message, written or {})
     except subprocess.TimeoutExpired as exc:  # a hook that hangs, say (_commit_tracked unstages what it added)
         reason = f"git did not finish within {exc.timeout:.0f} s"
         lock = _git(project_root, "rev-parse", "--git-path", "index.lock").stdout.strip()
@@ -401,7 +433,7 @@ def commit_paths(project_root: Path, rel_paths: Sequence[str], message: str) -> 
         return GitOutcome(status="failed", detail=f"commit failed: cannot run git ({exc})")
 
 
-def _commit(project_root: Path, rel_paths: list[str], message: str) -> GitOutcome:
+def _commit(project_root: Path, rel_paths: list[str], message: str, written: Mapping[str, bytes]) -> GitOutcome:
     inside = _git(project_root, "rev-parse", "--is-inside-work-tree")
     if inside.returncode != 0 or inside.stdout.strip() != "true":
         return GitOutcome(status="not_a_repository", detail="not a git repository: the change was not committed")
@@ -421,11 +453,13 @@ def _commit(project_root: Path, rel_paths: list[str], message: str) -> GitOutcom
     if ignored_paths and len(ignored_paths) == len(rel_paths):
         return GitOutcome(status="not_needed", detail=note)
     paths = [p for p in rel_paths if p not in ignored_paths]
-    outcome = _commit_kept(project_root, paths, untracked, message)
+    outcome = _commit_kept(project_root, paths, untracked, message, written)
     return outcome if not note else outcome.model_copy(update={"detail": f"{outcome.detail}; {note}"})
 
 
-def _commit_kept(project_root: Path, rel_paths: list[str], untracked: list[str], message: str) -> GitOutcome:
+def _commit_kept(
+    project_root: Path, rel_paths: list[str], untracked: list[str], message: str, written: Mapping[str, bytes]
+) -> GitOutcome:
     """Commit `rel_paths` (none ignored), adding the `untracked` among them first."""
     blocked = _repository_blocker(project_root)  # checked before the files were written; checked again
     if blocked:  # for a recovery, which comes later (after a checkout, say)
@@ -433,24 +467,29 @@ def _commit_kept(project_root: Path, rel_paths: list[str], untracked: list[str],
     has_head = _git(project_root, "rev-parse", "--verify", "-q", "HEAD").returncode == 0
     added: list[str] = []
     for rel in untracked:
-        result = _git(project_root, "add", "--", rel)
+        result = _retried(project_root, "add", "--", rel)
         if result.returncode != 0:
             _unstage(project_root, added, has_head)
             return not_committed(f"git add {rel}: {_first_lines(result.stderr)}", rel_paths, message, project_root)
         added.append(rel)
     if added:
         checkpoint("git_added")
-    return _commit_tracked(project_root, rel_paths, message, added, has_head)
+    return _commit_tracked(project_root, rel_paths, message, added, has_head, written)
 
 
 def _commit_tracked(
-    project_root: Path, rel_paths: list[str], message: str, added: list[str], has_head: bool
+    project_root: Path,
+    rel_paths: list[str],
+    message: str,
+    added: list[str],
+    has_head: bool,
+    written: Mapping[str, bytes] | None = None,
 ) -> GitOutcome:
     """Commit `rel_paths`, which git tracks now (`added`: those this call just added)."""
     if has_head and not added and _git(project_root, "diff", "--quiet", "HEAD", "--", *rel_paths).returncode == 0:
         return GitOutcome(status="nothing_to_commit", detail="nothing to commit: git already has this content")
     try:
-        result = _git(
+        result = _retried(
             project_root,
             *identity_args(project_root),
             "commit",
@@ -467,7 +506,14 @@ def _commit_tracked(
         raise
     if result.returncode != 0:
         _unstage(project_root, added, has_head)
-        refused = not_committed(_first_lines(result.stderr + result.stdout), rel_paths, message, project_root)
+        said = (result.stderr + result.stdout).strip()
+        why = (
+            _first_lines(said)
+            if said
+            else f"git commit exited with status {result.returncode} and printed nothing (a commit hook that refused "
+            "it without a word? Run the commit below to see)"
+        )
+        refused = not_committed(why, rel_paths, message, project_root)
         refused._hook_output = result.stderr + result.stdout
         return refused
     sha = _git(project_root, "rev-parse", "HEAD").stdout.strip()
@@ -488,7 +534,44 @@ def _commit_tracked(
             f"; note: a commit hook changed {', '.join(rewritten[:5])} as it committed: the commit holds the hook's "
             "version, not byte for byte the one tested"
         )
-    return GitOutcome(status="committed", commit=sha, detail=detail)
+    # `git commit --only` takes the files as they are on disk when it runs: a save between the write
+    # and the commit (an editor) went into the commit, and a rollback took it for a hook's version
+    # and replaced it (from a review). The commit is checked against what was written.
+    drifted = [
+        p
+        for p, content in (written or {}).items()
+        if p in rel_paths and p not in rewritten and _holds(project_root, sha, p, content) is False
+    ]
+    if drifted:
+        detail += (
+            f"; note: {', '.join(drifted[:5])} changed on disk between the write and the commit (an editor saving "
+            "it?): the commit holds that version, not the one written; look at it (git show HEAD)"
+        )
+    return GitOutcome(status="committed", commit=sha, detail=detail, not_as_written=drifted)
+
+
+def _holds(project_root: Path, commit: str, rel_path: str, content: bytes) -> bool | None:
+    """Whether `commit` holds `rel_path` as `content` (as git stores it); None when git cannot say."""
+    wanted = _blob_id(project_root, rel_path, content)
+    if wanted is None:
+        return None
+    held = _git(project_root, "rev-parse", "-q", "--verify", f"{commit}:./{rel_path}", literal=False)
+    return held.returncode == 0 and held.stdout.strip() == wanted
+
+
+BRIEF_LOCK_SECONDS = 5.0  # how long a live commit waits for another git's fresh index.lock
+
+
+def _retried(project_root: Path, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """`_git`, tried again while another git's index.lock refuses it and that lock is fresh (an
+    editor's `git status` holds it for milliseconds): a promote had failed on it, with git's advice
+    to remove a lock that a running git holds (from a review). An older lock is not waited for."""
+    for _ in range(3):
+        result = _git(project_root, *args, timeout=timeout)
+        refused = result.returncode != 0 and "index.lock" in result.stderr and "exists" in result.stderr
+        if not refused or not wait_for_other_git(project_root, timeout=BRIEF_LOCK_SECONDS):
+            break
+    return result
 
 
 def _unstage(project_root: Path, added: list[str], has_head: bool) -> None:

@@ -907,13 +907,29 @@ def write_document(lab: Lab, path: str, document: dict[str, Any]) -> tuple[str, 
     """Write an export into the project (atomically); an existing file is first backed up into
     the state folder. Returns the project-relative path written and the backup's path (relative
     to the project when the state folder is inside it), if a file was replaced."""
+    from .deploy import file_lock
+
+    data = (to_json(document, indent=2, ensure_ascii=False) + "\n").encode()
+    if lab.empty_project:  # no state folder to hold a lock (nor one to make for it)
+        return _write_document(lab, path, data)
+    # one writer at a time: the check of the file there, its write and its event go together (two
+    # exports at once each took the other's file for someone's change and backed it up, from a review)
+    busy = "Another export is writing to the project; try again in a moment."
+    with file_lock(lab.state_dir / EXPORT_LOCK_NAME, wait=EXPORT_LOCK_WAIT_SECONDS, busy=busy):
+        return _write_document(lab, path, data)
+
+
+EXPORT_LOCK_NAME = "export.lock"
+EXPORT_LOCK_WAIT_SECONDS = 60.0
+
+
+def _write_document(lab: Lab, path: str, data: bytes) -> tuple[str, str | None]:
     from .deploy import sha256_hex
     from .files import atomic_write, backup_bytes
 
     rel = export_path(lab, path)  # refuses to replace a file that is not a previous export
     target = lab.project_root / rel
     shown = None
-    data = (to_json(document, indent=2, ensure_ascii=False) + "\n").encode()
     if target.exists():
         current = target.read_bytes()
         # an export this tool wrote there, unchanged since, is no one's work: replaced without a copy

@@ -25,6 +25,7 @@ from .deploy import LOCK_WAIT_SECONDS, file_lock
 from .dispatch import dispatcher_experiment
 from .errors import Conflict, InvalidInput, InvalidState, NotFound, StoreError, validation_message
 from .files import SpecialFile, atomic_write, read_regular
+from .gitcommit import GIT_TIMEOUT_SECONDS as GIT_WAIT_SECONDS
 from .measurements import Definition, clean_metrics, derived_values, flag, missing_guardrails
 from .models import (
     ARMS,
@@ -180,6 +181,10 @@ class Lab:
     empty_project: bool = False
     # How long a promote, rollback or dispatch waits for another one's deploy lock.
     lock_wait: float = LOCK_WAIT_SECONDS
+    # How long a recovery waits for another git's index.lock (a killed promote's commit, its hooks still
+    # running) before it leaves the commit for later: commands that only read do not wait (a crashed
+    # git's lock held `status` for two minutes, from a review).
+    git_wait: float = GIT_WAIT_SECONDS
     # A hook's Lab (Claude Code kills a hook after 30 s): a promote or rollback it makes leaves its
     # git commit, which runs the repository's own commit hooks, to a separate process (operations.execute)
     commit_later: bool = False
@@ -203,9 +208,11 @@ class Lab:
         recover: bool = True,
         create: bool = True,
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        git_wait: float = GIT_WAIT_SECONDS,
     ) -> Lab:
         """Open the project's state and, unless `recover` is False, finish or undo any promote or
-        rollback that a killed process left unfinished (`operations.recover`).
+        rollback that a killed process left unfinished (`operations.recover`; `git_wait`: see the
+        field).
 
         With `create=False` a project without a database is read as an empty one and nothing is
         created in it (a `status` run in the wrong folder leaves no state folder behind): the store is
@@ -233,6 +240,7 @@ class Lab:
             state_dir=state,
             store=Store(state / DB_FILE_NAME, busy_timeout_ms=busy_timeout_ms),
             actor=actor,
+            git_wait=git_wait,
         )
         if recover:
             from .operations import recover as recover_operations

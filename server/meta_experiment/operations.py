@@ -94,7 +94,7 @@ def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutco
         return GitOutcome(status="pending", detail=COMMIT_PENDING)
     made = None
     if recovered:  # the git commit of the process that was killed may still run (its hooks), or be made
-        locked = not gitcommit.wait_for_other_git(lab.project_root)
+        locked = not gitcommit.wait_for_other_git(lab.project_root, timeout=lab.git_wait)
         made = gitcommit.last_commit(lab.project_root, op.paths, op.commit_message)
         if locked and made is None:
             # no commit now (it would fail on the lock, and git's advice to remove the lock is wrong while
@@ -103,7 +103,8 @@ def execute(lab: Lab, operation_id: int, *, recovered: bool = False) -> GitOutco
     if made is not None:
         git = GitOutcome(status="committed", commit=made, detail=f"committed {made[:12]}")
     else:
-        git = gitcommit.commit_paths(lab.project_root, op.paths, op.commit_message)
+        written = {s.production: blob(lab, s.new_sha256) for s in op.steps}
+        git = gitcommit.commit_paths(lab.project_root, op.paths, op.commit_message, written)
     deploy.checkpoint("committed")
     _close(lab, op, git, rewritten=_rewritten(lab, op, git._hook_output) if git.status == "failed" else {})
     return git

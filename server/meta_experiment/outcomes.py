@@ -25,6 +25,14 @@ class GitOutcome(Strict):
     status: GitStatus
     commit: Annotated[str | None, Field(description="The new commit's sha when status is committed.")] = None
     detail: Annotated[str, Field(description="One line for people: 'committed 1a2b3c4', 'commit failed: ...'.")]
+    not_as_written: Annotated[
+        list[str],
+        Field(
+            description="Files the commit holds in a version other than the one written, which no commit hook made: "
+            "changed on disk between the write and the commit (an editor saving). A rollback takes that version "
+            "for a person's edit."
+        ),
+    ] = []
     # a refused commit's whole output (its hooks' words; `detail` keeps the first lines): not shown, not
     # stored, read at once by operations._rewritten (gitcommit.says_it_rewrote)
     _hook_output: str = PrivateAttr(default="")

@@ -68,6 +68,8 @@ def hook_version(lab: Lab, e: Experiment, production: str, content: bytes) -> bo
     if op is None or op.operation != "promote" or production not in op.paths:
         return False
     if op.git is not None and op.git.commit:
+        if production in op.git.not_as_written:  # saved between the write and the commit: no hook's
+            return False
         return gitcommit.committed_as(lab.project_root, op.git.commit, production, content)
     return hashlib.sha256(content).hexdigest() == rewritten_by_hook(lab, op).get(production)
 
