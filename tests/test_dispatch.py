@@ -1138,7 +1138,7 @@ def test_a_dispatched_command_renamed_is_told_how_to_fix_and_named_when_the_expe
     assert after is not None
     told = after["hookSpecificOutput"]["additionalContext"]
     assert f"(rolled_back), which tests {PROD}: it was copied from {PROD}" in told
-    assert f"put this command's own text in it (the original is back in {PROD}) or delete it" in told
+    assert f"put this command's own text in it ({PROD} holds the original now) or delete it" in told
 
 
 def test_an_agent_launched_after_its_experiment_ended_gets_what_production_holds(lab: Lab, project: Path) -> None:
@@ -1262,6 +1262,7 @@ def test_a_rollback_after_the_dispatcher_was_committed_says_the_original_is_stil
     subprocess.run(line, shell=True, check=True, capture_output=True)  # the line given, as given
     assert git(project, "status", "--porcelain", "--", PROD) == ""
     assert dispatch.dispatcher_experiment(git(project, "show", f"HEAD:{PROD}")) is None
+    assert done.git.detail.startswith("nothing committed: production was never changed, but HEAD holds the dispatcher")
     # dispatch off says it too; a dispatcher never committed gets no such note
     other = lab.create(**spec(secondary_metrics=[]))
     set_dispatch(lab, other.id, True)
@@ -1270,3 +1271,58 @@ def test_a_rollback_after_the_dispatcher_was_committed_says_the_original_is_stil
     git(project, "reset", "-q", "--hard", "HEAD~1")  # (HEAD back to the original; the dispatcher only on disk)
     set_dispatch(lab, other.id, True)
     assert "HEAD holds it" not in set_dispatch(lab, other.id, False).summary
+
+
+def test_an_automatic_end_says_the_dispatcher_was_committed_too(lab: Lab, project: Path) -> None:
+    """From a review: the note that HEAD holds the dispatcher reached only a manual rollback; an
+    alert's auto-rollback said 'git: nothing to commit', auto mode's report left the result's
+    warnings out, and the Stop hook's message said nothing of it."""
+    from meta_experiment.auto import run_auto
+    from meta_experiment.report import render_auto
+
+    e = lab.create(**spec(secondary_metrics=[], max_duration_days=0.0001))  # 8.64 s
+    set_dispatch(lab, e.id, True)
+    git(project, "commit", "-qam", "wip")
+    lab.clock = lambda: time.time() + 60  # past its time: auto mode expires it
+    report = run_auto(lab)
+    [item] = report.items
+    assert item.action == "expired"
+    assert "HEAD holds it in" in render_auto(report)
+    assert "but HEAD holds the dispatcher" in render_auto(report)
+    git(project, "commit", "-qam", "the original back")
+    # the Stop hook's message after a run whose alert rolled the experiment back
+    other = lab.create(**spec(secondary_metrics=[]))
+    set_dispatch(lab, other.id, True)
+    git(project, "commit", "-qam", "wip again")
+    for _ in range(10):
+        lab.record_measurement(other.id, "control", {"time_to_complete": 1.0})
+    said = None
+    for i in range(30):
+        on_prompt(lab, payload(session=f"f{i}", prompt_id=f"p{i}"))
+        [trial] = [t for t in lab.trials(other.id) if t.status == "assigned"]
+        lab.record(trial.trial_id, {}, success=trial.arm == "control")  # the treatment's runs fail
+        out = on_stop(lab, {"session_id": f"f{i}", "prompt_id": f"p{i}"})
+        if lab.get(other.id).status != "running":
+            said = out
+            break
+    assert lab.get(other.id).status == "rolled_back"
+    assert said is not None and "HEAD holds it in" in said["systemMessage"]
+
+
+def test_a_skill_run_three_times_in_one_reply_is_one_trial_after_its_first_was_recorded(
+    lab: Lab, project: Path
+) -> None:
+    """From a review of the note of several runs: the skill run three times in one reply, the first
+    recorded by the model as failed: the third run found the first (recorded) note, gave up, and
+    took a new trial; the second's time then covered the third run."""
+    skill = skill_experiment(lab, project)
+    set_dispatch(lab, skill, True)
+    used = {"session_id": "s", "prompt_id": "q1", "tool_name": "Skill", "tool_input": {"skill": "greet", "args": "Bo"}}
+    on_skill(lab, used)
+    [first] = lab.trials(skill)
+    lab.record(first.trial_id, {}, success=False)  # the run failed, as the model says
+    on_skill(lab, used)
+    on_skill(lab, used)
+    assert [t.status for t in lab.trials(skill)] == ["recorded", "assigned"]
+    on_stop(lab, {"session_id": "s", "prompt_id": "q1"})
+    assert [t.status for t in lab.trials(skill)] == ["recorded", "recorded"]

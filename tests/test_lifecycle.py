@@ -153,9 +153,15 @@ def test_binary_files_are_refused(lab: Lab, project: Path) -> None:
         (project / "wide.md").write_bytes(text.encode(encoding))
         with pytest.raises(InvalidInput, match="'wide.md' is UTF-16 text \\(without a byte-order mark"):
             lab.create(**spec(files={PROD: "wide.md"}))
-    (project / "nul.md").write_bytes(b"Review.\n\x00 a stray NUL\n")
-    with pytest.raises(InvalidInput, match="'nul.md' is a binary file"):
-        lab.create(**spec(files={PROD: "nul.md"}))
+    for encoding in ("utf-32-le", "utf-32-be", "utf-32"):  # (the last with its byte-order mark)
+        (project / "wide.md").write_bytes("Review the PR in parallel.\n".encode(encoding))
+        with pytest.raises(InvalidInput, match="'wide.md' is UTF-32 text .*iconv -f UTF-32"):
+            lab.create(**spec(files={PROD: "wide.md"}))
+    # valid UTF-8 with a stray NUL, or NULs alone, is text as it always was (an export holding one imports)
+    from meta_experiment.lifecycle import check_text
+
+    for text in (b"Review.\n\x00 a stray NUL\n", b"\x00" * 64):
+        assert check_text("nul.md", text) == text
 
 
 def test_a_file_under_test_cannot_join_a_second_running_experiment(lab: Lab, project: Path) -> None:

@@ -5,6 +5,7 @@ same journal state in-process.)"""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -406,10 +407,14 @@ def test_a_subscribed_server_still_tells_the_next_call_its_database_was_deleted(
             await wait_for(seen, f"experiment://{first}")
             await anyio.sleep(0.3)  # more polls: told once
             assert seen.count(f"experiment://{first}") == 1
+            # the subscriber re-reads what it was told of: that read does not use up the model's notice
+            # (a review of the fix: the read was told, and the model's next call saw an empty project)
+            listed = await client.read_resource("experiments://list")
+            assert json.loads(listed.contents[0].text) == []
             found = await client.call_tool("get_experiment", {"experiment_id": first})
             assert found.is_error
             assert "was deleted while the server had it open, so this call did nothing" in found.content[0].text
-            assert (await client.call_tool("status", {})).structured_content["experiments"] == []
+            assert (await client.call_tool("status", {})).structured_content["experiments"] == []  # told once
 
     anyio.run(run)
 

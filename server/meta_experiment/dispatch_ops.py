@@ -228,7 +228,8 @@ def set_dispatch(lab: Lab, experiment_id: str, on: bool) -> DispatchResult:
                     False,
                     True,
                     f"{f.production} had been deleted while dispatched: the original is back in its place, and "
-                    f"{what} runs as before. The experiment goes on: assign its trials, or dispatch again.",
+                    f"{what} runs as before. The experiment goes on: assign its trials, or dispatch again."
+                    + _committed_note(lab, experiment_id, f.production),
                 )
             kept = f" The dispatcher had been edited; that copy is kept at {backup}." if isinstance(backup, str) else ""
             kept += _committed_note(lab, experiment_id, f.production)
@@ -506,10 +507,11 @@ def _copies_note(lab: Lab, experiment_id: str, production: str) -> str:
     copies = dispatcher_copies(lab.project_root, experiment_id, production)
     if not copies:
         return ""
+    now = "the promoted text" if lab.get(experiment_id).status == "promoted" else "the original"
     return (
         f" {', '.join(copies)} still {'holds' if len(copies) == 1 else 'hold'} a copy of this experiment's dispatcher "
         f"(moved or copied from {production} while it was dispatched), which has no text of its own: put the "
-        f"command's text there (the original is in {production} now) or delete it."
+        f"command's text there ({production} holds {now} now) or delete it."
     )
 
 
@@ -549,9 +551,12 @@ def _committed_note(lab: Lab, experiment_id: str, production: str) -> str:
     subject = f"Put back {production} (meta-experiment dispatcher)"
     line = gitcommit.manual_commit(lab.project_root, [production], subject)
     return (
-        f" The dispatcher had been committed (HEAD holds it in {production}), so the original is not committed yet: "
-        f"commit it, or every clone runs the dispatcher: {line}"
+        f" {HEAD_HOLDS} {production}), so the original is not committed yet: commit it, or every clone runs the "
+        f"dispatcher: {line}"
     )
+
+
+HEAD_HOLDS = "The dispatcher had been committed (HEAD holds it in"
 
 
 # -- the hooks -----------------------------------------------------------------------------------------
@@ -609,8 +614,9 @@ def _copy_of_dispatcher(lab: Lab, production: str, experiment: Experiment, text_
         f"move it back to {tested} while the experiment runs, or end the dispatch (`meta-experiment dispatch "
         f"{experiment.id} --off` writes the original text back to {tested}) and then rename that file"
         if running and missing
-        else f"put this command's own text in it (the original {'is' if running else 'is back'} in {tested}) or "
-        "delete it"
+        else f"put this command's own text in it ({tested} holds "
+        + ("the original" if experiment.status != "promoted" else "the promoted text")
+        + f"{'' if running else ' now'}) or delete it"
     )
     digest = experiment.files[0].control_sha256 if running else production_digest(experiment)
     told = (
@@ -778,14 +784,15 @@ def _same_reply_trial(lab: Lab, runs: Path, experiment_id: str, payload: dict[st
     prompt_id = payload.get("prompt_id")
     if not prompt_id:
         return None
-    for note in _notes(runs):
+    for note in reversed(_notes(runs)):  # the newest first; one recorded already (a failed run) is passed over
         if note.get("prompt_id") != prompt_id or note.get("experiment_id") != experiment_id:
             continue
         try:
             trial = lab.trial(int(note["trial_id"]))
         except (ValueError, KeyError, TypeError, NotFound):
-            return None
-        return trial if trial.status == "assigned" else None
+            continue
+        if trial.status == "assigned":
+            return trial
     return None
 
 
@@ -993,8 +1000,13 @@ def _ended(lab: Lab, experiment: Experiment, how: str, why: str) -> dict[str, An
         why = why.split(": ", 1)[-1]
     what = label(experiment.files[0].production) if len(experiment.files) == 1 else None
     now = "" if what is None else f" {what} now runs " + ("the variant." if how == "promoted" else "its original text.")
+    notes = ""
+    if len(experiment.files) == 1 and how != "promoted":  # what the person has to do about the dispatcher
+        production = experiment.files[0].production
+        notes = _committed_note(lab, experiment.id, production) + _copies_note(lab, experiment.id, production)
     return {
         "systemMessage": f"meta-experiment: {experiment.id} ({experiment.name}) {done}: {why.rstrip('.')}.{now}"
+        + notes
         + _git_note(lab, experiment.id)
     }
 

@@ -87,22 +87,27 @@ def check_text(path: str, data: bytes) -> bytes:
             f"{path!r} is {len(data):,} bytes; files under test are limited to "
             f"{MAX_FILE_BYTES:,} bytes (prompts, commands, configs, source files)."
         )
-    utf16 = (
-        f"{path!r} is UTF-16 text ({{}}). Save it as UTF-8 (the editor's encoding setting, or iconv -f utf-16 -t "
+    wide = (
+        f"{path!r} is {{0}} text ({{1}}). Save it as UTF-8 (the editor's encoding setting, or iconv -f {{0}} -t "
         "utf-8) and try again: experiments compare and write files as UTF-8 text."
     )
+    if data[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        raise InvalidInput(wide.format("UTF-32", "it starts with a UTF-32 byte-order mark"))
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise InvalidInput(utf16.format("it starts with a UTF-16 byte-order mark"))
-    if b"\0" in data:  # (checked whether or not it decodes: UTF-16 of ASCII text is valid UTF-8, from a review)
-        if _utf16_without_mark(data):
-            raise InvalidInput(utf16.format("without a byte-order mark: every other byte is NUL"))
-        raise InvalidInput(
-            f"{path!r} is a binary file (it holds NUL bytes); experiments test text files (prompts, commands, "
-            "configs, code)."
-        )
+        raise InvalidInput(wide.format("UTF-16", "it starts with a UTF-16 byte-order mark"))
+    # checked whether or not it decodes: UTF-16 of ASCII text is valid UTF-8, NULs and all (from a review)
+    encoding = _wide_encoding(data) if b"\0" in data else None
+    if encoding is not None:
+        every = "every other byte" if encoding == "UTF-16" else "three bytes in every four"
+        raise InvalidInput(wide.format(encoding, f"without a byte-order mark: {every} is NUL"))
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        if b"\0" in data:
+            raise InvalidInput(
+                f"{path!r} is a binary file (it holds NUL bytes); experiments test text files (prompts, commands, "
+                "configs, code)."
+            ) from None
         line = data.count(b"\n", 0, exc.start) + 1
         raise InvalidInput(
             f"{path!r} is not UTF-8 text: byte {exc.start + 1} (line {line}) is {data[exc.start]:#04x}, which UTF-8 "
@@ -113,10 +118,20 @@ def check_text(path: str, data: bytes) -> bytes:
     return data
 
 
-def _utf16_without_mark(data: bytes) -> bool:
-    """Mostly-ASCII text written as UTF-16: a NUL in nearly every other byte (of the first 4 KB)."""
-    head = data[:4096]
-    return len(head) >= 4 and any(head[i::2].count(0) >= 0.8 * len(head[i::2]) for i in (0, 1))
+def _wide_encoding(data: bytes) -> str | None:
+    """ "UTF-16" or "UTF-32" for mostly-ASCII text written so (no byte-order mark): in the first 4 KB,
+    the bytes at the character's high places nearly all NUL and those at its low place nearly none
+    (a file of NULs alone is neither). None otherwise."""
+    head = data[: 4096 - 4096 % 4]
+    if len(head) < 8:
+        return None
+    zero = [head[i::4].count(0) / len(head[i::4]) for i in range(4)]
+    high, low = (lambda lanes: all(zero[i] >= 0.8 for i in lanes)), (lambda lanes: all(zero[i] <= 0.2 for i in lanes))
+    if (high((1, 2, 3)) and low((0,))) or (high((0, 1, 2)) and low((3,))):
+        return "UTF-32"
+    if (high((1, 3)) and low((0, 2))) or (high((0, 2)) and low((1, 3))):
+        return "UTF-16"
+    return None
 
 
 def _to_record(experiment: Definition) -> str:

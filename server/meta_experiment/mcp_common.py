@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -118,6 +118,9 @@ class AppState:
     # The settings files as this process's update_settings last wrote them (settings_signature):
     # the watcher takes that for no hand edit (it had notified the settings a second time).
     settings_written: tuple[tuple[int, int] | None, ...] | None = None
+    # Why the server switched databases (_switch_from), until a tool call has been told: the switch may
+    # be found by the change watcher or a resource read, and the model is told with its next call.
+    switch_notice: str | None = None
     # Set when the first subscription opens: the watcher of other processes' changes waits on it.
     _wake: anyio.Event | None = None
 
@@ -181,12 +184,18 @@ class AppState:
                 if self.opened.has_database()
                 else "an empty project: the next call that stores something makes a new database"
             )
-            raise StoreError(
+            self.switch_notice = (
                 f"The experiment database {str(path)!r} was {'replaced' if path.exists() else 'deleted'} while "
                 f"the server had it open, so this call did nothing. The server now uses {now}. Experiments "
                 "that were only in the old file are gone from it unless you have a copy of the file or an "
                 "export (import_experiments restores one)."
             )
+            raise StoreError(self.switch_notice)
+
+    def take_switch_notice(self) -> str | None:
+        """The switch's explanation, once, for a tool call (see switch_notice)."""
+        notice, self.switch_notice = self.switch_notice, None
+        return notice
 
 
 # experiments://list/{status}: which statuses each filter lists
@@ -298,6 +307,8 @@ async def run_lab(ctx: Context, fn: Callable[[Lab], T], *, create: bool = False)
     """Run one lifecycle call off the event loop; map domain errors; notify what changed. `create`:
     the call stores something, so a project without state gets its state folder now."""
     state = state_of(ctx)
+    if (notice := state.take_switch_notice()) is not None:  # found by the watcher or a resource read
+        raise ToolError(notice)
     changed: list[tuple[str | None, str]] = []
 
     def heard(experiment_id: str | None, scope: str) -> None:
@@ -314,6 +325,8 @@ async def run_lab(ctx: Context, fn: Callable[[Lab], T], *, create: bool = False)
     try:
         return await anyio.to_thread.run_sync(call)
     except ExperimentError as exc:
+        if isinstance(exc, StoreError) and str(exc) == state.switch_notice:
+            state.take_switch_notice()  # this call found the switch and is told: once
         raise _tool_error(exc) from exc
     except PermissionError as exc:  # (a bare "Error executing tool" otherwise)
         raise ToolError(permission_message(exc)) from exc
@@ -508,7 +521,10 @@ def _poll(watcher: ChangeWatcher, state: AppState) -> list[str]:
     old file held."""
     opened = state.opened
     if isinstance(opened, Lab) and state.reopen is not None and opened.store.moved():
-        return watcher.gone(opened)
+        gone = watcher.gone(opened)
+        with suppress(StoreError):  # switch now, to watch what is there now; the next tool call is told
+            state.current()
+        return gone
     return watcher.poll(state.current(), state.settings_written)
 
 

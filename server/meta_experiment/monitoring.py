@@ -406,8 +406,9 @@ def _stop_on(lab: Lab, experiment_id: str, messages: list[str], *, retried: bool
     from .release import stop_on_alert
 
     label = "auto-rollback on alert" + (" (retried: it could not be done when the alert was raised)" if retried else "")
-    try:
-        result = stop_on_alert(lab, experiment_id, reason=f"{label}: " + "; ".join(messages))
+    try:  # a retry does not wait out another promote's lock: each trial would (up to 120 s, from a review)
+        wait = RETRY_LOCK_WAIT_SECONDS if retried else None
+        result = stop_on_alert(lab, experiment_id, reason=f"{label}: " + "; ".join(messages), wait=wait)
     except ExperimentError as exc:  # e.g. another process promoted or stopped it meanwhile
         still = lab.get(experiment_id).status == "running"
         return [
@@ -419,9 +420,10 @@ def _stop_on(lab: Lab, experiment_id: str, messages: list[str], *, retried: bool
                 else ""
             )
         ]
-    return [AUTO_ROLLBACK + result.summary]
+    return [AUTO_ROLLBACK + " ".join([result.summary, *result.warnings])]  # (the dispatcher's notes too)
 
 
+RETRY_LOCK_WAIT_SECONDS = 0.5
 NOT_DONE = "not done: "
 STILL_RUNNING = " It is still running with the alert up: "
 

@@ -43,6 +43,11 @@ if TYPE_CHECKING:
     from .models import Experiment
 
 NOT_NEEDED = GitOutcome(status="not_needed", detail="nothing to commit: production was never changed")
+HEAD_HOLDS_DISPATCHER = GitOutcome(
+    status="not_needed",
+    detail="nothing committed: production was never changed, but HEAD holds the dispatcher, which the original "
+    "replaced on disk: commit that (see the warning)",
+)
 
 
 def evaluate(lab: Lab, experiment: Experiment) -> tuple[Analysis, Decision]:
@@ -342,11 +347,12 @@ def rollback(
     return _with_note(result, recovered)  # what was finished first (the promotion's own commit, say)
 
 
-def stop_on_alert(lab: Lab, experiment_id: str, *, reason: str) -> DeployResult:
+def stop_on_alert(lab: Lab, experiment_id: str, *, reason: str, wait: float | None = None) -> DeployResult:
     """Roll back a running experiment on an alert (production untouched). Never a promoted one: a
     promotion that landed between the trial that raised the alert and this call is refused here,
-    not undone (rollback would restore the original over it, from a review)."""
-    return _stop(lab, experiment_id, "rolled_back", reason, auto=True)
+    not undone (rollback would restore the original over it, from a review). `wait`: how long to
+    wait for another promote's deploy lock (default: the Lab's lock_wait)."""
+    return _stop(lab, experiment_id, "rolled_back", reason, auto=True, wait=wait)
 
 
 def expire(lab: Lab, experiment_id: str, *, reason: str) -> DeployResult:
@@ -354,10 +360,12 @@ def expire(lab: Lab, experiment_id: str, *, reason: str) -> DeployResult:
     return _stop(lab, experiment_id, "expired", reason, auto=True)
 
 
-def _stop(lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bool) -> DeployResult:
+def _stop(
+    lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bool, wait: float | None = None
+) -> DeployResult:
     how = "auto" if auto else "manual"
     allowed = ("draft", "running") if to_status == "rolled_back" else ("running",)
-    with deploy.deploy_lock(lab.state_dir, wait=lab.lock_wait):
+    with deploy.deploy_lock(lab.state_dir, wait=lab.lock_wait if wait is None else wait):
         recovered = _recover_then_require(lab, experiment_id, allowed, "stopped", "stop")
         lifted = dispatch_ops.lift_for_end(lab, experiment_id, "Expiring" if to_status == "expired" else "Rolling back")
         lifted = " ".join(filter(None, [*recovered, lifted])) or None
@@ -388,7 +396,7 @@ def _stop(lab: Lab, experiment_id: str, to_status: str, reason: str, *, auto: bo
         outcome,
         NO_FILES,
         reason=reason,
-        git=NOT_NEEDED,
+        git=HEAD_HOLDS_DISPATCHER if lifted and dispatch_ops.HEAD_HOLDS in lifted else NOT_NEEDED,
     )
     if experiment.status == "draft":  # never started: discarded, not stopped
         result = result.model_copy(update={"summary": "Discarded the draft" + result.summary.removeprefix("Stopped")})

@@ -403,6 +403,7 @@ def render_auto(report: AutoReport) -> str:
             line += f" - git: {item.result.git.detail}"
         out.append(line)
         out += [f"  - ⚠️ {a}" for a in item.alerts]
+        out += [f"  - {w}" for w in (item.result.warnings if item.result is not None else [])]
     return "\n".join(out) + "\n"
 
 
