@@ -195,6 +195,22 @@ def test_a_database_with_an_uneven_split_is_refused_by_the_versions_that_ignore_
         Store(path)
 
 
+def test_a_database_of_this_version_is_refused_by_the_versions_without_the_commit_check(
+    project: Path, monkeypatch
+) -> None:
+    """From CI: GitOutcome gained not_as_written (stored in a deploy operation's git_json) without a
+    marker; a version with migrations up to 0006 would have read a database holding it."""
+    lab = Lab.open(project)
+    path = lab.state_dir / DB_FILE_NAME
+    lab.close()
+    import meta_experiment.store as store_module
+
+    older = [m for m in MIGRATIONS if m[0] <= "0006_split_and_restore_formats"]
+    monkeypatch.setattr(store_module, "MIGRATIONS", older)
+    with pytest.raises(StoreError, match=r"newer meta-experiment \(migrations \['0007_commit_check_format'\]"):
+        Store(path)
+
+
 def test_the_stored_formats_are_the_ones_the_latest_migration_marks() -> None:
     """Tripwire for schema.py's rule: the keys the stored formats can hold. A key added here needs a
     marker migration (older code would read it its own way instead of refusing the database); then
@@ -207,7 +223,7 @@ def test_the_stored_formats_are_the_ones_the_latest_migration_marks() -> None:
         treatment_percent=20,
     )
     spec_keys = set(json.loads(str(spec.row("exp-1", status="running", created_at=0.0, started_at=0.0)["spec_json"])))
-    assert MIGRATIONS[-1][0] == "0006_split_and_restore_formats"
+    assert MIGRATIONS[-1][0] == "0007_commit_check_format"
     assert spec_keys == {
         "primary_metric",
         "secondary_metrics",
@@ -229,7 +245,7 @@ def test_the_stored_formats_are_the_ones_the_latest_migration_marks() -> None:
         "log_scale",
     }
     assert set(Targets.model_fields) == {"improvement_threshold", "max_regression", "confidence_threshold"}
-    assert set(GitOutcome.model_fields) == {"status", "commit", "detail"}
+    assert set(GitOutcome.model_fields) == {"status", "commit", "detail", "not_as_written"}
 
 
 # -- a migration replaced before release ------------------------------------------------------------

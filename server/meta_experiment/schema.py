@@ -347,6 +347,13 @@ def _migration_format_marker(db: sqlite3.Connection) -> None:
     executable (942f9cc: a recreated script lost its executable bit)."""
 
 
+def _migration_commit_check_marker(db: sqlite3.Connection) -> None:
+    """No change to the tables: the marker of a deploy operation's git_json not_as_written (3193190:
+    the files a promote's commit holds in a version other than the one it wrote, which a rollback
+    takes for a person's edit). Versions with migrations up to 0006 refuse the key (a strict model)
+    or, read leniently, would take that edit for a commit hook's version and overwrite it."""
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("0001_initial", _migration_initial),
     ("0002_deploy_journal", _migration_deploy_journal),
@@ -354,6 +361,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("0004_unit_clusters", _migration_unit_clusters),
     ("0005_voided_trials", _migration_voided_trials),
     ("0006_split_and_restore_formats", _migration_format_marker),
+    ("0007_commit_check_format", _migration_commit_check_marker),
 ]
 
 # Migrations that databases may hold but no version applies any more, with the statements that undo
