@@ -135,3 +135,36 @@ def test_imported_ended_experiments_and_forced_promotions_count_the_same_in_text
     assert "- **Failed**: 2 experiments (1 rolled back by hand, 1 rolled back before import)" in text
     assert "- **Successful**: 0 experiments (0% success rate)" in text
     assert report.release.success_rate_pct == 0.0  # the JSON agrees: a forced promotion is no success
+
+
+@pytest.mark.parametrize("older_export", [False, True])
+def test_a_forced_promotion_the_data_backed_counts_as_a_success_after_a_round_trip(
+    lab: Lab, project: Path, tmp_path: Path, older_export: bool
+) -> None:
+    """From an export/import review: a promotion forced although the policy said promote counts
+    as a success (100%); imported elsewhere its label alone ('forced') made it a failure (0%). An
+    export whose promoted event does not hold the verdict is judged by the analysis."""
+    from conftest import git
+    from meta_experiment.interchange import export_experiments, import_experiments
+    from release_helpers import winner
+
+    e = winner(lab)
+    assert lab.analyze(e.id).decision.action == "promote"
+    release.promote(lab, e.id, force=True, reason="before the review")
+    assert lab.status().release.success_rate_pct == 100.0
+    document = export_experiments(lab)
+    [said] = [ev for ev in document["experiments"][0]["meta_experiment"]["events"] if ev["kind"] == "promoted"]
+    assert said["data"]["decision"] == "promote"
+    if older_export:
+        del said["data"]["decision"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    git(elsewhere, "init", "-q")
+    other = Lab.open(elsewhere, create=True)
+    try:
+        import_experiments(other, document)
+        report = other.status()
+        assert report.release.success_rate_pct == 100.0
+        assert "- **Successful**: 1 experiment (100% success rate)" in render_status(report)
+    finally:
+        other.close()

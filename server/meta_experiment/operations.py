@@ -213,6 +213,7 @@ def _finish(lab: Lab, op: journal.Operation, *, recovered: bool) -> None:
             operation_id=op.id,
             how=how,
             forced=bool(op.data.get("forced")),
+            decision=op.data.get("decision"),  # the policy's verdict then: an export keeps it (release_status)
             reason=op.reason,
             recovered=recovered,
             files={s.production: {"before": s.old_sha256, "after": s.new_sha256, "backup": s.backup} for s in op.steps},

@@ -11,7 +11,7 @@ from .errors import ExperimentError
 from .files import read_regular
 from .models import DURATION_UNITS, Experiment, parse_iso
 from .outcomes import Alert, ReleaseInfo, ReleaseStatus
-from .status import forced_label
+from .status import forced_label, forced_promotion
 
 if TYPE_CHECKING:
     from .lifecycle import Lab
@@ -169,8 +169,8 @@ def release_status(lab: Lab) -> ReleaseStatus:
         if journaled:
             assert op is not None
             forced = bool(op.data.get("forced")) and op.data.get("decision") != "promote"
-        else:  # imported: its label says whether it was forced (the policy's verdict then is not known)
-            forced = forced_label(e)
+        else:  # imported: its label says whether it was forced, its event what the policy said then
+            forced = forced_label(e) and not _backed_by_the_data(lab, e)
         promoted += e.status == "promoted" and not forced
         infos.append(info)
     operations = [
@@ -204,6 +204,20 @@ def release_status(lab: Lab) -> ReleaseStatus:
         time_saved_hours_per_month=None if total is None else round(total, 1),
         time_saved_basis=TIME_SAVED_BASIS,
     )
+
+
+def _backed_by_the_data(lab: Lab, e: Experiment) -> bool:
+    """Whether the policy said promote when an imported promotion was forced: its promoted event's
+    `decision` (recorded since 0007), else the analysis of the data it ended with, as status's
+    summary counts it (a forced promotion the data backed is a success; from an export review:
+    its label alone made it a failure after a round trip)."""
+    said = lab.events(e.id, kinds=["promoted"])
+    if said and said[-1].data.get("decision") is not None:
+        return said[-1].data.get("decision") == "promote"
+    try:
+        return not forced_promotion(e, lab.analyze(e.id))
+    except Exception:  # the analysis's failure is shown by status; the label alone decides here
+        return False
 
 
 def _alerts(lab: Lab) -> list[Alert]:
