@@ -1075,3 +1075,59 @@ def test_exports_to_one_file_at_once_back_nothing_up(lab: Lab, project: Path) ->
     assert (
         json.loads((project / "exp.json").read_text())["experiments"] == json.loads(json.dumps(document))["experiments"]
     )
+
+
+# -- from a review of import and export (2026-11-28) ----------------------------------------------
+
+
+def _seed_promoted(project: Path, *, backup: bool) -> dict:
+    """The seed's promoted experiment on the project's command file, as the seed leaves a project:
+    the variant copied over production, the original in the backup the document names (if kept)."""
+    original, promoted = (project / PROD).read_bytes(), (project / VAR).read_bytes()
+    doc = _seed_on_project_files("promoted", "exp-seed-promoted")
+    doc["experiments"][0]["changes"]["files"] = {PROD: {"backup": PROD + ".backup", "variant": VAR}}
+    if backup:
+        (project / (PROD + ".backup")).write_bytes(original)
+    (project / PROD).write_bytes(promoted)
+    return doc
+
+
+def test_a_seed_promotion_is_rolled_back_to_its_backup(lab: Lab, project: Path) -> None:
+    """From an export/import review: the seed's own promoted experiment was imported with the
+    promoted production file as its original, so a rollback said it restored the original and
+    left the variant in place. The seed's backup holds the original."""
+    from meta_experiment.release import rollback
+
+    original = (project / PROD).read_bytes()
+    warnings = import_experiments(lab, _seed_promoted(project, backup=True))["warnings"]
+    assert any(f"{PROD}.backup" in w and "original" in w for w in warnings), warnings
+    rollback(lab, "exp-seed-promoted", reason="the review found it slower")
+    assert (project / PROD).read_bytes() == original
+    assert lab.get("exp-seed-promoted").status == "rolled_back"
+
+
+def test_a_seed_promotion_without_its_backup_is_not_rolled_back_to_itself(lab: Lab, project: Path) -> None:
+    """Without the backup the original is not known: the import says so, and a rollback is refused
+    with what to do instead, not reported as done over an unchanged file."""
+    from meta_experiment.errors import InvalidState
+    from meta_experiment.release import rollback
+
+    promoted = (project / VAR).read_bytes()
+    warnings = import_experiments(lab, _seed_promoted(project, backup=False))["warnings"]
+    [said] = [w for w in warnings if "original" in w]
+    assert "not known" in said and f"{PROD}.backup" in said and "rollback" in said
+    with pytest.raises(InvalidState, match=rf"original of {PROD} is not known.*git"):
+        rollback(lab, "exp-seed-promoted", reason="the review found it slower")
+    assert (project / PROD).read_bytes() == promoted and lab.get("exp-seed-promoted").status == "promoted"
+    document = export_experiments(lab)  # a round trip keeps it unknown
+    elsewhere = project.parent / "elsewhere"
+    (elsewhere / PROD).parent.mkdir(parents=True)
+    (elsewhere / PROD).write_bytes(promoted)
+    git(elsewhere, "init", "-q")
+    other = Lab.open(elsewhere, create=True)
+    try:
+        import_experiments(other, document)
+        with pytest.raises(InvalidState, match=rf"original of {PROD} is not known"):
+            rollback(other, "exp-seed-promoted", reason="the review found it slower")
+    finally:
+        other.close()

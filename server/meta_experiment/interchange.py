@@ -29,7 +29,7 @@ from .files import read_regular
 from .import_keys import DOCUMENT_KEYS, experiment_keys, ignored_sentence, unknown_keys
 from .lifecycle import Lab, check_arm_sizes, check_file_roles, check_text
 from .measurements import check_value, derived_values
-from .models import ARMS, MAX_ID_LENGTH, TERMINAL_STATUSES, UNIT_MAX_CHARS, MetricSpec, iso, parse_iso
+from .models import ARMS, MAX_ID_LENGTH, ORIGINAL_UNKNOWN, TERMINAL_STATUSES, UNIT_MAX_CHARS, MetricSpec, iso, parse_iso
 from .stats.guardrails import SUCCESS_METRIC
 from .stats.summary import Summary
 from .store import to_json
@@ -621,13 +621,16 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
                     "experiments on one file would confound each other. Import this one with a terminal status, or "
                     "finish the other first."
                 )
-    contents = []
+    contents: list[tuple[str, bytes, bytes]] = []
+    unknown: list[str] = []
     for given, (production, variant) in files.items():
         snap = snapshots.get(given)
         if snap is not None:
             control, treatment = snap["control_content"].encode(), snap["treatment_content"].encode()
         else:
             control, treatment = _read_current(lab, production, variant, status, item["id"], warnings)
+            if status == "promoted":  # production holds the promoted text now, not the original
+                control = _original(lab, item["id"], given, production, changes, control, unknown, warnings)
         for path, content in ((production, control), (variant, treatment)):
             check_text(path, content)  # as create: runs are handed text
         contents.append((production, control, treatment))
@@ -722,6 +725,16 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
         raise ValueError("meta_experiment.alerts must be a list of alerts.")
     for i, alert in enumerate(alerts):
         lab.store.put_alert(item["id"], *_alert(alert, f"meta_experiment.alerts[{i}]"))
+    if unknown:
+        lab.store.add_event(
+            item["id"],
+            ORIGINAL_UNKNOWN,
+            f"The original of {', '.join(unknown)} is not known: imported as promoted without a snapshot or a backup "
+            "of it",
+            actor=lab.actor,
+            data={"files": unknown},
+            at=now,
+        )
     lab.store.add_event(
         item["id"],
         "imported",
@@ -845,6 +858,46 @@ def _inside(lab: Lab, path: str, what: str) -> str:
             f"{exc} An imported experiment may only name files of the project it is imported into; "
             "correct the path in the document (changes.files) before importing."
         ) from None
+
+
+def _original(
+    lab: Lab,
+    experiment_id: str,
+    given: str,
+    production: str,
+    changes: dict[str, Any],
+    current: bytes,
+    unknown: list[str],
+    warnings: list[str],
+) -> bytes:
+    """The original of a file of an experiment imported as promoted without snapshots (the seed's
+    own document): the seed's promotion copied the variant over production and kept the original
+    in the backup that changes.files names. Without that backup the original is not known: the
+    file goes to `unknown` (an event that makes a rollback refuse; from a review: a rollback said it
+    restored the original and left the promoted text in place)."""
+    from . import paths
+
+    entry = (changes.get("files") or {}).get(given)
+    backup = entry.get("backup") if isinstance(entry, dict) else None
+    if isinstance(backup, str) and backup:
+        try:
+            content = read_regular(paths.project_file(lab.project_root, _inside(lab, backup, "backup")))
+        except (InvalidInput, OSError, ValueError):
+            pass
+        else:
+            warnings.append(
+                f"{experiment_id}: the original of {production} (what a rollback restores) is taken from its "
+                f"backup {backup}, as the document names it."
+            )
+            return content
+    named = f"its backup {backup} is not in this project" if backup else "the document names no backup of it"
+    unknown.append(production)
+    warnings.append(
+        f"{experiment_id}: the original of {production} is not known ({named}, and the file holds the promoted "
+        "text now), so a rollback of this experiment is refused; restore the original from git history if you "
+        "need it, or put the backup in place and import again."
+    )
+    return current
 
 
 def _read_current(

@@ -53,6 +53,9 @@ Arm = Literal["control", "treatment"]
 ARMS: tuple[Arm, Arm] = ("control", "treatment")
 ExperimentStatus = Literal["draft", "running", "promoted", "rolled_back", "expired"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"promoted", "rolled_back", "expired"})
+# the event kind of an experiment imported as promoted whose original is not known (data: files);
+# a rollback of it is refused (interchange._original, release.rollback)
+ORIGINAL_UNKNOWN = "original_unknown"
 TrialStatus = Literal["assigned", "recorded", "abandoned", "voided"]
 
 UNIT_MAX_CHARS = 200  # a unit (session, PR, user) id: at most this many characters

@@ -31,7 +31,7 @@ from . import deploy, dispatch_ops, gitcommit, journal, monitoring, operations, 
 from .dispatch import dispatcher_experiment
 from .errors import Conflict, InvalidInput, InvalidState, PathError
 from .files import read_regular
-from .models import control_characters, parse_iso
+from .models import ORIGINAL_UNKNOWN, control_characters, parse_iso
 from .outcomes import DeployResult, FileOutcome, GitOutcome
 from .release_status import hook_version
 from .release_text import promote_message, rollback_message
@@ -333,6 +333,7 @@ def rollback(
             return _result(lab, experiment, "rollback", "dry_run", plan, reason=reason)
         assert reason is not None  # rollback_reason: required unless dry_run
         return _stop(lab, experiment_id, "rolled_back", reason, auto=auto)
+    _refuse_unknown_original(lab, experiment)
     how = "auto" if auto else "manual"
     plan = _plan(lab, experiment, "rollback")
     if dry_run:
@@ -345,6 +346,20 @@ def rollback(
     )
     result = _result(lab, lab.get(experiment_id), "rollback", "rolled_back", plan, reason=reason, git=git)
     return _with_note(result, recovered)  # what was finished first (the promotion's own commit, say)
+
+
+def _refuse_unknown_original(lab: Lab, experiment: Experiment) -> None:
+    """A promotion imported without its original (interchange._original) has nothing to restore:
+    the rollback would write the promoted text over itself and say it restored the original."""
+    said = lab.events(experiment.id, kinds=[ORIGINAL_UNKNOWN])
+    if said:
+        named = [ev.data.get("files") for ev in said]
+        files = ", ".join(str(f) for names in named if isinstance(names, list) for f in names) or "its files"
+        raise InvalidState(
+            f"Experiment {experiment.id} cannot be rolled back: the original of {files} is not known (it was "
+            "imported as promoted without a snapshot or a backup of it). Restore the file from git history "
+            f"(`git log -p -- {files}`) by hand; the experiment stays promoted."
+        )
 
 
 def stop_on_alert(lab: Lab, experiment_id: str, *, reason: str, wait: float | None = None) -> DeployResult:
