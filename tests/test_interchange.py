@@ -789,6 +789,7 @@ def test_files_may_be_given_as_create_takes_them(lab: Lab) -> None:
         ("success", None, r"trials\[0\].success must be true or false"),
         ("recorded_at", "yesterday", r"trials\[0\].recorded_at 'yesterday' is not an ISO 8601 time"),
         ("arm", "both", r"trials\[0\].arm 'both' is not control or treatment"),
+        ("metrics", [40.0], r"trials\[0\].metrics must be an object"),
     ],
 )
 def test_a_malformed_trial_is_named_with_its_field(lab: Lab, field: str, value, message: str) -> None:
@@ -1131,3 +1132,34 @@ def test_a_seed_promotion_without_its_backup_is_not_rolled_back_to_itself(lab: L
             rollback(other, "exp-seed-promoted", reason="the review found it slower")
     finally:
         other.close()
+
+
+def test_a_hand_written_trial_with_values_and_no_status_is_recorded(lab: Lab) -> None:
+    """From an export/import review: trials written by hand with metrics but no status imported as
+    assigned, their values dropped without a word."""
+    populated(lab)
+    item = _full(lab)
+    item["meta_experiment"]["trials"] = [
+        {"arm": "control", "metrics": {"time_to_complete": 40.0}},
+        {"arm": "treatment", "metrics": {"time_to_complete": 30.0}, "success": True},
+        {"arm": "treatment", "success": False},
+        {"arm": "control"},
+    ]
+    _one(lab, item)
+    trials = {(t.arm, t.status, t.success): t.metrics for t in lab.trials("exp-copy")}
+    assert trials == {
+        ("control", "recorded", True): {"time_to_complete": 40.0},
+        ("treatment", "recorded", True): {"time_to_complete": 30.0},
+        ("treatment", "recorded", False): {},
+        ("control", "assigned", None): {},
+    }
+
+
+@pytest.mark.parametrize("status", ["assigned", "abandoned"])
+def test_values_on_a_trial_that_is_not_recorded_are_refused_not_dropped(lab: Lab, status: str) -> None:
+    populated(lab)
+    item = _full(lab)
+    item["meta_experiment"]["trials"][1].update(status=status, metrics={"time_to_complete": 40.0})
+    with pytest.raises(InvalidInput, match=rf"trials\[1\] has status {status} and metrics: .* Set its status"):
+        _one(lab, item)
+    assert not lab.store.experiment_exists("exp-copy")

@@ -341,7 +341,11 @@ def _warn_if_results_edited(
         given = results.get(key) if isinstance(results, dict) else None
         if not isinstance(given, list):
             continue
-        kept = [t["metrics"].get(primary) for t in trials if t.get("arm") == arm and t.get("status") == "recorded"]
+        kept = [
+            t["metrics"].get(primary)
+            for t in trials
+            if t.get("arm") == arm and t.get("status") == "recorded" and isinstance(t.get("metrics"), dict)
+        ]
         kept = [v for v in kept if v is not None]
         if list(given) != kept:
             warnings.append(
@@ -646,10 +650,12 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
         _warn_if_count_differs(item, trials, warnings)
     if not isinstance(trials, list):
         raise ValueError("meta_experiment.trials must be a list of trials, as an export writes it.")
+    trials = list(trials)  # (a trial without a status gets one below; the caller's document is left as it is)
     for i, t in enumerate(trials):
         where = f"trials[{i}]"
         if not isinstance(t, dict):
             raise ValueError(f"{where} must be an object (arm, status, metrics, ...), as an export writes it.")
+        trials[i] = t = _with_status(t, where)
         if t.get("arm") not in ARMS:
             raise ValueError(f"{where}.arm {t.get('arm')!r} is not control or treatment.")
         if t.get("status", "assigned") not in TRIAL_STATUSES:
@@ -858,6 +864,21 @@ def _inside(lab: Lab, path: str, what: str) -> str:
             f"{exc} An imported experiment may only name files of the project it is imported into; "
             "correct the path in the document (changes.files) before importing."
         ) from None
+
+
+def _with_status(trial: dict[str, Any], where: str) -> dict[str, Any]:
+    """A hand-written trial without a status is recorded when it has values (metrics or a success
+    flag), else assigned; values on a trial that is not recorded are refused, not dropped (from a
+    review: a trial with metrics and no status was imported as assigned, its values lost)."""
+    measured = bool(trial.get("metrics")) or trial.get("success") is not None
+    if "status" not in trial:
+        return {**trial, "status": "recorded" if measured else "assigned"}
+    if trial["status"] in ("assigned", "abandoned") and trial.get("metrics"):
+        raise ValueError(
+            f"{where} has status {trial['status']} and metrics: values are imported only with a trial of status "
+            "recorded. Set its status to recorded (or leave the status out), or remove its metrics."
+        )
+    return trial
 
 
 def _original(
