@@ -1163,3 +1163,37 @@ def test_values_on_a_trial_that_is_not_recorded_are_refused_not_dropped(lab: Lab
     with pytest.raises(InvalidInput, match=rf"trials\[1\] has status {status} and metrics: .* Set its status"):
         _one(lab, item)
     assert not lab.store.experiment_exists("exp-copy")
+
+
+def test_what_a_document_leaves_out_is_the_projects_default(lab: Lab) -> None:
+    """From an export/import review: an import without sample_size_required, targets or the auto
+    flags took the seed's values (10, 15%, ...) whatever the project's settings [defaults] said, where
+    create takes the project's."""
+    lab.update_settings(
+        {
+            "defaults": {
+                "sample_size_required": 24,
+                "improvement_threshold": 5.0,
+                "max_duration_days": 30.0,
+                "auto_promote": True,
+                "auto_rollback": False,
+                "treatment_percent": 20,
+            }
+        },
+        "the project's own defaults",
+    )
+    doc = _seed_on_project_files("draft", "exp-bare")
+    item = doc["experiments"][0]
+    for key in ("sample_size_required", "max_duration_days", "auto_promote", "auto_rollback"):
+        item.pop(key)
+    item["targets"] = {"max_regression": 3}  # given: kept
+    import_experiments(lab, doc)
+    e = lab.get("exp-bare")
+    assert (e.sample_size_required, e.max_duration_days, e.auto_promote, e.auto_rollback, e.treatment_percent) == (
+        24,
+        30.0,
+        True,
+        False,
+        20,
+    )
+    assert (e.targets.improvement_threshold, e.targets.max_regression, e.targets.confidence_threshold) == (5.0, 3, 0.8)

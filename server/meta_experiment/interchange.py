@@ -561,6 +561,7 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
     if not isinstance(ext, dict):
         raise ValueError("meta_experiment must be an object, as an export writes it (or leave it out).")
     specs = _definitions(item, warnings)
+    defaults = lab.settings().defaults
     changes = item.get("changes") or {}
     pairs = _file_pairs(changes)
     status = item.get("status", "running")
@@ -576,12 +577,9 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
             "files": pairs,
             "primary_metric": specs[0],
             "secondary_metrics": specs[1:],
-            "targets": item.get("targets") or {},
-            "sample_size_required": item.get("sample_size_required", 10),
-            "treatment_percent": 50 if item.get("treatment_percent") is None else item["treatment_percent"],
-            "max_duration_days": item.get("max_duration_days", 14),
-            "auto_promote": item.get("auto_promote", False),
-            "auto_rollback": item.get("auto_rollback", True),
+            # what the document leaves out is the project's default, as for create (settings [defaults])
+            "targets": _targets(item.get("targets"), defaults),
+            **_with_defaults(item, defaults, SPEC_DEFAULT_KEYS),
         }
     )
     if status in ("draft", "running") and any(m.name == SUCCESS_METRIC for m in spec.metrics):
@@ -864,6 +862,26 @@ def _inside(lab: Lab, path: str, what: str) -> str:
             f"{exc} An imported experiment may only name files of the project it is imported into; "
             "correct the path in the document (changes.files) before importing."
         ) from None
+
+
+TARGET_KEYS = ("improvement_threshold", "max_regression", "confidence_threshold")
+SPEC_DEFAULT_KEYS = ("sample_size_required", "treatment_percent", "max_duration_days", "auto_promote", "auto_rollback")
+
+
+def _targets(given: Any, defaults: Any) -> Any:
+    """The document's targets, the project's default for each one it leaves out (anything but an
+    object is left for the definition's check to refuse)."""
+    if given is not None and not isinstance(given, dict):
+        return given
+    return {**(given or {}), **_with_defaults(given, defaults, TARGET_KEYS)}
+
+
+def _with_defaults(given: Any, defaults: Any, keys: tuple[str, ...]) -> Any:
+    """`given`'s values of `keys`, the project's default (settings [defaults]) for each it leaves
+    out or gives as null (from a review: an import used the seed's values whatever the project's
+    defaults said)."""
+    given = given or {}
+    return {key: getattr(defaults, key) if given.get(key) is None else given[key] for key in keys}
 
 
 def _with_status(trial: dict[str, Any], where: str) -> dict[str, Any]:
