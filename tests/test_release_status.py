@@ -168,3 +168,29 @@ def test_a_forced_promotion_the_data_backed_counts_as_a_success_after_a_round_tr
         assert "- **Successful**: 1 experiment (100% success rate)" in render_status(report)
     finally:
         other.close()
+
+
+def test_a_rolled_back_promotion_keeps_its_git_line_after_a_round_trip(lab: Lab, tmp_path: Path) -> None:
+    """From an export/import review: an imported promotion shows the commit it made where it was
+    promoted; one rolled back since showed no Git line at all."""
+    from conftest import git
+    from meta_experiment.interchange import export_experiments, import_experiments
+    from release_helpers import winner
+
+    e = winner(lab)
+    release.promote(lab, e.id)
+    release.rollback(lab, e.id, reason="slower in use")
+    [here] = lab.status().release.experiments
+    assert here.git is not None and here.git.startswith("committed ")
+    document = export_experiments(lab)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    git(elsewhere, "init", "-q")
+    other = Lab.open(elsewhere, create=True)
+    try:
+        import_experiments(other, document)
+        [there] = other.status().release.experiments
+        assert there.git == here.git.split(" (")[0] + " (where it was made; imported)"
+        assert f"**Git**: {there.git}" in render_status(other.status())
+    finally:
+        other.close()

@@ -164,6 +164,8 @@ def release_status(lab: Lab) -> ReleaseStatus:
                 info.ended_by = "import"  # ended before it was imported here: not by hand, not by auto
             if op is not None and op.operation == "rollback" and op.git:
                 info.git = _git_now(lab, op)
+            elif op is None and (commits := lab.events(e.id, kinds=["git"])):  # imported: its event log says
+                info.git = commits[-1].message.split(": ", 1)[-1] + " (where it was made; imported)"
         finished += e.status in ("promoted", "rolled_back", "expired")
         # as status's summary: a promotion forced against the policy's verdict is no success
         if journaled:
