@@ -285,9 +285,17 @@ def _ext(**fields):
         (lambda i: i.__setitem__("id", "x" * 300), "1 to 100 letters, digits"),
         (_ext(next_slot=1e30), "next_slot must be a whole number"),
         (_ext(next_slot="abc"), "next_slot must be a whole number"),
-        (_ext(events=[{"kind": "k", "message": "m", "at": "2025-10-20T10:30:00Z", "data": "x"}]), "event data"),
-        (_ext(events=[{"kind": "k", "message": "m"}]), "string kind, message, actor and at"),
-        (_ext(files=[{"production": SEED_PRODUCTION}]), "'control_content' is missing"),
+        (
+            _ext(events=[{"kind": "k", "message": "m", "at": "2025-10-20T10:30:00Z", "data": "x"}]),
+            r"meta_experiment.events\[0\].data must be an object",
+        ),
+        (_ext(events=[{"kind": "k", "message": "m"}]), r"meta_experiment.events\[0\].at None must be an ISO 8601"),
+        (_ext(events=[{"kind": 5, "message": "m", "at": "x"}]), r"events\[0\] needs string kind, message and actor"),
+        (_ext(events=[{"kind": "k", "message": "m", "at": "yesterday"}]), r"events\[0\].at 'yesterday' must be"),
+        (_ext(events={"kind": "k"}), "meta_experiment.events must be a list"),
+        (_ext(files=[{"production": SEED_PRODUCTION}]), r"meta_experiment.files\[0\].control_content must be text"),
+        (_ext(files="prod.md"), "meta_experiment.files must be a list"),
+        (_ext(files=["prod.md"]), r"meta_experiment.files\[0\] must be an object"),
         (_ext(trials=[{"arm": "control", "status": "recorded", "metrics": {}}]), "without a value for the primary"),
     ],
 )
@@ -1197,3 +1205,42 @@ def test_what_a_document_leaves_out_is_the_projects_default(lab: Lab) -> None:
         20,
     )
     assert (e.targets.improvement_threshold, e.targets.max_regression, e.targets.confidence_threshold) == (5.0, 3, 0.8)
+
+
+def _voided_pair(lab: Lab) -> dict:
+    """A full export of an experiment with a voided trial (position 0) and its replacement."""
+    e = lab.create(**spec())
+    for i in range(3):
+        a = lab.assign(e.id)
+        lab.record(a.trial_id, {"time_to_complete": 30.0 + i}, True)
+    first = lab.trials(e.id)[0]
+    lab.void_trial(first.trial_id, reason="timed a coffee break", metrics={"time_to_complete": 31.0}, success=True)
+    item = export_experiments(lab)["experiments"][0]
+    item.update(id="exp-copy", status="rolled_back")
+    trials = item["meta_experiment"]["trials"]
+    assert trials[0]["voided"]["replaced_by"] == 3 and trials[3]["replaces"] == 0
+    return item
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t[0]["voided"].update(replaced_by=0), r"trials\[0\].voided.replaced_by 0 must be the position of "),
+        (lambda t: t[0]["voided"].update(replaced_by=True), r"trials\[0\].voided.replaced_by True must be"),
+        (lambda t: t[0]["voided"].update(replaced_by=1), r"trials\[0\].voided.replaced_by 1 must be"),
+        (
+            lambda t: t[0].update(status="recorded", voided=None),
+            r"trials\[3\].replaces 0 must be the position of a voided",
+        ),
+        (lambda t: t[3].update(replaces=3), r"trials\[0\].voided.replaced_by 3 must be"),
+    ],
+)
+def test_a_voided_trial_and_its_replacement_must_name_each_other(lab: Lab, change, message: str) -> None:
+    """From an export/import review: a voided trial replaced by itself, or a replacement of a trial
+    that is not voided, imported (a replacement is not counted as an assignment: the split's counts
+    came out wrong)."""
+    item = _voided_pair(lab)
+    change(item["meta_experiment"]["trials"])
+    with pytest.raises(InvalidInput, match=message):
+        _one(lab, item)
+    assert not lab.store.experiment_exists("exp-copy")

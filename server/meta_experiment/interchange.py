@@ -516,10 +516,61 @@ def _import_detail(exc: Exception) -> str:
     return str(exc)
 
 
-def _event(ev: Any) -> tuple[str, str, str, dict[str, Any], str]:
+def _check_replacements(trials: list[dict[str, Any]]) -> None:
+    """A voided trial's voided.replaced_by and its replacement's `replaces` name each other, as an
+    export writes them (a replacement is not counted as an assignment: one without its voided
+    trial, or a trial replacing itself, would miscount the split)."""
+
+    def position(value: Any) -> int | None:
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(trials)
+        return value if ok else None
+
+    for i, t in enumerate(trials):
+        marked = t.get("voided") if t.get("status") == "voided" else None
+        replaced_by = marked.get("replaced_by") if isinstance(marked, dict) else None
+        if replaced_by is not None:
+            j = position(replaced_by)
+            if j is None or j == i or trials[j].get("replaces") != i:
+                raise ValueError(
+                    f"trials[{i}].voided.replaced_by {replaced_by!r} must be the position of another trial whose "
+                    f"replaces is {i}, as an export writes them (or leave it out: voided without a replacement)."
+                )
+        if "replaces" in t:
+            k = position(t["replaces"])
+            other = trials[k] if k is not None and k != i else {}
+            back = other.get("voided") if other.get("status") == "voided" else None
+            if not isinstance(back, dict) or back.get("replaced_by") != i:
+                raise ValueError(
+                    f"trials[{i}].replaces {t['replaces']!r} must be the position of a voided trial whose "
+                    f"voided.replaced_by is {i}, as an export writes them (or remove replaces: a trial of its own)."
+                )
+
+
+def _snapshots(files: Any) -> dict[str, dict[str, Any]]:
+    """meta_experiment.files by production path, each checked to hold the snapshot texts."""
+    if files is None:
+        return {}
+    if not isinstance(files, list):
+        raise ValueError(
+            "meta_experiment.files must be a list of {production, variant, control_content, treatment_content}, "
+            "as an export writes it (or leave it out: the files are read as they are)."
+        )
+    snapshots = {}
+    for i, f in enumerate(files):
+        where = f"meta_experiment.files[{i}]"
+        if not isinstance(f, dict):
+            raise ValueError(f"{where} must be an object {{production, variant, control_content, treatment_content}}.")
+        for key in ("production", "control_content", "treatment_content"):
+            if not isinstance(f.get(key), str):
+                raise ValueError(f"{where}.{key} must be text, as an export writes it.")
+        snapshots[f["production"]] = f
+    return snapshots
+
+
+def _event(ev: Any, where: str) -> tuple[str, str, str, dict[str, Any], float]:
     """(kind, message, actor, data, at) of an imported event, checked as the event log reads them."""
     if not isinstance(ev, dict):
-        raise ValueError("each event must be an object.")
+        raise ValueError(f"{where} must be an object (kind, message, actor, at, data).")
     kind, message, actor, data, at = (
         ev.get("kind"),
         ev.get("message"),
@@ -527,15 +578,23 @@ def _event(ev: Any) -> tuple[str, str, str, dict[str, Any], str]:
         ev.get("data"),
         ev.get("at"),
     )
-    if not all(isinstance(v, str) for v in (kind, message, actor, at)):
-        raise ValueError("each event needs string kind, message, actor and at (an ISO time).")
+    if not all(isinstance(v, str) for v in (kind, message, actor)):
+        raise ValueError(f"{where} needs string kind, message and actor, as an export writes them.")
+    try:
+        when = parse_iso(at) if isinstance(at, str) else None
+    except ValueError:
+        when = None
+    if when is None:
+        raise ValueError(
+            f"{where}.at {at!r} must be an ISO 8601 time such as '2025-10-20T10:30:00Z', as an export writes it."
+        )
     if data is not None and not isinstance(data, dict):
-        raise ValueError(f"event data must be an object, not {type(data).__name__}.")
+        raise ValueError(f"{where}.data must be an object, not {type(data).__name__}.")
     try:  # the event log is exported as JSON: NaN or Infinity would make an export strict readers refuse
         json.dumps(data, allow_nan=False)
     except ValueError:
-        raise ValueError(f"the data of event {kind!r} holds NaN or Infinity, which JSON has no place for.") from None
-    return kind, message, actor, data or {}, at  # type: ignore[return-value]
+        raise ValueError(f"{where}.data (event {kind!r}) holds NaN or Infinity, which JSON has no place for.") from None
+    return kind, message, actor, data or {}, when  # type: ignore[return-value]
 
 
 def _alert(alert: Any, where: str) -> tuple[str, str, dict[str, Any], float, float | None]:
@@ -608,7 +667,7 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
                 f"{slot!r}; leave it out to start from 0."
             )
         lab.store.update_experiment(item["id"], next_slot=slot)
-    snapshots = {f["production"]: f for f in ext.get("files") or []}
+    snapshots = _snapshots(ext.get("files"))
     # Whatever the status: rolling back a promoted experiment writes its production files.
     files = {
         given: (_inside(lab, given, "file"), _inside(lab, variant, "variant")) for given, variant in spec.files.items()
@@ -663,6 +722,7 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
             )
         if t.get("recorded_at") is not None:
             _time(t["recorded_at"], f"{where}.recorded_at")
+    _check_replacements(trials)
     defined = ext.get("metric_definitions") or []
     if "trials" in ext and (not defined or defined[0].get("name") == spec.primary_metric.name):
         # (with a new primary metric, results holds the old one's values: nothing to compare)
@@ -718,12 +778,13 @@ def _import_one(lab: Lab, item: dict[str, Any], warnings: list[str]) -> None:
         marked = t.get("voided") if t.get("status") == "voided" else None
         replaced_by = marked.get("replaced_by") if isinstance(marked, dict) else None
         if replaced_by is not None:
-            if not isinstance(replaced_by, int) or replaced_by not in new_ids:
-                raise ValueError(f"trial {i}: voided.replaced_by {replaced_by!r} is not the position of a trial.")
             lab.store.set_replacement(new_ids[i], new_ids[replaced_by])
-    for ev in ext.get("events") or []:
-        kind, message, actor, data, when = _event(ev)
-        lab.store.add_event(item["id"], kind, message, actor=actor, data=data, at=parse_iso(when))
+    events = ext.get("events") or []
+    if not isinstance(events, list):
+        raise ValueError("meta_experiment.events must be a list of events, as an export writes it.")
+    for i, ev in enumerate(events):
+        kind, message, actor, data, when = _event(ev, f"meta_experiment.events[{i}]")
+        lab.store.add_event(item["id"], kind, message, actor=actor, data=data, at=when)
     alerts = ext.get("alerts") or []
     if not isinstance(alerts, list):
         raise ValueError("meta_experiment.alerts must be a list of alerts.")
