@@ -144,14 +144,49 @@ def test_suggested_required_gives_the_power_at_the_window_end(d):
     assert req == max(2, math.ceil(2 * n_sm / sequential.PLAN_MULTIPLE - 1e-6))
 
 
-@pytest.mark.parametrize("d,required", [(1.0, 10), (0.5, 100), (0.5, 10)])
-def test_sequential_n_puts_the_boundary_at_the_power_quantile(d, required):
-    """effect sqrt(n/2) - z_boundary = z_0.8 at the returned n, inside the window (first two) or
+def _crossing_by_scipy(d: float, n_c: float, n_t: float, z_bound: float) -> float:
+    """P(T > t_b): T noncentral t with df = n_c + n_t - 2 and noncentrality d sqrt(n_c n_t / (n_c +
+    n_t)), t_b the t quantile with the normal tail of z_bound (scipy.stats.nct and t)."""
+    df = n_c + n_t - 2
+    return float(stats.nct.sf(stats.t.isf(stats.norm.sf(z_bound), df), df, d * math.sqrt(n_c * n_t / (n_c + n_t))))
+
+
+@pytest.mark.parametrize("d,required", [(1.0, 10), (0.5, 100), (0.5, 10), (1.845, 10)])
+def test_sequential_n_gives_the_power_at_its_look(d, required):
+    """At the returned n per arm the statistic (Welch's t mapped to z at its degrees of freedom)
+    crosses that look's boundary with probability 0.8, inside the window (first two, fourth) or
     after it (the third: the window, 35 per arm, is short for d = 0.5)."""
     n = power.n_sequential(d, 0.025, required)
     t = sequential.fraction(1, 1, required) * n
-    assert sequential.in_window(t) == (required == 100 or d == 1.0)
-    assert d * (n / 2) ** 0.5 - sequential.z_boundary(t, 0.025) == pytest.approx(stats.norm.ppf(0.8), abs=1e-4)
+    assert sequential.in_window(t) == (required == 100 or d != 0.5)
+    assert _crossing_by_scipy(d, n, n, sequential.z_boundary(t, 0.025)) == pytest.approx(0.8, abs=1e-6)
+
+
+def test_the_sequential_sample_size_delivers_its_power_in_simulation():
+    """From a stats review: at d = 1.845 with sample_size_required 10 the report said about 12 per
+    arm give 80% power; the real test, looking after every pair from 5 per arm, had crossed by 12
+    in 64% of simulated experiments (the normal approximation ignored the t's few degrees of
+    freedom). At the n it gives now (15: the power at that look alone, so an upper bound), at least
+    80% have (1,000 seeded experiments; standard error about 1.2 points)."""
+    from meta_experiment.models import MetricSpec
+    from meta_experiment.stats.metric import Design, MetricData, analyze_metric
+    from meta_experiment.stats.summary import Summary
+
+    d, required = 1.845, 10
+    n = math.ceil(power.n_sequential(d, 0.025, required) - 1e-9)
+    assert n == 15
+    spec = MetricSpec(name="t", direction="lower_is_better")
+    rng = np.random.default_rng(7)
+    crossed = 0
+    for _ in range(1000):
+        c, t = rng.normal(10, 1, n), rng.normal(10 - d, 1, n)
+        for k in range(5, n + 1):
+            data = MetricData(spec, "primary", Summary.of(c[:k]), Summary.of(t[:k]))
+            s = analyze_metric(data, Design(required, 0.025)).sequential
+            if s.active and s.p_value_improvement <= 0.025:
+                crossed += 1
+                break
+    assert crossed / 1000 >= 0.8, crossed  # (841 with this seed; 64% crossed by the old figure, 12)
 
 
 def test_analysis_suggests_a_longer_plan_when_the_window_is_short():
@@ -221,7 +256,7 @@ def test_sequential_n_at_any_split_goes_through_n_eff(d, required, share):
     assert n_c * n_t / (n_c + n_t) == pytest.approx(n_eff, rel=1e-12)
     t = sequential.fraction(n_c, n_t, required, share)
     assert t == pytest.approx(total / sequential.plan_end(required), rel=1e-12)  # t = N / window end, any split
-    assert d * math.sqrt(n_eff) - sequential.z_boundary(t, 0.025) == pytest.approx(stats.norm.ppf(0.8), abs=1e-4)
+    assert _crossing_by_scipy(d, n_c, n_t, sequential.z_boundary(t, 0.025)) == pytest.approx(0.8, abs=1e-6)
     assert power.n_sequential(d, 0.025, required, control_share=share) == pytest.approx(n_c, rel=1e-12)
     even = power.n_eff_sequential(d, 0.025, required)
     assert power.n_sequential(d, 0.025, required) == pytest.approx(2 * even, rel=1e-12)
