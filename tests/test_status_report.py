@@ -448,3 +448,26 @@ def test_a_refused_promotion_is_told_what_would_change_the_answer(lab: Lab) -> N
             release.promote(lab, e.id)
         assert wanted in str(refused.value) and "Keep recording" not in str(refused.value)
         release.rollback(lab, e.id, reason="next case")
+
+
+@pytest.mark.parametrize(
+    ("metric", "control", "treatment", "expected"),
+    [
+        ({"kind": "binary"}, lambda i: 0, lambda i: int(i % 4 == 0), "- err up, worse: 25.0 percentage points"),
+        ({"unit": "min"}, lambda i: 0.0, lambda i: 1.0 + i % 2, "- err lost: 1.5 min"),
+        ({"kind": "binary", "direction": "higher_is_better"}, lambda i: 0, lambda i: 1, "- err up, better: 100.0 "),
+    ],
+)
+def test_the_change_from_a_control_of_zero_is_shown_with_its_direction(
+    lab: Lab, metric: dict, control, treatment, expected: str
+) -> None:
+    """From a stats review: with a control mean of 0 (no % exists) the change line went, so nothing
+    said that 0% -> 25% errors was worse (analyze said so)."""
+    primary = {"name": "err", "direction": "lower_is_better", **metric}
+    e = lab.create(**spec(primary_metric=primary, auto_rollback=False))
+    for i in range(20):
+        lab.record_measurement(e.id, "control", {"err": control(i)})
+        lab.record_measurement(e.id, "treatment", {"err": treatment(i)})
+    text = render_status(lab.status())
+    assert expected in text, text
+    assert "% improvement" not in line(text, "- err ") and "% regression" not in line(text, "- err ")

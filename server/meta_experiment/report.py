@@ -91,7 +91,9 @@ def _results(item: StatusItem) -> list[str]:
         and same_means(item.control_mean, item.treatment_mean)
     ):
         lines.append(f"- {item.primary_metric}: no change (the arms' means are equal)")
-    elif item.control_mean is not None and item.treatment_mean is not None and item.improvement_pct is not None:
+    elif item.control_mean is not None and item.treatment_mean is not None:
+        # (also from a control of 0, where no % exists: the amount and its direction still do; from a
+        # review, the line had gone, and nothing said 0% -> 25% errors was worse)
         # the word, the amount and the % all of the means shown above; on the log scale the
         # improvement % is the geometric mean's (a typical run), which can differ even in sign
         diff = item.treatment_mean - item.control_mean
@@ -112,7 +114,7 @@ def _results(item: StatusItem) -> list[str]:
             shown = _whole_pct(pct, target if better and item.scale == "raw" else None)
             unstable = "; unstable: the control mean is not clearly away from 0" if item.relative_unstable else ""
             line += f" ({shown}% {'improvement' if better else 'regression'}{of_mean}{unstable})"
-        if item.scale == "log":
+        if item.scale == "log" and item.improvement_pct is not None:
             typical = "better" if item.improvement_pct >= 0 else "worse"
             size = abs(item.improvement_pct)
             typical_pct = _whole_pct(size, target if item.improvement_pct >= 0 else None)
