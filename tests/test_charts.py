@@ -44,9 +44,15 @@ def test_a_yes_no_metric_shows_each_arms_rate_and_count(k_c, k_t):
 def test_the_improvement_panel_says_why_it_is_empty():
     notes = [text.get_text() for text in yes_no_figure(0, 10).axes[0].texts]
     assert notes == ["no improvement % to draw:\nthe control mean is 0"]
-    assert [text.get_text() for text in yes_no_figure(10, 10).axes[0].texts] == [
+    # every run a yes in both arms: the report's 0% with its interval (from the difference's), drawn
+    assert not any("no improvement" in text.get_text() for text in yes_no_figure(10, 10).axes[0].texts)
+    assert [text.get_text() for text in _continuous_figure([5.0], [4.0]).axes[0].texts] == [
         "no improvement % to draw:\ntoo few trials or no variation"
     ]
+
+
+def _continuous_figure(c, t):
+    return _figure(analyze(inputs(c, t, raw=True)), c, t, None, None, None)
 
 
 def test_yes_no_rates_without_wilson_intervals_when_trials_share_units():
@@ -174,3 +180,46 @@ def test_the_trial_axis_has_whole_ticks_only():
     ax.figure.canvas.draw()  # the locator places the ticks at draw time
     ticks = [x for x in ax.get_xticks() if ax.get_xlim()[0] <= x <= ax.get_xlim()[1]]
     assert len(ticks) >= 2 and all(float(x).is_integer() for x in ticks), ticks
+
+
+@pytest.mark.parametrize(("k_c", "k_t", "n"), [(30, 50, 100), (3, 9, 20), (8, 2, 40)])
+def test_a_yes_no_metrics_bands_are_the_reports_intervals(k_c, k_t, n):
+    """From a stats review: the chart drew a rate's lift with the continuous formulas: a fixed band
+    narrower than the report's interval (Katz log ratio) and none at all at 3/20 vs 9/20. Its last
+    look is now the report's, both intervals, and each look is the analysis of the trials so far."""
+    c, t = [1.0] * k_c + [0.0] * (n - k_c), [1.0] * k_t + [0.0] * (n - k_t)
+    a = analyze(inputs(c, t, spec=YES_NO, raw=True, successes={"control": k_c, "treatment": k_t}))
+    path = lift_path(c, t, None, a)
+    p = a.primary
+    assert path["n"][-1] == 2 * n and path["lift"][-1] == pytest.approx(p.improvement_pct, rel=1e-12)
+    assert (path["lo"][-1], path["hi"][-1]) == pytest.approx((p.improvement_ci.lower, p.improvement_ci.upper))
+    cs = p.sequential.improvement_confidence_sequence
+    assert (path["cs_lo"][-1], path["cs_hi"][-1]) == pytest.approx((cs.lower, cs.upper))
+    # an earlier look: the analysis of the trials recorded by then (interleaved)
+    i = len(path["n"]) // 2
+    half = int(path["n"][i]) // 2
+    early = analyze(
+        inputs(
+            c[:half], t[:half], spec=YES_NO, raw=True, successes={"control": sum(c[:half]), "treatment": sum(t[:half])}
+        )
+    ).primary
+    if early.improvement_pct is not None and int(path["n"][i]) % 2 == 0:
+        assert path["lift"][i] == pytest.approx(early.improvement_pct, rel=1e-12)
+        if early.improvement_ci is not None:
+            assert path["lo"][i] == pytest.approx(early.improvement_ci.lower)
+
+
+def test_a_log_scale_lift_is_capped_where_the_report_caps_it():
+    """From a stats review: one control value of 1e-300 among tens made the report's improvement
+    -1.03e32% and the chart's -5.2e23% (the chart capped the log ratio at 50, the report at 700)."""
+    from meta_experiment.charts import render_chart
+
+    spec = MetricSpec(name="c", direction="lower_is_better", log_scale=True)
+    c = [10.0 + i % 3 for i in range(9)] + [1e-300]
+    t = [8.0 + i % 3 for i in range(10)]
+    order = ["control"] * 10 + ["treatment"] * 10
+    a = analyze(inputs(c, t, spec=spec, raw=True))
+    path = lift_path(c, t, order, a)
+    assert path["lift"][-1] == pytest.approx(a.primary.improvement_pct, rel=1e-9)
+    assert path["lift"][-1] < -1e31
+    assert render_chart(a, c, t, order).startswith(b"\x89PNG")

@@ -9,13 +9,15 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .models import MetricSpec
 from .stats import continuous, sequential
 from .stats.binary import wilson
 from .stats.cluster import UnitDetail
+from .stats.metric import LOG_RATIO_CAP, Design, MetricData, analyze_metric
 from .stats.numeric import norm_sf, t_isf
 from .stats.results import Analysis
 from .stats.summary import Summary
@@ -92,6 +94,9 @@ def lift_path(
         unit_c, unit_t = codes["control"], codes["treatment"]
         c = _summary(xs["control"][:k_c], None if unit_c is None else unit_c[:k_c])
         t = _summary(xs["treatment"][:k_t], None if unit_t is None else unit_t[:k_t])
+        if m.kind == "binary":  # a rate's intervals are the report's (Katz ratio, inverted score test)
+            _binary_look(out, n, c, t, m, Design(analysis.sample_size_required, alpha, share))
+            continue
         mv = continuous.mean_variances(c, t)
         se_df_seq = continuous.welch_se_df(c, t, small_sample=False)  # as metric.py's always-valid test
         if mv is None or se_df_seq is None or (c.mean == 0 and not log):  # log: a ratio, whatever the mean
@@ -106,7 +111,7 @@ def lift_path(
         cs_half = t_isf(norm_sf(zb), df) * se if math.isfinite(zb) else math.inf
 
         def to_pct(v: float, c_mean: float = c.mean) -> float:
-            rel = math.expm1(min(v, 50.0)) if log else v / abs(c_mean)
+            rel = math.expm1(min(v, LOG_RATIO_CAP)) if log else v / abs(c_mean)
             return sign * rel * 100
 
         lift = to_pct(d)
@@ -126,6 +131,24 @@ def lift_path(
         out["cs_lo"].append(cs[0] if finite else math.nan)
         out["cs_hi"].append(cs[1] if finite else math.nan)
     return out
+
+
+def _binary_look(out: dict[str, list[float]], n: int, c: Summary, t: Summary, m: Any, design: Design) -> None:
+    """One look of a yes/no primary metric: its improvement % and both intervals as the analysis
+    computes them at those counts (stats.metric._binary). From a review: the continuous formulas
+    had drawn a fixed band narrower than the report's and blanked it at small counts."""
+    spec = MetricSpec(name=m.name, direction=m.direction, kind="binary")
+    result = analyze_metric(MetricData(spec, "primary", c, t), design)
+    if result.improvement_pct is None:
+        return  # no control successes: no relative change
+    out["n"].append(float(n))
+    out["lift"].append(result.improvement_pct)
+    for key, interval in (
+        ("", result.improvement_ci),
+        ("cs_", result.sequential.improvement_confidence_sequence if result.sequential else None),
+    ):
+        out[key + "lo"].append(math.nan if interval is None else interval.lower)
+        out[key + "hi"].append(math.nan if interval is None else interval.upper)
 
 
 def render_chart(

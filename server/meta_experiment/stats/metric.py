@@ -18,6 +18,11 @@ from .summary import Summary, mean_difference, rate_design_effects
 LEVEL = 0.95  # coverage of fixed-horizon intervals, as in the seed's report
 
 
+# exp(700) ~ 1e304: the largest ratio of a log-scale metric that stays a finite float (the report and
+# the chart cap at it alike)
+LOG_RATIO_CAP = 700.0
+
+
 @dataclass(frozen=True)
 class Design:
     """What the sequential test needs to know about the experiment's plan."""
@@ -256,9 +261,9 @@ def _continuous(
     f["cohens_d"], f["hedges_g"] = finite(continuous.cohens_d(c, t)), finite(continuous.hedges_g(c, t))
     if scale == "log":
         diff = f["difference"]
-        f["relative_lift"] = None if diff is None else finite(math.expm1(min(diff, 700.0)))
+        f["relative_lift"] = None if diff is None else finite(math.expm1(min(diff, LOG_RATIO_CAP)))
         ci = continuous.difference_ci(c, t, LEVEL, variances=mv)
-        rel = None if ci is None else (math.expm1(min(ci[0], 700.0)), math.expm1(min(ci[1], 700.0)))
+        rel = None if ci is None else (math.expm1(min(ci[0], LOG_RATIO_CAP)), math.expm1(min(ci[1], LOG_RATIO_CAP)))
     else:
         f["relative_lift"] = clamped(continuous.relative_lift(c, t))
         rel = continuous.relative_lift_ci(c, t, LEVEL, variances=mv)
@@ -288,7 +293,7 @@ def _continuous(
     if seq.confidence_sequence is not None:
         cs = seq.confidence_sequence
         if scale == "log":
-            rel_cs = (math.expm1(min(cs.lower, 700.0)), math.expm1(min(cs.upper, 700.0)))
+            rel_cs = (math.expm1(min(cs.lower, LOG_RATIO_CAP)), math.expm1(min(cs.upper, LOG_RATIO_CAP)))
         elif c.mean != 0 and not (
             # the sequence's quantile, from its half-width over the standard error it was built on
             se_df is not None
