@@ -189,3 +189,18 @@ def test_a_recommendation_says_when_the_tool_would_refuse(lab: Lab, project: Pat
     assert f"(the diff: promote with dry_run, or `meta-experiment promote {e.id} --dry-run`)" in item.rationale
     [event] = lab.events(e.id, kinds=["recommendation"])
     assert "would refuse now" in event.message
+
+
+def test_an_arm_short_of_its_minimum_is_monitored_not_inconclusive(lab: Lab) -> None:
+    """From a first-hour review: at a 20% split with 16 control and 4 treatment values auto said
+    '⏳ Inconclusive' while its own reason was 'too few values in an arm' (status: 'more trials
+    needed'); an experiment short of its sample size said '📊 Monitoring'."""
+    e = lab.create(**spec(sample_size_required=20, treatment_percent=20))
+    for i in range(16):
+        lab.record_measurement(e.id, "control", {"time_to_complete": 45.0 + i % 3, "issues_caught": 3.0})
+    for i in range(4):
+        lab.record_measurement(e.id, "treatment", {"time_to_complete": 40.0 + i % 3, "issues_caught": 3.0})
+    report = run_auto(lab)
+    [item] = report.items
+    assert item.action == "continue" and item.driven_by.startswith("too few values in an arm")
+    assert f"- 📊 Monitoring: {e.id}" in render_auto(report)

@@ -276,3 +276,41 @@ def test_a_permission_error_is_one_line_with_what_to_do(
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"Permission denied on '{tmp_path / '.meta-experiment' / 'deploy.lock'}'" in err
     assert "chmod -R g+rwX and g+s on the folder; its members then need umask 002" in err
+
+
+def test_an_unknown_id_or_an_ended_experiment_is_named_before_a_confirmation_is_asked_for(
+    project: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """From a first-hour review: `promote exp-typo` without --yes answered 'needs a confirmation:
+    pass --yes', and only with --yes said there is no such experiment (likewise for a rollback of an
+    experiment already rolled back), which taught a script to add --yes before it knew what it
+    confirmed."""
+    lab = Lab.open(project)
+    try:
+        experiment_id = winner(lab).id
+    finally:
+        lab.close()
+    assert main(["--project", str(project), "promote", experiment_id[:-1] + "x"]) == 2
+    err = capsys.readouterr().err
+    assert "No experiment with id" in err and "confirmation" not in err
+    assert main(["--project", str(project), "rollback", experiment_id, "--reason", "r", "--yes"]) == 0
+    capsys.readouterr()
+    assert main(["--project", str(project), "rollback", experiment_id, "--reason", "again"]) == 2
+    err = capsys.readouterr().err
+    assert "is rolled_back" in err and "cannot be rolled back" in err and "confirmation" not in err
+    assert main(["--project", str(project), "promote", experiment_id]) == 2
+    assert "cannot be promoted" in capsys.readouterr().err
+
+
+def test_auto_in_a_folder_without_experiments_says_where_it_looked(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """From a first-hour review: `auto` run from cron in the wrong folder printed 'No running
+    experiments.' and nothing else; status and export say where they looked."""
+    folder = tmp_path / "not-the-project"
+    folder.mkdir()
+    assert main(["--project", str(folder), "auto"]) == 0
+    captured = capsys.readouterr()
+    assert f"no experiments in {folder} yet" in captured.err and "--project" in captured.err
+    assert "No running experiments." in captured.out
+    assert list(folder.iterdir()) == []  # nothing was created, as it says

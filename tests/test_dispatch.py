@@ -251,8 +251,8 @@ def test_promote_takes_the_dispatcher_out_and_writes_the_variant(lab: Lab, proje
     done = release.promote(lab, e.id, force=True, reason="ship it")
     assert done.outcome == "promoted"
     assert [w for w in done.warnings if "dispatcher" in w] == [
-        f"The dispatcher in {PROD} was taken out: the original is back."
-    ]
+        f"The dispatcher in {PROD} was taken out (the original put back) before the promotion."
+    ]  # (it had said 'the original is back', of a file that holds the variant: from a first-hour review)
     assert (project / PROD).read_text() == VARIANT
     assert git(project, "show", "HEAD:" + PROD) == VARIANT
     back = release.rollback(lab, e.id, reason="undo")  # the promoted one's backup is the original, not the dispatcher

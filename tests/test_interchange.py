@@ -1244,3 +1244,24 @@ def test_a_voided_trial_and_its_replacement_must_name_each_other(lab: Lab, chang
     with pytest.raises(InvalidInput, match=message):
         _one(lab, item)
     assert not lab.store.experiment_exists("exp-copy")
+
+
+def test_the_name_suggested_for_an_export_is_one_it_may_be_written_to(lab: Lab, project: Path) -> None:
+    """From a first-hour review: `export --out mine.json` over a file of the user's suggested
+    experiments.json, which existed and was refused too."""
+    populated(lab)
+    for name in ("mine.json", "experiments.json"):
+        (project / name).write_text("my own notes\n")
+    with pytest.raises(Conflict, match=r"e\.g\. meta-experiment-export\.json\)"):
+        write_document(lab, "mine.json", export_experiments(lab))
+    (project / "meta-experiment-export.json").write_text("mine too\n")
+    with pytest.raises(Conflict, match=r"e\.g\. meta-experiment-export-1\.json\)"):
+        write_document(lab, "mine.json", export_experiments(lab))
+    (project / "sub").mkdir()
+    (project / "sub" / "mine.json").write_text("x\n")
+    with pytest.raises(Conflict, match=r"e\.g\. sub/experiments\.json\)"):
+        write_document(lab, "sub/mine.json", export_experiments(lab))
+    write_document(lab, "meta-experiment-export-1.json", export_experiments(lab))  # the suggestion works
+    (project / "meta-experiment-export-1.json").rename(project / "experiments.json")  # an export: replaceable
+    with pytest.raises(Conflict, match=r"e\.g\. experiments\.json\)"):
+        write_document(lab, "mine.json", export_experiments(lab))

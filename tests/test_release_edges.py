@@ -745,7 +745,7 @@ def test_ctrl_c_after_the_dispatcher_was_taken_out_says_to_dispatch_again(lab: L
         release.promote(lab, e.id, force=True, reason="ship")
     first, second = stopped.value.said
     assert first == f"Cancelled before the promote of {e.id} began: nothing was promoted."
-    assert "was taken out: the original is back" in second
+    assert "was taken out (the original put back) before the promotion" in second
     assert second.endswith(f"The experiment still runs: to hand its runs trials again, run dispatch {e.id}.")
     assert lab.get(e.id).status == "running"
 

@@ -382,13 +382,19 @@ DEPLOY_EXIT_STATUS = (
 )
 
 
-def _deploy(args: argparse.Namespace, call: Callable[..., object], question: str) -> int:
+def _deploy(
+    args: argparse.Namespace, call: Callable[..., object], question: str, statuses: tuple[str, ...], doing: str
+) -> int:
+    from .release import require_status
     from .report import render_deploy
 
-    if not args.dry_run:
-        _confirmable(args, question)  # refused at once, not after the preview's analysis
     lab = _lab(args)
     try:
+        # an unknown id or an ended experiment first (from a review: the confirmation was asked for
+        # first, which taught a script to add --yes before it knew what it confirmed) ...
+        require_status(lab.get(args.experiment_id), statuses, doing)
+        if not args.dry_run:
+            _confirmable(args, question)  # ... then refused at once, not after the preview's analysis
         if not args.yes or args.dry_run:  # with --yes the person confirmed beforehand: no preview
             text = render_deploy(call(lab, dry_run=True))  # type: ignore[arg-type]
             if not args.dry_run:  # a preview before the question, not a finished dry run
@@ -416,6 +422,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
         args,
         lambda lab, dry_run: promote(lab, args.experiment_id, reason=args.reason, force=args.force, dry_run=dry_run),
         f"Promote {args.experiment_id} to production?",
+        ("running",),
+        "promoted",
     )
 
 
@@ -427,6 +435,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         args,
         lambda lab, dry_run: rollback(lab, args.experiment_id, reason=args.reason, dry_run=dry_run),
         f"Roll back {args.experiment_id}?",
+        ("draft", "running", "promoted"),
+        "rolled back",
     )
 
 
@@ -436,6 +446,8 @@ def cmd_auto(args: argparse.Namespace) -> int:
 
     lab = _lab(args)
     try:
+        if lab.empty_project:  # (cron in the wrong folder: 'No running experiments.' alone, from a review)
+            print(f"meta-experiment: {_nothing_here(args, lab.project_root)}", file=sys.stderr)
         result = run_auto(lab, dry_run=args.dry_run)
         print(result.model_dump_json(indent=2) + "\n" if args.json else render_auto(result), end="")
     finally:

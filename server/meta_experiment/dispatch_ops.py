@@ -536,7 +536,11 @@ def lift_for_end(lab: Lab, experiment_id: str, why: str) -> str | None:
         return (
             f"{f.production} had been deleted while dispatched: the original is back in its place." + committed + copies
         )
-    note = f"The dispatcher in {f.production} was taken out: the original is back"
+    note = (  # (a promotion writes the variant right after: 'the original is back' read as its result)
+        f"The dispatcher in {f.production} was taken out (the original put back) before the promotion"
+        if why == "Promoting"
+        else f"The dispatcher in {f.production} was taken out: the original is back"
+    )
     edited = f" (the dispatcher had been edited; that copy is kept at {done})." if isinstance(done, str) else "."
     return note + edited + committed + copies
 

@@ -1049,11 +1049,22 @@ def export_path(lab: Lab, path: str) -> str:
     if exists and not _is_export(target):
         raise Conflict(
             f"{rel} already exists and is not an export of this tool (a seed-format experiments.json is imported, "
-            f"not replaced): nothing was written. Choose another file name (e.g. "
-            f"{'meta-experiment-export.json' if rel.endswith('experiments.json') else 'experiments.json'}), or "
+            f"not replaced): nothing was written. Choose another file name (e.g. {_free_name(lab, target)}), or "
             "move that file away first."
         )
     return rel
+
+
+def _free_name(lab: Lab, taken: Any) -> str:
+    """A file name next to `taken` that an export may be written to: none there yet, or an export
+    (from a review: the name suggested was a file that was refused too)."""
+    folder = taken.parent
+    for n in range(1, 1000):
+        for name in ("experiments.json", "meta-experiment-export.json", f"meta-experiment-export-{n}.json"):
+            candidate = folder / name
+            if candidate != taken and (not candidate.exists() or (candidate.is_file() and _is_export(candidate))):
+                return candidate.relative_to(lab.project_root).as_posix()
+    return "a name not used yet"
 
 
 def write_document(lab: Lab, path: str, document: dict[str, Any]) -> tuple[str, str | None]:

@@ -347,11 +347,21 @@ def _days(n: float) -> str:
     return f"{n:g} day" if n == 1 else f"{n:g} days"
 
 
+SAMPLE_SIZE_NOT_REACHED = "sample size not reached"
+TOO_FEW_PER_ARM = f"too few values in an arm (each needs {MIN_PER_ARM})"
+
+
+def collecting(driven_by: str) -> bool:
+    """Whether a 'continue' only waits for the trials it needs before it can decide (auto mode's
+    'Monitoring', not 'Inconclusive')."""
+    return driven_by in (SAMPLE_SIZE_NOT_REACHED, TOO_FEW_PER_ARM)
+
+
 def _why_continue(analysis: Analysis, active: bool, criteria: list[Criterion]) -> str:
     if analysis.trials_recorded < analysis.sample_size_required:
-        return "sample size not reached"
+        return SAMPLE_SIZE_NOT_REACHED
     if min(analysis.primary.control.n, analysis.primary.treatment.n) < MIN_PER_ARM:
-        return f"too few values in an arm (each needs {MIN_PER_ARM})"
+        return TOO_FEW_PER_ARM
     if not active:
         return "sequential test not computable yet"
     return SEQUENTIAL

@@ -94,7 +94,7 @@ def rollback_reason(reason: str | None, dry_run: bool) -> str | None:
     return reason
 
 
-def _require(experiment: Experiment, statuses: tuple[str, ...], doing: str) -> None:
+def require_status(experiment: Experiment, statuses: tuple[str, ...], doing: str) -> None:
     if experiment.status not in statuses:
         why = f" ({experiment.status_reason})" if experiment.status_reason else ""
         next_step = (
@@ -121,7 +121,7 @@ def promote(
     or `force` with a reason (recorded in the event log)."""
     reason = promote_reason(reason, force)
     experiment = lab.get(experiment_id)
-    _require(experiment, ("running",), "promoted")
+    require_status(experiment, ("running",), "promoted")
     analysis, decision = evaluate(lab, experiment)
     against = None
     if decision.action != "promote":
@@ -239,7 +239,7 @@ def _journaled(
                 if scripts:  # recreated with the mode git records, or the commit would change it
                     data = {**data, "executable": scripts}
             with lab.store.transaction():
-                _require(lab.get(experiment.id), (from_status,), verb)
+                require_status(lab.get(experiment.id), (from_status,), verb)
                 operation_id = journal.begin(
                     lab.store,
                     experiment_id=experiment.id,
@@ -289,7 +289,7 @@ def _recover_then_require(lab: Lab, experiment_id: str, statuses: tuple[str, ...
             "no git process runs, remove the lock; then run `meta-experiment recover` (or this call again)."
         )
     try:
-        _require(lab.get(experiment_id), statuses, verb)
+        require_status(lab.get(experiment_id), statuses, verb)
     except InvalidState as exc:
         if doing == "stop" and lab.get(experiment_id).status == "promoted":
             # promoted while this call waited for the lock (another process, or the recovery above): the
@@ -321,7 +321,7 @@ def rollback(
     run, which records nothing)."""
     reason = rollback_reason(reason, dry_run)
     experiment = lab.get(experiment_id)
-    _require(experiment, ("draft", "running", "promoted"), "rolled back")
+    require_status(experiment, ("draft", "running", "promoted"), "rolled back")
     if experiment.status in ("draft", "running"):
         if dry_run:
             held = dispatch_ops.dispatched_file(lab, experiment)
@@ -386,7 +386,7 @@ def _stop(
         lifted = " ".join(filter(None, [*recovered, lifted])) or None
         with lab.store.transaction():
             experiment = lab.get(experiment_id)
-            _require(experiment, allowed, "stopped")
+            require_status(experiment, allowed, "stopped")
             label = "Expired" if to_status == "expired" else f"Rolled back ({how})"
             lab.store.update_experiment(
                 experiment_id, status=to_status, status_reason=f"{label}: {reason}", ended_at=lab.clock()

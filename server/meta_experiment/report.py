@@ -389,6 +389,8 @@ AUTO_LINE = {
 
 def render_auto(report: AutoReport) -> str:
     """Auto mode's log, one line per experiment, in the seed's wording."""
+    from .policy import collecting
+
     out = ["Running automatic experiment management" + (" (dry run: nothing changes)" if report.dry_run else "")]
     out += [f"- 🔧 {note.message}" for note in report.recovered]
     if not report.items:
@@ -397,7 +399,7 @@ def render_auto(report: AutoReport) -> str:
         if item.action == "continue" and item.target_out_of_reach:
             label = "🛑 Target out of reach (stop recommended)"
         elif item.action == "continue":
-            label = "⏳ Inconclusive" if "sample size" not in item.driven_by else "📊 Monitoring"
+            label = "📊 Monitoring" if collecting(item.driven_by) else "⏳ Inconclusive"
         else:
             label = AUTO_LINE[item.action]
         line = f"- {label}: {item.experiment_id} ({item.rationale})"
