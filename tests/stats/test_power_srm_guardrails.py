@@ -130,13 +130,18 @@ def test_holm_matches_statsmodels():
     assert holm([None, 0.02, None]) == [None, 0.02, None]
 
 
-@pytest.mark.parametrize("d", [0.2, 0.5, 1.0])
-def test_suggested_required_gives_the_power_at_the_window_end(d):
-    """At the window's end boundary A is a one-sided z-test at 0.8 * 2.5% / 2 = 1%: statsmodels'
-    power of that test reaches 80% with the suggested sample_size_required, and not with one less."""
-    req = power.required_for_window(d, 0.025)
+@pytest.mark.parametrize("t_test", [True, False])
+@pytest.mark.parametrize("d", [0.2, 0.5, 1.0, 1.8])
+def test_suggested_required_gives_the_power_at_the_window_end(d, t_test):
+    """At the window's end boundary A is a one-sided test at 0.8 * 2.5% / 2 = 1%: Welch's t mapped to
+    z at its degrees of freedom is a one-sided t-test there (statsmodels' TTestIndPower), a rate's
+    pooled z a z-test (NormalIndPower). Its power reaches 80% with the suggested
+    sample_size_required, and not with one less."""
+    from statsmodels.stats.power import TTestIndPower
+
+    req = power.required_for_window(d, 0.025, t_test=t_test)
     per_arm = lambda r: sequential.PLAN_MULTIPLE * r / 2  # noqa: E731  (n per arm at the window's end)
-    ref = NormalIndPower()
+    ref = TTestIndPower() if t_test else NormalIndPower()
     assert ref.power(effect_size=d, nobs1=per_arm(req), alpha=0.01, alternative="larger") >= 0.8
     if req > 2:
         assert ref.power(effect_size=d, nobs1=per_arm(req - 1), alpha=0.01, alternative="larger") < 0.8
@@ -160,6 +165,11 @@ def test_sequential_n_gives_the_power_at_its_look(d, required):
     t = sequential.fraction(1, 1, required) * n
     assert sequential.in_window(t) == (required == 100 or d != 0.5)
     assert _crossing_by_scipy(d, n, n, sequential.z_boundary(t, 0.025)) == pytest.approx(0.8, abs=1e-6)
+    # a rate's test is a pooled z: the normal shift d sqrt(n / 2) meets the boundary at the power quantile
+    z = power.n_sequential(d, 0.025, required, t_test=False)
+    t_z = sequential.fraction(1, 1, required) * z
+    assert d * (z / 2) ** 0.5 - sequential.z_boundary(t_z, 0.025) == pytest.approx(stats.norm.ppf(0.8), abs=1e-4)
+    assert z <= n
 
 
 def test_the_sequential_sample_size_delivers_its_power_in_simulation():
@@ -268,12 +278,15 @@ def test_sequential_n_at_any_split_goes_through_n_eff(d, required, share):
 
 @pytest.mark.parametrize("share", [0.5, 0.8, 0.9, 0.05])
 @pytest.mark.parametrize("d", [0.2, 0.5, 1.0])
-def test_suggested_required_at_a_split_gives_the_power_at_the_window_end(d, share):
+@pytest.mark.parametrize("t_test", [True, False])
+def test_suggested_required_at_a_split_gives_the_power_at_the_window_end(d, share, t_test):
     """As above, at an uneven split: the window ends at 7 x required trials, (1 - s) of them control."""
+    from statsmodels.stats.power import TTestIndPower
+
     s = 1 - share
-    req = power.required_for_window(d, 0.025, control_share=share)
+    req = power.required_for_window(d, 0.025, control_share=share, t_test=t_test)
     arms = lambda r: dict(nobs1=share * sequential.PLAN_MULTIPLE * r, ratio=s / share)  # noqa: E731
-    ref = NormalIndPower()
+    ref = TTestIndPower() if t_test else NormalIndPower()
     assert ref.power(effect_size=d, alpha=0.01, alternative="larger", **arms(req)) >= 0.8 - 1e-9
     if req > 2:
         assert ref.power(effect_size=d, alpha=0.01, alternative="larger", **arms(req - 1)) < 0.8

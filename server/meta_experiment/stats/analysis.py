@@ -302,12 +302,13 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
     # sizing with effect / sqrt(deff) multiplies every sample size by deff (Donner & Klar 2000, sec. 5.2).
     deff = _design_effect(c, t) if basis == "observed" else 1.0
     sizing = effect / math.sqrt(deff)
+    t_test = spec.kind == "continuous"  # (a rate's test is a pooled z: no t to map)
     # fixed horizon: n of the control arm with ratio * n treatment trials (statsmodels' nobs1, ratio)
-    fixed = power.n_fixed(sizing, alpha, inputs.power, t_test=spec.kind == "continuous", ratio=s / share)
+    fixed = power.n_fixed(sizing, alpha, inputs.power, t_test=t_test, ratio=s / share)
     fixed_arms = None if fixed is None else power.arms_at_split(fixed / share, share)
     # sequential: the n_eff it needs, reached at the split by N = n_eff / (s (1 - s)) trials; at
     # least the required total (no decision before it) and MIN_PER_ARM in each arm (nor before that)
-    e_seq = power.n_eff_sequential(sizing, alpha / 2, inputs.sample_size_required, inputs.power, share)
+    e_seq = power.n_eff_sequential(sizing, alpha / 2, inputs.sample_size_required, inputs.power, share, t_test)
     seq_total = None if e_seq is None else e_seq / (s * share)
     seq_arms = (
         None
@@ -319,7 +320,7 @@ def _power(inputs: AnalysisInputs, primary: MetricAnalysis, alpha: float) -> Pow
     per_arm = total = suggested = None
     window_end = sequential.plan_end(inputs.sample_size_required)
     if seq_total is None or seq_total > window_end:
-        suggested = power.required_for_window(sizing, alpha / 2, inputs.power, share)
+        suggested = power.required_for_window(sizing, alpha / 2, inputs.power, share, t_test)
     n_fixed = None if fixed_arms is None else fixed_arms[0]
     if seq_arms is not None:
         nc, nt = inputs.recorded.get("control", 0), inputs.recorded.get("treatment", 0)

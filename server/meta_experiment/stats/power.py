@@ -65,30 +65,43 @@ def arms_at_split(total: float, control_share: float) -> tuple[int, int]:
 
 
 def required_for_window(
-    effect: float, alpha_per_direction: float, power: float = 0.8, control_share: float = 0.5
+    effect: float, alpha_per_direction: float, power: float = 0.8, control_share: float = 0.5, t_test: bool = True
 ) -> int | None:
     """The smallest sample_size_required whose planned window ends where the window's boundary alone
-    (z >= c at t = 1) has the given power: n_eff at the end >= ((c + z_power) / effect)^2 (normal
-    approximation), n_eff at the end = PLAN_MULTIPLE * required * share * (1 - share)."""
+    (z >= c at t = 1) has the given power (crossing_probability with the PLAN_MULTIPLE * required
+    trials of the window's end, n_eff = that times share * (1 - share)). The normal approximation,
+    n_eff >= ((c + z_power) / effect)^2, is where the search starts: the t's few degrees of freedom
+    only lower the power, and barely at large sizes."""
     effect = abs(effect)
     if effect < TINY_EFFECT or not math.isfinite(effect):  # (1e-160 overflowed the square: from a review)
         return None
-    n_eff = ((sequential.window_critical(alpha_per_direction) + norm_ppf(power)) / effect) ** 2
-    need = n_eff / (sequential.PLAN_MULTIPLE * control_share * (1 - control_share))
-    return None if need > N_MAX else max(2, math.ceil(need - 1e-9))
+    c = sequential.window_critical(alpha_per_direction)
+    spread = sequential.PLAN_MULTIPLE * control_share * (1 - control_share)
+    need = ((c + norm_ppf(power)) / effect) ** 2 / spread
+    if need > N_MAX:
+        return None
+    required = max(2, math.ceil(need - 1e-9))
+    if not t_test:
+        return required
+    while crossing_probability(effect, required * spread, c, sequential.PLAN_MULTIPLE * required) < power:
+        required += 1
+    return required
 
 
-def crossing_probability(effect: float, n_eff: float, z_bound: float, total: float) -> float:
+def crossing_probability(effect: float, n_eff: float, z_bound: float, total: float, t_test: bool = True) -> float:
     """The probability that the sequential test's statistic reaches z_bound at a look with effective
     sample size n_eff (of `total` trials) under a standardized effect `effect`. The test maps Welch's
     t to z at its degrees of freedom (numeric.t_to_z), so it crosses where t exceeds the t quantile
     of the same tail, t_b = F_df^-1(Phi(z_bound)), df = total - 2; t is noncentral t with
     noncentrality effect sqrt(n_eff) (as statsmodels' TTestIndPower; the normal limit at huge df or
     where it cannot be computed). The normal approximation effect sqrt(n_eff) - z_bound had
-    overstated the power at small samples: 64% where it said 80% at 12 per arm (from a review)."""
+    overstated the power at small samples: 64% where it said 80% at 12 per arm (from a review).
+    Not `t_test` (a rate's pooled z): the normal shift, P(Z > z_bound - effect sqrt(n_eff))."""
     shift = effect * math.sqrt(n_eff)
     if not math.isfinite(z_bound):
         return 0.0
+    if not t_test:
+        return norm_sf(z_bound - shift)
     df = max(total - 2.0, 1.0)
     tail = norm_sf(z_bound)
     t_bound = t_isf(tail, df) if tail > 0 else math.inf  # (a bound far out: the normal limit, ~0)
@@ -100,7 +113,12 @@ def crossing_probability(effect: float, n_eff: float, z_bound: float, total: flo
 
 
 def n_eff_sequential(
-    effect: float, alpha_per_direction: float, n_required: int, power: float = 0.8, control_share: float = 0.5
+    effect: float,
+    alpha_per_direction: float,
+    n_required: int,
+    power: float = 0.8,
+    control_share: float = 0.5,
+    t_test: bool = True,
 ) -> float | None:
     """The effective sample size n_eff = n_c n_t / (n_c + n_t) at which the sequential test crosses
     its one-sided boundary at that look with the given probability (crossing_probability, with the
@@ -117,7 +135,7 @@ def n_eff_sequential(
 
     def gap(n_eff: float) -> float:
         bound = sequential.z_boundary(n_eff / end, alpha_per_direction)
-        return crossing_probability(effect, n_eff, bound, n_eff / spread) - power
+        return crossing_probability(effect, n_eff, bound, n_eff / spread, t_test) - power
 
     lo = 0.5  # one trial in each arm
     if gap(lo) >= 0:
@@ -134,12 +152,17 @@ def n_eff_sequential(
 
 
 def n_sequential(
-    effect: float, alpha_per_direction: float, n_required: int, power: float = 0.8, control_share: float = 0.5
+    effect: float,
+    alpha_per_direction: float,
+    n_required: int,
+    power: float = 0.8,
+    control_share: float = 0.5,
+    t_test: bool = True,
 ) -> float | None:
     """n of the control arm (statsmodels' nobs1; the treatment arm has s / (1 - s) times as many, s =
     1 - control_share the treatment share; n per arm at the even split) at which the sequential test
     has the given power: N = n_eff / (s (1 - s)) trials in all (n_eff from n_eff_sequential), of
     which the control arm has (1 - s) N = n_eff / s. At s = 1/2, n = 2 n_eff: effect sqrt(n / 2) -
     z_boundary = z_power, as before uneven splits."""
-    n_eff = n_eff_sequential(effect, alpha_per_direction, n_required, power, control_share)
+    n_eff = n_eff_sequential(effect, alpha_per_direction, n_required, power, control_share, t_test)
     return None if n_eff is None else n_eff / (1 - control_share)
