@@ -3,9 +3,11 @@ and a Lab (the lifecycle) on a real SQLite file inside it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,19 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+@contextlib.contextmanager
+def lab_elsewhere(tmp_path: Path, name: str = "elsewhere") -> Iterator[Lab]:
+    """A Lab on another, empty git project (where an export is imported), closed after."""
+    folder = tmp_path / name
+    folder.mkdir()
+    git(folder, "init", "-q")
+    other = Lab.open(folder, create=True)
+    try:
+        yield other
+    finally:
+        other.close()
 
 
 @pytest.fixture

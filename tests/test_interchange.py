@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROD, VAR, derived_rows, git, spec
+from conftest import PROD, VAR, derived_rows, git, lab_elsewhere, spec
 from meta_experiment.errors import Conflict, InvalidInput, InvalidState
 from meta_experiment.interchange import export_experiments, import_experiments, write_document
 from meta_experiment.lifecycle import Lab
@@ -688,14 +688,8 @@ def test_an_ended_experiment_keeps_a_metric_named_success_rate(lab: Lab) -> None
 def import_elsewhere(tmp_path: Path, document: dict, experiment_id: str) -> tuple[list[str], str]:
     """The document imported into another, empty project: (the import's warnings, the status of
     `experiment_id` there)."""
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    git(elsewhere, "init", "-q")
-    other = Lab.open(elsewhere, create=True)
-    try:
+    with lab_elsewhere(tmp_path) as other:
         return import_experiments(other, document)["warnings"], other.get(experiment_id).status
-    finally:
-        other.close()
 
 
 def test_a_running_experiment_imported_where_its_files_are_missing_is_warned_of(lab: Lab, tmp_path: Path) -> None:

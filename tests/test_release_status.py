@@ -144,7 +144,7 @@ def test_a_forced_promotion_the_data_backed_counts_as_a_success_after_a_round_tr
     """From an export/import review: a promotion forced although the policy said promote counts
     as a success (100%); imported elsewhere its label alone ('forced') made it a failure (0%). An
     export whose promoted event does not hold the verdict is judged by the analysis."""
-    from conftest import git
+    from conftest import lab_elsewhere
     from meta_experiment.interchange import export_experiments, import_experiments
     from release_helpers import winner
 
@@ -157,23 +157,17 @@ def test_a_forced_promotion_the_data_backed_counts_as_a_success_after_a_round_tr
     assert said["data"]["decision"] == "promote"
     if older_export:
         del said["data"]["decision"]
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    git(elsewhere, "init", "-q")
-    other = Lab.open(elsewhere, create=True)
-    try:
+    with lab_elsewhere(tmp_path) as other:
         import_experiments(other, document)
         report = other.status()
         assert report.release.success_rate_pct == 100.0
         assert "- **Successful**: 1 experiment (100% success rate)" in render_status(report)
-    finally:
-        other.close()
 
 
 def test_a_rolled_back_promotion_keeps_its_git_line_after_a_round_trip(lab: Lab, tmp_path: Path) -> None:
     """From an export/import review: an imported promotion shows the commit it made where it was
     promoted; one rolled back since showed no Git line at all."""
-    from conftest import git
+    from conftest import lab_elsewhere
     from meta_experiment.interchange import export_experiments, import_experiments
     from release_helpers import winner
 
@@ -183,14 +177,8 @@ def test_a_rolled_back_promotion_keeps_its_git_line_after_a_round_trip(lab: Lab,
     [here] = lab.status().release.experiments
     assert here.git is not None and here.git.startswith("committed ")
     document = export_experiments(lab)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    git(elsewhere, "init", "-q")
-    other = Lab.open(elsewhere, create=True)
-    try:
+    with lab_elsewhere(tmp_path) as other:
         import_experiments(other, document)
         [there] = other.status().release.experiments
         assert there.git == here.git.split(" (")[0] + " (where it was made; imported)"
         assert f"**Git**: {there.git}" in render_status(other.status())
-    finally:
-        other.close()
