@@ -354,11 +354,13 @@ def _refuse_unknown_original(lab: Lab, experiment: Experiment) -> None:
     said = lab.events(experiment.id, kinds=[ORIGINAL_UNKNOWN])
     if said:
         named = [ev.data.get("files") for ev in said]
-        files = ", ".join(str(f) for names in named if isinstance(names, list) for f in names) or "its files"
+        paths = [str(f) for names in named if isinstance(names, list) for f in names] or [
+            f.production for f in experiment.files
+        ]
         raise InvalidState(
-            f"Experiment {experiment.id} cannot be rolled back: the original of {files} is not known (it was "
-            "imported as promoted without a snapshot or a backup of it). Restore the file from git history "
-            f"(`git log -p -- {files}`) by hand; the experiment stays promoted."
+            f"Experiment {experiment.id} cannot be rolled back: the original of {', '.join(paths)} is not known (it "
+            "was imported as promoted without a snapshot or a backup of it). Restore it by hand from git history "
+            f"(`git log -p -- {' '.join(shlex.quote(p) for p in paths)}`); the experiment stays promoted."
         )
 
 
