@@ -1341,3 +1341,15 @@ def test_replacements_that_lead_round_in_a_circle_are_refused(lab: Lab) -> None:
     trials[0]["replaces"] = 3
     with pytest.raises(InvalidInput, match="lead round in a circle"):
         _one(lab, item)
+
+
+def test_a_chain_of_replacements_with_a_bad_link_is_named_not_raised(lab: Lab) -> None:
+    item = _voided_pair(lab)
+    trials = item["meta_experiment"]["trials"]
+    first, replacement = trials[0], trials[3]
+    # the replacement listed first, its voided trial after it with a replaces that is no position
+    replacement["replaces"] = 1
+    first.update(voided={**first["voided"], "replaced_by": 0}, replaces="abc")
+    item["meta_experiment"]["trials"] = [replacement, first, trials[1], trials[2]]
+    with pytest.raises(InvalidInput, match=r"trials\[1\].replaces 'abc' must be the position of a voided trial"):
+        _one(lab, item)

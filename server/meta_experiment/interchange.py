@@ -555,15 +555,15 @@ def _check_replacements(trials: list[dict[str, Any]]) -> None:
                     f"trials[{i}].replaces {t['replaces']!r} must be the position of a voided trial whose "
                     f"voided.replaced_by is {i}, as an export writes them (or remove replaces: a trial of its own)."
                 )
-            seen, k = {i}, t["replaces"]  # the chain of corrections leads back to a run that was assigned
-            while "replaces" in trials[k]:
-                if k in seen:
+            seen, at = {i}, k  # the chain of corrections leads back to a run that was assigned
+            while at is not None and "replaces" in trials[at]:
+                if at in seen:
                     raise ValueError(
                         f"trials[{i}]'s replaces lead round in a circle: each correction replaces an "
                         "earlier trial, back to the run that was assigned."
                     )
-                seen.add(k)
-                k = trials[k]["replaces"]
+                seen.add(at)
+                at = position(trials[at]["replaces"])  # (one that is not a position: refused at its own turn)
 
 
 def _snapshots(lab: Lab, files: Any) -> dict[str, dict[str, Any]]:
